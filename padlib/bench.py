@@ -1,0 +1,46 @@
+"""Benchmarks: ``python -m padlib bench`` prints one ``name=value`` line per figure.
+
+Performance is reported as ratios measured in one run on the same images (e.g. scan time / plain forward
+time), so the figures mean the same on any machine. Chapters add their benchmarks to ``BENCHMARKS``.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+
+def time_call(fn, repeats: int = 3) -> float:
+    """Best-of-``repeats`` wall time of ``fn()`` in seconds (one warm-up call first)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_forward() -> dict:
+    """Reference figure: plain MobileNetV2 forward throughput on 32 probe images at 224 px on this machine."""
+    from .data import probe_images
+    from .models import load_model
+
+    model = load_model("mobilenet_v2")
+    x = probe_images(32, model=model).tensor()
+    with torch.no_grad():
+        seconds = time_call(lambda: model(x), repeats=2)
+    return {"mobilenet_v2_forward_images_per_s": round(32 / seconds, 1)}
+
+
+BENCHMARKS = [bench_forward]
+
+
+def main(only=None) -> int:
+    torch.manual_seed(0)
+    for bench in BENCHMARKS:
+        if only and not any(o in bench.__name__ for o in only):
+            continue
+        for name, value in bench().items():
+            print(f"{name}={value}", flush=True)
+    return 0

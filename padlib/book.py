@@ -1,0 +1,184 @@
+"""The book build: execute every chapter notebook headless with papermill, then build the static site.
+
+Notebooks are committed without outputs. ``execute_chapters`` writes executed copies under ``_build``;
+``build_site`` stages them with ``_config.yml`` and ``book/`` and runs Jupyter Book 1 in strict mode.
+Nothing here touches the committed notebooks.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .errors import PadlibError
+
+REPO = Path(__file__).resolve().parent.parent
+TOC = REPO / "book" / "_toc.yml"
+VENDOR_SRC = REPO / "book" / "vendor" / "node_modules"
+VENDOR_DST = REPO / "book" / "_static" / "vendor"
+# Hosts the site must never load from; the vendored scripts carry some of them as defaults, patched below.
+CDN_HOSTS = ("cdn.jsdelivr.net", "unpkg.com", "cdnjs.cloudflare.com", "fonts.googleapis.com", "fonts.gstatic.com",
+             "code.jquery.com", "ajax.googleapis.com", "cdn.plot.ly", "binder", "thebe.", "colab.research.google")
+OFFLINE_WIDGET_MODULES = "./widget-modules-are-not-fetched-offline/"
+
+
+def chapters() -> list[Path]:
+    """The chapter notebooks in book order, read from the table of contents."""
+    entries = re.findall(r"file:\s*(notebooks/[\w\-]+)", TOC.read_text())
+    return [REPO / f"{e}.ipynb" for e in entries]
+
+
+def find_chapter(key: str) -> Path:
+    """A chapter by number ('1', '01') or by (part of) its file name."""
+    for i, nb in enumerate(chapters(), 1):
+        if key.lstrip("0") == str(i) or key in nb.stem:
+            return nb
+    raise PadlibError(f"no chapter matches '{key}'; chapters: {', '.join(nb.stem for nb in chapters())}")
+
+
+def _kernel_env() -> dict:
+    # Prefer this environment's kernel spec over any user-level 'python3' spec pointing at another Python.
+    env = dict(os.environ)
+    env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(Path(sys.prefix) / "share" / "jupyter"),
+                                                        env.get("JUPYTER_PATH", "")]))
+    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    return env
+
+
+def execute_notebook(notebook: Path, output: Path, parameters: dict | None = None, timeout: int = 1800) -> float:
+    """Run one notebook with papermill (parameters injected after its ``parameters`` cell); return seconds.
+
+    The injected cell is tagged ``remove-cell`` so the site hides it; widget state is saved for the site.
+    """
+    import papermill
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    old = dict(os.environ)
+    os.environ.update(_kernel_env())
+    t0 = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(output), parameters=parameters or {}, kernel_name="python3",
+            cwd=str(notebook.parent), progress_bar=False, log_output=False, execution_timeout=timeout,
+        )
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+        if output.exists():
+            _tag_injected_cell(output)
+    return time.perf_counter() - t0
+
+
+def _tag_injected_cell(path: Path) -> None:
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    path.write_text(json.dumps(nb, indent=1))
+
+
+def execute_chapters(out_dir: Path, smoke: bool = False, only: list[str] | None = None,
+                     parameters: dict | None = None) -> list[dict]:
+    """Execute the chapters (all, or those in ``only``) into ``out_dir/notebooks``; one record per chapter."""
+    selected = [find_chapter(k) for k in only] if only else chapters()
+    records = []
+    for nb in selected:
+        params = dict(parameters or {})
+        if smoke:
+            params["smoke"] = True
+        out = Path(out_dir) / "notebooks" / nb.name
+        print(f"executing {nb.relative_to(REPO)}{' (smoke)' if smoke else ''} ...", flush=True)
+        seconds = execute_notebook(nb, out, params)
+        print(f"  done in {seconds:.0f} s", flush=True)
+        records.append({"notebook": nb.stem, "seconds": round(seconds, 1), "output": str(out)})
+    return records
+
+
+def vendor_assets() -> Path:
+    """Copy the npm-installed browser assets into ``book/_static/vendor``, pointing their CDN defaults home."""
+    if not VENDOR_SRC.exists():
+        raise PadlibError(f"{VENDOR_SRC} is missing: run `make setup` (it runs `npm ci` in book/vendor)")
+    if VENDOR_DST.exists():
+        shutil.rmtree(VENDOR_DST)
+    VENDOR_DST.mkdir(parents=True)
+    shutil.copy(VENDOR_SRC / "requirejs" / "require.js", VENDOR_DST / "require.js")
+    html_manager = VENDOR_SRC / "@jupyter-widgets" / "html-manager" / "dist"
+    for f in html_manager.iterdir():
+        if f.suffix not in (".map", ".txt") and f.name not in ("embed.js", "libembed-amd.js"):
+            shutil.copy(f, VENDOR_DST / f.name)
+    shutil.copytree(VENDOR_SRC / "mathjax" / "es5", VENDOR_DST / "mathjax")
+    # Third-party widget modules (none of ours) would be fetched from a CDN: point that default at nothing.
+    for f in [VENDOR_DST / "embed-amd.js", *(VENDOR_DST / "mathjax").rglob("*.js")]:
+        text = f.read_text(encoding="utf-8")
+        patched = text.replace("https://cdn.jsdelivr.net/npm/", OFFLINE_WIDGET_MODULES)
+        if patched != text:
+            f.write_text(patched, encoding="utf-8")
+    return VENDOR_DST
+
+
+def build_site(executed_dir: Path, out_dir: Path | None = None, strict: bool = True) -> Path:
+    """Stage ``_config.yml``, ``book/`` and the executed notebooks, build HTML with Jupyter Book; return html dir."""
+    executed_dir = Path(executed_dir).resolve()
+    out_dir = (Path(out_dir) if out_dir else REPO / "_build").resolve()
+    if not (VENDOR_DST / "embed-amd.js").exists():
+        vendor_assets()
+    stage = out_dir / "site_src"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    shutil.copy(REPO / "_config.yml", stage / "_config.yml")
+    shutil.copytree(REPO / "book", stage / "book", ignore=shutil.ignore_patterns("vendor", "node_modules"))
+    missing = [nb.name for nb in chapters() if not (executed_dir / "notebooks" / nb.name).exists()]
+    if missing:
+        raise PadlibError(f"not executed yet: {', '.join(missing)} (run `python -m padlib book`)")
+    shutil.copytree(executed_dir / "notebooks", stage / "notebooks")
+    html = out_dir / "html"
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(stage), "--toc", str(stage / "book" / "_toc.yml"),
+           "--config", str(stage / "_config.yml"), "--path-output", str(stage)]
+    if strict:
+        cmd += ["-W", "-n", "--keep-going"]
+    proc = subprocess.run(cmd, cwd=stage, text=True, capture_output=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+        raise PadlibError(f"jupyter-book build failed (exit {proc.returncode}):\n{tail}")
+    if html.exists():
+        shutil.rmtree(html)
+    shutil.move(str(stage / "_build" / "html"), str(html))
+    return html
+
+
+def site_problems(html_dir: Path) -> list[str]:
+    """What is wrong with a built site: missing pages or figures, references to CDNs or outside resources."""
+    html_dir = Path(html_dir)
+    problems = []
+    if not (html_dir / "index.html").exists():
+        problems.append("no index.html")
+    for nb in chapters():
+        page = html_dir / "notebooks" / f"{nb.stem}.html"
+        if not page.exists():
+            problems.append(f"no page for {nb.stem}")
+            continue
+        text = page.read_text(encoding="utf-8")
+        if not re.search(r"<img[^>]+src=\"[^\"]+\.(png|svg|jpg)\"", text):
+            problems.append(f"{nb.stem}: no figure")
+    external_load = re.compile(r"""(?:src|href)\s*=\s*["'](?:https?:)?//(?!www\.w3\.org)[^"']+["'][^>]*""")
+    for f in html_dir.rglob("*"):
+        if f.suffix not in (".html", ".js", ".css", ".json", ".txt") or not f.is_file():
+            continue
+        text = f.read_text(encoding="utf-8", errors="replace")
+        for host in CDN_HOSTS:
+            if host in text:
+                problems.append(f"{f.relative_to(html_dir)}: mentions {host}")
+        if f.suffix == ".html":
+            for m in external_load.finditer(text):
+                tag_start = text.rfind("<", 0, m.start())
+                tag = text[tag_start:tag_start + 6].lower()
+                if tag.startswith(("<scrip", "<link", "<img", "<ifram", "<sourc", "<video", "<audio")):
+                    problems.append(f"{f.relative_to(html_dir)}: loads {m.group(0)[:120]}")
+    return problems

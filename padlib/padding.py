@@ -1,0 +1,221 @@
+"""Padding arithmetic and padding schemes, in one place (as timm keeps ``get_padding``/``pad_same``).
+
+Every chapter asks the same questions of a layer: how much padding does it add on each side at this input
+size, how much of it is actually read, and what happens if the padding values change. The answers live
+here: :func:`layer_pads`, :func:`padding_read`, :func:`padded_convs` and :func:`convert_padding`.
+Padding tuples follow ``torch.nn.functional.pad``: ``(left, right, top, bottom)``.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import NoPaddedLayersError, PadlibError, check_type
+
+SIDES = ("top", "bottom", "left", "right")
+_DYNAMIC_SAME = ("Conv2dSame", "Conv2dSameExport", "MaxPool2dSame", "AvgPool2dSame")
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def same_padding(n: int, k: int, s: int, d: int = 1) -> tuple[int, int]:
+    """TensorFlow 'SAME' padding of one dimension: (before, after); the odd extra row goes after."""
+    total = max((math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)
+    return total // 2, total - total // 2
+
+
+def output_size(n: int, k: int, s: int, d: int, before: int, after: int) -> int:
+    """Output length of a conv/pool along one dimension (PyTorch floor convention)."""
+    return (n + before + after - d * (k - 1) - 1) // s + 1
+
+
+def padding_read(n: int, k: int, s: int, d: int, before: int, after: int) -> dict:
+    """How much of each side's padding the sliding window actually reads along one dimension.
+
+    With m = n + before + after - d(k-1) - 1, the last ``m mod s`` rows are never visited: they eat into
+    the far padding first, then into the input (see Mind the Pad in shared/papers.md).
+    """
+    m = n + before + after - d * (k - 1) - 1
+    if m < 0:
+        raise PadlibError(f"kernel extent {d * (k - 1) + 1} exceeds padded input {n + before + after}")
+    r = m % s
+    read_after = max(after - r, 0)
+    return {
+        "out": m // s + 1,
+        "read_before": min(before, (m // s) * s + d * (k - 1) + 1),
+        "read_after": read_after,
+        "unread_input": max(r - after, 0),
+    }
+
+
+def is_dynamic_same(module: nn.Module) -> bool:
+    """timm's TF-'SAME' layers that pad at run time, depending on the input size."""
+    return type(module).__name__ in _DYNAMIC_SAME or bool(getattr(module, "dynamic_same", False))
+
+
+def layer_pads(module: nn.Module, in_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) padding a conv or pool adds to an input of size ``in_hw``."""
+    h, w = in_hw
+    k, s, d = (_pair(getattr(module, a, 1)) for a in ("kernel_size", "stride", "dilation"))
+    if is_dynamic_same(module):
+        (t, b), (l, r) = same_padding(h, k[0], s[0], d[0]), same_padding(w, k[1], s[1], d[1])
+        return l, r, t, b
+    p = getattr(module, "padding", 0)
+    if p == "valid":
+        return 0, 0, 0, 0
+    if p == "same":  # PyTorch 'same' (stride 1): the odd extra goes after
+        th, tw = d[0] * (k[0] - 1), d[1] * (k[1] - 1)
+        return tw // 2, tw - tw // 2, th // 2, th - th // 2
+    ph, pw = _pair(p)
+    return pw, pw, ph, ph
+
+
+def can_read_padding(module: nn.Module) -> bool:
+    """A 2-D convolution whose kernel can be centred where it reads padding: kernel > 1 and padding > 0."""
+    if not isinstance(module, nn.Conv2d):
+        return False
+    k = _pair(module.kernel_size)
+    if max(k) <= 1:
+        return False
+    if is_dynamic_same(module) or module.padding == "same":
+        return True
+    return module.padding != "valid" and max(_pair(module.padding)) > 0
+
+
+def padded_convs(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
+    """Every conv of ``model`` that can read padding, in module order (depthwise, grouped, TF-SAME included)."""
+    check_type("model", model, nn.Module)
+    return [(name, m) for name, m in model.named_modules() if can_read_padding(m)]
+
+
+def require_padded_convs(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
+    """:func:`padded_convs`, or a clear error when there are none."""
+    convs = padded_convs(model)
+    if not convs:
+        n = sum(isinstance(m, nn.Conv2d) for m in model.modules())
+        raise NoPaddedLayersError(
+            f"{type(model).__name__} has no convolution that can read padding ({n} Conv2d layers, all with "
+            "kernel 1 or padding 0): there is nothing for padding analysis to measure"
+        )
+    return convs
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Padding schemes: a scheme pads a conv's input explicitly and runs the conv without implicit padding.
+
+class PaddingScheme(nn.Module):
+    """Zero padding, done explicitly. Subclasses override :meth:`pad` (or :meth:`forward` to rescale)."""
+
+    name = "zero"
+
+    def pad(self, x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
+        return F.pad(x, pads)
+
+    def forward(self, conv: nn.Conv2d, x: torch.Tensor, pads) -> torch.Tensor:
+        return F.conv2d(self.pad(x, pads), conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)
+
+
+class TorchModePadding(PaddingScheme):
+    """``F.pad`` modes: reflect (mirror without the edge), replicate (edge repeated), circular (wrap)."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+        self.name = {"reflect": "reflect", "replicate": "replicate", "circular": "circular"}[mode]
+
+    def pad(self, x, pads):
+        h, w = x.shape[-2:]
+        l, r, t, b = pads
+        limit = (w, h) if self.mode == "circular" else (w - 1, h - 1) if self.mode == "reflect" else (10**9,) * 2
+        if max(l, r) > limit[0] or max(t, b) > limit[1]:
+            raise PadlibError(f"{self.mode} padding of {pads} is impossible on a {h}x{w} feature map")
+        return F.pad(x, pads, mode=self.mode)
+
+    def extra_repr(self):
+        return self.mode
+
+
+PADDING_SCHEMES: dict[str, Callable[[nn.Conv2d], PaddingScheme]] = {
+    "zero": lambda conv: PaddingScheme(),
+    "reflect": lambda conv: TorchModePadding("reflect"),
+    "replicate": lambda conv: TorchModePadding("replicate"),
+    "circular": lambda conv: TorchModePadding("circular"),
+}
+
+
+def register_scheme(name: str, factory: Callable[[nn.Conv2d], PaddingScheme]) -> None:
+    """Make a padding scheme available to :func:`convert_padding` (factory gets the conv it will serve)."""
+    PADDING_SCHEMES[name] = factory
+
+
+class PadConv2d(nn.Conv2d):
+    """A Conv2d whose padding is done by a :class:`PaddingScheme`; same weights, same name, same output shape.
+
+    It stays a Conv2d (hooks, ``padded_convs`` and state-dict keys work as before) and remembers whether the
+    original padded statically or with TF 'SAME' at run time.
+    """
+
+    def __init__(self, conv: nn.Conv2d, scheme: PaddingScheme):
+        super().__init__(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                         conv.padding if not is_dynamic_same(conv) else 0, conv.dilation, conv.groups,
+                         bias=conv.bias is not None, device=conv.weight.device, dtype=conv.weight.dtype)
+        self.weight = conv.weight
+        self.bias = conv.bias
+        self.dynamic_same = is_dynamic_same(conv)
+        self.original_mode = "zero" if conv.padding_mode == "zeros" else conv.padding_mode
+        self.scheme = scheme
+
+    def forward(self, x):
+        return self.scheme(self, x, layer_pads(self, x.shape[-2:]))
+
+    def extra_repr(self):
+        return super().extra_repr() + (", dynamic_same=True" if self.dynamic_same else "")
+
+
+def padding_scheme_of(conv: nn.Conv2d) -> str:
+    """The scheme a conv pads with: 'zero', 'reflect', 'replicate', 'circular' or a registered name."""
+    if isinstance(conv, PadConv2d):
+        return conv.scheme.name
+    return "zero" if conv.padding_mode == "zeros" else conv.padding_mode
+
+
+def convert_padding(model: nn.Module, scheme: str, inplace: bool = False) -> nn.Module:
+    """Every padded conv of ``model`` pads with ``scheme`` instead (weights kept, output shapes unchanged).
+
+    Works on torchvision, timm (including dynamic TF 'SAME' convs, whose asymmetric amounts are kept) and
+    padlib models. Returns a new model unless ``inplace``. Converting a zero-padded conv to 'zero' leaves
+    it untouched, so outputs stay bit-for-bit identical.
+    """
+    check_type("scheme", scheme, str)
+    if scheme not in PADDING_SCHEMES:
+        raise PadlibError(f"unknown padding scheme '{scheme}'; available: {', '.join(PADDING_SCHEMES)}")
+    convs = require_padded_convs(model)
+    target = model if inplace else copy.deepcopy(model)
+    for name, _ in convs:
+        parent_name, _, child = name.rpartition(".")
+        parent = target.get_submodule(parent_name) if parent_name else target
+        conv = getattr(parent, child)
+        if isinstance(conv, PadConv2d):
+            if conv.original_mode == scheme == "zero":
+                new = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                                conv.padding, conv.dilation, conv.groups, conv.bias is not None)
+                new.weight, new.bias = conv.weight, conv.bias
+                if conv.dynamic_same:
+                    new = PadConv2d(new, PaddingScheme())
+                    new.dynamic_same = True
+                setattr(parent, child, new)
+                continue
+            base = conv
+        else:
+            if scheme == "zero" and conv.padding_mode == "zeros":
+                continue
+            base = conv
+        setattr(parent, child, PadConv2d(base, PADDING_SCHEMES[scheme](base)))
+    return target

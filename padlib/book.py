@@ -20,7 +20,7 @@ from .errors import PadlibError
 REPO = Path(__file__).resolve().parent.parent
 TOC = REPO / "book" / "_toc.yml"
 VENDOR_SRC = REPO / "book" / "vendor" / "node_modules"
-VENDOR_DST = REPO / "book" / "_static" / "vendor"
+VENDOR_DST = REPO / "book" / "_static" / "offline"  # not "vendor": the theme ships a _static/vendor
 # Hosts the site must never load from; the vendored scripts carry some of them as defaults, patched below.
 CDN_HOSTS = ("cdn.jsdelivr.net", "unpkg.com", "cdnjs.cloudflare.com", "fonts.googleapis.com", "fonts.gstatic.com",
              "code.jquery.com", "ajax.googleapis.com", "cdn.plot.ly", "binder", "thebe.", "colab.research.google")
@@ -101,7 +101,7 @@ def execute_chapters(out_dir: Path, smoke: bool = False, only: list[str] | None 
 
 
 def vendor_assets() -> Path:
-    """Copy the npm-installed browser assets into ``book/_static/vendor``, pointing their CDN defaults home."""
+    """Copy the npm-installed browser assets into ``book/_static/offline``, pointing their CDN defaults home."""
     if not VENDOR_SRC.exists():
         raise PadlibError(f"{VENDOR_SRC} is missing: run `make setup` (it runs `npm ci` in book/vendor)")
     if VENDOR_DST.exists():
@@ -113,6 +113,7 @@ def vendor_assets() -> Path:
         if f.suffix not in (".map", ".txt") and f.name not in ("embed.js", "libembed-amd.js"):
             shutil.copy(f, VENDOR_DST / f.name)
     shutil.copytree(VENDOR_SRC / "mathjax" / "es5", VENDOR_DST / "mathjax")
+    (VENDOR_DST / "mathjax" / "latest.js").unlink()  # a loader that fetches "the latest MathJax" from CDNs
     # Third-party widget modules (none of ours) would be fetched from a CDN: point that default at nothing.
     for f in [VENDOR_DST / "embed-amd.js", *(VENDOR_DST / "mathjax").rglob("*.js")]:
         text = f.read_text(encoding="utf-8")
@@ -133,7 +134,8 @@ def build_site(executed_dir: Path, out_dir: Path | None = None, strict: bool = T
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
     shutil.copy(REPO / "_config.yml", stage / "_config.yml")
-    shutil.copytree(REPO / "book", stage / "book", ignore=shutil.ignore_patterns("vendor", "node_modules"))
+    shutil.copytree(REPO / "book", stage / "book",
+                    ignore=lambda d, names: [n for n in names if Path(d) == REPO / "book" and n == "vendor"])
     missing = [nb.name for nb in chapters() if not (executed_dir / "notebooks" / nb.name).exists()]
     if missing:
         raise PadlibError(f"not executed yet: {', '.join(missing)} (run `python -m padlib book`)")

@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build-only", action="store_true", help="rebuild the site from already executed notebooks")
     p.add_argument("--out", default="_build", help="output folder (default _build)")
     p.set_defaults(func=_cmd_book)
-    p = sub.add_parser("vendor", help="copy the npm browser assets into book/_static/vendor")
+    p = sub.add_parser("vendor", help="copy the npm browser assets into book/_static/offline")
     p.set_defaults(func=_cmd_vendor)
     p = sub.add_parser("bench", help="print benchmark figures, one name=value per line")
     p.add_argument("only", nargs="*", help="run only benchmarks whose name contains one of these")

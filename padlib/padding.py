@@ -36,22 +36,30 @@ def output_size(n: int, k: int, s: int, d: int, before: int, after: int) -> int:
     return (n + before + after - d * (k - 1) - 1) // s + 1
 
 
-def padding_read(n: int, k: int, s: int, d: int, before: int, after: int) -> dict:
+def padding_read(n: int, k: int, s: int, d: int, before: int, after: int, ceil_mode: bool = False) -> dict:
     """How much of each side's padding the sliding window actually reads along one dimension.
 
     With m = n + before + after - d(k-1) - 1, the last ``m mod s`` rows are never visited: they eat into
-    the far padding first, then into the input (see Mind the Pad in shared/papers.md).
+    the far padding first, then into the input (see Mind the Pad in shared/papers.md). With ``ceil_mode``
+    (pools) the last window may hang over the far padding; ``read_after`` then exceeds ``after`` by
+    ``ceil_extra`` rows of implicit padding (ignored by max pooling, left out of the average by avg pooling).
     """
     m = n + before + after - d * (k - 1) - 1
     if m < 0:
         raise PadlibError(f"kernel extent {d * (k - 1) + 1} exceeds padded input {n + before + after}")
-    r = m % s
-    read_after = max(after - r, 0)
+    out = m // s + 1
+    if ceil_mode:
+        out = -(-m // s) + 1
+        if (out - 1) * s >= n + before:  # PyTorch: the last window must start inside the input or left padding
+            out -= 1
+    last = (out - 1) * s + d * (k - 1)  # last row read, counted from the first row of the near padding
+    far = last - (before + n - 1)  # > 0: rows of far padding read; < 0: input rows never read
     return {
-        "out": m // s + 1,
-        "read_before": min(before, (m // s) * s + d * (k - 1) + 1),
-        "read_after": read_after,
-        "unread_input": max(r - after, 0),
+        "out": out,
+        "read_before": min(before, last + 1),
+        "read_after": max(far, 0),
+        "unread_input": max(-far, 0),
+        "ceil_extra": max(far - after, 0),
     }
 
 

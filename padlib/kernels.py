@@ -1,0 +1,603 @@
+"""PAN kernels from the weights: the data-free border response, kernel profiles, a taxonomy, mean-kernel asymmetry.
+
+A zero-padded convolution evaluated on a constant input equal to the input channel means gives, at the
+border, the interior response minus the taps that land on padding. That shift is computable from the
+weights alone (:func:`padding_response`), so the weights predict which filters respond to the border
+(:func:`data_free_pans`), what their kernels look like (:func:`kernel_profile`, :func:`classify_pan_kernels`),
+and whether uneven padding left a lean in the learned kernels (:func:`mean_kernel_asymmetry`).
+All formulas here are our formulation (shared/papers.md, "PAN detection"), validated against brute force.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .errors import PadlibError, check_type
+from .padding import (
+    SIDES,
+    is_dynamic_same,
+    layer_pads,
+    output_size,
+    padded_convs,
+    padding_read,
+    require_padded_convs,
+)
+
+CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
+PAN_TYPES = ("side", "corner", "frame", "edge", "silenced")
+_OPPOSITE = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def _check_conv(conv) -> nn.Conv2d:
+    check_type("conv", conv, nn.Conv2d, "pass one torch.nn.Conv2d layer (e.g. from padlib.padding.padded_convs)")
+    from .padding import padding_scheme_of
+
+    scheme = padding_scheme_of(conv)
+    if scheme != "zero":
+        raise PadlibError(f"the data-free border response is derived for zero padding; this conv pads with "
+                          f"'{scheme}' (convert it back with padlib.padding.convert_padding(model, 'zero'))")
+    return conv
+
+
+def _input_mean_vector(conv: nn.Conv2d, input_mean) -> torch.Tensor:
+    c = conv.in_channels
+    if input_mean is None:
+        return torch.ones(c, dtype=torch.float64)
+    mu = torch.as_tensor(np.asarray(input_mean, dtype=np.float64)).flatten()
+    if mu.numel() == 1:
+        mu = mu.expand(c).clone()
+    if mu.numel() != c:
+        raise PadlibError(f"input_mean has {mu.numel()} values but the conv reads {c} input channels")
+    return mu
+
+
+def weighted_profile(conv: nn.Conv2d, input_mean=None) -> torch.Tensor:
+    """Per output channel, the spatial kernel summed over its input channels weighted by their means: (O, kh, kw).
+
+    With ``input_mean=None`` every input channel weighs 1 (the plain channel sum). Groups are respected:
+    output channel o reads only its group's input channels.
+    """
+    _check_conv(conv)
+    w = conv.weight.detach().to("cpu", torch.float64)
+    o, cg, kh, kw = w.shape
+    g = conv.groups
+    mu = _input_mean_vector(conv, input_mean).view(g, cg)
+    mu_out = mu.repeat_interleave(o // g, dim=0)  # (O, Cg): the means of the channels each output reads
+    return (w * mu_out[:, :, None, None]).sum(1)
+
+
+def _padded_taps(n, k, s, d, before, after):
+    """Boolean masks over the k taps of one dimension: taps on padding at the first and at the last output."""
+    out = output_size(n, k, s, d, before, after)
+    taps = np.arange(k) * d
+    first = taps - before < 0
+    last = (out - 1) * s - before + taps >= n
+    return first, last, out
+
+
+def _tap_masks(conv: nn.Conv2d, in_hw):
+    kh, kw = _pair(conv.kernel_size)
+    (sh, sw), (dh, dw) = _pair(conv.stride), _pair(conv.dilation)
+    if in_hw is None:
+        if is_dynamic_same(conv) or max(sh, sw) > 1:
+            raise PadlibError("pass in_hw=(height, width): with stride > 1 or TF-'SAME' padding, how much of the "
+                              "bottom/right padding is read depends on the input size")
+        # stride 1, static padding: the answer does not depend on the size; any size with an interior will do
+        in_hw = (4 * kh * dh + 8, 4 * kw * dw + 8)
+    h, w = (int(v) for v in in_hw)
+    left, right, top, bottom = layer_pads(conv, (h, w))
+    rows_top, rows_bottom, out_h = _padded_taps(h, kh, sh, dh, top, bottom)
+    cols_left, cols_right, out_w = _padded_taps(w, kw, sw, dw, left, right)
+    return {"top": rows_top, "bottom": rows_bottom, "left": cols_left, "right": cols_right}, (out_h, out_w)
+
+
+def padding_response(conv: nn.Conv2d, input_mean=None, in_hw=None) -> pd.DataFrame:
+    """Data-free border shift of each output channel of a zero-padded conv, per side and corner.
+
+    For a constant input equal to ``input_mean`` (one value per input channel), the output at the outermost
+    row/column of a side (away from corners) minus the interior output is minus the weight, times the input
+    mean, of the taps that land on padding there; at a corner the union of both sides' taps. Handles any
+    kernel size, padding, stride, dilation, groups and TF-'SAME' (extra bottom/right row; pass ``in_hw``).
+    Columns: channel, interior (the interior output), top, bottom, left, right, the four corners.
+    """
+    _check_conv(conv)
+    profile = weighted_profile(conv, input_mean)  # (O, kh, kw)
+    masks, _ = _tap_masks(conv, in_hw)
+    m = {k: torch.as_tensor(v) for k, v in masks.items()}
+    rows = {"top": m["top"][:, None] & torch.ones_like(m["left"])[None, :],
+            "bottom": m["bottom"][:, None] & torch.ones_like(m["left"])[None, :],
+            "left": torch.ones_like(m["top"])[:, None] & m["left"][None, :],
+            "right": torch.ones_like(m["top"])[:, None] & m["right"][None, :]}
+    bias = conv.bias.detach().to("cpu", torch.float64) if conv.bias is not None else torch.zeros(profile.shape[0],
+                                                                                                dtype=torch.float64)
+    data = {"channel": np.arange(profile.shape[0]), "interior": (bias + profile.sum((1, 2))).numpy()}
+    for side in SIDES:
+        data[side] = -(profile * rows[side]).sum((1, 2)).numpy()
+    for corner in CORNERS:
+        a, b = corner.split("_")
+        data[corner] = -(profile * (rows[a] | rows[b])).sum((1, 2)).numpy()
+    return pd.DataFrame(data)
+
+
+def brute_force_response(conv: nn.Conv2d, input_mean, in_hw) -> pd.DataFrame:
+    """The same quantities as :func:`padding_response`, measured by running ``conv`` on a constant input.
+
+    The reference that the formula is tested against: border rows/columns are compared with an output
+    position whose window reads no padding (an error if the size leaves no such position).
+    """
+    _check_conv(conv)
+    mu = _input_mean_vector(conv, input_mean)
+    h, w = in_hw
+    x = mu.to(conv.weight.dtype).view(1, -1, 1, 1).expand(1, mu.numel(), h, w).to(conv.weight.device).contiguous()
+    with torch.no_grad():
+        y = conv(x)[0].detach().to("cpu", torch.float64)  # (O, out_h, out_w)
+    masks, (out_h, out_w) = _tap_masks(conv, in_hw)
+    left, right, top, bottom = layer_pads(conv, (h, w))
+    (kh, kw), (sh, sw), (dh, dw) = _pair(conv.kernel_size), _pair(conv.stride), _pair(conv.dilation)
+    inner_r = [r for r in range(out_h) if r * sh - top >= 0 and r * sh - top + (kh - 1) * dh <= h - 1]
+    inner_c = [c for c in range(out_w) if c * sw - left >= 0 and c * sw - left + (kw - 1) * dw <= w - 1]
+    if not inner_r or not inner_c:
+        raise PadlibError(f"input {in_hw} is too small: every output position of this conv reads padding")
+    r0, c0 = inner_r[len(inner_r) // 2], inner_c[len(inner_c) // 2]
+    interior = y[:, r0, c0]
+    pos = {"top": (0, c0), "bottom": (out_h - 1, c0), "left": (r0, 0), "right": (r0, out_w - 1),
+           "top_left": (0, 0), "top_right": (0, out_w - 1), "bottom_left": (out_h - 1, 0),
+           "bottom_right": (out_h - 1, out_w - 1)}
+    data = {"channel": np.arange(y.shape[0]), "interior": interior.numpy()}
+    for key, (r, c) in pos.items():
+        data[key] = (y[:, r, c] - interior).numpy()
+    return pd.DataFrame(data)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Kernel profiles and their features
+
+
+def _regions(k: int) -> np.ndarray:
+    """Tap index -> region 0 (first border band), 1 (centre) or 2 (last band); bands are (k-1)//2 taps wide."""
+    b = max((k - 1) // 2, 1) if k > 1 else 0
+    idx = np.ones(k, dtype=int)
+    idx[:b] = 0
+    idx[k - b:] = 2
+    return idx
+
+
+def profile_3x3(profile: np.ndarray) -> np.ndarray:
+    """Pool a (kh, kw) profile into 3x3 bands (border band, centre, border band) so all kernel sizes compare."""
+    kh, kw = profile.shape
+    rr, cc = _regions(kh), _regions(kw)
+    out = np.zeros((3, 3))
+    np.add.at(out, (rr[:, None].repeat(kw, 1), cc[None, :].repeat(kh, 0)), profile)
+    return out
+
+
+def _profile_features(p: np.ndarray) -> dict:
+    q = profile_3x3(p)
+    l1 = float(np.abs(p).sum())
+    scale = l1 if l1 > 0 else 1.0
+    mass = {"top": q[0].sum(), "bottom": q[2].sum(), "left": q[:, 0].sum(), "right": q[:, 2].sum()}
+    ring = q.sum() - q[1, 1]
+    return {
+        "l1": l1,
+        "dc": float(p.sum()) / scale,
+        **{f"mass_{s}": float(v) / scale for s, v in mass.items()},
+        "asym_lr": float(mass["right"] - mass["left"]) / scale,
+        "asym_tb": float(mass["bottom"] - mass["top"]) / scale,
+        "centre_surround": float(q[1, 1] - ring) / scale,
+        "positive_fraction": float(p[p > 0].sum()) / scale if l1 > 0 else 0.5,
+        "profile": p,
+        "profile3": q / scale,
+    }
+
+
+def kernel_profile(conv: nn.Conv2d, input_mean=None) -> pd.DataFrame:
+    """Per filter: its input-mean-weighted spatial profile and the features a taxonomy needs.
+
+    Features (all divided by the profile's L1 norm, so they compare across layers): ``dc`` (the whole
+    profile's sum), ``mass_<side>`` (signed weight on that border band: the taps the padding replaces at
+    that side), ``asym_lr`` / ``asym_tb`` (right minus left, bottom minus top), ``centre_surround`` (centre
+    band minus the ring), ``positive_fraction`` (share of positive weight). ``profile`` is the raw (kh, kw)
+    array, ``profile3`` the L1-normalised 3x3 band summary. Border bands are (k-1)//2 taps wide.
+    """
+    prof = weighted_profile(conv, input_mean).numpy()
+    rows = []
+    for o, p in enumerate(prof):
+        rows.append({"channel": o, **_profile_features(p)})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Whole models: input sizes, data-free input means, the data-free detector
+
+
+@torch.no_grad()
+def conv_input_sizes(model: nn.Module, input_size: int | tuple | None = None) -> dict[str, tuple[int, int]]:
+    """Input (height, width) of every padded conv at the model's input size (one forward pass of zeros)."""
+    from .activations import forward_hooks
+    from .models import model_device, preprocessing
+
+    convs = require_padded_convs(model)
+    if input_size is None:
+        input_size = preprocessing(model).input_size
+    h, w = _pair(input_size)
+    channels = next((m.in_channels for m in model.modules() if isinstance(m, nn.Conv2d)), 3)
+    sizes = {}
+    with forward_hooks(model, [n for n, _ in convs], lambda n, m, i, o: sizes.__setitem__(n, tuple(i[0].shape[-2:]))):
+        model(torch.zeros(1, channels, h, w, device=model_device(model)))
+    return sizes
+
+
+def _gaussian_activation_mean(act: nn.Module | None, mean: torch.Tensor, std: torch.Tensor, n: int = 64):
+    """E[act(X)] for X ~ N(mean, std^2) per channel, by Gauss-Hermite quadrature (exact for polynomials)."""
+    if act is None:
+        return mean.clone()
+    x, wts = np.polynomial.hermite.hermgauss(n)
+    x = torch.as_tensor(x, dtype=torch.float64)
+    wts = torch.as_tensor(wts, dtype=torch.float64) / math.sqrt(math.pi)
+    z = mean[:, None] + math.sqrt(2.0) * std.abs()[:, None] * x[None, :]
+    with torch.no_grad():
+        fz = act(z.float()).double()
+    return (fz * wts[None, :]).sum(1)
+
+
+_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.GELU, nn.LeakyReLU, nn.ELU, nn.Hardtanh, nn.Sigmoid,
+                nn.Tanh, nn.Mish, nn.Hardsigmoid)
+_PASS_THROUGH = (nn.Identity, nn.Dropout, nn.Dropout2d)
+
+
+def _leaf_sequence(model: nn.Module):
+    """Modules in definition order, keeping BatchNorms (even timm's BatchNormAct2d, which has children)."""
+    seq = []
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) or not any(True for _ in m.children()):
+            seq.append((name, m))
+    return seq
+
+
+def _feeding_bn(seq, index):
+    """Walk back from a conv: the BatchNorm whose output (after one activation) it reads, or None."""
+    act = None
+    for name, m in reversed(seq[:index]):
+        if isinstance(m, _PASS_THROUGH):
+            continue
+        if isinstance(m, _ACTIVATIONS) and act is None:
+            act = m
+            continue
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            return m, act
+        return None, None
+    return None, None
+
+
+def _following_bn(seq, index):
+    for name, m in seq[index + 1:]:
+        if isinstance(m, _PASS_THROUGH):
+            continue
+        return m if isinstance(m, nn.modules.batchnorm._BatchNorm) else None
+    return None
+
+
+def data_free_input_means(model: nn.Module) -> pd.DataFrame:
+    """Per padded conv, the input channel means predicted from the weights alone (our formulation).
+
+    A conv fed by BatchNorm (+ activation) reads, on average, E[act(Y)] with Y ~ N(beta, gamma^2): the
+    BatchNorm output has mean beta and standard deviation |gamma| when its running statistics match the
+    data. The first conv reads the normalised image, whose expected value is the ImageNet mean pushed
+    through the model's own normalisation. Convs fed by anything else (a residual sum, a pooling) get NaN.
+    The feeding BatchNorm is found by walking back in module definition order (checked against measured
+    means in chapter 2). Columns: layer, source ('bn', 'image' or 'unknown'), mean (array over channels).
+    """
+    from .models import IMAGENET_MEAN, preprocessing
+
+    convs = require_padded_convs(model)
+    seq = _leaf_sequence(model)
+    index = {name: i for i, (name, _) in enumerate(seq)}
+    first_conv = next(name for name, m in seq if isinstance(m, nn.Conv2d))
+    rows = []
+    for name, conv in convs:
+        bn, act = _feeding_bn(seq, index[name])
+        if bn is not None and bn.num_features == conv.in_channels:
+            beta = bn.bias.detach().double().cpu() if bn.bias is not None else torch.zeros(bn.num_features)
+            gamma = bn.weight.detach().double().cpu() if bn.weight is not None else torch.ones(bn.num_features)
+            act = act if act is not None else getattr(bn, "act", None)
+            act = None if isinstance(act, _PASS_THROUGH) else act
+            mu, source = _gaussian_activation_mean(act, beta, gamma), "bn"
+        elif name == first_conv and conv.in_channels == 3:
+            p = preprocessing(model)
+            mu = (torch.tensor(IMAGENET_MEAN, dtype=torch.float64) - torch.tensor(p.mean, dtype=torch.float64)) \
+                / torch.tensor(p.std, dtype=torch.float64)
+            source = "image"
+        else:
+            mu, source = torch.full((conv.in_channels,), float("nan"), dtype=torch.float64), "unknown"
+        rows.append({"layer": name, "source": source, "mean": mu.numpy()})
+    return pd.DataFrame(rows)
+
+
+def data_free_output_std(model: nn.Module) -> dict[str, np.ndarray | None]:
+    """Per padded conv, the standard deviation of its output per channel from the BatchNorm that follows it.
+
+    A BatchNorm's running variance is the training-data variance of the conv output (over images and
+    positions), stored in the weights: the scale against which a border shift counts as large.
+    """
+    seq = _leaf_sequence(model)
+    index = {name: i for i, (name, _) in enumerate(seq)}
+    out = {}
+    for name, conv in padded_convs(model):
+        bn = _following_bn(seq, index[name])
+        if bn is not None and getattr(bn, "running_var", None) is not None and bn.num_features == conv.out_channels:
+            out[name] = (bn.running_var.detach().double().cpu() + bn.eps).sqrt().numpy()
+        else:
+            out[name] = None
+    return out
+
+
+def data_free_pans(model: nn.Module, tau: float, input_size=None, input_means=None) -> pd.DataFrame:
+    """The data-free PAN detector: predicted border contrast per side from the weights, thresholded at ``tau``.
+
+    Predicted z per side = :func:`padding_response` shift (with :func:`data_free_input_means`, or
+    ``input_means`` {layer: array} e.g. measured ones) / the following BatchNorm's running std. A channel
+    is a predicted PAN when max |z| >= tau on a side whose padding is read. One row per (layer, channel),
+    keyed like ``padlib.pans.find_pans``: layer, channel, depth, kernel, stride, zp_<side>, zp_max,
+    pred_sides, pred_is_pan.
+    """
+    check_type("tau", tau, (int, float))
+    convs = require_padded_convs(model)
+    sizes = conv_input_sizes(model, input_size)
+    means = data_free_input_means(model).set_index("layer")["mean"].to_dict()
+    if input_means is not None:
+        means.update({k: np.asarray(v, dtype=np.float64) for k, v in input_means.items()})
+    stds = data_free_output_std(model)
+    frames = []
+    for depth, (name, conv) in enumerate(convs):
+        resp = padding_response(conv, means[name], sizes[name])
+        std = stds[name]
+        if std is None:  # no BatchNorm after the conv: the scale is unknown from the weights
+            std = np.full(len(resp), np.nan)
+        df = pd.DataFrame({"layer": name, "channel": resp["channel"], "depth": depth,
+                           "kernel": _pair(conv.kernel_size)[0], "stride": _pair(conv.stride)[0],
+                           "in_size": sizes[name][0], "groups": conv.groups})
+        masks, _ = _tap_masks(conv, sizes[name])
+        for side in SIDES:
+            df[f"shift_{side}"] = resp[side].to_numpy()
+            df[f"zp_{side}"] = resp[side].to_numpy() / std if masks[side].any() else 0.0
+        frames.append(df)
+    out = pd.concat(frames, ignore_index=True)
+    z = out[[f"zp_{s}" for s in SIDES]].to_numpy()
+    out["zp_max"] = np.nanmax(np.abs(z), axis=1)
+    out["pred_sides"] = ["+".join(s for s, v in zip(SIDES, row) if abs(v) >= tau) for row in z]
+    out["pred_is_pan"] = out["zp_max"] >= tau
+    out.attrs["tau"] = float(tau)
+    return out
+
+
+def model_kernel_profiles(model: nn.Module, input_means=None) -> pd.DataFrame:
+    """:func:`kernel_profile` for every padded conv of ``model`` (data-free input means unless given)."""
+    means = data_free_input_means(model).set_index("layer")["mean"].to_dict()
+    if input_means is not None:
+        means.update(input_means)
+    frames = []
+    for name, conv in require_padded_convs(model):
+        mu = means.get(name)
+        mu = None if mu is None or np.isnan(np.asarray(mu, dtype=float)).any() else mu
+        df = kernel_profile(conv, mu)
+        df.insert(0, "layer", name)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Mean-kernel asymmetry (Mind the Pad, Fig. 6b, quantified; our formulation)
+
+
+def _padding_reads(conv: nn.Conv2d, in_hw) -> dict:
+    h, w = in_hw
+    left, right, top, bottom = layer_pads(conv, (h, w))
+    (kh, kw), (sh, sw), (dh, dw) = _pair(conv.kernel_size), _pair(conv.stride), _pair(conv.dilation)
+    rows, cols = padding_read(h, kh, sh, dh, top, bottom), padding_read(w, kw, sw, dw, left, right)
+    reads = {"read_top": rows["read_before"], "read_bottom": rows["read_after"],
+             "read_left": cols["read_before"], "read_right": cols["read_after"]}
+    near = reads["read_top"] + reads["read_left"]
+    far = reads["read_bottom"] + reads["read_right"]
+    reads["reads"] = "even" if near == far else ("top/left" if near > far else "bottom/right")
+    return reads
+
+
+def _asymmetry(mean_kernel: np.ndarray) -> tuple[float, float]:
+    """Lean of a mean of L1-normalised kernels: (right - left, bottom - top), taps weighted by offset in [-1, 1].
+
+    Not renormalised by the mean kernel's own norm: a signed mean of random kernels is close to zero and
+    renormalising it would turn noise into a large lean. The index is the mean over slices of each slice's
+    lean, in units of the slice's L1 mass, so it is bounded by 1 and near 0 for i.i.d. symmetric weights.
+    """
+    kh, kw = mean_kernel.shape
+    x = np.linspace(-1, 1, kw) if kw > 1 else np.zeros(1)
+    y = np.linspace(-1, 1, kh) if kh > 1 else np.zeros(1)
+    return float((mean_kernel * x[None, :]).sum()), float((mean_kernel * y[:, None]).sum())
+
+
+def mean_kernel_asymmetry(model: nn.Module, input_size=None, mode: str = "signed", n_boot: int = 200,
+                          seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
+    """Per padded conv: the mean L1-normalised spatial kernel and its left-right / top-bottom asymmetry index.
+
+    Every 2-D kernel slice W[o, c] is divided by its L1 norm (``mode='abs'`` takes |W| first) and the slices
+    are averaged; ``asym_lr`` is the mean kernel's first moment along x (taps at offsets in [-1, 1]; > 0
+    leans right; the mean over slices of each slice's right-minus-left mass), ``asym_tb`` along y (> 0
+    leans down). Bootstrap intervals
+    resample the slices. ``reads`` says which padding the layer reads at ``input_size`` (default: the
+    model's own): 'even', 'top/left' (PyTorch at even sizes and stride 2) or 'bottom/right' (TF 'SAME').
+    """
+    check_type("mode", mode, str)
+    if mode not in ("signed", "abs"):
+        raise PadlibError(f"mode must be 'signed' or 'abs', got '{mode}'")
+    check_type("n_boot", n_boot, int)
+    convs = require_padded_convs(model)
+    sizes = conv_input_sizes(model, input_size)
+    rng = np.random.default_rng(seed)
+    lo_q, hi_q = (1 - ci) / 2, 1 - (1 - ci) / 2
+    rows = []
+    for depth, (name, conv) in enumerate(convs):
+        w = conv.weight.detach().to("cpu", torch.float64).flatten(0, 1).numpy()  # (slices, kh, kw)
+        w = np.abs(w) if mode == "abs" else w
+        l1 = np.abs(w).sum((1, 2), keepdims=True)
+        k = (w / np.where(l1 > 0, l1, 1.0))[l1[:, 0, 0] > 0]
+        n, kh, kw = k.shape
+        mean_kernel = k.mean(0)
+        lr, tb = _asymmetry(mean_kernel)
+        row = {"layer": name, "depth": depth, "kernel": kh, "stride": _pair(conv.stride)[0], "groups": conv.groups,
+               "in_size": sizes[name][0], **_padding_reads(conv, sizes[name]), "n_kernels": n,
+               "asym_lr": lr, "asym_tb": tb, "mean_kernel": mean_kernel}
+        if n_boot > 0:
+            counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)  # (n_boot, n)
+            boots = (counts @ k.reshape(n, -1) / n).reshape(n_boot, kh, kw)
+            b = np.array([_asymmetry(m) for m in boots])
+            row.update(asym_lr_lo=float(np.quantile(b[:, 0], lo_q)), asym_lr_hi=float(np.quantile(b[:, 0], hi_q)),
+                       asym_tb_lo=float(np.quantile(b[:, 1], lo_q)), asym_tb_hi=float(np.quantile(b[:, 1], hi_q)))
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs.update(mode=mode, n_boot=n_boot, seed=seed, ci=ci)
+    return out
+
+
+def asymmetry_summary(asym: pd.DataFrame) -> pd.DataFrame:
+    """Per group (e.g. model x init) and layer kind (stride 2 vs stride 1): mean lean and how many layers lean
+    significantly (bootstrap interval excluding 0) each way. ``asym``: :func:`mean_kernel_asymmetry` frames
+    concatenated, with any extra grouping columns (``model``, ``init``) kept."""
+    keys = [c for c in ("model", "init", "mode") if c in asym.columns]
+    df = asym.assign(layer_kind=np.where(asym["stride"] > 1, "stride 2", "stride 1"))
+    rows = []
+    for key, g in df.groupby(keys + ["layer_kind", "reads"], sort=False):
+        row = dict(zip(keys + ["layer_kind", "reads"], key if isinstance(key, tuple) else (key,)))
+        row.update(n_layers=len(g), asym_lr=g["asym_lr"].mean(), asym_tb=g["asym_tb"].mean())
+        if "asym_lr_lo" in g:
+            row.update(lean_right=int((g["asym_lr_lo"] > 0).sum()), lean_left=int((g["asym_lr_hi"] < 0).sum()),
+                       lean_down=int((g["asym_tb_lo"] > 0).sum()), lean_up=int((g["asym_tb_hi"] < 0).sum()))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Taxonomy of PANs (our rule) and its unsupervised check
+
+
+def _flagged_signs(z: dict, sides: set) -> dict:
+    return {s: (1 if z[s] > 0 else -1) for s in SIDES if s in sides}
+
+
+def _extent(flagged: dict) -> str:
+    s = set(flagged)
+    if not s:
+        return "none"
+    if len(s) == 1:
+        return "side"
+    if len(s) == 2:
+        a, b = sorted(s)
+        return "opposite" if _OPPOSITE[a] == b else "corner"
+    return "frame"
+
+
+def pan_type(flagged: dict) -> str:
+    """The type of a border response given the sign (+1 fires, -1 silenced) on each flagged side (our rule).
+
+    Justification from the linear formula (:func:`padding_response`): the shift at a side is minus the
+    mean-weighted mass of the taps that padding replaces there. Mixed signs mean the kernel has mass of
+    both signs across its border bands, as an oriented derivative has: the zero step at the border is,
+    to that kernel, an edge ('edge'). All-negative means padding removes net excitation: the filter is
+    'silenced' at the border whatever the extent. All-positive: the filter fires on the border, on one
+    side ('side'), two adjacent sides ('corner') or two opposite / three / four sides ('frame').
+    """
+    if not flagged:
+        return "none"
+    signs = set(flagged.values())
+    if len(signs) > 1:
+        return "edge"
+    if signs == {-1}:
+        return "silenced"
+    ext = _extent(flagged)
+    return {"side": "side", "corner": "corner"}.get(ext, "frame")
+
+
+def _parse_sides(value) -> set:
+    if isinstance(value, (set, list, tuple)):
+        return {s for s in value if s in SIDES}
+    if not isinstance(value, str):
+        return set()
+    import re
+
+    return {t for t in re.split(r"[^a-z]+", value.lower()) if t in SIDES}
+
+
+def classify_pan_kernels(pans: pd.DataFrame, profiles: pd.DataFrame | None = None, tau: float | None = None,
+                         z_prefix: str = "z_", only_pans: bool = True) -> pd.DataFrame:
+    """Assign each PAN a type with :func:`pan_type` and attach its kernel profile features.
+
+    ``pans``: the activation-based detector's table (``padlib.pans.find_pans``): z_<side> border contrasts
+    and ``sides`` (the flagged sides), or any table with ``<z_prefix><side>`` columns, then flagged where
+    |z| >= ``tau`` (e.g. the data-free ``zp_`` columns). ``profiles``: :func:`model_kernel_profiles` rows,
+    merged on (layer, channel). Adds: type, extent, sign_pattern (e.g. 'T+ L-'), n_sides.
+    """
+    check_type("pans", pans, pd.DataFrame)
+    zcols = [f"{z_prefix}{s}" for s in SIDES]
+    missing = [c for c in zcols + ["layer", "channel"] if c not in pans.columns]
+    if missing:
+        raise PadlibError(f"pans table lacks columns {missing}; pass padlib.pans.find_pans(...) output")
+    df = pans
+    if only_pans and "is_pan" in df.columns and tau is None:
+        df = df[df["is_pan"].astype(bool)]
+    use_sides = tau is None and "sides" in df.columns
+    if tau is None and not use_sides:
+        raise PadlibError("pass tau: the table has no 'sides' column saying which sides are flagged")
+    types, extents, patterns, counts = [], [], [], []
+    for row in df[zcols + (["sides"] if use_sides else [])].itertuples(index=False):
+        z = dict(zip(SIDES, row[:4]))
+        sides = _parse_sides(row[4]) if use_sides else {s for s in SIDES if abs(z[s]) >= tau}
+        flagged = _flagged_signs(z, sides)
+        types.append(pan_type(flagged))
+        extents.append(_extent(flagged))
+        patterns.append(" ".join(f"{s[0].upper()}{'+' if v > 0 else '-'}" for s, v in flagged.items()))
+        counts.append(len(flagged))
+    out = df.assign(type=types, extent=extents, sign_pattern=patterns, n_sides=counts)
+    if only_pans and tau is not None:
+        out = out[out["n_sides"] > 0]
+    if profiles is not None:
+        cols = [c for c in profiles.columns if c not in out.columns or c in ("layer", "channel")]
+        out = out.merge(profiles[cols], on=["layer", "channel"], how="left")
+    return out.reset_index(drop=True)
+
+
+def taxonomy_clusters(classified: pd.DataFrame, n_clusters: int | None = None, seed: int = 0,
+                      n_perm: int = 500) -> tuple[pd.DataFrame, dict]:
+    """Unsupervised check of the rule: k-means on the L1-normalised 3x3 kernel profiles, compared with the types.
+
+    Agreement is the adjusted Rand index (0 for chance, 1 for identical partitions) with a permutation null
+    (types shuffled ``n_perm`` times). The clusters see only the weights (times the input means), the types
+    come from the measured border response: a high ARI says the kernel shape alone separates the types.
+    Returns (classified with a ``cluster`` column, summary dict).
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+
+    if "profile3" not in classified.columns:
+        raise PadlibError("classified has no 'profile3' column: pass profiles= to classify_pan_kernels")
+    df = classified.dropna(subset=["profile3"])
+    types = df["type"].to_numpy()
+    k = n_clusters or len(set(types))
+    if len(df) < max(k, 2) or k < 2:
+        raise PadlibError(f"need at least {max(k, 2)} classified PANs of at least 2 types to cluster, got {len(df)}")
+    x = np.stack([np.asarray(p, dtype=float).ravel() for p in df["profile3"]])
+    km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(x)
+    ari = adjusted_rand_score(types, km.labels_)
+    rng = np.random.default_rng(seed)
+    null = np.array([adjusted_rand_score(rng.permutation(types), km.labels_) for _ in range(n_perm)])
+    summary = {"n": len(df), "k": k, "ari": float(ari), "null_mean": float(null.mean()),
+               "null_q95": float(np.quantile(null, 0.95)) if n_perm else float("nan"),
+               "p_value": float((1 + (null >= ari).sum()) / (1 + n_perm)),
+               "centroids": km.cluster_centers_.reshape(k, 3, 3)}
+    return df.assign(cluster=km.labels_), summary

@@ -1,0 +1,256 @@
+"""padlib.kernels: the data-free border response against brute force, profiles, taxonomy, mean-kernel asymmetry."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from padlib.errors import PadlibError
+from padlib.kernels import (
+    brute_force_response,
+    classify_pan_kernels,
+    data_free_input_means,
+    data_free_pans,
+    kernel_profile,
+    mean_kernel_asymmetry,
+    pan_type,
+    padding_response,
+    taxonomy_clusters,
+)
+from padlib.padding import PadConv2d, PaddingScheme
+
+KEYS = ["interior", "top", "bottom", "left", "right", "top_left", "top_right", "bottom_left", "bottom_right"]
+
+
+def _same_conv(cin, cout, k, s, groups=1, dilation=1):
+    from timm.layers import Conv2dSame
+
+    return Conv2dSame(cin, cout, k, s, dilation=dilation, groups=groups)
+
+
+CASES = [
+    ("3x3 s1 p1", lambda: nn.Conv2d(5, 4, 3, 1, 1), (9, 10)),
+    ("3x3 s2 p1 even (bottom unread)", lambda: nn.Conv2d(4, 6, 3, 2, 1), (12, 12)),
+    ("3x3 s2 p1 odd", lambda: nn.Conv2d(4, 6, 3, 2, 1), (13, 11)),
+    ("5x5 s2 p2 grouped", lambda: nn.Conv2d(6, 6, 5, 2, 2, groups=3), (12, 13)),
+    ("3x3 dilated depthwise", lambda: nn.Conv2d(4, 8, 3, 2, 1, dilation=2, groups=4), (16, 15)),
+    ("3x5 rectangular padding", lambda: nn.Conv2d(3, 5, (3, 5), (1, 2), (2, 1)), (11, 14)),
+    ("'same' dilated", lambda: nn.Conv2d(3, 3, 3, 1, "same", dilation=2), (12, 12)),
+    ("TF SAME 3x3 s2 even", lambda: _same_conv(4, 4, 3, 2), (16, 16)),
+    ("TF SAME 5x5 s2 depthwise", lambda: _same_conv(4, 4, 5, 2, groups=4), (16, 15)),
+    ("TF SAME 3x3 s2 odd", lambda: _same_conv(3, 2, 3, 2), (15, 15)),
+    ("PadConv2d zero", lambda: PadConv2d(nn.Conv2d(3, 4, 3, 2, 1), PaddingScheme()), (10, 10)),
+]
+
+
+@pytest.mark.parametrize("name,make,hw", CASES, ids=[c[0] for c in CASES])
+def test_padding_response_equals_brute_force(name, make, hw):
+    conv = make().double()
+    mu = torch.randn(conv.in_channels, dtype=torch.float64)
+    predicted = padding_response(conv, mu, hw)
+    measured = brute_force_response(conv, mu, hw)
+    assert np.allclose(predicted[KEYS].to_numpy(), measured[KEYS].to_numpy(), atol=1e-10)
+    assert np.abs(measured[KEYS[1:]].to_numpy()).max() > 1e-3  # the borders do shift: the check is not vacuous
+
+
+def _hand_conv(kernel, stride=1, **kw):
+    conv = nn.Conv2d(1, 1, len(kernel), stride, len(kernel) // 2, bias=False, **kw).double()
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor(kernel, dtype=torch.float64)[None, None])
+    return conv
+
+
+def test_padding_response_known_answer():
+    conv = _hand_conv([[1, 2, 3], [0, 10, 0], [-1, -1, -1]])
+    r = padding_response(conv, [2.0]).iloc[0]
+    assert r["interior"] == pytest.approx(2 * 13)
+    assert r["top"] == pytest.approx(-2 * 6)
+    assert r["bottom"] == pytest.approx(2 * 3)
+    assert r["left"] == pytest.approx(-2 * 0)  # 1 + 0 - 1
+    assert r["right"] == pytest.approx(-2 * 2)  # 3 + 0 - 1
+    assert r["top_left"] == pytest.approx(-2 * (1 + 2 + 3 + 0 - 1))  # the shared tap counted once
+    assert r["bottom_right"] == pytest.approx(-2 * (-1 - 1 - 1 + 3 + 0))
+
+
+def test_uneven_padding_reads_one_side_only():
+    from timm.layers import Conv2dSame
+
+    kernel = torch.ones(1, 1, 3, 3, dtype=torch.float64)
+    torch_conv = _hand_conv(kernel[0, 0].tolist(), stride=2)
+    tf_conv = Conv2dSame(1, 1, 3, 2, bias=False).double()
+    with torch.no_grad():
+        tf_conv.weight.copy_(kernel)
+    pt = padding_response(torch_conv, [1.0], (224, 224)).iloc[0]
+    tf = padding_response(tf_conv, [1.0], (224, 224)).iloc[0]
+    assert (pt["top"], pt["left"], pt["bottom"], pt["right"]) == (-3, -3, 0, 0)  # PyTorch: top/left only
+    assert (tf["top"], tf["left"], tf["bottom"], tf["right"]) == (0, 0, -3, -3)  # TF SAME: bottom/right only
+    even = padding_response(torch_conv, [1.0], (225, 225)).iloc[0]
+    assert even["top"] == even["bottom"] == -3
+
+
+def test_padding_response_errors():
+    with pytest.raises(PadlibError, match="in_hw"):
+        padding_response(nn.Conv2d(2, 2, 3, 2, 1), [1, 1])
+    with pytest.raises(PadlibError, match="zero padding"):
+        padding_response(nn.Conv2d(2, 2, 3, 1, 1, padding_mode="reflect"), [1, 1])
+    with pytest.raises(PadlibError, match="3 values"):
+        padding_response(nn.Conv2d(2, 2, 3, 1, 1), [1, 1, 1])
+    with pytest.raises(PadlibError):
+        padding_response("not a conv", [1])
+    with pytest.raises(PadlibError, match="too small"):
+        brute_force_response(nn.Conv2d(1, 1, 5, 1, 2), [1.0], (4, 4))
+
+
+def test_kernel_profile_features():
+    conv = _hand_conv([[1, 2, 3], [0, 4, 0], [0, 0, 0]])
+    f = kernel_profile(conv, [-2.0]).iloc[0]
+    assert np.allclose(f["profile"], -2 * np.array([[1, 2, 3], [0, 4, 0], [0, 0, 0]]))
+    assert f["l1"] == pytest.approx(20)
+    assert f["mass_top"] == pytest.approx(-12 / 20) and f["mass_bottom"] == 0
+    assert f["asym_tb"] == pytest.approx(12 / 20)
+    assert f["asym_lr"] == pytest.approx((-6 + 2) / 20)
+    assert f["centre_surround"] == pytest.approx((-8 + 12) / 20)
+    assert f["positive_fraction"] == 0 and f["dc"] == pytest.approx(-1)
+    # 5x5: border bands are two taps wide; profile3 pools them
+    k5 = np.zeros((5, 5))
+    k5[1, 2] = 1.0  # second row: still in the top band
+    f5 = kernel_profile(_hand_conv(k5.tolist())).iloc[0]
+    assert f5["mass_top"] == 1 and f5["profile3"][0, 1] == 1
+
+
+def test_kernel_profile_respects_groups():
+    conv = nn.Conv2d(4, 2, 3, 1, 1, groups=2, bias=False).double()
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    prof = kernel_profile(conv, [1, 2, 10, 20])
+    assert np.allclose(prof.loc[0, "profile"], 3) and np.allclose(prof.loc[1, "profile"], 30)
+
+
+def _planted_model():
+    """conv -> BN -> ReLU6 -> depthwise conv with four planted kernels -> BN."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1), nn.BatchNorm2d(4), nn.ReLU6(),
+                          nn.Conv2d(4, 4, 3, 1, 1, groups=4, bias=False), nn.BatchNorm2d(4)).eval()
+    kernels = torch.zeros(4, 1, 3, 3)
+    kernels[0] = 1.0  # smoothing: padding removes excitation everywhere -> silenced frame
+    kernels[1, 0, 0, 1] = 1.0  # top-middle tap only -> silenced at the top, nowhere else
+    kernels[2, 0, 1, 1] = 1.0  # centre tap only -> reads no padding, not a PAN
+    kernels[3] = -0.125
+    kernels[3, 0, 1, 1] = 1.0  # centre-surround -> fires on the frame
+    with torch.no_grad():
+        model[3].weight.copy_(kernels)
+        model[1].bias.copy_(torch.tensor([1.0, 2.0, 0.5, 3.0]))
+        model[1].weight.copy_(torch.tensor([0.5, 1.0, 2.0, 0.7]))
+        model[4].running_var.fill_(0.25)
+    return model
+
+
+def test_data_free_input_means_match_monte_carlo():
+    model = _planted_model()
+    means = data_free_input_means(model).set_index("layer")
+    assert means.loc["0", "source"] == "image" and np.allclose(means.loc["0", "mean"], 0, atol=1e-12)
+    beta, gamma = model[1].bias.detach(), model[1].weight.detach()
+    g = torch.Generator().manual_seed(1)
+    sample = torch.clamp(beta[:, None] + gamma[:, None] * torch.randn(4, 400_000, generator=g), 0, 6).mean(1)
+    assert means.loc["3", "source"] == "bn"
+    assert np.allclose(means.loc["3", "mean"], sample.numpy(), atol=5e-3)
+
+
+def test_data_free_pans_and_types_on_planted_kernels():
+    model = _planted_model()
+    pred = data_free_pans(model, tau=1.0, input_size=16)
+    dw = pred[pred["layer"] == "3"].set_index("channel")
+    assert list(dw["pred_is_pan"]) == [True, True, False, True]
+    assert dw.loc[1, "pred_sides"] == "top" and dw.loc[1, "zp_top"] < 0
+    assert dw.loc[3, "pred_sides"] == "top+bottom+left+right" and (dw.loc[3, [f"zp_{s}" for s in
+                                                                             ("top", "left")]] > 0).all()
+    types = classify_pan_kernels(dw.reset_index(), tau=1.0, z_prefix="zp_").set_index("channel")["type"]
+    assert types.to_dict() == {0: "silenced", 1: "silenced", 3: "frame"}
+    # zp = shift / following BN std (0.5); the shift of channel 0 at the top is minus 3 taps times the mean
+    mu = data_free_input_means(model).set_index("layer").loc["3", "mean"]
+    assert dw.loc[0, "zp_top"] == pytest.approx(-3 * mu[0] / np.sqrt(0.25 + 1e-5))
+
+
+def test_pan_type_rule():
+    assert pan_type({"top": 1}) == "side"
+    assert pan_type({"top": 1, "left": 1}) == "corner"
+    assert pan_type({"top": 1, "bottom": 1}) == "frame"
+    assert pan_type({"top": 1, "bottom": 1, "left": 1, "right": 1}) == "frame"
+    assert pan_type({"top": 1, "bottom": -1}) == "edge"
+    assert pan_type({"left": -1}) == pan_type({"top": -1, "bottom": -1, "left": -1}) == "silenced"
+    assert pan_type({}) == "none"
+
+
+def test_classify_pan_kernels_uses_flagged_sides():
+    pans = pd.DataFrame({
+        "layer": ["a"] * 4, "channel": range(4),
+        "z_top": [5.0, 5.0, -4.0, 0.1], "z_bottom": [0.5, -6.0, -4.0, 0.0],
+        "z_left": [5.0, 0.0, -4.0, 0.0], "z_right": [0.0, 0.0, -4.0, 0.0],
+        "sides": ["top+left", "top+bottom", "top+bottom+left+right", ""], "is_pan": [True, True, True, False]})
+    out = classify_pan_kernels(pans)
+    assert list(out["type"]) == ["corner", "edge", "silenced"]
+    assert list(out["sign_pattern"]) == ["T+ L+", "T+ B-", "T- B- L- R-"]
+    with pytest.raises(PadlibError, match="lacks columns"):
+        classify_pan_kernels(pans.drop(columns="z_left"))
+
+
+def test_taxonomy_clusters_recovers_planted_types():
+    rng = np.random.default_rng(0)
+    bases = {"side": [[1, 1, 1], [0, 0, 0], [0, 0, 0]], "frame": [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]],
+             "silenced": [[1, 1, 1], [1, 1, 1], [1, 1, 1]], "edge": [[1, 1, 1], [0, 0, 0], [-1, -1, -1]]}
+    rows = []
+    for t, b in bases.items():
+        for i in range(30):
+            p = np.array(b, float) + 0.1 * rng.standard_normal((3, 3))
+            rows.append({"layer": "x", "channel": len(rows), "type": t, "profile3": p / np.abs(p).sum()})
+    df = pd.DataFrame(rows)
+    out, summary = taxonomy_clusters(df, seed=0, n_perm=200)
+    assert summary["ari"] > 0.9 and summary["p_value"] < 0.01
+    shuffled, s2 = taxonomy_clusters(df.assign(type=rng.permutation(df["type"].to_numpy())), seed=0, n_perm=200)
+    assert abs(s2["ari"]) < 0.1 and s2["p_value"] > 0.01
+
+
+def _asym_model(kernel_maker, stride=1, same=False, n=64):
+    from timm.layers import Conv2dSame
+
+    conv = Conv2dSame(n, n, 3, stride, groups=n, bias=False) if same else nn.Conv2d(n, n, 3, stride, 1, groups=n,
+                                                                                    bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(kernel_maker(n))
+    return nn.Sequential(conv).eval()
+
+
+def test_mean_kernel_asymmetry_known_leans():
+    def right_column(n):
+        w = torch.zeros(n, 1, 3, 3)
+        w[:, 0, :, 2] = torch.rand(n, 3) + 0.1
+        return w
+
+    def top_row_negative(n):
+        w = torch.zeros(n, 1, 3, 3)
+        w[:, 0, 0, :] = -(torch.rand(n, 3) + 0.1)
+        return w
+
+    a = mean_kernel_asymmetry(_asym_model(right_column), input_size=16).iloc[0]
+    assert a["asym_lr"] == pytest.approx(1) and a["asym_tb"] == pytest.approx(0, abs=0.2)
+    assert a["asym_lr_lo"] == pytest.approx(1)
+    assert np.allclose(a["mean_kernel"].sum(), 1)
+    b_signed = mean_kernel_asymmetry(_asym_model(top_row_negative), input_size=16, mode="signed").iloc[0]
+    b_abs = mean_kernel_asymmetry(_asym_model(top_row_negative), input_size=16, mode="abs").iloc[0]
+    assert b_signed["asym_tb"] == pytest.approx(1) and b_abs["asym_tb"] == pytest.approx(-1)
+
+
+def test_mean_kernel_asymmetry_random_control_and_reads():
+    torch.manual_seed(0)
+    rand = _asym_model(lambda n: torch.randn(n, 1, 3, 3), n=2048)
+    r = mean_kernel_asymmetry(rand, input_size=16, mode="abs", seed=0).iloc[0]
+    assert abs(r["asym_lr"]) < 0.03 and abs(r["asym_tb"]) < 0.03
+    assert r["asym_lr_lo"] < 0 < r["asym_lr_hi"] or abs(r["asym_lr"]) < 0.01
+    pt = mean_kernel_asymmetry(_asym_model(lambda n: torch.randn(n, 1, 3, 3), stride=2), input_size=16).iloc[0]
+    tf = mean_kernel_asymmetry(_asym_model(lambda n: torch.randn(n, 1, 3, 3), stride=2, same=True),
+                               input_size=16).iloc[0]
+    odd = mean_kernel_asymmetry(_asym_model(lambda n: torch.randn(n, 1, 3, 3), stride=2), input_size=17).iloc[0]
+    assert (pt["reads"], tf["reads"], odd["reads"]) == ("top/left", "bottom/right", "even")
+    assert (pt["read_top"], pt["read_bottom"], tf["read_top"], tf["read_bottom"]) == (1, 0, 0, 1)
+    with pytest.raises(PadlibError, match="mode"):
+        mean_kernel_asymmetry(rand, input_size=16, mode="mean")

@@ -1,0 +1,744 @@
+"""Interventions on a trained model and what they do to its predictions (chapter 3, our formulation).
+
+Four interventions, each judged against the intact model on the same images:
+
+- :func:`ablate_channels`: a context manager that replaces chosen channels (PANs from ``find_pans``, or a
+  :func:`random_control` of equal size per layer) by their probe-set mean or by zero, on the whole map or
+  only on the border ring where the layer reads padding. Hooks only: the model is untouched afterwards.
+- :func:`swap_padding`: zero padding replaced by reflect / replicate / circular at inference (a thin
+  wrapper over :func:`padlib.padding.convert_padding`, which handles timm's dynamic TF-SAME padding).
+- :func:`border_sensitivity`: the content moved toward each border (vacated strip filled with the
+  image's own mirrored content), prediction stability per side.
+- :func:`evaluate`: top-1 agreement with a reference, mean KL divergence, confidence change, per-class
+  prediction counts and, when labels exist, top-1/top-5 accuracy; bootstrap confidence intervals over
+  images with a fixed seed.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .activations import forward_hooks, iter_batches, layer_map_stats
+from .data import ProbeImages, list_images
+from .errors import PadlibError, ProbeDataError, check_type
+from .models import imagenet_classes, model_device, preprocessing
+from .padding import PADDING_SCHEMES, SIDES, _pair, convert_padding, layer_pads
+
+ABLATION_MODES = ("mean", "zero")
+ABLATION_REGIONS = ("all", "border")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Which channels
+
+
+def channel_selection(channels) -> dict[str, list[int]]:
+    """Normalise a channel choice to ``{layer: sorted channels}``.
+
+    Accepts rows of a ``find_pans`` table (columns ``layer``, ``channel``), a :func:`random_control` table
+    of one control, a list of ``(layer, channel)`` pairs, or a dict ``{layer: [channels]}``. A whole
+    ``find_pans`` table (with non-PAN rows) is refused: pass ``table[table.is_pan]``.
+    """
+    if isinstance(channels, pd.DataFrame):
+        missing = {"layer", "channel"} - set(channels.columns)
+        if missing:
+            raise PadlibError(f"channel table needs columns 'layer' and 'channel' (missing {sorted(missing)})")
+        if "is_pan" in channels.columns and not channels["is_pan"].astype(bool).all():
+            raise PadlibError(
+                f"the table has {int((~channels['is_pan'].astype(bool)).sum())} non-PAN rows: pass the rows to "
+                "ablate, e.g. pans[pans.is_pan]"
+            )
+        if "control" in channels.columns and channels["control"].nunique() > 1:
+            raise PadlibError("the table holds several random controls: pass one, e.g. controls[controls.control == 0]")
+        pairs = list(zip(channels["layer"], channels["channel"]))
+    elif isinstance(channels, dict):
+        pairs = [(layer, c) for layer, cs in channels.items() for c in cs]
+    elif isinstance(channels, (list, tuple)):
+        pairs = list(channels)
+    else:
+        raise PadlibError(
+            f"channels must be a find_pans table, a list of (layer, channel) pairs or a dict, got {type(channels).__name__}"
+        )
+    out: dict[str, set] = {}
+    for pair in pairs:
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise PadlibError(f"each channel must be a (layer name, channel index) pair, got {pair!r}")
+        layer, c = pair
+        check_type("layer name", layer, str)
+        if isinstance(c, (np.integer,)):
+            c = int(c)
+        check_type("channel index", c, int)
+        if c < 0:
+            raise PadlibError(f"channel index must be >= 0, got {c} for layer '{layer}'")
+        out.setdefault(layer, set()).add(c)
+    return {layer: sorted(cs) for layer, cs in out.items()}
+
+
+def _n_channels(module: nn.Module) -> int | None:
+    for attr in ("out_channels", "num_features"):
+        if hasattr(module, attr):
+            return int(getattr(module, attr))
+    return None
+
+
+def random_control(pans, model: nn.Module | None = None, k: int = 5, seed: int = 0) -> pd.DataFrame:
+    """``k`` random channel sets, each with as many channels per layer as ``pans``, drawn from the non-PAN
+    channels of the same layers (without replacement). Returns a tidy table: control, layer, channel.
+
+    ``pans`` is a whole ``find_pans`` table (its ``is_pan`` column marks the PANs; the other rows are the
+    pool), or PAN rows / (layer, channel) pairs together with ``model`` (the pool is every other output
+    channel of the layer). Deterministic for a given ``seed``.
+    """
+    check_type("k", k, int)
+    check_type("seed", seed, int)
+    if k < 1:
+        raise PadlibError(f"k (number of random controls) must be >= 1, got {k}")
+    if isinstance(pans, pd.DataFrame) and "is_pan" in pans.columns and not pans["is_pan"].astype(bool).all():
+        is_pan = pans["is_pan"].astype(bool)
+        chosen = channel_selection(pans[is_pan][["layer", "channel"]])
+        pool = {layer: sorted(set(pans.loc[(~is_pan) & (pans["layer"] == layer), "channel"].astype(int)) - set(cs))
+                for layer, cs in chosen.items()}
+    else:
+        chosen = channel_selection(pans)
+        if model is None:
+            raise PadlibError("random_control needs the model (to know each layer's channels) unless pans is a "
+                              "whole find_pans table with an is_pan column")
+        modules = dict(model.named_modules())
+        pool = {}
+        for layer, cs in chosen.items():
+            if layer not in modules or _n_channels(modules[layer]) is None:
+                raise PadlibError(f"no conv or norm layer named '{layer}' in {type(model).__name__}")
+            pool[layer] = sorted(set(range(_n_channels(modules[layer]))) - set(cs))
+    rng = np.random.default_rng(seed)
+    rows = []
+    for control in range(k):
+        for layer in sorted(chosen):
+            need, have = len(chosen[layer]), pool[layer]
+            if need > len(have):
+                warnings.warn(f"layer '{layer}' has {need} PANs but only {len(have)} other channels: its random "
+                              "control is smaller than the PAN set", stacklevel=2)
+            picked = rng.choice(np.asarray(have, dtype=int), size=min(need, len(have)), replace=False) if have else []
+            rows += [{"control": control, "layer": layer, "channel": int(c)} for c in sorted(picked)]
+    return pd.DataFrame(rows, columns=["control", "layer", "channel"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Where padding acts: the border ring of a conv's output
+
+
+def padding_ring(module: nn.Module, in_hw: tuple[int, int]) -> dict[str, int]:
+    """Per side, how many output rows/columns of ``module`` have a receptive field that reads its padding.
+
+    Output row i of a conv reads input rows i*s - before .. i*s - before + d(k-1); it touches the near
+    padding when i*s < before and the far padding when the last row read lies beyond the input. So a 3x3
+    stride-2 conv with PyTorch padding 1 at an even size has a top ring of 1 and a bottom ring of 0, a
+    TF-SAME one the opposite.
+    """
+    left, right, top, bottom = layer_pads(module, in_hw)
+    k, s, d = (_pair(getattr(module, a, 1)) for a in ("kernel_size", "stride", "dilation"))
+    ring = {}
+    for dim, (before, after, n) in enumerate(((top, bottom, in_hw[0]), (left, right, in_hw[1]))):
+        extent = d[dim] * (k[dim] - 1)
+        out = (n + before + after - extent - 1) // s[dim] + 1
+        near = min(out, -(-before // s[dim]))
+        first_far = (before + n - 1 - extent) // s[dim] + 1  # first output row whose window reaches past the input
+        far = min(out, max(0, out - first_far)) if after > 0 else 0
+        ring.update({("top", "left")[dim]: near, ("bottom", "right")[dim]: far})
+    return ring
+
+
+def ring_mask(hw: tuple[int, int], ring: dict[str, int], device=None) -> torch.Tensor:
+    """Boolean (H, W) mask of the border ring: ``ring[side]`` rows/columns on each side."""
+    h, w = hw
+    mask = torch.zeros(h, w, dtype=torch.bool, device=device)
+    mask[: ring["top"]] = True
+    if ring["bottom"]:
+        mask[h - ring["bottom"]:] = True
+    mask[:, : ring["left"]] = True
+    if ring["right"]:
+        mask[:, w - ring["right"]:] = True
+    return mask
+
+
+def _ring_for(module, in_hw, ring) -> dict[str, int]:
+    if ring is None:
+        return padding_ring(module, in_hw)
+    check_type("ring", ring, int)
+    return {s: ring for s in SIDES}
+
+
+def _interior_mask(hw, ring: dict[str, int]) -> torch.Tensor:
+    """Positions at distance >= max(1, widest ring) from every border (the whole map if that leaves nothing)."""
+    h, w = hw
+    m = max(1, max(ring.values()))
+    mask = torch.zeros(h, w, dtype=torch.bool)
+    if h > 2 * m and w > 2 * m:
+        mask[m:h - m, m:w - m] = True
+    else:
+        mask[:] = True
+    return mask
+
+
+@torch.no_grad()
+def channel_means(model: nn.Module, images, layers, ring: int | None = None, batch_size: int = 8,
+                  device=None, progress: bool | str = False) -> dict[str, torch.Tensor]:
+    """Per layer, each output channel's probe-set mean over images and interior positions, (C,) float64.
+
+    The interior excludes the border ring (see :func:`padding_ring`), so the mean is the channel's typical
+    value away from padding: replacing the border by it erases the border response. Streamed with
+    :func:`padlib.activations.layer_map_stats` (memory flat in the number of images).
+    """
+    layers = list(layers)
+    device = device if device is not None else model_device(model)
+
+    def interior_mean(name, module, inputs, output):
+        mask = _interior_mask(output.shape[-2:], _ring_for(module, inputs[0].shape[-2:], ring)).to(output.device)
+        return output[..., mask].mean(-1)  # (N, C)
+
+    stats = layer_map_stats(model, images, layers, batch_size=batch_size, device=device,
+                            progress=progress, transform=interior_mean)
+    return {layer: stats[layer].mean for layer in layers}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Ablation
+
+
+@contextlib.contextmanager
+def ablate_channels(model: nn.Module, channels, mode: str = "mean", region: str = "all", means=None,
+                    images=None, ring: int | None = None, batch_size: int = 8, progress: bool | str = False):
+    """Within the ``with`` block, the chosen channels' outputs are replaced by their probe-set mean or zero.
+
+    ``channels``: see :func:`channel_selection`. The replacement acts on the output of the module named in
+    ``layer`` (for ``find_pans`` rows: the tensor the scanner measured). ``mode="mean"`` uses
+    :func:`channel_means` (pass ``means`` to reuse them, or ``images`` to compute them now);
+    ``mode="zero"`` uses 0. ``region="all"`` replaces the whole map, ``"border"`` only the ring where the
+    layer reads padding (``ring=None``, from the layer's geometry at the actual input size) or a ring of
+    ``ring`` pixels. Only forward hooks are added; they are removed on exit, whatever happens, so the model
+    is restored bit for bit. Yields the model.
+    """
+    check_type("model", model, nn.Module)
+    if mode not in ABLATION_MODES:
+        raise PadlibError(f"mode must be one of {ABLATION_MODES}, got {mode!r}")
+    if region not in ABLATION_REGIONS:
+        raise PadlibError(f"region must be one of {ABLATION_REGIONS}, got {region!r}")
+    selection = channel_selection(channels)
+    modules = dict(model.named_modules())
+    for layer, cs in selection.items():
+        if layer not in modules:
+            raise PadlibError(f"no layer named '{layer}' in {type(model).__name__} (channels from another model?)")
+        n = _n_channels(modules[layer])
+        if n is not None and cs[-1] >= n:
+            raise PadlibError(f"channel {cs[-1]} out of range for layer '{layer}' with {n} channels")
+    if not selection:
+        yield model
+        return
+    if mode == "mean":
+        if means is None:
+            if images is None:
+                raise PadlibError("mode='mean' needs the probe-set means: pass means=channel_means(...) or images=")
+            means = channel_means(model, images, list(selection), ring=ring, batch_size=batch_size, progress=progress)
+        missing = [layer for layer in selection if layer not in means]
+        if missing:
+            raise PadlibError(f"means has no entry for layer(s) {missing[:3]}; compute channel_means for them")
+    index = {layer: torch.tensor(cs) for layer, cs in selection.items()}
+
+    def replace(name, module, inputs, output):
+        idx = index[name].to(output.device)
+        if mode == "zero":
+            value = torch.zeros(len(idx), 1, 1, dtype=output.dtype, device=output.device)
+        else:
+            value = means[name][index[name]].to(device=output.device, dtype=output.dtype).view(-1, 1, 1)
+        out = output.clone()
+        if region == "all":
+            out[:, idx] = value.expand(-1, *output.shape[-2:])
+        else:
+            mask = ring_mask(output.shape[-2:], _ring_for(module, inputs[0].shape[-2:], ring), output.device)
+            out[:, idx] = torch.where(mask, value, output[:, idx])
+        return out
+
+    with forward_hooks(model, list(selection), replace):
+        yield model
+
+
+def swap_padding(model: nn.Module, mode: str) -> nn.Module:
+    """A new model whose padded convs pad with ``mode`` ('reflect', 'replicate', 'circular', 'zero' or a
+    registered scheme) instead, at inference: weights shared by value, the original untouched.
+
+    A thin wrapper over :func:`padlib.padding.convert_padding` (which keeps timm's dynamic TF-SAME amounts).
+    """
+    check_type("model", model, nn.Module)
+    check_type("mode", mode, str)
+    if mode not in PADDING_SCHEMES:
+        raise PadlibError(f"unknown padding mode '{mode}'; available: {', '.join(PADDING_SCHEMES)}")
+    swapped = convert_padding(model, mode)
+    swapped.padlib_padding = mode
+    return swapped
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Labelled image folders (ImageNet validation arranged by class, or any class-per-folder layout)
+
+
+@dataclass
+class LabelledImages(ProbeImages):
+    """A :class:`~padlib.data.ProbeImages` (centre crops of files) that also knows each image's class index."""
+
+    labels: list = field(default_factory=list)
+    class_names: list = field(default_factory=list)
+
+
+def read_class_index(path: str) -> dict[str, int]:
+    """A class-index mapping file -> ``{folder name: class index}``.
+
+    Accepted: JSON ``{"0": ["n01440764", "tench"], ...}`` (Keras' imagenet_class_index.json) or
+    ``{"folder": index}``; or a text file with one class per line, first token the folder name (e.g.
+    ``LOC_synset_mapping.txt``: "n01440764 tench, Tinca tinca"), the line number the index unless the
+    second token is an integer.
+    """
+    check_type("class index file", path, (str, os.PathLike))
+    if not os.path.isfile(path):
+        raise ProbeDataError(f"class index file '{path}' does not exist")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    mapping: dict[str, int] = {}
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ProbeDataError(f"class index file '{path}' is not valid JSON: {e}") from None
+        for key, value in data.items():
+            if isinstance(value, (list, tuple)) and str(key).lstrip("-").isdigit():
+                mapping[str(value[0])] = int(key)
+                if len(value) > 1:
+                    mapping.setdefault(str(value[1]), int(key))
+            elif isinstance(value, int):
+                mapping[str(key)] = value
+            else:
+                raise ProbeDataError(f"class index file '{path}': cannot read entry {key!r}: {value!r}")
+    else:
+        for i, line in enumerate(l for l in text.splitlines() if l.strip()):
+            tokens = line.replace(",", " ").split()
+            mapping[tokens[0]] = int(tokens[1]) if len(tokens) > 1 and tokens[1].isdigit() else i
+    if not mapping:
+        raise ProbeDataError(f"class index file '{path}' has no entries")
+    return mapping
+
+
+def labelled_images(folder: str, class_index: str | dict | None = None, n: int | None = None, model=None,
+                    size: int | None = None, seed: int = 0) -> LabelledImages:
+    """Images arranged one folder per class (``folder/<class>/<image>``) with their class indices.
+
+    ``class_index`` maps folder names to model class indices: a mapping file (see :func:`read_class_index`)
+    or a dict. Without it, folder names that are integers or ImageNet class names are understood. ``n``
+    keeps a seeded random subset. Each image is resized and centre-cropped as the model expects.
+    """
+    paths = list_images(folder)
+    if isinstance(class_index, (str, os.PathLike)):
+        class_index = read_class_index(os.fspath(class_index))
+    names = imagenet_classes()
+    by_name = {c: i for i, c in enumerate(names)}
+    labels, kept, unknown = [], [], set()
+    for p in paths:
+        rel = os.path.relpath(p, folder)
+        cls = rel.split(os.sep)[0] if os.sep in rel else None
+        if cls is None:
+            raise ProbeDataError(f"'{rel}' is not inside a class folder: arrange images as {folder}/<class>/<image>")
+        if class_index is not None:
+            idx = class_index.get(cls)
+        elif cls.isdigit():
+            idx = int(cls)
+        else:
+            idx = by_name.get(cls, by_name.get(cls.replace("_", " ")))
+        if idx is None:
+            unknown.add(cls)
+            continue
+        labels.append(int(idx))
+        kept.append(p)
+    if unknown:
+        raise ProbeDataError(
+            f"{len(unknown)} class folder(s) have no class index (e.g. {sorted(unknown)[:3]}): pass class_index= "
+            "a mapping file (imagenet_class_index.json or LOC_synset_mapping.txt) or name folders by class index"
+        )
+    if n is not None:
+        check_type("n", n, int)
+        if n < len(kept):
+            pick = np.sort(np.random.default_rng(seed).choice(len(kept), n, replace=False))
+            kept, labels = [kept[i] for i in pick], [labels[i] for i in pick]
+    prep = preprocessing(model) if model is not None else preprocessing("mobilenet_v2")
+    return LabelledImages(kept, [os.path.relpath(p, folder) for p in kept], len(kept), size or prep.input_size, prep,
+                          seed, "center", labels=labels, class_names=names)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Evaluation
+
+
+@torch.no_grad()
+def model_logits(model: nn.Module, images, batch_size: int = 8, device=None, progress: bool | str = False) -> torch.Tensor:
+    """Logits (N, K) on the CPU, float32, for a ProbeImages set, a tensor (N, 3, H, W) or batches.
+
+    A fixed batch size keeps CPU kernels warm (the first call at a new batch shape is slow).
+    """
+    check_type("model", model, nn.Module)
+    device = device if device is not None else model_device(model)
+    out = [model(b).float().cpu() for b in iter_batches(images, batch_size, device, progress)]
+    if not out:
+        raise ProbeDataError("no images to evaluate")
+    return torch.cat(out)
+
+
+def bootstrap_ci(values, n_boot: int = 1000, seed: int = 0, ci: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of per-image ``values`` (resampling images)."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return float("nan"), float("nan")
+    idx = np.random.default_rng(seed).integers(0, v.size, size=(n_boot, v.size))
+    boots = v[idx].mean(1)
+    a = (1 - ci) / 2
+    return float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a))
+
+
+@dataclass
+class Evaluation:
+    """What an intervention did: ``summary`` (metric, value, ci_low, ci_high, n), ``per_image`` values,
+    ``class_counts`` (per class: predictions and probability mass, with the reference's) and ``logits``."""
+
+    summary: pd.DataFrame
+    per_image: pd.DataFrame
+    class_counts: pd.DataFrame
+    logits: torch.Tensor
+
+    def value(self, metric: str) -> float:
+        row = self.summary[self.summary["metric"] == metric]
+        if row.empty:
+            raise PadlibError(f"no metric '{metric}'; available: {', '.join(self.summary['metric'])}")
+        return float(row["value"].iloc[0])
+
+
+PER_IMAGE_METRICS = ("confidence", "agreement", "kl", "confidence_change", "top1_accuracy", "top5_accuracy",
+                     "reference_top1_accuracy")
+
+
+def compare_logits(logits: torch.Tensor, reference: torch.Tensor | None = None, labels=None, n_boot: int = 1000,
+                   seed: int = 0, ci: float = 0.95, class_names=None) -> Evaluation:
+    """The metrics of :func:`evaluate` from logits already computed (so one reference serves many runs)."""
+    logp = F.log_softmax(logits.double(), -1)
+    p = logp.exp()
+    conf, top1 = p.max(-1)
+    n, k = p.shape
+    names = class_names or (imagenet_classes() if k == 1000 else [str(i) for i in range(k)])
+    per = {"image": np.arange(n), "top1": top1.numpy(), "top1_name": [names[i] for i in top1.tolist()],
+           "confidence": conf.numpy()}
+    ref_p = None
+    if reference is not None:
+        if tuple(reference.shape) != (n, k):
+            raise PadlibError(f"reference logits have shape {tuple(reference.shape)}, the model's {(n, k)}: "
+                              "evaluate both on the same images")
+        ref_logp = F.log_softmax(reference.double(), -1)
+        ref_p = ref_logp.exp()
+        ref_conf, ref_top1 = ref_p.max(-1)
+        per.update({
+            "reference_top1": ref_top1.numpy(),
+            "agreement": (top1 == ref_top1).double().numpy(),
+            "kl": (ref_p * (ref_logp - logp)).sum(-1).clamp_min(0).numpy(),
+            "confidence_change": (conf - ref_conf).numpy(),
+        })
+    if labels is not None:
+        lab = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+        if lab.shape != (n,):
+            raise PadlibError(f"{lab.numel()} labels for {n} images")
+        top5 = p.topk(min(5, k), -1).indices
+        per.update({"label": lab.numpy(), "top1_accuracy": (top1 == lab).double().numpy(),
+                    "top5_accuracy": (top5 == lab[:, None]).any(-1).double().numpy()})
+        if ref_p is not None:
+            per["reference_top1_accuracy"] = (ref_p.argmax(-1) == lab).double().numpy()
+    per_image = pd.DataFrame(per)
+    rows = []
+    for i, metric in enumerate(m for m in PER_IMAGE_METRICS if m in per_image):
+        lo, hi = bootstrap_ci(per_image[metric], n_boot, seed, ci)
+        rows.append({"metric": metric, "value": float(per_image[metric].mean()), "ci_low": lo, "ci_high": hi, "n": n})
+    summary = pd.DataFrame(rows, columns=["metric", "value", "ci_low", "ci_high", "n"])
+    counts = np.bincount(top1.numpy(), minlength=k)
+    classes = pd.DataFrame({"class_index": np.arange(k), "class_name": names, "count": counts,
+                            "prob_mass": p.sum(0).numpy()})
+    if ref_p is not None:
+        classes["reference_count"] = np.bincount(ref_p.argmax(-1).numpy(), minlength=k)
+        classes["reference_prob_mass"] = ref_p.sum(0).numpy()
+        classes["count_change"] = classes["count"] - classes["reference_count"]
+        classes["prob_mass_change"] = classes["prob_mass"] - classes["reference_prob_mass"]
+    return Evaluation(summary, per_image, classes, logits)
+
+
+def evaluate(model: nn.Module, images, reference=None, labels=None, batch_size: int = 8, device=None,
+             n_boot: int = 1000, seed: int = 0, ci: float = 0.95, progress: bool | str = False) -> Evaluation:
+    """How ``model`` predicts on ``images``, against a ``reference`` and/or labels.
+
+    ``reference``: a model (run on the same images), an :class:`Evaluation` or logits (N, K) computed
+    before (the intact model's, reused across interventions). ``labels``: class indices, or taken from a
+    :func:`labelled_images` set. Metrics: confidence (mean top-1 probability); with a reference, top-1
+    agreement, mean KL(reference || model) and confidence change; with labels, top-1/top-5 accuracy.
+    Each with a seeded percentile bootstrap interval over images.
+    """
+    if labels is None:
+        labels = getattr(images, "labels", None) or None
+    logits = model_logits(model, images, batch_size, device, progress)
+    if isinstance(reference, nn.Module):
+        reference = model_logits(reference, images, batch_size, device, progress)
+    elif isinstance(reference, Evaluation):
+        reference = reference.logits
+    elif reference is not None:
+        check_type("reference", reference, (nn.Module, Evaluation, torch.Tensor))
+    return compare_logits(logits, reference, labels, n_boot, seed, ci)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Studies: many interventions, one tidy table
+
+
+def _tidy(evaluations: dict, keys: tuple[str, ...]) -> pd.DataFrame:
+    frames = []
+    for key, ev in evaluations.items():
+        key = key if isinstance(key, tuple) else (key,)
+        frames.append(ev.summary.assign(**dict(zip(keys, key))))
+    if not frames:
+        return pd.DataFrame(columns=list(keys) + ["metric", "value", "ci_low", "ci_high", "n"])
+    return pd.concat(frames, ignore_index=True)[list(keys) + ["metric", "value", "ci_low", "ci_high", "n"]]
+
+
+@dataclass
+class AblationStudy:
+    """PAN ablation against random controls: ``summary`` (one row per run and metric), ``evaluations``
+    keyed by (channels, control, mode, region), and the PAN-vs-control ``comparison``."""
+
+    summary: pd.DataFrame
+    evaluations: dict
+    comparison: pd.DataFrame
+
+
+def pan_ablation(model: nn.Module, images, pans, controls: pd.DataFrame | None = None, modes=ABLATION_MODES,
+                 regions=ABLATION_REGIONS, means=None, reference=None, labels=None, batch_size: int = 8,
+                 n_boot: int = 1000, seed: int = 0, progress: bool = True) -> AblationStudy:
+    """Ablate the PANs, and each random control of equal size, under every mode and region.
+
+    ``pans``: the PAN rows (or pairs); ``controls``: a :func:`random_control` table. ``means`` (from
+    :func:`channel_means` over every layer involved) and ``reference`` logits are reused when given. The
+    comparison gives, per mode, region and metric, the PAN value, the controls' mean and range, the paired
+    difference PAN - mean of controls with a bootstrap interval over images, and how many controls the
+    PAN ablation exceeds.
+    """
+    from tqdm.auto import tqdm
+
+    if labels is None:
+        labels = getattr(images, "labels", None) or None
+    if reference is None:
+        reference = model_logits(model, images, batch_size)
+    elif isinstance(reference, Evaluation):
+        reference = reference.logits
+    sets = [("PANs", -1, channel_selection(pans))]
+    if controls is not None and len(controls):
+        sets += [("random", int(c), channel_selection(g[["layer", "channel"]])) for c, g in controls.groupby("control")]
+    if "mean" in modes and means is None:
+        layers = sorted({layer for _, _, sel in sets for layer in sel})
+        means = channel_means(model, images, layers, batch_size=batch_size) if layers else {}
+    runs = [(s, m, r) for s in sets for m in modes for r in regions]
+    evaluations = {}
+    for (kind, control, sel), mode, region in tqdm(runs, desc="ablations", disable=not progress, leave=False):
+        with ablate_channels(model, sel, mode, region, means=means):
+            logits = model_logits(model, images, batch_size)
+        evaluations[(kind, control, mode, region)] = compare_logits(logits, reference, labels, n_boot, seed)
+    summary = _tidy(evaluations, ("channels", "control", "mode", "region"))
+    sizes = {(kind, control): sum(map(len, sel.values())) for kind, control, sel in sets}
+    summary["n_channels"] = [sizes[k] for k in zip(summary["channels"], summary["control"])]
+    return AblationStudy(summary, evaluations, _pan_vs_controls(evaluations, n_boot, seed))
+
+
+def _pan_vs_controls(evaluations: dict, n_boot: int, seed: int) -> pd.DataFrame:
+    rows = []
+    conditions = sorted({(m, r) for (_, _, m, r) in evaluations})
+    for mode, region in conditions:
+        pan = evaluations.get(("PANs", -1, mode, region))
+        ctrls = [ev for (kind, _, m, r), ev in evaluations.items() if kind == "random" and (m, r) == (mode, region)]
+        if pan is None:
+            continue
+        for metric in ("agreement", "kl", "confidence_change", "top1_accuracy"):
+            if metric not in pan.per_image:
+                continue
+            v = pan.per_image[metric].to_numpy()
+            row = {"mode": mode, "region": region, "metric": metric, "pans": float(v.mean()),
+                   "n_controls": len(ctrls)}
+            if ctrls:
+                c = np.stack([ev.per_image[metric].to_numpy() for ev in ctrls])
+                cm = c.mean(1)
+                lo, hi = bootstrap_ci(v - c.mean(0), n_boot, seed)
+                row.update({"controls_mean": float(cm.mean()), "controls_min": float(cm.min()),
+                            "controls_max": float(cm.max()), "difference": float(v.mean() - cm.mean()),
+                            "diff_ci_low": lo, "diff_ci_high": hi,
+                            "controls_below_pans": int((cm < v.mean()).sum())})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def padding_interventions(model: nn.Module, images, modes=("reflect", "replicate", "circular"), reference=None,
+                          labels=None, batch_size: int = 8, n_boot: int = 1000, seed: int = 0,
+                          progress: bool = True) -> dict:
+    """Each padding swap of :func:`swap_padding`, evaluated against the intact model: ``{mode: Evaluation}``."""
+    from tqdm.auto import tqdm
+
+    if labels is None:
+        labels = getattr(images, "labels", None) or None
+    if reference is None:
+        reference = model_logits(model, images, batch_size)
+    elif isinstance(reference, Evaluation):
+        reference = reference.logits
+    out = {}
+    for mode in tqdm(list(modes), desc="padding swaps", disable=not progress, leave=False):
+        out[mode] = compare_logits(model_logits(swap_padding(model, mode), images, batch_size), reference,
+                                   labels, n_boot, seed)
+    return out
+
+
+def size_interventions(model: nn.Module, n_images: int, sizes=(225, 223), base_size: int = 224, seed: int = 0,
+                       image_dir=None, batch_size: int = 8, n_boot: int = 1000, progress: bool = True) -> dict:
+    """The same probe crops resized to other input sizes, against the model at ``base_size``.
+
+    At 225 (= 1 mod 32) every stride-2 stage of these models pads evenly; 223 is an equally small resize
+    that keeps uneven padding, so it controls for the resize itself. ``{size: Evaluation}`` plus
+    ``"reference"`` (the model at ``base_size``).
+    """
+    from .data import probe_images
+
+    def probe(size):
+        return probe_images(n_images, size=size, seed=seed, image_dir=image_dir, model=model)
+
+    reference = model_logits(model, probe(base_size), batch_size, progress=False)
+    out = {"reference": compare_logits(reference, None, None, n_boot, seed)}
+    for size in sizes:
+        out[size] = compare_logits(model_logits(model, probe(size), batch_size, progress=progress and "size %d" % size),
+                                   reference, None, n_boot, seed)
+    return out
+
+
+def intervention_table(evaluations: dict, key: str = "intervention") -> pd.DataFrame:
+    """``{name: Evaluation}`` -> one tidy table (``key``, metric, value, ci_low, ci_high, n)."""
+    return _tidy({k: v for k, v in evaluations.items() if k != "reference"}, (key,))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Characteristic biases: which classes gain and lose predictions
+
+
+def top_movers(evaluations: dict, k: int = 5, keys: tuple[str, ...] = ("model", "intervention")) -> pd.DataFrame:
+    """Per intervention, the ``k`` classes that gained and lost the most top-1 predictions (ties broken by
+    probability mass), with the counts before and after."""
+    rows = []
+    for key, ev in evaluations.items():
+        key = key if isinstance(key, tuple) else (key,)
+        cc = ev.class_counts
+        if "count_change" not in cc:
+            continue
+        for direction, asc in (("gains", False), ("losses", True)):
+            part = cc[(cc["count_change"] < 0) if asc else (cc["count_change"] > 0)]
+            part = part.sort_values(["count_change", "prob_mass_change"], ascending=[asc, asc]).head(k)
+            for rank, r in enumerate(part.itertuples(), 1):
+                rows.append({**dict(zip(keys, key)), "direction": direction, "rank": rank,
+                             "class_name": r.class_name, "reference_count": int(r.reference_count),
+                             "count": int(r.count), "count_change": int(r.count_change),
+                             "prob_mass_change": float(r.prob_mass_change)})
+    return pd.DataFrame(rows, columns=list(keys) + ["direction", "rank", "class_name", "reference_count", "count",
+                                                    "count_change", "prob_mass_change"])
+
+
+def mover_consistency(evaluations: dict) -> pd.DataFrame:
+    """Do interventions push different models toward the same classes? For each intervention, the Pearson
+    correlation between two models' per-class probability-mass changes (over all classes), per model pair.
+
+    ``evaluations`` is keyed by (model, intervention). Compare with the same figure for random controls:
+    a generic 'damaged network' drift also correlates across models.
+    """
+    by_int: dict = {}
+    for (model, intervention), ev in evaluations.items():
+        if "prob_mass_change" in ev.class_counts:
+            by_int.setdefault(intervention, {})[model] = ev.class_counts["prob_mass_change"].to_numpy()
+    rows = []
+    for intervention, vecs in by_int.items():
+        names = list(vecs)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                va, vb = vecs[a], vecs[b]
+                r = float(np.corrcoef(va, vb)[0, 1]) if va.std() > 0 and vb.std() > 0 else float("nan")
+                rows.append({"intervention": intervention, "model_a": a, "model_b": b, "correlation": r})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Border sensitivity
+
+
+def shift_toward(x: torch.Tensor, side: str, pixels: int, fill: str = "reflect") -> torch.Tensor:
+    """Move the content of (N, C, H, W) images ``pixels`` toward ``side``; the vacated strip on the opposite
+    side is filled from the image itself (``reflect``: mirrored, ``replicate``, ``circular``: wrapped)."""
+    if side not in SIDES:
+        raise PadlibError(f"side must be one of {SIDES}, got {side!r}")
+    check_type("pixels", pixels, int)
+    h, w = x.shape[-2:]
+    if pixels < 0 or pixels >= (h if side in ("top", "bottom") else w):
+        raise PadlibError(f"cannot shift a {h}x{w} image by {pixels} pixels")
+    if pixels == 0:
+        return x
+    # pad on the opposite side, then crop the window that moved toward `side`
+    pads = {"top": (0, 0, 0, pixels), "bottom": (0, 0, pixels, 0), "left": (0, pixels, 0, 0), "right": (pixels, 0, 0, 0)}
+    y = F.pad(x, pads[side], mode=fill)
+    if side == "top":
+        return y[..., pixels:, :]
+    if side == "bottom":
+        return y[..., :h, :]
+    if side == "left":
+        return y[..., :, pixels:]
+    return y[..., :, :w]
+
+
+@torch.no_grad()
+def border_sensitivity(model: nn.Module, images, shifts=(16, 32), sides=SIDES, fill: str = "reflect",
+                       batch_size: int = 8, device=None, n_boot: int = 1000, seed: int = 0,
+                       progress: bool | str = False) -> pd.DataFrame:
+    """Prediction stability when the content moves toward each border, per side and shift.
+
+    Each image's own (unshifted) prediction is the reference, so the figure measures stability, not
+    accuracy; it can run inside :func:`ablate_channels` ("without PANs"). Returns a tidy table: side, shift,
+    metric (agreement, kl, confidence_change), value, ci_low, ci_high, n. Streams over batches.
+    """
+    check_type("model", model, nn.Module)
+    shifts = [int(s) for s in shifts]
+    device = device if device is not None else model_device(model)
+    per: dict = {(s, d): {"agreement": [], "kl": [], "confidence_change": []} for s in sides for d in shifts}
+    for batch in iter_batches(images, batch_size, device, progress):
+        ref_logp = F.log_softmax(model(batch).double(), -1)
+        ref_p = ref_logp.exp()
+        ref_conf, ref_top = ref_p.max(-1)
+        for side in sides:
+            for d in shifts:
+                logp = F.log_softmax(model(shift_toward(batch, side, d, fill)).double(), -1)
+                conf, top = logp.exp().max(-1)
+                acc = per[(side, d)]
+                acc["agreement"].append((top == ref_top).double().cpu())
+                acc["kl"].append((ref_p * (ref_logp - logp)).sum(-1).clamp_min(0).cpu())
+                acc["confidence_change"].append((conf - ref_conf).cpu())
+    rows = []
+    for (side, d), acc in per.items():
+        for metric, parts in acc.items():
+            v = torch.cat(parts).numpy()
+            lo, hi = bootstrap_ci(v, n_boot, seed)
+            rows.append({"side": side, "shift": d, "metric": metric, "value": float(v.mean()),
+                         "ci_low": lo, "ci_high": hi, "n": len(v)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,305 @@
+"""Ablation, padding swaps, evaluation and border sensitivity on tiny models with hand-computed answers."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import padlib
+from padlib import ablation as A
+
+
+def toy_net(seed=0):
+    torch.manual_seed(seed)
+    net = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+        nn.Conv2d(6, 6, 3, stride=2, padding=1, groups=6), nn.ReLU(),
+        nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5),
+    )
+    with torch.no_grad():  # non-trivial running statistics
+        net[1].running_mean.uniform_(-0.5, 0.5)
+        net[1].running_var.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+def images(n=6, size=12, seed=0):
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def no_hooks(model):
+    return all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_ablation_restores_the_model_bit_for_bit_even_after_an_error():
+    net, x = toy_net(), images()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    before = net(x)
+    channels = [("0", 1), ("0", 4), ("5", 2)]
+    for mode in ("mean", "zero"):
+        for region in ("all", "border"):
+            with A.ablate_channels(net, channels, mode, region, images=x) as m:
+                assert m is net
+                assert not torch.allclose(net(x), before)
+    with pytest.raises(RuntimeError, match="boom"):
+        with A.ablate_channels(net, channels, "zero"):
+            raise RuntimeError("boom")
+    assert no_hooks(net)
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+    assert torch.equal(net(x), before)
+
+
+def test_ablating_nothing_changes_nothing():
+    net, x = toy_net(), images()
+    before = net(x)
+    for nothing in ([], {}, pd.DataFrame(columns=["layer", "channel", "is_pan"])):
+        with A.ablate_channels(net, nothing, "mean"):  # no means needed: nothing to replace
+            assert torch.equal(net(x), before)
+
+
+def test_zero_ablating_every_channel_of_a_layer_equals_zeroing_its_output():
+    net, x = toy_net(), images()
+    zeroed = toy_net()
+    with torch.no_grad():  # an independent construction: the conv's weights and bias set to zero
+        zeroed[5].weight.zero_()
+        zeroed[5].bias.zero_()
+    with A.ablate_channels(net, [("5", c) for c in range(8)], "zero"):
+        assert torch.equal(net(x), zeroed(x))
+    # and a find_pans-style table of PAN rows selects the same thing
+    table = pd.DataFrame({"layer": ["5"] * 8, "channel": range(8), "is_pan": True})
+    with A.ablate_channels(net, table, "zero"):
+        assert torch.equal(net(x), zeroed(x))
+
+
+def test_mean_ablation_sets_the_interior_mean_everywhere_or_on_the_padding_ring_only():
+    net, x = toy_net(), images(8, 12)
+    means = A.channel_means(net, x, ["0", "3"])
+    # by hand: conv "0" is 3x3 pad 1, so its ring is 1 pixel and the interior is rows/cols 1..10
+    out0 = net[0](x).double()
+    assert torch.allclose(means["0"], out0[..., 1:-1, 1:-1].mean((0, 2, 3)))
+    captured = {}
+    # what the next layer receives (forward hooks run in registration order, so read it downstream)
+    handle = net[1].register_forward_pre_hook(lambda m, i: captured.__setitem__("out", i[0]))
+    try:
+        with A.ablate_channels(net, [("0", 2)], "mean", "all", means=means):
+            net(x)
+        assert torch.allclose(captured["out"][:, 2], means["0"][2].float().expand(8, 12, 12))
+        with A.ablate_channels(net, [("0", 2)], "mean", "border", means=means):
+            net(x)
+    finally:
+        handle.remove()
+    y = captured["out"]
+    ring = A.ring_mask((12, 12), {"top": 1, "bottom": 1, "left": 1, "right": 1})
+    assert torch.allclose(y[:, 2][:, ring], means["0"][2].float().expand(8, int(ring.sum())))
+    assert torch.equal(y[:, 2][:, ~ring], out0[:, 2][:, ~ring].float())  # interior untouched
+    assert torch.equal(y[:, 3], out0[:, 3].float())  # other channels untouched
+
+
+def test_padding_ring_follows_where_each_conv_reads_padding():
+    from timm.layers import Conv2dSame
+
+    # PyTorch k3 s2 p1 at an even size reads the top/left padding only; TF SAME the bottom/right only
+    assert A.padding_ring(nn.Conv2d(1, 1, 3, stride=2, padding=1), (8, 8)) == {"top": 1, "bottom": 0, "left": 1, "right": 0}
+    assert A.padding_ring(nn.Conv2d(1, 1, 3, stride=2, padding=1), (9, 9)) == {"top": 1, "bottom": 1, "left": 1, "right": 1}
+    assert A.padding_ring(Conv2dSame(1, 1, 3, stride=2), (8, 8)) == {"top": 0, "bottom": 1, "left": 0, "right": 1}
+    assert A.padding_ring(nn.Conv2d(1, 1, 5, padding=2), (10, 7)) == {"top": 2, "bottom": 2, "left": 2, "right": 2}
+    assert A.ring_mask((4, 5), {"top": 0, "bottom": 1, "left": 0, "right": 2}).sum() == 5 + 2 * 3
+
+
+def test_ablation_rejects_bad_channel_choices_clearly():
+    net = toy_net()
+    full = pd.DataFrame({"layer": ["0", "0"], "channel": [0, 1], "is_pan": [True, False]})
+    with pytest.raises(padlib.PadlibError, match="non-PAN rows"):
+        A.channel_selection(full)
+    with pytest.raises(padlib.PadlibError, match="no layer named 'nope'"):
+        with A.ablate_channels(net, [("nope", 0)], "zero"):
+            pass
+    with pytest.raises(padlib.PadlibError, match="out of range"):
+        with A.ablate_channels(net, [("0", 6)], "zero"):
+            pass
+    with pytest.raises(padlib.PadlibError, match="needs the probe-set means"):
+        with A.ablate_channels(net, [("0", 1)], "mean"):
+            pass
+    with pytest.raises(padlib.PadlibError, match="mode must be"):
+        with A.ablate_channels(net, [("0", 1)], "noise"):
+            pass
+
+
+def test_random_controls_match_pan_counts_per_layer_and_avoid_pans():
+    rng = np.random.default_rng(1)
+    rows = []
+    for layer, c in (("0", 6), ("3", 6), ("5", 8)):
+        pan = set(rng.choice(c, {"0": 2, "3": 1, "5": 3}[layer], replace=False).tolist())
+        rows += [{"layer": layer, "channel": i, "is_pan": i in pan} for i in range(c)]
+    table = pd.DataFrame(rows)
+    pans = table[table.is_pan]
+    controls = A.random_control(table, k=5, seed=3)
+    assert sorted(controls.control.unique()) == list(range(5))
+    want = pans.groupby("layer").size()
+    for _, ctrl in controls.groupby("control"):
+        assert ctrl.groupby("layer").size().equals(want)
+        merged = ctrl.merge(pans, on=["layer", "channel"])
+        assert merged.empty  # never a PAN
+    # from PAN pairs plus the model: the same rule; seeded, deterministic
+    pairs = list(zip(pans.layer, pans.channel))
+    c2 = A.random_control(pairs, toy_net(), k=5, seed=3)
+    assert c2.equals(A.random_control(pairs, toy_net(), k=5, seed=3))
+    assert not c2.equals(A.random_control(pairs, toy_net(), k=5, seed=4))
+    assert all(g.groupby("layer").size().equals(want) for _, g in c2.groupby("control"))
+    with pytest.raises(padlib.PadlibError, match="needs the model"):
+        A.random_control(pairs)
+
+
+def test_swap_padding_on_a_circular_safe_toy_gives_the_hand_computed_output():
+    from timm.layers import Conv2dSame
+
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    # a 3x3 conv that picks the top-left tap: output[i, j] = padded input[i - 1, j - 1]
+    pick = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    with torch.no_grad():
+        pick.weight.zero_()
+        pick.weight[0, 0, 0, 0] = 1
+    circular = A.swap_padding(nn.Sequential(pick), "circular")
+    assert torch.equal(circular(x)[0, 0], torch.tensor([[15., 12, 13, 14], [3, 0, 1, 2], [7, 4, 5, 6], [11, 8, 9, 10]]))
+    assert torch.equal(A.swap_padding(nn.Sequential(pick), "replicate")(x)[0, 0][0], torch.tensor([0., 0, 1, 2]))
+    assert torch.equal(A.swap_padding(nn.Sequential(pick), "reflect")(x)[0, 0][0], torch.tensor([5., 4, 5, 6]))
+    # timm's dynamic TF SAME stride-2 conv at an even size pads (0, 1): circular wraps row/column 0 in
+    ones = Conv2dSame(1, 1, 3, stride=2, bias=False)
+    with torch.no_grad():
+        ones.weight.fill_(1)
+    net = nn.Sequential(ones)
+    assert torch.equal(net(x)[0, 0], torch.tensor([[45., 39], [66, 50]]))  # zero padding, by hand
+    swapped = A.swap_padding(net, "circular")
+    assert torch.equal(swapped(x)[0, 0], torch.tensor([[45., 51], [69, 75]]))
+    assert torch.equal(net(x)[0, 0], torch.tensor([[45., 39], [66, 50]]))  # original untouched
+    assert swapped.padlib_padding == "circular"
+    with pytest.raises(padlib.PadlibError, match="unknown padding mode"):
+        A.swap_padding(net, "mirror")
+
+
+def colour_classifier():
+    """Predicts the dominant colour channel: class 0 red, 1 green, 2 blue (parameter-free)."""
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
+
+
+def write_colour_folder(root, wrong=3):
+    """10 solid-colour images in class folders red/green/blue; ``wrong`` of them filed in the wrong folder."""
+    colours = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}
+    plan = [("red", "red")] * 4 + [("green", "green")] * 3 + [("blue", "blue")] * 3
+    plan = [(folder if i >= wrong else {"red": "green", "green": "blue", "blue": "red"}[folder], colour)
+            for i, (folder, colour) in enumerate(plan)]
+    for i, (folder, colour) in enumerate(plan):
+        (root / folder).mkdir(exist_ok=True)
+        Image.new("RGB", (40, 30), colours[colour]).save(root / folder / f"img{i}.png")
+
+
+def test_evaluate_on_a_labelled_toy_folder_gives_the_known_accuracy(tmp_path):
+    write_colour_folder(tmp_path, wrong=3)
+    mapping = tmp_path / "classes.json"
+    mapping.write_text(json.dumps({"0": ["red", "rouge"], "1": ["green", "vert"], "2": ["blue", "bleu"]}))
+    data = A.labelled_images(tmp_path, class_index=str(mapping), model="mobilenet_v2")
+    assert len(data) == 10 and sorted(data.labels) == [0] + [1] * 6 + [2] * 3  # three red images filed under green
+    ev = A.evaluate(colour_classifier(), data, n_boot=200)
+    assert ev.value("top1_accuracy") == pytest.approx(0.7)
+    assert ev.value("top5_accuracy") == 1.0  # only three classes
+    row = ev.summary.set_index("metric").loc["top1_accuracy"]
+    assert row.ci_low <= 0.7 <= row.ci_high and row.ci_low < row.ci_high
+    # a text mapping file (LOC_synset_mapping style: line number = index) gives the same labels
+    text = tmp_path / "synsets.txt"
+    text.write_text("red rouge, scarlet\ngreen vert\nblue bleu\n")
+    assert A.labelled_images(tmp_path, class_index=str(text)).labels == data.labels
+    with pytest.raises(padlib.ProbeDataError, match="no class index"):
+        A.labelled_images(tmp_path)
+
+
+def test_evaluate_against_a_reference_agreement_kl_and_counts():
+    x = torch.zeros(4, 3, 8, 8)
+    for i, c in enumerate((0, 1, 2, 2)):
+        x[i, c] = 1.0  # images 0..3 dominated by red, green, blue, blue
+    model = colour_classifier()
+    swap_gb = nn.Sequential(colour_classifier(), Permute([0, 2, 1]))
+    ev = A.evaluate(model, x, reference=swap_gb, n_boot=200, seed=1)
+    assert ev.value("agreement") == 0.25  # only the red image keeps its class
+    same = A.evaluate(model, x, reference=model)
+    assert same.value("agreement") == 1.0 and same.value("kl") == pytest.approx(0.0, abs=1e-12)
+    # KL(reference || model) by hand for image 1: model logits (0, 1, 0), reference (0, 0, 1)
+    p = torch.softmax(torch.tensor([0.0, 1, 0], dtype=torch.float64), 0)
+    q = torch.softmax(torch.tensor([0.0, 0, 1], dtype=torch.float64), 0)
+    assert ev.per_image.kl[1] == pytest.approx(float((q * (q / p).log()).sum()))
+    counts = ev.class_counts.set_index("class_index")
+    assert counts["count"].tolist() == [1, 1, 2] and counts["reference_count"].tolist() == [1, 2, 1]
+    assert counts["count_change"].tolist() == [0, -1, 1]
+    # bootstrap intervals are seeded
+    assert ev.summary.equals(A.evaluate(model, x, reference=swap_gb, n_boot=200, seed=1).summary)
+    with pytest.raises(padlib.PadlibError, match="same images"):
+        A.compare_logits(torch.zeros(3, 3), torch.zeros(4, 3))
+
+
+class Permute(nn.Module):
+    def __init__(self, order):
+        super().__init__()
+        self.order = order
+
+    def forward(self, x):
+        return x[:, self.order]
+
+
+def test_pan_ablation_beats_random_controls_when_only_the_pans_matter():
+    # a head that reads only channels 0 and 1 of the last conv: ablating them must move predictions,
+    # ablating any other channels must not (the controls are drawn from those)
+    net, x = toy_net(), images(16, 12)
+    with torch.no_grad():
+        net[9].weight[:, 2:] = 0
+        net[9].weight[:, :2] *= 100  # so that predictions differ between images
+    table = pd.DataFrame({"layer": ["5"] * 8, "channel": range(8), "is_pan": [True, True] + [False] * 6})
+    controls = A.random_control(table, k=3, seed=0)
+    study = A.pan_ablation(net, x, table[table.is_pan], controls, modes=("zero",), regions=("all",),
+                           n_boot=200, progress=False)
+    assert set(study.summary.n_channels) == {2}
+    comp = study.comparison.set_index("metric")
+    assert comp.loc["kl", "controls_max"] == pytest.approx(0.0, abs=1e-12)
+    assert comp.loc["kl", "pans"] > 0 and comp.loc["kl", "diff_ci_low"] > 0
+    assert comp.loc["kl", "controls_below_pans"] == 3
+    ctrl = study.summary.query("channels == 'random' and metric == 'agreement'")
+    assert (ctrl.value == 1.0).all() and len(ctrl) == 3
+    assert comp.loc["agreement", "pans"] < 1 and comp.loc["agreement", "diff_ci_high"] < 0
+    movers = A.top_movers({("toy", "zero PANs"): study.evaluations[("PANs", -1, "zero", "all")]}, k=2)
+    assert set(movers.direction) == {"gains", "losses"} and (movers.count_change != 0).all()
+    assert (movers[movers.direction == "gains"].count_change > 0).all()
+    assert (movers[movers.direction == "losses"].count_change < 0).all()
+    counts = study.evaluations[("PANs", -1, "zero", "all")].class_counts
+    assert counts.count_change.sum() == 0 and counts["count"].sum() == 16
+
+
+def test_shift_toward_moves_content_and_fills_from_the_image():
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    top = A.shift_toward(x, "top", 1)
+    assert torch.equal(top[0, 0, :3], x[0, 0, 1:]) and torch.equal(top[0, 0, 3], x[0, 0, 2])  # mirrored fill
+    right = A.shift_toward(x, "right", 2, fill="circular")
+    assert torch.equal(right[0, 0, :, 2:], x[0, 0, :, :2]) and torch.equal(right[0, 0, :, :2], x[0, 0, :, 2:])
+    with pytest.raises(padlib.PadlibError, match="cannot shift"):
+        A.shift_toward(x, "left", 4)
+
+
+def test_border_sensitivity_is_nil_for_a_translation_invariant_model_and_not_for_a_positional_one():
+    x = images(6, 16)
+    invariant = A.swap_padding(toy_net(), "circular").eval()
+    for m in invariant.modules():  # stride 1 everywhere: exact circular translation equivariance
+        if isinstance(m, nn.Conv2d):
+            m.stride = (1, 1)
+    table = A.border_sensitivity(invariant, x, shifts=(3, 5), fill="circular", n_boot=100)
+    assert set(table.side) == set(padlib.padding.SIDES) and len(table) == 4 * 2 * 3
+    agree = table[table.metric == "agreement"]
+    assert (agree.value == 1.0).all()
+    assert table[table.metric == "kl"].value.max() < 1e-9
+    torch.manual_seed(0)
+    positional = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 10)).eval()
+    table = A.border_sensitivity(positional, x, shifts=(5,), n_boot=100)
+    assert table[table.metric == "kl"].value.min() > 0
+    # stability can be measured with channels ablated too (hooks compose with the shifts)
+    net = toy_net()
+    with A.ablate_channels(net, [("5", 0)], "zero"):
+        assert len(A.border_sensitivity(net, x, shifts=(2,), n_boot=50)) == 12

@@ -178,9 +178,10 @@ def _ring_for(module, in_hw, ring) -> dict[str, int]:
 
 
 def _interior_mask(hw, ring: dict[str, int]) -> torch.Tensor:
-    """Positions at distance >= max(1, widest ring) from every border (the whole map if that leaves nothing)."""
+    """Positions at distance >= margin from every border, margin = max(ceil(min(H, W) / 8), widest ring, 1)
+    as in the PAN scanner's interior (the whole map if that leaves nothing)."""
     h, w = hw
-    m = max(1, max(ring.values()))
+    m = max(1, math.ceil(min(h, w) / 8), max(ring.values()))
     mask = torch.zeros(h, w, dtype=torch.bool)
     if h > 2 * m and w > 2 * m:
         mask[m:h - m, m:w - m] = True
@@ -194,8 +195,9 @@ def channel_means(model: nn.Module, images, layers, ring: int | None = None, bat
                   device=None, progress: bool | str = False) -> dict[str, torch.Tensor]:
     """Per layer, each output channel's probe-set mean over images and interior positions, (C,) float64.
 
-    The interior excludes the border ring (see :func:`padding_ring`), so the mean is the channel's typical
-    value away from padding: replacing the border by it erases the border response. Streamed with
+    The interior is the PAN scanner's (distance >= max(ceil(min(H, W) / 8), padding ring) from every border),
+    so the mean is the channel's typical value away from padding: replacing the border by it erases the
+    border response. Streamed with
     :func:`padlib.activations.layer_map_stats` (memory flat in the number of images).
     """
     layers = list(layers)
@@ -211,27 +213,82 @@ def channel_means(model: nn.Module, images, layers, ring: int | None = None, bat
 
 
 # ---------------------------------------------------------------------------------------------------------
+# The pre-activation: a conv's output as the BatchNorm that consumes it turns it into the non-linearity's input
+
+
+@torch.no_grad()
+def consuming_norms(model: nn.Module, layers, size: int | None = None) -> dict[str, str]:
+    """Per layer, the name of the BatchNorm that directly consumes its output ('' when none).
+
+    Found by tensor identity on one dummy forward (as the PAN scanner does), so it works for torchvision's
+    ``Conv2dNormActivation`` and timm's fused ``BatchNormAct2d`` alike.
+    """
+    layers = list(layers)
+    bns = {n: m for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if first is None or not bns:
+        return {layer: "" for layer in layers}
+    size = size or getattr(getattr(model, "padlib_preprocessing", None), "input_size", 64)
+    produced, follows = {}, {}
+
+    def on_layer(name, module, inputs, output):
+        produced[id(output)] = (name, output)
+
+    def on_bn(name, module, inputs, output):
+        hit = produced.get(id(inputs[0]))
+        if hit is not None and hit[1] is inputs[0]:
+            follows.setdefault(hit[0], name)
+
+    was_training = model.training
+    model.eval()
+    try:
+        with forward_hooks(model, layers, on_layer), forward_hooks(model, list(bns), on_bn):
+            model(torch.zeros(1, first.in_channels, size, size, device=model_device(model)))
+    finally:
+        model.train(was_training)
+    return {layer: follows.get(layer, "") for layer in layers}
+
+
+def preactivation_zero(bn: nn.modules.batchnorm._BatchNorm) -> torch.Tensor:
+    """Per channel, the input value that an eval-mode BatchNorm maps to 0 (0 where the BN is constant)."""
+    w = bn.weight.detach().double() if bn.weight is not None else torch.ones(bn.num_features, dtype=torch.float64)
+    b = bn.bias.detach().double() if bn.bias is not None else torch.zeros_like(w)
+    if bn.running_var is None:
+        return torch.zeros_like(w)
+    scale = w / torch.sqrt(bn.running_var.detach().double() + bn.eps)
+    shift = b - bn.running_mean.detach().double() * scale
+    return torch.where(scale != 0, -shift / torch.where(scale != 0, scale, torch.ones_like(scale)), torch.zeros_like(w))
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Ablation
 
 
 @contextlib.contextmanager
 def ablate_channels(model: nn.Module, channels, mode: str = "mean", region: str = "all", means=None,
-                    images=None, ring: int | None = None, batch_size: int = 8, progress: bool | str = False):
-    """Within the ``with`` block, the chosen channels' outputs are replaced by their probe-set mean or zero.
+                    images=None, ring: int | None = None, space: str = "preact", norms: dict | None = None,
+                    batch_size: int = 8, progress: bool | str = False):
+    """Within the ``with`` block, the chosen channels are replaced by their probe-set mean or by zero.
 
-    ``channels``: see :func:`channel_selection`. The replacement acts on the output of the module named in
-    ``layer`` (for ``find_pans`` rows: the tensor the scanner measured). ``mode="mean"`` uses
-    :func:`channel_means` (pass ``means`` to reuse them, or ``images`` to compute them now);
-    ``mode="zero"`` uses 0. ``region="all"`` replaces the whole map, ``"border"`` only the ring where the
-    layer reads padding (``ring=None``, from the layer's geometry at the actual input size) or a ring of
-    ``ring`` pixels. Only forward hooks are added; they are removed on exit, whatever happens, so the model
-    is restored bit for bit. Yields the model.
+    ``channels``: see :func:`channel_selection`. The hook sits on the output of the module named in
+    ``layer`` (for ``find_pans`` rows: the conv). ``find_pans`` measures the *pre-activation* (that output
+    through the BatchNorm consuming it), and so does the ablation with ``space="preact"``: ``mode="zero"``
+    sets the pre-activation to 0 (the conv output is set to the value the BN maps to 0); ``space="output"``
+    zeroes the module's output itself. ``mode="mean"`` uses :func:`channel_means` (pass ``means`` to
+    reuse them, or ``images`` to compute them now); an eval-mode BN is affine, so the mean is the same in
+    both spaces. ``region="all"`` replaces the whole map, ``"border"`` only the ring where the layer reads
+    padding (``ring=None``: from the layer's geometry at the actual input size) or a ring of ``ring``
+    pixels. Only forward hooks are added; they are removed on exit, whatever happens, so the model is
+    restored bit for bit. ``norms`` ({layer: BN name}, from :func:`consuming_norms`) saves the dummy
+    forward that finds the BNs when a table without a ``bn`` column is given. Yields the model.
     """
     check_type("model", model, nn.Module)
     if mode not in ABLATION_MODES:
         raise PadlibError(f"mode must be one of {ABLATION_MODES}, got {mode!r}")
     if region not in ABLATION_REGIONS:
         raise PadlibError(f"region must be one of {ABLATION_REGIONS}, got {region!r}")
+    if space not in ("preact", "output"):
+        raise PadlibError(f"space must be 'preact' or 'output', got {space!r}")
     selection = channel_selection(channels)
     modules = dict(model.named_modules())
     for layer, cs in selection.items():
@@ -252,13 +309,23 @@ def ablate_channels(model: nn.Module, channels, mode: str = "mean", region: str 
         if missing:
             raise PadlibError(f"means has no entry for layer(s) {missing[:3]}; compute channel_means for them")
     index = {layer: torch.tensor(cs) for layer, cs in selection.items()}
+    values = {}
+    if mode == "mean":
+        values = {layer: means[layer][index[layer]] for layer in selection}
+    else:
+        if space == "output":
+            norms = {}
+        elif isinstance(channels, pd.DataFrame) and "bn" in channels.columns:
+            norms = dict(zip(channels["layer"], channels["bn"].fillna("")))
+        elif norms is None or any(layer not in norms for layer in selection):
+            norms = consuming_norms(model, list(selection))
+        for layer, cs in index.items():
+            values[layer] = (preactivation_zero(modules[norms[layer]])[cs] if norms.get(layer)
+                             else torch.zeros(len(cs), dtype=torch.float64))
 
     def replace(name, module, inputs, output):
         idx = index[name].to(output.device)
-        if mode == "zero":
-            value = torch.zeros(len(idx), 1, 1, dtype=output.dtype, device=output.device)
-        else:
-            value = means[name][index[name]].to(device=output.device, dtype=output.dtype).view(-1, 1, 1)
+        value = values[name].to(device=output.device, dtype=output.dtype).view(-1, 1, 1)
         out = output.clone()
         if region == "all":
             out[:, idx] = value.expand(-1, *output.shape[-2:])
@@ -548,13 +615,14 @@ def pan_ablation(model: nn.Module, images, pans, controls: pd.DataFrame | None =
     sets = [("PANs", -1, channel_selection(pans))]
     if controls is not None and len(controls):
         sets += [("random", int(c), channel_selection(g[["layer", "channel"]])) for c, g in controls.groupby("control")]
+    layers = sorted({layer for _, _, sel in sets for layer in sel})
     if "mean" in modes and means is None:
-        layers = sorted({layer for _, _, sel in sets for layer in sel})
         means = channel_means(model, images, layers, batch_size=batch_size) if layers else {}
+    norms = consuming_norms(model, layers) if "zero" in modes and layers else {}
     runs = [(s, m, r) for s in sets for m in modes for r in regions]
     evaluations = {}
     for (kind, control, sel), mode, region in tqdm(runs, desc="ablations", disable=not progress, leave=False):
-        with ablate_channels(model, sel, mode, region, means=means):
+        with ablate_channels(model, sel, mode, region, means=means, norms=norms):
             logits = model_logits(model, images, batch_size)
         evaluations[(kind, control, mode, region)] = compare_logits(logits, reference, labels, n_boot, seed)
     summary = _tidy(evaluations, ("channels", "control", "mode", "region"))

@@ -74,12 +74,30 @@ def test_zero_ablating_every_channel_of_a_layer_equals_zeroing_its_output():
         assert torch.equal(net(x), zeroed(x))
 
 
+def test_zero_ablation_zeroes_the_preactivation_the_scanner_measured():
+    net, x = toy_net(), images()
+    captured = {}
+    handle = net[2].register_forward_pre_hook(lambda m, i: captured.__setitem__("bn_out", i[0]))
+    try:
+        assert A.consuming_norms(net, ["0", "3", "5"]) == {"0": "1", "3": "", "5": ""}
+        with A.ablate_channels(net, [("0", 1), ("0", 4)], "zero"):  # space="preact": through BN "1"
+            net(x)
+        assert captured["bn_out"][:, [1, 4]].abs().max() < 1e-5
+        assert captured["bn_out"][:, [0, 2]].abs().min() > 0
+        with A.ablate_channels(net, [("0", 1)], "zero", space="output"):  # the conv output itself
+            net(x)
+        expected = net[1].bias[1] - net[1].running_mean[1] * net[1].weight[1] / (net[1].running_var[1] + net[1].eps).sqrt()
+        assert torch.allclose(captured["bn_out"][:, 1], expected.expand(6, 12, 12))
+    finally:
+        handle.remove()
+
+
 def test_mean_ablation_sets_the_interior_mean_everywhere_or_on_the_padding_ring_only():
     net, x = toy_net(), images(8, 12)
     means = A.channel_means(net, x, ["0", "3"])
-    # by hand: conv "0" is 3x3 pad 1, so its ring is 1 pixel and the interior is rows/cols 1..10
+    # by hand: on a 12x12 map the scanner's interior margin is max(ceil(12 / 8), ring 1) = 2
     out0 = net[0](x).double()
-    assert torch.allclose(means["0"], out0[..., 1:-1, 1:-1].mean((0, 2, 3)))
+    assert torch.allclose(means["0"], out0[..., 2:-2, 2:-2].mean((0, 2, 3)))
     captured = {}
     # what the next layer receives (forward hooks run in registration order, so read it downstream)
     handle = net[1].register_forward_pre_hook(lambda m, i: captured.__setitem__("out", i[0]))

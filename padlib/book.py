@@ -47,6 +47,7 @@ def _kernel_env() -> dict:
     env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(Path(sys.prefix) / "share" / "jupyter"),
                                                         env.get("JUPYTER_PATH", "")]))
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    env.pop("MPLBACKEND", None)  # a non-interactive backend set for the caller would swallow every figure
     return env
 
 
@@ -59,7 +60,9 @@ def execute_notebook(notebook: Path, output: Path, parameters: dict | None = Non
 
     output.parent.mkdir(parents=True, exist_ok=True)
     old = dict(os.environ)
-    os.environ.update(_kernel_env())
+    new = _kernel_env()  # the kernel inherits this process's environment
+    os.environ.clear()
+    os.environ.update(new)
     t0 = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -118,6 +121,7 @@ def vendor_assets() -> Path:
     for f in [VENDOR_DST / "embed-amd.js", *(VENDOR_DST / "mathjax").rglob("*.js")]:
         text = f.read_text(encoding="utf-8")
         patched = text.replace("https://cdn.jsdelivr.net/npm/", OFFLINE_WIDGET_MODULES)
+        patched = re.sub(r"/\* @import url\('https://fonts\.googleapis\.com[^']*'\); \*/", "", patched)  # a dead comment
         if patched != text:
             f.write_text(patched, encoding="utf-8")
     return VENDOR_DST

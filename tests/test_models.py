@@ -1,0 +1,84 @@
+"""The offline zoo loads the real ImageNet weights; bad names and missing weights give one-line errors."""
+import urllib.error
+
+import pytest
+import torch
+
+import padlib
+
+
+def test_torchvision_and_timm_import():
+    import timm
+    import torchvision
+
+    assert torchvision.__version__ and timm.__version__
+    torchvision.models.mobilenet_v2(weights=None)  # the operator registry works with this torch build
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return [padlib.load_photo("chelsea"), padlib.load_photo("coffee")]
+
+
+CATS = {"Egyptian cat", "tabby", "tiger cat"}
+
+
+def test_mobilenet_v2_predicts_cat_and_espresso(photos):
+    model = padlib.load_model("mobilenet_v2")
+    top = padlib.predict(model, photos, k=1)["class_name"].tolist()
+    assert top[0] in CATS
+    assert top[1] == "espresso"
+
+
+@pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2"])
+def test_efficientnet_lite_predicts_espresso(name, photos):
+    model = padlib.load_model(name)
+    top = padlib.predict(model, photos, k=1)["class_name"].tolist()
+    assert top[1] == "espresso"
+    assert top[0] in CATS
+
+
+def test_model_is_eval_mode_with_its_preprocessing():
+    model = padlib.load_model("tf_efficientnet_lite1")
+    assert not model.training
+    prep = padlib.preprocessing(model)
+    assert prep.input_size == 240 and prep.mean == (0.5, 0.5, 0.5)
+    assert padlib.preprocessing("tf_efficientnet_lite1") == prep
+    assert padlib.preprocessing("mobilenet_v2").mean == padlib.models.IMAGENET_MEAN
+
+
+def test_random_init_for_any_name_differs_from_pretrained():
+    a = padlib.load_model("mobilenet_v2", pretrained=False)
+    b = padlib.load_model("mobilenet_v2")
+    assert not torch.equal(a.features[0][0].weight, b.features[0][0].weight)
+    c = padlib.load_model("timm/resnet18", pretrained=False)
+    assert type(c).__module__.startswith("timm")
+    d = padlib.load_model("resnet18", pretrained=False)
+    assert type(d).__module__.startswith("torchvision")
+
+
+def test_unknown_model_names_suggests_and_lists_offline_models():
+    with pytest.raises(padlib.UnknownModelError) as e:
+        padlib.load_model("mobilenet_v3_smal")
+    msg = str(e.value)
+    assert "mobilenet_v3_small" in msg and "tf_efficientnet_lite0" in msg and "\n" not in msg
+    with pytest.raises(padlib.UnknownModelError):
+        padlib.load_model("keras/resnet50")
+
+
+def test_wrong_parameter_types_are_clear():
+    with pytest.raises(padlib.PadlibTypeError, match="model name must be str"):
+        padlib.load_model(50)
+    with pytest.raises(padlib.PadlibTypeError, match="pretrained must be bool"):
+        padlib.load_model("mobilenet_v2", pretrained="yes")
+
+
+def test_weights_unavailable_offline_names_the_offline_models(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    with pytest.raises(padlib.WeightsUnavailableError) as e:
+        padlib.load_model("resnet18")
+    msg = str(e.value)
+    assert "resnet18" in msg and "mobilenet_v2" in msg and "pretrained=False" in msg and "\n" not in msg

@@ -19,5 +19,13 @@ from .models import (
 )
 from . import plots
 from .data import ProbeImages, list_images, load_photo, offline_photo_names, probe_images, to_pil
+from .pans import (
+    PanScan,
+    calibrate_tau,
+    classify_pans,
+    find_pans,
+    pan_summary,
+    scan_pans,
+)
 
 __version__ = "0.1.0"

@@ -33,7 +33,14 @@ def bench_forward() -> dict:
     return {"mobilenet_v2_forward_images_per_s": round(32 / seconds, 1)}
 
 
-BENCHMARKS = [bench_forward]
+def bench_pan_scan() -> dict:
+    """Chapter 1: PAN scan time and peak memory as ratios to a plain forward (see padlib.pans.bench_pan_scan)."""
+    from .pans import bench_pan_scan as run
+
+    return run()
+
+
+BENCHMARKS = [bench_forward, bench_pan_scan]
 
 
 def main(only=None) -> int:

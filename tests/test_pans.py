@@ -1,0 +1,243 @@
+"""PAN scanner: planted PANs are found with their sides and signs, controls are not, the null is clean."""
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from padlib import pans as P
+from padlib.errors import NoPaddedLayersError, PadlibError
+from padlib.padding import PadConv2d, TorchModePadding, convert_padding, layer_pads
+
+# planted channels of the first conv (see _planted_net)
+TOP, LEFT, CORNER, TOP_SILENCED, FRAME_SILENCED, TOP_LEFT, TOP_FLIPPED = 0, 1, 2, 3, 4, 5, 6
+SOBEL_X, SOBEL_Y, LAPLACE, CONSTANT = 7, 8, 9, 10
+RANDOM_CONTENT = list(range(11, 24))
+PLANTED = {TOP: ("top", 1), LEFT: ("left", 1), CORNER: ("top-left corner", 1), TOP_SILENCED: ("top", -1),
+           FRAME_SILENCED: ("frame", -1), TOP_LEFT: ("top+left", 1), TOP_FLIPPED: ("top", -1)}
+
+
+def _images(n=48, size=24, seed=0):
+    """Stationary smooth noise; channel 0 has mean 1 (what a padding detector can use), 1 and 2 mean 0."""
+    g = torch.Generator().manual_seed(seed)
+    x = F.avg_pool2d(torch.randn(n, 3, size + 4, size + 4, generator=g), 5, stride=1)
+    x = x / x.std(dim=(0, 2, 3), keepdim=True) * 0.15
+    x[:, 0] += 1.0
+    return x
+
+
+def _planted_net(padding_mode="zeros"):
+    torch.manual_seed(0)
+    c = 24
+    conv = nn.Conv2d(3, c, 3, padding=1, padding_mode=padding_mode)
+    w = torch.zeros(c, 3, 3, 3)
+    w[TOP, 0, 0, :], w[TOP, 0, 1, :] = -1.0, 1.0            # row above the pixel minus the pixel row
+    w[LEFT, 0, :, 0], w[LEFT, 0, :, 1] = -1.0, 1.0
+    w[CORNER, 0] = torch.tensor([[1.0, -1, 0], [-1, 1, 0], [0, 0, 0]])  # rows and columns sum to 0: corner only
+    w[TOP_SILENCED, 0, 0, 1] = 1.0                          # reads only the pixel above: zero at the top
+    w[FRAME_SILENCED, 0] = 1.0 / 9                          # box filter: smaller on every side
+    w[TOP_LEFT, 0, 0, 0], w[TOP_LEFT, 0, 1, 1] = -1.0, 1.0  # the diagonal neighbour: top and left
+    w[TOP_FLIPPED] = w[TOP]                                 # same kernel, negative BN gamma below
+    w[SOBEL_X, 1] = torch.tensor([[1.0, 0, -1], [2, 0, -2], [1, 0, -1]])
+    w[SOBEL_Y, 2] = torch.tensor([[1.0, 2, 1], [0, 0, 0], [-1, -2, -1]])
+    w[LAPLACE, 1] = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]])
+    w[RANDOM_CONTENT, 1:] = torch.randn(len(RANDOM_CONTENT), 2, 3, 3)  # zero-mean inputs: no border bias
+    conv.weight.data = w
+    conv.bias.data = torch.zeros(c)
+    conv.bias.data[CONSTANT] = 0.5
+    bn = nn.BatchNorm2d(c).eval()
+    bn.weight.data[TOP_FLIPPED] = -1.0
+    dw = nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False, padding_mode=padding_mode)
+    net = nn.Sequential(conv, bn, nn.ReLU(), dw, nn.BatchNorm2d(c), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 5))
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def planted_scan():
+    return P.scan_pans(_planted_net(), _images(), fpr=0.05, batch_size=16, progress=False)
+
+
+def _first_layer(table):
+    return table[table.layer == "0"].set_index("channel")
+
+
+def test_planted_pans_are_found_with_their_sides_and_signs(planted_scan):
+    t = _first_layer(planted_scan.table)
+    for ch, (sides, sign) in PLANTED.items():
+        assert t.loc[ch, "is_pan"], f"planted channel {ch} ({sides}) missed: {t.loc[ch, [f'z_{s}' for s in P.SIDES]]}"
+        assert t.loc[ch, "sides"] == sides, (ch, t.loc[ch, "sides"])
+        assert t.loc[ch, "sign"] == sign, (ch, t.loc[ch, "sign"])
+    # the BN with negative gamma flips the sign of the very same kernel
+    assert t.loc[TOP_FLIPPED, "z_top"] == pytest.approx(-t.loc[TOP, "z_top"], rel=1e-6)
+    assert t.loc[TOP, "bn_scale"] > 0 > t.loc[TOP_FLIPPED, "bn_scale"]
+
+
+def test_edge_detectors_constant_and_content_channels_are_not_pans(planted_scan):
+    t = _first_layer(planted_scan.table)
+    controls = [SOBEL_X, SOBEL_Y, LAPLACE, CONSTANT] + RANDOM_CONTENT
+    assert not t.loc[controls, "is_pan"].any(), t.loc[controls][t.loc[controls, "is_pan"]][["sides", "score"]]
+    assert t.loc[CONSTANT, "constant"] and t.loc[CONSTANT, "score"] == 0
+    assert (t.loc[controls, "score"] < planted_scan.tau).all()
+
+
+def test_threshold_is_the_null_quantile_and_the_null_is_small(planted_scan):
+    null = planted_scan.null
+    assert null is not None and len(null) == len(planted_scan.table)
+    assert (null.scheme == "circular").all()
+    tau, tau_c = P.calibrate_tau(null, 0.05)
+    assert (tau, tau_c) == (planted_scan.tau, planted_scan.tau_corner)
+    assert (P.side_score(null) > tau).mean() <= 0.05 + 1e-9
+    # the planted channels are far above the null: their contrast comes from zero padding
+    t = _first_layer(planted_scan.table)
+    assert t.loc[TOP, "z_top"] > 3 * tau
+    nl = _first_layer(null)
+    assert nl.loc[list(PLANTED), [f"z_{s}" for s in P.SIDES]].abs().max().max() < 0.5
+
+
+def test_padding_effect_explains_the_contrast_and_matches_the_data_free_prediction(planted_scan):
+    t = _first_layer(planted_scan.table)
+    for ch, side in [(TOP, "top"), (LEFT, "left"), (TOP_SILENCED, "top"), (CORNER, "top_left")]:
+        z, e, zp = t.loc[ch, [f"z_{side}", f"effect_{side}", f"zpred_{side}"]]
+        assert e / z > 0.8, (ch, z, e)
+        assert zp == pytest.approx(z, rel=0.15), (ch, z, zp)
+
+
+def test_circular_padded_network_has_no_pans(planted_scan):
+    # a threshold that keeps every planted PAN of the zero-padded net finds nothing once padding is circular
+    t = _first_layer(planted_scan.table)
+    weakest = min(t.loc[ch, "score"] if "corner" not in s else t.loc[ch, "corner_score"]
+                  for ch, (s, _) in PLANTED.items())
+    tau = weakest / 2
+    zero = P.find_pans(_planted_net(), _images(), tau=tau, progress=False)
+    assert _first_layer(zero).loc[list(PLANTED), "is_pan"].all()
+    for circ in (convert_padding(_planted_net(), "circular"), _planted_net("circular")):  # padlib's and torch's
+        c = P.find_pans(circ, _images(), tau=tau, progress=False)
+        assert not c.is_pan.any(), c[c.is_pan][["layer", "channel", "sides", "score"]]
+        c0 = _first_layer(c)  # where the input meets the padding directly, circular leaves only noise
+        assert max(c0.score.max(), c0.corner_score.max()) < weakest / 3
+
+
+def test_one_by_one_network_says_there_is_nothing_to_scan():
+    net = nn.Sequential(nn.Conv2d(3, 8, 1), nn.ReLU(), nn.Conv2d(8, 4, 1), nn.Conv2d(4, 4, 3, padding=0))
+    with pytest.raises(NoPaddedLayersError, match="no convolution that can read padding"):
+        P.find_pans(net, torch.randn(2, 3, 16, 16), progress=False)
+
+
+def test_scores_do_not_depend_on_batch_size_and_are_deterministic():
+    net, x = _planted_net(), _images(n=20)
+    cols = [c for c in P.find_pans(net, x, tau=2.0, progress=False).columns if c.startswith(("z_", "effect_"))]
+    a = P.find_pans(net, x, tau=2.0, batch_size=20, progress=False)
+    b = P.find_pans(net, x, tau=2.0, batch_size=3, progress=False)
+    pd.testing.assert_frame_equal(a[cols], b[cols], atol=1e-6, rtol=1e-5)
+    assert (a.is_pan == b.is_pan).all()
+    c = P.find_pans(net, x, fpr=0.05, batch_size=7, progress=False)
+    d = P.find_pans(net, x, fpr=0.05, batch_size=7, progress=False)
+    pd.testing.assert_frame_equal(c, d, check_exact=True)
+    assert c.attrs["tau"] == d.attrs["tau"]
+
+
+def _full_replicate_effect(conv, x, st):
+    """Reference: own output minus the output with the whole input replicate-padded, at the 8 locations."""
+    y = conv(x)
+    pads = layer_pads(conv, x.shape[-2:])
+    rep = F.conv2d(F.pad(x, pads, mode="replicate"), conv.weight, conv.bias, conv.stride, 0, conv.dilation,
+                   conv.groups)
+    d = (y - rep).mean(0).double()
+    c = P._border_cuts(st)
+    h, w = d.shape[-2:]
+    return {"top": d[:, 0, c["left"]:w - c["right"]].mean(1), "bottom": d[:, -1, c["left"]:w - c["right"]].mean(1),
+            "left": d[:, c["top"]:h - c["bottom"], 0].mean(1), "right": d[:, c["top"]:h - c["bottom"], -1].mean(1),
+            "top_left": d[:, 0, 0], "top_right": d[:, 0, -1], "bottom_left": d[:, -1, 0], "bottom_right": d[:, -1, -1]}
+
+
+def _check_effects(conv, x):
+    stats, _ = P._stream(nn.Sequential(conv), x, 2, "cpu", False, "")
+    st = stats["0"]
+    ref = _full_replicate_effect(conv, x, st)
+    got = P._border_effects(st)
+    for loc in P.LOCATIONS:
+        assert torch.allclose(got[loc], ref[loc], atol=1e-5), loc
+    return st, ref
+
+
+@pytest.mark.parametrize("make, size", [
+    (lambda: nn.Conv2d(4, 6, 3, padding=1), 12),
+    (lambda: nn.Conv2d(4, 6, 3, stride=2, padding=1), 12),   # PyTorch: bottom/right padding never read
+    (lambda: nn.Conv2d(4, 6, 3, stride=2, padding=1), 13),
+    (lambda: nn.Conv2d(4, 4, 5, padding=2, groups=4), 11),   # depthwise, two padded rows
+    (lambda: nn.Conv2d(4, 6, 5, stride=2, padding=2), 12),
+    (lambda: nn.Conv2d(4, 6, 3, padding=2, dilation=2), 10),
+    (lambda: nn.Conv2d(4, 6, (3, 5), padding=(1, 2), stride=(1, 2)), 12),
+    (lambda: PadConv2d(nn.Conv2d(4, 6, 3, padding=1), TorchModePadding("circular")), 9),
+])
+def test_border_strip_effect_equals_full_replicate_recomputation(make, size):
+    torch.manual_seed(1)
+    st, ref = _check_effects(make().eval(), torch.randn(5, 4, size, size) + 0.7)
+    for side in P.SIDES:  # a side whose padding is never read has exactly no effect
+        if not st.affected[side]:
+            assert ref[side].abs().max() < 1e-6
+
+
+def test_timm_dynamic_same_conv_is_scanned_with_its_asymmetric_padding():
+    from timm.layers import Conv2dSame
+
+    torch.manual_seed(0)
+    conv = Conv2dSame(3, 5, 3, stride=2).eval()
+    x = torch.randn(4, 3, 16, 16) + 0.5
+    st, _ = _check_effects(conv, x)
+    assert st.pads == (0, 1, 0, 1)  # TF SAME: the extra padding goes bottom/right
+    assert not st.affected["top"] and st.affected["bottom"]
+    t = P.find_pans(nn.Sequential(conv), x, tau=1.0, progress=False)
+    assert (t.padding == "tf_same").all() and (t.effect_top == 0).all()
+
+
+def test_bad_input_raises_clear_errors_and_leaves_no_hooks():
+    net = _planted_net()
+    with pytest.raises(PadlibError, match="cannot run on these images"):
+        P.find_pans(net, torch.randn(2, 5, 16, 16), tau=2.0, progress=False)
+    assert not any(m._forward_hooks for m in net.modules())
+    with pytest.raises(PadlibError, match="fpr must be between"):
+        P.find_pans(net, _images(n=4), fpr=1.5, progress=False)
+    with pytest.raises(PadlibError, match="one-shot iterator"):
+        P.find_pans(net, iter([_images(n=4)]), progress=False)
+    with pytest.raises(PadlibError):
+        P.find_pans(net, "not images", tau=2.0, progress=False)
+    assert not any(m._forward_hooks for m in net.modules())
+
+
+def test_scan_memory_is_sums_only():
+    scan = P.scan_pans(_planted_net(), _images(n=8), tau=2.0, progress=False)
+    maps = scan.maps["0"]
+    assert maps.shape == (24, 24, 24) and maps.dtype == torch.float32
+    assert scan.null is None and scan.fpr is None and scan.table.attrs["n_images"] == 8
+
+
+def test_summary_profile_and_selection_helpers(planted_scan):
+    s = P.pan_summary(planted_scan.table).iloc[0]
+    t = planted_scan.table
+    assert s.pans == t.is_pan.sum() and s.filters == len(t)
+    assert s.fire + s.silenced == s.pans
+    counts = P.side_sign_counts(t)
+    assert counts.loc["top", "fire"] >= 2 and counts.loc["top", "silenced"] >= 2
+    prof = P.border_profile(planted_scan, "0", TOP)
+    top0 = prof[(prof.side == "top") & (prof.distance == 0)].z.iloc[0]
+    assert top0 == pytest.approx(_first_layer(t).loc[TOP, "z_top"], rel=0.05)
+    strong = P.strongest_pans(t, 1)
+    assert strong.is_pan.all() and not strong.duplicated(["side_kind", "sign"]).any()
+    assert not P.ordinary_channels(t, 3).is_pan.any()
+
+
+def test_cli_scan_writes_the_table(tmp_path, capsys):
+    from padlib.cli import main
+
+    out = tmp_path / "pans.csv"
+    rc = main(["scan", "mobilenet_v2", "--images", "2", "--size", "64", "--out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "PANs:" in printed and "tau=" in printed
+    t = pd.read_csv(out)
+    for col in ["layer", "channel", "depth", "kernel", "stride", "padding", "z_top", "z_bottom", "z_left",
+                "z_right", "effect_top", "sides", "sign", "is_pan"]:
+        assert col in t.columns
+    assert t.layer.nunique() == 18

@@ -232,7 +232,7 @@ def test_cli_scan_writes_the_table(tmp_path, capsys):
     from padlib.cli import main
 
     out = tmp_path / "pans.csv"
-    rc = main(["scan", "mobilenet_v2", "--images", "2", "--size", "64", "--out", str(out)])
+    rc = main(["scan", "mobilenet_v2", "--images", "2", "--size", "96", "--out", str(out)])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "PANs:" in printed and "tau=" in printed

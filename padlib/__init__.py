@@ -19,6 +19,32 @@ from .models import (
 )
 from . import plots
 from .data import ProbeImages, list_images, load_photo, offline_photo_names, probe_images, to_pil
+from .audit import (
+    audit_summary,
+    even_padding_sizes,
+    load_zoo_audit,
+    nearest_even_size,
+    padding_audit,
+    zoo_audit,
+    zoo_by_family,
+    zoo_overview,
+)
+from .spatial_bias import (
+    FeatureMaps,
+    bias_agreement,
+    blind_spot_map,
+    blind_spot_study,
+    blind_spot_summary,
+    constant_inputs,
+    depth_layers,
+    mean_feature_maps,
+    mitigation_table,
+    padding_variants,
+    predicted_lean,
+    spatial_bias_index,
+    stimulus_crop,
+    toy_translation_model,
+)
 from .pans import (
     PanScan,
     calibrate_tau,
@@ -26,6 +52,19 @@ from .pans import (
     find_pans,
     pan_summary,
     scan_pans,
+)
+from .ablation import (
+    ModelAblation,
+    ablate_channels,
+    ablation_report,
+    border_sensitivity,
+    channel_means,
+    evaluate,
+    labelled_images,
+    movers_across_models,
+    random_control,
+    report_tables,
+    swap_padding,
 )
 
 __version__ = "0.1.0"

@@ -33,6 +33,13 @@ def bench_forward() -> dict:
     return {"mobilenet_v2_forward_images_per_s": round(32 / seconds, 1)}
 
 
+def bench_zoo_audit() -> dict:
+    """Chapter 4: median seconds to zoo-audit one timm architecture (meta build + trace + even-size search)."""
+    from .audit import bench_zoo_audit as run
+
+    return run()
+
+
 def bench_pan_scan() -> dict:
     """Chapter 1: PAN scan time and peak memory as ratios to a plain forward (see padlib.pans.bench_pan_scan)."""
     from .pans import bench_pan_scan as run
@@ -40,7 +47,7 @@ def bench_pan_scan() -> dict:
     return run()
 
 
-BENCHMARKS = [bench_forward, bench_pan_scan]
+BENCHMARKS = [bench_forward, bench_zoo_audit, bench_pan_scan]
 
 
 def main(only=None) -> int:

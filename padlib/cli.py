@@ -90,7 +90,7 @@ def _chapter_commands():
     return registers
 
 
-COMMAND_MODULES: list[str] = ["pans"]
+COMMAND_MODULES: list[str] = ["audit", "pans"]
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,479 @@
+"""Spatial bias of feature maps and blind spots of classifiers (Mind the Pad, shared/papers.md).
+
+Three measurements, all "our formulation" (the paper's code is not public):
+
+- :func:`mean_feature_maps`: per layer, the mean over images of the channel-averaged activation magnitude,
+  streamed with :func:`padlib.activations.layer_map_stats`. On constant inputs every spatial variation of
+  such a map comes from the border; on natural images the content averages out with enough images.
+- :func:`spatial_bias_index`: how much each border line (outermost row/column, corners excluded) deviates
+  from the interior, in units of the map's mean; left-right and top-bottom differences of those deviations
+  say which side carries more artefact, ``border_centre`` the signed border-minus-interior level.
+- :func:`blind_spot_map`: a small stimulus pasted at every position of a grid on a background; the map is
+  the model's response (target probability or logit) by position. A translation-invariant model gives a
+  flat map (:func:`toy_translation_model` with circular padding is the planted control).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .activations import iter_batches, layer_map_stats
+from .errors import PadlibError, check_type
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Which layers: one map per depth
+
+@torch.no_grad()
+def _output_shapes(model: nn.Module, size: int) -> dict[str, tuple]:
+    from .audit import input_channels
+    from .models import model_device
+
+    shapes = {}
+    handles = [m.register_forward_hook(lambda mod, i, o, n=n: shapes.__setitem__(n, tuple(o.shape))
+                                       if isinstance(o, torch.Tensor) else None)
+               for n, m in model.named_modules() if n]
+    was_training = model.training
+    model.eval()
+    try:
+        model(torch.zeros(1, input_channels(model), size, size, device=model_device(model)))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return shapes
+
+
+def depth_layers(model: nn.Module, input_size: int | None = None) -> list[str]:
+    """One layer per depth, in order: the model's direct children, with plain ``nn.Sequential``/``ModuleList``
+    children expanded one level (torchvision ``features.i``, timm ``blocks.i``, ``layer1.0`` ...), keeping
+    those whose output is a spatial map (N, C, H, W) with H, W > 1."""
+    check_type("model", model, nn.Module)
+    size = input_size or getattr(getattr(model, "padlib_preprocessing", None), "input_size", 224)
+    shapes = _output_shapes(model, size)
+    names = []
+    for name, child in model.named_children():
+        if type(child) in (nn.Sequential, nn.ModuleList):
+            names += [f"{name}.{sub}" for sub, _ in child.named_children()]
+        else:
+            names.append(name)
+    keep = [n for n in names if len(shapes.get(n, ())) == 4 and min(shapes[n][-2:]) > 1]
+    if not keep:
+        raise PadlibError(f"{type(model).__name__} has no child module producing a spatial map; pass layers=[...]")
+    return keep
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Inputs
+
+def constant_inputs(model, size: int | None = None, levels=(0.0, 0.25, 0.5, 0.75, 1.0)) -> torch.Tensor:
+    """Uniform grey images at ``levels`` (in [0, 1] pixel units), normalised for ``model``: (len(levels), 3, S, S).
+
+    Their content is the same at every position, so any spatial structure in a feature map comes from the border.
+    """
+    from .models import preprocessing
+
+    prep = preprocessing(model)
+    size = size or prep.input_size
+    x = torch.tensor(list(levels), dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 3, size, size)
+    return prep.normalize(x.contiguous())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Mean feature maps and the bias index
+
+_REDUCERS = {
+    "abs": lambda y: y.abs().mean(1, keepdim=True),
+    "mean": lambda y: y.mean(1, keepdim=True),
+}
+
+
+@dataclass
+class FeatureMaps:
+    """Mean channel-reduced feature map per layer, (H, W) arrays, plus the same on disjoint image splits."""
+
+    maps: dict
+    split_maps: dict = field(default_factory=dict)  # layer -> (splits, H, W)
+    n: int = 0
+    reduce: str = "abs"
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.maps)
+
+    def __getitem__(self, layer: str) -> np.ndarray:
+        return self.maps[layer]
+
+
+def mean_feature_maps(model: nn.Module, images, layers=None, reduce: str = "abs", splits: int = 1,
+                      batch_size: int = 16, device="cpu", progress: bool | str = True) -> FeatureMaps:
+    """Streaming mean over ``images`` of each layer's channel-averaged map (``reduce='abs'``: mean |activation|).
+
+    ``images`` is a ProbeImages, a normalised (N, 3, H, W) tensor or an iterable of batches. With ``splits``
+    > 1, batches go round-robin to ``splits`` disjoint subsets whose maps give standard errors to the index.
+    """
+    check_type("model", model, nn.Module)
+    if reduce not in _REDUCERS:
+        raise PadlibError(f"reduce must be one of {list(_REDUCERS)}, got {reduce!r}")
+    check_type("splits", splits, int)
+    if splits < 1:
+        raise PadlibError(f"splits must be >= 1, got {splits}")
+    layers = list(layers) if layers is not None else depth_layers(model)
+    reducer = _REDUCERS[reduce]
+
+    def transform(name, module, inputs, output):
+        y = output if isinstance(output, torch.Tensor) else output[0]
+        if y.dim() != 4:
+            raise PadlibError(f"layer '{name}' outputs shape {tuple(y.shape)}, not a (N, C, H, W) map")
+        return reducer(y)
+
+    if hasattr(images, "__len__") and not isinstance(images, torch.Tensor):
+        n_images = len(images)
+    elif isinstance(images, torch.Tensor):
+        n_images = images.shape[0]
+    else:
+        n_images = None
+    if n_images is not None and splits > 1:
+        batch_size = max(1, min(batch_size, math.ceil(n_images / splits)))
+    sums = [dict() for _ in range(splits)]
+    counts = [0] * splits
+    for b, batch in enumerate(iter_batches(images, batch_size, device, progress)):
+        k = b % splits
+        stats = layer_map_stats(model, batch, layers, batch_size=batch.shape[0], device=device, progress=False,
+                                transform=transform)
+        for layer, st in stats.items():
+            s = st.sum[0].numpy()
+            sums[k][layer] = sums[k].get(layer, 0) + s
+        counts[k] += batch.shape[0]
+    if sum(counts) == 0:
+        raise PadlibError("no images: mean_feature_maps needs at least one image")
+    maps = {l: sum(sums[k][l] for k in range(splits) if counts[k]) / sum(counts) for l in layers}
+    split_maps = {}
+    if splits > 1 and all(counts):
+        split_maps = {l: np.stack([sums[k][l] / counts[k] for k in range(splits)]) for l in layers}
+    return FeatureMaps(maps, split_maps, sum(counts), reduce)
+
+
+def _index_of_map(m: np.ndarray, margin: int | None = None) -> dict:
+    h, w = m.shape
+    if h < 3 or w < 3:
+        return {}
+    mg = margin or max(1, min(h, w) // 8)
+    interior = m[mg:h - mg, mg:w - mg]
+    if interior.size == 0:
+        return {}
+    scale = float(np.abs(m).mean())
+    if scale == 0:
+        scale = 1.0
+    inner = float(interior.mean())
+    side = {"top": m[0, 1:-1].mean(), "bottom": m[-1, 1:-1].mean(), "left": m[1:-1, 0].mean(),
+            "right": m[1:-1, -1].mean()}
+    dev = {s: abs(float(v) - inner) / scale for s, v in side.items()}
+    ring = np.concatenate([m[0], m[-1], m[1:-1, 0], m[1:-1, -1]])
+    return {
+        **{f"dev_{s}": dev[s] for s in side},
+        "left_right": dev["left"] - dev["right"],
+        "top_bottom": dev["top"] - dev["bottom"],
+        "border_centre": (float(ring.mean()) - inner) / scale,
+    }
+
+
+INDEX_COLUMNS = ("left_right", "top_bottom", "border_centre")
+
+
+def spatial_bias_index(maps, margin: int | None = None):
+    """Left-right, top-bottom and border-centre asymmetry of each mean map (our formulation), one row per layer.
+
+    With I the interior mean (positions at least ``margin`` from every border; default min(H, W) // 8) and
+    scale the map's mean |value|: ``dev_side`` = |mean of that border line - I| / scale; ``left_right`` =
+    dev_left - dev_right (> 0: the left border deviates more), ``top_bottom`` = dev_top - dev_bottom,
+    ``border_centre`` = (mean of the outer ring - I) / scale. With split maps, ``*_se`` are standard errors
+    over splits and ``lean_*`` is only set when the difference exceeds two standard errors.
+    """
+    import pandas as pd
+
+    fm = maps if isinstance(maps, FeatureMaps) else FeatureMaps(dict(maps))
+    rows = []
+    for depth, (layer, m) in enumerate(fm.maps.items()):
+        m = np.asarray(m, dtype=np.float64)
+        row = {"layer": layer, "depth": depth, "h": m.shape[0], "w": m.shape[1], **_index_of_map(m, margin)}
+        if layer in fm.split_maps and row.get("left_right") is not None:
+            per = [_index_of_map(s, margin) for s in fm.split_maps[layer]]
+            for col in INDEX_COLUMNS:
+                v = np.array([p[col] for p in per])
+                row[f"{col}_se"] = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    for col, (pos, neg) in {"left_right": ("left", "right"), "top_bottom": ("top", "bottom")}.items():
+        if col not in df:
+            df[col] = np.nan
+        se = df[f"{col}_se"] if f"{col}_se" in df else 0.0
+        df[f"lean_{col.split('_')[0]}" if col == "left_right" else "lean_tb"] = [
+            "" if not np.isfinite(v) or abs(v) <= 2 * (s if np.isfinite(s) else 0) else (pos if v > 0 else neg)
+            for v, s in zip(df[col], se if isinstance(se, pd.Series) else [se] * len(df))]
+    return df.rename(columns={"lean_left": "lean_lr"})
+
+
+def predicted_lean(audit) -> dict:
+    """Which sides the padding arithmetic predicts the artefacts to lean to: the sides that read more padding
+    in the uneven layers of a :func:`padlib.padding_audit` (e.g. top/left for MobileNetV2 at 224)."""
+    from .audit import audit_summary
+
+    extra = set(audit_summary(audit)["extra_sides"].split(",")) - {""}
+    tb = "top" if "top" in extra and "bottom" not in extra else "bottom" if "bottom" in extra and "top" not in extra else ""
+    lr = "left" if "left" in extra and "right" not in extra else "right" if "right" in extra and "left" not in extra else ""
+    return {"lean_tb": tb, "lean_lr": lr}
+
+
+def bias_agreement(index, audit):
+    """The bias-index table with the predicted sides and whether each layer's measured lean agrees."""
+    pred = predicted_lean(audit)
+    df = index.copy()
+    df["predicted_tb"], df["predicted_lr"] = pred["lean_tb"], pred["lean_lr"]
+    df["agrees_tb"] = [(m == p) if m else None for m, p in zip(df["lean_tb"], df["predicted_tb"])]
+    df["agrees_lr"] = [(m == p) if m else None for m, p in zip(df["lean_lr"], df["predicted_lr"])]
+    return df
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Blind-spot maps
+
+def _to01(image, size=None) -> torch.Tensor:
+    """PIL / array / (3, H, W) tensor in [0, 1] -> float tensor; PIL-like inputs resized+centre-cropped to ``size``."""
+    if isinstance(image, torch.Tensor):
+        x = image.detach().float().cpu()
+        if x.dim() != 3 or x.shape[0] != 3:
+            raise PadlibError(f"an image tensor must be (3, H, W) in [0, 1], got shape {tuple(x.shape)}")
+        return x
+    from torchvision.transforms import functional as F
+
+    from .data import load_photo, to_pil
+
+    img = load_photo(image) if isinstance(image, str) else to_pil(image)
+    if size is not None:
+        img = F.center_crop(F.resize(img, size, antialias=True), size)
+    return F.to_tensor(img)
+
+
+def stimulus_crop(photo, box: tuple[int, int, int, int], size: int = 64) -> torch.Tensor:
+    """A stimulus: the ``box`` (left, top, right, bottom) of an offline photo (or PIL image), resized to ``size``."""
+    from torchvision.transforms import functional as F
+
+    from .data import load_photo, to_pil
+
+    img = load_photo(photo) if isinstance(photo, str) else to_pil(photo)
+    return F.to_tensor(img.crop(box).resize((size, size)))
+
+
+def make_background(spec, size: int) -> torch.Tensor:
+    """A (3, S, S) canvas in [0, 1]: a grey level (float), an offline photo name, a PIL image or a tensor."""
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        if not 0 <= spec <= 1:
+            raise PadlibError(f"a grey background level must be in [0, 1], got {spec}")
+        return torch.full((3, size, size), float(spec))
+    x = _to01(spec, size)
+    if tuple(x.shape[-2:]) != (size, size):
+        x = torch.nn.functional.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False)[0]
+    return x
+
+
+def _positions(canvas: int, patch: int, stride: int) -> list[int]:
+    if patch > canvas:
+        raise PadlibError(f"stimulus ({patch} px) is larger than the canvas ({canvas} px)")
+    return sorted(set(range(0, canvas - patch + 1, stride)) | {canvas - patch})
+
+
+def _class_index(target) -> int:
+    from .models import imagenet_classes
+
+    if isinstance(target, str):
+        names = imagenet_classes()
+        if target not in names:
+            raise PadlibError(f"unknown ImageNet class '{target}'")
+        return names.index(target)
+    check_type("target", target, int)
+    return target
+
+
+@torch.no_grad()
+def _responses(model, canvases01: torch.Tensor, target: int, response: str, device) -> torch.Tensor:
+    from .models import preprocessing
+
+    logits = model(preprocessing(model).normalize(canvases01).to(device)).float().cpu()
+    if response == "logit":
+        return logits[:, target]
+    return logits.softmax(-1)[:, target]
+
+
+@torch.no_grad()
+def centre_prediction(model, stimulus, background, size: int | None = None, device="cpu") -> tuple[int, float]:
+    """(class index, probability) of the model's top class for the stimulus pasted at the canvas centre."""
+    from .models import preprocessing
+
+    size = size or preprocessing(model).input_size
+    stim, canvas = _to01(stimulus), make_background(background, size)
+    h, w = stim.shape[-2:]
+    y, x = (size - h) // 2, (size - w) // 2
+    canvas[:, y:y + h, x:x + w] = stim
+    p = model(preprocessing(model).normalize(canvas[None]).to(device)).float().softmax(-1).cpu()[0]
+    return int(p.argmax()), float(p.max())
+
+
+@torch.no_grad()
+def blind_spot_map(model: nn.Module, stimulus, background, target=None, stride: int = 16, response: str = "prob",
+                   size: int | None = None, batch_size: int = 32, device="cpu", progress: bool | str = True):
+    """The model's response to ``stimulus`` pasted at each grid position of ``background``: a DataFrame map.
+
+    Rows are the stimulus' top edge (``top``), columns its left edge (``left``); positions step by ``stride``
+    and always include the last one, so the stimulus touches every border. ``target`` is a class index or
+    name (default: the class the model predicts with the stimulus at the centre); ``response`` is 'prob'
+    (softmax probability of the target) or 'logit'. ``size`` is the canvas (default: the model's input size).
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from .models import imagenet_classes, preprocessing
+
+    check_type("model", model, nn.Module)
+    check_type("stride", stride, int)
+    if stride < 1:
+        raise PadlibError(f"stride must be >= 1, got {stride}")
+    if response not in ("prob", "logit"):
+        raise PadlibError(f"response must be 'prob' or 'logit', got {response!r}")
+    size = size or preprocessing(model).input_size
+    stim = _to01(stimulus)
+    canvas = make_background(background, size)
+    if target is None:
+        target = centre_prediction(model, stim, canvas, size, device)[0]
+    target = _class_index(target)
+    h, w = stim.shape[-2:]
+    ys, xs = _positions(size, h, stride), _positions(size, w, stride)
+    grid = [(y, x) for y in ys for x in xs]
+    out = torch.empty(len(grid))
+    desc = progress if isinstance(progress, str) else "blind-spot map"
+    for s in tqdm(range(0, len(grid), batch_size), desc=desc, disable=not progress, leave=False):
+        chunk = grid[s:s + batch_size]
+        batch = canvas.expand(len(chunk), -1, -1, -1).clone()
+        for i, (y, x) in enumerate(chunk):
+            batch[i, :, y:y + h, x:x + w] = stim
+        out[s:s + len(chunk)] = _responses(model, batch, target, response, device)
+    df = pd.DataFrame(out.view(len(ys), len(xs)).numpy().astype(np.float64),
+                      index=pd.Index(ys, name="top"), columns=pd.Index(xs, name="left"))
+    names = imagenet_classes()
+    df.attrs.update(target=target, target_name=names[target] if target < len(names) else str(target),
+                    size=size, stimulus_hw=(h, w), response=response, stride=stride)
+    return df
+
+
+def _region(y: float, x: float, size_y: float, size_x: float) -> str:
+    row = "top" if y < size_y / 3 else "bottom" if y > 2 * size_y / 3 else "middle"
+    col = "left" if x < size_x / 3 else "right" if x > 2 * size_x / 3 else "centre"
+    return "centre" if (row, col) == ("middle", "centre") else f"{row}-{col}"
+
+
+def blind_spot_summary(bmap, window: int = 3) -> dict:
+    """Numbers for one blind-spot map (our formulation): median response, coefficient of variation,
+    worst-region drop = 1 - (lowest mean over a ``window`` x ``window`` block of positions) / median, where
+    that block is, and each border row/column of positions relative to the median (edge_top = -0.3: the
+    response along the top edge is 30% below the median)."""
+    v = np.asarray(bmap, dtype=np.float64)
+    med = float(np.median(v))
+    k = max(1, min(window, *v.shape))
+    blocks = np.lib.stride_tricks.sliding_window_view(v, (k, k)).mean(axis=(-1, -2))
+    iy, ix = np.unravel_index(int(np.argmin(blocks)), blocks.shape)
+    cy, cx = iy + (k - 1) / 2, ix + (k - 1) / 2
+    safe = med if med != 0 else float("nan")
+    return {
+        "median": med,
+        "cv": float(v.std() / v.mean()) if v.mean() != 0 else float("nan"),
+        "worst_drop": float(1 - blocks.min() / safe),
+        "worst_region": _region(cy, cx, v.shape[0] - 1, v.shape[1] - 1),
+        "edge_top": float(v[0].mean() / safe - 1), "edge_bottom": float(v[-1].mean() / safe - 1),
+        "edge_left": float(v[:, 0].mean() / safe - 1), "edge_right": float(v[:, -1].mean() / safe - 1),
+    }
+
+
+def padding_variants(model: nn.Module, size: int = 224, even_size: int | None = None) -> dict:
+    """The mitigations to compare: {label: (model, input size)} for zero padding at ``size``, zero padding at the
+    nearest even-padding size, and mirror (reflect) padding at ``size`` (padlib.padding.convert_padding)."""
+    from .audit import nearest_even_size
+    from .padding import convert_padding
+
+    even_size = even_size or nearest_even_size(model, size)
+    variants = {f"zero @{size}": (model, size)}
+    if even_size and even_size != size:
+        variants[f"zero @{even_size}"] = (model, even_size)
+    variants[f"reflect @{size}"] = (convert_padding(model, "reflect"), size)
+    return variants
+
+
+def blind_spot_study(models: dict, stimuli: dict, backgrounds: dict, size: int = 224, stride: int = 16,
+                     response: str = "prob", even_sizes: dict | None = None, batch_size: int = 32, device="cpu",
+                     progress: bool = True):
+    """Blind-spot maps for every model x mitigation x stimulus x background; returns (summary DataFrame, maps).
+
+    The target of each (model, stimulus) is fixed once: the class the zero-padded model predicts at ``size``
+    with the stimulus centred on the first background; every variant and background is scored on it.
+    ``maps`` is keyed by (model, variant, stimulus, background).
+    """
+    import pandas as pd
+
+    rows, maps = [], {}
+    first_bg = next(iter(backgrounds.values()))
+    for mname, model in models.items():
+        variants = padding_variants(model, size, (even_sizes or {}).get(mname))
+        targets = {s: centre_prediction(model, stim, first_bg, size, device)[0] for s, stim in stimuli.items()}
+        for vname, (vmodel, vsize) in variants.items():
+            for sname, stim in stimuli.items():
+                for bname, bg in backgrounds.items():
+                    bmap = blind_spot_map(vmodel, stim, bg, targets[sname], stride, response, vsize, batch_size,
+                                          device, progress=f"{mname} {vname} {sname}/{bname}" if progress else False)
+                    maps[(mname, vname, sname, bname)] = bmap
+                    rows.append({"model": mname, "variant": vname, "padding": vname.split(" @")[0], "size": vsize,
+                                 "stimulus": sname, "background": bname, "target": bmap.attrs["target_name"],
+                                 **blind_spot_summary(bmap)})
+    return pd.DataFrame(rows), maps
+
+
+def mitigation_table(summary):
+    """Per model and variant: mean and spread over stimuli x backgrounds of the blind-spot numbers."""
+    g = summary.groupby(["model", "variant"], sort=False)
+    out = g.agg(maps=("median", "size"), median_response=("median", "mean"), cv_mean=("cv", "mean"),
+                cv_sd=("cv", "std"), worst_drop_mean=("worst_drop", "mean"), worst_drop_sd=("worst_drop", "std"),
+                worst_drop_max=("worst_drop", "max"))
+    return out.reset_index()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The planted control: a translation-invariant classifier
+
+class _ToyTranslationModel(nn.Module):
+    def __init__(self, padding_mode: str, channels: int, classes: int, strides):
+        super().__init__()
+        layers, c_in = [], 3
+        for i, s in enumerate(strides):
+            layers += [nn.Conv2d(c_in, channels, 3, s, 1, padding_mode=padding_mode), nn.ReLU()]
+            c_in = channels
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(channels, classes)
+
+    def forward(self, x):
+        return self.head(self.features(x).mean((-2, -1)))
+
+
+def toy_translation_model(padding_mode: str = "circular", channels: int = 8, classes: int = 10,
+                          strides=(1, 2, 1, 2), input_size: int = 32, seed: int = 0) -> nn.Module:
+    """A small conv net + global average pooling. With circular padding it is exactly invariant to circular
+    shifts by multiples of its total stride, so its blind-spot map on a constant background is flat (up to
+    float rounding) when the grid stride is such a multiple; with zero padding it is not."""
+    from .models import Preprocessing
+
+    torch.manual_seed(seed)
+    model = _ToyTranslationModel(padding_mode, channels, classes, strides).eval()
+    model.padlib_preprocessing = Preprocessing(input_size, input_size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    model.padlib_name = f"toy_{padding_mode}"
+    return model

@@ -1,0 +1,149 @@
+"""Mean feature maps, the spatial-bias index and blind-spot maps, on small constructed models."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import padlib
+from padlib.errors import PadlibError
+from padlib.models import Preprocessing
+
+
+def ones_conv(stride=2, padding=1, size=16):
+    """One 3x3 all-ones conv: on a constant input, output positions that read zero padding are lower."""
+    conv = nn.Conv2d(3, 1, 3, stride, padding, bias=False)
+    nn.init.ones_(conv.weight)
+    model = nn.Sequential(conv).eval()
+    model.padlib_preprocessing = Preprocessing(size, size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    return model
+
+
+def test_mean_feature_maps_equals_direct_computation_and_splits_average():
+    torch.manual_seed(0)
+    model = padlib.toy_translation_model("zeros", input_size=16)
+    x = torch.randn(10, 3, 16, 16)
+    layers = ["features.1", "features.5"]
+    fm = padlib.mean_feature_maps(model, x, layers, splits=2, batch_size=4, progress=False)
+    outs = {}
+    hooks = [model.get_submodule(l).register_forward_hook(lambda m, i, o, l=l: outs.__setitem__(l, o))
+             for l in layers]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    for l in layers:
+        np.testing.assert_allclose(fm[l], outs[l].abs().mean(1).mean(0).numpy(), rtol=1e-5, atol=1e-6)
+        assert fm.split_maps[l].shape == (2, *fm[l].shape)
+    assert fm.n == 10 and fm.layers == layers
+    mean_fm = padlib.mean_feature_maps(model, x, layers, reduce="mean", progress=False)
+    np.testing.assert_allclose(mean_fm["features.1"], outs["features.1"].mean(1).mean(0).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_circular_padding_on_constant_input_gives_flat_maps_and_zero_index():
+    model = padlib.toy_translation_model("circular", input_size=16)
+    x = padlib.constant_inputs(model, 16, levels=(0.2, 0.9))
+    fm = padlib.mean_feature_maps(model, x, progress=False)
+    idx = padlib.spatial_bias_index(fm)
+    assert len(idx) >= 4
+    for m in fm.maps.values():
+        assert np.ptp(m) <= 1e-5 * max(np.abs(m).mean(), 1e-12)
+    assert np.abs(idx[["left_right", "top_bottom", "border_centre"]].to_numpy()).max() < 1e-5
+    zero = padlib.toy_translation_model("zeros", input_size=16)
+    idx0 = padlib.spatial_bias_index(padlib.mean_feature_maps(zero, x, progress=False))
+    assert np.abs(idx0["border_centre"]).max() > 1e-2  # the same model with zero padding is not flat
+
+
+def test_planted_top_left_lean_is_measured_and_predicted():
+    model = ones_conv()
+    x = torch.ones(2, 3, 16, 16)  # 16 even: stride 2 reads the top/left padding only
+    fm = padlib.mean_feature_maps(model, x, ["0"], progress=False)
+    m = fm["0"]
+    assert m.shape == (8, 8) and m[0, 3] == 18 and m[-1, 3] == 27 and m[3, 3] == 27
+    idx = padlib.spatial_bias_index(fm).iloc[0]
+    assert idx.dev_bottom == 0 and idx.dev_right == 0 and idx.top_bottom > 0.3 and idx.left_right > 0.3
+    assert (idx.lean_tb, idx.lean_lr) == ("top", "left")
+    audit = padlib.padding_audit(model, 16)
+    assert padlib.predicted_lean(audit) == {"lean_tb": "top", "lean_lr": "left"}
+    agree = padlib.bias_agreement(padlib.spatial_bias_index(fm), audit)
+    assert bool(agree["agrees_tb"].iloc[0]) and bool(agree["agrees_lr"].iloc[0])
+    # at an odd size the same layer pads evenly: no lean measured, none predicted
+    fm17 = padlib.mean_feature_maps(model, torch.ones(2, 3, 17, 17), ["0"], progress=False)
+    idx17 = padlib.spatial_bias_index(fm17).iloc[0]
+    assert abs(idx17.top_bottom) < 1e-12 and idx17.lean_tb == ""
+    assert padlib.predicted_lean(padlib.padding_audit(model, 17)) == {"lean_tb": "", "lean_lr": ""}
+
+
+def test_lean_needs_two_standard_errors():
+    maps = {"a": np.ones((8, 8))}
+    maps["a"][0, 1:-1] = 1.01
+    split = np.stack([maps["a"] + np.random.default_rng(i).normal(0, 0.2, (8, 8)) for i in range(4)])
+    fm = padlib.FeatureMaps(maps, {"a": split}, n=4)
+    idx = padlib.spatial_bias_index(fm).iloc[0]
+    assert idx.top_bottom_se > 0.01 and idx.lean_tb == ""
+
+
+def test_translation_invariant_model_has_flat_blind_spot_map():
+    model = padlib.toy_translation_model("circular", input_size=32)
+    stim = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(1))
+    bmap = padlib.blind_spot_map(model, stim, 0.5, target=3, stride=4, response="logit", progress=False)
+    assert bmap.shape == (7, 7) and list(bmap.index) == list(range(0, 25, 4))
+    v = bmap.to_numpy()
+    assert np.ptp(v) < 1e-4 * np.abs(v).mean()
+    s = padlib.blind_spot_summary(bmap)
+    assert abs(s["cv"]) < 1e-5 and abs(s["worst_drop"]) < 1e-5
+    zero = padlib.toy_translation_model("zeros", input_size=32)
+    v0 = padlib.blind_spot_map(zero, stim, 0.5, target=3, stride=4, response="logit", progress=False).to_numpy()
+    assert np.ptp(v0) > 1e-3 * np.abs(v0).mean()  # the control: zero padding is not translation invariant
+
+
+def test_blind_spot_map_grid_reaches_every_border_and_target_defaults():
+    model = padlib.toy_translation_model("zeros", input_size=30)
+    stim, bg = torch.rand(3, 8, 8), torch.rand(3, 30, 30)
+    bmap = padlib.blind_spot_map(model, stim, bg, stride=8, progress=False)
+    assert list(bmap.index) == [0, 8, 16, 22] and list(bmap.columns) == [0, 8, 16, 22]
+    target, prob = padlib.spatial_bias.centre_prediction(model, stim, bg)
+    assert bmap.attrs["target"] == target and bmap.attrs["size"] == 30
+    canvas = bg.clone()
+    canvas[:, 8:16, 16:24] = stim  # top 8, left 16, computed by hand
+    with torch.no_grad():
+        direct = model(padlib.preprocessing(model).normalize(canvas[None])).softmax(-1)[0, target]
+    assert bmap.loc[8, 16] == pytest.approx(float(direct), rel=1e-5)
+    p = bmap.to_numpy()
+    assert ((p >= 0) & (p <= 1)).all()
+    with pytest.raises(PadlibError, match="larger than the canvas"):
+        padlib.blind_spot_map(model, torch.rand(3, 40, 40), 0.5, target=0, progress=False)
+    with pytest.raises(PadlibError, match="response"):
+        padlib.blind_spot_map(model, stim, 0.5, target=0, response="softmax", progress=False)
+
+
+def test_blind_spot_summary_on_planted_map():
+    import pandas as pd
+
+    v = np.ones((6, 6))
+    v[:3, :3] = 0.4
+    s = padlib.blind_spot_summary(pd.DataFrame(v))
+    assert s["median"] == 1.0 and s["worst_region"] == "top-left"
+    assert s["worst_drop"] == pytest.approx(0.6) and s["edge_top"] == pytest.approx(-0.3)
+    assert s["edge_bottom"] == 0
+
+
+def test_depth_layers_and_variants():
+    model = padlib.toy_translation_model("zeros", input_size=16)
+    assert padlib.depth_layers(model) == [f"features.{i}" for i in range(8)]
+    v = padlib.padding_variants(model, 16)
+    assert list(v) == ["zero @16", "zero @17", "reflect @16"]
+    from padlib.padding import padding_scheme_of
+
+    assert all(padding_scheme_of(m) == "reflect" for _, m in v["reflect @16"][0].named_modules()
+               if isinstance(m, nn.Conv2d))
+
+
+def test_small_blind_spot_study():
+    models = {"toy": padlib.toy_translation_model("zeros", input_size=16)}
+    summary, maps = padlib.blind_spot_study(models, {"s": torch.rand(3, 6, 6)}, {"grey": 0.5, "noise": 0.2},
+                                            size=16, stride=5, progress=False)
+    assert len(summary) == 6 and len(maps) == 6
+    assert set(summary["variant"]) == {"zero @16", "zero @17", "reflect @16"}
+    assert summary["target"].nunique() == 1
+    table = padlib.mitigation_table(summary)
+    assert list(table["maps"]) == [2, 2, 2]

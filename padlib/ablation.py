@@ -676,24 +676,34 @@ def padding_interventions(model: nn.Module, images, modes=("reflect", "replicate
     return out
 
 
-def size_interventions(model: nn.Module, n_images: int, sizes=(225, 223), base_size: int = 224, seed: int = 0,
-                       image_dir=None, batch_size: int = 8, n_boot: int = 1000, progress: bool = True) -> dict:
-    """The same probe crops resized to other input sizes, against the model at ``base_size``.
+def size_interventions(model: nn.Module, images: ProbeImages, sizes=(225, 223), base_size: int = 224,
+                       reference=None, batch_size: int = 8, n_boot: int = 1000, seed: int = 0,
+                       progress: bool = True) -> dict:
+    """The same images (same crops, same files) resized to other input sizes, against ``base_size``.
 
-    At 225 (= 1 mod 32) every stride-2 stage of these models pads evenly; 223 is an equally small resize
-    that keeps uneven padding, so it controls for the resize itself. ``{size: Evaluation}`` plus
-    ``"reference"`` (the model at ``base_size``).
+    At 225 (= 1 mod 32) every stride-2 stage of these models pads evenly (Mind the Pad); 223 is an equally
+    small resize that keeps uneven padding, so it controls for the resize itself. Returns
+    ``{size: Evaluation}`` plus ``"reference"`` (the model at ``base_size``, with accuracy when labelled).
+    ``reference`` (logits at ``base_size``) is reused when ``images`` are already at that size.
     """
-    from .data import probe_images
+    import dataclasses
 
-    def probe(size):
-        return probe_images(n_images, size=size, seed=seed, image_dir=image_dir, model=model)
+    if not isinstance(images, ProbeImages):
+        raise PadlibError("size_interventions needs a ProbeImages / labelled_images set (it re-renders the images "
+                          "at each size), not a tensor")
+    labels = getattr(images, "labels", None) or None
 
-    reference = model_logits(model, probe(base_size), batch_size, progress=False)
-    out = {"reference": compare_logits(reference, None, None, n_boot, seed)}
+    def at(size):
+        return dataclasses.replace(images, size=int(size))
+
+    if reference is None or images.size != base_size:
+        reference = model_logits(model, at(base_size), batch_size, progress=False)
+    elif isinstance(reference, Evaluation):
+        reference = reference.logits
+    out = {"reference": compare_logits(reference, None, labels, n_boot, seed)}
     for size in sizes:
-        out[size] = compare_logits(model_logits(model, probe(size), batch_size, progress=progress and "size %d" % size),
-                                   reference, None, n_boot, seed)
+        out[size] = compare_logits(model_logits(model, at(size), batch_size, progress=progress and f"size {size}"),
+                                   reference, labels, n_boot, seed)
     return out
 
 
@@ -741,12 +751,14 @@ def mover_consistency(evaluations: dict) -> pd.DataFrame:
     rows = []
     for intervention, vecs in by_int.items():
         names = list(vecs)
+        if len(names) < 2:
+            continue
         for i, a in enumerate(names):
             for b in names[i + 1:]:
                 va, vb = vecs[a], vecs[b]
                 r = float(np.corrcoef(va, vb)[0, 1]) if va.std() > 0 and vb.std() > 0 else float("nan")
                 rows.append({"intervention": intervention, "model_a": a, "model_b": b, "correlation": r})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["intervention", "model_a", "model_b", "correlation"])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -810,3 +822,160 @@ def border_sensitivity(model: nn.Module, images, shifts=(16, 32), sides=SIDES, f
             rows.append({"side": side, "shift": d, "metric": metric, "value": float(v.mean()),
                          "ci_low": lo, "ci_high": hi, "n": len(v)})
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The chapter's per-model run: one PAN scan, every intervention, batch evaluations reused
+
+
+@dataclass
+class ModelAblation:
+    """Everything chapter 3 measures on one model (see :func:`ablation_report`)."""
+
+    model: str
+    table: pd.DataFrame  # the find_pans table (every channel of every padded conv)
+    controls: pd.DataFrame
+    reference: Evaluation
+    study: AblationStudy
+    padding: dict
+    sizes: dict
+    border: pd.DataFrame
+    n_images: int
+    labelled: bool
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def pans(self) -> pd.DataFrame:
+        return self.table[self.table.is_pan]
+
+    def interventions(self) -> dict:
+        """``{label: Evaluation}`` for every intervention: 'PANs zero/all', 'random zero/all #0', ...,
+        'reflect padding', 'size 225'."""
+        out = {}
+        for (kind, control, mode, region), ev in self.study.evaluations.items():
+            out[f"{kind} {mode}/{region}" + (f" #{control}" if kind == "random" else "")] = ev
+        out.update({f"{mode} padding": ev for mode, ev in self.padding.items()})
+        out.update({f"size {size}": ev for size, ev in self.sizes.items() if size != "reference"})
+        return out
+
+
+def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, image_dir=None,
+                    labelled_dir=None, class_index=None, n_controls: int = 5, modes=ABLATION_MODES,
+                    regions=ABLATION_REGIONS, paddings=("reflect", "replicate", "circular"), sizes=(225, 223),
+                    base_size: int = 224, shifts=(32,), border_ablation=("mean", "all"), batch_size: int = 8,
+                    n_boot: int = 1000, device="cpu", progress: bool = True, scan_options: dict | None = None
+                    ) -> ModelAblation:
+    """Chapter 3 on one model: scan PANs once, then every intervention against the intact model.
+
+    PANs come from :func:`padlib.pans.find_pans` on ``n_scan`` probe images (seed ``seed``), which also give
+    the probe-set means. The interventions are evaluated on ``n_images`` other images: held-out random crops
+    of the offline photos (seed ``seed + 1``), centre crops of ``image_dir``, or, with ``labelled_dir``, a
+    labelled folder (then accuracy is reported too). Each image set is rendered once and every
+    evaluation reuses the intact model's logits.
+    """
+    import time
+
+    from .data import probe_images
+    from .models import load_model
+    from .pans import find_pans
+
+    seconds = {}
+    t0 = time.perf_counter()
+    if isinstance(model, str):
+        model = load_model(model, device=device)
+    name = getattr(model, "padlib_name", type(model).__name__)
+    probe = probe_images(n_scan, seed=seed, image_dir=image_dir, model=model)
+    table = find_pans(model, probe, batch_size=batch_size, progress=progress, device=device, **(scan_options or {}))
+    pans = table[table.is_pan]
+    controls = random_control(table, k=n_controls, seed=seed)
+    layers = sorted(set(pans["layer"]))
+    means = channel_means(model, probe, layers, batch_size=batch_size, device=device) if layers else {}
+    seconds["scan"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    if labelled_dir:
+        evalset = labelled_images(labelled_dir, class_index, n=n_images, model=model, seed=seed)
+    else:
+        evalset = probe_images(n_images, seed=seed + 1, image_dir=image_dir, model=model)
+    labels = getattr(evalset, "labels", None) or None
+    x = evalset.tensor(device=device) if len(evalset) <= 1024 else evalset
+    reference = compare_logits(model_logits(model, x, batch_size, device), None, labels, n_boot, seed)
+    seconds["reference"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    study = pan_ablation(model, x, pans, controls, modes, regions, means, reference.logits, labels, batch_size,
+                         n_boot, seed, progress)
+    seconds["ablation"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    padding = padding_interventions(model, x, paddings, reference.logits, labels, batch_size, n_boot, seed, progress)
+    size_results = size_interventions(model, evalset, sizes, base_size, reference.logits, batch_size, n_boot, seed,
+                                      progress) if sizes else {}
+    seconds["padding"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    mode, region = border_ablation
+    border = [border_sensitivity(model, x, shifts, batch_size=batch_size, n_boot=n_boot, seed=seed).assign(channels="intact")]
+    choices = [("PANs ablated", pans)]
+    if len(controls):
+        choices.append(("random ablated", controls[controls.control == 0]))
+    for label, chosen in choices:
+        if len(chosen):
+            with ablate_channels(model, chosen, mode, region, means=means):
+                border.append(border_sensitivity(model, x, shifts, batch_size=batch_size, n_boot=n_boot,
+                                                 seed=seed).assign(channels=label))
+    seconds["border"] = time.perf_counter() - t0
+    return ModelAblation(name, table, controls, reference, study, padding, size_results,
+                         pd.concat(border, ignore_index=True), len(evalset), labels is not None, seconds)
+
+
+def report_tables(reports) -> dict[str, pd.DataFrame]:
+    """Tidy tables over models from :func:`ablation_report` results (a dict or list).
+
+    Keys: 'pans' (PAN and channel counts), 'ablation' (every run and metric), 'comparison' (PANs vs random),
+    'interventions' (padding swaps, sizes and the PAN ablations, one row per metric), 'border', 'seconds'.
+    """
+    reports = list(reports.values()) if isinstance(reports, dict) else list(reports)
+    pans, ablation, comparison, interventions, border, seconds = [], [], [], [], [], []
+    for r in reports:
+        t = r.table
+        pans.append({"model": r.model, "padded_convs": t["layer"].nunique(), "channels": len(t),
+                     "pans": int(t["is_pan"].sum()), "pan_layers": r.pans["layer"].nunique(),
+                     "share": float(t["is_pan"].mean()), "eval_images": r.n_images})
+        ablation.append(r.study.summary.assign(model=r.model))
+        comparison.append(r.study.comparison.assign(model=r.model))
+        evs = {k: v for k, v in r.interventions().items() if not k.startswith("random")}
+        interventions.append(intervention_table(evs).assign(model=r.model))
+        border.append(r.border.assign(model=r.model))
+        seconds.append({"model": r.model, **{k: round(v, 1) for k, v in r.seconds.items()}})
+    if reports and reports[0].labelled:
+        interventions.append(pd.concat([_tidy({"intact": r.reference}, ("intervention",)).assign(model=r.model)
+                                        for r in reports]))
+    return {"pans": pd.DataFrame(pans), "ablation": pd.concat(ablation, ignore_index=True),
+            "comparison": pd.concat(comparison, ignore_index=True),
+            "interventions": pd.concat(interventions, ignore_index=True),
+            "border": pd.concat(border, ignore_index=True), "seconds": pd.DataFrame(seconds)}
+
+
+def movers_across_models(reports, k: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(top movers per model and intervention, cross-model consistency per intervention family).
+
+    Consistency: the Pearson correlation of two models' per-class probability-mass changes, per model pair;
+    the random controls form a family of their own ('random zero/all' pooling #0..#k), the null for
+    'characteristic' biases.
+    """
+    reports = list(reports.values()) if isinstance(reports, dict) else list(reports)
+    evs = {(r.model, label): ev for r in reports for label, ev in r.interventions().items()}
+    movers = top_movers({k_: v for k_, v in evs.items() if not k_[1].startswith("random")}, k=k)
+    consistency = mover_consistency(evs)
+    consistency["family"] = consistency["intervention"].astype(str).str.replace(r" #\d+$", "", regex=True)
+    return movers, consistency
+
+
+def consistent_movers(movers: pd.DataFrame, min_models: int = 2) -> pd.DataFrame:
+    """Classes that move the same way under the same intervention in at least ``min_models`` models."""
+    if movers.empty:
+        return movers.assign(models=[])
+    g = movers.groupby(["intervention", "direction", "class_name"])
+    out = g.agg(models=("model", "nunique"), total_change=("count_change", "sum"),
+                which=("model", lambda m: ", ".join(sorted(set(m))))).reset_index()
+    return out[out["models"] >= min_models].sort_values(["models", "total_change"], ascending=[False, False])

@@ -53,5 +53,18 @@ from .pans import (
     pan_summary,
     scan_pans,
 )
+from .ablation import (
+    ModelAblation,
+    ablate_channels,
+    ablation_report,
+    border_sensitivity,
+    channel_means,
+    evaluate,
+    labelled_images,
+    movers_across_models,
+    random_control,
+    report_tables,
+    swap_padding,
+)
 
 __version__ = "0.1.0"

@@ -66,5 +66,13 @@ from .ablation import (
     report_tables,
     swap_padding,
 )
+from . import kernels
+from .kernels import (
+    classify_pan_kernels,
+    data_free_pans,
+    kernel_profile,
+    mean_kernel_asymmetry,
+    padding_response,
+)
 
 __version__ = "0.1.0"

@@ -28,7 +28,7 @@ from .padding import (
 )
 
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
-PAN_TYPES = ("side", "corner", "frame", "edge", "silenced")
+PAN_TYPES = ("side", "corner", "opposite", "frame", "edge", "silenced")
 _OPPOSITE = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
 
 
@@ -321,11 +321,13 @@ def data_free_input_means(model: nn.Module) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def data_free_output_std(model: nn.Module) -> dict[str, np.ndarray | None]:
-    """Per padded conv, the standard deviation of its output per channel from the BatchNorm that follows it.
+def data_free_output_scale(model: nn.Module) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
+    """Per padded conv, (std, sign) of its output per channel from the BatchNorm that follows it.
 
     A BatchNorm's running variance is the training-data variance of the conv output (over images and
-    positions), stored in the weights: the scale against which a border shift counts as large.
+    positions), stored in the weights: the scale against which a border shift counts as large. The sign
+    of its gamma orients the shift as the non-linearity sees it (a negative gamma turns firing into
+    silencing), matching ``padlib.pans``, whose statistics are taken after that BatchNorm.
     """
     seq = _leaf_sequence(model)
     index = {name: i for i, (name, _) in enumerate(seq)}
@@ -333,7 +335,9 @@ def data_free_output_std(model: nn.Module) -> dict[str, np.ndarray | None]:
     for name, conv in padded_convs(model):
         bn = _following_bn(seq, index[name])
         if bn is not None and getattr(bn, "running_var", None) is not None and bn.num_features == conv.out_channels:
-            out[name] = (bn.running_var.detach().double().cpu() + bn.eps).sqrt().numpy()
+            std = (bn.running_var.detach().double().cpu() + bn.eps).sqrt().numpy()
+            gamma = bn.weight.detach().double().cpu().numpy() if bn.weight is not None else np.ones_like(std)
+            out[name] = (std, np.where(gamma < 0, -1.0, 1.0))
         else:
             out[name] = None
     return out
@@ -343,7 +347,8 @@ def data_free_pans(model: nn.Module, tau: float, input_size=None, input_means=No
     """The data-free PAN detector: predicted border contrast per side from the weights, thresholded at ``tau``.
 
     Predicted z per side = :func:`padding_response` shift (with :func:`data_free_input_means`, or
-    ``input_means`` {layer: array} e.g. measured ones) / the following BatchNorm's running std. A channel
+    ``input_means`` {layer: array} e.g. measured ones) / the following BatchNorm's running std, times the
+    sign of its gamma (:func:`data_free_output_scale`). A channel
     is a predicted PAN when max |z| >= tau on a side whose padding is read. One row per (layer, channel),
     keyed like ``padlib.pans.find_pans``: layer, channel, depth, kernel, stride, zp_<side>, zp_max,
     pred_sides, pred_is_pan.
@@ -354,20 +359,21 @@ def data_free_pans(model: nn.Module, tau: float, input_size=None, input_means=No
     means = data_free_input_means(model).set_index("layer")["mean"].to_dict()
     if input_means is not None:
         means.update({k: np.asarray(v, dtype=np.float64) for k, v in input_means.items()})
-    stds = data_free_output_std(model)
+    scales = data_free_output_scale(model)
     frames = []
     for depth, (name, conv) in enumerate(convs):
         resp = padding_response(conv, means[name], sizes[name])
-        std = stds[name]
-        if std is None:  # no BatchNorm after the conv: the scale is unknown from the weights
-            std = np.full(len(resp), np.nan)
+        if scales[name] is None:  # no BatchNorm after the conv: the scale is unknown from the weights
+            std, sign = np.full(len(resp), np.nan), np.ones(len(resp))
+        else:
+            std, sign = scales[name]
         df = pd.DataFrame({"layer": name, "channel": resp["channel"], "depth": depth,
                            "kernel": _pair(conv.kernel_size)[0], "stride": _pair(conv.stride)[0],
                            "in_size": sizes[name][0], "groups": conv.groups})
         masks, _ = _tap_masks(conv, sizes[name])
         for side in SIDES:
             df[f"shift_{side}"] = resp[side].to_numpy()
-            df[f"zp_{side}"] = resp[side].to_numpy() / std if masks[side].any() else 0.0
+            df[f"zp_{side}"] = sign * resp[side].to_numpy() / std if masks[side].any() else 0.0
         frames.append(df)
     out = pd.concat(frames, ignore_index=True)
     z = out[[f"zp_{s}" for s in SIDES]].to_numpy()
@@ -378,16 +384,27 @@ def data_free_pans(model: nn.Module, tau: float, input_size=None, input_means=No
     return out
 
 
-def model_kernel_profiles(model: nn.Module, input_means=None) -> pd.DataFrame:
-    """:func:`kernel_profile` for every padded conv of ``model`` (data-free input means unless given)."""
+def model_kernel_profiles(model: nn.Module, input_means=None, orient: bool = True) -> pd.DataFrame:
+    """:func:`kernel_profile` for every padded conv of ``model`` (data-free input means unless given).
+
+    With ``orient`` each profile is multiplied by the sign of the following BatchNorm's gamma, so that
+    positive border mass means the same thing as a positive ``z`` in ``padlib.pans`` (pre-activation).
+    """
     means = data_free_input_means(model).set_index("layer")["mean"].to_dict()
     if input_means is not None:
         means.update(input_means)
+    scales = data_free_output_scale(model) if orient else {}
     frames = []
     for name, conv in require_padded_convs(model):
         mu = means.get(name)
         mu = None if mu is None or np.isnan(np.asarray(mu, dtype=float)).any() else mu
         df = kernel_profile(conv, mu)
+        if scales.get(name) is not None:
+            sign = scales[name][1]
+            flip = sign < 0
+            if flip.any():
+                prof = [p * sg for p, sg in zip(df["profile"], sign)]
+                df = pd.DataFrame([{"channel": o, **_profile_features(p)} for o, p in enumerate(prof)])
         df.insert(0, "layer", name)
         frames.append(df)
     return pd.concat(frames, ignore_index=True)
@@ -423,8 +440,8 @@ def _asymmetry(mean_kernel: np.ndarray) -> tuple[float, float]:
     return float((mean_kernel * x[None, :]).sum()), float((mean_kernel * y[:, None]).sum())
 
 
-def mean_kernel_asymmetry(model: nn.Module, input_size=None, mode: str = "signed", n_boot: int = 200,
-                          seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
+def mean_kernel_asymmetry(model: nn.Module, input_size=None, mode: str = "abs", n_boot: int = 200,
+                          seed: int = 0, ci: float = 0.95, in_sizes: dict | None = None) -> pd.DataFrame:
     """Per padded conv: the mean L1-normalised spatial kernel and its left-right / top-bottom asymmetry index.
 
     Every 2-D kernel slice W[o, c] is divided by its L1 norm (``mode='abs'`` takes |W| first) and the slices
@@ -433,13 +450,14 @@ def mean_kernel_asymmetry(model: nn.Module, input_size=None, mode: str = "signed
     leans down). Bootstrap intervals
     resample the slices. ``reads`` says which padding the layer reads at ``input_size`` (default: the
     model's own): 'even', 'top/left' (PyTorch at even sizes and stride 2) or 'bottom/right' (TF 'SAME').
+    ``in_sizes``: precomputed :func:`conv_input_sizes` (saves a forward pass).
     """
     check_type("mode", mode, str)
     if mode not in ("signed", "abs"):
         raise PadlibError(f"mode must be 'signed' or 'abs', got '{mode}'")
     check_type("n_boot", n_boot, int)
     convs = require_padded_convs(model)
-    sizes = conv_input_sizes(model, input_size)
+    sizes = in_sizes if in_sizes is not None else conv_input_sizes(model, input_size)
     rng = np.random.default_rng(seed)
     lo_q, hi_q = (1 - ci) / 2, 1 - (1 - ci) / 2
     rows = []
@@ -511,7 +529,9 @@ def pan_type(flagged: dict) -> str:
     both signs across its border bands, as an oriented derivative has: the zero step at the border is,
     to that kernel, an edge ('edge'). All-negative means padding removes net excitation: the filter is
     'silenced' at the border whatever the extent. All-positive: the filter fires on the border, on one
-    side ('side'), two adjacent sides ('corner') or two opposite / three / four sides ('frame').
+    side ('side'), two adjacent sides ('corner'), two opposite sides ('opposite') or three or four sides
+    ('frame'). The extent is also limited by which padding the layer reads (uneven stride-2 layers read
+    two adjacent sides only), so types are compared within layer kinds.
     """
     if not flagged:
         return "none"
@@ -520,18 +540,25 @@ def pan_type(flagged: dict) -> str:
         return "edge"
     if signs == {-1}:
         return "silenced"
-    ext = _extent(flagged)
-    return {"side": "side", "corner": "corner"}.get(ext, "frame")
+    return _extent(flagged)
 
 
-def _parse_sides(value) -> set:
+def _parse_sides(value) -> tuple[set, set]:
+    """(flagged sides, flagged corners) from a ``padlib.pans`` sides label: 'top', 'left+right', 'frame',
+    'top-left corner', 'top-left+bottom-right corners', 'all corners' (or a collection of names)."""
     if isinstance(value, (set, list, tuple)):
-        return {s for s in value if s in SIDES}
-    if not isinstance(value, str):
-        return set()
-    import re
-
-    return {t for t in re.split(r"[^a-z]+", value.lower()) if t in SIDES}
+        return {s for s in value if s in SIDES}, {c for c in value if c in CORNERS}
+    if not isinstance(value, str) or not value.strip():
+        return set(), set()
+    v = value.strip().lower()
+    if v == "frame":
+        return set(SIDES), set()
+    if v == "all corners":
+        return set(), set(CORNERS)
+    if "corner" in v:
+        names = v.replace("corners", "").replace("corner", "").strip()
+        return set(), {n.strip().replace("-", "_") for n in names.split("+") if n.strip().replace("-", "_") in CORNERS}
+    return {t.strip() for t in v.split("+") if t.strip() in SIDES}, set()
 
 
 def classify_pan_kernels(pans: pd.DataFrame, profiles: pd.DataFrame | None = None, tau: float | None = None,
@@ -554,50 +581,377 @@ def classify_pan_kernels(pans: pd.DataFrame, profiles: pd.DataFrame | None = Non
     use_sides = tau is None and "sides" in df.columns
     if tau is None and not use_sides:
         raise PadlibError("pass tau: the table has no 'sides' column saying which sides are flagged")
+    ccols = [f"{z_prefix}{c}" for c in CORNERS]
+    has_corners = use_sides and all(c in df.columns for c in ccols)
+    cols = zcols + (ccols if has_corners else []) + (["sides"] if use_sides else [])
     types, extents, patterns, counts = [], [], [], []
-    for row in df[zcols + (["sides"] if use_sides else [])].itertuples(index=False):
+    for row in df[cols].itertuples(index=False):
         z = dict(zip(SIDES, row[:4]))
-        sides = _parse_sides(row[4]) if use_sides else {s for s in SIDES if abs(z[s]) >= tau}
+        if use_sides:
+            sides, corners = _parse_sides(row[-1])
+        else:
+            sides, corners = {s for s in SIDES if abs(z[s]) >= tau}, set()
         flagged = _flagged_signs(z, sides)
+        if not flagged and corners and has_corners:  # a corner-only PAN: fires -> corner, silenced -> silenced
+            zc = dict(zip(CORNERS, row[4:8]))
+            signs = {c: (1 if zc[c] > 0 else -1) for c in CORNERS if c in corners}
+            kind = "edge" if len(set(signs.values())) > 1 else ("silenced" if -1 in signs.values() else "corner")
+            types.append(kind)
+            extents.append("corner only")
+            patterns.append(" ".join(f"{''.join(w[0].upper() for w in c.split('_'))}{'+' if v > 0 else '-'}"
+                                     for c, v in signs.items()))
+            counts.append(0)
+            continue
         types.append(pan_type(flagged))
         extents.append(_extent(flagged))
         patterns.append(" ".join(f"{s[0].upper()}{'+' if v > 0 else '-'}" for s, v in flagged.items()))
         counts.append(len(flagged))
     out = df.assign(type=types, extent=extents, sign_pattern=patterns, n_sides=counts)
     if only_pans and tau is not None:
-        out = out[out["n_sides"] > 0]
+        out = out[out["type"] != "none"]
     if profiles is not None:
         cols = [c for c in profiles.columns if c not in out.columns or c in ("layer", "channel")]
         out = out.merge(profiles[cols], on=["layer", "channel"], how="left")
     return out.reset_index(drop=True)
 
 
-def taxonomy_clusters(classified: pd.DataFrame, n_clusters: int | None = None, seed: int = 0,
-                      n_perm: int = 500) -> tuple[pd.DataFrame, dict]:
-    """Unsupervised check of the rule: k-means on the L1-normalised 3x3 kernel profiles, compared with the types.
+BORDER_FEATURES = ("mass_top", "mass_bottom", "mass_left", "mass_right", "dc", "centre_surround")
 
-    Agreement is the adjusted Rand index (0 for chance, 1 for identical partitions) with a permutation null
-    (types shuffled ``n_perm`` times). The clusters see only the weights (times the input means), the types
-    come from the measured border response: a high ARI says the kernel shape alone separates the types.
-    Returns (classified with a ``cluster`` column, summary dict).
+
+def _coarse(types) -> np.ndarray:
+    return np.array(["edge" if t == "edge" else "silenced" if t == "silenced" else "fires" for t in types])
+
+
+def taxonomy_clusters(classified: pd.DataFrame, n_clusters: int | None = None, seed: int = 0,
+                      n_perm: int = 500, features: str = "profile") -> tuple[pd.DataFrame, dict]:
+    """Unsupervised check of the rule: k-means on kernel features alone, compared with the rule types.
+
+    ``features='profile'``: the L1-normalised 3x3 band profile (``profile3``, 9 numbers: the kernel's shape);
+    ``'border'``: the signed border-band masses, DC and centre-surround of :func:`kernel_profile` (the
+    quantities the formula says decide the border response). Agreement is the adjusted Rand index (0 for
+    chance, 1 for identical partitions) with a permutation null (types shuffled ``n_perm`` times), and
+    the ARI with the coarse classes fires / silenced / edge. The clusters see only the weights (times the
+    data-free input means); the types come from the measured border response, so a high ARI says the
+    kernel alone separates the types. Returns (classified with a ``cluster`` column, summary dict).
     """
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score
 
-    if "profile3" not in classified.columns:
-        raise PadlibError("classified has no 'profile3' column: pass profiles= to classify_pan_kernels")
-    df = classified.dropna(subset=["profile3"])
+    if features not in ("profile", "border"):
+        raise PadlibError(f"features must be 'profile' or 'border', got '{features}'")
+    need = "profile3" if features == "profile" else "mass_top"
+    if need not in classified.columns:
+        raise PadlibError("classified has no kernel features: pass profiles= to classify_pan_kernels")
+    df = classified.dropna(subset=[need])
     types = df["type"].to_numpy()
     k = n_clusters or len(set(types))
     if len(df) < max(k, 2) or k < 2:
         raise PadlibError(f"need at least {max(k, 2)} classified PANs of at least 2 types to cluster, got {len(df)}")
-    x = np.stack([np.asarray(p, dtype=float).ravel() for p in df["profile3"]])
+    if features == "profile":
+        x = np.stack([np.asarray(p, dtype=float).ravel() for p in df["profile3"]])
+    else:
+        x = df[list(BORDER_FEATURES)].to_numpy(float)
     km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(x)
     ari = adjusted_rand_score(types, km.labels_)
     rng = np.random.default_rng(seed)
     null = np.array([adjusted_rand_score(rng.permutation(types), km.labels_) for _ in range(n_perm)])
-    summary = {"n": len(df), "k": k, "ari": float(ari), "null_mean": float(null.mean()),
+    summary = {"features": features, "n": len(df), "k": k, "ari": float(ari),
+               "ari_coarse": float(adjusted_rand_score(_coarse(types), km.labels_)),
+               "null_mean": float(null.mean()) if n_perm else float("nan"),
                "null_q95": float(np.quantile(null, 0.95)) if n_perm else float("nan"),
                "p_value": float((1 + (null >= ari).sum()) / (1 + n_perm)),
-               "centroids": km.cluster_centers_.reshape(k, 3, 3)}
+               "centroids": km.cluster_centers_.reshape(k, 3, 3) if features == "profile" else km.cluster_centers_}
     return df.assign(cluster=km.labels_), summary
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data-free vs activation-based detector
+
+
+def _read_sides(table: pd.DataFrame) -> dict:
+    return {s: table[f"reads_{s}"].to_numpy(bool) if f"reads_{s}" in table else np.ones(len(table), bool)
+            for s in SIDES}
+
+
+def merge_detectors(table: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
+    """The activation-based table (``padlib.pans``) joined with :func:`data_free_pans` on (layer, channel)."""
+    check_type("table", table, pd.DataFrame)
+    keep = ["layer", "channel", "pred_is_pan", "pred_sides", "zp_max"] + [f"zp_{s}" for s in SIDES]
+    merged = table.merge(predicted[keep], on=["layer", "channel"], how="inner")
+    if merged.empty:
+        raise PadlibError("no (layer, channel) in common: were both tables made from the same model?")
+    merged.attrs.update(table.attrs)
+    return merged
+
+
+def detector_agreement(merged: pd.DataFrame, tau: float | None = None) -> pd.DataFrame:
+    """Precision, recall and average precision of weight-based predictions against the activation-based PANs.
+
+    Two predictors: 'data-free' (:func:`data_free_pans`: input means and scale from BatchNorm statistics)
+    and 'measured means' (``zpred_<side>`` of ``padlib.pans``: the same formula with the probe images'
+    input means and interior std). Both flag a channel when max |z| over read sides >= ``tau`` (default:
+    the scan's calibrated tau). AP ranks channels by that max, so it does not depend on tau.
+    """
+    from sklearn.metrics import average_precision_score
+
+    tau = merged.attrs.get("tau") if tau is None else tau
+    if tau is None:
+        raise PadlibError("pass tau: the merged table carries no calibrated tau in .attrs")
+    truth = merged["is_pan"].to_numpy(bool)
+    reads = _read_sides(merged)
+    rows = []
+    for name, prefix in (("data-free", "zp_"), ("measured means", "zpred_")):
+        z = np.stack([np.where(reads[s], np.abs(merged[f"{prefix}{s}"].to_numpy(float)), 0.0) for s in SIDES], 1)
+        score = np.nan_to_num(z, nan=0.0).max(1)
+        pred = score >= tau
+        tp = int((pred & truth).sum())
+        rows.append({"predictor": name, "tau": float(tau), "pans": int(truth.sum()), "predicted": int(pred.sum()),
+                     "true_positives": tp, "precision": tp / max(int(pred.sum()), 1),
+                     "recall": tp / max(int(truth.sum()), 1),
+                     "average_precision": float(average_precision_score(truth, score)) if truth.any() else np.nan})
+    out = pd.DataFrame(rows)
+    out["f1"] = 2 * out.precision * out.recall / (out.precision + out.recall).replace(0, np.nan)
+    return out
+
+
+def _corr(a, b):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or a[ok].std() == 0 or b[ok].std() == 0:
+        return np.nan
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+def disagreement_by_layer(merged: pd.DataFrame, model: nn.Module | None = None,
+                          measured_input_means: dict | None = None) -> pd.DataFrame:
+    """Per layer, where the data-free prediction and the measurement part ways, split into three gaps.
+
+    For a read side, in interior-std units of the pre-activation (means over channels of absolute gaps):
+    ``gap_estimate`` = |zp - zpred|: input means and scale estimated from BatchNorm statistics instead of
+    measured; ``gap_position`` = |zpred - effect|: the formula assumes the input equals its mean up to the
+    border, but ``effect`` (own minus replicate padding) is exactly minus the padded taps times the mean
+    *edge* input, so this gap is the position dependence of the input, left by upstream padding through
+    non-linearities; ``gap_inherited`` = |effect - z|: border contrast that this layer's padding did not
+    cause (inherited from earlier layers, or content). With ``model`` and ``measured_input_means``
+    ({layer: tensor}, e.g. ``PanScan.input_means``) it adds the data-free means' correlation and median
+    ratio to the measured ones.
+    """
+    reads = _read_sides(merged)
+    tau = merged.attrs.get("tau")
+    mu_df = None
+    if model is not None and measured_input_means is not None:
+        mu_df = data_free_input_means(model).set_index("layer")["mean"]
+    rows = []
+    for layer, g in merged.groupby("layer", sort=False):
+        idx = g.index.to_numpy()
+        r = {"layer": layer, "depth": int(g["depth"].iloc[0]), "stride": g["stride"].iloc[0],
+             "channels": len(g), "pans": int(g["is_pan"].sum()), "predicted": int(g["pred_is_pan"].sum())}
+        tp = int((g["is_pan"] & g["pred_is_pan"]).sum())
+        r["precision"] = tp / r["predicted"] if r["predicted"] else np.nan
+        r["recall"] = tp / r["pans"] if r["pans"] else np.nan
+        sides = [s for s in SIDES if reads[s][merged.index.get_indexer(idx)].any()]
+        cat = lambda col: np.concatenate([g[f"{col}_{s}"].to_numpy(float) for s in sides])  # noqa: E731
+        zp, zpred, eff, z = cat("zp"), cat("zpred"), cat("effect"), cat("z")
+        r.update(corr_datafree_effect=_corr(zp, eff), corr_measured_effect=_corr(zpred, eff),
+                 corr_effect_z=_corr(eff, z), gap_estimate=float(np.nanmean(np.abs(zp - zpred))),
+                 gap_position=float(np.nanmean(np.abs(zpred - eff))), gap_inherited=float(np.nanmean(np.abs(eff - z))))
+        if mu_df is not None and layer in measured_input_means and layer in mu_df.index:
+            a = np.asarray(mu_df[layer], float)
+            b = np.asarray(measured_input_means[layer], float)
+            r["mean_corr"] = _corr(a, b)
+            ok = np.abs(b) > 1e-6
+            r["mean_ratio"] = float(np.median(a[ok] / b[ok])) if ok.any() else np.nan
+        rows.append(r)
+    out = pd.DataFrame(rows)
+    out.attrs["tau"] = tau
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Gallery selection
+
+
+def gallery_entries(classified: pd.DataFrame, table: pd.DataFrame, maps: dict, model: nn.Module,
+                    per_type: int = 2, types=PAN_TYPES, seed: int = 0) -> list[dict]:
+    """Representative PANs per type (strongest by ``score``), each next to a non-PAN of the same layer.
+
+    Each entry: model, type, layer, channel, is_pan, sign_pattern, score, kernel (the raw spatial kernel,
+    summed over input channels for non-depthwise convs), profile (input-mean weighted, oriented), map
+    (mean pre-activation map from ``maps[layer]``, e.g. ``PanScan.maps``), row and column border profiles.
+    The non-PAN control is the channel of that layer with the smallest ``score`` among non-constant ones
+    that is not a PAN (seeded choice among the 5 weakest).
+    """
+    modules = dict(model.named_modules())
+    rng = np.random.default_rng(seed)
+    name = getattr(model, "padlib_name", type(model).__name__)
+    entries = []
+    for t in types:
+        sub = classified[classified["type"] == t].sort_values("score", ascending=False).head(per_type)
+        for _, row in sub.iterrows():
+            layer = row["layer"]
+            pool = table[(table["layer"] == layer) & ~table["is_pan"].astype(bool)]
+            if "constant" in pool:
+                pool = pool[~pool["constant"].astype(bool)]
+            control = None
+            if len(pool):
+                weakest = pool.sort_values("score").head(5)
+                control = int(weakest["channel"].iloc[rng.integers(len(weakest))])
+            for ch, is_pan in ((int(row["channel"]), True), (control, False)):
+                if ch is None:
+                    continue
+                w = modules[layer].weight.detach().double().cpu()[ch].sum(0).numpy()
+                m = maps[layer][ch].double().numpy() if layer in maps else None
+                trow = table[(table["layer"] == layer) & (table["channel"] == ch)].iloc[0]
+                entries.append({
+                    "model": name, "type": t, "layer": layer, "channel": ch, "is_pan": is_pan,
+                    "sign_pattern": row["sign_pattern"] if is_pan else "",
+                    "score": float(trow["score"]), "kernel": w,
+                    "profile": row["profile"] if is_pan and "profile" in row else None, "map": m,
+                    "z": {s: float(trow[f"z_{s}"]) for s in SIDES},
+                })
+    return entries
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checks and computed conclusions the chapter prints
+
+
+def check_padding_response(model: nn.Module, input_size=None, input_means=None) -> pd.DataFrame:
+    """The formula against brute force on every padded conv of a real model, at its real input sizes.
+
+    Per layer: the largest |predicted - measured| over channels, sides and corners, and the largest
+    |measured shift| for scale (float32 layers, so agreement is to float32 rounding).
+    """
+    sizes = conv_input_sizes(model, input_size)
+    means = data_free_input_means(model).set_index("layer")["mean"].to_dict()
+    if input_means is not None:
+        means.update(input_means)
+    rows = []
+    for name, conv in require_padded_convs(model):
+        mu = np.nan_to_num(np.asarray(means[name], dtype=float), nan=1.0)
+        a, b = padding_response(conv, mu, sizes[name]), brute_force_response(conv, mu, sizes[name])
+        keys = ["interior"] + list(SIDES) + list(CORNERS)
+        err = np.abs(a[keys].to_numpy() - b[keys].to_numpy())
+        rows.append({"layer": name, "in_size": sizes[name][0], "kernel": _pair(conv.kernel_size)[0],
+                     "stride": _pair(conv.stride)[0], "tf_same": is_dynamic_same(conv),
+                     "max_abs_error": float(err.max()),
+                     "max_abs_shift": float(np.abs(b[keys[1:]].to_numpy()).max()),
+                     "max_abs_interior": float(np.abs(b["interior"].to_numpy()).max())})
+    return pd.DataFrame(rows)
+
+
+def asymmetry_verdict(asym: pd.DataFrame, mode: str | None = None) -> str:
+    """Plain-language summary of concatenated :func:`mean_kernel_asymmetry` tables (columns model, init).
+
+    Compares the mean lean of stride-2 layers that read only top/left padding with those that read only
+    bottom/right, pretrained and at random init, and counts layers whose bootstrap interval excludes 0.
+    Every number in the text is computed here from ``asym``.
+    """
+    df = asym if mode is None or "mode" not in asym else asym[asym["mode"] == mode]
+    lines = []
+    leans = {}
+    for init in ("pretrained", "random init"):
+        for reads in ("top/left", "bottom/right"):
+            g = df[(df["init"] == init) & (df["stride"] > 1) & (df["reads"] == reads)]
+            if g.empty:
+                continue
+            lean = float((g["asym_lr"].mean() + g["asym_tb"].mean()) / 2)
+            leans[(init, reads)] = lean
+            n = len(g)
+            pos = int(((g["asym_lr_lo"] > 0) & (g["asym_tb_lo"] > 0)).sum()) if "asym_lr_lo" in g else 0
+            neg = int(((g["asym_lr_hi"] < 0) & (g["asym_tb_hi"] < 0)).sum()) if "asym_lr_lo" in g else 0
+            models = ", ".join(dict.fromkeys(g["model"]))
+            lines.append(f"{init}, stride-2 layers reading {reads} padding ({n} layers; {models}): mean lean "
+                         f"{lean:+.3f} (x and y averaged; > 0 = towards bottom/right); {pos} lean significantly "
+                         f"towards bottom/right on both axes, {neg} towards top/left")
+    a, b = leans.get(("pretrained", "top/left")), leans.get(("pretrained", "bottom/right"))
+    if a is not None and b is not None:
+        opposite = a * b < 0
+        lines.append(f"pretrained: the two groups lean {'in opposite directions' if opposite else 'the same way'} "
+                     f"({a:+.3f} vs {b:+.3f})" + (", each away from the side whose padding it reads"
+                                                  if opposite and a > 0 > b else ""))
+        ra, rb = leans.get(("random init", "top/left")), leans.get(("random init", "bottom/right"))
+        if ra is not None and rb is not None:
+            ratio = max(abs(ra), abs(rb)) / max(min(abs(a), abs(b)), 1e-12)
+            lines.append(f"random init: {ra:+.3f} vs {rb:+.3f}; the largest random-init lean is {ratio:.2f} times "
+                         "the smaller pretrained lean")
+    else:
+        lines.append("not both padding conventions are present among the stride-2 layers: no comparison")
+    return "\n".join(lines)
+
+
+def agreement_verdict(agreement: pd.DataFrame, layers: pd.DataFrame) -> str:
+    """Plain-language summary of :func:`detector_agreement` and :func:`disagreement_by_layer` (with ``model``)."""
+    lines = []
+    for name, g in agreement.groupby("model", sort=False):
+        d = g.set_index("predictor")
+        lines.append(f"{name}: data-free precision {d.loc['data-free', 'precision']:.2f}, recall "
+                     f"{d.loc['data-free', 'recall']:.2f}, AP {d.loc['data-free', 'average_precision']:.2f}; with "
+                     f"measured input means precision {d.loc['measured means', 'precision']:.2f}, recall "
+                     f"{d.loc['measured means', 'recall']:.2f}, AP {d.loc['measured means', 'average_precision']:.2f}")
+    gaps = layers[["gap_estimate", "gap_position", "gap_inherited"]].mean()
+    lines.append("mean gaps over all layers (interior-std units): " +
+                 ", ".join(f"{k.replace('gap_', '')} {v:.2f}" for k, v in gaps.items()) +
+                 f"; the largest is '{gaps.idxmax().replace('gap_', '')}'")
+    deep = layers["depth"] >= layers.groupby("model")["depth"].transform("median")
+    for col in ("gap_inherited", "gap_position", "gap_estimate"):
+        lines.append(f"{col.replace('gap_', '')}: shallow half {layers.loc[~deep, col].mean():.2f}, "
+                     f"deep half {layers.loc[deep, col].mean():.2f}")
+    rec = layers.groupby(deep)["recall"].mean()
+    lines.append(f"recall of the data-free detector: shallow half {rec.get(False, np.nan):.2f}, deep half "
+                 f"{rec.get(True, np.nan):.2f}")
+    if "mean_ratio" in layers:
+        bad = layers[(layers["mean_ratio"] > 2) | (layers["mean_ratio"] < 0.5)]
+        lines.append(f"layers where the BatchNorm-derived input means are off by more than 2x (median ratio): "
+                     f"{len(bad)}" + (": " + ", ".join(f"{r.model} {r.layer} ({r.mean_ratio:.1f}x)"
+                                                      for r in bad.itertuples()) if len(bad) else ""))
+    return "\n".join(lines)
+
+
+def asymmetry_with_control(model: nn.Module, modes=("abs", "signed"), n_boot: int = 200, seed: int = 0,
+                           input_size=None) -> pd.DataFrame:
+    """:func:`mean_kernel_asymmetry` of a pretrained model and of its random initialisation (same architecture,
+    ``pretrained=False``, seeded), in each mode; columns ``model``, ``init``, ``mode`` added.
+
+    The random-init control shows how large a lean sampling noise alone produces for the same number of
+    kernels: a lean is learned only where the pretrained interval leaves the control's range.
+    """
+    from .models import load_model, model_device
+
+    name = getattr(model, "padlib_name", None)
+    if name is None:
+        raise PadlibError("the random-init control needs a model loaded with padlib.load_model (it rebuilds it by name)")
+    torch.manual_seed(seed)
+    control = load_model(name, pretrained=False, device=model_device(model))
+    sizes = conv_input_sizes(model, input_size)  # same architecture: same sizes for the control
+    frames = []
+    for init, m in (("pretrained", model), ("random init", control)):
+        for mode in modes:
+            df = mean_kernel_asymmetry(m, mode=mode, n_boot=n_boot, seed=seed, in_sizes=sizes)
+            frames.append(df.assign(model=name, init=init, mode=mode))
+    return pd.concat(frames, ignore_index=True)
+
+
+def gallery_pages(classified: dict, scans: dict, models: dict, per_type: int = 2, seed: int = 0) -> dict:
+    """{'model: type': gallery entries} for every model and PAN type present, for ``plots.kernel_browser``.
+
+    ``classified``: {model name: :func:`classify_pan_kernels` table}; ``scans``: {name: object with
+    ``.table`` and ``.maps``, e.g. ``padlib.pans.PanScan``}; ``models``: {name: loaded model}.
+    """
+    pages = {}
+    for name, cl in classified.items():
+        entries = gallery_entries(cl, scans[name].table, scans[name].maps, models[name], per_type=per_type, seed=seed)
+        for t in PAN_TYPES:
+            chosen = [e for e in entries if e["type"] == t]
+            if chosen:
+                pages[f"{name}: {t}"] = chosen
+    return pages
+
+
+def type_counts(classified: pd.DataFrame) -> pd.DataFrame:
+    """PANs per type (columns, in :data:`PAN_TYPES` order) per model (rows), from concatenated tables."""
+    table = pd.crosstab(classified["model"], classified["type"])
+    cols = [t for t in PAN_TYPES if t in table.columns]
+    out = table[cols].copy()
+    out["total"] = out.sum(1)
+    return out

@@ -56,6 +56,271 @@ def stem_kernel_grid(model, k: int = 16, title: str = ""):
     return fig
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Chapter 2 (PAN kernel taxonomy): plots for padlib.kernels tables
+
+_SIDE_NAMES = ("top", "bottom", "left", "right")
+_TYPE_COLOURS = {"side": "tab:blue", "corner": "tab:orange", "opposite": "tab:purple", "frame": "tab:green",
+                 "edge": "tab:red", "silenced": "tab:gray"}
+
+
+def figure_png(fig, dpi: int = 90) -> bytes:
+    """A matplotlib figure as PNG bytes (closed afterwards), e.g. for ``ipywidgets.Image``."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def detector_scatter(merged, x_prefix: str = "zp_", y_prefix: str = "effect_", tau=None, max_points: int = 4000,
+                     seed: int = 0):
+    """Predicted vs measured border shift per side (columns), one row per model, coloured by relative depth.
+
+    ``merged``: :func:`padlib.kernels.merge_detectors` tables concatenated with a ``model`` column. Only
+    sides the layer reads are drawn; the diagonal is perfect agreement, dotted lines mark +-tau.
+    """
+    import numpy as np
+
+    models = list(dict.fromkeys(merged["model"])) if "model" in merged else [""]
+    fig, axes = plt.subplots(len(models), 4, figsize=(11, 2.6 * len(models)), squeeze=False)
+    rng = np.random.default_rng(seed)
+    for i, name in enumerate(models):
+        g = merged[merged["model"] == name] if name else merged
+        t = tau if tau is not None else g.attrs.get("tau", g["tau"].iloc[0] if "tau" in g else None)
+        for j, side in enumerate(_SIDE_NAMES):
+            ax = axes[i, j]
+            s = g[g[f"reads_{side}"].astype(bool)] if f"reads_{side}" in g else g
+            if len(s) > max_points:
+                s = s.iloc[np.sort(rng.choice(len(s), max_points, replace=False))]
+            x, y = s[f"{x_prefix}{side}"].to_numpy(float), s[f"{y_prefix}{side}"].to_numpy(float)
+            sc = ax.scatter(x, y, c=s["rel_depth"], cmap="viridis", s=4, alpha=0.6, vmin=0, vmax=1)
+            if len(s):
+                lim = np.nanpercentile(np.abs(np.r_[x, y]), 99.5) * 1.1 + 1e-9
+                ax.plot([-lim, lim], [-lim, lim], color="k", lw=0.6)
+                ax.set_xlim(-lim, lim)
+                ax.set_ylim(-lim, lim)
+            if t is not None:
+                for v in (-t, t):
+                    ax.axhline(v, color="k", ls=":", lw=0.5)
+                    ax.axvline(v, color="k", ls=":", lw=0.5)
+            ax.set_title(f"{name} {side}" if name else side, fontsize=8)
+            ax.tick_params(labelsize=7)
+            if j == 0:
+                ax.set_ylabel(f"measured ({y_prefix.rstrip('_')})", fontsize=8)
+            if i == len(models) - 1:
+                ax.set_xlabel(f"predicted ({x_prefix.rstrip('_')})", fontsize=8)
+    fig.colorbar(sc, ax=axes, shrink=0.6, label="relative depth")
+    return fig
+
+
+def disagreement_plot(layers):
+    """Per model, the three gaps of :func:`padlib.kernels.disagreement_by_layer` and the recall, by depth."""
+    models = list(dict.fromkeys(layers["model"])) if "model" in layers else [""]
+    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 2.8), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], models):
+        g = layers[layers["model"] == name] if name else layers
+        for col, style in (("gap_estimate", "-o"), ("gap_position", "-s"), ("gap_inherited", "-^")):
+            ax.plot(g["depth"], g[col], style, ms=3, lw=1, label=col.replace("gap_", ""))
+        ax2 = ax.twinx()
+        ax2.plot(g["depth"], g["recall"], "k:", lw=1, label="recall")
+        ax2.set_ylim(0, 1.05)
+        ax2.tick_params(labelsize=7)
+        for d in g.loc[g["stride"].astype(str) != "1", "depth"]:
+            ax.axvspan(d - 0.4, d + 0.4, color="0.9", zorder=0)
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("padded layer (depth)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].set_ylabel("mean |gap| (interior std)", fontsize=8)
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    ax2.set_ylabel("recall of data-free detector (dotted)", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _border_rows(m, mean, std, depth=4):
+    import numpy as np
+
+    h, w = m.shape
+    std = std if std and std > 0 else 1.0
+    out = {}
+    for side in _SIDE_NAMES:
+        vals = []
+        for d in range(min(depth, (min(h, w) + 1) // 2)):
+            if side == "top":
+                v = m[d, 1:w - 1]
+            elif side == "bottom":
+                v = m[h - 1 - d, 1:w - 1]
+            elif side == "left":
+                v = m[1:h - 1, d]
+            else:
+                v = m[1:h - 1, w - 1 - d]
+            vals.append((float(np.mean(v)) - mean) / std)
+        out[side] = vals
+    return out
+
+
+def kernel_gallery(entries, title: str = ""):
+    """Rows of (PAN, non-PAN control) pairs: spatial kernel, mean pre-activation map, border profile each.
+
+    ``entries``: :func:`padlib.kernels.gallery_entries` (PAN entries each followed by its control). The
+    kernel is the raw spatial kernel (red positive, blue negative, symmetric colour scale); the border
+    profile is the mean map at distance 0, 1, 2... from each side minus the map's central mean, divided
+    by the central spatial std of the map.
+    """
+    import numpy as np
+
+    pairs, i = [], 0
+    while i < len(entries):
+        pan = entries[i]
+        ctrl = entries[i + 1] if i + 1 < len(entries) and not entries[i + 1]["is_pan"] else None
+        pairs.append((pan, ctrl))
+        i += 2 if ctrl is not None else 1
+    if not pairs:
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no PAN of this type", ha="center", va="center")
+        return fig
+    fig, axes = plt.subplots(len(pairs), 6, figsize=(12, 1.9 * len(pairs) + 0.4), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1, 1.3, 1, 1, 1.3]})
+    for r, pair in enumerate(pairs):
+        for c0, e in zip((0, 3), pair):
+            if e is None:
+                for k in range(3):
+                    axes[r, c0 + k].axis("off")
+                continue
+            k = np.asarray(e["kernel"], float)
+            v = np.abs(k).max() or 1.0
+            ax = axes[r, c0]
+            ax.imshow(k, cmap="RdBu_r", vmin=-v, vmax=v)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            label = f"{e['type']} {e['sign_pattern']}" if e["is_pan"] else "non-PAN control"
+            ax.set_title(f"{label}\n{e['layer']} #{e['channel']}", fontsize=7)
+            ax = axes[r, c0 + 1]
+            if e["map"] is not None:
+                m = np.asarray(e["map"], float)
+                ax.imshow(m, cmap="viridis")
+                h, w = m.shape
+                centre = m[h // 4:h - h // 4, w // 4:w - w // 4] if min(h, w) >= 4 else m
+                prof = _border_rows(m, float(centre.mean()), float(centre.std()))
+                ax2 = axes[r, c0 + 2]
+                for side, vals in prof.items():
+                    ax2.plot(range(len(vals)), vals, "-o", ms=2, lw=1, label=side)
+                ax2.axhline(0, color="k", lw=0.5)
+                ax2.tick_params(labelsize=6)
+                ax2.set_xlabel("distance from border", fontsize=6)
+                if r == 0 and c0 == 0:
+                    ax2.legend(fontsize=5, loc="best")
+            else:
+                axes[r, c0 + 2].axis("off")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"mean map, score {e['score']:.1f}", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def type_centroids(summary, clustered):
+    """k-means centroids (normalised 3x3 profiles) with the rule types that fall in each cluster."""
+    import numpy as np
+    import pandas as pd
+
+    cents = summary["centroids"]
+    k = len(cents)
+    table = pd.crosstab(clustered["cluster"], clustered["type"])
+    fig, axes = plt.subplots(1, k, figsize=(1.8 * k, 2.4), squeeze=False)
+    for i in range(k):
+        ax = axes[0, i]
+        v = np.abs(cents[i]).max() or 1.0
+        ax.imshow(cents[i], cmap="RdBu_r", vmin=-v, vmax=v)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        counts = table.loc[i] if i in table.index else pd.Series(dtype=int)
+        top = counts.sort_values(ascending=False).head(3)
+        ax.set_title(f"cluster {i} (n={int(counts.sum())})\n" + "\n".join(f"{t}: {n}" for t, n in top.items()),
+                     fontsize=7)
+    fig.tight_layout()
+    fig.suptitle(f"k-means on kernel profiles: ARI with rule types {summary['ari']:.2f} "
+                 f"(null 95% {summary['null_q95']:.3f})", fontsize=8, y=1.04)
+    return fig
+
+
+def asymmetry_plot(asym, value: str = "asym"):
+    """Per model (rows): left-right and top-bottom lean of the mean kernel per padded layer, pretrained vs
+    random init (grey), with bootstrap intervals; stride-2 layers shaded and labelled by the padding they read."""
+    models = list(dict.fromkeys(asym["model"]))
+    fig, axes = plt.subplots(len(models), 2, figsize=(10, 2.2 * len(models)), squeeze=False, sharex="row")
+    for i, name in enumerate(models):
+        g = asym[asym["model"] == name]
+        for j, (col, label) in enumerate((("lr", "left-right lean (> 0: right)"),
+                                          ("tb", "top-bottom lean (> 0: down)"))):
+            ax = axes[i, j]
+            for init, colour in (("pretrained", "tab:blue"), ("random init", "0.55")):
+                s = g[g["init"] == init]
+                if s.empty:
+                    continue
+                y, lo, hi = s[f"{value}_{col}"], s.get(f"{value}_{col}_lo"), s.get(f"{value}_{col}_hi")
+                if lo is not None:
+                    ax.errorbar(s["depth"], y, yerr=[y - lo, hi - y], fmt="-o", ms=3, lw=1, capsize=2,
+                                color=colour, label=init)
+                else:
+                    ax.plot(s["depth"], y, "-o", ms=3, color=colour, label=init)
+            base = g[g["init"] == g["init"].iloc[0]]
+            for _, r in base[base["stride"] > 1].iterrows():
+                ax.axvspan(r["depth"] - 0.4, r["depth"] + 0.4, color="tab:orange" if r["reads"] == "top/left"
+                           else "tab:green" if r["reads"] == "bottom/right" else "0.85", alpha=0.25, zorder=0)
+            ax.axhline(0, color="k", lw=0.5)
+            ax.set_title(f"{name}: {label}", fontsize=8)
+            ax.tick_params(labelsize=7)
+            if i == len(models) - 1:
+                ax.set_xlabel("padded layer (depth); shaded: stride 2 (orange reads top/left, green bottom/right)",
+                              fontsize=7)
+        axes[i, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def mean_kernel_grid(asym, init: str = "pretrained"):
+    """The mean normalised kernel of every stride-2 layer, one row per model (the kernels behind the leans)."""
+    import numpy as np
+
+    models = list(dict.fromkeys(asym["model"]))
+    rows = [asym[(asym["model"] == m) & (asym["init"] == init) & (asym["stride"] > 1)] for m in models]
+    ncols = max(len(r) for r in rows) or 1
+    fig, axes = plt.subplots(len(models), ncols, figsize=(1.5 * ncols, 1.7 * len(models)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (m, r) in enumerate(zip(models, rows)):
+        for j, (_, row) in enumerate(r.iterrows()):
+            k = np.asarray(row["mean_kernel"], float)
+            ax = axes[i, j]
+            ax.imshow(k, cmap="magma", vmin=0 if k.min() >= 0 else None)
+            ax.set_title(f"{m[:22]}\n{row['layer'][-16:]} ({row['reads']})", fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def kernel_browser(galleries: dict, description: str = "view"):
+    """A static-site-safe browser: a Dropdown jslinked to a Stack of precomputed PNG galleries.
+
+    ``galleries``: {label: entries for :func:`kernel_gallery`}. Every page is rendered now, so the widget
+    stays fully interactive in the static book (no kernel needed).
+    """
+    import ipywidgets as widgets
+
+    labels = list(galleries)
+    images = [widgets.Image(value=figure_png(kernel_gallery(galleries[k], title=k)), format="png",
+                            layout=widgets.Layout(max_width="100%")) for k in labels]
+    stack = widgets.Stack(images, selected_index=0)
+    dropdown = widgets.Dropdown(options=[(k, i) for i, k in enumerate(labels)], value=0, description=description,
+                                layout=widgets.Layout(width="420px"))
+    widgets.jslink((dropdown, "index"), (stack, "selected_index"))
+    return widgets.VBox([dropdown, stack])
+
 
 # ---------------------------------------------------------------------------------------------------------
 # Chapter 3 (performance ablation): plots for padlib.ablation tables (value, ci_low, ci_high per row)

@@ -174,7 +174,8 @@ def test_data_free_pans_and_types_on_planted_kernels():
 def test_pan_type_rule():
     assert pan_type({"top": 1}) == "side"
     assert pan_type({"top": 1, "left": 1}) == "corner"
-    assert pan_type({"top": 1, "bottom": 1}) == "frame"
+    assert pan_type({"top": 1, "bottom": 1}) == "opposite"
+    assert pan_type({"top": 1, "bottom": 1, "left": 1}) == "frame"
     assert pan_type({"top": 1, "bottom": 1, "left": 1, "right": 1}) == "frame"
     assert pan_type({"top": 1, "bottom": -1}) == "edge"
     assert pan_type({"left": -1}) == pan_type({"top": -1, "bottom": -1, "left": -1}) == "silenced"
@@ -182,14 +183,21 @@ def test_pan_type_rule():
 
 
 def test_classify_pan_kernels_uses_flagged_sides():
+    # sides labels as padlib.pans writes them: 'top+left', 'frame', 'top-left corner', 'all corners'
     pans = pd.DataFrame({
-        "layer": ["a"] * 4, "channel": range(4),
-        "z_top": [5.0, 5.0, -4.0, 0.1], "z_bottom": [0.5, -6.0, -4.0, 0.0],
-        "z_left": [5.0, 0.0, -4.0, 0.0], "z_right": [0.0, 0.0, -4.0, 0.0],
-        "sides": ["top+left", "top+bottom", "top+bottom+left+right", ""], "is_pan": [True, True, True, False]})
+        "layer": ["a"] * 6, "channel": range(6),
+        "z_top": [5.0, 5.0, -4.0, 0.1, 0.0, 0.0], "z_bottom": [0.5, -6.0, -4.0, 0.0, 0.0, 0.0],
+        "z_left": [5.0, 0.0, -4.0, 0.0, 0.0, 0.0], "z_right": [0.0, 0.0, -4.0, 0.0, 0.0, 0.0],
+        "z_top_left": [0.0] * 4 + [3.0, -3.0], "z_top_right": [0.0] * 4 + [0.0, -3.0],
+        "z_bottom_left": [0.0] * 4 + [0.0, -3.0], "z_bottom_right": [0.0] * 4 + [0.0, -3.0],
+        "sides": ["top+left", "top+bottom", "frame", "", "top-left corner", "all corners"],
+        "is_pan": [True, True, True, False, True, True]})
     out = classify_pan_kernels(pans)
-    assert list(out["type"]) == ["corner", "edge", "silenced"]
-    assert list(out["sign_pattern"]) == ["T+ L+", "T+ B-", "T- B- L- R-"]
+    assert list(out["type"]) == ["corner", "edge", "silenced", "corner", "silenced"]
+    assert list(out["extent"]) == ["corner", "opposite", "frame", "corner only", "corner only"]
+    assert list(out["sign_pattern"])[:4] == ["T+ L+", "T+ B-", "T- B- L- R-", "TL+"]
+    by_tau = classify_pan_kernels(pans, tau=4.5)  # flags from |z| >= tau instead of the sides label
+    assert list(by_tau["type"]) == ["corner", "edge"]
     with pytest.raises(PadlibError, match="lacks columns"):
         classify_pan_kernels(pans.drop(columns="z_left"))
 
@@ -254,3 +262,89 @@ def test_mean_kernel_asymmetry_random_control_and_reads():
     assert (pt["read_top"], pt["read_bottom"], tf["read_top"], tf["read_bottom"]) == (1, 0, 0, 1)
     with pytest.raises(PadlibError, match="mode"):
         mean_kernel_asymmetry(rand, input_size=16, mode="mean")
+
+
+def test_check_padding_response_on_a_model():
+    from padlib.kernels import check_padding_response
+
+    table = check_padding_response(_planted_model(), input_size=12)
+    assert list(table["layer"]) == ["0", "3"]
+    assert (table["max_abs_error"] < 1e-5).all() and table["max_abs_shift"].iloc[1] > 0.1
+
+
+def _agreement_table():
+    sides = ("top", "bottom", "left", "right")
+    df = pd.DataFrame({"layer": ["a"] * 4 + ["b"] * 2, "channel": [0, 1, 2, 3, 0, 1], "depth": [0] * 4 + [1] * 2,
+                       "stride": [1] * 6, "is_pan": [True, True, False, False, True, False],
+                       "pred_is_pan": [True, False, True, False, True, False]})
+    for s in sides:
+        df[f"zp_{s}"] = 0.0
+        df[f"zpred_{s}"] = 0.0
+        df[f"effect_{s}"] = 0.0
+        df[f"z_{s}"] = 0.0
+        df[f"reads_{s}"] = True
+    df.loc[[0, 2, 4], "zp_top"] = 3.0  # data-free flags 0, 2, 4
+    df.loc[[0, 1], "zpred_left"] = -3.0  # measured-means flags 0, 1
+    df.loc[1, "zp_bottom"] = 9.0
+    df.loc[1, "reads_bottom"] = False  # an unread side never counts
+    df["effect_top"] = df["zp_top"] + 0.5
+    df["z_top"] = df["effect_top"] + 1.0
+    return df
+
+
+def test_detector_agreement_counts():
+    from padlib.kernels import detector_agreement
+
+    out = detector_agreement(_agreement_table(), tau=2.0).set_index("predictor")
+    assert out.loc["data-free", "predicted"] == 3 and out.loc["data-free", "true_positives"] == 2
+    assert out.loc["data-free", "precision"] == pytest.approx(2 / 3)
+    assert out.loc["data-free", "recall"] == pytest.approx(2 / 3)
+    assert out.loc["measured means", "precision"] == 1 and out.loc["measured means", "recall"] == pytest.approx(2 / 3)
+    with pytest.raises(PadlibError, match="tau"):
+        detector_agreement(_agreement_table())
+
+
+def test_disagreement_gaps_are_the_planted_offsets():
+    from padlib.kernels import disagreement_by_layer
+
+    out = disagreement_by_layer(_agreement_table()).set_index("layer")
+    # layer a reads all four sides for channels 0, 2, 3 and three for channel 1: per-side offsets are planted
+    # on 'top' only (effect = zp + 0.5, z = effect + 1), zpred differs from zp on top (zp) and left (-3)
+    assert out.loc["b", "gap_inherited"] == pytest.approx(1.0 / 4)
+    assert out.loc["b", "gap_position"] == pytest.approx((3.5 + 0.5) / 8)
+    assert out.loc["a", "recall"] == pytest.approx(0.5) and out.loc["a", "precision"] == pytest.approx(0.5)
+
+
+def test_taxonomy_clusters_border_features_and_errors():
+    rows = []
+    rng = np.random.default_rng(1)
+    for t, top in (("silenced", 0.6), ("side", -0.6)):
+        for i in range(25):
+            f = {"mass_top": top + 0.05 * rng.standard_normal(), "mass_bottom": 0.05 * rng.standard_normal(),
+                 "mass_left": 0.0, "mass_right": 0.0, "dc": 1.0, "centre_surround": 0.0}
+            rows.append({"layer": "x", "channel": len(rows), "type": t, **f})
+    out, s = taxonomy_clusters(pd.DataFrame(rows), features="border", n_perm=50)
+    assert s["ari"] == pytest.approx(1.0) and s["ari_coarse"] == pytest.approx(1.0)
+    with pytest.raises(PadlibError, match="features"):
+        taxonomy_clusters(pd.DataFrame(rows), features="pixels")
+    with pytest.raises(PadlibError, match="kernel features"):
+        taxonomy_clusters(pd.DataFrame(rows).drop(columns="mass_top"), features="border")
+
+
+def test_asymmetry_verdict_reads_the_table():
+    from padlib.kernels import asymmetry_verdict
+
+    def table(a, b):
+        rows = []
+        for init, scale in (("pretrained", 1.0), ("random init", 0.01)):
+            for reads, lean in (("top/left", a), ("bottom/right", b)):
+                rows.append({"model": reads, "init": init, "stride": 2, "reads": reads, "asym_lr": lean * scale,
+                             "asym_tb": lean * scale, "asym_lr_lo": lean * scale - 0.01,
+                             "asym_lr_hi": lean * scale + 0.01, "asym_tb_lo": lean * scale - 0.01,
+                             "asym_tb_hi": lean * scale + 0.01})
+        return pd.DataFrame(rows)
+
+    text = asymmetry_verdict(table(0.1, -0.2))
+    assert "opposite directions" in text and "away from the side" in text and "+0.100 vs -0.200" in text
+    assert "the same way" in asymmetry_verdict(table(0.1, 0.2))
+    assert "no comparison" in asymmetry_verdict(table(0.1, 0.2).query("reads == 'top/left'"))

@@ -652,7 +652,8 @@ def _pan_vs_controls(evaluations: dict, n_boot: int, seed: int) -> pd.DataFrame:
                 row.update({"controls_mean": float(cm.mean()), "controls_min": float(cm.min()),
                             "controls_max": float(cm.max()), "difference": float(v.mean() - cm.mean()),
                             "diff_ci_low": lo, "diff_ci_high": hi,
-                            "controls_below_pans": int((cm < v.mean()).sum())})
+                            "controls_below_pans": int((cm < v.mean()).sum()),
+                            "controls_above_pans": int((cm > v.mean()).sum())})
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -779,31 +780,38 @@ def shift_toward(x: torch.Tensor, side: str, pixels: int, fill: str = "reflect")
     # pad on the opposite side, then crop the window that moved toward `side`
     pads = {"top": (0, 0, 0, pixels), "bottom": (0, 0, pixels, 0), "left": (0, pixels, 0, 0), "right": (pixels, 0, 0, 0)}
     y = F.pad(x, pads[side], mode=fill)
-    if side == "top":
-        return y[..., pixels:, :]
-    if side == "bottom":
-        return y[..., :h, :]
-    if side == "left":
-        return y[..., :, pixels:]
-    return y[..., :, :w]
+    crop = {"top": y[..., pixels:, :], "bottom": y[..., :h, :], "left": y[..., :, pixels:], "right": y[..., :, :w]}
+    return crop[side].contiguous()
 
 
 @torch.no_grad()
 def border_sensitivity(model: nn.Module, images, shifts=(16, 32), sides=SIDES, fill: str = "reflect",
-                       batch_size: int = 8, device=None, n_boot: int = 1000, seed: int = 0,
+                       reference=None, batch_size: int = 8, device=None, n_boot: int = 1000, seed: int = 0,
                        progress: bool | str = False) -> pd.DataFrame:
     """Prediction stability when the content moves toward each border, per side and shift.
 
     Each image's own (unshifted) prediction is the reference, so the figure measures stability, not
-    accuracy; it can run inside :func:`ablate_channels` ("without PANs"). Returns a tidy table: side, shift,
-    metric (agreement, kl, confidence_change), value, ci_low, ci_high, n. Streams over batches.
+    accuracy; it can run inside :func:`ablate_channels` ("without PANs"). ``reference``: the same model's
+    logits on the unshifted images when already computed (an :class:`Evaluation` or (N, K) tensor).
+    Returns a tidy table: side, shift, metric (agreement, kl, confidence_change), value, ci_low, ci_high, n.
+    Streams over batches.
     """
     check_type("model", model, nn.Module)
     shifts = [int(s) for s in shifts]
     device = device if device is not None else model_device(model)
+    if isinstance(reference, Evaluation):
+        reference = reference.logits
     per: dict = {(s, d): {"agreement": [], "kl": [], "confidence_change": []} for s in sides for d in shifts}
+    start = 0
     for batch in iter_batches(images, batch_size, device, progress):
-        ref_logp = F.log_softmax(model(batch).double(), -1)
+        if reference is not None:
+            if start + len(batch) > len(reference):
+                raise PadlibError(f"reference has logits for {len(reference)} images, fewer than the images given")
+            ref_logits = reference[start:start + len(batch)].to(batch.device)
+        else:
+            ref_logits = model(batch)
+        start += len(batch)
+        ref_logp = F.log_softmax(ref_logits.double(), -1)
         ref_p = ref_logp.exp()
         ref_conf, ref_top = ref_p.max(-1)
         for side in sides:
@@ -843,6 +851,7 @@ class ModelAblation:
     n_images: int
     labelled: bool
     seconds: dict = field(default_factory=dict)
+    evenness: pd.DataFrame = field(default_factory=pd.DataFrame)  # uneven padding layers per input size
 
     @property
     def pans(self) -> pd.DataFrame:
@@ -914,18 +923,32 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
 
     t0 = time.perf_counter()
     mode, region = border_ablation
-    border = [border_sensitivity(model, x, shifts, batch_size=batch_size, n_boot=n_boot, seed=seed).assign(channels="intact")]
-    choices = [("PANs ablated", pans)]
+    border = [border_sensitivity(model, x, shifts, reference=reference, batch_size=batch_size, n_boot=n_boot,
+                                 seed=seed).assign(channels="intact")]
+    choices = [("PANs ablated", pans, study.evaluations.get(("PANs", -1, mode, region)))]
     if len(controls):
-        choices.append(("random ablated", controls[controls.control == 0]))
-    for label, chosen in choices:
+        choices.append(("random ablated", controls[controls.control == 0], study.evaluations.get(("random", 0, mode, region))))
+    for label, chosen, unshifted in choices:  # the study already has these ablations' unshifted logits
         if len(chosen):
             with ablate_channels(model, chosen, mode, region, means=means):
-                border.append(border_sensitivity(model, x, shifts, batch_size=batch_size, n_boot=n_boot,
-                                                 seed=seed).assign(channels=label))
+                border.append(border_sensitivity(model, x, shifts, reference=unshifted, batch_size=batch_size,
+                                                 n_boot=n_boot, seed=seed).assign(channels=label))
     seconds["border"] = time.perf_counter() - t0
     return ModelAblation(name, table, controls, reference, study, padding, size_results,
-                         pd.concat(border, ignore_index=True), len(evalset), labels is not None, seconds)
+                         pd.concat(border, ignore_index=True), len(evalset), labels is not None, seconds,
+                         padding_evenness(model, [evalset.size, base_size, *sizes]))
+
+
+def padding_evenness(model: nn.Module, sizes) -> pd.DataFrame:
+    """Per input size, how many padding layers read their padding unevenly (chapter 4's traced audit)."""
+    from .audit import audit_summary, padding_audit
+
+    rows = []
+    for size in dict.fromkeys(int(s) for s in sizes):
+        summary = audit_summary(padding_audit(model, size))
+        rows.append({"size": size, "padding_layers": summary["n_padding_layers"], "uneven": summary["n_uneven"],
+                     "unread_sides": summary["unread_sides"], "extra_sides": summary["extra_sides"]})
+    return pd.DataFrame(rows)
 
 
 def report_tables(reports) -> dict[str, pd.DataFrame]:
@@ -935,7 +958,7 @@ def report_tables(reports) -> dict[str, pd.DataFrame]:
     'interventions' (padding swaps, sizes and the PAN ablations, one row per metric), 'border', 'seconds'.
     """
     reports = list(reports.values()) if isinstance(reports, dict) else list(reports)
-    pans, ablation, comparison, interventions, border, seconds = [], [], [], [], [], []
+    pans, ablation, comparison, interventions, border, seconds, evenness = [], [], [], [], [], [], []
     for r in reports:
         t = r.table
         pans.append({"model": r.model, "padded_convs": t["layer"].nunique(), "channels": len(t),
@@ -946,6 +969,7 @@ def report_tables(reports) -> dict[str, pd.DataFrame]:
         evs = {k: v for k, v in r.interventions().items() if not k.startswith("random")}
         interventions.append(intervention_table(evs).assign(model=r.model))
         border.append(r.border.assign(model=r.model))
+        evenness.append(r.evenness.assign(model=r.model))
         seconds.append({"model": r.model, **{k: round(v, 1) for k, v in r.seconds.items()}})
     if reports and reports[0].labelled:
         interventions.append(pd.concat([_tidy({"intact": r.reference}, ("intervention",)).assign(model=r.model)
@@ -953,7 +977,34 @@ def report_tables(reports) -> dict[str, pd.DataFrame]:
     return {"pans": pd.DataFrame(pans), "ablation": pd.concat(ablation, ignore_index=True),
             "comparison": pd.concat(comparison, ignore_index=True),
             "interventions": pd.concat(interventions, ignore_index=True),
-            "border": pd.concat(border, ignore_index=True), "seconds": pd.DataFrame(seconds)}
+            "border": pd.concat(border, ignore_index=True), "seconds": pd.DataFrame(seconds),
+            "evenness": pd.concat(evenness, ignore_index=True)}
+
+
+_DISRUPTION = {"kl": 1, "agreement": -1, "top1_accuracy": -1, "top5_accuracy": -1}
+
+
+def pan_verdicts(comparison: pd.DataFrame, metric: str = "kl") -> pd.DataFrame:
+    """Per model, mode and region: is ablating the PANs more or less disruptive than ablating random
+    channels? Disruptive means higher KL / lower agreement or accuracy. 'more' (or 'less') needs both the
+    paired bootstrap interval of the difference to exclude 0 in that direction and the PAN value to lie
+    beyond every control; otherwise 'indistinguishable'."""
+    if metric not in _DISRUPTION:
+        raise PadlibError(f"metric must be one of {', '.join(_DISRUPTION)}, got {metric!r}")
+    sign = _DISRUPTION[metric]
+    t = comparison[comparison["metric"] == metric].copy()
+    if t.empty or "difference" not in t:
+        return t
+    lo, hi = sign * t["diff_ci_low"], sign * t["diff_ci_high"]
+    lower_bound, upper_bound = np.minimum(lo, hi), np.maximum(lo, hi)
+    beyond = t["pans"] * sign > t["controls_max" if sign > 0 else "controls_min"] * sign
+    short = t["pans"] * sign < t["controls_min" if sign > 0 else "controls_max"] * sign
+    t["more_disruptive_than"] = t["controls_below_pans"] if sign > 0 else t["controls_above_pans"]
+    t["verdict"] = np.where((lower_bound > 0) & beyond, "more disruptive than random",
+                            np.where((upper_bound < 0) & short, "less disruptive than random", "indistinguishable"))
+    cols = ["model", "mode", "region", "pans", "controls_mean", "controls_min", "controls_max", "difference",
+            "diff_ci_low", "diff_ci_high", "more_disruptive_than", "n_controls", "verdict"]
+    return t[[c for c in cols if c in t]].reset_index(drop=True)
 
 
 def movers_across_models(reports, k: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:

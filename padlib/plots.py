@@ -331,10 +331,9 @@ _CONDITIONS = ("mean/all", "mean/border", "zero/all", "zero/border")
 
 
 def _errorbar(ax, x, rows, **kw):
-    rows = rows.reset_index(drop=True)
-    lo = (rows["value"] - rows["ci_low"]).clip(lower=0)
-    hi = (rows["ci_high"] - rows["value"]).clip(lower=0)
-    return ax.errorbar(x, rows["value"], yerr=[lo, hi], fmt="o", capsize=2, markersize=4, **kw)
+    v, lo, hi = (rows[c].to_numpy(dtype=float) for c in ("value", "ci_low", "ci_high"))
+    yerr = np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)])
+    return ax.errorbar(np.asarray(x, dtype=float), v, yerr=yerr, fmt="o", capsize=2, markersize=4, **kw)
 
 
 def ablation_vs_controls_plot(ablation, metric: str = "agreement"):
@@ -373,9 +372,9 @@ def intervention_plot(table, metric: str = "agreement", interventions=None, titl
     for j, model in enumerate(models):
         tm = t[t["model"] == model].set_index("intervention").reindex(order).dropna(subset=["value"])
         y = np.array([order.index(i) for i in tm.index]) + (j - (len(models) - 1) / 2) * 0.16
-        lo = (tm["value"] - tm["ci_low"]).clip(lower=0)
-        hi = (tm["ci_high"] - tm["value"]).clip(lower=0)
-        ax.errorbar(tm["value"], y, xerr=[lo, hi], fmt="o", capsize=2, markersize=4, label=model)
+        v, lo, hi = (tm[c].to_numpy(dtype=float) for c in ("value", "ci_low", "ci_high"))
+        ax.errorbar(v, y, xerr=np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)]), fmt="o",
+                    capsize=2, markersize=4, label=model)
     ax.set_yticks(range(len(order)), order, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(metric.replace("_", " "))

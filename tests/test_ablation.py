@@ -281,6 +281,10 @@ def test_pan_ablation_beats_random_controls_when_only_the_pans_matter():
     assert comp.loc["kl", "controls_max"] == pytest.approx(0.0, abs=1e-12)
     assert comp.loc["kl", "pans"] > 0 and comp.loc["kl", "diff_ci_low"] > 0
     assert comp.loc["kl", "controls_below_pans"] == 3
+    verdicts = A.pan_verdicts(study.comparison.assign(model="toy"), "kl")
+    assert verdicts.verdict.tolist() == ["more disruptive than random"]
+    assert verdicts.more_disruptive_than.tolist() == [3]
+    assert A.pan_verdicts(study.comparison.assign(model="toy"), "agreement").verdict.tolist() == ["more disruptive than random"]
     ctrl = study.summary.query("channels == 'random' and metric == 'agreement'")
     assert (ctrl.value == 1.0).all() and len(ctrl) == 3
     assert comp.loc["agreement", "pans"] < 1 and comp.loc["agreement", "diff_ci_high"] < 0

@@ -250,7 +250,8 @@ def consuming_norms(model: nn.Module, layers, size: int | None = None) -> dict[s
 
 
 def preactivation_zero(bn: nn.modules.batchnorm._BatchNorm) -> torch.Tensor:
-    """Per channel, the input value that an eval-mode BatchNorm maps to 0 (0 where the BN is constant)."""
+    """Per channel, the input value that an eval-mode BatchNorm maps to 0 (0 where the BN ignores its input
+    or keeps no running statistics)."""
     w = bn.weight.detach().double() if bn.weight is not None else torch.ones(bn.num_features, dtype=torch.float64)
     b = bn.bias.detach().double() if bn.bias is not None else torch.zeros_like(w)
     if bn.running_var is None:
@@ -340,7 +341,7 @@ def ablate_channels(model: nn.Module, channels, mode: str = "mean", region: str 
 
 def swap_padding(model: nn.Module, mode: str) -> nn.Module:
     """A new model whose padded convs pad with ``mode`` ('reflect', 'replicate', 'circular', 'zero' or a
-    registered scheme) instead, at inference: weights shared by value, the original untouched.
+    registered scheme) instead, at inference: same weights (copied), the original untouched.
 
     A thin wrapper over :func:`padlib.padding.convert_padding` (which keeps timm's dynamic TF-SAME amounts).
     """
@@ -551,12 +552,18 @@ def evaluate(model: nn.Module, images, reference=None, labels=None, batch_size: 
              n_boot: int = 1000, seed: int = 0, ci: float = 0.95, progress: bool | str = False) -> Evaluation:
     """How ``model`` predicts on ``images``, against a ``reference`` and/or labels.
 
-    ``reference``: a model (run on the same images), an :class:`Evaluation` or logits (N, K) computed
-    before (the intact model's, reused across interventions). ``labels``: class indices, or taken from a
-    :func:`labelled_images` set. Metrics: confidence (mean top-1 probability); with a reference, top-1
-    agreement, mean KL(reference || model) and confidence change; with labels, top-1/top-5 accuracy.
-    Each with a seeded percentile bootstrap interval over images.
+    ``images``: a ProbeImages / :func:`labelled_images` set, a normalised tensor, or the path of a folder
+    arranged by class (then ``labels`` may be its class-index mapping file or dict). ``reference``: a model
+    (run on the same images), an :class:`Evaluation` or logits (N, K) computed before (the intact model's,
+    reused across interventions). ``labels``: class indices, or taken from a labelled set. Metrics:
+    confidence (mean top-1 probability); with a reference, top-1 agreement, mean KL(reference || model) and
+    confidence change; with labels, top-1/top-5 accuracy. Each with a seeded percentile bootstrap interval
+    over images.
     """
+    if isinstance(images, (str, os.PathLike)):
+        mapping = labels if isinstance(labels, (str, os.PathLike, dict)) else None
+        images = labelled_images(images, mapping, model=model)
+        labels = None if mapping is not None else labels
     if labels is None:
         labels = getattr(images, "labels", None) or None
     logits = model_logits(model, images, batch_size, device, progress)

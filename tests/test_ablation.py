@@ -231,6 +231,13 @@ def test_evaluate_on_a_labelled_toy_folder_gives_the_known_accuracy(tmp_path):
     assert A.labelled_images(tmp_path, class_index=str(text)).labels == data.labels
     with pytest.raises(padlib.ProbeDataError, match="no class index"):
         A.labelled_images(tmp_path)
+    # evaluate() also takes the folder path and its mapping file directly
+    direct = A.evaluate(colour_classifier(), str(tmp_path), labels=str(text), n_boot=200)
+    assert direct.value("top1_accuracy") == pytest.approx(0.7)
+    # integer folder names need no mapping file
+    for folder, idx in (("red", "0"), ("green", "1"), ("blue", "2")):
+        (tmp_path / folder).rename(tmp_path / idx)
+    assert A.evaluate(colour_classifier(), A.labelled_images(tmp_path), n_boot=50).value("top1_accuracy") == pytest.approx(0.7)
 
 
 def test_evaluate_against_a_reference_agreement_kl_and_counts():

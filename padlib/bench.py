@@ -47,7 +47,14 @@ def bench_pan_scan() -> dict:
     return run()
 
 
-BENCHMARKS = [bench_forward, bench_zoo_audit, bench_pan_scan]
+def bench_ablation() -> dict:
+    """Chapter 3: ablation hook cost as ratios to a plain forward (see padlib.ablation.bench_ablation)."""
+    from .ablation import bench_ablation as run
+
+    return run()
+
+
+BENCHMARKS = [bench_forward, bench_zoo_audit, bench_pan_scan, bench_ablation]
 
 
 def main(only=None) -> int:

@@ -90,7 +90,7 @@ def _chapter_commands():
     return registers
 
 
-COMMAND_MODULES: list[str] = ["audit", "pans"]
+COMMAND_MODULES: list[str] = ["audit", "pans", "ablation"]
 
 
 def main(argv=None) -> int:

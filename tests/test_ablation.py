@@ -332,3 +332,18 @@ def test_border_sensitivity_is_nil_for_a_translation_invariant_model_and_not_for
     net = toy_net()
     with A.ablate_channels(net, [("5", 0)], "zero"):
         assert len(A.border_sensitivity(net, x, shifts=(2,), n_boot=50)) == 12
+
+
+@pytest.mark.filterwarnings("ignore:layer .* PANs but only")
+def test_ablation_report_runs_every_intervention_on_a_toy_and_tidies_the_tables():
+    net = toy_net()
+    report = A.ablation_report(net, n_images=4, n_scan=4, n_controls=2, paddings=("circular",), sizes=(33,),
+                               base_size=32, shifts=(4,), size=32, n_boot=50, batch_size=4, progress=False)
+    tables = A.report_tables({"toy": report})
+    assert set(tables) >= {"pans", "ablation", "comparison", "interventions", "border", "seconds", "evenness"}
+    assert tables["pans"].channels.iloc[0] == 6 + 6 + 8  # every channel of the three padded convs
+    assert set(tables["border"].channels) <= {"intact", "PANs ablated", "random ablated"}
+    assert {"circular padding", "size 33"} <= set(tables["interventions"].intervention)
+    assert list(tables["evenness"]["size"]) == [32, 33]
+    movers, consistency = A.movers_across_models([report])
+    assert consistency.empty  # one model: nothing to correlate

@@ -878,7 +878,7 @@ class ModelAblation:
 def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, image_dir=None,
                     labelled_dir=None, class_index=None, n_controls: int = 5, modes=ABLATION_MODES,
                     regions=ABLATION_REGIONS, paddings=("reflect", "replicate", "circular"), sizes=(225, 223),
-                    base_size: int = 224, shifts=(32,), border_ablation=("mean", "all"), size: int | None = None,
+                    base_size: int = 224, shifts=(32,), border_ablation=("mean", "border"), size: int | None = None,
                     batch_size: int = 8, n_boot: int = 1000, device="cpu", progress: bool = True,
                     scan_options: dict | None = None) -> ModelAblation:
     """Chapter 3 on one model: scan PANs once, then every intervention against the intact model.
@@ -886,7 +886,10 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
     PANs come from :func:`padlib.pans.find_pans` on ``n_scan`` probe images (seed ``seed``), which also give
     the probe-set means. The interventions are evaluated on ``n_images`` other images: held-out random crops
     of the offline photos (seed ``seed + 1``), centre crops of ``image_dir``, or, with ``labelled_dir``, a
-    labelled folder (then accuracy is reported too). Each image set is rendered once and every
+    labelled folder (then accuracy is reported too). Border sensitivity is measured intact, with the PANs
+    ablated (``border_ablation``: mode and region; by default their border response is replaced by the
+    interior mean, so the network keeps working) and with random control #0 ablated the same way.
+    Each image set is rendered once and every
     evaluation reuses the intact model's logits. ``size``: the image size (default: the model's own).
     """
     import time
@@ -1101,3 +1104,24 @@ def bench_ablation() -> dict:
         with ablate_channels(model, chosen, "mean", region, means=means):
             out[f"ablation_{region}_hook_overhead"] = round(time_call(lambda: model_logits(model, x), repeats=2) / plain, 3)
     return out
+
+
+def size_comparison(reports, even: int = 225, control: int = 223, metric: str = "kl", n_boot: int = 1000,
+                    seed: int = 0) -> pd.DataFrame:
+    """Per model: does rendering at the even-padding size move predictions more than the equally small
+    control resize? Paired bootstrap over images of (metric at ``even`` - metric at ``control``)."""
+    if metric not in _DISRUPTION:
+        raise PadlibError(f"metric must be one of {', '.join(_DISRUPTION)}, got {metric!r}")
+    reports = list(reports.values()) if isinstance(reports, dict) else list(reports)
+    rows = []
+    for r in reports:
+        if even not in r.sizes or control not in r.sizes:
+            continue
+        a, b = (r.sizes[s].per_image[metric].to_numpy() for s in (even, control))
+        lo, hi = bootstrap_ci(a - b, n_boot, seed)
+        more = _DISRUPTION[metric] * np.array([lo, hi])
+        verdict = ("even size moves predictions more" if more.min() > 0 else
+                   "even size moves predictions less" if more.max() < 0 else "indistinguishable")
+        rows.append({"model": r.model, f"{metric}_{even}": float(a.mean()), f"{metric}_{control}": float(b.mean()),
+                     "difference": float((a - b).mean()), "diff_ci_low": lo, "diff_ci_high": hi, "verdict": verdict})
+    return pd.DataFrame(rows)

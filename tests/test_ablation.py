@@ -347,3 +347,15 @@ def test_ablation_report_runs_every_intervention_on_a_toy_and_tidies_the_tables(
     assert list(tables["evenness"]["size"]) == [32, 33]
     movers, consistency = A.movers_across_models([report])
     assert consistency.empty  # one model: nothing to correlate
+
+
+def test_size_comparison_flags_the_size_that_moves_predictions_more():
+    ref = torch.randn(20, 5, generator=torch.Generator().manual_seed(0))
+    near = A.compare_logits(ref + 0.01 * torch.randn(20, 5), ref)
+    far = A.compare_logits(ref + 2.0 * torch.randn(20, 5), ref)
+    fake = A.ModelAblation("toy", None, None, None, None, {}, {225: far, 223: near}, None, 20, False)
+    table = A.size_comparison([fake], 225, 223, "kl", n_boot=200)
+    assert table.verdict.tolist() == ["even size moves predictions more"]
+    assert table.diff_ci_low.iloc[0] > 0
+    swapped = A.ModelAblation("toy", None, None, None, None, {}, {225: near, 223: far}, None, 20, False)
+    assert A.size_comparison([swapped], 225, 223, "kl", n_boot=200).verdict.tolist() == ["even size moves predictions less"]

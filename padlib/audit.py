@@ -439,6 +439,32 @@ def nearest_even_size(model: nn.Module, near: int = 224, max_distance: int = 32,
     return best
 
 
+def audit_overview(models: dict, sizes=(224,), near_default: bool = True, max_distance: int = 32):
+    """One summary row per model and size: at each of ``sizes``, at the model's default size and at the
+    nearest even-padding size to it (``near_default``). ``models`` maps names to models (weights irrelevant)."""
+    import pandas as pd
+
+    rows = []
+    for name, model in models.items():
+        default = input_channels_size(model)
+        plan = [(s, "fixed") for s in sizes]
+        if near_default:
+            if default not in sizes:
+                plan.append((default, "default"))
+            even = nearest_even_size(model, default, max_distance)
+            if even is not None:
+                plan.append((even, "nearest even to default"))
+        seen = set()
+        for size, kind in plan:
+            if size in seen:
+                continue
+            seen.add(size)
+            a = padding_audit(model, size)
+            rows.append({"model": name, "size": size, "which": kind if size != default else "default",
+                         **audit_summary(a)})
+    return pd.DataFrame(rows)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The zoo audit: every timm architecture, built on the meta device (shapes only), at its default input size.
 

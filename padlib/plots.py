@@ -431,3 +431,243 @@ def mover_consistency_plot(consistency):
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Chapter 4 (spatial-bias blind spots): plots for padlib.audit and padlib.spatial_bias
+
+def _ch4_png(fig, dpi: int = 80) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def zoo_family_plot(by_family, top: int = 30):
+    """Per family (most models first): share with uneven padding at the default size, and share that is even
+    at the nearest size found; bar labels give the number of models."""
+    import numpy as np
+
+    df = by_family.head(top).iloc[::-1]
+    y = np.arange(len(df))
+    fig, ax = plt.subplots(figsize=(7.5, 0.24 * len(df) + 1.2))
+    ax.barh(y + 0.2, df["uneven_at_default"], 0.4, color="tab:red", label="uneven padding at default size")
+    ax.barh(y - 0.2, df["even_at_nearest"], 0.4, color="tab:green", label="fully even at the nearest size")
+    ax.set_yticks(y, [f"{f} ({n})" for f, n in zip(df["family"], df["models"])], fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of the family's architectures")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def zoo_sides_plot(zoo):
+    """Left: which sides read the extra padding in uneven models (PyTorch-style top/left vs TF-SAME
+    bottom/right); right: how far the nearest even-padding size is from the default size."""
+    ok = zoo[(zoo["status"] == "ok") & (zoo["n_uneven"] > 0)]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 2.8))
+    sides = ok["extra_sides"].replace("", "none").value_counts()
+    a.bar(range(len(sides)), sides.values, color="tab:purple")
+    a.set_xticks(range(len(sides)), sides.index, rotation=30, ha="right", fontsize=7)
+    a.set_ylabel("uneven architectures")
+    a.set_title("sides reading more padding", fontsize=9)
+    dist = ok["even_distance"].dropna()
+    b.hist(dist, bins=range(0, int(dist.max() if len(dist) else 1) + 2), color="tab:green", align="left")
+    b.set_xlabel("|nearest even size - default size| (px)")
+    b.set_title(f"nearest even size ({len(dist)} found, {len(ok) - len(dist)} none)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def mean_map_grid(maps_by_row: dict, layers=None, ncols: int = 7, size: float = 1.25):
+    """Rows of mean feature maps (one row per entry of ``maps_by_row``: label -> FeatureMaps or {layer: map}),
+    ``ncols`` layers evenly spaced through depth, each map on its own colour scale (viridis)."""
+    import numpy as np
+
+    rows = list(maps_by_row.items())
+    all_layers = list(rows[0][1].maps if hasattr(rows[0][1], "maps") else rows[0][1])
+    idx = np.unique(np.linspace(0, len(all_layers) - 1, min(ncols, len(all_layers))).round().astype(int))
+    fig, axes = plt.subplots(len(rows), len(idx), figsize=(size * len(idx), size * len(rows) + 0.4), squeeze=False)
+    for r, (label, fm) in enumerate(rows):
+        maps = fm.maps if hasattr(fm, "maps") else fm
+        names = list(maps)
+        for c, i in enumerate(idx):
+            ax = axes[r, c]
+            name = (layers or names)[i] if i < len(layers or names) else names[-1]
+            m = maps[name]
+            ax.imshow(m, cmap="viridis", interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"{name}\n{m.shape[0]}x{m.shape[1]}", fontsize=6)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def bias_index_plot(index_tables: dict, columns=("top_bottom", "left_right")):
+    """The bias indices through depth, one line per table (label -> spatial_bias_index DataFrame), with
+    +/- 2 standard errors over image splits where available; > 0 means the top (left) border deviates more."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.6 * len(columns), 3), squeeze=False)
+    for ax, col in zip(axes[0], columns):
+        for label, t in index_tables.items():
+            x = t["depth"] / max(t["depth"].max(), 1)
+            style = dict(ls="--", color="0.5") if "circular" in label else {}
+            ax.plot(x, t[col], marker="o", ms=3, label=label, **style)
+            if f"{col}_se" in t:
+                ax.fill_between(x, t[col] - 2 * t[f"{col}_se"], t[col] + 2 * t[f"{col}_se"], alpha=0.15,
+                                color=ax.lines[-1].get_color())
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_xlabel("relative depth")
+        ax.set_title({"top_bottom": "top_bottom (> 0: top deviates more)",
+                      "left_right": "left_right (> 0: left deviates more)"}.get(col, col), fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def blind_spot_grid(maps: dict, ncols: int = 3, size: float = 2.3, shared_scale: bool = True):
+    """Blind-spot maps (label -> DataFrame from blind_spot_map), the response at each stimulus position
+    (top-left corner of the stimulus) drawn over the canvas; one colour scale per row when ``shared_scale``."""
+    items = list(maps.items())
+    nrows = math.ceil(len(items) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for r in range(nrows):
+        row = items[r * ncols:(r + 1) * ncols]
+        vmin = min(float(m.values.min()) for _, m in row) if shared_scale else None
+        vmax = max(float(m.values.max()) for _, m in row) if shared_scale else None
+        for c, (label, m) in enumerate(row):
+            ax = axes[r, c]
+            ax.axis("on")
+            ys, xs = list(m.index), list(m.columns)
+            im = ax.imshow(m.values, cmap="magma", vmin=vmin, vmax=vmax, interpolation="nearest",
+                           extent=(xs[0] - 0.5, xs[-1] + 0.5, ys[-1] + 0.5, ys[0] - 0.5))
+            ax.set_title(label, fontsize=7)
+            ax.tick_params(labelsize=6)
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def mitigation_plot(summary, metric: str = "worst_drop"):
+    """One panel per model: ``metric`` of every stimulus x background map (dots) and their mean (bar) per
+    padding variant, so the spread over controls is visible next to the effect."""
+    import numpy as np
+
+    models = list(dict.fromkeys(summary["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3), squeeze=False, sharey=True)
+    for ax, model in zip(axes[0], models):
+        d = summary[summary["model"] == model]
+        variants = list(dict.fromkeys(d["variant"]))
+        for i, v in enumerate(variants):
+            vals = d.loc[d["variant"] == v, metric].to_numpy()
+            ax.bar(i, vals.mean(), 0.6, color="0.85", edgecolor="0.4")
+            jitter = np.linspace(-0.15, 0.15, len(vals)) if len(vals) > 1 else [0]
+            ax.scatter(i + np.asarray(jitter), vals, s=14, zorder=3)
+        ax.set_xticks(range(len(variants)), variants, fontsize=8)
+        ax.set_title(model, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel(metric.replace("_", " "))
+    fig.tight_layout()
+    return fig
+
+
+def _ch4_map_png(m, width: int = 224) -> bytes:
+    """A map as a viridis PNG (min to max of the map), upscaled with nearest neighbours; fast, no figure."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    m = np.asarray(m, dtype=np.float64)
+    lo, hi = float(m.min()), float(m.max())
+    rgb = (plt.get_cmap("viridis")((m - lo) / (hi - lo) if hi > lo else np.zeros_like(m))[..., :3] * 255)
+    img = Image.fromarray(rgb.astype("uint8"))
+    scale = max(1, width // max(m.shape))
+    img = img.resize((m.shape[1] * scale, m.shape[0] * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _ch4_map_caption(title: str, m) -> str:
+    return (f"<p style='font-size:11px;margin:0'><b>{title}</b><br>{m.shape[0]}x{m.shape[1]}, colour from "
+            f"{float(m.min()):.3g} (dark) to {float(m.max()):.3g} (yellow)</p>")
+
+
+def _ch4_audit_html(audit, layer: str) -> str:
+    cols = ["layer", "op", "in_h", "kernel", "stride", "pad_top", "pad_bottom", "read_top", "read_bottom",
+            "read_left", "read_right", "uneven", "extra_sides"]
+    rows = audit[(audit["layer"] == layer) | audit["layer"].str.startswith(layer + ".")] if len(audit) else audit
+    if not len(rows):
+        return f"<p style='font-size:11px'>no layer inside <code>{layer}</code> pads</p>"
+    return rows[cols].to_html(index=False, border=0).replace("<table", "<table style='font-size:10px'")
+
+
+def feature_map_explorer(maps: dict, audits: dict):
+    """A widget that stays interactive in the static site: tabs for model, tabs for input size, a layer
+    dropdown jslinked to a Stack of precomputed views (mean feature map + the audit rows of that block).
+
+    ``maps[(model, size)]`` is a FeatureMaps (or {layer: map}); ``audits[(model, size)]`` a padding_audit.
+    """
+    import ipywidgets as widgets
+
+    models = list(dict.fromkeys(k[0] for k in maps))
+    model_tabs = []
+    for model in models:
+        sizes = [k[1] for k in maps if k[0] == model]
+        size_tabs = []
+        for size in sizes:
+            fm = maps[(model, size)]
+            layer_maps = fm.maps if hasattr(fm, "maps") else fm
+            audit = audits[(model, size)]
+            pages = []
+            for layer, m in layer_maps.items():
+                img = widgets.Image(value=_ch4_map_png(m), format="png", layout=widgets.Layout(width="224px"))
+                caption = widgets.HTML(_ch4_map_caption(f"{model} @{size}: {layer}", m))
+                pages.append(widgets.HBox([widgets.VBox([img, caption]),
+                                           widgets.HTML(_ch4_audit_html(audit, layer))]))
+            dropdown = widgets.Dropdown(options=list(layer_maps), description="layer")
+            stack = widgets.Stack(pages, selected_index=0)
+            widgets.jslink((dropdown, "index"), (stack, "selected_index"))
+            size_tabs.append(widgets.VBox([dropdown, stack]))
+        tabs = widgets.Tab(size_tabs)
+        for i, s in enumerate(sizes):
+            tabs.set_title(i, f"{s} px")
+        model_tabs.append(tabs)
+    outer = widgets.Tab(model_tabs)
+    for i, m in enumerate(models):
+        outer.set_title(i, m)
+    return outer
+
+
+def live_feature_map_explorer(models: dict, sizes=(224, 225), level: float = 0.5):
+    """The Jupyter-only version (needs a kernel): any model, layer and input size, computed on demand on a
+    constant grey input (where every spatial structure comes from padding), with the audit rows."""
+    import ipywidgets as widgets
+    from IPython.display import HTML, display
+
+    from .audit import padding_audit
+    from .spatial_bias import constant_inputs, depth_layers, mean_feature_maps
+
+    layers = {name: depth_layers(m) for name, m in models.items()}
+    model_dd = widgets.Dropdown(options=list(models), description="model")
+    layer_dd = widgets.Dropdown(options=layers[model_dd.value], description="layer")
+    size_sl = widgets.IntSlider(value=sizes[0], min=min(sizes) - 32, max=max(sizes) + 32, description="input size")
+    model_dd.observe(lambda ch: setattr(layer_dd, "options", layers[ch["new"]]), names="value")
+
+    def show(model, layer, size):
+        m = models[model]
+        fm = mean_feature_maps(m, constant_inputs(m, size, (level,)), [layer], progress=False)
+        display(widgets.Image(value=_ch4_map_png(fm[layer]), format="png"))
+        display(HTML(_ch4_map_caption(f"{model} @{size}: {layer}, grey input", fm[layer])))
+        display(HTML(_ch4_audit_html(padding_audit(m, size), layer)))
+
+    return widgets.interactive(show, model=model_dd, layer=layer_dd, size=size_sl)

@@ -9,7 +9,7 @@ Three measurements, all "our formulation" (the paper's code is not public):
   from the interior, in units of the map's mean; left-right and top-bottom differences of those deviations
   say which side carries more artefact, ``border_centre`` the signed border-minus-interior level.
 - :func:`blind_spot_map`: a small stimulus pasted at every position of a grid on a background; the map is
-  the model's response (target probability or logit) by position. A translation-invariant model gives a
+  the model's response (target probability, log-probability or logit) by position. A translation-invariant model gives a
   flat map (:func:`toy_translation_model` with circular padding is the planted control).
 """
 from __future__ import annotations
@@ -40,7 +40,16 @@ def _output_shapes(model: nn.Module, size: int) -> dict[str, tuple]:
     was_training = model.training
     model.eval()
     try:
-        model(torch.zeros(1, input_channels(model), size, size, device=model_device(model)))
+        try:  # shapes only: meta copies of the parameters, no arithmetic
+            from torch.func import functional_call
+
+            state = {k: torch.empty_like(v, device="meta") for k, v in
+                     list(model.named_parameters()) + list(model.named_buffers())}
+            functional_call(model, state, (torch.empty(1, input_channels(model), size, size, device="meta"),),
+                            strict=False)
+        except Exception:  # noqa: BLE001 - models keeping plain tensors: a real forward
+            shapes.clear()
+            model(torch.zeros(1, input_channels(model), size, size, device=model_device(model)))
     finally:
         for h in handles:
             h.remove()
@@ -109,12 +118,23 @@ class FeatureMaps:
         return self.maps[layer]
 
 
+def flipped_batches(batches):
+    """Each batch followed in the same batch by its left-right, up-down and double flips (4x the images).
+
+    Averaged over the four flips, image content contributes a mirror-symmetric mean map, so a left-right or
+    top-bottom asymmetry of the mean can only come from the model (our formulation)."""
+    for b in batches:
+        yield torch.cat([b, b.flip(-1), b.flip(-2), b.flip(-2, -1)])
+
+
 def mean_feature_maps(model: nn.Module, images, layers=None, reduce: str = "abs", splits: int = 1,
-                      batch_size: int = 16, device="cpu", progress: bool | str = True) -> FeatureMaps:
+                      flips: bool = False, batch_size: int = 16, device="cpu",
+                      progress: bool | str = True) -> FeatureMaps:
     """Streaming mean over ``images`` of each layer's channel-averaged map (``reduce='abs'``: mean |activation|).
 
     ``images`` is a ProbeImages, a normalised (N, 3, H, W) tensor or an iterable of batches. With ``splits``
     > 1, batches go round-robin to ``splits`` disjoint subsets whose maps give standard errors to the index.
+    ``flips=True`` adds the three mirror images of every image (:func:`flipped_batches`).
     """
     check_type("model", model, nn.Module)
     if reduce not in _REDUCERS:
@@ -141,7 +161,8 @@ def mean_feature_maps(model: nn.Module, images, layers=None, reduce: str = "abs"
         batch_size = max(1, min(batch_size, math.ceil(n_images / splits)))
     sums = [dict() for _ in range(splits)]
     counts = [0] * splits
-    for b, batch in enumerate(iter_batches(images, batch_size, device, progress)):
+    batches = iter_batches(images, batch_size, device, progress)
+    for b, batch in enumerate(flipped_batches(batches) if flips else batches):
         k = b % splits
         stats = layer_map_stats(model, batch, layers, batch_size=batch.shape[0], device=device, progress=False,
                                 transform=transform)
@@ -156,6 +177,25 @@ def mean_feature_maps(model: nn.Module, images, layers=None, reduce: str = "abs"
     if splits > 1 and all(counts):
         split_maps = {l: np.stack([sums[k][l] / counts[k] for k in range(splits)]) for l in layers}
     return FeatureMaps(maps, split_maps, sum(counts), reduce)
+
+
+def random_init_maps(name: str, images_fn, seeds=(0, 1, 2, 3), layers=None, device="cpu") -> FeatureMaps:
+    """Mean maps of randomly initialised copies of architecture ``name``, one split per seed.
+
+    ``images_fn(model)`` gives the inputs (e.g. constant images). Random kernels carry no learned asymmetry
+    but each draw has its own; averaging over seeds, with the seed-to-seed standard error, leaves what the
+    architecture (its padding) does by itself (our control)."""
+    from .models import load_model
+
+    per_seed = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        model = load_model(name, pretrained=False, device=device)
+        per_seed.append(mean_feature_maps(model, images_fn(model), layers, device=device, progress=False))
+    layers = per_seed[0].layers
+    maps = {l: np.mean([f[l] for f in per_seed], axis=0) for l in layers}
+    split = {l: np.stack([f[l] for f in per_seed]) for l in layers} if len(per_seed) > 1 else {}
+    return FeatureMaps(maps, split, sum(f.n for f in per_seed), per_seed[0].reduce)
 
 
 def _index_of_map(m: np.ndarray, margin: int | None = None) -> dict:
@@ -239,6 +279,31 @@ def bias_agreement(index, audit):
     return df
 
 
+def agreement_summary(tables: dict):
+    """One row per :func:`bias_agreement` table (label -> table): the mean indices over layers, how many layers
+    lean to each side (beyond two standard errors when available) and the share of leaning layers that lean
+    the predicted way (NaN where the audit predicts no lean, e.g. at an even-padding size)."""
+    import pandas as pd
+
+    rows = []
+    for label, t in tables.items():
+        t = t[t["left_right"].notna()]
+        row = {"maps": label, "layers": len(t), "predicted": f"{t['predicted_tb'].iloc[0] or '-'}/"
+               f"{t['predicted_lr'].iloc[0] or '-'}" if len(t) else ""}
+        row["mean_top_bottom"] = float(t["top_bottom"].mean()) if len(t) else float("nan")
+        row["mean_left_right"] = float(t["left_right"].mean()) if len(t) else float("nan")
+        for side in ("top", "bottom"):
+            row[f"lean_{side}"] = int((t["lean_tb"] == side).sum())
+        for side in ("left", "right"):
+            row[f"lean_{side}"] = int((t["lean_lr"] == side).sum())
+        for axis in ("tb", "lr"):
+            judged = t[f"agrees_{axis}"].dropna()
+            row[f"agree_{axis}"] = float(judged.astype(bool).mean()) if len(judged) and t[f"predicted_{axis}"].iloc[0] \
+                else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Blind-spot maps
 
@@ -306,7 +371,20 @@ def _responses(model, canvases01: torch.Tensor, target: int, response: str, devi
     logits = model(preprocessing(model).normalize(canvases01).to(device)).float().cpu()
     if response == "logit":
         return logits[:, target]
+    if response == "logprob":
+        return logits.log_softmax(-1)[:, target]
     return logits.softmax(-1)[:, target]
+
+
+def paste_centre(stimulus, background, size: int) -> torch.Tensor:
+    """The (3, size, size) canvas in [0, 1] with the stimulus pasted at its centre (for display and targets)."""
+    stim, canvas = _to01(stimulus), make_background(background, size)
+    h, w = stim.shape[-2:]
+    if h > size or w > size:
+        raise PadlibError(f"stimulus ({h}x{w} px) is larger than the canvas ({size} px)")
+    y, x = (size - h) // 2, (size - w) // 2
+    canvas[:, y:y + h, x:x + w] = stim
+    return canvas
 
 
 @torch.no_grad()
@@ -315,10 +393,7 @@ def centre_prediction(model, stimulus, background, size: int | None = None, devi
     from .models import preprocessing
 
     size = size or preprocessing(model).input_size
-    stim, canvas = _to01(stimulus), make_background(background, size)
-    h, w = stim.shape[-2:]
-    y, x = (size - h) // 2, (size - w) // 2
-    canvas[:, y:y + h, x:x + w] = stim
+    canvas = paste_centre(stimulus, background, size)
     p = model(preprocessing(model).normalize(canvas[None]).to(device)).float().softmax(-1).cpu()[0]
     return int(p.argmax()), float(p.max())
 
@@ -331,7 +406,7 @@ def blind_spot_map(model: nn.Module, stimulus, background, target=None, stride: 
     Rows are the stimulus' top edge (``top``), columns its left edge (``left``); positions step by ``stride``
     and always include the last one, so the stimulus touches every border. ``target`` is a class index or
     name (default: the class the model predicts with the stimulus at the centre); ``response`` is 'prob'
-    (softmax probability of the target) or 'logit'. ``size`` is the canvas (default: the model's input size).
+    (softmax probability of the target), 'logprob' (its natural log) or 'logit'. ``size`` is the canvas (default: the model's input size).
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -342,8 +417,8 @@ def blind_spot_map(model: nn.Module, stimulus, background, target=None, stride: 
     check_type("stride", stride, int)
     if stride < 1:
         raise PadlibError(f"stride must be >= 1, got {stride}")
-    if response not in ("prob", "logit"):
-        raise PadlibError(f"response must be 'prob' or 'logit', got {response!r}")
+    if response not in ("prob", "logprob", "logit"):
+        raise PadlibError(f"response must be 'prob', 'logprob' or 'logit', got {response!r}")
     size = size or preprocessing(model).input_size
     stim = _to01(stimulus)
     canvas = make_background(background, size)
@@ -376,24 +451,24 @@ def _region(y: float, x: float, size_y: float, size_x: float) -> str:
 
 
 def blind_spot_summary(bmap, window: int = 3) -> dict:
-    """Numbers for one blind-spot map (our formulation): median response, coefficient of variation,
-    worst-region drop = 1 - (lowest mean over a ``window`` x ``window`` block of positions) / median, where
-    that block is, and each border row/column of positions relative to the median (edge_top = -0.3: the
-    response along the top edge is 30% below the median)."""
+    """Numbers for one blind-spot map, in the map's response units (our formulation): the median, the
+    spread (standard deviation over positions), the worst-region drop = median - (lowest mean over a
+    ``window`` x ``window`` block of positions), where that block is, and each border row/column of
+    positions minus the median (``edge_top`` < 0: weaker response along the top edge). With
+    ``response='logprob'`` differences are log-ratios: a drop of 0.69 means the probability halves."""
     v = np.asarray(bmap, dtype=np.float64)
     med = float(np.median(v))
     k = max(1, min(window, *v.shape))
     blocks = np.lib.stride_tricks.sliding_window_view(v, (k, k)).mean(axis=(-1, -2))
     iy, ix = np.unravel_index(int(np.argmin(blocks)), blocks.shape)
     cy, cx = iy + (k - 1) / 2, ix + (k - 1) / 2
-    safe = med if med != 0 else float("nan")
     return {
         "median": med,
-        "cv": float(v.std() / v.mean()) if v.mean() != 0 else float("nan"),
-        "worst_drop": float(1 - blocks.min() / safe),
+        "spread": float(v.std()),
+        "worst_drop": float(med - blocks.min()),
         "worst_region": _region(cy, cx, v.shape[0] - 1, v.shape[1] - 1),
-        "edge_top": float(v[0].mean() / safe - 1), "edge_bottom": float(v[-1].mean() / safe - 1),
-        "edge_left": float(v[:, 0].mean() / safe - 1), "edge_right": float(v[:, -1].mean() / safe - 1),
+        "edge_top": float(v[0].mean() - med), "edge_bottom": float(v[-1].mean() - med),
+        "edge_left": float(v[:, 0].mean() - med), "edge_right": float(v[:, -1].mean() - med),
     }
 
 
@@ -412,7 +487,7 @@ def padding_variants(model: nn.Module, size: int = 224, even_size: int | None = 
 
 
 def blind_spot_study(models: dict, stimuli: dict, backgrounds: dict, size: int = 224, stride: int = 16,
-                     response: str = "prob", even_sizes: dict | None = None, batch_size: int = 32, device="cpu",
+                     response: str = "logprob", even_sizes: dict | None = None, batch_size: int = 32, device="cpu",
                      progress: bool = True):
     """Blind-spot maps for every model x mitigation x stimulus x background; returns (summary DataFrame, maps).
 
@@ -442,8 +517,8 @@ def blind_spot_study(models: dict, stimuli: dict, backgrounds: dict, size: int =
 def mitigation_table(summary):
     """Per model and variant: mean and spread over stimuli x backgrounds of the blind-spot numbers."""
     g = summary.groupby(["model", "variant"], sort=False)
-    out = g.agg(maps=("median", "size"), median_response=("median", "mean"), cv_mean=("cv", "mean"),
-                cv_sd=("cv", "std"), worst_drop_mean=("worst_drop", "mean"), worst_drop_sd=("worst_drop", "std"),
+    out = g.agg(maps=("median", "size"), median_response=("median", "mean"), spread_mean=("spread", "mean"),
+                spread_sd=("spread", "std"), worst_drop_mean=("worst_drop", "mean"), worst_drop_sd=("worst_drop", "std"),
                 worst_drop_max=("worst_drop", "max"))
     return out.reset_index()
 

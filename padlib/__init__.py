@@ -20,6 +20,7 @@ from .models import (
 from . import plots
 from .data import ProbeImages, list_images, load_photo, offline_photo_names, probe_images, to_pil
 from .audit import (
+    audit_overview,
     audit_summary,
     even_padding_sizes,
     load_zoo_audit,
@@ -31,6 +32,7 @@ from .audit import (
 )
 from .spatial_bias import (
     FeatureMaps,
+    agreement_summary,
     bias_agreement,
     blind_spot_map,
     blind_spot_study,

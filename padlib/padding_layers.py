@@ -1,0 +1,522 @@
+"""More padding schemes: symmetric, partial-convolution padding and the learned Padding Module.
+
+They plug into :func:`padlib.padding.convert_padding` through ``register_scheme`` (importing padlib
+registers them), so ``convert_padding(model, "partial")`` works on any torchvision, timm or padlib model.
+
+- ``symmetric``: mirror including the edge pixel (NumPy's ``symmetric``; Mind the Pad's mitigation).
+- ``partial``: partial-convolution-based padding (Liu et al. 2018): zero padding, then each output is
+  rescaled by (window size / number of real input pixels in the window); the bias is not rescaled.
+- ``padding_module``: our reading of the Padding Module (Alrasheedi et al. 2023; see shared/papers.md):
+  per side, a linear predictor mixing channels (within the conv's groups) maps the ``depth`` rows just
+  inside the border to the outermost row. It is trained by its own loss (mean squared error of that
+  prediction, computed on a detached copy of its input) and pads by applying the same predictor to the
+  outermost ``depth`` rows, one ring at a time; corners average the two adjacent sides' extrapolations.
+  The padding uses detached predictor weights, so the main loss never updates the module, and the module
+  loss never reaches the rest of the network. Collect it with :func:`padding_module_loss`.
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import PadlibError, check_type
+from .padding import PADDING_SCHEMES, PadConv2d, PaddingScheme, register_scheme
+
+MODULE_SIDES = ("top", "bottom", "left", "right")
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# symmetric
+
+
+def symmetric_index(n: int, before: int, after: int, device=None) -> torch.Tensor:
+    """Source index of each padded position for mirror-with-edge padding (any amount: the mirror repeats)."""
+    idx = torch.arange(-before, n + after, device=device) % (2 * n)
+    return torch.where(idx < n, idx, 2 * n - 1 - idx)
+
+
+class SymmetricPadding(PaddingScheme):
+    """Mirror including the edge pixel: ``[c b a | a b c d | d c b]`` (reflect would give ``c b | a b c d | c b``)."""
+
+    name = "symmetric"
+
+    def pad(self, x, pads):
+        l, r, t, b = pads
+        h, w = x.shape[-2:]
+        if l or r:
+            x = x.index_select(-1, symmetric_index(w, l, r, x.device))
+        if t or b:
+            x = x.index_select(-2, symmetric_index(h, t, b, x.device))
+        return x
+
+
+# ---------------------------------------------------------------------------------------------------------
+# partial convolution
+
+
+class PartialConvPadding(PaddingScheme):
+    """Partial-convolution-based padding: zero-pad, convolve, rescale by window size / real pixels in window.
+
+    The ratio depends only on the map size, padding and conv geometry, so it is cached per shape.
+    """
+
+    name = "partial"
+
+    def __init__(self):
+        super().__init__()
+        self._ratio_cache: dict = {}
+
+    def window_ratio(self, conv: nn.Conv2d, hw, pads, device, dtype) -> torch.Tensor:
+        """(1, 1, H_out, W_out): kernel area / number of non-padding pixels under each output's window."""
+        key = (tuple(hw), tuple(pads), tuple(_pair(conv.kernel_size)), tuple(_pair(conv.stride)),
+               tuple(_pair(conv.dilation)), str(device), dtype)
+        if key not in self._ratio_cache:
+            kh, kw = _pair(conv.kernel_size)
+            mask = F.pad(torch.ones(1, 1, *hw, device=device, dtype=dtype), pads)
+            ones = torch.ones(1, 1, kh, kw, device=device, dtype=dtype)
+            count = F.conv2d(mask, ones, None, conv.stride, 0, conv.dilation)
+            self._ratio_cache[key] = (kh * kw) / count.clamp_min(1)
+        return self._ratio_cache[key]
+
+    def forward(self, conv, x, pads):
+        out = F.conv2d(self.pad(x, pads), conv.weight, None, conv.stride, 0, conv.dilation, conv.groups)
+        out = out * self.window_ratio(conv, x.shape[-2:], pads, x.device, x.dtype)
+        if conv.bias is not None:
+            out = out + conv.bias.view(1, -1, 1, 1)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Padding Module (our reading)
+
+
+def _strip_conv(strip: torch.Tensor, w: torch.Tensor, b: torch.Tensor, groups: int) -> torch.Tensor:
+    """A (depth x 1) grouped convolution of a (N, C, depth, L) strip to (N, C_out, 1, L), done as one batched
+    matrix product (far cheaper than a convolution call on such thin inputs)."""
+    n, c, k, length = strip.shape
+    c_out = w.shape[0]
+    x = strip.reshape(n, groups, (c // groups) * k, length).permute(1, 2, 0, 3).reshape(groups, -1, n * length)
+    out = torch.bmm(w.reshape(groups, c_out // groups, (c // groups) * k), x)  # (G, C_out/G, N*L)
+    out = out.reshape(groups, c_out // groups, n, length).permute(2, 0, 1, 3).reshape(n, c_out, 1, length)
+    return out + b.view(1, -1, 1, 1)
+
+
+def _edge_index(n: int, start: int, rows: int, device) -> torch.Tensor:
+    """Indices of ``rows`` rows from ``start`` inward at the near end, then at the far end (nearest first);
+    a map thinner than that repeats its innermost row."""
+    i = torch.arange(start, start + rows, device=device).clamp(max=n - 1)
+    return torch.cat([i, n - 1 - i])
+
+
+@functools.lru_cache(maxsize=256)
+def _edge_positions(h: int, w: int, k: int, device: str) -> torch.Tensor:
+    """Flat (row * w + col) positions of the edge strips, each nearest-first: the top k rows, the bottom k
+    rows, then the left k columns and the right k columns, columns laid out as rows (k, H)."""
+    ri, ci = _edge_index(h, 0, k, device), _edge_index(w, 0, k, device)
+    rows = (ri[:, None] * w + torch.arange(w, device=device)[None]).reshape(-1)
+    cols = (ci[:, None] + torch.arange(h, device=device)[None] * w).reshape(-1)
+    return torch.cat([rows, cols])
+
+
+# Corners tl, tr, bl, br, each predicted twice, from (ring, end) of the new rings (ring 0 top, 1 bottom, 2 left,
+# 3 right; end 0 = the entries nearest index 0) by the predictor of side _CORNER_PREDICTORS[i].
+_CORNER_PREDICTORS = [2, 0, 3, 0, 2, 1, 3, 1]
+_CORNER_SOURCES = [0 * 2 + 0, 2 * 2 + 0, 0 * 2 + 1, 3 * 2 + 0, 1 * 2 + 0, 2 * 2 + 1, 1 * 2 + 1, 3 * 2 + 1]
+
+
+class _LearnedPad(torch.autograd.Function):
+    """Padding by a :class:`PaddingModule`: one full-size allocation forward and one backward.
+
+    Forward gathers the edge strips, computes the border from them and writes border and map into one new
+    tensor. Backward: the map's gradient is the interior of the output gradient, plus the border's gradient
+    sent back through the (linear, small) border computation into the edge positions. The predictor weights
+    are constants here: the main loss never trains the module.
+    """
+
+    @staticmethod
+    def forward(ctx, x, module, pads):
+        n, c, h, w = x.shape
+        l, r, t, b = pads
+        k = module.depth
+        fast = max(pads) == 1 and h == w and h >= k
+        with torch.no_grad():
+            if fast:  # the k outermost rows/columns of each side in map order, as (4, C, k, N, L)
+                edges = torch.stack([x[:, :, :k].permute(1, 2, 0, 3), x[:, :, h - k:].permute(1, 2, 0, 3),
+                                     x[..., :k].permute(1, 3, 0, 2), x[..., w - k:].permute(1, 3, 0, 2)])
+                top, bottom, left, right = module._border_one_ring(edges, pads)
+                pos = None
+            else:
+                pos = _edge_positions(h, w, k, str(x.device))
+                edges = x.flatten(2).index_select(2, pos)
+                top, bottom, left, right = module._border(edges, h, w, pads)
+            out = x.new_empty(n, c, h + t + b, w + l + r)
+            out[:, :, t:t + h, l:l + w] = x
+            out[:, :, :t] = top
+            out[:, :, t + h:] = bottom
+            out[:, :, t:t + h, :l] = left
+            out[:, :, t:t + h, l + w:] = right
+        ctx.module, ctx.pads, ctx.hw, ctx.pos = module, pads, (h, w), pos
+        ctx.save_for_backward(edges)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (edges,) = ctx.saved_tensors
+        (h, w), (l, r, t, b), k = ctx.hw, ctx.pads, ctx.module.depth
+        grad_x = grad_out[:, :, t:t + h, l:l + w].contiguous()
+        grads = (grad_out[:, :, :t], grad_out[:, :, t + h:], grad_out[:, :, t:t + h, :l],
+                 grad_out[:, :, t:t + h, l + w:])
+        if ctx.pos is None:
+            g = ctx.module._border_one_ring_backward(grads, ctx.pads, edges.shape)  # (4, C, k, N, L)
+            grad_x[:, :, :k] += g[0].permute(2, 0, 1, 3)
+            grad_x[:, :, h - k:] += g[1].permute(2, 0, 1, 3)
+            grad_x[..., :k] += g[2].permute(2, 0, 3, 1)
+            grad_x[..., w - k:] += g[3].permute(2, 0, 3, 1)
+            return grad_x, None, None
+        with torch.enable_grad():
+            e = edges.detach().requires_grad_()
+            border = ctx.module._border(e, h, w, ctx.pads)
+            used = [(o, g) for o, g in zip(border, grads) if o.numel()]
+            (grad_edges,) = torch.autograd.grad([o for o, _ in used], [e], [g for _, g in used])
+        grad_x.view(grad_x.shape[0], grad_x.shape[1], -1).index_add_(2, ctx.pos, grad_edges)
+        return grad_x, None, None
+
+
+class PaddingModule(PaddingScheme):
+    """Learned padding: per side, a linear predictor of the outermost row from the ``depth`` rows inside it.
+
+    ``weight[s]`` (sides top, bottom, left, right) has shape (C, C/groups, depth, 1): a convolution over a
+    strip of rows ordered from the border inward. Initialised to replicate padding (the outermost row
+    predicts the next one), so an untrained module pads like ``replicate``. In training mode (with gradients
+    enabled) each forward stores its self-supervised loss in ``last_loss``; :func:`padding_module_loss`
+    collects and clears them. More than one ring is extrapolated one ring at a time. Corners: the new
+    top/bottom row is extended by the left/right predictor and the new left/right column by the top/bottom
+    predictor; the corner is the mean of the two (exact for any affine image, like the sides).
+    """
+
+    name = "padding_module"
+
+    def __init__(self, channels: int, groups: int = 1, depth: int = 2, device=None, dtype=None):
+        super().__init__()
+        if depth < 1:
+            raise PadlibError(f"Padding Module depth must be >= 1 row, got {depth}")
+        if channels % groups:
+            raise PadlibError(f"{channels} channels cannot be split into {groups} groups")
+        self.channels, self.groups, self.depth = channels, groups, depth
+        w = torch.zeros(4, channels, channels // groups, depth, 1, device=device, dtype=dtype)
+        per = channels // groups
+        for c in range(channels):
+            w[:, c, c % per, 0, 0] = 1.0  # replicate: predict the edge row as a copy of its neighbour
+        self.weight = nn.Parameter(w)
+        self.bias = nn.Parameter(torch.zeros(4, channels, device=device, dtype=dtype))
+        self.last_loss: torch.Tensor | None = None
+
+    def extra_repr(self):
+        return f"channels={self.channels}, groups={self.groups}, depth={self.depth}"
+
+    # ---- the predictors
+    def _strip(self, x, side: int, start: int, rows: int) -> torch.Tensor:
+        """(N, C, rows, L): ``rows`` rows of ``x`` from ``start`` inward on ``side``, the outermost first."""
+        n = x.shape[-2] if side < 2 else x.shape[-1]
+        idx = _edge_index(n, start, rows, x.device)
+        idx = idx[:rows] if side in (0, 2) else idx[rows:]
+        return x.index_select(2, idx) if side < 2 else x.index_select(3, idx).transpose(2, 3)
+
+    def _side_weights(self, sides, detach: bool = True):
+        w, b = self.weight[sides], self.bias[sides]
+        if detach:
+            w, b = w.detach(), b.detach()
+        c = self.channels
+        return w.reshape(len(sides) * c, c // self.groups, self.depth, 1), b.reshape(-1)
+
+    def predict(self, strip: torch.Tensor, side: int, detach: bool = True) -> torch.Tensor:
+        """The row beyond ``strip[:, :, 0]`` predicted from ``strip[:, :, :depth]``: (N, C, 1, L)."""
+        w, b = self._side_weights([side], detach)
+        return _strip_conv(strip, w, b, self.groups)
+
+    def _grouped_weights(self, sides) -> torch.Tensor:
+        """(len(sides) * groups, C/groups, C/groups * depth) detached predictor matrices for a batched product."""
+        c, g = self.channels, self.groups
+        return self.weight.detach()[sides].reshape(len(sides) * g, c // g, (c // g) * self.depth)
+
+    def _stacked(self, v: torch.Tensor) -> torch.Tensor:
+        """(S, C, depth, M) strips of S sides -> (S * groups, C/groups * depth, M) for a batched product."""
+        s, c, k, m = v.shape
+        return v.reshape(s * self.groups, (c // self.groups) * k, m)
+
+    # ---- the border, general case (any padding, any map): one ring at a time, with autograd
+    def _band(self, x, side: int, p: int) -> torch.Tensor:
+        """``p`` extrapolated rings beyond one side, in image orientation (rows for top/bottom, columns else)."""
+        n, c, h, w = x.shape
+        if p == 0 or h == 0 or w == 0:
+            return x.new_zeros((n, c, p, w) if side < 2 else (n, c, h, p))
+        strip = self._strip(x, side, 0, self.depth)
+        rings = []
+        for _ in range(p):
+            new = self.predict(strip, side)
+            rings.append(new)
+            strip = torch.cat([new, strip[:, :, :-1]], 2)
+        band = torch.cat(rings[::-1] if side in (0, 2) else rings, 2)  # outermost ring first on top/left
+        return band if side < 2 else band.transpose(2, 3)
+
+    def _border(self, edges: torch.Tensor, h: int, w: int, pads):
+        """Top and bottom bands (corners included), left and right bands, from the gathered edge strips."""
+        l, r, t, b = pads
+        n, c, _ = edges.shape
+        k = self.depth
+        top, bottom = edges[:, :, :k * w].view(n, c, k, w), edges[:, :, k * w:2 * k * w].view(n, c, k, w)
+        left = edges[:, :, 2 * k * w:2 * k * w + k * h].view(n, c, k, h)
+        right = edges[:, :, 2 * k * w + k * h:].view(n, c, k, h)
+        rows = torch.cat([top, bottom.flip(2)], 2)  # the map's k outermost rows at either end, in map order
+        cols = torch.cat([left, right.flip(2)], 2).transpose(2, 3)
+        top, bottom = self._band(rows, 0, t), self._band(rows, 1, b)
+        left, right = self._band(cols, 2, l), self._band(cols, 3, r)
+        tl = 0.5 * (self._band(top, 2, l) + self._band(left, 0, t))
+        tr = 0.5 * (self._band(top, 3, r) + self._band(right, 0, t))
+        bl = 0.5 * (self._band(bottom, 2, l) + self._band(left, 1, b))
+        br = 0.5 * (self._band(bottom, 3, r) + self._band(right, 1, b))
+        return torch.cat([tl, top, tr], 3), torch.cat([bl, bottom, br], 3), left, right
+
+    # ---- the border, common case (one ring, square map, at least k rows): two batched products, backward by hand
+    def _map_order_weights(self, detach: bool = True) -> torch.Tensor:
+        """(4 * groups, C/groups, C/groups * depth) predictor matrices for strips in map order (bottom and right
+        strips run inward-to-outward, so their depth axis is flipped)."""
+        w = self.weight.detach() if detach else self.weight
+        w = torch.stack([w[0], w[1].flip(2), w[2], w[3].flip(2)])
+        c, g = self.channels, self.groups
+        return w.reshape(4 * g, c // g, (c // g) * self.depth)
+
+    def _border_one_ring(self, strips: torch.Tensor, pads):
+        """Bands from the (4, C, k, N, L) map-order edge strips of the four sides."""
+        l, r, t, b = pads
+        _, c, k, n, length = strips.shape
+        rings = torch.bmm(self._map_order_weights(), strips.reshape(4 * self.groups, -1, n * length))
+        rings = rings.view(4, c, n, length) + self.bias.detach().view(4, c, 1, 1)
+        corners = self._corners(rings)  # (4, C, N)
+        ring = lambda i: rings[i].permute(1, 0, 2)  # (N, C, L)
+        corner = lambda i: corners[i].t()[..., None]  # (N, C, 1)
+        top = torch.cat([corner(0)] * l + [ring(0)] + [corner(1)] * r, 2)[:, :, None][:, :, :t]
+        bottom = torch.cat([corner(2)] * l + [ring(1)] + [corner(3)] * r, 2)[:, :, None][:, :, :b]
+        return top, bottom, ring(2)[..., None][..., :l], ring(3)[..., None][..., :r]
+
+    def _corners(self, rings: torch.Tensor) -> torch.Tensor:
+        """(4, C, N) corners tl, tr, bl, br from the (4, C, N, L) new rings."""
+        _, c, n, length = rings.shape
+        k = self.depth
+        ends = rings.index_select(3, _edge_index(length, 0, k, rings.device)).view(4, c, n, 2, k)
+        src = torch.tensor(_CORNER_SOURCES, device=rings.device)
+        cs = ends.permute(0, 3, 1, 4, 2).reshape(8, c, k, n).index_select(0, src)
+        pred = torch.bmm(self._grouped_weights(_CORNER_PREDICTORS), self._stacked(cs)).view(8, c, n)
+        pred = pred + self.bias.detach()[_CORNER_PREDICTORS].view(8, c, 1)
+        return pred.view(4, 2, c, n).mean(1)
+
+    def _border_one_ring_backward(self, grads, pads, strips_shape) -> torch.Tensor:
+        """Gradient of the (4, C, k, N, L) edge strips from the gradients of the four bands."""
+        l, r, t, b = pads
+        _, c, k, n, length = strips_shape
+        g_top, g_bottom, g_left, g_right = grads
+        g_rings = g_top.new_zeros(4, c, n, length)
+        g_corners = g_top.new_zeros(4, c, n)
+        if t:
+            g_rings[0] = g_top[:, :, 0, l:l + length].permute(1, 0, 2)
+            if l:
+                g_corners[0] = g_top[:, :, 0, 0].t()
+            if r:
+                g_corners[1] = g_top[:, :, 0, -1].t()
+        if b:
+            g_rings[1] = g_bottom[:, :, 0, l:l + length].permute(1, 0, 2)
+            if l:
+                g_corners[2] = g_bottom[:, :, 0, 0].t()
+            if r:
+                g_corners[3] = g_bottom[:, :, 0, -1].t()
+        if l:
+            g_rings[2] = g_left[..., 0].permute(1, 0, 2)
+        if r:
+            g_rings[3] = g_right[..., 0].permute(1, 0, 2)
+        if (t or b) and (l or r):  # corners: mean of two predictions, each from an end of a ring
+            g_pred = (0.5 * g_corners)[:, None].expand(4, 2, c, n).reshape(8 * self.groups, c // self.groups, n)
+            g_cs = torch.bmm(self._grouped_weights(_CORNER_PREDICTORS).transpose(1, 2), g_pred).view(8, c, k, n)
+            src = torch.tensor(_CORNER_SOURCES, device=g_cs.device)
+            g_ends = g_cs.new_zeros(8, c, k, n).index_add_(0, src, g_cs)
+            g_ends = g_ends.view(4, 2, c, k, n).permute(0, 2, 4, 1, 3).reshape(4, c, n, 2 * k)
+            g_rings.index_add_(3, _edge_index(length, 0, k, g_rings.device), g_ends)
+        g_strips = torch.bmm(self._map_order_weights().transpose(1, 2),
+                             g_rings.reshape(4 * self.groups, c // self.groups, n * length))
+        return g_strips.view(4, c, k, n, length)
+
+    def pad(self, x, pads):
+        if not any(pads):
+            return x
+        return _LearnedPad.apply(x, self, tuple(pads))
+
+    # ---- the module's own loss
+    def edge_loss(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Mean squared error of predicting each side's outermost row from the rows inside it (input detached)."""
+        x = x.detach()
+        h, w = x.shape[-2:]
+        k = self.depth
+        if h != w:
+            sides = [s for s in range(4) if (h if s < 2 else w) >= k + 1]
+            if not sides:
+                return None
+            return torch.stack([F.mse_loss(self.predict(self._strip(x, s, 1, k), s, detach=False),
+                                           self._strip(x, s, 0, 1)) for s in sides]).mean()
+        if h < k + 1:
+            return None
+        n, c = x.shape[:2]
+        e = k + 1  # map-order strips of k + 1 rows; the outermost row is the target
+        strips = torch.stack([x[:, :, :e].permute(1, 2, 0, 3), x[:, :, h - e:].permute(1, 2, 0, 3),
+                              x[..., :e].permute(1, 3, 0, 2), x[..., w - e:].permute(1, 3, 0, 2)])  # (4,C,e,N,L)
+        inputs = torch.stack([strips[0, :, 1:], strips[1, :, :k], strips[2, :, 1:], strips[3, :, :k]])
+        targets = torch.stack([strips[0, :, 0], strips[1, :, k], strips[2, :, 0], strips[3, :, k]])
+        pred = torch.bmm(self._map_order_weights(detach=False), inputs.reshape(4 * self.groups, -1, n * w))
+        pred = pred.view(4, c, n, w) + self.bias.view(4, c, 1, 1)
+        return F.mse_loss(pred, targets)
+
+    def forward(self, conv, x, pads):
+        if self.training and torch.is_grad_enabled():
+            self.last_loss = self.edge_loss(x)
+        return F.conv2d(self.pad(x, pads), conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)
+
+
+def padding_modules(model: nn.Module) -> list[tuple[str, PaddingModule]]:
+    """Every Padding Module inside ``model`` (named by the conv it pads for)."""
+    return [(name, m.scheme) for name, m in model.named_modules()
+            if isinstance(m, PadConv2d) and isinstance(m.scheme, PaddingModule)]
+
+
+def padding_module_loss(model: nn.Module) -> torch.Tensor | None:
+    """Sum of the self-supervised losses the Padding Modules stored in the last training forward (then cleared).
+
+    Add it to the main loss: its gradient reaches only the modules' predictors (their input is detached),
+    and the main loss does not reach them (the padding uses detached predictor weights). None when the
+    model has no Padding Module or no loss is pending (eval mode, no_grad).
+    """
+    total = None
+    for _, module in padding_modules(model):
+        if module.last_loss is not None:
+            total = module.last_loss if total is None else total + module.last_loss
+            module.last_loss = None
+    return total
+
+
+register_scheme("symmetric", lambda conv: SymmetricPadding())
+register_scheme("partial", lambda conv: PartialConvPadding())
+register_scheme("padding_module", lambda conv: PaddingModule(conv.in_channels, conv.groups,
+                                                             device=conv.weight.device, dtype=conv.weight.dtype))
+
+ALL_SCHEMES = ("zero", "reflect", "replicate", "circular", "symmetric", "partial", "padding_module")
+
+
+def make_scheme(scheme: str | PaddingScheme, channels: int = 1) -> PaddingScheme:
+    """A scheme instance by name (Padding Module: an untrained one for ``channels``), or the instance given."""
+    if isinstance(scheme, PaddingScheme):
+        return scheme
+    check_type("scheme", scheme, str)
+    if scheme not in PADDING_SCHEMES:
+        raise PadlibError(f"unknown padding scheme '{scheme}'; available: {', '.join(PADDING_SCHEMES)}")
+    return PADDING_SCHEMES[scheme](nn.Conv2d(channels, channels, 3, padding=1))
+
+
+@torch.no_grad()
+def pad_with(x: torch.Tensor, scheme: str | PaddingScheme, pad: int) -> torch.Tensor:
+    """``x`` (C, H, W) or (N, C, H, W) padded by ``pad`` on every side the way ``scheme`` pads a conv input.
+
+    For ``partial`` this is zero padding: its effect is the rescaling of the border outputs, not the values.
+    """
+    squeeze = x.dim() == 3
+    x4 = x[None] if squeeze else x
+    out = make_scheme(scheme, x4.shape[1]).pad(x4, (pad, pad, pad, pad))
+    return out[0] if squeeze else out
+
+
+def padding_examples(x: torch.Tensor, pad: int, schemes=ALL_SCHEMES, module: PaddingModule | None = None) -> dict:
+    """{scheme: ``x`` padded by ``pad``} for each scheme; the Padding Module uses ``module`` (e.g. a trained one)."""
+    out = {}
+    for s in schemes:
+        out[s] = pad_with(x, module if (s == "padding_module" and module is not None) else s, pad)
+    return out
+
+
+@torch.no_grad()
+def edge_prediction_error(model: nn.Module, images, batch_size: int = 64, device="cpu",
+                          progress: bool | str = False) -> "pandas.DataFrame":
+    """Held-out error of each Padding Module predicting its input's outermost rows, next to fixed rules.
+
+    The task is the module's own: predict row 0 (each side) from the rows inside it. What the fixed
+    schemes would "predict" for the same pixel: replicate (and symmetric) copy the neighbour row 1, reflect
+    copies row 2, zero predicts 0. Returns one row per (layer, predictor) with the mean squared error and
+    the error relative to the zero predictor (the mean square of the edge pixels).
+    """
+    import pandas as pd
+
+    from .activations import forward_hooks, iter_batches
+
+    modules = padding_modules(model)
+    if not modules:
+        raise PadlibError("the model has no Padding Module: convert it with convert_padding(model, 'padding_module')")
+    sums = {name: {"padding_module": 0.0, "replicate": 0.0, "reflect": 0.0, "zero": 0.0, "n": 0} for name, _ in modules}
+    lookup = dict(modules)
+
+    def record(name, conv, inputs, output):
+        m, x = lookup[name], inputs[0]
+        for side in range(4):
+            n = x.shape[-2] if side < 2 else x.shape[-1]
+            if n < max(m.depth + 1, 3):
+                continue
+            target = m._strip(x, side, 0, 1)
+            s = sums[name]
+            s["padding_module"] += (m.predict(m._strip(x, side, 1, m.depth), side) - target).pow(2).sum().item()
+            s["replicate"] += (m._strip(x, side, 1, 1) - target).pow(2).sum().item()
+            s["reflect"] += (m._strip(x, side, 2, 1) - target).pow(2).sum().item()
+            s["zero"] += target.pow(2).sum().item()
+            s["n"] += target.numel()
+
+    was_training = model.training
+    model.eval()
+    try:
+        with forward_hooks(model, list(sums), record):
+            for batch in iter_batches(images, batch_size, device, progress):
+                model(batch)
+    finally:
+        model.train(was_training)
+    rows = []
+    for name, s in sums.items():
+        if not s["n"]:
+            continue
+        for predictor in ("padding_module", "replicate", "reflect", "zero"):
+            rows.append({"layer": name, "predictor": predictor, "mse": s[predictor] / s["n"],
+                         "relative_to_zero": s[predictor] / max(s["zero"], 1e-30)})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# benchmark
+
+
+def bench_scheme_step_overhead(schemes=ALL_SCHEMES[1:], batch_size: int = 64, repeats: int = 5) -> dict:
+    """Training-step time (forward, backward, Adam step) with each scheme / with zero padding; same model, batch.
+
+    The model is the chapter's small ResNet-style network on a batch of digits on a 32 px canvas.
+    """
+    from .bench import time_call
+    from .padding import convert_padding
+    from .training import digits_on_canvas, resnet_small, training_step
+
+    torch.manual_seed(0)
+    data = digits_on_canvas(batch_size, canvas_size=32, digit_size=16, seed=0)
+    x, y = data.images, data.labels
+    base = resnet_small(in_channels=1, num_classes=10, width=16, depth=2, mean=data.mean, std=data.std)
+    times = {}
+    for scheme in ("zero", *schemes):
+        model = convert_padding(base, scheme)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        times[scheme] = time_call(lambda: training_step(model, opt, x, y), repeats=repeats)
+    return {f"{s}_step_overhead": round(times[s] / times["zero"], 3) for s in schemes}

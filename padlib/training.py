@@ -1,0 +1,521 @@
+"""Training small networks from scratch on CPU: data sets, models and a deterministic training loop.
+
+The learned-padding chapter trains the same small network with every padding scheme on the same data with
+the same budget. The offline data set is scikit-learn's real handwritten digits placed at random positions
+on a larger canvas (touching the border in a known fraction of samples), so accuracy can be split by the
+digit's distance to the border and the canvas region is a position label. CIFAR-10 (downloaded through
+torchvision when the network allows) and any labelled image folder load into the same :class:`ImageSet`.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import PadlibError, ProbeDataError, check_type
+
+REGION_NAMES = ("top-left", "top-right", "bottom-left", "bottom-right")
+
+
+@dataclass
+class ImageSet:
+    """Images in [0, 1] (N, C, H, W), integer labels, per-sample metadata, and channel mean/std for models."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    meta: pd.DataFrame
+    mean: tuple
+    std: tuple
+    name: str = "images"
+    classes: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __post_init__(self):
+        if self.images.dim() != 4 or self.images.shape[0] != self.labels.shape[0]:
+            raise ProbeDataError(f"images must be (N, C, H, W) with one label each, got {tuple(self.images.shape)} "
+                                 f"and {tuple(self.labels.shape)} labels")
+
+    def targets(self, target: str = "label") -> torch.Tensor:
+        """Labels for a task: ``label`` (the class) or any integer column of ``meta`` (e.g. ``region``)."""
+        if target == "label":
+            return self.labels
+        if target not in self.meta.columns:
+            raise PadlibError(f"{self.name} has no '{target}' column; available: label, {', '.join(self.meta.columns)}")
+        return torch.as_tensor(self.meta[target].to_numpy(), dtype=torch.long)
+
+    def n_classes(self, target: str = "label") -> int:
+        return int(self.targets(target).max()) + 1
+
+    def subset(self, index) -> "ImageSet":
+        index = torch.as_tensor(index, dtype=torch.long)
+        return ImageSet(self.images[index], self.labels[index], self.meta.iloc[index.numpy()].reset_index(drop=True),
+                        self.mean, self.std, self.name, self.classes)
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple, tuple]:
+    """Per-channel mean and std of (N, C, H, W) images, as tuples (for :class:`Standardize`)."""
+    m = images.mean(dim=(0, 2, 3))
+    s = images.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    return tuple(round(float(v), 6) for v in m), tuple(round(float(v), 6) for v in s)
+
+
+@functools.lru_cache(maxsize=4)
+def _upscaled_digits(digit_size: int):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.as_tensor(d.images, dtype=torch.float32)[:, None] / 16.0
+    x = F.interpolate(x, size=(digit_size, digit_size), mode="bilinear", align_corners=False).clamp(0, 1)
+    ink = x[:, 0] > 0.2
+    rows, cols = ink.any(2), ink.any(1)
+    idx = torch.arange(digit_size)
+    big = digit_size + 1
+    box = torch.stack([torch.where(rows, idx, big).amin(1), torch.where(rows, idx, -1).amax(1),
+                       torch.where(cols, idx, big).amin(1), torch.where(cols, idx, -1).amax(1)], 1)
+    return x, torch.as_tensor(d.target, dtype=torch.long), box.numpy()
+
+
+def digits_on_canvas(n: int, canvas_size: int = 32, digit_size: int = 16, seed: int = 0, split: str = "train",
+                     border_fraction: float = 0.25, test_every: int = 5, stats: tuple | None = None) -> ImageSet:
+    """Real handwritten digits (scikit-learn, 8x8) upscaled to ``digit_size`` and placed on a black canvas.
+
+    Positions are uniform over every place where the digit's ink stays on the canvas; a ``border_fraction``
+    of samples is pushed against one random side, so its ink touches the border. Train and test use
+    disjoint source digits (every ``test_every``-th digit is a test digit). ``meta`` keeps the placement:
+    ``top``/``left`` (of the digit box), the ink's distance to each side, ``border_distance`` (the
+    smallest; 0 = touching), the ink centre ``cy``/``cx`` and ``region`` (quadrant of the centre, see
+    ``REGION_NAMES``). Deterministic per (seed, split). ``stats`` (mean, std) defaults to this set's own.
+    """
+    check_type("n", n, int)
+    if n < 1:
+        raise ProbeDataError(f"n must be at least 1, got {n}")
+    if not 4 <= digit_size <= canvas_size:
+        raise ProbeDataError(f"need 4 <= digit_size <= canvas_size, got digit {digit_size} on canvas {canvas_size}")
+    if split not in ("train", "test", "all"):
+        raise ProbeDataError(f"split must be 'train', 'test' or 'all', got '{split}'")
+    digits, targets, box = _upscaled_digits(digit_size)
+    ids = np.arange(len(targets))
+    pool = {"train": ids[ids % test_every != 0], "test": ids[ids % test_every == 0], "all": ids}[split]
+    rng = np.random.default_rng([seed, ("train", "test", "all").index(split)])
+    chosen = rng.choice(pool, n, replace=n > len(pool))
+    canvas = torch.zeros(n, 1, canvas_size, canvas_size)
+    rows = []
+    for i, j in enumerate(chosen):
+        t0, t1, l0, l1 = box[j]
+        top_range = (-t0, canvas_size - 1 - t1)  # ink rows stay on the canvas
+        left_range = (-l0, canvas_size - 1 - l1)
+        top, left = int(rng.integers(top_range[0], top_range[1] + 1)), int(rng.integers(left_range[0], left_range[1] + 1))
+        if rng.random() < border_fraction:
+            side = int(rng.integers(4))
+            if side < 2:
+                top = top_range[side]
+            else:
+                left = left_range[side - 2]
+        ys, xs = max(top, 0), max(left, 0)
+        ye, xe = min(top + digit_size, canvas_size), min(left + digit_size, canvas_size)
+        canvas[i, 0, ys:ye, xs:xe] = digits[j, 0, ys - top:ye - top, xs - left:xe - left]
+        ink_top, ink_bottom, ink_left, ink_right = top + t0, top + t1, left + l0, left + l1
+        d = {"top_gap": ink_top, "bottom_gap": canvas_size - 1 - ink_bottom, "left_gap": ink_left,
+             "right_gap": canvas_size - 1 - ink_right}
+        cy, cx = (ink_top + ink_bottom) / 2, (ink_left + ink_right) / 2
+        rows.append({"digit_index": int(j), "label": int(targets[j]), "top": top, "left": left, **d,
+                     "border_distance": min(d.values()), "cy": cy, "cx": cx,
+                     "region": 2 * int(cy >= (canvas_size - 1) / 2) + int(cx >= (canvas_size - 1) / 2)})
+    meta = pd.DataFrame(rows)
+    mean, std = stats if stats is not None else channel_stats(canvas)
+    return ImageSet(canvas, torch.as_tensor(meta["label"].to_numpy()), meta, mean, std,
+                    name=f"digits_on_canvas({split})", classes=[str(c) for c in range(10)])
+
+
+def digits_train_test(n_train: int, n_test: int, canvas_size: int = 32, digit_size: int = 16, seed: int = 0,
+                      border_fraction: float = 0.25) -> tuple[ImageSet, ImageSet]:
+    """Train and test digit canvases from disjoint source digits; the test set reuses the train mean/std."""
+    train = digits_on_canvas(n_train, canvas_size, digit_size, seed, "train", border_fraction)
+    test = digits_on_canvas(n_test, canvas_size, digit_size, seed, "test", border_fraction,
+                            stats=(train.mean, train.std))
+    return train, test
+
+
+def cifar10(split: str = "train", n: int | None = None, root: str | Path = "~/.cache/padlib/cifar10",
+            download: bool = True, seed: int = 0, stats: tuple | None = None) -> ImageSet:
+    """CIFAR-10 through torchvision (downloaded into ``root`` when the network allows), optionally ``n`` samples."""
+    from torchvision.datasets import CIFAR10
+
+    root = Path(root).expanduser()
+    try:
+        ds = CIFAR10(str(root), train=(split == "train"), download=download)
+    except Exception as e:  # no network, or a corrupt archive
+        raise ProbeDataError(f"CIFAR-10 is not available under {root} and could not be downloaded ({e}); "
+                             "run once with network access or use dataset='digits' or an image folder") from None
+    x = torch.as_tensor(ds.data).permute(0, 3, 1, 2).float() / 255.0
+    y = torch.as_tensor(ds.targets, dtype=torch.long)
+    if n is not None and n < len(y):
+        keep = torch.as_tensor(np.random.default_rng(seed).choice(len(y), n, replace=False))
+        x, y = x[keep], y[keep]
+    mean, std = stats if stats is not None else channel_stats(x)
+    return ImageSet(x, y, pd.DataFrame({"label": y.numpy()}), mean, std, f"cifar10({split})", list(ds.classes))
+
+
+def image_folder(folder: str | Path, size: int = 32, n: int | None = None, seed: int = 0,
+                 stats: tuple | None = None) -> ImageSet:
+    """A labelled folder (one sub-folder per class, as torchvision's ImageFolder), resized and centre-cropped."""
+    from torchvision import transforms
+    from torchvision.datasets import ImageFolder
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ProbeDataError(f"image folder '{folder}' does not exist")
+    try:
+        ds = ImageFolder(str(folder), transform=transforms.Compose(
+            [transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor()]))
+    except (FileNotFoundError, RuntimeError) as e:
+        raise ProbeDataError(f"'{folder}' is not a labelled image folder (one sub-folder of images per class): {e}") from None
+    order = np.arange(len(ds))
+    if n is not None and n < len(ds):
+        order = np.sort(np.random.default_rng(seed).choice(len(ds), n, replace=False))
+    xs, ys = zip(*(ds[int(i)] for i in order))
+    x, y = torch.stack(xs), torch.as_tensor(ys, dtype=torch.long)
+    mean, std = stats if stats is not None else channel_stats(x)
+    return ImageSet(x, y, pd.DataFrame({"label": y.numpy()}), mean, std, f"folder({folder.name})", list(ds.classes))
+
+
+def load_dataset(dataset: str, n_train: int, n_test: int, seed: int = 0, size: int = 32, **digit_kwargs):
+    """(train, test) for ``dataset``: 'digits' (offline), 'cifar10', or the path of a labelled image folder.
+
+    A folder is split into train and test by a seeded shuffle (``n_test`` held out).
+    """
+    if dataset == "digits":
+        return digits_train_test(n_train, n_test, seed=seed, **digit_kwargs)
+    if dataset == "cifar10":
+        train = cifar10("train", n_train, seed=seed)
+        return train, cifar10("test", n_test, seed=seed, stats=(train.mean, train.std))
+    full = image_folder(dataset, size=size, n=n_train + n_test, seed=seed)
+    perm = torch.as_tensor(np.random.default_rng(seed).permutation(len(full)))
+    train = full.subset(perm[n_test:])
+    test = full.subset(perm[:n_test])
+    train.mean, train.std = channel_stats(train.images)
+    test.mean, test.std = train.mean, train.std
+    return train, test
+
+
+# ---------------------------------------------------------------------------------------------------------
+# models
+
+
+class Standardize(nn.Module):
+    """(x - mean) / std per channel, inside the model, so data sets stay in [0, 1] and a black canvas is 0."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+def _stats(in_channels, mean, std):
+    return (mean if mean is not None else (0.0,) * in_channels, std if std is not None else (1.0,) * in_channels)
+
+
+def vgg_small(in_channels: int = 1, num_classes: int = 10, width: int = 16, depth: int = 3,
+              convs_per_stage: int = 2, batch_norm: bool = True, mean=None, std=None) -> nn.Sequential:
+    """VGG-style: ``depth`` stages of ``convs_per_stage`` 3x3 convs (padding 1, width doubling), 2x2 max-pool
+    after every stage but the last, global average pooling, one linear layer."""
+    layers: list[nn.Module] = [Standardize(*_stats(in_channels, mean, std))]
+    c_in = in_channels
+    for stage in range(depth):
+        c_out = width * 2**stage
+        for _ in range(convs_per_stage):
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=not batch_norm)]
+            layers += [nn.BatchNorm2d(c_out)] if batch_norm else []
+            layers += [nn.ReLU(inplace=True)]
+            c_in = c_out
+        if stage < depth - 1:
+            layers.append(nn.MaxPool2d(2))
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes)]
+    return nn.Sequential(*layers)
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 convs (the first may have stride 2), 1x1 strided projection when needed."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = (nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+                         if stride != 1 or c_in != c_out else nn.Identity())
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
+
+
+def resnet_small(in_channels: int = 1, num_classes: int = 10, width: int = 16, depth: int = 3,
+                 blocks_per_stage: int = 1, mean=None, std=None) -> nn.Sequential:
+    """ResNet-style: 3x3 stem, ``depth`` stages of basic blocks (stride-2 3x3 conv entering every stage after
+    the first, width doubling), global average pooling, one linear layer."""
+    layers: list[nn.Module] = [Standardize(*_stats(in_channels, mean, std)),
+                               nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                               nn.ReLU(inplace=True)]
+    c_in = width
+    for stage in range(depth):
+        c_out = width * 2**stage
+        for b in range(blocks_per_stage):
+            layers.append(BasicBlock(c_in, c_out, 2 if (stage > 0 and b == 0) else 1))
+            c_in = c_out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes)]
+    return nn.Sequential(*layers)
+
+
+SMALL_MODELS = {"vgg": vgg_small, "resnet": resnet_small}
+
+
+def small_model(kind: str, data: ImageSet, num_classes: int | None = None, seed: int = 0, **kwargs) -> nn.Module:
+    """A freshly initialised ``vgg``/``resnet`` small model for ``data`` (channels, classes, mean/std), seeded."""
+    if kind not in SMALL_MODELS:
+        raise PadlibError(f"unknown small model '{kind}'; choose one of {', '.join(SMALL_MODELS)}")
+    torch.manual_seed(seed)
+    n_cls = num_classes if num_classes is not None else max(data.n_classes(), len(data.classes))
+    return SMALL_MODELS[kind](in_channels=data.images.shape[1], num_classes=n_cls, mean=data.mean, std=data.std,
+                              **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# training
+
+
+def training_step(model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """One step on the main loss plus any Padding Module losses; returns (main loss, module loss)."""
+    from .padding_layers import padding_module_loss
+
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(x), y)
+    module_loss = padding_module_loss(model)
+    total = loss if module_loss is None else loss + module_loss
+    total.backward()
+    optimizer.step()
+    return loss.item(), module_loss.item() if module_loss is not None else 0.0
+
+
+@torch.no_grad()
+def predict_labels(model: nn.Module, images: torch.Tensor, batch_size: int = 256, device="cpu") -> torch.Tensor:
+    """Arg-max predictions of ``model`` (eval mode) for (N, C, H, W) images."""
+    was = model.training
+    model.eval()
+    out = [model(images[s:s + batch_size].to(device)).argmax(1).cpu() for s in range(0, len(images), batch_size)]
+    model.train(was)
+    return torch.cat(out)
+
+
+def evaluate(model: nn.Module, data: ImageSet, target: str = "label", batch_size: int = 256, device="cpu") -> pd.DataFrame:
+    """One row per test sample: its metadata, the target, the prediction and whether it is correct."""
+    y = data.targets(target)
+    pred = predict_labels(model, data.images, batch_size, device)
+    df = data.meta.copy()
+    df["target"], df["prediction"] = y.numpy(), pred.numpy()
+    df["correct"] = df["target"] == df["prediction"]
+    return df
+
+
+@dataclass
+class TrainResult:
+    """A training run: the model, one history row per step (loss, module loss, seconds), evaluations."""
+
+    model: nn.Module
+    history: pd.DataFrame
+    evaluations: pd.DataFrame
+
+    @property
+    def seconds_per_step(self) -> float:
+        """Median wall time of a training step (the first step, which warms caches, excluded)."""
+        s = self.history["seconds"].to_numpy()
+        return float(np.median(s[1:] if len(s) > 1 else s))
+
+
+def train(model: nn.Module, data: ImageSet, target: str = "label", epochs: float = 2, batch_size: int = 64,
+          lr: float = 3e-3, seed: int = 0, device="cpu", progress: bool | str = True,
+          eval_data: ImageSet | None = None, evals_per_epoch: int = 1) -> TrainResult:
+    """Train ``model`` in place with Adam (cosine-decayed learning rate), deterministically for a given seed.
+
+    The sample order depends only on ``seed``. ``epochs`` may be fractional. With ``eval_data`` the model is
+    evaluated (accuracy on ``target``) before training and ``evals_per_epoch`` times per epoch.
+    """
+    from tqdm.auto import tqdm
+
+    check_type("model", model, nn.Module)
+    y_all = data.targets(target)
+    n = len(data)
+    steps_per_epoch = max(math.ceil(n / batch_size), 1)
+    total_steps = max(int(round(epochs * steps_per_epoch)), 1)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / total_steps, 1))))
+    eval_every = max(steps_per_epoch // max(evals_per_epoch, 1), 1)
+    history, evals = [], []
+
+    def run_eval(step):
+        if eval_data is not None:
+            acc = float(evaluate(model, eval_data, target, device=device)["correct"].mean())
+            evals.append({"step": step, "epoch": step / steps_per_epoch, "accuracy": acc})
+
+    run_eval(0)
+    order = torch.randperm(n, generator=gen)
+    pos = 0
+    desc = progress if isinstance(progress, str) else "train"
+    for step in tqdm(range(1, total_steps + 1), desc=desc, disable=not progress, leave=False):
+        if pos + batch_size > n and pos > 0:
+            order, pos = torch.randperm(n, generator=gen), 0
+        idx = order[pos:pos + batch_size]
+        pos += batch_size
+        x, y = data.images[idx].to(device), y_all[idx].to(device)
+        t0 = time.perf_counter()
+        loss, module_loss = training_step(model, opt, x, y)
+        seconds = time.perf_counter() - t0
+        sched.step()
+        history.append({"step": step, "epoch": step / steps_per_epoch, "loss": loss, "module_loss": module_loss,
+                        "seconds": seconds})
+        if step % eval_every == 0 or step == total_steps:
+            run_eval(step)
+    model.eval()
+    return TrainResult(model, pd.DataFrame(history), pd.DataFrame(evals, columns=["step", "epoch", "accuracy"]))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# comparing padding schemes
+
+
+@dataclass
+class SchemeRun:
+    """One (scheme, seed) training run; ``init_model`` is the same network before training."""
+
+    scheme: str
+    seed: int
+    init_model: nn.Module
+    model: nn.Module
+    result: TrainResult
+
+
+def train_schemes(schemes, seeds, train_data: ImageSet, model: str = "vgg", model_kwargs: dict | None = None,
+                  target: str = "label", epochs: float = 2, batch_size: int = 64, lr: float = 3e-3,
+                  device="cpu", progress: bool = True, eval_data: ImageSet | None = None,
+                  evals_per_epoch: int = 1) -> list[SchemeRun]:
+    """Train one network per (scheme, seed): for a seed, every scheme starts from the same initial weights
+    (the seeded base network converted with :func:`padlib.padding.convert_padding`) and sees the same batches."""
+    from tqdm.auto import tqdm
+
+    from .padding import convert_padding
+
+    num_classes = train_data.n_classes(target) if target != "label" else None
+    runs = []
+    jobs = [(s, seed) for seed in seeds for s in schemes]
+    for scheme, seed in tqdm(jobs, desc=f"{target}: schemes x seeds", disable=not progress):
+        base = small_model(model, train_data, num_classes=num_classes, seed=seed, **(model_kwargs or {}))
+        init = convert_padding(base, scheme)
+        net = copy.deepcopy(init)
+        result = train(net, train_data, target, epochs, batch_size, lr, seed, device, progress=False,
+                       eval_data=eval_data, evals_per_epoch=evals_per_epoch)
+        runs.append(SchemeRun(scheme, seed, init.eval(), net, result))
+    return runs
+
+
+def runs_predictions(runs: list[SchemeRun], test: ImageSet, target: str = "label", device="cpu") -> pd.DataFrame:
+    """Per test sample and run: metadata, prediction, correct; with ``scheme`` and ``seed`` columns."""
+    frames = []
+    for r in runs:
+        df = evaluate(r.model, test, target, device=device)
+        df.insert(0, "seed", r.seed)
+        df.insert(0, "scheme", r.scheme)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _t_interval(values, level: float = 0.95) -> tuple[float, float]:
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return float(v.mean() - half), float(v.mean() + half)
+
+
+def accuracy_by_seed(predictions: pd.DataFrame, by: str | None = None, bins=None) -> pd.DataFrame:
+    """Accuracy per (scheme, seed[, group]); ``bins`` cuts column ``by`` (e.g. border_distance) into ranges."""
+    df = predictions
+    keys = ["scheme", "seed"]
+    if by is not None:
+        df = df.copy()
+        if bins is not None:
+            df[by] = pd.cut(df[by], bins=bins, right=False)
+        keys.append(by)
+    return df.groupby(keys, observed=True, sort=False)["correct"].mean().rename("accuracy").reset_index()
+
+
+def accuracy_summary(per_seed: pd.DataFrame, group: str | None = None) -> pd.DataFrame:
+    """Mean, std and 95% t-interval of accuracy over seeds, per scheme (and group)."""
+    keys = ["scheme"] + ([group] if group else [])
+    rows = []
+    for key, g in per_seed.groupby(keys, observed=True, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        lo, hi = _t_interval(g["accuracy"])
+        rows.append({**dict(zip(keys, key)), "mean": g["accuracy"].mean(), "std": g["accuracy"].std(ddof=1),
+                     "ci_low": lo, "ci_high": hi, "n_seeds": len(g)})
+    return pd.DataFrame(rows)
+
+
+def paired_comparison(per_seed: pd.DataFrame, value: str = "accuracy", baseline: str = "zero") -> pd.DataFrame:
+    """Per scheme: the per-seed difference to ``baseline`` (same seed = same init and batches), its mean,
+    95% t-interval, the number of seeds it wins, and a two-sided paired t-test p-value."""
+    from scipy import stats
+
+    wide = per_seed.pivot_table(index="seed", columns="scheme", values=value)
+    if baseline not in wide.columns:
+        raise PadlibError(f"baseline scheme '{baseline}' was not trained; schemes: {', '.join(wide.columns)}")
+    rows = []
+    for scheme in [s for s in per_seed["scheme"].unique() if s != baseline]:
+        d = (wide[scheme] - wide[baseline]).dropna().to_numpy()
+        lo, hi = _t_interval(d)
+        p = float(stats.ttest_1samp(d, 0.0).pvalue) if len(d) > 1 and d.std() > 0 else float("nan")
+        rows.append({"scheme": scheme, f"mean_diff_vs_{baseline}": d.mean(), "ci_low": lo, "ci_high": hi,
+                     "wins": int((d > 0).sum()), "losses": int((d < 0).sum()), "n_seeds": len(d), "p_value": p})
+    return pd.DataFrame(rows)
+
+
+def step_cost(runs: list[SchemeRun], baseline: str = "zero") -> pd.DataFrame:
+    """Median seconds per training step per scheme and its ratio to ``baseline`` (paired by seed, then median)."""
+    df = pd.DataFrame([{"scheme": r.scheme, "seed": r.seed, "seconds_per_step": r.result.seconds_per_step}
+                       for r in runs])
+    base = df[df.scheme == baseline].set_index("seed")["seconds_per_step"]
+    df["ratio"] = df["seconds_per_step"] / df["seed"].map(base)
+    out = df.groupby("scheme", sort=False).agg(seconds_per_step=("seconds_per_step", "median"),
+                                               ratio_to_zero=("ratio", "median")).reset_index()
+    return out
+
+
+def learning_curves(runs: list[SchemeRun]) -> pd.DataFrame:
+    """The evaluations recorded during training, one row per (scheme, seed, evaluation)."""
+    frames = []
+    for r in runs:
+        e = r.result.evaluations.copy()
+        e.insert(0, "seed", r.seed)
+        e.insert(0, "scheme", r.scheme)
+        frames.append(e)
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,244 @@
+"""Padding schemes: hand-computed pads, convert_padding keeps zero exact and changes only the border ring,
+partial padding equals its formula, the Padding Module learns affine extrapolation with its own loss only."""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import padlib
+from padlib.errors import PadlibError
+from padlib.padding import PadConv2d, convert_padding
+from padlib.padding_layers import (
+    ALL_SCHEMES,
+    PaddingModule,
+    edge_prediction_error,
+    pad_with,
+    padding_module_loss,
+    padding_modules,
+)
+
+X = torch.arange(1.0, 10.0).view(1, 1, 3, 3)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread avoids thread hand-off costs on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)  # [[1 2 3] [4 5 6] [7 8 9]]
+
+EXPECTED_PAD1 = {
+    "zero": [[0, 0, 0, 0, 0], [0, 1, 2, 3, 0], [0, 4, 5, 6, 0], [0, 7, 8, 9, 0], [0, 0, 0, 0, 0]],
+    "reflect": [[5, 4, 5, 6, 5], [2, 1, 2, 3, 2], [5, 4, 5, 6, 5], [8, 7, 8, 9, 8], [5, 4, 5, 6, 5]],
+    "replicate": [[1, 1, 2, 3, 3], [1, 1, 2, 3, 3], [4, 4, 5, 6, 6], [7, 7, 8, 9, 9], [7, 7, 8, 9, 9]],
+    "circular": [[9, 7, 8, 9, 7], [3, 1, 2, 3, 1], [6, 4, 5, 6, 4], [9, 7, 8, 9, 7], [3, 1, 2, 3, 1]],
+    "symmetric": [[1, 1, 2, 3, 3], [1, 1, 2, 3, 3], [4, 4, 5, 6, 6], [7, 7, 8, 9, 9], [7, 7, 8, 9, 9]],
+    "partial": [[0, 0, 0, 0, 0], [0, 1, 2, 3, 0], [0, 4, 5, 6, 0], [0, 7, 8, 9, 0], [0, 0, 0, 0, 0]],
+    # an untrained Padding Module is initialised to replicate padding
+    "padding_module": [[1, 1, 2, 3, 3], [1, 1, 2, 3, 3], [4, 4, 5, 6, 6], [7, 7, 8, 9, 9], [7, 7, 8, 9, 9]],
+}
+
+
+@pytest.mark.parametrize("scheme", ALL_SCHEMES)
+def test_each_scheme_pads_as_computed_by_hand(scheme):
+    assert pad_with(X, scheme, 1)[0, 0].tolist() == EXPECTED_PAD1[scheme]
+
+
+def test_symmetric_mirrors_the_edge_pixel_and_reflect_does_not():
+    sym = pad_with(X, "symmetric", 2)[0, 0]
+    rows = {0: [2, 1, 1, 2, 3, 3, 2], 1: [5, 4, 4, 5, 6, 6, 5], 2: [8, 7, 7, 8, 9, 9, 8]}
+    expected = [rows[r] for r in (1, 0, 0, 1, 2, 2, 1)]
+    assert sym.tolist() == expected
+    assert pad_with(X, "reflect", 2)[0, 0, 2].tolist() == [3, 2, 1, 2, 3, 2, 1]
+
+
+def test_padding_module_with_linear_extrapolation_weights_extends_an_affine_image():
+    """Predictor 2 * (outermost) - (next) on every side: the padding is the affine continuation, corners too."""
+    m = PaddingModule(1, depth=2)
+    with torch.no_grad():
+        m.weight.zero_()
+        m.weight[:, 0, 0, 0, 0] = 2.0
+        m.weight[:, 0, 0, 1, 0] = -1.0
+    expected = [[-3, -2, -1, 0, 1], [0, 1, 2, 3, 4], [3, 4, 5, 6, 7], [6, 7, 8, 9, 10], [9, 10, 11, 12, 13]]
+    assert torch.allclose(pad_with(X, m, 1)[0, 0], torch.tensor(expected, dtype=torch.float32))
+    two = pad_with(X, m, 2)[0, 0]  # two rings: f(i, j) = 3i + j + 1 for i, j in -2..4
+    grid = torch.arange(-2, 5, dtype=torch.float32)
+    assert torch.allclose(two, 3 * grid[:, None] + grid[None, :] + 1, atol=1e-5)
+
+
+def test_partial_conv_rescales_border_outputs_by_window_over_real_pixels():
+    conv = nn.Conv2d(1, 1, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        conv.bias.fill_(1.0)
+    out = convert_padding(nn.Sequential(conv), "partial")(X)[0, 0]
+    # corner (0, 0): real pixels 1 + 2 + 4 + 5 = 12 under a window of 4 real pixels -> 12 * 9 / 4 + bias
+    assert out[0, 0].item() == pytest.approx(12 * 9 / 4 + 1)
+    # top edge (0, 1): 1+2+3+4+5+6 = 21 over 6 real pixels; centre: 45, no rescaling
+    assert out[0, 1].item() == pytest.approx(21 * 9 / 6 + 1)
+    assert out[1, 1].item() == pytest.approx(45 + 1)
+    ones = convert_padding(nn.Sequential(conv), "partial")(torch.ones(1, 1, 3, 3))
+    assert torch.allclose(ones, torch.full_like(ones, 10.0))  # a constant image gives a constant output
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation", [(3, 1, 1, 1), (3, 2, 1, 1), (5, 1, 2, 1), (3, 1, 2, 2)])
+def test_partial_padding_equals_the_formula(kernel, stride, padding, dilation):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 4, kernel, stride, padding, dilation)
+    x = torch.randn(2, 3, 9, 10)
+    out = convert_padding(nn.Sequential(conv), "partial")(x)
+    # independent formula: count the real pixels under every window with unfold
+    mask = F.unfold(F.pad(torch.ones(1, 1, 9, 10), (padding,) * 4), kernel, dilation, 0, stride).sum(1)
+    raw = F.conv2d(x, conv.weight, None, stride, padding, dilation)
+    ratio = (kernel * kernel / mask).view(1, 1, *raw.shape[-2:])
+    assert torch.allclose(out, raw * ratio + conv.bias.view(1, -1, 1, 1), atol=1e-5)
+
+
+def _net(c=3, depth=3):
+    torch.manual_seed(0)
+    layers = []
+    for i in range(depth):
+        layers += [nn.Conv2d(c, c, 3, padding=1), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def test_zero_to_zero_is_bit_for_bit_identical_on_a_torchvision_model():
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None).eval()
+    x = torch.randn(2, 3, 32, 32)
+    same = convert_padding(model, "zero")
+    assert not any(isinstance(m, PadConv2d) for m in same.modules())
+    with torch.no_grad():
+        assert torch.equal(model(x), same(x))
+
+
+@pytest.mark.parametrize("scheme", [s for s in ALL_SCHEMES if s != "zero"])
+def test_other_schemes_change_only_the_border_ring(scheme):
+    """A stack of three stride-1 3x3 convs: the padding reaches at most 3 pixels in from the border."""
+    model = _net()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        ref, out = model(x), convert_padding(model, scheme)(x)
+    assert out.shape == ref.shape
+    assert torch.allclose(out[..., 3:-3, 3:-3], ref[..., 3:-3, 3:-3], atol=1e-6)
+    assert (out - ref).abs()[..., :3, :].amax() > 1e-3  # the ring does change
+
+
+@pytest.mark.parametrize("scheme", ALL_SCHEMES)
+def test_output_shapes_unchanged_on_torchvision_and_timm_tf_same(scheme):
+    import timm
+    import torchvision
+
+    torch.manual_seed(0)
+    for model, size in [(torchvision.models.resnet18(weights=None), 33),
+                        (timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=5), 97)]:
+        model.eval()
+        x = torch.randn(1, 3, size, size)
+        converted = convert_padding(model, scheme)
+        with torch.no_grad():
+            assert converted(x).shape == model(x).shape
+        # names and weights kept
+        assert set(dict(model.named_parameters())) <= set(dict(converted.named_parameters()))
+
+
+def _ramps(n, c=2, size=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    a, b, k = (torch.randn(n, c, 1, 1, generator=g) for _ in range(3))
+    i = torch.arange(size, dtype=torch.float32)
+    return a * i.view(1, 1, -1, 1) + b * i.view(1, 1, 1, -1) + k
+
+
+def _padding_module_net(c=2):
+    torch.manual_seed(0)
+    return convert_padding(nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, 4, 3, padding=1)),
+                           "padding_module")
+
+
+def test_padding_module_learns_to_extrapolate_a_linear_ramp_exactly():
+    torch.manual_seed(0)
+    net = convert_padding(nn.Sequential(nn.Conv2d(2, 3, 3, padding=1)), "padding_module")
+    module = padding_modules(net)[0][1]
+    # the module's loss is quadratic in its weights: L-BFGS on it alone reaches the exact solution
+    opt = torch.optim.LBFGS(module.parameters(), lr=1, max_iter=200, tolerance_grad=1e-12,
+                            tolerance_change=1e-14, line_search_fn="strong_wolfe")
+    ramps = _ramps(32, seed=1)
+    net.train()
+
+    def closure():
+        opt.zero_grad()
+        net(ramps)
+        loss = padding_module_loss(net)
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        loss = opt.step(closure)
+    assert loss.item() < 1e-6
+    ramp = _ramps(1, seed=10_000, size=8)
+    padded = pad_with(ramp, module, 1)
+    a_b_k = ramp[0, :, 1, 0] - ramp[0, :, 0, 0], ramp[0, :, 0, 1] - ramp[0, :, 0, 0], ramp[0, :, 0, 0]
+    i = torch.arange(-1, 9, dtype=torch.float32)
+    truth = a_b_k[0].view(-1, 1, 1) * i.view(1, -1, 1) + a_b_k[1].view(-1, 1, 1) * i.view(1, 1, -1) + a_b_k[2].view(-1, 1, 1)
+    assert torch.allclose(padded[0], truth, atol=2e-3 * truth.abs().max())
+    err = edge_prediction_error(net, _ramps(8, seed=7), batch_size=4)
+    first = err.set_index("predictor")["relative_to_zero"]
+    assert first["padding_module"] < 1e-4 < first["reflect"]
+    assert first["padding_module"] < first["replicate"]
+
+
+def test_padding_module_loss_trains_only_the_module_and_the_main_loss_never_does():
+    net = _padding_module_net()
+    x, target = torch.randn(4, 2, 10, 10), torch.randn(4, 4, 10, 10)
+    module_params = {id(p) for _, m in padding_modules(net) for p in m.parameters()}
+    others = [p for p in net.parameters() if id(p) not in module_params]
+
+    net.train()
+    main = F.mse_loss(net(x), target)
+    assert padding_module_loss(net) is not None  # stored by the forward
+    grads_main = torch.autograd.grad(main, list(net.parameters()), allow_unused=True)
+    for p, g in zip(net.parameters(), grads_main):
+        if id(p) in module_params:
+            assert g is None or torch.count_nonzero(g) == 0  # the main loss does not reach the module
+
+    main = F.mse_loss(net(x), target)
+    module_loss = padding_module_loss(net)
+    assert padding_module_loss(net) is None  # collected once, then cleared
+    g_main = torch.autograd.grad(main, others, retain_graph=True)
+    g_both = torch.autograd.grad(main + module_loss, others, retain_graph=True, allow_unused=True)
+    for a, b in zip(g_main, g_both):
+        assert torch.equal(a, b)  # the module loss leaves every other gradient untouched
+    g_module = torch.autograd.grad(module_loss, [p for _, m in padding_modules(net) for p in m.parameters()])
+    assert all(torch.count_nonzero(g) > 0 for g in g_module)
+
+    net.eval()
+    net(x)
+    assert padding_module_loss(net) is None  # no loss outside training
+
+
+def test_padding_module_gradient_through_the_padding_matches_autograd():
+    """The hand-written backward of the one-ring fast path equals autograd through the ring-by-ring path."""
+    torch.manual_seed(0)
+    m = PaddingModule(4, groups=2, depth=2).double()
+    with torch.no_grad():
+        m.weight.normal_()
+        m.bias.normal_()
+    for pads in [(1, 1, 1, 1), (0, 1, 0, 1)]:
+        x = torch.randn(2, 4, 6, 6, dtype=torch.float64, requires_grad=True)
+        fast = m.pad(x, pads)
+        slow = m._border(x.flatten(2).index_select(2, padlib.padding_layers._edge_positions(6, 6, 2, "cpu")),
+                         6, 6, pads)
+        l, r, t, b = pads
+        assert torch.allclose(fast[:, :, :t], slow[0]) and torch.allclose(fast[:, :, t + 6:], slow[1])
+        assert torch.autograd.gradcheck(lambda v: m.pad(v, pads), (x,))
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(PadlibError, match="unknown padding scheme"):
+        convert_padding(_net(), "mirror")
+    with pytest.raises(PadlibError, match="depth"):
+        PaddingModule(3, depth=0)
+    with pytest.raises(PadlibError, match="no Padding Module"):
+        edge_prediction_error(_net(), torch.randn(2, 3, 8, 8))

@@ -77,4 +77,32 @@ from .kernels import (
     padding_response,
 )
 
+from .padding import convert_padding
+from . import padding_layers, position, training
+from .padding_layers import (
+    PaddingModule,
+    edge_prediction_error,
+    pad_with,
+    padding_examples,
+    padding_module_loss,
+    padding_modules,
+)
+from .position import (
+    border_test,
+    position_pattern_strength,
+    position_readout,
+    ppp_measures,
+    stationary_images,
+)
+from .training import (
+    ImageSet,
+    digits_on_canvas,
+    digits_train_test,
+    load_dataset,
+    resnet_small,
+    train,
+    train_schemes,
+    vgg_small,
+)
+
 __version__ = "0.1.0"

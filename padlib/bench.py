@@ -54,7 +54,14 @@ def bench_ablation() -> dict:
     return run()
 
 
-BENCHMARKS = [bench_forward, bench_zoo_audit, bench_pan_scan, bench_ablation]
+def bench_data_free() -> dict:
+    """Chapter 2: data-free PAN prediction and mean-kernel asymmetry as ratios to a plain forward."""
+    from .kernels import bench_data_free as run
+
+    return run()
+
+
+BENCHMARKS = [bench_forward, bench_zoo_audit, bench_pan_scan, bench_ablation, bench_data_free]
 
 
 def main(only=None) -> int:

@@ -90,7 +90,7 @@ def _chapter_commands():
     return registers
 
 
-COMMAND_MODULES: list[str] = ["audit", "pans", "ablation"]
+COMMAND_MODULES: list[str] = ["audit", "pans", "ablation", "kernels"]
 
 
 def main(argv=None) -> int:

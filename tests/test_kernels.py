@@ -348,3 +348,50 @@ def test_asymmetry_verdict_reads_the_table():
     assert "opposite directions" in text and "away from the side" in text and "+0.100 vs -0.200" in text
     assert "the same way" in asymmetry_verdict(table(0.1, 0.2))
     assert "no comparison" in asymmetry_verdict(table(0.1, 0.2).query("reads == 'top/left'"))
+
+
+def test_chapter_plots_render_on_small_tables():
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    from padlib import plots
+
+    entries = [{"model": "m", "type": "side", "layer": "l", "channel": 0, "is_pan": True, "sign_pattern": "T+",
+                "score": 3.0, "kernel": np.eye(3), "profile": None, "map": np.random.rand(8, 8), "z": {}},
+               {"model": "m", "type": "side", "layer": "l", "channel": 1, "is_pan": False, "sign_pattern": "",
+                "score": 0.1, "kernel": -np.eye(3), "profile": None, "map": np.random.rand(8, 8), "z": {}}]
+    browser = plots.kernel_browser({"m: side": entries, "m: edge": entries[:1]})
+    dropdown, stack = browser.children
+    assert isinstance(stack, widgets.Stack) and len(stack.children) == 2
+    assert all(img.value[:4] == b"\x89PNG" for img in stack.children)
+    asym = pd.concat([mean_kernel_asymmetry(_asym_model(lambda n: torch.randn(n, 1, 3, 3), stride=s), input_size=16,
+                                            n_boot=10).assign(model="m", init=init)
+                      for s in (1, 2) for init in ("pretrained", "random init")], ignore_index=True)
+    asym["depth"] = [0, 0, 1, 1]
+    for fig in (plots.asymmetry_plot(asym), plots.mean_kernel_grid(asym),
+                plots.detector_scatter(_agreement_table().assign(model="m", rel_depth=0.5), tau=2.0),
+                plots.disagreement_plot(__import__("padlib").kernels.disagreement_by_layer(
+                    _agreement_table()).assign(model="m"))):
+        assert len(fig.axes) > 0
+        plt.close(fig)
+
+
+def test_integration_with_the_activation_scan():
+    from padlib.kernels import gallery_entries, merge_detectors, model_kernel_profiles
+    from padlib.pans import scan_pans
+
+    model = _planted_model()
+    g = torch.Generator().manual_seed(0)
+    scan = scan_pans(model, torch.randn(16, 3, 24, 24, generator=g), tau=2.0, progress=False)
+    cl = classify_pan_kernels(scan.table, model_kernel_profiles(model))
+    dw = cl[cl["layer"] == "3"].set_index("channel")
+    assert dw.loc[3, "type"] == "frame" and dw.loc[0, "type"] == "silenced"
+    assert dw.loc[1, "type"] == "silenced" and "T-" in dw.loc[1, "sign_pattern"]
+    assert 2 not in dw.index  # the centre-tap filter reads no padding
+    merged = merge_detectors(scan.table, data_free_pans(model, tau=scan.tau, input_size=24))
+    from padlib.kernels import detector_agreement
+
+    agree = detector_agreement(merged).set_index("predictor")
+    assert agree.loc["data-free", "recall"] > 0.5
+    entries = gallery_entries(cl, scan.table, scan.maps, model, per_type=1)
+    assert {e["type"] for e in entries} >= {"frame", "silenced"} and entries[0]["map"].shape == (24, 24)

@@ -60,6 +60,21 @@ def _pair(v):
 # ---------------------------------------------------------------------------------------------------------
 # Streaming accumulation, one object per scanned conv.
 
+class _Workspace:
+    """One reusable scratch buffer for the hooks: big temporaries would otherwise be fresh allocations (page
+    faults on every batch); the hooks run one at a time, so one buffer of the largest size serves all."""
+
+    def __init__(self):
+        self.buffer = None
+
+    def get(self, shape, like: torch.Tensor) -> torch.Tensor:
+        numel = math.prod(shape)
+        if self.buffer is None or self.buffer.numel() < numel or self.buffer.device != like.device \
+                or self.buffer.dtype != like.dtype:
+            self.buffer = torch.empty(numel, dtype=like.dtype, device=like.device)
+        return self.buffer[:numel].view(shape)
+
+
 class _LayerStats:
     """Running sums of one conv's raw output: mean map, pooled interior moments, border padding effects."""
 
@@ -89,35 +104,22 @@ class _LayerStats:
         dev = y.device
         c = y.shape[1]
         self.map_sum = torch.zeros(c, hout, wout, dtype=torch.float64, device=dev)
-        self.int_count = 0
-        self.int_mean = torch.zeros(c, dtype=torch.float64, device=dev)
-        self.int_m2 = torch.zeros(c, dtype=torch.float64, device=dev)
+        self.int_count = 0  # interior moments, shifted by a per-channel reference for float32 accuracy
+        self.int_ref = None
+        self.int_s1 = torch.zeros(c, dtype=torch.float64, device=dev)
+        self.int_s2 = torch.zeros(c, dtype=torch.float64, device=dev)
         self.in_sum = torch.zeros(x.shape[1], dtype=torch.float64, device=dev)
         self.in_count = 0
-        self.in_step = max(1, min(hin, win) // 16)  # input channel means from a subsampled grid (cheap)
-        # replicate padding on a strip as thin as the kernel: the input rows (columns) feeding the outermost
-        # output row (column), narrowed as a view, then replicate-padded (index clamping) where they run out
-        def window(first_out, s_, d_, k_, before, n_in):
-            start = first_out * s_ - before
-            end = start + d_ * (k_ - 1)
-            return max(start, 0), min(end, n_in - 1) + 1, max(-start, 0), max(end - (n_in - 1), 0)
-
-        self.strips = {}
-        if self.affected["top"]:
-            self.strips["top"] = window(0, sh, dh, kh, t, hin)
-        if self.affected["bottom"]:
-            self.strips["bottom"] = window(hout - 1, sh, dh, kh, t, hin)
-        if self.affected["left"]:
-            self.strips["left"] = window(0, sw, dw, kw, l, win)
-        if self.affected["right"]:
-            self.strips["right"] = window(wout - 1, sw, dw, kw, l, win)
+        self.in_step = max(1, hin // 16)  # input channel means from every in_step-th row (cheap)
+        self.strip_groups = _strip_groups(m, self.affected, self.in_hw, self.out_hw, self.pads)
+        self.strips = [side for g in self.strip_groups for side in g["sides"]]
         self.effect_sum = {
             s: torch.zeros(c, wout if s in ("top", "bottom") else hout, dtype=torch.float64, device=dev)
             for s in SIDES
         }
         self.ready = True
 
-    def update(self, x: torch.Tensor, y: torch.Tensor):
+    def update(self, x: torch.Tensor, y: torch.Tensor, workspace: "_Workspace"):
         if not self.ready:
             self._init(x, y)
         elif tuple(x.shape[-2:]) != self.in_hw:
@@ -128,38 +130,94 @@ class _LayerStats:
         y = y.detach()
         bsz = y.shape[0]
         self.n += bsz
-        self.map_sum += y.sum(0)
+        map_batch = y.sum(0)
+        self.map_sum += map_batch
         if self.skip:
             return
         m = self.margin
         hout, wout = self.out_hw
+        count = bsz * (hout - 2 * m) * (wout - 2 * m)
+        s1 = map_batch[:, m:hout - m, m:wout - m].sum((1, 2))
+        if self.int_ref is None:
+            self.int_ref = s1 / count
         interior = y[:, :, m:hout - m, m:wout - m]
-        var, mean = torch.var_mean(interior, dim=(0, 2, 3), correction=0)
-        nb = bsz * interior.shape[-2] * interior.shape[-1]
-        na, n = self.int_count, self.int_count + nb
-        mean, var = mean.double(), var.double()
-        delta = mean - self.int_mean
-        self.int_m2 += var * nb + delta * delta * (na * nb / n)
-        self.int_mean += delta * (nb / n)
-        self.int_count = n
+        shifted = torch.sub(interior, self.int_ref[None, :, None, None], out=workspace.get(interior.shape, y))
+        self.int_s1 += s1.double() - count * self.int_ref.double()
+        self.int_s2 += shifted.square_().sum((2, 3)).sum(0)  # centred by the reference: float32 is enough
+        self.int_count += count
         st = self.in_step
-        self.in_sum += x[:, :, ::st, ::st].sum((0, 2, 3), dtype=torch.float64)
-        self.in_count += bsz * len(range(0, x.shape[-2], st)) * len(range(0, x.shape[-1], st))
-        conv = self.module
-        kh, kw = self.kernel
-        sh, sw = self.stride
-        dh, dw = self.dilation
-        l, r, t, b = self.pads
-        for side, (a, e, before, after) in self.strips.items():
-            if side in ("top", "bottom"):
-                strip = F.pad(x[:, :, a:e, :], (l, r, before, after), mode="replicate")
-                rep = F.conv2d(strip, conv.weight, conv.bias, (1, sw), 0, (dh, dw), conv.groups)[:, :, 0, :]
-                own = y[:, :, 0 if side == "top" else hout - 1, :]
-            else:
-                strip = F.pad(x[:, :, :, a:e], (before, after, t, b), mode="replicate")
-                rep = F.conv2d(strip, conv.weight, conv.bias, (sh, 1), 0, (dh, dw), conv.groups)[:, :, :, 0]
-                own = y[:, :, :, 0 if side == "left" else wout - 1]
-            self.effect_sum[side] += (own - rep).sum(0)
+        self.in_sum += x[:, :, ::st].sum((2, 3)).sum(0)  # every st-th row: contiguous, cheap
+        self.in_count += bsz * len(range(0, x.shape[-2], st)) * x.shape[-1]
+        # the replicate recomputation is linear in x: sum the border bands over the batch, gather the clamped
+        # strips from those small sums, and convolve once per group of same-shaped strips
+        bias = self.module.bias
+        own = {"top": map_batch[:, 0, :], "bottom": map_batch[:, hout - 1, :],
+               "left": map_batch[:, :, 0], "right": map_batch[:, :, wout - 1]}
+        for g in self.strip_groups:
+            strips = []
+            for side, (dim, start, stop, index) in zip(g["sides"], g["bands"]):
+                band = x.narrow(dim, start, stop - start)
+                band = (band.contiguous() if dim == 3 else band).sum(0)  # thin columns: copy, then reduce
+                strips.append(band.reshape(band.shape[0], -1).index_select(1, index))
+            strip = (strips[0] if len(strips) == 1 else torch.cat(strips, 1)).view(1, -1, g["length"])
+            rep = F.conv1d(strip, g["weight"], None, g["stride"], 0, g["dilation"], g["groups"])
+            rep = rep.view(own["top"].shape[0], len(g["sides"]), -1)
+            if bias is not None:
+                rep = rep + bsz * bias.detach()[:, None, None]
+            for j, side in enumerate(g["sides"]):
+                self.effect_sum[side] += own[side] - rep[:, j]
+
+
+def _strip_groups(conv: nn.Conv2d, affected: dict, in_hw, out_hw, pads) -> list[dict]:
+    """The replicate-padded input strips that feed each border's outermost output row/column, as gathers.
+
+    Replicate padding is index clamping, so each strip is a gather of flat input positions: for the top
+    side, the ``kh`` input rows under the first output row (clamped) by all padded columns (clamped). Sides
+    whose strips have the same shape share one conv1d call: their rows are stacked per input channel and
+    the weight is block-diagonal over sides (left/right use the transposed kernel), output index o*n + j.
+    """
+    (kh, kw), (sh, sw), (dh, dw) = (_pair(getattr(conv, a)) for a in ("kernel_size", "stride", "dilation"))
+    (hin, win), (hout, wout) = in_hw, out_hw
+    l, r, t, b = pads
+    dev = conv.weight.device
+    w = conv.weight.detach()
+    cols_all = torch.arange(-l, win + r, device=dev).clamp(0, win - 1)
+    rows_all = torch.arange(-t, hin + b, device=dev).clamp(0, hin - 1)
+    specs = []
+    for side in SIDES:
+        if not affected[side]:
+            continue
+        # the band of real input rows (columns) the strip reads, and the strip as flat positions in that band
+        if side in ("top", "bottom"):
+            first = 0 if side == "top" else hout - 1
+            rows = (first * sh - t + dh * torch.arange(kh, device=dev)).clamp(0, hin - 1)
+            start, stop = int(rows.min()), int(rows.max()) + 1
+            index = (rows[:, None] - start) * win + cols_all[None, :]
+            band = (2, start, stop, index.reshape(-1))
+            specs.append((side, band, w, (kh, cols_all.numel(), kw, sw, dw)))
+        else:
+            first = 0 if side == "left" else wout - 1
+            cols = (first * sw - l + dw * torch.arange(kw, device=dev)).clamp(0, win - 1)
+            start, stop = int(cols.min()), int(cols.max()) + 1
+            index = rows_all[None, :] * (stop - start) + (cols[:, None] - start)
+            band = (3, start, stop, index.reshape(-1))
+            specs.append((side, band, w.transpose(2, 3), (kw, rows_all.numel(), kh, sh, dh)))
+    groups = []
+    for key in dict.fromkeys(spec[3] for spec in specs):
+        members = [spec for spec in specs if spec[3] == key]
+        k, length, klen, stride, dil = key
+        n = len(members)
+        cout, cin_g = w.shape[:2]
+        block = torch.zeros(cout, n, cin_g, n, k, klen, dtype=w.dtype, device=dev)
+        for j, (_, _, wj, _) in enumerate(members):
+            block[:, j, :, j] = wj
+        groups.append({
+            "sides": [spec[0] for spec in members],
+            "bands": [spec[1] for spec in members],
+            "weight": block.reshape(cout * n, cin_g * n * k, klen),
+            "length": length, "stride": stride, "dilation": dil, "groups": conv.groups,
+        })
+    return groups
 
 
 @dataclass
@@ -190,8 +248,10 @@ def _stream(model: nn.Module, images, batch_size: int, device, progress, desc: s
     follows: dict[str, str] = {}
     first_batch = [True]
 
+    workspace = _Workspace()
+
     def on_conv(name, module, inputs, output):
-        stats[name].update(inputs[0], output)
+        stats[name].update(inputs[0], output, workspace)
         if first_batch[0]:
             pending[id(output)] = (name, output)
 
@@ -343,8 +403,10 @@ def _layer_frame(st: _LayerStats, aff: _Affine | None, n_layers: int):
     scale = aff.scale.to(dev) if aff is not None else torch.ones(c, dtype=torch.float64, device=dev)
     shift = aff.shift.to(dev) if aff is not None else torch.zeros(c, dtype=torch.float64, device=dev)
     sgn = torch.where(scale < 0, -1.0, 1.0).to(torch.float64)
-    mu = st.int_mean
-    std = torch.sqrt(st.int_m2 / max(st.int_count, 1))
+    cnt = max(st.int_count, 1)
+    shift_mean = st.int_s1 / cnt  # mean - reference
+    mu = st.int_ref.double() + shift_mean
+    std = torch.sqrt((st.int_s2 / cnt - shift_mean ** 2).clamp_min(0))
     floor = 1e-6 * mu.abs() + 1e-12
     constant = (std <= floor) | (scale == 0)
     std_eff = torch.maximum(std, floor)
@@ -381,7 +443,7 @@ def _layer_frame(st: _LayerStats, aff: _Affine | None, n_layers: int):
         else:
             cols[f"zpred_{loc}"] = torch.full_like(mu, float("nan"))
     l, r, t, b = st.pads
-    frame = pd.DataFrame({
+    frame = _broadcast(c, {
         "layer": st.name,
         "channel": np.arange(c),
         "depth": st.depth,
@@ -407,6 +469,11 @@ def _layer_frame(st: _LayerStats, aff: _Affine | None, n_layers: int):
     return frame, preact_map, (weff * scale[:, None, None]).float().cpu(), mu_in.float().cpu()
 
 
+def _broadcast(n: int, columns: dict) -> dict:
+    """Columns of one layer as arrays of length ``n`` (scalars repeated)."""
+    return {k: v if isinstance(v, np.ndarray) else np.full(n, v) for k, v in columns.items()}
+
+
 def _scan_table(model, images, batch_size, device, progress, desc):
     stats, affines = _stream(model, images, batch_size, device, progress, desc)
     frames, maps, kernels, in_means, skipped = [], {}, {}, {}, []
@@ -422,7 +489,7 @@ def _scan_table(model, images, batch_size, device, progress, desc):
             f"every padded layer's output is smaller than 3x3 at this input size ({', '.join(skipped[:3])}...): "
             "use larger images"
         )
-    table = pd.concat(frames, ignore_index=True)
+    table = pd.DataFrame({k: np.concatenate([f[k] for f in frames]) for k in frames[0]})
     n = next(iter(stats.values())).n
     return table, maps, kernels, in_means, skipped, n
 
@@ -466,6 +533,20 @@ def _join_sides(hit: dict[str, bool]) -> str:
     return "frame" if len(names) == 4 else "+".join(names)
 
 
+def _side_label(code: int) -> str:
+    """The ``sides`` label of an 8-bit hit code (bits: top, bottom, left, right, then the four corners)."""
+    hit = [(code >> i) & 1 for i in range(8)]
+    if any(hit[:4]):
+        return _join_sides(dict(zip(SIDES, hit[:4])))
+    cs = [CORNERS[j].replace("_", "-") for j in range(4) if hit[4 + j]]
+    if not cs:
+        return ""
+    return "all corners" if len(cs) == 4 else "+".join(cs) + (" corner" if len(cs) == 1 else " corners")
+
+
+_SIDE_LABELS = [_side_label(code) for code in range(256)]
+
+
 def classify_pans(table: pd.DataFrame, tau: float, tau_corner: float | None = None,
                   min_explained: float = 0.5) -> pd.DataFrame:
     """Add ``score``, ``corner_score``, ``sides``, ``sign`` and ``is_pan`` to a scan table (returns a copy).
@@ -485,15 +566,8 @@ def classify_pans(table: pd.DataFrame, tau: float, tau_corner: float | None = No
     zs = np.stack([out[f"z_{loc}"].to_numpy() for loc in LOCATIONS], 1)
     hit_mat = np.stack([hits[loc] for loc in LOCATIONS], 1)
     side_any = hit_mat[:, :4].any(1)
-    sides = []
-    for i in range(len(out)):
-        if side_any[i]:
-            sides.append(_join_sides({s: hit_mat[i, j] for j, s in enumerate(SIDES)}))
-        elif hit_mat[i, 4:].any():
-            cs = [CORNERS[j].replace("_", "-") for j in range(4) if hit_mat[i, 4 + j]]
-            sides.append("all corners" if len(cs) == 4 else "+".join(cs) + (" corner" if len(cs) == 1 else " corners"))
-        else:
-            sides.append("")
+    codes = (hit_mat * (1 << np.arange(8))).sum(1)
+    sides = np.asarray(_SIDE_LABELS, dtype=object)[codes]
     # the sign is read where the channel is flagged: sides if any, else corners
     use = np.where(side_any[:, None], np.pad(hit_mat[:, :4], ((0, 0), (0, 4))), hit_mat)
     strength = np.where(use, np.abs(zs), -1.0)

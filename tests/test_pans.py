@@ -129,7 +129,7 @@ def test_scores_do_not_depend_on_batch_size_and_are_deterministic():
     cols = [c for c in P.find_pans(net, x, tau=2.0, progress=False).columns if c.startswith(("z_", "effect_"))]
     a = P.find_pans(net, x, tau=2.0, batch_size=20, progress=False)
     b = P.find_pans(net, x, tau=2.0, batch_size=3, progress=False)
-    pd.testing.assert_frame_equal(a[cols], b[cols], atol=1e-6, rtol=1e-5)
+    pd.testing.assert_frame_equal(a[cols], b[cols], atol=1e-4, rtol=1e-4)  # float32 batch sums: rounding only
     assert (a.is_pan == b.is_pan).all()
     c = P.find_pans(net, x, fpr=0.05, batch_size=7, progress=False)
     d = P.find_pans(net, x, fpr=0.05, batch_size=7, progress=False)
@@ -167,6 +167,9 @@ def _check_effects(conv, x):
     (lambda: nn.Conv2d(4, 6, 3, stride=2, padding=1), 13),
     (lambda: nn.Conv2d(4, 4, 5, padding=2, groups=4), 11),   # depthwise, two padded rows
     (lambda: nn.Conv2d(4, 6, 5, stride=2, padding=2), 12),
+    (lambda: nn.Conv2d(4, 8, 3, padding=1, groups=4), 10),   # depthwise with channel multiplier 2
+    (lambda: nn.Conv2d(4, 6, 3, padding=1, groups=2), 10),   # grouped
+    (lambda: nn.Conv2d(4, 4, 3, stride=2, padding=2, dilation=2, groups=4), 13),
     (lambda: nn.Conv2d(4, 6, 3, padding=2, dilation=2), 10),
     (lambda: nn.Conv2d(4, 6, (3, 5), padding=(1, 2), stride=(1, 2)), 12),
     (lambda: PadConv2d(nn.Conv2d(4, 6, 3, padding=1), TorchModePadding("circular")), 9),

@@ -9,7 +9,8 @@ All formulas here are our formulation (shared/papers.md, "PAN detection"), valid
 """
 from __future__ import annotations
 
-import functools
+from dataclasses import dataclass
+
 import math
 
 import numpy as np
@@ -219,104 +220,122 @@ def kernel_profile(conv: nn.Conv2d, input_mean=None) -> pd.DataFrame:
 # Whole models: input sizes, data-free input means, the data-free detector
 
 
-@torch.no_grad()
-def conv_input_sizes(model: nn.Module, input_size: int | tuple | None = None) -> dict[str, tuple[int, int]]:
-    """Input (height, width) of every padded conv at the model's input size (one forward pass of zeros)."""
-    from .activations import forward_hooks
-    from .models import model_device, preprocessing
-
-    convs = require_padded_convs(model)
-    if input_size is None:
-        input_size = preprocessing(model).input_size
-    h, w = _pair(input_size)
-    channels = next((m.in_channels for m in model.modules() if isinstance(m, nn.Conv2d)), 3)
-    sizes = {}
-    with forward_hooks(model, [n for n, _ in convs], lambda n, m, i, o: sizes.__setitem__(n, tuple(i[0].shape[-2:]))):
-        model(torch.zeros(1, channels, h, w, device=model_device(model)))
-    return sizes
-
-
-@functools.lru_cache(maxsize=4)
-def _hermgauss(n: int):
-    return np.polynomial.hermite.hermgauss(n)
-
-
-def _gaussian_activation_mean(act: nn.Module | None, mean: torch.Tensor, std: torch.Tensor, n: int = 64):
-    """E[act(X)] for X ~ N(mean, std^2) per channel, by Gauss-Hermite quadrature (exact for polynomials)."""
-    if act is None:
-        return mean.clone()
-    x, wts = _hermgauss(n)
-    x = torch.as_tensor(x, dtype=torch.float64)
-    wts = torch.as_tensor(wts, dtype=torch.float64) / math.sqrt(math.pi)
-    z = mean[:, None] + math.sqrt(2.0) * std.abs()[:, None] * x[None, :]
-    with torch.no_grad():
-        fz = act(z.float()).double()
-    return (fz * wts[None, :]).sum(1)
-
-
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.GELU, nn.LeakyReLU, nn.ELU, nn.Hardtanh, nn.Sigmoid,
                 nn.Tanh, nn.Mish, nn.Hardsigmoid)
 _PASS_THROUGH = (nn.Identity, nn.Dropout, nn.Dropout2d)
 
 
-def _leaf_sequence(model: nn.Module):
-    """Modules in definition order, keeping BatchNorms (even timm's BatchNormAct2d, which has children)."""
-    seq = []
-    for name, m in model.named_modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) or not any(True for _ in m.children()):
-            seq.append((name, m))
-    return seq
+@dataclass
+class ConvTrace:
+    """What one forward pass tells about each padded conv: its input size, what feeds it, what follows it.
+
+    ``feeding[conv]``: ('bn', BatchNorm name, activation name or None) when the conv reads a BatchNorm's
+    output (possibly through one activation and pass-through modules), ('image', None, None) when it reads
+    the model input, None otherwise (a residual sum, a pooling, a concatenation...). ``following[conv]``:
+    the BatchNorm that consumes the conv's output directly, or None. Found by tensor identity, so it works
+    whatever the module order (torchvision's Conv2dNormActivation, timm's fused BatchNormAct2d, ResNets).
+    """
+
+    sizes: dict
+    feeding: dict
+    following: dict
 
 
-def _feeding_bn(seq, index):
-    """Walk back from a conv: the BatchNorm whose output (after one activation) it reads, or None."""
-    act = None
-    for name, m in reversed(seq[:index]):
-        if isinstance(m, _PASS_THROUGH):
-            continue
-        if isinstance(m, _ACTIVATIONS) and act is None:
-            act = m
-            continue
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            return m, act
-        return None, None
-    return None, None
+@torch.no_grad()
+def trace_convs(model: nn.Module, input_size: int | tuple | None = None) -> ConvTrace:
+    """One forward pass of zeros at ``input_size`` (default: the model's own) recording :class:`ConvTrace`."""
+    from .activations import forward_hooks
+    from .models import model_device, preprocessing
+
+    convs = dict(require_padded_convs(model))
+    if input_size is None:
+        input_size = preprocessing(model).input_size
+    h, w = _pair(input_size)
+    channels = next((m.in_channels for m in model.modules() if isinstance(m, nn.Conv2d)), 3)
+    x = torch.zeros(1, channels, h, w, device=model_device(model))
+    alive, produced, conv_out = [x], {}, {}
+    sizes, feeding, following = {}, {}, {}
+
+    def hook(name, module, inputs, output):
+        if not inputs or not isinstance(inputs[0], torch.Tensor) or not isinstance(output, torch.Tensor):
+            return
+        inp = inputs[0]
+        alive.extend((inp, output))  # keep tensors alive so that ids are not reused during the pass
+        if name in convs:
+            sizes[name] = tuple(inp.shape[-2:])
+            feeding[name] = produced.get(id(inp)) or (("image", None, None) if inp is x else None)
+            conv_out[id(output)] = name
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            src = conv_out.get(id(inp))
+            if src is not None and src not in following:
+                following[src] = name
+            produced[id(output)] = ("bn", name, None)
+        elif isinstance(module, _ACTIVATIONS):
+            src = produced.get(id(inp))
+            if src is not None and src[0] == "bn" and src[2] is None:
+                produced[id(output)] = ("bn", src[1], name)
+        elif isinstance(module, _PASS_THROUGH):
+            src = produced.get(id(inp))
+            if src is not None:
+                produced[id(output)] = src
+
+    names = [n for n, m in model.named_modules()
+             if n and (n in convs or isinstance(m, (nn.modules.batchnorm._BatchNorm,) + _ACTIVATIONS + _PASS_THROUGH))]
+    with forward_hooks(model, names, hook):
+        model(x)
+    missing = [n for n in convs if n not in sizes]
+    if missing:
+        raise PadlibError(f"padded convs {missing[:3]} did not run in a forward pass of {type(model).__name__}")
+    return ConvTrace(sizes, feeding, {n: following.get(n) for n in convs})
 
 
-def _following_bn(seq, index):
-    for name, m in seq[index + 1:]:
-        if isinstance(m, _PASS_THROUGH):
-            continue
-        return m if isinstance(m, nn.modules.batchnorm._BatchNorm) else None
-    return None
+def conv_input_sizes(model: nn.Module, input_size: int | tuple | None = None) -> dict[str, tuple[int, int]]:
+    """Input (height, width) of every padded conv at the model's input size (one forward pass of zeros)."""
+    return trace_convs(model, input_size).sizes
 
 
-def data_free_input_means(model: nn.Module) -> pd.DataFrame:
+def _gaussian_activation_mean(act: nn.Module | None, mean: torch.Tensor, std: torch.Tensor, n: int = 2001):
+    """E[act(X)] for X ~ N(mean, std^2) per channel, by the trapezoid rule on +-8 std (kinks such as ReLU6's
+    clip make Gauss-Hermite quadrature inaccurate; a dense grid is accurate to ~1e-6 for them)."""
+    if act is None:
+        return mean.clone()
+    u = torch.linspace(-8.0, 8.0, n, dtype=torch.float64)
+    pdf = torch.exp(-0.5 * u * u)
+    wts = pdf * (u[1] - u[0])
+    wts[0] *= 0.5
+    wts[-1] *= 0.5
+    wts = wts / wts.sum()
+    z = mean[:, None] + std.abs()[:, None] * u[None, :]
+    with torch.no_grad():
+        fz = act(z.float()).double()
+    return (fz * wts[None, :]).sum(1)
+
+
+def data_free_input_means(model: nn.Module, input_size=None, trace: ConvTrace | None = None) -> pd.DataFrame:
     """Per padded conv, the input channel means predicted from the weights alone (our formulation).
 
     A conv fed by BatchNorm (+ activation) reads, on average, E[act(Y)] with Y ~ N(beta, gamma^2): the
     BatchNorm output has mean beta and standard deviation |gamma| when its running statistics match the
-    data. The first conv reads the normalised image, whose expected value is the ImageNet mean pushed
-    through the model's own normalisation. Convs fed by anything else (a residual sum, a pooling) get NaN.
-    The feeding BatchNorm is found by walking back in module definition order (checked against measured
-    means in chapter 2). Columns: layer, source ('bn', 'image' or 'unknown'), mean (array over channels).
+    data. A conv reading the model input sees the normalised image, whose expected value is the ImageNet
+    mean pushed through the model's own normalisation. Convs fed by anything else (a residual sum, a
+    pooling) get NaN. What feeds each conv is traced by tensor identity (:func:`trace_convs`).
+    Columns: layer, source ('bn', 'image' or 'unknown'), mean (array over channels).
     """
     from .models import IMAGENET_MEAN, preprocessing
 
-    convs = require_padded_convs(model)
-    seq = _leaf_sequence(model)
-    index = {name: i for i, (name, _) in enumerate(seq)}
-    first_conv = next(name for name, m in seq if isinstance(m, nn.Conv2d))
+    trace = trace or trace_convs(model, input_size)
+    modules = dict(model.named_modules())
     rows = []
-    for name, conv in convs:
-        bn, act = _feeding_bn(seq, index[name])
-        if bn is not None and bn.num_features == conv.in_channels:
+    for name, conv in require_padded_convs(model):
+        feed = trace.feeding.get(name)
+        if feed is not None and feed[0] == "bn" and modules[feed[1]].num_features == conv.in_channels:
+            bn = modules[feed[1]]
             beta = bn.bias.detach().double().cpu() if bn.bias is not None else torch.zeros(bn.num_features)
             gamma = bn.weight.detach().double().cpu() if bn.weight is not None else torch.ones(bn.num_features)
-            act = act if act is not None else getattr(bn, "act", None)
+            act = modules[feed[2]] if feed[2] is not None else getattr(bn, "act", None)  # timm's BatchNormAct2d
             act = None if isinstance(act, _PASS_THROUGH) else act
             mu, source = _gaussian_activation_mean(act, beta, gamma), "bn"
-        elif name == first_conv and conv.in_channels == 3:
+        elif feed is not None and feed[0] == "image" and conv.in_channels == 3:
             p = preprocessing(model)
             mu = (torch.tensor(IMAGENET_MEAN, dtype=torch.float64) - torch.tensor(p.mean, dtype=torch.float64)) \
                 / torch.tensor(p.std, dtype=torch.float64)
@@ -327,19 +346,20 @@ def data_free_input_means(model: nn.Module) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def data_free_output_scale(model: nn.Module) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
-    """Per padded conv, (std, sign) of its output per channel from the BatchNorm that follows it.
+def data_free_output_scale(model: nn.Module, input_size=None,
+                           trace: ConvTrace | None = None) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
+    """Per padded conv, (std, sign) of its output per channel from the BatchNorm that consumes it.
 
     A BatchNorm's running variance is the training-data variance of the conv output (over images and
     positions), stored in the weights: the scale against which a border shift counts as large. The sign
     of its gamma orients the shift as the non-linearity sees it (a negative gamma turns firing into
     silencing), matching ``padlib.pans``, whose statistics are taken after that BatchNorm.
     """
-    seq = _leaf_sequence(model)
-    index = {name: i for i, (name, _) in enumerate(seq)}
+    trace = trace or trace_convs(model, input_size)
+    modules = dict(model.named_modules())
     out = {}
     for name, conv in padded_convs(model):
-        bn = _following_bn(seq, index[name])
+        bn = modules.get(trace.following.get(name)) if trace.following.get(name) else None
         if bn is not None and getattr(bn, "running_var", None) is not None and bn.num_features == conv.out_channels:
             std = (bn.running_var.detach().double().cpu() + bn.eps).sqrt().numpy()
             gamma = bn.weight.detach().double().cpu().numpy() if bn.weight is not None else np.ones_like(std)
@@ -361,11 +381,12 @@ def data_free_pans(model: nn.Module, tau: float, input_size=None, input_means=No
     """
     check_type("tau", tau, (int, float))
     convs = require_padded_convs(model)
-    sizes = conv_input_sizes(model, input_size)
-    means = data_free_input_means(model).set_index("layer")["mean"].to_dict()
+    trace = trace_convs(model, input_size)
+    sizes = trace.sizes
+    means = data_free_input_means(model, trace=trace).set_index("layer")["mean"].to_dict()
     if input_means is not None:
         means.update({k: np.asarray(v, dtype=np.float64) for k, v in input_means.items()})
-    scales = data_free_output_scale(model)
+    scales = data_free_output_scale(model, trace=trace)
     frames = []
     for depth, (name, conv) in enumerate(convs):
         resp = padding_response(conv, means[name], sizes[name])
@@ -396,10 +417,11 @@ def model_kernel_profiles(model: nn.Module, input_means=None, orient: bool = Tru
     With ``orient`` each profile is multiplied by the sign of the following BatchNorm's gamma, so that
     positive border mass means the same thing as a positive ``z`` in ``padlib.pans`` (pre-activation).
     """
-    means = data_free_input_means(model).set_index("layer")["mean"].to_dict()
+    trace = trace_convs(model)
+    means = data_free_input_means(model, trace=trace).set_index("layer")["mean"].to_dict()
     if input_means is not None:
         means.update(input_means)
-    scales = data_free_output_scale(model) if orient else {}
+    scales = data_free_output_scale(model, trace=trace) if orient else {}
     frames = []
     for name, conv in require_padded_convs(model):
         mu = means.get(name)
@@ -831,8 +853,9 @@ def check_padding_response(model: nn.Module, input_size=None, input_means=None) 
     Per layer: the largest |predicted - measured| over channels, sides and corners, and the largest
     |measured shift| for scale (float32 layers, so agreement is to float32 rounding).
     """
-    sizes = conv_input_sizes(model, input_size)
-    means = data_free_input_means(model).set_index("layer")["mean"].to_dict()
+    trace = trace_convs(model, input_size)
+    sizes = trace.sizes
+    means = data_free_input_means(model, trace=trace).set_index("layer")["mean"].to_dict()
     if input_means is not None:
         means.update(input_means)
     rows = []

@@ -395,3 +395,47 @@ def test_integration_with_the_activation_scan():
     assert agree.loc["data-free", "recall"] > 0.5
     entries = gallery_entries(cl, scan.table, scan.maps, model, per_type=1)
     assert {e["type"] for e in entries} >= {"frame", "silenced"} and entries[0]["map"].shape == (24, 24)
+
+
+class _ResidualNet(nn.Module):
+    """stem conv-BN-ReLU, then a padded conv that reads relu(bn(x) + x): a residual sum, not a BatchNorm."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, 1, 1)
+        self.bn0 = nn.BatchNorm2d(4)
+        self.act = nn.ReLU()
+        self.conv = nn.Conv2d(4, 4, 3, 1, 1)
+        self.bn1 = nn.BatchNorm2d(4)
+        self.after = nn.Conv2d(4, 4, 3, 1, 1)
+        self.bn2 = nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        y = self.act(self.bn0(self.stem(x)))
+        z = self.act(self.bn1(self.conv(y)) + y)  # the shared ReLU is hooked twice
+        return self.bn2(self.after(z))
+
+
+def test_trace_finds_feeding_and_following_batchnorms_by_identity():
+    from padlib.kernels import trace_convs
+
+    model = _ResidualNet().eval()
+    trace = trace_convs(model, input_size=10)
+    assert trace.feeding == {"stem": ("image", None, None), "conv": ("bn", "bn0", "act"), "after": None}
+    assert trace.following == {"stem": "bn0", "conv": "bn1", "after": "bn2"}
+    means = data_free_input_means(model, trace=trace).set_index("layer")
+    assert list(means["source"]) == ["image", "bn", "unknown"] and np.isnan(means.loc["after", "mean"]).all()
+    # timm's fused BatchNormAct2d: the activation lives inside the BatchNorm module
+    from timm.layers import BatchNormAct2d
+
+    fused = nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1), BatchNormAct2d(4, act_layer=nn.ReLU6),
+                          nn.Conv2d(4, 4, 3, 1, 1, groups=4), nn.BatchNorm2d(4)).eval()
+    with torch.no_grad():
+        fused[1].bias.fill_(1.0)
+    t = trace_convs(fused, input_size=8)
+    assert t.feeding["2"] == ("bn", "1", None) and t.following["2"] == "3"
+    mu = data_free_input_means(fused, trace=t).set_index("layer").loc["2", "mean"]
+    from scipy.stats import norm
+
+    expected = 1.0 * norm.cdf(1.0) + norm.pdf(1.0)  # E[max(X, 0)], X ~ N(1, 1); the clip at 6 adds < 1e-6
+    assert np.allclose(mu, expected, atol=1e-4)  # the fused ReLU6 is found and applied

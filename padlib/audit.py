@@ -7,7 +7,11 @@ dummy input instead of reading module attributes: a ``TorchFunctionMode`` record
 ``max_pool2d``, ``avg_pool2d`` and ``pad`` call with its real arguments and input shape, and module hooks
 name the layer that made it. An explicit ``F.pad`` whose output goes straight into a conv or pool (timm's
 dynamic SAME convs and pools, ``padding_mode='reflect'``, ``nn.ZeroPad2d`` before a conv) is folded into
-that layer. The arithmetic itself is :func:`padlib.padding.layer_pads` and :func:`padlib.padding.padding_read`.
+that layer. Any other explicit pad of a 4-D feature map (e.g. windowed attention padding up to a multiple
+of the window, channels-last included) is listed as its own row; pads of other tensors (tokens, channels)
+are not spatial padding and are ignored (heuristic: the padded dims must fit in the input image and have
+its aspect ratio within 1.5x). A ceil-mode pool's overhang is reported but is not padding.
+The arithmetic itself is :func:`padlib.padding.layer_pads` and :func:`padlib.padding.padding_read`.
 
 On a model built on the meta device (``with torch.device('meta'): timm.create_model(name)``) the trace
 computes shapes only, which is how :func:`zoo_audit` covers all of timm in minutes.
@@ -71,12 +75,22 @@ class _PaddingTracer(TorchFunctionMode):
     makes the even-size search cheap: most candidate sizes are rejected at the stem.
     """
 
-    def __init__(self, owner, stop_at_uneven: bool = False):
+    def __init__(self, owner, stop_at_uneven: bool = False, image_hw: tuple[int, int] | None = None):
         super().__init__()
         self.owner = owner
         self.stop_at_uneven = stop_at_uneven
+        self.image_hw = image_hw  # to tell feature-map pads from pads of token or channel dimensions
         self.calls: list[dict] = []
         self.pending_pads: dict[int, dict] = {}  # id(pad output) -> record (tensor kept alive in the record)
+
+    def _looks_spatial(self, a: int, b: int) -> bool:
+        """A standalone pad counts as 2-D padding when the padded dims are no larger than the input image and
+        have its aspect ratio within 1.5x (a heuristic: attention code pads (heads, tokens) tensors too)."""
+        if self.image_hw is None:
+            return True
+        h, w = self.image_hw
+        ratio = (a / max(b, 1)) / (h / w)
+        return max(a, b) <= max(h, w) and 2 / 3 <= ratio <= 1.5
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -93,11 +107,14 @@ class _PaddingTracer(TorchFunctionMode):
         x, pad = a["input"], tuple(int(p) for p in a["pad"])
         if not isinstance(x, torch.Tensor) or x.dim() < 3 or not any(pad) or len(pad) < 4:
             return  # a pad of the last dimension only (e.g. a constant column in attention) is not 2-D padding
+        dims = (-2, -1)
         if len(pad) == 6 and x.dim() == 4 and pad[:2] == (0, 0) and x.shape[-1] != x.shape[-2]:
-            pad = pad[2:]  # channels-last (N, H, W, C) feature maps, as windowed attention pads them
+            pad, dims = pad[2:], (-3, -2)  # channels-last (N, H, W, C) feature maps, as windowed attention pads them
+        if x.dim() != 4 or not self._looks_spatial(int(x.shape[dims[0]]), int(x.shape[dims[1]])):
+            return  # not a 2-D feature map: e.g. a (batch, heads, tokens, channels) tensor
         mode = a["mode"] if a["mode"] != "constant" else f"constant({a['value'] or 0:g})"
         rec = {"layer": self.owner(), "pads": pad[:4], "raw": pad, "mode": mode, "tensor": out,
-               "in_hw": tuple(x.shape[-2:]), "consumed": False, "order": len(self.calls)}
+               "in_hw": tuple(int(x.shape[d]) for d in dims), "consumed": False, "order": len(self.calls)}
         self.pending_pads[id(out)] = rec
         self.calls.append(rec)
 
@@ -200,7 +217,7 @@ def _traced_forward(model: nn.Module, hw: tuple[int, int], channels: int, stop_a
             attempts = ["functional_meta", "real"]
         last_error = None
         for attempt in attempts:
-            tracer = _PaddingTracer(owner, stop_at_uneven)
+            tracer = _PaddingTracer(owner, stop_at_uneven, hw)
             try:
                 if attempt == "real":
                     p = next(model.parameters(), None)
@@ -501,39 +518,48 @@ def build_meta_model(name: str) -> nn.Module:
 
 
 def audit_zoo_model(name: str, max_distance: int = 32) -> dict:
-    """Zoo-audit row for one timm architecture: build on meta, audit at the default size, find the nearest even size."""
+    """Zoo-audit row for one timm architecture: build on meta, audit at the default size, find the nearest even size.
+
+    ``seconds`` is wall time, ``cpu_seconds`` the CPU time of this process (what the row costs on an idle core)."""
+    row = {"model": name, "family": model_family(name), "tf_port": name.startswith("tf_")}
+    t0, c0 = time.perf_counter(), time.process_time()
+    try:
+        _fill_zoo_row(row, name, max_distance)
+    finally:
+        row["seconds"] = round(time.perf_counter() - t0, 3)
+        row["cpu_seconds"] = round(time.process_time() - c0, 3)
+    return row
+
+
+def _fill_zoo_row(row: dict, name: str, max_distance: int) -> None:
     import warnings
 
-    row = {"model": name, "family": model_family(name), "tf_port": name.startswith("tf_")}
-    t0 = time.perf_counter()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = build_meta_model(name)
     except Exception as e:  # noqa: BLE001 - every failure is listed, with its first line
-        row.update(status="build_failed", error=_first_line(e), seconds=round(time.perf_counter() - t0, 3))
-        return row
+        row.update(status="build_failed", error=_first_line(e))
+        return
     cfg = getattr(model, "pretrained_cfg", None) or {}
     c, h, w = tuple(cfg.get("input_size") or (3, 224, 224))
     row.update(default_size=int(h) if h == w else f"{h}x{w}", channels=int(c))
     try:
         audit = padding_audit(model, (int(h), int(w)), channels=int(c))
     except PadlibError as e:
-        row.update(status="forward_failed", error=str(e)[:240], seconds=round(time.perf_counter() - t0, 3))
-        return row
+        row.update(status="forward_failed", error=str(e)[:240])
+        return
     row.update(status="ok", error="", **audit_summary(audit))
     if row["n_uneven"] == 0:
         row.update(nearest_even_size=int(h) if h == w else None, even_distance=0 if h == w else None)
     elif h == w:
         size = nearest_even_size(model, int(h), max_distance, exhaustive=False)
         row.update(nearest_even_size=size, even_distance=abs(size - int(h)) if size else None)
-    row["seconds"] = round(time.perf_counter() - t0, 3)
-    return row
 
 
 ZOO_COLUMNS = ["model", "family", "tf_port", "status", "error", "default_size", "channels", "n_padding_layers",
                "n_uneven", "n_dynamic_same", "n_ceil_overhang", "unread_sides", "extra_sides", "nearest_even_size",
-               "even_distance", "seconds"]
+               "even_distance", "seconds", "cpu_seconds"]
 
 
 def _zoo_worker_init():
@@ -591,6 +617,8 @@ def zoo_audit(models=None, max_distance: int = 32, progress: bool = True, out_cs
             "workers": workers,
             "total_seconds": round(total, 1),
             "median_seconds_per_model": round(float(df["seconds"].median()), 4),
+            "total_cpu_seconds": round(float(df["cpu_seconds"].sum()), 1),
+            "median_cpu_seconds_per_model": round(float(df["cpu_seconds"].median()), 4),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "command": "python -m padlib zoo-audit",
         }
@@ -735,5 +763,6 @@ def bench_zoo_audit(n_models: int = 24) -> dict:
     names = timm.list_models()
     step = max(len(names) // n_models, 1)
     sample = names[::step][:n_models]
-    seconds = [audit_zoo_model(n)["seconds"] for n in sample]
-    return {"audit_seconds_per_model": round(statistics.median(seconds), 3)}
+    rows = [audit_zoo_model(n) for n in sample]
+    return {"audit_seconds_per_model": round(statistics.median(r["seconds"] for r in rows), 3),
+            "audit_cpu_seconds_per_model": round(statistics.median(r["cpu_seconds"] for r in rows), 3)}

@@ -248,14 +248,14 @@ def spatial_bias_index(maps, margin: int | None = None):
                 row[f"{col}_se"] = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
         rows.append(row)
     df = pd.DataFrame(rows)
-    for col, (pos, neg) in {"left_right": ("left", "right"), "top_bottom": ("top", "bottom")}.items():
+    for col, (lean, pos, neg) in {"left_right": ("lean_lr", "left", "right"),
+                                  "top_bottom": ("lean_tb", "top", "bottom")}.items():
         if col not in df:
             df[col] = np.nan
-        se = df[f"{col}_se"] if f"{col}_se" in df else 0.0
-        df[f"lean_{col.split('_')[0]}" if col == "left_right" else "lean_tb"] = [
-            "" if not np.isfinite(v) or abs(v) <= 2 * (s if np.isfinite(s) else 0) else (pos if v > 0 else neg)
-            for v, s in zip(df[col], se if isinstance(se, pd.Series) else [se] * len(df))]
-    return df.rename(columns={"lean_left": "lean_lr"})
+        se = df[f"{col}_se"].fillna(0.0) if f"{col}_se" in df else pd.Series(0.0, index=df.index)
+        df[lean] = ["" if not np.isfinite(v) or abs(v) <= 2 * e else (pos if v > 0 else neg)
+                    for v, e in zip(df[col], se)]
+    return df
 
 
 def predicted_lean(audit) -> dict:

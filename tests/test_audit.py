@@ -216,3 +216,18 @@ def test_cli_audit(capsys):
     assert main(["audit", "mobilenet_v2", "--size", "224", "--distance", "2"]) == 0
     out = capsys.readouterr().out
     assert "5 uneven" in out and "[225]" in out
+
+
+def test_explicit_pads_of_feature_maps_count_and_token_pads_do_not():
+    class WindowPad(nn.Module):  # pads a channels-last map up to a multiple of 7, as windowed attention does
+        def forward(self, x):
+            x = x.permute(0, 2, 3, 1)
+            x = nn.functional.pad(x, (0, 0, 0, (-x.shape[2]) % 7, 0, (-x.shape[1]) % 7))
+            tokens = x.reshape(x.shape[0], 2, -1, x.shape[-1])  # (batch, heads, tokens, channels)
+            return nn.functional.pad(tokens, (0, 0, 1, 0))  # a class-token slot: not spatial padding
+
+    df = padlib.padding_audit(nn.Sequential(nn.Conv2d(1, 4, 1), WindowPad()), 54, channels=1)
+    assert len(df) == 1
+    r = df.iloc[0]
+    assert r.op == "pad" and (r.pad_right, r.pad_bottom, r.pad_left, r.pad_top) == (2, 2, 0, 0)
+    assert r.uneven and r.extra_sides == "bottom,right"

@@ -232,7 +232,7 @@ def type_centroids(summary, clustered):
     cents = summary["centroids"]
     k = len(cents)
     table = pd.crosstab(clustered["cluster"], clustered["type"])
-    fig, axes = plt.subplots(1, k, figsize=(1.8 * k, 2.4), squeeze=False)
+    fig, axes = plt.subplots(1, k, figsize=(1.8 * k, 2.9), squeeze=False)
     for i in range(k):
         ax = axes[0, i]
         v = np.abs(cents[i]).max() or 1.0
@@ -244,8 +244,9 @@ def type_centroids(summary, clustered):
         ax.set_title(f"cluster {i} (n={int(counts.sum())})\n" + "\n".join(f"{t}: {n}" for t, n in top.items()),
                      fontsize=7)
     fig.tight_layout()
+    fig.subplots_adjust(top=0.68)
     fig.suptitle(f"k-means on kernel profiles: ARI with rule types {summary['ari']:.2f} "
-                 f"(null 95% {summary['null_q95']:.3f})", fontsize=8, y=1.04)
+                 f"(null 95% {summary['null_q95']:.3f})", fontsize=8, y=0.98)
     return fig
 
 

@@ -104,13 +104,15 @@ class _LayerStats:
         dev = y.device
         c = y.shape[1]
         self.map_sum = torch.zeros(c, hout, wout, dtype=torch.float64, device=dev)
-        self.int_count = 0  # interior moments, shifted by a per-channel reference for float32 accuracy
+        self.int_count = 0  # interior mean (all interior positions) and variance (on a grid, shifted)
+        self.int_mean_sum = torch.zeros(c, dtype=torch.float64, device=dev)
         self.int_ref = None
-        self.int_s1 = torch.zeros(c, dtype=torch.float64, device=dev)
-        self.int_s2 = torch.zeros(c, dtype=torch.float64, device=dev)
+        self.var_step = max(1, (hout - 2 * self.margin) // 16)
+        self.var_count = 0
+        self.var_s1 = torch.zeros(c, dtype=torch.float64, device=dev)
+        self.var_s2 = torch.zeros(c, dtype=torch.float64, device=dev)
         self.in_sum = torch.zeros(x.shape[1], dtype=torch.float64, device=dev)
         self.in_count = 0
-        self.in_step = max(1, hin // 16)  # input channel means from every in_step-th row (cheap)
         self.strip_groups = _strip_groups(m, self.affected, self.in_hw, self.out_hw, self.pads)
         self.strips = [side for g in self.strip_groups for side in g["sides"]]
         self.effect_sum = {
@@ -137,29 +139,33 @@ class _LayerStats:
         m = self.margin
         hout, wout = self.out_hw
         count = bsz * (hout - 2 * m) * (wout - 2 * m)
-        s1 = map_batch[:, m:hout - m, m:wout - m].sum((1, 2))
+        interior_sum = map_batch[:, m:hout - m, m:wout - m]
+        s1 = interior_sum.sum((1, 2))
         if self.int_ref is None:
             self.int_ref = s1 / count
-        interior = y[:, :, m:hout - m, m:wout - m]
-        shifted = torch.sub(interior, self.int_ref[None, :, None, None], out=workspace.get(interior.shape, y))
-        self.int_s1 += s1.double() - count * self.int_ref.double()
-        self.int_s2 += shifted.square_().sum((2, 3)).sum(0)  # centred by the reference: float32 is enough
+        self.int_mean_sum += s1.double()
         self.int_count += count
-        st = self.in_step
-        self.in_sum += x[:, :, ::st].sum((2, 3)).sum(0)  # every st-th row: contiguous, cheap
-        self.in_count += bsz * len(range(0, x.shape[-2], st)) * x.shape[-1]
-        # the replicate recomputation is linear in x: sum the border bands over the batch, gather the clamped
-        # strips from those small sums, and convolve once per group of same-shaped strips
+        # interior variance from every var_step-th interior row (all columns, all images): the spread of
+        # adjacent rows is redundant; centred by a reference so that float32 sums suffice
+        vs = self.var_step
+        rows = y[:, :, m:hout - m:vs, m:wout - m]
+        g1 = interior_sum[:, ::vs, :].sum((1, 2))
+        shifted = torch.sub(rows, self.int_ref[None, :, None, None], out=workspace.get(rows.shape, y))
+        n_rows = bsz * rows.shape[-2] * rows.shape[-1]
+        self.var_s1 += g1.double() - n_rows * self.int_ref.double()
+        self.var_s2 += shifted.square_().sum((2, 3)).sum(0)
+        self.var_count += n_rows
+        # the replicate recomputation is linear in x: gather the clamped strips from the batch sum of x and
+        # convolve once per group of same-shaped strips (block-diagonal weight over sides)
+        x_sum = x.sum(0)
+        self.in_sum += x_sum.sum((1, 2))
+        self.in_count += bsz * x.shape[-2] * x.shape[-1]
         bias = self.module.bias
         own = {"top": map_batch[:, 0, :], "bottom": map_batch[:, hout - 1, :],
                "left": map_batch[:, :, 0], "right": map_batch[:, :, wout - 1]}
+        flat = x_sum.view(x_sum.shape[0], -1)
         for g in self.strip_groups:
-            strips = []
-            for side, (dim, start, stop, index) in zip(g["sides"], g["bands"]):
-                band = x.narrow(dim, start, stop - start)
-                band = (band.contiguous() if dim == 3 else band).sum(0)  # thin columns: copy, then reduce
-                strips.append(band.reshape(band.shape[0], -1).index_select(1, index))
-            strip = (strips[0] if len(strips) == 1 else torch.cat(strips, 1)).view(1, -1, g["length"])
+            strip = flat.index_select(1, g["index"]).view(1, -1, g["length"])
             rep = F.conv1d(strip, g["weight"], None, g["stride"], 0, g["dilation"], g["groups"])
             rep = rep.view(own["top"].shape[0], len(g["sides"]), -1)
             if bias is not None:
@@ -187,21 +193,16 @@ def _strip_groups(conv: nn.Conv2d, affected: dict, in_hw, out_hw, pads) -> list[
     for side in SIDES:
         if not affected[side]:
             continue
-        # the band of real input rows (columns) the strip reads, and the strip as flat positions in that band
         if side in ("top", "bottom"):
             first = 0 if side == "top" else hout - 1
             rows = (first * sh - t + dh * torch.arange(kh, device=dev)).clamp(0, hin - 1)
-            start, stop = int(rows.min()), int(rows.max()) + 1
-            index = (rows[:, None] - start) * win + cols_all[None, :]
-            band = (2, start, stop, index.reshape(-1))
-            specs.append((side, band, w, (kh, cols_all.numel(), kw, sw, dw)))
+            index = rows[:, None] * win + cols_all[None, :]
+            specs.append((side, index.reshape(-1), w, (kh, cols_all.numel(), kw, sw, dw)))
         else:
             first = 0 if side == "left" else wout - 1
             cols = (first * sw - l + dw * torch.arange(kw, device=dev)).clamp(0, win - 1)
-            start, stop = int(cols.min()), int(cols.max()) + 1
-            index = rows_all[None, :] * (stop - start) + (cols[:, None] - start)
-            band = (3, start, stop, index.reshape(-1))
-            specs.append((side, band, w.transpose(2, 3), (kw, rows_all.numel(), kh, sh, dh)))
+            index = rows_all[None, :] * win + cols[:, None]
+            specs.append((side, index.reshape(-1), w.transpose(2, 3), (kw, rows_all.numel(), kh, sh, dh)))
     groups = []
     for key in dict.fromkeys(spec[3] for spec in specs):
         members = [spec for spec in specs if spec[3] == key]
@@ -213,7 +214,7 @@ def _strip_groups(conv: nn.Conv2d, affected: dict, in_hw, out_hw, pads) -> list[
             block[:, j, :, j] = wj
         groups.append({
             "sides": [spec[0] for spec in members],
-            "bands": [spec[1] for spec in members],
+            "index": torch.cat([spec[1] for spec in members]),
             "weight": block.reshape(cout * n, cin_g * n * k, klen),
             "length": length, "stride": stride, "dilation": dil, "groups": conv.groups,
         })
@@ -250,8 +251,16 @@ def _stream(model: nn.Module, images, batch_size: int, device, progress, desc: s
 
     workspace = _Workspace()
 
+    threads = torch.get_num_threads()
+
     def on_conv(name, module, inputs, output):
-        stats[name].update(inputs[0], output, workspace)
+        # the sums are memory-bound: one thread does them about as fast, and skips the thread barriers that
+        # stall on a busy machine
+        torch.set_num_threads(1)
+        try:
+            stats[name].update(inputs[0], output, workspace)
+        finally:
+            torch.set_num_threads(threads)
         if first_batch[0]:
             pending[id(output)] = (name, output)
 
@@ -403,10 +412,10 @@ def _layer_frame(st: _LayerStats, aff: _Affine | None, n_layers: int):
     scale = aff.scale.to(dev) if aff is not None else torch.ones(c, dtype=torch.float64, device=dev)
     shift = aff.shift.to(dev) if aff is not None else torch.zeros(c, dtype=torch.float64, device=dev)
     sgn = torch.where(scale < 0, -1.0, 1.0).to(torch.float64)
-    cnt = max(st.int_count, 1)
-    shift_mean = st.int_s1 / cnt  # mean - reference
-    mu = st.int_ref.double() + shift_mean
-    std = torch.sqrt((st.int_s2 / cnt - shift_mean ** 2).clamp_min(0))
+    mu = st.int_mean_sum / max(st.int_count, 1)
+    vcnt = max(st.var_count, 1)
+    shift_mean = st.var_s1 / vcnt  # grid mean - reference
+    std = torch.sqrt((st.var_s2 / vcnt - shift_mean ** 2).clamp_min(0))
     floor = 1e-6 * mu.abs() + 1e-12
     constant = (std <= floor) | (scale == 0)
     std_eff = torch.maximum(std, floor)

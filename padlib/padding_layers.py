@@ -520,3 +520,32 @@ def bench_scheme_step_overhead(schemes=ALL_SCHEMES[1:], batch_size: int = 64, re
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         times[scheme] = time_call(lambda: training_step(model, opt, x, y), repeats=repeats)
     return {f"{s}_step_overhead": round(times[s] / times["zero"], 3) for s in schemes}
+
+
+@torch.no_grad()
+def conv_input(model: nn.Module, image: torch.Tensor, index: int = 1) -> tuple[str, torch.Tensor]:
+    """(name, input map (C, H, W)) of the ``index``-th padded conv of ``model`` for one image: what it pads."""
+    from .activations import forward_hooks
+    from .padding import require_padded_convs
+
+    convs = require_padded_convs(model)
+    if not -len(convs) <= index < len(convs):
+        raise PadlibError(f"the model has {len(convs)} padded convolutions; index {index} is out of range")
+    name = convs[index][0]
+    seen = {}
+    was = model.training
+    model.eval()
+    try:
+        with forward_hooks(model, [name], lambda n, m, inputs, out: seen.update(x=inputs[0])):  # returns None
+            model(image[None] if image.dim() == 3 else image[:1])
+    finally:
+        model.train(was)
+    return name, seen["x"][0]
+
+
+def module_for(model: nn.Module, layer: str) -> PaddingModule:
+    """The Padding Module that pads for conv ``layer`` of ``model``."""
+    found = dict(padding_modules(model))
+    if layer not in found:
+        raise PadlibError(f"no Padding Module at '{layer}'; layers with one: {', '.join(found) or 'none'}")
+    return found[layer]

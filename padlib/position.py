@@ -208,6 +208,18 @@ def digit_patches(n: int, size: int = 16, seed: int = 0, split: str = "all") -> 
     return digits[torch.as_tensor(pick)].clone()
 
 
+def border_patches(data, n: int = 64, seed: int = 0) -> tuple[torch.Tensor, int]:
+    """(patches, canvas size) for :func:`border_test` on ``data``: held-out handwritten digits at half the
+    canvas for the digit canvases, else centre crops of half the image size from ``data``'s images."""
+    x = _as_images(data)
+    size = x.shape[-1]
+    if str(getattr(data, "name", "")).startswith("digits"):
+        return digit_patches(n, size // 2, seed=seed, split="test"), size
+    h = size // 2
+    start = (size - h) // 2
+    return x[:n, :, start:start + h, start:start + h].clone(), size
+
+
 def border_test(model: nn.Module, patches: torch.Tensor, canvas_size: int, layers: list[str] | None = None,
                 seed: int = 0, batch_size: int = 64, device="cpu") -> pd.DataFrame:
     """F-Conv border test: can globally pooled features tell a top-left from a bottom-right placement?
@@ -271,7 +283,7 @@ def ppp_over_runs(runs, probe, patches: torch.Tensor, canvas_size: int, seed: in
     frames = []
     for r in tqdm(runs, desc="PPP measures", disable=not progress):
         for state, model in (("init", r.init_model), ("trained", r.model)):
-            df = ppp_measures(model, probe, patches, canvas_size, seed=seed, device=device)
+            df = ppp_measures(model.to(device), probe, patches, canvas_size, seed=seed, device=device)
             df.insert(0, "state", state)
             df.insert(0, "seed", r.seed)
             df.insert(0, "scheme", r.scheme)

@@ -432,7 +432,7 @@ def train_schemes(schemes, seeds, train_data: ImageSet, model: str = "vgg", mode
         net = copy.deepcopy(init)
         result = train(net, train_data, target, epochs, batch_size, lr, seed, device, progress=False,
                        eval_data=eval_data, evals_per_epoch=evals_per_epoch)
-        runs.append(SchemeRun(scheme, seed, init.eval(), net, result))
+        runs.append(SchemeRun(scheme, seed, init.to(device).eval(), net, result))
     return runs
 
 
@@ -519,3 +519,22 @@ def learning_curves(runs: list[SchemeRun]) -> pd.DataFrame:
         e.insert(0, "scheme", r.scheme)
         frames.append(e)
     return pd.concat(frames, ignore_index=True)
+
+
+def pan_counts(runs: list[SchemeRun], images: torch.Tensor, fpr: float = 0.01, states=("init", "trained"),
+               progress: bool = True) -> pd.DataFrame:
+    """PANs found by chapter 1's scanner (:func:`padlib.pans.find_pans`, circular null at ``fpr``) in every
+    run's network, at initialisation and after training: one row per (scheme, seed, state)."""
+    from tqdm.auto import tqdm
+
+    from .pans import find_pans
+
+    rows = []
+    for r in tqdm(runs, desc="PAN scans", disable=not progress):
+        for state in states:
+            model = r.init_model if state == "init" else r.model
+            table = find_pans(model, images, fpr=fpr, progress=False)
+            rows.append({"scheme": r.scheme, "seed": r.seed, "state": state, "filters": len(table),
+                         "pans": int(table["is_pan"].sum()), "share_pct": 100.0 * table["is_pan"].mean(),
+                         "tau": table.attrs.get("tau", float("nan"))})
+    return pd.DataFrame(rows)

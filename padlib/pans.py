@@ -775,6 +775,96 @@ def strongest_pans(table: pd.DataFrame, per_group: int = 1) -> pd.DataFrame:
              .head(per_group).sort_values(["side_kind", "sign"]))
 
 
+def explorer_channels(table: pd.DataFrame, k: int = 10, n_ordinary: int = 2, seed: int = 0) -> pd.DataFrame:
+    """Channels worth a look: the strongest PAN of each (side kind, sign), then ordinary controls; ``k`` rows."""
+    pans = strongest_pans(table, 1).sort_values("strength", ascending=False).head(max(k - n_ordinary, 0))
+    ordinary = ordinary_channels(table, min(n_ordinary, k - len(pans)), seed)
+    return pd.concat([pans, ordinary], ignore_index=True)
+
+
+def pans_by_depth(tables) -> pd.DataFrame:
+    """Per model and padded layer: filters, PANs, share, and the layer's stride and relative depth."""
+    rows = []
+    for t in _tables(tables):
+        g = t.groupby(["layer"], sort=False).agg(depth=("depth", "first"), rel_depth=("rel_depth", "first"),
+                                                 stride=("stride", "first"), filters=("channel", "size"),
+                                                 pans=("is_pan", "sum"), fire=("sign", lambda s: int((s > 0).sum())),
+                                                 silenced=("sign", lambda s: int((s < 0).sum())))
+        g["share_pct"] = 100.0 * g["pans"] / g["filters"]
+        g.insert(0, "model", t.attrs.get("model", ""))
+        rows.append(g.reset_index())
+    return pd.concat(rows, ignore_index=True)
+
+
+def side_counts(tables) -> pd.DataFrame:
+    """PAN counts per model, stride, side and sign (a PAN counts once for each flagged side; corner-only
+    PANs count for both sides of their corner)."""
+    rows = []
+    for t in _tables(tables):
+        p = t[t.is_pan]
+        for stride, ps in p.groupby(p.stride.astype(str), sort=True):
+            for s in SIDES:
+                has = ps.sides.map(lambda v, s=s: s in v.replace("-", "+").replace(" corners", "")
+                                   .replace(" corner", "").split("+") or v in ("frame", "all corners"))
+                rows.append({"model": t.attrs.get("model", ""), "stride": stride, "side": s,
+                             "fire": int((has & (ps.sign > 0)).sum()), "silenced": int((has & (ps.sign < 0)).sum())})
+    return pd.DataFrame(rows)
+
+
+def side_skew(tables) -> pd.DataFrame:
+    """Per model and stride: share of side-PAN flags on top+left vs bottom+right (the padding asymmetry)."""
+    c = side_counts(tables)
+    c["n"] = c["fire"] + c["silenced"]
+    piv = c.pivot_table(index=["model", "stride"], columns="side", values="n", aggfunc="sum", fill_value=0)
+    piv["top_left_share"] = (piv["top"] + piv["left"]) / (piv[list(SIDES)].sum(axis=1)).clip(lower=1)
+    return piv.reset_index()
+
+
+def threshold_curve(scan: PanScan, taus=None) -> pd.DataFrame:
+    """PANs (side PANs, same effect criterion) and null exceedances as functions of the threshold tau."""
+    taus = np.geomspace(0.5, 50, 41) if taus is None else np.asarray(taus, dtype=float)
+    obs, null = scan.table, scan.null
+    rows = []
+    for tau in taus:
+        c = classify_pans(obs, float(tau), float("inf"), scan.min_explained)
+        rows.append({"model": scan.model_name, "tau": float(tau), "pans": int(c.is_pan.sum()),
+                     "null_exceed": int((side_score(null) > tau).sum()) if null is not None else np.nan,
+                     "calibrated_tau": scan.tau})
+    return pd.DataFrame(rows)
+
+
+def threshold_sensitivity(scan: PanScan, fprs=(0.001, 0.01, 0.05), min_explained=(0.5,)) -> pd.DataFrame:
+    """PAN counts when the threshold is recalibrated on the same null for other false-positive rates."""
+    if scan.null is None:
+        raise PadlibError("this scan has no null table (tau was given); rescan with null='circular'")
+    rows = []
+    for fpr in fprs:
+        tau, tau_c = calibrate_tau(scan.null, float(fpr))
+        for me in min_explained:
+            c = classify_pans(scan.table, tau, tau_c, float(me))
+            rows.append({"model": scan.model_name, "fpr": fpr, "min_explained": me, "tau": tau,
+                         "tau_corner": tau_c, "pans": int(c.is_pan.sum()),
+                         "share_pct": 100.0 * c.is_pan.mean()})
+    return pd.DataFrame(rows)
+
+
+def claim_check(summary: pd.DataFrame, low: int = 24, high: int = 999, share: float = 2.0) -> pd.DataFrame:
+    """Does each model's PAN count fall in 'dozens to hundreds' (read as ``low``..``high``), and how does its
+    share compare with the unverified 'about 2%' (within a factor of 2 counts as 'about')?"""
+    out = summary[["model", "filters", "pans", "share_pct"]].copy()
+    out["dozens_to_hundreds"] = out["pans"].between(low, high)
+    out["about_2pct"] = out["share_pct"].between(share / 2, share * 2)
+    out["verdict"] = np.where(out["dozens_to_hundreds"], "count in the claimed range",
+                              np.where(out["pans"] > high, "more than claimed", "fewer than claimed"))
+    return out
+
+
+def _tables(tables) -> list[pd.DataFrame]:
+    if isinstance(tables, (pd.DataFrame, PanScan)):
+        tables = [tables]
+    return [t.table if isinstance(t, PanScan) else t for t in tables]
+
+
 def ordinary_channels(table: pd.DataFrame, k: int = 4, seed: int = 0) -> pd.DataFrame:
     """``k`` random non-PAN, non-constant channels (seeded), as controls next to the PANs."""
     pool = table[~table.is_pan & ~table.constant]
@@ -814,6 +904,74 @@ def channel_view(scan: PanScan, model: nn.Module | None, layer: str, channel: in
         raw = conv.weight.detach()[channel].float().cpu()
     return {"row": row.iloc[0], "map": scan.maps[layer][channel], "profile": border_profile(scan, layer, channel),
             "kernel": raw, "effective_kernel": scan.kernels[layer][channel]}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Planted ground truth: a tiny network whose PANs are known by construction (tests and the chapter use it).
+
+PLANTED_ROLES = [  # (channel role, expected sides, expected sign); "" / 0 for controls
+    ("top detector", "top", 1), ("left detector", "left", 1), ("top-left corner detector", "top-left corner", 1),
+    ("silenced at the top", "top", -1), ("silenced on the frame (box filter)", "frame", -1),
+    ("top+left detector (diagonal)", "top+left", 1), ("top detector behind a negative BN gamma", "top", -1),
+    ("Sobel x (content edges)", "", 0), ("Sobel y (content edges)", "", 0), ("Laplacian (content)", "", 0),
+    ("constant response", "", 0),
+] + [(f"random content kernel {i}", "", 0) for i in range(13)]
+
+
+def planted_probe_images(n: int = 48, size: int = 24, seed: int = 0) -> torch.Tensor:
+    """Stationary smooth noise; channel 0 has mean 1 (what a padding detector can use), channels 1, 2 mean 0."""
+    g = torch.Generator().manual_seed(seed)
+    x = F.avg_pool2d(torch.randn(n, 3, size + 4, size + 4, generator=g), 5, stride=1)
+    x = x / x.std(dim=(0, 2, 3), keepdim=True) * 0.15
+    x[:, 0] += 1.0
+    return x
+
+
+def planted_pan_network(padding_mode: str = "zeros", seed: int = 0) -> nn.Module:
+    """conv(3->24) -> BN -> ReLU -> depthwise conv -> BN -> ReLU -> pool -> linear, first conv planted.
+
+    Channels 0-6 are PANs by construction (see :data:`PLANTED_ROLES`): their kernels read the constant-mean
+    input channel 0 only where zero padding removes it. Channels 7-23 are controls that must not be found:
+    edge detectors and random kernels on the zero-mean channels, and a constant (bias-only) channel.
+    """
+    torch.manual_seed(seed)
+    c = len(PLANTED_ROLES)
+    conv = nn.Conv2d(3, c, 3, padding=1, padding_mode=padding_mode)
+    w = torch.zeros(c, 3, 3, 3)
+    w[0, 0, 0, :], w[0, 0, 1, :] = -1.0, 1.0  # row above the pixel minus the pixel row: columns sum to 0
+    w[1, 0, :, 0], w[1, 0, :, 1] = -1.0, 1.0
+    w[2, 0] = torch.tensor([[1.0, -1, 0], [-1, 1, 0], [0, 0, 0]])  # rows and columns sum to 0: corner only
+    w[3, 0, 0, 1] = 1.0  # reads only the pixel above: zero at the top
+    w[4, 0] = 1.0 / 9  # box filter: smaller on every side
+    w[5, 0, 0, 0], w[5, 0, 1, 1] = -1.0, 1.0  # diagonal neighbour: top and left
+    w[6] = w[0]  # same kernel as channel 0; its BN gamma is negative below
+    w[7, 1] = torch.tensor([[1.0, 0, -1], [2, 0, -2], [1, 0, -1]])
+    w[8, 2] = torch.tensor([[1.0, 2, 1], [0, 0, 0], [-1, -2, -1]])
+    w[9, 1] = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]])
+    w[11:, 1:] = torch.randn(c - 11, 2, 3, 3)
+    conv.weight.data = w
+    conv.bias.data = torch.zeros(c)
+    conv.bias.data[10] = 0.5
+    bn = nn.BatchNorm2d(c).eval()
+    bn.weight.data[6] = -1.0
+    dw = nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False, padding_mode=padding_mode)
+    net = nn.Sequential(conv, bn, nn.ReLU(), dw, nn.BatchNorm2d(c), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 5))
+    return net.eval()
+
+
+def planted_check(scan: PanScan) -> pd.DataFrame:
+    """The planted network's first layer: expected vs found sides and sign, per channel."""
+    t = scan.table[scan.table.layer == "0"].set_index("channel")
+    rows = []
+    for ch, (role, sides, sign) in enumerate(PLANTED_ROLES):
+        r = t.loc[ch]
+        rows.append({"channel": ch, "role": role, "expected": f"{sides} {sign:+d}" if sides else "not a PAN",
+                     "found": f"{r.sides} {int(r.sign):+d}" if r.is_pan else "not a PAN",
+                     "score": round(float(max(r.score, r.corner_score)), 2)})
+    out = pd.DataFrame(rows)
+    out["correct"] = out["expected"] == out["found"]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------

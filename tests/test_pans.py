@@ -18,39 +18,17 @@ PLANTED = {TOP: ("top", 1), LEFT: ("left", 1), CORNER: ("top-left corner", 1), T
 
 
 def _images(n=48, size=24, seed=0):
-    """Stationary smooth noise; channel 0 has mean 1 (what a padding detector can use), 1 and 2 mean 0."""
-    g = torch.Generator().manual_seed(seed)
-    x = F.avg_pool2d(torch.randn(n, 3, size + 4, size + 4, generator=g), 5, stride=1)
-    x = x / x.std(dim=(0, 2, 3), keepdim=True) * 0.15
-    x[:, 0] += 1.0
-    return x
+    return P.planted_probe_images(n, size, seed)
 
 
 def _planted_net(padding_mode="zeros"):
-    torch.manual_seed(0)
-    c = 24
-    conv = nn.Conv2d(3, c, 3, padding=1, padding_mode=padding_mode)
-    w = torch.zeros(c, 3, 3, 3)
-    w[TOP, 0, 0, :], w[TOP, 0, 1, :] = -1.0, 1.0            # row above the pixel minus the pixel row
-    w[LEFT, 0, :, 0], w[LEFT, 0, :, 1] = -1.0, 1.0
-    w[CORNER, 0] = torch.tensor([[1.0, -1, 0], [-1, 1, 0], [0, 0, 0]])  # rows and columns sum to 0: corner only
-    w[TOP_SILENCED, 0, 0, 1] = 1.0                          # reads only the pixel above: zero at the top
-    w[FRAME_SILENCED, 0] = 1.0 / 9                          # box filter: smaller on every side
-    w[TOP_LEFT, 0, 0, 0], w[TOP_LEFT, 0, 1, 1] = -1.0, 1.0  # the diagonal neighbour: top and left
-    w[TOP_FLIPPED] = w[TOP]                                 # same kernel, negative BN gamma below
-    w[SOBEL_X, 1] = torch.tensor([[1.0, 0, -1], [2, 0, -2], [1, 0, -1]])
-    w[SOBEL_Y, 2] = torch.tensor([[1.0, 2, 1], [0, 0, 0], [-1, -2, -1]])
-    w[LAPLACE, 1] = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]])
-    w[RANDOM_CONTENT, 1:] = torch.randn(len(RANDOM_CONTENT), 2, 3, 3)  # zero-mean inputs: no border bias
-    conv.weight.data = w
-    conv.bias.data = torch.zeros(c)
-    conv.bias.data[CONSTANT] = 0.5
-    bn = nn.BatchNorm2d(c).eval()
-    bn.weight.data[TOP_FLIPPED] = -1.0
-    dw = nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False, padding_mode=padding_mode)
-    net = nn.Sequential(conv, bn, nn.ReLU(), dw, nn.BatchNorm2d(c), nn.ReLU(),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 5))
-    return net.eval()
+    return P.planted_pan_network(padding_mode)
+
+
+def test_planted_network_matches_the_expectations_written_here():
+    roles = P.PLANTED_ROLES
+    assert {ch: (roles[ch][1], roles[ch][2]) for ch in PLANTED} == PLANTED
+    assert all(roles[ch][1] == "" for ch in [SOBEL_X, SOBEL_Y, LAPLACE, CONSTANT] + RANDOM_CONTENT)
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +49,7 @@ def test_planted_pans_are_found_with_their_sides_and_signs(planted_scan):
     # the BN with negative gamma flips the sign of the very same kernel
     assert t.loc[TOP_FLIPPED, "z_top"] == pytest.approx(-t.loc[TOP, "z_top"], rel=1e-6)
     assert t.loc[TOP, "bn_scale"] > 0 > t.loc[TOP_FLIPPED, "bn_scale"]
+    assert P.planted_check(planted_scan).correct.all()
 
 
 def test_edge_detectors_constant_and_content_channels_are_not_pans(planted_scan):

@@ -455,7 +455,7 @@ def zoo_family_plot(by_family, top: int = 30):
     y = np.arange(len(df))
     fig, ax = plt.subplots(figsize=(7.5, 0.24 * len(df) + 1.2))
     ax.barh(y + 0.2, df["uneven_at_default"], 0.4, color="tab:red", label="uneven padding at default size")
-    ax.barh(y - 0.2, df["even_at_nearest"], 0.4, color="tab:green", label="fully even at the nearest size")
+    ax.barh(y - 0.2, df["even_at_nearest"], 0.4, color="tab:green", label="even at the default or a nearby size")
     ax.set_yticks(y, [f"{f} ({n})" for f, n in zip(df["family"], df["models"])], fontsize=7)
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of the family's architectures")
@@ -598,6 +598,13 @@ def _ch4_map_png(m, width: int = 224) -> bytes:
     return buf.getvalue()
 
 
+def _ch4_img_tag(m) -> str:
+    import base64
+
+    return (f"<img src='data:image/png;base64,{base64.b64encode(_ch4_map_png(m)).decode()}' "
+            "style='width:224px;height:224px;image-rendering:pixelated'>")
+
+
 def _ch4_map_caption(title: str, m) -> str:
     return (f"<p style='font-size:11px;margin:0'><b>{title}</b><br>{m.shape[0]}x{m.shape[1]}, colour from "
             f"{float(m.min()):.3g} (dark) to {float(m.max()):.3g} (yellow)</p>")
@@ -630,11 +637,9 @@ def feature_map_explorer(maps: dict, audits: dict):
             layer_maps = fm.maps if hasattr(fm, "maps") else fm
             audit = audits[(model, size)]
             pages = []
-            for layer, m in layer_maps.items():
-                img = widgets.Image(value=_ch4_map_png(m), format="png", layout=widgets.Layout(width="224px"))
-                caption = widgets.HTML(_ch4_map_caption(f"{model} @{size}: {layer}", m))
-                pages.append(widgets.HBox([widgets.VBox([img, caption]),
-                                           widgets.HTML(_ch4_audit_html(audit, layer))]))
+            for layer, m in layer_maps.items():  # one HTML view per layer: a data-URI image works without a kernel
+                pages.append(widgets.HTML(_ch4_img_tag(m) + _ch4_map_caption(f"{model} @{size}: {layer}", m)
+                                          + _ch4_audit_html(audit, layer)))
             dropdown = widgets.Dropdown(options=list(layer_maps), description="layer")
             stack = widgets.Stack(pages, selected_index=0)
             widgets.jslink((dropdown, "index"), (stack, "selected_index"))
@@ -667,8 +672,7 @@ def live_feature_map_explorer(models: dict, sizes=(224, 225), level: float = 0.5
     def show(model, layer, size):
         m = models[model]
         fm = mean_feature_maps(m, constant_inputs(m, size, (level,)), [layer], progress=False)
-        display(widgets.Image(value=_ch4_map_png(fm[layer]), format="png"))
-        display(HTML(_ch4_map_caption(f"{model} @{size}: {layer}, grey input", fm[layer])))
+        display(HTML(_ch4_img_tag(fm[layer]) + _ch4_map_caption(f"{model} @{size}: {layer}, grey input", fm[layer])))
         display(HTML(_ch4_audit_html(padding_audit(m, size), layer)))
 
     return widgets.interactive(show, model=model_dd, layer=layer_dd, size=size_sl)
@@ -789,7 +793,7 @@ def learning_curves_figure(curves, chance: float | None = None, ylabel: str = "h
         for _, g in d.groupby("seed"):
             ax.plot(g["epoch"], g["accuracy"], color=f"C{k}", lw=0.5, alpha=0.5)
         m = d.groupby("epoch")["accuracy"].mean()
-        ax.plot(m.index, m.values, color=f"C{k}", lw=2, label=s)
+        ax.plot(m.index, m.values, color=f"C{k}", lw=2, label=s, ls=("-", "--", ":")[k % 3])
     if chance is not None:
         ax.axhline(chance, color="0.4", ls="--", lw=0.8, label="chance")
     ax.set_xlabel("epoch")
@@ -814,288 +818,6 @@ def edge_error_figure(err):
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Chapter 1: Padding Aware Neurons (tables from padlib.pans)
-
-_SIGN_COLORS = {1: "#c0392b", -1: "#2471a3"}  # fires at the border / silenced there
-
-
-def _fig_png(fig, dpi: int = 72) -> bytes:
-    """A figure as PNG bytes (closed afterwards), for widgets.Image."""
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def pan_counts_figure(summary, claim_low: int = 24, claim_high: int = 999, claim_share: float = 2.0):
-    """PANs per model as counts (with the paper's 'dozens to hundreds' band) and as shares of filters."""
-    import numpy as np
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
-    x = np.arange(len(summary))
-    a.axhspan(claim_low, claim_high, color="0.85", label=f"paper: dozens to hundreds ({claim_low}-{claim_high})")
-    a.bar(x - 0.2, summary["fire"], 0.4, color=_SIGN_COLORS[1], label="fire at the border")
-    a.bar(x + 0.2, summary["silenced"], 0.4, color=_SIGN_COLORS[-1], label="silenced at the border")
-    a.plot(x, summary["pans"], "ko", label="all PANs")
-    a.set_yscale("log")
-    a.set_ylabel("PANs (log)")
-    b.bar(x, summary["share_pct"], 0.6, color="0.4")
-    b.axhline(claim_share, color="k", ls="--", lw=1, label=f"unverified summary: about {claim_share:g}%")
-    b.set_ylabel("PANs, % of padded filters")
-    for ax in (a, b):
-        ax.set_xticks(x, [m.replace("tf_efficientnet_", "") for m in summary["model"]], fontsize=8)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def pan_threshold_curve_figure(curves):
-    """PANs found as the threshold grows (observed), next to the null's exceedances, per model."""
-    models = list(dict.fromkeys(curves["model"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(3.0 * len(models), 2.8), squeeze=False, sharey=True)
-    for ax, m in zip(axes[0], models):
-        d = curves[curves.model == m]
-        ax.plot(d["tau"], d["pans"], color="k", label="PANs (observed)")
-        ax.plot(d["tau"], d["null_exceed"], color="0.6", ls="--", label="null channels above tau")
-        ax.axvline(d["calibrated_tau"].iloc[0], color="C3", lw=1, label="calibrated tau")
-        ax.axhspan(24, 999, color="0.9", zorder=0)
-        ax.set_xscale("log")
-        ax.set_yscale("symlog", linthresh=1)
-        ax.set_title(m.replace("tf_efficientnet_", ""), fontsize=9)
-        ax.set_xlabel("threshold tau (interior std)")
-    axes[0][0].set_ylabel("channels")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def pan_null_figure(scans, bins: int = 60):
-    """Observed vs circular-null distributions of the side score max_s |z_s|, with the calibrated tau."""
-    import numpy as np
-
-    scans = list(scans)
-    fig, axes = plt.subplots(1, len(scans), figsize=(3.0 * len(scans), 2.8), squeeze=False)
-    for ax, sc in zip(axes[0], scans):
-        obs, null = sc.table["score"].to_numpy(), sc.null["score"].to_numpy()
-        hi = max(np.quantile(obs, 0.999), sc.tau * 2)
-        edges = np.linspace(0, hi, bins)
-        ax.hist(np.clip(null, 0, hi), edges, color="0.6", alpha=0.8, label="null (circular padding)")
-        ax.hist(np.clip(obs, 0, hi), edges, histtype="step", color="k", lw=1.2, label="observed (own padding)")
-        ax.axvline(sc.tau, color="C3", lw=1.2, label=f"tau = {sc.tau:.2f}")
-        ax.set_yscale("log")
-        ax.set_title(sc.model_name.replace("tf_efficientnet_", ""), fontsize=9)
-        ax.set_xlabel("max over sides |z| (interior std)")
-    axes[0][0].set_ylabel("channels")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def pan_depth_figure(by_depth):
-    """Share of filters that are PANs, per padded layer along relative depth; marker size ~ #filters."""
-    fig, ax = plt.subplots(figsize=(7, 3))
-    for k, (m, d) in enumerate(by_depth.groupby("model", sort=False)):
-        ax.plot(d["rel_depth"], d["share_pct"], "-", color=f"C{k}", lw=1, label=m)
-        ax.scatter(d["rel_depth"], d["share_pct"], s=8 + d["filters"] / 20, color=f"C{k}",
-                   marker="o", edgecolors=["k" if s == 2 else "none" for s in d["stride"]])
-    ax.set_xlabel("relative depth of the padded conv (0 = stem); black edge: stride 2")
-    ax.set_ylabel("PANs, % of the layer's filters")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def pan_side_figure(side_counts):
-    """PANs per side and sign, split by the layer's stride, one panel per model."""
-    import numpy as np
-
-    models = list(dict.fromkeys(side_counts["model"]))
-    strides = sorted(side_counts["stride"].astype(str).unique())
-    fig, axes = plt.subplots(1, len(models), figsize=(3.0 * len(models), 2.9), squeeze=False, sharey=True)
-    sides = ["top", "bottom", "left", "right"]
-    for ax, m in zip(axes[0], models):
-        d = side_counts[side_counts.model == m]
-        w = 0.8 / (2 * len(strides))
-        for j, st in enumerate(strides):
-            for k, sign in enumerate((1, -1)):
-                col = "fire" if sign > 0 else "silenced"
-                v = [int(d[(d.side == s) & (d.stride.astype(str) == st)][col].sum()) for s in sides]
-                off = (2 * j + k) * w - 0.4 + w / 2
-                ax.bar(np.arange(4) + off, v, w, color=_SIGN_COLORS[sign], alpha=1.0 if st == "1" else 0.45,
-                       hatch=None if st == "1" else "//", edgecolor="w", lw=0,
-                       label=f"stride {st}, {col}")
-        ax.set_xticks(np.arange(4), sides, fontsize=8)
-        ax.set_title(m.replace("tf_efficientnet_", ""), fontsize=9)
-    axes[0][0].set_ylabel("PANs with this side")
-    axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
-    return fig
-
-
-def pan_effect_figure(tables):
-    """Validation: border contrast z vs causal padding effect (left) and vs the data-free prediction (right)."""
-    import numpy as np
-    import pandas as pd
-
-    t = pd.concat(tables, ignore_index=True) if isinstance(tables, (list, tuple)) else tables
-    z = np.concatenate([t[f"z_{s}"] for s in ("top", "bottom", "left", "right")])
-    e = np.concatenate([t[f"effect_{s}"] for s in ("top", "bottom", "left", "right")])
-    zp = np.concatenate([t[f"zpred_{s}"] for s in ("top", "bottom", "left", "right")])
-    pan = np.concatenate([t["is_pan"].to_numpy()] * 4)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.4))
-    lim = np.quantile(np.abs(z), 0.999)
-    for ax, other, lab in ((a, e, "causal padding effect (own - replicate)"), (b, zp, "data-free prediction")):
-        ok = np.isfinite(other)
-        ax.scatter(z[ok & ~pan], other[ok & ~pan], s=2, color="0.6", alpha=0.4, label="other sides")
-        ax.scatter(z[ok & pan], other[ok & pan], s=2, color="C3", alpha=0.5, label="sides of PANs")
-        ax.plot([-lim, lim], [-lim, lim], "k--", lw=0.8)
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
-        ax.set_xlabel("border contrast z (interior std)")
-        ax.set_ylabel(lab, fontsize=8)
-    a.legend(fontsize=7, markerscale=4)
-    fig.tight_layout()
-    return fig
-
-
-def pan_map_gallery(scan, rows, ncols: int = 6, size: float = 1.7):
-    """Mean pre-activation maps of the given (layer, channel) rows, symmetric colour scale around the
-    interior mean, titled with layer depth, sides and sign."""
-    rows = rows.reset_index(drop=True)
-    n = len(rows)
-    ncols = min(ncols, n)
-    nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i, r in rows.iterrows():
-        m = scan.maps[r.layer][int(r.channel)].numpy()
-        dev = abs(m - r.interior_mean).max() or 1.0
-        ax = axes.flat[i]
-        ax.imshow(m, cmap="RdBu_r", vmin=r.interior_mean - dev, vmax=r.interior_mean + dev)
-        label = (r.sides or "ordinary") + ("" if not r.is_pan else (" +" if r.sign > 0 else " -"))
-        ax.set_title(f"d{r.depth} c{int(r.channel)} s{r.stride}\n{label}", fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def pan_channel_figure(view, tau: float | None = None, title: str = ""):
-    """One channel: mean map, border profile, kernel (raw and on the mean input) and its scores."""
-    import numpy as np
-
-    r = view["row"]
-    fig, axes = plt.subplots(1, 4, figsize=(11, 2.7), gridspec_kw={"width_ratios": [1, 1.3, 1, 1.5]})
-    m = view["map"].numpy()
-    dev = abs(m - r.interior_mean).max() or 1.0
-    axes[0].imshow(m, cmap="RdBu_r", vmin=r.interior_mean - dev, vmax=r.interior_mean + dev)
-    axes[0].set_title("mean pre-activation map", fontsize=8)
-    axes[0].axis("off")
-    prof = view["profile"]
-    for s, g in prof.groupby("side", sort=False):
-        axes[1].plot(g["distance"], g["z"], marker=".", label=s)
-    axes[1].axhline(0, color="0.5", lw=0.6)
-    axes[1].set_xlabel("distance from the border", fontsize=8)
-    axes[1].set_ylabel("(row mean - interior) / std", fontsize=7)
-    axes[1].legend(fontsize=6)
-    axes[1].set_title("border profile", fontsize=8)
-    k = view["effective_kernel"].numpy()
-    lim = abs(k).max() or 1.0
-    axes[2].imshow(k, cmap="PuOr_r", vmin=-lim, vmax=lim)
-    for (i, j), v in np.ndenumerate(k):
-        axes[2].text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=6)
-    axes[2].set_title("kernel on the mean input\n(BN scale applied)", fontsize=8)
-    axes[2].axis("off")
-    locs = ["top", "bottom", "left", "right", "top_left", "top_right", "bottom_left", "bottom_right"]
-    x = np.arange(len(locs))
-    axes[3].bar(x - 0.2, [r[f"z_{l}"] for l in locs], 0.4, color="k", label="contrast z")
-    axes[3].bar(x + 0.2, [r[f"effect_{l}"] for l in locs], 0.4, color="C1", label="padding effect")
-    if tau is not None:
-        for v in (tau, -tau):
-            axes[3].axhline(v, color="C3", lw=0.8, ls="--")
-    axes[3].set_xticks(x, [l.replace("_", "-").replace("bottom", "bot") for l in locs], rotation=45, fontsize=6)
-    axes[3].legend(fontsize=6)
-    axes[3].set_title(f"scores: {r.sides or 'not a PAN'}" + (f" (sign {r.sign:+d})" if r.is_pan else ""), fontsize=8)
-    kernel = f"{r.kernel}x{r.kernel}" if str(r.kernel).isdigit() else r.kernel
-    fig.suptitle(title or f"{r.layer} channel {int(r.channel)} (depth {r.depth}, {kernel}, stride {r.stride}, "
-                 f"padding {r.padding})", fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def pan_explorer(scans, models: dict | None = None, per_model: int = 10, dpi: int = 60):
-    """Static explorer: one tab per model, a dropdown of channels (strongest PANs of each kind, then ordinary
-    channels) jslinked to a Stack of pre-rendered channel figures, so it works in the static site too."""
-    import ipywidgets as widgets
-
-    from .pans import channel_view, explorer_channels
-
-    tabs, titles = [], []
-    for sc in scans:
-        rows = explorer_channels(sc.table, per_model)
-        labels, images = [], []
-        for _, r in rows.iterrows():
-            view = channel_view(sc, (models or {}).get(sc.model_name), r.layer, int(r.channel))
-            labels.append(f"{'PAN ' + r.sides + (' +' if r.sign > 0 else ' -') if r.is_pan else 'ordinary'}"
-                          f" | {r.layer} c{int(r.channel)}")
-            images.append(widgets.Image(value=_fig_png(pan_channel_figure(view, sc.tau), dpi=dpi), format="png"))
-        pick = widgets.Dropdown(options=list(zip(labels, range(len(labels)))), value=0,
-                                layout=widgets.Layout(width="95%"))
-        stack = widgets.Stack(images, selected_index=0)
-        widgets.jslink((pick, "index"), (stack, "selected_index"))
-        tabs.append(widgets.VBox([pick, stack]))
-        titles.append(sc.model_name.replace("tf_efficientnet_", "effnet-"))
-    tab = widgets.Tab(children=tabs)
-    for i, t in enumerate(titles):
-        tab.set_title(i, t)
-    return tab
-
-
-def pan_explorer_live(scans, models: dict | None = None):
-    """Live explorer for Jupyter (needs a kernel): any model, layer and channel."""
-    import ipywidgets as widgets
-    from IPython.display import display
-
-    from .pans import channel_view
-
-    by_name = {sc.model_name: sc for sc in scans}
-    model_dd = widgets.Dropdown(options=list(by_name), description="model")
-    layer_dd = widgets.Dropdown(description="layer")
-    channel = widgets.BoundedIntText(value=0, min=0, description="channel")
-    out = widgets.Output()
-
-    def layers(*_):
-        sc = by_name[model_dd.value]
-        layer_dd.options = list(sc.maps)
-
-    def channels(*_):
-        sc = by_name[model_dd.value]
-        if layer_dd.value in sc.maps:
-            channel.max = sc.maps[layer_dd.value].shape[0] - 1
-
-    def draw(*_):
-        sc = by_name[model_dd.value]
-        if layer_dd.value not in sc.maps:
-            return
-        with out:
-            out.clear_output(wait=True)
-            view = channel_view(sc, (models or {}).get(sc.model_name), layer_dd.value, int(channel.value))
-            display(pan_channel_figure(view, sc.tau))
-            plt.close("all")
-
-    model_dd.observe(layers, "value")
-    layer_dd.observe(channels, "value")
-    for w in (model_dd, layer_dd, channel):
-        w.observe(draw, "value")
-    layers()
-    channels()
-    draw()
-    return widgets.VBox([widgets.HBox([model_dd, layer_dd, channel]), out])
-
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -225,6 +225,13 @@ def _index_of_map(m: np.ndarray, margin: int | None = None) -> dict:
 INDEX_COLUMNS = ("left_right", "top_bottom", "border_centre")
 
 
+def _t_critical(n_splits) -> float:
+    """Two-sided 5% critical value of Student's t with n_splits - 1 degrees of freedom."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, n_splits - 1)) if n_splits and n_splits > 1 else 0.0
+
+
 def spatial_bias_index(maps, margin: int | None = None):
     """Left-right, top-bottom and border-centre asymmetry of each mean map (our formulation), one row per layer.
 
@@ -232,7 +239,8 @@ def spatial_bias_index(maps, margin: int | None = None):
     scale the map's mean |value|: ``dev_side`` = |mean of that border line - I| / scale; ``left_right`` =
     dev_left - dev_right (> 0: the left border deviates more), ``top_bottom`` = dev_top - dev_bottom,
     ``border_centre`` = (mean of the outer ring - I) / scale. With split maps, ``*_se`` are standard errors
-    over splits and ``lean_*`` is only set when the difference exceeds two standard errors.
+    over the ``n_splits`` splits and ``lean_*`` is only set when the index differs from zero in a two-sided
+    t-test at the 5% level (|index| > t(0.975, n_splits - 1) x se); without splits, by its sign.
     """
     import pandas as pd
 
@@ -243,6 +251,7 @@ def spatial_bias_index(maps, margin: int | None = None):
         row = {"layer": layer, "depth": depth, "h": m.shape[0], "w": m.shape[1], **_index_of_map(m, margin)}
         if layer in fm.split_maps and row.get("left_right") is not None:
             per = [_index_of_map(s, margin) for s in fm.split_maps[layer]]
+            row["n_splits"] = len(per)
             for col in INDEX_COLUMNS:
                 v = np.array([p[col] for p in per])
                 row[f"{col}_se"] = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
@@ -253,8 +262,9 @@ def spatial_bias_index(maps, margin: int | None = None):
         if col not in df:
             df[col] = np.nan
         se = df[f"{col}_se"].fillna(0.0) if f"{col}_se" in df else pd.Series(0.0, index=df.index)
-        df[lean] = ["" if not np.isfinite(v) or abs(v) <= 2 * e else (pos if v > 0 else neg)
-                    for v, e in zip(df[col], se)]
+        crit = df["n_splits"].map(_t_critical) if "n_splits" in df else pd.Series(0.0, index=df.index)
+        df[lean] = ["" if not np.isfinite(v) or abs(v) <= c * e else (pos if v > 0 else neg)
+                    for v, e, c in zip(df[col], se, crit.fillna(0.0))]
     return df
 
 
@@ -454,7 +464,8 @@ def blind_spot_summary(bmap, window: int = 3) -> dict:
     """Numbers for one blind-spot map, in the map's response units (our formulation): the median, the
     spread (standard deviation over positions), the worst-region drop = median - (lowest mean over a
     ``window`` x ``window`` block of positions), where that block is, and each border row/column of
-    positions minus the median (``edge_top`` < 0: weaker response along the top edge). With
+    positions minus the median (``edge_top`` < 0: weaker response along the top edge), the weakest edge, and
+    ``edge_tb`` = edge_top - edge_bottom, ``edge_lr`` = edge_left - edge_right (< 0: top / left weaker). With
     ``response='logprob'`` differences are log-ratios: a drop of 0.69 means the probability halves."""
     v = np.asarray(bmap, dtype=np.float64)
     med = float(np.median(v))
@@ -462,13 +473,17 @@ def blind_spot_summary(bmap, window: int = 3) -> dict:
     blocks = np.lib.stride_tricks.sliding_window_view(v, (k, k)).mean(axis=(-1, -2))
     iy, ix = np.unravel_index(int(np.argmin(blocks)), blocks.shape)
     cy, cx = iy + (k - 1) / 2, ix + (k - 1) / 2
+    edges = {"edge_top": float(v[0].mean() - med), "edge_bottom": float(v[-1].mean() - med),
+             "edge_left": float(v[:, 0].mean() - med), "edge_right": float(v[:, -1].mean() - med)}
     return {
         "median": med,
         "spread": float(v.std()),
         "worst_drop": float(med - blocks.min()),
         "worst_region": _region(cy, cx, v.shape[0] - 1, v.shape[1] - 1),
-        "edge_top": float(v[0].mean() - med), "edge_bottom": float(v[-1].mean() - med),
-        "edge_left": float(v[:, 0].mean() - med), "edge_right": float(v[:, -1].mean() - med),
+        **edges,
+        "weakest_edge": min(edges, key=edges.get).removeprefix("edge_"),
+        "edge_tb": edges["edge_top"] - edges["edge_bottom"],
+        "edge_lr": edges["edge_left"] - edges["edge_right"],
     }
 
 
@@ -496,9 +511,12 @@ def blind_spot_study(models: dict, stimuli: dict, backgrounds: dict, size: int =
     ``maps`` is keyed by (model, variant, stimulus, background).
     """
     import pandas as pd
+    from tqdm.auto import tqdm
 
     rows, maps = [], {}
     first_bg = next(iter(backgrounds.values()))
+    bar = tqdm(total=len(models) * 3 * len(stimuli) * len(backgrounds), desc="blind-spot maps", unit="map",
+               disable=not progress, leave=False)
     for mname, model in models.items():
         variants = padding_variants(model, size, (even_sizes or {}).get(mname))
         targets = {s: centre_prediction(model, stim, first_bg, size, device)[0] for s, stim in stimuli.items()}
@@ -506,20 +524,25 @@ def blind_spot_study(models: dict, stimuli: dict, backgrounds: dict, size: int =
             for sname, stim in stimuli.items():
                 for bname, bg in backgrounds.items():
                     bmap = blind_spot_map(vmodel, stim, bg, targets[sname], stride, response, vsize, batch_size,
-                                          device, progress=f"{mname} {vname} {sname}/{bname}" if progress else False)
+                                          device, progress=False)
+                    bar.update()
                     maps[(mname, vname, sname, bname)] = bmap
                     rows.append({"model": mname, "variant": vname, "padding": vname.split(" @")[0], "size": vsize,
                                  "stimulus": sname, "background": bname, "target": bmap.attrs["target_name"],
                                  **blind_spot_summary(bmap)})
+    bar.close()
     return pd.DataFrame(rows), maps
 
 
 def mitigation_table(summary):
     """Per model and variant: mean and spread over stimuli x backgrounds of the blind-spot numbers."""
     g = summary.groupby(["model", "variant"], sort=False)
-    out = g.agg(maps=("median", "size"), median_response=("median", "mean"), spread_mean=("spread", "mean"),
-                spread_sd=("spread", "std"), worst_drop_mean=("worst_drop", "mean"), worst_drop_sd=("worst_drop", "std"),
-                worst_drop_max=("worst_drop", "max"))
+    out = g.agg(maps=("median", "size"), median_response=("median", "mean"),
+                spread_mean=("spread", "mean"), spread_sd=("spread", "std"),
+                worst_drop_mean=("worst_drop", "mean"), worst_drop_sd=("worst_drop", "std"),
+                worst_drop_max=("worst_drop", "max"),
+                edge_tb_mean=("edge_tb", "mean"), edge_tb_sd=("edge_tb", "std"),
+                edge_lr_mean=("edge_lr", "mean"), edge_lr_sd=("edge_lr", "std"))
     return out.reset_index()
 
 

@@ -79,7 +79,9 @@ def test_lean_needs_two_standard_errors():
     split = np.stack([maps["a"] + np.random.default_rng(i).normal(0, 0.2, (8, 8)) for i in range(4)])
     fm = padlib.FeatureMaps(maps, {"a": split}, n=4)
     idx = padlib.spatial_bias_index(fm).iloc[0]
-    assert idx.top_bottom_se > 0.01 and idx.lean_tb == ""
+    assert idx.top_bottom_se > 0.01 and idx.lean_tb == "" and idx.n_splits == 4
+    tight = np.stack([maps["a"] * (1 + 1e-3 * i) for i in range(4)])  # consistent over splits: a lean
+    assert padlib.spatial_bias_index(padlib.FeatureMaps(maps, {"a": tight}, n=4)).iloc[0].lean_tb == "top"
 
 
 def test_translation_invariant_model_has_flat_blind_spot_map():
@@ -124,7 +126,8 @@ def test_blind_spot_summary_on_planted_map():
     s = padlib.blind_spot_summary(pd.DataFrame(v))
     assert s["median"] == 1.0 and s["worst_region"] == "top-left"
     assert s["worst_drop"] == pytest.approx(0.6) and s["edge_top"] == pytest.approx(-0.3)
-    assert s["edge_bottom"] == 0
+    assert s["edge_bottom"] == 0 and s["weakest_edge"] in ("top", "left")
+    assert s["edge_tb"] == pytest.approx(-0.3) and s["edge_lr"] == pytest.approx(-0.3)
 
 
 def test_depth_layers_and_variants():
@@ -168,3 +171,20 @@ def test_random_init_maps_one_split_per_seed():
     assert fm.split_maps["features.2"].shape == (2, 8, 8)
     np.testing.assert_allclose(fm["features.2"], fm.split_maps["features.2"].mean(0))
     assert not np.allclose(fm.split_maps["features.2"][0], fm.split_maps["features.2"][1])  # seeds differ
+
+
+def test_feature_map_explorer_is_precomputed_and_linked():
+    import ipywidgets as widgets
+
+    model = padlib.toy_translation_model("zeros", input_size=16)
+    maps = {("toy", s): padlib.mean_feature_maps(model, torch.rand(2, 3, s, s), progress=False) for s in (16, 17)}
+    audits = {("toy", s): padlib.padding_audit(model, s) for s in (16, 17)}
+    explorer = padlib.plots.feature_map_explorer(maps, audits)
+    sizes = explorer.children[0]
+    assert isinstance(explorer, widgets.Tab) and len(sizes.children) == 2
+    dropdown, stack = sizes.children[0].children
+    assert list(dropdown.options) == maps[("toy", 16)].layers and len(stack.children) == len(dropdown.options)
+    assert "data:image/png;base64," in stack.children[0].value and "features.0" in stack.children[0].value
+    links = [w for w in widgets.Widget.widgets.values() if isinstance(w, widgets.widget_link.Link)
+             and w.source[0] is dropdown and w.target[0] is stack]
+    assert links and links[0].source[1] == "index" and links[0].target[1] == "selected_index"

@@ -61,7 +61,15 @@ def bench_data_free() -> dict:
     return run()
 
 
+def bench_padding_schemes() -> dict:
+    """Chapter 5: training-step time per padding scheme / zero padding (padding_module_step_overhead, ...)."""
+    from .padding_layers import bench_scheme_step_overhead as run
+
+    return run()
+
+
 BENCHMARKS = [bench_forward, bench_zoo_audit, bench_pan_scan, bench_ablation, bench_data_free]
+BENCHMARKS.append(bench_padding_schemes)
 
 
 def main(only=None) -> int:

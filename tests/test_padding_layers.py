@@ -242,3 +242,13 @@ def test_bad_inputs_raise_clear_errors():
         PaddingModule(3, depth=0)
     with pytest.raises(PadlibError, match="no Padding Module"):
         edge_prediction_error(_net(), torch.randn(2, 3, 8, 8))
+
+
+def test_bench_reports_one_ratio_per_scheme():
+    from padlib.bench import BENCHMARKS
+    from padlib.padding_layers import bench_scheme_step_overhead
+
+    assert any(b.__name__ == "bench_padding_schemes" for b in BENCHMARKS)
+    out = bench_scheme_step_overhead(schemes=("reflect", "padding_module"), batch_size=4, repeats=1)
+    assert set(out) == {"reflect_step_overhead", "padding_module_step_overhead"}
+    assert all(v > 0 for v in out.values())

@@ -906,7 +906,9 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
     probe = probe_images(n_scan, size=size, seed=seed, image_dir=image_dir, model=model)
     table = find_pans(model, probe, batch_size=batch_size, progress=progress, device=device, **(scan_options or {}))
     pans = table[table.is_pan]
-    controls = random_control(table, k=n_controls, seed=seed)
+    with warnings.catch_warnings():  # a short control is reported in report_tables' 'control_channels'
+        warnings.filterwarnings("ignore", message="layer .* PANs but only")
+        controls = random_control(table, k=n_controls, seed=seed)
     layers = sorted(set(pans["layer"]))
     means = channel_means(model, probe, layers, batch_size=batch_size, device=device) if layers else {}
     seconds["scan"] = time.perf_counter() - t0
@@ -972,7 +974,9 @@ def report_tables(reports) -> dict[str, pd.DataFrame]:
     for r in reports:
         t = r.table
         pans.append({"model": r.model, "padded_convs": t["layer"].nunique(), "channels": len(t),
-                     "pans": int(t["is_pan"].sum()), "pan_layers": r.pans["layer"].nunique(),
+                     "pans": int(t["is_pan"].sum()),
+                     "control_channels": int(r.controls.groupby("control").size().min()) if len(r.controls) else 0,
+                     "pan_layers": r.pans["layer"].nunique(),
                      "share": float(t["is_pan"].mean()), "eval_images": r.n_images})
         ablation.append(r.study.summary.assign(model=r.model))
         comparison.append(r.study.comparison.assign(model=r.model))
@@ -1125,3 +1129,23 @@ def size_comparison(reports, even: int = 225, control: int = 223, metric: str = 
         rows.append({"model": r.model, f"{metric}_{even}": float(a.mean()), f"{metric}_{control}": float(b.mean()),
                      "difference": float((a - b).mean()), "diff_ci_low": lo, "diff_ci_high": hi, "verdict": verdict})
     return pd.DataFrame(rows)
+
+
+def chapter_summary(tables: dict, metric: str = "kl", padding: str = "reflect", even: int = 225,
+                    control: int = 223) -> pd.DataFrame:
+    """One row per model, one metric (from :func:`report_tables`): the PAN ablations next to the mean of
+    their random controls, the padding swap and the two sizes, so their magnitudes can be compared."""
+    comp = tables["comparison"][tables["comparison"]["metric"] == metric]
+    inter = tables["interventions"][tables["interventions"]["metric"] == metric]
+    rows = []
+    for model in dict.fromkeys(tables["pans"]["model"]):
+        row = {"model": model}
+        for r in comp[comp["model"] == model].itertuples():
+            row[f"PANs {r.mode}/{r.region}"] = r.pans
+            row[f"random {r.mode}/{r.region}"] = getattr(r, "controls_mean", float("nan"))
+        values = inter[inter["model"] == model].set_index("intervention")["value"]
+        for label in (f"{padding} padding", f"size {even}", f"size {control}"):
+            if label in values:
+                row[label] = float(values[label])
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")

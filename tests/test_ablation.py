@@ -347,6 +347,9 @@ def test_ablation_report_runs_every_intervention_on_a_toy_and_tidies_the_tables(
     assert list(tables["evenness"]["size"]) == [32, 33]
     movers, consistency = A.movers_across_models([report])
     assert consistency.empty  # one model: nothing to correlate
+    assert tables["pans"].control_channels.iloc[0] <= tables["pans"].pans.iloc[0]
+    summary = A.chapter_summary(tables, "kl", padding="circular", even=33, control=33)
+    assert summary.loc[report.model, "circular padding"] == report.padding["circular"].value("kl")
 
 
 def test_size_comparison_flags_the_size_that_moves_predictions_more():

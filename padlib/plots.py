@@ -915,28 +915,25 @@ def pan_depth_figure(by_depth):
 
 
 def pan_side_figure(side_counts):
-    """PANs per side and sign, split by the layer's stride, one panel per model."""
+    """PANs per side and sign, one column per model, one row per stride (each row with its own scale)."""
     import numpy as np
 
     models = list(dict.fromkeys(side_counts["model"]))
     strides = sorted(side_counts["stride"].astype(str).unique())
-    fig, axes = plt.subplots(1, len(models), figsize=(3.0 * len(models), 2.9), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(len(strides), len(models), figsize=(2.9 * len(models), 2.3 * len(strides)),
+                             squeeze=False, sharey="row")
     sides = ["top", "bottom", "left", "right"]
-    for ax, m in zip(axes[0], models):
-        d = side_counts[side_counts.model == m]
-        w = 0.8 / (2 * len(strides))
-        for j, st in enumerate(strides):
+    for i, st in enumerate(strides):
+        for ax, m in zip(axes[i], models):
+            d = side_counts[(side_counts.model == m) & (side_counts.stride.astype(str) == st)]
             for k, sign in enumerate((1, -1)):
                 col = "fire" if sign > 0 else "silenced"
-                v = [int(d[(d.side == s) & (d.stride.astype(str) == st)][col].sum()) for s in sides]
-                off = (2 * j + k) * w - 0.4 + w / 2
-                ax.bar(np.arange(4) + off, v, w, color=_SIGN_COLORS[sign], alpha=1.0 if st == "1" else 0.45,
-                       hatch=None if st == "1" else "//", edgecolor="w", lw=0,
-                       label=f"stride {st}, {col}")
-        ax.set_xticks(np.arange(4), sides, fontsize=8)
-        ax.set_title(m.replace("tf_efficientnet_", ""), fontsize=9)
-    axes[0][0].set_ylabel("PANs with this side")
-    axes[0][0].legend(fontsize=6)
+                v = [int(d[d.side == s][col].sum()) for s in sides]
+                ax.bar(np.arange(4) + (k - 0.5) * 0.4, v, 0.4, color=_SIGN_COLORS[sign], label=col)
+            ax.set_xticks(np.arange(4), sides, fontsize=8)
+            ax.set_title(f"{m.replace('tf_efficientnet_', '')}, stride {st}", fontsize=9)
+        axes[i][0].set_ylabel("PANs with this side", fontsize=8)
+    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -967,14 +964,14 @@ def pan_effect_figure(tables):
     return fig
 
 
-def pan_map_gallery(scan, rows, ncols: int = 6, size: float = 1.7):
+def pan_map_gallery(scan, rows, ncols: int = 6, size: float = 1.7, title: str | None = None):
     """Mean pre-activation maps of the given (layer, channel) rows, symmetric colour scale around the
     interior mean, titled with layer depth, sides and sign."""
     rows = rows.reset_index(drop=True)
     n = len(rows)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.6), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, r in rows.iterrows():
@@ -984,6 +981,7 @@ def pan_map_gallery(scan, rows, ncols: int = 6, size: float = 1.7):
         ax.imshow(m, cmap="RdBu_r", vmin=r.interior_mean - dev, vmax=r.interior_mean + dev)
         label = (r.sides or "ordinary") + ("" if not r.is_pan else (" +" if r.sign > 0 else " -"))
         ax.set_title(f"d{r.depth} c{int(r.channel)} s{r.stride}\n{label}", fontsize=7)
+    fig.suptitle(scan.model_name if title is None else title, fontsize=10)
     fig.tight_layout()
     return fig
 

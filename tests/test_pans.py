@@ -174,6 +174,18 @@ def test_timm_dynamic_same_conv_is_scanned_with_its_asymmetric_padding():
     assert (t.padding == "tf_same").all() and (t.effect_top == 0).all()
 
 
+def test_tiny_maps_with_large_kernels_give_finite_scores_and_too_small_maps_are_skipped():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 5, padding=2), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2, padding=1),
+                        nn.Conv2d(4, 4, 3, padding=1))
+    x = torch.randn(6, 3, 4, 4) + 0.5
+    scan = P.scan_pans(net, x, fpr=0.2, progress=False)
+    assert set(scan.table.layer) == {"0"} and scan.skipped_layers == ["2", "3"]  # 2x2 outputs: no interior
+    assert scan.table.filter(like="z_").notna().all().all() and scan.table.margin.eq(1).all()
+    with pytest.raises(PadlibError, match="smaller than 3x3"):
+        P.find_pans(net, torch.randn(2, 3, 2, 2), tau=1.0, progress=False)
+
+
 def test_bad_input_raises_clear_errors_and_leaves_no_hooks():
     net = _planted_net()
     with pytest.raises(PadlibError, match="cannot run on these images"):

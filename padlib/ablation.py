@@ -903,6 +903,10 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
     if isinstance(model, str):
         model = load_model(model, device=device)
     name = getattr(model, "padlib_name", type(model).__name__)
+    if labelled_dir:  # built first (cheap, lazy) so that a bad folder fails before the scan
+        evalset = labelled_images(labelled_dir, class_index, n=n_images, model=model, size=size, seed=seed)
+    else:
+        evalset = probe_images(n_images, size=size, seed=seed + 1, image_dir=image_dir, model=model)
     probe = probe_images(n_scan, size=size, seed=seed, image_dir=image_dir, model=model)
     table = find_pans(model, probe, batch_size=batch_size, progress=progress, device=device, **(scan_options or {}))
     pans = table[table.is_pan]
@@ -914,10 +918,6 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
     seconds["scan"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    if labelled_dir:
-        evalset = labelled_images(labelled_dir, class_index, n=n_images, model=model, size=size, seed=seed)
-    else:
-        evalset = probe_images(n_images, size=size, seed=seed + 1, image_dir=image_dir, model=model)
     labels = getattr(evalset, "labels", None) or None
     x = evalset.tensor(device=device) if len(evalset) <= 1024 else evalset
     reference = compare_logits(model_logits(model, x, batch_size, device), None, labels, n_boot, seed)

@@ -362,3 +362,17 @@ def test_size_comparison_flags_the_size_that_moves_predictions_more():
     assert table.diff_ci_low.iloc[0] > 0
     swapped = A.ModelAblation("toy", None, None, None, None, {}, {225: near, 223: far}, None, 20, False)
     assert A.size_comparison([swapped], 225, 223, "kl", n_boot=200).verdict.tolist() == ["even size moves predictions less"]
+
+
+def test_ablate_command_turns_bad_input_into_one_line_errors(tmp_path):
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "padlib", "ablate", *args], capture_output=True, text=True,
+                              timeout=300)
+
+    out = run("no_such_model_xyz")
+    assert out.returncode == 2 and out.stderr.startswith("error: unknown model")
+    out = run("mobilenet_v2", "--labelled-dir", str(tmp_path / "missing"))
+    assert out.returncode == 2 and "does not exist" in out.stderr and len(out.stderr.strip().splitlines()) == 1

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -245,28 +246,20 @@ def _stream(model: nn.Module, images, batch_size: int, device, progress, desc: s
     convs = require_padded_convs(model)
     stats = {name: _LayerStats(name, depth, m) for depth, (name, m) in enumerate(convs)}
     bns = {n: m for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
-    pending: dict[int, tuple[str, torch.Tensor]] = {}
+    pending: dict[int, tuple[str, weakref.ref]] = {}  # weak: holding outputs would keep activations alive
     follows: dict[str, str] = {}
     first_batch = [True]
 
     workspace = _Workspace()
 
-    threads = torch.get_num_threads()
-
     def on_conv(name, module, inputs, output):
-        # the sums are memory-bound: one thread does them about as fast, and skips the thread barriers that
-        # stall on a busy machine
-        torch.set_num_threads(1)
-        try:
-            stats[name].update(inputs[0], output, workspace)
-        finally:
-            torch.set_num_threads(threads)
+        stats[name].update(inputs[0], output, workspace)
         if first_batch[0]:
-            pending[id(output)] = (name, output)
+            pending[id(output)] = (name, weakref.ref(output))
 
     def on_bn(name, module, inputs, output):
         hit = pending.get(id(inputs[0]))
-        if hit is not None and hit[1] is inputs[0]:
+        if hit is not None and hit[1]() is inputs[0]:
             follows[hit[0]] = name
 
     first_conv = convs[0][1]
@@ -1130,8 +1123,10 @@ def bench_pan_scan() -> dict:
     explicit padding is slower than the native one): ``pan_scan_with_null_overhead`` is (scan + null pass) /
     forward, i.e. the cost of the default ``find_pans``.
     ``pan_scan_peak_mb_ratio``: peak extra resident memory of a scan of 256 images / of 32 images, each in a
-    fresh process after a full-batch warm-up (Linux VmHWM reset through /proc/self/clear_refs).
+    fresh process after a full-batch warm-up (Linux VmHWM reset through /proc/self/clear_refs), with a fixed
+    glibc mmap threshold so that the peak measures live memory rather than allocator history.
     """
+    import os
     import subprocess
     import sys
 
@@ -1160,13 +1155,16 @@ def bench_pan_scan() -> dict:
         t_fwd.append(timed(forward))
         t_scan.append(timed(lambda: scan_pans(model, x, tau=tau, tau_corner=tau_c, batch_size=batch,
                                               progress=False)))
-    t_null.append(timed(lambda: scan_pans(circular, x, tau=tau, tau_corner=tau_c, batch_size=batch,
-                                          progress=False)))
+        t_null.append(timed(lambda: scan_pans(circular, x, tau=tau, tau_corner=tau_c, batch_size=batch,
+                                              progress=False)))
     fwd = min(t_fwd)
     peaks = {}
+    # glibc's dynamic mmap threshold makes RSS peaks depend on allocation history; a fixed threshold returns
+    # every large block at once, so the peak is the live memory (same settings for both sizes)
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="131072", MALLOC_ARENA_MAX="2")
     for n in (32, 256):
         out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(n), str(tau), str(torch.get_num_threads())],
-                             capture_output=True, text=True, check=True)
+                             capture_output=True, text=True, check=True, env=env)
         peaks[n] = float(out.stdout.strip().splitlines()[-1])
     return {
         "pan_scan_overhead": round(min(t_scan) / fwd, 3),

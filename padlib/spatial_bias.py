@@ -546,6 +546,32 @@ def mitigation_table(summary):
     return out.reset_index()
 
 
+def mitigation_effects(summary, baseline: str | None = None,
+                       metrics=("worst_drop", "spread", "median")):
+    """Paired comparison of each mitigation with the baseline variant on the same stimulus x background:
+    per model and variant, the mean and standard deviation of (variant - baseline) and in how many of the
+    pairs the variant is lower. ``baseline`` defaults to each model's first variant (zero padding at 224)."""
+    import pandas as pd
+
+    rows = []
+    for model, d in summary.groupby("model", sort=False):
+        variants = list(dict.fromkeys(d["variant"]))
+        base_name = baseline or variants[0]
+        base = d[d["variant"] == base_name].set_index(["stimulus", "background"])
+        for v in variants:
+            if v == base_name:
+                continue
+            other = d[d["variant"] == v].set_index(["stimulus", "background"])
+            row = {"model": model, "variant": v, "baseline": base_name, "pairs": len(other)}
+            for m in metrics:
+                diff = (other[m] - base[m]).dropna()
+                row[f"{m}_diff_mean"] = float(diff.mean())
+                row[f"{m}_diff_sd"] = float(diff.std()) if len(diff) > 1 else float("nan")
+                row[f"{m}_lower_in"] = int((diff < 0).sum())
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The planted control: a translation-invariant classifier
 

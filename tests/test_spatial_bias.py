@@ -150,6 +150,12 @@ def test_small_blind_spot_study():
     assert summary["target"].nunique() == 1
     table = padlib.mitigation_table(summary)
     assert list(table["maps"]) == [2, 2, 2]
+    effects = padlib.spatial_bias.mitigation_effects(summary)
+    assert list(effects["variant"]) == ["zero @17", "reflect @16"] and set(effects["pairs"]) == {2}
+    base = summary[summary["variant"] == "zero @16"].set_index("background")["worst_drop"]
+    other = summary[summary["variant"] == "reflect @16"].set_index("background")["worst_drop"]
+    assert effects.iloc[1]["worst_drop_diff_mean"] == pytest.approx(float((other - base).mean()))
+    assert effects.iloc[1]["worst_drop_lower_in"] == int(((other - base) < 0).sum())
 
 
 def test_flips_make_content_symmetric():

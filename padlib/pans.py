@@ -12,11 +12,19 @@ Our formulation ("PAN detection" in shared/papers.md; the paper's exact method i
 * Border contrast per side s: ``z_s = (mean of the outermost row/column, corners excluded - interior mean)
   / interior std``, all over the mean map of the probe images; the interior is every position at distance
   >= ``margin`` from each border (``margin = max(ceil(min(H, W) / 8), rows this layer's own padding
-  reaches)``); the interior std pools images and interior positions. Corners get the same statistic.
+  reaches)``); the interior std pools images and interior positions (estimated on every k-th interior
+  row, at least 16 rows, all columns and images), floored at 10% of the layer's median interior std so
+  that near-dead channels do not turn tiny border differences into huge scores. Corners get the same
+  statistic.
 * Causal padding effect per side: inside the conv's forward hook the outermost output row/column is
-  recomputed from the *same input* with replicate padding (index clamping on a strip as thin as the kernel,
-  so it costs about 4/H of the conv), and ``effect_s`` is the mean (own output - replicate output) there,
-  in interior-std units. It is the part of the border response that this layer's padding values cause.
+  recomputed from the *same input* with replicate padding (index clamping on a strip as thin as the kernel),
+  and ``effect_s`` is the mean (own output - replicate output) there, in interior-std units: the part of the
+  border response that this layer's padding values cause. The recomputation is linear in the input, so it
+  runs once per batch on the batch sum of the input (one small conv1d per layer, block-diagonal over sides).
+
+The hooks use :func:`padlib.activations.forward_hooks` (always removed) but not ``layer_map_stats``: the
+scan needs the conv input as well as its output, and full-size float64 sum-of-squares maps would cost two
+more passes per layer than the per-channel interior moments kept here.
 * A side is a PAN side when ``|z_s| > tau`` and ``effect_s / z_s >= min_explained`` (0.5: the padding
   explains most of the contrast, with the same sign). A channel with no PAN side whose corner passes
   ``tau_corner`` is a corner PAN. ``sides`` is "top", "top+left", ..., "frame" (all four), or
@@ -398,8 +406,12 @@ def _border_effects(st: _LayerStats) -> dict[str, torch.Tensor]:
     }
 
 
-def _layer_frame(st: _LayerStats, aff: _Affine | None, n_layers: int):
-    """One layer's rows of the table, plus its mean pre-activation map and effective kernels."""
+def _layer_frame(st: _LayerStats, aff: _Affine | None, n_layers: int, std_floor: float = 0.1):
+    """One layer's rows of the table, plus its mean pre-activation map and effective kernels.
+
+    ``std_floor``: the interior std used as the unit is at least this fraction of the layer's median
+    interior std (in pre-activation units), so that near-dead channels, whose tiny spread would turn any
+    small border difference into a huge ``|z|``, do not dominate either the null or the ranking."""
     n = st.n
     mean_map = st.map_sum / n  # raw conv units
     c, hout, wout = mean_map.shape
@@ -413,7 +425,10 @@ def _layer_frame(st: _LayerStats, aff: _Affine | None, n_layers: int):
     std = torch.sqrt((st.var_s2 / vcnt - shift_mean ** 2).clamp_min(0))
     floor = 1e-6 * mu.abs() + 1e-12
     constant = (std <= floor) | (scale == 0)
-    std_eff = torch.maximum(std, floor)
+    std_pre = scale.abs() * std
+    layer_std = float(std_pre[~constant].median()) if bool((~constant).any()) else 0.0
+    std_eff = torch.maximum(torch.maximum(std, floor), std_floor * layer_std / scale.abs().clamp_min(1e-30))
+    floored = (std_eff > torch.maximum(std, floor)) & ~constant
     cut = _border_cuts(st)
     border = {
         "top": mean_map[:, 0, cut["left"]:wout - cut["right"]].mean(1),
@@ -467,6 +482,7 @@ def _layer_frame(st: _LayerStats, aff: _Affine | None, n_layers: int):
         "interior_mean": (scale * mu + shift).cpu().numpy(),
         "interior_std": (scale.abs() * std).cpu().numpy(),
         "constant": constant.cpu().numpy(),
+        "std_floored": floored.cpu().numpy(),
         **{k: v.cpu().numpy() for k, v in cols.items()},
     })
     preact_map = (scale[:, None, None] * mean_map + shift[:, None, None]).float().cpu()
@@ -478,14 +494,14 @@ def _broadcast(n: int, columns: dict) -> dict:
     return {k: v if isinstance(v, np.ndarray) else np.full(n, v) for k, v in columns.items()}
 
 
-def _scan_table(model, images, batch_size, device, progress, desc):
+def _scan_table(model, images, batch_size, device, progress, desc, std_floor: float = 0.1):
     stats, affines = _stream(model, images, batch_size, device, progress, desc)
     frames, maps, kernels, in_means, skipped = [], {}, {}, {}, []
     for name, st in stats.items():
         if st.skip:
             skipped.append(name)
             continue
-        f, m, k, mu = _layer_frame(st, affines.get(name), len(stats))
+        f, m, k, mu = _layer_frame(st, affines.get(name), len(stats), std_floor)
         frames.append(f)
         maps[name], kernels[name], in_means[name] = m, k, mu
     if not frames:
@@ -636,6 +652,9 @@ def _resolve_inputs(model, images, size, seed, device):
         model = load_model(model, device=device or "cpu")
     check_type("model", model, nn.Module, "a loaded model or a model name such as 'mobilenet_v2'")
     device = torch.device(device) if device is not None else model_device(model)
+    if device.type != model_device(model).type:
+        raise PadlibError(f"the model is on {model_device(model)} but device={str(device)!r}: move the model "
+                          f"(model.to({str(device)!r})) or leave device out")
     if isinstance(images, (bool, str, bytes, dict)) or images is None:
         raise PadlibError("images must be a number of probe images, a ProbeImages, a (N, C, H, W) tensor or batches")
     if isinstance(images, int):
@@ -646,8 +665,8 @@ def _resolve_inputs(model, images, size, seed, device):
 
 
 def scan_pans(model, images=64, *, fpr: float = 0.01, tau: float | None = None, tau_corner: float | None = None,
-              null="circular", min_explained: float = 0.5, batch_size: int = 16, device=None,
-              progress: bool = True, size: int | None = None, seed: int = 0) -> PanScan:
+              null="circular", min_explained: float = 0.5, std_floor: float = 0.1, batch_size: int = 16,
+              device=None, progress: bool = True, size: int | None = None, seed: int = 0) -> PanScan:
     """Scan ``model`` for PANs on ``images`` and calibrate the threshold on the circular-padding null.
 
     ``model``: a module or a model name. ``images``: a number of probe images (made with
@@ -655,14 +674,17 @@ def scan_pans(model, images=64, *, fpr: float = 0.01, tau: float | None = None, 
     batches. ``null``: "circular" (scan the circular-padding copy on the same images: a second pass, about
     doubling the time), or a null table from an earlier scan to reuse. ``tau`` (and ``tau_corner``): given
     thresholds, skipping the null entirely (one pass). Thresholds are calibrated for ``fpr`` otherwise.
+    ``std_floor``: the unit of z is the channel's interior std, but at least this fraction of the layer's
+    median interior std (0 disables the floor).
     """
     check_type("batch_size", batch_size, int)
     check_type("min_explained", min_explained, (int, float))
+    check_type("std_floor", std_floor, (int, float))
     model, images, device = _resolve_inputs(model, images, size, seed, device)
     name = getattr(model, "padlib_name", type(model).__name__)
     t0 = time.perf_counter()
     table, maps, kernels, in_means, skipped, n = _scan_table(model, images, batch_size, device, progress,
-                                                              f"PAN scan {name}")
+                                                              f"PAN scan {name}", std_floor)
     seconds = {"observed": time.perf_counter() - t0}
     null_table = None
     if tau is None:
@@ -674,7 +696,8 @@ def scan_pans(model, images=64, *, fpr: float = 0.01, tau: float | None = None, 
                                   "or a list of batches, not a one-shot iterator")
             t0 = time.perf_counter()
             circ = convert_padding(model, "circular")
-            null_table = _scan_table(circ, images, batch_size, device, progress, f"null (circular) {name}")[0]
+            null_table = _scan_table(circ, images, batch_size, device, progress, f"null (circular) {name}",
+                                     std_floor)[0]
             seconds["null"] = time.perf_counter() - t0
             del circ
         else:
@@ -692,7 +715,7 @@ def scan_pans(model, images=64, *, fpr: float = 0.01, tau: float | None = None, 
     scan = PanScan(name, table, null_table, tau, tau_corner, fpr, float(min_explained), n,
                    _input_size(images), maps, kernels, in_means, skipped, seconds)
     table.attrs.update(model=name, tau=tau, tau_corner=tau_corner, fpr=fpr if fpr is not None else float("nan"),
-                       min_explained=float(min_explained), n_images=n,
+                       min_explained=float(min_explained), std_floor=float(std_floor), n_images=n,
                        input_size=str(scan.input_size), null_exceedance=scan.null_exceedance(),
                        skipped_layers=",".join(skipped))
     return scan

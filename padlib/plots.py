@@ -987,11 +987,12 @@ def pan_map_gallery(scan, rows, ncols: int = 6, size: float = 1.7, title: str | 
 
 
 def pan_channel_figure(view, tau: float | None = None, title: str = ""):
-    """One channel: mean map, border profile, kernel (raw and on the mean input) and its scores."""
+    """One channel: mean map, border profile, kernel on the mean input and its scores (2 x 2 panels)."""
     import numpy as np
 
     r = view["row"]
-    fig, axes = plt.subplots(1, 4, figsize=(11, 2.7), gridspec_kw={"width_ratios": [1, 1.3, 1, 1.5]})
+    fig, axes = plt.subplots(2, 2, figsize=(7.6, 5.6))
+    axes = axes.ravel()
     m = view["map"].numpy()
     dev = abs(m - r.interior_mean).max() or 1.0
     axes[0].imshow(m, cmap="RdBu_r", vmin=r.interior_mean - dev, vmax=r.interior_mean + dev)
@@ -1009,19 +1010,21 @@ def pan_channel_figure(view, tau: float | None = None, title: str = ""):
     lim = abs(k).max() or 1.0
     axes[2].imshow(k, cmap="PuOr_r", vmin=-lim, vmax=lim)
     for (i, j), v in np.ndenumerate(k):
-        axes[2].text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=6)
-    axes[2].set_title("kernel on the mean input\n(BN scale applied)", fontsize=8)
+        axes[2].text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=7,
+                     color="w" if abs(v) > 0.6 * lim else "k")
+    axes[2].set_title("kernel on the mean input (BN scale applied)", fontsize=8)
     axes[2].axis("off")
     locs = ["top", "bottom", "left", "right", "top_left", "top_right", "bottom_left", "bottom_right"]
     x = np.arange(len(locs))
     axes[3].bar(x - 0.2, [r[f"z_{l}"] for l in locs], 0.4, color="k", label="contrast z")
     axes[3].bar(x + 0.2, [r[f"effect_{l}"] for l in locs], 0.4, color="C1", label="padding effect")
     if tau is not None:
-        for v in (tau, -tau):
-            axes[3].axhline(v, color="C3", lw=0.8, ls="--")
-    axes[3].set_xticks(x, [l.replace("_", "-").replace("bottom", "bot") for l in locs], rotation=45, fontsize=6)
+        for v, lab in ((tau, "tau (sides)"), (-tau, None)):
+            axes[3].axhline(v, color="C3", lw=0.8, ls="--", label=lab)
+    axes[3].set_xticks(x, [l.replace("_", "-").replace("bottom", "bot") for l in locs], rotation=45, fontsize=7)
     axes[3].legend(fontsize=6)
-    axes[3].set_title(f"scores: {r.sides or 'not a PAN'}" + (f" (sign {r.sign:+d})" if r.is_pan else ""), fontsize=8)
+    axes[3].set_title(f"scores: {r.sides or 'not a PAN'}" + (f" (sign {r.sign:+d})" if r.is_pan else ""),
+                      fontsize=8)
     kernel = f"{r.kernel}x{r.kernel}" if str(r.kernel).isdigit() else r.kernel
     fig.suptitle(title or f"{r.layer} channel {int(r.channel)} (depth {r.depth}, {kernel}, stride {r.stride}, "
                  f"padding {r.padding})", fontsize=9)
@@ -1029,7 +1032,7 @@ def pan_channel_figure(view, tau: float | None = None, title: str = ""):
     return fig
 
 
-def pan_explorer(scans, models: dict | None = None, per_model: int = 10, dpi: int = 60):
+def pan_explorer(scans, models: dict | None = None, per_model: int = 10, dpi: int = 72):
     """Static explorer: one tab per model, a dropdown of channels (strongest PANs of each kind, then ordinary
     channels) jslinked to a Stack of pre-rendered channel figures, so it works in the static site too."""
     import ipywidgets as widgets
@@ -1044,7 +1047,8 @@ def pan_explorer(scans, models: dict | None = None, per_model: int = 10, dpi: in
             view = channel_view(sc, (models or {}).get(sc.model_name), r.layer, int(r.channel))
             labels.append(f"{'PAN ' + r.sides + (' +' if r.sign > 0 else ' -') if r.is_pan else 'ordinary'}"
                           f" | {r.layer} c{int(r.channel)}")
-            images.append(widgets.Image(value=_fig_png(pan_channel_figure(view, sc.tau), dpi=dpi), format="png"))
+            images.append(widgets.Image(value=_fig_png(pan_channel_figure(view, sc.tau), dpi=dpi), format="png",
+                                        layout=widgets.Layout(max_width="100%", height="auto")))
         pick = widgets.Dropdown(options=list(zip(labels, range(len(labels)))), value=0,
                                 layout=widgets.Layout(width="95%"))
         stack = widgets.Stack(images, selected_index=0)
@@ -1057,22 +1061,25 @@ def pan_explorer(scans, models: dict | None = None, per_model: int = 10, dpi: in
     return tab
 
 
-def pan_explorer_live(scans, models: dict | None = None):
-    """Live explorer for Jupyter (needs a kernel): any model, layer and channel."""
+def pan_explorer_live(scans, models: dict | None = None, dpi: int = 72):
+    """Live explorer for Jupyter (needs a kernel): any model, layer and channel. The figure is an Image
+    widget, so the static site shows the first view."""
     import ipywidgets as widgets
-    from IPython.display import display
 
     from .pans import channel_view
 
     by_name = {sc.model_name: sc for sc in scans}
-    model_dd = widgets.Dropdown(options=list(by_name), description="model")
-    layer_dd = widgets.Dropdown(description="layer")
-    channel = widgets.BoundedIntText(value=0, min=0, description="channel")
-    out = widgets.Output()
+    first = next(iter(by_name.values()))
+    model_dd = widgets.Dropdown(options=list(by_name), value=first.model_name, description="model")
+    layer_dd = widgets.Dropdown(options=list(first.maps), value=next(iter(first.maps)), description="layer")
+    channel = widgets.BoundedIntText(value=0, min=0, max=first.maps[layer_dd.value].shape[0] - 1,
+                                     description="channel")
+    image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
 
     def layers(*_):
         sc = by_name[model_dd.value]
         layer_dd.options = list(sc.maps)
+        layer_dd.value = next(iter(sc.maps))
 
     def channels(*_):
         sc = by_name[model_dd.value]
@@ -1083,17 +1090,12 @@ def pan_explorer_live(scans, models: dict | None = None):
         sc = by_name[model_dd.value]
         if layer_dd.value not in sc.maps:
             return
-        with out:
-            out.clear_output(wait=True)
-            view = channel_view(sc, (models or {}).get(sc.model_name), layer_dd.value, int(channel.value))
-            display(pan_channel_figure(view, sc.tau))
-            plt.close("all")
+        view = channel_view(sc, (models or {}).get(sc.model_name), layer_dd.value, int(channel.value))
+        image.value = _fig_png(pan_channel_figure(view, sc.tau), dpi=dpi)
 
     model_dd.observe(layers, "value")
     layer_dd.observe(channels, "value")
     for w in (model_dd, layer_dd, channel):
         w.observe(draw, "value")
-    layers()
-    channels()
     draw()
-    return widgets.VBox([widgets.HBox([model_dd, layer_dd, channel]), out])
+    return widgets.VBox([widgets.HBox([model_dd, layer_dd, channel]), image])

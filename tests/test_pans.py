@@ -186,6 +186,22 @@ def test_tiny_maps_with_large_kernels_give_finite_scores_and_too_small_maps_are_
         P.find_pans(net, torch.randn(2, 3, 2, 2), tau=1.0, progress=False)
 
 
+def test_std_floor_holds_back_near_dead_channels():
+    conv = nn.Conv2d(3, 3, 3, padding=1, bias=False)
+    w = torch.zeros(3, 3, 3, 3)
+    w[0, 0, 0, :], w[0, 0, 1, :] = -1.0, 1.0  # the top detector
+    w[1] = w[0] * 1e-3                        # the same detector, nearly dead
+    w[2, 1] = torch.randn(3, 3)               # a content channel
+    conv.weight.data = w
+    net = nn.Sequential(conv)
+    raw = P.find_pans(net, _images(), tau=2.0, std_floor=0.0, progress=False).set_index("channel")
+    floored = P.find_pans(net, _images(), tau=2.0, progress=False).set_index("channel")
+    assert raw.loc[1, "z_top"] == pytest.approx(raw.loc[0, "z_top"], rel=1e-3)  # z is scale-free without floor
+    assert floored.loc[1, "std_floored"] and not floored.loc[0, "std_floored"]
+    assert floored.loc[1, "z_top"] < raw.loc[1, "z_top"] / 10
+    assert floored.loc[0, "z_top"] == pytest.approx(raw.loc[0, "z_top"])
+
+
 def test_bad_input_raises_clear_errors_and_leaves_no_hooks():
     net = _planted_net()
     with pytest.raises(PadlibError, match="cannot run on these images"):
@@ -197,6 +213,8 @@ def test_bad_input_raises_clear_errors_and_leaves_no_hooks():
         P.find_pans(net, iter([_images(n=4)]), progress=False)
     with pytest.raises(PadlibError):
         P.find_pans(net, "not images", tau=2.0, progress=False)
+    with pytest.raises(PadlibError, match="move the model"):
+        P.find_pans(net, _images(n=4), tau=2.0, device="meta", progress=False)
     assert not any(m._forward_hooks for m in net.modules())
 
 

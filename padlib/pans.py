@@ -950,6 +950,27 @@ def pan_findings(summary: pd.DataFrame, sensitivity: pd.DataFrame | None = None,
     return "\n".join(lines)
 
 
+def seed_replicates(scans: dict) -> pd.DataFrame:
+    """Scans of one model on different probe seeds: counts, shares, thresholds, and how far each seed's PAN
+    set agrees with the first one's (Jaccard overlap of (layer, channel) pairs)."""
+    items = list(scans.items())
+    if not items:
+        raise PadlibError("no replicate scans given")
+
+    def pan_set(sc):
+        p = sc.table[sc.table.is_pan]
+        return set(zip(p.layer, p.channel))
+
+    ref = pan_set(items[0][1])
+    rows = []
+    for seed, sc in items:
+        cur = pan_set(sc)
+        rows.append({"model": sc.model_name, "seed": seed, "pans": len(cur),
+                     "share_pct": 100.0 * len(cur) / len(sc.table), "tau": sc.tau,
+                     "jaccard_vs_first": len(cur & ref) / max(len(cur | ref), 1)})
+    return pd.DataFrame(rows)
+
+
 def _tables(tables) -> list[pd.DataFrame]:
     if isinstance(tables, (pd.DataFrame, PanScan)):
         tables = [tables]

@@ -9,12 +9,24 @@ from padlib import padding as P
 
 def test_uneven_stride2_padding_arithmetic():
     # k=3, s=2, p=1: at even n the bottom/right padding is never read; at odd n both sides are.
-    assert P.padding_read(224, 3, 2, 1, 1, 1) == {"out": 112, "read_before": 1, "read_after": 0, "unread_input": 0}
-    assert P.padding_read(225, 3, 2, 1, 1, 1) == {"out": 113, "read_before": 1, "read_after": 1, "unread_input": 0}
+    assert P.padding_read(224, 3, 2, 1, 1, 1) == {
+        "out": 112, "read_before": 1, "read_after": 0, "unread_input": 0, "ceil_extra": 0}
+    assert P.padding_read(225, 3, 2, 1, 1, 1) == {
+        "out": 113, "read_before": 1, "read_after": 1, "unread_input": 0, "ceil_extra": 0}
     # 7x7 stride 2 padding 3 at 224: m = 224 + 6 - 6 - 1 = 223, r = 1 -> one bottom padding row unread
     assert P.padding_read(224, 7, 2, 1, 3, 3)["read_after"] == 2
     # no padding, stride 2, even n: the last input row is never read
     assert P.padding_read(8, 3, 2, 1, 0, 0)["unread_input"] == 1
+
+
+def test_ceil_mode_pool_reads_past_the_far_padding_like_torch():
+    # MaxPool2d(3, 2, 1, ceil_mode=True) at 224: 113 outputs, the last window hangs one row past the padding
+    r = P.padding_read(224, 3, 2, 1, 1, 1, ceil_mode=True)
+    assert r == {"out": 113, "read_before": 1, "read_after": 2, "unread_input": 0, "ceil_extra": 1}
+    for n in (7, 8, 223, 224, 225):
+        for k, s, p in ((3, 2, 1), (2, 2, 0), (3, 2, 0)):
+            out = nn.MaxPool2d(k, s, p, ceil_mode=True)(torch.zeros(1, 1, n, n)).shape[-1]
+            assert P.padding_read(n, k, s, 1, p, p, ceil_mode=True)["out"] == out, (n, k, s, p)
 
 
 def test_tf_same_puts_the_extra_row_after():

@@ -69,7 +69,12 @@ def list_images(folder: str) -> list[str]:
     if not os.path.isdir(folder):
         raise ProbeDataError(f"'{folder}' is a file, not a folder; pass the folder that contains the images")
     found = []
-    for root, dirs, files in os.walk(folder):
+
+    def unreadable(err: OSError):  # os.walk hides these by default: a denied folder would look empty
+        raise ProbeDataError(f"cannot read '{err.filename}' under image folder '{folder}' "
+                             f"({err.strerror or type(err).__name__}); check its permissions") from None
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
     if not found:

@@ -56,18 +56,38 @@ def test_folder_of_images_recursive_centre_crops(tmp_path):
     assert crops.tensor().shape == (7, 3, 16, 16)
 
 
+def _one_line_error(image_dir, match):
+    with pytest.raises(padlib.ProbeDataError, match=match) as e:
+        padlib.probe_images(4, image_dir=str(image_dir))
+    assert "\n" not in str(e.value) and str(image_dir) in str(e.value)
+
+
 def test_folder_errors_are_one_line_and_actionable(tmp_path):
-    with pytest.raises(padlib.ProbeDataError, match="does not exist"):
-        padlib.probe_images(4, image_dir=str(tmp_path / "missing"))
-    with pytest.raises(padlib.ProbeDataError, match="contains no images"):
-        padlib.probe_images(4, image_dir=str(tmp_path))
+    _one_line_error(tmp_path / "missing", "does not exist")
+    _one_line_error(tmp_path, "contains no images")
     (tmp_path / "broken.jpg").write_bytes(b"not really a jpeg")
-    with pytest.raises(padlib.ProbeDataError, match="none could be read"):
-        padlib.probe_images(4, image_dir=str(tmp_path))
+    _one_line_error(tmp_path, "none could be read")
     f = tmp_path / "file.png"
     f.write_bytes(b"x")
-    with pytest.raises(padlib.ProbeDataError, match="is a file"):
-        padlib.probe_images(4, image_dir=str(f))
+    _one_line_error(f, "is a file")
+
+
+def test_unreadable_folder_says_so_instead_of_empty(tmp_path, monkeypatch):
+    """A folder that cannot be listed (permissions) is reported as unreadable, not as 'no images'."""
+    import os
+
+    denied = tmp_path / "denied"
+    denied.mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == str(denied):
+            raise PermissionError(13, "Permission denied", str(denied))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)  # root ignores chmod, so deny the listing itself
+    _one_line_error(tmp_path, "cannot read .*denied.*Permission denied")
 
 
 def test_bad_parameters():

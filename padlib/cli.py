@@ -21,7 +21,7 @@ def _cmd_models(args) -> int:
 def _cmd_book(args) -> int:
     from . import book
 
-    out = Path(args.out)
+    out = book.claim_build_dir(Path(args.out))
     executed = out / ("executed-smoke" if args.smoke else "executed")
     params = dict(zip(args.param[0::2], args.param[1::2])) if args.param else {}
     for k, v in list(params.items()):  # papermill parameters from the command line: parse numbers/bools/lists
@@ -32,8 +32,10 @@ def _cmd_book(args) -> int:
         records = book.execute_chapters(executed, smoke=args.smoke, only=args.only, parameters=params)
         for r in records:
             print(f"notebook_seconds[{r['notebook']}]={r['seconds']}")
-    if args.only:
-        print("built no site: --only executes the named chapters only")
+    missing = book.missing_chapters(executed)
+    if args.only and missing:  # the site needs every chapter: rebuild it once the others were executed too
+        print(f"built no site: not executed yet under {executed}: {', '.join(missing)} "
+              f"(run the book once without --only, then --only re-runs a chapter and rebuilds the site)")
         return 0
     html = book.build_site(executed, out)
     problems = book.site_problems(html)

@@ -24,3 +24,18 @@ def test_unknown_chapter_is_a_clean_error():
     assert out.returncode == 2
     assert out.stderr.startswith("error: no chapter matches '42'")
     assert "Traceback" not in out.stderr
+
+
+def test_book_refuses_to_empty_a_folder_it_did_not_make(tmp_path):
+    mine = tmp_path / "my_site"
+    (mine / "html").mkdir(parents=True)
+    (mine / "html" / "notes.txt").write_text("mine")
+    out = run("book", "--build-only", "--out", str(mine))
+    assert out.returncode == 2 and "not made by padlib" in out.stderr and "Traceback" not in out.stderr
+    assert (mine / "html" / "notes.txt").read_text() == "mine"
+
+
+def test_book_build_only_names_the_chapters_not_executed_yet(tmp_path):
+    out = run("book", "--build-only", "--out", str(tmp_path / "fresh"))
+    assert out.returncode == 2 and "not executed yet" in out.stderr and "01_detecting_pans" in out.stderr
+    assert (tmp_path / "fresh" / ".padlib-build").exists()  # a new folder becomes a padlib build folder

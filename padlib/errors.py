@@ -33,3 +33,19 @@ def check_type(name, value, types, hint=""):
 
 class PadlibTypeError(PadlibError, TypeError):
     """A parameter has the wrong type."""
+
+
+def check_new_output(path, force: bool = False, what: str = "output file"):
+    """Refuse to overwrite an existing file the user named, unless ``force`` (the CLIs' ``--force``).
+
+    Checked before any work, so a long scan never ends by clobbering a file or by failing to write.
+    """
+    import os
+
+    path = os.fspath(path)
+    if os.path.exists(path) and not force:
+        raise PadlibError(f"{what} '{path}' already exists; pass --force to overwrite it or choose another path")
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(parent) and not os.path.isdir(parent):
+        raise PadlibError(f"cannot write '{path}': '{parent}' is a file, not a folder")
+    return path

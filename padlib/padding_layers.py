@@ -497,6 +497,49 @@ def edge_prediction_error(model: nn.Module, images, batch_size: int = 64, device
     return pd.DataFrame(rows)
 
 
+def edge_prediction_findings(errors: "pandas.DataFrame") -> tuple["pandas.DataFrame", list[str]]:
+    """(layer x predictor table of the error relative to zero, mean over seeds; printed lines) for errors of
+    :func:`edge_prediction_error` from one or more runs (a ``seed`` column). A layer counts as won by the
+    module when its error is below both replicate's and reflect's in every seed, not just on average."""
+    table = errors.pivot_table(index="layer", columns="predictor", values="relative_to_zero", sort=False)
+    by = ["seed", "layer"] if "seed" in errors.columns else ["layer"]
+    wide = errors.pivot_table(index=by, columns="predictor", values="relative_to_zero")
+    wins = (wide["padding_module"] < wide[["replicate", "reflect"]].min(axis=1)).groupby(level="layer").all()
+    mean_wins = int((table["padding_module"] < table[["replicate", "reflect"]].min(axis=1)).sum())
+    n_seeds = errors["seed"].nunique() if "seed" in errors.columns else 1
+    ratio = (table["padding_module"] / table["replicate"])
+    lines = [f"the trained module's edge error is below both replicate's and reflect's on {int(wins.sum())} of "
+             f"{len(table)} layers in every one of {n_seeds} seed(s) ({mean_wins} of {len(table)} on the mean)",
+             f"module / replicate error per layer: {', '.join(f'{k} {v:.2f}' for k, v in ratio.items())}"]
+    return table, lines
+
+
+def most_varied_channel(fmap: torch.Tensor) -> int:
+    """The channel of a (C, H, W) map with the largest spatial std: the one whose padding is easiest to see."""
+    return int(fmap.flatten(1).std(1).argmax())
+
+
+def example_pad(fmap: torch.Tensor, max_pad: int = 4) -> int:
+    """Padding width for showing a map: ``max_pad``, but at most a quarter of its side (and at least 1), so
+    that on small deep maps the pad does not swamp the map."""
+    return max(1, min(max_pad, fmap.shape[-1] // 4))
+
+
+def padding_views(model: nn.Module, image: torch.Tensor, schemes=ALL_SCHEMES, max_pad: int = 4) -> list[dict]:
+    """For every padded conv of ``model``: its input map for ``image`` padded by every scheme (the Padding Module
+    from the model when it has one at that layer). Dicts: layer, channel (most varied), pad, examples."""
+    from .padding import padded_convs
+
+    have = dict(padding_modules(model))
+    views = []
+    for i, (name, _) in enumerate(padded_convs(model)):
+        _, fmap = conv_input(model, image, i)
+        pad = example_pad(fmap, max_pad)
+        views.append({"layer": name, "channel": most_varied_channel(fmap), "pad": pad,
+                      "examples": padding_examples(fmap, pad, schemes, have.get(name))})
+    return views
+
+
 # ---------------------------------------------------------------------------------------------------------
 # benchmark
 

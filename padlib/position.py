@@ -289,3 +289,113 @@ def ppp_over_runs(runs, probe, patches: torch.Tensor, canvas_size: int, seed: in
             df.insert(0, "scheme", r.scheme)
             frames.append(df)
     return pd.concat(frames, ignore_index=True)
+
+
+def _t_interval(values, level: float = 0.95) -> tuple[float, float]:
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return float(v.mean() - half), float(v.mean() + half)
+
+
+def _direction(d) -> tuple[float, float, float, str]:
+    """(mean, 95% t-interval low, high, 'up'/'down'/'flat'/'unknown') of per-seed paired differences ``d``.
+
+    Identical differences in every seed (e.g. a border test at 1.0 before and after) give a zero-width
+    interval: the sign of the mean decides, and 0 means no change.
+    """
+    d = np.asarray(d, dtype=float)
+    lo, hi = _t_interval(d)
+    m = float(d.mean()) if len(d) else float("nan")
+    if not np.isfinite(lo):
+        return m, lo, hi, "unknown"
+    if lo > 0 or (lo == hi and m > 0):
+        return m, lo, hi, "up"
+    if hi < 0 or (lo == hi and m < 0):
+        return m, lo, hi, "down"
+    return m, lo, hi, "flat"
+
+
+def ppp_learning_verdict(ppp: pd.DataFrame, control: str = "circular") -> pd.DataFrame:
+    """Is each PPP measure a learning artefact? One row per (measure, scheme) from :func:`ppp_over_runs`.
+
+    Both questions are paired across seeds (same seed = same initial weights and batches for every scheme),
+    and decided by the 95% t-interval of the per-seed differences, so the threshold is the seed-to-seed
+    spread rather than a fixed number:
+
+    * ``training``: trained - init of the scheme, minus the same change of the ``control`` at that seed (the
+      control cannot form position from padding, so its change is what training does to the measure
+      anyway): "rises" / "falls" / "no resolved change"; for the control itself, its raw change;
+    * ``at_init``: the scheme's initial value - the ``control``'s (circular: no border, so no position
+      from padding) at the same seed: "above control" means the padding alone puts it there before any
+      learning.
+
+    A measure is a learning artefact for a scheme when it rises with training; it is a property of the
+    padding when it is above the control at initialisation. ``unknown`` with a single seed.
+    """
+    wide = ppp.pivot_table(index=["measure", "scheme", "seed"], columns="state", values="value")
+    missing = {"init", "trained"} - set(wide.columns)
+    if missing:
+        raise PadlibError(f"ppp_learning_verdict needs both states; missing {', '.join(sorted(missing))}")
+    schemes = list(dict.fromkeys(ppp["scheme"]))
+    rows = []
+    words = {"up": "rises", "down": "falls", "flat": "no resolved change", "unknown": "unknown (one seed)"}
+    init_words = {"up": "above control", "down": "below control", "flat": "at control level",
+                  "unknown": "unknown (one seed)"}
+    for measure in dict.fromkeys(ppp["measure"]):
+        w = wide.loc[measure]
+        ctrl = w.loc[control, "init"] if control in w.index.get_level_values(0) else None
+        for scheme in schemes:
+            if scheme not in w.index.get_level_values(0):
+                continue
+            g = w.loc[scheme]
+            change = g["trained"] - g["init"]
+            if ctrl is not None and scheme != control:  # beyond the control's drift at the same seed
+                change = change - (w.loc[control, "trained"] - ctrl)
+            m, lo, hi, dirn = _direction(change.dropna())
+            row = {"measure": measure, "scheme": scheme, "init": g["init"].mean(), "trained": g["trained"].mean(),
+                   "change": m, "change_ci_low": lo, "change_ci_high": hi, "training": words[dirn]}
+            if ctrl is not None and scheme != control:
+                im, ilo, ihi, idir = _direction((g["init"] - ctrl).dropna())
+                row.update(init_minus_control=im, at_init=init_words[idir])
+            else:
+                row.update(init_minus_control=np.nan, at_init="(control)" if scheme == control else "no control")
+            row["n_seeds"] = len(g)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ppp_findings(verdict: pd.DataFrame, control: str = "circular") -> list[str]:
+    """Printed lines: per measure, which schemes rise / fall / do not change with training and which are
+    already above the control at initialisation, and whether the PPP paper's claim ("forms during training
+    whatever the padding") holds in this run: it would need the measure to rise for every scheme with a border.
+    """
+    lines = []
+    for measure, g in verdict.groupby("measure", sort=False):
+        bordered = g[g.scheme != control]
+        lines.append(f"{measure}:")
+        for _, r in g.iterrows():
+            init_part = "" if r.scheme == control else f"; at init {r.at_init} ({r.init_minus_control:+.3f})"
+            what = "change" if r.scheme == control else f"change beyond {control}'s"
+            lines.append(f"  {r.scheme:15s} init {r.init:+.3f} -> trained {r.trained:+.3f}, {what} {r.change:+.3f} "
+                         f"(95% CI {r.change_ci_low:+.3f} .. {r.change_ci_high:+.3f}): {r.training}{init_part}")
+        rises = bordered[bordered.training == "rises"].scheme.tolist()
+        falls = bordered[bordered.training == "falls"].scheme.tolist()
+        at_init = bordered[bordered.at_init == "above control"].scheme.tolist()
+        if (bordered.training.str.startswith("unknown")).any():
+            claim = "cannot be decided with one seed"
+        elif len(bordered) and len(rises) == len(bordered):
+            claim = "SUPPORTED: it rises with training for every scheme with a border"
+        else:
+            claim = (f"NOT supported: it rises for {', '.join(rises) or 'no scheme'} of {len(bordered)} bordered "
+                     f"schemes" + (f", falls for {', '.join(falls)}" if falls else ""))
+        saturated = bordered[(bordered.init >= 1 - 1e-9) & (bordered.trained >= 1 - 1e-9)].scheme.tolist()
+        lines.append(f"  -> above the {control} control already at initialisation: {', '.join(at_init) or 'none'}; "
+                     f"'forms during training whatever the padding': {claim}")
+        if saturated:
+            lines.append(f"  -> at its maximum (1.0) before and after training for {', '.join(saturated)}: the measure "
+                         "saturates there and cannot show a rise")
+    return lines

@@ -57,6 +57,11 @@ class ImageSet:
     def n_classes(self, target: str = "label") -> int:
         return int(self.targets(target).max()) + 1
 
+    def head(self, n: int) -> "ImageSet":
+        """The first ``n`` samples (all of them when there are fewer)."""
+        check_type("n", n, int)
+        return self.subset(range(min(max(n, 0), len(self))))
+
     def subset(self, index) -> "ImageSet":
         index = torch.as_tensor(index, dtype=torch.long)
         return ImageSet(self.images[index], self.labels[index], self.meta.iloc[index.numpy()].reset_index(drop=True),
@@ -84,6 +89,26 @@ def _upscaled_digits(digit_size: int):
     box = torch.stack([torch.where(rows, idx, big).amin(1), torch.where(rows, idx, -1).amax(1),
                        torch.where(cols, idx, big).amin(1), torch.where(cols, idx, -1).amax(1)], 1)
     return x, torch.as_tensor(d.target, dtype=torch.long), box.numpy()
+
+
+def source_digits(k: int = 16, seed: int = 0) -> tuple[list, list, dict]:
+    """``k`` of scikit-learn's handwritten digits at their own 8x8 resolution, seeded, for showing the source
+    data: (images scaled to [0, 1], labels, a description of the whole set read from the data itself)."""
+    from sklearn.datasets import load_digits
+
+    check_type("k", k, int)
+    d = load_digits()
+    pick = np.random.default_rng(seed).choice(len(d.images), min(k, len(d.images)), replace=False)
+    top = float(d.images.max())
+    about = {"n_digits": len(d.images), "height": d.images.shape[1], "width": d.images.shape[2],
+             "grey_levels": len(np.unique(d.images)), "max_value": top, "classes": len(np.unique(d.target))}
+    return [d.images[i] / top for i in pick], [int(d.target[i]) for i in pick], about
+
+
+def describe_source_digits(about: dict) -> str:
+    """One line on the source digits (from :func:`source_digits`): count, size, grey levels, classes."""
+    return (f"{about['n_digits']} handwritten digits of {about['height']}x{about['width']} pixels, "
+            f"{about['grey_levels']} grey levels (0..{about['max_value']:.0f}), {about['classes']} classes")
 
 
 def digits_on_canvas(n: int, canvas_size: int = 32, digit_size: int = 16, seed: int = 0, split: str = "train",
@@ -152,6 +177,8 @@ def cifar10(split: str = "train", n: int | None = None, root: str | Path = "~/.c
     """CIFAR-10 through torchvision (downloaded into ``root`` when the network allows), optionally ``n`` samples."""
     from torchvision.datasets import CIFAR10
 
+    if split not in ("train", "test"):
+        raise ProbeDataError(f"split must be 'train' or 'test', got {split!r}")
     root = Path(root).expanduser()
     try:
         ds = CIFAR10(str(root), train=(split == "train"), download=download)
@@ -184,23 +211,42 @@ def image_folder(folder: str | Path, size: int = 32, n: int | None = None, seed:
     order = np.arange(len(ds))
     if n is not None and n < len(ds):
         order = np.sort(np.random.default_rng(seed).choice(len(ds), n, replace=False))
-    xs, ys = zip(*(ds[int(i)] for i in order))
+    if not len(ds):
+        raise ProbeDataError(f"'{folder}' has class folders but no images")
+    xs, ys = zip(*(_folder_item(ds, int(i)) for i in order))
     x, y = torch.stack(xs), torch.as_tensor(ys, dtype=torch.long)
     mean, std = stats if stats is not None else channel_stats(x)
     return ImageSet(x, y, pd.DataFrame({"label": y.numpy()}), mean, std, f"folder({folder.name})", list(ds.classes))
 
 
+def _folder_item(ds, i: int):
+    """Item ``i`` of an ImageFolder; an unreadable image raises a one-line error naming the file."""
+    try:
+        return ds[i]
+    except Exception as e:  # PIL's UnidentifiedImageError, truncated files, ...
+        raise ProbeDataError(f"cannot read image '{ds.samples[i][0]}': {type(e).__name__}: {e}") from None
+
+
 def load_dataset(dataset: str, n_train: int, n_test: int, seed: int = 0, size: int = 32, **digit_kwargs):
     """(train, test) for ``dataset``: 'digits' (offline), 'cifar10', or the path of a labelled image folder.
 
-    A folder is split into train and test by a seeded shuffle (``n_test`` held out).
+    A folder is split into train and test by a seeded shuffle (``n_test`` held out); it must hold at least
+    ``n_train + n_test`` images.
     """
+    check_type("dataset", dataset, (str, Path), "give 'digits', 'cifar10' or the path of a labelled image folder")
+    check_type("n_train", n_train, int)
+    check_type("n_test", n_test, int)
+    if n_train < 1 or n_test < 1:
+        raise ProbeDataError(f"n_train and n_test must be at least 1, got {n_train} and {n_test}")
     if dataset == "digits":
         return digits_train_test(n_train, n_test, seed=seed, **digit_kwargs)
     if dataset == "cifar10":
         train = cifar10("train", n_train, seed=seed)
         return train, cifar10("test", n_test, seed=seed, stats=(train.mean, train.std))
     full = image_folder(dataset, size=size, n=n_train + n_test, seed=seed)
+    if len(full) < n_train + n_test:
+        raise ProbeDataError(f"'{dataset}' holds {len(full)} images, fewer than n_train + n_test = "
+                             f"{n_train + n_test}; lower n_train/n_test or add images")
     perm = torch.as_tensor(np.random.default_rng(seed).permutation(len(full)))
     train = full.subset(perm[n_test:])
     test = full.subset(perm[:n_test])
@@ -359,6 +405,11 @@ def train(model: nn.Module, data: ImageSet, target: str = "label", epochs: float
     from tqdm.auto import tqdm
 
     check_type("model", model, nn.Module)
+    check_type("data", data, ImageSet)
+    check_type("epochs", epochs, (int, float))
+    check_type("batch_size", batch_size, int)
+    if epochs <= 0 or batch_size < 1:
+        raise PadlibError(f"epochs must be > 0 and batch_size >= 1, got {epochs} and {batch_size}")
     y_all = data.targets(target)
     n = len(data)
     steps_per_epoch = max(math.ceil(n / batch_size), 1)
@@ -418,11 +469,20 @@ def train_schemes(schemes, seeds, train_data: ImageSet, model: str = "vgg", mode
                   device="cpu", progress: bool = True, eval_data: ImageSet | None = None,
                   evals_per_epoch: int = 1) -> list[SchemeRun]:
     """Train one network per (scheme, seed): for a seed, every scheme starts from the same initial weights
-    (the seeded base network converted with :func:`padlib.padding.convert_padding`) and sees the same batches."""
+    (the seeded base network converted with :func:`padlib.padding.convert_padding`) and sees the same batches.
+
+    ``schemes`` may be one name or a list; ``seeds`` one int or a list."""
     from tqdm.auto import tqdm
 
     from .padding import convert_padding
 
+    schemes = [schemes] if isinstance(schemes, str) else schemes
+    seeds = [seeds] if isinstance(seeds, int) else seeds
+    check_type("schemes", schemes, (list, tuple), "a scheme name or a list of them")
+    check_type("seeds", seeds, (list, tuple, range), "a seed or a list of seeds")
+    if not schemes or not len(seeds):
+        raise PadlibError("train_schemes needs at least one scheme and one seed")
+    check_type("train_data", train_data, ImageSet)
     num_classes = train_data.n_classes(target) if target != "label" else None
     runs = []
     jobs = [(s, seed) for seed in seeds for s in schemes]
@@ -503,6 +563,9 @@ def step_cost(runs: list[SchemeRun], baseline: str = "zero") -> pd.DataFrame:
     """Median seconds per training step per scheme and its ratio to ``baseline`` (paired by seed, then median)."""
     df = pd.DataFrame([{"scheme": r.scheme, "seed": r.seed, "seconds_per_step": r.result.seconds_per_step}
                        for r in runs])
+    if baseline not in set(df["scheme"]):
+        raise PadlibError(f"step_cost needs the baseline scheme '{baseline}' among the runs; "
+                          f"trained: {', '.join(dict.fromkeys(df['scheme']))}")
     base = df[df.scheme == baseline].set_index("seed")["seconds_per_step"]
     df["ratio"] = df["seconds_per_step"] / df["seed"].map(base)
     out = df.groupby("scheme", sort=False).agg(seconds_per_step=("seconds_per_step", "median"),
@@ -538,3 +601,216 @@ def pan_counts(runs: list[SchemeRun], images: torch.Tensor, fpr: float = 0.01, s
                          "pans": int(table["is_pan"].sum()), "share_pct": 100.0 * table["is_pan"].mean(),
                          "tau": table.attrs.get("tau", float("nan"))})
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# findings: the chapter's data-dependent conclusions, printed from the tables
+
+
+def _interval_verdict(lo: float, hi: float, mean: float, up: str, down: str, flat: str) -> str:
+    """``up`` when a 95% interval lies above 0, ``down`` below, ``flat`` when it straddles 0 (or is unknown)."""
+    if np.isfinite(lo) and np.isfinite(hi):
+        if lo > 0 or (lo == hi and mean > 0):
+            return up
+        if hi < 0 or (lo == hi and mean < 0):
+            return down
+    return flat
+
+
+def paired_verdicts(paired: pd.DataFrame, baseline: str = "zero") -> pd.DataFrame:
+    """Adds ``verdict`` to :func:`paired_comparison`: better / worse than the baseline when the 95% interval of
+    the per-seed difference excludes 0, else not distinguishable (at this budget and number of seeds)."""
+    col = f"mean_diff_vs_{baseline}"
+    out = paired.copy()
+    out["verdict"] = [_interval_verdict(r.ci_low, r.ci_high, r[col], f"better than {baseline}",
+                                        f"worse than {baseline}", f"not distinguishable from {baseline}")
+                      for _, r in paired.iterrows()]
+    return out
+
+
+def paired_lines(paired: pd.DataFrame, baseline: str = "zero", what: str = "") -> list[str]:
+    """One printed line per scheme of :func:`paired_verdicts`."""
+    col = f"mean_diff_vs_{baseline}"
+    return [f"{r.scheme:15s} {r[col]:+.3f} (95% CI {r.ci_low:+.3f} .. {r.ci_high:+.3f}, wins {r.wins}/{r.n_seeds})"
+            f"{' ' + what if what else ''}: {r.verdict}" for _, r in paired_verdicts(paired, baseline).iterrows()]
+
+
+def scheme_gap(per_seed: pd.DataFrame, a: str = "symmetric", b: str = "replicate") -> dict | None:
+    """Mean and max over seeds of |accuracy(a) - accuracy(b)| at the same seed, or None when either is missing.
+
+    For schemes that compute the same function (symmetric and replicate with one ring of padding) this is
+    the floor of "differences" from floating-point rounding amplified by training.
+    """
+    wide = per_seed.pivot_table(index="seed", columns="scheme", values="accuracy")
+    if a not in wide.columns or b not in wide.columns:
+        return None
+    gap = (wide[a] - wide[b]).abs().dropna()
+    return {"a": a, "b": b, "mean_gap": float(gap.mean()), "max_gap": float(gap.max()), "n_seeds": len(gap)}
+
+
+def border_split(predictions: pd.DataFrame, bins, by: str = "border_distance"):
+    """Accuracy per seed in distance-to-border bins, its summary over seeds, and the per-seed accuracy of the
+    first bin (the digits touching the border when ``bins`` starts [0, 1)): (by_bin, summary, touching)."""
+    by_bin = accuracy_by_seed(predictions, by, bins=bins)
+    summary = accuracy_summary(by_bin, by)
+    first = by_bin[by].cat.categories[0]
+    return by_bin, summary, by_bin[by_bin[by] == first].drop(columns=by).reset_index(drop=True)
+
+
+def border_table(summary: pd.DataFrame, group: str = "border_distance", schemes=None) -> pd.DataFrame:
+    """Scheme x bin table of "mean ± std over seeds" (and the number of test digits is in the bin counts)."""
+    s = summary.copy()
+    s["cell"] = [f"{m:.3f} ± {sd:.3f}" if np.isfinite(sd) else f"{m:.3f}" for m, sd in zip(s["mean"], s["std"])]
+    t = s.pivot_table(index="scheme", columns=group, values="cell", aggfunc="first", observed=True, sort=False)
+    order = [x for x in (schemes or list(dict.fromkeys(s["scheme"]))) if x in t.index]
+    return t.reindex(index=order, columns=pd.Index(t.columns).sort_values())
+
+
+def border_concentration(predictions: pd.DataFrame, baseline: str = "zero", by: str = "border_distance"
+                         ) -> pd.DataFrame:
+    """Is a scheme's gain over the baseline concentrated on digits touching the border?
+
+    Per seed: gain on touching digits (``by`` == 0) minus gain on the others, both paired with the baseline
+    at that seed. Columns: overall, touching and rest gains (means over seeds), ``touching_minus_rest`` with
+    its 95% t-interval across seeds, and ``verdict`` (concentrated at the border only if the interval is
+    above 0). Padding acts only at the border, so a padding effect should show there first.
+    """
+    df = predictions.assign(touching=predictions[by] == 0)
+    acc = df.groupby(["scheme", "seed", "touching"], sort=False)["correct"].mean().unstack("touching")
+    overall = df.groupby(["scheme", "seed"], sort=False)["correct"].mean()
+    if baseline not in acc.index.get_level_values("scheme"):
+        raise PadlibError(f"baseline scheme '{baseline}' is not among the predictions")
+    if True not in acc.columns or False not in acc.columns:
+        raise PadlibError("border_concentration needs test digits both touching and not touching the border")
+    rows = []
+    base, base_all = acc.xs(baseline, level="scheme"), overall.xs(baseline, level="scheme")
+    for scheme in [s for s in dict.fromkeys(df["scheme"]) if s != baseline]:
+        a = acc.xs(scheme, level="scheme")
+        g_touch, g_rest = (a[True] - base[True]).dropna(), (a[False] - base[False]).dropna()
+        g_all = (overall.xs(scheme, level="scheme") - base_all).dropna()
+        d = (g_touch - g_rest).dropna()
+        lo, hi = _t_interval(d)
+        rows.append({"scheme": scheme, "gain_overall": g_all.mean(), "gain_touching": g_touch.mean(),
+                     "gain_rest": g_rest.mean(), "touching_minus_rest": d.mean(), "ci_low": lo, "ci_high": hi,
+                     "n_seeds": len(d),
+                     "verdict": _interval_verdict(lo, hi, d.mean(), "concentrated at the border",
+                                                  "larger away from the border",
+                                                  "not concentrated at the border (touching - rest straddles 0)")})
+    return pd.DataFrame(rows)
+
+
+def border_concentration_lines(table: pd.DataFrame, baseline: str = "zero") -> list[str]:
+    """Printed lines of :func:`border_concentration`."""
+    return [f"{r.scheme:15s} gain vs {baseline}: {r.gain_touching:+.3f} on touching digits, {r.gain_rest:+.3f} on "
+            f"the rest, {r.gain_overall:+.3f} overall; touching - rest {r.touching_minus_rest:+.3f} "
+            f"(95% CI {r.ci_low:+.3f} .. {r.ci_high:+.3f}): {r.verdict}" for _, r in table.iterrows()]
+
+
+def position_task_summary(curves: pd.DataFrame, n_eval: int, chance: float, early_fraction: float = 0.5
+                          ) -> pd.DataFrame:
+    """Per scheme, from :func:`learning_curves`: final held-out accuracy (mean, min, max over seeds), its
+    pooled binomial 95% interval (``n_eval`` canvases per seed), whether it is above ``chance``, how far it
+    got from chance towards the best scheme (0 = chance, 1 = best), and the best accuracy within the first
+    ``early_fraction`` of training (mean and std over seeds; how fast position is picked up)."""
+    last = curves[curves.step == curves.groupby(["scheme", "seed"])["step"].transform("max")]
+    final = last.groupby("scheme", sort=False)["accuracy"]
+    total_epochs = curves["epoch"].max()
+    early = (curves[curves.epoch <= early_fraction * total_epochs].groupby(["scheme", "seed"], sort=False)
+             ["accuracy"].max())
+    out = final.agg(["mean", "min", "max", "count"]).rename(columns={"mean": "final_mean", "min": "final_min",
+                                                                      "max": "final_max", "count": "n_seeds"})
+    n = out["n_seeds"] * n_eval
+    half = 1.96 * np.sqrt(out["final_mean"] * (1 - out["final_mean"]) / n)
+    out["final_ci_low"], out["final_ci_high"] = out["final_mean"] - half, out["final_mean"] + half
+    out["above_chance"] = out["final_ci_low"] > chance
+    best = out["final_mean"].max()
+    out["share_of_best"] = (out["final_mean"] - chance) / (best - chance) if best > chance else np.nan
+    out["early_best_mean"] = early.groupby("scheme", sort=False).mean()
+    out["early_best_std"] = early.groupby("scheme", sort=False).std(ddof=1)
+    out.attrs.update(chance=chance, early_epochs=early_fraction * total_epochs, n_eval=n_eval)
+    return out.reset_index()
+
+
+def position_early_by_seed(curves: pd.DataFrame, early_fraction: float = 0.5) -> pd.DataFrame:
+    """Best held-out accuracy per (scheme, seed) within the first ``early_fraction`` of training, in the
+    per-seed layout of :func:`accuracy_by_seed` (so :func:`paired_comparison` applies)."""
+    total_epochs = curves["epoch"].max()
+    return (curves[curves.epoch <= early_fraction * total_epochs].groupby(["scheme", "seed"], sort=False)
+            ["accuracy"].max().reset_index())
+
+
+def position_findings(summary: pd.DataFrame, early_paired: pd.DataFrame | None = None,
+                      baseline: str = "zero", learned_share: float = 0.5) -> list[str]:
+    """Printed lines: which schemes are above chance (final accuracy's binomial interval), how close to the
+    best scheme (grouped at ``learned_share`` of the way from chance to the best: a description of where
+    each scheme ended, not a test), and how fast (best accuracy in the first part of training, paired
+    against the baseline across seeds when ``early_paired`` from :func:`paired_comparison` is given)."""
+    a = summary.attrs
+    lines = [f"final held-out accuracy ({a.get('n_eval')} canvases per seed; chance {a.get('chance'):.2f}):"]
+    for _, r in summary.iterrows():
+        where = ("above chance" if r.above_chance else "not above chance")
+        share = (f", {100 * r.share_of_best:.0f}% of the way from chance to the best scheme"
+                 if np.isfinite(r.share_of_best) else "")
+        lines.append(f"  {r.scheme:15s} {r.final_mean:.3f} (95% CI {r.final_ci_low:.3f} .. {r.final_ci_high:.3f}, "
+                     f"seeds {r.final_min:.3f} .. {r.final_max:.3f}): {where}{share}")
+    if summary.share_of_best.notna().any():
+        near_chance = summary[summary.share_of_best < learned_share].scheme.tolist()
+        learn = summary[summary.share_of_best >= learned_share].scheme.tolist()
+        lines.append(f"learn the quadrant (more than {learned_share:.0%} of the way from chance to the best scheme): "
+                     f"{', '.join(learn) or 'none'}; stay close to chance: {', '.join(near_chance) or 'none'}")
+    else:
+        lines.append("no scheme is above chance at the end of training: this budget does not learn the quadrant")
+    order = summary.sort_values("early_best_mean", ascending=False)
+    lines.append(f"how fast: best accuracy within the first {a.get('early_epochs'):.2g} epochs, mean over seeds: "
+                 + ", ".join(f"{r.scheme} {r.early_best_mean:.3f}" for _, r in order.iterrows()))
+    if early_paired is not None and len(early_paired):
+        for line in paired_lines(early_paired, baseline, "early"):
+            lines.append("  " + line)
+    return lines
+
+
+PAN_BY_CONSTRUCTION = {
+    "replicate": "the scanner's causal effect is measured against replicate padding, so it is 0 by construction",
+    "symmetric": "with one ring of padding symmetric writes what replicate writes, so its effect is 0 as for "
+                 "replicate",
+    "circular": "the threshold is calibrated on the network's circular copy, i.e. on itself: at most about the "
+                "false-positive rate of its filters can pass",
+}
+
+
+def pan_findings(pans: pd.DataFrame, one_ring: bool = True) -> list[str]:
+    """Printed lines on :func:`pan_counts`: which counts are fixed by construction and what the others show.
+
+    Replicate (and symmetric with ``one_ring`` padding) are the scanner's reference, circular is its own null,
+    and an untrained Padding Module is initialised to replicate: their counts say nothing about the networks.
+    For every other scheme and state: mean PANs and share of filters, and whether training lowered or raised
+    the count in every seed.
+    """
+    lines = []
+    mean = pans.groupby(["scheme", "state"], sort=False)[["pans", "share_pct", "filters"]].mean()
+    wide = pans.pivot_table(index=["scheme", "seed"], columns="state", values="pans")
+    for scheme in dict.fromkeys(pans["scheme"]):
+        m = mean.loc[scheme]
+        counts = ", ".join(f"{st} {m.loc[st, 'pans']:.1f} ({m.loc[st, 'share_pct']:.0f}% of "
+                           f"{m.loc[st, 'filters']:.0f} filters)" for st in m.index)
+        reason = PAN_BY_CONSTRUCTION.get(scheme) if (scheme != "symmetric" or one_ring) else None
+        if reason:
+            lines.append(f"{scheme:15s} {counts}: by construction ({reason})")
+            continue
+        note = ""
+        if {"init", "trained"} <= set(wide.columns):
+            d = (wide.loc[scheme, "trained"] - wide.loc[scheme, "init"]).dropna()
+            if len(d):
+                trend = ("fewer after training" if (d < 0).all() else "more after training" if (d > 0).all()
+                         else "no consistent change")
+                note = f"; trained - init per seed {', '.join(f'{v:+.0f}' for v in d)}: {trend}"
+        if scheme == "padding_module":
+            trained = m.loc["trained", "pans"] if "trained" in m.index else float("nan")
+            lines.append(f"{scheme:15s} {counts}{note}; untrained it pads exactly as replicate, so its init count is 0 "
+                         "by construction; trained, the learned padding differs from replicate, so the trained count "
+                         "is a measurement: " + ("no filter's border response is caused by the learned padding "
+                                                 "beyond the threshold" if trained == 0 else
+                                                 "some filters respond to the learned border"))
+        else:
+            lines.append(f"{scheme:15s} {counts}{note}")
+    return lines

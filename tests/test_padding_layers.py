@@ -252,3 +252,31 @@ def test_bench_reports_one_ratio_per_scheme():
     out = bench_scheme_step_overhead(schemes=("reflect", "padding_module"), batch_size=4, repeats=1)
     assert set(out) == {"reflect_step_overhead", "padding_module_step_overhead"}
     assert all(v > 0 for v in out.values())
+
+
+def test_edge_prediction_findings_count_layers_won_in_every_seed():
+    import pandas as pd
+
+    from padlib.padding_layers import edge_prediction_findings
+
+    rows = []
+    for seed, module_l2 in ((0, 0.3), (1, 0.9)):  # layer "b": the module wins only in seed 0
+        for layer, vals in (("a", {"padding_module": 0.2, "replicate": 0.5, "reflect": 1.2}),
+                            ("b", {"padding_module": module_l2, "replicate": 0.6, "reflect": 1.1})):
+            rows += [{"seed": seed, "layer": layer, "predictor": p, "relative_to_zero": v} for p, v in vals.items()]
+    table, lines = edge_prediction_findings(pd.DataFrame(rows))
+    assert table.loc["b", "padding_module"] == pytest.approx(0.6)
+    assert "on 1 of 2 layers in every one of 2 seed(s) (1 of 2 on the mean)" in lines[0]
+
+
+def test_padding_views_one_per_padded_conv():
+    from padlib.padding_layers import example_pad, most_varied_channel, padding_views
+
+    fmap = torch.zeros(3, 8, 8)
+    fmap[1, ::2] = 1.0
+    assert most_varied_channel(fmap) == 1 and example_pad(fmap, 4) == 2 and example_pad(torch.zeros(1, 2, 2)) == 1
+    net = convert_padding(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Conv2d(2, 2, 3, padding=1)),
+                          "padding_module")
+    views = padding_views(net, torch.rand(1, 8, 8), ["zero", "padding_module"], max_pad=3)
+    assert [v["layer"] for v in views] == ["0", "2"] and all(v["pad"] == 2 for v in views)
+    assert views[1]["examples"]["padding_module"].shape == (2, 12, 12)

@@ -101,3 +101,46 @@ def test_bad_inputs(nets):
         border_test(nets["zero"], torch.rand(2, 1, 4, 4), 8)
     with pytest.raises(PadlibError, match="no layer"):
         position_pattern_strength(nets["zero"], torch.rand(4, 1, 16, 16), layers=["nope"])
+
+
+def _ppp_table(values):
+    """Tidy PPP rows from {(measure, scheme): ([init per seed], [trained per seed])}."""
+    import pandas as pd
+
+    rows = []
+    for (measure, scheme), (init, trained) in values.items():
+        for seed, (a, b) in enumerate(zip(init, trained)):
+            rows += [{"scheme": scheme, "seed": seed, "state": "init", "measure": measure, "value": a},
+                     {"scheme": scheme, "seed": seed, "state": "trained", "measure": measure, "value": b}]
+    return pd.DataFrame(rows)
+
+
+def test_ppp_learning_verdict_pairs_seeds_and_uses_their_spread():
+    from padlib.position import ppp_findings, ppp_learning_verdict
+
+    ppp = _ppp_table({
+        ("pattern_strength", "circular"): ([0.000, 0.001, -0.001], [0.001, -0.001, 0.000]),
+        ("pattern_strength", "zero"): ([0.050, 0.055, 0.052], [0.035, 0.036, 0.034]),   # falls, high at init
+        ("pattern_strength", "reflect"): ([0.000, 0.001, 0.000], [0.010, 0.012, 0.011]),  # learned
+        ("pattern_strength", "noisy"): ([0.000, 0.001, 0.000], [0.030, -0.020, 0.005]),  # spread too large
+        ("readout_r2", "circular"): ([0.0, 0.01, 0.02], [0.1, 0.11, 0.12]),  # the control drifts up by 0.1
+        ("readout_r2", "zero"): ([0.6, 0.5, 0.7], [0.7, 0.6, 0.8]),  # ... and so does zero: nothing beyond it
+        ("border_accuracy", "circular"): ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
+        ("border_accuracy", "zero"): ([1.0, 1.0, 1.0], [1.0, 1.0, 1.0]),
+    })
+    v = ppp_learning_verdict(ppp).set_index(["measure", "scheme"])
+    assert v.loc[("pattern_strength", "zero"), "training"] == "falls"
+    assert v.loc[("pattern_strength", "zero"), "at_init"] == "above control"
+    assert v.loc[("pattern_strength", "reflect"), "training"] == "rises"
+    assert v.loc[("pattern_strength", "reflect"), "at_init"] == "at control level"
+    assert v.loc[("pattern_strength", "noisy"), "training"] == "no resolved change"
+    assert v.loc[("readout_r2", "circular"), "training"] == "rises"
+    assert v.loc[("readout_r2", "zero"), "training"] == "no resolved change"
+    assert v.loc[("border_accuracy", "zero"), "training"] == "no resolved change"
+    assert v.loc[("border_accuracy", "zero"), "at_init"] == "above control"
+    text = "\n".join(ppp_findings(v.reset_index()))
+    assert "NOT supported: it rises for reflect of 3 bordered schemes, falls for zero" in text
+    assert "saturates" in text
+    one = ppp_learning_verdict(ppp[ppp.seed == 0])
+    assert (one.training.str.startswith("unknown")).all()
+    assert "cannot be decided with one seed" in "\n".join(ppp_findings(one))

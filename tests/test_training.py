@@ -9,7 +9,19 @@ from padlib.errors import PadlibError, ProbeDataError
 from padlib.padding import padding_scheme_of, padded_convs
 from padlib.training import (
     REGION_NAMES,
+    ImageSet,
     accuracy_by_seed,
+    border_concentration,
+    border_split,
+    border_table,
+    describe_source_digits,
+    pan_findings,
+    paired_verdicts,
+    position_early_by_seed,
+    position_findings,
+    position_task_summary,
+    scheme_gap,
+    source_digits,
     accuracy_summary,
     cifar10,
     digits_on_canvas,
@@ -158,3 +170,133 @@ def test_bad_parameters_raise():
         digits_on_canvas(4, canvas_size=16, digit_size=20)
     with pytest.raises(PadlibError, match="unknown small model"):
         small_model("alexnet", digits_on_canvas(4))
+
+
+def _fake_run(scheme, seed, seconds=0.1):
+    from padlib.training import SchemeRun, TrainResult
+
+    hist = pd.DataFrame({"step": [1, 2, 3], "seconds": [seconds] * 3})
+    return SchemeRun(scheme, seed, None, None, TrainResult(None, hist, pd.DataFrame()))
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("folder")
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (root / cls).mkdir()
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / cls / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda d, f: train_schemes("zeroo", [0], d, epochs=0.1, progress=False), PadlibError, "'zeroo'"),
+    (lambda d, f: train_schemes(["zero"], "0", d, progress=False), PadlibError, "seeds must be"),
+    (lambda d, f: train(small_model("vgg", d, width=4, depth=2), d, epochs="2", progress=False), PadlibError,
+     "epochs must be"),
+    (lambda d, f: train(small_model("vgg", d, width=4, depth=2), d, epochs=0, progress=False), PadlibError,
+     "epochs must be > 0"),
+    (lambda d, f: load_dataset(None, 10, 5), PadlibError, "dataset must be"),
+    (lambda d, f: load_dataset("digits", "10", 5), PadlibError, "n_train must be"),
+    (lambda d, f: cifar10(split="val", download=False), ProbeDataError, "split must be"),
+    (lambda d, f: load_dataset(str(f), n_train=5, n_test=4, size=8), ProbeDataError, "holds 6 images"),
+    (lambda d, f: step_cost([_fake_run("reflect", 0)]), PadlibError, "baseline scheme 'zero'"),
+])
+def test_bad_input_gives_one_line_errors(call, error, match, tiny_folder):
+    data = digits_on_canvas(16, canvas_size=16, digit_size=8)
+    with pytest.raises(error, match=match):
+        call(data, tiny_folder)
+
+
+def test_a_single_scheme_name_is_one_scheme():
+    data = digits_on_canvas(16, canvas_size=16, digit_size=8)
+    runs = train_schemes("circular", 0, data, model_kwargs={"width": 4, "depth": 2}, epochs=0.5, progress=False)
+    assert [(r.scheme, r.seed) for r in runs] == [("circular", 0)]
+
+
+def test_corrupt_image_in_a_folder_names_the_file(tmp_path):
+    (tmp_path / "a").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(tmp_path / "a" / "ok.png")
+    (tmp_path / "a" / "broken.png").write_bytes(b"not a png at all")
+    with pytest.raises(ProbeDataError, match="broken.png"):
+        image_folder(tmp_path, size=8)
+
+
+def test_source_digits_describes_the_data():
+    images, labels, about = source_digits(4, seed=0)
+    assert len(images) == 4 and all(0 <= im.min() and im.max() <= 1 for im in images)
+    assert about["n_digits"] == 1797 and about["height"] == 8 and about["classes"] == 10
+    assert "1797 handwritten digits of 8x8" in describe_source_digits(about)
+
+
+def test_paired_verdicts_follow_the_interval():
+    paired = pd.DataFrame({"scheme": ["a", "b", "c"], "mean_diff_vs_zero": [0.05, -0.04, 0.01],
+                           "ci_low": [0.01, -0.07, -0.02], "ci_high": [0.09, -0.01, 0.04]})
+    v = paired_verdicts(paired).set_index("scheme")["verdict"]
+    assert v["a"] == "better than zero" and v["b"] == "worse than zero" and v["c"].startswith("not distinguishable")
+
+
+def test_scheme_gap_and_border_helpers():
+    per_seed = pd.DataFrame({"scheme": ["symmetric"] * 2 + ["replicate"] * 2, "seed": [0, 1, 0, 1],
+                             "accuracy": [0.80, 0.70, 0.79, 0.73]})
+    gap = scheme_gap(per_seed)
+    assert gap["mean_gap"] == pytest.approx(0.02) and gap["max_gap"] == pytest.approx(0.03)
+    assert scheme_gap(per_seed, "symmetric", "zero") is None
+    # scheme "edge" gains only on touching digits (border_distance 0), scheme "flat" everywhere alike
+    rows = []
+    for seed, bump in ((0, 0.0), (1, 0.1), (2, 0.05)):
+        for scheme in ("zero", "edge", "flat"):
+            for i in range(40):
+                touching = i < 20
+                p = 0.5 + bump + (0.3 if scheme == "edge" and touching else 0) + (0.15 if scheme == "flat" else 0)
+                rows.append({"scheme": scheme, "seed": seed, "border_distance": 0 if touching else 5,
+                             "correct": (i % 20) < round(20 * p) + (seed if scheme == "edge" else 0)})
+    preds = pd.DataFrame(rows)
+    conc = border_concentration(preds).set_index("scheme")
+    assert conc.loc["edge", "verdict"] == "concentrated at the border" and conc.loc["edge", "ci_low"] > 0
+    assert conc.loc["flat", "verdict"].startswith("not concentrated")
+    by_bin, summary, touching = border_split(preds, [0, 1, 100])
+    assert set(touching.columns) == {"scheme", "seed", "accuracy"} and len(touching) == 9
+    table = border_table(summary)
+    assert "±" in table.iloc[0, 0] and list(table.index) == ["zero", "edge", "flat"]
+
+
+def test_position_summary_and_findings():
+    rows = []
+    for seed in (0, 1, 2):
+        for scheme, curve in (("zero", [0.25, 0.6, 0.9, 0.99]), ("reflect", [0.25, 0.95, 0.99, 0.99]),
+                              ("circular", [0.25, 0.26, 0.25, 0.27])):
+            for step, acc in enumerate(curve):
+                rows.append({"scheme": scheme, "seed": seed, "step": step, "epoch": step / 2,
+                             "accuracy": acc + 0.001 * seed})
+    curves = pd.DataFrame(rows)
+    s = position_task_summary(curves, n_eval=200, chance=0.25).set_index("scheme")
+    assert s.loc["reflect", "early_best_mean"] == pytest.approx(0.951)  # best by epoch 0.75: steps 0 and 1
+    assert bool(s.loc["zero", "above_chance"]) and not bool(s.loc["circular", "above_chance"])
+    assert s.loc["zero", "share_of_best"] == pytest.approx(1.0) and s.loc["circular", "share_of_best"] < 0.05
+    early = paired_comparison(position_early_by_seed(curves))
+    lines = position_findings(s.reset_index().assign(), early)
+    text = "\n".join(lines)
+    assert "stay close to chance: circular" in text and "best scheme): zero, reflect;" in text
+    assert "reflect" in text and "better than zero" in text
+
+
+def test_pan_findings_name_the_constructed_zeros():
+    rows = []
+    for scheme, init, trained in (("zero", 60, 50), ("replicate", 0, 0), ("circular", 0, 1), ("padding_module", 0, 0)):
+        for seed in (0, 1):
+            rows += [{"scheme": scheme, "seed": seed, "state": "init", "filters": 100, "pans": init + seed * (init > 0),
+                      "share_pct": init},
+                     {"scheme": scheme, "seed": seed, "state": "trained", "filters": 100, "pans": trained,
+                      "share_pct": trained}]
+    lines = {l.split()[0]: l for l in pan_findings(pd.DataFrame(rows))}
+    assert "fewer after training" in lines["zero"] and "by construction" not in lines["zero"]
+    assert "by construction" in lines["replicate"] and "by construction" in lines["circular"]
+    assert "pads exactly as replicate" in lines["padding_module"] and "is a measurement" in lines["padding_module"]
+    assert "no filter's border response" in lines["padding_module"]
+
+
+def test_image_set_head():
+    d = digits_on_canvas(10, canvas_size=16, digit_size=8)
+    assert len(d.head(4)) == 4 and len(d.head(50)) == 10 and isinstance(d.head(1), ImageSet)

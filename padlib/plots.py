@@ -747,15 +747,20 @@ def scheme_accuracy_figure(per_seed, paired, baseline: str = "zero", value: str 
 
 
 def border_accuracy_figure(summary, group: str = "border_distance"):
-    """Mean accuracy over seeds per scheme against the digit's distance to the border (binned)."""
+    """Mean accuracy over seeds per scheme against the digit's distance to the border (binned); error bars:
+    std over seeds (schemes slightly offset so the bars do not overlap)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
     groups = list(dict.fromkeys(summary[group].astype(str)))
-    for s in _scheme_order(summary["scheme"]):
+    order = _scheme_order(summary["scheme"])
+    for k, s in enumerate(order):
         d = summary[summary.scheme == s]
-        ax.plot(range(len(d)), d["mean"], marker="o", label=s, lw=2.2 if s in ("zero", "padding_module") else 1.2)
+        x = np.arange(len(d)) + (k - (len(order) - 1) / 2) * 0.06
+        err = d["std"].to_numpy() if "std" in d and np.isfinite(d["std"]).any() else None
+        ax.errorbar(x, d["mean"], yerr=err, marker="o", ms=4, capsize=2, label=s,
+                    lw=2.2 if s in ("zero", "padding_module") else 1.2)
     ax.set_xticks(range(len(groups)), groups)
     ax.set_xlabel("ink distance to the nearest border (pixels)")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel("test accuracy (mean ± std over seeds)")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig

@@ -401,17 +401,22 @@ def data_free_output_scale(model: nn.Module, input_size=None,
     return out
 
 
-def data_free_pans(model: nn.Module, tau: float, input_size=None, input_means=None) -> pd.DataFrame:
-    """The data-free PAN detector: predicted border contrast per side from the weights, thresholded at ``tau``.
+def data_free_pans(model: nn.Module, tau: float, input_size=None, input_means=None,
+                   tau_corner: float | None = None) -> pd.DataFrame:
+    """The data-free PAN detector: predicted border contrast per side and corner from the weights, thresholded.
 
-    Predicted z per side = :func:`padding_response` shift (with :func:`data_free_input_means`, or
+    Predicted z per side (corner) = :func:`padding_response` shift (with :func:`data_free_input_means`, or
     ``input_means`` {layer: array} e.g. measured ones) / the following BatchNorm's running std, times the
-    sign of its gamma (:func:`data_free_output_scale`). A channel
-    is a predicted PAN when max |z| >= tau on a side whose padding is read. One row per (layer, channel),
-    keyed like ``padlib.pans.find_pans``: layer, channel, depth, kernel, stride, zp_<side>, zp_max,
-    pred_sides, pred_is_pan.
+    sign of its gamma (:func:`data_free_output_scale`). A channel is a predicted PAN when max |z| >= ``tau``
+    on a side whose padding is read, or max |z| >= ``tau_corner`` (default ``tau``) on a corner, which is how
+    ``padlib.pans`` flags corner-only PANs (a corner loses the union of both sides' taps, so the shared tap
+    is counted once). One row per (layer, channel), keyed like ``padlib.pans.find_pans``: layer, channel,
+    depth, kernel, stride, zp_<side>, zp_<corner>, zp_max, zp_corner_max, pred_sides, pred_corners,
+    pred_is_pan.
     """
     check_type("tau", tau, (int, float))
+    tau_corner = float(tau) if tau_corner is None else tau_corner
+    check_type("tau_corner", tau_corner, (int, float))
     convs = require_padded_convs(model)
     trace = trace_convs(model, input_size)
     sizes = trace.sizes
@@ -433,13 +438,18 @@ def data_free_pans(model: nn.Module, tau: float, input_size=None, input_means=No
         for side in SIDES:
             df[f"shift_{side}"] = resp[side].to_numpy()
             df[f"zp_{side}"] = sign * resp[side].to_numpy() / std if masks[side].any() else 0.0
+        for corner in CORNERS:  # a corner whose two sides are both unread loses no tap: its shift is 0
+            df[f"zp_{corner}"] = sign * resp[corner].to_numpy() / std
         frames.append(df)
     out = pd.concat(frames, ignore_index=True)
     z = out[[f"zp_{s}" for s in SIDES]].to_numpy()
+    zc = out[[f"zp_{c}" for c in CORNERS]].to_numpy()
     out["zp_max"] = np.nanmax(np.abs(z), axis=1)
+    out["zp_corner_max"] = np.nanmax(np.abs(zc), axis=1)
     out["pred_sides"] = ["+".join(s for s, v in zip(SIDES, row) if abs(v) >= tau) for row in z]
-    out["pred_is_pan"] = out["zp_max"] >= tau
-    out.attrs["tau"] = float(tau)
+    out["pred_corners"] = ["+".join(c for c, v in zip(CORNERS, row) if abs(v) >= tau_corner) for row in zc]
+    out["pred_is_pan"] = (out["zp_max"] >= tau) | (out["zp_corner_max"] >= tau_corner)
+    out.attrs.update(tau=float(tau), tau_corner=float(tau_corner))
     return out
 
 
@@ -516,6 +526,9 @@ def mean_kernel_asymmetry(model: nn.Module, input_size=None, mode: str = "abs", 
     if mode not in ("signed", "abs"):
         raise PadlibError(f"mode must be 'signed' or 'abs', got '{mode}'")
     check_type("n_boot", n_boot, int)
+    check_type("ci", ci, float)
+    if not 0 < ci < 1:
+        raise PadlibError(f"ci is the coverage of the bootstrap interval, between 0 and 1 (e.g. 0.95), got {ci}")
     convs = require_padded_convs(model)
     sizes = in_sizes if in_sizes is not None else conv_input_sizes(model, input_size)
     rng = np.random.default_rng(seed)
@@ -740,6 +753,7 @@ def merge_detectors(table: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFram
     """The activation-based table (``padlib.pans``) joined with :func:`data_free_pans` on (layer, channel)."""
     check_type("table", table, pd.DataFrame)
     keep = ["layer", "channel", "pred_is_pan", "pred_sides", "zp_max"] + [f"zp_{s}" for s in SIDES]
+    keep += [c for c in ["pred_corners", "zp_corner_max"] + [f"zp_{c}" for c in CORNERS] if c in predicted]
     merged = table.merge(predicted[keep], on=["layer", "channel"], how="inner")
     if merged.empty:
         raise PadlibError("no (layer, channel) in common: were both tables made from the same model?")
@@ -747,30 +761,60 @@ def merge_detectors(table: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFram
     return merged
 
 
-def detector_agreement(merged: pd.DataFrame, tau: float | None = None) -> pd.DataFrame:
+def corner_only_pans(table: pd.DataFrame) -> np.ndarray:
+    """Boolean mask of PANs that ``padlib.pans`` flags on corners only (``sides`` ends in 'corner(s)')."""
+    if "sides" not in table:
+        return np.zeros(len(table), bool)
+    sides = table["sides"].astype(str)
+    return (table["is_pan"].to_numpy(bool) & sides.str.contains("corner").to_numpy(bool))
+
+
+def detector_agreement(merged: pd.DataFrame, tau: float | None = None, tau_corner: float | None = None
+                       ) -> pd.DataFrame:
     """Precision, recall and average precision of weight-based predictions against the activation-based PANs.
 
     Two predictors: 'data-free' (:func:`data_free_pans`: input means and scale from BatchNorm statistics)
-    and 'measured means' (``zpred_<side>`` of ``padlib.pans``: the same formula with the probe images'
-    input means and interior std). Both flag a channel when max |z| over read sides >= ``tau`` (default:
-    the scan's calibrated tau). AP ranks channels by that max, so it does not depend on tau.
+    and 'measured means' (``zpred_<loc>`` of ``padlib.pans``: the same formula with the probe images'
+    input means and interior std). Both flag a channel when max |z| over read sides >= ``tau`` or, where
+    the table has corner columns, max |z| over corners >= ``tau_corner`` (defaults: the scan's calibrated
+    thresholds), the same two routes by which ``padlib.pans`` flags a PAN. AP ranks channels by the larger
+    of the two maxima, each divided by its threshold, so it does not depend on tau's level. Recall is also
+    given separately for side PANs and corner-only PANs (``recall_sides``, ``recall_corner_only``), and
+    ``recall_sides_only_rule`` is the recall a sides-only predictor reaches (corners ignored).
     """
     from sklearn.metrics import average_precision_score
 
     tau = merged.attrs.get("tau") if tau is None else tau
     if tau is None:
         raise PadlibError("pass tau: the merged table carries no calibrated tau in .attrs")
+    tau_corner = merged.attrs.get("tau_corner", tau) if tau_corner is None else tau_corner
+    tau_corner = tau if tau_corner is None or not np.isfinite(tau_corner) else tau_corner
     truth = merged["is_pan"].to_numpy(bool)
+    corner_only = corner_only_pans(merged)
     reads = _read_sides(merged)
     rows = []
     for name, prefix in (("data-free", "zp_"), ("measured means", "zpred_")):
         z = np.stack([np.where(reads[s], np.abs(merged[f"{prefix}{s}"].to_numpy(float)), 0.0) for s in SIDES], 1)
-        score = np.nan_to_num(z, nan=0.0).max(1)
-        pred = score >= tau
+        side_score = np.nan_to_num(z, nan=0.0).max(1)
+        has_corners = all(f"{prefix}{c}" in merged for c in CORNERS)
+        if has_corners:
+            zc = np.abs(merged[[f"{prefix}{c}" for c in CORNERS]].to_numpy(float))
+            corner_score = np.nan_to_num(zc, nan=0.0).max(1)
+        else:
+            corner_score = np.zeros(len(merged))
+        pred = (side_score >= tau) | (has_corners & (corner_score >= tau_corner))
+        score = np.maximum(side_score / tau, corner_score / tau_corner if has_corners else 0.0)
         tp = int((pred & truth).sum())
-        rows.append({"predictor": name, "tau": float(tau), "pans": int(truth.sum()), "predicted": int(pred.sum()),
+        side_pans = truth & ~corner_only
+        rows.append({"predictor": name, "tau": float(tau), "tau_corner": float(tau_corner),
+                     "uses_corners": bool(has_corners), "pans": int(truth.sum()),
+                     "corner_only_pans": int(corner_only.sum()), "predicted": int(pred.sum()),
                      "true_positives": tp, "precision": tp / max(int(pred.sum()), 1),
                      "recall": tp / max(int(truth.sum()), 1),
+                     "recall_sides": int((pred & side_pans).sum()) / max(int(side_pans.sum()), 1),
+                     "recall_corner_only": (int((pred & corner_only).sum()) / int(corner_only.sum())
+                                            if corner_only.any() else np.nan),
+                     "recall_sides_only_rule": int(((side_score >= tau) & truth).sum()) / max(int(truth.sum()), 1),
                      "average_precision": float(average_precision_score(truth, score)) if truth.any() else np.nan})
     out = pd.DataFrame(rows)
     out["f1"] = 2 * out.precision * out.recall / (out.precision + out.recall).replace(0, np.nan)
@@ -789,7 +833,10 @@ def disagreement_by_layer(merged: pd.DataFrame, model: nn.Module | None = None,
                           measured_input_means: dict | None = None) -> pd.DataFrame:
     """Per layer, where the data-free prediction and the measurement part ways, split into three gaps.
 
-    For a read side, in interior-std units of the pre-activation (means over channels of absolute gaps):
+    For a read side, in interior-std units of the pre-activation (means over channels and read sides of
+    absolute gaps; ``gap_total`` = mean |zp - z| is at most the sum of the three, by the triangle inequality,
+    but not equal to it; the ``signed_*`` columns are the means of the signed differences, which add up
+    exactly: signed_estimate + signed_position + signed_inherited = signed_total = mean(zp - z)):
     ``gap_estimate`` = |zp - zpred|: input means and scale estimated from BatchNorm statistics instead of
     measured; ``gap_position`` = |zpred - effect|: the formula assumes the input equals its mean up to the
     border, but ``effect`` (own minus replicate padding) is exactly minus the padded taps times the mean
@@ -815,15 +862,21 @@ def disagreement_by_layer(merged: pd.DataFrame, model: nn.Module | None = None,
         sides = [s for s in SIDES if reads[s][merged.index.get_indexer(idx)].any()]
         cat = lambda col: np.concatenate([g[f"{col}_{s}"].to_numpy(float) for s in sides])  # noqa: E731
         zp, zpred, eff, z = cat("zp"), cat("zpred"), cat("effect"), cat("z")
+        ok = np.isfinite(zp) & np.isfinite(zpred) & np.isfinite(eff) & np.isfinite(z)  # one set for every gap
+        zp, zpred, eff, z = zp[ok], zpred[ok], eff[ok], z[ok]
+        mean = lambda v: float(v.mean()) if len(v) else np.nan  # noqa: E731
         r.update(corr_datafree_effect=_corr(zp, eff), corr_measured_effect=_corr(zpred, eff),
-                 corr_effect_z=_corr(eff, z), gap_estimate=float(np.nanmean(np.abs(zp - zpred))),
-                 gap_position=float(np.nanmean(np.abs(zpred - eff))), gap_inherited=float(np.nanmean(np.abs(eff - z))))
+                 corr_effect_z=_corr(eff, z), gap_estimate=mean(np.abs(zp - zpred)),
+                 gap_position=mean(np.abs(zpred - eff)), gap_inherited=mean(np.abs(eff - z)),
+                 gap_total=mean(np.abs(zp - z)), signed_estimate=mean(zp - zpred),
+                 signed_position=mean(zpred - eff), signed_inherited=mean(eff - z), signed_total=mean(zp - z))
         if mu_df is not None and layer in measured_input_means and layer in mu_df.index:
             a = np.asarray(mu_df[layer], float)
             b = np.asarray(measured_input_means[layer], float)
             r["mean_corr"] = _corr(a, b)
             ok = np.abs(b) > 1e-6
             r["mean_ratio"] = float(np.median(a[ok] / b[ok])) if ok.any() else np.nan
+            r["mean_zero_by_construction"] = bool(np.abs(a).max() < 1e-9)  # e.g. a stem reading a normalised image
         rows.append(r)
     out = pd.DataFrame(rows)
     out.attrs["tau"] = tau
@@ -838,12 +891,21 @@ def gallery_entries(classified: pd.DataFrame, table: pd.DataFrame, maps: dict, m
                     per_type: int = 2, types=PAN_TYPES, seed: int = 0) -> list[dict]:
     """Representative PANs per type (strongest by ``score``), each next to a non-PAN of the same layer.
 
-    Each entry: model, type, layer, channel, is_pan, sign_pattern, score, kernel (the raw spatial kernel,
-    summed over input channels for non-depthwise convs), profile (input-mean weighted, oriented), map
-    (mean pre-activation map from ``maps[layer]``, e.g. ``PanScan.maps``), row and column border profiles.
-    The non-PAN control is the channel of that layer with the smallest ``score`` among non-constant ones
-    that is not a PAN (seeded choice among the 5 weakest).
+    Each entry: model, type, layer, channel, is_pan, sign_pattern, score, ``bn_sign`` (sign of the
+    following BatchNorm's scale, from the table's ``bn_scale``; 1 without one), ``kernel`` (the spatial
+    kernel summed over input channels, multiplied by ``bn_sign`` so that it reads as the non-linearity
+    sees it: a kernel behind a negative gamma is shown flipped, as the mean map and z are), profile
+    (input-mean weighted, oriented), map (mean pre-activation map from ``maps[layer]``, e.g.
+    ``PanScan.maps``), ``border_profile`` (``padlib.pans.border_profile``: the map's mean at distance 0,
+    1, ... from each side minus the interior mean, over the interior std: chapter 1's z units; None
+    without a map), z (the table's z per side). The non-PAN control is the channel of that layer with the
+    smallest ``score`` among non-constant ones that is not a PAN (seeded choice among the 5 weakest).
     """
+    from types import SimpleNamespace
+
+    from .pans import border_profile
+
+    scan_view = SimpleNamespace(maps=maps, table=table)  # all that border_profile reads of a PanScan
     modules = dict(model.named_modules())
     rng = np.random.default_rng(seed)
     name = getattr(model, "padlib_name", type(model).__name__)
@@ -862,15 +924,17 @@ def gallery_entries(classified: pd.DataFrame, table: pd.DataFrame, maps: dict, m
             for ch, is_pan in ((int(row["channel"]), True), (control, False)):
                 if ch is None:
                     continue
-                w = modules[layer].weight.detach().double().cpu()[ch].sum(0).numpy()
-                m = maps[layer][ch].double().numpy() if layer in maps else None
                 trow = table[(table["layer"] == layer) & (table["channel"] == ch)].iloc[0]
+                bn_sign = -1.0 if "bn_scale" in trow and float(trow["bn_scale"]) < 0 else 1.0
+                w = bn_sign * modules[layer].weight.detach().double().cpu()[ch].sum(0).numpy()
+                m = maps[layer][ch].double().numpy() if layer in maps else None
+                prof = border_profile(scan_view, layer, ch, depth=6) if m is not None and "interior_std" in trow else None
                 entries.append({
                     "model": name, "type": t, "layer": layer, "channel": ch, "is_pan": is_pan,
                     "sign_pattern": row["sign_pattern"] if is_pan else "",
-                    "score": float(trow["score"]), "kernel": w,
+                    "score": float(trow["score"]), "bn_sign": bn_sign, "kernel": w,
                     "profile": row["profile"] if is_pan and "profile" in row else None, "map": m,
-                    "z": {s: float(trow[f"z_{s}"]) for s in SIDES},
+                    "border_profile": prof, "z": {s: float(trow[f"z_{s}"]) for s in SIDES},
                 })
     return entries
 
@@ -961,7 +1025,13 @@ def asymmetry_verdict(asym: pd.DataFrame, mode: str | None = None) -> str:
 
 
 def agreement_verdict(agreement: pd.DataFrame, layers: pd.DataFrame) -> str:
-    """Plain-language summary of :func:`detector_agreement` and :func:`disagreement_by_layer` (with ``model``)."""
+    """Plain-language summary of :func:`detector_agreement` and :func:`disagreement_by_layer` (with ``model``).
+
+    Ends with conclusions worded by fixed rules: a detector is called precise when its precision is >= 0.5
+    in every model and said to miss most PANs when its recall is < 0.5 in every model; the measured input
+    means are said to help when they raise recall by more than 0.1 in every model; the dominant gap is the
+    largest mean absolute one. Every number is computed here from the two tables.
+    """
     lines = []
     for name, g in agreement.groupby("model", sort=False):
         d = g.set_index("predictor")
@@ -969,10 +1039,48 @@ def agreement_verdict(agreement: pd.DataFrame, layers: pd.DataFrame) -> str:
                      f"{d.loc['data-free', 'recall']:.2f}, AP {d.loc['data-free', 'average_precision']:.2f}; with "
                      f"measured input means precision {d.loc['measured means', 'precision']:.2f}, recall "
                      f"{d.loc['measured means', 'recall']:.2f}, AP {d.loc['measured means', 'average_precision']:.2f}")
+        if "recall_corner_only" in d:
+            r = d.loc["data-free"]
+            lines.append(f"  {int(r['corner_only_pans'])} of {int(r['pans'])} PANs are corner-only; data-free recall on "
+                         f"side PANs {r['recall_sides']:.2f}, on corner-only PANs {r['recall_corner_only']:.2f} "
+                         f"(a sides-only predictor would reach recall {r['recall_sides_only_rule']:.2f})")
+    df = agreement[agreement["predictor"] == "data-free"]
+    mm = agreement[agreement["predictor"] == "measured means"]
+    prec, rec = df["precision"], df["recall"]
+    if len(df):
+        kind = ("precise (precision >= 0.5 in every model)" if (prec >= 0.5).all() else
+                "imprecise in some models (precision < 0.5)")
+        reach = ("misses most PANs (recall < 0.5 in every model)" if (rec < 0.5).all() else
+                 "finds most PANs (recall >= 0.5 in every model)" if (rec >= 0.5).all() else
+                 "finds most PANs in some models and misses most in others")
+        conj = "but" if (prec >= 0.5).all() and (rec < 0.5).all() else "and"
+        lines.append(f"conclusion: the data-free detector, precision {prec.min():.2f}-{prec.max():.2f} and recall "
+                     f"{rec.min():.2f}-{rec.max():.2f} over {len(df)} models, is {kind} {conj} {reach}")
+        if len(mm) == len(df):
+            gain = mm["recall"].to_numpy() - df["recall"].to_numpy()
+            lines.append(f"conclusion: measured input means change recall by {gain.min():+.2f} to {gain.max():+.2f}: "
+                         + ("estimating the input means and scale from BatchNorm statistics costs recall"
+                            if (gain > 0.1).all() else "the misses are not mainly due to estimating the input "
+                            "means and scale from BatchNorm statistics"))
     gaps = layers[["gap_estimate", "gap_position", "gap_inherited"]].mean()
-    lines.append("mean gaps over all layers (interior-std units): " +
+    lines.append("mean absolute gaps over all layers (interior-std units): " +
                  ", ".join(f"{k.replace('gap_', '')} {v:.2f}" for k, v in gaps.items()) +
-                 f"; the largest is '{gaps.idxmax().replace('gap_', '')}'")
+                 f"; the largest is '{gaps.idxmax().replace('gap_', '')}'" +
+                 (f"; mean |zp - z| {layers['gap_total'].mean():.2f} (at most their sum, not equal to it)"
+                  if "gap_total" in layers else ""))
+    if "signed_total" in layers:
+        sg = layers[["signed_estimate", "signed_position", "signed_inherited", "signed_total"]].mean()
+        lines.append(f"mean signed gaps (these add up exactly): estimate {sg['signed_estimate']:+.3f} + position "
+                     f"{sg['signed_position']:+.3f} + inherited {sg['signed_inherited']:+.3f} = "
+                     f"{sg['signed_estimate'] + sg['signed_position'] + sg['signed_inherited']:+.3f} "
+                     f"(mean zp - z: {sg['signed_total']:+.3f})")
+    meaning = {"gap_inherited": "border contrast that the layer's own padding did not cause (handed down from "
+                                "earlier layers, or content), which no single-layer formula can see",
+               "gap_position": "the layer's input near the border differing from its mean (earlier layers' "
+                               "padding responses passed through BatchNorm and the non-linearity)",
+               "gap_estimate": "input means and scale estimated from BatchNorm statistics instead of measured"}
+    lines.append(f"conclusion: the largest part of the disagreement is '{gaps.idxmax().replace('gap_', '')}': "
+                 f"{meaning[gaps.idxmax()]}")
     deep = layers["depth"] >= layers.groupby("model")["depth"].transform("median")
     for col in ("gap_inherited", "gap_position", "gap_estimate"):
         lines.append(f"{col.replace('gap_', '')}: shallow half {layers.loc[~deep, col].mean():.2f}, "
@@ -981,15 +1089,170 @@ def agreement_verdict(agreement: pd.DataFrame, layers: pd.DataFrame) -> str:
     lines.append(f"recall of the data-free detector: shallow half {rec.get(False, np.nan):.2f}, deep half "
                  f"{rec.get(True, np.nan):.2f}")
     if "mean_ratio" in layers:
-        bad = layers[(layers["mean_ratio"] > 2) | (layers["mean_ratio"] < 0.5)]
+        zero = (layers["mean_zero_by_construction"].fillna(False).astype(bool) if "mean_zero_by_construction"
+                in layers else pd.Series(False, index=layers.index))
+        bad = layers[((layers["mean_ratio"] > 2) | (layers["mean_ratio"] < 0.5)) & ~zero]
         lines.append(f"layers where the BatchNorm-derived input means are off by more than 2x (median ratio): "
                      f"{len(bad)}" + (": " + ", ".join(f"{r.model} {r.layer} ({r.mean_ratio:.1f}x)"
                                                       for r in bad.itertuples()) if len(bad) else ""))
+        if zero.any():
+            lines.append("layers whose data-free input mean is 0 by construction (no data-free prediction possible): "
+                         + ", ".join(f"{r.model} {r.layer}" for r in layers[zero].itertuples()))
     return "\n".join(lines)
 
 
+def _group_lean(g: pd.DataFrame) -> float:
+    """One number per group of layers: the mean of the left-right and top-bottom leans (> 0: bottom/right)."""
+    return float((g["asym_lr"].mean() + g["asym_tb"].mean()) / 2) if len(g) else np.nan
+
+
+def _significant(g: pd.DataFrame) -> np.ndarray:
+    """Layers whose bootstrap interval excludes 0 on at least one axis."""
+    if "asym_lr_lo" not in g:
+        return np.zeros(len(g), bool)
+    lr = (g["asym_lr_lo"] > 0) | (g["asym_lr_hi"] < 0)
+    tb = (g["asym_tb_lo"] > 0) | (g["asym_tb_hi"] < 0)
+    return (lr | tb).to_numpy(bool)
+
+
+def asymmetry_findings(asym: pd.DataFrame) -> pd.DataFrame:
+    """Mind the Pad's prediction, broken into checks, each answered from :func:`asymmetry_with_control` tables.
+
+    Per index mode, four checks (our reading of "uneven padding leads to asymmetric learned weights ...
+    around down-sampling layers ... mostly disappears at the even size"; shared/papers.md):
+    ``opposite``: stride-2 layers reading top/left padding and those reading bottom/right lean with opposite
+    signs (pretrained); ``learned``: the smaller of those two pretrained leans exceeds the larger random-init
+    lean of the same groups (else noise of the same size is not excluded); ``even leans less``: per model
+    with evenly padded stride-2 layers, their lean is smaller in magnitude than that of the same model's
+    unevenly padded stride-2 layers; ``at down-sampling``: per model, fewer than half of the stride-1
+    layers lean significantly (interval excluding 0 on at least one axis) and a larger share of the
+    stride-2 layers does: if most stride-1 layers lean, the asymmetry is not confined to the down-sampling
+    layers, and if stride-2 layers lean no more often, it is not concentrated there (our strict reading of
+    "around down-sampling layers"; the random-init count is shown as the noise level).
+    ``consistent`` is True / False, or None when the groups needed are absent. Every number is computed here.
+    """
+    rows = []
+    modes = list(dict.fromkeys(asym["mode"])) if "mode" in asym else [None]
+    for mode in modes:
+        df = asym if mode is None else asym[asym["mode"] == mode]
+        pre, rnd = df[df["init"] == "pretrained"], df[df["init"] == "random init"]
+        s2 = lambda d, reads: d[(d["stride"] > 1) & (d["reads"] == reads)]  # noqa: E731
+        a, b = _group_lean(s2(pre, "top/left")), _group_lean(s2(pre, "bottom/right"))
+        ra, rb = _group_lean(s2(rnd, "top/left")), _group_lean(s2(rnd, "bottom/right"))
+        both = np.isfinite(a) and np.isfinite(b)
+        rows.append({"mode": mode, "check": "opposite", "model": "all",
+                     "measured": f"top/left-reading stride-2 layers {a:+.3f}, bottom/right-reading {b:+.3f}",
+                     "consistent": bool(a * b < 0) if both else None})
+        if both and np.isfinite(ra) and np.isfinite(rb):
+            small, big = min(abs(a), abs(b)), max(abs(ra), abs(rb))
+            rows.append({"mode": mode, "check": "learned", "model": "all",
+                         "measured": f"smaller pretrained |lean| {small:.3f}, larger random-init |lean| {big:.3f} "
+                                     f"(random init = {big / max(small, 1e-12):.2f}x pretrained)",
+                         "consistent": bool(small > big)})
+        for name, g in pre.groupby("model", sort=False):
+            even, uneven = g[(g["stride"] > 1) & (g["reads"] == "even")], g[(g["stride"] > 1) & (g["reads"] != "even")]
+            if len(even) and len(uneven):
+                e, u = _group_lean(even), _group_lean(uneven)
+                rows.append({"mode": mode, "check": "even leans less", "model": name,
+                             "measured": f"{len(even)} even stride-2 layers {e:+.3f}, {len(uneven)} uneven {u:+.3f}",
+                             "consistent": bool(abs(e) < abs(u))})
+        for name, g in pre.groupby("model", sort=False):
+            r = rnd[rnd["model"] == name]
+            one, two, r1 = g[g["stride"] == 1], g[g["stride"] > 1], r[r["stride"] == 1]
+            if not len(one) or not len(two):
+                continue
+            k1, k2, kr = int(_significant(one).sum()), int(_significant(two).sum()), int(_significant(r1).sum())
+            rows.append({"mode": mode, "check": "at down-sampling", "model": name,
+                         "measured": f"stride-1: {k1} of {len(one)} layers lean significantly (mean lean "
+                                     f"{_group_lean(one):+.3f}; random init {kr} of {len(r1)}); stride-2: {k2} of "
+                                     f"{len(two)} ({_group_lean(two):+.3f})",
+                         "consistent": bool(k1 < len(one) / 2 and k2 / len(two) > k1 / len(one))})
+    return pd.DataFrame(rows, columns=["mode", "check", "model", "measured", "consistent"])
+
+
+def asymmetry_conclusion(findings: pd.DataFrame) -> str:
+    """One line per mode from :func:`asymmetry_findings`: which checks hold, which count against the prediction."""
+    lines = []
+    for mode, g in findings.groupby("mode", sort=False, dropna=False):
+        ok = g[g["consistent"] == True]  # noqa: E712 (None is neither)
+        bad = g[g["consistent"] == False]  # noqa: E712
+        fmt = lambda d: ", ".join(f"{r.check}" + (f" ({r.model})" if r.model != "all" else "")  # noqa: E731
+                                  for r in d.itertuples()) or "none"
+        verdict = ("the measurements support the prediction" if len(bad) == 0 and len(ok) else
+                   "the measurements do not support the prediction" if len(ok) == 0 else
+                   "the prediction holds only in part")
+        lines.append(f"{mode} index: {len(ok)} of {len(ok) + len(bad)} checks consistent with Mind the Pad "
+                     f"({fmt(ok)}); against it: {fmt(bad)}; {verdict}")
+    return "\n".join(lines)
+
+
+ARI_POOR, ARI_GOOD = 0.2, 0.5  # wording bands for the adjusted Rand index (our convention, printed with it)
+
+
+def taxonomy_findings(cluster_checks: dict, alpha: float = 0.05) -> str:
+    """Conclusions of the unsupervised check: {(model, features): (clustered, summary)} from
+    :func:`taxonomy_clusters`. Per feature set: the ARI range over the entries, how many beat the permutation
+    null at ``alpha``, and a wording band (ARI < 0.2: poorly, < 0.5: partly, else well; our convention)."""
+    lines = []
+    feats = list(dict.fromkeys(f for _, f in cluster_checks))
+    for f in feats:
+        s = {name: v[1] for (name, ff), v in cluster_checks.items() if ff == f}
+        ari = np.array([v["ari"] for v in s.values()])
+        coarse = np.array([v["ari_coarse"] for v in s.values()])
+        sig = sum(v["p_value"] < alpha for v in s.values())
+        top = float(ari.max())
+        band = "poorly" if top < ARI_POOR else "partly" if top < ARI_GOOD else "well"
+        lines.append(f"{f} features: ARI {ari.min():.2f} to {top:.2f} over {len(ari)} sets ({', '.join(s)}); "
+                     f"above the permutation null (p < {alpha}) in {sig} of {len(ari)}; coarse ARI "
+                     f"{coarse.min():.2f} to {coarse.max():.2f}")
+        lines.append(f"  -> with {f} features the kernels separate the rule types {band} (ARI bands: < {ARI_POOR} "
+                     f"poorly, < {ARI_GOOD} partly); "
+                     + ("better than chance, so the type is partly written in the weights, but most of it is not"
+                        if sig and band != "well" else "not better than chance" if not sig else
+                        "the type is largely written in the weights"))
+    return "\n".join(lines)
+
+
+def stem_findings(models: dict, merged: dict, measured_input_means: dict | None = None) -> pd.DataFrame:
+    """Per model, what the data-free detector can say about the stem (the conv reading the image).
+
+    The stem's data-free input mean is the ImageNet mean after the model's own normalisation: exactly 0
+    when the model normalises with the ImageNet mean itself (then the predicted border shift is 0 and no
+    stem PAN can be predicted from the weights), small otherwise. Columns: model, layer, max |data-free
+    mean|, max |measured mean| (``measured_input_means``: {model: {layer: tensor}}), PANs measured in the
+    stem, predicted data-free, note.
+    """
+    rows = []
+    for name, model in models.items():
+        means = data_free_input_means(model).set_index("layer")
+        stems = means.index[means["source"] == "image"]
+        for layer in stems:
+            mu = np.abs(np.asarray(means.loc[layer, "mean"], float)).max()
+            m = merged[name][merged[name]["layer"] == layer]
+            meas = np.nan
+            if measured_input_means and layer in measured_input_means.get(name, {}):
+                meas = float(np.abs(np.asarray(measured_input_means[name][layer], float)).max())
+            zero = mu < 1e-9
+            rows.append({"model": name, "layer": layer, "datafree_mean_max": float(mu), "measured_mean_max": meas,
+                         "pans": int(m["is_pan"].sum()), "predicted": int(m["pred_is_pan"].sum()),
+                         "note": "data-free mean is 0 by construction (normalised input): no prediction possible"
+                         if zero else "data-free mean is non-zero: the prediction uses it"})
+    return pd.DataFrame(rows)
+
+
+def chapter_findings(agreement: pd.DataFrame, layers: pd.DataFrame, cluster_checks: dict,
+                     asym_findings: pd.DataFrame) -> str:
+    """The chapter's conclusions in one place: the 'conclusion' lines of :func:`agreement_verdict`, the
+    verdict lines of :func:`taxonomy_findings` and :func:`asymmetry_conclusion` (all computed there)."""
+    detector = [ln for ln in agreement_verdict(agreement, layers).splitlines() if ln.startswith("conclusion")]
+    taxonomy = [ln.strip() for ln in taxonomy_findings(cluster_checks).splitlines() if ln.strip().startswith("->")]
+    return "\n".join(["data-free detector:"] + [f"  {ln}" for ln in detector] + ["taxonomy:"] +
+                     [f"  {ln}" for ln in taxonomy] + ["mean-kernel asymmetry:"] +
+                     [f"  {ln}" for ln in asymmetry_conclusion(asym_findings).splitlines()])
+
+
 def asymmetry_with_control(model: nn.Module, modes=("abs", "signed"), n_boot: int = 200, seed: int = 0,
-                           input_size=None) -> pd.DataFrame:
+                           input_size=None, ci: float = 0.95) -> pd.DataFrame:
     """:func:`mean_kernel_asymmetry` of a pretrained model and of its random initialisation (same architecture,
     ``pretrained=False``, seeded), in each mode; columns ``model``, ``init``, ``mode`` added.
 
@@ -1007,7 +1270,7 @@ def asymmetry_with_control(model: nn.Module, modes=("abs", "signed"), n_boot: in
     frames = []
     for init, m in (("pretrained", model), ("random init", control)):
         for mode in modes:
-            df = mean_kernel_asymmetry(m, mode=mode, n_boot=n_boot, seed=seed, in_sizes=sizes)
+            df = mean_kernel_asymmetry(m, mode=mode, n_boot=n_boot, seed=seed, in_sizes=sizes, ci=ci)
             frames.append(df.assign(model=name, init=init, mode=mode))
     return pd.concat(frames, ignore_index=True)
 
@@ -1026,6 +1289,20 @@ def gallery_pages(classified: dict, scans: dict, models: dict, per_type: int = 2
             if chosen:
                 pages[f"{name}: {t}"] = chosen
     return pages
+
+
+def scan_overview(scans: dict, models: dict, size=None) -> pd.DataFrame:
+    """One row per model: input size (``size`` or the model's own), probe images, the calibrated thresholds,
+    filters, PANs and corner-only PANs, scan seconds. ``scans``: {name: ``padlib.pans.PanScan``}."""
+    from .models import preprocessing
+
+    rows = {}
+    for name, s in scans.items():
+        rows[name] = {"input_size": int(size or preprocessing(models[name]).input_size), "images": s.n_images,
+                      "tau": s.tau, "tau_corner": s.tau_corner, "filters": len(s.table),
+                      "PANs": int(s.table["is_pan"].sum()), "corner_only_PANs": int(corner_only_pans(s.table).sum()),
+                      "seconds": sum(s.seconds.values())}
+    return pd.DataFrame(rows).T
 
 
 def type_counts(classified: pd.DataFrame) -> pd.DataFrame:

@@ -139,35 +139,14 @@ def disagreement_plot(layers):
     return fig
 
 
-def _border_rows(m, mean, std, depth=4):
-    import numpy as np
-
-    h, w = m.shape
-    std = std if std and std > 0 else 1.0
-    out = {}
-    for side in _SIDE_NAMES:
-        vals = []
-        for d in range(min(depth, (min(h, w) + 1) // 2)):
-            if side == "top":
-                v = m[d, 1:w - 1]
-            elif side == "bottom":
-                v = m[h - 1 - d, 1:w - 1]
-            elif side == "left":
-                v = m[1:h - 1, d]
-            else:
-                v = m[1:h - 1, w - 1 - d]
-            vals.append((float(np.mean(v)) - mean) / std)
-        out[side] = vals
-    return out
-
-
 def kernel_gallery(entries, title: str = ""):
     """Rows of (PAN, non-PAN control) pairs: spatial kernel, mean pre-activation map, border profile each.
 
     ``entries``: :func:`padlib.kernels.gallery_entries` (PAN entries each followed by its control). The
-    kernel is the raw spatial kernel (red positive, blue negative, symmetric colour scale); the border
-    profile is the mean map at distance 0, 1, 2... from each side minus the map's central mean, divided
-    by the central spatial std of the map.
+    kernel is the spatial kernel summed over input channels times the sign of the following BatchNorm's
+    gamma (red positive, blue negative, symmetric colour scale; "BN-flipped" in the title when that sign
+    is negative), so it reads as the mean map does; the border profile is the entry's ``border_profile``
+    (chapter 1's units: row mean minus the interior mean, over the interior std).
     """
     import numpy as np
 
@@ -197,20 +176,20 @@ def kernel_gallery(entries, title: str = ""):
             ax.set_xticks([])
             ax.set_yticks([])
             label = f"{e['type']} {e['sign_pattern']}" if e["is_pan"] else "non-PAN control"
-            ax.set_title(f"{label}\n{e['layer']} #{e['channel']}", fontsize=7)
+            flipped = " (BN-flipped)" if e.get("bn_sign", 1.0) < 0 else ""
+            ax.set_title(f"{label}\n{e['layer']} #{e['channel']}{flipped}", fontsize=7)
             ax = axes[r, c0 + 1]
             if e["map"] is not None:
-                m = np.asarray(e["map"], float)
-                ax.imshow(m, cmap="viridis")
-                h, w = m.shape
-                centre = m[h // 4:h - h // 4, w // 4:w - w // 4] if min(h, w) >= 4 else m
-                prof = _border_rows(m, float(centre.mean()), float(centre.std()))
+                ax.imshow(np.asarray(e["map"], float), cmap="viridis")
+            prof = e.get("border_profile")
+            if prof is not None and len(prof):
                 ax2 = axes[r, c0 + 2]
-                for side, vals in prof.items():
-                    ax2.plot(range(len(vals)), vals, "-o", ms=2, lw=1, label=side)
+                for side, g in prof.groupby("side", sort=False):
+                    ax2.plot(g["distance"], g["z"], "-o", ms=2, lw=1, label=side)
                 ax2.axhline(0, color="k", lw=0.5)
                 ax2.tick_params(labelsize=6)
                 ax2.set_xlabel("distance from border", fontsize=6)
+                ax2.set_ylabel("z (interior std)", fontsize=6)
                 if r == 0 and c0 == 0:
                     ax2.legend(fontsize=5, loc="best")
             else:
@@ -286,13 +265,16 @@ def asymmetry_plot(asym, value: str = "asym"):
 
 
 def mean_kernel_grid(asym, init: str = "pretrained"):
-    """The mean normalised kernel of every stride-2 layer, one row per model (the kernels behind the leans)."""
+    """The mean normalised kernel of every stride-2 layer, one row per model (the kernels behind the leans).
+
+    Each panel has its own colour scale (brighter: a larger share of the normalised weight); the title gives
+    the layer, the padding it reads and its two leans from the table (x: > 0 right, y: > 0 down)."""
     import numpy as np
 
     models = list(dict.fromkeys(asym["model"]))
     rows = [asym[(asym["model"] == m) & (asym["init"] == init) & (asym["stride"] > 1)] for m in models]
     ncols = max(len(r) for r in rows) or 1
-    fig, axes = plt.subplots(len(models), ncols, figsize=(1.5 * ncols, 1.7 * len(models)), squeeze=False)
+    fig, axes = plt.subplots(len(models), ncols, figsize=(1.5 * ncols, 1.95 * len(models)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, (m, r) in enumerate(zip(models, rows)):
@@ -300,7 +282,8 @@ def mean_kernel_grid(asym, init: str = "pretrained"):
             k = np.asarray(row["mean_kernel"], float)
             ax = axes[i, j]
             ax.imshow(k, cmap="magma", vmin=0 if k.min() >= 0 else None)
-            ax.set_title(f"{m[:22]}\n{row['layer'][-16:]} ({row['reads']})", fontsize=6)
+            ax.set_title(f"{m[:22]}\n{row['layer'][-16:]} ({row['reads']})\n"
+                         f"x {row['asym_lr']:+.3f}, y {row['asym_tb']:+.3f}", fontsize=6)
     fig.tight_layout()
     return fig
 

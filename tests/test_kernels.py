@@ -359,7 +359,9 @@ def test_chapter_plots_render_on_small_tables():
     entries = [{"model": "m", "type": "side", "layer": "l", "channel": 0, "is_pan": True, "sign_pattern": "T+",
                 "score": 3.0, "kernel": np.eye(3), "profile": None, "map": np.random.rand(8, 8), "z": {}},
                {"model": "m", "type": "side", "layer": "l", "channel": 1, "is_pan": False, "sign_pattern": "",
-                "score": 0.1, "kernel": -np.eye(3), "profile": None, "map": np.random.rand(8, 8), "z": {}}]
+                "score": 0.1, "kernel": -np.eye(3), "profile": None, "map": np.random.rand(8, 8), "z": {},
+                "bn_sign": -1.0, "border_profile": pd.DataFrame({"distance": [0, 1, 0, 1], "side": ["top"] * 2 +
+                                                                 ["left"] * 2, "z": [3.0, 0.1, -1.0, 0.0]})}]
     browser = plots.kernel_browser({"m: side": entries, "m: edge": entries[:1]})
     dropdown, stack = browser.children
     assert isinstance(stack, widgets.Stack) and len(stack.children) == 2
@@ -395,6 +397,21 @@ def test_integration_with_the_activation_scan():
     assert agree.loc["data-free", "recall"] > 0.5
     entries = gallery_entries(cl, scan.table, scan.maps, model, per_type=1)
     assert {e["type"] for e in entries} >= {"frame", "silenced"} and entries[0]["map"].shape == (24, 24)
+    # a negative BatchNorm gamma flips the displayed kernel (as it flips the map and z); profiles in z units
+    with torch.no_grad():
+        model[4].weight.mul_(-1)
+    scan = scan_pans(model, torch.randn(16, 3, 24, 24, generator=torch.Generator().manual_seed(0)), tau=2.0,
+                     progress=False)
+    cl = classify_pan_kernels(scan.table, model_kernel_profiles(model))
+    for e in gallery_entries(cl, scan.table, scan.maps, model, per_type=1):
+        raw = dict(model.named_modules())[e["layer"]].weight.detach().double()[e["channel"]].sum(0).numpy()
+        expected = -1.0 if e["layer"] == "3" else 1.0
+        assert e["bn_sign"] == expected and np.allclose(e["kernel"], expected * raw)
+        prof = e["border_profile"].set_index(["side", "distance"])["z"]
+        row = scan.table[(scan.table.layer == e["layer"]) & (scan.table.channel == e["channel"])].iloc[0]
+        assert prof.loc[("top", 5)] == pytest.approx(
+            (scan.maps[e["layer"]][e["channel"]][5, 1:-1].double().mean().item() - row.interior_mean)
+            / row.interior_std, rel=1e-6)
 
 
 class _ResidualNet(nn.Module):
@@ -439,3 +456,105 @@ def test_trace_finds_feeding_and_following_batchnorms_by_identity():
 
     expected = 1.0 * norm.cdf(1.0) + norm.pdf(1.0)  # E[max(X, 0)], X ~ N(1, 1); the clip at 6 adds < 1e-6
     assert np.allclose(mu, expected, atol=1e-4)  # the fused ReLU6 is found and applied
+
+
+def test_data_free_pans_flag_corner_only_kernels():
+    # rows 0 and columns 0 each sum to 0, so no side shifts; the top-left corner loses the union 1 - 1 - 1 = -1
+    model = _planted_model()
+    with torch.no_grad():
+        model[3].weight.zero_()
+        model[3].weight[0, 0] = torch.tensor([[1.0, -1, 0], [-1, 1, 0], [0, 0, 0]])
+    pred = data_free_pans(model, tau=1.0, input_size=16, tau_corner=1.5)
+    dw = pred[pred["layer"] == "3"].set_index("channel")
+    mu = data_free_input_means(model).set_index("layer").loc["3", "mean"]
+    std = np.sqrt(0.25 + 1e-5)
+    assert np.allclose(dw.loc[0, [f"zp_{s}" for s in ("top", "bottom", "left", "right")]].astype(float), 0)
+    assert dw.loc[0, "zp_top_left"] == pytest.approx(mu[0] / std)  # minus (-1) taps times the mean
+    assert dw.loc[0, "zp_bottom_right"] == pytest.approx(0)  # row 2 and column 2 hold no weight
+    flagged = abs(mu[0] / std) >= 1.5
+    assert dw.loc[0, "pred_is_pan"] == flagged and dw.loc[0, "pred_sides"] == ""
+    assert (dw.loc[0, "pred_corners"] != "") == flagged
+    assert not dw.loc[1:, "pred_is_pan"].any()  # zero kernels shift nothing
+
+
+def test_detector_agreement_counts_corner_only_pans():
+    from padlib.kernels import detector_agreement
+
+    df = _agreement_table()
+    df["sides"] = ["top", "top-left corner", "", "", "top", ""]
+    for prefix in ("zp_", "zpred_"):
+        for c in ("top_left", "top_right", "bottom_left", "bottom_right"):
+            df[f"{prefix}{c}"] = 0.0
+    df.loc[1, "zp_top_left"] = 4.0  # the corner-only PAN is found through its corner (tau_corner 3)
+    df.loc[3, "zp_bottom_right"] = 2.5  # below tau_corner: not flagged
+    out = detector_agreement(df, tau=2.0, tau_corner=3.0).set_index("predictor")
+    d = out.loc["data-free"]
+    assert d["predicted"] == 4 and d["true_positives"] == 3 and d["recall"] == pytest.approx(1.0)
+    assert d["corner_only_pans"] == 1 and d["recall_corner_only"] == 1.0 and d["recall_sides"] == 1.0
+    assert d["recall_sides_only_rule"] == pytest.approx(2 / 3)  # the corner route is what finds channel 1
+
+
+def test_signed_gaps_add_up_and_absolute_ones_bound_the_total():
+    from padlib.kernels import disagreement_by_layer
+
+    rng = np.random.default_rng(0)
+    df = _agreement_table()
+    for s in ("top", "bottom", "left", "right"):
+        for p in ("zp", "zpred", "effect", "z"):
+            df[f"{p}_{s}"] = rng.standard_normal(len(df))
+    df.loc[2, "z_left"] = np.nan  # a missing value drops that entry from every gap alike
+    out = disagreement_by_layer(df)
+    total = out["signed_estimate"] + out["signed_position"] + out["signed_inherited"]
+    assert np.allclose(total, out["signed_total"], atol=1e-12)
+    assert (out["gap_total"] <= out["gap_estimate"] + out["gap_position"] + out["gap_inherited"] + 1e-12).all()
+    assert not np.allclose(out["gap_total"], out["gap_estimate"] + out["gap_position"] + out["gap_inherited"])
+
+
+def _asym_rows(pre_tl, pre_br, rnd, even=None, s1_sig=0):
+    rows = []
+    for init, (a, b) in (("pretrained", (pre_tl, pre_br)), ("random init", (rnd, -rnd))):
+        for model, reads, lean in (("m", "top/left", a), ("lite", "bottom/right", b)):
+            rows.append({"model": model, "init": init, "mode": "abs", "stride": 2, "reads": reads, "asym_lr": lean,
+                         "asym_tb": lean, "asym_lr_lo": lean - 0.01, "asym_lr_hi": lean + 0.01,
+                         "asym_tb_lo": lean - 0.01, "asym_tb_hi": lean + 0.01})
+            for i in range(4):  # stride-1 layers; the first s1_sig pretrained ones lean significantly
+                v = 0.05 if init == "pretrained" and i < s1_sig else 0.0
+                rows.append({"model": model, "init": init, "mode": "abs", "stride": 1, "reads": "even", "asym_lr": v,
+                             "asym_tb": v, "asym_lr_lo": v - 0.01, "asym_lr_hi": v + 0.01, "asym_tb_lo": v - 0.01,
+                             "asym_tb_hi": v + 0.01})
+        if even is not None:
+            v = even if init == "pretrained" else 0.0
+            rows.append({"model": "lite", "init": init, "mode": "abs", "stride": 2, "reads": "even", "asym_lr": v,
+                         "asym_tb": v, "asym_lr_lo": v - 0.01, "asym_lr_hi": v + 0.01, "asym_tb_lo": v - 0.01,
+                         "asym_tb_hi": v + 0.01})
+    return pd.DataFrame(rows)
+
+
+def test_asymmetry_findings_checks_each_part_of_the_prediction():
+    from padlib.kernels import asymmetry_conclusion, asymmetry_findings
+
+    good = asymmetry_findings(_asym_rows(0.1, -0.1, 0.01, even=0.02)).set_index(["check", "model"])
+    assert good["consistent"].all() and len(good) == 5
+    assert "support the prediction" in asymmetry_conclusion(good.reset_index())
+    bad = asymmetry_findings(_asym_rows(0.1, 0.1, 0.5, even=-0.3, s1_sig=4)).set_index(["check", "model"])
+    assert not bad.loc[("opposite", "all"), "consistent"] and not bad.loc[("learned", "all"), "consistent"]
+    assert not bad.loc[("even leans less", "lite"), "consistent"]
+    assert not bad.loc[("at down-sampling", "m"), "consistent"]
+    assert "4 of 4 layers lean significantly" in bad.loc[("at down-sampling", "m"), "measured"]
+    assert "do not support" in asymmetry_conclusion(bad.reset_index())
+
+
+def test_taxonomy_and_agreement_findings_wording():
+    from padlib.kernels import agreement_verdict, taxonomy_findings
+
+    summ = lambda ari, p: {"ari": ari, "ari_coarse": ari, "p_value": p}  # noqa: E731
+    text = taxonomy_findings({("a", "profile"): (None, summ(0.1, 0.01)), ("b", "profile"): (None, summ(0.15, 0.2))})
+    assert "ARI 0.10 to 0.15" in text and "1 of 2" in text and "poorly" in text
+    assert "well" in taxonomy_findings({("a", "border"): (None, summ(0.7, 0.01))})
+    from padlib.kernels import detector_agreement, disagreement_by_layer
+
+    t = _agreement_table()
+    agree = detector_agreement(t, tau=2.0).assign(model="m")
+    text = agreement_verdict(agree, disagreement_by_layer(t).assign(model="m"))
+    assert "is precise (precision >= 0.5 in every model) and finds most PANs" in text
+    assert "mean signed gaps (these add up exactly)" in text

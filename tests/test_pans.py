@@ -327,7 +327,9 @@ def test_findings_state_the_verdict_per_model_and_per_threshold():
     text = P.pan_findings(summary, sens)
     assert f"'dozens to hundreds' = {low}-{high}" in text and "not the paper's numbers" in text
     assert "At fpr 0.001: 2 of 2 models" in text and "At fpr 0.01: 0 of 2 models" in text
-    assert "holds for every model at fpr 0.001 and not for every model at fpr 0.01" in text
+    assert "holds for every model at fpr 0.001; for no model at fpr 0.01: whether" in text
+    one = P.pan_findings(summary, sens[sens.fpr == 0.01])
+    assert "holds for no model at fpr 0.01." in one
     assert "m1 at fpr 0.01" in text and "more than claimed" in text
 
 
@@ -357,6 +359,10 @@ def test_side_skew_compares_pan_sides_with_the_padding_that_is_read():
     assert skew.loc[("tfnet", "2"), "verdict"] == "against the read padding"
     assert skew.loc[("evennet", "2"), "verdict"] == "no clear skew"
     assert skew.loc[("torchnet", "1"), "verdict"] == "all sides read alike"
+    lean = _skew_table("leannet", "1", ("top", "left"), ["top"] * 5)
+    lean = pd.concat([lean[lean.layer == "s2"], lean[lean.layer == "s1"].assign(sides="top")])
+    lean.attrs["model"] = "leannet"
+    assert P.side_skew([lean]).set_index("stride").loc["1", "verdict"] == "all sides read alike; PAN sides still off 1/2"
     assert skew.loc[("torchnet", "1"), "top_left_share"] == 0.5
     lines = P.skew_findings(skew.reset_index())
     assert any("torchnet (PyTorch padding)" in x for x in lines)
@@ -376,3 +382,12 @@ def test_planted_findings_and_method_settings(planted_scan):
     settings = P.method_settings().set_index("setting")
     assert settings.loc["MARGIN_FRACTION", "value"] == P.MARGIN_FRACTION == 1 / 8
     assert settings.loc["CLAIM_COUNT_RANGE", "value"] == f"{P.CLAIM_COUNT_RANGE[0]}-{P.CLAIM_COUNT_RANGE[1]}"
+
+
+def test_claim_tau_range_reads_the_threshold_curve():
+    low, high = P.CLAIM_COUNT_RANGE
+    curves = pd.DataFrame({"model": "m", "tau": [1.0, 2.0, 3.0, 4.0], "pans": [high + 1, high, low, low - 1],
+                           "null_exceed": [50, 5, 1, 0], "calibrated_tau": 1.0})
+    r = P.claim_tau_range(curves).iloc[0]
+    assert (r.tau_min_in_range, r.tau_max_in_range, r.null_exceed_at_tau_min) == (2.0, 3.0, 5)
+    assert not r.calibrated_tau_in_range

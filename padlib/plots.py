@@ -824,13 +824,21 @@ def _fig_png(fig, dpi: int = 72) -> bytes:
     return buf.getvalue()
 
 
-def pan_counts_figure(summary, claim_low: int = 24, claim_high: int = 999, claim_share: float = 2.0):
-    """PANs per model as counts (with the paper's 'dozens to hundreds' band) and as shares of filters."""
+def pan_counts_figure(summary, claim_low: int | None = None, claim_high: int | None = None,
+                      claim_share: float | None = None):
+    """PANs per model as counts (with our reading of the paper's 'dozens to hundreds' as a band, by default
+    padlib.pans.CLAIM_COUNT_RANGE) and as shares of filters (the unverified 'about 2%' as a line)."""
     import numpy as np
 
+    from .pans import CLAIM_COUNT_RANGE, CLAIM_SHARE_PCT
+
+    claim_low = CLAIM_COUNT_RANGE[0] if claim_low is None else claim_low
+    claim_high = CLAIM_COUNT_RANGE[1] if claim_high is None else claim_high
+    claim_share = CLAIM_SHARE_PCT if claim_share is None else claim_share
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
     x = np.arange(len(summary))
-    a.axhspan(claim_low, claim_high, color="0.85", label=f"paper: dozens to hundreds ({claim_low}-{claim_high})")
+    a.axhspan(claim_low, claim_high, color="0.85",
+              label=f"paper: dozens to hundreds (our reading: {claim_low}-{claim_high})")
     a.bar(x - 0.2, summary["fire"], 0.4, color=_SIGN_COLORS[1], label="fire at the border")
     a.bar(x + 0.2, summary["silenced"], 0.4, color=_SIGN_COLORS[-1], label="silenced at the border")
     a.plot(x, summary["pans"], "ko", label="all PANs")
@@ -846,8 +854,12 @@ def pan_counts_figure(summary, claim_low: int = 24, claim_high: int = 999, claim
     return fig
 
 
-def pan_threshold_curve_figure(curves):
-    """PANs found as the threshold grows (observed), next to the null's exceedances, per model."""
+def pan_threshold_curve_figure(curves, claim_range: tuple[int, int] | None = None):
+    """PANs found as the threshold grows (observed), next to the null's exceedances, per model; the shaded
+    band is our reading of 'dozens to hundreds' (padlib.pans.CLAIM_COUNT_RANGE unless given)."""
+    from .pans import CLAIM_COUNT_RANGE
+
+    claim_range = CLAIM_COUNT_RANGE if claim_range is None else claim_range
     models = list(dict.fromkeys(curves["model"]))
     fig, axes = plt.subplots(1, len(models), figsize=(3.0 * len(models), 2.8), squeeze=False, sharey=True)
     for ax, m in zip(axes[0], models):
@@ -855,7 +867,7 @@ def pan_threshold_curve_figure(curves):
         ax.plot(d["tau"], d["pans"], color="k", label="PANs (observed)")
         ax.plot(d["tau"], d["null_exceed"], color="0.6", ls="--", label="null channels above tau")
         ax.axvline(d["calibrated_tau"].iloc[0], color="C3", lw=1, label="calibrated tau")
-        ax.axhspan(24, 999, color="0.9", zorder=0)
+        ax.axhspan(*claim_range, color="0.9", zorder=0)
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=1)
         ax.set_title(m.replace("tf_efficientnet_", ""), fontsize=9)
@@ -927,7 +939,8 @@ def pan_side_figure(side_counts):
 
 
 def pan_effect_figure(tables):
-    """Validation: border contrast z vs causal padding effect (left) and vs the data-free prediction (right)."""
+    """Validation: border contrast z vs causal padding effect (left) and vs the weight-based prediction from
+    measured input means (``zpred``, right)."""
     import numpy as np
     import pandas as pd
 
@@ -938,7 +951,8 @@ def pan_effect_figure(tables):
     pan = np.concatenate([t["is_pan"].to_numpy()] * 4)
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.4))
     lim = np.quantile(np.abs(z), 0.999)
-    for ax, other, lab in ((a, e, "causal padding effect (own - replicate)"), (b, zp, "data-free prediction")):
+    for ax, other, lab in ((a, e, "causal padding effect (own - replicate)"),
+                           (b, zp, "weight-based prediction\nfrom measured input means")):
         ok = np.isfinite(other)
         ax.scatter(z[ok & ~pan], other[ok & ~pan], s=2, color="0.6", alpha=0.4, label="other sides")
         ax.scatter(z[ok & pan], other[ok & pan], s=2, color="C3", alpha=0.5, label="sides of PANs")
@@ -1041,7 +1055,10 @@ def pan_explorer(scans, models: dict | None = None, per_model: int = 10, dpi: in
                                 layout=widgets.Layout(width="95%"))
         stack = widgets.Stack(images, selected_index=0)
         widgets.jslink((pick, "index"), (stack, "selected_index"))
-        tabs.append(widgets.VBox([pick, stack]))
+        note = widgets.HTML(f"<small>{len(labels)} of {len(sc.table)} channels pre-rendered (the strongest PAN of "
+                            "each kind and sign, then ordinary ones); the live explorer reaches every channel "
+                            "in a running kernel.</small>")
+        tabs.append(widgets.VBox([note, pick, stack]))
         titles.append(sc.model_name.replace("tf_efficientnet_", "effnet-"))
     tab = widgets.Tab(children=tabs)
     for i, t in enumerate(titles):

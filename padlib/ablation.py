@@ -261,6 +261,160 @@ def preactivation_zero(bn: nn.modules.batchnorm._BatchNorm) -> torch.Tensor:
     return torch.where(scale != 0, -shift / torch.where(scale != 0, scale, torch.ones_like(scale)), torch.zeros_like(w))
 
 
+def _bn_affine(bn) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift), float64, of an eval-mode BatchNorm as an affine map per channel (identity for None)."""
+    if bn is None:
+        return None, None
+    w = bn.weight.detach().double() if bn.weight is not None else torch.ones(bn.num_features, dtype=torch.float64)
+    b = bn.bias.detach().double() if bn.bias is not None else torch.zeros_like(w)
+    if bn.running_var is None:
+        return torch.ones_like(w), torch.zeros_like(w)
+    scale = w / torch.sqrt(bn.running_var.detach().double() + bn.eps)
+    return scale, b - bn.running_mean.detach().double() * scale
+
+
+def _table_norms(table: pd.DataFrame) -> dict[str, str]:
+    if "bn" not in table.columns:
+        raise PadlibError("the table has no 'bn' column: pass a find_pans table")
+    return dict(zip(table["layer"], table["bn"].fillna("").astype(str)))
+
+
+def means_from_scan(table: pd.DataFrame, model: nn.Module, layers=None) -> dict[str, torch.Tensor]:
+    """The probe-set interior means of :func:`channel_means`, read from a ``find_pans`` table instead of a
+    second pass over the probe images.
+
+    The scanner records each channel's interior mean in the pre-activation (``interior_mean``: the conv
+    output through the BatchNorm that consumes it, over the same interior as :func:`channel_means`); the
+    eval-mode BN is affine, so the conv-output mean is ``(interior_mean - shift) / scale``. A channel the BN
+    ignores (``scale == 0``) is constant after it, and gets the value the BN maps to 0.
+    """
+    check_type("table", table, pd.DataFrame)
+    missing = {"layer", "channel", "interior_mean", "bn"} - set(table.columns)
+    if missing:
+        raise PadlibError(f"means_from_scan needs a find_pans table (missing columns {sorted(missing)})")
+    modules = dict(model.named_modules())
+    layers = sorted(set(table["layer"])) if layers is None else list(layers)
+    out = {}
+    for layer in layers:
+        rows = table[table["layer"] == layer].sort_values("channel")
+        if rows.empty:
+            raise PadlibError(f"layer '{layer}' is not in the PAN table")
+        n = _n_channels(modules[layer]) if layer in modules else None
+        if n is None or len(rows) != n or list(rows["channel"]) != list(range(n)):
+            raise PadlibError(f"the PAN table does not hold every channel of layer '{layer}' (a whole find_pans table "
+                              "of this model is needed)")
+        pre = torch.as_tensor(rows["interior_mean"].to_numpy(dtype=np.float64))
+        bn_name = str(rows["bn"].iloc[0] or "")
+        if not bn_name:
+            out[layer] = pre
+            continue
+        scale, shift = _bn_affine(modules[bn_name])
+        safe = torch.where(scale != 0, scale, torch.ones_like(scale))
+        out[layer] = torch.where(scale != 0, (pre - shift) / safe, preactivation_zero(modules[bn_name]))
+    return out
+
+
+@dataclass
+class Perturbations:
+    """How large each ablation is where it acts, measured on the intact model (see :func:`ablation_perturbations`).
+
+    ``per_channel[(mode, region)][layer]``: (N images, C channels) mean over the map of the squared change
+    the ablation makes to the channel's pre-activation, in units of the channel's interior variance
+    (zero outside the region). ``logits``: the intact model's logits from the same forward.
+    """
+
+    per_channel: dict
+    logits: torch.Tensor | None = None
+
+    def size(self, channels, mode: str, region: str) -> np.ndarray:
+        """Per image, the mean over the chosen channels of their squared change (interior-std units)."""
+        selection = channel_selection(channels)
+        table = self.per_channel.get((mode, region))
+        if table is None:
+            raise PadlibError(f"no perturbation measured for {mode}/{region}")
+        parts = []
+        for layer, cs in selection.items():
+            if layer not in table:
+                raise PadlibError(f"no perturbation measured for layer '{layer}'")
+            parts.append(table[layer][:, cs])
+        if not parts:
+            n = len(self.logits) if self.logits is not None else 0
+            return np.zeros(n)
+        return np.concatenate(parts, axis=1).mean(1)
+
+
+@torch.no_grad()
+def ablation_perturbations(model: nn.Module, images, table: pd.DataFrame, means=None, layers=None,
+                           ring: int | None = None, space: str = "preact", std_floor: float = 0.1,
+                           batch_size: int = 8, device=None, progress: bool | str = False) -> Perturbations:
+    """The size of every ablation of :func:`ablate_channels`, per image and channel, from one forward of the
+    intact model (whose logits come back too, so this forward doubles as the reference).
+
+    An ablation that changes its channels more perturbs the network more whatever the channels encode: mean
+    ablation of a PAN removes its border response on top of its ordinary spatial variation, so it is a
+    larger intervention than the same ablation of a random channel. To compare like with like, the change
+    at each ablated channel is measured directly: d = the replaced pre-activation minus the intact one
+    (mode 'mean': the probe-set mean minus the activation; 'zero' in ``space='preact'``: minus the
+    pre-activation; in ``space='output'``: minus the BN-scaled conv output), squared, averaged over the
+    map (positions outside the region count as 0), in units of the channel's interior variance from the
+    scan (``interior_std`` of the ``find_pans`` table, at least ``std_floor`` times the layer's median so
+    that near-dead channels do not explode). Measured on the intact network: a channel's change does not
+    include what ablations upstream do to its input; that knock-on effect is what KL measures. For small
+    changes KL grows with the square of the change, so KL per unit of this mean squared change is the
+    natural size-adjusted disruption. ``table``: the model's whole ``find_pans`` table; ``means``: conv-output
+    means (:func:`means_from_scan`); ``layers``: which layers to measure (default: every layer of ``table``).
+    """
+    check_type("model", model, nn.Module)
+    if space not in ("preact", "output"):
+        raise PadlibError(f"space must be 'preact' or 'output', got {space!r}")
+    missing = {"layer", "channel", "interior_std", "bn"} - set(table.columns)
+    if missing:
+        raise PadlibError(f"ablation_perturbations needs a find_pans table (missing columns {sorted(missing)})")
+    layers = sorted(set(table["layer"])) if layers is None else list(layers)
+    device = device if device is not None else model_device(model)
+    modules = dict(model.named_modules())
+    norms = _table_norms(table)
+    affine, inv_var = {}, {}
+    for layer in layers:
+        rows = table[table["layer"] == layer].sort_values("channel")
+        if layer not in modules or rows.empty:
+            raise PadlibError(f"layer '{layer}' is not in the model and its PAN table")
+        std = torch.as_tensor(rows["interior_std"].to_numpy(dtype=np.float64))
+        live = std[std > 0]
+        floor = std_floor * float(live.median()) if len(live) else 1.0
+        inv_var[layer] = 1.0 / torch.maximum(std, torch.full_like(std, max(floor, 1e-12))).square()
+        scale, shift = _bn_affine(modules[norms[layer]]) if norms.get(layer) else (None, None)
+        if scale is None:
+            scale, shift = torch.ones_like(std), torch.zeros_like(std)
+        affine[layer] = (scale, shift)
+    keys = [(m, r) for m in ABLATION_MODES for r in ABLATION_REGIONS if m != "mean" or means is not None]
+    acc: dict = {key: {layer: [] for layer in layers} for key in keys}
+
+    def measure(name, module, inputs, output):
+        a = output.detach().float()
+        scale, shift = (t.to(a.device, torch.float32).view(-1, 1, 1) for t in affine[name])
+        w = inv_var[name].to(a.device, torch.float32).view(-1, 1, 1)
+        hw = a.shape[-2] * a.shape[-1]
+        mask = ring_mask(a.shape[-2:], _ring_for(module, inputs[0].shape[-2:], ring), a.device)
+        changes = {"zero": (a * scale + shift) if space == "preact" else a * scale}
+        if means is not None:
+            changes["mean"] = (a - means[name].to(a.device, torch.float32).view(-1, 1, 1)) * scale
+        for mode, d in changes.items():
+            sq = d.square_().mul_(w)
+            acc[(mode, "all")][name].append(sq.mean((2, 3)).double().cpu())
+            acc[(mode, "border")][name].append((sq[..., mask].sum(-1) / hw).double().cpu())
+
+    if means is not None:
+        absent = [layer for layer in layers if layer not in means]
+        if absent:
+            raise PadlibError(f"means has no entry for layer(s) {absent[:3]}")
+    with forward_hooks(model, layers, measure):
+        logits = model_logits(model, images, batch_size, device, progress)
+    per_channel = {key: {layer: torch.cat(parts).numpy() for layer, parts in by_layer.items() if parts}
+                   for key, by_layer in acc.items()}
+    return Perturbations(per_channel, logits)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Ablation
 
@@ -272,10 +426,12 @@ def ablate_channels(model: nn.Module, channels, mode: str = "mean", region: str 
     """Within the ``with`` block, the chosen channels are replaced by their probe-set mean or by zero.
 
     ``channels``: see :func:`channel_selection`. The hook sits on the output of the module named in
-    ``layer`` (for ``find_pans`` rows: the conv). ``find_pans`` measures the *pre-activation* (that output
-    through the BatchNorm consuming it), and so does the ablation with ``space="preact"``: ``mode="zero"``
-    sets the pre-activation to 0 (the conv output is set to the value the BN maps to 0); ``space="output"``
-    zeroes the module's output itself. ``mode="mean"`` uses :func:`channel_means` (pass ``means`` to
+    ``layer`` (for ``find_pans`` rows: the conv). Why ``space="preact"`` is the default: our PAN definition
+    (papers.md, "record the layer's output before the non-linearity") makes ``find_pans`` measure the
+    *pre-activation*, i.e. the conv output after the BatchNorm that consumes it, so a PAN's border response
+    lives there. ``mode="zero"`` with ``space="preact"`` sets that pre-activation to 0 (the conv output is set
+    to the value the BN maps to 0), so zero-ablating every channel of a conv equals zeroing its BN's output;
+    ``space="output"`` zeroes the module's own output instead (after a BN that is the BN's shift, not 0). ``mode="mean"`` uses :func:`channel_means` (pass ``means`` to
     reuse them, or ``images`` to compute them now); an eval-mode BN is affine, so the mean is the same in
     both spaces. ``region="all"`` replaces the whole map, ``"border"`` only the ring where the layer reads
     padding (``ring=None``: from the layer's geometry at the actual input size) or a ring of ``ring``
@@ -602,14 +758,18 @@ class AblationStudy:
 
 def pan_ablation(model: nn.Module, images, pans, controls: pd.DataFrame | None = None, modes=ABLATION_MODES,
                  regions=ABLATION_REGIONS, means=None, reference=None, labels=None, batch_size: int = 8,
-                 n_boot: int = 1000, seed: int = 0, progress: bool = True) -> AblationStudy:
+                 n_boot: int = 1000, seed: int = 0, progress: bool = True, norms: dict | None = None,
+                 perturbations: Perturbations | None = None) -> AblationStudy:
     """Ablate the PANs, and each random control of equal size, under every mode and region.
 
     ``pans``: the PAN rows (or pairs); ``controls``: a :func:`random_control` table. ``means`` (from
     :func:`channel_means` over every layer involved) and ``reference`` logits are reused when given. The
     comparison gives, per mode, region and metric, the PAN value, the controls' mean and range, the paired
     difference PAN - mean of controls with a bootstrap interval over images, and how many controls the
-    PAN ablation exceeds.
+    PAN ablation exceeds. With ``perturbations`` (:func:`ablation_perturbations`) every run also gets the
+    metric 'perturbation' (the size of the ablation where it acts) and the comparison a row
+    'kl_per_perturbation' (mean KL / mean perturbation: the disruption per unit of intervention size).
+    ``norms``: {layer: BN name} (e.g. from the table's ``bn`` column), saving the dummy forward.
     """
     from tqdm.auto import tqdm
 
@@ -625,17 +785,51 @@ def pan_ablation(model: nn.Module, images, pans, controls: pd.DataFrame | None =
     layers = sorted({layer for _, _, sel in sets for layer in sel})
     if "mean" in modes and means is None:
         means = channel_means(model, images, layers, batch_size=batch_size) if layers else {}
-    norms = consuming_norms(model, layers) if "zero" in modes and layers else {}
+    if norms is None or any(layer not in norms for layer in layers):
+        norms = consuming_norms(model, layers) if "zero" in modes and layers else {}
     runs = [(s, m, r) for s in sets for m in modes for r in regions]
     evaluations = {}
     for (kind, control, sel), mode, region in tqdm(runs, desc="ablations", disable=not progress, leave=False):
         with ablate_channels(model, sel, mode, region, means=means, norms=norms):
             logits = model_logits(model, images, batch_size)
-        evaluations[(kind, control, mode, region)] = compare_logits(logits, reference, labels, n_boot, seed)
+        ev = compare_logits(logits, reference, labels, n_boot, seed)
+        if perturbations is not None:
+            _add_metric(ev, "perturbation", perturbations.size(sel, mode, region), n_boot, seed)
+        evaluations[(kind, control, mode, region)] = ev
     summary = _tidy(evaluations, ("channels", "control", "mode", "region"))
     sizes = {(kind, control): sum(map(len, sel.values())) for kind, control, sel in sets}
     summary["n_channels"] = [sizes[k] for k in zip(summary["channels"], summary["control"])]
     return AblationStudy(summary, evaluations, _pan_vs_controls(evaluations, n_boot, seed))
+
+
+def _add_metric(ev: Evaluation, metric: str, values, n_boot: int, seed: int) -> None:
+    """Attach a per-image metric (and its summary row with a bootstrap interval) to an evaluation."""
+    v = np.asarray(values, dtype=float)
+    ev.per_image[metric] = v
+    lo, hi = bootstrap_ci(v, n_boot, seed)
+    row = pd.DataFrame([{"metric": metric, "value": float(v.mean()), "ci_low": lo, "ci_high": hi, "n": len(v)}])
+    ev.summary = pd.concat([ev.summary, row], ignore_index=True)
+
+
+def _ratio_of_means_row(pan: Evaluation, ctrls: list, num: str, den: str, n_boot: int, seed: int) -> dict:
+    """PAN vs controls on mean(num) / mean(den), with a paired bootstrap over images of the difference
+    (PAN ratio - mean of the controls' ratios)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pn, pd_ = (pan.per_image[c].to_numpy(dtype=float) for c in (num, den))
+        row = {"pans": float(pn.mean() / pd_.mean()), "n_controls": len(ctrls)}
+        if ctrls:
+            cn = np.stack([ev.per_image[num].to_numpy(dtype=float) for ev in ctrls])
+            cd = np.stack([ev.per_image[den].to_numpy(dtype=float) for ev in ctrls])
+            cm = cn.mean(1) / cd.mean(1)
+            idx = np.random.default_rng(seed).integers(0, len(pn), size=(n_boot, len(pn)))
+            diffs = pn[idx].mean(1) / pd_[idx].mean(1) - (cn[:, idx].mean(2) / cd[:, idx].mean(2)).mean(0)
+            diffs = diffs[np.isfinite(diffs)]
+            lo, hi = (float(np.quantile(diffs, 0.025)), float(np.quantile(diffs, 0.975))) if len(diffs) else (np.nan, np.nan)
+            row.update({"controls_mean": float(cm.mean()), "controls_min": float(cm.min()),
+                        "controls_max": float(cm.max()), "difference": float(row["pans"] - cm.mean()),
+                        "diff_ci_low": lo, "diff_ci_high": hi, "controls_below_pans": int((cm < row["pans"]).sum()),
+                        "controls_above_pans": int((cm > row["pans"]).sum())})
+    return row
 
 
 def _pan_vs_controls(evaluations: dict, n_boot: int, seed: int) -> pd.DataFrame:
@@ -646,7 +840,7 @@ def _pan_vs_controls(evaluations: dict, n_boot: int, seed: int) -> pd.DataFrame:
         ctrls = [ev for (kind, _, m, r), ev in evaluations.items() if kind == "random" and (m, r) == (mode, region)]
         if pan is None:
             continue
-        for metric in ("agreement", "kl", "confidence_change", "top1_accuracy"):
+        for metric in ("agreement", "kl", "confidence_change", "top1_accuracy", "perturbation"):
             if metric not in pan.per_image:
                 continue
             v = pan.per_image[metric].to_numpy()
@@ -662,6 +856,9 @@ def _pan_vs_controls(evaluations: dict, n_boot: int, seed: int) -> pd.DataFrame:
                             "controls_below_pans": int((cm < v.mean()).sum()),
                             "controls_above_pans": int((cm > v.mean()).sum())})
             rows.append(row)
+        if "perturbation" in pan.per_image and all("perturbation" in ev.per_image for ev in ctrls):
+            rows.append({"mode": mode, "region": region, "metric": "kl_per_perturbation",
+                         **_ratio_of_means_row(pan, ctrls, "kl", "perturbation", n_boot, seed)})
     return pd.DataFrame(rows)
 
 
@@ -883,8 +1080,10 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
                     scan_options: dict | None = None) -> ModelAblation:
     """Chapter 3 on one model: scan PANs once, then every intervention against the intact model.
 
-    PANs come from :func:`padlib.pans.find_pans` on ``n_scan`` probe images (seed ``seed``), which also give
-    the probe-set means. The interventions are evaluated on ``n_images`` other images: held-out random crops
+    PANs come from :func:`padlib.pans.find_pans` on ``n_scan`` probe images (seed ``seed``), whose table also
+    gives the probe-set means (:func:`means_from_scan`, no second pass). The intact model's forward on the
+    evaluation images is made once: it gives the reference logits and the size of every ablation
+    (:func:`ablation_perturbations`). The interventions are evaluated on ``n_images`` other images: held-out random crops
     of the offline photos (seed ``seed + 1``), centre crops of ``image_dir``, or, with ``labelled_dir``, a
     labelled folder (then accuracy is reported too). Border sensitivity is measured intact, with the PANs
     ablated (``border_ablation``: mode and region; by default their border response is replaced by the
@@ -913,19 +1112,23 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
     with warnings.catch_warnings():  # a short control is reported in report_tables' 'control_channels'
         warnings.filterwarnings("ignore", message="layer .* PANs but only")
         controls = random_control(table, k=n_controls, seed=seed)
-    layers = sorted(set(pans["layer"]))
-    means = channel_means(model, probe, layers, batch_size=batch_size, device=device) if layers else {}
+    layers = sorted(set(pans["layer"]) | set(controls["layer"]))
+    means = means_from_scan(table, model, layers) if layers else {}  # the scan's interior means: no extra pass
+    norms = _table_norms(table)
     seconds["scan"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     labels = getattr(evalset, "labels", None) or None
     x = evalset.tensor(device=device) if len(evalset) <= 1024 else evalset
-    reference = compare_logits(model_logits(model, x, batch_size, device), None, labels, n_boot, seed)
+    # one forward of the intact model gives its logits and the size of every ablation (per image, channel)
+    perturbations = ablation_perturbations(model, x, table, means, layers=layers, batch_size=batch_size,
+                                           device=device)
+    reference = compare_logits(perturbations.logits, None, labels, n_boot, seed)
     seconds["reference"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     study = pan_ablation(model, x, pans, controls, modes, regions, means, reference.logits, labels, batch_size,
-                         n_boot, seed, progress)
+                         n_boot, seed, progress, norms=norms, perturbations=perturbations)
     seconds["ablation"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     padding = padding_interventions(model, x, paddings, reference.logits, labels, batch_size, n_boot, seed, progress)
@@ -942,7 +1145,7 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
         choices.append(("random ablated", controls[controls.control == 0], study.evaluations.get(("random", 0, mode, region))))
     for label, chosen, unshifted in choices:  # the study already has these ablations' unshifted logits
         if len(chosen):
-            with ablate_channels(model, chosen, mode, region, means=means):
+            with ablate_channels(model, chosen, mode, region, means=means, norms=norms):
                 border.append(border_sensitivity(model, x, shifts, reference=unshifted, batch_size=batch_size,
                                                  n_boot=n_boot, seed=seed).assign(channels=label))
     seconds["border"] = time.perf_counter() - t0
@@ -995,7 +1198,7 @@ def report_tables(reports) -> dict[str, pd.DataFrame]:
             "evenness": pd.concat(evenness, ignore_index=True)}
 
 
-_DISRUPTION = {"kl": 1, "agreement": -1, "top1_accuracy": -1, "top5_accuracy": -1}
+_DISRUPTION = {"kl": 1, "agreement": -1, "top1_accuracy": -1, "top5_accuracy": -1, "kl_per_perturbation": 1}
 
 
 def pan_verdicts(comparison: pd.DataFrame, metric: str = "kl") -> pd.DataFrame:
@@ -1019,6 +1222,122 @@ def pan_verdicts(comparison: pd.DataFrame, metric: str = "kl") -> pd.DataFrame:
     cols = ["model", "mode", "region", "pans", "controls_mean", "controls_min", "controls_max", "difference",
             "diff_ci_low", "diff_ci_high", "more_disruptive_than", "n_controls", "verdict"]
     return t[[c for c in cols if c in t]].reset_index(drop=True)
+
+
+def _fmt_ci(lo, hi) -> str:
+    return f"[{lo:+.3g}, {hi:+.3g}]"
+
+
+def ablation_findings(comparison: pd.DataFrame) -> str:
+    """The chapter's answer to "is removing PANs worse than removing random channels?", in plain text.
+
+    Per ablation (mode/region): how many models put the PANs above, below or level with their random
+    controls on KL (:func:`pan_verdicts`), then the same after dividing KL by the size of the ablation where
+    it acts ('kl_per_perturbation', when measured), so that "PANs matter more" can be told from "we
+    perturbed more". Per model: the KL values with the paired interval, the perturbation sizes (PANs vs
+    controls, ratio), and the agreement, with a floor flag when PANs and every control leave no image's
+    top-1 class unchanged (agreement 0: the measure cannot tell them apart, only KL can).
+    """
+    check_type("comparison", comparison, pd.DataFrame)
+    if comparison.empty:
+        return "no PAN ablation to report (no PANs found)"
+    kl = pan_verdicts(comparison, "kl").set_index(["model", "mode", "region"])
+    sized = (pan_verdicts(comparison, "kl_per_perturbation").set_index(["model", "mode", "region"])
+             if (comparison["metric"] == "kl_per_perturbation").any() else None)
+    rows = comparison.set_index(["model", "mode", "region", "metric"])
+    short = {"more disruptive than random": "more", "less disruptive than random": "less",
+             "indistinguishable": "indistinguishable"}
+    lines = []
+    for (mode, region), block in kl.groupby(level=["mode", "region"], sort=False):
+        n = len(block)
+        counts = block["verdict"].map(short).value_counts()
+        head = (f"{mode}/{region}: on KL, PAN ablation is more disruptive than random in {counts.get('more', 0)}/{n} "
+                f"models, less in {counts.get('less', 0)}/{n}, indistinguishable in {counts.get('indistinguishable', 0)}/{n}")
+        if sized is not None:
+            sc = sized.xs((mode, region), level=["mode", "region"])["verdict"].map(short).value_counts()
+            head += (f"; per unit of perturbation: more in {sc.get('more', 0)}/{n}, less in {sc.get('less', 0)}/{n}, "
+                     f"indistinguishable in {sc.get('indistinguishable', 0)}/{n}")
+        lines.append(head)
+        for (model, _, _), r in block.iterrows():
+            text = (f"  {model}: KL PANs {r.pans:.3g} vs random {r.controls_mean:.3g} (controls {r.controls_min:.3g}"
+                    f"..{r.controls_max:.3g}), difference {r.difference:+.3g} {_fmt_ci(r.diff_ci_low, r.diff_ci_high)}"
+                    f" -> {short[r.verdict]}")
+            key = (model, mode, region)
+            if key + ("perturbation",) in rows.index:
+                p = rows.loc[key + ("perturbation",)]
+                ratio = p.pans / p.controls_mean if p.controls_mean > 0 else float("nan")
+                text += f"; perturbation PANs {p.pans:.3g} vs random {p.controls_mean:.3g} (x{ratio:.2g})"
+            if sized is not None and key in sized.index:
+                q = sized.loc[key]
+                text += f"; KL per unit {q.pans:.3g} vs {q.controls_mean:.3g} -> {short[q.verdict]}"
+            if key + ("agreement",) in rows.index:
+                a = rows.loc[key + ("agreement",)]
+                text += f"; agreement PANs {a.pans:.3f} vs random {a.controls_mean:.3f}"
+                if a.pans == 0 and a.get("controls_max", np.nan) == 0:
+                    text += " (FLOOR: agreement 0 for PANs and every control; only KL discriminates)"
+                elif a.pans == 1 and a.get("controls_min", np.nan) == 1:
+                    text += " (CEILING: no top-1 class changed for PANs or any control)"
+            lines.append(text)
+    return "\n".join(lines)
+
+
+def mover_findings(consistency: pd.DataFrame) -> str:
+    """Are the class movers of PAN ablations "characteristic", i.e. shared across models beyond what any
+    ablation does? Per ablation family, the mean cross-model correlation of per-class probability-mass
+    changes against the random-control null of the same mode/region: 'above the null' needs the PAN mean
+    to exceed the mean of every single control index, 'below' to fall under every one, else 'within'.
+    Padding swaps and sizes have no matched null; their mean is printed next to the range of all
+    random-control means for scale."""
+    check_type("consistency", consistency, pd.DataFrame)
+    if consistency.empty:
+        return "one model only: no cross-model consistency to report"
+    c = consistency.copy()
+    if "family" not in c:
+        c["family"] = c["intervention"].astype(str).str.replace(r" #\d+$", "", regex=True)
+    per_control = c[c["family"].str.startswith("random ")].groupby(["family", "intervention"])["correlation"].mean()
+    lines, tally = [], {"above": 0, "below": 0, "within": 0}
+    for family in dict.fromkeys(f for f in c["family"] if f.startswith("PANs ")):
+        pan = float(c.loc[c["family"] == family, "correlation"].mean())
+        null_family = "random " + family[len("PANs "):]
+        if null_family not in per_control.index.get_level_values(0):
+            lines.append(f"{family}: mean correlation {pan:.3f} (no random control to compare)")
+            continue
+        null = per_control.loc[null_family]
+        verdict = "above" if pan > null.max() else "below" if pan < null.min() else "within"
+        tally[verdict] += 1
+        lines.append(f"{family}: mean cross-model correlation {pan:.3f}; random-control null {null.mean():.3f} "
+                     f"(per control {null.min():.3f}..{null.max():.3f}) -> {verdict} the null")
+    n = sum(tally.values())
+    if n:
+        lines.insert(0, f"PAN class movers vs the random-control null: above in {tally['above']}/{n} ablations, "
+                        f"below in {tally['below']}/{n}, within in {tally['within']}/{n}")
+    others = [f for f in dict.fromkeys(c["family"]) if not f.startswith(("PANs ", "random "))]
+    if others and len(per_control):
+        lines.append(f"no matched null for the following; random-control means range {per_control.min():.3f}.."
+                     f"{per_control.max():.3f}:")
+        for family in others:
+            lines.append(f"  {family}: mean cross-model correlation {c.loc[c['family'] == family, 'correlation'].mean():.3f}")
+    return "\n".join(lines)
+
+
+def size_findings(size_table: pd.DataFrame) -> str:
+    """Plain-text reading of :func:`size_comparison`: per model the two sizes' values, the paired interval and
+    the verdict, and how many models the even-padding size moves more / less than the control size."""
+    check_type("size_table", size_table, pd.DataFrame)
+    if size_table.empty:
+        return "no size comparison (needs two sizes)"
+    value_cols = [col for col in size_table.columns if col.count("_") >= 1 and col.split("_")[-1].isdigit()]
+    (even_col, control_col) = value_cols[:2]
+    even, control = even_col.split("_")[-1], control_col.split("_")[-1]
+    n = len(size_table)
+    counts = size_table["verdict"].value_counts()
+    lines = [f"size {even} vs size {control}: moves predictions more in {counts.get('even size moves predictions more', 0)}/{n}"
+             f" models, less in {counts.get('even size moves predictions less', 0)}/{n}, indistinguishable in "
+             f"{counts.get('indistinguishable', 0)}/{n}"]
+    for r in size_table.itertuples():
+        lines.append(f"  {r.model}: {even_col} {getattr(r, even_col):.3g} vs {control_col} {getattr(r, control_col):.3g},"
+                     f" difference {r.difference:+.3g} {_fmt_ci(r.diff_ci_low, r.diff_ci_high)} -> {r.verdict}")
+    return "\n".join(lines)
 
 
 def movers_across_models(reports, k: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -376,3 +376,148 @@ def test_ablate_command_turns_bad_input_into_one_line_errors(tmp_path):
     assert out.returncode == 2 and out.stderr.startswith("error: unknown model")
     out = run("mobilenet_v2", "--labelled-dir", str(tmp_path / "missing"))
     assert out.returncode == 2 and "does not exist" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_zero_ablating_every_channel_of_a_conv_before_batchnorm_equals_zeroing_the_bn_output():
+    # in space="preact" (the scanner's space) the pre-activation is what is set to 0: for conv "0" that is
+    # the output of its BatchNorm "1"; built independently by giving the BN zero weight and bias
+    net, x = toy_net(), images()
+    zeroed = toy_net()
+    with torch.no_grad():
+        zeroed[1].weight.zero_()
+        zeroed[1].bias.zero_()
+    with A.ablate_channels(net, [("0", c) for c in range(6)], "zero"):
+        assert torch.allclose(net(x), zeroed(x), atol=1e-5)
+    # the conv's own output zeroed instead leaves the BN's shift: a different network
+    with A.ablate_channels(net, [("0", c) for c in range(6)], "zero", space="output"):
+        assert not torch.allclose(net(x), zeroed(x), atol=1e-3)
+
+
+def scan_table(net, x):
+    with _quiet():
+        return padlib.find_pans(net, x, progress=False, batch_size=4)
+
+
+class _quiet:
+    def __enter__(self):
+        import warnings
+        self.w = warnings.catch_warnings()
+        self.w.__enter__()
+        warnings.simplefilter("ignore")
+
+    def __exit__(self, *a):
+        return self.w.__exit__(*a)
+
+
+def test_means_from_scan_equal_a_second_pass_over_the_probe_images():
+    net, x = toy_net(), images(8, 12)
+    table = scan_table(net, x)
+    from_scan = A.means_from_scan(table, net, ["0", "3", "5"])
+    direct = A.channel_means(net, x, ["0", "3", "5"])
+    for layer in ("0", "3", "5"):
+        assert torch.allclose(from_scan[layer], direct[layer], atol=1e-5)
+    with pytest.raises(padlib.PadlibError, match="every channel"):
+        A.means_from_scan(table[table.channel != 2], net, ["0"])
+
+
+def test_ablation_perturbations_by_hand_and_larger_for_a_channel_with_a_border_response():
+    net, x = toy_net(), images(5, 12)
+    layers = ["0"]
+    means = {"0": torch.linspace(-0.2, 0.3, 6, dtype=torch.float64)}
+    std = np.array([0.5, 1.0, 2.0, 1.0, 1.5, 0.8])
+    table = pd.DataFrame({"layer": "0", "channel": range(6), "bn": "1", "interior_std": std})
+    pert = A.ablation_perturbations(net, x, table, means, layers=layers)
+    assert torch.equal(pert.logits, net(x).detach())  # the same forward gives the intact logits
+    with torch.no_grad():
+        conv = net[0](x).double()
+        pre = net[1](net[0](x)).double()
+        mean_pre = net[1](means["0"].float().view(1, 6, 1, 1).expand(1, 6, 12, 12)).double()
+    w = torch.as_tensor(std).view(1, 6, 1, 1) ** 2
+    ring = A.ring_mask((12, 12), {s: 1 for s in padlib.padding.SIDES})  # 3x3, padding 1: a one-pixel ring
+    expect = {("mean", "all"): ((pre - mean_pre) ** 2 / w).mean((2, 3)),
+              ("zero", "all"): (pre ** 2 / w).mean((2, 3)),
+              ("mean", "border"): ((pre - mean_pre) ** 2 / w)[..., ring].sum(-1) / 144,
+              ("zero", "border"): (pre ** 2 / w)[..., ring].sum(-1) / 144}
+    for (mode, region), e in expect.items():
+        got = pert.per_channel[(mode, region)]["0"]
+        assert np.allclose(got, e.numpy(), rtol=1e-4, atol=1e-6), (mode, region)
+        assert np.allclose(pert.size([("0", 1), ("0", 4)], mode, region), e[:, [1, 4]].mean(1).numpy(), rtol=1e-4)
+    assert (pert.per_channel[("mean", "border")]["0"] <= pert.per_channel[("mean", "all")]["0"] + 1e-9).all()
+    # a channel whose border differs from its interior (a planted PAN: its top row reads zeros) is a larger
+    # mean ablation on the border than an ordinary channel of the same interior spread
+    planted = toy_net()
+    with torch.no_grad():
+        planted[0].weight[0] = 0
+        planted[0].weight[0, :, 1, 1] = 1.0  # channel 0: identity-like, no border response
+        planted[0].weight[1] = 0
+        planted[0].weight[1, :, 1, 1] = 1.0
+        planted[0].weight[1, :, 0, :] = 3.0  # channel 1: also reads the top row: the padding changes it
+    x = x + 2.0  # inputs with a non-zero mean, so zero padding shifts channel 1's top row
+    table = scan_table(planted, x)
+    means = A.means_from_scan(table, planted, ["0"])
+    p = A.ablation_perturbations(planted, x, table, means, layers=["0"])
+    border = p.per_channel[("mean", "border")]["0"].mean(0)
+    assert border[1] > 2 * border[0]
+
+
+def test_pan_ablation_reports_perturbation_and_size_adjusted_kl():
+    net, x = toy_net(), images(12, 12)
+    table = scan_table(net, x)
+    table = table.assign(is_pan=(table.layer == "5") & table.channel.isin([0, 1]))
+    pans = table[table.is_pan]
+    controls = A.random_control(table, k=3, seed=0)
+    means = A.means_from_scan(table, net)
+    pert = A.ablation_perturbations(net, x, table, means)
+    study = A.pan_ablation(net, x, pans, controls, means=means, reference=pert.logits, n_boot=100,
+                           progress=False, perturbations=pert)
+    comp = study.comparison.set_index(["mode", "region", "metric"])
+    row = comp.loc[("mean", "all", "perturbation")]
+    assert row.pans == pytest.approx(float(pert.size(pans, "mean", "all").mean()))
+    ratio = comp.loc[("mean", "all", "kl_per_perturbation")]
+    kl = study.evaluations[("PANs", -1, "mean", "all")].per_image
+    assert ratio.pans == pytest.approx(kl.kl.mean() / kl.perturbation.mean())
+    assert ratio.diff_ci_low <= ratio.difference <= ratio.diff_ci_high
+    text = A.ablation_findings(study.comparison.assign(model="toy"))
+    assert "mean/all: on KL" in text and "per unit of perturbation" in text and "perturbation PANs" in text
+
+
+def fake_comparison(agreement_pans, agreement_controls, kl_pans, kl_controls):
+    def row(metric, pans, ctrls):
+        c = np.asarray(ctrls, dtype=float)
+        d = pans - c.mean()
+        return {"model": "m", "mode": "mean", "region": "all", "metric": metric, "pans": pans,
+                "controls_mean": c.mean(), "controls_min": c.min(), "controls_max": c.max(), "difference": d,
+                "diff_ci_low": d - 0.01 * abs(d) - 1e-9, "diff_ci_high": d + 0.01 * abs(d) + 1e-9,
+                "controls_below_pans": int((c < pans).sum()), "controls_above_pans": int((c > pans).sum()),
+                "n_controls": len(c)}
+    return pd.DataFrame([row("agreement", agreement_pans, agreement_controls), row("kl", kl_pans, kl_controls)])
+
+
+def test_ablation_findings_flag_the_agreement_floor_and_count_verdicts():
+    floor = A.ablation_findings(fake_comparison(0.0, [0.0, 0.0], 5.0, [3.0, 3.5]))
+    assert "more disruptive than random in 1/1" in floor and "FLOOR" in floor
+    not_floor = A.ablation_findings(fake_comparison(0.2, [0.0, 0.5], 1.0, [2.0, 3.0]))
+    assert "FLOOR" not in not_floor and "less in 1/1" in not_floor
+
+
+def test_mover_findings_compare_pan_consistency_with_the_random_null():
+    rows = [("PANs zero/all", 0.1), ("PANs zero/all", 0.2), ("random zero/all #0", 0.5), ("random zero/all #0", 0.6),
+            ("random zero/all #1", 0.4), ("random zero/all #1", 0.45), ("PANs mean/all", 0.9),
+            ("random mean/all #0", 0.3), ("random mean/all #1", 0.2), ("reflect padding", 0.7)]
+    c = pd.DataFrame([{"intervention": i, "model_a": "a", "model_b": "b", "correlation": r} for i, r in rows])
+    text = A.mover_findings(c)
+    assert "PANs zero/all: mean cross-model correlation 0.150" in text and "below the null" in text
+    assert "PANs mean/all: mean cross-model correlation 0.900" in text and "above the null" in text
+    assert "above in 1/2 ablations, below in 1/2" in text and "reflect padding" in text
+    assert "one model only" in A.mover_findings(c.iloc[:0])
+
+
+def test_size_findings_count_the_models():
+    t = pd.DataFrame([{"model": "a", "kl_225": 0.3, "kl_223": 0.1, "difference": 0.2, "diff_ci_low": 0.1,
+                       "diff_ci_high": 0.3, "verdict": "even size moves predictions more"},
+                      {"model": "b", "kl_225": 0.1, "kl_223": 0.1, "difference": 0.0, "diff_ci_low": -0.1,
+                       "diff_ci_high": 0.1, "verdict": "indistinguishable"}])
+    text = A.size_findings(t)
+    assert text.splitlines()[0] == ("size 225 vs size 223: moves predictions more in 1/2 models, less in 0/2, "
+                                    "indistinguishable in 1/2")
+    assert "a: kl_225 0.3 vs kl_223 0.1" in text

@@ -345,6 +345,40 @@ def ablation_vs_controls_plot(ablation, metric: str = "agreement"):
     return fig
 
 
+def kl_vs_perturbation_plot(table):
+    """KL from the intact model against the size of the ablation where it acts (mean squared change of the
+    ablated channels, interior-std units), one panel per model, one marker shape per mode/region; red: the
+    PANs, grey: the random controls. A PAN point above the grey cloud at the same size means more disruption
+    per unit of intervention. Takes ``report_tables(...)['ablation']``."""
+    t = table.pivot_table(index=["model", "channels", "control", "mode", "region"], columns="metric",
+                          values="value").reset_index()
+    if "perturbation" not in t:
+        from .errors import PadlibError
+
+        raise PadlibError("the ablation table has no 'perturbation' metric (run ablation_report)")
+    models = list(dict.fromkeys(t["model"]))
+    markers = dict(zip(_CONDITIONS, "osD^"))
+    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.2), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        tm = t[t["model"] == model]
+        for cond, marker in markers.items():
+            mode, region = cond.split("/")
+            tc = tm[(tm["mode"] == mode) & (tm["region"] == region)]
+            for kind, colour in (("random", "0.55"), ("PANs", "tab:red")):
+                tk = tc[tc["channels"] == kind]
+                ax.scatter(tk["perturbation"], tk["kl"], marker=marker, color=colour, s=22,
+                           label=f"{kind} {cond}" if ax is axes[0][0] else None)
+        ax.set_xscale("log")
+        ax.set_yscale("symlog", linthresh=1e-3)
+        ax.set_xlabel("perturbation (mean squared change, std units)", fontsize=8)
+        ax.set_title(model, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("KL from the intact model")
+    axes[0][0].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
 def intervention_plot(table, metric: str = "agreement", interventions=None, title: str = ""):
     """One metric per intervention (rows) and model (colours), with bootstrap intervals.
     Takes ``report_tables(...)['interventions']``."""

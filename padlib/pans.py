@@ -989,8 +989,9 @@ def threshold_curve(scan: PanScan, taus=None) -> pd.DataFrame:
 
 
 def claim_tau_range(curves: pd.DataFrame, count_range: tuple[int, int] = CLAIM_COUNT_RANGE) -> pd.DataFrame:
-    """Per model, the thresholds on the :func:`threshold_curve` grid where the side-PAN count falls in our
-    reading of 'dozens to hundreds', and the null channels above tau there (what that strictness costs)."""
+    """Per model, the thresholds on the :func:`threshold_curve` grid where the side-PAN count (corner-only PANs
+    left out, as in the curves) falls in our reading of 'dozens to hundreds', and the null channels above tau
+    at the low end of that range (what that strictness costs in null exceedances)."""
     low, high = count_range
     rows = []
     for model, d in curves.groupby("model", sort=False):

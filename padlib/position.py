@@ -393,6 +393,12 @@ def ppp_findings(verdict: pd.DataFrame, control: str = "circular") -> list[str]:
             claim = (f"NOT supported: it rises for {', '.join(rises) or 'no scheme'} of {len(bordered)} bordered "
                      f"schemes" + (f", falls for {', '.join(falls)}" if falls else ""))
         saturated = bordered[(bordered.init >= 1 - 1e-9) & (bordered.trained >= 1 - 1e-9)].scheme.tolist()
+        risen = bordered[bordered.training == "rises"]
+        if len(risen) and bordered.init_minus_control.notna().any():
+            top, base = risen.loc[risen.change.idxmax()], bordered.loc[bordered.init_minus_control.idxmax()]
+            lines.append(f"  -> size: the largest rise beyond the control is {top.change:+.3f} ({top.scheme}); the largest "
+                         f"initial excess over the control, from the padding alone, is {base.init_minus_control:+.3f} "
+                         f"({base.scheme})")
         lines.append(f"  -> above the {control} control already at initialisation: {', '.join(at_init) or 'none'}; "
                      f"'forms during training whatever the padding': {claim}")
         if saturated:

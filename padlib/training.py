@@ -652,6 +652,7 @@ def border_split(predictions: pd.DataFrame, bins, by: str = "border_distance"):
     """Accuracy per seed in distance-to-border bins, its summary over seeds, and the per-seed accuracy of the
     first bin (the digits touching the border when ``bins`` starts [0, 1)): (by_bin, summary, touching)."""
     by_bin = accuracy_by_seed(predictions, by, bins=bins)
+    by_bin = by_bin.sort_values(by, kind="stable").reset_index(drop=True)  # bins in order, schemes as given
     summary = accuracy_summary(by_bin, by)
     first = by_bin[by].cat.categories[0]
     return by_bin, summary, by_bin[by_bin[by] == first].drop(columns=by).reset_index(drop=True)
@@ -727,7 +728,8 @@ def position_task_summary(curves: pd.DataFrame, n_eval: int, chance: float, earl
     out["share_of_best"] = (out["final_mean"] - chance) / (best - chance) if best > chance else np.nan
     out["early_best_mean"] = early.groupby("scheme", sort=False).mean()
     out["early_best_std"] = early.groupby("scheme", sort=False).std(ddof=1)
-    out.attrs.update(chance=chance, early_epochs=early_fraction * total_epochs, n_eval=n_eval)
+    out.attrs.update(chance=chance, early_epochs=early_fraction * total_epochs, total_epochs=total_epochs,
+                     n_eval=n_eval)
     return out.reset_index()
 
 
@@ -761,7 +763,8 @@ def position_findings(summary: pd.DataFrame, early_paired: pd.DataFrame | None =
     else:
         lines.append("no scheme is above chance at the end of training: this budget does not learn the quadrant")
     order = summary.sort_values("early_best_mean", ascending=False)
-    lines.append(f"how fast: best accuracy within the first {a.get('early_epochs'):.2g} epochs, mean over seeds: "
+    lines.append(f"how fast: best accuracy within the first {a.get('early_epochs'):.3g} of {a.get('total_epochs'):.3g} "
+                 "epochs, mean over seeds: "
                  + ", ".join(f"{r.scheme} {r.early_best_mean:.3f}" for _, r in order.iterrows()))
     if early_paired is not None and len(early_paired):
         for line in paired_lines(early_paired, baseline, "early"):
@@ -813,4 +816,16 @@ def pan_findings(pans: pd.DataFrame, one_ring: bool = True) -> list[str]:
                                                  "some filters respond to the learned border"))
         else:
             lines.append(f"{scheme:15s} {counts}{note}")
+    measured = [s for s in dict.fromkeys(pans["scheme"]) if not (PAN_BY_CONSTRUCTION.get(s) and (s != "symmetric" or one_ring))]
+    if "init" in set(pans["state"]):
+        init_counts = {s: mean.loc[(s, "init"), "pans"] for s in measured if s != "padding_module"}
+        listed = ", ".join(f"{s} {v:.1f}" for s, v in init_counts.items() if v > 0)
+        lines.append("PANs before any training (random weights: a property of the padding, not learned): "
+                     + (listed or "none"))
+    if {"init", "trained"} <= set(wide.columns):
+        d = (wide["trained"] - wide["init"]).groupby(level="scheme")
+        fewer = [s for s in measured if (d.get_group(s) < 0).all()]
+        more = [s for s in measured if (d.get_group(s) > 0).all()]
+        lines.append(f"training lowered the count in every seed for: {', '.join(fewer) or 'none'}; "
+                     f"raised it in every seed for: {', '.join(more) or 'none'}")
     return lines

@@ -141,6 +141,7 @@ def test_ppp_learning_verdict_pairs_seeds_and_uses_their_spread():
     text = "\n".join(ppp_findings(v.reset_index()))
     assert "NOT supported: it rises for reflect of 3 bordered schemes, falls for zero" in text
     assert "saturates" in text
+    assert "largest rise beyond the control is +0.011 (reflect)" in text and "is +0.052 (zero)" in text
     one = ppp_learning_verdict(ppp[ppp.seed == 0])
     assert (one.training.str.startswith("unknown")).all()
     assert "cannot be decided with one seed" in "\n".join(ppp_findings(one))

@@ -257,6 +257,7 @@ def test_scheme_gap_and_border_helpers():
     assert conc.loc["edge", "verdict"] == "concentrated at the border" and conc.loc["edge", "ci_low"] > 0
     assert conc.loc["flat", "verdict"].startswith("not concentrated")
     by_bin, summary, touching = border_split(preds, [0, 1, 100])
+    assert list(dict.fromkeys(summary.border_distance.astype(str))) == ["[0, 1)", "[1, 100)"]
     assert set(touching.columns) == {"scheme", "seed", "accuracy"} and len(touching) == 9
     table = border_table(summary)
     assert "±" in table.iloc[0, 0] and list(table.index) == ["zero", "edge", "flat"]
@@ -295,6 +296,8 @@ def test_pan_findings_name_the_constructed_zeros():
     assert "by construction" in lines["replicate"] and "by construction" in lines["circular"]
     assert "pads exactly as replicate" in lines["padding_module"] and "is a measurement" in lines["padding_module"]
     assert "no filter's border response" in lines["padding_module"]
+    assert lines["PANs"].endswith("zero 60.5") and lines["training"].startswith("training lowered the count in every "
+                                                                                 "seed for: zero;")
 
 
 def test_image_set_head():

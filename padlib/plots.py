@@ -767,11 +767,14 @@ def border_accuracy_figure(summary, group: str = "border_distance"):
     """Mean accuracy over seeds per scheme against the digit's distance to the border (binned); error bars:
     std over seeds (schemes slightly offset so the bars do not overlap)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
-    groups = list(dict.fromkeys(summary[group].astype(str)))
+    keys = sorted(dict.fromkeys(summary[group]), key=lambda g: getattr(g, "left", g))
+    groups = [str(g) for g in keys]
     order = _scheme_order(summary["scheme"])
     for k, s in enumerate(order):
-        d = summary[summary.scheme == s]
-        x = np.arange(len(d)) + (k - (len(order) - 1) / 2) * 0.06
+        d = summary[summary.scheme == s].copy()
+        d["_x"] = [groups.index(str(g)) for g in d[group]]
+        d = d.sort_values("_x")
+        x = d["_x"].to_numpy() + (k - (len(order) - 1) / 2) * 0.06
         err = d["std"].to_numpy() if "std" in d and np.isfinite(d["std"]).any() else None
         ax.errorbar(x, d["mean"], yerr=err, marker="o", ms=4, capsize=2, label=s,
                     lw=2.2 if s in ("zero", "padding_module") else 1.2)

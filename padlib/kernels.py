@@ -780,7 +780,8 @@ def detector_agreement(merged: pd.DataFrame, tau: float | None = None, tau_corne
     thresholds), the same two routes by which ``padlib.pans`` flags a PAN. AP ranks channels by the larger
     of the two maxima, each divided by its threshold, so it does not depend on tau's level. Recall is also
     given separately for side PANs and corner-only PANs (``recall_sides``, ``recall_corner_only``), and
-    ``recall_sides_only_rule`` is the recall a sides-only predictor reaches (corners ignored).
+    ``recall_sides_only_rule`` / ``precision_sides_only_rule`` are what a sides-only predictor reaches
+    (corners ignored).
     """
     from sklearn.metrics import average_precision_score
 
@@ -815,6 +816,8 @@ def detector_agreement(merged: pd.DataFrame, tau: float | None = None, tau_corne
                      "recall_corner_only": (int((pred & corner_only).sum()) / int(corner_only.sum())
                                             if corner_only.any() else np.nan),
                      "recall_sides_only_rule": int(((side_score >= tau) & truth).sum()) / max(int(truth.sum()), 1),
+                     "precision_sides_only_rule": (int(((side_score >= tau) & truth).sum())
+                                                   / max(int((side_score >= tau).sum()), 1)),
                      "average_precision": float(average_precision_score(truth, score)) if truth.any() else np.nan})
     out = pd.DataFrame(rows)
     out["f1"] = 2 * out.precision * out.recall / (out.precision + out.recall).replace(0, np.nan)
@@ -1043,13 +1046,14 @@ def agreement_verdict(agreement: pd.DataFrame, layers: pd.DataFrame) -> str:
             r = d.loc["data-free"]
             lines.append(f"  {int(r['corner_only_pans'])} of {int(r['pans'])} PANs are corner-only; data-free recall on "
                          f"side PANs {r['recall_sides']:.2f}, on corner-only PANs {r['recall_corner_only']:.2f} "
-                         f"(a sides-only predictor would reach recall {r['recall_sides_only_rule']:.2f})")
+                         f"(a sides-only predictor: recall {r['recall_sides_only_rule']:.2f}, precision "
+                         f"{r['precision_sides_only_rule']:.2f})")
     df = agreement[agreement["predictor"] == "data-free"]
     mm = agreement[agreement["predictor"] == "measured means"]
     prec, rec = df["precision"], df["recall"]
     if len(df):
-        kind = ("precise (precision >= 0.5 in every model)" if (prec >= 0.5).all() else
-                "imprecise in some models (precision < 0.5)")
+        kind = ("right at least half of the time it flags a filter (precision >= 0.5 in every model)"
+                if (prec >= 0.5).all() else "wrong more often than right in some models (precision < 0.5)")
         reach = ("misses most PANs (recall < 0.5 in every model)" if (rec < 0.5).all() else
                  "finds most PANs (recall >= 0.5 in every model)" if (rec >= 0.5).all() else
                  "finds most PANs in some models and misses most in others")
@@ -1085,6 +1089,15 @@ def agreement_verdict(agreement: pd.DataFrame, layers: pd.DataFrame) -> str:
     for col in ("gap_inherited", "gap_position", "gap_estimate"):
         lines.append(f"{col.replace('gap_', '')}: shallow half {layers.loc[~deep, col].mean():.2f}, "
                      f"deep half {layers.loc[deep, col].mean():.2f}")
+    shallow = layers.loc[~deep, ["gap_estimate", "gap_position", "gap_inherited"]].mean()
+    if shallow.notna().any():
+        top = shallow.idxmax()
+        lines.append(f"conclusion: in the shallow half the largest gap is '{top.replace('gap_', '')}' "
+                     f"({shallow[top]:.2f}); " + ("the formula's own assumptions (input means, flat input up to the "
+                                                  "border) fail most where little can be inherited"
+                                                  if top != "gap_inherited" else
+                                                  "even there most of the disagreement is inherited, not a failure "
+                                                  "of the formula's assumptions"))
     rec = layers.groupby(deep)["recall"].mean()
     lines.append(f"recall of the data-free detector: shallow half {rec.get(False, np.nan):.2f}, deep half "
                  f"{rec.get(True, np.nan):.2f}")
@@ -1178,11 +1191,21 @@ def asymmetry_conclusion(findings: pd.DataFrame) -> str:
         bad = g[g["consistent"] == False]  # noqa: E712
         fmt = lambda d: ", ".join(f"{r.check}" + (f" ({r.model})" if r.model != "all" else "")  # noqa: E731
                                   for r in d.itertuples()) or "none"
-        verdict = ("the measurements support the prediction" if len(bad) == 0 and len(ok) else
-                   "the measurements do not support the prediction" if len(ok) == 0 else
-                   "the prediction holds only in part")
+        core = g[g["check"].isin(["opposite", "learned"])]
+        core_ok = len(core) == 2 and bool((core["consistent"] == True).all())  # noqa: E712
+        verdict = ("the measurements support the prediction" if len(bad) == 0 and core_ok else
+                   "the core prediction (opposite and learned leans) holds, but not every corollary" if core_ok else
+                   "the core prediction (opposite and learned leans) fails")
         lines.append(f"{mode} index: {len(ok)} of {len(ok) + len(bad)} checks consistent with Mind the Pad "
                      f"({fmt(ok)}); against it: {fmt(bad)}; {verdict}")
+    core = {m: bool(((g["check"].isin(["opposite", "learned"])) & (g["consistent"] == True)).sum() == 2)  # noqa: E712
+            for m, g in findings.groupby("mode", sort=False)}
+    if core.get("abs") and core.get("signed") is False:
+        lines.append("the abs index leans opposite ways and beyond random init, the signed index does not: the lean "
+                     "is in where the weight magnitude sits, not in the kernels' net (signed) response")
+    elif core.get("abs") and core.get("signed"):
+        lines.append("both indices lean opposite ways and beyond random init: the lean is in the weight magnitude "
+                     "and in the net (signed) response")
     return "\n".join(lines)
 
 

@@ -199,7 +199,8 @@ def kernel_gallery(entries, title: str = ""):
             ax.set_title(f"mean map, score {e['score']:.1f}", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    height = fig.get_size_inches()[1]
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / height if title else 1))  # keep the suptitle clear of row 1
     return fig
 
 

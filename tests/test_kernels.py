@@ -492,6 +492,7 @@ def test_detector_agreement_counts_corner_only_pans():
     assert d["predicted"] == 4 and d["true_positives"] == 3 and d["recall"] == pytest.approx(1.0)
     assert d["corner_only_pans"] == 1 and d["recall_corner_only"] == 1.0 and d["recall_sides"] == 1.0
     assert d["recall_sides_only_rule"] == pytest.approx(2 / 3)  # the corner route is what finds channel 1
+    assert d["precision_sides_only_rule"] == pytest.approx(2 / 3)
 
 
 def test_signed_gaps_add_up_and_absolute_ones_bound_the_total():
@@ -541,7 +542,9 @@ def test_asymmetry_findings_checks_each_part_of_the_prediction():
     assert not bad.loc[("even leans less", "lite"), "consistent"]
     assert not bad.loc[("at down-sampling", "m"), "consistent"]
     assert "4 of 4 layers lean significantly" in bad.loc[("at down-sampling", "m"), "measured"]
-    assert "do not support" in asymmetry_conclusion(bad.reset_index())
+    assert "core prediction (opposite and learned leans) fails" in asymmetry_conclusion(bad.reset_index())
+    both = pd.concat([_asym_rows(0.1, -0.1, 0.01), _asym_rows(0.1, 0.1, 0.5).assign(mode="signed")])
+    assert "the signed index does not" in asymmetry_conclusion(asymmetry_findings(both))
 
 
 def test_taxonomy_and_agreement_findings_wording():
@@ -556,5 +559,5 @@ def test_taxonomy_and_agreement_findings_wording():
     t = _agreement_table()
     agree = detector_agreement(t, tau=2.0).assign(model="m")
     text = agreement_verdict(agree, disagreement_by_layer(t).assign(model="m"))
-    assert "is precise (precision >= 0.5 in every model) and finds most PANs" in text
+    assert "(precision >= 0.5 in every model) and finds most PANs" in text
     assert "mean signed gaps (these add up exactly)" in text

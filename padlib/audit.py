@@ -633,7 +633,8 @@ def load_zoo_audit(path=None):
 
     path = Path(path) if path else ZOO_CSV
     if not path.exists():
-        raise PadlibError(f"no zoo audit at {path}; run `python -m padlib zoo-audit` (about 15 minutes on 2 cores)")
+        raise PadlibError(f"no zoo audit at {path}; run `python -m padlib zoo-audit` (its run time is measured "
+                          f"and recorded in results/zoo_audit.json)")
     df = pd.read_csv(path, keep_default_na=False, na_values=[""])
     for col in ("unread_sides", "extra_sides", "error"):
         df[col] = df[col].fillna("")
@@ -643,11 +644,18 @@ def load_zoo_audit(path=None):
     return df
 
 
+def even_at_default_or_nearest(zoo):
+    """Per zoo row: True when the model pads evenly at its default size (no uneven layer; this includes models
+    with non-square inputs, whose row has no nearest_even_size) or at the nearest even size found."""
+    return (zoo["n_uneven"] == 0) | zoo["nearest_even_size"].notna()
+
+
 def zoo_by_family(zoo):
-    """Per family: models audited, share with uneven padding at the default size, share even at the nearest size."""
+    """Per family: models audited, share with uneven padding at the default size, share even at the default or
+    nearest size (:func:`even_at_default_or_nearest`)."""
     ok = zoo[zoo["status"] == "ok"].copy()
     ok["uneven_default"] = ok["n_uneven"] > 0
-    ok["even_at_nearest"] = ok["nearest_even_size"].notna()
+    ok["even_at_nearest"] = even_at_default_or_nearest(ok)
     g = ok.groupby("family")
     out = g.agg(models=("model", "size"), uneven_at_default=("uneven_default", "mean"),
                 even_at_nearest=("even_at_nearest", "mean"),
@@ -670,8 +678,18 @@ def zoo_overview(zoo) -> dict:
         "uneven_at_default": int(len(uneven)),
         "share_uneven": round(len(uneven) / max(len(ok), 1), 3),
         "uneven_fixed_by_nearest_size": int(uneven["nearest_even_size"].notna().sum()),
+        "even_at_default_or_nearest": int(even_at_default_or_nearest(ok).sum()),
         "extra_sides_counts": {k or "none": int(v) for k, v in sides.items()},
     }
+
+
+def zoo_side_group(zoo, extra_sides: str = "bottom,right", top: int = 6) -> dict:
+    """The audited architectures whose uneven layers read more padding on ``extra_sides``: how many, how many
+    are timm ``tf_`` ports, and the ``top`` families among them (largest first)."""
+    ok = zoo[zoo["status"] == "ok"]
+    group = ok[(ok["n_uneven"] > 0) & (ok["extra_sides"] == extra_sides)]
+    return {"extra_sides": extra_sides, "architectures": int(len(group)), "tf_ports": int(group["tf_port"].sum()),
+            "families": {k: int(v) for k, v in group["family"].value_counts().head(top).items()}}
 
 
 # ---------------------------------------------------------------------------------------------------------

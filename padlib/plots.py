@@ -630,7 +630,7 @@ def _ch4_map_caption(title: str, m) -> str:
 
 def _ch4_audit_html(audit, layer: str) -> str:
     cols = ["layer", "op", "in_h", "kernel", "stride", "pad_top", "pad_bottom", "read_top", "read_bottom",
-            "read_left", "read_right", "uneven", "extra_sides"]
+            "pad_left", "pad_right", "read_left", "read_right", "uneven", "extra_sides"]
     rows = audit[(audit["layer"] == layer) | audit["layer"].str.startswith(layer + ".")] if len(audit) else audit
     if not len(rows):
         return f"<p style='font-size:11px'>no layer inside <code>{layer}</code> pads</p>"

@@ -356,10 +356,27 @@ def make_background(spec, size: int) -> torch.Tensor:
     return x
 
 
-def _positions(canvas: int, patch: int, stride: int) -> list[int]:
+def grid_count(canvas: int, patch: int, stride: int) -> int:
+    """How many stimulus offsets per axis a grid of step about ``stride`` needs to go from 0 to canvas - patch."""
     if patch > canvas:
         raise PadlibError(f"stimulus ({patch} px) is larger than the canvas ({canvas} px)")
-    return sorted(set(range(0, canvas - patch + 1, stride)) | {canvas - patch})
+    return math.ceil((canvas - patch) / stride) + 1 if canvas > patch else 1
+
+
+def grid_positions(canvas: int, patch: int, n: int) -> list[int]:
+    """``n`` stimulus offsets evenly spaced from 0 to canvas - patch (rounded), so the stimulus touches both borders.
+
+    Defined relative to the canvas, so maps at 224 and 225 with the same ``n`` have the same shape and the same
+    relative positions (a fixed pixel step would add a near-duplicate last row at 225)."""
+    check_type("n_positions", n, int)
+    if patch > canvas:
+        raise PadlibError(f"stimulus ({patch} px) is larger than the canvas ({canvas} px)")
+    if n < 1:
+        raise PadlibError(f"n_positions must be >= 1, got {n}")
+    pos = np.round(np.linspace(0, canvas - patch, n)).astype(int) if n > 1 else np.array([(canvas - patch) // 2])
+    if len(set(pos.tolist())) < n:
+        raise PadlibError(f"{n} positions do not fit in {canvas - patch + 1} possible offsets")
+    return pos.tolist()
 
 
 def _class_index(target) -> int:
@@ -410,11 +427,14 @@ def centre_prediction(model, stimulus, background, size: int | None = None, devi
 
 @torch.no_grad()
 def blind_spot_map(model: nn.Module, stimulus, background, target=None, stride: int = 16, response: str = "prob",
-                   size: int | None = None, batch_size: int = 32, device="cpu", progress: bool | str = True):
+                   size: int | None = None, batch_size: int = 32, device="cpu", progress: bool | str = True,
+                   n_positions: int | None = None):
     """The model's response to ``stimulus`` pasted at each grid position of ``background``: a DataFrame map.
 
-    Rows are the stimulus' top edge (``top``), columns its left edge (``left``); positions step by ``stride``
-    and always include the last one, so the stimulus touches every border. ``target`` is a class index or
+    Rows are the stimulus' top edge (``top``), columns its left edge (``left``): ``n_positions`` offsets per
+    axis evenly spaced from 0 to canvas - stimulus (:func:`grid_positions`), so the stimulus touches every
+    border; by default ``n_positions`` = :func:`grid_count` (a step of about ``stride``). Pass the same
+    ``n_positions`` to compare maps at different canvas sizes. ``target`` is a class index or
     name (default: the class the model predicts with the stimulus at the centre); ``response`` is 'prob'
     (softmax probability of the target), 'logprob' (its natural log) or 'logit'. ``size`` is the canvas (default: the model's input size).
     """
@@ -436,7 +456,10 @@ def blind_spot_map(model: nn.Module, stimulus, background, target=None, stride: 
         target = centre_prediction(model, stim, canvas, size, device)[0]
     target = _class_index(target)
     h, w = stim.shape[-2:]
-    ys, xs = _positions(size, h, stride), _positions(size, w, stride)
+    if n_positions is None:
+        ys, xs = (grid_positions(size, d, grid_count(size, d, stride)) for d in (h, w))
+    else:
+        ys, xs = grid_positions(size, h, n_positions), grid_positions(size, w, n_positions)
     grid = [(y, x) for y in ys for x in xs]
     out = torch.empty(len(grid))
     desc = progress if isinstance(progress, str) else "blind-spot map"
@@ -450,7 +473,7 @@ def blind_spot_map(model: nn.Module, stimulus, background, target=None, stride: 
                       index=pd.Index(ys, name="top"), columns=pd.Index(xs, name="left"))
     names = imagenet_classes()
     df.attrs.update(target=target, target_name=names[target] if target < len(names) else str(target),
-                    size=size, stimulus_hw=(h, w), response=response, stride=stride)
+                    size=size, stimulus_hw=(h, w), response=response, stride=stride, n_positions=(len(ys), len(xs)))
     return df
 
 
@@ -487,49 +510,115 @@ def blind_spot_summary(bmap, window: int = 3) -> dict:
     }
 
 
-def padding_variants(model: nn.Module, size: int = 224, even_size: int | None = None) -> dict:
-    """The mitigations to compare: {label: (model, input size)} for zero padding at ``size``, zero padding at the
-    nearest even-padding size, and mirror (reflect) padding at ``size`` (padlib.padding.convert_padding)."""
-    from .audit import nearest_even_size
-    from .padding import convert_padding
+MITIGATION_PADDINGS = ("symmetric", "circular")
 
+
+def padding_variants(model: nn.Module, size: int = 224, even_size: int | None = None,
+                     paddings=MITIGATION_PADDINGS) -> dict:
+    """The mitigations to compare: {label: (model, input size)} for zero padding at ``size``, zero padding at the
+    nearest even-padding size, and each of ``paddings`` at ``size`` (padlib.padding.convert_padding).
+
+    Mind the Pad's padding mitigations are symmetric (mirror including the edge, registered by
+    padlib.padding_layers) and circular; 'reflect' (mirror without the edge) under-weights the borders
+    (shared/papers.md) and is only a contrast."""
+    from . import padding_layers  # noqa: F401 - registers 'symmetric'
+    from .audit import nearest_even_size
+    from .padding import PADDING_SCHEMES, convert_padding
+
+    for p in paddings:
+        if p not in PADDING_SCHEMES or p == "zero":
+            raise PadlibError(f"unknown mitigation padding '{p}'; use one of "
+                              f"{', '.join(k for k in PADDING_SCHEMES if k != 'zero')}")
     even_size = even_size or nearest_even_size(model, size)
     variants = {f"zero @{size}": (model, size)}
     if even_size and even_size != size:
         variants[f"zero @{even_size}"] = (model, even_size)
-    variants[f"reflect @{size}"] = (convert_padding(model, "reflect"), size)
+    for p in paddings:
+        variants[f"{p} @{size}"] = (convert_padding(model, p), size)
     return variants
+
+
+@torch.no_grad()
+def stimulus_recognition(models: dict, stimuli: dict, backgrounds: dict, size: int = 224, expected: dict | None = None,
+                         device="cpu"):
+    """Does each model recognise each stimulus? One row per model x stimulus x background.
+
+    The target is the model's top-1 class with the stimulus pasted at the centre of the *first* background
+    (the class the blind-spot maps score); per background the row gives that target's probability, whether
+    it is still the top-1 class, and (with ``expected``: stimulus -> list of acceptable ImageNet class names)
+    whether the target is one of the expected names."""
+    import pandas as pd
+
+    from .models import imagenet_classes, preprocessing
+
+    names = imagenet_classes()
+    rows = []
+    for mname, model in models.items():
+        prep = preprocessing(model)
+        for sname, stim in stimuli.items():
+            target = None
+            for bname, bg in backgrounds.items():
+                canvas = paste_centre(stim, bg, size)
+                p = model(prep.normalize(canvas[None]).to(device)).float().softmax(-1).cpu()[0]
+                if target is None:
+                    target = int(p.argmax())
+                ok = expected is None or sname not in expected or names[target] in expected[sname]
+                rows.append({"model": mname, "stimulus": sname, "background": bname, "target": names[target],
+                             "target_prob": float(p[target]), "target_is_top1": int(p.argmax()) == target,
+                             "top1": names[int(p.argmax())], "as_expected": bool(ok)})
+    return pd.DataFrame(rows)
+
+
+def select_stimuli(recognition, min_prob: float = 0.05, k: int | None = None) -> list[str]:
+    """The stimuli every model recognises: on every background the target is the top-1 class with probability
+    >= ``min_prob`` and (where expected names were given) is an expected name; ranked by the lowest target
+    probability over models and backgrounds, the ``k`` most confident kept. A stimulus the model does not
+    recognise at the centre has no meaningful blind-spot map (a drop from a wrong guess means nothing)."""
+    import pandas as pd
+
+    r = recognition.copy()
+    r["recognised"] = r["target_is_top1"] & (r["target_prob"] >= min_prob) & r["as_expected"]
+    g = r.groupby("stimulus", sort=False).agg(all_recognised=("recognised", "all"), min_prob=("target_prob", "min"))
+    keep = g[g["all_recognised"]].sort_values("min_prob", ascending=False, kind="stable").index.tolist()
+    if not keep:
+        raise PadlibError(f"no stimulus is recognised by every model on every background (top-1 with probability "
+                          f">= {min_prob}); add candidates or lower min_prob")
+    return keep[:k] if k else keep
 
 
 def blind_spot_study(models: dict, stimuli: dict, backgrounds: dict, size: int = 224, stride: int = 16,
                      response: str = "logprob", even_sizes: dict | None = None, batch_size: int = 32, device="cpu",
-                     progress: bool = True):
+                     progress: bool = True, paddings=MITIGATION_PADDINGS, window: int = 3):
     """Blind-spot maps for every model x mitigation x stimulus x background; returns (summary DataFrame, maps).
 
     The target of each (model, stimulus) is fixed once: the class the zero-padded model predicts at ``size``
-    with the stimulus centred on the first background; every variant and background is scored on it.
-    ``maps`` is keyed by (model, variant, stimulus, background).
+    with the stimulus centred on the first background; every variant and background is scored on it. Every
+    map has the same number of positions per axis (:func:`grid_count` at ``size``), evenly spaced over its own
+    canvas, so maps at ``size`` and at the even size are compared cell for cell. ``window`` is the block size
+    of the worst region (:func:`blind_spot_summary`). ``maps`` is keyed by (model, variant, stimulus, background).
     """
     import pandas as pd
     from tqdm.auto import tqdm
 
     rows, maps = [], {}
     first_bg = next(iter(backgrounds.values()))
-    bar = tqdm(total=len(models) * 3 * len(stimuli) * len(backgrounds), desc="blind-spot maps", unit="map",
+    n_var = 2 + len(paddings)
+    bar = tqdm(total=len(models) * n_var * len(stimuli) * len(backgrounds), desc="blind-spot maps", unit="map",
                disable=not progress, leave=False)
     for mname, model in models.items():
-        variants = padding_variants(model, size, (even_sizes or {}).get(mname))
+        variants = padding_variants(model, size, (even_sizes or {}).get(mname), paddings)
         targets = {s: centre_prediction(model, stim, first_bg, size, device)[0] for s, stim in stimuli.items()}
         for vname, (vmodel, vsize) in variants.items():
             for sname, stim in stimuli.items():
+                n = grid_count(size, max(_to01(stim).shape[-2:]), stride)
                 for bname, bg in backgrounds.items():
                     bmap = blind_spot_map(vmodel, stim, bg, targets[sname], stride, response, vsize, batch_size,
-                                          device, progress=False)
+                                          device, progress=False, n_positions=n)
                     bar.update()
                     maps[(mname, vname, sname, bname)] = bmap
                     rows.append({"model": mname, "variant": vname, "padding": vname.split(" @")[0], "size": vsize,
                                  "stimulus": sname, "background": bname, "target": bmap.attrs["target_name"],
-                                 **blind_spot_summary(bmap)})
+                                 "grid": "x".join(map(str, bmap.shape)), **blind_spot_summary(bmap, window)})
     bar.close()
     return pd.DataFrame(rows), maps
 
@@ -570,6 +659,147 @@ def mitigation_effects(summary, baseline: str | None = None,
                 row[f"{m}_lower_in"] = int((diff < 0).sum())
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Verdicts and findings: the rules the chapter's conclusions are printed from
+
+def _axis_verdict(agree: float) -> str:
+    """Majority rule on one axis, NaN-safe: 'follows' when most leaning layers lean the predicted way."""
+    if agree is None or not np.isfinite(agree):
+        return "no layer leans"
+    return "follows" if agree > 0.5 else "opposite" if agree < 0.5 else "split"
+
+
+def _parse_maps_label(label: str) -> tuple[str, int, str]:
+    import re
+
+    m = re.match(r"^(\S+) @(\d+) (.+)$", str(label))
+    if not m:
+        raise PadlibError(f"maps label '{label}' is not of the form 'MODEL @SIZE KIND'")
+    return m.group(1), int(m.group(2)), m.group(3)
+
+
+def lean_verdicts(lean):
+    """For each row of :func:`agreement_summary` with a predicted lean: does the measured lean follow it, and
+    what does the control (same model and input kind, at a size where no lean is predicted) show?
+
+    Per axis, 'follows' when more than half of the leaning layers lean the predicted way ('opposite' below
+    half, 'split' at half, 'no layer leans' when none does; NaN-safe). Layers of one model share the images
+    and seeds, and each layer's map is built on the one below, so the counts are descriptive, not independent
+    evidence: ``control_leans_as_much`` is True when, on an axis where the lean follows the prediction, the
+    control has at least as many layers leaning to one side as the predicted row has leaning the predicted
+    way (the lean is then not specific to the uneven padding), False when it has fewer on every such axis,
+    None when no axis follows or there is no control; ``specific_on`` names the axes that follow the prediction
+    while the control leans less ('none' if no such axis). Labels must be 'MODEL @SIZE KIND' (as in the notebook)."""
+    import pandas as pd
+
+    parsed = [_parse_maps_label(l) for l in lean["maps"]]
+    df = lean.assign(model=[p[0] for p in parsed], size=[p[1] for p in parsed], kind=[p[2] for p in parsed])
+    rows = []
+    for r in df.itertuples():
+        pred_tb, _, pred_lr = r.predicted.partition("/")
+        if pred_tb == "-" and pred_lr == "-":
+            continue
+        tb, lr = _axis_verdict(r.agree_tb), _axis_verdict(r.agree_lr)
+        if tb == "follows" and lr == "follows":
+            verdict = "follows on both axes"
+        elif "follows" in (tb, lr):
+            verdict = f"follows on {'top/bottom' if tb == 'follows' else 'left/right'} only"
+        else:
+            verdict = "follows on neither axis"
+        row = {"maps": r.maps, "predicted": r.predicted, "layers": r.layers,
+               "top_bottom": f"{r.lean_top} top / {r.lean_bottom} bottom", "tb": tb,
+               "left_right": f"{r.lean_left} left / {r.lean_right} right", "lr": lr, "verdict": verdict}
+        ctrl = df[(df["model"] == r.model) & (df["kind"] == r.kind) & (df["predicted"] == "-/-")]
+        if len(ctrl):
+            c = ctrl.iloc[0]
+            checks = {}
+            if tb == "follows":
+                checks["top/bottom"] = max(c["lean_top"], c["lean_bottom"]) >= getattr(r, f"lean_{pred_tb}")
+            if lr == "follows":
+                checks["left/right"] = max(c["lean_left"], c["lean_right"]) >= getattr(r, f"lean_{pred_lr}")
+            row.update(control=c["maps"], control_top_bottom=f"{c['lean_top']} top / {c['lean_bottom']} bottom",
+                       control_left_right=f"{c['lean_left']} left / {c['lean_right']} right",
+                       control_leans_as_much=bool(any(checks.values())) if checks else None,
+                       specific_on=", ".join(a for a, as_much in checks.items() if not as_much) or "none")
+        else:
+            row.update(control="", control_top_bottom="", control_left_right="", control_leans_as_much=None,
+                       specific_on="no control")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mitigation_verdicts(effects, metric: str = "worst_drop"):
+    """One verdict per model and mitigation from :func:`mitigation_effects`: 'lowers' / 'raises' ``metric``
+    when the paired difference has the same sign in every stimulus x background pair, else 'no consistent
+    effect'. ``sign_p`` is the two-sided sign-test p-value of the pair counts (pairs share a model and its
+    targets, so it is optimistic); with 4 pairs even a clean sweep gives 0.125."""
+    import pandas as pd
+    from scipy.stats import binomtest
+
+    rows = []
+    for r in effects.to_dict("records"):
+        n, lower = int(r["pairs"]), int(r[f"{metric}_lower_in"])
+        if n == 0:
+            verdict, p = "no pairs", float("nan")
+        else:
+            verdict = "lowers" if lower == n else "raises" if lower == 0 else "no consistent effect on"
+            p = float(binomtest(lower, n, 0.5).pvalue)
+        rows.append({"model": r["model"], "variant": r["variant"], "baseline": r["baseline"], "pairs": n,
+                     "verdict": verdict, "metric": metric, "lower_in": lower,
+                     "diff_mean": r[f"{metric}_diff_mean"], "diff_sd": r[f"{metric}_diff_sd"], "sign_p": p,
+                     "median_diff_mean": r.get("median_diff_mean", float("nan")),
+                     "median_lower_in": r.get("median_lower_in", float("nan"))})
+    return pd.DataFrame(rows)
+
+
+def worst_region_counts(summary):
+    """Per model and variant: in how many maps the worst block (:func:`blind_spot_summary`) lies in the centre
+    third of the grid vs at a border or corner, and the most common region (ties: first in map order)."""
+    import pandas as pd
+
+    rows = []
+    for (model, variant), d in summary.groupby(["model", "variant"], sort=False):
+        regions = d["worst_region"].tolist()
+        rows.append({"model": model, "variant": variant, "maps": len(d),
+                     "at_border": sum(r != "centre" for r in regions), "at_centre": sum(r == "centre" for r in regions),
+                     "regions": ", ".join(f"{k} {v}" for k, v in pd.Series(regions).value_counts(sort=True).items())})
+    return pd.DataFrame(rows)
+
+
+def spatial_bias_findings(overview, leans, verdicts, regions, zoo_numbers: dict | None = None) -> list[str]:
+    """The chapter's conclusions as plain-text lines, built only from its tables: the audit at the default and
+    nearest even size (:func:`padlib.audit_overview`), the zoo headline (:func:`padlib.zoo_overview`), the
+    lean verdicts with their controls (:func:`lean_verdicts`), the mitigation verdicts on the worst-region
+    drop and the median log-probability (:func:`mitigation_verdicts`) and where the worst regions lie
+    (:func:`worst_region_counts`). A 'reflect' variant is marked as a contrast (it under-weights borders)."""
+    lines = []
+    for r in overview.itertuples():
+        if r.which == "fixed":
+            continue
+        lines.append(f"audit: {r.model} at {r.size} ({r.which}): {r.n_uneven} of {r.n_padding_layers} padding layers "
+                     f"uneven" + (f", more padding read on {r.extra_sides}" if r.n_uneven else ""))
+    if zoo_numbers:
+        lines.append(f"zoo (timm {zoo_numbers['timm_version']}): {zoo_numbers['uneven_at_default']} of "
+                     f"{zoo_numbers['audited']} audited architectures ({zoo_numbers['share_uneven']:.0%}) pad unevenly "
+                     f"at their default size; for {zoo_numbers['uneven_fixed_by_nearest_size']} of them a nearby size "
+                     f"pads evenly")
+    for r in leans.itertuples():
+        ctrl = (f"; control {r.control}: {r.control_top_bottom}, {r.control_left_right}; follows the prediction "
+                f"with a control that leans less on: {r.specific_on}" if r.control else "")
+        lines.append(f"lean: {r.maps}: predicted {r.predicted}, measured {r.top_bottom}, {r.left_right} of "
+                     f"{r.layers} layers -> {r.verdict}{ctrl}")
+    for r in verdicts.itertuples():
+        contrast = " [reflect: a contrast, not one of the paper's mitigations]" if r.variant.startswith("reflect") else ""
+        lines.append(f"blind spots: {r.model} {r.variant}{contrast} {r.verdict} the {r.metric.replace('_', '-')} vs {r.baseline} "
+                     f"(lower in {r.lower_in} of {r.pairs} pairs, mean difference {r.diff_mean:+.2f}, sign-test "
+                     f"p = {r.sign_p:.2f}); median log-probability changes by {r.median_diff_mean:+.2f} "
+                     f"(lower in {r.median_lower_in} of {r.pairs} pairs)")
+    for r in regions.itertuples():
+        lines.append(f"worst region: {r.model} {r.variant}: {r.at_border} of {r.maps} maps at a border or corner, "
+                     f"{r.at_centre} in the centre ({r.regions})")
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -231,3 +231,31 @@ def test_explicit_pads_of_feature_maps_count_and_token_pads_do_not():
     r = df.iloc[0]
     assert r.op == "pad" and (r.pad_right, r.pad_bottom, r.pad_left, r.pad_top) == (2, 2, 0, 0)
     assert r.uneven and r.extra_sides == "bottom,right"
+
+
+def test_zoo_counts_models_without_uneven_padding_as_even_even_with_non_square_inputs():
+    import pandas as pd
+
+    zoo = pd.DataFrame([
+        # non-square input, no uneven padding: the zoo row has no nearest_even_size, but it is even at default
+        {"model": "a", "family": "f", "tf_port": False, "status": "ok", "n_padding_layers": 3, "n_uneven": 0,
+         "extra_sides": "", "nearest_even_size": None},
+        {"model": "b", "family": "f", "tf_port": True, "status": "ok", "n_padding_layers": 3, "n_uneven": 2,
+         "extra_sides": "bottom,right", "nearest_even_size": 225},
+        {"model": "c", "family": "f", "tf_port": False, "status": "ok", "n_padding_layers": 3, "n_uneven": 2,
+         "extra_sides": "top,left", "nearest_even_size": None},  # uneven, no even size nearby
+        {"model": "d", "family": "f", "tf_port": False, "status": "build_failed", "n_padding_layers": None,
+         "n_uneven": None, "extra_sides": "", "nearest_even_size": None},
+    ])
+    fam = padlib.zoo_by_family(zoo).set_index("family")
+    assert fam.loc["f", "models"] == 3 and fam.loc["f", "even_at_nearest"] == pytest.approx(2 / 3)
+    o = padlib.zoo_overview(zoo)
+    assert o["even_at_default_or_nearest"] == 2 and o["uneven_fixed_by_nearest_size"] == 1
+    g = A.zoo_side_group(zoo, "bottom,right")
+    assert g == {"extra_sides": "bottom,right", "architectures": 1, "tf_ports": 1, "families": {"f": 1}}
+
+
+def test_missing_zoo_audit_error_promises_no_duration(tmp_path):
+    with pytest.raises(PadlibError, match="recorded in results/zoo_audit.json") as e:
+        padlib.load_zoo_audit(tmp_path / "none.csv")
+    assert "minutes" not in str(e.value)

@@ -102,14 +102,14 @@ def test_blind_spot_map_grid_reaches_every_border_and_target_defaults():
     model = padlib.toy_translation_model("zeros", input_size=30)
     stim, bg = torch.rand(3, 8, 8), torch.rand(3, 30, 30)
     bmap = padlib.blind_spot_map(model, stim, bg, stride=8, progress=False)
-    assert list(bmap.index) == [0, 8, 16, 22] and list(bmap.columns) == [0, 8, 16, 22]
+    assert list(bmap.index) == [0, 7, 15, 22] and list(bmap.columns) == [0, 7, 15, 22]  # 4 offsets, 0 to 30 - 8
     target, prob = padlib.spatial_bias.centre_prediction(model, stim, bg)
     assert bmap.attrs["target"] == target and bmap.attrs["size"] == 30
     canvas = bg.clone()
-    canvas[:, 8:16, 16:24] = stim  # top 8, left 16, computed by hand
+    canvas[:, 7:15, 15:23] = stim  # top 7, left 15, computed by hand
     with torch.no_grad():
         direct = model(padlib.preprocessing(model).normalize(canvas[None])).softmax(-1)[0, target]
-    assert bmap.loc[8, 16] == pytest.approx(float(direct), rel=1e-5)
+    assert bmap.loc[7, 15] == pytest.approx(float(direct), rel=1e-5)
     p = bmap.to_numpy()
     assert ((p >= 0) & (p <= 1)).all()
     with pytest.raises(PadlibError, match="larger than the canvas"):
@@ -134,26 +134,30 @@ def test_depth_layers_and_variants():
     model = padlib.toy_translation_model("zeros", input_size=16)
     assert padlib.depth_layers(model) == [f"features.{i}" for i in range(8)]
     v = padlib.padding_variants(model, 16)
-    assert list(v) == ["zero @16", "zero @17", "reflect @16"]
+    assert list(v) == ["zero @16", "zero @17", "symmetric @16", "circular @16"]  # the paper's mitigations
     from padlib.padding import padding_scheme_of
 
-    assert all(padding_scheme_of(m) == "reflect" for _, m in v["reflect @16"][0].named_modules()
-               if isinstance(m, nn.Conv2d))
+    for scheme in ("symmetric", "circular"):
+        assert all(padding_scheme_of(m) == scheme for _, m in v[f"{scheme} @16"][0].named_modules()
+                   if isinstance(m, nn.Conv2d))
+    assert list(padlib.padding_variants(model, 16, paddings=("reflect",))) == ["zero @16", "zero @17", "reflect @16"]
+    with pytest.raises(PadlibError, match="mitigation padding"):
+        padlib.padding_variants(model, 16, paddings=("mirror",))
 
 
 def test_small_blind_spot_study():
     models = {"toy": padlib.toy_translation_model("zeros", input_size=16)}
     summary, maps = padlib.blind_spot_study(models, {"s": torch.rand(3, 6, 6)}, {"grey": 0.5, "noise": 0.2},
                                             size=16, stride=5, progress=False)
-    assert len(summary) == 6 and len(maps) == 6
-    assert set(summary["variant"]) == {"zero @16", "zero @17", "reflect @16"}
+    assert len(summary) == 8 and len(maps) == 8
+    assert set(summary["variant"]) == {"zero @16", "zero @17", "symmetric @16", "circular @16"}
     assert summary["target"].nunique() == 1
     table = padlib.mitigation_table(summary)
-    assert list(table["maps"]) == [2, 2, 2]
+    assert list(table["maps"]) == [2, 2, 2, 2]
     effects = padlib.spatial_bias.mitigation_effects(summary)
-    assert list(effects["variant"]) == ["zero @17", "reflect @16"] and set(effects["pairs"]) == {2}
+    assert list(effects["variant"]) == ["zero @17", "symmetric @16", "circular @16"] and set(effects["pairs"]) == {2}
     base = summary[summary["variant"] == "zero @16"].set_index("background")["worst_drop"]
-    other = summary[summary["variant"] == "reflect @16"].set_index("background")["worst_drop"]
+    other = summary[summary["variant"] == "symmetric @16"].set_index("background")["worst_drop"]
     assert effects.iloc[1]["worst_drop_diff_mean"] == pytest.approx(float((other - base).mean()))
     assert effects.iloc[1]["worst_drop_lower_in"] == int(((other - base) < 0).sum())
 
@@ -194,3 +198,107 @@ def test_feature_map_explorer_is_precomputed_and_linked():
     links = [w for w in widgets.Widget.widgets.values() if isinstance(w, widgets.widget_link.Link)
              and w.source[0] is dropdown and w.target[0] is stack]
     assert links and links[0].source[1] == "index" and links[0].target[1] == "selected_index"
+
+
+def test_blind_spot_grids_have_the_same_shape_at_224_and_225():
+    sb = padlib.spatial_bias
+    assert sb.grid_positions(224, 80, 7) == [0, 24, 48, 72, 96, 120, 144]
+    p225 = sb.grid_positions(225, 80, sb.grid_count(224, 80, 24))
+    assert len(p225) == 7 and p225[0] == 0 and p225[-1] == 145 and max(np.diff(p225)) - min(np.diff(p225)) <= 1
+    assert sb.grid_count(225, 80, 24) == 8  # what a fixed 24-pixel step would give at 225: a near-duplicate row
+    with pytest.raises(PadlibError, match="do not fit"):
+        sb.grid_positions(20, 16, 6)
+    # in a study, the map at the even size has the grid of the map at the reference size
+    models = {"toy": padlib.toy_translation_model("zeros", input_size=16)}
+    summary, maps = padlib.blind_spot_study(models, {"s": torch.rand(3, 6, 6)}, {"grey": 0.5}, size=16, stride=4,
+                                            progress=False)
+    shapes = {m.shape for m in maps.values()}
+    assert shapes == {(4, 4)} and set(summary["grid"]) == {"4x4"}
+    m17 = maps[("toy", "zero @17", "s", "grey")]
+    assert list(m17.columns)[-1] == 11 and list(maps[("toy", "zero @16", "s", "grey")].columns)[-1] == 10
+
+
+def test_stimulus_recognition_and_selection():
+    import pandas as pd
+
+    model = padlib.toy_translation_model("zeros", input_size=16)
+    stim = {"a": torch.rand(3, 6, 6, generator=torch.Generator().manual_seed(0))}
+    rec = padlib.spatial_bias.stimulus_recognition({"toy": model}, stim, {"grey": 0.5, "dark": 0.1}, size=16)
+    assert len(rec) == 2 and rec["target"].nunique() == 1 and bool(rec["target_is_top1"].iloc[0])
+    target, prob = padlib.spatial_bias.centre_prediction(model, stim["a"], 0.5, 16)
+    assert rec["target_prob"].iloc[0] == pytest.approx(prob, rel=1e-5)
+    row = dict(target_is_top1=True, as_expected=True)
+    table = pd.DataFrame([
+        {"model": "m", "stimulus": "weak", "background": "g", "target_prob": 0.2, **row},
+        {"model": "m", "stimulus": "strong", "background": "g", "target_prob": 0.9, **row},
+        {"model": "m", "stimulus": "lost", "background": "g", "target_prob": 0.9, **row, "target_is_top1": False},
+        {"model": "m", "stimulus": "wrong", "background": "g", "target_prob": 0.9, **row, "as_expected": False},
+        {"model": "m", "stimulus": "faint", "background": "g", "target_prob": 0.01, **row},
+    ])
+    assert padlib.spatial_bias.select_stimuli(table, min_prob=0.05) == ["strong", "weak"]
+    assert padlib.spatial_bias.select_stimuli(table, min_prob=0.05, k=1) == ["strong"]
+    with pytest.raises(PadlibError, match="no stimulus is recognised"):
+        padlib.spatial_bias.select_stimuli(table, min_prob=0.95)
+
+
+def _lean_table(rows):
+    import pandas as pd
+
+    cols = ["maps", "layers", "predicted", "lean_top", "lean_bottom", "lean_left", "lean_right", "agree_tb", "agree_lr"]
+    return pd.DataFrame([dict(zip(cols, r)) for r in rows])
+
+
+def test_lean_verdicts_are_nan_safe_and_show_the_control():
+    nan = float("nan")
+    lean = _lean_table([
+        ("m @224 natural", 10, "top/left", 0, 0, 9, 1, nan, 0.9),
+        ("m @224 constant", 10, "top/left", 9, 1, 0, 0, 0.9, nan),
+        ("m @224 random", 10, "top/left", 4, 6, 2, 8, 0.4, 0.2),
+        ("m @225 natural", 10, "-/-", 0, 8, 0, 0, nan, nan),
+        ("m @225 constant", 10, "-/-", 0, 9, 0, 0, nan, nan),
+    ])
+    v = padlib.spatial_bias.lean_verdicts(lean).set_index("maps")
+    assert list(v.index) == ["m @224 natural", "m @224 constant", "m @224 random"]  # no prediction, no verdict
+    # min(nan, 0.9) and min(0.9, nan) used to disagree; the order of the axes no longer matters
+    assert v.loc["m @224 natural", "verdict"] == "follows on left/right only"
+    assert v.loc["m @224 constant", "verdict"] == "follows on top/bottom only"
+    assert v.loc["m @224 natural", "tb"] == "no layer leans" and v.loc["m @224 random", "verdict"] == "follows on neither axis"
+    # natural follows on left/right, where its control does not lean: specific. Its control's bottom lean is on
+    # the axis that does not follow, so it does not count. constant follows top (9) and its control leans
+    # bottom in 9 layers: not specific to the uneven padding.
+    assert v.loc["m @224 natural", "control_leans_as_much"] is False and v.loc["m @224 natural", "control"] == "m @225 natural"
+    assert v.loc["m @224 constant", "control_leans_as_much"] is True
+    assert v.loc["m @224 natural", "specific_on"] == "left/right" and v.loc["m @224 constant", "specific_on"] == "none"
+    assert v.loc["m @224 random", "control"] == "" and v.loc["m @224 random", "control_leans_as_much"] is None
+    with pytest.raises(PadlibError, match="MODEL @SIZE KIND"):
+        padlib.spatial_bias.lean_verdicts(_lean_table([("m224", 1, "top/left", 0, 0, 0, 0, nan, nan)]))
+
+
+def test_mitigation_verdicts_and_findings():
+    import pandas as pd
+
+    effects = pd.DataFrame([
+        {"model": "m", "variant": "zero @225", "baseline": "zero @224", "pairs": 4, "worst_drop_diff_mean": -0.2,
+         "worst_drop_diff_sd": 0.1, "worst_drop_lower_in": 4, "median_diff_mean": -1.0, "median_lower_in": 4},
+        {"model": "m", "variant": "symmetric @224", "baseline": "zero @224", "pairs": 4, "worst_drop_diff_mean": 0.1,
+         "worst_drop_diff_sd": 0.3, "worst_drop_lower_in": 2, "median_diff_mean": 0.5, "median_lower_in": 0},
+        {"model": "m", "variant": "circular @224", "baseline": "zero @224", "pairs": 4, "worst_drop_diff_mean": 0.3,
+         "worst_drop_diff_sd": 0.1, "worst_drop_lower_in": 0, "median_diff_mean": 0.0, "median_lower_in": 2},
+    ])
+    v = padlib.spatial_bias.mitigation_verdicts(effects)
+    assert list(v["verdict"]) == ["lowers", "no consistent effect on", "raises"]
+    assert v["sign_p"].iloc[0] == pytest.approx(0.125) and v["sign_p"].iloc[1] == pytest.approx(1.0)
+    summary = pd.DataFrame({"model": "m", "variant": ["zero @224"] * 3,
+                            "worst_region": ["top-left", "centre", "top-left"]})
+    regions = padlib.spatial_bias.worst_region_counts(summary)
+    assert regions.iloc[0][["maps", "at_border", "at_centre"]].tolist() == [3, 2, 1]
+    assert regions.iloc[0]["regions"] == "top-left 2, centre 1"
+    overview = pd.DataFrame([{"model": "m", "size": 224, "which": "default", "n_padding_layers": 5, "n_uneven": 2,
+                              "extra_sides": "top,left"}])
+    lean = padlib.spatial_bias.lean_verdicts(_lean_table([("m @224 natural", 10, "top/left", 6, 1, 5, 0, 6 / 7, 1.0)]))
+    lines = padlib.spatial_bias.spatial_bias_findings(overview, lean, v, regions)
+    text = "\n".join(lines)
+    assert "m at 224 (default): 2 of 5 padding layers uneven, more padding read on top,left" in text
+    assert "m @224 natural: predicted top/left, measured 6 top / 1 bottom, 5 left / 0 right of 10 layers -> follows on both axes" in text
+    assert "m zero @225 lowers the worst-drop vs zero @224 (lower in 4 of 4 pairs" in text
+    assert "m circular @224 raises" in text and "2 of 3 maps at a border or corner, 1 in the centre" in text

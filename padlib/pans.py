@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import forward_hooks, iter_batches
-from .errors import PadlibError, check_type
+from .errors import PadlibError, check_new_output, check_type
 from .padding import convert_padding, layer_pads, padding_scheme_of, require_padded_convs, is_dynamic_same
 
 SIDES = ("top", "bottom", "left", "right")
@@ -1314,7 +1314,8 @@ def register_cli(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", help="write the table to FILE.csv or FILE.json")
+    p.add_argument("--out", help="write the table to FILE.csv or FILE.json (a new file unless --force)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     p.set_defaults(func=_cmd_scan)
 
 
@@ -1324,6 +1325,8 @@ def _cmd_scan(args) -> int:
 
     if args.out and not args.out.endswith((".csv", ".json")):
         raise PadlibError(f"--out must end in .csv or .json, got '{args.out}'")
+    if args.out:
+        check_new_output(args.out, args.force, "--out file")  # before the scan, not after it
     model = load_model(args.model, device=args.device)
     n = args.images
     images = probe_images(n, size=args.size, seed=args.seed, image_dir=args.image_dir, model=model)

@@ -296,6 +296,12 @@ def test_cli_scan_writes_the_table(tmp_path, capsys):
                 "z_right", "effect_top", "sides", "sign", "is_pan"]:
         assert col in t.columns
     assert t.layer.nunique() == 18
+    before = out.read_text()
+    capsys.readouterr()
+    rc = main(["scan", "mobilenet_v2", "--images", "2", "--size", "96", "--out", str(out)])
+    err = capsys.readouterr()
+    assert rc == 2 and "already exists" in err.err and "--force" in err.err and "PANs:" not in err.out  # before scanning
+    assert out.read_text() == before
 
 
 def test_summary_shares_and_claim_check_use_our_stated_reading():

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .errors import PadlibError, UnknownModelError, check_type
+from .errors import PadlibError, UnknownModelError, check_new_output, check_type
 from .padding import layer_pads, padding_read
 
 REPO = Path(__file__).resolve().parent.parent
@@ -748,7 +748,13 @@ def _cmd_zoo_audit(args) -> int:
     names = timm.list_models(args.filter) if args.filter else None
     if args.limit:
         names = (names or timm.list_models())[: args.limit]
-    out = Path(args.out)
+    if args.out is None:
+        if names is not None:  # a partial audit must not replace the committed full one
+            raise PadlibError(f"--filter/--limit audit only some models: pass --out FILE.csv (the default "
+                              f"{ZOO_CSV.relative_to(REPO)} holds the full zoo audit the book reads)")
+        out = ZOO_CSV  # regenerating the book's cache is what the command is for
+    else:
+        out = Path(check_new_output(args.out, args.force, "--out file"))
     df = zoo_audit(names, max_distance=args.distance, out_csv=out, workers=args.workers)
     o = zoo_overview(load_zoo_audit(out))
     print(f"audited {o['audited']}/{o['models']} models in {df.attrs['total_seconds']:.0f} s "
@@ -765,7 +771,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--distance", type=int, default=16, help="search even-padding sizes this far from --size")
     p.set_defaults(func=_cmd_audit)
     p = subparsers.add_parser("zoo-audit", help="audit every timm architecture (meta device, no weights) -> CSV")
-    p.add_argument("--out", default=str(ZOO_CSV), help=f"CSV to write (default {ZOO_CSV.relative_to(REPO)})")
+    p.add_argument("--out", default=None, help=f"CSV to write, a new file unless --force (default: regenerate "
+                                               f"{ZOO_CSV.relative_to(REPO)}, full audits only)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     p.add_argument("--filter", default=None, help="timm.list_models pattern, e.g. 'resnet*'")
     p.add_argument("--limit", type=int, default=None, help="only the first N models (for a quick look)")
     p.add_argument("--distance", type=int, default=32, help="search the nearest even size this far away")

@@ -259,3 +259,18 @@ def test_missing_zoo_audit_error_promises_no_duration(tmp_path):
     with pytest.raises(PadlibError, match="recorded in results/zoo_audit.json") as e:
         padlib.load_zoo_audit(tmp_path / "none.csv")
     assert "minutes" not in str(e.value)
+
+
+def test_zoo_audit_cli_never_overwrites_silently(tmp_path, capsys):
+    """A partial audit cannot replace the committed full one; an existing --out needs --force."""
+    from padlib.cli import main
+
+    committed = A.ZOO_CSV.read_bytes()
+    assert main(["zoo-audit", "--limit", "1"]) == 2
+    assert "pass --out" in capsys.readouterr().err and A.ZOO_CSV.read_bytes() == committed
+    out = tmp_path / "zoo.csv"
+    out.write_text("mine")
+    assert main(["zoo-audit", "--limit", "1", "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err and out.read_text() == "mine"
+    assert main(["zoo-audit", "--filter", "resnet18", "--out", str(out), "--force", "--workers", "1"]) == 0
+    assert "resnet18" in out.read_text()

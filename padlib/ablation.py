@@ -481,16 +481,29 @@ def ablate_channels(model: nn.Module, channels, mode: str = "mean", region: str 
             values[layer] = (preactivation_zero(modules[norms[layer]])[cs] if norms.get(layer)
                              else torch.zeros(len(cs), dtype=torch.float64))
 
+    full = {}  # per layer: (channel mask, value per channel), so that one broadcast torch.where does the work
+    for layer, idx in index.items():
+        n = _n_channels(modules[layer]) or int(idx.max()) + 1
+        chosen = torch.zeros(n, dtype=torch.bool)
+        chosen[idx] = True
+        value = torch.zeros(n, dtype=torch.float64)
+        value[idx] = values[layer].double()
+        full[layer] = (chosen, value)
+
     def replace(name, module, inputs, output):
-        idx = index[name].to(output.device)
-        value = values[name].to(device=output.device, dtype=output.dtype).view(-1, 1, 1)
-        out = output.clone()
-        if region == "all":
-            out[:, idx] = value.expand(-1, *output.shape[-2:])
-        else:
-            mask = ring_mask(output.shape[-2:], _ring_for(module, inputs[0].shape[-2:], ring), output.device)
-            out[:, idx] = torch.where(mask, value, output[:, idx])
-        return out
+        chosen, value = full[name]
+        c = output.shape[1]
+        if chosen.numel() != c:  # a module without out_channels / num_features: size from its output
+            grown = torch.zeros(c, dtype=torch.bool)
+            grown[index[name]] = True
+            v = torch.zeros(c, dtype=torch.float64)
+            v[index[name]] = values[name].double()
+            chosen, value = full[name] = (grown, v)
+        mask = chosen.to(output.device).view(1, c, 1, 1)
+        if region == "border":
+            ring_hw = ring_mask(output.shape[-2:], _ring_for(module, inputs[0].shape[-2:], ring), output.device)
+            mask = mask & ring_hw.view(1, 1, *ring_hw.shape)
+        return torch.where(mask, value.to(device=output.device, dtype=output.dtype).view(1, c, 1, 1), output)
 
     with forward_hooks(model, list(selection), replace):
         yield model

@@ -1408,11 +1408,18 @@ def register_cli(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", help="write the tidy tables to this folder (one CSV each)")
+    p.add_argument("--out", help="write the tidy tables to this folder (one CSV each; new or empty unless --force)")
+    p.add_argument("--force", action="store_true", help="overwrite the CSVs in a non-empty --out folder")
     p.set_defaults(func=_cmd_ablate)
 
 
 def _cmd_ablate(args) -> int:
+    if args.out and os.path.isdir(args.out) and os.listdir(args.out) and not args.force:  # before the long run
+        raise PadlibError(f"--out folder '{args.out}' is not empty; pass --force to overwrite its CSVs or choose "
+                          "a new folder")
+    if args.out:
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            raise PadlibError(f"--out '{args.out}' is a file; pass a folder for the tables")
     report = ablation_report(args.model, n_images=args.images, n_scan=args.scan_images, seed=args.seed,
                              image_dir=args.image_dir, labelled_dir=args.labelled_dir, class_index=args.class_index,
                              n_controls=args.controls, batch_size=args.batch_size, device=args.device)

@@ -376,6 +376,11 @@ def test_ablate_command_turns_bad_input_into_one_line_errors(tmp_path):
     assert out.returncode == 2 and out.stderr.startswith("error: unknown model")
     out = run("mobilenet_v2", "--labelled-dir", str(tmp_path / "missing"))
     assert out.returncode == 2 and "does not exist" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    mine = tmp_path / "tables"
+    mine.mkdir()
+    (mine / "notes.csv").write_text("mine")
+    out = run("mobilenet_v2", "--out", str(mine))  # refused before any model is loaded
+    assert out.returncode == 2 and "--force" in out.stderr and (mine / "notes.csv").read_text() == "mine"
 
 
 def test_zero_ablating_every_channel_of_a_conv_before_batchnorm_equals_zeroing_the_bn_output():

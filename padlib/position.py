@@ -27,6 +27,7 @@ from torch import nn
 
 from .activations import forward_hooks
 from .errors import PadlibError, ProbeDataError, check_type
+from .training import _t_interval  # one t-interval for chapter 5's paired verdicts
 
 
 def _as_images(images) -> torch.Tensor:
@@ -289,16 +290,6 @@ def ppp_over_runs(runs, probe, patches: torch.Tensor, canvas_size: int, seed: in
             df.insert(0, "scheme", r.scheme)
             frames.append(df)
     return pd.concat(frames, ignore_index=True)
-
-
-def _t_interval(values, level: float = 0.95) -> tuple[float, float]:
-    from scipy import stats
-
-    v = np.asarray(values, dtype=float)
-    if len(v) < 2:
-        return float("nan"), float("nan")
-    half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return float(v.mean() - half), float(v.mean() + half)
 
 
 def _direction(d) -> tuple[float, float, float, str]:

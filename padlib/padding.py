@@ -130,6 +130,67 @@ class PaddingScheme(nn.Module):
         return F.conv2d(self.pad(x, pads), conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)
 
 
+def _same_format(x: torch.Tensor):
+    """The memory format to give a new map made from ``x`` (channels-last stays channels-last)."""
+    cl = x.dim() == 4 and x.stride(1) == 1 and x.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if cl else torch.contiguous_format
+
+
+class _CopyPad(torch.autograd.Function):
+    """Circular or symmetric padding written into one new tensor in the input's memory format, with a
+    hand-written backward (autograd through the slice writes costs more than the padding itself)."""
+
+    @staticmethod
+    def forward(ctx, x, pads, mirror):
+        l, r, t, b = pads
+        n, c, h, w = x.shape
+        out = torch.empty((n, c, h + t + b, w + l + r), dtype=x.dtype, device=x.device, memory_format=_same_format(x))
+        out[:, :, t:t + h, l:l + w] = x
+        if t:
+            out[:, :, :t, l:l + w] = x[:, :, :t].flip(2) if mirror else x[:, :, h - t:]
+        if b:
+            out[:, :, t + h:, l:l + w] = x[:, :, h - b:].flip(2) if mirror else x[:, :, :b]
+        if l:  # columns from the row-padded tensor itself, so the corners come out right
+            out[..., :l] = out[..., l:2 * l].flip(3) if mirror else out[..., w:w + l]
+        if r:
+            out[..., l + w:] = out[..., l + w - r:l + w].flip(3) if mirror else out[..., l:l + r]
+        ctx.pads, ctx.mirror, ctx.hw = pads, mirror, (h, w)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (l, r, t, b), mirror, (h, w) = ctx.pads, ctx.mirror, ctx.hw
+        g = grad[..., l:l + w].clone(memory_format=_same_format(grad))  # full height, the map's columns
+        if l:
+            if mirror:
+                g[..., :l] += grad[..., :l].flip(3)
+            else:
+                g[..., w - l:] += grad[..., :l]
+        if r:
+            if mirror:
+                g[..., w - r:] += grad[..., l + w:].flip(3)
+            else:
+                g[..., :r] += grad[..., l + w:]
+        if t:
+            if mirror:
+                g[:, :, t:2 * t] += g[:, :, :t].flip(2)
+            else:
+                g[:, :, h:h + t] += g[:, :, :t]
+        if b:
+            if mirror:
+                g[:, :, t + h - b:t + h] += g[:, :, t + h:].flip(2)
+            else:
+                g[:, :, t:t + b] += g[:, :, t + h:]
+        return g[:, :, t:t + h], None, None
+
+
+def copy_pad(x: torch.Tensor, pads, mirror: bool) -> torch.Tensor:
+    """Circular (``mirror=False``) or symmetric (mirror with the edge pixel) padding of at most the map size,
+    in the input's memory format (``F.pad``'s circular mode and index-based padding return contiguous maps,
+    which sends a channels-last network back to the slow layout)."""
+    return _CopyPad.apply(x, tuple(pads), mirror)
+
+
 class TorchModePadding(PaddingScheme):
     """``F.pad`` modes: reflect (mirror without the edge), replicate (edge repeated), circular (wrap)."""
 
@@ -144,6 +205,8 @@ class TorchModePadding(PaddingScheme):
         limit = (w, h) if self.mode == "circular" else (w - 1, h - 1) if self.mode == "reflect" else (10**9,) * 2
         if max(l, r) > limit[0] or max(t, b) > limit[1]:
             raise PadlibError(f"{self.mode} padding of {pads} is impossible on a {h}x{w} feature map")
+        if self.mode == "circular" and x.dim() == 4:
+            return copy_pad(x, pads, mirror=False)
         return F.pad(x, pads, mode=self.mode)
 
     def extra_repr(self):

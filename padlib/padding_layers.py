@@ -17,13 +17,14 @@ registers them), so ``convert_padding(model, "partial")`` works on any torchvisi
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .errors import PadlibError, check_type
-from .padding import PADDING_SCHEMES, PadConv2d, PaddingScheme, register_scheme
+from .padding import PADDING_SCHEMES, PadConv2d, PaddingScheme, copy_pad, register_scheme
 
 MODULE_SIDES = ("top", "bottom", "left", "right")
 
@@ -50,6 +51,8 @@ class SymmetricPadding(PaddingScheme):
     def pad(self, x, pads):
         l, r, t, b = pads
         h, w = x.shape[-2:]
+        if x.dim() == 4 and max(l, r) <= w and max(t, b) <= h:
+            return copy_pad(x, pads, mirror=True)
         if l or r:
             x = x.index_select(-1, symmetric_index(w, l, r, x.device))
         if t or b:
@@ -125,37 +128,23 @@ def _edge_positions(h: int, w: int, k: int, device: str) -> torch.Tensor:
     return torch.cat([rows, cols])
 
 
-# Corners tl, tr, bl, br, each predicted twice, from (ring, end) of the new rings (ring 0 top, 1 bottom, 2 left,
-# 3 right; end 0 = the entries nearest index 0) by the predictor of side _CORNER_PREDICTORS[i].
-_CORNER_PREDICTORS = [2, 0, 3, 0, 2, 1, 3, 1]
-_CORNER_SOURCES = [0 * 2 + 0, 2 * 2 + 0, 0 * 2 + 1, 3 * 2 + 0, 1 * 2 + 0, 2 * 2 + 1, 1 * 2 + 1, 3 * 2 + 1]
-
-
 class _LearnedPad(torch.autograd.Function):
-    """Padding by a :class:`PaddingModule`: one full-size allocation forward and one backward.
+    """Padding by a :class:`PaddingModule` for any amounts and map shapes (used to show and measure padding).
 
-    Forward gathers the edge strips, computes the border from them and writes border and map into one new
-    tensor. Backward: the map's gradient is the interior of the output gradient, plus the border's gradient
-    sent back through the (linear, small) border computation into the edge positions. The predictor weights
-    are constants here: the main loss never trains the module.
+    Forward gathers the edge strips, extrapolates the border ring by ring and writes border and map into one
+    new tensor. Backward: the map's gradient is the interior of the output gradient, plus the border's
+    gradient sent back through the (linear, small) border computation into the edge positions. The
+    predictor weights are constants here: the main loss never trains the module.
     """
 
     @staticmethod
     def forward(ctx, x, module, pads):
         n, c, h, w = x.shape
         l, r, t, b = pads
-        k = module.depth
-        fast = max(pads) == 1 and h == w and h >= k
         with torch.no_grad():
-            if fast:  # the k outermost rows/columns of each side in map order, as (4, C, k, N, L)
-                edges = torch.stack([x[:, :, :k].permute(1, 2, 0, 3), x[:, :, h - k:].permute(1, 2, 0, 3),
-                                     x[..., :k].permute(1, 3, 0, 2), x[..., w - k:].permute(1, 3, 0, 2)])
-                top, bottom, left, right = module._border_one_ring(edges, pads)
-                pos = None
-            else:
-                pos = _edge_positions(h, w, k, str(x.device))
-                edges = x.flatten(2).index_select(2, pos)
-                top, bottom, left, right = module._border(edges, h, w, pads)
+            pos = _edge_positions(h, w, module.depth, str(x.device))
+            edges = x.flatten(2).index_select(2, pos)
+            top, bottom, left, right = module._border(edges, h, w, pads)
             out = x.new_empty(n, c, h + t + b, w + l + r)
             out[:, :, t:t + h, l:l + w] = x
             out[:, :, :t] = top
@@ -169,17 +158,10 @@ class _LearnedPad(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         (edges,) = ctx.saved_tensors
-        (h, w), (l, r, t, b), k = ctx.hw, ctx.pads, ctx.module.depth
+        (h, w), (l, r, t, b) = ctx.hw, ctx.pads
         grad_x = grad_out[:, :, t:t + h, l:l + w].contiguous()
         grads = (grad_out[:, :, :t], grad_out[:, :, t + h:], grad_out[:, :, t:t + h, :l],
                  grad_out[:, :, t:t + h, l + w:])
-        if ctx.pos is None:
-            g = ctx.module._border_one_ring_backward(grads, ctx.pads, edges.shape)  # (4, C, k, N, L)
-            grad_x[:, :, :k] += g[0].permute(2, 0, 1, 3)
-            grad_x[:, :, h - k:] += g[1].permute(2, 0, 1, 3)
-            grad_x[..., :k] += g[2].permute(2, 0, 3, 1)
-            grad_x[..., w - k:] += g[3].permute(2, 0, 3, 1)
-            return grad_x, None, None
         with torch.enable_grad():
             e = edges.detach().requires_grad_()
             border = ctx.module._border(e, h, w, ctx.pads)
@@ -187,6 +169,182 @@ class _LearnedPad(torch.autograd.Function):
             (grad_edges,) = torch.autograd.grad([o for o, _ in used], [e], [g for _, g in used])
         grad_x.view(grad_x.shape[0], grad_x.shape[1], -1).index_add_(2, ctx.pos, grad_edges)
         return grad_x, None, None
+
+
+# ---- the common case, done fast: one ring of padding, a square map, a 3x3 conv (stride 1 or 2).
+# All edge data is laid out (pixels, channels), which is contiguous memory for channels-last maps:
+# strips (4, N, L, depth + 1, C) hold the depth + 1 outermost rows of the sides top, bottom, left, right
+# (columns laid out as rows) in map order, so top/left strips start with the border row and bottom/right
+# strips end with it.
+
+
+def _to_groups(v: torch.Tensor, g: int) -> torch.Tensor:
+    """(S, ..., K, C) -> (S * g, M, K * C/g): pixels by (K, channel within group), for one batched product."""
+    s, kk, c = v.shape[0], v.shape[-2], v.shape[-1]
+    m = math.prod(v.shape[1:-2])
+    if g == 1:
+        return v.reshape(s, m, kk * c)
+    return v.reshape(s, m, kk, g, c // g).permute(0, 3, 1, 2, 4).reshape(s * g, m, kk * (c // g))
+
+
+def _from_groups(v: torch.Tensor, s: int, g: int, kk: int = 1) -> torch.Tensor:
+    """Inverse of :func:`_to_groups`: (S * g, M, K * C/g) -> (S, M, K, C)."""
+    m, cg = v.shape[1], v.shape[2] // kk
+    if g == 1:
+        return v.view(s, m, kk, cg)
+    return v.view(s, g, m, kk, cg).permute(0, 2, 3, 1, 4).reshape(s, m, kk, g * cg)
+
+
+@functools.lru_cache(maxsize=8)
+def _far_sides(device: str) -> torch.Tensor:
+    """Which sides' strips run inward-to-outward (bottom, right), shaped to flip (4, g, depth + 1, ., .)."""
+    return torch.tensor([False, True, False, True], device=device).view(4, 1, 1, 1, 1)
+
+
+# (ring, end) pairs (0, 0), (0, 1), (1, 0), ... (3, 1) of the new rings: the side whose predictor extends that
+# end into a corner. Pairs 0-3 give tl, tr, bl, br; pairs 4-7 give tl, bl, tr, br.
+_CORNER_SIDES = (2, 3, 2, 3, 0, 1, 0, 1)
+
+
+def _edge_strips(x: torch.Tensor, k: int) -> torch.Tensor:
+    """(4, N, L, k + 1, C) map-order strips of a square map (see above)."""
+    h, w = x.shape[-2:]
+    e = k + 1
+    xp = x.permute(0, 2, 3, 1)
+    return torch.stack([xp[:, :e].transpose(1, 2), xp[:, h - e:].transpose(1, 2), xp[:, :, :e], xp[:, :, w - e:]])
+
+
+def _can_pad_fast(conv: nn.Conv2d, x: torch.Tensor, pads, depth: int) -> bool:
+    h, w = x.shape[-2:]
+    return (tuple(pads) == (1, 1, 1, 1) and h == w and h > depth and _pair(conv.kernel_size) == (3, 3)
+            and _pair(conv.dilation) == (1, 1) and _pair(conv.stride)[0] == _pair(conv.stride)[1] <= 2)
+
+
+def _conv_rows(weight: torch.Tensor, sides, far: int, g: int) -> torch.Tensor:
+    """(S * g, 3 * C/g, C_out/g): the kernel row (top/bottom) or column (left/right) reading each side's padding."""
+    co, cg = weight.shape[:2]
+    rows = (weight[:, :, 0, :], weight[:, :, far, :], weight[:, :, :, 0], weight[:, :, :, far])
+    w = torch.stack([rows[s] for s in sides])  # (S, C_out, C/g, 3)
+    return w.view(len(sides), g, co // g, cg, 3).permute(0, 1, 4, 3, 2).reshape(len(sides) * g, 3 * cg, co // g)
+
+
+class _EdgeLoss(torch.autograd.Function):
+    """The module loss from residuals computed without autograd; its gradient (to the predictor only) by hand."""
+
+    @staticmethod
+    def forward(ctx, weight, bias, strips, residual, module):
+        ctx.save_for_backward(strips, residual)  # (4g, M, (k+1) C/g), (4g, M, C/g)
+        ctx.module = module
+        r = residual.reshape(-1)
+        return torch.dot(r, r) / r.numel()
+
+    @staticmethod
+    def backward(ctx, grad):
+        strips, residual = ctx.saved_tensors
+        m = ctx.module
+        c, g, k = m.channels, m.groups, m.depth
+        cg = c // g
+        scale = grad * (2.0 / residual.numel())
+        gw = torch.bmm(strips.transpose(1, 2), residual).mul_(scale).view(4, g, k + 1, cg, cg)
+        gw = torch.where(_far_sides(str(gw.device)), gw.flip(2), gw)[:, :, 1:]  # (4, g, k, C/g in, C/g out)
+        gw = gw.permute(0, 1, 4, 3, 2).reshape(4, c, cg, k, 1)
+        gb = _from_groups(residual.sum(1, keepdim=True), 4, g).view(4, c).mul_(scale)
+        return gw, gb, None, None, None
+
+
+class _PaddedConv(torch.autograd.Function):
+    """conv(Padding Module padding of x) as the zero-padded conv plus a correction of its border outputs.
+
+    The padding ring only reaches the conv's border outputs, through one kernel row or column per side, so
+    the ring's contribution is a thin product added to the native zero-padded convolution (no padded canvas
+    is built). Backward: the native convolution backward plus the same thin products transposed; the
+    ring's gradient goes back through the (linear) predictors into the edge rows of x. Predictor weights are
+    constants here: the main loss never trains the module.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, rings, blocks, module, stride):
+        n, c, h, _ = x.shape
+        k, g = module.depth, module.groups
+        cg = c // g
+        with torch.no_grad():
+            ends = torch.stack([rings[:, :, :k], rings[:, :, h - k:].flip(2)], 1)  # (4, 2, N, k, C), nearest first
+            idx = torch.tensor(_CORNER_SIDES, device=x.device)
+            wn = module.weight.detach().view(4, g, cg, cg, k).permute(0, 1, 4, 3, 2).reshape(4, g, k * cg, cg)
+            w_corner = wn.index_select(0, idx).view(8 * g, k * cg, cg)
+            pred = _from_groups(torch.bmm(_to_groups(ends.view(8, n, k, c), g), w_corner), 8, g).view(8, n, c)
+            pred = pred + module.bias.detach().index_select(0, idx).view(8, 1, c)
+            corners = 0.5 * (pred[:4] + pred[4:].view(2, 2, n, c).transpose(0, 1).reshape(4, n, c))  # tl tr bl br
+            out = F.conv2d(x, weight, bias, stride, 1, 1, g)
+            ho = out.shape[-1]
+            far = h + 1 - stride * (ho - 1)  # the kernel row/column that reads the bottom/right padding
+            sides = (0, 1, 2, 3) if far <= 2 else (0, 2)  # stride 2 on an even map never reads bottom/right
+            zero = rings.new_zeros(2, n, 1, c)  # left/right rings: their corners belong to top/bottom
+            if far <= 2:
+                ring = torch.cat([torch.cat([corners[0::2, :, None], zero]), rings,
+                                  torch.cat([corners[1::2, :, None], zero])], 2)
+            else:
+                ring = torch.cat([torch.cat([corners[0:1, :, None], zero[:1]]), rings[0::2],
+                                  torch.cat([corners[1:2, :, None], zero[:1]])], 2)
+            w_rows = _conv_rows(weight, sides, min(far, 2), g)
+            windows = _to_groups(ring.unfold(2, 3, stride).transpose(-1, -2), g)  # (S g, N L_out, 3 C/g)
+            corr = _from_groups(torch.bmm(windows, w_rows), len(sides), g).view(len(sides), n, ho, -1)
+            op = out.permute(0, 2, 3, 1)
+            for j, s in enumerate(sides):
+                (op[:, 0], op[:, -1], op[:, :, 0], op[:, :, -1])[s].add_(corr[j])
+        ctx.module, ctx.stride, ctx.sides, ctx.far, ctx.has_bias = module, stride, sides, far, bias is not None
+        ctx.save_for_backward(x, weight, w_rows, windows, blocks, w_corner)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, w_rows, windows, blocks, w_corner = ctx.saved_tensors
+        module, stride, sides, far = ctx.module, ctx.stride, ctx.sides, ctx.far
+        n, c, h, w = x.shape
+        k, g = module.depth, module.groups
+        cg = c // g
+        co, ho = grad.shape[1], grad.shape[-1]
+        ns = len(sides)
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        gx, gw, gb = torch.ops.aten.convolution_backward(
+            grad, x, weight, [co] if ctx.has_bias else None, [stride] * 2, [1, 1], [1, 1], False, [0, 0], g,
+            [need_x, need_w, need_b and ctx.has_bias])
+        gp = grad.permute(0, 2, 3, 1)
+        gs = torch.stack([(gp[:, 0], gp[:, -1], gp[:, :, 0], gp[:, :, -1])[s] for s in sides])
+        gs = _to_groups(gs[..., None, :], g)  # (S g, N L_out, C_out/g)
+        if need_w:
+            g_rows = torch.bmm(windows.transpose(1, 2), gs)
+            g_rows = g_rows.view(ns, g, 3, cg, co // g).permute(0, 1, 4, 3, 2).reshape(ns, co, cg, 3)
+            for j, s in enumerate(sides):
+                i = (0, far, 0, far)[s]
+                (gw[:, :, i, :] if s < 2 else gw[:, :, :, i]).add_(g_rows[j])
+        if need_x:
+            g_windows = _from_groups(torch.bmm(gs, w_rows.transpose(1, 2)), ns, g, 3).view(ns, n, ho, 3, c)
+            g_ring = grad.new_zeros(ns, n, h + 2, c)
+            span = stride * (ho - 1) + 1
+            for d in range(3):
+                g_ring[:, :, d:d + span:stride] += g_windows[:, :, :, d]
+            if ns == 4:
+                g_rings = g_ring[:, :, 1:h + 1].contiguous()
+                g_corners = torch.stack([g_ring[0, :, 0], g_ring[0, :, -1], g_ring[1, :, 0], g_ring[1, :, -1]])
+            else:
+                g_rings = g_ring.new_zeros(4, n, h, c)
+                g_rings[0::2] = g_ring[:, :, 1:h + 1]
+                g_corners = torch.cat([g_ring[0, :, 0::h + 1].transpose(0, 1), g_ring.new_zeros(2, n, c)])
+            g_corners = 0.5 * g_corners
+            g_pred = torch.cat([g_corners, g_corners.view(2, 2, n, c).transpose(0, 1).reshape(4, n, c)])
+            g_ends = torch.bmm(_to_groups(g_pred[:, :, None], g), w_corner.transpose(1, 2))
+            g_ends = _from_groups(g_ends, 8, g, k).view(4, 2, n, k, c)
+            g_rings[:, :, :k] += g_ends[:, 0]
+            g_rings[:, :, h - k:] += g_ends[:, 1].flip(2)
+            g_in = torch.bmm(_to_groups(g_rings[..., None, :], g), blocks[..., :cg].transpose(1, 2))
+            g_in = _from_groups(g_in, 4, g, k + 1).view(4, n, h, k + 1, c)  # map order, like the strips
+            gxp = gx.permute(0, 2, 3, 1)
+            gxp[:, :k] += g_in[0, :, :, :k].transpose(1, 2)
+            gxp[:, h - k:] += g_in[1, :, :, 1:].transpose(1, 2)
+            gxp[:, :, :k] += g_in[2, :, :, :k]
+            gxp[:, :, w - k:] += g_in[3, :, :, 1:]
+        return gx, gw, gb if ctx.has_bias else None, None, None, None, None
 
 
 class PaddingModule(PaddingScheme):
@@ -199,6 +357,8 @@ class PaddingModule(PaddingScheme):
     collects and clears them. More than one ring is extrapolated one ring at a time. Corners: the new
     top/bottom row is extended by the left/right predictor and the new left/right column by the top/bottom
     predictor; the corner is the mean of the two (exact for any affine image, like the sides).
+    One ring on a square map before a 3x3 conv (the common case) runs as a zero-padded conv plus a border
+    correction, fastest on channels-last maps (what :func:`padlib.training.train` uses).
     """
 
     name = "padding_module"
@@ -241,16 +401,6 @@ class PaddingModule(PaddingScheme):
         w, b = self._side_weights([side], detach)
         return _strip_conv(strip, w, b, self.groups)
 
-    def _grouped_weights(self, sides) -> torch.Tensor:
-        """(len(sides) * groups, C/groups, C/groups * depth) detached predictor matrices for a batched product."""
-        c, g = self.channels, self.groups
-        return self.weight.detach()[sides].reshape(len(sides) * g, c // g, (c // g) * self.depth)
-
-    def _stacked(self, v: torch.Tensor) -> torch.Tensor:
-        """(S, C, depth, M) strips of S sides -> (S * groups, C/groups * depth, M) for a batched product."""
-        s, c, k, m = v.shape
-        return v.reshape(s * self.groups, (c // self.groups) * k, m)
-
     # ---- the border, general case (any padding, any map): one ring at a time, with autograd
     def _band(self, x, side: int, p: int) -> torch.Tensor:
         """``p`` extrapolated rings beyond one side, in image orientation (rows for top/bottom, columns else)."""
@@ -284,72 +434,35 @@ class PaddingModule(PaddingScheme):
         br = 0.5 * (self._band(bottom, 3, r) + self._band(right, 1, b))
         return torch.cat([tl, top, tr], 3), torch.cat([bl, bottom, br], 3), left, right
 
-    # ---- the border, common case (one ring, square map, at least k rows): two batched products, backward by hand
-    def _map_order_weights(self, detach: bool = True) -> torch.Tensor:
-        """(4 * groups, C/groups, C/groups * depth) predictor matrices for strips in map order (bottom and right
-        strips run inward-to-outward, so their depth axis is flipped)."""
-        w = self.weight.detach() if detach else self.weight
-        w = torch.stack([w[0], w[1].flip(2), w[2], w[3].flip(2)])
-        c, g = self.channels, self.groups
-        return w.reshape(4 * g, c // g, (c // g) * self.depth)
+    # ---- the common case: strips, padding rows and the module loss from one batched product
+    def _block_weights(self) -> torch.Tensor:
+        """(4 g, (depth+1) C/g, 2 C/g), detached: a map-order strip times it gives the new padding row (first
+        C/g columns) and the module loss residual less the bias (the border row's prediction from the rows
+        inside it, minus the border row)."""
+        c, g, k = self.channels, self.groups, self.depth
+        cg = c // g
+        w = self.weight.detach().view(4, g, cg, cg, k).permute(0, 1, 4, 3, 2)  # (4, g, k, C/g in, C/g out)
+        blk = w.new_zeros(4, g, k + 1, cg, 2 * cg)
+        blk[:, :, :k, :, :cg] = w
+        blk[:, :, 1:, :, cg:] = w
+        blk[:, :, 0, :, cg:] = -torch.eye(cg, dtype=w.dtype, device=w.device)
+        blk = torch.where(_far_sides(str(w.device)), blk.flip(2), blk)  # bottom/right strips run outward
+        return blk.reshape(4 * g, (k + 1) * cg, 2 * cg)
 
-    def _border_one_ring(self, strips: torch.Tensor, pads):
-        """Bands from the (4, C, k, N, L) map-order edge strips of the four sides."""
-        l, r, t, b = pads
-        _, c, k, n, length = strips.shape
-        rings = torch.bmm(self._map_order_weights(), strips.reshape(4 * self.groups, -1, n * length))
-        rings = rings.view(4, c, n, length) + self.bias.detach().view(4, c, 1, 1)
-        corners = self._corners(rings)  # (4, C, N)
-        ring = lambda i: rings[i].permute(1, 0, 2)  # (N, C, L)
-        corner = lambda i: corners[i].t()[..., None]  # (N, C, 1)
-        top = torch.cat([corner(0)] * l + [ring(0)] + [corner(1)] * r, 2)[:, :, None][:, :, :t]
-        bottom = torch.cat([corner(2)] * l + [ring(1)] + [corner(3)] * r, 2)[:, :, None][:, :, :b]
-        return top, bottom, ring(2)[..., None][..., :l], ring(3)[..., None][..., :r]
-
-    def _corners(self, rings: torch.Tensor) -> torch.Tensor:
-        """(4, C, N) corners tl, tr, bl, br from the (4, C, N, L) new rings."""
-        _, c, n, length = rings.shape
-        k = self.depth
-        ends = rings.index_select(3, _edge_index(length, 0, k, rings.device)).view(4, c, n, 2, k)
-        src = torch.tensor(_CORNER_SOURCES, device=rings.device)
-        cs = ends.permute(0, 3, 1, 4, 2).reshape(8, c, k, n).index_select(0, src)
-        pred = torch.bmm(self._grouped_weights(_CORNER_PREDICTORS), self._stacked(cs)).view(8, c, n)
-        pred = pred + self.bias.detach()[_CORNER_PREDICTORS].view(8, c, 1)
-        return pred.view(4, 2, c, n).mean(1)
-
-    def _border_one_ring_backward(self, grads, pads, strips_shape) -> torch.Tensor:
-        """Gradient of the (4, C, k, N, L) edge strips from the gradients of the four bands."""
-        l, r, t, b = pads
-        _, c, k, n, length = strips_shape
-        g_top, g_bottom, g_left, g_right = grads
-        g_rings = g_top.new_zeros(4, c, n, length)
-        g_corners = g_top.new_zeros(4, c, n)
-        if t:
-            g_rings[0] = g_top[:, :, 0, l:l + length].permute(1, 0, 2)
-            if l:
-                g_corners[0] = g_top[:, :, 0, 0].t()
-            if r:
-                g_corners[1] = g_top[:, :, 0, -1].t()
-        if b:
-            g_rings[1] = g_bottom[:, :, 0, l:l + length].permute(1, 0, 2)
-            if l:
-                g_corners[2] = g_bottom[:, :, 0, 0].t()
-            if r:
-                g_corners[3] = g_bottom[:, :, 0, -1].t()
-        if l:
-            g_rings[2] = g_left[..., 0].permute(1, 0, 2)
-        if r:
-            g_rings[3] = g_right[..., 0].permute(1, 0, 2)
-        if (t or b) and (l or r):  # corners: mean of two predictions, each from an end of a ring
-            g_pred = (0.5 * g_corners)[:, None].expand(4, 2, c, n).reshape(8 * self.groups, c // self.groups, n)
-            g_cs = torch.bmm(self._grouped_weights(_CORNER_PREDICTORS).transpose(1, 2), g_pred).view(8, c, k, n)
-            src = torch.tensor(_CORNER_SOURCES, device=g_cs.device)
-            g_ends = g_cs.new_zeros(8, c, k, n).index_add_(0, src, g_cs)
-            g_ends = g_ends.view(4, 2, c, k, n).permute(0, 2, 4, 1, 3).reshape(4, c, n, 2 * k)
-            g_rings.index_add_(3, _edge_index(length, 0, k, g_rings.device), g_ends)
-        g_strips = torch.bmm(self._map_order_weights().transpose(1, 2),
-                             g_rings.reshape(4 * self.groups, c // self.groups, n * length))
-        return g_strips.view(4, c, k, n, length)
+    def _rings_and_loss(self, strips: torch.Tensor, with_loss: bool):
+        """New padding rows (4, N, L, C), the block weights, and the module loss (or None) from the strips."""
+        g, c = self.groups, self.channels
+        cg = c // g
+        _, n, length = strips.shape[:3]
+        with torch.no_grad():
+            xs = _to_groups(strips, g)
+            blocks = self._block_weights()
+            both = torch.bmm(xs, blocks)
+            b = self.bias.detach().view(4 * g, 1, cg)
+            rings = _from_groups(both[..., :cg] + b, 4, g).view(4, n, length, c)
+            residual = both[..., cg:].add_(b) if with_loss else None
+        loss = _EdgeLoss.apply(self.weight, self.bias, xs, residual, self) if with_loss else None
+        return rings, blocks, loss
 
     def pad(self, x, pads):
         if not any(pads):
@@ -362,26 +475,22 @@ class PaddingModule(PaddingScheme):
         x = x.detach()
         h, w = x.shape[-2:]
         k = self.depth
-        if h != w:
-            sides = [s for s in range(4) if (h if s < 2 else w) >= k + 1]
-            if not sides:
-                return None
-            return torch.stack([F.mse_loss(self.predict(self._strip(x, s, 1, k), s, detach=False),
-                                           self._strip(x, s, 0, 1)) for s in sides]).mean()
-        if h < k + 1:
+        if h == w and h > k:
+            return self._rings_and_loss(_edge_strips(x, k), True)[2]
+        sides = [s for s in range(4) if (h if s < 2 else w) >= k + 1]
+        if not sides:
             return None
-        n, c = x.shape[:2]
-        e = k + 1  # map-order strips of k + 1 rows; the outermost row is the target
-        strips = torch.stack([x[:, :, :e].permute(1, 2, 0, 3), x[:, :, h - e:].permute(1, 2, 0, 3),
-                              x[..., :e].permute(1, 3, 0, 2), x[..., w - e:].permute(1, 3, 0, 2)])  # (4,C,e,N,L)
-        inputs = torch.stack([strips[0, :, 1:], strips[1, :, :k], strips[2, :, 1:], strips[3, :, :k]])
-        targets = torch.stack([strips[0, :, 0], strips[1, :, k], strips[2, :, 0], strips[3, :, k]])
-        pred = torch.bmm(self._map_order_weights(detach=False), inputs.reshape(4 * self.groups, -1, n * w))
-        pred = pred.view(4, c, n, w) + self.bias.view(4, c, 1, 1)
-        return F.mse_loss(pred, targets)
+        return torch.stack([F.mse_loss(self.predict(self._strip(x, s, 1, k), s, detach=False),
+                                       self._strip(x, s, 0, 1)) for s in sides]).mean()
 
     def forward(self, conv, x, pads):
-        if self.training and torch.is_grad_enabled():
+        train = self.training and torch.is_grad_enabled()
+        if _can_pad_fast(conv, x, pads, self.depth):
+            rings, blocks, loss = self._rings_and_loss(_edge_strips(x.detach(), self.depth), train)
+            if train:
+                self.last_loss = loss
+            return _PaddedConv.apply(x, conv.weight, conv.bias, rings, blocks, self, _pair(conv.stride)[0])
+        if train:
             self.last_loss = self.edge_loss(x)
         return F.conv2d(self.pad(x, pads), conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)
 
@@ -545,12 +654,14 @@ def padding_views(model: nn.Module, image: torch.Tensor, schemes=ALL_SCHEMES, ma
 
 
 def bench_scheme_step_overhead(schemes=ALL_SCHEMES[1:], batch_size: int = 64, repeats: int = 12,
-                               threads: int | None = 1) -> dict:
+                               threads: int | None = 1, contiguous_format: tuple = ("padding_module",)) -> dict:
     """Training-step time (forward, backward, Adam step) with each scheme / with zero padding; same model, batch.
 
     The model is the chapter's small ResNet-style network (width 16, two stages) on a batch of digits on a
-    32 px canvas, on ``threads`` CPU threads (the chapter's default, 1). Steps of all schemes are interleaved
-    and the best of ``repeats`` is kept, so load from other processes affects every scheme alike.
+    32 px canvas, on ``threads`` CPU threads (the chapter's default, 1), in channels-last memory like
+    :func:`padlib.training.train`. Steps of all schemes are interleaved and the best of ``repeats`` is kept,
+    so load from other processes affects every scheme alike. The schemes in ``contiguous_format`` are also
+    timed with (N, C, H, W)-contiguous maps against zero padding in that format (``..._nchw`` lines).
     """
     import time
 
@@ -565,18 +676,22 @@ def bench_scheme_step_overhead(schemes=ALL_SCHEMES[1:], batch_size: int = 64, re
         data = digits_on_canvas(batch_size, canvas_size=32, digit_size=16, seed=0)
         x, y = data.images, data.labels
         base = resnet_small(in_channels=1, num_classes=10, width=16, depth=2, mean=data.mean, std=data.std)
-        models = {s: convert_padding(base, s) for s in ("zero", *schemes)}
-        opts = {s: torch.optim.Adam(m.parameters(), lr=1e-3) for s, m in models.items()}
-        best = {s: float("inf") for s in models}
+        runs = [(s, True) for s in ("zero", *schemes)]
+        runs += [(s, False) for s in ("zero", *contiguous_format) if contiguous_format]
+        models = {r: convert_padding(base, r[0]) for r in runs}
+        opts = {r: torch.optim.Adam(m.parameters(), lr=1e-3) for r, m in models.items()}
+        best = {r: float("inf") for r in models}
         for rep in range(repeats + 1):
-            for s, m in models.items():
+            for r, m in models.items():
                 t0 = time.perf_counter()
-                training_step(m, opts[s], x, y)
+                training_step(m, opts[r], x, y, channels_last=r[1])
                 if rep:  # the first round warms caches
-                    best[s] = min(best[s], time.perf_counter() - t0)
+                    best[r] = min(best[r], time.perf_counter() - t0)
     finally:
         torch.set_num_threads(old_threads)
-    return {f"{s}_step_overhead": round(best[s] / best["zero"], 3) for s in schemes}
+    out = {f"{s}_step_overhead": round(best[s, True] / best["zero", True], 3) for s in schemes}
+    out.update({f"{s}_step_overhead_nchw": round(best[s, False] / best["zero", False], 3) for s in contiguous_format})
+    return out
 
 
 @torch.no_grad()

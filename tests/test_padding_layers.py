@@ -218,20 +218,63 @@ def test_padding_module_loss_trains_only_the_module_and_the_main_loss_never_does
     assert padding_module_loss(net) is None  # no loss outside training
 
 
-def test_padding_module_gradient_through_the_padding_matches_autograd():
-    """The hand-written backward of the one-ring fast path equals autograd through the ring-by-ring path."""
+@pytest.mark.parametrize("c_in,c_out,groups,stride,size,bias", [
+    (4, 6, 2, 1, 6, True),  # grouped
+    (4, 4, 1, 2, 7, False),  # stride 2 on an odd map: the bottom/right padding is read
+    (3, 5, 1, 2, 8, True),  # stride 2 on an even map: it is not
+    (4, 4, 4, 1, 5, True),  # depthwise
+    (1, 3, 1, 1, 4, False),  # one input channel, the thinnest map the fast path takes
+])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_padding_module_fast_conv_equals_conv_of_the_padded_map(c_in, c_out, groups, stride, size, bias, channels_last):
+    """The zero-padded conv plus border correction equals convolving the ring-by-ring padded map, values and
+    gradients (input and conv weights; the predictors get none); its module loss equals the per-side loss."""
+    torch.manual_seed(0)
+    m = PaddingModule(c_in, groups=groups, depth=2).double()
+    with torch.no_grad():
+        m.weight.normal_()
+        m.bias.normal_()
+    conv = PadConv2d(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, groups=groups, bias=bias).double(), m)
+    x = torch.randn(2, c_in, size, size, dtype=torch.float64)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    x.requires_grad_()
+    assert padlib.padding_layers._can_pad_fast(conv, x, (1, 1, 1, 1), m.depth)
+
+    def slow(v, weight):
+        return F.conv2d(m.pad(v, (1, 1, 1, 1)), weight, conv.bias, stride, 0, 1, groups)
+
+    m.eval()
+    w = conv.weight.detach().clone().requires_grad_()
+    expected, got = slow(x, w), m(conv, x, (1, 1, 1, 1))
+    assert torch.allclose(got, expected, atol=1e-12)
+    g = torch.randn_like(expected)
+    want = torch.autograd.grad(slow(x, w), [x, w], g)
+    have = torch.autograd.grad(m(conv, x, (1, 1, 1, 1)), [x, conv.weight], g)
+    assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(want, have))
+    assert m.weight.grad is None and m.bias.grad is None  # the padding never trains the module
+    assert torch.autograd.gradcheck(lambda v: m(conv, v, (1, 1, 1, 1)), (x,))
+
+    m.train()
+    m(conv, x, (1, 1, 1, 1))
+    loss = padding_module_loss(nn.Sequential(conv))
+    per_side = torch.stack([F.mse_loss(m.predict(m._strip(x.detach(), s, 1, 2), s, detach=False),
+                                       m._strip(x.detach(), s, 0, 1)) for s in range(4)]).mean()
+    assert torch.allclose(loss, per_side)
+    grads = torch.autograd.grad(loss, [m.weight, m.bias])
+    want = torch.autograd.grad(per_side, [m.weight, m.bias])
+    assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(grads, want))
+
+
+def test_padding_module_slow_path_gradient_matches_autograd():
+    """Padding amounts the fast path does not take (two rings, one side only) go ring by ring; gradcheck."""
     torch.manual_seed(0)
     m = PaddingModule(4, groups=2, depth=2).double()
     with torch.no_grad():
         m.weight.normal_()
         m.bias.normal_()
-    for pads in [(1, 1, 1, 1), (0, 1, 0, 1)]:
+    for pads in [(2, 2, 2, 2), (0, 1, 0, 1)]:
         x = torch.randn(2, 4, 6, 6, dtype=torch.float64, requires_grad=True)
-        fast = m.pad(x, pads)
-        slow = m._border(x.flatten(2).index_select(2, padlib.padding_layers._edge_positions(6, 6, 2, "cpu")),
-                         6, 6, pads)
-        l, r, t, b = pads
-        assert torch.allclose(fast[:, :, :t], slow[0]) and torch.allclose(fast[:, :, t + 6:], slow[1])
         assert torch.autograd.gradcheck(lambda v: m.pad(v, pads), (x,))
 
 
@@ -250,7 +293,7 @@ def test_bench_reports_one_ratio_per_scheme():
 
     assert any(b.__name__ == "bench_padding_schemes" for b in BENCHMARKS)
     out = bench_scheme_step_overhead(schemes=("reflect", "padding_module"), batch_size=4, repeats=1)
-    assert set(out) == {"reflect_step_overhead", "padding_module_step_overhead"}
+    assert set(out) == {"reflect_step_overhead", "padding_module_step_overhead", "padding_module_step_overhead_nchw"}
     assert all(v > 0 for v in out.values())
 
 
@@ -280,3 +323,23 @@ def test_padding_views_one_per_padded_conv():
     views = padding_views(net, torch.rand(1, 8, 8), ["zero", "padding_module"], max_pad=3)
     assert [v["layer"] for v in views] == ["0", "2"] and all(v["pad"] == 2 for v in views)
     assert views[1]["examples"]["padding_module"].shape == (2, 12, 12)
+
+
+@pytest.mark.parametrize("pads", [(1, 1, 1, 1), (2, 0, 1, 3), (6, 6, 5, 5), (4, 5, 5, 3)])
+def test_copy_pad_matches_index_padding_keeps_channels_last_and_its_gradient(pads):
+    """Circular and symmetric padding written in place: same values and gradients as index-based padding,
+    and a channels-last input stays channels-last (so a channels-last network stays fast)."""
+    from padlib.padding import copy_pad
+    from padlib.padding_layers import symmetric_index
+
+    l, r, t, b = pads
+    x = torch.randn(2, 3, 5, 6, dtype=torch.float64, requires_grad=True)
+    mirror = lambda v: v.index_select(-1, symmetric_index(6, l, r)).index_select(-2, symmetric_index(5, t, b))
+    wrap = lambda v: v.index_select(-1, torch.arange(-l, 6 + r) % 6).index_select(-2, torch.arange(-t, 5 + b) % 5)
+    for is_mirror, ref in ((True, mirror), (False, wrap)):
+        got = copy_pad(x, pads, is_mirror)
+        assert torch.equal(got, ref(x))
+        g = torch.randn_like(got)
+        assert torch.allclose(torch.autograd.grad(got, x, g)[0], torch.autograd.grad(ref(x), x, g)[0])
+        cl = copy_pad(x.detach().to(memory_format=torch.channels_last), pads, is_mirror)
+        assert cl.is_contiguous(memory_format=torch.channels_last) and torch.equal(cl, ref(x))

@@ -235,8 +235,7 @@ class _EdgeLoss(torch.autograd.Function):
     def forward(ctx, weight, bias, strips, residual, module):
         ctx.save_for_backward(strips, residual)  # (4g, M, (k+1) C/g), (4g, M, C/g)
         ctx.module = module
-        r = residual.reshape(-1)
-        return torch.dot(r, r) / r.numel()
+        return torch.linalg.vector_norm(residual).square() / residual.numel()
 
     @staticmethod
     def backward(ctx, grad):
@@ -263,29 +262,30 @@ class _PaddedConv(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, rings, blocks, module, stride):
+    def forward(ctx, x, weight, bias, ring, blocks, module, stride):
         n, c, h, _ = x.shape
         k, g = module.depth, module.groups
         cg = c // g
         with torch.no_grad():
+            rings = ring[:, :, 1:h + 1]
             ends = torch.stack([rings[:, :, :k], rings[:, :, h - k:].flip(2)], 1)  # (4, 2, N, k, C), nearest first
             idx = torch.tensor(_CORNER_SIDES, device=x.device)
             wn = module.weight.detach().view(4, g, cg, cg, k).permute(0, 1, 4, 3, 2).reshape(4, g, k * cg, cg)
             w_corner = wn.index_select(0, idx).view(8 * g, k * cg, cg)
             pred = _from_groups(torch.bmm(_to_groups(ends.view(8, n, k, c), g), w_corner), 8, g).view(8, n, c)
             pred = pred + module.bias.detach().index_select(0, idx).view(8, 1, c)
-            corners = 0.5 * (pred[:4] + pred[4:].view(2, 2, n, c).transpose(0, 1).reshape(4, n, c))  # tl tr bl br
             out = F.conv2d(x, weight, bias, stride, 1, 1, g)
             ho = out.shape[-1]
             far = h + 1 - stride * (ho - 1)  # the kernel row/column that reads the bottom/right padding
             sides = (0, 1, 2, 3) if far <= 2 else (0, 2)  # stride 2 on an even map never reads bottom/right
-            zero = rings.new_zeros(2, n, 1, c)  # left/right rings: their corners belong to top/bottom
-            if far <= 2:
-                ring = torch.cat([torch.cat([corners[0::2, :, None], zero]), rings,
-                                  torch.cat([corners[1::2, :, None], zero])], 2)
-            else:
-                ring = torch.cat([torch.cat([corners[0:1, :, None], zero[:1]]), rings[0::2],
-                                  torch.cat([corners[1:2, :, None], zero[:1]])], 2)
+            # the padding ring of each side with its two ends: corners on top/bottom (tl tr, bl br), zeros on
+            # left/right (their corners are the top/bottom rings' ends)
+            ring[0, :, 0] = 0.5 * (pred[0] + pred[4])
+            ring[0, :, -1] = 0.5 * (pred[1] + pred[6])
+            ring[1, :, 0] = 0.5 * (pred[2] + pred[5])
+            ring[1, :, -1] = 0.5 * (pred[3] + pred[7])
+            ring[2:, :, 0::h + 1] = 0
+            ring = ring if len(sides) == 4 else ring[0::2]
             w_rows = _conv_rows(weight, sides, min(far, 2), g)
             windows = _to_groups(ring.unfold(2, 3, stride).transpose(-1, -2), g)  # (S g, N L_out, 3 C/g)
             corr = _from_groups(torch.bmm(windows, w_rows), len(sides), g).view(len(sides), n, ho, -1)
@@ -320,25 +320,20 @@ class _PaddedConv(torch.autograd.Function):
                 (gw[:, :, i, :] if s < 2 else gw[:, :, :, i]).add_(g_rows[j])
         if need_x:
             g_windows = _from_groups(torch.bmm(gs, w_rows.transpose(1, 2)), ns, g, 3).view(ns, n, ho, 3, c)
-            g_ring = grad.new_zeros(ns, n, h + 2, c)
+            g_ring = grad.new_zeros(4, n, h + 2, c)
+            g_side = g_ring if ns == 4 else g_ring[0::2]
             span = stride * (ho - 1) + 1
             for d in range(3):
-                g_ring[:, :, d:d + span:stride] += g_windows[:, :, :, d]
-            if ns == 4:
-                g_rings = g_ring[:, :, 1:h + 1].contiguous()
-                g_corners = torch.stack([g_ring[0, :, 0], g_ring[0, :, -1], g_ring[1, :, 0], g_ring[1, :, -1]])
-            else:
-                g_rings = g_ring.new_zeros(4, n, h, c)
-                g_rings[0::2] = g_ring[:, :, 1:h + 1]
-                g_corners = torch.cat([g_ring[0, :, 0::h + 1].transpose(0, 1), g_ring.new_zeros(2, n, c)])
-            g_corners = 0.5 * g_corners
+                g_side[:, :, d:d + span:stride] += g_windows[:, :, :, d]
+            g_corners = 0.5 * torch.stack([g_ring[0, :, 0], g_ring[0, :, -1], g_ring[1, :, 0], g_ring[1, :, -1]])
             g_pred = torch.cat([g_corners, g_corners.view(2, 2, n, c).transpose(0, 1).reshape(4, n, c)])
             g_ends = torch.bmm(_to_groups(g_pred[:, :, None], g), w_corner.transpose(1, 2))
             g_ends = _from_groups(g_ends, 8, g, k).view(4, 2, n, k, c)
-            g_rings[:, :, :k] += g_ends[:, 0]
-            g_rings[:, :, h - k:] += g_ends[:, 1].flip(2)
-            g_in = torch.bmm(_to_groups(g_rings[..., None, :], g), blocks[..., :cg].transpose(1, 2))
-            g_in = _from_groups(g_in, 4, g, k + 1).view(4, n, h, k + 1, c)  # map order, like the strips
+            g_ring[:, :, 1:k + 1] += g_ends[:, 0]
+            g_ring[:, :, h + 1 - k:h + 1] += g_ends[:, 1].flip(2)
+            # back through the predictors, ring ends included (their rows are dropped): (4, N, L + 2, k + 1, C)
+            g_in = torch.bmm(_to_groups(g_ring[..., None, :], g), blocks[..., :cg].transpose(1, 2))
+            g_in = _from_groups(g_in, 4, g, k + 1).view(4, n, h + 2, k + 1, c)[:, :, 1:h + 1]  # map order
             gxp = gx.permute(0, 2, 3, 1)
             gxp[:, :k] += g_in[0, :, :, :k].transpose(1, 2)
             gxp[:, h - k:] += g_in[1, :, :, 1:].transpose(1, 2)
@@ -450,7 +445,8 @@ class PaddingModule(PaddingScheme):
         return blk.reshape(4 * g, (k + 1) * cg, 2 * cg)
 
     def _rings_and_loss(self, strips: torch.Tensor, with_loss: bool):
-        """New padding rows (4, N, L, C), the block weights, and the module loss (or None) from the strips."""
+        """New padding rows (4, N, L + 2, C: ends left for the corners), the block weights, and the module loss
+        (or None) from the strips."""
         g, c = self.groups, self.channels
         cg = c // g
         _, n, length = strips.shape[:3]
@@ -459,10 +455,14 @@ class PaddingModule(PaddingScheme):
             blocks = self._block_weights()
             both = torch.bmm(xs, blocks)
             b = self.bias.detach().view(4 * g, 1, cg)
-            rings = _from_groups(both[..., :cg] + b, 4, g).view(4, n, length, c)
+            ring = both.new_empty(4, n, length + 2, c)  # the padding rows, with room for their two ends
+            if g == 1:
+                torch.add(both[..., :cg].view(4, n, length, c), b.view(4, 1, 1, c), out=ring[:, :, 1:length + 1])
+            else:
+                ring[:, :, 1:length + 1] = _from_groups(both[..., :cg] + b, 4, g).view(4, n, length, c)
             residual = both[..., cg:].add_(b) if with_loss else None
         loss = _EdgeLoss.apply(self.weight, self.bias, xs, residual, self) if with_loss else None
-        return rings, blocks, loss
+        return ring, blocks, loss
 
     def pad(self, x, pads):
         if not any(pads):
@@ -486,10 +486,10 @@ class PaddingModule(PaddingScheme):
     def forward(self, conv, x, pads):
         train = self.training and torch.is_grad_enabled()
         if _can_pad_fast(conv, x, pads, self.depth):
-            rings, blocks, loss = self._rings_and_loss(_edge_strips(x.detach(), self.depth), train)
+            ring, blocks, loss = self._rings_and_loss(_edge_strips(x.detach(), self.depth), train)
             if train:
                 self.last_loss = loss
-            return _PaddedConv.apply(x, conv.weight, conv.bias, rings, blocks, self, _pair(conv.stride)[0])
+            return _PaddedConv.apply(x, conv.weight, conv.bias, ring, blocks, self, _pair(conv.stride)[0])
         if train:
             self.last_loss = self.edge_loss(x)
         return F.conv2d(self.pad(x, pads), conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)

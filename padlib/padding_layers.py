@@ -235,7 +235,8 @@ class _EdgeLoss(torch.autograd.Function):
     def forward(ctx, weight, bias, strips, residual, module):
         ctx.save_for_backward(strips, residual)  # (4g, M, (k+1) C/g), (4g, M, C/g)
         ctx.module = module
-        return torch.linalg.vector_norm(residual).square() / residual.numel()
+        r = residual.reshape(-1)  # a contiguous copy: reductions over the strided view are several times slower
+        return torch.dot(r, r) / r.numel()
 
     @staticmethod
     def backward(ctx, grad):
@@ -262,11 +263,13 @@ class _PaddedConv(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, ring, blocks, module, stride):
+    def forward(ctx, x, weight, bias, flat, blocks, module, stride):
         n, c, h, _ = x.shape
         k, g = module.depth, module.groups
         cg = c // g
+        m = n * (h + 2)
         with torch.no_grad():
+            ring = flat[:, :m].view(4, n, h + 2, c)
             rings = ring[:, :, 1:h + 1]
             ends = torch.stack([rings[:, :, :k], rings[:, :, h - k:].flip(2)], 1)  # (4, 2, N, k, C), nearest first
             idx = torch.tensor(_CORNER_SIDES, device=x.device)
@@ -285,14 +288,25 @@ class _PaddedConv(torch.autograd.Function):
             ring[1, :, 0] = 0.5 * (pred[2] + pred[5])
             ring[1, :, -1] = 0.5 * (pred[3] + pred[7])
             ring[2:, :, 0::h + 1] = 0
-            ring = ring if len(sides) == 4 else ring[0::2]
-            w_rows = _conv_rows(weight, sides, min(far, 2), g)
-            windows = _to_groups(ring.unfold(2, 3, stride).transpose(-1, -2), g)  # (S g, N L_out, 3 C/g)
-            corr = _from_groups(torch.bmm(windows, w_rows), len(sides), g).view(len(sides), n, ho, -1)
+            taps = stride == 1 and g == 1
+            if taps:  # three products with shifted views of all N rings at once (outputs past each ring dropped)
+                w_rows = torch.stack([weight[:, :, 0, :], weight[:, :, 2, :], weight[:, :, :, 0], weight[:, :, :, 2]])
+                w_rows = w_rows.permute(3, 0, 2, 1).contiguous()  # (tap, side, C, C_out)
+                corr = torch.bmm(flat[:, :m], w_rows[0])
+                corr.baddbmm_(flat[:, 1:m + 1], w_rows[1])
+                corr.baddbmm_(flat[:, 2:m + 2], w_rows[2])
+                corr = corr.view(4, n, h + 2, -1)[:, :, :ho]
+                windows = flat
+            else:
+                ring = ring if len(sides) == 4 else ring[0::2]
+                w_rows = _conv_rows(weight, sides, min(far, 2), g)
+                windows = _to_groups(ring.unfold(2, 3, stride).transpose(-1, -2), g)  # (S g, N L_out, 3 C/g)
+                corr = _from_groups(torch.bmm(windows, w_rows), len(sides), g).view(len(sides), n, ho, -1)
             op = out.permute(0, 2, 3, 1)
             for j, s in enumerate(sides):
                 (op[:, 0], op[:, -1], op[:, :, 0], op[:, :, -1])[s].add_(corr[j])
         ctx.module, ctx.stride, ctx.sides, ctx.far, ctx.has_bias = module, stride, sides, far, bias is not None
+        ctx.taps = taps
         ctx.save_for_backward(x, weight, w_rows, windows, blocks, w_corner)
         return out
 
@@ -310,21 +324,39 @@ class _PaddedConv(torch.autograd.Function):
             grad, x, weight, [co] if ctx.has_bias else None, [stride] * 2, [1, 1], [1, 1], False, [0, 0], g,
             [need_x, need_w, need_b and ctx.has_bias])
         gp = grad.permute(0, 2, 3, 1)
-        gs = torch.stack([(gp[:, 0], gp[:, -1], gp[:, :, 0], gp[:, :, -1])[s] for s in sides])
-        gs = _to_groups(gs[..., None, :], g)  # (S g, N L_out, C_out/g)
+        m = n * (h + 2)
+        if ctx.taps:  # the border outputs' gradients laid out like the rings (zero past each ring's outputs)
+            gs = grad.new_empty(4, n, h + 2, co)
+            gs[:, :, ho:] = 0
+            for s in range(4):
+                gs[s, :, :ho] = (gp[:, 0], gp[:, -1], gp[:, :, 0], gp[:, :, -1])[s]
+            gs = gs.view(4, m, co)
+        else:
+            gs = torch.stack([(gp[:, 0], gp[:, -1], gp[:, :, 0], gp[:, :, -1])[s] for s in sides])
+            gs = _to_groups(gs[..., None, :], g)  # (S g, N L_out, C_out/g)
         if need_w:
-            g_rows = torch.bmm(windows.transpose(1, 2), gs)
-            g_rows = g_rows.view(ns, g, 3, cg, co // g).permute(0, 1, 4, 3, 2).reshape(ns, co, cg, 3)
+            if ctx.taps:
+                g_rows = torch.stack([torch.bmm(windows[:, d:d + m].transpose(1, 2), gs) for d in range(3)])
+                g_rows = g_rows.permute(1, 3, 2, 0)  # (side, C_out, C, tap)
+            else:
+                g_rows = torch.bmm(windows.transpose(1, 2), gs)
+                g_rows = g_rows.view(ns, g, 3, cg, co // g).permute(0, 1, 4, 3, 2).reshape(ns, co, cg, 3)
             for j, s in enumerate(sides):
                 i = (0, far, 0, far)[s]
                 (gw[:, :, i, :] if s < 2 else gw[:, :, :, i]).add_(g_rows[j])
         if need_x:
-            g_windows = _from_groups(torch.bmm(gs, w_rows.transpose(1, 2)), ns, g, 3).view(ns, n, ho, 3, c)
-            g_ring = grad.new_zeros(4, n, h + 2, c)
-            g_side = g_ring if ns == 4 else g_ring[0::2]
-            span = stride * (ho - 1) + 1
-            for d in range(3):
-                g_side[:, :, d:d + span:stride] += g_windows[:, :, :, d]
+            if ctx.taps:
+                g_flat = grad.new_zeros(4, m + 2, c)
+                for d in range(3):
+                    g_flat[:, d:d + m].baddbmm_(gs, w_rows[d].transpose(1, 2))
+                g_ring = g_flat[:, :m].view(4, n, h + 2, c)
+            else:
+                g_windows = _from_groups(torch.bmm(gs, w_rows.transpose(1, 2)), ns, g, 3).view(ns, n, ho, 3, c)
+                g_ring = grad.new_zeros(4, n, h + 2, c)
+                g_side = g_ring if ns == 4 else g_ring[0::2]
+                span = stride * (ho - 1) + 1
+                for d in range(3):
+                    g_side[:, :, d:d + span:stride] += g_windows[:, :, :, d]
             g_corners = 0.5 * torch.stack([g_ring[0, :, 0], g_ring[0, :, -1], g_ring[1, :, 0], g_ring[1, :, -1]])
             g_pred = torch.cat([g_corners, g_corners.view(2, 2, n, c).transpose(0, 1).reshape(4, n, c)])
             g_ends = torch.bmm(_to_groups(g_pred[:, :, None], g), w_corner.transpose(1, 2))
@@ -445,8 +477,8 @@ class PaddingModule(PaddingScheme):
         return blk.reshape(4 * g, (k + 1) * cg, 2 * cg)
 
     def _rings_and_loss(self, strips: torch.Tensor, with_loss: bool):
-        """New padding rows (4, N, L + 2, C: ends left for the corners), the block weights, and the module loss
-        (or None) from the strips."""
+        """New padding rows (4, N (L + 2) + 2, C: the N rings with their ends left for the corners, then two
+        spare rows), the block weights, and the module loss (or None) from the strips."""
         g, c = self.groups, self.channels
         cg = c // g
         _, n, length = strips.shape[:3]
@@ -455,14 +487,16 @@ class PaddingModule(PaddingScheme):
             blocks = self._block_weights()
             both = torch.bmm(xs, blocks)
             b = self.bias.detach().view(4 * g, 1, cg)
-            ring = both.new_empty(4, n, length + 2, c)  # the padding rows, with room for their two ends
+            flat = both.new_empty(4, n * (length + 2) + 2, c)  # the padding rows, room for their two ends,
+            flat[:, -2:] = 0  # and two spare rows so that shifted views of all N rings stay in bounds
+            ring = flat[:, :n * (length + 2)].view(4, n, length + 2, c)
             if g == 1:
                 torch.add(both[..., :cg].view(4, n, length, c), b.view(4, 1, 1, c), out=ring[:, :, 1:length + 1])
             else:
                 ring[:, :, 1:length + 1] = _from_groups(both[..., :cg] + b, 4, g).view(4, n, length, c)
             residual = both[..., cg:].add_(b) if with_loss else None
         loss = _EdgeLoss.apply(self.weight, self.bias, xs, residual, self) if with_loss else None
-        return ring, blocks, loss
+        return flat, blocks, loss
 
     def pad(self, x, pads):
         if not any(pads):
@@ -486,10 +520,10 @@ class PaddingModule(PaddingScheme):
     def forward(self, conv, x, pads):
         train = self.training and torch.is_grad_enabled()
         if _can_pad_fast(conv, x, pads, self.depth):
-            ring, blocks, loss = self._rings_and_loss(_edge_strips(x.detach(), self.depth), train)
+            flat, blocks, loss = self._rings_and_loss(_edge_strips(x.detach(), self.depth), train)
             if train:
                 self.last_loss = loss
-            return _PaddedConv.apply(x, conv.weight, conv.bias, ring, blocks, self, _pair(conv.stride)[0])
+            return _PaddedConv.apply(x, conv.weight, conv.bias, flat, blocks, self, _pair(conv.stride)[0])
         if train:
             self.last_loss = self.edge_loss(x)
         return F.conv2d(self.pad(x, pads), conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)

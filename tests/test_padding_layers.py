@@ -224,6 +224,7 @@ def test_padding_module_loss_trains_only_the_module_and_the_main_loss_never_does
     (3, 5, 1, 2, 8, True),  # stride 2 on an even map: it is not
     (4, 4, 4, 1, 5, True),  # depthwise
     (1, 3, 1, 1, 4, False),  # one input channel, the thinnest map the fast path takes
+    (5, 4, 1, 1, 6, True),  # stride 1, one group: three shifted products over all rings at once
 ])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_padding_module_fast_conv_equals_conv_of_the_padded_map(c_in, c_out, groups, stride, size, bias, channels_last):

@@ -201,9 +201,22 @@ def _far_sides(device: str) -> torch.Tensor:
     return torch.tensor([False, True, False, True], device=device).view(4, 1, 1, 1, 1)
 
 
-# (ring, end) pairs (0, 0), (0, 1), (1, 0), ... (3, 1) of the new rings: the side whose predictor extends that
-# end into a corner. Pairs 0-3 give tl, tr, bl, br; pairs 4-7 give tl, bl, tr, br.
-_CORNER_SIDES = (2, 3, 2, 3, 0, 1, 0, 1)
+# The eight corner predictions, each extending one end of a new ring: (ring, end, predictor side). The first
+# four extend the top/bottom rings sideways, the last four the left/right rings up/down; both fours come out in
+# the order tl, bl, tr, br, which is (end, ring) order on the top/bottom rings' ends.
+_CORNER_RINGS = (0, 1, 0, 1, 2, 2, 3, 3)
+_CORNER_ENDS = (0, 0, 1, 1, 0, 1, 0, 1)
+_CORNER_SIDES = (2, 2, 3, 3, 0, 1, 0, 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _corner_sources(length: int, k: int, device: str):
+    """Index tensors (ring (8, k), position (8, k)) of the k ring entries each corner prediction reads,
+    nearest the corner first, and the predictor side of each."""
+    d = torch.arange(k)
+    pos = torch.stack([d if e == 0 else length - 1 - d for e in _CORNER_ENDS])
+    rings = torch.tensor(_CORNER_RINGS)[:, None].expand(8, k)
+    return rings.to(device), pos.to(device), torch.tensor(_CORNER_SIDES, device=device)
 
 
 def _edge_strips(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -235,7 +248,7 @@ class _EdgeLoss(torch.autograd.Function):
     def forward(ctx, weight, bias, strips, residual, module):
         ctx.save_for_backward(strips, residual)  # (4g, M, (k+1) C/g), (4g, M, C/g)
         ctx.module = module
-        r = residual.reshape(-1)  # a contiguous copy: reductions over the strided view are several times slower
+        r = residual.view(-1)
         return torch.dot(r, r) / r.numel()
 
     @staticmethod
@@ -271,22 +284,19 @@ class _PaddedConv(torch.autograd.Function):
         with torch.no_grad():
             ring = flat[:, :m].view(4, n, h + 2, c)
             rings = ring[:, :, 1:h + 1]
-            ends = torch.stack([rings[:, :, :k], rings[:, :, h - k:].flip(2)], 1)  # (4, 2, N, k, C), nearest first
-            idx = torch.tensor(_CORNER_SIDES, device=x.device)
+            src_ring, src_pos, src_side = _corner_sources(h, k, str(x.device))
+            ends = rings[src_ring, :, src_pos].transpose(1, 2)  # (8, N, k, C), nearest the corner first
             wn = module.weight.detach().view(4, g, cg, cg, k).permute(0, 1, 4, 3, 2).reshape(4, g, k * cg, cg)
-            w_corner = wn.index_select(0, idx).view(8 * g, k * cg, cg)
-            pred = _from_groups(torch.bmm(_to_groups(ends.view(8, n, k, c), g), w_corner), 8, g).view(8, n, c)
-            pred = pred + module.bias.detach().index_select(0, idx).view(8, 1, c)
+            w_corner = wn.index_select(0, src_side).view(8 * g, k * cg, cg)
+            pred = _from_groups(torch.bmm(_to_groups(ends, g), w_corner), 8, g).view(2, 4, n, c)
+            corners = (pred.sum(0) + module.bias.detach().index_select(0, src_side).view(2, 4, 1, c).sum(0)).mul_(0.5)
             out = F.conv2d(x, weight, bias, stride, 1, 1, g)
             ho = out.shape[-1]
             far = h + 1 - stride * (ho - 1)  # the kernel row/column that reads the bottom/right padding
             sides = (0, 1, 2, 3) if far <= 2 else (0, 2)  # stride 2 on an even map never reads bottom/right
             # the padding ring of each side with its two ends: corners on top/bottom (tl tr, bl br), zeros on
             # left/right (their corners are the top/bottom rings' ends)
-            ring[0, :, 0] = 0.5 * (pred[0] + pred[4])
-            ring[0, :, -1] = 0.5 * (pred[1] + pred[6])
-            ring[1, :, 0] = 0.5 * (pred[2] + pred[5])
-            ring[1, :, -1] = 0.5 * (pred[3] + pred[7])
+            ring[:2, :, 0::h + 1] = corners.view(2, 2, n, c).permute(1, 2, 0, 3)  # tl bl tr br -> (ring, N, end, C)
             ring[2:, :, 0::h + 1] = 0
             taps = stride == 1 and g == 1
             if taps:  # three products with shifted views of all N rings at once (outputs past each ring dropped)
@@ -357,12 +367,13 @@ class _PaddedConv(torch.autograd.Function):
                 span = stride * (ho - 1) + 1
                 for d in range(3):
                     g_side[:, :, d:d + span:stride] += g_windows[:, :, :, d]
-            g_corners = 0.5 * torch.stack([g_ring[0, :, 0], g_ring[0, :, -1], g_ring[1, :, 0], g_ring[1, :, -1]])
-            g_pred = torch.cat([g_corners, g_corners.view(2, 2, n, c).transpose(0, 1).reshape(4, n, c)])
-            g_ends = torch.bmm(_to_groups(g_pred[:, :, None], g), w_corner.transpose(1, 2))
-            g_ends = _from_groups(g_ends, 8, g, k).view(4, 2, n, k, c)
-            g_ring[:, :, 1:k + 1] += g_ends[:, 0]
-            g_ring[:, :, h + 1 - k:h + 1] += g_ends[:, 1].flip(2)
+            g_corners = g_ring[:2, :, 0::h + 1].permute(2, 0, 1, 3).reshape(4, n, c).mul_(0.5)  # tl bl tr br
+            g_ends = torch.bmm(_to_groups(g_corners[:, :, None].repeat(2, 1, 1, 1), g), w_corner.transpose(1, 2))
+            src_ring, src_pos, _ = _corner_sources(h, k, str(x.device))
+            g_rings = g_ring[:, :, 1:h + 1]
+            every = torch.arange(n, device=x.device)[None, None]
+            g_rings.index_put_((src_ring[..., None], every, src_pos[..., None]),
+                               _from_groups(g_ends, 8, g, k).view(8, n, k, c).transpose(1, 2), accumulate=True)
             # back through the predictors, ring ends included (their rows are dropped): (4, N, L + 2, k + 1, C)
             g_in = torch.bmm(_to_groups(g_ring[..., None, :], g), blocks[..., :cg].transpose(1, 2))
             g_in = _from_groups(g_in, 4, g, k + 1).view(4, n, h + 2, k + 1, c)[:, :, 1:h + 1]  # map order
@@ -494,7 +505,7 @@ class PaddingModule(PaddingScheme):
                 torch.add(both[..., :cg].view(4, n, length, c), b.view(4, 1, 1, c), out=ring[:, :, 1:length + 1])
             else:
                 ring[:, :, 1:length + 1] = _from_groups(both[..., :cg] + b, 4, g).view(4, n, length, c)
-            residual = both[..., cg:].add_(b) if with_loss else None
+            residual = torch.add(both[..., cg:], b) if with_loss else None  # contiguous: cheap to reduce
         loss = _EdgeLoss.apply(self.weight, self.bias, xs, residual, self) if with_loss else None
         return flat, blocks, loss
 

@@ -242,27 +242,27 @@ def _conv_rows(weight: torch.Tensor, sides, far: int, g: int) -> torch.Tensor:
 
 
 class _EdgeLoss(torch.autograd.Function):
-    """The module loss from residuals computed without autograd; its gradient (to the predictor only) by hand."""
+    """The module loss from residuals computed without autograd; its gradient (to the predictor only) by hand,
+    computed here in the forward pass while the strips are still in cache (backward only scales it)."""
 
     @staticmethod
     def forward(ctx, weight, bias, strips, residual, module):
-        ctx.save_for_backward(strips, residual)  # (4g, M, (k+1) C/g), (4g, M, C/g)
-        ctx.module = module
+        c, g, k = module.channels, module.groups, module.depth
+        cg = c // g
+        ctx.gw = ctx.gb = None
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            gw = torch.bmm(strips.transpose(1, 2), residual).view(4, g, k + 1, cg, cg)  # strips (4g, M, (k+1) C/g)
+            gw = torch.where(_far_sides(str(gw.device)), gw.flip(2), gw)[:, :, 1:]  # (4, g, k, C/g in, C/g out)
+            ctx.gw = gw.permute(0, 1, 4, 3, 2).reshape(4, c, cg, k, 1)
+            ctx.gb = _from_groups(residual.sum(1, keepdim=True), 4, g).view(4, c)
+        ctx.scale = 2.0 / residual.numel()
         r = residual.view(-1)
         return torch.dot(r, r) / r.numel()
 
     @staticmethod
     def backward(ctx, grad):
-        strips, residual = ctx.saved_tensors
-        m = ctx.module
-        c, g, k = m.channels, m.groups, m.depth
-        cg = c // g
-        scale = grad * (2.0 / residual.numel())
-        gw = torch.bmm(strips.transpose(1, 2), residual).mul_(scale).view(4, g, k + 1, cg, cg)
-        gw = torch.where(_far_sides(str(gw.device)), gw.flip(2), gw)[:, :, 1:]  # (4, g, k, C/g in, C/g out)
-        gw = gw.permute(0, 1, 4, 3, 2).reshape(4, c, cg, k, 1)
-        gb = _from_groups(residual.sum(1, keepdim=True), 4, g).view(4, c).mul_(scale)
-        return gw, gb, None, None, None
+        scale = grad * ctx.scale
+        return ctx.gw * scale, ctx.gb * scale, None, None, None
 
 
 class _PaddedConv(torch.autograd.Function):

@@ -1090,6 +1090,14 @@ class ModelAblation:
         return out
 
 
+def _four_d_params_to(model: nn.Module, memory_format) -> None:
+    """Convolution weights (4-D parameters) to ``memory_format``; unlike ``model.to(memory_format=...)`` this
+    leaves other parameters alone (a Padding Module's 5-D predictor weights make that call fail)."""
+    for p in model.parameters():
+        if p.dim() == 4:
+            p.data = p.data.contiguous(memory_format=memory_format)
+
+
 def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, image_dir=None,
                     labelled_dir=None, class_index=None, n_controls: int = 5, modes=ABLATION_MODES,
                     regions=ABLATION_REGIONS, paddings=("reflect", "replicate", "circular"), sizes=(225, 223),
@@ -1142,7 +1150,7 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
     labels = getattr(evalset, "labels", None) or None
     x = evalset.tensor(device=device) if len(evalset) <= 1024 else evalset
     if channels_last:
-        model.to(memory_format=torch.channels_last)
+        _four_d_params_to(model, torch.channels_last)
         if isinstance(x, torch.Tensor):
             x = x.contiguous(memory_format=torch.channels_last)
     # one forward of the intact model gives its logits and the size of every ablation (per image, channel)
@@ -1175,7 +1183,7 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
                                                  n_boot=n_boot, seed=seed).assign(channels=label))
     seconds["border"] = time.perf_counter() - t0
     if channels_last:
-        model.to(memory_format=torch.contiguous_format)
+        _four_d_params_to(model, torch.contiguous_format)
     return ModelAblation(name, table, controls, reference, study, padding, size_results,
                          pd.concat(border, ignore_index=True), len(evalset), labels is not None, seconds,
                          padding_evenness(model, [evalset.size, base_size, *sizes]))

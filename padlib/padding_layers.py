@@ -335,19 +335,21 @@ class _PaddedConv(torch.autograd.Function):
             [need_x, need_w, need_b and ctx.has_bias])
         gp = grad.permute(0, 2, 3, 1)
         m = n * (h + 2)
-        if ctx.taps:  # the border outputs' gradients laid out like the rings (zero past each ring's outputs)
-            gs = grad.new_empty(4, n, h + 2, co)
-            gs[:, :, ho:] = 0
+        if ctx.taps:  # the border outputs' gradients laid out like the rings (zero past each ring's outputs),
+            gs = grad.new_empty(4, m + 2, co)  # after two zero rows, so that row p of the windows below holds
+            gs[:, :2] = 0  # the gradients of the outputs that ring position p feeds through taps 2, 1, 0
+            rows = gs[:, 2:].view(4, n, h + 2, co)
+            rows[:, :, ho:] = 0
             for s in range(4):
-                gs[s, :, :ho] = (gp[:, 0], gp[:, -1], gp[:, :, 0], gp[:, :, -1])[s]
-            gs = gs.view(4, m, co)
+                rows[s, :, :ho] = (gp[:, 0], gp[:, -1], gp[:, :, 0], gp[:, :, -1])[s]
+            gs = gs.as_strided((4, m, 3 * co), (gs.stride(0), co, 1)).contiguous()
         else:
             gs = torch.stack([(gp[:, 0], gp[:, -1], gp[:, :, 0], gp[:, :, -1])[s] for s in sides])
             gs = _to_groups(gs[..., None, :], g)  # (S g, N L_out, C_out/g)
         if need_w:
             if ctx.taps:
-                g_rows = torch.stack([torch.bmm(windows[:, d:d + m].transpose(1, 2), gs) for d in range(3)])
-                g_rows = g_rows.permute(1, 3, 2, 0)  # (side, C_out, C, tap)
+                g_rows = torch.bmm(windows[:, :m].transpose(1, 2), gs).view(4, c, 3, co)  # taps 2, 1, 0
+                g_rows = g_rows.flip(2).permute(0, 3, 1, 2)  # (side, C_out, C, tap)
             else:
                 g_rows = torch.bmm(windows.transpose(1, 2), gs)
                 g_rows = g_rows.view(ns, g, 3, cg, co // g).permute(0, 1, 4, 3, 2).reshape(ns, co, cg, 3)
@@ -356,10 +358,8 @@ class _PaddedConv(torch.autograd.Function):
                 (gw[:, :, i, :] if s < 2 else gw[:, :, :, i]).add_(g_rows[j])
         if need_x:
             if ctx.taps:
-                g_flat = grad.new_zeros(4, m + 2, c)
-                for d in range(3):
-                    g_flat[:, d:d + m].baddbmm_(gs, w_rows[d].transpose(1, 2))
-                g_ring = g_flat[:, :m].view(4, n, h + 2, c)
+                w_back = w_rows.flip(0).permute(1, 0, 3, 2).reshape(4, 3 * co, c)  # taps 2, 1, 0 stacked
+                g_ring = torch.bmm(gs, w_back).view(4, n, h + 2, c)
             else:
                 g_windows = _from_groups(torch.bmm(gs, w_rows.transpose(1, 2)), ns, g, 3).view(ns, n, ho, 3, c)
                 g_ring = grad.new_zeros(4, n, h + 2, c)

@@ -6,6 +6,7 @@ Nothing here touches the committed notebooks.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -51,6 +52,42 @@ def _kernel_env() -> dict:
     return env
 
 
+POLL_SLICE_SECONDS = 1.0
+
+
+@contextlib.contextmanager
+def _sliced_kernel_polls():
+    """Wait for kernel messages in short polls instead of one long one.
+
+    nbclient waits for a cell's reply with one poll of the zmq socket lasting the whole cell timeout; now and
+    then the asyncio poller misses the wake-up (seen here on a widget cell: kernel idle, client waiting; the
+    open upstream report is jupyter/nbclient#312), and the build would hang until the timeout. Polling in
+    ``POLL_SLICE_SECONDS`` slices bounds a missed wake-up to one slice; the overall timeout is kept.
+    """
+    from queue import Empty
+
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    original = AsyncZMQSocketChannel.get_msg
+
+    async def get_msg(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            step = POLL_SLICE_SECONDS if left is None else min(left, POLL_SLICE_SECONDS)
+            try:
+                return await original(self, timeout=step)
+            except Empty:
+                if left is not None and left <= POLL_SLICE_SECONDS:
+                    raise
+
+    AsyncZMQSocketChannel.get_msg = get_msg
+    try:
+        yield
+    finally:
+        AsyncZMQSocketChannel.get_msg = original
+
+
 def execute_notebook(notebook: Path, output: Path, parameters: dict | None = None, timeout: int = 1800) -> float:
     """Run one notebook with papermill (parameters injected after its ``parameters`` cell); return seconds.
 
@@ -65,10 +102,11 @@ def execute_notebook(notebook: Path, output: Path, parameters: dict | None = Non
     os.environ.update(new)
     t0 = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(notebook), str(output), parameters=parameters or {}, kernel_name="python3",
-            cwd=str(notebook.parent), progress_bar=False, log_output=False, execution_timeout=timeout,
-        )
+        with _sliced_kernel_polls():
+            papermill.execute_notebook(
+                str(notebook), str(output), parameters=parameters or {}, kernel_name="python3",
+                cwd=str(notebook.parent), progress_bar=False, log_output=False, execution_timeout=timeout,
+            )
     finally:
         os.environ.clear()
         os.environ.update(old)

@@ -4,6 +4,7 @@ This is the newcomer path in miniature: papermill runs each notebook with ``smok
 builds the site strictly, and a headless Chromium opens the pages that hold widgets.
 """
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,33 @@ def test_widgets_render_and_figures_load_in_headless_chromium(site):
             assert images, f"{page.name}: no images"
             broken = [src for src, ok in images if not ok]
             assert not broken, f"{page.name}: images failed to load: {broken[:3]}"
+
+
+def test_kernel_polls_are_sliced_and_keep_the_overall_timeout(monkeypatch):
+    """A missed zmq wake-up costs at most one slice: a message that becomes ready after the first slice is
+    returned; with none, Empty comes after the caller's timeout, not before."""
+    import asyncio
+    from queue import Empty
+
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    calls = []
+
+    async def fake(self, timeout=None):
+        calls.append(timeout)
+        if len(calls) == 3 and self == "ready later":
+            return {"msg": 1}
+        await asyncio.sleep(0)
+        raise Empty
+
+    monkeypatch.setattr(AsyncZMQSocketChannel, "get_msg", fake)
+    monkeypatch.setattr(book, "POLL_SLICE_SECONDS", 0.01)
+    with book._sliced_kernel_polls():
+        assert asyncio.run(AsyncZMQSocketChannel.get_msg("ready later", timeout=None)) == {"msg": 1}
+        assert calls == [0.01] * 3  # a wait without timeout polls in slices too
+        calls.clear()
+        t0 = time.monotonic()
+        with pytest.raises(Empty):
+            asyncio.run(AsyncZMQSocketChannel.get_msg("never", timeout=0.05))
+        assert time.monotonic() - t0 >= 0.04 and len(calls) >= 4
+    assert AsyncZMQSocketChannel.get_msg is fake  # restored

@@ -481,24 +481,22 @@ def ablate_channels(model: nn.Module, channels, mode: str = "mean", region: str 
             values[layer] = (preactivation_zero(modules[norms[layer]])[cs] if norms.get(layer)
                              else torch.zeros(len(cs), dtype=torch.float64))
 
-    full = {}  # per layer: (channel mask, value per channel), so that one broadcast torch.where does the work
-    for layer, idx in index.items():
-        n = _n_channels(modules[layer]) or int(idx.max()) + 1
+    def channel_mask_and_values(layer, n):
+        """(channel mask, value per channel) over ``n`` channels, so that one broadcast torch.where does the work."""
         chosen = torch.zeros(n, dtype=torch.bool)
-        chosen[idx] = True
+        chosen[index[layer]] = True
         value = torch.zeros(n, dtype=torch.float64)
-        value[idx] = values[layer].double()
-        full[layer] = (chosen, value)
+        value[index[layer]] = values[layer].double()
+        return chosen, value
+
+    full = {layer: channel_mask_and_values(layer, _n_channels(modules[layer]) or int(idx.max()) + 1)
+            for layer, idx in index.items()}
 
     def replace(name, module, inputs, output):
         chosen, value = full[name]
         c = output.shape[1]
         if chosen.numel() != c:  # a module without out_channels / num_features: size from its output
-            grown = torch.zeros(c, dtype=torch.bool)
-            grown[index[name]] = True
-            v = torch.zeros(c, dtype=torch.float64)
-            v[index[name]] = values[name].double()
-            chosen, value = full[name] = (grown, v)
+            chosen, value = full[name] = channel_mask_and_values(name, c)
         mask = chosen.to(output.device).view(1, c, 1, 1)
         if region == "border":
             ring_hw = ring_mask(output.shape[-2:], _ring_for(module, inputs[0].shape[-2:], ring), output.device)

@@ -31,7 +31,7 @@ from torch import nn
 
 from .activations import forward_hooks, iter_batches, layer_map_stats
 from .data import ProbeImages, list_images
-from .errors import PadlibError, ProbeDataError, check_type
+from .errors import PadlibError, ProbeDataError, check_new_folder, check_type
 from .models import imagenet_classes, model_device, preprocessing
 from .padding import PADDING_SCHEMES, SIDES, _pair, convert_padding, layer_pads
 
@@ -1420,12 +1420,8 @@ def register_cli(subparsers) -> None:
 
 
 def _cmd_ablate(args) -> int:
-    if args.out and os.path.isdir(args.out) and os.listdir(args.out) and not args.force:  # before the long run
-        raise PadlibError(f"--out folder '{args.out}' is not empty; pass --force to overwrite its CSVs or choose "
-                          "a new folder")
-    if args.out:
-        if os.path.exists(args.out) and not os.path.isdir(args.out):
-            raise PadlibError(f"--out '{args.out}' is a file; pass a folder for the tables")
+    if args.out:  # before the long run
+        check_new_folder(args.out, args.force, "--out folder", "CSVs")
     report = ablation_report(args.model, n_images=args.images, n_scan=args.scan_images, seed=args.seed,
                              image_dir=args.image_dir, labelled_dir=args.labelled_dir, class_index=args.class_index,
                              n_controls=args.controls, batch_size=args.batch_size, device=args.device)

@@ -49,3 +49,16 @@ def check_new_output(path, force: bool = False, what: str = "output file"):
     if os.path.exists(parent) and not os.path.isdir(parent):
         raise PadlibError(f"cannot write '{path}': '{parent}' is a file, not a folder")
     return path
+
+
+def check_new_folder(path, force: bool = False, what: str = "output folder", contents: str = "files"):
+    """The folder twin of :func:`check_new_output`: refuse a non-empty folder unless ``force``, and a file."""
+    import os
+
+    path = os.fspath(path)
+    if os.path.isdir(path) and os.listdir(path) and not force:
+        raise PadlibError(f"{what} '{path}' is not empty; pass --force to overwrite its {contents} or choose "
+                          "a new folder")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise PadlibError(f"{what} '{path}' is a file; pass a folder for the {contents}")
+    return path

@@ -381,6 +381,8 @@ def test_ablate_command_turns_bad_input_into_one_line_errors(tmp_path):
     (mine / "notes.csv").write_text("mine")
     out = run("mobilenet_v2", "--out", str(mine))  # refused before any model is loaded
     assert out.returncode == 2 and "--force" in out.stderr and (mine / "notes.csv").read_text() == "mine"
+    out = run("mobilenet_v2", "--out", str(mine / "notes.csv"))  # a file where a folder is wanted
+    assert out.returncode == 2 and "is a file" in out.stderr and (mine / "notes.csv").read_text() == "mine"
 
 
 def test_zero_ablating_every_channel_of_a_conv_before_batchnorm_equals_zeroing_the_bn_output():

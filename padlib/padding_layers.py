@@ -227,6 +227,12 @@ def _edge_strips(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.stack([xp[:, :e].transpose(1, 2), xp[:, h - e:].transpose(1, 2), xp[:, :, :e], xp[:, :, w - e:]])
 
 
+def _border_lines(t: torch.Tensor) -> tuple:
+    """Views (N, L, C) of a map's top row, bottom row, left column and right column."""
+    tp = t.permute(0, 2, 3, 1)
+    return tp[:, 0], tp[:, -1], tp[:, :, 0], tp[:, :, -1]
+
+
 def _can_pad_fast(conv: nn.Conv2d, x: torch.Tensor, pads, depth: int) -> bool:
     h, w = x.shape[-2:]
     return (tuple(pads) == (1, 1, 1, 1) and h == w and h > depth and _pair(conv.kernel_size) == (3, 3)
@@ -286,7 +292,7 @@ class _PaddedConv(torch.autograd.Function):
             rings = ring[:, :, 1:h + 1]
             src_ring, src_pos, src_side = _corner_sources(h, k, str(x.device))
             ends = rings[src_ring, :, src_pos].transpose(1, 2)  # (8, N, k, C), nearest the corner first
-            wn = module.weight.detach().view(4, g, cg, cg, k).permute(0, 1, 4, 3, 2).reshape(4, g, k * cg, cg)
+            wn = module._weights_by_depth().reshape(4, g, k * cg, cg)
             w_corner = wn.index_select(0, src_side).view(8 * g, k * cg, cg)
             pred = _from_groups(torch.bmm(_to_groups(ends, g), w_corner), 8, g).view(2, 4, n, c)
             corners = (pred.sum(0) + module.bias.detach().index_select(0, src_side).view(2, 4, 1, c).sum(0)).mul_(0.5)
@@ -312,9 +318,9 @@ class _PaddedConv(torch.autograd.Function):
                 w_rows = _conv_rows(weight, sides, min(far, 2), g)
                 windows = _to_groups(ring.unfold(2, 3, stride).transpose(-1, -2), g)  # (S g, N L_out, 3 C/g)
                 corr = _from_groups(torch.bmm(windows, w_rows), len(sides), g).view(len(sides), n, ho, -1)
-            op = out.permute(0, 2, 3, 1)
+            lines = _border_lines(out)
             for j, s in enumerate(sides):
-                (op[:, 0], op[:, -1], op[:, :, 0], op[:, :, -1])[s].add_(corr[j])
+                lines[s].add_(corr[j])
         ctx.module, ctx.stride, ctx.sides, ctx.far, ctx.has_bias = module, stride, sides, far, bias is not None
         ctx.taps = taps
         ctx.save_for_backward(x, weight, w_rows, windows, blocks, w_corner)
@@ -333,7 +339,7 @@ class _PaddedConv(torch.autograd.Function):
         gx, gw, gb = torch.ops.aten.convolution_backward(
             grad, x, weight, [co] if ctx.has_bias else None, [stride] * 2, [1, 1], [1, 1], False, [0, 0], g,
             [need_x, need_w, need_b and ctx.has_bias])
-        gp = grad.permute(0, 2, 3, 1)
+        lines = _border_lines(grad)
         m = n * (h + 2)
         if ctx.taps:  # the border outputs' gradients laid out like the rings (zero past each ring's outputs),
             gs = grad.new_empty(4, m + 2, co)  # after two zero rows, so that row p of the windows below holds
@@ -341,10 +347,10 @@ class _PaddedConv(torch.autograd.Function):
             rows = gs[:, 2:].view(4, n, h + 2, co)
             rows[:, :, ho:] = 0
             for s in range(4):
-                rows[s, :, :ho] = (gp[:, 0], gp[:, -1], gp[:, :, 0], gp[:, :, -1])[s]
+                rows[s, :, :ho] = lines[s]
             gs = gs.as_strided((4, m, 3 * co), (gs.stride(0), co, 1)).contiguous()
         else:
-            gs = torch.stack([(gp[:, 0], gp[:, -1], gp[:, :, 0], gp[:, :, -1])[s] for s in sides])
+            gs = torch.stack([lines[s] for s in sides])
             gs = _to_groups(gs[..., None, :], g)  # (S g, N L_out, C_out/g)
         if need_w:
             if ctx.taps:
@@ -473,13 +479,19 @@ class PaddingModule(PaddingScheme):
         return torch.cat([tl, top, tr], 3), torch.cat([bl, bottom, br], 3), left, right
 
     # ---- the common case: strips, padding rows and the module loss from one batched product
+    def _weights_by_depth(self) -> torch.Tensor:
+        """(4, g, depth, C/g in, C/g out), detached: the predictors as matrices applied to (pixels, channels) rows,
+        one per row depth, nearest the border first (the layout of the fast path's products)."""
+        cg = self.channels // self.groups
+        return self.weight.detach().view(4, self.groups, cg, cg, self.depth).permute(0, 1, 4, 3, 2)
+
     def _block_weights(self) -> torch.Tensor:
         """(4 g, (depth+1) C/g, 2 C/g), detached: a map-order strip times it gives the new padding row (first
         C/g columns) and the module loss residual less the bias (the border row's prediction from the rows
         inside it, minus the border row)."""
         c, g, k = self.channels, self.groups, self.depth
         cg = c // g
-        w = self.weight.detach().view(4, g, cg, cg, k).permute(0, 1, 4, 3, 2)  # (4, g, k, C/g in, C/g out)
+        w = self._weights_by_depth()
         blk = w.new_zeros(4, g, k + 1, cg, 2 * cg)
         blk[:, :, :k, :, :cg] = w
         blk[:, :, 1:, :, cg:] = w

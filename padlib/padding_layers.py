@@ -734,7 +734,8 @@ def bench_scheme_step_overhead(schemes=ALL_SCHEMES[1:], batch_size: int = 64, re
         x, y = data.images, data.labels
         base = resnet_small(in_channels=1, num_classes=10, width=16, depth=2, mean=data.mean, std=data.std)
         runs = [(s, True) for s in ("zero", *schemes)]
-        runs += [(s, False) for s in ("zero", *contiguous_format) if contiguous_format]
+        if contiguous_format:
+            runs += [(s, False) for s in ("zero", *contiguous_format)]
         models = {r: convert_padding(base, r[0]) for r in runs}
         opts = {r: torch.optim.Adam(m.parameters(), lr=1e-3) for r, m in models.items()}
         best = {r: float("inf") for r in models}

@@ -171,11 +171,13 @@ class _LearnedPad(torch.autograd.Function):
         return grad_x, None, None
 
 
-# ---- the common case, done fast: one ring of padding, a square map, a 3x3 conv (stride 1 or 2).
-# All edge data is laid out (pixels, channels), which is contiguous memory for channels-last maps:
+# ---- the common case, done fast: one ring of padding, a square map (side L), a 3x3 conv of stride 1 or 2.
+# All edge data is laid out (pixels, channels), contiguous memory for channels-last maps, border first:
 # strips (4, N, L, depth + 1, C) hold the depth + 1 outermost rows of the sides top, bottom, left, right
-# (columns laid out as rows) in map order, so top/left strips start with the border row and bottom/right
-# strips end with it.
+# (columns laid out as rows), the border row first. The padding rings share one buffer (4, N R + 2, C): each
+# image's ring of one side takes R rows (L + 2 rounded up to a multiple of the stride): the ring's first end,
+# its L pixels, its second end, zeros. The conv's border outputs then read stride-s views of that one buffer.
+# The code counts calls: on small maps each eager call costs as much as the arithmetic.
 
 
 def _to_groups(v: torch.Tensor, g: int) -> torch.Tensor:
@@ -197,40 +199,77 @@ def _from_groups(v: torch.Tensor, s: int, g: int, kk: int = 1) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=8)
 def _far_sides(device: str) -> torch.Tensor:
-    """Which sides' strips run inward-to-outward (bottom, right), shaped to flip (4, g, depth + 1, ., .)."""
+    """Which sides run deepest-first in map order (bottom, right), shaped to pick from (4, g, depth, ., .)."""
     return torch.tensor([False, True, False, True], device=device).view(4, 1, 1, 1, 1)
 
 
-# The eight corner predictions, each extending one end of a new ring: (ring, end, predictor side). The first
-# four extend the top/bottom rings sideways, the last four the left/right rings up/down; both fours come out in
-# the order tl, bl, tr, br, which is (end, ring) order on the top/bottom rings' ends.
-_CORNER_RINGS = (0, 1, 0, 1, 2, 2, 3, 3)
-_CORNER_ENDS = (0, 0, 1, 1, 0, 1, 0, 1)
-_CORNER_SIDES = (2, 2, 3, 3, 0, 1, 0, 1)
+# The four corners (tl, tr, bl, br), each the mean of two extrapolations: a top/bottom ring extended by the
+# left/right predictor, and a left/right ring extended by the top/bottom predictor. Per corner and extension:
+# the ring, which end of it (0: first, 1: last), the predictor side. Every (ring, end) occurs once.
+_CORNER_PAIRS = (((0, 0, 2), (2, 0, 0)), ((0, 1, 3), (3, 0, 0)), ((1, 0, 2), (2, 1, 1)), ((1, 1, 3), (3, 1, 1)))
 
 
 @functools.lru_cache(maxsize=64)
-def _corner_sources(length: int, k: int, device: str):
-    """Index tensors (ring (8, k), position (8, k)) of the k ring entries each corner prediction reads,
-    nearest the corner first, and the predictor side of each."""
-    d = torch.arange(k)
-    pos = torch.stack([d if e == 0 else length - 1 - d for e in _CORNER_ENDS])
-    rings = torch.tensor(_CORNER_RINGS)[:, None].expand(8, k)
-    return rings.to(device), pos.to(device), torch.tensor(_CORNER_SIDES, device=device)
+def _strip_index(n: int, length: int, k: int, rows: bool, device: str) -> torch.Tensor:
+    """Flat indices of the strips' pixels, border first: into the (N H W) pixel rows of a channels-last map
+    (``rows``) or into the (H W) positions of one channel."""
+    d, j = torch.arange(k + 1)[None], torch.arange(length)[:, None]
+    far = length - 1 - d
+    pos = torch.stack([d * length + j, far * length + j, j * length + d, j * length + far])  # (4, L, k + 1)
+    if rows:
+        pos = pos[:, None] + (torch.arange(n) * length * length)[:, None, None]
+    return pos.reshape(-1).to(device)
+
+
+@functools.lru_cache(maxsize=64)
+def _corner_index(n: int, length: int, k: int, device: str) -> tuple:
+    """Index tensors for the corners: (ring, image, ring position) of the k ring pixels each extension reads,
+    in increasing position (ring coordinates: the first end sits at 0); (corner, extension) of each (ring,
+    end); the (side, depth) weight row each read pixel takes (at a ring's last end, deepest first); and the
+    (corner, side) matrix averaging the two predictors' biases."""
+    rings = torch.tensor([[p[0] for p in c] for c in _CORNER_PAIRS])[:, None, :, None]  # (4, 1, 2, 1)
+    ends = torch.tensor([[p[1] for p in c] for c in _CORNER_PAIRS])[:, None, :, None]
+    sides = torch.tensor([[p[2] for p in c] for c in _CORNER_PAIRS])  # (4, 2)
+    i = torch.arange(k)
+    pos = torch.where(ends == 0, 1 + i, length + 1 - k + i)
+    depth = torch.where(ends[:, 0] == 0, i, k - 1 - i)  # (4, 2, k)
+    owner = torch.zeros(4, 2, 2, dtype=torch.long)  # (ring, end) -> (corner, extension)
+    for c, pair in enumerate(_CORNER_PAIRS):
+        for e, (ring, end, _) in enumerate(pair):
+            owner[ring, end] = torch.tensor([c, e])
+    mean_bias = torch.zeros(4, 4).scatter_(1, sides, 0.5)
+    out = (rings, torch.arange(n)[None, :, None, None], pos, owner[..., 0], owner[..., 1],
+           (sides[..., None] * k + depth).reshape(-1))
+    return tuple(t.to(device) for t in out + (mean_bias,))
+
+
+@functools.lru_cache(maxsize=16)
+def _tap_index(far: int, device: str) -> torch.Tensor:
+    """Positions in the flattened 3x3 kernel of the entries reading each side's padding, per tap: row 0 (top),
+    row ``far`` (bottom), column 0 (left), column ``far`` (right); (4 * 3,)."""
+    t = torch.arange(3)
+    return torch.stack([t, far * 3 + t, t * 3, t * 3 + far]).reshape(-1).to(device)
 
 
 def _edge_strips(x: torch.Tensor, k: int) -> torch.Tensor:
-    """(4, N, L, k + 1, C) map-order strips of a square map (see above)."""
-    h, w = x.shape[-2:]
-    e = k + 1
-    xp = x.permute(0, 2, 3, 1)
-    return torch.stack([xp[:, :e].transpose(1, 2), xp[:, h - e:].transpose(1, 2), xp[:, :, :e], xp[:, :, w - e:]])
+    """(4, N, L, k + 1, C) border-first strips of a square map (see above), by one gather."""
+    n, c, h, _ = x.shape
+    xr = x.permute(0, 2, 3, 1)
+    if c > 1 and xr.is_contiguous():
+        return xr.reshape(-1, c).index_select(0, _strip_index(n, h, k, True, str(x.device))).view(4, n, h, k + 1, c)
+    s = x.reshape(n, c, h * h).index_select(2, _strip_index(0, h, k, False, str(x.device)))
+    return s.view(n, c, 4, h, k + 1).permute(2, 0, 3, 4, 1).contiguous()
 
 
-def _border_lines(t: torch.Tensor) -> tuple:
-    """Views (N, L, C) of a map's top row, bottom row, left column and right column."""
-    tp = t.permute(0, 2, 3, 1)
-    return tp[:, 0], tp[:, -1], tp[:, :, 0], tp[:, :, -1]
+def _border_pairs(t: torch.Tensor, depth: int = 1) -> tuple:
+    """Views of a map (N, C, H, W): its ``depth`` outermost rows at top and bottom (N, 2, depth, W, C), bottom
+    ones in map order, and its ``depth`` outermost columns at left and right (N, H, 2, depth, C)."""
+    n, c, h, w = t.shape
+    sn, sc, sh, sw = t.stride()
+    off = t.storage_offset()
+    rows = t.as_strided((n, 2, depth, w, c), (sn, (h - depth) * sh, sh, sw, sc), off)
+    cols = t.as_strided((n, h, 2, depth, c), (sn, sh, (w - depth) * sw, sw, sc), off)
+    return rows, cols
 
 
 def _can_pad_fast(conv: nn.Conv2d, x: torch.Tensor, pads, depth: int) -> bool:
@@ -239,28 +278,19 @@ def _can_pad_fast(conv: nn.Conv2d, x: torch.Tensor, pads, depth: int) -> bool:
             and _pair(conv.dilation) == (1, 1) and _pair(conv.stride)[0] == _pair(conv.stride)[1] <= 2)
 
 
-def _conv_rows(weight: torch.Tensor, sides, far: int, g: int) -> torch.Tensor:
-    """(S * g, 3 * C/g, C_out/g): the kernel row (top/bottom) or column (left/right) reading each side's padding."""
-    co, cg = weight.shape[:2]
-    rows = (weight[:, :, 0, :], weight[:, :, far, :], weight[:, :, :, 0], weight[:, :, :, far])
-    w = torch.stack([rows[s] for s in sides])  # (S, C_out, C/g, 3)
-    return w.view(len(sides), g, co // g, cg, 3).permute(0, 1, 4, 3, 2).reshape(len(sides) * g, 3 * cg, co // g)
-
-
 class _EdgeLoss(torch.autograd.Function):
     """The module loss from residuals computed without autograd; its gradient (to the predictor only) by hand,
     computed here in the forward pass while the strips are still in cache (backward only scales it)."""
 
     @staticmethod
-    def forward(ctx, weight, bias, strips, residual, module):
+    def forward(ctx, weight, bias, inner, residual, module):
         c, g, k = module.channels, module.groups, module.depth
         cg = c // g
         ctx.gw = ctx.gb = None
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            gw = torch.bmm(strips.transpose(1, 2), residual).view(4, g, k + 1, cg, cg)  # strips (4g, M, (k+1) C/g)
-            gw = torch.where(_far_sides(str(gw.device)), gw.flip(2), gw)[:, :, 1:]  # (4, g, k, C/g in, C/g out)
-            ctx.gw = gw.permute(0, 1, 4, 3, 2).reshape(4, c, cg, k, 1)
-            ctx.gb = _from_groups(residual.sum(1, keepdim=True), 4, g).view(4, c)
+            gw = torch.bmm(inner.transpose(1, 2), residual)  # (4 g, k C/g, C/g out), depth-major rows
+            ctx.gw = gw.view(4, g, k, cg, cg).permute(0, 1, 4, 3, 2).reshape(4, c, cg, k, 1)
+            ctx.gb = residual.sum(1).view(4, c)
         ctx.scale = 2.0 / residual.numel()
         r = residual.view(-1)
         return torch.dot(r, r) / r.numel()
@@ -275,120 +305,87 @@ class _PaddedConv(torch.autograd.Function):
     """conv(Padding Module padding of x) as the zero-padded conv plus a correction of its border outputs.
 
     The padding ring only reaches the conv's border outputs, through one kernel row or column per side, so
-    the ring's contribution is a thin product added to the native zero-padded convolution (no padded canvas
-    is built). Backward: the native convolution backward plus the same thin products transposed; the
-    ring's gradient goes back through the (linear) predictors into the edge rows of x. Predictor weights are
-    constants here: the main loss never trains the module.
+    the ring's contribution is three thin products (one per kernel tap, over shifted views of all rings)
+    added to the native zero-padded convolution: no padded canvas is built. Backward: the native convolution
+    backward plus the same thin products transposed; the ring's gradient goes back through the (linear)
+    predictors into the edge rows of x. Predictor weights are constants here: the main loss never trains
+    the module.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, flat, blocks, module, stride):
-        n, c, h, _ = x.shape
-        k, g = module.depth, module.groups
-        cg = c // g
-        m = n * (h + 2)
-        with torch.no_grad():
-            ring = flat[:, :m].view(4, n, h + 2, c)
-            rings = ring[:, :, 1:h + 1]
-            src_ring, src_pos, src_side = _corner_sources(h, k, str(x.device))
-            ends = rings[src_ring, :, src_pos].transpose(1, 2)  # (8, N, k, C), nearest the corner first
-            wn = module._weights_by_depth().reshape(4, g, k * cg, cg)
-            w_corner = wn.index_select(0, src_side).view(8 * g, k * cg, cg)
-            pred = _from_groups(torch.bmm(_to_groups(ends, g), w_corner), 8, g).view(2, 4, n, c)
-            corners = (pred.sum(0) + module.bias.detach().index_select(0, src_side).view(2, 4, 1, c).sum(0)).mul_(0.5)
-            out = F.conv2d(x, weight, bias, stride, 1, 1, g)
-            ho = out.shape[-1]
-            far = h + 1 - stride * (ho - 1)  # the kernel row/column that reads the bottom/right padding
-            sides = (0, 1, 2, 3) if far <= 2 else (0, 2)  # stride 2 on an even map never reads bottom/right
-            # the padding ring of each side with its two ends: corners on top/bottom (tl tr, bl br), zeros on
-            # left/right (their corners are the top/bottom rings' ends)
-            ring[:2, :, 0::h + 1] = corners.view(2, 2, n, c).permute(1, 2, 0, 3)  # tl bl tr br -> (ring, N, end, C)
-            ring[2:, :, 0::h + 1] = 0
-            taps = stride == 1 and g == 1
-            if taps:  # three products with shifted views of all N rings at once (outputs past each ring dropped)
-                w_rows = torch.stack([weight[:, :, 0, :], weight[:, :, 2, :], weight[:, :, :, 0], weight[:, :, :, 2]])
-                w_rows = w_rows.permute(3, 0, 2, 1).contiguous()  # (tap, side, C, C_out)
-                corr = torch.bmm(flat[:, :m], w_rows[0])
-                corr.baddbmm_(flat[:, 1:m + 1], w_rows[1])
-                corr.baddbmm_(flat[:, 2:m + 2], w_rows[2])
-                corr = corr.view(4, n, h + 2, -1)[:, :, :ho]
-                windows = flat
-            else:
-                ring = ring if len(sides) == 4 else ring[0::2]
-                w_rows = _conv_rows(weight, sides, min(far, 2), g)
-                windows = _to_groups(ring.unfold(2, 3, stride).transpose(-1, -2), g)  # (S g, N L_out, 3 C/g)
-                corr = _from_groups(torch.bmm(windows, w_rows), len(sides), g).view(len(sides), n, ho, -1)
-            lines = _border_lines(out)
-            for j, s in enumerate(sides):
-                lines[s].add_(corr[j])
-        ctx.module, ctx.stride, ctx.sides, ctx.far, ctx.has_bias = module, stride, sides, far, bias is not None
-        ctx.taps = taps
-        ctx.save_for_backward(x, weight, w_rows, windows, blocks, w_corner)
+    def forward(ctx, x, weight, bias, flat, module, stride):
+        n = x.shape[0]
+        g = module.groups
+        out = F.conv2d(x, weight, bias, stride, 1, 1, g)
+        co, cg, ho = weight.shape[0], weight.shape[1], out.shape[-1]
+        far = x.shape[-1] + 1 - stride * (ho - 1)  # the kernel row/column that reads the bottom/right padding
+        per = (flat.shape[1] - 2) // n // stride  # output rows per image in the ring buffer
+        q = n * per
+        # kernel rows/columns reading each side's padding, by tap: (3, 4 g, C/g, C_out/g)
+        w_taps = weight.flatten(2).index_select(2, _tap_index(min(far, 2), str(x.device)))
+        w_taps = w_taps.view(g, co // g, cg, 4, 3).permute(4, 3, 0, 2, 1).reshape(3, 4 * g, cg, co // g)
+        rings = _to_groups(flat.unsqueeze(2), g)  # (4 g, N R + 2, C/g)
+        corr = torch.bmm(rings[:, 0:q * stride:stride], w_taps[0])
+        corr.baddbmm_(rings[:, 1:1 + q * stride:stride], w_taps[1])
+        corr.baddbmm_(rings[:, 2:2 + q * stride:stride], w_taps[2])
+        corr = _from_groups(corr, 4, g).view(4, n, per, co)[:, :, :ho]
+        rows, cols = _border_pairs(out)
+        if far <= 2:
+            rows[:, :, 0].add_(corr[:2].transpose(0, 1))
+            cols[:, :, :, 0].add_(corr[2:].permute(1, 2, 0, 3))
+        else:  # stride 2 on an even map never reads the bottom/right padding
+            rows[:, 0, 0].add_(corr[0])
+            cols[:, :, 0, 0].add_(corr[2])
+        ctx.module, ctx.stride, ctx.far, ctx.per, ctx.has_bias = module, stride, far, per, bias is not None
+        ctx.save_for_backward(x, weight, w_taps, rings)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight, w_rows, windows, blocks, w_corner = ctx.saved_tensors
-        module, stride, sides, far = ctx.module, ctx.stride, ctx.sides, ctx.far
-        n, c, h, w = x.shape
-        k, g = module.depth, module.groups
-        cg = c // g
-        co, ho = grad.shape[1], grad.shape[-1]
-        ns = len(sides)
+        x, weight, w_taps, rings = ctx.saved_tensors
+        stride, far, per, g = ctx.stride, ctx.far, ctx.per, ctx.module.groups
+        n, c, h, _ = x.shape
+        co, cg, ho = weight.shape[0], weight.shape[1], grad.shape[-1]
+        q = n * per
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         gx, gw, gb = torch.ops.aten.convolution_backward(
             grad, x, weight, [co] if ctx.has_bias else None, [stride] * 2, [1, 1], [1, 1], False, [0, 0], g,
             [need_x, need_w, need_b and ctx.has_bias])
-        lines = _border_lines(grad)
-        m = n * (h + 2)
-        if ctx.taps:  # the border outputs' gradients laid out like the rings (zero past each ring's outputs),
-            gs = grad.new_empty(4, m + 2, co)  # after two zero rows, so that row p of the windows below holds
-            gs[:, :2] = 0  # the gradients of the outputs that ring position p feeds through taps 2, 1, 0
-            rows = gs[:, 2:].view(4, n, h + 2, co)
-            rows[:, :, ho:] = 0
-            for s in range(4):
-                rows[s, :, :ho] = lines[s]
-            gs = gs.as_strided((4, m, 3 * co), (gs.stride(0), co, 1)).contiguous()
+        # the border outputs' gradients laid out like the corrections, after two zero rows (stride 1: row r of
+        # the 3-row windows below then holds the gradients that ring row r feeds through taps 2, 1, 0)
+        lead = 2 if stride == 1 else 0
+        gs = grad.new_zeros(4, lead + q, co)
+        gsi = gs[:, lead:].view(4, n, per, co)[:, :, :ho]
+        rows, cols = _border_pairs(grad)
+        if far <= 2:
+            gsi[:2] = rows[:, :, 0].transpose(0, 1)
+            gsi[2:] = cols[:, :, :, 0].permute(2, 0, 1, 3)
         else:
-            gs = torch.stack([lines[s] for s in sides])
-            gs = _to_groups(gs[..., None, :], g)  # (S g, N L_out, C_out/g)
+            gsi[0], gsi[2] = rows[:, 0, 0], cols[:, :, 0, 0]
+        gsg = _to_groups(gs.unsqueeze(2), g)  # (4 g, lead + N per, C_out/g)
+        if stride == 1:
+            win = gsg.as_strided((4 * g, q, 3 * (co // g)), (gsg.stride(0), co // g, 1)).contiguous()
         if need_w:
-            if ctx.taps:
-                g_rows = torch.bmm(windows[:, :m].transpose(1, 2), gs).view(4, c, 3, co)  # taps 2, 1, 0
-                g_rows = g_rows.flip(2).permute(0, 3, 1, 2)  # (side, C_out, C, tap)
+            if stride == 1:
+                g_taps = torch.bmm(rings[:, :q].transpose(1, 2), win).view(4 * g, cg, 3, co // g).flip(2)
             else:
-                g_rows = torch.bmm(windows.transpose(1, 2), gs)
-                g_rows = g_rows.view(ns, g, 3, cg, co // g).permute(0, 1, 4, 3, 2).reshape(ns, co, cg, 3)
-            for j, s in enumerate(sides):
-                i = (0, far, 0, far)[s]
-                (gw[:, :, i, :] if s < 2 else gw[:, :, :, i]).add_(g_rows[j])
+                g_taps = torch.stack([torch.bmm(rings[:, t:t + q * stride:stride].transpose(1, 2), gsg)
+                                      for t in range(3)], 2)  # (4 g, C/g, 3, C_out/g)
+            g_taps = g_taps.view(4, g, cg, 3, co // g).permute(1, 4, 2, 0, 3).reshape(co, cg, 12)
+            taps = gw.new_zeros(co, cg, 9).index_add_(2, _tap_index(min(far, 2), str(x.device)), g_taps)
+            gw += taps.view(co, cg, 3, 3)  # gw may be channels-last
         if need_x:
-            if ctx.taps:
-                w_back = w_rows.flip(0).permute(1, 0, 3, 2).reshape(4, 3 * co, c)  # taps 2, 1, 0 stacked
-                g_ring = torch.bmm(gs, w_back).view(4, n, h + 2, c)
+            if stride == 1:  # taps 2, 1, 0 stacked, as in the windows
+                g_rings = torch.bmm(win, w_taps.flip(0).permute(1, 0, 3, 2).reshape(4 * g, -1, cg))
             else:
-                g_windows = _from_groups(torch.bmm(gs, w_rows.transpose(1, 2)), ns, g, 3).view(ns, n, ho, 3, c)
-                g_ring = grad.new_zeros(4, n, h + 2, c)
-                g_side = g_ring if ns == 4 else g_ring[0::2]
-                span = stride * (ho - 1) + 1
-                for d in range(3):
-                    g_side[:, :, d:d + span:stride] += g_windows[:, :, :, d]
-            g_corners = g_ring[:2, :, 0::h + 1].permute(2, 0, 1, 3).reshape(4, n, c).mul_(0.5)  # tl bl tr br
-            g_ends = torch.bmm(_to_groups(g_corners[:, :, None].repeat(2, 1, 1, 1), g), w_corner.transpose(1, 2))
-            src_ring, src_pos, _ = _corner_sources(h, k, str(x.device))
-            g_rings = g_ring[:, :, 1:h + 1]
-            every = torch.arange(n, device=x.device)[None, None]
-            g_rings.index_put_((src_ring[..., None], every, src_pos[..., None]),
-                               _from_groups(g_ends, 8, g, k).view(8, n, k, c).transpose(1, 2), accumulate=True)
-            # back through the predictors, ring ends included (their rows are dropped): (4, N, L + 2, k + 1, C)
-            g_in = torch.bmm(_to_groups(g_ring[..., None, :], g), blocks[..., :cg].transpose(1, 2))
-            g_in = _from_groups(g_in, 4, g, k + 1).view(4, n, h + 2, k + 1, c)[:, :, 1:h + 1]  # map order
-            gxp = gx.permute(0, 2, 3, 1)
-            gxp[:, :k] += g_in[0, :, :, :k].transpose(1, 2)
-            gxp[:, h - k:] += g_in[1, :, :, 1:].transpose(1, 2)
-            gxp[:, :, :k] += g_in[2, :, :, :k]
-            gxp[:, :, w - k:] += g_in[3, :, :, 1:]
-        return gx, gw, gb if ctx.has_bias else None, None, None, None, None
+                each = torch.bmm(gsg, w_taps.permute(1, 3, 0, 2).reshape(4 * g, -1, 3 * cg))
+                g_rings = gsg.new_zeros(4 * g, q * stride, cg)
+                for t in range(3):
+                    rows_t = g_rings[:, t:t + q * stride:stride]
+                    rows_t.add_(each[:, :rows_t.shape[1], t * cg:(t + 1) * cg])
+            g_ring = _from_groups(g_rings, 4, g).view(4, n, per * stride, c)
+            gx = ctx.module._ring_grad_to_map(gx, g_ring, h)
+        return gx, gw, gb if ctx.has_bias else None, None, None, None
 
 
 class PaddingModule(PaddingScheme):
@@ -478,48 +475,94 @@ class PaddingModule(PaddingScheme):
         br = 0.5 * (self._band(bottom, 3, r) + self._band(right, 1, b))
         return torch.cat([tl, top, tr], 3), torch.cat([bl, bottom, br], 3), left, right
 
-    # ---- the common case: strips, padding rows and the module loss from one batched product
+    # ---- the common case: strips, padding rings and the module loss from one batched product
     def _weights_by_depth(self) -> torch.Tensor:
         """(4, g, depth, C/g in, C/g out), detached: the predictors as matrices applied to (pixels, channels) rows,
         one per row depth, nearest the border first (the layout of the fast path's products)."""
         cg = self.channels // self.groups
         return self.weight.detach().view(4, self.groups, cg, cg, self.depth).permute(0, 1, 4, 3, 2)
 
-    def _block_weights(self) -> torch.Tensor:
-        """(4 g, (depth+1) C/g, 2 C/g), detached: a map-order strip times it gives the new padding row (first
-        C/g columns) and the module loss residual less the bias (the border row's prediction from the rows
-        inside it, minus the border row)."""
-        c, g, k = self.channels, self.groups, self.depth
-        cg = c // g
-        w = self._weights_by_depth()
-        blk = w.new_zeros(4, g, k + 1, cg, 2 * cg)
-        blk[:, :, :k, :, :cg] = w
-        blk[:, :, 1:, :, cg:] = w
-        blk[:, :, 0, :, cg:] = -torch.eye(cg, dtype=w.dtype, device=w.device)
-        blk = torch.where(_far_sides(str(w.device)), blk.flip(2), blk)  # bottom/right strips run outward
-        return blk.reshape(4 * g, (k + 1) * cg, 2 * cg)
+    def _corner_weights(self, rows: torch.Tensor) -> torch.Tensor:
+        """(4 g, 2 depth C/g, C/g): per corner, the predictors of its two extensions stacked (weight rows
+        ``rows`` from :func:`_corner_index`), halved: a corner is the mean of the two."""
+        g, k = self.groups, self.depth
+        cg = self.channels // g
+        w = self._weights_by_depth().transpose(1, 2).reshape(4 * k, g, cg, cg).index_select(0, rows)
+        return w.view(4, 2 * k, g, cg, cg).transpose(1, 2).reshape(4 * g, 2 * k * cg, cg) * 0.5
 
-    def _rings_and_loss(self, strips: torch.Tensor, with_loss: bool):
-        """New padding rows (4, N (L + 2) + 2, C: the N rings with their ends left for the corners, then two
-        spare rows), the block weights, and the module loss (or None) from the strips."""
-        g, c = self.groups, self.channels
+    def _backward_weights(self) -> torch.Tensor:
+        """(4 g, C/g, depth C/g): the predictors transposed, taking a padding row's gradient back to the strip
+        rows it was predicted from; deepest row first on bottom/right, which is map order there."""
+        g, k = self.groups, self.depth
+        cg = self.channels // g
+        w = self._weights_by_depth()
+        w = torch.where(_far_sides(str(w.device)), w.flip(2), w)
+        return w.permute(0, 1, 4, 2, 3).reshape(4 * g, cg, k * cg)
+
+    def _rings_and_loss(self, strips: torch.Tensor, stride: int = 1, with_rings: bool = True,
+                        with_loss: bool = True):
+        """The padding rings (the fast path's ring buffer (4, N R + 2, C), see above; or None) and the module
+        loss (or None) from the border-first strips: padding row = predictor(rows 0..depth-1), loss residual
+        = predictor(rows 1..depth) - row 0; both from one product when both are wanted."""
+        g, c, k = self.groups, self.channels, self.depth
         cg = c // g
         _, n, length = strips.shape[:3]
+        flat = loss = None
         with torch.no_grad():
-            xs = _to_groups(strips, g)
-            blocks = self._block_weights()
-            both = torch.bmm(xs, blocks)
-            b = self.bias.detach().view(4 * g, 1, cg)
-            flat = both.new_empty(4, n * (length + 2) + 2, c)  # the padding rows, room for their two ends,
-            flat[:, -2:] = 0  # and two spare rows so that shifted views of all N rings stay in bounds
-            ring = flat[:, :n * (length + 2)].view(4, n, length + 2, c)
-            if g == 1:
-                torch.add(both[..., :cg].view(4, n, length, c), b.view(4, 1, 1, c), out=ring[:, :, 1:length + 1])
+            xs = _to_groups(strips, g)  # (4 g, N L, (depth + 1) C/g), depth-major columns
+            wd = self._weights_by_depth().reshape(4 * g, k * cg, cg)
+            b = self.bias.detach()
+            if with_rings and with_loss:  # blocks [[W; 0], [-1; W]]: padding row | residual less the bias
+                eye = torch.eye(cg, dtype=wd.dtype, device=wd.device).neg_().expand(4 * g, cg, cg)
+                both = torch.bmm(xs, torch.cat([F.pad(wd, (0, 0, 0, cg)), torch.cat([eye, wd], 1)], 2))
+                pads, residual = both[..., :cg], torch.add(both[..., cg:], b.view(4 * g, 1, cg))
             else:
-                ring[:, :, 1:length + 1] = _from_groups(both[..., :cg] + b, 4, g).view(4, n, length, c)
-            residual = torch.add(both[..., cg:], b) if with_loss else None  # contiguous: cheap to reduce
-        loss = _EdgeLoss.apply(self.weight, self.bias, xs, residual, self) if with_loss else None
-        return flat, blocks, loss
+                pads = torch.bmm(xs[..., :k * cg], wd) if with_rings else None
+                residual = (torch.baddbmm(b.view(4 * g, 1, cg), xs[..., cg:], wd).sub_(xs[..., :cg])
+                            if with_loss else None)
+            if with_rings:
+                pitch = -(-(length + 2) // stride) * stride
+                flat = xs.new_zeros(4, n * pitch + 2, c)
+                ring = flat[:, :n * pitch].view(4, n, pitch, c)
+                if g == 1:
+                    torch.add(pads.view(4, n, length, c), b.view(4, 1, 1, c), out=ring[:, :, 1:length + 1])
+                else:
+                    ring[:, :, 1:length + 1] = _from_groups(pads + b.view(4 * g, 1, cg), 4, g).view(4, n, length, c)
+                rings, images, pos, _, _, rows, mean_bias = _corner_index(n, length, k, str(xs.device))
+                ends = ring[rings, images, pos].view(4, n, 2 * k, c)
+                bc = torch.mm(mean_bias.to(b.dtype), b).view(4 * g, 1, cg)
+                corners = torch.baddbmm(bc, _to_groups(ends, g), self._corner_weights(rows))  # tl tr bl br
+                ring[:2, :, 0:length + 2:length + 1] = _from_groups(corners, 4, g).view(2, 2, n, c).permute(0, 2, 1, 3)
+        if with_loss:
+            loss = _EdgeLoss.apply(self.weight, self.bias, xs[..., cg:], residual, self)
+        return flat, loss
+
+    def _ring_grad_to_map(self, gx: torch.Tensor, g_ring: torch.Tensor, h: int) -> torch.Tensor:
+        """Add to ``gx`` (N, C, H, H) what reaches the map through the padding rings' gradient ``g_ring``
+        (4, N, R, C, ring coordinates): corners back into the rings' ends, then the rings back through the
+        predictors into the map's edge rows."""
+        n, c = gx.shape[:2]
+        g, k = self.groups, self.depth
+        rings, images, pos, owner_c, owner_e, rows, _ = _corner_index(n, h, k, str(gx.device))
+        g_corners = g_ring[:2, :, 0:h + 2:h + 1].permute(0, 2, 1, 3).reshape(4, n, 1, c)  # tl tr bl br
+        g_ends = torch.bmm(_to_groups(g_corners, g), self._corner_weights(rows).transpose(1, 2))
+        g_ends = _from_groups(g_ends, 4, g, 2 * k).view(4, n, 2, k, c)[owner_c, :, owner_e]  # (ring, end, N, k, C)
+        g_ring[:, :, 1:k + 1] += g_ends[:, 0]
+        g_ring[:, :, h + 1 - k:h + 1] += g_ends[:, 1]
+        # back through the predictors, over whole rings (ends and spare rows dropped after): (4, N, L, k, C)
+        g_in = torch.bmm(_to_groups(g_ring.reshape(4, -1, 1, c), g), self._backward_weights())
+        g_in = _from_groups(g_in, 4, g, k).view(4, n, -1, k, c)[:, :, 1:h + 1]
+        if h >= 2 * k:
+            rows_x, cols_x = _border_pairs(gx, k)
+            rows_x += g_in[:2].permute(1, 0, 3, 2, 4)
+            cols_x += g_in[2:].permute(1, 2, 0, 3, 4)
+        else:  # the top and bottom bands overlap: one side at a time
+            gxp = gx.permute(0, 2, 3, 1)
+            gxp[:, :k] += g_in[0].transpose(1, 2)
+            gxp[:, h - k:] += g_in[1].transpose(1, 2)
+            gxp[:, :, :k] += g_in[2]
+            gxp[:, :, h - k:] += g_in[3]
+        return gx
 
     def pad(self, x, pads):
         if not any(pads):
@@ -533,7 +576,7 @@ class PaddingModule(PaddingScheme):
         h, w = x.shape[-2:]
         k = self.depth
         if h == w and h > k:
-            return self._rings_and_loss(_edge_strips(x, k), True)[2]
+            return self._rings_and_loss(_edge_strips(x, k), with_rings=False)[1]
         sides = [s for s in range(4) if (h if s < 2 else w) >= k + 1]
         if not sides:
             return None
@@ -543,10 +586,11 @@ class PaddingModule(PaddingScheme):
     def forward(self, conv, x, pads):
         train = self.training and torch.is_grad_enabled()
         if _can_pad_fast(conv, x, pads, self.depth):
-            flat, blocks, loss = self._rings_and_loss(_edge_strips(x.detach(), self.depth), train)
+            stride = _pair(conv.stride)[0]
+            flat, loss = self._rings_and_loss(_edge_strips(x.detach(), self.depth), stride, with_loss=train)
             if train:
                 self.last_loss = loss
-            return _PaddedConv.apply(x, conv.weight, conv.bias, flat, blocks, self, _pair(conv.stride)[0])
+            return _PaddedConv.apply(x, conv.weight, conv.bias, flat, self, stride)
         if train:
             self.last_loss = self.edge_loss(x)
         return F.conv2d(self.pad(x, pads), conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)

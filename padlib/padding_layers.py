@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
+import types
 
 import torch
 import torch.nn.functional as F
@@ -197,12 +198,6 @@ def _from_groups(v: torch.Tensor, s: int, g: int, kk: int = 1) -> torch.Tensor:
     return v.view(s, g, m, kk, cg).permute(0, 2, 3, 1, 4).reshape(s, m, kk, g * cg)
 
 
-@functools.lru_cache(maxsize=8)
-def _far_sides(device: str) -> torch.Tensor:
-    """Which sides run deepest-first in map order (bottom, right), shaped to pick from (4, g, depth, ., .)."""
-    return torch.tensor([False, True, False, True], device=device).view(4, 1, 1, 1, 1)
-
-
 # The four corners (tl, tr, bl, br), each the mean of two extrapolations: a top/bottom ring extended by the
 # left/right predictor, and a left/right ring extended by the top/bottom predictor. Per corner and extension:
 # the ring, which end of it (0: first, 1: last), the predictor side. Every (ring, end) occurs once.
@@ -221,55 +216,96 @@ def _strip_index(n: int, length: int, k: int, rows: bool, device: str) -> torch.
     return pos.reshape(-1).to(device)
 
 
-@functools.lru_cache(maxsize=64)
-def _corner_index(n: int, length: int, k: int, device: str) -> tuple:
-    """Index tensors for the corners: (ring, image, ring position) of the k ring pixels each extension reads,
-    in increasing position (ring coordinates: the first end sits at 0); (corner, extension) of each (ring,
-    end); the (side, depth) weight row each read pixel takes (at a ring's last end, deepest first); and the
-    (corner, side) matrix averaging the two predictors' biases."""
-    rings = torch.tensor([[p[0] for p in c] for c in _CORNER_PAIRS])[:, None, :, None]  # (4, 1, 2, 1)
-    ends = torch.tensor([[p[1] for p in c] for c in _CORNER_PAIRS])[:, None, :, None]
-    sides = torch.tensor([[p[2] for p in c] for c in _CORNER_PAIRS])  # (4, 2)
-    i = torch.arange(k)
-    pos = torch.where(ends == 0, 1 + i, length + 1 - k + i)
-    depth = torch.where(ends[:, 0] == 0, i, k - 1 - i)  # (4, 2, k)
-    owner = torch.zeros(4, 2, 2, dtype=torch.long)  # (ring, end) -> (corner, extension)
-    for c, pair in enumerate(_CORNER_PAIRS):
-        for e, (ring, end, _) in enumerate(pair):
-            owner[ring, end] = torch.tensor([c, e])
-    mean_bias = torch.zeros(4, 4).scatter_(1, sides, 0.5)
-    out = (rings, torch.arange(n)[None, :, None, None], pos, owner[..., 0], owner[..., 1],
-           (sides[..., None] * k + depth).reshape(-1))
-    return tuple(t.to(device) for t in out + (mean_bias,))
-
-
-@functools.lru_cache(maxsize=16)
-def _tap_index(far: int, device: str) -> torch.Tensor:
+def _tap_index(far: int) -> torch.Tensor:
     """Positions in the flattened 3x3 kernel of the entries reading each side's padding, per tap: row 0 (top),
     row ``far`` (bottom), column 0 (left), column ``far`` (right); (4 * 3,)."""
     t = torch.arange(3)
-    return torch.stack([t, far * 3 + t, t * 3, t * 3 + far]).reshape(-1).to(device)
+    return torch.stack([t, far * 3 + t, t * 3, t * 3 + far]).reshape(-1)
 
 
-def _edge_strips(x: torch.Tensor, k: int) -> torch.Tensor:
+def _predictor_index(c: int, g: int, k: int) -> tuple:
+    """Where each entry of the fast path's predictor matrices sits in ``[weight.flatten(), 0, -1]``:
+    blocks (4 g, (k+1) C/g, 2 C/g) [[W; 0], [-1; W]] (strip -> padding row | loss residual less the bias),
+    the plain predictors (4 g, k C/g, C/g), the corner predictors (4 g, 2 k C/g, C/g: per corner its two
+    extensions stacked, rows in the order of ``_corner_rows``) and the transposed predictors for the
+    backward pass (4 g, C/g, k C/g: deepest row first on bottom/right, which is map order there)."""
+    cg = c // g
+    size = 4 * c * cg * k
+    by_depth = torch.arange(size).view(4, g, cg, cg, k).permute(0, 1, 4, 3, 2)  # (4, g, k, C/g in, C/g out)
+    plain = by_depth.reshape(4 * g, k * cg, cg)
+    zero, minus = torch.full((4 * g, cg, cg), size), torch.full((4 * g, cg, cg), size)
+    minus[:, range(cg), range(cg)] = size + 1
+    blocks = torch.cat([torch.cat([plain, zero], 1), torch.cat([minus, plain], 1)], 2)
+    i = torch.arange(k)
+    rows = torch.stack([torch.stack([side * k + (i if end == 0 else k - 1 - i) for _, end, side in pair])
+                        for pair in _CORNER_PAIRS]).reshape(-1)  # (4 corners * 2 extensions * k,)
+    corner = by_depth.transpose(1, 2).reshape(4 * k, g, cg, cg)[rows]
+    corner = corner.view(4, 2 * k, g, cg, cg).transpose(1, 2).reshape(4 * g, 2 * k * cg, cg)
+    far = torch.tensor([False, True, False, True]).view(4, 1, 1, 1, 1)
+    back = torch.where(far, by_depth.flip(2), by_depth).permute(0, 1, 4, 2, 3).reshape(4 * g, cg, k * cg)
+    return blocks, plain, corner, back
+
+
+@functools.lru_cache(maxsize=64)
+def _fast_plan(n: int, length: int, c: int, c_out: int, g: int, k: int, stride: int, device: str):
+    """Everything the fast path needs that depends only on shapes, as index tensors (built once per shape):
+    so that each step is a few gathers and products, not dozens of small reshapes."""
+    cg, cog = c // g, c_out // g
+    ho = (length - 1) // stride + 1
+    far = length + 1 - stride * (ho - 1)  # the kernel row/column that reads the bottom/right padding
+    pitch = -(-(length + 2) // stride) * stride  # ring rows per image in the ring buffer
+    per = pitch // stride  # correction rows per image
+    p = types.SimpleNamespace(ho=ho, far=far, pitch=pitch, per=per, q=n * per)
+    p.sides = (0, 1, 2, 3) if far <= 2 else (0, 2)  # stride 2 on an even map never reads bottom/right
+    p.blocks, p.plain, p.corner, p.back = _predictor_index(c, g, k)
+    # conv kernel rows/columns reading each side's padding, by tap (3, 4 g, C/g, C_out/g): indices into the
+    # conv weight in logical order (torch.take works on channels-last weights)
+    taps = torch.arange(c_out * cg * 9).view(c_out, cg, 9)[:, :, _tap_index(min(far, 2))]
+    taps = taps.view(g, cog, cg, 4, 3).permute(4, 3, 0, 2, 1).reshape(3, 4 * g, cg, cog)
+    p.taps = taps
+    if stride == 1:  # backward products over 3-row windows of the border gradients (taps 2, 1, 0)
+        p.taps_back = taps.flip(0).permute(1, 0, 3, 2).reshape(4 * g, 3 * cog, cg)
+        p.taps_grad = taps.flip(0).permute(1, 2, 0, 3).reshape(4 * g, cg, 3 * cog)
+    else:
+        p.taps_back = taps.permute(1, 3, 0, 2).reshape(4 * g, cog, 3 * cg)
+        p.taps_grad = taps.permute(1, 2, 0, 3).reshape(4 * g, cg, 3 * cog)
+    # ring-buffer rows (flat.view(-1, C)) of the pixels each corner extension reads, (corner, N, extension,
+    # k), and of the corners themselves (corner, N); forward buffer (4, N R + 2, C), backward (4, N R, C)
+    i = torch.arange(k)
+    img = torch.arange(n)[None, :, None, None] * pitch
+    ring = torch.tensor([[e[0] for e in pair] for pair in _CORNER_PAIRS])[:, None, :, None]
+    end = torch.tensor([[e[1] for e in pair] for pair in _CORNER_PAIRS])[:, None, :, None]
+    pos = img + torch.where(end == 0, 1 + i, length + 1 - k + i)
+    corner_pos = torch.arange(n)[None] * pitch + torch.tensor([0, length + 1, 0, length + 1])[:, None]
+    corner_ring = torch.tensor([0, 0, 1, 1])[:, None]
+    for name, side_rows in (("", n * pitch + 2), ("_back", n * pitch)):
+        setattr(p, "ends" + name, (ring * side_rows + pos).reshape(-1))
+        setattr(p, "corners" + name, (corner_ring * side_rows + corner_pos).reshape(-1))
+    sides = torch.tensor([[e[2] for e in pair] for pair in _CORNER_PAIRS])
+    p.mean_bias = torch.zeros(4, 4).scatter_(1, sides, 0.5)  # (corner, side): the two biases averaged
+    p.strips = _strip_index(n, length, k, True, "cpu")
+    p.positions = _strip_index(0, length, k, False, "cpu")
+    for name, value in vars(p).items():
+        if isinstance(value, torch.Tensor):
+            setattr(p, name, value.to(device))
+    return p
+
+
+def _edge_strips(x: torch.Tensor, k: int, plan=None) -> torch.Tensor:
     """(4, N, L, k + 1, C) border-first strips of a square map (see above), by one gather."""
     n, c, h, _ = x.shape
     xr = x.permute(0, 2, 3, 1)
     if c > 1 and xr.is_contiguous():
-        return xr.reshape(-1, c).index_select(0, _strip_index(n, h, k, True, str(x.device))).view(4, n, h, k + 1, c)
-    s = x.reshape(n, c, h * h).index_select(2, _strip_index(0, h, k, False, str(x.device)))
-    return s.view(n, c, 4, h, k + 1).permute(2, 0, 3, 4, 1).contiguous()
+        idx = plan.strips if plan is not None else _strip_index(n, h, k, True, str(x.device))
+        return xr.reshape(-1, c).index_select(0, idx).view(4, n, h, k + 1, c)
+    idx = plan.positions if plan is not None else _strip_index(0, h, k, False, str(x.device))
+    return x.reshape(n, c, h * h).index_select(2, idx).view(n, c, 4, h, k + 1).permute(2, 0, 3, 4, 1).contiguous()
 
 
-def _border_pairs(t: torch.Tensor, depth: int = 1) -> tuple:
-    """Views of a map (N, C, H, W): its ``depth`` outermost rows at top and bottom (N, 2, depth, W, C), bottom
-    ones in map order, and its ``depth`` outermost columns at left and right (N, H, 2, depth, C)."""
-    n, c, h, w = t.shape
-    sn, sc, sh, sw = t.stride()
-    off = t.storage_offset()
-    rows = t.as_strided((n, 2, depth, w, c), (sn, (h - depth) * sh, sh, sw, sc), off)
-    cols = t.as_strided((n, h, 2, depth, c), (sn, sh, (w - depth) * sw, sw, sc), off)
-    return rows, cols
+def _border_lines(t: torch.Tensor) -> tuple:
+    """Views (N, L, C) of a map's top row, bottom row, left column and right column."""
+    tp = t.permute(0, 2, 3, 1)
+    return tp[:, 0], tp[:, -1], tp[:, :, 0], tp[:, :, -1]
 
 
 def _can_pad_fast(conv: nn.Conv2d, x: torch.Tensor, pads, depth: int) -> bool:
@@ -278,114 +314,161 @@ def _can_pad_fast(conv: nn.Conv2d, x: torch.Tensor, pads, depth: int) -> bool:
             and _pair(conv.dilation) == (1, 1) and _pair(conv.stride)[0] == _pair(conv.stride)[1] <= 2)
 
 
+@functools.lru_cache(maxsize=8)
+def _zero_minus_one(dtype, device: str) -> torch.Tensor:
+    return torch.tensor([0.0, -1.0], dtype=dtype, device=device)
+
+
+def _mse_and_grads(inner: torch.Tensor, residual: torch.Tensor, c: int, g: int, k: int, grads: bool) -> tuple:
+    """The module loss (mean squared residual) and, if ``grads``, its gradients to the predictor weight
+    (4, C, C/g, k, 1) and bias (4, C) for d(loss) = 1, from the residuals (4 g, M, C/g) of the strip rows
+    ``inner`` (4 g, M, k C/g)."""
+    scale = 2.0 / residual.numel()
+    r = residual.view(-1)
+    loss = torch.dot(r, r) / r.numel()
+    if not grads:
+        return loss, None, None
+    cg = c // g
+    gw = torch.bmm(inner.transpose(1, 2), residual).mul_(scale)  # (4 g, k C/g, C/g out), depth-major rows
+    gw = gw.view(4, g, k, cg, cg).permute(0, 1, 4, 3, 2).reshape(4, c, cg, k, 1)
+    return loss, gw, residual.sum(1).mul_(scale).view(4, c)
+
+
 class _EdgeLoss(torch.autograd.Function):
-    """The module loss from residuals computed without autograd; its gradient (to the predictor only) by hand,
-    computed here in the forward pass while the strips are still in cache (backward only scales it)."""
+    """The module loss of a map the fast path does not take, from residuals computed without autograd; its
+    gradient (to the predictor only) by hand, in the forward pass (backward only scales it)."""
 
     @staticmethod
     def forward(ctx, weight, bias, inner, residual, module):
-        c, g, k = module.channels, module.groups, module.depth
-        cg = c // g
-        ctx.gw = ctx.gb = None
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            gw = torch.bmm(inner.transpose(1, 2), residual)  # (4 g, k C/g, C/g out), depth-major rows
-            ctx.gw = gw.view(4, g, k, cg, cg).permute(0, 1, 4, 3, 2).reshape(4, c, cg, k, 1)
-            ctx.gb = residual.sum(1).view(4, c)
-        ctx.scale = 2.0 / residual.numel()
-        r = residual.view(-1)
-        return torch.dot(r, r) / r.numel()
+        need = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        loss, ctx.gw, ctx.gb = _mse_and_grads(inner, residual, module.channels, module.groups, module.depth, need)
+        return loss
 
     @staticmethod
     def backward(ctx, grad):
-        scale = grad * ctx.scale
-        return ctx.gw * scale, ctx.gb * scale, None, None, None
+        return ctx.gw * grad, ctx.gb * grad, None, None, None
 
 
 class _PaddedConv(torch.autograd.Function):
-    """conv(Padding Module padding of x) as the zero-padded conv plus a correction of its border outputs.
+    """conv(Padding Module padding of x) as the zero-padded conv plus a correction of its border outputs,
+    and (``with_loss``) the module loss of x, from the same strips.
 
     The padding ring only reaches the conv's border outputs, through one kernel row or column per side, so
     the ring's contribution is three thin products (one per kernel tap, over shifted views of all rings)
     added to the native zero-padded convolution: no padded canvas is built. Backward: the native convolution
     backward plus the same thin products transposed; the ring's gradient goes back through the (linear)
-    predictors into the edge rows of x. Predictor weights are constants here: the main loss never trains
-    the module.
+    predictors into the edge rows of x. The predictors get gradients from the module loss only (computed by
+    hand in the forward pass): the main loss never trains the module, the module loss never reaches x.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, flat, module, stride):
-        n = x.shape[0]
-        g = module.groups
+    def forward(ctx, x, weight, bias, m_weight, m_bias, module, stride, with_loss):
+        n, c, h, _ = x.shape
+        co, cg = weight.shape[:2]
+        g, k = module.groups, module.depth
+        gcg = c // g
+        p = _fast_plan(n, h, c, co, g, k, stride, str(x.device))
+        xs = _to_groups(_edge_strips(x, k, p), g)  # (4 g, N L, (k + 1) C/g), depth-major columns
+        src = torch.cat([m_weight.view(-1), _zero_minus_one(x.dtype, str(x.device))])
+        b = m_bias.view(4 * g, 1, gcg)
+        if with_loss:  # one product: padding rows | loss residuals less the bias
+            both = torch.bmm(xs, src.take(p.blocks))
+            pads, residual = both[..., :gcg], torch.add(both[..., gcg:], b)
+            loss, ctx.gw_m, ctx.gb_m = _mse_and_grads(xs[..., gcg:], residual, c, g, k,
+                                                      ctx.needs_input_grad[3] or ctx.needs_input_grad[4])
+        else:
+            pads = torch.bmm(xs[..., :k * gcg], src.take(p.plain))
+        # the ring buffer: rings with their ends, zeros after (see above)
+        flat = xs.new_zeros(4, n * p.pitch + 2, c)
+        ring = flat[:, :n * p.pitch].view(4, n, p.pitch, c)[:, :, 1:h + 1]
+        if g == 1:
+            torch.add(pads.view(4, n, h, c), b.view(4, 1, 1, c), out=ring)
+        else:
+            ring.copy_(_from_groups(pads + b, 4, g).reshape(4, n, h, c))
+        rows = flat.view(-1, c)
+        ends = rows.index_select(0, p.ends).view(4, n, 2 * k, c)
+        corner_weights = src.take(p.corner)
+        bc = torch.mm(p.mean_bias.to(x.dtype), m_bias).view(4 * g, 1, gcg)
+        corners = torch.baddbmm(bc, _to_groups(ends, g), corner_weights, alpha=0.5)  # tl tr bl br
+        rows.index_copy_(0, p.corners, _from_groups(corners, 4, g).reshape(4 * n, c))
+        # the native conv, then the padding ring's contribution to its border outputs
         out = F.conv2d(x, weight, bias, stride, 1, 1, g)
-        co, cg, ho = weight.shape[0], weight.shape[1], out.shape[-1]
-        far = x.shape[-1] + 1 - stride * (ho - 1)  # the kernel row/column that reads the bottom/right padding
-        per = (flat.shape[1] - 2) // n // stride  # output rows per image in the ring buffer
-        q = n * per
-        # kernel rows/columns reading each side's padding, by tap: (3, 4 g, C/g, C_out/g)
-        w_taps = weight.flatten(2).index_select(2, _tap_index(min(far, 2), str(x.device)))
-        w_taps = w_taps.view(g, co // g, cg, 4, 3).permute(4, 3, 0, 2, 1).reshape(3, 4 * g, cg, co // g)
+        w_taps = weight.take(p.taps)  # (3, 4 g, C/g, C_out/g)
         rings = _to_groups(flat.unsqueeze(2), g)  # (4 g, N R + 2, C/g)
-        corr = torch.bmm(rings[:, 0:q * stride:stride], w_taps[0])
-        corr.baddbmm_(rings[:, 1:1 + q * stride:stride], w_taps[1])
-        corr.baddbmm_(rings[:, 2:2 + q * stride:stride], w_taps[2])
-        corr = _from_groups(corr, 4, g).view(4, n, per, co)[:, :, :ho]
-        rows, cols = _border_pairs(out)
-        if far <= 2:
-            rows[:, :, 0].add_(corr[:2].transpose(0, 1))
-            cols[:, :, :, 0].add_(corr[2:].permute(1, 2, 0, 3))
-        else:  # stride 2 on an even map never reads the bottom/right padding
-            rows[:, 0, 0].add_(corr[0])
-            cols[:, :, 0, 0].add_(corr[2])
-        ctx.module, ctx.stride, ctx.far, ctx.per, ctx.has_bias = module, stride, far, per, bias is not None
-        ctx.save_for_backward(x, weight, w_taps, rings)
-        return out
+        q, s = p.q, stride
+        corr = torch.bmm(rings[:, 0:q * s:s], w_taps[0])
+        corr.baddbmm_(rings[:, 1:1 + q * s:s], w_taps[1])
+        corr.baddbmm_(rings[:, 2:2 + q * s:s], w_taps[2])
+        corr = _from_groups(corr, 4, g).reshape(4, n, p.per, co)[:, :, :p.ho]
+        lines = _border_lines(out)  # one add per side: views and sources in the same order (cheap)
+        for j in p.sides:
+            lines[j].add_(corr[j])
+        ctx.module, ctx.stride, ctx.plan, ctx.has_bias = module, stride, p, bias is not None
+        ctx.set_materialize_grads(False)  # an unused module loss sends no (zero) gradient to the module
+        ctx.save_for_backward(x, weight, rings, src, corner_weights)
+        return (out, loss) if with_loss else out
 
     @staticmethod
-    def backward(ctx, grad):
-        x, weight, w_taps, rings = ctx.saved_tensors
-        stride, far, per, g = ctx.stride, ctx.far, ctx.per, ctx.module.groups
+    def backward(ctx, grad, grad_loss=None):
+        x, weight, rings, src, corner_weights = ctx.saved_tensors
+        p, s, module = ctx.plan, ctx.stride, ctx.module
         n, c, h, _ = x.shape
-        co, cg, ho = weight.shape[0], weight.shape[1], grad.shape[-1]
-        q = n * per
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        co, cg = weight.shape[:2]
+        g, k = module.groups, module.depth
+        gcg, cog, q = c // g, co // g, p.q
+        need_x, need_w, need_b = ctx.needs_input_grad[:3] if grad is not None else (False,) * 3
+        g_mw = g_mb = None
+        if grad_loss is not None and getattr(ctx, "gw_m", None) is not None:
+            g_mw, g_mb = ctx.gw_m * grad_loss, ctx.gb_m * grad_loss
+        if not (need_x or need_w or need_b):
+            return None, None, None, g_mw, g_mb, None, None, None
         gx, gw, gb = torch.ops.aten.convolution_backward(
-            grad, x, weight, [co] if ctx.has_bias else None, [stride] * 2, [1, 1], [1, 1], False, [0, 0], g,
+            grad, x, weight, [co] if ctx.has_bias else None, [s, s], [1, 1], [1, 1], False, [0, 0], g,
             [need_x, need_w, need_b and ctx.has_bias])
-        # the border outputs' gradients laid out like the corrections, after two zero rows (stride 1: row r of
-        # the 3-row windows below then holds the gradients that ring row r feeds through taps 2, 1, 0)
-        lead = 2 if stride == 1 else 0
+        # the border outputs' gradients laid out like the corrections, after two zero rows for stride 1 (row r
+        # of the 3-row windows below then holds the gradients that ring row r feeds through taps 2, 1, 0)
+        lead = 2 if s == 1 else 0
         gs = grad.new_zeros(4, lead + q, co)
-        gsi = gs[:, lead:].view(4, n, per, co)[:, :, :ho]
-        rows, cols = _border_pairs(grad)
-        if far <= 2:
-            gsi[:2] = rows[:, :, 0].transpose(0, 1)
-            gsi[2:] = cols[:, :, :, 0].permute(2, 0, 1, 3)
-        else:
-            gsi[0], gsi[2] = rows[:, 0, 0], cols[:, :, 0, 0]
-        gsg = _to_groups(gs.unsqueeze(2), g)  # (4 g, lead + N per, C_out/g)
-        if stride == 1:
-            win = gsg.as_strided((4 * g, q, 3 * (co // g)), (gsg.stride(0), co // g, 1)).contiguous()
+        gsi = gs[:, lead:].view(4, n, p.per, co)[:, :, :p.ho]
+        lines = _border_lines(grad)
+        for j in p.sides:
+            gsi[j] = lines[j]
+        gsg = _to_groups(gs.unsqueeze(2), g)  # (4 g, lead + q, C_out/g)
+        if s == 1:
+            gsg = gsg.as_strided((4 * g, q, 3 * cog), (gsg.stride(0), cog, 1)).contiguous()
         if need_w:
-            if stride == 1:
-                g_taps = torch.bmm(rings[:, :q].transpose(1, 2), win).view(4 * g, cg, 3, co // g).flip(2)
+            if s == 1:
+                g_taps = torch.bmm(rings[:, :q].transpose(1, 2), gsg)
             else:
-                g_taps = torch.stack([torch.bmm(rings[:, t:t + q * stride:stride].transpose(1, 2), gsg)
-                                      for t in range(3)], 2)  # (4 g, C/g, 3, C_out/g)
-            g_taps = g_taps.view(4, g, cg, 3, co // g).permute(1, 4, 2, 0, 3).reshape(co, cg, 12)
-            taps = gw.new_zeros(co, cg, 9).index_add_(2, _tap_index(min(far, 2), str(x.device)), g_taps)
-            gw += taps.view(co, cg, 3, 3)  # gw may be channels-last
+                g_taps = torch.cat([torch.bmm(rings[:, t:t + q * s:s].transpose(1, 2), gsg) for t in range(3)], 2)
+            gw.put_(p.taps_grad, g_taps, accumulate=True)  # (gw may be channels-last: put_ indexes logically)
         if need_x:
-            if stride == 1:  # taps 2, 1, 0 stacked, as in the windows
-                g_rings = torch.bmm(win, w_taps.flip(0).permute(1, 0, 3, 2).reshape(4 * g, -1, cg))
+            w_back = weight.take(p.taps_back)
+            if s == 1:
+                g_rings = torch.bmm(gsg, w_back)  # (4 g, N R, C/g)
             else:
-                each = torch.bmm(gsg, w_taps.permute(1, 3, 0, 2).reshape(4 * g, -1, 3 * cg))
-                g_rings = gsg.new_zeros(4 * g, q * stride, cg)
+                each = torch.bmm(gsg, w_back)
+                g_rings = gsg.new_zeros(4 * g, q * s, gcg)
                 for t in range(3):
-                    rows_t = g_rings[:, t:t + q * stride:stride]
-                    rows_t.add_(each[:, :rows_t.shape[1], t * cg:(t + 1) * cg])
-            g_ring = _from_groups(g_rings, 4, g).view(4, n, per * stride, c)
-            gx = ctx.module._ring_grad_to_map(gx, g_ring, h)
-        return gx, gw, gb if ctx.has_bias else None, None, None, None
+                    rows_t = g_rings[:, t:t + q * s:s]
+                    rows_t.add_(each[:, :rows_t.shape[1], t * gcg:(t + 1) * gcg])
+            g_rows = _from_groups(g_rings, 4, g).reshape(-1, c)  # (4 N R, C)
+            # the corners back into the ring pixels they were extrapolated from
+            g_corners = g_rows.index_select(0, p.corners_back).view(4, n, 1, c)
+            g_ends = torch.bmm(_to_groups(g_corners, g), corner_weights.transpose(1, 2)).mul_(0.5)
+            g_rows.index_add_(0, p.ends_back, _from_groups(g_ends, 4, g, 2 * k).reshape(-1, c))
+            # the rings back through the predictors into the map's edge rows, in map order (4, N, L, k, C)
+            g_in = torch.bmm(_to_groups(g_rows.view(4, -1, 1, c), g), src.take(p.back))
+            g_in = _from_groups(g_in, 4, g, k).reshape(4, n, p.pitch, k, c)[:, :, 1:h + 1]
+            # one add per row of the top/bottom bands and per column band, each source in the view's order
+            # (adds between differently ordered layouts run several times slower)
+            gxp = gx.permute(0, 2, 3, 1)
+            for d in range(k):
+                gxp[:, d] += g_in[0, :, :, d]
+                gxp[:, h - k + d] += g_in[1, :, :, d]
+            gxp[:, :, :k] += g_in[2]
+            gxp[:, :, h - k:] += g_in[3]
+        return gx, gw, gb if ctx.has_bias else None, g_mw, g_mb, None, None, None
 
 
 class PaddingModule(PaddingScheme):
@@ -475,94 +558,12 @@ class PaddingModule(PaddingScheme):
         br = 0.5 * (self._band(bottom, 3, r) + self._band(right, 1, b))
         return torch.cat([tl, top, tr], 3), torch.cat([bl, bottom, br], 3), left, right
 
-    # ---- the common case: strips, padding rings and the module loss from one batched product
+    # ---- the common case: the fast path (see _PaddedConv)
     def _weights_by_depth(self) -> torch.Tensor:
         """(4, g, depth, C/g in, C/g out), detached: the predictors as matrices applied to (pixels, channels) rows,
         one per row depth, nearest the border first (the layout of the fast path's products)."""
         cg = self.channels // self.groups
         return self.weight.detach().view(4, self.groups, cg, cg, self.depth).permute(0, 1, 4, 3, 2)
-
-    def _corner_weights(self, rows: torch.Tensor) -> torch.Tensor:
-        """(4 g, 2 depth C/g, C/g): per corner, the predictors of its two extensions stacked (weight rows
-        ``rows`` from :func:`_corner_index`), halved: a corner is the mean of the two."""
-        g, k = self.groups, self.depth
-        cg = self.channels // g
-        w = self._weights_by_depth().transpose(1, 2).reshape(4 * k, g, cg, cg).index_select(0, rows)
-        return w.view(4, 2 * k, g, cg, cg).transpose(1, 2).reshape(4 * g, 2 * k * cg, cg) * 0.5
-
-    def _backward_weights(self) -> torch.Tensor:
-        """(4 g, C/g, depth C/g): the predictors transposed, taking a padding row's gradient back to the strip
-        rows it was predicted from; deepest row first on bottom/right, which is map order there."""
-        g, k = self.groups, self.depth
-        cg = self.channels // g
-        w = self._weights_by_depth()
-        w = torch.where(_far_sides(str(w.device)), w.flip(2), w)
-        return w.permute(0, 1, 4, 2, 3).reshape(4 * g, cg, k * cg)
-
-    def _rings_and_loss(self, strips: torch.Tensor, stride: int = 1, with_rings: bool = True,
-                        with_loss: bool = True):
-        """The padding rings (the fast path's ring buffer (4, N R + 2, C), see above; or None) and the module
-        loss (or None) from the border-first strips: padding row = predictor(rows 0..depth-1), loss residual
-        = predictor(rows 1..depth) - row 0; both from one product when both are wanted."""
-        g, c, k = self.groups, self.channels, self.depth
-        cg = c // g
-        _, n, length = strips.shape[:3]
-        flat = loss = None
-        with torch.no_grad():
-            xs = _to_groups(strips, g)  # (4 g, N L, (depth + 1) C/g), depth-major columns
-            wd = self._weights_by_depth().reshape(4 * g, k * cg, cg)
-            b = self.bias.detach()
-            if with_rings and with_loss:  # blocks [[W; 0], [-1; W]]: padding row | residual less the bias
-                eye = torch.eye(cg, dtype=wd.dtype, device=wd.device).neg_().expand(4 * g, cg, cg)
-                both = torch.bmm(xs, torch.cat([F.pad(wd, (0, 0, 0, cg)), torch.cat([eye, wd], 1)], 2))
-                pads, residual = both[..., :cg], torch.add(both[..., cg:], b.view(4 * g, 1, cg))
-            else:
-                pads = torch.bmm(xs[..., :k * cg], wd) if with_rings else None
-                residual = (torch.baddbmm(b.view(4 * g, 1, cg), xs[..., cg:], wd).sub_(xs[..., :cg])
-                            if with_loss else None)
-            if with_rings:
-                pitch = -(-(length + 2) // stride) * stride
-                flat = xs.new_zeros(4, n * pitch + 2, c)
-                ring = flat[:, :n * pitch].view(4, n, pitch, c)
-                if g == 1:
-                    torch.add(pads.view(4, n, length, c), b.view(4, 1, 1, c), out=ring[:, :, 1:length + 1])
-                else:
-                    ring[:, :, 1:length + 1] = _from_groups(pads + b.view(4 * g, 1, cg), 4, g).view(4, n, length, c)
-                rings, images, pos, _, _, rows, mean_bias = _corner_index(n, length, k, str(xs.device))
-                ends = ring[rings, images, pos].view(4, n, 2 * k, c)
-                bc = torch.mm(mean_bias.to(b.dtype), b).view(4 * g, 1, cg)
-                corners = torch.baddbmm(bc, _to_groups(ends, g), self._corner_weights(rows))  # tl tr bl br
-                ring[:2, :, 0:length + 2:length + 1] = _from_groups(corners, 4, g).view(2, 2, n, c).permute(0, 2, 1, 3)
-        if with_loss:
-            loss = _EdgeLoss.apply(self.weight, self.bias, xs[..., cg:], residual, self)
-        return flat, loss
-
-    def _ring_grad_to_map(self, gx: torch.Tensor, g_ring: torch.Tensor, h: int) -> torch.Tensor:
-        """Add to ``gx`` (N, C, H, H) what reaches the map through the padding rings' gradient ``g_ring``
-        (4, N, R, C, ring coordinates): corners back into the rings' ends, then the rings back through the
-        predictors into the map's edge rows."""
-        n, c = gx.shape[:2]
-        g, k = self.groups, self.depth
-        rings, images, pos, owner_c, owner_e, rows, _ = _corner_index(n, h, k, str(gx.device))
-        g_corners = g_ring[:2, :, 0:h + 2:h + 1].permute(0, 2, 1, 3).reshape(4, n, 1, c)  # tl tr bl br
-        g_ends = torch.bmm(_to_groups(g_corners, g), self._corner_weights(rows).transpose(1, 2))
-        g_ends = _from_groups(g_ends, 4, g, 2 * k).view(4, n, 2, k, c)[owner_c, :, owner_e]  # (ring, end, N, k, C)
-        g_ring[:, :, 1:k + 1] += g_ends[:, 0]
-        g_ring[:, :, h + 1 - k:h + 1] += g_ends[:, 1]
-        # back through the predictors, over whole rings (ends and spare rows dropped after): (4, N, L, k, C)
-        g_in = torch.bmm(_to_groups(g_ring.reshape(4, -1, 1, c), g), self._backward_weights())
-        g_in = _from_groups(g_in, 4, g, k).view(4, n, -1, k, c)[:, :, 1:h + 1]
-        if h >= 2 * k:
-            rows_x, cols_x = _border_pairs(gx, k)
-            rows_x += g_in[:2].permute(1, 0, 3, 2, 4)
-            cols_x += g_in[2:].permute(1, 2, 0, 3, 4)
-        else:  # the top and bottom bands overlap: one side at a time
-            gxp = gx.permute(0, 2, 3, 1)
-            gxp[:, :k] += g_in[0].transpose(1, 2)
-            gxp[:, h - k:] += g_in[1].transpose(1, 2)
-            gxp[:, :, :k] += g_in[2]
-            gxp[:, :, h - k:] += g_in[3]
-        return gx
 
     def pad(self, x, pads):
         if not any(pads):
@@ -576,7 +577,12 @@ class PaddingModule(PaddingScheme):
         h, w = x.shape[-2:]
         k = self.depth
         if h == w and h > k:
-            return self._rings_and_loss(_edge_strips(x, k), with_rings=False)[1]
+            g = self.groups
+            cg = self.channels // g
+            xs = _to_groups(_edge_strips(x, k), g)
+            wd = self._weights_by_depth().reshape(4 * g, k * cg, cg)
+            residual = torch.baddbmm(self.bias.detach().view(4 * g, 1, cg), xs[..., cg:], wd).sub_(xs[..., :cg])
+            return _EdgeLoss.apply(self.weight, self.bias, xs[..., cg:], residual, self)
         sides = [s for s in range(4) if (h if s < 2 else w) >= k + 1]
         if not sides:
             return None
@@ -586,11 +592,12 @@ class PaddingModule(PaddingScheme):
     def forward(self, conv, x, pads):
         train = self.training and torch.is_grad_enabled()
         if _can_pad_fast(conv, x, pads, self.depth):
-            stride = _pair(conv.stride)[0]
-            flat, loss = self._rings_and_loss(_edge_strips(x.detach(), self.depth), stride, with_loss=train)
-            if train:
-                self.last_loss = loss
-            return _PaddedConv.apply(x, conv.weight, conv.bias, flat, self, stride)
+            args = (x, conv.weight, conv.bias, self.weight, self.bias, self, _pair(conv.stride)[0])
+            if not train:
+                return _PaddedConv.apply(*args, False)
+            out, loss = _PaddedConv.apply(*args, True)
+            self.__dict__["last_loss"] = loss  # a plain attribute; nn.Module.__setattr__ costs more than it
+            return out
         if train:
             self.last_loss = self.edge_loss(x)
         return F.conv2d(self.pad(x, pads), conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)

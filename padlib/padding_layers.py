@@ -258,6 +258,7 @@ def _fast_plan(n: int, length: int, c: int, c_out: int, g: int, k: int, stride: 
     p = types.SimpleNamespace(ho=ho, far=far, pitch=pitch, per=per, q=n * per)
     p.sides = (0, 1, 2, 3) if far <= 2 else (0, 2)  # stride 2 on an even map never reads bottom/right
     p.blocks, p.plain, p.corner, p.back = _predictor_index(c, g, k)
+    p.corner_t = p.corner.transpose(1, 2).contiguous()
     # conv kernel rows/columns reading each side's padding, by tap (3, 4 g, C/g, C_out/g): indices into the
     # conv weight in logical order (torch.take works on channels-last weights)
     taps = torch.arange(c_out * cg * 9).view(c_out, cg, 9)[:, :, _tap_index(min(far, 2))]
@@ -281,6 +282,22 @@ def _fast_plan(n: int, length: int, c: int, c_out: int, g: int, k: int, stride: 
     for name, side_rows in (("", n * pitch + 2), ("_back", n * pitch)):
         setattr(p, "ends" + name, (ring * side_rows + pos).reshape(-1))
         setattr(p, "corners" + name, (corner_ring * side_rows + corner_pos).reshape(-1))
+    # rows that must hold zeros (the buffers are allocated uninitialised): in the ring buffer, the ends of the
+    # left/right rings, the rows after each ring and the two spare rows; in the backward buffer of border
+    # gradients, the leading rows and the rows past each image's outputs
+    after = torch.arange(length + 2, pitch)
+    tail = torch.arange(n)[:, None] * pitch + after[None]
+    lr_ends = torch.arange(n)[:, None] * pitch + torch.tensor([0, length + 1])[None]
+    side_rows = n * pitch + 2
+    p.ring_zeros = torch.cat([(torch.arange(4)[:, None, None] * side_rows + tail[None]).reshape(-1),
+                              (torch.tensor([2, 3])[:, None, None] * side_rows + lr_ends[None]).reshape(-1),
+                              (torch.arange(4)[:, None] * side_rows + torch.tensor([side_rows - 2, side_rows - 1])).reshape(-1)])
+    lead = 2 if stride == 1 else 0
+    past = (torch.arange(n)[:, None] * per + torch.arange(ho, per)[None]).reshape(-1) + lead
+    p.grad_zeros = (torch.arange(4)[:, None] * (lead + n * per) + torch.cat([torch.arange(lead), past])).reshape(-1)
+    if far > 2:  # the bottom/right outputs read no padding: all their rows zero
+        p.grad_zeros = torch.cat([p.grad_zeros, (torch.tensor([1, 3])[:, None] * (lead + n * per)
+                                                 + torch.arange(lead + n * per)).reshape(-1)])
     sides = torch.tensor([[e[2] for e in pair] for pair in _CORNER_PAIRS])
     p.mean_bias = torch.zeros(4, 4).scatter_(1, sides, 0.5)  # (corner, side): the two biases averaged
     p.strips = _strip_index(n, length, k, True, "cpu")
@@ -379,13 +396,14 @@ class _PaddedConv(torch.autograd.Function):
         else:
             pads = torch.bmm(xs[..., :k * gcg], src.take(p.plain))
         # the ring buffer: rings with their ends, zeros after (see above)
-        flat = xs.new_zeros(4, n * p.pitch + 2, c)
+        flat = xs.new_empty(4, n * p.pitch + 2, c)
         ring = flat[:, :n * p.pitch].view(4, n, p.pitch, c)[:, :, 1:h + 1]
         if g == 1:
             torch.add(pads.view(4, n, h, c), b.view(4, 1, 1, c), out=ring)
         else:
             ring.copy_(_from_groups(pads + b, 4, g).reshape(4, n, h, c))
         rows = flat.view(-1, c)
+        rows.index_fill_(0, p.ring_zeros, 0)
         ends = rows.index_select(0, p.ends).view(4, n, 2 * k, c)
         corner_weights = src.take(p.corner)
         bc = torch.mm(p.mean_bias.to(x.dtype), m_bias).view(4 * g, 1, gcg)
@@ -405,12 +423,12 @@ class _PaddedConv(torch.autograd.Function):
             lines[j].add_(corr[j])
         ctx.module, ctx.stride, ctx.plan, ctx.has_bias = module, stride, p, bias is not None
         ctx.set_materialize_grads(False)  # an unused module loss sends no (zero) gradient to the module
-        ctx.save_for_backward(x, weight, rings, src, corner_weights)
+        ctx.save_for_backward(x, weight, rings, src)
         return (out, loss) if with_loss else out
 
     @staticmethod
     def backward(ctx, grad, grad_loss=None):
-        x, weight, rings, src, corner_weights = ctx.saved_tensors
+        x, weight, rings, src = ctx.saved_tensors
         p, s, module = ctx.plan, ctx.stride, ctx.module
         n, c, h, _ = x.shape
         co, cg = weight.shape[:2]
@@ -428,7 +446,8 @@ class _PaddedConv(torch.autograd.Function):
         # the border outputs' gradients laid out like the corrections, after two zero rows for stride 1 (row r
         # of the 3-row windows below then holds the gradients that ring row r feeds through taps 2, 1, 0)
         lead = 2 if s == 1 else 0
-        gs = grad.new_zeros(4, lead + q, co)
+        gs = grad.new_empty(4, lead + q, co)
+        gs.view(-1, co).index_fill_(0, p.grad_zeros, 0)
         gsi = gs[:, lead:].view(4, n, p.per, co)[:, :, :p.ho]
         lines = _border_lines(grad)
         for j in p.sides:
@@ -455,7 +474,7 @@ class _PaddedConv(torch.autograd.Function):
             g_rows = _from_groups(g_rings, 4, g).reshape(-1, c)  # (4 N R, C)
             # the corners back into the ring pixels they were extrapolated from
             g_corners = g_rows.index_select(0, p.corners_back).view(4, n, 1, c)
-            g_ends = torch.bmm(_to_groups(g_corners, g), corner_weights.transpose(1, 2)).mul_(0.5)
+            g_ends = torch.bmm(_to_groups(g_corners, g), src.take(p.corner_t)).mul_(0.5)
             g_rows.index_add_(0, p.ends_back, _from_groups(g_ends, 4, g, 2 * k).reshape(-1, c))
             # the rings back through the predictors into the map's edge rows, in map order (4, N, L, k, C)
             g_in = torch.bmm(_to_groups(g_rows.view(4, -1, 1, c), g), src.take(p.back))

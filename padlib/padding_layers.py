@@ -224,18 +224,14 @@ def _tap_index(far: int) -> torch.Tensor:
 
 
 def _predictor_index(c: int, g: int, k: int) -> tuple:
-    """Where each entry of the fast path's predictor matrices sits in ``[weight.flatten(), 0, -1]``:
-    blocks (4 g, (k+1) C/g, 2 C/g) [[W; 0], [-1; W]] (strip -> padding row | loss residual less the bias),
-    the plain predictors (4 g, k C/g, C/g), the corner predictors (4 g, 2 k C/g, C/g: per corner its two
-    extensions stacked, rows in the order of ``_corner_rows``) and the transposed predictors for the
-    backward pass (4 g, C/g, k C/g: deepest row first on bottom/right, which is map order there)."""
+    """Where each entry of the fast path's predictor matrices sits in ``weight.flatten()``: the predictors
+    (4 g, k C/g, C/g: strip rows, depth-major, times it give the predicted row), the corner predictors
+    (4 g, 2 k C/g, C/g: per corner its two extensions stacked, rows in the order of the plan's ``ends``) and
+    the transposed predictors for the backward pass (4 g, C/g, k C/g: deepest row first on bottom/right,
+    which is map order there)."""
     cg = c // g
-    size = 4 * c * cg * k
-    by_depth = torch.arange(size).view(4, g, cg, cg, k).permute(0, 1, 4, 3, 2)  # (4, g, k, C/g in, C/g out)
+    by_depth = torch.arange(4 * c * cg * k).view(4, g, cg, cg, k).permute(0, 1, 4, 3, 2)  # (4, g, k, in, out)
     plain = by_depth.reshape(4 * g, k * cg, cg)
-    zero, minus = torch.full((4 * g, cg, cg), size), torch.full((4 * g, cg, cg), size)
-    minus[:, range(cg), range(cg)] = size + 1
-    blocks = torch.cat([torch.cat([plain, zero], 1), torch.cat([minus, plain], 1)], 2)
     i = torch.arange(k)
     rows = torch.stack([torch.stack([side * k + (i if end == 0 else k - 1 - i) for _, end, side in pair])
                         for pair in _CORNER_PAIRS]).reshape(-1)  # (4 corners * 2 extensions * k,)
@@ -243,7 +239,7 @@ def _predictor_index(c: int, g: int, k: int) -> tuple:
     corner = corner.view(4, 2 * k, g, cg, cg).transpose(1, 2).reshape(4 * g, 2 * k * cg, cg)
     far = torch.tensor([False, True, False, True]).view(4, 1, 1, 1, 1)
     back = torch.where(far, by_depth.flip(2), by_depth).permute(0, 1, 4, 2, 3).reshape(4 * g, cg, k * cg)
-    return blocks, plain, corner, back
+    return plain, corner, back
 
 
 @functools.lru_cache(maxsize=64)
@@ -257,7 +253,7 @@ def _fast_plan(n: int, length: int, c: int, c_out: int, g: int, k: int, stride: 
     per = pitch // stride  # correction rows per image
     p = types.SimpleNamespace(ho=ho, far=far, pitch=pitch, per=per, q=n * per)
     p.sides = (0, 1, 2, 3) if far <= 2 else (0, 2)  # stride 2 on an even map never reads bottom/right
-    p.blocks, p.plain, p.corner, p.back = _predictor_index(c, g, k)
+    p.plain, p.corner, p.back = _predictor_index(c, g, k)
     p.corner_t = p.corner.transpose(1, 2).contiguous()
     # conv kernel rows/columns reading each side's padding, by tap (3, 4 g, C/g, C_out/g): indices into the
     # conv weight in logical order (torch.take works on channels-last weights)
@@ -331,11 +327,6 @@ def _can_pad_fast(conv: nn.Conv2d, x: torch.Tensor, pads, depth: int) -> bool:
             and _pair(conv.dilation) == (1, 1) and _pair(conv.stride)[0] == _pair(conv.stride)[1] <= 2)
 
 
-@functools.lru_cache(maxsize=8)
-def _zero_minus_one(dtype, device: str) -> torch.Tensor:
-    return torch.tensor([0.0, -1.0], dtype=dtype, device=device)
-
-
 def _mse_and_grads(inner: torch.Tensor, residual: torch.Tensor, c: int, g: int, k: int, grads: bool) -> tuple:
     """The module loss (mean squared residual) and, if ``grads``, its gradients to the predictor weight
     (4, C, C/g, k, 1) and bias (4, C) for d(loss) = 1, from the residuals (4 g, M, C/g) of the strip rows
@@ -386,15 +377,14 @@ class _PaddedConv(torch.autograd.Function):
         gcg = c // g
         p = _fast_plan(n, h, c, co, g, k, stride, str(x.device))
         xs = _to_groups(_edge_strips(x, k, p), g)  # (4 g, N L, (k + 1) C/g), depth-major columns
-        src = torch.cat([m_weight.view(-1), _zero_minus_one(x.dtype, str(x.device))])
+        src = m_weight.view(-1)  # the predictors; the matrices below are gathers from it
         b = m_bias.view(4 * g, 1, gcg)
-        if with_loss:  # one product: padding rows | loss residuals less the bias
-            both = torch.bmm(xs, src.take(p.blocks))
-            pads, residual = both[..., :gcg], torch.add(both[..., gcg:], b)
+        plain = src.take(p.plain)
+        pads = torch.bmm(xs[..., :k * gcg], plain)  # rows 0..k-1 predict the padding row
+        if with_loss:  # rows 1..k predict row 0: the residual, border row subtracted by the product's beta
+            residual = torch.baddbmm(xs[..., :gcg], xs[..., gcg:], plain, beta=-1).add_(b)
             loss, ctx.gw_m, ctx.gb_m = _mse_and_grads(xs[..., gcg:], residual, c, g, k,
                                                       ctx.needs_input_grad[3] or ctx.needs_input_grad[4])
-        else:
-            pads = torch.bmm(xs[..., :k * gcg], src.take(p.plain))
         # the ring buffer: rings with their ends, zeros after (see above)
         flat = xs.new_empty(4, n * p.pitch + 2, c)
         ring = flat[:, :n * p.pitch].view(4, n, p.pitch, c)[:, :, 1:h + 1]

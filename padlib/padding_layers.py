@@ -242,7 +242,7 @@ def _predictor_index(c: int, g: int, k: int) -> tuple:
     return plain, corner, back
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)  # per-batch-size index tensors: keep a few shapes
 def _fast_plan(n: int, length: int, c: int, c_out: int, g: int, k: int, stride: int, device: str):
     """Everything the fast path needs that depends only on shapes, as index tensors (built once per shape):
     so that each step is a few gathers and products, not dozens of small reshapes."""
@@ -285,9 +285,10 @@ def _fast_plan(n: int, length: int, c: int, c_out: int, g: int, k: int, stride: 
     tail = torch.arange(n)[:, None] * pitch + after[None]
     lr_ends = torch.arange(n)[:, None] * pitch + torch.tensor([0, length + 1])[None]
     side_rows = n * pitch + 2
+    spare = torch.tensor([side_rows - 2, side_rows - 1])
     p.ring_zeros = torch.cat([(torch.arange(4)[:, None, None] * side_rows + tail[None]).reshape(-1),
                               (torch.tensor([2, 3])[:, None, None] * side_rows + lr_ends[None]).reshape(-1),
-                              (torch.arange(4)[:, None] * side_rows + torch.tensor([side_rows - 2, side_rows - 1])).reshape(-1)])
+                              (torch.arange(4)[:, None] * side_rows + spare).reshape(-1)])
     lead = 2 if stride == 1 else 0
     past = (torch.arange(n)[:, None] * per + torch.arange(ho, per)[None]).reshape(-1) + lead
     p.grad_zeros = (torch.arange(4)[:, None] * (lead + n * per) + torch.cat([torch.arange(lead), past])).reshape(-1)

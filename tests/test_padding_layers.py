@@ -266,6 +266,9 @@ def test_padding_module_fast_conv_equals_conv_of_the_padded_map(c_in, c_out, gro
     want = torch.autograd.grad(per_side, [m.weight, m.bias])
     assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(grads, want))
 
+    m(conv, x, (1, 1, 1, 1)).sum().backward()  # training forward, its module loss left unused
+    assert m.weight.grad is None and m.bias.grad is None and conv.weight.grad is not None
+
 
 def test_padding_module_slow_path_gradient_matches_autograd():
     """Padding amounts the fast path does not take (two rings, one side only) go ring by ring; gradcheck."""

@@ -221,6 +221,19 @@ def _tap_index(far: int) -> torch.Tensor:
     return torch.stack([t, far * 3 + t, t * 3, t * 3 + far]).reshape(-1)
 
 
+def _by_depth(w: torch.Tensor, g: int, k: int) -> torch.Tensor:
+    """Predictor weights (4, C, C/g, k, 1), or their positions, as (4, g, k, C/g in, C/g out): matrices applied to
+    (pixels, channels) rows, one per row depth, nearest the border first (the layout of the fast products)."""
+    cg = w.shape[2]
+    return w.view(4, g, cg, cg, k).permute(0, 1, 4, 3, 2)
+
+
+def _loss_residual(xs: torch.Tensor, plain: torch.Tensor, b: torch.Tensor, cg: int) -> torch.Tensor:
+    """(4 g, M, C/g): each strip's border row predicted from the k rows inside it, minus the border row, from
+    grouped strips ``xs`` (4 g, M, (k+1) C/g), predictors ``plain`` (4 g, k C/g, C/g) and bias ``b``."""
+    return torch.baddbmm(xs[..., :cg], xs[..., cg:], plain, beta=-1).add_(b)
+
+
 def _predictor_index(c: int, g: int, k: int) -> tuple:
     """Where each entry of the fast path's predictor matrices sits in ``weight.flatten()``: the predictors
     (4 g, k C/g, C/g: strip rows, depth-major, times it give the predicted row), the corner predictors
@@ -228,7 +241,7 @@ def _predictor_index(c: int, g: int, k: int) -> tuple:
     the transposed predictors for the backward pass (4 g, C/g, k C/g: deepest row first on bottom/right,
     which is map order there)."""
     cg = c // g
-    by_depth = torch.arange(4 * c * cg * k).view(4, g, cg, cg, k).permute(0, 1, 4, 3, 2)  # (4, g, k, in, out)
+    by_depth = _by_depth(torch.arange(4 * c * cg * k).view(4, c, cg, k, 1), g, k)  # (4, g, k, in, out)
     plain = by_depth.reshape(4 * g, k * cg, cg)
     i = torch.arange(k)
     rows = torch.stack([torch.stack([side * k + (i if end == 0 else k - 1 - i) for _, end, side in pair])
@@ -287,7 +300,7 @@ def _fast_plan(n: int, length: int, c: int, c_out: int, g: int, k: int, stride: 
     p.ring_zeros = torch.cat([(torch.arange(4)[:, None, None] * side_rows + tail[None]).reshape(-1),
                               (torch.tensor([2, 3])[:, None, None] * side_rows + lr_ends[None]).reshape(-1),
                               (torch.arange(4)[:, None] * side_rows + spare).reshape(-1)])
-    lead = 2 if stride == 1 else 0
+    p.lead = lead = 2 if stride == 1 else 0  # leading zero rows of the backward gradient buffer
     past = (torch.arange(n)[:, None] * per + torch.arange(ho, per)[None]).reshape(-1) + lead
     p.grad_zeros = (torch.arange(4)[:, None] * (lead + n * per) + torch.cat([torch.arange(lead), past])).reshape(-1)
     if far > 2:  # the bottom/right outputs read no padding: all their rows zero
@@ -295,19 +308,19 @@ def _fast_plan(n: int, length: int, c: int, c_out: int, g: int, k: int, stride: 
                                                  + torch.arange(lead + n * per)).reshape(-1)])
     sides = torch.tensor([[e[2] for e in pair] for pair in _CORNER_PAIRS])
     p.mean_bias = torch.zeros(4, 4).scatter_(1, sides, 0.5)  # (corner, side): the two biases averaged
-    p.strips = _strip_index(n, length, k, "cpu")
     for name, value in vars(p).items():
         if isinstance(value, torch.Tensor):
             setattr(p, name, value.to(device))
     return p
 
 
-def _edge_strips(x: torch.Tensor, k: int, plan=None) -> torch.Tensor:
-    """(4, N, L, k + 1, C) border-first strips of a square map (see above), by one gather."""
+def _edge_strips(x: torch.Tensor, k: int) -> torch.Tensor:
+    """(4, N, L, k + 1, C) border-first strips of a square map (see above): one gather from a channels-last
+    map, one stack of four views from any other."""
     n, c, h, _ = x.shape
     xr = x.permute(0, 2, 3, 1)
     if c > 1 and xr.is_contiguous():
-        idx = plan.strips if plan is not None else _strip_index(n, h, k, str(x.device))
+        idx = _strip_index(n, h, k, str(x.device))
         return xr.reshape(-1, c).index_select(0, idx).view(4, n, h, k + 1, c)
     e = k + 1  # other layouts: one stack of four views (a gather along the last dim is ~10x slower)
     return torch.stack([xr[:, :e].transpose(1, 2), xr[:, h - e:].flip(1).transpose(1, 2),
@@ -375,13 +388,14 @@ class _PaddedConv(torch.autograd.Function):
         g, k = module.groups, module.depth
         gcg = c // g
         p = _fast_plan(n, h, c, co, g, k, stride, str(x.device))
-        xs = _to_groups(_edge_strips(x, k, p), g)  # (4 g, N L, (k + 1) C/g), depth-major columns
+        xs = _to_groups(_edge_strips(x, k), g)  # (4 g, N L, (k + 1) C/g), depth-major columns
         src = m_weight.view(-1)  # the predictors; the matrices below are gathers from it
         b = m_bias.view(4 * g, 1, gcg)
         plain = src.take(p.plain)
+        ctx.gw_m = ctx.gb_m = None
         pads = torch.bmm(xs[..., :k * gcg], plain)  # rows 0..k-1 predict the padding row
         if with_loss:  # rows 1..k predict row 0: the residual, border row subtracted by the product's beta
-            residual = torch.baddbmm(xs[..., :gcg], xs[..., gcg:], plain, beta=-1).add_(b)
+            residual = _loss_residual(xs, plain, b, gcg)
             loss, ctx.gw_m, ctx.gb_m = _mse_and_grads(xs[..., gcg:], residual, c, g, k,
                                                       ctx.needs_input_grad[3] or ctx.needs_input_grad[4])
         # the ring buffer: rings with their ends, zeros after (see above)
@@ -425,7 +439,7 @@ class _PaddedConv(torch.autograd.Function):
         gcg, cog, q = c // g, co // g, p.q
         need_x, need_w, need_b = ctx.needs_input_grad[:3] if grad is not None else (False,) * 3
         g_mw = g_mb = None
-        if grad_loss is not None and getattr(ctx, "gw_m", None) is not None:
+        if grad_loss is not None and ctx.gw_m is not None:
             g_mw, g_mb = ctx.gw_m * grad_loss, ctx.gb_m * grad_loss
         if not (need_x or need_w or need_b):
             return None, None, None, g_mw, g_mb, None, None, None
@@ -434,7 +448,7 @@ class _PaddedConv(torch.autograd.Function):
             [need_x, need_w, need_b and ctx.has_bias])
         # the border outputs' gradients laid out like the corrections, after two zero rows for stride 1 (row r
         # of the 3-row windows below then holds the gradients that ring row r feeds through taps 2, 1, 0)
-        lead = 2 if s == 1 else 0
+        lead = p.lead
         gs = grad.new_empty(4, lead + q, co)
         gs.view(-1, co).index_fill_(0, p.grad_zeros, 0)
         gsi = gs[:, lead:].view(4, n, p.per, co)[:, :, :p.ho]
@@ -566,13 +580,6 @@ class PaddingModule(PaddingScheme):
         br = 0.5 * (self._band(bottom, 3, r) + self._band(right, 1, b))
         return torch.cat([tl, top, tr], 3), torch.cat([bl, bottom, br], 3), left, right
 
-    # ---- the common case: the fast path (see _PaddedConv)
-    def _weights_by_depth(self) -> torch.Tensor:
-        """(4, g, depth, C/g in, C/g out), detached: the predictors as matrices applied to (pixels, channels) rows,
-        one per row depth, nearest the border first (the layout of the fast path's products)."""
-        cg = self.channels // self.groups
-        return self.weight.detach().view(4, self.groups, cg, cg, self.depth).permute(0, 1, 4, 3, 2)
-
     def pad(self, x, pads):
         if not any(pads):
             return x
@@ -588,8 +595,8 @@ class PaddingModule(PaddingScheme):
             g = self.groups
             cg = self.channels // g
             xs = _to_groups(_edge_strips(x, k), g)
-            wd = self._weights_by_depth().reshape(4 * g, k * cg, cg)
-            residual = torch.baddbmm(self.bias.detach().view(4 * g, 1, cg), xs[..., cg:], wd).sub_(xs[..., :cg])
+            plain = _by_depth(self.weight.detach(), g, k).reshape(4 * g, k * cg, cg)
+            residual = _loss_residual(xs, plain, self.bias.detach().view(4 * g, 1, cg), cg)
             return _EdgeLoss.apply(self.weight, self.bias, xs[..., cg:], residual, self)
         sides = [s for s in range(4) if (h if s < 2 else w) >= k + 1]
         if not sides:

@@ -384,7 +384,7 @@ class _PaddedConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, m_weight, m_bias, module, stride, with_loss):
         n, c, h, _ = x.shape
-        co, cg = weight.shape[:2]
+        co = weight.shape[0]
         g, k = module.groups, module.depth
         gcg = c // g
         p = _fast_plan(n, h, c, co, g, k, stride, str(x.device))
@@ -434,7 +434,7 @@ class _PaddedConv(torch.autograd.Function):
         x, weight, rings, src = ctx.saved_tensors
         p, s, module = ctx.plan, ctx.stride, ctx.module
         n, c, h, _ = x.shape
-        co, cg = weight.shape[:2]
+        co = weight.shape[0]
         g, k = module.groups, module.depth
         gcg, cog, q = c // g, co // g, p.q
         need_x, need_w, need_b = ctx.needs_input_grad[:3] if grad is not None else (False,) * 3

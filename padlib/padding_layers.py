@@ -777,19 +777,22 @@ def padding_views(model: nn.Module, image: torch.Tensor, schemes=ALL_SCHEMES, ma
 
 
 def bench_scheme_step_overhead(schemes=ALL_SCHEMES[1:], batch_size: int = 64, repeats: int = 12,
-                               threads: int | None = 1, contiguous_format: tuple = ("padding_module",)) -> dict:
+                               threads: int | None = 1, contiguous_format: tuple = ("padding_module",),
+                               chapter_model: tuple = ("padding_module",)) -> dict:
     """Training-step time (forward, backward, Adam step) with each scheme / with zero padding; same model, batch.
 
-    The model is the chapter's small ResNet-style network (width 16, two stages) on a batch of digits on a
-    32 px canvas, on ``threads`` CPU threads (the chapter's default, 1), in channels-last memory like
-    :func:`padlib.training.train`. Steps of all schemes are interleaved and the best of ``repeats`` is kept,
+    The model is a fixed small ResNet-style network (width 16, two stages) on a batch of digits on a 32 px
+    canvas, on ``threads`` CPU threads (the chapter's default, 1), in channels-last memory like
+    :func:`padlib.training.train`. Steps of all runs are interleaved and the best of ``repeats`` is kept,
     so load from other processes affects every scheme alike. The schemes in ``contiguous_format`` are also
-    timed with (N, C, H, W)-contiguous maps against zero padding in that format (``..._nchw`` lines).
+    timed with (N, C, H, W)-contiguous maps against zero padding in that format (``..._nchw`` lines), and the
+    schemes in ``chapter_model`` on chapter 5's default network (VGG-style, width 12, three stages: more,
+    smaller and narrower maps) against zero padding on it (``..._vgg`` lines): what the chapter's reader pays.
     """
     import time
 
     from .padding import convert_padding
-    from .training import digits_on_canvas, resnet_small, training_step
+    from .training import digits_on_canvas, resnet_small, training_step, vgg_small
 
     old_threads = torch.get_num_threads()
     if threads:
@@ -798,11 +801,14 @@ def bench_scheme_step_overhead(schemes=ALL_SCHEMES[1:], batch_size: int = 64, re
         torch.manual_seed(0)
         data = digits_on_canvas(batch_size, canvas_size=32, digit_size=16, seed=0)
         x, y = data.images, data.labels
-        base = resnet_small(in_channels=1, num_classes=10, width=16, depth=2, mean=data.mean, std=data.std)
-        runs = [(s, True) for s in ("zero", *schemes)]
+        nets = {"resnet": resnet_small(in_channels=1, num_classes=10, width=16, depth=2, mean=data.mean, std=data.std)}
+        runs = [(s, True, "resnet") for s in ("zero", *schemes)]
         if contiguous_format:
-            runs += [(s, False) for s in ("zero", *contiguous_format)]
-        models = {r: convert_padding(base, r[0]) for r in runs}
+            runs += [(s, False, "resnet") for s in ("zero", *contiguous_format)]
+        if chapter_model:
+            nets["vgg"] = vgg_small(in_channels=1, num_classes=10, width=12, depth=3, mean=data.mean, std=data.std)
+            runs += [(s, True, "vgg") for s in ("zero", *chapter_model)]
+        models = {r: convert_padding(nets[r[2]], r[0]) for r in runs}
         opts = {r: torch.optim.Adam(m.parameters(), lr=1e-3) for r, m in models.items()}
         best = {r: float("inf") for r in models}
         for rep in range(repeats + 1):
@@ -813,8 +819,13 @@ def bench_scheme_step_overhead(schemes=ALL_SCHEMES[1:], batch_size: int = 64, re
                     best[r] = min(best[r], time.perf_counter() - t0)
     finally:
         torch.set_num_threads(old_threads)
-    out = {f"{s}_step_overhead": round(best[s, True] / best["zero", True], 3) for s in schemes}
-    out.update({f"{s}_step_overhead_nchw": round(best[s, False] / best["zero", False], 3) for s in contiguous_format})
+
+    def ratio(s, cl, net):
+        return round(best[s, cl, net] / best["zero", cl, net], 3)
+
+    out = {f"{s}_step_overhead": ratio(s, True, "resnet") for s in schemes}
+    out.update({f"{s}_step_overhead_nchw": ratio(s, False, "resnet") for s in contiguous_format})
+    out.update({f"{s}_step_overhead_vgg": ratio(s, True, "vgg") for s in chapter_model})
     return out
 
 

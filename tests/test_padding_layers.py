@@ -297,7 +297,8 @@ def test_bench_reports_one_ratio_per_scheme():
 
     assert any(b.__name__ == "bench_padding_schemes" for b in BENCHMARKS)
     out = bench_scheme_step_overhead(schemes=("reflect", "padding_module"), batch_size=4, repeats=1)
-    assert set(out) == {"reflect_step_overhead", "padding_module_step_overhead", "padding_module_step_overhead_nchw"}
+    assert set(out) == {"reflect_step_overhead", "padding_module_step_overhead", "padding_module_step_overhead_nchw",
+                        "padding_module_step_overhead_vgg"}
     assert all(v > 0 for v in out.values())
 
 

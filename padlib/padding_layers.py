@@ -783,49 +783,34 @@ def bench_scheme_step_overhead(schemes=ALL_SCHEMES[1:], batch_size: int = 64, re
 
     The model is a fixed small ResNet-style network (width 16, two stages) on a batch of digits on a 32 px
     canvas, on ``threads`` CPU threads (the chapter's default, 1), in channels-last memory like
-    :func:`padlib.training.train`. Steps of all runs are interleaved and the best of ``repeats`` is kept,
-    so load from other processes affects every scheme alike. The schemes in ``contiguous_format`` are also
-    timed with (N, C, H, W)-contiguous maps against zero padding in that format (``..._nchw`` lines), and the
-    schemes in ``chapter_model`` on chapter 5's default network (VGG-style, width 12, three stages: more,
-    smaller and narrower maps) against zero padding on it (``..._vgg`` lines): what the chapter's reader pays.
+    :func:`padlib.training.train`, timed by :func:`padlib.training.interleaved_step_cost` (steps of all schemes
+    interleaved, best of ``repeats``). The schemes in ``contiguous_format`` are also timed with
+    (N, C, H, W)-contiguous maps against zero padding in that format (``..._nchw`` lines), and the schemes in
+    ``chapter_model`` on chapter 5's default network (VGG-style, width 12, three stages: more, smaller and
+    narrower maps) against zero padding on it (``..._vgg`` lines): what the chapter's reader pays.
     """
-    import time
-
-    from .padding import convert_padding
-    from .training import digits_on_canvas, resnet_small, training_step, vgg_small
+    from .training import digits_on_canvas, interleaved_step_cost
 
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        torch.manual_seed(0)
         data = digits_on_canvas(batch_size, canvas_size=32, digit_size=16, seed=0)
-        x, y = data.images, data.labels
-        nets = {"resnet": resnet_small(in_channels=1, num_classes=10, width=16, depth=2, mean=data.mean, std=data.std)}
-        runs = [(s, True, "resnet") for s in ("zero", *schemes)]
-        if contiguous_format:
-            runs += [(s, False, "resnet") for s in ("zero", *contiguous_format)]
-        if chapter_model:
-            nets["vgg"] = vgg_small(in_channels=1, num_classes=10, width=12, depth=3, mean=data.mean, std=data.std)
-            runs += [(s, True, "vgg") for s in ("zero", *chapter_model)]
-        models = {r: convert_padding(nets[r[2]], r[0]) for r in runs}
-        opts = {r: torch.optim.Adam(m.parameters(), lr=1e-3) for r, m in models.items()}
-        best = {r: float("inf") for r in models}
-        for rep in range(repeats + 1):
-            for r, m in models.items():
-                t0 = time.perf_counter()
-                training_step(m, opts[r], x, y, channels_last=r[1])
-                if rep:  # the first round warms caches
-                    best[r] = min(best[r], time.perf_counter() - t0)
+
+        def ratios(names, suffix, model="resnet", channels_last=True):
+            if not names:
+                return {}
+            kwargs = {"width": 16, "depth": 2} if model == "resnet" else {"width": 12, "depth": 3}
+            cost = interleaved_step_cost(["zero", *names], data, model, kwargs, batch_size, repeats,
+                                         channels_last=channels_last)
+            return {f"{s}_step_overhead{suffix}": round(float(r), 3)
+                    for s, r in zip(cost["scheme"], cost["ratio_to_zero"]) if s != "zero"}
+
+        out = ratios(schemes, "")
+        out.update(ratios(contiguous_format, "_nchw", channels_last=False))
+        out.update(ratios(chapter_model, "_vgg", model="vgg"))
     finally:
         torch.set_num_threads(old_threads)
-
-    def ratio(s, cl, net):
-        return round(best[s, cl, net] / best["zero", cl, net], 3)
-
-    out = {f"{s}_step_overhead": ratio(s, True, "resnet") for s in schemes}
-    out.update({f"{s}_step_overhead_nchw": ratio(s, False, "resnet") for s in contiguous_format})
-    out.update({f"{s}_step_overhead_vgg": ratio(s, True, "vgg") for s in chapter_model})
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -473,36 +474,105 @@ class SchemeRun:
     result: TrainResult
 
 
+def _train_job(job: dict) -> SchemeRun:
+    """One (scheme, seed) run of :func:`train_schemes`; a top-level function so that worker processes can run it."""
+    from .padding import convert_padding
+
+    if job["threads"]:
+        torch.set_num_threads(job["threads"])
+    scheme, seed, data = job["scheme"], job["seed"], job["train_data"]
+    base = small_model(job["model"], data, num_classes=job["num_classes"], seed=seed, **job["model_kwargs"])
+    init = convert_padding(base, scheme)
+    net = copy.deepcopy(init)
+    result = train(net, data, job["target"], job["epochs"], job["batch_size"], job["lr"], seed, job["device"],
+                   progress=False, eval_data=job["eval_data"], evals_per_epoch=job["evals_per_epoch"])
+    return SchemeRun(scheme, seed, init.to(job["device"]).eval(), net, result)
+
+
+def default_workers(device="cpu", threads: int | None = None) -> int:
+    """Worker processes for :func:`train_schemes`: on CPU one per ``threads`` cores (all cores are used), else 1."""
+    if str(device) != "cpu":
+        return 1
+    return max((os.cpu_count() or 1) // max(threads or torch.get_num_threads(), 1), 1)
+
+
 def train_schemes(schemes, seeds, train_data: ImageSet, model: str = "vgg", model_kwargs: dict | None = None,
                   target: str = "label", epochs: float = 2, batch_size: int = 64, lr: float = 3e-3,
                   device="cpu", progress: bool = True, eval_data: ImageSet | None = None,
-                  evals_per_epoch: int = 1) -> list[SchemeRun]:
+                  evals_per_epoch: int = 1, workers: int = 1) -> list[SchemeRun]:
     """Train one network per (scheme, seed): for a seed, every scheme starts from the same initial weights
     (the seeded base network converted with :func:`padlib.padding.convert_padding`) and sees the same batches.
 
-    ``schemes`` may be one name or a list; ``seeds`` one int or a list."""
+    ``schemes`` may be one name or a list; ``seeds`` one int or a list. ``workers`` > 1 trains that many runs
+    at a time in separate processes, each on this process's number of torch threads: the runs are
+    independent and seeded, so the networks are the same as with ``workers=1``; only their step times then
+    include the sharing of the machine (measure cost with :func:`interleaved_step_cost` instead).
+    """
     from tqdm.auto import tqdm
-
-    from .padding import convert_padding
 
     schemes = [schemes] if isinstance(schemes, str) else schemes
     seeds = [seeds] if isinstance(seeds, int) else seeds
     check_type("schemes", schemes, (list, tuple), "a scheme name or a list of them")
     check_type("seeds", seeds, (list, tuple, range), "a seed or a list of seeds")
+    check_type("workers", workers, int)
     if not schemes or not len(seeds):
         raise PadlibError("train_schemes needs at least one scheme and one seed")
+    if workers < 1:
+        raise PadlibError(f"workers must be >= 1, got {workers}")
     check_type("train_data", train_data, ImageSet)
     num_classes = train_data.n_classes(target) if target != "label" else None
-    runs = []
-    jobs = [(s, seed) for seed in seeds for s in schemes]
-    for scheme, seed in tqdm(jobs, desc=f"{target}: schemes x seeds", disable=not progress):
-        base = small_model(model, train_data, num_classes=num_classes, seed=seed, **(model_kwargs or {}))
-        init = convert_padding(base, scheme)
-        net = copy.deepcopy(init)
-        result = train(net, train_data, target, epochs, batch_size, lr, seed, device, progress=False,
-                       eval_data=eval_data, evals_per_epoch=evals_per_epoch)
-        runs.append(SchemeRun(scheme, seed, init.to(device).eval(), net, result))
-    return runs
+    common = dict(train_data=train_data, model=model, model_kwargs=dict(model_kwargs or {}), num_classes=num_classes,
+                  target=target, epochs=epochs, batch_size=batch_size, lr=lr, device=str(device), eval_data=eval_data,
+                  evals_per_epoch=evals_per_epoch, threads=torch.get_num_threads())
+    jobs = [dict(common, scheme=s, seed=seed) for seed in seeds for s in schemes]
+    desc = f"{target}: schemes x seeds"
+    workers = min(workers, len(jobs))
+    if workers == 1:
+        return [_train_job(j) for j in tqdm(jobs, desc=desc, disable=not progress)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawned, not forked: a fork of a process whose torch thread pools already ran can deadlock
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_train_job, j) for j in jobs]
+        for _ in tqdm(as_completed(futures), total=len(jobs), desc=f"{desc} ({workers} processes)",
+                      disable=not progress):
+            pass
+        return [f.result() for f in futures]  # in job order
+
+
+def interleaved_step_cost(schemes, data: ImageSet, model: str = "vgg", model_kwargs: dict | None = None,
+                          batch_size: int = 64, repeats: int = 12, seed: int = 0, channels_last: bool = True,
+                          device="cpu") -> pd.DataFrame:
+    """Training-step time (forward, backward, Adam step) per scheme on one batch of ``data``, steps of all
+    schemes interleaved and the best of ``repeats`` kept (after one warm-up round), so that load from other
+    processes affects every scheme alike; with each scheme's ratio to zero padding (when it is among them).
+
+    The same network (``model``, seeded) converted to each scheme, in one process: the clean cost measure
+    when the training runs themselves shared the machine."""
+    from .padding import convert_padding
+
+    schemes = [schemes] if isinstance(schemes, str) else list(schemes)
+    check_type("data", data, ImageSet)
+    check_type("repeats", repeats, int)
+    if not schemes or repeats < 1:
+        raise PadlibError("interleaved_step_cost needs at least one scheme and repeats >= 1")
+    torch.manual_seed(seed)
+    x, y = data.images[:batch_size].to(device), data.targets("label")[:batch_size].to(device)
+    base = small_model(model, data, seed=seed, **dict(model_kwargs or {}))
+    nets = {s: convert_padding(base, s).to(device) for s in schemes}
+    opts = {s: torch.optim.Adam(m.parameters(), lr=1e-3) for s, m in nets.items()}
+    best = dict.fromkeys(schemes, float("inf"))
+    for rep in range(repeats + 1):
+        for s, m in nets.items():
+            t0 = time.perf_counter()
+            training_step(m, opts[s], x, y, channels_last=channels_last)
+            if rep:  # the first round warms caches
+                best[s] = min(best[s], time.perf_counter() - t0)
+    out = pd.DataFrame({"scheme": schemes, "seconds_per_step": [best[s] for s in schemes]})
+    if "zero" in best:
+        out["ratio_to_zero"] = out["seconds_per_step"] / best["zero"]
+    return out
 
 
 def runs_predictions(runs: list[SchemeRun], test: ImageSet, target: str = "label", device="cpu") -> pd.DataFrame:
@@ -569,7 +639,9 @@ def paired_comparison(per_seed: pd.DataFrame, value: str = "accuracy", baseline:
 
 
 def step_cost(runs: list[SchemeRun], baseline: str = "zero") -> pd.DataFrame:
-    """Median seconds per training step per scheme and its ratio to ``baseline`` (paired by seed, then median)."""
+    """Median seconds per training step per scheme and its ratio to ``baseline`` (paired by seed, then median),
+    from the runs' own step times (runs trained in parallel processes shared the machine: see
+    :func:`interleaved_step_cost`)."""
     df = pd.DataFrame([{"scheme": r.scheme, "seed": r.seed, "seconds_per_step": r.result.seconds_per_step}
                        for r in runs])
     if baseline not in set(df["scheme"]):

@@ -35,6 +35,7 @@ from padlib.training import (
     small_model,
     step_cost,
     train,
+    interleaved_step_cost,
     train_schemes,
     vgg_small,
 )
@@ -118,6 +119,33 @@ def test_train_schemes_share_the_initialisation_per_seed():
     costs = step_cost(runs)
     assert costs.set_index("scheme").loc["zero", "ratio_to_zero"] == 1.0
     assert set(learning_curves(runs).columns) >= {"scheme", "seed", "step", "accuracy"}
+
+
+def test_train_schemes_in_worker_processes_gives_the_same_networks():
+    """Runs are independent and seeded: two spawned worker processes train exactly what one process trains."""
+    data = digits_on_canvas(48, canvas_size=16, digit_size=8, seed=0)
+    kwargs = dict(model="resnet", model_kwargs={"width": 4, "depth": 2}, epochs=1, batch_size=16, progress=False)
+    serial = train_schemes(["zero", "padding_module"], [0, 1], data, **kwargs)
+    parallel = train_schemes(["zero", "padding_module"], [0, 1], data, workers=2, **kwargs)
+    assert [(r.scheme, r.seed) for r in parallel] == [(r.scheme, r.seed) for r in serial]
+    for a, b in zip(serial, parallel):
+        assert all(torch.equal(p, q) for p, q in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+        assert a.result.history["loss"].tolist() == b.result.history["loss"].tolist()
+    assert padding_scheme_of(padded_convs(parallel[1].model)[0][1]) == "padding_module"
+    with pytest.raises(PadlibError, match="workers must be >= 1"):
+        train_schemes(["zero"], [0], data, workers=0, **kwargs)
+
+
+def test_interleaved_step_cost_times_every_scheme_against_zero():
+    data = digits_on_canvas(16, canvas_size=16, digit_size=8, seed=0)
+    cost = interleaved_step_cost(["zero", "circular", "padding_module"], data, model="resnet",
+                                 model_kwargs={"width": 4, "depth": 2}, batch_size=8, repeats=2).set_index("scheme")
+    assert list(cost.index) == ["zero", "circular", "padding_module"]
+    assert cost.loc["zero", "ratio_to_zero"] == 1.0 and (cost["seconds_per_step"] > 0).all()
+    assert "ratio_to_zero" not in interleaved_step_cost("circular", data, model="resnet", repeats=1,
+                                                        model_kwargs={"width": 4, "depth": 2}).columns
+    with pytest.raises(PadlibError, match="repeats"):
+        interleaved_step_cost(["zero"], data, repeats=0)
 
 
 def test_paired_comparison_and_summaries_on_known_numbers():

@@ -544,12 +544,14 @@ def train_schemes(schemes, seeds, train_data: ImageSet, model: str = "vgg", mode
 def interleaved_step_cost(schemes, data: ImageSet, model: str = "vgg", model_kwargs: dict | None = None,
                           batch_size: int = 64, repeats: int = 12, seed: int = 0, channels_last: bool = True,
                           device="cpu") -> pd.DataFrame:
-    """Training-step time (forward, backward, Adam step) per scheme on one batch of ``data``, steps of all
-    schemes interleaved and the best of ``repeats`` kept (after one warm-up round), so that load from other
-    processes affects every scheme alike; with each scheme's ratio to zero padding (when it is among them).
+    """Training-step time (forward, backward, Adam step) per scheme on one batch of ``data``, and its ratio to
+    zero padding (when zero is among the schemes), from ``repeats`` rounds after one warm-up round.
 
-    The same network (``model``, seeded) converted to each scheme, in one process: the clean cost measure
-    when the training runs themselves shared the machine."""
+    Each round runs one step of every scheme back to back (in reversed order every other round, so that no
+    scheme always follows the same one); a scheme's ratio is the median over rounds of its step time over zero
+    padding's in the same round, so a slow spell of the machine moves both and cancels. The same network
+    (``model``, seeded) converted to each scheme, in one process: the clean cost measure when the training
+    runs themselves shared the machine."""
     from .padding import convert_padding
 
     schemes = [schemes] if isinstance(schemes, str) else list(schemes)
@@ -562,16 +564,17 @@ def interleaved_step_cost(schemes, data: ImageSet, model: str = "vgg", model_kwa
     base = small_model(model, data, seed=seed, **dict(model_kwargs or {}))
     nets = {s: convert_padding(base, s).to(device) for s in schemes}
     opts = {s: torch.optim.Adam(m.parameters(), lr=1e-3) for s, m in nets.items()}
-    best = dict.fromkeys(schemes, float("inf"))
+    times = {s: [] for s in schemes}
     for rep in range(repeats + 1):
-        for s, m in nets.items():
+        for s in (schemes if rep % 2 else schemes[::-1]):
             t0 = time.perf_counter()
-            training_step(m, opts[s], x, y, channels_last=channels_last)
+            training_step(nets[s], opts[s], x, y, channels_last=channels_last)
             if rep:  # the first round warms caches
-                best[s] = min(best[s], time.perf_counter() - t0)
-    out = pd.DataFrame({"scheme": schemes, "seconds_per_step": [best[s] for s in schemes]})
-    if "zero" in best:
-        out["ratio_to_zero"] = out["seconds_per_step"] / best["zero"]
+                times[s].append(time.perf_counter() - t0)
+    out = pd.DataFrame({"scheme": schemes, "seconds_per_step": [float(np.median(times[s])) for s in schemes]})
+    if "zero" in times:
+        zero = np.asarray(times["zero"])
+        out["ratio_to_zero"] = [float(np.median(np.asarray(times[s]) / zero)) for s in schemes]
     return out
 
 

@@ -531,14 +531,18 @@ def train_schemes(schemes, seeds, train_data: ImageSet, model: str = "vgg", mode
         return [_train_job(j) for j in tqdm(jobs, desc=desc, disable=not progress)]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     # spawned, not forked: a fork of a process whose torch thread pools already ran can deadlock
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_train_job, j) for j in jobs]
-        for _ in tqdm(as_completed(futures), total=len(jobs), desc=f"{desc} ({workers} processes)",
-                      disable=not progress):
-            pass
-        return [f.result() for f in futures]  # in job order
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_train_job, j) for j in jobs]
+            for _ in tqdm(as_completed(futures), total=len(jobs), desc=f"{desc} ({workers} processes)",
+                          disable=not progress):
+                pass
+            return [f.result() for f in futures]  # in job order
+    except BrokenProcessPool as e:
+        raise PadlibError(f"a training worker process died ({e}); out of memory? retry with workers=1") from None
 
 
 def interleaved_step_cost(schemes, data: ImageSet, model: str = "vgg", model_kwargs: dict | None = None,

@@ -489,11 +489,16 @@ def _train_job(job: dict) -> SchemeRun:
     return SchemeRun(scheme, seed, init.to(job["device"]).eval(), net, result)
 
 
-def default_workers(device="cpu", threads: int | None = None) -> int:
-    """Worker processes for :func:`train_schemes`: on CPU one per ``threads`` cores (all cores are used), else 1."""
+def default_workers(device="cpu", threads: int | None = None, most: int = 4) -> int:
+    """Worker processes for :func:`train_schemes`: on CPU one per ``threads`` of the cores this process may run
+    on, at most ``most`` (each worker holds its own torch, a few hundred MB); on other devices 1."""
     if str(device) != "cpu":
         return 1
-    return max((os.cpu_count() or 1) // max(threads or torch.get_num_threads(), 1), 1)
+    try:
+        cores = len(os.sched_getaffinity(0))  # the cores allowed to this process, not the host's
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(min(cores // max(threads or torch.get_num_threads(), 1), most), 1)
 
 
 def train_schemes(schemes, seeds, train_data: ImageSet, model: str = "vgg", model_kwargs: dict | None = None,

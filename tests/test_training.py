@@ -35,6 +35,7 @@ from padlib.training import (
     small_model,
     step_cost,
     train,
+    default_workers,
     interleaved_step_cost,
     train_schemes,
     vgg_small,
@@ -134,6 +135,8 @@ def test_train_schemes_in_worker_processes_gives_the_same_networks():
     assert padding_scheme_of(padded_convs(parallel[1].model)[0][1]) == "padding_module"
     with pytest.raises(PadlibError, match="workers must be >= 1"):
         train_schemes(["zero"], [0], data, workers=0, **kwargs)
+    assert default_workers("cuda") == 1 and 1 <= default_workers("cpu", threads=1) <= 4
+    assert default_workers("cpu", threads=10_000) == 1
 
 
 def test_interleaved_step_cost_times_every_scheme_against_zero():

@@ -785,10 +785,10 @@ def bench_scheme_step_overhead(schemes=ALL_SCHEMES[1:], batch_size: int = 64, re
     canvas, on ``threads`` CPU threads (the chapter's default, 1), in channels-last memory like
     :func:`padlib.training.train`, timed by :func:`padlib.training.interleaved_step_cost` (steps of all schemes
     interleaved; per scheme the median over ``repeats`` rounds of its step time over zero's in the same round).
-    The schemes in ``contiguous_format`` are also timed with
-    (N, C, H, W)-contiguous maps against zero padding in that format (``..._nchw`` lines), and the schemes in
-    ``chapter_model`` on chapter 5's default network (VGG-style, width 12, three stages: more, smaller and
-    narrower maps) against zero padding on it (``..._vgg`` lines): what the chapter's reader pays.
+    The schemes in ``contiguous_format`` are also timed with (N, C, H, W)-contiguous maps against zero padding
+    in that format (``..._nchw`` lines), and the schemes in ``chapter_model`` on chapter 5's default network
+    (VGG-style, width 12, three stages: more, smaller and narrower maps) against zero padding on it
+    (``..._vgg`` lines): what the chapter's reader pays.
     """
     from .training import digits_on_canvas, interleaved_step_cost
 

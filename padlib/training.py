@@ -568,9 +568,8 @@ def interleaved_step_cost(schemes, data: ImageSet, model: str = "vgg", model_kwa
     check_type("repeats", repeats, int)
     if not schemes or repeats < 1:
         raise PadlibError("interleaved_step_cost needs at least one scheme and repeats >= 1")
-    torch.manual_seed(seed)
     x, y = data.images[:batch_size].to(device), data.targets("label")[:batch_size].to(device)
-    base = small_model(model, data, seed=seed, **dict(model_kwargs or {}))
+    base = small_model(model, data, seed=seed, **dict(model_kwargs or {}))  # (seeds torch itself)
     nets = {s: convert_padding(base, s).to(device) for s in schemes}
     opts = {s: torch.optim.Adam(m.parameters(), lr=1e-3) for s, m in nets.items()}
     times = {s: [] for s in schemes}

@@ -301,6 +301,39 @@ def model_device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+def conv_weights_to(model: nn.Module, memory_format) -> None:
+    """Convolution weights (4-D parameters) to ``memory_format``, in place; unlike ``model.to(memory_format=...)``
+    this leaves other parameters alone (a Padding Module's 5-D predictor weights make that call fail)."""
+    for p in model.parameters():
+        if p.dim() == 4:
+            p.data = in_memory_format(p.data, memory_format)
+
+
+def in_memory_format(t: torch.Tensor, memory_format) -> torch.Tensor:
+    """``t`` with exactly the strides of ``memory_format`` (itself when it has them, else a copy). Stricter than
+    ``t.contiguous(memory_format=...)``, which keeps a 1x1 kernel's channels-last strides (4, 1, 4, 4) because
+    they count as contiguous too, while convolutions still read them as channels-last."""
+    want = torch.empty(t.shape, device="meta", memory_format=memory_format).stride()
+    return t if t.stride() == want else t.clone(memory_format=memory_format)
+
+
+@contextlib.contextmanager
+def channels_last_inference(model: nn.Module, enabled: bool = True):
+    """Forward-only evaluation with the conv weights in channels-last memory (10-35% faster on CPU for depthwise
+    models), without gradients, and the weights back in (N, C, H, W) order afterwards, also on error. Only
+    forward passes run this way: on CPU padlib never takes a backward pass in channels-last memory, whose oneDNN
+    weight gradient corrupts the heap on some CPUs (see :func:`padlib.training.training_memory_format`)."""
+    if not enabled:
+        yield
+        return
+    conv_weights_to(model, torch.channels_last)
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        conv_weights_to(model, torch.contiguous_format)
+
+
 @torch.no_grad()
 def predict(model: nn.Module, images, k: int = 5):
     """Top-k ImageNet predictions: PIL images / arrays (preprocessed here) or a normalised batch -> DataFrame."""

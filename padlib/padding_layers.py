@@ -777,18 +777,16 @@ def padding_views(model: nn.Module, image: torch.Tensor, schemes=ALL_SCHEMES, ma
 
 
 def bench_scheme_step_overhead(schemes=ALL_SCHEMES[1:], batch_size: int = 64, repeats: int = 12,
-                               threads: int | None = 1, contiguous_format: tuple = ("padding_module",),
-                               chapter_model: tuple = ("padding_module",)) -> dict:
+                               threads: int | None = 1, chapter_model: tuple = ("padding_module",)) -> dict:
     """Training-step time (forward, backward, Adam step) with each scheme / with zero padding; same model, batch.
 
     The model is a fixed small ResNet-style network (width 16, two stages) on a batch of digits on a 32 px
-    canvas, on ``threads`` CPU threads (the chapter's default, 1), in channels-last memory like
-    :func:`padlib.training.train`, timed by :func:`padlib.training.interleaved_step_cost` (steps of all schemes
-    interleaved; per scheme the median over ``repeats`` rounds of its step time over zero's in the same round).
-    The schemes in ``contiguous_format`` are also timed with (N, C, H, W)-contiguous maps against zero padding
-    in that format (``..._nchw`` lines), and the schemes in ``chapter_model`` on chapter 5's default network
-    (VGG-style, width 12, three stages: more, smaller and narrower maps) against zero padding on it
-    (``..._vgg`` lines): what the chapter's reader pays.
+    canvas, on ``threads`` CPU threads (the chapter's default, 1), in the memory format :func:`padlib.training.train`
+    uses ((N, C, H, W) on CPU, :func:`padlib.training.training_memory_format`), timed by
+    :func:`padlib.training.interleaved_step_cost` (steps of all schemes interleaved; per scheme the median over
+    ``repeats`` rounds of its step time over zero's in the same round). The schemes in ``chapter_model`` are also
+    timed on chapter 5's default network (VGG-style, width 12, three stages: more, smaller and narrower maps)
+    against zero padding on it (``..._vgg`` lines): what the chapter's reader pays.
     """
     from .training import digits_on_canvas, interleaved_step_cost
 
@@ -798,17 +796,15 @@ def bench_scheme_step_overhead(schemes=ALL_SCHEMES[1:], batch_size: int = 64, re
     try:
         data = digits_on_canvas(batch_size, canvas_size=32, digit_size=16, seed=0)
 
-        def ratios(names, suffix, model="resnet", channels_last=True):
+        def ratios(names, suffix, model="resnet"):
             if not names:
                 return {}
             kwargs = {"width": 16, "depth": 2} if model == "resnet" else {"width": 12, "depth": 3}
-            cost = interleaved_step_cost(["zero", *names], data, model, kwargs, batch_size, repeats,
-                                         channels_last=channels_last)
+            cost = interleaved_step_cost(["zero", *names], data, model, kwargs, batch_size, repeats)
             return {f"{s}_step_overhead{suffix}": round(float(r), 3)
                     for s, r in zip(cost["scheme"], cost["ratio_to_zero"]) if s != "zero"}
 
         out = ratios(schemes, "")
-        out.update(ratios(contiguous_format, "_nchw", channels_last=False))
         out.update(ratios(chapter_model, "_vgg", model="vgg"))
     finally:
         torch.set_num_threads(old_threads)

@@ -346,17 +346,43 @@ def small_model(kind: str, data: ImageSet, num_classes: int | None = None, seed:
 # training
 
 
+def training_memory_format(device) -> torch.memory_format:
+    """The memory format padlib trains in: channels-last on CUDA, (N, C, H, W) on CPU, always.
+
+    On CPU the channels-last weight gradient of oneDNN's thin 1x1 stride-2 convolutions (a ResNet shortcut from
+    3 or 4 channels) corrupts the heap on some CPUs (seen: AMD EPYC family 25, torch 2.14.1, oneDNN 3.12): an abort,
+    a bus error or a hang, depending on the run. Which shapes are affected depends on the CPU and the build, so
+    no channels-last backward pass runs on CPU at all; (N, C, H, W) costs 15-50% more per step here."""
+    return torch.channels_last if torch.device(device).type == "cuda" else torch.contiguous_format
+
+
+def _check_channels_last(channels_last, device) -> torch.memory_format:
+    """The memory format for a training pass: :func:`training_memory_format` unless ``channels_last`` is given;
+    ``channels_last=True`` on CPU is refused (see there)."""
+    if channels_last is None:
+        return training_memory_format(device)
+    check_type("channels_last", channels_last, bool)
+    if channels_last and torch.device(device).type == "cpu":
+        raise PadlibError("channels_last=True is refused on CPU: oneDNN's channels-last weight gradient corrupts the "
+                          "heap on some CPUs; leave channels_last=None (NCHW on CPU, channels-last on CUDA)")
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
 def training_step(model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor,
-                  channels_last: bool = True) -> tuple[float, float]:
+                  channels_last: bool | None = None) -> tuple[float, float]:
     """One step on the main loss plus any Padding Module losses; returns (main loss, module loss).
 
-    ``channels_last``: run the step on channels-last maps (about a quarter faster for these small CPU models,
-    and the memory layout in which the Padding Module's border work is contiguous).
+    ``channels_last``: None (default) trains in :func:`training_memory_format` for ``x``'s device: channels-last
+    on CUDA, (N, C, H, W) on CPU. The model's conv weights are put in that format too (a conv runs channels-last
+    when its input *or* its weight is), so a model left in channels-last by other code still trains safely.
     """
+    from .models import conv_weights_to, in_memory_format
     from .padding_layers import padding_module_loss
 
-    if channels_last and x.dim() == 4:
-        x = x.to(memory_format=torch.channels_last)
+    fmt = _check_channels_last(channels_last, x.device)
+    if x.dim() == 4:
+        x = in_memory_format(x, fmt)
+    conv_weights_to(model, fmt)
     model.train()
     optimizer.zero_grad(set_to_none=True)
     loss = F.cross_entropy(model(x), y)
@@ -369,11 +395,13 @@ def training_step(model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor,
 
 @torch.no_grad()
 def predict_labels(model: nn.Module, images: torch.Tensor, batch_size: int = 256, device="cpu") -> torch.Tensor:
-    """Arg-max predictions of ``model`` (eval mode) for (N, C, H, W) images."""
+    """Arg-max predictions of ``model`` (eval mode) for (N, C, H, W) images, in the training memory format."""
+    from .models import in_memory_format
+
     was = model.training
     model.eval()
-    fmt = torch.channels_last if images.dim() == 4 else torch.contiguous_format
-    out = [model(images[s:s + batch_size].to(device, memory_format=fmt)).argmax(1).cpu()
+    fmt = training_memory_format(device) if images.dim() == 4 else torch.contiguous_format
+    out = [model(in_memory_format(images[s:s + batch_size].to(device), fmt)).argmax(1).cpu()
            for s in range(0, len(images), batch_size)]
     model.train(was)
     return torch.cat(out)
@@ -551,7 +579,7 @@ def train_schemes(schemes, seeds, train_data: ImageSet, model: str = "vgg", mode
 
 
 def interleaved_step_cost(schemes, data: ImageSet, model: str = "vgg", model_kwargs: dict | None = None,
-                          batch_size: int = 64, repeats: int = 12, seed: int = 0, channels_last: bool = True,
+                          batch_size: int = 64, repeats: int = 12, seed: int = 0, channels_last: bool | None = None,
                           device="cpu") -> pd.DataFrame:
     """Training-step time (forward, backward, Adam step) per scheme on one batch of ``data``, and its ratio to
     zero padding (when zero is among the schemes), from ``repeats`` rounds after one warm-up round.

@@ -533,14 +533,14 @@ def test_size_findings_count_the_models():
 def test_channels_last_conversion_leaves_padding_module_weights_alone():
     """The ablation's channels-last evaluation must work on any padlib model, a Padding Module one included
     (``model.to(memory_format=channels_last)`` fails on its 5-D predictor weights)."""
-    from padlib.ablation import _four_d_params_to
+    from padlib.models import conv_weights_to
     from padlib.padding import convert_padding
 
     net = convert_padding(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1)), "padding_module")
-    _four_d_params_to(net, torch.channels_last)
+    conv_weights_to(net, torch.channels_last)
     assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert net[0].scheme.weight.dim() == 5
     x = torch.randn(2, 3, 8, 8).to(memory_format=torch.channels_last)
     assert net(x).shape == (2, 4, 8, 8)
-    _four_d_params_to(net, torch.contiguous_format)
+    conv_weights_to(net, torch.contiguous_format)
     assert net[0].weight.is_contiguous()

@@ -8,6 +8,7 @@ from torch import nn
 import padlib
 from padlib.errors import PadlibError
 from padlib.padding import PadConv2d, convert_padding
+from tests.isolation import run_isolated
 from padlib.padding_layers import (
     ALL_SCHEMES,
     PaddingModule,
@@ -229,7 +230,17 @@ def test_padding_module_loss_trains_only_the_module_and_the_main_loss_never_does
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_padding_module_fast_conv_equals_conv_of_the_padded_map(c_in, c_out, groups, stride, size, bias, channels_last):
     """The zero-padded conv plus border correction equals convolving the ring-by-ring padded map, values and
-    gradients (input and conv weights; the predictors get none); its module loss equals the per-side loss."""
+    gradients (input and conv weights; the predictors get none); its module loss equals the per-side loss.
+    Channels-last (the CUDA training layout) runs backward passes through oneDNN's channels-last kernels, which
+    corrupt the heap on some CPUs: that case runs in its own process with a time limit."""
+    args = (c_in, c_out, groups, stride, size, bias, channels_last)
+    if channels_last:
+        run_isolated(_fast_conv_case, *args, what="the channels-last Padding Module conv and its gradients")
+    else:
+        _fast_conv_case(*args)
+
+
+def _fast_conv_case(c_in, c_out, groups, stride, size, bias, channels_last):
     torch.manual_seed(0)
     m = PaddingModule(c_in, groups=groups, depth=2).double()
     with torch.no_grad():
@@ -297,8 +308,7 @@ def test_bench_reports_one_ratio_per_scheme():
 
     assert any(b.__name__ == "bench_padding_schemes" for b in BENCHMARKS)
     out = bench_scheme_step_overhead(schemes=("reflect", "padding_module"), batch_size=4, repeats=1)
-    assert set(out) == {"reflect_step_overhead", "padding_module_step_overhead", "padding_module_step_overhead_nchw",
-                        "padding_module_step_overhead_vgg"}
+    assert set(out) == {"reflect_step_overhead", "padding_module_step_overhead", "padding_module_step_overhead_vgg"}
     assert all(v > 0 for v in out.values())
 
 

@@ -38,8 +38,11 @@ from padlib.training import (
     default_workers,
     interleaved_step_cost,
     train_schemes,
+    training_memory_format,
+    training_step,
     vgg_small,
 )
+from tests.isolation import run_isolated
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -149,6 +152,54 @@ def test_interleaved_step_cost_times_every_scheme_against_zero():
                                                         model_kwargs={"width": 4, "depth": 2}).columns
     with pytest.raises(PadlibError, match="repeats"):
         interleaved_step_cost(["zero"], data, repeats=0)
+
+
+def _train_thin_stride_two_shortcut(steps: int, user_channels_last: bool) -> int:
+    """The pattern that corrupts oneDNN's heap on some CPUs in channels-last memory (weight gradient of a 1x1
+    stride-2 conv from 4 channels, a ResNet shortcut), through padlib's own training step; with
+    ``user_channels_last`` the caller hands over a model and batches already in channels-last. Then a small
+    ResNet whose shortcut has that shape, trained by padlib.training.train. Returns the steps taken."""
+    from torch import nn
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(4, 8, 1, 2, 0, bias=False), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    if user_channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    for _ in range(steps):
+        x = torch.randn(32, 4, 24, 24)
+        if user_channels_last:
+            x = x.to(memory_format=torch.channels_last)
+        training_step(net, opt, x, torch.randint(0, 8, (32,)))
+    assert net[0].weight.stride() == (4, 1, 1, 1)  # trained in (N, C, H, W) on CPU, whatever the caller handed over
+    data = digits_on_canvas(64, canvas_size=24, digit_size=12, seed=0)
+    model = small_model("resnet", data, width=4, depth=2)
+    result = train(model, data, epochs=2, batch_size=32, progress=False)
+    return steps + len(result.history)
+
+
+@pytest.mark.parametrize("user_channels_last", [False, True])
+def test_cpu_training_never_takes_the_channels_last_onednn_weight_gradient(user_channels_last):
+    """Regression (an abort, a bus error or a hang on AMD EPYC, torch 2.14.1): in its own process with a time
+    limit, so that on an affected CPU a crash fails this test and not the whole run."""
+    steps = run_isolated(_train_thin_stride_two_shortcut, 200, user_channels_last, timeout=180,
+                         what="padlib's training step on a 1x1 stride-2 conv from 4 channels")
+    assert steps == 204
+
+
+def test_training_memory_format_is_nchw_on_cpu_and_channels_last_is_refused_there():
+    assert training_memory_format("cpu") == torch.contiguous_format
+    assert training_memory_format("cuda") == torch.channels_last
+    net = vgg_small(width=4, depth=1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    x, y = torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,))
+    with pytest.raises(PadlibError, match="channels_last=True is refused on CPU"):
+        training_step(net, opt, x, y, channels_last=True)
+    with pytest.raises(PadlibError, match="channels_last must be bool"):
+        training_step(net, opt, x, y, channels_last="yes")
+    loss, _ = training_step(net, opt, x, y, channels_last=False)
+    assert np.isfinite(loss)
 
 
 def test_paired_comparison_and_summaries_on_known_numbers():

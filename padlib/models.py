@@ -7,6 +7,7 @@ available from :func:`preprocessing` by name, so every chapter uses one conventi
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
 import socket
 import importlib
@@ -299,6 +300,37 @@ def model_device(model: nn.Module) -> torch.device:
     """The device of a model's first parameter (CPU for parameter-free modules)."""
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
+
+
+def _layout(model: nn.Module) -> list:
+    return [(n, type(m).__name__, getattr(m, "padding_mode", None)) for n, m in model.named_modules()]
+
+
+def random_init_copy(model: nn.Module, seed: int = 0) -> nn.Module:
+    """The same architecture at random initialisation, seeded, on the model's device, in eval mode.
+
+    A model that :func:`load_model` built is rebuilt by name with ``pretrained=False`` (the library's own
+    initialisation) when the rebuilt modules match it one for one; any other module (a converted padding, your
+    own network) is deep-copied and every submodule's ``reset_parameters()`` is called (PyTorch's default
+    initialisation; BatchNorm running statistics reset too)."""
+    check_type("seed", seed, int)
+    name = getattr(model, "padlib_name", None)
+    device = model_device(model)
+    torch.manual_seed(seed)
+    if name is not None:
+        try:
+            control = load_model(name, pretrained=False, device=device)
+        except (UnknownModelError, WeightsUnavailableError):
+            control = None
+        if control is not None and _layout(control) == _layout(model):
+            return control.eval()
+        torch.manual_seed(seed)
+    control = copy.deepcopy(model)
+    for m in control.modules():
+        reset = getattr(m, "reset_parameters", None)
+        if callable(reset):
+            reset()
+    return control.eval()
 
 
 def conv_weights_to(model: nn.Module, memory_format) -> None:

@@ -41,6 +41,7 @@ is per-layer sums only, flat in the number of images.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import weakref
@@ -72,6 +73,8 @@ VARIANCE_ROWS = 16             # the interior std uses every k-th interior row, 
 STD_FLOOR = 0.1                # interior std floor, as a fraction of the layer's median interior std
 MIN_EXPLAINED = 0.5            # share of a side's contrast the padding effect must explain (same sign)
 DEFAULT_FPR = 0.01             # false-positive rate on the circular null that sets tau
+REFERENCE_SEEDS = (0, 1)       # random-init copies that make the learned-PAN reference (reference="random_init")
+REFERENCE_IMAGES = 16          # of the probe images, the first this many scan the reference copies
 
 
 def _pair(v):
@@ -638,6 +641,121 @@ def classify_pans(table: pd.DataFrame, tau: float, tau_corner: float | None = No
 
 
 # ---------------------------------------------------------------------------------------------------------
+# The random-initialisation reference: which padding-caused border responses training built.
+
+def caused_scores(table: pd.DataFrame, min_explained: float = MIN_EXPLAINED) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel, (side, corner) padding-caused border scores: the largest ``|z|`` over the sides (corners)
+    whose padding effect explains at least ``min_explained`` of the contrast with the same sign, else 0."""
+    def best(locs):
+        z = np.stack([table[f"z_{loc}"].to_numpy(dtype=float) for loc in locs], 1)
+        e = np.stack([table[f"effect_{loc}"].to_numpy(dtype=float) for loc in locs], 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            caused = np.where(z != 0, e / z, 0.0) >= min_explained
+        return np.where(caused, np.abs(z), 0.0).max(1)
+
+    return best(SIDES), best(CORNERS)
+
+
+def first_images(images, k: int):
+    """The first ``k`` of ``images`` (a ProbeImages, a tensor or a list of batches), same kind."""
+    if hasattr(images, "batches") and dataclasses.is_dataclass(images) and hasattr(images, "n"):
+        return dataclasses.replace(images, n=min(k, images.n))
+    if isinstance(images, torch.Tensor):
+        return images[:k]
+    out, n = [], 0
+    for b in images:
+        if n >= k:
+            break
+        out.append(b[: k - n])
+        n += len(out[-1])
+    return out
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, images, batch_size: int = 16, device="cpu", progress=False) -> int:
+    """Set every BatchNorm's running statistics to the exact mean and variance over ``images`` (cumulative
+    average, one forward pass; other layers stay in eval mode). Returns the number of BatchNorm layers."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return 0
+    momenta = [m.momentum for m in bns]
+    model.eval()
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    try:
+        for batch in _batches(images, batch_size, device, progress, "BatchNorm recalibration"):
+            model(batch)
+    finally:
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
+        model.eval()
+    return len(bns)
+
+
+def init_reference(model: nn.Module, images, seeds=REFERENCE_SEEDS, n_images: int = REFERENCE_IMAGES,
+                   bn: str = "recalibrated", batch_size: int = 16, device="cpu", progress: bool = True,
+                   std_floor: float = STD_FLOOR) -> pd.DataFrame:
+    """The scan table of the same architecture at random initialisation (:func:`padlib.models.random_init_copy`),
+    one copy per seed, on the first ``n_images`` of ``images``; column ``seed`` added.
+
+    ``bn="recalibrated"`` (default) first sets each copy's BatchNorm statistics to those of the same images: as
+    initialised (mean 0, variance 1) an eval-mode BatchNorm is the identity, so the pre-activations' means and
+    scales drift with depth in a way no trained network's do; recalibrated, each layer is normalised over the
+    probe images as training's BatchNorm normalises it, and the reference measures what the random *weights*
+    do at the border. ``bn="initialised"`` keeps them as built."""
+    from .models import random_init_copy
+
+    if bn not in ("recalibrated", "initialised"):
+        raise PadlibError(f"reference_bn must be 'recalibrated' or 'initialised', got {bn!r}")
+    check_type("reference_images", n_images, int)
+    if n_images < 1 or not len(tuple(seeds)):
+        raise PadlibError("the random-init reference needs reference_images >= 1 and at least one seed")
+    subset = first_images(images, n_images)
+    frames = []
+    for seed in seeds:
+        control = random_init_copy(model, int(seed))
+        if bn == "recalibrated":
+            recalibrate_batchnorm(control, subset, batch_size, device)
+        t = _scan_table(control, subset, batch_size, device, progress, f"random-init reference (seed {seed})",
+                        std_floor)[0]
+        frames.append(t.assign(seed=int(seed)))
+        del control
+    return pd.concat(frames, ignore_index=True)
+
+
+def init_thresholds(reference: pd.DataFrame, fpr: float = DEFAULT_FPR,
+                    min_explained: float = MIN_EXPLAINED) -> pd.DataFrame:
+    """Per layer, the (side, corner) padding-caused scores that at most ``fpr`` of the random-init reference's
+    channels of that layer (pooled over seeds) exceed: the random-init distribution changes with depth."""
+    side, corner = caused_scores(reference, min_explained)
+    df = pd.DataFrame({"layer": reference["layer"].to_numpy(), "side": side, "corner": corner})
+    rows = [{"layer": layer, "init_side_threshold": _upper_threshold(g.side, fpr),
+             "init_corner_threshold": _upper_threshold(g.corner, fpr), "init_channels": len(g)}
+            for layer, g in df.groupby("layer", sort=False)]
+    return pd.DataFrame(rows)
+
+
+def learned_verdict(table: pd.DataFrame, thresholds: pd.DataFrame,
+                    min_explained: float = MIN_EXPLAINED) -> pd.DataFrame:
+    """Add ``padding_caused`` (the circular-null verdict, the former ``is_pan``), ``init_side_threshold``,
+    ``init_corner_threshold``, ``beyond_random_init`` and the learned ``is_pan`` (both) to a classified table."""
+    out = table.copy()
+    thr = thresholds.set_index("layer")
+    missing = set(out["layer"]) - set(thr.index)
+    if missing:
+        raise PadlibError(f"the random-init reference has no layer {sorted(missing)[0]!r}: not the same architecture")
+    out["padding_caused"] = out["is_pan"].astype(bool)
+    out["init_side_threshold"] = out["layer"].map(thr["init_side_threshold"]).to_numpy(dtype=float)
+    out["init_corner_threshold"] = out["layer"].map(thr["init_corner_threshold"]).to_numpy(dtype=float)
+    side, corner = caused_scores(out, min_explained)
+    out["beyond_random_init"] = (side > out["init_side_threshold"]) | (corner > out["init_corner_threshold"])
+    out["is_pan"] = out["padding_caused"] & out["beyond_random_init"]  # sides and sign: the padding-caused ones
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Public entry points.
 
 @dataclass
@@ -664,6 +782,8 @@ class PanScan:
     input_means: dict = field(repr=False, default_factory=dict)
     skipped_layers: list = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
+    reference: pd.DataFrame | None = field(repr=False, default=None)  # random-init scan tables (column seed)
+    init_thresholds: pd.DataFrame | None = field(repr=False, default=None)  # per layer, from ``reference``
 
     @property
     def pans(self) -> pd.DataFrame:
@@ -699,7 +819,9 @@ def _resolve_inputs(model, images, size, seed, device):
 def scan_pans(model, images=64, *, fpr: float = DEFAULT_FPR, tau: float | None = None,
               tau_corner: float | None = None, null="circular", min_explained: float = MIN_EXPLAINED,
               std_floor: float = STD_FLOOR, batch_size: int = 16,
-              device=None, progress: bool = True, size: int | None = None, seed: int = 0) -> PanScan:
+              device=None, progress: bool = True, size: int | None = None, seed: int = 0,
+              reference: str | None = None, reference_seeds=REFERENCE_SEEDS,
+              reference_images: int = REFERENCE_IMAGES, reference_bn: str = "recalibrated") -> PanScan:
     """Scan ``model`` for PANs on ``images`` and calibrate the threshold on the circular-padding null.
 
     ``model``: a module or a model name. ``images``: a number of probe images (made with
@@ -709,8 +831,18 @@ def scan_pans(model, images=64, *, fpr: float = DEFAULT_FPR, tau: float | None =
     thresholds, skipping the null entirely (one pass). Thresholds are calibrated for ``fpr`` otherwise.
     ``std_floor``: the unit of z is the channel's interior std, but at least this fraction of the layer's
     median interior std (0 disables the floor).
+    ``reference="random_init"``: ``is_pan`` becomes the *learned* verdict: padding-caused (the circular-null
+    verdict, kept as ``padding_caused``) and ``beyond_random_init``, i.e. a padding-caused score above what
+    the same layer of the same architecture at random initialisation gives on the first ``reference_images``
+    probe images (``reference_seeds`` copies, BatchNorm ``reference_bn``; :func:`init_reference`), at the
+    same ``fpr`` per layer (:func:`init_thresholds`). Each copy costs about a quarter of a pass at the defaults.
     """
     check_type("batch_size", batch_size, int)
+    if reference not in (None, "random_init"):
+        raise PadlibError(f"reference must be None or 'random_init', got {reference!r}")
+    if reference and not (hasattr(images, "batches") or isinstance(images, (int, torch.Tensor, list, tuple))):
+        raise PadlibError("the random-init reference scans the images again: pass a number of images, a "
+                          "ProbeImages, a tensor or a list of batches, not a one-shot iterator")
     check_type("min_explained", min_explained, (int, float))
     check_type("std_floor", std_floor, (int, float))
     model, images, device = _resolve_inputs(model, images, size, seed, device)
@@ -745,12 +877,20 @@ def scan_pans(model, images=64, *, fpr: float = DEFAULT_FPR, tau: float | None =
     table = classify_pans(table, tau, tau_corner, min_explained)
     if null_table is not None:
         null_table = classify_pans(null_table, tau, tau_corner, min_explained)
+    ref_table = thresholds = None
+    if reference == "random_init":
+        t0 = time.perf_counter()
+        ref_table = init_reference(model, images, reference_seeds, reference_images, reference_bn, batch_size,
+                                   device, progress, std_floor)
+        thresholds = init_thresholds(ref_table, fpr if fpr is not None else DEFAULT_FPR, min_explained)
+        table = learned_verdict(table, thresholds, min_explained)
+        seconds["reference"] = time.perf_counter() - t0
     scan = PanScan(name, table, null_table, tau, tau_corner, fpr, float(min_explained), n,
-                   _input_size(images), maps, kernels, in_means, skipped, seconds)
+                   _input_size(images), maps, kernels, in_means, skipped, seconds, ref_table, thresholds)
     table.attrs.update(model=name, tau=tau, tau_corner=tau_corner, fpr=fpr if fpr is not None else float("nan"),
                        min_explained=float(min_explained), std_floor=float(std_floor), n_images=n,
                        input_size=str(scan.input_size), null_exceedance=scan.null_exceedance(),
-                       skipped_layers=",".join(skipped))
+                       skipped_layers=",".join(skipped), definition=reference or "padding")
     return scan
 
 

@@ -397,3 +397,59 @@ def test_claim_tau_range_reads_the_threshold_curve():
     r = P.claim_tau_range(curves).iloc[0]
     assert (r.tau_min_in_range, r.tau_max_in_range, r.null_exceed_at_tau_min) == (2.0, 3.0, 5)
     assert not r.calibrated_tau_in_range
+
+
+# --- the random-initialisation reference (reference="random_init", opt-in for now) -------------------------
+
+def test_random_init_copy_rebuilds_the_architecture_seeded():
+    from padlib.models import random_init_copy
+
+    net = _planted_net()
+    a, b, c = random_init_copy(net, 0), random_init_copy(net, 0), random_init_copy(net, 1)
+    assert torch.equal(a[0].weight, b[0].weight) and not torch.equal(a[0].weight, c[0].weight)
+    assert not torch.equal(a[0].weight, net[0].weight) and a[1].weight[6] == 1.0  # BN gamma reset too
+    assert [type(m) for m in a.modules()] == [type(m) for m in net.modules()]
+
+
+def test_learned_verdict_keeps_strong_planted_pans_and_no_control():
+    """Planted PANs whose border score is beyond every random-init copy of their layer are learned PANs, with
+    their sides and signs; no control channel is; ``padding_caused`` is the circular-null verdict."""
+    net, x = _planted_net(), _images()
+    old = P.scan_pans(net, x, progress=False).table
+    scan = P.scan_pans(net, x, reference="random_init", progress=False)
+    t = scan.table
+    assert (t["padding_caused"] == old["is_pan"]).all()
+    assert (t["is_pan"] == (t["padding_caused"] & t["beyond_random_init"])).all()
+    first = t[t.layer == "0"].set_index("channel")
+    for ch in (0, 1, 2, 5, 6):  # scores 7.7-16 against a random-init threshold of about 6.7 here
+        sides, sign = PLANTED[ch]
+        assert first.loc[ch, "is_pan"] and first.loc[ch, "sides"] == sides and first.loc[ch, "sign"] == sign, ch
+    assert not first.loc[7:, "is_pan"].any()
+    assert set(scan.reference["seed"]) == {0, 1} and len(scan.init_thresholds) == t.layer.nunique()
+    assert t.attrs["definition"] == "random_init"
+
+
+def test_random_init_network_is_a_null_for_the_learned_verdict():
+    """A random-init mobilenet_v2 (BatchNorm calibrated on the probe images, as a trained network's is) scanned
+    with the random-init reference: its learned-PAN share is near the false-positive rate (1.5% measured)."""
+    from padlib.data import probe_images
+    from padlib.models import load_model
+    from padlib.pans import recalibrate_batchnorm
+
+    torch.manual_seed(10)
+    model = load_model("mobilenet_v2", pretrained=False)
+    probe = probe_images(64, model=model)
+    recalibrate_batchnorm(model, probe)
+    t = P.scan_pans(model, probe, reference="random_init", progress=False).table
+    assert t["padding_caused"].mean() > 0.3  # the circular null alone flags a third or more of a random network
+    assert t["is_pan"].mean() <= 0.03
+
+
+def test_reference_options_are_checked():
+    net, x = _planted_net(), _images(8)
+    with pytest.raises(PadlibError, match="reference must be None or 'random_init'"):
+        P.scan_pans(net, x, reference="trained", progress=False)
+    with pytest.raises(PadlibError, match="reference_bn must be"):
+        P.scan_pans(net, x, reference="random_init", reference_bn="frozen", progress=False)
+    with pytest.raises(PadlibError, match="one-shot iterator"):
+        P.scan_pans(net, iter([x]), tau=1.0, reference="random_init", progress=False)

@@ -1527,6 +1527,9 @@ def bench_pan_scan() -> dict:
     the circular copy (whose explicit padding is slower than the native one).
     ``pan_scan_with_null_overhead``: (observed pass + null pass) / forward, i.e. the cost of the default
     ``find_pans`` (threshold calibration itself, a quantile, is negligible).
+    ``pan_scan_with_reference_overhead``: (observed + null + random-init reference) / forward, the cost of
+    ``find_pans(..., reference="random_init")`` (two random-init copies built, BatchNorm recalibrated and
+    scanned on 16 of the 64 images).
     ``pan_scan_peak_mb_ratio``: peak extra resident memory of a scan of 256 images / of 32 images, each in a
     fresh process after a full-batch warm-up (Linux VmHWM reset through /proc/self/clear_refs), with a fixed
     glibc mmap threshold so that the peak measures live memory rather than allocator history.
@@ -1555,13 +1558,14 @@ def bench_pan_scan() -> dict:
     full = scan_pans(model, x, batch_size=batch, progress=False)  # calibration, also the warm-up
     tau, tau_c = full.tau, full.tau_corner
     circular = convert_padding(model, "circular")
-    t_fwd, t_scan, t_null = [], [], []
+    t_fwd, t_scan, t_null, t_ref = [], [], [], []
     for _ in range(3):
         t_fwd.append(timed(forward))
         t_scan.append(timed(lambda: scan_pans(model, x, tau=tau, tau_corner=tau_c, batch_size=batch,
                                               progress=False)))
         t_null.append(timed(lambda: scan_pans(circular, x, tau=tau, tau_corner=tau_c, batch_size=batch,
                                               progress=False)))
+        t_ref.append(timed(lambda: init_reference(model, x, batch_size=batch, progress=False)))
     fwd = min(t_fwd)
     peaks = {}
     # glibc's dynamic mmap threshold makes RSS peaks depend on allocation history; a fixed threshold returns
@@ -1574,6 +1578,7 @@ def bench_pan_scan() -> dict:
     return {
         "pan_scan_overhead": round(min(t_scan) / fwd, 3),
         "pan_scan_with_null_overhead": round((min(t_scan) + min(t_null)) / fwd, 3),
+        "pan_scan_with_reference_overhead": round((min(t_scan) + min(t_null) + min(t_ref)) / fwd, 3),
         "pan_scan_peak_mb_32": round(peaks[32], 1),
         "pan_scan_peak_mb_256": round(peaks[256], 1),
         "pan_scan_peak_mb_ratio": round(peaks[256] / max(peaks[32], 1.0), 3),

@@ -1452,6 +1452,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--size", type=int, default=None, help="input size in pixels (default: the model's own)")
     p.add_argument("--fpr", type=float, default=0.01, help="false-positive rate on the circular null (0.01)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reference", choices=("none", "random_init"), default="none",
+                   help="random_init: a PAN must also be beyond what the same layer gives at random initialisation "
+                        "(the padding_caused column keeps the circular-null verdict); default none")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", help="write the table to FILE.csv or FILE.json (a new file unless --force)")
@@ -1470,13 +1473,19 @@ def _cmd_scan(args) -> int:
     model = load_model(args.model, device=args.device)
     n = args.images
     images = probe_images(n, size=args.size, seed=args.seed, image_dir=args.image_dir, model=model)
-    scan = scan_pans(model, images, fpr=args.fpr, batch_size=args.batch_size, device=args.device)
+    reference = None if args.reference == "none" else args.reference
+    scan = scan_pans(model, images, fpr=args.fpr, batch_size=args.batch_size, device=args.device,
+                     reference=reference)
     t = scan.table
     s = pan_summary(t).iloc[0]
     print(f"{scan.model_name}: {len(images)} images at {scan.input_size}, {s.layers} padded layers, "
           f"{s.filters} filters")
     print(f"threshold tau={scan.tau:.3f} (corners {scan.tau_corner:.3f}) for fpr={args.fpr} on the circular null; "
           f"null exceedance {scan.null_exceedance():.4f}")
+    if reference:
+        print(f"padding-caused (circular null only): {int(t.padding_caused.sum())}; beyond random init "
+              f"({len(scan.init_thresholds)} layers, seeds {', '.join(map(str, sorted(set(scan.reference.seed))))}): "
+              f"{int(t.is_pan.sum())}")
     print(f"PANs: {s.pans} ({s.share_pct:.2f}% of filters); fire at border {s.fire} ({s.fire_pct:.2f}%), "
           f"silenced {s.silenced} ({s.silenced_pct:.2f}%)")
     print("per side (fire/silenced, counts and % of filters): " + ", ".join(

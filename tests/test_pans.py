@@ -453,3 +453,15 @@ def test_reference_options_are_checked():
         P.scan_pans(net, x, reference="random_init", reference_bn="frozen", progress=False)
     with pytest.raises(PadlibError, match="one-shot iterator"):
         P.scan_pans(net, iter([x]), tau=1.0, reference="random_init", progress=False)
+
+
+def test_cli_scan_reference_option(tmp_path, capsys):
+    from padlib.cli import main
+
+    out = tmp_path / "pans.csv"
+    assert main(["scan", "mobilenet_v2", "--images", "4", "--size", "96", "--reference", "random_init",
+                 "--out", str(out)]) == 0
+    assert "beyond random init" in capsys.readouterr().out
+    t = pd.read_csv(out)
+    assert {"padding_caused", "beyond_random_init", "init_side_threshold"} <= set(t.columns)
+    assert (t.is_pan == (t.padding_caused & t.beyond_random_init)).all()

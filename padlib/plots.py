@@ -892,6 +892,31 @@ def pan_counts_figure(summary, claim_low: int | None = None, claim_high: int | N
     return fig
 
 
+def learned_pan_figure(control):
+    """Per model, the share of padded filters flagged by the circular null alone (padding-caused) and the share
+    that are learned PANs (also beyond random init), trained (bars) vs random-init copies (mean, range)."""
+    import numpy as np
+
+    models = list(dict.fromkeys(control["model"]))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=False)
+    x = np.arange(len(models))
+    for ax, col, title in zip(axes, ("padding_caused_pct", "learned_pct"),
+                              ("padding-caused (circular null only)", "learned PANs (also beyond random init)")):
+        tr = [float(control[(control.model == m) & (control.init == "trained")][col].iloc[0]) for m in models]
+        ri = [control[(control.model == m) & (control.init == "random init")][col] for m in models]
+        mean = np.array([r.mean() for r in ri])
+        err = np.array([[m_ - r.min() for m_, r in zip(mean, ri)], [r.max() - m_ for m_, r in zip(mean, ri)]])
+        ax.bar(x - 0.2, tr, 0.4, color="#444444", label="trained")
+        ax.bar(x + 0.2, mean, 0.4, color="#bbbbbb", yerr=err, capsize=3, label="random init (mean, range)")
+        ax.set_xticks(x, [m.replace("tf_efficientnet_", "effnet-") for m in models], fontsize=8)
+        ax.set_ylabel("% of padded filters")
+        ax.set_title(title, fontsize=9)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    return fig
+
+
 def pan_threshold_curve_figure(curves, claim_range: tuple[int, int] | None = None):
     """PANs found as the threshold grows (observed), next to the null's exceedances, per model; the shaded
     band is our reading of 'dozens to hundreds' (padlib.pans.CLAIM_COUNT_RANGE unless given)."""

@@ -465,3 +465,21 @@ def test_cli_scan_reference_option(tmp_path, capsys):
     t = pd.read_csv(out)
     assert {"padding_caused", "beyond_random_init", "init_side_threshold"} <= set(t.columns)
     assert (t.is_pan == (t.padding_caused & t.beyond_random_init)).all()
+
+
+def test_learned_pan_control_puts_trained_next_to_random_init():
+    net, x = _planted_net(), _images()
+    control, scans = P.learned_pan_control(net, x, seeds=(10, 11), progress=False)
+    assert list(control.init) == ["trained", "random init", "random init"] and list(control.seed)[1:] == [10, 11]
+    trained = control.iloc[0]
+    assert trained.learned >= 5 and trained.learned <= trained.padding_caused
+    assert (control.learned[1:] <= 0.03 * control.filters[1:] + 1).all()  # random-init copies: near the fpr
+    assert set(scans) == {"trained", "random init 10", "random init 11"}
+    summary = P.learned_pan_summary(control)
+    r = summary.iloc[0]
+    assert r["learned trained"] == trained.learned and r.seeds == 2
+    assert r["learned random init range"] == f"{control.learned[1:].min()}-{control.learned[1:].max()}"
+    line = P.learned_pan_findings(summary)[0]
+    assert line.startswith(f"{r.model}: {trained.learned} learned PANs") and "reference is off" not in line
+    with pytest.raises(PadlibError, match="needs"):
+        P.init_reference(net, x, seeds=(), progress=False)

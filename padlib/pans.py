@@ -795,17 +795,18 @@ def learned_pan_control(model: nn.Module, images, seeds=(10, 11, 12), fpr: float
 
 
 def learned_pan_summary(control: pd.DataFrame) -> pd.DataFrame:
-    """Per model: trained counts and shares next to the random-init mean and range over seeds."""
+    """Per model: trained counts and shares next to the random-init mean and range over seeds (shares in % and
+    means rounded to one decimal: the table is shown as it is)."""
     rows = []
     for m, g in control.groupby("model", sort=False):
         tr, ri = g[g.init == "trained"].iloc[0], g[g.init == "random init"]
         row = {"model": m, "filters": int(tr.filters), "seeds": len(ri)}
         for col in ("padding_caused", "learned"):
             row[f"{col} trained"] = int(tr[col])
-            row[f"{col} trained %"] = float(tr[f"{col}_pct"])
-            row[f"{col} random init mean"] = float(ri[col].mean())
+            row[f"{col} trained %"] = round(float(tr[f"{col}_pct"]), 1)
+            row[f"{col} random init mean"] = round(float(ri[col].mean()), 1)
             row[f"{col} random init range"] = f"{int(ri[col].min())}-{int(ri[col].max())}"
-            row[f"{col} random init % (max)"] = float(ri[f"{col}_pct"].max())
+            row[f"{col} random init % (max)"] = round(float(ri[f"{col}_pct"].max()), 1)
         rows.append(row)
     return pd.DataFrame(rows)
 

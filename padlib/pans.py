@@ -656,6 +656,11 @@ def caused_scores(table: pd.DataFrame, min_explained: float = MIN_EXPLAINED) -> 
     return best(SIDES), best(CORNERS)
 
 
+def _can_rescan(images) -> bool:
+    """Whether ``images`` can be scanned more than once (not a one-shot iterator of batches)."""
+    return hasattr(images, "batches") or isinstance(images, (int, torch.Tensor, list, tuple))
+
+
 def first_images(images, k: int):
     """The first ``k`` of ``images`` (a ProbeImages, a tensor or a list of batches), same kind."""
     if hasattr(images, "batches") and dataclasses.is_dataclass(images) and hasattr(images, "n"):
@@ -912,7 +917,7 @@ def scan_pans(model, images=64, *, fpr: float = DEFAULT_FPR, tau: float | None =
     check_type("batch_size", batch_size, int)
     if reference not in (None, "random_init"):
         raise PadlibError(f"reference must be None or 'random_init', got {reference!r}")
-    if reference and not (hasattr(images, "batches") or isinstance(images, (int, torch.Tensor, list, tuple))):
+    if reference and not _can_rescan(images):
         raise PadlibError("the random-init reference scans the images again: pass a number of images, a "
                           "ProbeImages, a tensor or a list of batches, not a one-shot iterator")
     check_type("min_explained", min_explained, (int, float))
@@ -928,7 +933,7 @@ def scan_pans(model, images=64, *, fpr: float = DEFAULT_FPR, tau: float | None =
         if isinstance(null, pd.DataFrame):
             null_table = null
         elif null == "circular":
-            if not (hasattr(images, "batches") or isinstance(images, torch.Tensor) or isinstance(images, (list, tuple))):
+            if not _can_rescan(images):
                 raise PadlibError("the circular null scans the images a second time: pass a ProbeImages, a tensor "
                                   "or a list of batches, not a one-shot iterator")
             t0 = time.perf_counter()

@@ -898,7 +898,7 @@ def learned_pan_figure(control):
     import numpy as np
 
     models = list(dict.fromkeys(control["model"]))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=False)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     x = np.arange(len(models))
     for ax, col, title in zip(axes, ("padding_caused_pct", "learned_pct"),
                               ("padding-caused (circular null only)", "learned PANs (also beyond random init)")):

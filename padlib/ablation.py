@@ -1202,6 +1202,9 @@ def report_tables(reports) -> dict[str, pd.DataFrame]:
         t = r.table
         pans.append({"model": r.model, "padded_convs": t["layer"].nunique(), "channels": len(t),
                      "pans": int(t["is_pan"].sum()),
+                     # the older definition's set (padding-caused alone), of which the learned PANs are a part
+                     "padding_caused": int(t["padding_caused"].sum()) if "padding_caused" in t
+                     else int(t["is_pan"].sum()),
                      "control_channels": int(r.controls.groupby("control").size().min()) if len(r.controls) else 0,
                      "pan_layers": r.pans["layer"].nunique(),
                      "share": float(t["is_pan"].mean()), "eval_images": r.n_images})
@@ -1223,6 +1226,18 @@ def report_tables(reports) -> dict[str, pd.DataFrame]:
 
 
 _DISRUPTION = {"kl": 1, "agreement": -1, "top1_accuracy": -1, "top5_accuracy": -1, "kl_per_perturbation": 1}
+
+
+def pan_set_change(pans: pd.DataFrame) -> str:
+    """One sentence per model: how many of the padding-caused channels (the older PAN definition) are learned
+    PANs, the set this chapter ablates (``report_tables(...)["pans"]``)."""
+    lines = []
+    for _, r in pans.iterrows():
+        kept = 100.0 * r.pans / max(r.padding_caused, 1)
+        lines.append(f"{r.model}: {r.pans} learned PANs ablated, of {r.padding_caused} padding-caused channels "
+                     f"(the older definition; {kept:.1f}% kept, {r.padding_caused - r.pans} dropped as within what "
+                     f"random initialisation gives).")
+    return "\n".join(lines)
 
 
 def pan_verdicts(comparison: pd.DataFrame, metric: str = "kl") -> pd.DataFrame:

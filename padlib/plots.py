@@ -204,6 +204,35 @@ def kernel_gallery(entries, title: str = ""):
     return fig
 
 
+def type_share_figure(shares):
+    """Per model, the share of each PAN type in each set (learned PANs, padding-caused, padding-caused at random
+    init), as stacked horizontal bars with the set's size; one colour per type as in the rest of chapter 2."""
+    import numpy as np
+
+    models = list(dict.fromkeys(shares["model"]))
+    sets = list(dict.fromkeys(shares["set"]))
+    types = list(dict.fromkeys(shares["type"]))
+    fig, axes = plt.subplots(len(models), 1, figsize=(8, 0.55 * len(sets) * len(models) + 0.9), sharex=True,
+                             squeeze=False)
+    for ax, m in zip(axes[:, 0], models):
+        d = shares[shares.model == m]
+        left = np.zeros(len(sets))
+        for t in types:
+            v = np.array([float(d[(d.set == s_) & (d.type == t)].share_pct.sum()) for s_ in sets])
+            ax.barh(range(len(sets)), v, left=left, color=_TYPE_COLOURS.get(t, "0.5"), label=t, height=0.7)
+            left += v
+        n = [int(d[d.set == s_]["count"].sum()) for s_ in sets]
+        ax.set_yticks(range(len(sets)), [f"{s_} (n={k})" for s_, k in zip(sets, n)], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(m, fontsize=9, loc="left")
+        ax.set_xlim(0, 100)
+    axes[-1, 0].set_xlabel("share of the set's PANs (%)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(types), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    return fig
+
+
 def type_centroids(summary, clustered):
     """k-means centroids (normalised 3x3 profiles) with the rule types that fall in each cluster."""
     import numpy as np
@@ -914,6 +943,71 @@ def learned_pan_figure(control):
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.9))
+    return fig
+
+
+_NETWORK_STYLE = {"trained": dict(color="#222222", lw=1.4), "random init": dict(color="#e08214", lw=1.4),
+                  "circular null": dict(color="0.65", lw=1.0)}
+
+
+def learned_score_figure(scores, bins: int = 50):
+    """Per model, the distributions of the padding-caused side score for the trained network, its random-init
+    copies and its circular-padding null, with tau (the null's threshold) and the spread of the per-layer
+    random-init thresholds (10-90% of layers, median dashed)."""
+    import numpy as np
+
+    models = list(dict.fromkeys(scores["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(2.6 * len(models) + 0.6, 2.9), squeeze=False, sharey=True)
+    for ax, m in zip(axes[0], models):
+        d = scores[scores.model == m]
+        pos = d.side_score[d.side_score > 0]
+        lo, hi = max(pos.quantile(0.001), 1e-2) if len(pos) else 0.1, max(d.side_score.max(), 1.0) * 1.05
+        edges = np.geomspace(lo, hi, bins)
+        for network in ("circular null", "random init", "trained"):
+            v = d[d.network == network].side_score.to_numpy()
+            v = v[v > 0]
+            if not len(v):
+                continue
+            w = np.full(len(v), 100.0 / (d.network == network).sum())  # % of that network's channels
+            if network == "circular null":
+                ax.hist(v, edges, weights=w, color=_NETWORK_STYLE[network]["color"], alpha=0.6, label=network)
+            else:
+                ax.hist(v, edges, weights=w, histtype="step", label=network, **_NETWORK_STYLE[network])
+        thr = d[d.network == "trained"].groupby("layer").init_side_threshold.first().dropna()
+        if len(thr):
+            ax.axvspan(thr.quantile(0.1), thr.quantile(0.9), color="#e08214", alpha=0.12, lw=0,
+                       label="random-init thresholds (10-90% of layers)")
+            ax.axvline(thr.median(), color="#e08214", ls="--", lw=1)
+        ax.axvline(d.tau.iloc[0], color="C3", lw=1.2, label="tau (circular null)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(m.replace("tf_efficientnet_", "effnet-"), fontsize=9)
+        ax.set_xlabel("padding-caused side score (interior std)", fontsize=8)
+    axes[0][0].set_ylabel("% of channels")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=5, fontsize=7.5, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.86))
+    return fig
+
+
+def learned_depth_figure(profile):
+    """Per model, the share of each padded layer's filters that are learned PANs (solid) and padding-caused
+    (dashed), trained vs random init (copies averaged), along relative depth."""
+    models = list(dict.fromkeys(profile["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(2.6 * len(models) + 0.6, 2.9), squeeze=False, sharey=True)
+    for ax, m in zip(axes[0], models):
+        for network in ("trained", "random init"):
+            d = profile[(profile.model == m) & (profile.network == network)].sort_values("rel_depth")
+            st = _NETWORK_STYLE[network]
+            ax.plot(d.rel_depth, d.learned_pct, "-", color=st["color"], lw=1.3, label=f"{network}: learned PANs")
+            ax.plot(d.rel_depth, d.padding_caused_pct, "--", color=st["color"], lw=0.9,
+                    label=f"{network}: padding-caused")
+        ax.set_title(m.replace("tf_efficientnet_", "effnet-"), fontsize=9)
+        ax.set_xlabel("relative depth (0 = stem)", fontsize=8)
+    axes[0][0].set_ylabel("% of the layer's filters")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=4, fontsize=7.5, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.86))
     return fig
 
 

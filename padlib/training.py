@@ -706,8 +706,9 @@ def learning_curves(runs: list[SchemeRun]) -> pd.DataFrame:
 
 def pan_counts(runs: list[SchemeRun], images: torch.Tensor, fpr: float = 0.01, states=("init", "trained"),
                progress: bool = True) -> pd.DataFrame:
-    """PANs found by chapter 1's scanner (:func:`padlib.pans.find_pans`, circular null at ``fpr``) in every
-    run's network, at initialisation and after training: one row per (scheme, seed, state)."""
+    """Padding-caused channels found by chapter 1's scanner (:func:`padlib.pans.find_pans`, circular null at
+    ``fpr``, ``reference=None``: each run's own initialisation is the random-init control here, state "init")
+    in every run's network, at initialisation and after training: one row per (scheme, seed, state)."""
     from tqdm.auto import tqdm
 
     from .pans import find_pans
@@ -716,7 +717,7 @@ def pan_counts(runs: list[SchemeRun], images: torch.Tensor, fpr: float = 0.01, s
     for r in tqdm(runs, desc="PAN scans", disable=not progress):
         for state in states:
             model = r.init_model if state == "init" else r.model
-            table = find_pans(model, images, fpr=fpr, progress=False)
+            table = find_pans(model, images, fpr=fpr, progress=False, reference=None)
             rows.append({"scheme": r.scheme, "seed": r.seed, "state": state, "filters": len(table),
                          "pans": int(table["is_pan"].sum()), "share_pct": 100.0 * table["is_pan"].mean(),
                          "tau": table.attrs.get("tau", float("nan"))})

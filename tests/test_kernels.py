@@ -561,3 +561,46 @@ def test_taxonomy_and_agreement_findings_wording():
     text = agreement_verdict(agree, disagreement_by_layer(t).assign(model="m"))
     assert "(precision >= 0.5 in every model) and finds most PANs" in text
     assert "mean signed gaps (these add up exactly)" in text
+
+
+def test_holm_adjust_matches_the_step_down_rule():
+    from padlib.kernels import holm_adjust
+
+    assert holm_adjust([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm_adjust([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_type_difference_finds_a_planted_shift_and_not_a_null():
+    from padlib.kernels import PAN_SETS, type_difference, type_difference_findings, type_shares
+
+    rng = np.random.default_rng(0)
+    types = ["side", "corner", "edge", "silenced"]
+
+    def draw(p, n, set_, model):
+        return pd.DataFrame({"model": model, "set": set_, "type": rng.choice(types, n, p=p)})
+
+    same, shifted = [0.25, 0.25, 0.25, 0.25], [0.1, 0.2, 0.4, 0.3]
+    sets = pd.concat([draw(same, 400, PAN_SETS[0], "moved"), draw(shifted, 400, PAN_SETS[2], "moved"),
+                      draw(same, 400, PAN_SETS[0], "alike"), draw(same, 400, PAN_SETS[2], "alike")])
+    shares = type_shares(sets)
+    assert shares.groupby(["model", "set"]).share_pct.sum().round(6).eq(100).all()
+    d = type_difference(sets).set_index("model")
+    assert d.loc["moved", "differs"] and not d.loc["alike", "differs"]
+    assert d.loc["moved", "tv_distance"] == pytest.approx(0.2, abs=0.08) and d.loc["alike", "tv_distance"] < 0.1
+    assert d.loc["moved", "p_holm"] >= d.loc["moved", "p"]
+    lines = type_difference_findings(d.reset_index())
+    assert " differ from " in lines[0] and "do not differ detectably" in lines[1]
+
+
+def test_pan_sets_type_the_learned_the_padding_caused_and_the_random_init_sets():
+    from padlib.kernels import PAN_SETS, model_kernel_profiles, pan_sets
+    from padlib.pans import planted_pan_network, planted_probe_images, random_init_scan, scan_pans
+
+    net, x = planted_pan_network(), planted_probe_images()
+    scan = scan_pans(net, x, progress=False)
+    control, copy = random_init_scan(net, x, 10, reference=None, keep_model=True)
+    sets = pan_sets(scan.table, model_kernel_profiles(net), control.table, model_kernel_profiles(copy), "planted")
+    n = sets.groupby("set").size()
+    assert n[PAN_SETS[0]] == scan.table.is_pan.sum() and n[PAN_SETS[1]] == scan.table.padding_caused.sum()
+    assert n[PAN_SETS[2]] == control.table.is_pan.sum()
+    assert sets["type"].notna().all() and (sets.model == "planted").all()

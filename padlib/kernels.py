@@ -1424,9 +1424,10 @@ def type_difference_findings(diff: pd.DataFrame, alpha: float = 0.05) -> list[st
             out.append(f"{r.model}: too few PANs in one of the sets to compare ({r.n_a} vs {r.n_b}).")
             continue
         verdict = "differ" if r.differs else "do not differ detectably"
+        moves = f"; largest rise {r.rises}, largest fall {r.falls}" if r.differs else ""
         out.append(f"{r.model}: the types of its {r.n_a} {r.set_a} PANs {verdict} from those of the {r.n_b} "
                    f"{r.set_b} channels (total-variation distance {r.tv_distance:.2f}, Holm-adjusted p "
-                   f"{r.p_holm:.2g} at alpha {alpha:g}); largest rise {r.rises}, largest fall {r.falls}.")
+                   f"{r.p_holm:.2g} at alpha {alpha:g}){moves}.")
     return out
 
 

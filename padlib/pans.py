@@ -836,7 +836,8 @@ def learned_pan_summary(control: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for m, g in control.groupby("model", sort=False):
         tr, ri = g[g.init == "trained"].iloc[0], g[g.init == "random init"]
-        row = {"model": m, "filters": int(tr.filters), "seeds": len(ri)}
+        row = {"model": m, "filters": int(tr.filters), "seeds": len(ri), "tau trained": round(float(tr.tau), 2),
+               "tau random init mean": round(float(ri.tau.mean()), 2)}
         for col in ("padding_caused", "learned"):
             row[f"{col} trained"] = int(tr[col])
             row[f"{col} trained %"] = round(float(tr[f"{col}_pct"]), 1)
@@ -850,7 +851,8 @@ def learned_pan_summary(control: pd.DataFrame) -> pd.DataFrame:
 def learned_pan_headline(summary: pd.DataFrame, fpr: float = DEFAULT_FPR, factor: float = 3.0) -> str:
     """The chapter's main result in plain words, from :func:`learned_pan_summary`: do trained networks have
     learned PANs beyond random initialisation (each model's trained share at least ``factor`` times its
-    random-init copies' largest share), and what the older padding-caused definition says."""
+    random-init copies' largest share), how much of the padding-caused set the reference keeps, and what the
+    older padding-caused definition says of random networks."""
     tr, ri = summary["learned trained %"], summary["learned random init % (max)"]
     pc_tr = summary["padding_caused trained %"]
     pc_ri = 100.0 * summary["padding_caused random init mean"] / summary["filters"]
@@ -868,6 +870,12 @@ def learned_pan_headline(summary: pd.DataFrame, fpr: float = DEFAULT_FPR, factor
     text = (f"{lead}, {sel['learned trained %'].min():.1f}-{sel['learned trained %'].max():.1f}% of the padded "
             f"filters are learned PANs, against at most {ri[beyond].max():.1f}% in random-init copies of the same "
             f"architecture (the false-positive level, fpr {fpr:g}).")
+    kept = 100.0 * summary["learned trained"] / summary["padding_caused trained"].clip(lower=1)
+    if "tau trained" in summary:
+        text += (f" In the trained models the reference keeps {kept.min():.0f}-{kept.max():.0f}% of the "
+                 f"padding-caused channels: their circular nulls set tau at {summary['tau trained'].min():.2f}-"
+                 f"{summary['tau trained'].max():.2f}, while a random-init copy's own null sets it at "
+                 f"{summary['tau random init mean'].min():.2f}-{summary['tau random init mean'].max():.2f}.")
     if (pc_ri > pc_tr).all():
         text += (f" The older definition, padding-caused alone, says the opposite: it flags "
                  f"{pc_ri.min():.0f}-{pc_ri.max():.0f}% of the random-init copies and {pc_tr.min():.0f}-"

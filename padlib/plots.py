@@ -953,11 +953,11 @@ _NETWORK_STYLE = {"trained": dict(color="#222222", lw=1.4), "random init": dict(
 def learned_score_figure(scores, bins: int = 50):
     """Per model, the distributions of the padding-caused side score for the trained network, its random-init
     copies and its circular-padding null, with tau (the null's threshold) and the spread of the per-layer
-    random-init thresholds (10-90% of layers, median dashed)."""
+    random-init thresholds (10-90% of layers, median dashed); the random-init copies' own tau, dotted.""" 
     import numpy as np
 
     models = list(dict.fromkeys(scores["model"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(2.6 * len(models) + 0.6, 2.9), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(models), figsize=(2.6 * len(models) + 0.6, 3.3), squeeze=False, sharey=True)
     for ax, m in zip(axes[0], models):
         d = scores[scores.model == m]
         pos = d.side_score[d.side_score > 0]
@@ -978,15 +978,18 @@ def learned_score_figure(scores, bins: int = 50):
             ax.axvspan(thr.quantile(0.1), thr.quantile(0.9), color="#e08214", alpha=0.12, lw=0,
                        label="random-init thresholds (10-90% of layers)")
             ax.axvline(thr.median(), color="#e08214", ls="--", lw=1)
-        ax.axvline(d.tau.iloc[0], color="C3", lw=1.2, label="tau (circular null)")
+        ax.axvline(d[d.network == "trained"].tau.iloc[0], color="C3", lw=1.2, label="tau (trained, its null)")
+        if (d.network == "random init").any():
+            ax.axvline(d[d.network == "random init"].tau.mean(), color="#e08214", ls=":", lw=1.4,
+                       label="tau (random init, its own null)")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(m.replace("tf_efficientnet_", "effnet-"), fontsize=9)
         ax.set_xlabel("padding-caused side score (interior std)", fontsize=8)
     axes[0][0].set_ylabel("% of channels")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=5, fontsize=7.5, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.86))
+    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=7.5, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.8))
     return fig
 
 
@@ -1007,7 +1010,7 @@ def learned_depth_figure(profile):
     axes[0][0].set_ylabel("% of the layer's filters")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=4, fontsize=7.5, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.86))
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     return fig
 
 

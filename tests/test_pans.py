@@ -554,11 +554,14 @@ def test_learned_score_table_depth_profile_and_sensitivity_follow_the_scans():
 def test_learned_pan_headline_says_which_way_it_came_out():
     def summary(trained_pct, random_pct, caused_tr=15.0, caused_ri=50.0):
         return pd.DataFrame({"model": ["a", "b"], "filters": [1000, 1000], "learned trained %": trained_pct,
+                             "learned trained": [10 * v for v in trained_pct],
                              "learned random init % (max)": random_pct, "padding_caused trained %": caused_tr,
-                             "padding_caused random init mean": [10 * caused_ri] * 2})
+                             "padding_caused trained": 10 * caused_tr, "tau trained": [1.4, 1.6],
+                             "tau random init mean": [0.5, 0.6], "padding_caused random init mean": [10 * caused_ri] * 2})
 
-    yes = P.learned_pan_headline(summary([12.0, 19.0], [1.5, 1.2]))
-    assert yes.startswith("Training builds PANs: in all 2 models, 12.0-19.0%") and "says the opposite" in yes
+    yes = P.learned_pan_headline(summary([12.0, 15.0], [1.5, 1.2]))
+    assert yes.startswith("Training builds PANs: in all 2 models, 12.0-15.0%") and "says the opposite" in yes
+    assert "keeps 80-100% of the padding-caused channels" in yes and "at 0.50-0.60" in yes
     part = P.learned_pan_headline(summary([12.0, 2.0], [1.5, 1.2], caused_ri=5.0))
     assert part.startswith("Training builds PANs in 1 of 2 models (a)") and "opposite" not in part
     no = P.learned_pan_headline(summary([1.4, 2.0], [1.5, 1.2]))

@@ -946,6 +946,13 @@ def learned_pan_figure(control):
     return fig
 
 
+def _panel_grid(n: int, ncols: int = 2, width: float = 8.0, row_height: float = 2.7):
+    """``n`` panels in rows of ``ncols`` at the site's width (flat list of axes, spares included)."""
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, row_height * nrows + 0.8), squeeze=False)
+    return fig, list(axes.ravel())
+
+
 _NETWORK_STYLE = {"trained": dict(color="#222222", lw=1.4), "random init": dict(color="#e08214", lw=1.4),
                   "circular null": dict(color="0.65", lw=1.0)}
 
@@ -957,8 +964,8 @@ def learned_score_figure(scores, bins: int = 50):
     import numpy as np
 
     models = list(dict.fromkeys(scores["model"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(2.6 * len(models) + 0.6, 3.3), squeeze=False, sharey=True)
-    for ax, m in zip(axes[0], models):
+    fig, axes = _panel_grid(len(models))
+    for ax, m in zip(axes, models):
         d = scores[scores.model == m]
         pos = d.side_score[d.side_score > 0]
         lo, hi = max(pos.quantile(0.001), 1e-2) if len(pos) else 0.1, max(d.side_score.max(), 1.0) * 1.05
@@ -984,12 +991,14 @@ def learned_score_figure(scores, bins: int = 50):
                        label="tau (random init, its own null)")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_title(m.replace("tf_efficientnet_", "effnet-"), fontsize=9)
-        ax.set_xlabel("padding-caused side score (interior std)", fontsize=8)
-    axes[0][0].set_ylabel("% of channels")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=7.5, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.8))
+        ax.set_title(m, fontsize=10)
+        ax.set_xlabel("padding-caused side score (interior std)", fontsize=9)
+        ax.set_ylabel("% of channels", fontsize=9)
+    for ax in axes[len(models):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=8.5, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / fig.get_figheight()))
     return fig
 
 
@@ -997,20 +1006,22 @@ def learned_depth_figure(profile):
     """Per model, the share of each padded layer's filters that are learned PANs (solid) and padding-caused
     (dashed), trained vs random init (copies averaged), along relative depth."""
     models = list(dict.fromkeys(profile["model"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(2.6 * len(models) + 0.6, 2.9), squeeze=False, sharey=True)
-    for ax, m in zip(axes[0], models):
+    fig, axes = _panel_grid(len(models))
+    for ax, m in zip(axes, models):
         for network in ("trained", "random init"):
             d = profile[(profile.model == m) & (profile.network == network)].sort_values("rel_depth")
             st = _NETWORK_STYLE[network]
             ax.plot(d.rel_depth, d.learned_pct, "-", color=st["color"], lw=1.3, label=f"{network}: learned PANs")
             ax.plot(d.rel_depth, d.padding_caused_pct, "--", color=st["color"], lw=0.9,
                     label=f"{network}: padding-caused")
-        ax.set_title(m.replace("tf_efficientnet_", "effnet-"), fontsize=9)
-        ax.set_xlabel("relative depth (0 = stem)", fontsize=8)
-    axes[0][0].set_ylabel("% of the layer's filters")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=4, fontsize=7.5, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
+        ax.set_title(m, fontsize=10)
+        ax.set_xlabel("relative depth (0 = stem)", fontsize=9)
+        ax.set_ylabel("% of the layer's filters", fontsize=9)
+    for ax in axes[len(models):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8.5, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / fig.get_figheight()))
     return fig
 
 

@@ -190,6 +190,89 @@ def missing_chapters(executed_dir: Path) -> list[str]:
     return [nb.name for nb in chapters() if not (Path(executed_dir) / "notebooks" / nb.name).exists()]
 
 
+PROGRESS_BAR = re.compile(r"\d+%\|[^|]*\|\s*[\d.]+[kMG]?/[\d.]+[kMG]?\s*\[")  # tqdm: "desc: 40%|####  | 4/10 [00:01<..."
+
+
+def _is_progress_bar(output: dict) -> bool:
+    if output.get("output_type") == "stream":
+        return bool(PROGRESS_BAR.search("".join(output.get("text", ""))))
+    text = "".join(output.get("data", {}).get("text/plain", ""))
+    return bool(PROGRESS_BAR.search(text)) and len(text.splitlines()) <= 2
+
+
+def prepare_for_site(path: Path) -> dict:
+    """Make an executed chapter read as a page of the book (the staged copy only; interactive runs keep it all).
+
+    Drops stderr and progress bars (stream or widget) from the outputs; moves the cell tagged ``findings``
+    (its input removed) right under the chapter title, splitting the title off the first Markdown cell, so
+    the reader meets the answer first. Returns what was done, for the build log and the tests."""
+    nb = json.loads(Path(path).read_text())
+    done = {"stderr": 0, "progress": 0, "findings": False}
+    for cell in nb["cells"]:
+        kept = []
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "stream" and o.get("name") == "stderr":
+                done["stderr"] += 1
+            elif _is_progress_bar(o):
+                done["progress"] += 1
+            else:
+                kept.append(o)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    boxes = [c for c in nb["cells"] if "findings" in c.get("metadata", {}).get("tags", [])]
+    if boxes:
+        box = boxes[0]
+        nb["cells"].remove(box)
+        tags = box["metadata"].setdefault("tags", [])
+        if "remove-input" not in tags:
+            tags.append("remove-input")
+        first = nb["cells"][0]
+        source = "".join(first.get("source", ""))
+        if first.get("cell_type") == "markdown" and source.startswith("# "):
+            title, _, rest = source.partition("\n")
+            first["source"] = title + "\n"
+            at = 1
+            if rest.strip():
+                nb["cells"].insert(1, {"cell_type": "markdown", "id": f"{first.get('id', 'title')}-intro",
+                                       "metadata": {}, "source": rest.lstrip("\n")})
+            nb["cells"].insert(at, box)
+            done["findings"] = True
+    Path(path).write_text(json.dumps(nb, indent=1))
+    return done
+
+
+SUMMARY_MARKER = "<!-- padlib:findings-summary -->"
+FINDING_LINE = re.compile(r"^- \*\*(?P<verdict>[^*]+)\*\*: (?P<claim>.+?)\. (?P<evidence>.*)$")
+
+
+def chapter_findings(notebook: Path) -> list[dict]:
+    """The findings box of one executed chapter, read back from its ``findings`` cell: verdict, claim, evidence."""
+    nb = json.loads(Path(notebook).read_text())
+    rows = []
+    for cell in nb["cells"]:
+        if "findings" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        for o in cell.get("outputs", []):
+            for line in "".join(o.get("data", {}).get("text/markdown", "")).splitlines():
+                m = FINDING_LINE.match(line)
+                if m:
+                    rows.append(m.groupdict())
+    return rows
+
+
+def findings_summary(notebooks_dir: Path) -> str:
+    """The introduction's one-screen summary: a table of every chapter's findings (claim, verdict, chapter)."""
+    lines = ["| Claim | Verdict | Chapter |", "|---|---|---|"]
+    for i, nb in enumerate(chapters(), 1):
+        rows = chapter_findings(Path(notebooks_dir) / nb.name)
+        if not rows:
+            lines.append(f"| (no findings: the chapter did not produce them) | | {{doc}}`{i} <../notebooks/{nb.stem}>` |")
+        for r in rows:
+            claim = r["claim"].replace("|", "/")
+            lines.append(f"| {claim} | **{r['verdict']}** | {{doc}}`{i} <../notebooks/{nb.stem}>` |")
+    return "\n".join(lines)
+
+
 def build_site(executed_dir: Path, out_dir: Path | None = None, strict: bool = True) -> Path:
     """Stage ``_config.yml``, ``book/`` and the executed notebooks, build HTML with Jupyter Book; return html dir."""
     executed_dir = Path(executed_dir).resolve()
@@ -207,6 +290,10 @@ def build_site(executed_dir: Path, out_dir: Path | None = None, strict: bool = T
     if missing:
         raise PadlibError(f"not executed yet: {', '.join(missing)} (run `python -m padlib book`)")
     shutil.copytree(executed_dir / "notebooks", stage / "notebooks")
+    for nb in sorted((stage / "notebooks").glob("*.ipynb")):
+        prepare_for_site(nb)
+    intro = stage / "book" / "intro.md"
+    intro.write_text(intro.read_text().replace(SUMMARY_MARKER, findings_summary(stage / "notebooks")))
     html = out_dir / "html"
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(stage), "--toc", str(stage / "book" / "_toc.yml"),
            "--config", str(stage / "_config.yml"), "--path-output", str(stage)]
@@ -222,8 +309,33 @@ def build_site(executed_dir: Path, out_dir: Path | None = None, strict: bool = T
     return html
 
 
+def page_problems(text: str, name: str) -> list[str]:
+    """What machinery reached one chapter page: progress bars, stderr blocks, tracebacks, references to files a
+    reader cannot see; and whether the findings box comes before the first code cell."""
+    problems = []
+    body = re.sub(r"<script.*?</script>", "", text, flags=re.S)
+    plain = re.sub(r"<[^>]+>", "", body)
+    if PROGRESS_BAR.search(plain):
+        problems.append(f"{name}: progress-bar text on the page")
+    if re.search(r'class="[^"]*\bstderr\b', body):
+        problems.append(f"{name}: a stderr block")
+    if "Traceback (most recent call last)" in plain:
+        problems.append(f"{name}: a traceback")
+    if re.search(r"shared/|papers\.md|toolchain\.md", plain):
+        problems.append(f"{name}: refers to a file a reader cannot see")
+    m = re.search(r'<div class="[^"]*\bfindings\b[^"]*\badmonition\b|<div class="[^"]*\badmonition\b[^"]*\bfindings\b', body)
+    box = m.start() if m else -1
+    code = body.find('class="cell_input')
+    if box < 0:
+        problems.append(f"{name}: no findings box")
+    elif 0 <= code < box:
+        problems.append(f"{name}: the findings box comes after the first code cell")
+    return problems
+
+
 def site_problems(html_dir: Path) -> list[str]:
-    """What is wrong with a built site: missing pages or figures, references to CDNs or outside resources."""
+    """What is wrong with a built site: missing pages or figures, references to CDNs or outside resources,
+    machinery on a chapter page (:func:`page_problems`)."""
     html_dir = Path(html_dir)
     problems = []
     if not (html_dir / "index.html").exists():
@@ -236,6 +348,7 @@ def site_problems(html_dir: Path) -> list[str]:
         text = page.read_text(encoding="utf-8")
         if not re.search(r"<img[^>]+src=\"[^\"]+\.(png|svg|jpg)\"", text):
             problems.append(f"{nb.stem}: no figure")
+        problems += page_problems(text, nb.stem)
     external_load = re.compile(r"""(?:src|href)\s*=\s*["'](?:https?:)?//(?!www\.w3\.org)[^"']+["'][^>]*""")
     for f in html_dir.rglob("*"):
         if f.suffix not in (".html", ".js", ".css", ".json", ".txt") or not f.is_file():

@@ -3,8 +3,38 @@ from __future__ import annotations
 
 import math
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import torch
+
+# The book's figure style, shared by every chapter. Okabe-Ito colours (distinguishable with the common forms
+# of colour blindness); one colour per model and one per padding scheme, the same on every page.
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+MODEL_COLOURS = {"mobilenet_v2": "#0072B2", "tf_efficientnet_lite0": "#E69F00", "tf_efficientnet_lite1": "#009E73",
+                 "tf_efficientnet_lite2": "#CC79A7"}
+SCHEME_COLOURS = {"zero": "#000000", "reflect": "#0072B2", "replicate": "#56B4E9", "circular": "#E69F00",
+                  "symmetric": "#009E73", "partial": "#CC79A7", "padding_module": "#D55E00"}
+BOOK_STYLE = {"axes.prop_cycle": mpl.cycler(color=list(OKABE_ITO)), "axes.titlesize": 10, "axes.labelsize": 9,
+              "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8, "legend.framealpha": 0.85,
+              "axes.spines.top": False, "axes.spines.right": False, "axes.formatter.min_exponent": 3}
+
+
+def use_book_style() -> None:
+    """Apply :data:`BOOK_STYLE` to matplotlib (padlib.plots does this when imported)."""
+    mpl.rcParams.update(BOOK_STYLE)
+
+
+def model_colour(name: str, k: int = 0) -> str:
+    """The book's colour for a model (:data:`MODEL_COLOURS`), else the k-th colour of the palette."""
+    return MODEL_COLOURS.get(name, OKABE_ITO[k % len(OKABE_ITO)])
+
+
+def scheme_colour(name: str, k: int = 0) -> str:
+    """The book's colour for a padding scheme (:data:`SCHEME_COLOURS`), else the k-th colour of the palette."""
+    return SCHEME_COLOURS.get(name, OKABE_ITO[k % len(OKABE_ITO)])
+
+
+use_book_style()
 
 
 def image_grid(images, titles=None, ncols: int = 8, size: float = 1.6, cmap=None):
@@ -846,9 +876,9 @@ def learning_curves_figure(curves, chance: float | None = None, ylabel: str = "h
     for k, s in enumerate(_scheme_order(curves["scheme"])):
         d = curves[curves.scheme == s]
         for _, g in d.groupby("seed"):
-            ax.plot(g["epoch"], g["accuracy"], color=f"C{k}", lw=0.5, alpha=0.5)
+            ax.plot(g["epoch"], g["accuracy"], color=scheme_colour(s, k), lw=0.5, alpha=0.5)
         m = d.groupby("epoch")["accuracy"].mean()
-        ax.plot(m.index, m.values, color=f"C{k}", lw=2, label=s, ls=("-", "--", ":")[k % 3])
+        ax.plot(m.index, m.values, color=scheme_colour(s, k), lw=2, label=s, ls=("-", "--", ":")[k % 3])
     if chance is not None:
         ax.axhline(chance, color="0.4", ls="--", lw=0.8, label="chance")
     ax.set_xlabel("epoch")
@@ -1075,8 +1105,8 @@ def pan_depth_figure(by_depth):
     """Share of filters that are PANs, per padded layer along relative depth; marker size ~ #filters."""
     fig, ax = plt.subplots(figsize=(7, 3))
     for k, (m, d) in enumerate(by_depth.groupby("model", sort=False)):
-        ax.plot(d["rel_depth"], d["share_pct"], "-", color=f"C{k}", lw=1, label=m)
-        ax.scatter(d["rel_depth"], d["share_pct"], s=8 + d["filters"] / 20, color=f"C{k}",
+        ax.plot(d["rel_depth"], d["share_pct"], "-", color=model_colour(m, k), lw=1, label=m)
+        ax.scatter(d["rel_depth"], d["share_pct"], s=8 + d["filters"] / 20, color=model_colour(m, k),
                    marker="o", edgecolors=["k" if s == 2 else "none" for s in d["stride"]])
     ax.set_xlabel("relative depth of the padded conv (0 = stem); black edge: stride 2")
     ax.set_ylabel("PANs, % of the layer's filters")

@@ -802,6 +802,47 @@ def spatial_bias_findings(overview, leans, verdicts, regions, zoo_numbers: dict 
     return lines
 
 
+def chapter_findings_box(leans, verdicts, regions, zoo_numbers: dict | None = None, alpha: float = 0.05) -> list:
+    """Chapter 4's findings, one :class:`padlib.findings.Finding` per claim of Mind the Pad, from the same tables
+    as :func:`spatial_bias_findings`: uneven padding in the zoo, mean maps leaning where the arithmetic says
+    (pretrained, natural images, beyond the even-size control), worst regions at the border, mitigations."""
+    from .findings import Finding, verdict_of
+
+    out = []
+    if zoo_numbers:
+        out.append(Finding("holds" if zoo_numbers["uneven_at_default"] else "not here",
+                           "Common architectures pad unevenly at their default input size",
+                           f"{zoo_numbers['uneven_at_default']} of {zoo_numbers['audited']} timm architectures "
+                           f"({zoo_numbers['share_uneven']:.0%}); a nearby size pads evenly for "
+                           f"{zoo_numbers['uneven_fixed_by_nearest_size']} of them", "the-whole-timm-zoo"))
+    nat = leans[leans.maps.str.contains("natural") & ~leans.maps.str.contains("random init")]
+    if len(nat):
+        ok = nat.verdict.str.startswith("follows") & (nat.specific_on.astype(str) != "none")
+        out.append(Finding(verdict_of(ok.mean()),
+                           "Mean feature maps lean toward the side that reads more padding, beyond the even-size "
+                           "control (pretrained, natural images)",
+                           f"{int(ok.sum())} of {len(nat)} models: " + "; ".join(
+                               f"{r.maps} {r.top_bottom}, {r.left_right} -> {r.verdict} (control leans less on: "
+                               f"{r.specific_on})" for r in nat.itertuples()),
+                           "mean-feature-maps-does-the-artefact-lean-where-the-arithmetic-says"))
+    base = regions[regions.variant.astype(str).str.startswith("zero @") & ~regions.variant.astype(str).str.contains("225")]
+    if len(base):
+        share = base.at_border.sum() / max(base.maps.sum(), 1)
+        out.append(Finding("holds" if share >= 0.75 else "partly" if share > 0.5 else "not here",
+                           "The worst region for a small object lies at the border or a corner (blind spots)",
+                           f"{int(base.at_border.sum())} of {int(base.maps.sum())} accuracy maps (zero padding, default "
+                           f"size); few maps, no interval", "blind-spots"))
+    mit = verdicts[~verdicts.variant.astype(str).str.startswith("reflect")]
+    if len(mit):
+        sig = (mit.sign_p < alpha) & (mit.lower_in == mit.pairs)
+        out.append(Finding(verdict_of(sig.mean()),
+                           "An even size or symmetric/circular padding lowers the worst-region drop",
+                           f"significant (sign test, p < {alpha:g}) in {int(sig.sum())} of {len(mit)} comparisons; with "
+                           f"{int(mit.pairs.max())} pairs the smallest possible p is {2 * 0.5 ** int(mit.pairs.max()):.3f}",
+                           "blind-spots"))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The planted control: a translation-invariant classifier
 

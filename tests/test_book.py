@@ -114,3 +114,102 @@ def test_kernel_polls_are_sliced_and_keep_the_overall_timeout(monkeypatch):
             asyncio.run(AsyncZMQSocketChannel.get_msg("never", timeout=0.05))
         assert time.monotonic() - t0 >= 0.04 and len(calls) >= 4
     assert AsyncZMQSocketChannel.get_msg is fake  # restored
+
+
+def _executed_notebook(tmp_path):
+    """A small executed chapter: a title cell, code with stderr, a tqdm bar (stream and widget), the findings cell."""
+    bar = "scan:  40%|####      | 4/10 [00:01<00:02,  3.1img/s]"
+    cells = [
+        {"cell_type": "markdown", "id": "t", "metadata": {}, "source": "# 9. A chapter\n\nIntro text."},
+        {"cell_type": "code", "id": "a", "metadata": {}, "execution_count": 1, "source": "work()", "outputs": [
+            {"output_type": "stream", "name": "stderr", "text": "UserWarning: something\n"},
+            {"output_type": "stream", "name": "stderr", "text": bar + "\r"},
+            {"output_type": "display_data", "metadata": {}, "data": {
+                "text/plain": bar, "application/vnd.jupyter.widget-view+json": {"model_id": "x", "version_major": 2,
+                                                                                 "version_minor": 0}}},
+            {"output_type": "stream", "name": "stdout", "text": "a result: 40% of 10 [kept]\n"}]},
+        {"cell_type": "code", "id": "f", "metadata": {"tags": ["findings"]}, "execution_count": 2, "source": "box()",
+         "outputs": [{"output_type": "display_data", "metadata": {}, "data": {"text/markdown": "```{admonition} Findings\n```"}}]},
+    ]
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    return path
+
+
+def test_prepare_for_site_drops_machinery_and_puts_the_findings_under_the_title(tmp_path):
+    path = _executed_notebook(tmp_path)
+    done = book.prepare_for_site(path)
+    assert done == {"stderr": 2, "progress": 1, "findings": True}
+    nb = json.loads(path.read_text())
+    assert [c["id"] for c in nb["cells"]] == ["t", "f", "t-intro", "a"]
+    assert nb["cells"][0]["source"] == "# 9. A chapter\n" and nb["cells"][2]["source"].startswith("Intro text.")
+    assert "remove-input" in nb["cells"][1]["metadata"]["tags"]
+    assert [o["text"] for o in nb["cells"][3]["outputs"]] == ["a result: 40% of 10 [kept]\n"]  # not a bar
+
+
+def test_page_problems_name_each_kind_of_machinery():
+    clean = '<h1>T</h1><div class="tip findings admonition">box</div><div class="cell_input">code</div>'
+    assert book.page_problems(clean, "p") == []
+    late = '<div class="cell_input">code</div><div class="tip findings admonition">box</div>'
+    assert book.page_problems(late, "p") == ["p: the findings box comes after the first code cell"]
+    dirty = ('<div class="cell_input">x</div><div class="output stderr"><pre>scan:  40%|####  | 4/10 [00:01]</pre></div>'
+             '<pre>Traceback (most recent call last):</pre><p>see shared/papers.md</p>')
+    problems = book.page_problems(dirty, "p")
+    assert {p.split(": ", 1)[1] for p in problems} == {
+        "progress-bar text on the page", "a stderr block", "a traceback", "refers to a file a reader cannot see",
+        "no findings box"}
+
+
+def test_findings_markdown_is_an_admonition_with_one_line_per_claim():
+    from padlib.errors import PadlibError
+    from padlib.findings import Finding, findings_markdown, verdict_of
+
+    md = findings_markdown([Finding("holds", "Claim one", "3 of 3 models", "sec-one"),
+                            Finding("not here", "Claim two", "0 of 3")])
+    lines = md.splitlines()
+    assert lines[0] == "```{admonition} Findings" and lines[1] == ":class: tip findings" and lines[-1] == "```"
+    assert lines[3] == '- **holds**: Claim one. 3 of 3 models (<a href="#sec-one">figure</a>)'
+    assert lines[4] == "- **not here**: Claim two. 0 of 3"
+    assert findings_markdown([Finding("partly", "C", "at fpr 0.01: x")]).splitlines()[3] == "- **partly**: C. At fpr 0.01: x"
+    assert (verdict_of(1.0), verdict_of(0.5), verdict_of(0.0)) == ("holds", "partly", "not here")
+    with pytest.raises(PadlibError, match="verdict must be one of"):
+        Finding("maybe", "c", "e")
+    with pytest.raises(PadlibError, match="at least one"):
+        findings_markdown([])
+
+
+@pytest.mark.site
+def test_chapter_pages_open_with_their_findings_and_fit_the_page_in_headless_chromium(site):
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no chromium on PATH (Debian package 'chromium'; .ci/run installs it)")
+    with Browser(chromium) as browser:
+        browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
+        for page in sorted(site.glob("notebooks/*.html")):
+            browser.open(page.as_uri())
+            assert browser.wait_for('document.readyState === "complete"', 30)
+            tops = browser.evaluate(
+                "(() => { const b = document.querySelector('div.admonition.findings');"
+                " const c = document.querySelector('div.cell_input');"
+                " return [b ? b.getBoundingClientRect().top : null, c ? c.getBoundingClientRect().top : null]; })()")
+            assert tops[0] is not None, f"{page.name}: no findings box"
+            assert tops[1] is None or tops[0] < tops[1], f"{page.name}: findings box below the first code cell"
+            wide = browser.evaluate(
+                "Array.from(document.querySelectorAll('div.cell_output pre'))"
+                ".filter(p => p.scrollWidth > p.clientWidth + 2).map(p => p.textContent.slice(0, 60))")
+            assert not wide, f"{page.name}: output lines wider than the page: {wide[:2]}"
+
+
+def test_findings_summary_collects_every_chapter_box(tmp_path):
+    from padlib.findings import Finding, findings_markdown
+
+    for i, nb in enumerate(book.chapters()):
+        box = findings_markdown([Finding("partly", f"Claim {i}", "1 of 2 models | a pipe", "sec")])
+        cells = [{"cell_type": "code", "id": "f", "metadata": {"tags": ["findings"]}, "source": "", "outputs": [
+            {"output_type": "display_data", "metadata": {}, "data": {"text/markdown": box}}]}] if i else []
+        (tmp_path / nb.name).write_text(json.dumps({"cells": cells}))
+    table = book.findings_summary(tmp_path).splitlines()
+    assert table[:2] == ["| Claim | Verdict | Chapter |", "|---|---|---|"]
+    assert table[2].startswith("| (no findings") and len(table) == 2 + len(book.chapters())
+    assert table[3] == f"| Claim 1 | **partly** | {{doc}}`2 <../notebooks/{book.chapters()[1].stem}>` |"
+    assert "<!-- padlib:findings-summary -->" in (book.REPO / "book" / "intro.md").read_text()

@@ -575,3 +575,22 @@ def test_random_init_scan_recalibrates_and_scans_a_copy():
     assert scan.table.attrs["definition"] == "padding" and copy[1].running_var.sum() != copy[1].num_features
     again = P.random_init_scan(net, x, 10, reference=None)
     pd.testing.assert_frame_equal(again.table, scan.table)
+
+
+def test_chapter_findings_box_reads_the_tables():
+    net, x = _planted_net(), _images()
+    control, scans = P.learned_pan_control(net, x, seeds=(10, 11), progress=False)
+    learned = P.learned_pan_summary(control)
+    scan = scans["trained"]
+    summary = P.pan_summary([scan.table])
+    sensitivity = P.threshold_sensitivity(scan, (0.05, P.DEFAULT_FPR))
+    box = P.chapter_findings_box(learned, summary, sensitivity, P.side_skew([scan.table]), P.DEFAULT_FPR)
+    assert [f.section for f in box][:2] == ["are-pans-learned-the-random-initialisation-control",
+                                            "how-many-pans-against-the-paper-s-claim"]
+    first = box[0]
+    tr, ri = learned.iloc[0]["learned trained %"], learned.iloc[0]["learned random init % (max)"]
+    assert first.verdict == ("holds" if tr >= 3 * max(ri, 1 / 3) else "not here")
+    assert f"{tr:.1f}-{tr:.1f}%" in first.evidence
+    count = box[1]  # 7 planted PANs (plus any deeper ones): fewer than two dozen, so not in our reading of the range
+    n = int(scan.table.is_pan.sum())
+    assert count.verdict == ("holds" if 24 <= n <= 999 else "not here") and f"counts {n}-{n}" in count.evidence

@@ -36,7 +36,9 @@ def findings_markdown(findings: list[Finding], title: str = "Findings") -> str:
     lines = [f"```{{admonition}} {title}", ":class: tip findings", ""]
     for f in findings:
         link = f' (<a href="#{f.section}">figure</a>)' if f.section else ""
-        evidence = f.evidence[:1].upper() + f.evidence[1:]
+        first = f.evidence.split(" ", 1)[0]
+        # a sentence starts with a capital, unless it starts with a name (a column, a measure: has an underscore)
+        evidence = f.evidence if "_" in first else f.evidence[:1].upper() + f.evidence[1:]
         lines.append(f"- **{f.verdict}**: {f.claim}. {evidence}{link}")
     lines.append("```")
     return "\n".join(lines)

@@ -11,7 +11,7 @@ import torch
 # of colour blindness); one colour per model and one per padding scheme, the same on every page.
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 MODEL_COLOURS = {"mobilenet_v2": "#0072B2", "tf_efficientnet_lite0": "#E69F00", "tf_efficientnet_lite1": "#009E73",
-                 "tf_efficientnet_lite2": "#CC79A7"}
+                 "tf_efficientnet_lite2": "#D55E00"}  # the palette's order: figures that cycle colours agree
 SCHEME_COLOURS = {"zero": "#000000", "reflect": "#0072B2", "replicate": "#56B4E9", "circular": "#E69F00",
                   "symmetric": "#009E73", "partial": "#CC79A7", "padding_module": "#D55E00"}
 BOOK_STYLE = {"axes.prop_cycle": mpl.cycler(color=list(OKABE_ITO)), "axes.titlesize": 10, "axes.labelsize": 9,
@@ -452,7 +452,7 @@ def intervention_plot(table, metric: str = "agreement", interventions=None, titl
         y = np.array([order.index(i) for i in tm.index]) + (j - (len(models) - 1) / 2) * 0.16
         v, lo, hi = (tm[c].to_numpy(dtype=float) for c in ("value", "ci_low", "ci_high"))
         ax.errorbar(v, y, xerr=np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)]), fmt="o",
-                    capsize=2, markersize=4, label=model)
+                    capsize=2, markersize=4, label=model, color=model_colour(model, j))
     ax.set_yticks(range(len(order)), order, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(metric.replace("_", " "))

@@ -171,6 +171,7 @@ def test_findings_markdown_is_an_admonition_with_one_line_per_claim():
     assert lines[3] == '- **holds**: Claim one. 3 of 3 models (<a href="#sec-one">figure</a>)'
     assert lines[4] == "- **not here**: Claim two. 0 of 3"
     assert findings_markdown([Finding("partly", "C", "at fpr 0.01: x")]).splitlines()[3] == "- **partly**: C. At fpr 0.01: x"
+    assert findings_markdown([Finding("partly", "C", "readout_r2: x")]).splitlines()[3] == "- **partly**: C. readout_r2: x"
     assert (verdict_of(1.0), verdict_of(0.5), verdict_of(0.0)) == ("holds", "partly", "not here")
     with pytest.raises(PadlibError, match="verdict must be one of"):
         Finding("maybe", "c", "e")

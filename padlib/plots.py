@@ -946,7 +946,7 @@ def pan_counts_figure(summary, claim_low: int | None = None, claim_high: int | N
     b.set_ylabel("PANs, % of padded filters")
     for ax in (a, b):
         ax.set_xticks(x, [m.replace("tf_efficientnet_", "") for m in summary["model"]], fontsize=8)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7.5, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -1062,8 +1062,8 @@ def pan_threshold_curve_figure(curves, claim_range: tuple[int, int] | None = Non
 
     claim_range = CLAIM_COUNT_RANGE if claim_range is None else claim_range
     models = list(dict.fromkeys(curves["model"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(3.0 * len(models), 2.8), squeeze=False, sharey=True)
-    for ax, m in zip(axes[0], models):
+    fig, axes = _panel_grid(len(models))
+    for ax, m in zip(axes, models):
         d = curves[curves.model == m]
         ax.plot(d["tau"], d["pans"], color="k", label="PANs (observed)")
         ax.plot(d["tau"], d["null_exceed"], color="0.6", ls="--", label="null channels above tau")
@@ -1071,11 +1071,14 @@ def pan_threshold_curve_figure(curves, claim_range: tuple[int, int] | None = Non
         ax.axhspan(*claim_range, color="0.9", zorder=0)
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=1)
-        ax.set_title(m.replace("tf_efficientnet_", ""), fontsize=9)
+        ax.set_title(m, fontsize=10)
         ax.set_xlabel("threshold tau (interior std)")
-    axes[0][0].set_ylabel("channels")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+        ax.set_ylabel("channels")
+    for ax in axes[len(models):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=8.5, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
     return fig
 
 
@@ -1084,8 +1087,8 @@ def pan_null_figure(scans, bins: int = 60):
     import numpy as np
 
     scans = list(scans)
-    fig, axes = plt.subplots(1, len(scans), figsize=(3.0 * len(scans), 2.8), squeeze=False)
-    for ax, sc in zip(axes[0], scans):
+    fig, axes = _panel_grid(len(scans))
+    for ax, sc in zip(axes, scans):
         obs, null = sc.table["score"].to_numpy(), sc.null["score"].to_numpy()
         hi = max(np.quantile(obs, 0.999), sc.tau * 2)
         edges = np.linspace(0, hi, bins)
@@ -1093,11 +1096,15 @@ def pan_null_figure(scans, bins: int = 60):
         ax.hist(np.clip(obs, 0, hi), edges, histtype="step", color="k", lw=1.2, label="observed (own padding)")
         ax.axvline(sc.tau, color="C3", lw=1.2, label=f"tau = {sc.tau:.2f}")
         ax.set_yscale("log")
-        ax.set_title(sc.model_name.replace("tf_efficientnet_", ""), fontsize=9)
+        ax.set_title(f"{sc.model_name} (tau = {sc.tau:.2f})", fontsize=10)
         ax.set_xlabel("max over sides |z| (interior std)")
-    axes[0][0].set_ylabel("channels")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+        ax.set_ylabel("channels")
+    for ax in axes[len(scans):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    labels = [("calibrated tau" if lab.startswith("tau =") else lab) for lab in labels]
+    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=8.5, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
     return fig
 
 

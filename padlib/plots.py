@@ -983,6 +983,18 @@ def _panel_grid(n: int, ncols: int = 2, width: float = 8.0, row_height: float = 
     return fig, list(axes.ravel())
 
 
+def _finish_panel_grid(fig, axes, n: int, ncol: int = 3, top: float = 0.5, rename=None):
+    """Hide a :func:`_panel_grid`'s spare panels and put the first panel's legend above the grid, ``top`` inches
+    tall (``rename``: a function applied to each legend label)."""
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    labels = [rename(lab) for lab in labels] if rename else labels
+    fig.legend(handles, labels, loc="upper center", ncol=ncol, fontsize=8.5, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - top / fig.get_figheight()))
+    return fig
+
+
 _NETWORK_STYLE = {"trained": dict(color="#222222", lw=1.4), "random init": dict(color="#e08214", lw=1.4),
                   "circular null": dict(color="0.65", lw=1.0)}
 
@@ -1024,12 +1036,7 @@ def learned_score_figure(scores, bins: int = 50):
         ax.set_title(m, fontsize=10)
         ax.set_xlabel("padding-caused side score (interior std)", fontsize=9)
         ax.set_ylabel("% of channels", fontsize=9)
-    for ax in axes[len(models):]:
-        ax.set_visible(False)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=8.5, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / fig.get_figheight()))
-    return fig
+    return _finish_panel_grid(fig, axes, len(models), ncol=3, top=0.75)
 
 
 def learned_depth_figure(profile):
@@ -1047,12 +1054,7 @@ def learned_depth_figure(profile):
         ax.set_title(m, fontsize=10)
         ax.set_xlabel("relative depth (0 = stem)", fontsize=9)
         ax.set_ylabel("% of the layer's filters", fontsize=9)
-    for ax in axes[len(models):]:
-        ax.set_visible(False)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8.5, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / fig.get_figheight()))
-    return fig
+    return _finish_panel_grid(fig, axes, len(models), ncol=2, top=0.6)
 
 
 def pan_threshold_curve_figure(curves, claim_range: tuple[int, int] | None = None):
@@ -1074,12 +1076,7 @@ def pan_threshold_curve_figure(curves, claim_range: tuple[int, int] | None = Non
         ax.set_title(m, fontsize=10)
         ax.set_xlabel("threshold tau (interior std)")
         ax.set_ylabel("channels")
-    for ax in axes[len(models):]:
-        ax.set_visible(False)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=8.5, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
-    return fig
+    return _finish_panel_grid(fig, axes, len(models), ncol=3, top=0.45)
 
 
 def pan_null_figure(scans, bins: int = 60):
@@ -1099,13 +1096,8 @@ def pan_null_figure(scans, bins: int = 60):
         ax.set_title(f"{sc.model_name} (tau = {sc.tau:.2f})", fontsize=10)
         ax.set_xlabel("max over sides |z| (interior std)")
         ax.set_ylabel("channels")
-    for ax in axes[len(scans):]:
-        ax.set_visible(False)
-    handles, labels = axes[0].get_legend_handles_labels()
-    labels = [("calibrated tau" if lab.startswith("tau =") else lab) for lab in labels]
-    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=8.5, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
-    return fig
+    return _finish_panel_grid(fig, axes, len(scans), ncol=3, top=0.45,
+                              rename=lambda lab: "calibrated tau" if lab.startswith("tau =") else lab)
 
 
 def pan_depth_figure(by_depth):

@@ -20,7 +20,6 @@ import contextlib
 import json
 import math
 import os
-import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -1328,24 +1327,21 @@ def chapter_findings_box(comparison: pd.DataFrame, consistency: pd.DataFrame, si
     size move predictions less than the control size."""
     from .findings import Finding, verdict_of
 
-    out = []
     raw = pan_verdicts(comparison, "kl")
     unit = pan_verdicts(comparison, "kl_per_perturbation")
-    for region, section in (("border", "pan-ablation-against-random-controls"),):
-        r = raw[(raw["mode"] == "mean") & (raw.region == region)]
-        u = unit[(unit["mode"] == "mean") & (unit.region == region)]
-        more, more_u = r.verdict.eq("more disruptive than random"), u.verdict.eq("more disruptive than random")
-        out.append(Finding(
-            verdict_of(more_u.mean()) if more.any() else "not here",
-            "PANs induce strong biases: removing their border response (mean, border ring) disrupts more than "
-            "removing random channels'",
-            f"more disruptive on KL in {int(more.sum())} of {len(r)} models (paired 95% intervals beyond every "
-            f"control), per unit of perturbation in {int(more_u.sum())} of {len(u)}",
-            section))
+    r = raw[(raw["mode"] == "mean") & (raw.region == "border")]
+    u = unit[(unit["mode"] == "mean") & (unit.region == "border")]
+    more, more_u = r.verdict.eq("more disruptive than random"), u.verdict.eq("more disruptive than random")
+    out = [Finding(
+        verdict_of(more_u.mean()) if more.any() else "not here",
+        "PANs induce strong biases: removing their border response (mean, border ring) disrupts more than "
+        "removing random channels'",
+        f"more disruptive on KL in {int(more.sum())} of {len(r)} models (paired 95% intervals beyond every "
+        f"control), per unit of perturbation in {int(more_u.sum())} of {len(u)}",
+        "pan-ablation-against-random-controls")]
     if consistency is not None and len(consistency):
-        text = mover_findings(consistency).splitlines()[0]
-        above = int(re.search(r"above in (\d+)/(\d+)", text).group(1)) if "above in" in text else 0
-        total = int(re.search(r"above in \d+/(\d+)", text).group(1)) if "above in" in text else 0
+        verdicts = [v for *_, v in _mover_verdicts(consistency)[0] if v is not None]
+        above, total = verdicts.count("above"), len(verdicts)
         out.append(Finding(verdict_of(above / max(total, 1)),
                            "The biases are characteristic: PAN ablations move the same classes across models",
                            f"cross-model correlation above the random-control null in {above} of {total} PAN ablations",
@@ -1361,6 +1357,26 @@ def chapter_findings_box(comparison: pd.DataFrame, consistency: pd.DataFrame, si
     return out
 
 
+def _mover_verdicts(consistency: pd.DataFrame) -> tuple[list, pd.Series, pd.DataFrame]:
+    """Per PAN ablation family of a consistency table: (family, mean correlation, the random-control null's
+    per-control means, "above"/"below"/"within", or None without a matched null); with the per-control means of
+    every random family and the table with its ``family`` column."""
+    c = consistency.copy()
+    if "family" not in c:
+        c["family"] = c["intervention"].astype(str).str.replace(r" #\d+$", "", regex=True)
+    per_control = c[c["family"].str.startswith("random ")].groupby(["family", "intervention"])["correlation"].mean()
+    out = []
+    for family in dict.fromkeys(f for f in c["family"] if f.startswith("PANs ")):
+        pan = float(c.loc[c["family"] == family, "correlation"].mean())
+        null_family = "random " + family[len("PANs "):]
+        if null_family not in per_control.index.get_level_values(0):
+            out.append((family, pan, None, None))
+            continue
+        null = per_control.loc[null_family]
+        out.append((family, pan, null, "above" if pan > null.max() else "below" if pan < null.min() else "within"))
+    return out, per_control, c
+
+
 def mover_findings(consistency: pd.DataFrame) -> str:
     """Are the class movers of PAN ablations "characteristic", i.e. shared across models beyond what any
     ablation does? Per ablation family, the mean cross-model correlation of per-class probability-mass
@@ -1371,19 +1387,12 @@ def mover_findings(consistency: pd.DataFrame) -> str:
     check_type("consistency", consistency, pd.DataFrame)
     if consistency.empty:
         return "one model only: no cross-model consistency to report"
-    c = consistency.copy()
-    if "family" not in c:
-        c["family"] = c["intervention"].astype(str).str.replace(r" #\d+$", "", regex=True)
-    per_control = c[c["family"].str.startswith("random ")].groupby(["family", "intervention"])["correlation"].mean()
+    verdicts, per_control, c = _mover_verdicts(consistency)
     lines, tally = [], {"above": 0, "below": 0, "within": 0}
-    for family in dict.fromkeys(f for f in c["family"] if f.startswith("PANs ")):
-        pan = float(c.loc[c["family"] == family, "correlation"].mean())
-        null_family = "random " + family[len("PANs "):]
-        if null_family not in per_control.index.get_level_values(0):
+    for family, pan, null, verdict in verdicts:
+        if verdict is None:
             lines.append(f"{family}: mean correlation {pan:.3f} (no random control to compare)")
             continue
-        null = per_control.loc[null_family]
-        verdict = "above" if pan > null.max() else "below" if pan < null.min() else "within"
         tally[verdict] += 1
         lines.append(f"{family}: mean cross-model correlation {pan:.3f}; random-control null {null.mean():.3f} "
                      f"(per control {null.min():.3f}..{null.max():.3f}) -> {verdict} the null")

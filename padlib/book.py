@@ -226,17 +226,17 @@ def prepare_for_site(path: Path) -> dict:
         tags = box["metadata"].setdefault("tags", [])
         if "remove-input" not in tags:
             tags.append("remove-input")
-        first = nb["cells"][0]
+        first = nb["cells"][0] if nb["cells"] else {}
         source = "".join(first.get("source", ""))
-        if first.get("cell_type") == "markdown" and source.startswith("# "):
+        titled = first.get("cell_type") == "markdown" and source.startswith("# ")
+        if titled:
             title, _, rest = source.partition("\n")
             first["source"] = title + "\n"
-            at = 1
             if rest.strip():
                 nb["cells"].insert(1, {"cell_type": "markdown", "id": f"{first.get('id', 'title')}-intro",
                                        "metadata": {}, "source": rest.lstrip("\n")})
-            nb["cells"].insert(at, box)
-            done["findings"] = True
+        nb["cells"].insert(1 if titled else 0, box)  # under the title, or first of all without one
+        done["findings"] = True
     Path(path).write_text(json.dumps(nb, indent=1))
     return done
 

@@ -41,6 +41,7 @@ is per-layer sums only, flat in the number of images.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -281,6 +282,22 @@ def _bn_affine(name: str, bn: nn.modules.batchnorm._BatchNorm) -> _Affine:
     return _Affine(name, scale, b - bn.running_mean.detach().double() * scale)
 
 
+@contextlib.contextmanager
+def _batch_statistics(bns):
+    """These BatchNorms normalise with each batch's statistics and keep their cumulative average as running
+    statistics (reset first, momentum None); their momenta are restored on leaving."""
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    try:
+        yield
+    finally:
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
+
+
 @torch.no_grad()
 def _stream(model: nn.Module, images, batch_size: int, device, progress, desc: str, bn_batch_stats: bool = False):
     """One pass over ``images``: per padded conv, the raw statistics and the BN that follows it.
@@ -310,14 +327,9 @@ def _stream(model: nn.Module, images, batch_size: int, device, progress, desc: s
     first_conv = convs[0][1]
     was_training = model.training
     model.eval()
-    momenta = {n: m.momentum for n, m in bns.items()}
-    if bn_batch_stats:
-        for m in bns.values():
-            m.reset_running_stats()
-            m.momentum = None
-            m.train()
     try:
-        with forward_hooks(model, list(stats), on_conv):
+        with _batch_statistics(list(bns.values()) if bn_batch_stats else []), \
+                forward_hooks(model, list(stats), on_conv):
             bn_hooks = forward_hooks(model, list(bns), on_bn)
             bn_hooks.__enter__()
             try:
@@ -341,8 +353,6 @@ def _stream(model: nn.Module, images, batch_size: int, device, progress, desc: s
                     bn_hooks.__exit__(None, None, None)
                 pending.clear()
     finally:
-        for n, m in bns.items():
-            m.momentum = momenta[n]
         model.train(was_training)
     if not any(s.n for s in stats.values()):
         raise PadlibError("no images were scanned: the image set is empty")
@@ -696,18 +706,12 @@ def recalibrate_batchnorm(model: nn.Module, images, batch_size: int = 16, device
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return 0
-    momenta = [m.momentum for m in bns]
     model.eval()
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-        m.train()
     try:
-        for batch in _batches(images, batch_size, device, progress, "BatchNorm recalibration"):
-            model(batch)
+        with _batch_statistics(bns):
+            for batch in _batches(images, batch_size, device, progress, "BatchNorm recalibration"):
+                model(batch)
     finally:
-        for m, mom in zip(bns, momenta):
-            m.momentum = mom
         model.eval()
     return len(bns)
 
@@ -848,6 +852,12 @@ def learned_pan_summary(control: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _learned_beyond_random_init(summary: pd.DataFrame, fpr: float, factor: float = 3.0) -> pd.Series:
+    """Per model of :func:`learned_pan_summary`: is the trained share of learned PANs at least ``factor`` times its
+    random-init copies' largest share (that share taken as at least ``fpr / factor``, so 0 cannot pass by luck)?"""
+    return summary["learned trained %"] >= factor * summary["learned random init % (max)"].clip(lower=100 * fpr / factor)
+
+
 def learned_pan_headline(summary: pd.DataFrame, fpr: float = DEFAULT_FPR, factor: float = 3.0) -> str:
     """The chapter's main result in plain words, from :func:`learned_pan_summary`: do trained networks have
     learned PANs beyond random initialisation (each model's trained share at least ``factor`` times its
@@ -856,7 +866,7 @@ def learned_pan_headline(summary: pd.DataFrame, fpr: float = DEFAULT_FPR, factor
     tr, ri = summary["learned trained %"], summary["learned random init % (max)"]
     pc_tr = summary["padding_caused trained %"]
     pc_ri = 100.0 * summary["padding_caused random init mean"] / summary["filters"]
-    beyond = tr >= factor * ri.clip(lower=100 * fpr / factor)
+    beyond = _learned_beyond_random_init(summary, fpr, factor)
     n = len(summary)
     if beyond.all():
         lead = f"Training builds PANs: in all {n} models"
@@ -909,10 +919,10 @@ def learned_score_table(scans: dict) -> pd.DataFrame:
     for label, sc in scans.items():
         parts = [(label, sc.table)] + ([("circular null", sc.null)] if label == "trained" and sc.null is not None
                                        else [])
+        thr = sc.init_thresholds.set_index("layer")["init_side_threshold"] if sc.init_thresholds is not None \
+            else pd.Series(dtype=float)
         for network, t in parts:
             side, _ = caused_scores(t, sc.min_explained)
-            thr = sc.init_thresholds.set_index("layer")["init_side_threshold"] if sc.init_thresholds is not None \
-                else pd.Series(dtype=float)
             frames.append(pd.DataFrame({
                 "model": sc.model_name, "network": "random init" if label.startswith("random init") else network,
                 "seed": int(label.rsplit(" ", 1)[1]) if label.startswith("random init") else -1,
@@ -1485,7 +1495,7 @@ def chapter_findings_box(learned: pd.DataFrame, summary: pd.DataFrame, sensitivi
     from .findings import Finding, verdict_of
 
     tr, ri = learned["learned trained %"], learned["learned random init % (max)"]
-    beyond = tr >= 3.0 * ri.clip(lower=100 * fpr / 3.0)
+    beyond = _learned_beyond_random_init(learned, fpr)
     n = len(learned)
     out = [Finding(verdict_of(beyond.mean()), "Trained networks have PANs beyond what random initialisation gives",
                    f"{int(beyond.sum())} of {n} models: {tr.min():.1f}-{tr.max():.1f}% of padded filters are learned "
@@ -1501,8 +1511,8 @@ def chapter_findings_box(learned: pd.DataFrame, summary: pd.DataFrame, sensitivi
         verdict_of(at.dozens_to_hundreds.mean()),
         f"'From dozens to hundreds' PANs per model (paper; our reading {low}-{high})",
         f"at fpr {fpr:g}: {int(at.dozens_to_hundreds.sum())} of {len(at)} models, counts {int(at.pans.min())}-"
-        f"{int(at.pans.max())}; every model in range at fpr {', '.join(f'{r:g}' for r in holds_at) or 'none of '}"
-        f"{'' if holds_at else ', '.join(f'{r:g}' for r in rates)}",
+        f"{int(at.pans.max())}; every model in range at fpr "
+        + (", ".join(f"{r:g}" for r in holds_at) or "none of " + ", ".join(f"{r:g}" for r in rates)),
         "how-many-pans-against-the-paper-s-claim"))
     out.append(Finding(
         verdict_of(at.about_2pct.mean()), "'About 2%' of filters (an unverified summary; our reading 1-4%)",

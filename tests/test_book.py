@@ -214,3 +214,12 @@ def test_findings_summary_collects_every_chapter_box(tmp_path):
     assert table[2].startswith("| (no findings") and len(table) == 2 + len(book.chapters())
     assert table[3] == f"| Claim 1 | **partly** | {{doc}}`2 <../notebooks/{book.chapters()[1].stem}>` |"
     assert "<!-- padlib:findings-summary -->" in (book.REPO / "book" / "intro.md").read_text()
+
+
+def test_prepare_for_site_keeps_the_findings_of_a_notebook_without_a_title(tmp_path):
+    path = _executed_notebook(tmp_path)
+    nb = json.loads(path.read_text())
+    nb["cells"][0]["source"] = "Intro text only."
+    path.write_text(json.dumps(nb))
+    assert book.prepare_for_site(path)["findings"]
+    assert [c["id"] for c in json.loads(path.read_text())["cells"]] == ["f", "t", "a"]

@@ -1,5 +1,6 @@
 """padlib: the analysis code behind the padding analysis book. Chapters import these functions."""
 from .errors import (
+    CheckpointError,
     NoPaddedLayersError,
     PadlibError,
     PadlibTypeError,
@@ -11,8 +12,10 @@ from .models import (
     OFFLINE_MODELS,
     Preprocessing,
     imagenet_classes,
+    load_checkpoint,
     load_model,
     model_device,
+    split_model_spec,
     offline_model_names,
     predict,
     preprocessing,
@@ -104,5 +107,6 @@ from .training import (
     train_schemes,
     vgg_small,
 )
+from .model_report import PaddingReport, report, save_report
 
 __version__ = "0.1.0"

@@ -1460,7 +1460,7 @@ def consistent_movers(movers: pd.DataFrame, min_models: int = 2) -> pd.DataFrame
 
 def register_cli(subparsers) -> None:
     p = subparsers.add_parser("ablate", help="PAN ablation vs random controls, padding swaps, border shifts (chapter 3)")
-    p.add_argument("model", help="model name, e.g. mobilenet_v2")
+    p.add_argument("model", help="model name, e.g. mobilenet_v2 (NAME=PATH: your checkpoint of that architecture)")
     p.add_argument("--images", type=int, default=24, help="evaluation images (default 24)")
     p.add_argument("--scan-images", type=int, default=32, help="probe images for the PAN scan (default 32)")
     p.add_argument("--image-dir", help="unlabelled folder of images instead of the offline photographs")

@@ -701,6 +701,8 @@ def _load_for_audit(name: str) -> nn.Module:
 
     from .models import OFFLINE_MODELS, load_model
 
+    if "=" in name:  # NAME=PATH: your checkpoint, loaded (and checked against the architecture) as everywhere
+        return load_model(name)
     arch = name.split("/", 1)[1] if name.startswith("timm/") else name
     if (name.startswith("timm/") or (name not in OFFLINE_MODELS or OFFLINE_MODELS[name].library == "timm")) \
             and timm.is_model(arch) and not name.startswith("torchvision/"):
@@ -765,7 +767,8 @@ def _cmd_zoo_audit(args) -> int:
 
 def register_cli(subparsers) -> None:
     p = subparsers.add_parser("audit", help="padding audit of one model at one input size (+ even-padding sizes)")
-    p.add_argument("model", help="timm or torchvision name, e.g. mobilenet_v2, tf_efficientnet_lite0, resnet50")
+    p.add_argument("model", help="timm or torchvision name, e.g. mobilenet_v2, tf_efficientnet_lite0, resnet50 "
+                                 "(NAME=PATH: your checkpoint of that architecture)")
     p.add_argument("--size", type=int, default=None, help="input size (default: the model's)")
     p.add_argument("--all", action="store_true", help="also list convs and pools that do not pad")
     p.add_argument("--distance", type=int, default=16, help="search even-padding sizes this far from --size")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m padlib <command>``. Each chapter's module adds its command here."""
+"""Command line: ``padlib <command>`` (also ``python -m padlib``). Each chapter's module adds its command here."""
 from __future__ import annotations
 
 import argparse
@@ -59,7 +59,7 @@ def _cmd_bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m padlib", description="The padding analysis book's tools.")
+    parser = argparse.ArgumentParser(prog="padlib", description="The padding analysis book's tools.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("models", help="list the models that work offline")
     p.set_defaults(func=_cmd_models)
@@ -92,7 +92,7 @@ def _chapter_commands():
     return registers
 
 
-COMMAND_MODULES: list[str] = ["audit", "pans", "ablation", "kernels"]
+COMMAND_MODULES: list[str] = ["audit", "pans", "ablation", "kernels", "model_report"]
 
 
 def main(argv=None) -> int:

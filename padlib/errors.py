@@ -13,6 +13,10 @@ class WeightsUnavailableError(PadlibError, RuntimeError):
     """Pretrained weights could not be had (typically: offline and not shipped in a wheel)."""
 
 
+class CheckpointError(PadlibError, ValueError):
+    """A checkpoint file is missing, unreadable, or does not match the architecture it is loaded into."""
+
+
 class ProbeDataError(PadlibError, ValueError):
     """An image folder is missing, empty or unreadable, or the probe parameters are invalid."""
 

@@ -1481,7 +1481,7 @@ def type_difference_findings(diff: pd.DataFrame, alpha: float = 0.05) -> list[st
 
 def register_cli(subparsers) -> None:
     p = subparsers.add_parser("kernels", help="data-free PAN prediction and mean-kernel asymmetry (chapter 2)")
-    p.add_argument("model", help="model name, e.g. mobilenet_v2 or tf_efficientnet_lite0")
+    p.add_argument("model", help="model name, e.g. mobilenet_v2 or tf_efficientnet_lite0 (NAME=PATH: your checkpoint)")
     p.add_argument("--tau", type=float, default=2.0,
                    help="threshold on the predicted border contrast |z| (chapter 1 calibrates it; default 2.0)")
     p.add_argument("--size", type=int, default=None, help="input size in pixels (default: the model's own)")

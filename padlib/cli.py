@@ -14,7 +14,8 @@ def _cmd_models(args) -> int:
     for name, spec in OFFLINE_MODELS.items():
         p = spec.preprocessing
         print(f"{name:24s} {spec.library:12s} padding={spec.padding:8s} input={p.input_size} mean={p.mean}")
-    print("any other torchvision or timm name loads with hub weights when online (pretrained=False offline)")
+    print("any other torchvision or timm name loads with hub weights when online (pretrained=False offline); "
+          "NAME=PATH loads your own checkpoint of that architecture")
     return 0
 
 
@@ -32,6 +33,8 @@ def _cmd_book(args) -> int:
         records = book.execute_chapters(executed, smoke=args.smoke, only=args.only, parameters=params)
         for r in records:
             print(f"notebook_seconds[{r['notebook']}]={r['seconds']}")
+        if not args.only or not (executed / f"{book.SAMPLE_REPORT}.html").exists():
+            print(f"report_seconds[{book.SAMPLE_REPORT_MODEL}]={book.write_sample_report(executed, args.smoke):.1f}")
     missing = book.missing_chapters(executed)
     if args.only and missing:  # the site needs every chapter: rebuild it once the others were executed too
         print(f"built no site: not executed yet under {executed}: {', '.join(missing)} "

@@ -5,7 +5,7 @@ border, the interior response minus the taps that land on padding. That shift is
 weights alone (:func:`padding_response`), so the weights predict which filters respond to the border
 (:func:`data_free_pans`), what their kernels look like (:func:`kernel_profile`, :func:`classify_pan_kernels`),
 and whether uneven padding left a lean in the learned kernels (:func:`mean_kernel_asymmetry`).
-All formulas here are our formulation (shared/papers.md, "PAN detection"), validated against brute force.
+All formulas here are our formulation (the PAN paper's method is not public), validated against brute force.
 """
 from __future__ import annotations
 
@@ -1132,7 +1132,7 @@ def asymmetry_findings(asym: pd.DataFrame) -> pd.DataFrame:
     """Mind the Pad's prediction, broken into checks, each answered from :func:`asymmetry_with_control` tables.
 
     Per index mode, four checks (our reading of "uneven padding leads to asymmetric learned weights ...
-    around down-sampling layers ... mostly disappears at the even size"; shared/papers.md):
+    around down-sampling layers ... mostly disappears at the even size"; Alsallakh et al., ICLR 2021, Fig. 6b):
     ``opposite``: stride-2 layers reading top/left padding and those reading bottom/right lean with opposite
     signs (pretrained); ``learned``: the smaller of those two pretrained leans exceeds the larger random-init
     lean of the same groups (else noise of the same size is not excluded); ``even leans less``: per model

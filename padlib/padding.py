@@ -40,7 +40,7 @@ def padding_read(n: int, k: int, s: int, d: int, before: int, after: int, ceil_m
     """How much of each side's padding the sliding window actually reads along one dimension.
 
     With m = n + before + after - d(k-1) - 1, the last ``m mod s`` rows are never visited: they eat into
-    the far padding first, then into the input (see Mind the Pad in shared/papers.md). With ``ceil_mode``
+    the far padding first, then into the input (see Mind the Pad, Alsallakh et al., ICLR 2021). With ``ceil_mode``
     (pools) the last window may hang over the far padding; ``read_after`` then exceeds ``after`` by
     ``ceil_extra`` rows of implicit padding (ignored by max pooling, left out of the average by avg pooling).
     """

@@ -6,7 +6,7 @@ registers them), so ``convert_padding(model, "partial")`` works on any torchvisi
 - ``symmetric``: mirror including the edge pixel (NumPy's ``symmetric``; Mind the Pad's mitigation).
 - ``partial``: partial-convolution-based padding (Liu et al. 2018): zero padding, then each output is
   rescaled by (window size / number of real input pixels in the window); the bias is not rescaled.
-- ``padding_module``: our reading of the Padding Module (Alrasheedi et al. 2023; see shared/papers.md):
+- ``padding_module``: our reading of the Padding Module (Alrasheedi et al., IEEE Access 2023; no public code):
   per side, a linear predictor mixing channels (within the conv's groups) maps the ``depth`` rows just
   inside the border to the outermost row. It is trained by its own loss (mean squared error of that
   prediction, computed on a detached copy of its input) and pads by applying the same predictor to the

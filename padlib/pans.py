@@ -1,6 +1,6 @@
 """Padding Aware Neurons (PANs): filters whose response is driven by the padding frame itself (chapter 1).
 
-Our formulation ("PAN detection" in shared/papers.md; the paper's exact method is not public):
+Our formulation (the paper's exact method is not public; Garcia-Gasulla et al., ICCV 2023 workshops):
 
 * Every conv that can read padding (:func:`padlib.padding.padded_convs`) is scanned. The statistics live in
   the *pre-activation* space, i.e. where the non-linearity sees them: the conv output passed through the

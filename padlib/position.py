@@ -1,4 +1,4 @@
-"""Position information from padding (PPP): three measures, in our formulation (see shared/papers.md).
+"""Position information from padding (PPP): three measures, in our formulation (Lin et al., ICML 2023 released no code).
 
 The PPP paper's own metrics are not public; the book uses these, each validated on a control where
 padding cannot carry position (circular padding on spatially stationary inputs):

@@ -1,4 +1,4 @@
-"""Spatial bias of feature maps and blind spots of classifiers (Mind the Pad, shared/papers.md).
+"""Spatial bias of feature maps and blind spots of classifiers (Mind the Pad: Alsallakh et al., ICLR 2021).
 
 Three measurements, all "our formulation" (the paper's code is not public):
 
@@ -520,7 +520,7 @@ def padding_variants(model: nn.Module, size: int = 224, even_size: int | None = 
 
     Mind the Pad's padding mitigations are symmetric (mirror including the edge, registered by
     padlib.padding_layers) and circular; 'reflect' (mirror without the edge) under-weights the borders
-    (shared/papers.md) and is only a contrast."""
+    (the paper's explainer) and is only a contrast."""
     from . import padding_layers  # noqa: F401 - registers 'symmetric'
     from .audit import nearest_even_size
     from .padding import PADDING_SCHEMES, convert_padding

@@ -54,6 +54,7 @@ def site(smoke_dir):
     missing = [nb.name for nb in CHAPTERS if not (smoke_dir / "executed" / "notebooks" / nb.name).exists()]
     if missing:
         pytest.fail(f"chapters failed to execute: {missing}")
+    book.write_sample_report(smoke_dir / "executed", smoke=True)
     return book.build_site(smoke_dir / "executed", smoke_dir)
 
 
@@ -62,6 +63,18 @@ def test_site_has_every_page_with_figures_and_no_outside_references(site):
     assert book.site_problems(site) == []
     text = (site / "notebooks" / f"{CHAPTERS[0].stem}.html").read_text()
     assert "injected-parameters" not in text  # papermill's cell is hidden
+
+
+@pytest.mark.site
+def test_introduction_links_the_example_report_and_shows_its_summary(site):
+    import re
+
+    intro = (site / "book" / "intro.html").read_text()
+    href = re.search(rf'href="([^"]*{book.SAMPLE_REPORT}\.html)"', intro).group(1)
+    assert (site / "book" / href).resolve() == (site / "_static" / f"{book.SAMPLE_REPORT}.html").resolve()
+    assert "Padding: " in intro and "PANs: " in intro and "padlib:sample-report" not in intro
+    page = (site / "_static" / f"{book.SAMPLE_REPORT}.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 4 and "https://" not in page
 
 
 @pytest.mark.site

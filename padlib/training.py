@@ -112,16 +112,61 @@ def describe_source_digits(about: dict) -> str:
             f"{about['grey_levels']} grey levels (0..{about['max_value']:.0f}), {about['classes']} classes")
 
 
+@functools.lru_cache(maxsize=2)
+def _grey_photos() -> tuple:
+    """The offline photographs as grey (H, W) tensors in [0, 1] (decoded once), with their names."""
+    from .data import load_photo, offline_photo_names
+
+    names = offline_photo_names()
+    return tuple(torch.as_tensor(np.array(load_photo(n).convert("L")), dtype=torch.float32) / 255.0
+                 for n in names), tuple(names)
+
+
+BACKGROUNDS = ("black", "texture")
+
+
+def texture_backgrounds(n: int, size: int, seed: int = 0, split: str = "train", low: float = 0.0,
+                        high: float = 0.6) -> tuple[torch.Tensor, list]:
+    """``n`` grey textures (N, 1, size, size) in [low, high]: random square crops (a third of the shorter side up
+    to all of it) of the offline photographs, resized. Train and test crop disjoint photographs (every fourth
+    photograph is a test photograph), so a network cannot memorise its test backgrounds. Returns (textures,
+    photo name per texture)."""
+    photos, names = _grey_photos()
+    ids = np.arange(len(photos))
+    pool = {"train": ids[ids % 4 != 0], "test": ids[ids % 4 == 0], "all": ids}[split]
+    rng = np.random.default_rng([seed, 7, ("train", "test", "all").index(split)])
+    out = torch.empty(n, 1, size, size)
+    used = []
+    for i in range(n):
+        j = int(rng.choice(pool))
+        im = photos[j]
+        h, w = im.shape
+        side = int(min(h, w) * rng.uniform(1 / 3, 1.0))
+        top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        crop = im[top:top + side, left:left + side][None, None]
+        t = F.interpolate(crop, size=(size, size), mode="area")[0, 0]
+        lo, hi = t.min(), t.max()
+        out[i, 0] = low + (high - low) * (t - lo) / (hi - lo).clamp_min(1e-6)  # each texture spans [low, high]
+        used.append(names[j])
+    return out, used
+
+
 def digits_on_canvas(n: int, canvas_size: int = 32, digit_size: int = 16, seed: int = 0, split: str = "train",
-                     border_fraction: float = 0.25, test_every: int = 5, stats: tuple | None = None) -> ImageSet:
-    """Real handwritten digits (scikit-learn, 8x8) upscaled to ``digit_size`` and placed on a black canvas.
+                     border_fraction: float = 0.25, test_every: int = 5, stats: tuple | None = None,
+                     background: str = "black", cut_fraction: float = 0.0, cut_range=(0.2, 0.5)) -> ImageSet:
+    """Real handwritten digits (scikit-learn, 8x8) upscaled to ``digit_size`` and placed on a canvas.
 
     Positions are uniform over every place where the digit's ink stays on the canvas; a ``border_fraction``
-    of samples is pushed against one random side, so its ink touches the border. Train and test use
-    disjoint source digits (every ``test_every``-th digit is a test digit). ``meta`` keeps the placement:
-    ``top``/``left`` (of the digit box), the ink's distance to each side, ``border_distance`` (the
-    smallest; 0 = touching), the ink centre ``cy``/``cx`` and ``region`` (quadrant of the centre, see
-    ``REGION_NAMES``). Deterministic per (seed, split). ``stats`` (mean, std) defaults to this set's own.
+    of samples is pushed against one random side, so its ink touches the border, and a ``cut_fraction`` is
+    pushed past one random side, so that a share ``cut_range`` of its ink box lies off the canvas (the border
+    cuts the digit: where padding that extrapolates the image can pay). Train and test use disjoint source
+    digits (every ``test_every``-th digit is a test digit). ``background``: "black", or "texture" (grey crops
+    of the offline photographs, :func:`texture_backgrounds`, with white ink drawn over them, so that a
+    content-preserving padding no longer pads black with black). ``meta`` keeps the placement: ``top``/``left``
+    (of the digit box), the ink's distance to each side (negative: rows or columns cut off), ``border_distance``
+    (the smallest, 0 = touching, negative = cut), ``cut`` (ink beyond the border), the ink centre ``cy``/``cx``
+    and ``region`` (quadrant of the centre, see ``REGION_NAMES``). Deterministic per (seed, split). ``stats``
+    (mean, std) defaults to this set's own.
     """
     check_type("n", n, int)
     if n < 1:
@@ -130,33 +175,49 @@ def digits_on_canvas(n: int, canvas_size: int = 32, digit_size: int = 16, seed: 
         raise ProbeDataError(f"need 4 <= digit_size <= canvas_size, got digit {digit_size} on canvas {canvas_size}")
     if split not in ("train", "test", "all"):
         raise ProbeDataError(f"split must be 'train', 'test' or 'all', got '{split}'")
+    if background not in BACKGROUNDS:
+        raise ProbeDataError(f"background must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
+    check_type("cut_fraction", cut_fraction, (int, float))
+    if not (0 <= border_fraction <= 1 and 0 <= cut_fraction <= 1 and border_fraction + cut_fraction <= 1):
+        raise ProbeDataError(f"border_fraction and cut_fraction must be shares that add up to at most 1, got "
+                             f"{border_fraction} and {cut_fraction}")
+    if not 0 < cut_range[0] <= cut_range[1] < 1:
+        raise ProbeDataError(f"cut_range must be (low, high) with 0 < low <= high < 1, got {cut_range}")
     digits, targets, box = _upscaled_digits(digit_size)
     ids = np.arange(len(targets))
     pool = {"train": ids[ids % test_every != 0], "test": ids[ids % test_every == 0], "all": ids}[split]
     rng = np.random.default_rng([seed, ("train", "test", "all").index(split)])
     chosen = rng.choice(pool, n, replace=n > len(pool))
-    canvas = torch.zeros(n, 1, canvas_size, canvas_size)
+    if background == "texture":
+        canvas, _ = texture_backgrounds(n, canvas_size, seed, split)
+    else:
+        canvas = torch.zeros(n, 1, canvas_size, canvas_size)
     rows = []
     for i, j in enumerate(chosen):
         t0, t1, l0, l1 = box[j]
         top_range = (-t0, canvas_size - 1 - t1)  # ink rows stay on the canvas
         left_range = (-l0, canvas_size - 1 - l1)
         top, left = int(rng.integers(top_range[0], top_range[1] + 1)), int(rng.integers(left_range[0], left_range[1] + 1))
-        if rng.random() < border_fraction:
+        u = rng.random()
+        if u < border_fraction + cut_fraction:
             side = int(rng.integers(4))
+            extent = (t1 - t0 + 1) if side < 2 else (l1 - l0 + 1)
+            off = int(round(rng.uniform(*cut_range) * extent)) if u >= border_fraction else 0
+            off = max(off, 1) if u >= border_fraction else 0
             if side < 2:
-                top = top_range[side]
+                top = top_range[side] + (-off if side == 0 else off)
             else:
-                left = left_range[side - 2]
+                left = left_range[side - 2] + (-off if side == 2 else off)
         ys, xs = max(top, 0), max(left, 0)
         ye, xe = min(top + digit_size, canvas_size), min(left + digit_size, canvas_size)
-        canvas[i, 0, ys:ye, xs:xe] = digits[j, 0, ys - top:ye - top, xs - left:xe - left]
+        ink = digits[j, 0, ys - top:ye - top, xs - left:xe - left]
+        canvas[i, 0, ys:ye, xs:xe] = canvas[i, 0, ys:ye, xs:xe] * (1 - ink) + ink  # white ink over the background
         ink_top, ink_bottom, ink_left, ink_right = top + t0, top + t1, left + l0, left + l1
         d = {"top_gap": ink_top, "bottom_gap": canvas_size - 1 - ink_bottom, "left_gap": ink_left,
              "right_gap": canvas_size - 1 - ink_right}
         cy, cx = (ink_top + ink_bottom) / 2, (ink_left + ink_right) / 2
         rows.append({"digit_index": int(j), "label": int(targets[j]), "top": top, "left": left, **d,
-                     "border_distance": min(d.values()), "cy": cy, "cx": cx,
+                     "border_distance": min(d.values()), "cut": min(d.values()) < 0, "cy": cy, "cx": cx,
                      "region": 2 * int(cy >= (canvas_size - 1) / 2) + int(cx >= (canvas_size - 1) / 2)})
     meta = pd.DataFrame(rows)
     mean, std = stats if stats is not None else channel_stats(canvas)
@@ -165,11 +226,14 @@ def digits_on_canvas(n: int, canvas_size: int = 32, digit_size: int = 16, seed: 
 
 
 def digits_train_test(n_train: int, n_test: int, canvas_size: int = 32, digit_size: int = 16, seed: int = 0,
-                      border_fraction: float = 0.25) -> tuple[ImageSet, ImageSet]:
-    """Train and test digit canvases from disjoint source digits; the test set reuses the train mean/std."""
-    train = digits_on_canvas(n_train, canvas_size, digit_size, seed, "train", border_fraction)
+                      border_fraction: float = 0.25, background: str = "black", cut_fraction: float = 0.0,
+                      cut_range=(0.2, 0.5)) -> tuple[ImageSet, ImageSet]:
+    """Train and test digit canvases from disjoint source digits (and, with textures, disjoint photographs); the
+    test set reuses the train mean/std."""
+    kw = {"background": background, "cut_fraction": cut_fraction, "cut_range": cut_range}
+    train = digits_on_canvas(n_train, canvas_size, digit_size, seed, "train", border_fraction, **kw)
     test = digits_on_canvas(n_test, canvas_size, digit_size, seed, "test", border_fraction,
-                            stats=(train.mean, train.std))
+                            stats=(train.mean, train.std), **kw)
     return train, test
 
 

@@ -385,3 +385,25 @@ def test_pan_findings_name_the_constructed_zeros():
 def test_image_set_head():
     d = digits_on_canvas(10, canvas_size=16, digit_size=8)
     assert len(d.head(4)) == 4 and len(d.head(50)) == 10 and isinstance(d.head(1), ImageSet)
+
+
+def test_textured_canvases_cut_digits_and_keep_train_and_test_photographs_apart():
+    from padlib.training import digits_on_canvas, texture_backgrounds
+
+    tex_train, names_train = texture_backgrounds(40, 32, seed=0, split="train")
+    tex_test, names_test = texture_backgrounds(40, 32, seed=0, split="test")
+    assert not set(names_train) & set(names_test)  # disjoint photographs
+    assert float(tex_train.min()) >= 0.0 and float(tex_train.max()) <= 0.6 + 1e-6
+    plain = digits_on_canvas(400, 40, 12, seed=1, border_fraction=0.2, cut_fraction=0.3)
+    textured = digits_on_canvas(400, 40, 12, seed=1, border_fraction=0.2, cut_fraction=0.3, background="texture")
+    cut = plain.meta["cut"]
+    assert 0.22 < cut.mean() < 0.38 and (plain.meta.loc[cut, "border_distance"] < 0).all()
+    assert (plain.meta.loc[~cut, "border_distance"] >= 0).all()
+    assert plain.meta.equals(textured.meta)  # the placement does not depend on the background
+    ink = plain.images > 0
+    assert torch.allclose(textured.images[ink], torch.maximum(textured.images[ink], plain.images[ink]))
+    assert float((textured.images[~ink] > 0).float().mean()) > 0.9  # the background is no longer black
+    with pytest.raises(ProbeDataError, match="background must be"):
+        digits_on_canvas(4, background="noise")
+    with pytest.raises(ProbeDataError, match="add up to at most 1"):
+        digits_on_canvas(4, border_fraction=0.6, cut_fraction=0.6)

@@ -153,7 +153,8 @@ def texture_backgrounds(n: int, size: int, seed: int = 0, split: str = "train", 
 
 def digits_on_canvas(n: int, canvas_size: int = 32, digit_size: int = 16, seed: int = 0, split: str = "train",
                      border_fraction: float = 0.25, test_every: int = 5, stats: tuple | None = None,
-                     background: str = "black", cut_fraction: float = 0.0, cut_range=(0.2, 0.5)) -> ImageSet:
+                     background: str = "black", cut_fraction: float = 0.0, cut_range=(0.2, 0.5),
+                     texture_range=(0.0, 0.6)) -> ImageSet:
     """Real handwritten digits (scikit-learn, 8x8) upscaled to ``digit_size`` and placed on a canvas.
 
     Positions are uniform over every place where the digit's ink stays on the canvas; a ``border_fraction``
@@ -161,8 +162,8 @@ def digits_on_canvas(n: int, canvas_size: int = 32, digit_size: int = 16, seed: 
     pushed past one random side, so that a share ``cut_range`` of its ink box lies off the canvas (the border
     cuts the digit: where padding that extrapolates the image can pay). Train and test use disjoint source
     digits (every ``test_every``-th digit is a test digit). ``background``: "black", or "texture" (grey crops
-    of the offline photographs, :func:`texture_backgrounds`, with white ink drawn over them, so that a
-    content-preserving padding no longer pads black with black). ``meta`` keeps the placement: ``top``/``left``
+    of the offline photographs, :func:`texture_backgrounds`, spanning ``texture_range``, with white ink drawn
+    over them, so that a content-preserving padding no longer pads black with black). ``meta`` keeps the placement: ``top``/``left``
     (of the digit box), the ink's distance to each side (negative: rows or columns cut off), ``border_distance``
     (the smallest, 0 = touching, negative = cut), ``cut`` (ink beyond the border), the ink centre ``cy``/``cx``
     and ``region`` (quadrant of the centre, see ``REGION_NAMES``). Deterministic per (seed, split). ``stats``
@@ -189,7 +190,7 @@ def digits_on_canvas(n: int, canvas_size: int = 32, digit_size: int = 16, seed: 
     rng = np.random.default_rng([seed, ("train", "test", "all").index(split)])
     chosen = rng.choice(pool, n, replace=n > len(pool))
     if background == "texture":
-        canvas, _ = texture_backgrounds(n, canvas_size, seed, split)
+        canvas, _ = texture_backgrounds(n, canvas_size, seed, split, *texture_range)
     else:
         canvas = torch.zeros(n, 1, canvas_size, canvas_size)
     rows = []
@@ -393,7 +394,24 @@ def resnet_small(in_channels: int = 1, num_classes: int = 10, width: int = 16, d
     return nn.Sequential(*layers)
 
 
-SMALL_MODELS = {"vgg": vgg_small, "resnet": resnet_small}
+def strided_small(in_channels: int = 1, num_classes: int = 10, width: int = 24, depth: int = 4, mean=None,
+                  std=None) -> nn.Sequential:
+    """Mind the Pad's setting in miniature: ``depth`` stride-2 3x3 convs with padding 1 (each pads unevenly on
+    an even input: PyTorch reads the top/left padding and never the bottom/right one), width doubling up to 4x,
+    one stride-1 3x3 conv, global average pooling, one linear layer. Even everywhere when the input size is
+    1 (mod 2**depth), e.g. 49 for depth 4, uneven at 48."""
+    layers: list[nn.Module] = [Standardize(*_stats(in_channels, mean, std))]
+    c_in = in_channels
+    for stage in range(depth):
+        c_out = width * 2 ** min(stage, 2)
+        layers += [nn.Conv2d(c_in, c_out, 3, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        c_in = c_out
+    layers += [nn.Conv2d(c_in, c_in, 3, 1, 1, bias=False), nn.BatchNorm2d(c_in), nn.ReLU(inplace=True),
+               nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes)]
+    return nn.Sequential(*layers)
+
+
+SMALL_MODELS = {"vgg": vgg_small, "resnet": resnet_small, "strided": strided_small}
 
 
 def small_model(kind: str, data: ImageSet, num_classes: int | None = None, seed: int = 0, **kwargs) -> nn.Module:

@@ -579,10 +579,9 @@ def mean_map_grid(maps_by_row: dict, layers=None, ncols: int = 7, size: float = 
             ax.imshow(m, cmap="viridis", interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-            if r == 0:
-                ax.set_title(f"{name}\n{m.shape[0]}x{m.shape[1]}", fontsize=6)
+            ax.set_title(f"{name}\n{m.shape[0]}x{m.shape[1]}" if r == 0 else f"{m.shape[0]}x{m.shape[1]}", fontsize=7)
             if c == 0:
-                ax.set_ylabel(label, fontsize=7)
+                ax.set_ylabel(label, fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -798,13 +797,13 @@ def scheme_accuracy_figure(per_seed, paired, baseline: str = "zero", value: str 
 
     order = _scheme_order(per_seed["scheme"])
     summary = accuracy_summary(per_seed.rename(columns={value: "accuracy"})).set_index("scheme")
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.4))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.4))
     for i, s in enumerate(order):
         v = per_seed.loc[per_seed.scheme == s, value]
         a.scatter([i] * len(v), v, s=14, color="0.5", zorder=2)
         m = summary.loc[s]
         a.errorbar([i], [m["mean"]], yerr=[[m["mean"] - m["ci_low"]], [m["ci_high"] - m["mean"]]]
-                   if np.isfinite(m["ci_low"]) else None, fmt="o", color="C0", capsize=4, zorder=3)
+                   if np.isfinite(m["ci_low"]) else None, fmt="o", color=scheme_colour(s, i), capsize=4, zorder=3)
     a.set_xticks(range(len(order)), order, rotation=30, fontsize=8)
     a.set_ylabel(f"test {value}")
     a.set_title("test accuracy per scheme (dots: seeds)", fontsize=9)
@@ -814,7 +813,7 @@ def scheme_accuracy_figure(per_seed, paired, baseline: str = "zero", value: str 
     for i, s in enumerate(others):
         r = p.loc[s]
         b.errorbar([i], [r[col]], yerr=[[r[col] - r["ci_low"]], [r["ci_high"] - r[col]]]
-                   if np.isfinite(r["ci_low"]) else None, fmt="o", color="C1", capsize=4)
+                   if np.isfinite(r["ci_low"]) else None, fmt="o", color=scheme_colour(s, i), capsize=4)
     b.axhline(0, color="0.3", lw=0.8)
     b.set_xticks(range(len(others)), others, rotation=30, fontsize=8)
     b.set_ylabel(f"{value} - {baseline} (same seed)")
@@ -823,10 +822,58 @@ def scheme_accuracy_figure(per_seed, paired, baseline: str = "zero", value: str 
     return fig
 
 
+_EFFECT_LABELS = {"final": "final test accuracy", "auc": "area under the learning curve", "accuracy": "test accuracy"}
+
+
+def paired_effects_figure(per_seed: dict, paired: dict, floors: dict | None = None, baseline: str = "zero",
+                          twin=None):
+    """One panel per measure (``per_seed`` and ``paired``: dicts measure -> table of
+    :func:`padlib.training.accuracy_by_seed` layout / :func:`padlib.training.paired_comparison`): every scheme's
+    per-seed difference to the baseline (grey dots) and the mean with its 95% interval (the scheme's colour;
+    a star when the Holm-adjusted p < 0.05); the grey band is the noise floor (``floors[measure]``), and
+    ``twin`` = (a, b) adds the two noise-twin schemes' own difference, which should sit inside it."""
+    floors = dict(floors or {})
+    measures = list(paired)
+    fig, axes = _panel_grid(len(measures), width=8.0, row_height=3.2)
+    col = f"mean_diff_vs_{baseline}"
+    for ax, m in zip(axes, measures):
+        ps = per_seed[m]
+        value = [c for c in ps.columns if c not in ("scheme", "seed")][0]
+        wide = ps.pivot_table(index="seed", columns="scheme", values=value)
+        table = paired[m].set_index("scheme")
+        order = [s for s in _scheme_order(table.index)]
+        labels = list(order)
+        if twin and twin[0] in wide.columns and twin[1] in wide.columns:
+            labels.append(f"{twin[0]} - {twin[1]}")
+        floor = floors.get(m)
+        if floor:
+            ax.axhspan(-floor, floor, color="0.88", zorder=0, label="noise floor (identical twins)")
+        ax.axhline(0, color="0.3", lw=0.8, zorder=1)
+        for i, s in enumerate(order):
+            d = (wide[s] - wide[baseline]).dropna()
+            ax.scatter(i + np.linspace(-0.12, 0.12, len(d)), d, s=10, color="0.55", zorder=2,
+                       label="one seed" if i == 0 else None)
+            r = table.loc[s]
+            ax.errorbar([i], [r[col]], yerr=[[r[col] - r["ci_low"]], [r["ci_high"] - r[col]]]
+                        if np.isfinite(r["ci_low"]) else None, fmt="o", ms=6, color=scheme_colour(s, i), capsize=4,
+                        zorder=3, label="mean, 95% interval" if i == 0 else None)
+            if "p_holm" in r and np.isfinite(r["p_holm"]) and r["p_holm"] < 0.05:
+                ax.annotate("*", (i, r["ci_high"]), ha="center", va="bottom", fontsize=12)
+        if len(labels) > len(order):
+            d = (wide[twin[0]] - wide[twin[1]]).dropna()
+            k = len(order)
+            ax.scatter(k + np.linspace(-0.12, 0.12, len(d)), d, s=10, color="0.55", zorder=2)
+            ax.errorbar([k], [d.mean()], yerr=None, fmt="D", ms=5, color="0.35", zorder=3)
+        ax.set_xticks(range(len(labels)), labels, rotation=25, ha="right", fontsize=8)
+        ax.set_ylabel(f"difference to {baseline} (same seed)")
+        ax.set_title(_EFFECT_LABELS.get(m, m), fontsize=9)
+    return _finish_panel_grid(fig, axes, len(measures), ncol=3)
+
+
 def border_accuracy_figure(summary, group: str = "border_distance"):
-    """Mean accuracy over seeds per scheme against the digit's distance to the border (binned); error bars:
-    std over seeds (schemes slightly offset so the bars do not overlap)."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    """Mean accuracy over seeds per scheme against the digit's distance to the border (binned; negative:
+    cut by the border); error bars: std over seeds (schemes slightly offset so the bars do not overlap)."""
+    fig, ax = plt.subplots(figsize=(8, 3.6))
     keys = sorted(dict.fromkeys(summary[group]), key=lambda g: getattr(g, "left", g))
     groups = [str(g) for g in keys]
     order = _scheme_order(summary["scheme"])
@@ -836,43 +883,85 @@ def border_accuracy_figure(summary, group: str = "border_distance"):
         d = d.sort_values("_x")
         x = d["_x"].to_numpy() + (k - (len(order) - 1) / 2) * 0.06
         err = d["std"].to_numpy() if "std" in d and np.isfinite(d["std"]).any() else None
-        ax.errorbar(x, d["mean"], yerr=err, marker="o", ms=4, capsize=2, label=s,
+        ax.errorbar(x, d["mean"], yerr=err, marker="o", ms=4, capsize=2, label=s, color=scheme_colour(s, k),
                     lw=2.2 if s in ("zero", "padding_module") else 1.2)
     ax.set_xticks(range(len(groups)), groups)
-    ax.set_xlabel("ink distance to the nearest border (pixels)")
+    ax.set_xlabel("ink distance to the nearest border (pixels; negative: cut by the border)")
     ax.set_ylabel("test accuracy (mean ± std over seeds)")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=8, ncol=len(order), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
 
-def ppp_figure(ppp):
-    """One panel per PPP measure: value per scheme at initialisation (open) and after training (filled)."""
+def ppp_figure(ppp, floors: dict | None = None):
+    """One panel per PPP measure (two columns): value per scheme and seed at initialisation (open) and after
+    training (filled), the measure's chance level dashed."""
+    from .position import PPP_CHANCE, PPP_UNITS
+
     measures = list(dict.fromkeys(ppp["measure"]))
     order = _scheme_order(ppp["scheme"])
-    fig, axes = plt.subplots(1, len(measures), figsize=(3.3 * len(measures), 3.2), squeeze=False)
-    for ax, meas in zip(axes[0], measures):
+    fig, axes = _panel_grid(len(measures), width=8.0, row_height=2.8)
+    for ax, meas in zip(axes, measures):
         d = ppp[ppp.measure == meas]
-        for j, (state, marker, fc) in enumerate((("init", "o", "none"), ("trained", "o", "C0"))):
+        for j, state in enumerate(("init", "trained")):
             for i, s in enumerate(order):
                 v = d[(d.scheme == s) & (d.state == state)]["value"]
                 x = i + (j - 0.5) * 0.3
-                ax.scatter([x] * len(v), v, s=14, marker=marker, facecolors=fc, edgecolors="C0" if j else "0.4",
-                           label=state if i == 0 else None)
-        if meas == "border_accuracy":
-            ax.axhline(0.5, color="0.5", lw=0.8, ls="--")
-        else:
-            ax.axhline(0.0, color="0.5", lw=0.8, ls="--")
-        ax.set_xticks(range(len(order)), order, rotation=40, fontsize=7)
+                colour = scheme_colour(s, i)
+                ax.scatter([x] * len(v), v, s=16, facecolors="none" if state == "init" else colour,
+                           edgecolors=colour, label=("at initialisation" if state == "init" else "trained")
+                           if i == 0 else None)
+        ax.axhline(PPP_CHANCE.get(meas, 0.0), color="0.5", lw=0.8, ls="--",
+                   label="chance / no position" if meas == measures[0] else None)
+        ax.set_xticks(range(len(order)), order, rotation=25, ha="right", fontsize=8)
         ax.set_title(meas, fontsize=9)
-    axes[0][0].legend(fontsize=7)
+        ax.set_ylabel(PPP_UNITS.get(meas, "value"))
+    return _finish_panel_grid(fig, axes, len(measures), ncol=3)
+
+
+def ppp_distance_figure(band_summary, chance: float = 0.5):
+    """Side accuracy of the position readout against distance to the border (from
+    :func:`padlib.position.ppp_band_summary`), one panel per state (initialisation, trained), a line per scheme
+    (mean over seeds, shaded: ± std); 0.5 = no position information at that distance."""
+    states = [s for s in ("init", "trained") if s in set(band_summary["state"])]
+    fig, axes = _panel_grid(len(states), width=8.0, row_height=3.0)
+    order = _scheme_order(band_summary["scheme"])
+    for ax, state in zip(axes, states):
+        for k, s in enumerate(order):
+            d = band_summary[(band_summary.scheme == s) & (band_summary.state == state)].sort_values("distance_px")
+            c = scheme_colour(s, k)
+            ax.plot(d["distance_px"], d["mean"], color=c, lw=1.8, marker="o", ms=3, label=s)
+            sd = d["std"].fillna(0)
+            ax.fill_between(d["distance_px"], d["mean"] - sd, d["mean"] + sd, color=c, alpha=0.15, lw=0)
+        ax.axhline(chance, color="0.4", ls="--", lw=0.8, label="chance (no position)")
+        ax.set_ylim(0.4, 1.02)
+        ax.set_xlabel("distance of the cell to the border (pixels)")
+        ax.set_ylabel("cells on the correct side")
+        ax.set_title("at initialisation" if state == "init" else "after training", fontsize=9)
+    return _finish_panel_grid(fig, axes, len(states), ncol=4)
+
+
+def cost_benefit_figure(table, baseline: str = "zero", floor: float | None = None):
+    """What a scheme costs and what it buys (:func:`padlib.training.cost_benefit`): training-step time relative
+    to the baseline (x) against the paired accuracy effect with its 95% interval (y)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    if floor:
+        ax.axhspan(-floor, floor, color="0.88", zorder=0, label="noise floor")
+    ax.axhline(0, color="0.3", lw=0.8)
+    ax.axvline(1, color="0.6", lw=0.8, ls=":")
+    for k, r in enumerate(table.itertuples()):
+        ax.errorbar([r.step_ratio], [r.accuracy_effect], yerr=[[r.accuracy_effect - r.ci_low], [r.ci_high - r.accuracy_effect]],
+                    fmt="o", ms=6, capsize=4, color=scheme_colour(r.scheme, k), label=r.scheme)
+    ax.set_xlabel(f"training-step time / {baseline} padding's")
+    ax.set_ylabel(f"accuracy - {baseline} (95% interval)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
 
-def learning_curves_figure(curves, chance: float | None = None, ylabel: str = "held-out accuracy"):
+def learning_curves_figure(curves, chance: float | None = None, ylabel: str = "held-out accuracy", ylim=None):
     """Accuracy against training epochs, mean over seeds per scheme (thin lines: single seeds)."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    fig, ax = plt.subplots(figsize=(8, 3.6))
     for k, s in enumerate(_scheme_order(curves["scheme"])):
         d = curves[curves.scheme == s]
         for _, g in d.groupby("seed"):
@@ -881,9 +970,11 @@ def learning_curves_figure(curves, chance: float | None = None, ylabel: str = "h
         ax.plot(m.index, m.values, color=scheme_colour(s, k), lw=2, label=s, ls=("-", "--", ":")[k % 3])
     if chance is not None:
         ax.axhline(chance, color="0.4", ls="--", lw=0.8, label="chance")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=8, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -1304,3 +1395,108 @@ def pan_explorer_live(scans, models: dict | None = None, dpi: int = 72):
         w.observe(draw, "value")
     draw()
     return widgets.VBox([widgets.HBox([model_dd, layer_dd, channel]), image])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Chapter 4: the compensation test and the matched blind-spot experiment
+
+_LEAN_BARS = (("pretrained", "trained size", "pretrained, training size", "#222222"),
+              ("pretrained", "even size", "pretrained, even size", "#0072B2"),
+              ("random init", "trained size", "random init, training size", "#E69F00"),
+              ("random init", "even size", "random init, even size", "#F0E442"))
+
+
+def compensation_figure(verdicts):
+    """Per model (panel): the net lean toward the side that reads more padding (:func:`padlib.spatial_bias.
+    lean_score`) on each axis, for the pretrained model and its random-init copies at the training size and the
+    even size; the grey band is the floor below which a lean does not count."""
+    models = list(dict.fromkeys(verdicts["model"]))
+    fig, axes = _panel_grid(len(models), row_height=2.9)
+    cols = {("pretrained", "trained size"): "pretrained_trained_size", ("pretrained", "even size"): "pretrained_even_size",
+            ("random init", "trained size"): "init_trained_size", ("random init", "even size"): "init_even_size"}
+    floor = verdicts.attrs.get("floor", 0.25)
+    for ax, m in zip(axes, models):
+        d = verdicts[verdicts.model == m].reset_index(drop=True)
+        for k, (init, size, label, colour) in enumerate(_LEAN_BARS):
+            ax.bar(np.arange(len(d)) + (k - 1.5) * 0.2, d[cols[(init, size)]], 0.2, color=colour, label=label,
+                   edgecolor="0.3", lw=0.4)
+        ax.axhspan(-floor, floor, color="0.88", zorder=0)
+        ax.axhline(0, color="0.3", lw=0.6)
+        ax.set_xticks(range(len(d)), [f"{r.axis}\n(reads more: {r.reads_more})\n{r.verdict}" for r in d.itertuples()],
+                      fontsize=8)
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_ylabel("net lean toward the side\nreading more padding", fontsize=8)
+        ax.set_title(m, fontsize=10)
+    return _finish_panel_grid(fig, axes, len(models), ncol=2, top=0.6)
+
+
+def row_energy_figure(energy):
+    """Per model (panel): the top-minus-bottom and left-minus-right energy share of each stride-2 layer's kernels
+    (:func:`padlib.kernels.row_energy`), pretrained with its bootstrap interval, random-init copies as grey dots."""
+    models = list(dict.fromkeys(energy["model"]))
+    fig, axes = _panel_grid(len(models), row_height=2.7)
+    for ax, m in zip(axes, models):
+        d = energy[energy.model == m]
+        pre = d[d.init == "pretrained"].reset_index(drop=True)
+        for j, (col, colour, dx) in enumerate((("energy_tb", "#0072B2", -0.12), ("energy_lr", "#D55E00", 0.12))):
+            x = np.arange(len(pre)) + dx
+            ax.errorbar(x, pre[col], yerr=[pre[col] - pre[f"{col}_lo"], pre[f"{col}_hi"] - pre[col]], fmt="o",
+                        ms=4, capsize=2, color=colour, label={"energy_tb": "top - bottom row (pretrained)",
+                                                              "energy_lr": "left - right column (pretrained)"}[col])
+            init = d[d.init == "random init"]
+            for _, g in init.groupby("seed"):
+                ax.plot(x, g[col].to_numpy(), ".", color="0.6", ms=3,
+                        label="random init (each seed)" if j == 0 and _ == init.seed.min() else None)
+        ax.axhline(0, color="0.3", lw=0.6)
+        ax.set_xticks(range(len(pre)), [f"{i + 1}\n{r}" for i, r in enumerate(pre["in_size"])], fontsize=8)
+        ax.set_xlabel(f"stride-2 layer (input size); reads more: {pre['reads'].iloc[0] if len(pre) else ''}",
+                      fontsize=8)
+        ax.set_ylabel("energy share difference", fontsize=8)
+        ax.set_title(m, fontsize=10)
+    return _finish_panel_grid(fig, axes, len(models), ncol=3, top=0.5)
+
+
+def accuracy_map_grid(maps: dict, size: float = 2.0, digit_size: int | None = None):
+    """Seed-averaged accuracy maps of the matched study (:func:`padlib.blind_spots.mean_maps`): rows are input
+    sizes, columns padding schemes, one shared colour scale; each pixel is the digit box's top-left offset."""
+    sizes = list(dict.fromkeys(k[0] for k in maps))
+    schemes = list(dict.fromkeys(k[1] for k in maps))
+    values = np.concatenate([m.to_numpy().ravel() for m in maps.values()])
+    vmin, vmax = float(np.nanmin(values)), float(np.nanmax(values))
+    fig, axes = plt.subplots(len(sizes), len(schemes), figsize=(size * len(schemes) + 1.2, size * len(sizes) + 0.5),
+                             squeeze=False)
+    for i, s in enumerate(sizes):
+        for j, sc in enumerate(schemes):
+            ax = axes[i, j]
+            m = maps[(s, sc)]
+            im = ax.imshow(m.to_numpy(), cmap="magma", vmin=vmin, vmax=vmax, interpolation="nearest",
+                           extent=(m.columns[0], m.columns[-1], m.index[-1], m.index[0]))
+            ax.set_title(f"{sc}, {s} px", fontsize=9)
+            ax.tick_params(labelsize=7)
+            if j == 0:
+                ax.set_ylabel("digit top (px)", fontsize=8)
+            if i == len(sizes) - 1:
+                ax.set_xlabel("digit left (px)", fontsize=8)
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="accuracy (mean over seeds)")
+    return fig
+
+
+def paired_effects_figure(effects):
+    """The matched study's paired effects (:func:`padlib.blind_spots.paired_effects`): mean difference with its
+    95% interval over seeds, one row per test, the floor as a grey band; filled markers are resolved after Holm."""
+    e = effects.reset_index(drop=True)
+    labels = [f"{r.comparison}, {r.scheme}: {r.metric.replace('_', ' ')}" if r.effect == "size" else
+              f"{r.comparison} @{int(r.size)}: {r.metric.replace('_', ' ')}" for r in e.itertuples()]
+    fig, ax = plt.subplots(figsize=(8, 0.28 * len(e) + 1.0))
+    floor = effects.attrs.get("floor", 0.02)
+    ax.axvspan(-floor, floor, color="0.88", zorder=0)
+    ax.axvline(0, color="0.3", lw=0.6)
+    for i, r in e.iterrows():
+        colour = scheme_colour(r.scheme)
+        ax.errorbar(r["mean"], i, xerr=[[r["mean"] - r.ci_low], [r.ci_high - r["mean"]]], fmt="o", ms=5, capsize=2,
+                    color=colour, mfc=colour if r.resolved else "white")
+    ax.set_yticks(range(len(e)), labels, fontsize=7.5)
+    ax.invert_yaxis()
+    ax.set_xlabel("paired difference in accuracy (mean over seeds, 95% interval)")
+    fig.tight_layout()
+    return fig

@@ -1,7 +1,8 @@
-"""Position information from padding (PPP): three measures, in our formulation (Lin et al., ICML 2023 released no code).
+"""Position information from padding (PPP): measures in our formulation (Lin et al., ICML 2023 released no code).
 
-The PPP paper's own metrics are not public; the book uses these, each validated on a control where
-padding cannot carry position (circular padding on spatially stationary inputs):
+The PPP paper's own metrics are not public; the book uses these, each validated on a planted case (a hand-set
+network whose features encode the distance to the border) and on a control where padding cannot carry
+position (circular padding on spatially stationary inputs):
 
 * :func:`position_pattern_strength`: on a probe made spatially stationary (every image circularly
   shifted by a random offset and randomly flipped), the spatial variance of the mean feature map over
@@ -11,11 +12,19 @@ padding cannot carry position (circular padding on spatially stationary inputs):
 * :func:`position_readout`: PosENet-style, a linear (ridge) readout on frozen features, resized to a
   common grid and concatenated over layers, predicting each cell's normalised x and y coordinate;
   fitted on half of the stationary probe images, scored on the other half by R^2 and Spearman.
+* :func:`readout_by_distance`: the same readout on a fine grid (``cell`` pixels), scored per band of
+  distance to the border: the share of cells whose predicted coordinate lies on the correct side of the
+  centre (chance exactly 1/2, whatever the readout's offset). It shows whether position information lives
+  at the border or spreads inward; on a canvas several receptive fields wide the far interior is a
+  built-in control. Summaries: ``border_side_accuracy`` (the outermost band) and ``position_depth_px``
+  (cell x the summed excess over chance of all bands: how many pixels of border carry position).
 * :func:`border_test`: the F-Conv border test, a patch placed at the top-left or the bottom-right of a
-  black canvas, a logistic regression on globally average-pooled features telling which; test patches
-  appear in both placements, so chance is exactly 1/2.
+  black canvas, a logistic regression on globally average-pooled features telling which. It saturates (1.0
+  for any network with a border, trained or not), so chapter 5 no longer uses it.
 
-:func:`ppp_measures` runs all three on one model and returns one tidy row per measure.
+:func:`ppp_profile` computes the pattern strength and the distance-resolved readout in one pass;
+:func:`ppp_measures` returns its tidy summary rows and :func:`ppp_over_runs` runs it on trained networks
+at initialisation and after training.
 """
 from __future__ import annotations
 
@@ -82,6 +91,41 @@ def _layer_outputs(model, x, layers, batch_size, device, fn):
         model.train(was)
 
 
+class _PatternSums:
+    """Streaming sums for :func:`position_pattern_strength`: per layer the sum of maps (even and odd images
+    apart, for the sampling-noise floor) and the summed spatial variance of single maps."""
+
+    def __init__(self):
+        self.acc: dict[str, dict] = {}
+
+    def record(self, name, out):
+        y = out.detach().double()
+        a = self.acc.setdefault(name, {"sum": [0.0, 0.0], "spatial_var": 0.0, "n": 0, "shape": y.shape[1:]})
+        parity = (torch.arange(a["n"], a["n"] + y.shape[0]) % 2).to(y.device)
+        for p in (0, 1):
+            a["sum"][p] = a["sum"][p] + y[parity == p].sum(0)
+        a["spatial_var"] = a["spatial_var"] + y.flatten(2).var(2, unbiased=False).sum(0)
+        a["n"] += y.shape[0]
+
+    def table(self, layers) -> pd.DataFrame:
+        rows = []
+        for name in layers:
+            a = self.acc[name]
+            n = a["n"]
+            n_even, n_odd = (n + 1) // 2, n // 2
+            mean = (a["sum"][0] + a["sum"][1]) / n
+            half_diff = (a["sum"][0] / n_even - a["sum"][1] / max(n_odd, 1)) / 2
+            denom = float((a["spatial_var"] / n).sum())
+            num = float(mean.flatten(1).var(1, unbiased=False).sum())
+            floor = float(half_diff.flatten(1).var(1, unbiased=False).sum())
+            c, h, w = a["shape"]
+            strength = num / denom if denom > 0 else float("nan")
+            floor_ratio = floor / denom if denom > 0 else float("nan")
+            rows.append({"layer": name, "strength": strength, "null_floor": floor_ratio,
+                         "excess": strength - floor_ratio, "height": h, "width": w, "channels": c, "n_images": n})
+        return pd.DataFrame(rows)
+
+
 def position_pattern_strength(model: nn.Module, images, layers: list[str] | None = None, stationary: bool = True,
                               seed: int = 0, batch_size: int = 64, device="cpu") -> pd.DataFrame:
     """Per layer: spatial variance of the mean map / mean spatial variance of single maps (channels pooled).
@@ -94,34 +138,9 @@ def position_pattern_strength(model: nn.Module, images, layers: list[str] | None
     check_type("model", model, nn.Module)
     layers = _default_layers(model, layers)
     x = stationary_images(images, seed) if stationary else _as_images(images)
-    acc: dict[str, dict] = {}
-
-    def record(name, out):
-        y = out.detach().double()
-        a = acc.setdefault(name, {"sum": [0.0, 0.0], "spatial_var": 0.0, "n": 0, "shape": y.shape[1:]})
-        parity = (torch.arange(a["n"], a["n"] + y.shape[0]) % 2).to(y.device)
-        for p in (0, 1):
-            a["sum"][p] = a["sum"][p] + y[parity == p].sum(0)
-        a["spatial_var"] = a["spatial_var"] + y.flatten(2).var(2, unbiased=False).sum(0)
-        a["n"] += y.shape[0]
-
-    _layer_outputs(model, x, layers, batch_size, device, record)
-    rows = []
-    for name in layers:
-        a = acc[name]
-        n = a["n"]
-        n_even, n_odd = (n + 1) // 2, n // 2
-        mean = (a["sum"][0] + a["sum"][1]) / n
-        half_diff = (a["sum"][0] / n_even - a["sum"][1] / max(n_odd, 1)) / 2
-        denom = float((a["spatial_var"] / n).sum())
-        num = float(mean.flatten(1).var(1, unbiased=False).sum())
-        floor = float(half_diff.flatten(1).var(1, unbiased=False).sum())
-        c, h, w = a["shape"]
-        strength = num / denom if denom > 0 else float("nan")
-        floor_ratio = floor / denom if denom > 0 else float("nan")
-        rows.append({"layer": name, "strength": strength, "null_floor": floor_ratio,
-                     "excess": strength - floor_ratio, "height": h, "width": w, "channels": c, "n_images": n})
-    return pd.DataFrame(rows)
+    sums = _PatternSums()
+    _layer_outputs(model, x, layers, batch_size, device, sums.record)
+    return sums.table(layers)
 
 
 def _grid_features(model, x, layers, grid, batch_size, device) -> dict[str, torch.Tensor]:
@@ -181,6 +200,89 @@ def position_readout(model: nn.Module, images, layers: list[str] | None = None, 
             rows.append({"layer": name, "target": axis, "r2": float(1 - resid / total),
                          "spearman": float(0.0 if np.isnan(rho) else rho), "features": f.shape[-1]})
     return pd.DataFrame(rows)
+
+
+def _grid_collector(layers, grid):
+    """(record function, features dict) collecting each layer's output average-pooled to ``grid`` x ``grid``."""
+    feats: dict[str, list] = {name: [] for name in layers}
+
+    def record(name, out):
+        feats[name].append(F.adaptive_avg_pool2d(out.detach().float(), grid).cpu())
+
+    return record, feats
+
+
+def _check_distance_probe(x: torch.Tensor, cell: int) -> int:
+    check_type("cell", cell, int)
+    n, _, h, w = x.shape
+    if h != w:
+        raise ProbeDataError(f"the distance-resolved readout needs square images, got {h}x{w}")
+    if cell < 1 or h % cell or h // cell < 4:
+        raise ProbeDataError(f"cell must divide the image side into at least 4 cells, got cell {cell} on {h} px")
+    if n < 4:
+        raise ProbeDataError("the position readout needs at least 4 images (half to fit, half to score)")
+    return h // cell
+
+
+def _distance_readout(feats: torch.Tensor, cell: int, ridge: float) -> tuple[float, pd.DataFrame]:
+    """Fit the (x, y) ridge readout on the first half of ``feats`` (N, G, G, C) and score the second half:
+    (overall R^2 over both axes, one row per band of distance to the border)."""
+    n, g = feats.shape[0], feats.shape[1]
+    half = n // 2
+    k = torch.arange(g, dtype=torch.float64) / (g - 1)
+    target = torch.stack([k[None, :].expand(g, g), k[:, None].expand(g, g)], -1)  # (G, G, 2): x, y
+    f = feats.double()
+    pred = _ridge_fit_predict(f[:half].reshape(-1, f.shape[-1]), target.expand(half, -1, -1, -1).reshape(-1, 2),
+                              f[half:].reshape(-1, f.shape[-1]), ridge).reshape(n - half, g, g, 2)
+    truth = target.expand(n - half, -1, -1, -1)
+    r2 = [float(1 - ((pred[..., j] - truth[..., j]) ** 2).sum() / ((truth[..., j] - 0.5) ** 2).sum())
+          for j in (0, 1)]
+    said, true = torch.sign(pred - 0.5), torch.sign(truth - 0.5)
+    side_ok = torch.where(said == 0, 0.5, (said == true).double())  # (N, G, G, 2); a tie counts half
+    idx = torch.arange(g)
+    band = torch.minimum(idx, g - 1 - idx)
+    rows = []
+    for b in range(g // 2):
+        cols = band == b
+        ok = torch.cat([side_ok[:, :, cols, 0].flatten(), side_ok[:, cols, :, 1].flatten()])
+        rows.append({"band": b, "distance_px": b * cell, "side_accuracy": float(ok.mean()),
+                     "n_cells": int(ok.numel())})
+    return float(np.mean(r2)), pd.DataFrame(rows)
+
+
+def readout_by_distance(model: nn.Module, images, layers: list[str] | None = None, cell: int = 4,
+                        stationary: bool = True, seed: int = 0, ridge: float = 1e-3, batch_size: int = 32,
+                        device="cpu") -> pd.DataFrame:
+    """Where does position information live? A linear readout of position, scored by distance to the border.
+
+    Every layer's output is average-pooled to cells of ``cell`` pixels and the layers are concatenated; a
+    ridge regression (features standardised) maps a cell's features to its normalised (x, y), fitted on the
+    first half of the (stationary) images and scored on the second half. A cell's band is its distance to
+    the nearer of the two borders along an axis, in cells; per band, ``side_accuracy`` is the share of
+    (cell, axis) pairs whose predicted coordinate lies on the correct side of the centre: 1/2 exactly for a
+    readout that knows nothing (any constant prediction), 1 when every cell at that distance knows which
+    border it is near. One row per band: ``band, distance_px`` (the band's distance to the border in pixels),
+    ``side_accuracy, n_cells``; ``attrs``: ``r2`` (the same readout's R^2 over all cells, both axes), ``cell``,
+    ``size``.
+    """
+    check_type("model", model, nn.Module)
+    layers = _default_layers(model, layers)
+    x = stationary_images(images, seed) if stationary else _as_images(images)
+    g = _check_distance_probe(x, cell)
+    record, feats = _grid_collector(layers, g)
+    _layer_outputs(model, x, layers, batch_size, device, record)
+    r2, bands = _distance_readout(torch.cat([torch.cat(feats[name]) for name in layers], 1).permute(0, 2, 3, 1),
+                                  cell, ridge)
+    bands.attrs.update(r2=r2, cell=cell, size=x.shape[-1])
+    return bands
+
+
+def position_depth_px(bands: pd.DataFrame) -> float:
+    """How many pixels of border carry position: cell x the summed excess of ``side_accuracy`` over chance,
+    2 * (accuracy - 1/2), over the bands of :func:`readout_by_distance` (0 without position information; half
+    the canvas side if every cell knew its side)."""
+    cell = bands.attrs.get("cell", int(bands["distance_px"].diff().dropna().iloc[0]) if len(bands) > 1 else 1)
+    return float(cell * (2 * bands["side_accuracy"] - 1).sum())
 
 
 def place_on_canvas(patches: torch.Tensor, canvas_size: int, corner: str) -> torch.Tensor:
@@ -256,47 +358,78 @@ def border_test(model: nn.Module, patches: torch.Tensor, canvas_size: int, layer
     return pd.DataFrame(rows)
 
 
-def ppp_measures(model: nn.Module, probe, patches: torch.Tensor, canvas_size: int, layers=None, seed: int = 0,
-                 device="cpu") -> pd.DataFrame:
-    """The three PPP measures of one model as rows (measure, value, detail):
+PPP_MEASURES = ("pattern_strength", "readout_r2", "border_side_accuracy", "position_depth_px")
+PPP_CHANCE = {"pattern_strength": 0.0, "readout_r2": 0.0, "border_side_accuracy": 0.5, "position_depth_px": 0.0}
+PPP_UNITS = {"pattern_strength": "excess variance ratio", "readout_r2": "R^2",
+             "border_side_accuracy": "share of cells", "position_depth_px": "pixels"}
 
-    ``pattern_strength``: mean over layers of the excess position-pattern strength; ``readout_r2`` and
-    ``readout_spearman``: the all-layer readout averaged over x and y; ``border_accuracy``: the all-layer
-    border-test accuracy.
+
+def ppp_profile(model: nn.Module, probe, layers=None, cell: int = 4, seed: int = 0, ridge: float = 1e-3,
+                batch_size: int = 32, device="cpu") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The PPP measures of one model from one pass over the stationary ``probe``: (measures, bands).
+
+    ``measures``, one row each (``measure, value``): ``pattern_strength`` (mean over layers of the excess of
+    :func:`position_pattern_strength`), ``readout_r2`` (the distance readout's R^2 over all cells, x and y
+    averaged: PosENet-style), ``border_side_accuracy`` (its outermost band) and ``position_depth_px``
+    (:func:`position_depth_px`). ``bands``: the rows of :func:`readout_by_distance`.
     """
-    pps = position_pattern_strength(model, probe, layers, seed=seed, device=device)
-    ro = position_readout(model, probe, layers, seed=seed, device=device)
-    bt = border_test(model, patches, canvas_size, layers, seed=seed, device=device)
-    allr = ro[ro.layer == "all"]
-    return pd.DataFrame([
-        {"measure": "pattern_strength", "value": float(pps["excess"].mean())},
-        {"measure": "readout_r2", "value": float(allr["r2"].mean())},
-        {"measure": "readout_spearman", "value": float(allr["spearman"].mean())},
-        {"measure": "border_accuracy", "value": float(bt.loc[bt.layer == "all", "accuracy"].iloc[0])},
+    check_type("model", model, nn.Module)
+    layers = _default_layers(model, layers)
+    x = stationary_images(probe, seed)
+    g = _check_distance_probe(x, cell)
+    sums = _PatternSums()
+    record, feats = _grid_collector(layers, g)
+
+    def both(name, out):
+        sums.record(name, out)
+        record(name, out)
+
+    _layer_outputs(model, x, layers, batch_size, device, both)
+    pattern = sums.table(layers)
+    r2, bands = _distance_readout(torch.cat([torch.cat(feats[name]) for name in layers], 1).permute(0, 2, 3, 1),
+                                  cell, ridge)
+    bands.attrs.update(r2=r2, cell=cell, size=x.shape[-1])
+    measures = pd.DataFrame([
+        {"measure": "pattern_strength", "value": float(pattern["excess"].mean())},
+        {"measure": "readout_r2", "value": r2},
+        {"measure": "border_side_accuracy", "value": float(bands["side_accuracy"].iloc[0])},
+        {"measure": "position_depth_px", "value": position_depth_px(bands)},
     ])
+    return measures, bands
 
 
-def ppp_over_runs(runs, probe, patches: torch.Tensor, canvas_size: int, seed: int = 0, device="cpu",
-                  progress: bool = True) -> pd.DataFrame:
-    """:func:`ppp_measures` for every run's network at initialisation and after training (tidy rows)."""
+def ppp_measures(model: nn.Module, probe, layers=None, cell: int = 4, seed: int = 0, device="cpu") -> pd.DataFrame:
+    """The PPP measures of one model as rows (``measure, value``): see :func:`ppp_profile`."""
+    return ppp_profile(model, probe, layers, cell, seed, device=device)[0]
+
+
+def ppp_over_runs(runs, probe, cell: int = 4, seed: int = 0, device="cpu", progress: bool = True
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`ppp_profile` for every run's network at initialisation and after training: (measures, bands),
+    tidy, with ``scheme, seed, state`` columns. The networks are fully convolutional, so ``probe`` may be
+    larger than the canvases they were trained on (the far interior then cannot see any border)."""
     from tqdm.auto import tqdm
 
-    frames = []
+    measures, bands = [], []
     for r in tqdm(runs, desc="PPP measures", disable=not progress):
         for state, model in (("init", r.init_model), ("trained", r.model)):
-            df = ppp_measures(model.to(device), probe, patches, canvas_size, seed=seed, device=device)
-            df.insert(0, "state", state)
-            df.insert(0, "seed", r.seed)
-            df.insert(0, "scheme", r.scheme)
-            frames.append(df)
-    return pd.concat(frames, ignore_index=True)
+            m, b = ppp_profile(model.to(device), probe, cell=cell, seed=seed, device=device)
+            for df in (m, b):
+                df.insert(0, "state", state)
+                df.insert(0, "seed", r.seed)
+                df.insert(0, "scheme", r.scheme)
+            measures.append(m)
+            bands.append(b)
+    return pd.concat(measures, ignore_index=True), pd.concat(bands, ignore_index=True)
 
 
-def _direction(d) -> tuple[float, float, float, str]:
-    """(mean, 95% t-interval low, high, 'up'/'down'/'flat'/'unknown') of per-seed paired differences ``d``.
+def _direction(d, floor: float = 0.0) -> tuple[float, float, float, str]:
+    """(mean, 95% t-interval low, high, 'up'/'down'/'small'/'flat'/'unknown') of per-seed paired differences ``d``.
 
-    Identical differences in every seed (e.g. a border test at 1.0 before and after) give a zero-width
-    interval: the sign of the mean decides, and 0 means no change.
+    'up'/'down' need the interval to exclude 0 *and* the mean to reach the effect-size ``floor``; an interval
+    that excludes 0 with a mean below the floor is 'small' (resolved, but too small to count). Identical
+    differences in every seed (e.g. a measure at its maximum before and after) give a zero-width interval:
+    the sign of the mean decides, and 0 means no change.
     """
     d = np.asarray(d, dtype=float)
     lo, hi = _t_interval(d)
@@ -304,22 +437,23 @@ def _direction(d) -> tuple[float, float, float, str]:
     if not np.isfinite(lo):
         return m, lo, hi, "unknown"
     if lo > 0 or (lo == hi and m > 0):
-        return m, lo, hi, "up"
+        return m, lo, hi, "up" if m >= floor else "small"
     if hi < 0 or (lo == hi and m < 0):
-        return m, lo, hi, "down"
+        return m, lo, hi, "down" if -m >= floor else "small"
     return m, lo, hi, "flat"
 
 
-def ppp_learning_verdict(ppp: pd.DataFrame, control: str = "circular") -> pd.DataFrame:
+def ppp_learning_verdict(ppp: pd.DataFrame, control: str = "circular", floors: dict | None = None) -> pd.DataFrame:
     """Is each PPP measure a learning artefact? One row per (measure, scheme) from :func:`ppp_over_runs`.
 
     Both questions are paired across seeds (same seed = same initial weights and batches for every scheme),
-    and decided by the 95% t-interval of the per-seed differences, so the threshold is the seed-to-seed
-    spread rather than a fixed number:
+    decided by the 95% t-interval of the per-seed differences *and* an effect-size floor per measure
+    (``floors``, in the measure's units; 0 when not given): a difference counts only if its interval excludes
+    0 and its mean reaches the floor ("below the floor" otherwise).
 
     * ``training``: trained - init of the scheme, minus the same change of the ``control`` at that seed (the
       control cannot form position from padding, so its change is what training does to the measure
-      anyway): "rises" / "falls" / "no resolved change"; for the control itself, its raw change;
+      anyway): "rises" / "falls" / "below the floor" / "no resolved change"; for the control, its raw change;
     * ``at_init``: the scheme's initial value - the ``control``'s (circular: no border, so no position
       from padding) at the same seed: "above control" means the padding alone puts it there before any
       learning.
@@ -327,17 +461,20 @@ def ppp_learning_verdict(ppp: pd.DataFrame, control: str = "circular") -> pd.Dat
     A measure is a learning artefact for a scheme when it rises with training; it is a property of the
     padding when it is above the control at initialisation. ``unknown`` with a single seed.
     """
+    floors = dict(floors or {})
     wide = ppp.pivot_table(index=["measure", "scheme", "seed"], columns="state", values="value")
     missing = {"init", "trained"} - set(wide.columns)
     if missing:
         raise PadlibError(f"ppp_learning_verdict needs both states; missing {', '.join(sorted(missing))}")
     schemes = list(dict.fromkeys(ppp["scheme"]))
     rows = []
-    words = {"up": "rises", "down": "falls", "flat": "no resolved change", "unknown": "unknown (one seed)"}
-    init_words = {"up": "above control", "down": "below control", "flat": "at control level",
-                  "unknown": "unknown (one seed)"}
+    words = {"up": "rises", "down": "falls", "small": "below the floor", "flat": "no resolved change",
+             "unknown": "unknown (one seed)"}
+    init_words = {"up": "above control", "down": "below control", "small": "within the floor of the control",
+                  "flat": "at control level", "unknown": "unknown (one seed)"}
     for measure in dict.fromkeys(ppp["measure"]):
         w = wide.loc[measure]
+        floor = float(floors.get(measure, 0.0))
         ctrl = w.loc[control, "init"] if control in w.index.get_level_values(0) else None
         for scheme in schemes:
             if scheme not in w.index.get_level_values(0):
@@ -346,11 +483,11 @@ def ppp_learning_verdict(ppp: pd.DataFrame, control: str = "circular") -> pd.Dat
             change = g["trained"] - g["init"]
             if ctrl is not None and scheme != control:  # beyond the control's drift at the same seed
                 change = change - (w.loc[control, "trained"] - ctrl)
-            m, lo, hi, dirn = _direction(change.dropna())
+            m, lo, hi, dirn = _direction(change.dropna(), floor)
             row = {"measure": measure, "scheme": scheme, "init": g["init"].mean(), "trained": g["trained"].mean(),
-                   "change": m, "change_ci_low": lo, "change_ci_high": hi, "training": words[dirn]}
+                   "change": m, "change_ci_low": lo, "change_ci_high": hi, "training": words[dirn], "floor": floor}
             if ctrl is not None and scheme != control:
-                im, ilo, ihi, idir = _direction((g["init"] - ctrl).dropna())
+                im, ilo, ihi, idir = _direction((g["init"] - ctrl).dropna(), floor)
                 row.update(init_minus_control=im, at_init=init_words[idir])
             else:
                 row.update(init_minus_control=np.nan, at_init="(control)" if scheme == control else "no control")
@@ -359,15 +496,32 @@ def ppp_learning_verdict(ppp: pd.DataFrame, control: str = "circular") -> pd.Dat
     return pd.DataFrame(rows)
 
 
-def ppp_findings(verdict: pd.DataFrame, control: str = "circular") -> list[str]:
+def ppp_at_ceiling(verdict: pd.DataFrame, control: str = "circular", ceilings: dict | None = None,
+                   tol: float = 0.02) -> list[str]:
+    """Measures at their ceiling (within ``tol``) before and after training for every scheme with a border:
+    such a measure cannot show a rise and cannot tell schemes apart. ``ceilings``: measure -> maximum
+    (default: 1 for ``border_side_accuracy``; a measure without a known maximum is never at its ceiling)."""
+    ceilings = {"border_side_accuracy": 1.0, **dict(ceilings or {})}
+    out = []
+    for measure, g in verdict.groupby("measure", sort=False):
+        top = ceilings.get(measure)
+        bordered = g[g.scheme != control]
+        if top is not None and len(bordered) and ((bordered.init >= top - tol) & (bordered.trained >= top - tol)).all():
+            out.append(measure)
+    return out
+
+
+def ppp_findings(verdict: pd.DataFrame, control: str = "circular", ceilings: dict | None = None) -> list[str]:
     """Printed lines: per measure, which schemes rise / fall / do not change with training and which are
     already above the control at initialisation, and whether the PPP paper's claim ("forms during training
     whatever the padding") holds in this run: it would need the measure to rise for every scheme with a border.
     """
     lines = []
+    ceiled = ppp_at_ceiling(verdict, control, ceilings)
     for measure, g in verdict.groupby("measure", sort=False):
         bordered = g[g.scheme != control]
-        lines.append(f"{measure}:")
+        floor = g["floor"].iloc[0] if "floor" in g else 0.0
+        lines.append(f"{measure} (effect-size floor {floor:g}):")
         for _, r in g.iterrows():
             init_part = "" if r.scheme == control else f"; at init {r.at_init} ({r.init_minus_control:+.3f})"
             what = "change" if r.scheme == control else f"change beyond {control}'s"
@@ -383,7 +537,6 @@ def ppp_findings(verdict: pd.DataFrame, control: str = "circular") -> list[str]:
         else:
             claim = (f"NOT supported: it rises for {', '.join(rises) or 'no scheme'} of {len(bordered)} bordered "
                      f"schemes" + (f", falls for {', '.join(falls)}" if falls else ""))
-        saturated = bordered[(bordered.init >= 1 - 1e-9) & (bordered.trained >= 1 - 1e-9)].scheme.tolist()
         risen = bordered[bordered.training == "rises"]
         if len(risen) and bordered.init_minus_control.notna().any():
             top, base = risen.loc[risen.change.idxmax()], bordered.loc[bordered.init_minus_control.idxmax()]
@@ -392,7 +545,13 @@ def ppp_findings(verdict: pd.DataFrame, control: str = "circular") -> list[str]:
                          f"({base.scheme})")
         lines.append(f"  -> above the {control} control already at initialisation: {', '.join(at_init) or 'none'}; "
                      f"'forms during training whatever the padding': {claim}")
-        if saturated:
-            lines.append(f"  -> at its maximum (1.0) before and after training for {', '.join(saturated)}: the measure "
-                         "saturates there and cannot show a rise")
+        if measure in ceiled:
+            lines.append("  -> at its maximum before and after training for every scheme with a border: the measure "
+                         "saturates and cannot show a rise")
     return lines
+
+
+def ppp_band_summary(bands: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds of ``side_accuracy`` per (scheme, state, distance_px), from :func:`ppp_over_runs`."""
+    return (bands.groupby(["scheme", "state", "distance_px"], sort=False)["side_accuracy"]
+            .agg(mean="mean", std="std", n_seeds="count").reset_index())

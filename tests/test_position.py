@@ -8,9 +8,15 @@ from padlib.position import (
     border_test,
     digit_patches,
     place_on_canvas,
+    position_depth_px,
     position_pattern_strength,
     position_readout,
+    ppp_at_ceiling,
+    ppp_band_summary,
     ppp_measures,
+    ppp_over_runs,
+    ppp_profile,
+    readout_by_distance,
     stationary_images,
 )
 from padlib.training import digits_on_canvas, vgg_small
@@ -77,10 +83,72 @@ def test_border_test_is_at_chance_for_circular_padding(nets):
     assert (circ["n_test"] == 64).all()
 
 
-def test_ppp_measures_rows(nets, probe):
-    df = ppp_measures(nets["circular"], probe[:64], digit_patches(16, 16), 32)
-    assert list(df.measure) == ["pattern_strength", "readout_r2", "readout_spearman", "border_accuracy"]
-    assert df.set_index("measure").loc["border_accuracy", "value"] == pytest.approx(0.5, abs=0.13)
+def planted_distance_net(reach: int) -> torch.nn.Module:
+    """A hand-set network whose features encode the distance to the border up to ``reach`` pixels, whatever the
+    image: a 1x1 conv makes a map of ones, and channel (side, j) of a zero-padded (2 reach + 1)-wide conv reads
+    the pixel j steps towards that side: 1 on the canvas, 0 in the padding. A pixel at distance d < reach from
+    the left border has exactly d of its left channels at 1; beyond ``reach`` every channel is 1."""
+    from torch import nn
+
+    ones = nn.Conv2d(1, 1, 1)
+    ones.weight.data.zero_()
+    ones.bias.data.fill_(1.0)
+    k = 2 * reach + 1
+    edge = nn.Conv2d(1, 4 * reach, k, padding=reach, bias=False)
+    edge.weight.data.zero_()
+    c = 0
+    for dy, dx in ((0, -1), (0, 1), (-1, 0), (1, 0)):  # left, right, top, bottom
+        for j in range(1, reach + 1):
+            edge.weight.data[c, 0, reach + dy * j, reach + dx * j] = 1.0
+            c += 1
+    return nn.Sequential(ones, edge).eval()
+
+
+def test_readout_by_distance_finds_a_planted_reach_and_nothing_without_a_border():
+    images = torch.rand(16, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    for reach in (4, 12):
+        net = planted_distance_net(reach)
+        bands = readout_by_distance(net, images, cell=4)
+        assert list(bands.distance_px) == list(range(0, 32, 4)) and bands.attrs["cell"] == 4
+        inside = bands[bands.distance_px < reach]
+        beyond = bands[bands.distance_px >= reach]
+        assert (inside.side_accuracy > 0.99).all()  # every cell within the reach knows its side
+        assert (beyond.side_accuracy - 0.5).abs().max() < 0.02  # beyond it, none does
+        assert position_depth_px(bands) == pytest.approx(reach, abs=1.0)
+        assert bands.attrs["r2"] > 0.05
+        control = readout_by_distance(convert_padding(net, "circular"), images, cell=4)  # no border at all
+        assert (control.side_accuracy - 0.5).abs().max() < 0.02 and abs(position_depth_px(control)) < 1.0
+        assert abs(control.attrs["r2"]) < 0.05
+
+
+def test_readout_by_distance_on_random_networks(nets):
+    probe = digits_on_canvas(32, canvas_size=64, digit_size=16, seed=2, split="test", background="texture").images
+    zero = readout_by_distance(nets["zero"], probe, cell=4)
+    circ = readout_by_distance(nets["circular"], probe, cell=4)
+    assert zero.side_accuracy.iloc[0] > 0.8 and zero.side_accuracy.iloc[-1] < 0.65  # at the border, not inside
+    assert (circ.side_accuracy - 0.5).abs().max() < 0.06
+    assert position_depth_px(zero) > position_depth_px(circ) + 4
+
+
+def test_ppp_profile_rows_and_over_runs(nets, probe):
+    from padlib.training import SchemeRun
+
+    big = digits_on_canvas(16, canvas_size=48, digit_size=16, seed=3, split="test").images
+    measures, bands = ppp_profile(nets["circular"], big, cell=4)
+    assert list(measures.measure) == ["pattern_strength", "readout_r2", "border_side_accuracy", "position_depth_px"]
+    assert measures.set_index("measure").loc["border_side_accuracy", "value"] == pytest.approx(0.5, abs=0.1)
+    alone = readout_by_distance(nets["circular"], big, cell=4)
+    assert bands.side_accuracy.tolist() == pytest.approx(alone.side_accuracy.tolist())
+    assert ppp_measures(nets["zero"], big).set_index("measure").loc["border_side_accuracy", "value"] > 0.8
+    runs = [SchemeRun(s, 0, nets[s], nets[s], None) for s in ("zero", "circular")]
+    m, b = ppp_over_runs(runs, big, progress=False)
+    assert set(m.state) == {"init", "trained"} and len(m) == 2 * 2 * 4 and {"scheme", "seed"} <= set(b.columns)
+    summary = ppp_band_summary(b)
+    assert set(summary.columns) >= {"scheme", "state", "distance_px", "mean", "std"} and len(summary) == 2 * 2 * 6
+    with pytest.raises(ProbeDataError, match="square"):
+        readout_by_distance(nets["zero"], torch.rand(4, 1, 32, 48))
+    with pytest.raises(ProbeDataError, match="at least 4 cells"):
+        readout_by_distance(nets["zero"], torch.rand(4, 1, 12, 12), cell=4)
 
 
 def test_place_on_canvas_positions():
@@ -125,8 +193,8 @@ def test_ppp_learning_verdict_pairs_seeds_and_uses_their_spread():
         ("pattern_strength", "noisy"): ([0.000, 0.001, 0.000], [0.030, -0.020, 0.005]),  # spread too large
         ("readout_r2", "circular"): ([0.0, 0.01, 0.02], [0.1, 0.11, 0.12]),  # the control drifts up by 0.1
         ("readout_r2", "zero"): ([0.6, 0.5, 0.7], [0.7, 0.6, 0.8]),  # ... and so does zero: nothing beyond it
-        ("border_accuracy", "circular"): ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
-        ("border_accuracy", "zero"): ([1.0, 1.0, 1.0], [1.0, 1.0, 1.0]),
+        ("border_side_accuracy", "circular"): ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
+        ("border_side_accuracy", "zero"): ([1.0, 1.0, 1.0], [1.0, 1.0, 1.0]),
     })
     v = ppp_learning_verdict(ppp).set_index(["measure", "scheme"])
     assert v.loc[("pattern_strength", "zero"), "training"] == "falls"
@@ -136,12 +204,19 @@ def test_ppp_learning_verdict_pairs_seeds_and_uses_their_spread():
     assert v.loc[("pattern_strength", "noisy"), "training"] == "no resolved change"
     assert v.loc[("readout_r2", "circular"), "training"] == "rises"
     assert v.loc[("readout_r2", "zero"), "training"] == "no resolved change"
-    assert v.loc[("border_accuracy", "zero"), "training"] == "no resolved change"
-    assert v.loc[("border_accuracy", "zero"), "at_init"] == "above control"
+    assert v.loc[("border_side_accuracy", "zero"), "training"] == "no resolved change"
+    assert v.loc[("border_side_accuracy", "zero"), "at_init"] == "above control"
     text = "\n".join(ppp_findings(v.reset_index()))
     assert "NOT supported: it rises for reflect of 3 bordered schemes, falls for zero" in text
-    assert "saturates" in text
+    assert "saturates" in text and ppp_at_ceiling(v.reset_index()) == ["border_side_accuracy"]
     assert "largest rise beyond the control is +0.011 (reflect)" in text and "is +0.052 (zero)" in text
     one = ppp_learning_verdict(ppp[ppp.seed == 0])
     assert (one.training.str.startswith("unknown")).all()
     assert "cannot be decided with one seed" in "\n".join(ppp_findings(one))
+    # an effect-size floor: reflect's resolved rise of about 0.011 is below a floor of 0.02, zero's fall is not
+    floored = ppp_learning_verdict(ppp, floors={"pattern_strength": 0.02}).set_index(["measure", "scheme"])
+    assert floored.loc[("pattern_strength", "reflect"), "training"] == "below the floor"
+    assert floored.loc[("pattern_strength", "zero"), "at_init"] == "above control"
+    assert floored.loc[("pattern_strength", "zero"), "floor"] == 0.02
+    assert "effect-size floor 0.02" in "\n".join(ppp_findings(floored.reset_index()))
+    assert floored.loc[("readout_r2", "zero"), "floor"] == 0.0

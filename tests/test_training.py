@@ -407,3 +407,110 @@ def test_textured_canvases_cut_digits_and_keep_train_and_test_photographs_apart(
         digits_on_canvas(4, background="noise")
     with pytest.raises(ProbeDataError, match="add up to at most 1"):
         digits_on_canvas(4, border_fraction=0.6, cut_fraction=0.6)
+
+
+def _curves(shapes: dict, seeds=(0, 1, 2), epochs: int = 8, noise: float = 0.0) -> pd.DataFrame:
+    """Tidy learning curves from {scheme: f(epoch) -> accuracy}, one evaluation per epoch."""
+    rng = np.random.default_rng(0)
+    rows = [{"scheme": s, "seed": seed, "step": e, "epoch": float(e), "accuracy": f(e) + noise * rng.standard_normal()}
+            for s, f in shapes.items() for seed in seeds for e in range(epochs + 1)]
+    return pd.DataFrame(rows)
+
+
+def test_curve_stats_and_convergence_find_a_curve_that_still_rises():
+    from padlib.training import convergence_lines, convergence_table, curve_stats
+
+    curves = _curves({"flat": lambda e: 0.9 if e >= 4 else 0.2 * e + 0.1,   # learns, then flat
+                      "rising": lambda e: 0.1 * e,                          # still rising 0.1 per epoch at the end
+                      "fast": lambda e: 0.9 if e >= 1 else 0.1})            # same end as flat, learned sooner
+    st = curve_stats(curves, last_fraction=0.25).set_index(["scheme", "seed"])
+    assert st.loc[("flat", 0), "final"] == pytest.approx(0.9) and st.loc[("flat", 0), "late_gain"] == pytest.approx(0)
+    assert st.loc[("rising", 1), "late_gain"] == pytest.approx(0.2)  # slope 0.1 over the last 2 of 8 epochs
+    assert st.loc[("rising", 1), "auc"] == pytest.approx(0.4)  # a straight line from 0 to 0.8
+    assert st.loc[("fast", 0), "auc"] > st.loc[("flat", 0), "auc"] and st.loc[("fast", 0), "final"] == pytest.approx(0.9)
+    noisy = curve_stats(_curves({"flat": lambda e: 0.9, "rising": lambda e: 0.1 * e}, noise=0.002))
+    conv = convergence_table(noisy, tolerance=0.01)
+    table = conv.set_index("scheme")
+    assert bool(table.loc["flat", "flat"]) and not bool(table.loc["rising", "flat"])
+    assert not bool(table.loc["all", "flat"]) and table.loc["all", "n_runs"] == 6
+    text = "\n".join(convergence_lines(conv))
+    assert "NOT shown flat" in text and "flat at the end" in text and "last 25% of training" in text
+    with pytest.raises(PadlibError, match="last_fraction"):
+        curve_stats(curves, last_fraction=1.5)
+
+
+def test_holm_paired_comparison_noise_band_and_resolvable_effect():
+    from padlib.training import holm_adjust, noise_band, resolvable_effect, scheme_verdict
+
+    assert holm_adjust([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.06, 0.06])
+    assert holm_adjust([0.5, float("nan")]).tolist() == [1.0, 1.0]
+    # "big" gains 0.02 at every seed (small spread), "none" nothing; the twins differ by rounding noise only
+    rows = []
+    for seed, jitter in enumerate([0.001, -0.002, 0.0015, -0.001, 0.0005]):
+        for scheme, acc in (("zero", 0.90), ("big", 0.92 + jitter), ("none", 0.90 - jitter),
+                            ("replicate", 0.91 + jitter), ("symmetric", 0.91 - jitter)):
+            rows.append({"scheme": scheme, "seed": seed, "accuracy": acc})
+    per_seed = pd.DataFrame(rows)
+    paired = paired_comparison(per_seed, exclude=("symmetric",)).set_index("scheme")
+    assert "symmetric" not in paired.index and len(paired) == 3
+    assert paired.loc["big", "p_holm"] < 0.05 and paired.loc["none", "p_holm"] > 0.05
+    assert paired.loc["big", "p_holm"] >= paired.loc["big", "p_value"]
+    band = noise_band(per_seed)
+    assert band["mean"] == pytest.approx(0.0, abs=1e-12) and band["max_abs"] == pytest.approx(0.004)
+    assert band["floor"] == pytest.approx(max(abs(band["ci_low"]), abs(band["ci_high"])))
+    assert noise_band(per_seed, ("symmetric", "reflect")) is None
+    res = resolvable_effect(paired.reset_index(), per_seed)
+    d = np.array([0.001, -0.002, 0.0015, -0.001, 0.0005])
+    assert res["sd"] == pytest.approx(np.sqrt(3 * (d ** 2).sum() / (15 - 3)))  # 'replicate' shares the jitter
+    from scipy import stats
+
+    assert res["half_width"] == pytest.approx(stats.t.ppf(0.975, 4) * res["sd"] / np.sqrt(5))
+    assert res["mde"] > res["half_width"] and res["n_schemes"] == 3
+    assert scheme_verdict(paired.loc["big"], floor=0.0) == "better than zero"
+    assert scheme_verdict(paired.loc["big"], floor=0.05) == "below the noise floor"
+    assert scheme_verdict(paired.loc["none"]) == "not distinguishable from zero"
+
+
+def test_cost_benefit_and_the_findings_box():
+    from padlib.findings import findings_markdown
+    from padlib.training import chapter_findings_box, cost_benefit, cost_benefit_lines
+
+    paired = pd.DataFrame({"scheme": ["padding_module", "partial", "circular"], "mean_diff_vs_zero": [0.02, 0.001, -0.03],
+                           "ci_low": [0.01, -0.004, -0.05], "ci_high": [0.03, 0.006, -0.01], "half_width": [0.01] * 3,
+                           "wins": [5, 3, 0], "losses": [0, 2, 5], "n_seeds": [5] * 3, "p_value": [0.001, 0.6, 0.004],
+                           "p_holm": [0.003, 0.6, 0.008]})
+    cost = pd.DataFrame({"scheme": ["zero", "padding_module", "partial"], "seconds_per_step": [0.01, 0.02, 0.011],
+                         "ratio_to_zero": [1.0, 2.0, 1.1]})
+    table = cost_benefit(cost, paired).set_index("scheme")
+    assert table.loc["padding_module", "step_ratio"] == 2.0 and table.loc["padding_module", "verdict"] == "better than zero"
+    assert "zero" not in table.index and "costs 2.00x" in cost_benefit_lines(table.reset_index())[0]
+    with pytest.raises(PadlibError, match="relative to zero"):
+        cost_benefit(cost.drop(columns="ratio_to_zero"), paired)
+    verdict = pd.DataFrame({"measure": ["position_depth_px"] * 3 + ["border_side_accuracy"] * 3,
+                            "scheme": ["zero", "partial", "circular"] * 2, "training": ["rises", "no resolved change", "x"] * 2,
+                            "at_init": ["above control", "above control", "(control)"] * 2,
+                            "change": [3.0, 0.5, 0.0, 0.0, 0.0, 0.0], "change_ci_low": [1.0, -1.0, 0, 0, 0, 0],
+                            "change_ci_high": [5.0, 2.0, 0, 0, 0, 0]})
+    box = chapter_findings_box(paired, verdict, floor=0.005, resolvable={"mde": 0.012},
+                               ceiled=["border_side_accuracy"])
+    assert [f.verdict for f in box] == ["holds", "not here", "partly"]
+    assert "+0.020 [+0.010, +0.030]" in box[0].evidence and "Holm-adjusted p 0.003" in box[0].evidence
+    assert "1.23%" in box[0].evidence and "76.61" in box[1].evidence  # the papers' numbers, quoted as theirs
+    assert "border_side_accuracy" not in box[2].evidence and "rises in 1 of 2" in box[2].evidence
+    small = chapter_findings_box(paired, None, floor=0.05)
+    assert small[0].verdict == "not here" and "below the noise floor" in small[0].evidence
+    assert findings_markdown(box).count("\n- **") == 3
+
+
+def test_border_concentration_counts_cut_digits_as_at_the_border():
+    rows = []
+    for seed in (0, 1, 2):
+        for scheme in ("zero", "extrapolates", "symmetric"):
+            for i, dist in enumerate([-3] * 20 + [5] * 20):
+                gain = 0.4 if scheme == "extrapolates" and dist < 0 else 0.0
+                rows.append({"scheme": scheme, "seed": seed, "border_distance": dist,
+                             "correct": (i % 20) < round(20 * (0.5 + gain)) + (seed if dist < 0 and gain else 0)})
+    conc = border_concentration(pd.DataFrame(rows), exclude=("symmetric",)).set_index("scheme")
+    assert list(conc.index) == ["extrapolates"] and conc.loc["extrapolates", "verdict"] == "concentrated at the border"
+    with pytest.raises(PadlibError, match="at the border and away"):
+        border_concentration(pd.DataFrame(rows), near_max=-10)

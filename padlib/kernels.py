@@ -557,6 +557,83 @@ def mean_kernel_asymmetry(model: nn.Module, input_size=None, mode: str = "abs", 
     return out
 
 
+def row_energy(model: nn.Module, input_size=None, n_boot: int = 200, seed: int = 0, ci: float = 0.95,
+               strided_only: bool = True) -> pd.DataFrame:
+    """Per padded conv (stride 2 only by default): how a kernel's energy splits between its outer rows and columns.
+
+    Each 2-D slice W[o, c] (k x k, k >= 3) gives the share of its squared weights on the top row, bottom row,
+    left and right column; ``energy_tb`` = top share - bottom share (> 0: more energy on the row that reads the
+    top padding), ``energy_lr`` = left - right. Means over slices with bootstrap intervals (resampling slices).
+    At random initialisation every row has the same expected share, so both are 0 up to sampling noise; a trained
+    network that compensates or follows uneven padding should move them (Mind the Pad's Fig. 6b shows such
+    asymmetries around down-sampling layers). ``reads`` says which padding the layer reads at ``input_size``."""
+    check_type("n_boot", n_boot, int)
+    convs = require_padded_convs(model)
+    sizes = conv_input_sizes(model, input_size)
+    rng = np.random.default_rng(seed)
+    lo_q, hi_q = (1 - ci) / 2, 1 - (1 - ci) / 2
+    rows = []
+    for depth, (name, conv) in enumerate(convs):
+        kh, kw = _pair(conv.kernel_size)
+        if kh < 3 or kw < 3 or (strided_only and _pair(conv.stride)[0] < 2):
+            continue
+        w2 = conv.weight.detach().to("cpu", torch.float64).flatten(0, 1).numpy() ** 2  # (slices, kh, kw)
+        total = w2.sum((1, 2))
+        keep = total > 0
+        w2, total = w2[keep], total[keep]
+        tb = (w2[:, 0, :].sum(1) - w2[:, -1, :].sum(1)) / total
+        lr = (w2[:, :, 0].sum(1) - w2[:, :, -1].sum(1)) / total
+        row = {"layer": name, "depth": depth, "stride": _pair(conv.stride)[0], "groups": conv.groups,
+               "in_size": sizes[name][0], **_padding_reads(conv, sizes[name]), "n_kernels": len(tb),
+               "energy_tb": float(tb.mean()), "energy_lr": float(lr.mean())}
+        if n_boot > 0 and len(tb) > 1:
+            idx = rng.integers(0, len(tb), size=(n_boot, len(tb)))
+            btb, blr = tb[idx].mean(1), lr[idx].mean(1)
+            row.update(energy_tb_lo=float(np.quantile(btb, lo_q)), energy_tb_hi=float(np.quantile(btb, hi_q)),
+                       energy_lr_lo=float(np.quantile(blr, lo_q)), energy_lr_hi=float(np.quantile(blr, hi_q)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def row_energy_with_control(model: nn.Module, input_size=None, seeds=(0, 1, 2, 3), n_boot: int = 200,
+                            seed: int = 0) -> pd.DataFrame:
+    """:func:`row_energy` of ``model`` (``init`` "pretrained") and of random-init copies of its architecture
+    (``init`` "random init", one block per seed in ``seeds``, :func:`padlib.models.random_init_copy`)."""
+    from .models import random_init_copy
+
+    frames = [row_energy(model, input_size, n_boot, seed).assign(init="pretrained", seed=-1)]
+    for s in seeds:
+        frames.append(row_energy(random_init_copy(model, int(s)), input_size, n_boot, seed)
+                      .assign(init="random init", seed=int(s)))
+    out = pd.concat(frames, ignore_index=True)
+    out.insert(0, "model", getattr(model, "padlib_name", type(model).__name__))
+    return out
+
+
+def row_energy_summary(energy: pd.DataFrame, floor: float = 0.02) -> pd.DataFrame:
+    """Per model and init: the mean ``energy_tb``/``energy_lr`` over its stride-2 layers that read uneven padding,
+    and for the pretrained model, whether it differs from the random-init copies by at least ``floor`` (ours) and
+    beyond their spread (the pretrained mean outside the copies' min-max range over seeds)."""
+    rows = []
+    for model, g in energy.groupby("model", sort=False):
+        uneven = g[g["reads"] != "even"]
+        if uneven.empty:
+            continue
+        reads = uneven["reads"].mode().iloc[0]
+        pre = uneven[uneven.init == "pretrained"]
+        per_seed = uneven[uneven.init == "random init"].groupby("seed")[["energy_tb", "energy_lr"]].mean()
+        row = {"model": model, "reads": reads, "layers": len(pre)}
+        for col in ("energy_tb", "energy_lr"):
+            v = float(pre[col].mean())
+            lo, hi = float(per_seed[col].min()), float(per_seed[col].max())
+            row.update({col: v, f"{col}_init_min": lo, f"{col}_init_max": hi,
+                        f"{col}_differs": bool((v > hi or v < lo) and abs(v - per_seed[col].mean()) >= floor)})
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs["floor"] = floor
+    return out
+
+
 def asymmetry_summary(asym: pd.DataFrame) -> pd.DataFrame:
     """Per group (e.g. model x init) and layer kind (stride 2 vs stride 1): mean lean and how many layers lean
     significantly (bootstrap interval excluding 0) each way. ``asym``: :func:`mean_kernel_asymmetry` frames

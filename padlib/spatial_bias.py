@@ -179,7 +179,8 @@ def mean_feature_maps(model: nn.Module, images, layers=None, reduce: str = "abs"
     return FeatureMaps(maps, split_maps, sum(counts), reduce)
 
 
-def random_init_maps(name: str, images_fn, seeds=(0, 1, 2, 3), layers=None, device="cpu") -> FeatureMaps:
+def random_init_maps(name: str, images_fn, seeds=(0, 1, 2, 3), layers=None, device="cpu",
+                     flips: bool = False) -> FeatureMaps:
     """Mean maps of randomly initialised copies of architecture ``name``, one split per seed.
 
     ``images_fn(model)`` gives the inputs (e.g. constant images). Random kernels carry no learned asymmetry
@@ -191,7 +192,8 @@ def random_init_maps(name: str, images_fn, seeds=(0, 1, 2, 3), layers=None, devi
     for seed in seeds:
         torch.manual_seed(seed)
         model = load_model(name, pretrained=False, device=device)
-        per_seed.append(mean_feature_maps(model, images_fn(model), layers, device=device, progress=False))
+        per_seed.append(mean_feature_maps(model, images_fn(model), layers, device=device, progress=False,
+                                          flips=flips))
     layers = per_seed[0].layers
     maps = {l: np.mean([f[l] for f in per_seed], axis=0) for l in layers}
     split = {l: np.stack([f[l] for f in per_seed]) for l in layers} if len(per_seed) > 1 else {}
@@ -728,6 +730,100 @@ def lean_verdicts(lean):
                        specific_on="no control")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+LEAN_FLOOR = 0.25  # ours: a net lean over fewer than a quarter of the depths is no lean
+_OPPOSITE = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
+
+
+def lean_score(index, axis: str, toward: str) -> float:
+    """Net lean of a :func:`spatial_bias_index` table on ``axis`` ("tb" or "lr") toward side ``toward``: (depths
+    leaning toward it - depths leaning the other way) / depths, counting only leans beyond their t-test bound.
+    +1: every depth leans toward that side, -1: every depth leans away, 0: none leans or they cancel."""
+    col = f"lean_{axis}"
+    t = index[index["left_right"].notna()] if "left_right" in index else index
+    if not len(t) or toward not in _OPPOSITE:
+        return float("nan")
+    return float(((t[col] == toward).sum() - (t[col] == _OPPOSITE[toward]).sum()) / len(t))
+
+
+def compensation_verdicts(indices: dict, predicted: dict, floor: float = LEAN_FLOOR):
+    """Does training follow the uneven padding, compensate for it, or neither? (Mind the Pad's reading, our rule.)
+
+    ``indices``: {(model, init, size kind): spatial_bias_index table} with init "pretrained"/"random init" and
+    size kind "trained size"/"even size" (constant inputs: content-free maps); ``predicted``: {model: {"tb": side,
+    "lr": side}}, the side that reads more padding at the training size (:func:`predicted_lean`). Per model and
+    axis, with L the net lean toward that side (:func:`lean_score`) and ``floor`` the smallest net lean that counts:
+
+    - **compensates**: the pretrained model at the even size leans *away* from that side (L <= -floor) while the
+      random-init copies at the even size do not lean (|L| < floor): the weights carry a correction for the
+      padding they were trained with, which shows once the padding is even;
+    - **follows**: otherwise, the pretrained model at its training size leans toward that side (L >= floor), as
+      the arithmetic predicts;
+    - **none**: neither.
+    The random-init copies at the training size show what the arithmetic alone does (``init_trained``)."""
+    import pandas as pd
+
+    rows = []
+    for model, pred in predicted.items():
+        for axis, name in (("tb", "top/bottom"), ("lr", "left/right")):
+            side = pred.get(axis, "")
+            if not side:
+                continue
+            L = {k: lean_score(indices[(model, *k)], axis, side) if (model, *k) in indices else float("nan")
+                 for k in (("pretrained", "trained size"), ("pretrained", "even size"),
+                           ("random init", "trained size"), ("random init", "even size"))}
+            pre_t, pre_e = L[("pretrained", "trained size")], L[("pretrained", "even size")]
+            ini_t, ini_e = L[("random init", "trained size")], L[("random init", "even size")]
+            if pre_e <= -floor and abs(ini_e) < floor:
+                verdict = "compensates"
+            elif pre_t >= floor:
+                verdict = "follows"
+            else:
+                verdict = "none"
+            rows.append({"model": model, "axis": name, "reads_more": side, "pretrained_trained_size": pre_t,
+                         "pretrained_even_size": pre_e, "init_trained_size": ini_t, "init_even_size": ini_e,
+                         "verdict": verdict})
+    out = pd.DataFrame(rows)
+    out.attrs["floor"] = floor
+    return out
+
+
+def compensation_indices(bias_tables: dict, trained_sizes: dict, even_sizes: dict, kind: str = "constant") -> dict:
+    """The ``indices`` of :func:`compensation_verdicts` from the chapter's ``bias_tables`` (labels 'MODEL @SIZE KIND',
+    KIND "constant" for the pretrained model and "constant, random init" for its random-init copies)."""
+    out = {}
+    for label, table in bias_tables.items():
+        model, size, k = _parse_maps_label(label)
+        init = "pretrained" if k == kind else "random init" if k == f"{kind}, random init" else None
+        which = ("trained size" if size == trained_sizes.get(model) else
+                 "even size" if size == even_sizes.get(model) else None)
+        if init and which:
+            out[(model, init, which)] = table
+    return out
+
+
+def compensation_lines(verdicts, energy=None) -> list[str]:
+    """Plain sentences from :func:`compensation_verdicts` and, when given, :func:`padlib.kernels.row_energy_summary`."""
+    lines = []
+    for r in verdicts.itertuples():
+        lines.append(f"{r.model}, {r.axis} (reads more padding: {r.reads_more}): {r.verdict}. Net lean toward "
+                     f"{r.reads_more}: pretrained {r.pretrained_trained_size:+.2f} at its size, "
+                     f"{r.pretrained_even_size:+.2f} at the even size; random init {r.init_trained_size:+.2f} and "
+                     f"{r.init_even_size:+.2f} (floor {verdicts.attrs.get('floor', LEAN_FLOOR):.2f}).")
+    if energy is not None:
+        for r in energy.itertuples():
+            near = {"top/left": ("top", "left"), "bottom/right": ("bottom", "right")}.get(r.reads, ("", ""))
+            for col, axis, s in (("energy_tb", "top/bottom", near[0]), ("energy_lr", "left/right", near[1])):
+                v = getattr(r, col)
+                toward = (v > 0) == (s in ("top", "left"))
+                differs = getattr(r, f"{col}_differs")
+                lines.append(f"{r.model} stride-2 kernels, {axis}: {'more' if toward else 'less'} energy on the "
+                             f"{s} {'row' if col == 'energy_tb' else 'column'}, the one facing the padding read "
+                             f"more ({v:+.3f}; random init "
+                             f"{getattr(r, f'{col}_init_min'):+.3f} to {getattr(r, f'{col}_init_max'):+.3f})"
+                             + ("" if differs else ": not beyond random init"))
+    return lines
 
 
 def mitigation_verdicts(effects, metric: str = "worst_drop"):

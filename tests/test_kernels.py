@@ -604,3 +604,23 @@ def test_pan_sets_type_the_learned_the_padding_caused_and_the_random_init_sets()
     assert n[PAN_SETS[0]] == scan.table.is_pan.sum() and n[PAN_SETS[1]] == scan.table.padding_caused.sum()
     assert n[PAN_SETS[2]] == control.table.is_pan.sum()
     assert sets["type"].notna().all() and (sets.model == "planted").all()
+
+
+def test_row_energy_finds_a_planted_top_row_deficit_and_not_in_random_kernels():
+    """Planted: stride-2 kernels with their top row scaled down carry less energy there; random kernels do not."""
+    from torch import nn
+
+    from padlib import kernels
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU(),
+                        nn.Conv2d(32, 32, 3, 1, 1))
+    control = kernels.row_energy(net, 32)
+    assert len(control) == 2 and set(control["reads"]) == {"top/left"}  # the stride-1 conv is left out
+    assert (control["energy_tb_lo"] < 0).all() and (control["energy_tb_hi"] > 0).all()
+    with torch.no_grad():
+        for conv in (net[0], net[2]):
+            conv.weight[:, :, 0, :] *= 0.3
+    planted = kernels.row_energy(net, 32)
+    assert (planted["energy_tb_hi"] < -0.2).all()
+    assert (planted["energy_lr_lo"] < 0).all() and (planted["energy_lr_hi"] > -0.1).all()  # columns untouched

@@ -302,3 +302,34 @@ def test_mitigation_verdicts_and_findings():
     assert "m @224 natural: predicted top/left, measured 6 top / 1 bottom, 5 left / 0 right of 10 layers -> follows on both axes" in text
     assert "m zero @225 lowers the worst-drop vs zero @224 (lower in 4 of 4 pairs" in text
     assert "m circular @224 raises" in text and "2 of 3 maps at a border or corner, 1 in the centre" in text
+
+
+def _index(tb_leans, lr_leans=None):
+    import pandas as pd
+
+    n = len(tb_leans)
+    return pd.DataFrame({"left_right": [0.0] * n, "lean_tb": list(tb_leans), "lean_lr": list(lr_leans or [""] * n)})
+
+
+def test_compensation_rule_on_planted_lean_patterns():
+    """Each verdict from planted per-depth leans: follows, compensates, none; and the floor."""
+    from padlib import spatial_bias as sb
+
+    flat = _index([""] * 8)
+    follows = {("m", "pretrained", "trained size"): _index(["top"] * 5 + [""] * 3),
+               ("m", "pretrained", "even size"): flat,
+               ("m", "random init", "trained size"): _index(["top"] * 6 + [""] * 2),
+               ("m", "random init", "even size"): flat}
+    compensates = {**follows, ("m", "pretrained", "even size"): _index(["bottom"] * 6 + ["top"] + [""])}
+    none = {**follows, ("m", "pretrained", "trained size"): _index(["top", "bottom", ""] + [""] * 5)}
+    below_floor = {**follows, ("m", "pretrained", "trained size"): _index(["top"] + [""] * 7)}
+    arithmetic_at_even = {**compensates, ("m", "random init", "even size"): _index(["bottom"] * 4 + [""] * 4)}
+    pred = {"m": {"tb": "top", "lr": ""}}
+    got = {name: sb.compensation_verdicts(ix, pred).verdict.tolist() for name, ix in
+           [("follows", follows), ("compensates", compensates), ("none", none), ("below_floor", below_floor),
+            ("arithmetic_at_even", arithmetic_at_even)]}
+    assert got == {"follows": ["follows"], "compensates": ["compensates"], "none": ["none"],
+                   "below_floor": ["none"], "arithmetic_at_even": ["follows"]}
+    assert sb.lean_score(_index(["top", "top", "bottom", ""]), "tb", "top") == 0.25
+    v = sb.compensation_verdicts(compensates, pred)
+    assert v.pretrained_even_size.iloc[0] == -5 / 8 and "compensates" in sb.compensation_lines(v)[0]

@@ -1,0 +1,88 @@
+"""The matched blind-spot experiment (chapter 4): accuracy maps over digit positions, their summary, paired effects.
+
+Planted case: a translation-invariant template classifier made blind to a band along one border; the map summary
+finds the band on that side and nothing in the unmasked control. The paired-effects rule on planted summaries."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from padlib import blind_spots as bs
+from padlib.errors import PadlibError
+
+
+def test_position_grid_touches_both_borders():
+    assert bs.position_grid(48, 12, 3)[0] == 0 and bs.position_grid(48, 12, 3)[-1] == 36
+    assert bs.position_grid(49, 12, 3)[-1] == 37 and len(bs.position_grid(49, 12, 3)) == 14
+    with pytest.raises(PadlibError, match="does not fit"):
+        bs.position_grid(10, 12, 3)
+    with pytest.raises(PadlibError, match="positive"):
+        bs.position_grid(48, 12, 0)
+
+
+@pytest.fixture(scope="module")
+def black_maps():
+    return bs.map_images(48, 12, 3, 24, texture_range=(0.0, 0.0))
+
+
+@pytest.mark.parametrize("side, metric, sign", [("top", "top_minus_bottom", -1), ("bottom", "top_minus_bottom", 1),
+                                                ("left", "left_minus_right", -1), ("right", "left_minus_right", 1)])
+def test_planted_blind_band_is_found_on_its_side(black_maps, side, metric, sign):
+    images, labels, placement = black_maps
+    clf = bs.template_classifier(12)
+    control = bs.map_summary(bs.accuracy_map(clf, images, labels, placement))
+    assert control["mean"] > 0.9  # the template classifier reads these digits anywhere
+    for m in bs.METRICS[1:]:
+        assert abs(control[m]) < 0.05, (m, control[m])
+    planted = bs.map_summary(bs.accuracy_map(bs.masked_band(clf, side, 8), images, labels, placement))
+    assert sign * planted[metric] > 0.5
+    assert planted["border_deficit"] < -0.1 and planted["worst_drop"] > 0.3
+    other = "left_minus_right" if metric == "top_minus_bottom" else "top_minus_bottom"
+    assert abs(planted[other]) < 0.05
+    assert side in planted["worst_region"]
+
+
+def _summary(size_effect: float, scheme_effect: float, seeds=range(6), noise: float = 0.01):
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in seeds:
+        for size in (48, 49):
+            for scheme in ("zero", "circular"):
+                tb = (size_effect if size == 48 and scheme == "zero" else 0.0) + noise * rng.standard_normal()
+                bd = (scheme_effect if scheme == "circular" else 0.0) - 0.05 + noise * rng.standard_normal()
+                rows.append({"size": size, "scheme": scheme, "seed": seed, "mean": 0.8, "border_deficit": bd,
+                             "top_minus_bottom": tb, "left_minus_right": noise * rng.standard_normal(),
+                             "worst_drop": 0.1 + noise * rng.standard_normal(), "worst_region": "top"})
+    return pd.DataFrame(rows)
+
+
+def test_paired_effects_find_planted_effects_and_only_them():
+    eff = bs.paired_effects(_summary(-0.15, 0.08))
+    res = eff[eff.resolved]
+    got = {(r.effect, r.scheme, r.metric, None if pd.isna(r.size) else int(r.size)) for r in res.itertuples()}
+    assert got == {("size", "zero", "top_minus_bottom", None), ("padding", "circular", "border_deficit", 48),
+                   ("padding", "circular", "border_deficit", 49)}
+    size_row = eff[(eff.effect == "size") & (eff.scheme == "zero") & (eff.metric == "top_minus_bottom")].iloc[0]
+    assert size_row.ci_low < -0.15 < size_row.ci_high and size_row.half_width < 0.05
+    null = bs.paired_effects(_summary(0.0, 0.0))
+    assert not null.resolved.any()
+    assert eff.attrs["uneven"] == 48 and eff.attrs["even"] == 49 and eff.attrs["n_tests"] == len(eff)
+    tiny = bs.paired_effects(_summary(-0.01, 0.0, noise=0.0001))  # consistent but below the floor
+    assert not tiny.resolved.any()
+    assert "No effect is resolved" in bs.effect_lines(null)[0]
+
+
+def test_holm_is_step_down_and_monotone():
+    assert np.allclose(bs.holm([0.01, 0.04, 0.03, 0.5]), [0.04, 0.09, 0.09, 0.5])
+
+
+def test_matched_study_runs_end_to_end_and_is_deterministic():
+    kw = dict(schemes=("zero", "circular"), seeds=(0, 1), n_train=96, n_eval=32, epochs=0.5, width=4, step=9,
+              n_digits=4, progress=False)
+    a, b = bs.matched_study(**kw), bs.matched_study(**kw)
+    assert len(a.summary) == 2 * 2 * 2 and set(a.summary["size"]) == {48, 49}
+    pd.testing.assert_frame_equal(a.summary, b.summary)
+    assert set(a.maps.groupby(["size", "scheme", "seed"]).size()) == {25, 36}  # 5x5 grid at 48, 6x6 at 49
+    eff = bs.paired_effects(a.summary)
+    assert {"size", "padding"} == set(eff.effect)
+    with pytest.raises(PadlibError, match="at least 2 seeds"):
+        bs.matched_study(seeds=(0,), progress=False)

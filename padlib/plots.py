@@ -825,7 +825,7 @@ def scheme_accuracy_figure(per_seed, paired, baseline: str = "zero", value: str 
 _EFFECT_LABELS = {"final": "final test accuracy", "auc": "area under the learning curve", "accuracy": "test accuracy"}
 
 
-def paired_effects_figure(per_seed: dict, paired: dict, floors: dict | None = None, baseline: str = "zero",
+def scheme_effects_figure(per_seed: dict, paired: dict, floors: dict | None = None, baseline: str = "zero",
                           twin=None):
     """One panel per measure (``per_seed`` and ``paired``: dicts measure -> table of
     :func:`padlib.training.accuracy_by_seed` layout / :func:`padlib.training.paired_comparison`): every scheme's
@@ -1456,7 +1456,7 @@ def row_energy_figure(energy):
     return _finish_panel_grid(fig, axes, len(models), ncol=3, top=0.5)
 
 
-def accuracy_map_grid(maps: dict, size: float = 2.0, digit_size: int | None = None):
+def accuracy_map_grid(maps: dict, size: float = 2.0, label: str = "accuracy (mean over seeds)"):
     """Seed-averaged accuracy maps of the matched study (:func:`padlib.blind_spots.mean_maps`): rows are input
     sizes, columns padding schemes, one shared colour scale; each pixel is the digit box's top-left offset."""
     sizes = list(dict.fromkeys(k[0] for k in maps))
@@ -1477,7 +1477,7 @@ def accuracy_map_grid(maps: dict, size: float = 2.0, digit_size: int | None = No
                 ax.set_ylabel("digit top (px)", fontsize=8)
             if i == len(sizes) - 1:
                 ax.set_xlabel("digit left (px)", fontsize=8)
-    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="accuracy (mean over seeds)")
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label=label)
     return fig
 
 

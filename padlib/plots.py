@@ -959,24 +959,33 @@ def cost_benefit_figure(table, baseline: str = "zero", floor: float | None = Non
     return fig
 
 
-def learning_curves_figure(curves, chance: float | None = None, ylabel: str = "held-out accuracy", ylim=None):
-    """Accuracy against training epochs, mean over seeds per scheme (thin lines: single seeds)."""
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    for k, s in enumerate(_scheme_order(curves["scheme"])):
-        d = curves[curves.scheme == s]
-        for _, g in d.groupby("seed"):
-            ax.plot(g["epoch"], g["accuracy"], color=scheme_colour(s, k), lw=0.5, alpha=0.5)
-        m = d.groupby("epoch")["accuracy"].mean()
-        ax.plot(m.index, m.values, color=scheme_colour(s, k), lw=2, label=s, ls=("-", "--", ":")[k % 3])
-    if chance is not None:
-        ax.axhline(chance, color="0.4", ls="--", lw=0.8, label="chance")
-    if ylim is not None:
-        ax.set_ylim(*ylim)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
-    fig.tight_layout()
-    return fig
+def learning_curves_figure(curves, chance: float | None = None, ylabel: str = "held-out accuracy", ylim=None,
+                           zoom_fraction: float | None = None):
+    """Accuracy against training epochs, mean over seeds per scheme (thin lines: single seeds). With
+    ``zoom_fraction``, a second panel shows the last ``zoom_fraction`` of training on its own scale, where a
+    curve that still rises would show."""
+    n = 2 if zoom_fraction else 1
+    fig, axes = _panel_grid(n, ncols=n, width=8.0, row_height=3.2)
+    last = curves["epoch"].max()
+    for j, ax in enumerate(axes[:n]):
+        d_all = curves if j == 0 else curves[curves.epoch >= (1 - zoom_fraction) * last]
+        for k, s in enumerate(_scheme_order(curves["scheme"])):
+            d = d_all[d_all.scheme == s]
+            for _, g in d.groupby("seed"):
+                ax.plot(g["epoch"], g["accuracy"], color=scheme_colour(s, k), lw=0.5, alpha=0.5)
+            m = d.groupby("epoch")["accuracy"].mean()
+            ax.plot(m.index, m.values, color=scheme_colour(s, k), lw=2, label=s, ls=("-", "--", ":")[k % 3],
+                    marker="o" if j else None, ms=3)
+        if chance is not None and j == 0:
+            ax.axhline(chance, color="0.4", ls="--", lw=0.8, label="chance")
+        if ylim is not None and j == 0:
+            ax.set_ylim(*ylim)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.set_title("whole run" if j == 0 else f"last {zoom_fraction:.0%} of training", fontsize=9)
+        if not zoom_fraction:
+            ax.set_title("")
+    return _finish_panel_grid(fig, axes, n, ncol=4)
 
 
 def edge_error_figure(err):

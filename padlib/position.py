@@ -277,6 +277,26 @@ def readout_by_distance(model: nn.Module, images, layers: list[str] | None = Non
     return bands
 
 
+def receptive_field_px(model: nn.Module, size: int = 64, layer: str | None = None, channels: int = 1) -> int:
+    """Width in pixels of the input region that can change the centre of ``layer``'s output (default: the last
+    padded conv), measured by autograd on a ``size`` px input (model in eval mode): a feature further than about
+    half of it from the border cannot see the border at all."""
+    layer = layer or _default_layers(model, None)[-1]
+    x = torch.randn(1, channels, size, size, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    was = model.training
+    model.eval()
+    seen = {}
+    try:
+        with forward_hooks(model, [layer], lambda name, m, i, o: seen.update(out=o)):
+            model(x)
+        out = seen["out"]
+        out[0, :, out.shape[-2] // 2, out.shape[-1] // 2].sum().backward()
+    finally:
+        model.train(was)
+    cols = torch.nonzero(x.grad[0].abs().sum((0, 1)) > 0).flatten()
+    return int(cols.max() - cols.min() + 1) if len(cols) else 0
+
+
 def position_depth_px(bands: pd.DataFrame) -> float:
     """How many pixels of border carry position: cell x the summed excess of ``side_accuracy`` over chance,
     2 * (accuracy - 1/2), over the bands of :func:`readout_by_distance` (0 without position information; half

@@ -394,12 +394,12 @@ def resnet_small(in_channels: int = 1, num_classes: int = 10, width: int = 16, d
     return nn.Sequential(*layers)
 
 
-def strided_small(in_channels: int = 1, num_classes: int = 10, width: int = 24, depth: int = 4, mean=None,
+def strided_small(in_channels: int = 1, num_classes: int = 10, width: int = 16, depth: int = 3, mean=None,
                   std=None) -> nn.Sequential:
     """Mind the Pad's setting in miniature: ``depth`` stride-2 3x3 convs with padding 1 (each pads unevenly on
     an even input: PyTorch reads the top/left padding and never the bottom/right one), width doubling up to 4x,
     one stride-1 3x3 conv, global average pooling, one linear layer. Even everywhere when the input size is
-    1 (mod 2**depth), e.g. 49 for depth 4, uneven at 48."""
+    1 (mod 2**depth), e.g. 49 for depth 3 (or 4), uneven at 48."""
     layers: list[nn.Module] = [Standardize(*_stats(in_channels, mean, std))]
     c_in = in_channels
     for stage in range(depth):
@@ -831,35 +831,101 @@ def curve_stats(curves: pd.DataFrame, last_fraction: float = 0.25) -> pd.DataFra
     return out
 
 
-def convergence_table(stats: pd.DataFrame, tolerance: float) -> pd.DataFrame:
+def convergence_table(stats: pd.DataFrame, tolerance: float, baseline: str | None = "zero") -> pd.DataFrame:
     """Are the learning curves flat at the end? Per scheme (and ``all`` runs pooled), from :func:`curve_stats`:
     the mean ``late_gain`` over seeds with its 95% t-interval, and ``flat`` when the interval's upper end is
     below ``tolerance`` (e.g. the smallest effect the comparison resolves: what the curves still gained at
-    the end could not change a verdict)."""
+    the end could not by itself make a resolvable effect). With a ``baseline`` scheme, also the late gain minus
+    the baseline's at the same seed (``vs_baseline``, with its interval): a scheme still catching up with the
+    baseline (or pulling away) at the end shows there, whatever the schedule does to both."""
     check_type("tolerance", tolerance, (int, float))
     rows = []
     groups = [(s, g) for s, g in stats.groupby("scheme", sort=False)] + [("all", stats)]
+    wide = stats.pivot_table(index="seed", columns="scheme", values="late_gain")
     for scheme, g in groups:
         v = g["late_gain"].dropna().to_numpy()
         lo, hi = _t_interval(v)
-        rows.append({"scheme": scheme, "late_gain": float(v.mean()) if len(v) else float("nan"), "ci_low": lo,
-                     "ci_high": hi, "n_runs": len(v), "flat": bool(np.isfinite(hi) and hi < tolerance)})
+        row = {"scheme": scheme, "late_gain": float(v.mean()) if len(v) else float("nan"), "ci_low": lo,
+               "ci_high": hi, "n_runs": len(v), "flat": bool(np.isfinite(hi) and hi < tolerance)}
+        if baseline in wide.columns and scheme in wide.columns and scheme != baseline:
+            d = (wide[scheme] - wide[baseline]).dropna()
+            dlo, dhi = _t_interval(d)
+            row.update(vs_baseline=float(d.mean()), vs_ci_low=dlo, vs_ci_high=dhi)
+        rows.append(row)
     out = pd.DataFrame(rows)
-    out.attrs.update(tolerance=tolerance, last_fraction=stats.attrs.get("last_fraction"))
+    out.attrs.update(tolerance=tolerance, last_fraction=stats.attrs.get("last_fraction"), baseline=baseline)
     return out
 
 
-def convergence_lines(table: pd.DataFrame) -> list[str]:
-    """Printed lines of :func:`convergence_table`."""
+def convergence_lines(table: pd.DataFrame, what: str = "the tolerance") -> list[str]:
+    """Printed lines of :func:`convergence_table` (``what``: what the tolerance is, in words)."""
     a = table.attrs
     share = a.get("last_fraction")
+    base = a.get("baseline")
     lines = [f"gain of held-out accuracy over the last {share:.0%} of training (slope x span; flat: the 95% "
-             f"interval's upper end below {a.get('tolerance'):.3f}, the smallest resolvable effect):"
+             f"interval's upper end below {a.get('tolerance'):.4f}, {what}):"
              if share else "late gain of held-out accuracy:"]
     for _, r in table.iterrows():
+        vs = ""
+        if "vs_baseline" in r and np.isfinite(r.get("vs_baseline", np.nan)):
+            vs = f"; minus {base}'s at the same seed {r.vs_baseline:+.4f} ({r.vs_ci_low:+.4f} .. {r.vs_ci_high:+.4f})"
         lines.append(f"  {r.scheme:15s} {r.late_gain:+.4f} (95% CI {r.ci_low:+.4f} .. {r.ci_high:+.4f}, "
-                     f"{r.n_runs} runs): {'flat at the end' if r.flat else 'NOT shown flat: may still be rising'}")
+                     f"{r.n_runs} runs): {'flat at the end' if r.flat else 'NOT shown flat: may still be rising'}{vs}")
     return lines
+
+
+def run_clock() -> dict:
+    """Wall time and CPU time (this process plus its finished child processes, e.g. training workers) now: the
+    start of :func:`run_time_line`."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"wall": time.perf_counter(), "cpu": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime}
+
+
+def run_time_line(start: dict, what: str = "chapter") -> str:
+    """``<what>_seconds=...``: wall time since ``start`` (:func:`run_clock`), the CPU seconds spent meanwhile (by
+    this process and its finished workers: what the run costs, whoever else used the machine) and the load
+    average, which says whether other work shared the machine (above the number of cores: it did)."""
+    now = run_clock()
+    load = os.getloadavg()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (f"{what}_seconds={now['wall'] - start['wall']:.0f} (CPU seconds {now['cpu'] - start['cpu']:.0f}; load "
+            f"average {load[0]:.1f} over 1 minute, {load[2]:.1f} over 15, on {cores} cores: "
+            f"{'other work shared the machine' if load[2] > cores + 0.5 else 'the machine was not crowded'})")
+
+
+def longer_training_check(per_seed: pd.DataFrame, per_seed_longer: pd.DataFrame, factor: float = 2.0) -> pd.DataFrame:
+    """Does training longer change the final accuracy? ``per_seed_longer`` holds runs trained ``factor`` times as
+    many epochs (same schemes, seeds, data and schedule shape), ``per_seed`` the chapter's runs: per scheme the
+    per-seed difference longer - chapter (paired by seed, :func:`paired_comparison` columns); an interval
+    around 0 within the resolvable effect means the chapter's budget is at convergence for that scheme."""
+    rows = []
+    for scheme in dict.fromkeys(per_seed_longer["scheme"]):
+        both = pd.concat([per_seed[per_seed.scheme == scheme].assign(scheme="budget"),
+                          per_seed_longer[per_seed_longer.scheme == scheme].assign(scheme="longer")])
+        pc = paired_comparison(both, baseline="budget")
+        if len(pc):
+            wide = both.pivot_table(index="seed", columns="scheme", values="accuracy")
+            rows.append(pc.iloc[0].drop(["scheme", "p_holm"], errors="ignore").rename({"mean_diff_vs_budget": "gain"})
+                        .to_dict() | {"scheme": scheme, "factor": factor,
+                                      "per_seed": [round(float(v), 4) for v in (wide["longer"] - wide["budget"]).dropna()]})
+    cols = ["scheme", "factor", "gain", "ci_low", "ci_high", "n_seeds", "p_value", "per_seed"]
+    return pd.DataFrame(rows)[cols] if rows else pd.DataFrame(columns=cols)
+
+
+def longer_training_lines(table: pd.DataFrame, tolerance: float | None = None) -> list[str]:
+    """Printed lines of :func:`longer_training_check` (``tolerance``: the smallest resolvable effect)."""
+    out = []
+    for _, r in table.iterrows():
+        within = ""
+        if tolerance is not None and np.isfinite(r.ci_high):
+            within = (": within the resolvable effect, converged" if max(abs(r.ci_low), abs(r.ci_high)) < tolerance
+                      else ": more training may still change it" if r.ci_low > 0 else
+                      ": interval wider than the resolvable effect")
+        out.append(f"{r.scheme:15s} trained {r.factor:g}x as long: final accuracy {r.gain:+.4f} (95% CI {r.ci_low:+.4f} .. "
+                   f"{r.ci_high:+.4f}; per seed {', '.join(f'{v:+.4f}' for v in r.per_seed)}){within}")
+    return out
 
 
 def noise_band(per_seed: pd.DataFrame, twin=("symmetric", "replicate"), value: str = "accuracy") -> dict | None:
@@ -1021,25 +1087,25 @@ def chapter_findings_box(paired: pd.DataFrame | None, ppp_verdict: pd.DataFrame 
                 f"{int(r.n_seeds)} seeds{holm}: {verdict}; noise floor {floor:.3f}{smallest}. Not a test of the "
                 f"papers' ImageNet numbers: {PAPER_NUMBERS[scheme]}", sections["accuracy"]))
     if ppp_verdict is not None and len(ppp_verdict):
-        rows = []
-        for measure, g in ppp_verdict.groupby("measure", sort=False):
-            if measure in ceiled:
-                continue
-            bordered = g[g.scheme != control]
-            top = bordered.loc[bordered.change.abs().idxmax()] if len(bordered) else None
-            rows.append((measure, int((bordered.training == "rises").sum()), len(bordered),
-                         int((bordered.at_init == "above control").sum()), top))
-        share = np.mean([r / n for _, r, n, _, _ in rows if n]) if rows else 0.0
-        verdict = "holds" if rows and all(r == n for _, r, n, _, _ in rows) else "partly" if share > 0 else "not here"
-        parts = []
-        for m, r, n, a, top in rows:
-            text = f"{m}: rises in {r} of {n} bordered schemes, above the {control} control at initialisation in {a}"
-            if top is not None:
-                text += (f" (largest change beyond {control}: {top.scheme} {top.change:+.3g} "
-                         f"[{top.change_ci_low:+.3g}, {top.change_ci_high:+.3g}])")
-            parts.append(text)
+        v = ppp_verdict[(ppp_verdict.scheme != control) & ~ppp_verdict.measure.isin(list(ceiled))]
+        rises, falls = v[v.training == "rises"], v[v.training == "falls"]
+        above = v[v.at_init == "above control"]
+        verdict = ("holds" if len(v) and len(rises) == len(v) else "partly" if len(rises) else "not here")
+        text = (f"rises with training (beyond the {control} control's change and the measure's floor) in {len(rises)} "
+                f"of {len(v)} measure-scheme pairs")
+        if len(rises):
+            text += ": " + "; ".join(f"{r.scheme} {r.measure} {r.change:+.3g} [{r.change_ci_low:+.3g}, "
+                                     f"{r.change_ci_high:+.3g}]" for r in rises.itertuples())
+        if len(falls):
+            text += f"; falls in {len(falls)} ({', '.join(f'{r.scheme} {r.measure}' for r in falls.itertuples())})"
+        if len(above):
+            top = above.loc[above.init_minus_control.idxmax()]
+            text += (f"; above the control already at initialisation, from the padding alone, in {len(above)} "
+                     f"(largest: {top.scheme} {top.measure} {top.init_minus_control:+.3g})")
+        if len(ceiled):
+            text += f"; left out, at their ceiling for every scheme: {', '.join(ceiled)}"
         out.append(Finding(verdict, "Position information forms during training, whatever the padding (PPP)",
-                           "; ".join(parts), sections["ppp"]))
+                           text, sections["ppp"]))
     return out
 
 

@@ -220,3 +220,12 @@ def test_ppp_learning_verdict_pairs_seeds_and_uses_their_spread():
     assert floored.loc[("pattern_strength", "zero"), "floor"] == 0.02
     assert "effect-size floor 0.02" in "\n".join(ppp_findings(floored.reset_index()))
     assert floored.loc[("readout_r2", "zero"), "floor"] == 0.0
+
+
+def test_receptive_field_of_the_small_networks():
+    from padlib.position import receptive_field_px
+    from padlib.training import vgg_small
+
+    assert receptive_field_px(vgg_small(width=4, depth=3), 64) == 32  # 3x3 convs twice per stage, two 2x2 pools
+    assert receptive_field_px(vgg_small(width=4, depth=2), 64) == 14
+    assert receptive_field_px(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 11, padding=5)), 64) == 11

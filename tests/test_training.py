@@ -434,6 +434,10 @@ def test_curve_stats_and_convergence_find_a_curve_that_still_rises():
     assert bool(table.loc["flat", "flat"]) and not bool(table.loc["rising", "flat"])
     assert not bool(table.loc["all", "flat"]) and table.loc["all", "n_runs"] == 6
     text = "\n".join(convergence_lines(conv))
+    catching = convergence_table(curve_stats(_curves({"zero": lambda e: 0.9, "catching": lambda e: 0.1 * e},
+                                                     noise=0.002)), tolerance=0.01).set_index("scheme")
+    assert catching.loc["catching", "vs_baseline"] == pytest.approx(0.2, abs=0.01)
+    assert catching.loc["catching", "vs_ci_low"] > 0 and np.isnan(catching.loc["zero"].get("vs_baseline", np.nan))
     assert "NOT shown flat" in text and "flat at the end" in text and "last 25% of training" in text
     with pytest.raises(PadlibError, match="last_fraction"):
         curve_stats(curves, last_fraction=1.5)
@@ -490,13 +494,16 @@ def test_cost_benefit_and_the_findings_box():
                             "scheme": ["zero", "partial", "circular"] * 2, "training": ["rises", "no resolved change", "x"] * 2,
                             "at_init": ["above control", "above control", "(control)"] * 2,
                             "change": [3.0, 0.5, 0.0, 0.0, 0.0, 0.0], "change_ci_low": [1.0, -1.0, 0, 0, 0, 0],
-                            "change_ci_high": [5.0, 2.0, 0, 0, 0, 0]})
+                            "change_ci_high": [5.0, 2.0, 0, 0, 0, 0],
+                            "init_minus_control": [6.0, 8.0, np.nan, 0.4, 0.4, np.nan]})
     box = chapter_findings_box(paired, verdict, floor=0.005, resolvable={"mde": 0.012},
                                ceiled=["border_side_accuracy"])
     assert [f.verdict for f in box] == ["holds", "not here", "partly"]
     assert "+0.020 [+0.010, +0.030]" in box[0].evidence and "Holm-adjusted p 0.003" in box[0].evidence
     assert "1.23%" in box[0].evidence and "76.61" in box[1].evidence  # the papers' numbers, quoted as theirs
-    assert "border_side_accuracy" not in box[2].evidence and "rises in 1 of 2" in box[2].evidence
+    assert "in 1 of 2 measure-scheme pairs: zero position_depth_px +3 [+1, +5]" in box[2].evidence
+    assert "initialisation, from the padding alone, in 2 (largest: partial position_depth_px +8)" in box[2].evidence
+    assert box[2].evidence.endswith("at their ceiling for every scheme: border_side_accuracy")
     small = chapter_findings_box(paired, None, floor=0.05)
     assert small[0].verdict == "not here" and "below the noise floor" in small[0].evidence
     assert findings_markdown(box).count("\n- **") == 3
@@ -514,3 +521,20 @@ def test_border_concentration_counts_cut_digits_as_at_the_border():
     assert list(conc.index) == ["extrapolates"] and conc.loc["extrapolates", "verdict"] == "concentrated at the border"
     with pytest.raises(PadlibError, match="at the border and away"):
         border_concentration(pd.DataFrame(rows), near_max=-10)
+
+
+def test_longer_training_check_pairs_by_seed():
+    from padlib.training import longer_training_check, longer_training_lines
+
+    per_seed = pd.DataFrame({"scheme": ["zero"] * 3 + ["circular"] * 3, "seed": [0, 1, 2] * 2,
+                             "accuracy": [0.90, 0.91, 0.92, 0.80, 0.81, 0.82]})
+    flat = pd.DataFrame({"scheme": ["zero"] * 2, "seed": [0, 1], "accuracy": [0.901, 0.909]})
+    rising = pd.DataFrame({"scheme": ["zero"] * 3, "seed": [0, 1, 2], "accuracy": [0.95, 0.97, 0.975]})
+    a = longer_training_check(per_seed, flat).iloc[0]
+    assert a.scheme == "zero" and a.gain == pytest.approx(0.0) and a.n_seeds == 2 and a.factor == 2.0
+    assert a.per_seed == [0.001, -0.001]
+    b = longer_training_check(per_seed, rising).iloc[0]
+    assert b.gain == pytest.approx(0.055) and b.ci_low > 0 and b.n_seeds == 3
+    assert "more training may still change it" in longer_training_lines(longer_training_check(per_seed, rising), 0.01)[0]
+    three = pd.DataFrame({"scheme": ["zero"] * 3, "seed": [0, 1, 2], "accuracy": [0.9005, 0.9095, 0.9201]})
+    assert "converged" in longer_training_lines(longer_training_check(per_seed, three), 0.05)[0]

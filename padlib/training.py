@@ -874,6 +874,15 @@ def convergence_lines(table: pd.DataFrame, what: str = "the tolerance") -> list[
     return lines
 
 
+def slowest_to_converge(stats: pd.DataFrame, exclude=()) -> str:
+    """The scheme whose learning curves still rose most at the end (largest mean ``late_gain`` of
+    :func:`curve_stats`; schemes in ``exclude`` left out): the one to train longer as a convergence check."""
+    g = stats[~stats.scheme.isin(list(exclude))].groupby("scheme", sort=False)["late_gain"].mean().dropna()
+    if not len(g):
+        raise PadlibError("slowest_to_converge needs late gains (curves with at least two evaluations at the end)")
+    return str(g.idxmax())
+
+
 def run_clock() -> dict:
     """Wall time and CPU time (this process plus its finished child processes, e.g. training workers) now: the
     start of :func:`run_time_line`."""

@@ -441,6 +441,10 @@ def test_curve_stats_and_convergence_find_a_curve_that_still_rises():
     assert "NOT shown flat" in text and "flat at the end" in text and "last 25% of training" in text
     with pytest.raises(PadlibError, match="last_fraction"):
         curve_stats(curves, last_fraction=1.5)
+    from padlib.training import slowest_to_converge
+
+    assert slowest_to_converge(curve_stats(curves)) == "rising"
+    assert slowest_to_converge(curve_stats(curves), exclude=("rising",)) in ("flat", "fast")
 
 
 def test_holm_paired_comparison_noise_band_and_resolvable_effect():

@@ -9,7 +9,7 @@ cell and tests each at its own training size:
 - data: a handwritten digit of ``digit_size`` pixels (scikit-learn's digits, upscaled) in white ink on a grey
   texture cut from the offline photographs (:func:`padlib.training.digits_on_canvas`), uniformly placed;
 - network: :func:`padlib.training.strided_small`, ``depth`` stride-2 3x3 convs with padding 1, which pad
-  unevenly at an even input size and evenly at 1 (mod 2**depth) (48 vs 49 for four stages);
+  unevenly at an even input size and evenly at 1 (mod 2**depth) (48 vs 49 for three stages);
 - the accuracy map: held-out digits on held-out textures pasted at every position of a grid with a few pixels'
   step (:func:`accuracy_maps`), one map per network;
 - per map (:func:`map_summary`): the border deficit (accuracy with the digit at the frame's outer positions minus
@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import PadlibError, check_type
+from .kernels import holm_adjust
 
 SCHEMES = ("zero", "symmetric", "circular")
 SIZES = (48, 49)
@@ -145,34 +146,42 @@ class MatchedStudy:
 
 
 def matched_study(sizes=SIZES, schemes=SCHEMES, seeds=(0, 1, 2, 3, 4), n_train: int = 4000, n_eval: int = 500,
-                  epochs: float = 8, width: int = 24, depth: int = 4, digit_size: int = 12, step: int = 3,
+                  epochs: float = 8, width: int = 16, depth: int = 3, digit_size: int = 12, step: int = 3,
                   n_digits: int = 24, texture_range=(0.0, 0.35), batch_size: int = 64, lr: float = 3e-3,
-                  workers: int = 1, device="cpu", progress: bool = True) -> MatchedStudy:
+                  workers: int | None = None, device="cpu", progress: bool = True) -> MatchedStudy:
     """Train one :func:`padlib.training.strided_small` network per (size, scheme, seed) on uniformly placed digits
     at that size and map each one's accuracy over digit positions at the same size (see the module docstring).
 
     For a seed, every scheme of a size starts from the same weights (converted with ``convert_padding``) and sees
     the same batches; the two sizes share seeds and the source digits but not the pixels, so size effects are
-    paired by seed only."""
+    paired by seed only. ``workers`` training processes (default: one per core on CPU) run one torch thread each
+    (these small networks gain little from a second thread, and more threads than cores stall every process);
+    the networks do not depend on ``workers``."""
     import time
 
     from .kernels import row_energy
-    from .training import digits_train_test, learning_curves, train_schemes
+    from .training import default_workers, digits_train_test, learning_curves, train_schemes
 
     check_type("sizes", sizes, (list, tuple))
     check_type("seeds", seeds, (list, tuple, range))
     if len(seeds) < 2:
         raise PadlibError("the matched study needs at least 2 seeds (its intervals are over seeds)")
     maps, curves, energy, seconds = [], [], [], {}
+    workers = workers if workers is not None else default_workers(device, threads=1)
+    threads = torch.get_num_threads()
     for size in sizes:
         t0 = time.perf_counter()
         train_set, eval_set = digits_train_test(n_train, n_eval, canvas_size=size, digit_size=digit_size, seed=0,
                                                 border_fraction=0.0, background="texture",
                                                 texture_range=texture_range)
-        runs = train_schemes(list(schemes), list(seeds), train_set, model="strided",
-                             model_kwargs={"width": width, "depth": depth}, epochs=epochs, batch_size=batch_size,
-                             lr=lr, device=device, progress=progress and f"{size} px", eval_data=eval_set,
-                             workers=workers)
+        if workers > 1:
+            torch.set_num_threads(1)  # the workers take this process's thread count
+        try:
+            runs = train_schemes(list(schemes), list(seeds), train_set, model="strided",
+                                 model_kwargs={"width": width, "depth": depth}, epochs=epochs, batch_size=batch_size,
+                                 lr=lr, device=device, progress=progress, eval_data=eval_set, workers=workers)
+        finally:
+            torch.set_num_threads(threads)
         seconds[f"train {size}"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         images, labels, placement = map_images(size, digit_size, step, n_digits, seed=0, texture_range=texture_range)
@@ -212,7 +221,7 @@ def energy_effects(energy: pd.DataFrame, level: float = 0.95, floor: float = 0.0
                          "uneven_mean": float(per.loc[(uneven, scheme)][col].mean()),
                          "even_mean": float(per.loc[(even, scheme)][col].mean())})
     out = pd.DataFrame(rows)
-    out["p_holm"] = holm(out["p"].fillna(1.0).to_numpy())
+    out["p_holm"] = holm_adjust(out["p"].to_numpy())
     out["resolved"] = (out["p_holm"] < 1 - level) & (out["mean"].abs() >= floor)
     out.attrs.update(uneven=uneven, even=even, floor=floor)
     return out
@@ -230,18 +239,6 @@ def _t_interval(d: np.ndarray, level: float = 0.95) -> tuple[float, float, float
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * se
     p = float(2 * stats.t.sf(abs(mean) / se, n - 1)) if se > 0 else (0.0 if mean != 0 else 1.0)
     return mean, mean - half, mean + half, p
-
-
-def holm(p) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
-    p = np.asarray(p, dtype=float)
-    order = np.argsort(p)
-    adj = np.empty_like(p)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, (len(p) - rank) * p[i])
-        adj[i] = min(running, 1.0)
-    return adj
 
 
 def paired_effects(summary: pd.DataFrame, even: int | None = None, uneven: int | None = None,
@@ -278,7 +275,7 @@ def paired_effects(summary: pd.DataFrame, even: int | None = None, uneven: int |
         mean, lo, hi, p = _t_interval(t.pop("d"), level)
         rows.append({**t, "mean": mean, "ci_low": lo, "ci_high": hi, "half_width": (hi - lo) / 2, "p": p})
     out = pd.DataFrame(rows)
-    out["p_holm"] = holm(out["p"].fillna(1.0).to_numpy())
+    out["p_holm"] = holm_adjust(out["p"].to_numpy())
     out["resolved"] = (out["p_holm"] < 1 - level) & (out["mean"].abs() >= floor)
     out.attrs.update(even=even, uneven=uneven, level=level, n_tests=len(out), floor=floor)
     return out

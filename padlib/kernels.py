@@ -1490,9 +1490,10 @@ def type_shares(sets: pd.DataFrame) -> pd.DataFrame:
 
 
 def holm_adjust(p) -> np.ndarray:
-    """Holm's step-down adjustment of a family of p-values (controls the family-wise error rate)."""
-    p = np.asarray(p, dtype=float)
-    order = np.argsort(p)
+    """Holm's step-down adjustment of a family of p-values (controls the family-wise error rate); NaN counts as 1.
+    The one implementation the chapters share."""
+    p = np.nan_to_num(np.asarray(p, dtype=float), nan=1.0)
+    order = np.argsort(p, kind="stable")
     adj = np.empty_like(p)
     running = 0.0
     for rank, i in enumerate(order):

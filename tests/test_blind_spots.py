@@ -72,7 +72,7 @@ def test_paired_effects_find_planted_effects_and_only_them():
 
 
 def test_holm_is_step_down_and_monotone():
-    assert np.allclose(bs.holm([0.01, 0.04, 0.03, 0.5]), [0.04, 0.09, 0.09, 0.5])
+    assert np.allclose(bs.holm_adjust([0.01, 0.04, 0.03, 0.5, float("nan")]), [0.05, 0.12, 0.12, 1.0, 1.0])
 
 
 def test_matched_study_runs_end_to_end_and_is_deterministic():

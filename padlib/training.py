@@ -875,12 +875,14 @@ def convergence_lines(table: pd.DataFrame, what: str = "the tolerance") -> list[
 
 
 def slowest_to_converge(stats: pd.DataFrame, exclude=()) -> str:
-    """The scheme whose learning curves still rose most at the end (largest mean ``late_gain`` of
-    :func:`curve_stats`; schemes in ``exclude`` left out): the one to train longer as a convergence check."""
-    g = stats[~stats.scheme.isin(list(exclude))].groupby("scheme", sort=False)["late_gain"].mean().dropna()
+    """The slowest learner: the scheme with the smallest mean area under its learning curves (``auc`` of
+    :func:`curve_stats`; schemes in ``exclude`` left out), the one most likely to be still short of its plateau
+    and so the one to train longer as a convergence check. (Under a cosine schedule every curve flattens at
+    the end, converged or not, so the late gain alone cannot pick it.)"""
+    g = stats[~stats.scheme.isin(list(exclude))].groupby("scheme", sort=False)["auc"].mean().dropna()
     if not len(g):
-        raise PadlibError("slowest_to_converge needs late gains (curves with at least two evaluations at the end)")
-    return str(g.idxmax())
+        raise PadlibError("slowest_to_converge needs learning curves with at least two evaluations")
+    return str(g.idxmin())
 
 
 def run_clock() -> dict:
@@ -895,13 +897,15 @@ def run_clock() -> dict:
 def run_time_line(start: dict, what: str = "chapter") -> str:
     """``<what>_seconds=...``: wall time since ``start`` (:func:`run_clock`), the CPU seconds spent meanwhile (by
     this process and its finished workers: what the run costs, whoever else used the machine) and the load
-    average, which says whether other work shared the machine (above the number of cores: it did)."""
+    averages. A run that keeps every core busy by itself holds the 5-minute load near the number of cores; well
+    above it, other work shared the machine and the wall time is longer than the run alone would take."""
     now = run_clock()
     load = os.getloadavg()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    shared = load[1] > cores + 0.5
     return (f"{what}_seconds={now['wall'] - start['wall']:.0f} (CPU seconds {now['cpu'] - start['cpu']:.0f}; load "
-            f"average {load[0]:.1f} over 1 minute, {load[2]:.1f} over 15, on {cores} cores: "
-            f"{'other work shared the machine' if load[2] > cores + 0.5 else 'the machine was not crowded'})")
+            f"average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} over 1 / 5 / 15 minutes on {cores} cores: "
+            f"{'other work shared the machine' if shared else 'no sign of other work on the machine'})")
 
 
 def longer_training_check(per_seed: pd.DataFrame, per_seed_longer: pd.DataFrame, factor: float = 2.0) -> pd.DataFrame:
@@ -1067,13 +1071,15 @@ def scheme_verdict(row, baseline: str = "zero", floor: float = 0.0, alpha: float
 
 def chapter_findings_box(paired: pd.DataFrame | None, ppp_verdict: pd.DataFrame | None,
                          baseline: str = "zero", control: str = "circular", floor: float = 0.0,
-                         resolvable: dict | None = None, ceiled=(), sections: dict | None = None) -> list:
+                         resolvable: dict | None = None, ceiled=(), sections: dict | None = None,
+                         longer: pd.DataFrame | None = None) -> list:
     """Chapter 5's findings, one :class:`padlib.findings.Finding` per paper claim: the Padding Module and partial
     padding against zero padding (final test accuracy paired over seeds, 95% intervals, Holm-adjusted across the
     schemes compared, a difference counted only above the noise ``floor``; ``resolvable`` from
     :func:`resolvable_effect` states the smallest effect the budget resolves; the papers' own numbers quoted as
     theirs), and PPP's "position information forms during training whatever the padding", per measure (measures
-    in ``ceiled``, at their ceiling for every scheme, are left out)."""
+    in ``ceiled``, at their ceiling for every scheme, are left out). ``longer`` (:func:`longer_training_check`):
+    a claimed scheme that still gained when trained longer is said to be short of convergence, with that gain."""
     from .findings import Finding
 
     sections = {**CH5_SECTIONS, **dict(sections or {})}
@@ -1090,6 +1096,11 @@ def chapter_findings_box(paired: pd.DataFrame | None, ppp_verdict: pd.DataFrame 
             holm = (f", Holm-adjusted p {r.p_holm:.2g} over {len(paired)} schemes" if "p_holm" in r and
                     np.isfinite(r.p_holm) else "")
             smallest = (f"; this budget resolves {resolvable['mde']:.3f} (80% power)" if resolvable else "")
+            if longer is not None and scheme in set(longer["scheme"]):
+                lg = longer[longer.scheme == scheme].iloc[0]
+                if lg.ci_low > 0 or min(lg.per_seed) > 0:
+                    smallest += (f"; NOT converged: trained {lg.factor:g}x as long it gained {lg.gain:+.3f} more "
+                                 f"(per seed {', '.join(f'{v:+.3f}' for v in lg.per_seed)})")
             out.append(Finding(
                 "holds" if verdict.startswith("better") else "not here", claim,
                 f"final test accuracy {r[col]:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] vs {baseline} over "

@@ -397,7 +397,8 @@ def chapter_findings_box(zoo_numbers: dict | None, compensation: pd.DataFrame, e
                        "Mean feature maps lean toward the side that reads more padding (pretrained, training size)",
                        f"{int(toward.sum())} of {len(compensation)} model axes lean that way by at least {floor:g} "
                        f"net (random-init copies: {int((compensation['init_trained_size'] >= floor).sum())} of "
-                       f"{len(compensation)})", "following-or-compensating"))
+                       f"{len(compensation)}); {int(comp.sum())} of {len(compensation)} compensate instead (next "
+                       "line)", "following-or-compensating"))
     uneven = energy_fx[energy_fx["scheme"] == "zero"]
     moved = uneven[uneven["resolved"] & (uneven["mean"] < 0)]
     pre_moved = [f"{r.model} {c.split('_')[1]} {getattr(r, c):+.3f}" for r in energy_summary.itertuples()

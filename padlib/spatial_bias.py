@@ -666,13 +666,6 @@ def mitigation_effects(summary, baseline: str | None = None,
 # ---------------------------------------------------------------------------------------------------------
 # Verdicts and findings: the rules the chapter's conclusions are printed from
 
-def _axis_verdict(agree: float) -> str:
-    """Majority rule on one axis, NaN-safe: 'follows' when most leaning layers lean the predicted way."""
-    if agree is None or not np.isfinite(agree):
-        return "no layer leans"
-    return "follows" if agree > 0.5 else "opposite" if agree < 0.5 else "split"
-
-
 def _parse_maps_label(label: str) -> tuple[str, int, str]:
     import re
 
@@ -680,56 +673,6 @@ def _parse_maps_label(label: str) -> tuple[str, int, str]:
     if not m:
         raise PadlibError(f"maps label '{label}' is not of the form 'MODEL @SIZE KIND'")
     return m.group(1), int(m.group(2)), m.group(3)
-
-
-def lean_verdicts(lean):
-    """For each row of :func:`agreement_summary` with a predicted lean: does the measured lean follow it, and
-    what does the control (same model and input kind, at a size where no lean is predicted) show?
-
-    Per axis, 'follows' when more than half of the leaning layers lean the predicted way ('opposite' below
-    half, 'split' at half, 'no layer leans' when none does; NaN-safe). Layers of one model share the images
-    and seeds, and each layer's map is built on the one below, so the counts are descriptive, not independent
-    evidence: ``control_leans_as_much`` is True when, on an axis where the lean follows the prediction, the
-    control has at least as many layers leaning to one side as the predicted row has leaning the predicted
-    way (the lean is then not specific to the uneven padding), False when it has fewer on every such axis,
-    None when no axis follows or there is no control; ``specific_on`` names the axes that follow the prediction
-    while the control leans less ('none' if no such axis). Labels must be 'MODEL @SIZE KIND' (as in the notebook)."""
-    import pandas as pd
-
-    parsed = [_parse_maps_label(l) for l in lean["maps"]]
-    df = lean.assign(model=[p[0] for p in parsed], size=[p[1] for p in parsed], kind=[p[2] for p in parsed])
-    rows = []
-    for r in df.itertuples():
-        pred_tb, _, pred_lr = r.predicted.partition("/")
-        if pred_tb == "-" and pred_lr == "-":
-            continue
-        tb, lr = _axis_verdict(r.agree_tb), _axis_verdict(r.agree_lr)
-        if tb == "follows" and lr == "follows":
-            verdict = "follows on both axes"
-        elif "follows" in (tb, lr):
-            verdict = f"follows on {'top/bottom' if tb == 'follows' else 'left/right'} only"
-        else:
-            verdict = "follows on neither axis"
-        row = {"maps": r.maps, "predicted": r.predicted, "layers": r.layers,
-               "top_bottom": f"{r.lean_top} top / {r.lean_bottom} bottom", "tb": tb,
-               "left_right": f"{r.lean_left} left / {r.lean_right} right", "lr": lr, "verdict": verdict}
-        ctrl = df[(df["model"] == r.model) & (df["kind"] == r.kind) & (df["predicted"] == "-/-")]
-        if len(ctrl):
-            c = ctrl.iloc[0]
-            checks = {}
-            if tb == "follows":
-                checks["top/bottom"] = max(c["lean_top"], c["lean_bottom"]) >= getattr(r, f"lean_{pred_tb}")
-            if lr == "follows":
-                checks["left/right"] = max(c["lean_left"], c["lean_right"]) >= getattr(r, f"lean_{pred_lr}")
-            row.update(control=c["maps"], control_top_bottom=f"{c['lean_top']} top / {c['lean_bottom']} bottom",
-                       control_left_right=f"{c['lean_left']} left / {c['lean_right']} right",
-                       control_leans_as_much=bool(any(checks.values())) if checks else None,
-                       specific_on=", ".join(a for a, as_much in checks.items() if not as_much) or "none")
-        else:
-            row.update(control="", control_top_bottom="", control_left_right="", control_leans_as_much=None,
-                       specific_on="no control")
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 LEAN_FLOOR = 0.25  # ours: a net lean over fewer than a quarter of the depths is no lean
@@ -824,119 +767,6 @@ def compensation_lines(verdicts, energy=None) -> list[str]:
                              f"{getattr(r, f'{col}_init_min'):+.3f} to {getattr(r, f'{col}_init_max'):+.3f})"
                              + ("" if differs else ": not beyond random init"))
     return lines
-
-
-def mitigation_verdicts(effects, metric: str = "worst_drop"):
-    """One verdict per model and mitigation from :func:`mitigation_effects`: 'lowers' / 'raises' ``metric``
-    when the paired difference has the same sign in every stimulus x background pair, else 'no consistent
-    effect'. ``sign_p`` is the two-sided sign-test p-value of the pair counts (pairs share a model and its
-    targets, so it is optimistic); with 4 pairs even a clean sweep gives 0.125."""
-    import pandas as pd
-    from scipy.stats import binomtest
-
-    rows = []
-    for r in effects.to_dict("records"):
-        n, lower = int(r["pairs"]), int(r[f"{metric}_lower_in"])
-        if n == 0:
-            verdict, p = "no pairs", float("nan")
-        else:
-            verdict = "lowers" if lower == n else "raises" if lower == 0 else "no consistent effect on"
-            p = float(binomtest(lower, n, 0.5).pvalue)
-        rows.append({"model": r["model"], "variant": r["variant"], "baseline": r["baseline"], "pairs": n,
-                     "verdict": verdict, "metric": metric, "lower_in": lower,
-                     "diff_mean": r[f"{metric}_diff_mean"], "diff_sd": r[f"{metric}_diff_sd"], "sign_p": p,
-                     "median_diff_mean": r.get("median_diff_mean", float("nan")),
-                     "median_lower_in": r.get("median_lower_in", float("nan"))})
-    return pd.DataFrame(rows)
-
-
-def worst_region_counts(summary):
-    """Per model and variant: in how many maps the worst block (:func:`blind_spot_summary`) lies in the centre
-    third of the grid vs at a border or corner, and the most common region (ties: first in map order)."""
-    import pandas as pd
-
-    rows = []
-    for (model, variant), d in summary.groupby(["model", "variant"], sort=False):
-        regions = d["worst_region"].tolist()
-        rows.append({"model": model, "variant": variant, "maps": len(d),
-                     "at_border": sum(r != "centre" for r in regions), "at_centre": sum(r == "centre" for r in regions),
-                     "regions": ", ".join(f"{k} {v}" for k, v in pd.Series(regions).value_counts(sort=True).items())})
-    return pd.DataFrame(rows)
-
-
-def spatial_bias_findings(overview, leans, verdicts, regions, zoo_numbers: dict | None = None) -> list[str]:
-    """The chapter's conclusions as plain-text lines, built only from its tables: the audit at the default and
-    nearest even size (:func:`padlib.audit_overview`), the zoo headline (:func:`padlib.zoo_overview`), the
-    lean verdicts with their controls (:func:`lean_verdicts`), the mitigation verdicts on the worst-region
-    drop and the median log-probability (:func:`mitigation_verdicts`) and where the worst regions lie
-    (:func:`worst_region_counts`). A 'reflect' variant is marked as a contrast (it under-weights borders)."""
-    lines = []
-    for r in overview.itertuples():
-        if r.which == "fixed":
-            continue
-        lines.append(f"audit: {r.model} at {r.size} ({r.which}): {r.n_uneven} of {r.n_padding_layers} padding layers "
-                     f"uneven" + (f", more padding read on {r.extra_sides}" if r.n_uneven else ""))
-    if zoo_numbers:
-        lines.append(f"zoo (timm {zoo_numbers['timm_version']}): {zoo_numbers['uneven_at_default']} of "
-                     f"{zoo_numbers['audited']} audited architectures ({zoo_numbers['share_uneven']:.0%}) pad unevenly "
-                     f"at their default size; for {zoo_numbers['uneven_fixed_by_nearest_size']} of them a nearby size "
-                     f"pads evenly")
-    for r in leans.itertuples():
-        ctrl = (f"; control {r.control}: {r.control_top_bottom}, {r.control_left_right}; follows the prediction "
-                f"with a control that leans less on: {r.specific_on}" if r.control else "")
-        lines.append(f"lean: {r.maps}: predicted {r.predicted}, measured {r.top_bottom}, {r.left_right} of "
-                     f"{r.layers} layers -> {r.verdict}{ctrl}")
-    for r in verdicts.itertuples():
-        contrast = " [reflect: a contrast, not one of the paper's mitigations]" if r.variant.startswith("reflect") else ""
-        lines.append(f"blind spots: {r.model} {r.variant}{contrast} {r.verdict} the {r.metric.replace('_', '-')} vs {r.baseline} "
-                     f"(lower in {r.lower_in} of {r.pairs} pairs, mean difference {r.diff_mean:+.2f}, sign-test "
-                     f"p = {r.sign_p:.2f}); median log-probability changes by {r.median_diff_mean:+.2f} "
-                     f"(lower in {r.median_lower_in} of {r.pairs} pairs)")
-    for r in regions.itertuples():
-        lines.append(f"worst region: {r.model} {r.variant}: {r.at_border} of {r.maps} maps at a border or corner, "
-                     f"{r.at_centre} in the centre ({r.regions})")
-    return lines
-
-
-def chapter_findings_box(leans, verdicts, regions, zoo_numbers: dict | None = None, alpha: float = 0.05) -> list:
-    """Chapter 4's findings, one :class:`padlib.findings.Finding` per claim of Mind the Pad, from the same tables
-    as :func:`spatial_bias_findings`: uneven padding in the zoo, mean maps leaning where the arithmetic says
-    (pretrained, natural images, beyond the even-size control), worst regions at the border, mitigations."""
-    from .findings import Finding, verdict_of
-
-    out = []
-    if zoo_numbers:
-        out.append(Finding("holds" if zoo_numbers["uneven_at_default"] else "not here",
-                           "Common architectures pad unevenly at their default input size",
-                           f"{zoo_numbers['uneven_at_default']} of {zoo_numbers['audited']} timm architectures "
-                           f"({zoo_numbers['share_uneven']:.0%}); a nearby size pads evenly for "
-                           f"{zoo_numbers['uneven_fixed_by_nearest_size']} of them", "the-whole-timm-zoo"))
-    nat = leans[leans.maps.str.contains("natural") & ~leans.maps.str.contains("random init")]
-    if len(nat):
-        ok = nat.verdict.str.startswith("follows") & (nat.specific_on.astype(str) != "none")
-        out.append(Finding(verdict_of(ok.mean()),
-                           "Mean feature maps lean toward the side that reads more padding, beyond the even-size "
-                           "control (pretrained, natural images)",
-                           f"{int(ok.sum())} of {len(nat)} models: " + "; ".join(
-                               f"{r.maps} {r.top_bottom}, {r.left_right} -> {r.verdict} (control leans less on: "
-                               f"{r.specific_on})" for r in nat.itertuples()),
-                           "mean-feature-maps-does-the-artefact-lean-where-the-arithmetic-says"))
-    base = regions[regions.variant.astype(str).str.startswith("zero @") & ~regions.variant.astype(str).str.contains("225")]
-    if len(base):
-        share = base.at_border.sum() / max(base.maps.sum(), 1)
-        out.append(Finding("holds" if share >= 0.75 else "partly" if share > 0.5 else "not here",
-                           "The worst region for a small object lies at the border or a corner (blind spots)",
-                           f"{int(base.at_border.sum())} of {int(base.maps.sum())} accuracy maps (zero padding, default "
-                           f"size); few maps, no interval", "blind-spots"))
-    mit = verdicts[~verdicts.variant.astype(str).str.startswith("reflect")]
-    if len(mit):
-        sig = (mit.sign_p < alpha) & (mit.lower_in == mit.pairs)
-        out.append(Finding(verdict_of(sig.mean()),
-                           "An even size or symmetric/circular padding lowers the worst-region drop",
-                           f"significant (sign test, p < {alpha:g}) in {int(sig.sum())} of {len(mit)} comparisons; with "
-                           f"{int(mit.pairs.max())} pairs the smallest possible p is {2 * 0.5 ** int(mit.pairs.max()):.3f}",
-                           "blind-spots"))
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -86,3 +86,34 @@ def test_matched_study_runs_end_to_end_and_is_deterministic():
     assert {"size", "padding"} == set(eff.effect)
     with pytest.raises(PadlibError, match="at least 2 seeds"):
         bs.matched_study(seeds=(0,), progress=False)
+
+
+def test_chapter_findings_box_reads_its_tables():
+    """The box's verdicts follow the planted tables: a resolved side effect and deficit, a compensation pattern."""
+    from padlib import spatial_bias as sb
+    from padlib.findings import findings_markdown
+
+    summary = _summary(-0.15, 0.08)
+    summary.loc[summary["scheme"] == "zero", "border_deficit"] -= 0.1  # a blind frame with zero padding
+    effects, cells = bs.paired_effects(summary), bs.cell_table(summary)
+    energy = pd.DataFrame([{"size": size, "scheme": sc, "seed": seed, "layer": "1",
+                            "energy_tb": -0.05 * (size == 48) + 0.001 * seed, "energy_lr": 0.001 * seed}
+                           for size in (48, 49) for sc in ("zero", "circular") for seed in range(6)])
+    energy_fx = bs.energy_effects(energy)
+    comp = pd.DataFrame([{"model": "m", "axis": "top/bottom", "reads_more": "top", "pretrained_trained_size": 0.0,
+                          "pretrained_even_size": -0.6, "init_trained_size": 0.5, "init_even_size": 0.0,
+                          "verdict": "compensates"}])
+    comp.attrs["floor"] = sb.LEAN_FLOOR
+    esum = pd.DataFrame([{"model": "m", "reads": "top/left", "layers": 3, "energy_tb": -0.1, "energy_tb_init_min": -0.01,
+                          "energy_tb_init_max": 0.01, "energy_tb_differs": True, "energy_lr": 0.0,
+                          "energy_lr_init_min": -0.01, "energy_lr_init_max": 0.01, "energy_lr_differs": False}])
+    zoo = {"uneven_at_default": 9, "audited": 10, "share_uneven": 0.9, "uneven_fixed_by_nearest_size": 8}
+    box = bs.chapter_findings_box(zoo, comp, esum, energy_fx, cells, effects)
+    verdicts = [f.verdict for f in box]
+    assert verdicts[0] == "holds"  # the zoo
+    assert verdicts[1] == "not here"  # no axis follows ...
+    assert "1 of 1 compensate instead" in box[1].evidence
+    assert verdicts[2] == "partly"  # kernels: pretrained 1 of 2 axes, matched networks: top/bottom only
+    assert verdicts[3] == "holds"  # the planted frame deficit with zero padding at both sizes
+    assert verdicts[4] == "partly"  # top/bottom resolved, left/right not
+    assert "Findings" in findings_markdown(box)

@@ -241,69 +241,6 @@ def test_stimulus_recognition_and_selection():
         padlib.spatial_bias.select_stimuli(table, min_prob=0.95)
 
 
-def _lean_table(rows):
-    import pandas as pd
-
-    cols = ["maps", "layers", "predicted", "lean_top", "lean_bottom", "lean_left", "lean_right", "agree_tb", "agree_lr"]
-    return pd.DataFrame([dict(zip(cols, r)) for r in rows])
-
-
-def test_lean_verdicts_are_nan_safe_and_show_the_control():
-    nan = float("nan")
-    lean = _lean_table([
-        ("m @224 natural", 10, "top/left", 0, 0, 9, 1, nan, 0.9),
-        ("m @224 constant", 10, "top/left", 9, 1, 0, 0, 0.9, nan),
-        ("m @224 random", 10, "top/left", 4, 6, 2, 8, 0.4, 0.2),
-        ("m @225 natural", 10, "-/-", 0, 8, 0, 0, nan, nan),
-        ("m @225 constant", 10, "-/-", 0, 9, 0, 0, nan, nan),
-    ])
-    v = padlib.spatial_bias.lean_verdicts(lean).set_index("maps")
-    assert list(v.index) == ["m @224 natural", "m @224 constant", "m @224 random"]  # no prediction, no verdict
-    # min(nan, 0.9) and min(0.9, nan) used to disagree; the order of the axes no longer matters
-    assert v.loc["m @224 natural", "verdict"] == "follows on left/right only"
-    assert v.loc["m @224 constant", "verdict"] == "follows on top/bottom only"
-    assert v.loc["m @224 natural", "tb"] == "no layer leans" and v.loc["m @224 random", "verdict"] == "follows on neither axis"
-    # natural follows on left/right, where its control does not lean: specific. Its control's bottom lean is on
-    # the axis that does not follow, so it does not count. constant follows top (9) and its control leans
-    # bottom in 9 layers: not specific to the uneven padding.
-    assert v.loc["m @224 natural", "control_leans_as_much"] is False and v.loc["m @224 natural", "control"] == "m @225 natural"
-    assert v.loc["m @224 constant", "control_leans_as_much"] is True
-    assert v.loc["m @224 natural", "specific_on"] == "left/right" and v.loc["m @224 constant", "specific_on"] == "none"
-    assert v.loc["m @224 random", "control"] == "" and v.loc["m @224 random", "control_leans_as_much"] is None
-    with pytest.raises(PadlibError, match="MODEL @SIZE KIND"):
-        padlib.spatial_bias.lean_verdicts(_lean_table([("m224", 1, "top/left", 0, 0, 0, 0, nan, nan)]))
-
-
-def test_mitigation_verdicts_and_findings():
-    import pandas as pd
-
-    effects = pd.DataFrame([
-        {"model": "m", "variant": "zero @225", "baseline": "zero @224", "pairs": 4, "worst_drop_diff_mean": -0.2,
-         "worst_drop_diff_sd": 0.1, "worst_drop_lower_in": 4, "median_diff_mean": -1.0, "median_lower_in": 4},
-        {"model": "m", "variant": "symmetric @224", "baseline": "zero @224", "pairs": 4, "worst_drop_diff_mean": 0.1,
-         "worst_drop_diff_sd": 0.3, "worst_drop_lower_in": 2, "median_diff_mean": 0.5, "median_lower_in": 0},
-        {"model": "m", "variant": "circular @224", "baseline": "zero @224", "pairs": 4, "worst_drop_diff_mean": 0.3,
-         "worst_drop_diff_sd": 0.1, "worst_drop_lower_in": 0, "median_diff_mean": 0.0, "median_lower_in": 2},
-    ])
-    v = padlib.spatial_bias.mitigation_verdicts(effects)
-    assert list(v["verdict"]) == ["lowers", "no consistent effect on", "raises"]
-    assert v["sign_p"].iloc[0] == pytest.approx(0.125) and v["sign_p"].iloc[1] == pytest.approx(1.0)
-    summary = pd.DataFrame({"model": "m", "variant": ["zero @224"] * 3,
-                            "worst_region": ["top-left", "centre", "top-left"]})
-    regions = padlib.spatial_bias.worst_region_counts(summary)
-    assert regions.iloc[0][["maps", "at_border", "at_centre"]].tolist() == [3, 2, 1]
-    assert regions.iloc[0]["regions"] == "top-left 2, centre 1"
-    overview = pd.DataFrame([{"model": "m", "size": 224, "which": "default", "n_padding_layers": 5, "n_uneven": 2,
-                              "extra_sides": "top,left"}])
-    lean = padlib.spatial_bias.lean_verdicts(_lean_table([("m @224 natural", 10, "top/left", 6, 1, 5, 0, 6 / 7, 1.0)]))
-    lines = padlib.spatial_bias.spatial_bias_findings(overview, lean, v, regions)
-    text = "\n".join(lines)
-    assert "m at 224 (default): 2 of 5 padding layers uneven, more padding read on top,left" in text
-    assert "m @224 natural: predicted top/left, measured 6 top / 1 bottom, 5 left / 0 right of 10 layers -> follows on both axes" in text
-    assert "m zero @225 lowers the worst-drop vs zero @224 (lower in 4 of 4 pairs" in text
-    assert "m circular @224 raises" in text and "2 of 3 maps at a border or corner, 1 in the centre" in text
-
-
 def _index(tb_leans, lr_leans=None):
     import pandas as pd
 

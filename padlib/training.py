@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import PadlibError, ProbeDataError, check_type
+from .kernels import holm_adjust  # noqa: F401 - the book's one Holm adjustment, also used here
 
 REGION_NAMES = ("top-left", "top-right", "bottom-left", "bottom-right")
 
@@ -739,19 +740,6 @@ def accuracy_summary(per_seed: pd.DataFrame, group: str | None = None) -> pd.Dat
         rows.append({**dict(zip(keys, key)), "mean": g["accuracy"].mean(), "std": g["accuracy"].std(ddof=1),
                      "ci_low": lo, "ci_high": hi, "n_seeds": len(g)})
     return pd.DataFrame(rows)
-
-
-def holm_adjust(p) -> np.ndarray:
-    """Holm's step-down adjustment of a family of p-values (controls the family-wise error rate); NaN counts
-    as 1."""
-    p = np.nan_to_num(np.asarray(p, dtype=float), nan=1.0)
-    order = np.argsort(p, kind="stable")
-    adj = np.empty_like(p)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, (len(p) - rank) * p[i])
-        adj[i] = min(1.0, running)
-    return adj
 
 
 def paired_comparison(per_seed: pd.DataFrame, value: str = "accuracy", baseline: str = "zero",

@@ -1060,14 +1060,16 @@ def scheme_verdict(row, baseline: str = "zero", floor: float = 0.0, alpha: float
 def chapter_findings_box(paired: pd.DataFrame | None, ppp_verdict: pd.DataFrame | None,
                          baseline: str = "zero", control: str = "circular", floor: float = 0.0,
                          resolvable: dict | None = None, ceiled=(), sections: dict | None = None,
-                         longer: pd.DataFrame | None = None) -> list:
+                         longer: pd.DataFrame | None = None, cut: pd.DataFrame | None = None) -> list:
     """Chapter 5's findings, one :class:`padlib.findings.Finding` per paper claim: the Padding Module and partial
     padding against zero padding (final test accuracy paired over seeds, 95% intervals, Holm-adjusted across the
     schemes compared, a difference counted only above the noise ``floor``; ``resolvable`` from
     :func:`resolvable_effect` states the smallest effect the budget resolves; the papers' own numbers quoted as
     theirs), and PPP's "position information forms during training whatever the padding", per measure (measures
     in ``ceiled``, at their ceiling for every scheme, are left out). ``longer`` (:func:`longer_training_check`):
-    a claimed scheme that still gained when trained longer is said to be short of convergence, with that gain."""
+    a claimed scheme that still gained when trained longer is said to be short of convergence, with that gain.
+    ``cut``: the same paired comparison on the digits cut by the border only (where extrapolating can pay),
+    quoted beside the main number with its own Holm-adjusted p."""
     from .findings import Finding
 
     sections = {**CH5_SECTIONS, **dict(sections or {})}
@@ -1084,6 +1086,10 @@ def chapter_findings_box(paired: pd.DataFrame | None, ppp_verdict: pd.DataFrame 
             holm = (f", Holm-adjusted p {r.p_holm:.2g} over {len(paired)} schemes" if "p_holm" in r and
                     np.isfinite(r.p_holm) else "")
             smallest = (f"; this budget resolves {resolvable['mde']:.3f} (80% power)" if resolvable else "")
+            if cut is not None and scheme in set(cut["scheme"]):
+                c = cut[cut.scheme == scheme].iloc[0]
+                smallest += (f"; on the digits cut by the border {c[col]:+.3f} [{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
+                             + (f", Holm-adjusted p {c.p_holm:.2g}" if "p_holm" in c and np.isfinite(c.p_holm) else ""))
             if longer is not None and scheme in set(longer["scheme"]):
                 lg = longer[longer.scheme == scheme].iloc[0]
                 if lg.ci_low > 0 or min(lg.per_seed) > 0:

@@ -510,7 +510,10 @@ def test_cost_benefit_and_the_findings_box():
     assert box[2].evidence.endswith("at their ceiling for every scheme: border_side_accuracy")
     longer = pd.DataFrame({"scheme": ["partial"], "factor": [2.0], "gain": [0.012], "ci_low": [-0.01], "ci_high": [0.03],
                            "n_seeds": [2], "p_value": [0.1], "per_seed": [[0.010, 0.014]]})
-    late = chapter_findings_box(paired, None, longer=longer)
+    late = chapter_findings_box(paired, None, longer=longer, cut=paired.assign(mean_diff_vs_zero=[0.04, 0.0, 0.0],
+                                                                           ci_low=[0.02, -0.01, -0.01],
+                                                                           ci_high=[0.06, 0.01, 0.01]))
+    assert "on the digits cut by the border +0.040 [+0.020, +0.060], Holm-adjusted p 0.003" in late[0].evidence
     assert "NOT converged: trained 2x as long it gained +0.012 more (per seed +0.010, +0.014)" in late[1].evidence
     assert "NOT converged" not in late[0].evidence
     small = chapter_findings_box(paired, None, floor=0.05)

@@ -1083,13 +1083,13 @@ def chapter_findings_box(paired: pd.DataFrame | None, ppp_verdict: pd.DataFrame 
                 continue
             r = r.iloc[0]
             verdict = scheme_verdict(r, baseline, floor)
-            holm = (f", Holm-adjusted p {r.p_holm:.2g} over {len(paired)} schemes" if "p_holm" in r and
+            holm = (f", Holm-adjusted p {r.p_holm:.3g} over {len(paired)} schemes" if "p_holm" in r and
                     np.isfinite(r.p_holm) else "")
             smallest = (f"; this budget resolves {resolvable['mde']:.3f} (80% power)" if resolvable else "")
             if cut is not None and scheme in set(cut["scheme"]):
                 c = cut[cut.scheme == scheme].iloc[0]
                 smallest += (f"; on the digits cut by the border {c[col]:+.3f} [{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
-                             + (f", Holm-adjusted p {c.p_holm:.2g}" if "p_holm" in c and np.isfinite(c.p_holm) else ""))
+                             + (f", Holm-adjusted p {c.p_holm:.3g}" if "p_holm" in c and np.isfinite(c.p_holm) else ""))
             if longer is not None and scheme in set(longer["scheme"]):
                 lg = longer[longer.scheme == scheme].iloc[0]
                 if lg.ci_low > 0 or min(lg.per_seed) > 0:
@@ -1135,7 +1135,7 @@ def paired_lines(paired: pd.DataFrame, baseline: str = "zero", what: str = "", f
     """One printed line per scheme of :func:`paired_verdicts`."""
     col = f"mean_diff_vs_{baseline}"
     return [f"{r.scheme:15s} {r[col]:+.4f} (95% CI {r.ci_low:+.4f} .. {r.ci_high:+.4f}, wins {r.wins}/{r.n_seeds}"
-            + (f", Holm p {r.p_holm:.2g}" if "p_holm" in r and np.isfinite(r.p_holm) else "")
+            + (f", Holm p {r.p_holm:.3g}" if "p_holm" in r and np.isfinite(r.p_holm) else "")
             + f"){' ' + what if what else ''}: {r.verdict}"
             for _, r in paired_verdicts(paired, baseline, floor).iterrows()]
 

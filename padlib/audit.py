@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .errors import PadlibError, UnknownModelError, check_new_output, check_type
+from .errors import PadlibError, UnknownModelError, check_new_output, check_type, first_line
 from .padding import layer_pads, padding_read
 
 REPO = Path(__file__).resolve().parent.parent
@@ -242,9 +242,7 @@ def _traced_forward(model: nn.Module, hw: tuple[int, int], channels: int, stop_a
                 raise
             except Exception as e:  # noqa: BLE001 - reported below as one line
                 last_error = e
-        msg = str(last_error).strip().splitlines()[0][:200] if str(last_error).strip() else ""
-        raise PadlibError(f"{_model_label(model)} does not run on a {hw[0]}x{hw[1]} input "
-                          f"({type(last_error).__name__}: {msg})")
+        raise PadlibError(f"{_model_label(model)} does not run on a {hw[0]}x{hw[1]} input ({_first_line(last_error)})")
     finally:
         for h in handles:
             h.remove()
@@ -501,8 +499,7 @@ def model_family(name: str) -> str:
 
 
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0][:200] if text else ''}"
+    return f"{type(e).__name__}: {first_line(e)}"
 
 
 def build_meta_model(name: str) -> nn.Module:

@@ -228,17 +228,20 @@ def energy_effects(energy: pd.DataFrame, level: float = 0.95, floor: float = 0.0
 
 
 def _t_interval(d: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
-    """Mean, interval low/high and two-sided p of a one-sample t-test of ``d`` against 0."""
+    """Mean, interval low/high (:func:`padlib.training._t_interval`) and two-sided p of a one-sample t-test of
+    ``d`` against 0."""
     from scipy import stats
+
+    from .training import _t_interval as t_interval
 
     n = len(d)
     mean = float(d.mean())
     if n < 2:
         return mean, float("nan"), float("nan"), float("nan")
+    lo, hi = t_interval(d, level)
     se = float(d.std(ddof=1) / math.sqrt(n))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * se
     p = float(2 * stats.t.sf(abs(mean) / se, n - 1)) if se > 0 else (0.0 if mean != 0 else 1.0)
-    return mean, mean - half, mean + half, p
+    return mean, lo, hi, p
 
 
 def paired_effects(summary: pd.DataFrame, even: int | None = None, uneven: int | None = None,
@@ -312,7 +315,7 @@ def effect_lines(effects: pd.DataFrame) -> list[str]:
                      f"{effects.attrs.get('floor', EFFECT_FLOOR):.2f} accuracy).")
     hw = effects["half_width"]
     lines.append(f"Smallest effect resolved (interval half-width): {hw.min():.3f}-{hw.max():.3f} accuracy, "
-                 f"median {hw.median():.3f}.")
+                 f"median {hw.median():.3f}; floor {effects.attrs.get('floor', EFFECT_FLOOR):.2f} accuracy.")
     return lines
 
 

@@ -278,6 +278,8 @@ def sample_report_markdown(executed_dir: Path, static_dir: Path) -> str:
     lines += ["", "and its recommendations:", ""]
     lines += [f"{i}. {text}" for i, text in enumerate(data["recommendations"], 1)]
     return "\n".join(lines)
+
+
 FINDING_LINE = re.compile(r"^- \*\*(?P<verdict>[^*]+)\*\*: (?P<claim>.+?)\. (?P<evidence>.*)$")
 
 

@@ -25,6 +25,13 @@ class NoPaddedLayersError(PadlibError, ValueError):
     """The model has no layer that can read padding, so there is nothing to analyse."""
 
 
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, at most ``limit`` characters ("" when it has none): what a
+    one-line error quotes from a library's multi-line one."""
+    text = str(e).strip()
+    return text.splitlines()[0][:limit] if text else ""
+
+
 def check_type(name, value, types, hint=""):
     """Raise a clear TypeError when a parameter has the wrong type (instead of a traceback from torch)."""
     if not isinstance(value, types):

@@ -167,9 +167,10 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
         audit = padding_audit(model, size)
         summary = audit_summary(audit)
         even = even_padding_sizes(model, size, max_distance=16)
+        x = probe.tensor(device=device)  # rendered once: the scan, the maps and the swaps all read these images
         t = _stage(bar, "audit", seconds, t)
 
-        control, scans = learned_pan_control(model, probe, seeds=(random_init_seed,), batch_size=batch_size,
+        control, scans = learned_pan_control(model, x, seeds=(random_init_seed,), batch_size=batch_size,
                                              device=device, progress=False)
         depth = learned_depth_profile(scans)
         strongest = strongest_pans(scans["trained"].table, per_group=1).sort_values("strength", ascending=False).head(8)
@@ -177,7 +178,7 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
 
         layers = depth_layers(model, size)
         n_maps = max(images // 2, 4)
-        natural = mean_feature_maps(model, probe.tensor()[:n_maps], layers, splits=4, flips=True, device=device,
+        natural = mean_feature_maps(model, x[:n_maps], layers, splits=4, flips=True, device=device,
                                     progress=False)
         constant = mean_feature_maps(model, constant_inputs(model, size), layers, device=device, progress=False)
         arch = getattr(model, "padlib_name", None)
@@ -193,7 +194,6 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
         bias = pd.concat(tables, ignore_index=True)
         t = _stage(bar, "feature maps", seconds, t)
 
-        x = probe.tensor(device=device)
         reference = model_logits(model, x, batch_size)
         swaps = padding_interventions(model, x, SWAP_MODES, reference, batch_size=batch_size, n_boot=n_boot,
                                       seed=seed, progress=False)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .errors import CheckpointError, PadlibTypeError, UnknownModelError, WeightsUnavailableError, check_type
+from .errors import (CheckpointError, PadlibTypeError, UnknownModelError, WeightsUnavailableError, check_type,
+                     first_line)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -259,12 +260,12 @@ def load_checkpoint(path) -> dict:
 
             state = load_file(path, device="cpu")
         except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
-            raise CheckpointError(f"cannot read checkpoint '{path}' as safetensors: {_first_line(e)}") from None
+            raise CheckpointError(f"cannot read checkpoint '{path}' as safetensors: {first_line(e) or type(e).__name__}") from None
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - unpickling errors come in many types
-            msg = _first_line(e)
+            msg = first_line(e) or type(e).__name__
             if "Unsupported global" in str(e):  # a pickled class: a whole model or a training state
                 raise CheckpointError(
                     f"checkpoint '{path}' holds Python objects besides tensors (a whole pickled model or "
@@ -286,11 +287,6 @@ def load_checkpoint(path) -> dict:
         if all(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items()}
     return state
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 def _classifier_outputs(model: nn.Module, state: dict) -> int | None:
@@ -328,6 +324,13 @@ def _mismatch_message(model: nn.Module, state: dict, name: str, path: str) -> st
         return None
     return (f"checkpoint '{path}' does not match the architecture '{name}': " + "; ".join(parts)
             + "; check the model name, or that the file was saved from this architecture")
+
+
+def _weights_unavailable(name: str, e: BaseException) -> WeightsUnavailableError:
+    """The one-line error for hub weights that could not be had (torchvision and timm alike)."""
+    return WeightsUnavailableError(
+        f"pretrained weights for '{name}' could not be loaded ({type(e).__name__}: {first_line(e, 160)}); offline, "
+        f"use pretrained=False, your own weights ('{name}=PATH') or one of the {_offline_help()}")
 
 
 def _build(library: str, arch: str, num_classes: int | None = None) -> nn.Module:
@@ -402,11 +405,7 @@ def load_model(name: str, pretrained: bool = True, device: str | torch.device = 
         try:
             model = torchvision.models.get_model(arch, weights="DEFAULT" if pretrained else None)
         except Exception as e:  # download failures surface as URLError, OSError, RuntimeError...
-            raise WeightsUnavailableError(
-                f"pretrained weights for '{name}' could not be loaded ({type(e).__name__}: "
-                f"{str(e).splitlines()[0][:160] if str(e) else ''}); offline, use pretrained=False, your own "
-                f"weights ('{name}=PATH') or one of the {_offline_help()}"
-            ) from None
+            raise _weights_unavailable(name, e) from None
         prep = _torchvision_preprocessing(arch)
     else:
         import timm
@@ -415,11 +414,7 @@ def load_model(name: str, pretrained: bool = True, device: str | torch.device = 
             with _hub_offline_unless_reachable(pretrained):
                 model = timm.create_model(arch, pretrained=pretrained)
         except Exception as e:
-            raise WeightsUnavailableError(
-                f"pretrained weights for '{name}' could not be loaded ({type(e).__name__}: "
-                f"{str(e).splitlines()[0][:160] if str(e) else ''}); offline, use pretrained=False, your own "
-                f"weights ('{name}=PATH') or one of the {_offline_help()}"
-            ) from None
+            raise _weights_unavailable(name, e) from None
         prep = _timm_preprocessing(model)
     model.eval()
     try:

@@ -754,18 +754,24 @@ def compensation_lines(verdicts, energy=None) -> list[str]:
                      f"{r.reads_more}: pretrained {r.pretrained_trained_size:+.2f} at its size, "
                      f"{r.pretrained_even_size:+.2f} at the even size; random init {r.init_trained_size:+.2f} and "
                      f"{r.init_even_size:+.2f} (floor {verdicts.attrs.get('floor', LEAN_FLOOR):.2f}).")
-    if energy is not None:
-        for r in energy.itertuples():
-            near = {"top/left": ("top", "left"), "bottom/right": ("bottom", "right")}.get(r.reads, ("", ""))
-            for col, axis, s in (("energy_tb", "top/bottom", near[0]), ("energy_lr", "left/right", near[1])):
-                v = getattr(r, col)
-                toward = (v > 0) == (s in ("top", "left"))
-                differs = getattr(r, f"{col}_differs")
-                lines.append(f"{r.model} stride-2 kernels, {axis}: {'more' if toward else 'less'} energy on the "
-                             f"{s} {'row' if col == 'energy_tb' else 'column'}, the one facing the padding read "
-                             f"more ({v:+.3f}; random init "
-                             f"{getattr(r, f'{col}_init_min'):+.3f} to {getattr(r, f'{col}_init_max'):+.3f})"
-                             + ("" if differs else ": not beyond random init"))
+    return lines + (energy_lines(energy) if energy is not None else [])
+
+
+def energy_lines(energy) -> list[str]:
+    """Plain sentences from :func:`padlib.kernels.row_energy_summary`: where the stride-2 kernels put their
+    energy relative to the padding read more, against the random-init copies' range."""
+    lines = []
+    for r in energy.itertuples():
+        near = {"top/left": ("top", "left"), "bottom/right": ("bottom", "right")}.get(r.reads, ("", ""))
+        for col, axis, s in (("energy_tb", "top/bottom", near[0]), ("energy_lr", "left/right", near[1])):
+            v = getattr(r, col)
+            toward = (v > 0) == (s in ("top", "left"))
+            differs = getattr(r, f"{col}_differs")
+            lines.append(f"{r.model} stride-2 kernels, {axis}: {'more' if toward else 'less'} energy on the "
+                         f"{s} {'row' if col == 'energy_tb' else 'column'}, the one facing the padding read "
+                         f"more ({v:+.3f}; random init "
+                         f"{getattr(r, f'{col}_init_min'):+.3f} to {getattr(r, f'{col}_init_max'):+.3f})"
+                         + ("" if differs else ": not beyond random init"))
     return lines
 
 

@@ -270,3 +270,16 @@ def test_compensation_rule_on_planted_lean_patterns():
     assert sb.lean_score(_index(["top", "top", "bottom", ""]), "tb", "top") == 0.25
     v = sb.compensation_verdicts(compensates, pred)
     assert v.pretrained_even_size.iloc[0] == -5 / 8 and "compensates" in sb.compensation_lines(v)[0]
+
+
+def test_energy_lines_name_the_row_facing_the_read_padding():
+    import pandas as pd
+
+    from padlib import spatial_bias as sb
+
+    e = pd.DataFrame([{"model": "m", "reads": "bottom/right", "energy_tb": 0.1, "energy_tb_init_min": -0.01,
+                       "energy_tb_init_max": 0.01, "energy_tb_differs": True, "energy_lr": -0.005,
+                       "energy_lr_init_min": -0.01, "energy_lr_init_max": 0.01, "energy_lr_differs": False}])
+    tb, lr = sb.energy_lines(e)
+    assert "less energy on the bottom row" in tb and "not beyond" not in tb
+    assert "more energy on the right column" in lr and lr.endswith("not beyond random init")

@@ -200,15 +200,24 @@ def _is_progress_bar(output: dict) -> bool:
     return bool(PROGRESS_BAR.search(text)) and len(text.splitlines()) <= 2
 
 
+VISIBILITY_TAGS = {"hide-input", "hide-cell", "remove-input", "remove-cell", "findings"}
+
+
 def prepare_for_site(path: Path) -> dict:
     """Make an executed chapter read as a page of the book (the staged copy only; interactive runs keep it all).
 
-    Drops stderr and progress bars (stream or widget) from the outputs; moves the cell tagged ``findings``
-    (its input removed) right under the chapter title, splitting the title off the first Markdown cell, so
-    the reader meets the answer first. Returns what was done, for the build log and the tests."""
+    Drops stderr and progress bars (stream or widget) from the outputs; collapses the source of every code cell
+    that has no hide/remove tag of its own (``hide-input``: a reader sees the results, the code is one click
+    away); moves the cell tagged ``findings`` (its input removed) right under the chapter title, splitting the
+    title off the first Markdown cell, so the reader meets the answer first. Returns what was done, for the
+    build log and the tests."""
     nb = json.loads(Path(path).read_text())
-    done = {"stderr": 0, "progress": 0, "findings": False}
+    done = {"stderr": 0, "progress": 0, "findings": False, "collapsed": 0}
     for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell.get("cell_type") == "code" and not set(tags) & VISIBILITY_TAGS:
+            cell.setdefault("metadata", {}).setdefault("tags", []).append("hide-input")
+            done["collapsed"] += 1
         kept = []
         for o in cell.get("outputs", []):
             if o.get("output_type") == "stream" and o.get("name") == "stderr":

@@ -49,3 +49,18 @@ def verdict_of(share: float, all_: float = 1.0) -> str:
     if share >= all_:
         return "holds"
     return "partly" if share > 0 else "not here"
+
+
+def section_markdown(findings: list[Finding], section: str) -> str:
+    """The findings box's lines for one section, as plain sentences to show under the figure they rest on
+    (the same :class:`Finding` rows, so the section and the box cannot disagree). Empty when none cites it."""
+    lines = []
+    for f in findings:
+        if f.section != section:
+            continue
+        first = f.evidence.split(" ", 1)[0]
+        evidence = f.evidence if "_" in first else f.evidence[:1].upper() + f.evidence[1:]
+        claim = f.claim[:1].lower() + f.claim[1:] if f.claim[1:2].islower() else f.claim
+        end = "" if evidence.endswith(".") else "."
+        lines.append(f"**{f.verdict[:1].upper() + f.verdict[1:]}: {claim}.** {evidence}{end}")
+    return "\n\n".join(lines)

@@ -146,27 +146,30 @@ def detector_scatter(merged, x_prefix: str = "zp_", y_prefix: str = "effect_", t
 
 
 def disagreement_plot(layers):
-    """Per model, the three gaps of :func:`padlib.kernels.disagreement_by_layer` and the recall, by depth."""
+    """Per model, the three gaps of :func:`padlib.kernels.disagreement_by_layer` and the recall, by depth; two
+    panels per row, the legend above them."""
     models = list(dict.fromkeys(layers["model"])) if "model" in layers else [""]
-    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 2.8), squeeze=False, sharey=True)
-    for ax, name in zip(axes[0], models):
+    fig, axes = _panel_grid(len(models), row_height=2.6)
+    gaps = (("gap_estimate", "-o", "#0072b2"), ("gap_position", "-s", "#e69f00"), ("gap_inherited", "-^", "#009e73"))
+    for k, (ax, name) in enumerate(zip(axes, models)):
         g = layers[layers["model"] == name] if name else layers
-        for col, style in (("gap_estimate", "-o"), ("gap_position", "-s"), ("gap_inherited", "-^")):
-            ax.plot(g["depth"], g[col], style, ms=3, lw=1, label=col.replace("gap_", ""))
+        for col, style, colour in gaps:
+            ax.plot(g["depth"], g[col], style, ms=3, lw=1, color=colour, label=f"{col[4:]} gap")
         ax2 = ax.twinx()
-        ax2.plot(g["depth"], g["recall"], "k:", lw=1, label="recall")
+        ax2.plot(g["depth"], g["recall"], "k:", lw=1.2)
+        ax.plot([], [], "k:", lw=1.2, label="recall of the data-free detector (right axis)")
         ax2.set_ylim(0, 1.05)
-        ax2.tick_params(labelsize=7)
+        ax2.tick_params(labelsize=8)
         for d in g.loc[g["stride"].astype(str) != "1", "depth"]:
             ax.axvspan(d - 0.4, d + 0.4, color="0.9", zorder=0)
-        ax.set_title(name, fontsize=8)
-        ax.set_xlabel("padded layer (depth)", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0, 0].set_ylabel("mean |gap| (interior std)", fontsize=8)
-    axes[0, 0].legend(fontsize=7, loc="upper left")
-    ax2.set_ylabel("recall of data-free detector (dotted)", fontsize=7)
-    fig.tight_layout()
-    return fig
+        ax.set_title(name, fontsize=9.5)
+        if k >= len(models) - 2:
+            ax.set_xlabel("padded layer, in order of depth (shaded: stride 2)", fontsize=8.5)
+        if k % 2 == 0:
+            ax.set_ylabel("mean |gap| (interior std)", fontsize=9)
+        else:
+            ax2.set_ylabel("recall", fontsize=9)
+    return _finish_panel_grid(fig, axes, len(models), ncol=2, top=0.7)
 
 
 def kernel_gallery(entries, title: str = ""):
@@ -382,34 +385,38 @@ def _errorbar(ax, x, rows, **kw):
 
 def ablation_vs_controls_plot(ablation, metric: str = "agreement"):
     """PAN ablation (red) next to each random control of equal size per layer (grey), per mode/region and
-    model, with bootstrap intervals over images. Takes ``report_tables(...)['ablation']``."""
+    model, with bootstrap intervals over images; two panels per row. Takes ``report_tables(...)['ablation']``."""
     t = ablation[ablation["metric"] == metric]
     models = list(dict.fromkeys(t["model"]))
     conds = [c for c in _CONDITIONS if c in set(t["mode"] + "/" + t["region"])]
-    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.2), squeeze=False, sharey=True)
-    for ax, model in zip(axes[0], models):
+    fig, axes = _panel_grid(len(models), row_height=2.6)
+    for k, (ax, model) in enumerate(zip(axes, models)):
         tm = t[t["model"] == model]
         for i, cond in enumerate(conds):
             mode, region = cond.split("/")
             tc = tm[(tm["mode"] == mode) & (tm["region"] == region)]
             pan, ctrl = tc[tc["channels"] == "PANs"], tc[tc["channels"] == "random"].sort_values("control")
-            _errorbar(ax, [i - 0.18], pan, color="tab:red", label="PANs" if i == 0 else None)
+            _errorbar(ax, [i - 0.18], pan, color="tab:red", label="PANs ablated" if i == 0 else None)
             xs = i + 0.05 + 0.3 * (np.arange(len(ctrl)) / max(len(ctrl) - 1, 1))
-            _errorbar(ax, xs, ctrl, color="0.55", label="random controls" if i == 0 else None)
-        ax.set_xticks(range(len(conds)), conds, rotation=30, fontsize=8)
-        ax.set_title(model, fontsize=9)
+            _errorbar(ax, xs, ctrl, color="0.55", label="random channels ablated (one per control)" if i == 0 else None)
+        ax.set_xticks(range(len(conds)), conds if k >= len(models) - 2 else [], fontsize=8.5)
+        ax.set_title(model, fontsize=9.5)
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].set_ylabel(metric.replace("_", " "))
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+        if k % 2 == 0:
+            ax.set_ylabel(_METRIC_LABELS.get(metric, metric.replace("_", " ")), fontsize=9)
+    return _finish_panel_grid(fig, axes, len(models), ncol=2, top=0.45)
 
 
-def kl_vs_perturbation_plot(table):
+_METRIC_LABELS = {"agreement": "agreement with intact model", "kl": "KL from intact model (nats)",
+                  "perturbation": "ablation size (mean sq. change)", "top1_accuracy": "top-1 accuracy"}
+
+
+def kl_vs_perturbation_plot(table, floor: float = 1e-4):
     """KL from the intact model against the size of the ablation where it acts (mean squared change of the
     ablated channels, interior-std units), one panel per model, one marker shape per mode/region; red: the
     PANs, grey: the random controls. A PAN point above the grey cloud at the same size means more disruption
-    per unit of intervention. Takes ``report_tables(...)['ablation']``."""
+    per unit of intervention. KL below ``floor`` is drawn at the floor (log axes). Takes
+    ``report_tables(...)['ablation']``."""
     t = table.pivot_table(index=["model", "channels", "control", "mode", "region"], columns="metric",
                           values="value").reset_index()
     if "perturbation" not in t:
@@ -418,25 +425,25 @@ def kl_vs_perturbation_plot(table):
         raise PadlibError("the ablation table has no 'perturbation' metric (run ablation_report)")
     models = list(dict.fromkeys(t["model"]))
     markers = dict(zip(_CONDITIONS, "osD^"))
-    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.2), squeeze=False)
-    for ax, model in zip(axes[0], models):
+    fig, axes = _panel_grid(len(models), row_height=2.6)
+    for k, (ax, model) in enumerate(zip(axes, models)):
         tm = t[t["model"] == model]
         for cond, marker in markers.items():
             mode, region = cond.split("/")
             tc = tm[(tm["mode"] == mode) & (tm["region"] == region)]
             for kind, colour in (("random", "0.55"), ("PANs", "tab:red")):
                 tk = tc[tc["channels"] == kind]
-                ax.scatter(tk["perturbation"], tk["kl"], marker=marker, color=colour, s=22,
-                           label=f"{kind} {cond}" if ax is axes[0][0] else None)
+                ax.scatter(tk["perturbation"], np.maximum(tk["kl"], floor), marker=marker, color=colour, s=24,
+                           label=f"{kind} {cond}" if k == 0 else None)
         ax.set_xscale("log")
-        ax.set_yscale("symlog", linthresh=1e-3)
-        ax.set_xlabel("perturbation (mean squared change, std units)", fontsize=8)
-        ax.set_title(model, fontsize=9)
+        ax.set_yscale("log")
+        if k >= len(models) - 2:
+            ax.set_xlabel("ablation size (mean squared change, std units)", fontsize=8.5)
+        ax.set_title(model, fontsize=9.5)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("KL from the intact model")
-    axes[0][0].legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    return fig
+        if k % 2 == 0:
+            ax.set_ylabel("KL from intact model (nats)", fontsize=9)
+    return _finish_panel_grid(fig, axes, len(models), ncol=4, top=0.75)
 
 
 def intervention_plot(table, metric: str = "agreement", interventions=None, title: str = ""):
@@ -466,29 +473,27 @@ def intervention_plot(table, metric: str = "agreement", interventions=None, titl
 
 def border_sensitivity_plot(border, metric: str = "agreement"):
     """Prediction stability per side when content moves toward that border: intact model, PANs ablated,
-    random channels ablated; one panel per model (rows: shifts). Takes ``report_tables(...)['border']``."""
+    random channels ablated; one panel per model and shift, two per row. Takes ``report_tables(...)['border']``."""
     t = border[border["metric"] == metric]
     models = list(dict.fromkeys(t["model"]))
     shifts = sorted(t["shift"].unique())
     sides = ["top", "bottom", "left", "right"]
     groups = list(dict.fromkeys(t["channels"]))
     colours = {"intact": "tab:blue", "PANs ablated": "tab:red", "random ablated": "0.55"}
-    fig, axes = plt.subplots(len(shifts), len(models), figsize=(3.0 * len(models), 2.8 * len(shifts)),
-                             squeeze=False, sharey=True)
-    for r, shift in enumerate(shifts):
-        for ax, model in zip(axes[r], models):
-            tm = t[(t["model"] == model) & (t["shift"] == shift)]
-            for j, g in enumerate(groups):
-                rows = tm[tm["channels"] == g].set_index("side").reindex(sides).reset_index()
-                _errorbar(ax, np.arange(4) + (j - (len(groups) - 1) / 2) * 0.2, rows, color=colours.get(g),
-                          label=g if (r == 0 and ax is axes[0][0]) else None)
-            ax.set_xticks(range(4), sides, fontsize=8)
-            ax.set_title(f"{model}, shift {shift}px", fontsize=9)
-            ax.grid(axis="y", alpha=0.3)
-        axes[r][0].set_ylabel(metric.replace("_", " "))
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    panels = [(shift, model) for shift in shifts for model in models]
+    fig, axes = _panel_grid(len(panels), row_height=2.5)
+    for k, (ax, (shift, model)) in enumerate(zip(axes, panels)):
+        tm = t[(t["model"] == model) & (t["shift"] == shift)]
+        for j, g in enumerate(groups):
+            rows = tm[tm["channels"] == g].set_index("side").reindex(sides).reset_index()
+            _errorbar(ax, np.arange(4) + (j - (len(groups) - 1) / 2) * 0.2, rows, color=colours.get(g),
+                      label=g if k == 0 else None)
+        ax.set_xticks(range(4), [f"toward {s}" for s in sides] if k >= len(panels) - 2 else [], fontsize=8.5)
+        ax.set_title(f"{model}, content moved {shift} px", fontsize=9.5)
+        ax.grid(axis="y", alpha=0.3)
+        if k % 2 == 0:
+            ax.set_ylabel(_METRIC_LABELS.get(metric, metric.replace("_", " ")), fontsize=9)
+    return _finish_panel_grid(fig, axes, len(panels), ncol=3, top=0.45)
 
 
 def mover_consistency_plot(consistency):

@@ -152,9 +152,11 @@ def _executed_notebook(tmp_path):
 def test_prepare_for_site_drops_machinery_and_puts_the_findings_under_the_title(tmp_path):
     path = _executed_notebook(tmp_path)
     done = book.prepare_for_site(path)
-    assert done == {"stderr": 2, "progress": 1, "findings": True}
+    assert done == {"stderr": 2, "progress": 1, "findings": True, "collapsed": 1}
     nb = json.loads(path.read_text())
     assert [c["id"] for c in nb["cells"]] == ["t", "f", "t-intro", "a"]
+    assert nb["cells"][3]["metadata"]["tags"] == ["hide-input"]  # the code is a click away, its result shown
+    assert nb["cells"][1]["metadata"]["tags"] == ["findings", "remove-input"]  # not collapsed: removed
     assert nb["cells"][0]["source"] == "# 9. A chapter\n" and nb["cells"][2]["source"].startswith("Intro text.")
     assert "remove-input" in nb["cells"][1]["metadata"]["tags"]
     assert [o["text"] for o in nb["cells"][3]["outputs"]] == ["a result: 40% of 10 [kept]\n"]  # not a bar
@@ -171,6 +173,18 @@ def test_page_problems_name_each_kind_of_machinery():
     assert {p.split(": ", 1)[1] for p in problems} == {
         "progress-bar text on the page", "a stderr block", "a traceback", "refers to a file a reader cannot see",
         "no findings box"}
+
+
+def test_section_markdown_repeats_the_box_lines_that_cite_a_section():
+    from padlib.findings import Finding, section_markdown
+
+    box = [Finding("holds", "Trained networks have PANs", "4 of 4 models", "sec-a"),
+           Finding("not here", "PANs are 2%", "shares 11-19%", "sec-b"),
+           Finding("partly", "Stride-2 sides follow", "pytorch_style 1 of 2.", "sec-b")]
+    assert section_markdown(box, "sec-a") == "**Holds: trained networks have PANs.** 4 of 4 models."
+    assert section_markdown(box, "sec-b") == ("**Not here: PANs are 2%.** Shares 11-19%.\n\n"
+                                              "**Partly: stride-2 sides follow.** pytorch_style 1 of 2.")
+    assert section_markdown(box, "elsewhere") == ""
 
 
 def test_findings_markdown_is_an_admonition_with_one_line_per_claim():
@@ -202,9 +216,9 @@ def test_chapter_pages_open_with_their_findings_and_fit_the_page_in_headless_chr
         for page in sorted(site.glob("notebooks/*.html")):
             browser.open(page.as_uri())
             assert browser.wait_for('document.readyState === "complete"', 30)
-            tops = browser.evaluate(
+            tops = browser.evaluate(  # the first code cell's own box: its input may be collapsed (hide-input)
                 "(() => { const b = document.querySelector('div.admonition.findings');"
-                " const c = document.querySelector('div.cell_input');"
+                " const c = document.querySelector('div.cell:not(.tag_findings)');"
                 " return [b ? b.getBoundingClientRect().top : null, c ? c.getBoundingClientRect().top : null]; })()")
             assert tops[0] is not None, f"{page.name}: no findings box"
             assert tops[1] is None or tops[0] < tops[1], f"{page.name}: findings box below the first code cell"
@@ -212,6 +226,10 @@ def test_chapter_pages_open_with_their_findings_and_fit_the_page_in_headless_chr
                 "Array.from(document.querySelectorAll('div.cell_output pre'))"
                 ".filter(p => p.scrollWidth > p.clientWidth + 2).map(p => p.textContent.slice(0, 60))")
             assert not wide, f"{page.name}: output lines wider than the page: {wide[:2]}"
+            shown = browser.evaluate(  # code is collapsed on the site: no cell source visible before a click
+                "Array.from(document.querySelectorAll('div.cell_input'))"
+                ".filter(c => c.getBoundingClientRect().height > 0).length")
+            assert shown == 0, f"{page.name}: {shown} code cells shown expanded"
 
 
 def test_findings_summary_collects_every_chapter_box(tmp_path):

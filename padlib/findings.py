@@ -51,12 +51,13 @@ def verdict_of(share: float, all_: float = 1.0) -> str:
     return "partly" if share > 0 else "not here"
 
 
-def section_markdown(findings: list[Finding], section: str) -> str:
-    """The findings box's lines for one section, as plain sentences to show under the figure they rest on
-    (the same :class:`Finding` rows, so the section and the box cannot disagree). Empty when none cites it."""
+def section_markdown(findings: list[Finding], section: str | None = None) -> str:
+    """The findings box's lines for one section (all given, with ``section=None``), as plain sentences to show
+    under the figure they rest on: the same :class:`Finding` rows, so the section and the box cannot disagree.
+    Empty when none cites the section."""
     lines = []
     for f in findings:
-        if f.section != section:
+        if section is not None and f.section != section:
             continue
         first = f.evidence.split(" ", 1)[0]
         evidence = f.evidence if "_" in first else f.evidence[:1].upper() + f.evidence[1:]

@@ -1486,47 +1486,54 @@ def pan_findings(summary: pd.DataFrame, sensitivity: pd.DataFrame | None = None,
     return "\n".join(lines)
 
 
-def chapter_findings_box(learned: pd.DataFrame, summary: pd.DataFrame, sensitivity: pd.DataFrame,
-                         skew: pd.DataFrame, fpr: float = DEFAULT_FPR) -> list:
+def chapter_findings_box(learned: pd.DataFrame | None = None, summary: pd.DataFrame | None = None,
+                         sensitivity: pd.DataFrame | None = None, skew: pd.DataFrame | None = None,
+                         fpr: float = DEFAULT_FPR) -> list:
     """Chapter 1's findings, one :class:`padlib.findings.Finding` per claim: are PANs learned (against random
     init), the paper's count and share (our readings, at the calibrated rate and the others), and whether
     stride-2 PAN sides follow the padding those layers read. ``learned``: :func:`learned_pan_summary`;
-    ``summary``: :func:`pan_summary`; ``sensitivity``: :func:`threshold_sensitivity` rows of every model."""
+    ``summary``: :func:`pan_summary`; ``sensitivity``: :func:`threshold_sensitivity` rows of every model;
+    ``skew``: :func:`side_skew`. A claim whose tables are not given is left out (a section shows its own)."""
     from .findings import Finding, verdict_of
 
-    tr, ri = learned["learned trained %"], learned["learned random init % (max)"]
-    beyond = _learned_beyond_random_init(learned, fpr)
-    n = len(learned)
-    out = [Finding(verdict_of(beyond.mean()), "Trained networks have PANs beyond what random initialisation gives",
-                   f"{int(beyond.sum())} of {n} models: {tr.min():.1f}-{tr.max():.1f}% of padded filters are learned "
-                   f"PANs, against at most {ri.max():.1f}% in {int(learned.seeds.min())} random-init "
-                   f"cop{'y' if int(learned.seeds.min()) == 1 else 'ies'} each",
-                   "are-pans-learned-the-random-initialisation-control")]
-    check = claim_check(summary, sensitivity)
-    low, high = CLAIM_COUNT_RANGE
-    at = check[np.isclose(check.fpr.astype(float), fpr)]
-    rates = sorted(check.fpr.unique())
-    holds_at = [r for r in rates if check[check.fpr == r].dozens_to_hundreds.all()]
-    out.append(Finding(
-        verdict_of(at.dozens_to_hundreds.mean()),
-        f"'From dozens to hundreds' PANs per model (paper; our reading {low}-{high})",
-        f"at fpr {fpr:g}: {int(at.dozens_to_hundreds.sum())} of {len(at)} models, counts {int(at.pans.min())}-"
-        f"{int(at.pans.max())}; every model in range at fpr "
-        + (", ".join(f"{r:g}" for r in holds_at) or "none of " + ", ".join(f"{r:g}" for r in rates)),
-        "how-many-pans-against-the-paper-s-claim"))
-    out.append(Finding(
-        verdict_of(at.about_2pct.mean()), "'About 2%' of filters (an unverified summary; our reading 1-4%)",
-        f"at fpr {fpr:g}: {int(at.about_2pct.sum())} of {len(at)} models, shares {at.share_pct.min():.1f}-"
-        f"{at.share_pct.max():.1f}%", "how-many-pans-against-the-paper-s-claim"))
-    s2 = skew[skew.stride.astype(str) == "2"]
-    toward = s2.verdict == "toward the read padding"
-    out.append(Finding(
-        verdict_of(toward.mean()) if len(s2) else "not here",
-        "Stride-2 PAN sides follow the padding those layers read (PyTorch: top/left; TF SAME: mostly bottom/right)",
-        f"{int(toward.sum())} of {len(s2)} models; top/left share of PAN sides "
-        + ", ".join(f"{r.model} {100 * r.top_left_share:.0f}% [{100 * r.ci_low:.0f}, {100 * r.ci_high:.0f}]"
-                    for r in s2.itertuples()),
-        "which-sides-pytorch-padding-vs-tensorflow-same"))
+    out = []
+    if learned is not None:
+        tr, ri = learned["learned trained %"], learned["learned random init % (max)"]
+        beyond = _learned_beyond_random_init(learned, fpr)
+        n = len(learned)
+        out.append(Finding(
+            verdict_of(beyond.mean()), "Trained networks have PANs beyond what random initialisation gives",
+            f"{int(beyond.sum())} of {n} models: {tr.min():.1f}-{tr.max():.1f}% of padded filters are learned "
+            f"PANs, against at most {ri.max():.1f}% in {int(learned.seeds.min())} random-init "
+            f"cop{'y' if int(learned.seeds.min()) == 1 else 'ies'} each",
+            "are-pans-learned-the-random-initialisation-control"))
+    if summary is not None and sensitivity is not None:
+        check = claim_check(summary, sensitivity)
+        low, high = CLAIM_COUNT_RANGE
+        at = check[np.isclose(check.fpr.astype(float), fpr)]
+        rates = sorted(check.fpr.unique())
+        holds_at = [r for r in rates if check[check.fpr == r].dozens_to_hundreds.all()]
+        out.append(Finding(
+            verdict_of(at.dozens_to_hundreds.mean()),
+            f"'From dozens to hundreds' PANs per model (paper; our reading {low}-{high})",
+            f"at fpr {fpr:g}: {int(at.dozens_to_hundreds.sum())} of {len(at)} models, counts {int(at.pans.min())}-"
+            f"{int(at.pans.max())}; every model in range at fpr "
+            + (", ".join(f"{r:g}" for r in holds_at) or "none of " + ", ".join(f"{r:g}" for r in rates)),
+            "how-many-pans-against-the-paper-s-claim"))
+        out.append(Finding(
+            verdict_of(at.about_2pct.mean()), "'About 2%' of filters (an unverified summary; our reading 1-4%)",
+            f"at fpr {fpr:g}: {int(at.about_2pct.sum())} of {len(at)} models, shares {at.share_pct.min():.1f}-"
+            f"{at.share_pct.max():.1f}%", "how-many-pans-against-the-paper-s-claim"))
+    if skew is not None:
+        s2 = skew[skew.stride.astype(str) == "2"]
+        toward = s2.verdict == "toward the read padding"
+        out.append(Finding(
+            verdict_of(toward.mean()) if len(s2) else "not here",
+            "Stride-2 PAN sides follow the padding those layers read (PyTorch: top/left; TF SAME: mostly bottom/right)",
+            f"{int(toward.sum())} of {len(s2)} models; top/left share of PAN sides "
+            + ", ".join(f"{r.model} {100 * r.top_left_share:.0f}% [{100 * r.ci_low:.0f}, {100 * r.ci_high:.0f}]"
+                        for r in s2.itertuples()),
+            "which-sides-pytorch-padding-vs-tensorflow-same"))
     return out
 
 

@@ -594,3 +594,21 @@ def test_chapter_findings_box_reads_the_tables():
     count = box[1]  # 7 planted PANs (plus any deeper ones): fewer than two dozen, so not in our reading of the range
     n = int(scan.table.is_pan.sum())
     assert count.verdict == ("holds" if 24 <= n <= 999 else "not here") and f"counts {n}-{n}" in count.evidence
+
+
+def test_chapter_findings_box_gives_each_section_its_own_lines():
+    """A section shows the box's lines for the tables it has; the full box is the same lines in the same order."""
+    from padlib.findings import section_markdown
+
+    net, x = _planted_net(), _images()
+    scan = P.scan_pans(net, x, progress=False)
+    summary = P.pan_summary([scan.table])
+    sensitivity = P.threshold_sensitivity(scan, (0.05, P.DEFAULT_FPR))
+    part = P.chapter_findings_box(summary=summary, sensitivity=sensitivity)
+    assert [f.section for f in part] == ["how-many-pans-against-the-paper-s-claim"] * 2
+    skew = P.side_skew([scan.table])
+    assert [f.claim for f in P.chapter_findings_box(skew=skew)] == [
+        f.claim for f in P.chapter_findings_box(summary=summary, sensitivity=sensitivity, skew=skew)][2:]
+    text = section_markdown(part, "how-many-pans-against-the-paper-s-claim")
+    assert text.count("**") == 4 and "dozens to hundreds" in text and section_markdown(part, "elsewhere") == ""
+    assert P.chapter_findings_box() == []

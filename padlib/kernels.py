@@ -1351,47 +1351,52 @@ def chapter_findings(agreement: pd.DataFrame, layers: pd.DataFrame, cluster_chec
                      [f"  {ln}" for ln in asymmetry_conclusion(asym_findings).splitlines()])
 
 
-def chapter_findings_box(type_diff: pd.DataFrame, agreement: pd.DataFrame, cluster_checks: dict,
-                         asym_findings: pd.DataFrame) -> list:
+def chapter_findings_box(type_diff: pd.DataFrame | None = None, agreement: pd.DataFrame | None = None,
+                         cluster_checks: dict | None = None, asym_findings: pd.DataFrame | None = None) -> list:
     """Chapter 2's findings, one :class:`padlib.findings.Finding` per question: learned PAN types against a
-    random network's, the data-free detector, the rule types in the kernels, Mind the Pad's lean (abs index)."""
+    random network's, the data-free detector, the rule types in the kernels, Mind the Pad's lean (abs index).
+    A question whose table is not given is left out (a section shows its own line)."""
     from .findings import Finding, verdict_of
 
     out = []
-    vs_random = type_diff[type_diff.set_b == PAN_SETS[2]].dropna(subset=["tv_distance"])
-    if len(vs_random):
+    vs_random = (type_diff[type_diff.set_b == PAN_SETS[2]].dropna(subset=["tv_distance"]) if type_diff is not None
+                 else type_diff)
+    if vs_random is not None and len(vs_random):
         out.append(Finding(
             verdict_of(vs_random.differs.mean()), "Learned PANs' kernel types differ from a random network's border responses",
             f"{int(vs_random.differs.sum())} of {len(vs_random)} models (Holm-adjusted chi-square); total-variation "
             f"distance {vs_random.tv_distance.min():.2f}-{vs_random.tv_distance.max():.2f}; largest moves: "
             + "; ".join(f"{r.model} {r.rises}, {r.falls}" for r in vs_random.itertuples()),
             "learned-pans-against-random-init-pans"))
-    df = agreement[agreement.predictor == "data-free"]
-    good = (df.precision >= 0.5) & (df.recall >= 0.5)
-    out.append(Finding(
-        verdict_of(good.mean()), "The weights alone predict which filters are PANs (our data-free formula)",
-        f"precision {df.precision.min():.2f}-{df.precision.max():.2f}, recall {df.recall.min():.2f}-"
-        f"{df.recall.max():.2f} over {len(df)} models; both at least 0.5 in {int(good.sum())}",
-        "the-activation-based-detector"))
-    per_model = {name: v for (name, f), (_, v) in cluster_checks.items() if name != "all models" and f == "profile"}
-    if per_model:
-        aris = np.array([v["ari"] for v in per_model.values()])
-        sig = np.array([v["p_value"] <= 0.05 for v in per_model.values()])
+    if agreement is not None:
+        df = agreement[agreement.predictor == "data-free"]
+        good = (df.precision >= 0.5) & (df.recall >= 0.5)
         out.append(Finding(
-            "partly" if sig.any() and aris.max() < 0.5 else verdict_of(float((aris >= 0.5).mean())),
-            "PAN types (our rule) are written in the kernel shapes",
-            f"adjusted Rand index {aris.min():.2f}-{aris.max():.2f} (0 chance, 1 identical) over {len(aris)} models, "
-            f"above the permutation null in {int(sig.sum())}", "unsupervised-check"))
-    a = asym_findings[asym_findings["mode"] == "abs"]
-    core = a[a.check.isin(["opposite", "learned"])]
-    rest = a[~a.check.isin(["opposite", "learned"]) & a.consistent.notna()]
-    core_ok = bool(len(core)) and bool(core.consistent.fillna(False).all())
-    verdict = ("holds" if core_ok and rest.consistent.astype(bool).all() else "partly" if core_ok else "not here")
-    out.append(Finding(
-        verdict, "Uneven padding leaves opposite, learned leans in the mean kernels (Mind the Pad)",
-        "; ".join(f"{r.check}: {r.measured}" for r in core.itertuples())
-        + f"; {int(rest.consistent.astype(bool).sum())} of {len(rest)} corollary checks pass (abs index)",
-        "mean-kernel-asymmetry-did-uneven-padding-leave-a-lean"))
+            verdict_of(good.mean()), "The weights alone predict which filters are PANs (our data-free formula)",
+            f"precision {df.precision.min():.2f}-{df.precision.max():.2f}, recall {df.recall.min():.2f}-"
+            f"{df.recall.max():.2f} over {len(df)} models; both at least 0.5 in {int(good.sum())}",
+            "the-activation-based-detector"))
+    if cluster_checks is not None:
+        per_model = {name: v for (name, f), (_, v) in cluster_checks.items() if name != "all models" and f == "profile"}
+        if per_model:
+            aris = np.array([v["ari"] for v in per_model.values()])
+            sig = np.array([v["p_value"] <= 0.05 for v in per_model.values()])
+            out.append(Finding(
+                "partly" if sig.any() and aris.max() < 0.5 else verdict_of(float((aris >= 0.5).mean())),
+                "PAN types (our rule) are written in the kernel shapes",
+                f"adjusted Rand index {aris.min():.2f}-{aris.max():.2f} (0 chance, 1 identical) over {len(aris)} models, "
+                f"above the permutation null in {int(sig.sum())}", "unsupervised-check"))
+    if asym_findings is not None:
+        a = asym_findings[asym_findings["mode"] == "abs"]
+        core = a[a.check.isin(["opposite", "learned"])]
+        rest = a[~a.check.isin(["opposite", "learned"]) & a.consistent.notna()]
+        core_ok = bool(len(core)) and bool(core.consistent.fillna(False).all())
+        verdict = ("holds" if core_ok and rest.consistent.astype(bool).all() else "partly" if core_ok else "not here")
+        out.append(Finding(
+            verdict, "Uneven padding leaves opposite, learned leans in the mean kernels (Mind the Pad)",
+            "; ".join(f"{r.check}: {r.measured}" for r in core.itertuples())
+            + f"; {int(rest.consistent.astype(bool).sum())} of {len(rest)} corollary checks pass (abs index)",
+            "mean-kernel-asymmetry-did-uneven-padding-leave-a-lean"))
     return out
 
 

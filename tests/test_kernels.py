@@ -624,3 +624,32 @@ def test_row_energy_finds_a_planted_top_row_deficit_and_not_in_random_kernels():
     planted = kernels.row_energy(net, 32)
     assert (planted["energy_tb_hi"] < -0.2).all()
     assert (planted["energy_lr_lo"] < 0).all() and (planted["energy_lr_hi"] > -0.1).all()  # columns untouched
+
+
+def test_chapter_findings_box_reads_planted_tables_and_gives_each_section_its_lines():
+    """Planted tables with known answers: 1 of 2 models differ from random init, the data-free detector good in
+    1 of 2, ARIs significant but low (partly), the core leans consistent with a failing corollary (partly)."""
+    import pandas as pd
+
+    from padlib.kernels import PAN_SETS, chapter_findings_box
+
+    type_diff = pd.DataFrame({"model": ["a", "b", "a"], "set_b": [PAN_SETS[2], PAN_SETS[2], PAN_SETS[1]],
+                              "tv_distance": [0.3, 0.05, 0.01], "differs": [True, False, False],
+                              "rises": ["+side", "+edge", ""], "falls": ["-frame", "-corner", ""]})
+    agreement = pd.DataFrame({"predictor": ["data-free", "data-free", "measured means"],
+                              "precision": [0.8, 0.3, 0.9], "recall": [0.7, 0.9, 0.9]})
+    clusters = {("a", "profile"): (None, {"ari": 0.1, "p_value": 0.01}),
+                ("b", "profile"): (None, {"ari": 0.2, "p_value": 0.3}),
+                ("all models", "profile"): (None, {"ari": 0.9, "p_value": 0.0})}
+    asym = pd.DataFrame({"mode": ["abs"] * 4 + ["signed"], "check": ["opposite", "learned", "even leans less",
+                                                                     "at down-sampling", "opposite"],
+                         "consistent": [True, True, False, True, False], "measured": ["x", "y", "z", "w", "v"]})
+    box = chapter_findings_box(type_diff, agreement, clusters, asym)
+    assert [f.verdict for f in box] == ["partly", "partly", "partly", "partly"]
+    assert "1 of 2 models" in box[0].evidence and "both at least 0.5 in 1" in box[1].evidence
+    assert "1 of 2 corollary checks pass" in box[3].evidence and "opposite: x; learned: y" in box[3].evidence
+    asym_ok = asym.assign(consistent=[True, True, True, True, False])
+    assert chapter_findings_box(asym_findings=asym_ok)[0].verdict == "holds"  # the signed index is not the core
+    assert chapter_findings_box(asym_findings=asym.assign(consistent=[False, True, True, True, True]))[0].verdict == "not here"
+    assert [f.claim for f in chapter_findings_box(agreement=agreement)] == [box[1].claim]
+    assert chapter_findings_box() == []

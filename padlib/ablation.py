@@ -1320,25 +1320,28 @@ def ablation_findings(comparison: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def chapter_findings_box(comparison: pd.DataFrame, consistency: pd.DataFrame, size_table=None) -> list:
+def chapter_findings_box(comparison: pd.DataFrame | None = None, consistency: pd.DataFrame | None = None,
+                         size_table=None) -> list:
     """Chapter 3's findings, one :class:`padlib.findings.Finding` per claim: is removing the PANs' border
     response more disruptive than removing random channels' (KL, and per unit of perturbation), are the class
     movers characteristic (shared across models beyond the random-control null), and does the even-padding
-    size move predictions less than the control size."""
+    size move predictions less than the control size. A claim whose table is not given is left out."""
     from .findings import Finding, verdict_of
 
-    raw = pan_verdicts(comparison, "kl")
-    unit = pan_verdicts(comparison, "kl_per_perturbation")
-    r = raw[(raw["mode"] == "mean") & (raw.region == "border")]
-    u = unit[(unit["mode"] == "mean") & (unit.region == "border")]
-    more, more_u = r.verdict.eq("more disruptive than random"), u.verdict.eq("more disruptive than random")
-    out = [Finding(
-        verdict_of(more_u.mean()) if more.any() else "not here",
-        "PANs induce strong biases: removing their border response (mean, border ring) disrupts more than "
-        "removing random channels'",
-        f"more disruptive on KL in {int(more.sum())} of {len(r)} models (paired 95% intervals beyond every "
-        f"control), per unit of perturbation in {int(more_u.sum())} of {len(u)}",
-        "pan-ablation-against-random-controls")]
+    out = []
+    if comparison is not None:
+        raw = pan_verdicts(comparison, "kl")
+        unit = pan_verdicts(comparison, "kl_per_perturbation")
+        r = raw[(raw["mode"] == "mean") & (raw.region == "border")]
+        u = unit[(unit["mode"] == "mean") & (unit.region == "border")]
+        more, more_u = r.verdict.eq("more disruptive than random"), u.verdict.eq("more disruptive than random")
+        out.append(Finding(
+            verdict_of(more_u.mean()) if more.any() else "not here",
+            "PANs induce strong biases: removing their border response (mean, border ring) disrupts more than "
+            "removing random channels'",
+            f"more disruptive on KL in {int(more.sum())} of {len(r)} models (paired 95% intervals beyond every "
+            f"control), per unit of perturbation in {int(more_u.sum())} of {len(u)}",
+            "pan-ablation-against-random-controls"))
     if consistency is not None and len(consistency):
         verdicts = [v for *_, v in _mover_verdicts(consistency)[0] if v is not None]
         above, total = verdicts.count("above"), len(verdicts)

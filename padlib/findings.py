@@ -61,7 +61,6 @@ def section_markdown(findings: list[Finding], section: str | None = None) -> str
             continue
         first = f.evidence.split(" ", 1)[0]
         evidence = f.evidence if "_" in first else f.evidence[:1].upper() + f.evidence[1:]
-        claim = f.claim[:1].lower() + f.claim[1:] if f.claim[1:2].islower() else f.claim
         end = "" if evidence.endswith(".") else "."
-        lines.append(f"**{f.verdict[:1].upper() + f.verdict[1:]}: {claim}.** {evidence}{end}")
+        lines.append(f"**{f.verdict[:1].upper() + f.verdict[1:]}.** *{f.claim}.* {evidence}{end}")
     return "\n\n".join(lines)

@@ -163,6 +163,7 @@ def disagreement_plot(layers):
         for d in g.loc[g["stride"].astype(str) != "1", "depth"]:
             ax.axvspan(d - 0.4, d + 0.4, color="0.9", zorder=0)
         ax.set_title(name, fontsize=9.5)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         if k >= len(models) - 2:
             ax.set_xlabel("padded layer, in order of depth (shaded: stride 2)", fontsize=8.5)
         if k % 2 == 0:
@@ -443,7 +444,7 @@ def kl_vs_perturbation_plot(table, floor: float = 1e-4):
         ax.grid(alpha=0.3)
         if k % 2 == 0:
             ax.set_ylabel("KL from intact model (nats)", fontsize=9)
-    return _finish_panel_grid(fig, axes, len(models), ncol=4, top=0.75)
+    return _finish_panel_grid(fig, axes, len(models), ncol=4, top=0.6)
 
 
 def intervention_plot(table, metric: str = "agreement", interventions=None, title: str = ""):

@@ -544,3 +544,17 @@ def test_channels_last_conversion_leaves_padding_module_weights_alone():
     assert net(x).shape == (2, 4, 8, 8)
     conv_weights_to(net, torch.contiguous_format)
     assert net[0].weight.is_contiguous()
+
+
+def test_chapter_findings_box_gives_each_section_its_own_line():
+    """The size line alone, from a planted size table; the full box ends with the same line."""
+    sizes = pd.DataFrame({"model": ["a", "b"], "verdict": ["even size moves predictions less",
+                                                           "even size moves predictions more"]})
+    alone = A.chapter_findings_box(size_table=sizes)
+    assert [f.verdict for f in alone] == ["partly"] and "less in 1 of 2 models, more in 1" in alone[0].evidence
+    comparison = fake_comparison(0.2, [0.0, 0.5], 1.0, [2.0, 3.0]).assign(region="border")
+    comparison = pd.concat([comparison, comparison[comparison.metric == "kl"].assign(metric="kl_per_perturbation")])
+    full = A.chapter_findings_box(comparison, None, sizes)
+    assert full[0].verdict == "not here"  # PANs less disruptive than the controls on KL
+    assert len(full) == 2 and full[-1] == alone[0]
+    assert A.chapter_findings_box() == []

@@ -181,9 +181,9 @@ def test_section_markdown_repeats_the_box_lines_that_cite_a_section():
     box = [Finding("holds", "Trained networks have PANs", "4 of 4 models", "sec-a"),
            Finding("not here", "PANs are 2%", "shares 11-19%", "sec-b"),
            Finding("partly", "Stride-2 sides follow", "pytorch_style 1 of 2.", "sec-b")]
-    assert section_markdown(box, "sec-a") == "**Holds: trained networks have PANs.** 4 of 4 models."
-    assert section_markdown(box, "sec-b") == ("**Not here: PANs are 2%.** Shares 11-19%.\n\n"
-                                              "**Partly: stride-2 sides follow.** pytorch_style 1 of 2.")
+    assert section_markdown(box, "sec-a") == "**Holds.** *Trained networks have PANs.* 4 of 4 models."
+    assert section_markdown(box, "sec-b") == ("**Not here.** *PANs are 2%.* Shares 11-19%.\n\n"
+                                              "**Partly.** *Stride-2 sides follow.* pytorch_style 1 of 2.")
     assert section_markdown(box, "elsewhere") == ""
 
 

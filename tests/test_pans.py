@@ -610,5 +610,5 @@ def test_chapter_findings_box_gives_each_section_its_own_lines():
     assert [f.claim for f in P.chapter_findings_box(skew=skew)] == [
         f.claim for f in P.chapter_findings_box(summary=summary, sensitivity=sensitivity, skew=skew)][2:]
     text = section_markdown(part, "how-many-pans-against-the-paper-s-claim")
-    assert text.count("**") == 4 and "dozens to hundreds" in text and section_markdown(part, "elsewhere") == ""
+    assert text.count("**") == 4 and text.count("*") == 12 and "dozens to hundreds" in text and section_markdown(part, "elsewhere") == ""
     assert P.chapter_findings_box() == []

@@ -408,6 +408,19 @@ def ablation_vs_controls_plot(ablation, metric: str = "agreement"):
     return _finish_panel_grid(fig, axes, len(models), ncol=2, top=0.45)
 
 
+def _plain_log_ticks(ax):
+    """Log axes labelled 0.1, 0.2, 0.5, 1, 2, 5 ... in plain numbers (no '2x10^0'), minor ticks unlabelled."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    for axis, lim in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+        if axis.get_scale() != "log":
+            continue
+        lo, hi = sorted(max(v, 1e-300) for v in lim)
+        axis.set_major_locator(LogLocator(subs=(1.0,) if hi / lo > 10 ** 2.5 else (1.0, 2.0, 5.0), numticks=12))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
+
+
 _METRIC_LABELS = {"agreement": "agreement with intact model", "kl": "KL from intact model (nats)",
                   "perturbation": "ablation size (mean sq. change)", "top1_accuracy": "top-1 accuracy"}
 
@@ -438,6 +451,7 @@ def kl_vs_perturbation_plot(table, floor: float = 1e-4):
                            label=f"{kind} {cond}" if k == 0 else None)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _plain_log_ticks(ax)
         if k >= len(models) - 2:
             ax.set_xlabel("ablation size (mean squared change, std units)", fontsize=8.5)
         ax.set_title(model, fontsize=9.5)
@@ -1053,6 +1067,7 @@ def pan_counts_figure(summary, claim_low: int | None = None, claim_high: int | N
     a.bar(x + 0.2, summary["silenced"], 0.4, color=_SIGN_COLORS[-1], label="silenced at the border")
     a.plot(x, summary["pans"], "ko", label="all PANs")
     a.set_yscale("log")
+    _plain_log_ticks(a)
     a.set_ylabel("PANs (log)")
     b.bar(x, summary["share_pct"], 0.6, color="0.4")
     b.axhline(claim_share, color="k", ls="--", lw=1, label=f"unverified summary: about {claim_share:g}%")
@@ -1140,7 +1155,7 @@ def learned_score_figure(scores, bins: int = 50):
             ax.axvspan(thr.quantile(0.1), thr.quantile(0.9), color="#e08214", alpha=0.12, lw=0,
                        label="random-init thresholds (10-90% of layers)")
             ax.axvline(thr.median(), color="#e08214", ls="--", lw=1)
-        ax.axvline(d[d.network == "trained"].tau.iloc[0], color="C3", lw=1.2, label="tau (trained, its null)")
+        ax.axvline(d[d.network == "trained"].tau.iloc[0], color="#0072b2", lw=1.4, label="tau (trained, its null)")
         if (d.network == "random init").any():
             ax.axvline(d[d.network == "random init"].tau.mean(), color="#e08214", ls=":", lw=1.4,
                        label="tau (random init, its own null)")

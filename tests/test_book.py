@@ -228,7 +228,7 @@ def test_chapter_pages_open_with_their_findings_and_fit_the_page_in_headless_chr
             assert not wide, f"{page.name}: output lines wider than the page: {wide[:2]}"
             shown = browser.evaluate(  # code is collapsed on the site: no cell source visible before a click
                 "Array.from(document.querySelectorAll('div.cell_input'))"
-                ".filter(c => c.getBoundingClientRect().height > 0).length")
+                ".filter(c => !c.closest('details:not([open])')).length")
             assert shown == 0, f"{page.name}: {shown} code cells shown expanded"
 
 

@@ -66,23 +66,28 @@ def probe_grid(probe, k: int = 16, ncols: int = 8):
     return image_grid([probe.image01(i) for i in range(k)], titles, ncols=ncols)
 
 
-def stem_kernel_grid(model, k: int = 16, title: str = ""):
-    """The first ``k`` kernels of a model's first convolution, each rescaled to [0, 1] as a colour patch."""
+def stem_kernels_figure(models: dict, k: int = 8):
+    """The first ``k`` stem kernels of each model, one row per model (named on the left), each kernel rescaled
+    to [0, 1] as a colour patch large enough to see its 3x3 taps at the site's width."""
     from torch import nn
 
-    stem = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    if stem is None:
-        raise ValueError("the model has no Conv2d layer")
-    w = stem.weight.detach().cpu()[:k]
-    lo = w.amin(dim=(1, 2, 3), keepdim=True)
-    hi = w.amax(dim=(1, 2, 3), keepdim=True)
-    w = (w - lo) / (hi - lo).clamp_min(1e-12)
-    if w.shape[1] != 3:
-        w = w.mean(1)
-    fig = image_grid(list(w), ncols=k, size=0.7)
-    if title:
-        fig.suptitle(title, fontsize=9)
-        fig.tight_layout()
+    fig, axes = plt.subplots(len(models), k, figsize=(8.0, 1.0 * len(models) + 0.2), squeeze=False)
+    for row, (name, model) in zip(axes, models.items()):
+        stem = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+        if stem is None:
+            raise ValueError(f"{name} has no Conv2d layer")
+        w = stem.weight.detach().cpu()[:k]
+        lo, hi = w.amin(dim=(1, 2, 3), keepdim=True), w.amax(dim=(1, 2, 3), keepdim=True)
+        w = (w - lo) / (hi - lo).clamp_min(1e-12)
+        for j, ax in enumerate(row):
+            if j < len(w):
+                img = w[j].permute(1, 2, 0).numpy() if w.shape[1] == 3 else w[j].mean(0).numpy()
+                ax.imshow(img, cmap=None if w.shape[1] == 3 else "gray", interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(name.replace("tf_efficientnet_", "effnet-"), fontsize=8.5, rotation=0, ha="right",
+                          va="center")
+    fig.tight_layout(w_pad=0.3, h_pad=0.3)
     return fig
 
 
@@ -1243,27 +1248,27 @@ def pan_depth_figure(by_depth):
 
 
 def pan_side_figure(side_counts):
-    """PANs per side and sign, one column per model, one row per stride (each row with its own scale)."""
+    """PANs per side and sign: one row per model, one column per stride (each panel with its own scale), the
+    legend above the grid."""
     import numpy as np
 
     models = list(dict.fromkeys(side_counts["model"]))
     strides = sorted(side_counts["stride"].astype(str).unique())
-    fig, axes = plt.subplots(len(strides), len(models), figsize=(2.9 * len(models), 2.3 * len(strides)),
-                             squeeze=False, sharey="row")
+    panels = [(m, st) for m in models for st in strides]
+    fig, axes = _panel_grid(len(panels), ncols=len(strides), row_height=1.9)
     sides = ["top", "bottom", "left", "right"]
-    for i, st in enumerate(strides):
-        for ax, m in zip(axes[i], models):
-            d = side_counts[(side_counts.model == m) & (side_counts.stride.astype(str) == st)]
-            for k, sign in enumerate((1, -1)):
-                col = "fire" if sign > 0 else "silenced"
-                v = [int(d[d.side == s][col].sum()) for s in sides]
-                ax.bar(np.arange(4) + (k - 0.5) * 0.4, v, 0.4, color=_SIGN_COLORS[sign], label=col)
-            ax.set_xticks(np.arange(4), sides, fontsize=8)
-            ax.set_title(f"{m.replace('tf_efficientnet_', '')}, stride {st}", fontsize=9)
-        axes[i][0].set_ylabel("PANs with this side", fontsize=8)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    for n, (ax, (m, st)) in enumerate(zip(axes, panels)):
+        d = side_counts[(side_counts.model == m) & (side_counts.stride.astype(str) == st)]
+        for k, sign in enumerate((1, -1)):
+            col = "fire" if sign > 0 else "silenced"
+            v = [int(d[d.side == s][col].sum()) for s in sides]
+            ax.bar(np.arange(4) + (k - 0.5) * 0.4, v, 0.4, color=_SIGN_COLORS[sign],
+                   label=f"{col} at the border")
+        ax.set_xticks(np.arange(4), sides if n >= len(panels) - len(strides) else [], fontsize=8.5)
+        ax.set_title(f"{m}, stride {st} layers", fontsize=9.5)
+        if n % len(strides) == 0:
+            ax.set_ylabel("PANs with this side", fontsize=8.5)
+    return _finish_panel_grid(fig, axes, len(panels), ncol=2, top=0.45)
 
 
 def pan_effect_figure(tables):

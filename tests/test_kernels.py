@@ -653,3 +653,19 @@ def test_chapter_findings_box_reads_planted_tables_and_gives_each_section_its_li
     assert chapter_findings_box(asym_findings=asym.assign(consistent=[False, True, True, True, True]))[0].verdict == "not here"
     assert [f.claim for f in chapter_findings_box(agreement=agreement)] == [box[1].claim]
     assert chapter_findings_box() == []
+
+
+def test_stem_kernels_figure_has_one_row_per_model_and_rejects_a_model_without_convolutions():
+    import pytest
+    import torch
+    from torch import nn
+
+    from padlib import plots
+
+    torch.manual_seed(0)
+    fig = plots.stem_kernels_figure({"a": nn.Sequential(nn.Conv2d(3, 4, 3)), "b": nn.Sequential(nn.Conv2d(1, 8, 3))},
+                                    k=6)
+    assert len(fig.axes) == 12 and fig.axes[0].get_ylabel() == "a" and len(fig.axes[0].images) == 1
+    assert len(fig.axes[5].images) == 0 and len(fig.axes[11].images) == 1  # 'a' has 4 kernels, 'b' 8 (6 shown)
+    with pytest.raises(ValueError, match="b has no Conv2d"):
+        plots.stem_kernels_figure({"b": nn.Sequential(nn.ReLU())})

@@ -272,29 +272,32 @@ def type_share_figure(shares):
     return fig
 
 
-def type_centroids(summary, clustered):
-    """k-means centroids (normalised 3x3 profiles) with the rule types that fall in each cluster."""
+def type_centroids(summary, clustered, ncols: int = 3):
+    """k-means centroids (normalised 3x3 profiles) with the rule types that fall in each cluster, ``ncols``
+    panels per row at the site's width."""
     import numpy as np
     import pandas as pd
 
     cents = summary["centroids"]
     k = len(cents)
     table = pd.crosstab(clustered["cluster"], clustered["type"])
-    fig, axes = plt.subplots(1, k, figsize=(1.8 * k, 2.9), squeeze=False)
-    for i in range(k):
-        ax = axes[0, i]
+    rows = -(-k // ncols)
+    fig, axes = plt.subplots(rows, ncols, figsize=(6.6, 2.75 * rows + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        if i >= k:
+            ax.set_visible(False)
+            continue
         v = np.abs(cents[i]).max() or 1.0
         ax.imshow(cents[i], cmap="RdBu_r", vmin=-v, vmax=v)
         ax.set_xticks([])
         ax.set_yticks([])
         counts = table.loc[i] if i in table.index else pd.Series(dtype=int)
         top = counts.sort_values(ascending=False).head(3)
-        ax.set_title(f"cluster {i} (n={int(counts.sum())})\n" + "\n".join(f"{t}: {n}" for t, n in top.items()),
-                     fontsize=7)
+        ax.set_title(f"cluster {i} (n={int(counts.sum())})\n" + ", ".join(f"{t} {n}" for t, n in top.items()),
+                     fontsize=8.5)
+    fig.suptitle(f"k-means on kernel profiles: adjusted Rand index with rule types {summary['ari']:.2f} "
+                 f"(null 95%: {summary['null_q95']:.3f})", fontsize=9.5)
     fig.tight_layout()
-    fig.subplots_adjust(top=0.68)
-    fig.suptitle(f"k-means on kernel profiles: ARI with rule types {summary['ari']:.2f} "
-                 f"(null 95% {summary['null_q95']:.3f})", fontsize=8, y=0.98)
     return fig
 
 

@@ -29,6 +29,13 @@ class Finding:
             raise PadlibError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
 
+def _evidence_sentence(f: Finding) -> str:
+    """A finding's evidence as a sentence: it starts with a capital, unless it starts with a name (a column, a
+    measure: has an underscore)."""
+    first = f.evidence.split(" ", 1)[0]
+    return f.evidence if "_" in first else f.evidence[:1].upper() + f.evidence[1:]
+
+
 def findings_markdown(findings: list[Finding], title: str = "Findings") -> str:
     """The findings box as MyST Markdown: an admonition with one bullet per finding, verdict first."""
     if not findings:
@@ -36,10 +43,7 @@ def findings_markdown(findings: list[Finding], title: str = "Findings") -> str:
     lines = [f"```{{admonition}} {title}", ":class: tip findings", ""]
     for f in findings:
         link = f' (<a href="#{f.section}">figure</a>)' if f.section else ""
-        first = f.evidence.split(" ", 1)[0]
-        # a sentence starts with a capital, unless it starts with a name (a column, a measure: has an underscore)
-        evidence = f.evidence if "_" in first else f.evidence[:1].upper() + f.evidence[1:]
-        lines.append(f"- **{f.verdict}**: {f.claim}. {evidence}{link}")
+        lines.append(f"- **{f.verdict}**: {f.claim}. {_evidence_sentence(f)}{link}")
     lines.append("```")
     return "\n".join(lines)
 
@@ -59,8 +63,7 @@ def section_markdown(findings: list[Finding], section: str | None = None) -> str
     for f in findings:
         if section is not None and f.section != section:
             continue
-        first = f.evidence.split(" ", 1)[0]
-        evidence = f.evidence if "_" in first else f.evidence[:1].upper() + f.evidence[1:]
+        evidence = _evidence_sentence(f)
         end = "" if evidence.endswith(".") else "."
         lines.append(f"**{f.verdict[:1].upper() + f.verdict[1:]}.** *{f.claim}.* {evidence}{end}")
     return "\n\n".join(lines)

@@ -1360,8 +1360,8 @@ def chapter_findings_box(type_diff: pd.DataFrame | None = None, agreement: pd.Da
 
     out = []
     vs_random = (type_diff[type_diff.set_b == PAN_SETS[2]].dropna(subset=["tv_distance"]) if type_diff is not None
-                 else type_diff)
-    if vs_random is not None and len(vs_random):
+                 else [])
+    if len(vs_random):
         out.append(Finding(
             verdict_of(vs_random.differs.mean()), "Learned PANs' kernel types differ from a random network's border responses",
             f"{int(vs_random.differs.sum())} of {len(vs_random)} models (Holm-adjusted chi-square); total-variation "

@@ -921,7 +921,7 @@ def border_accuracy_figure(summary, group: str = "border_distance"):
     return fig
 
 
-def ppp_figure(ppp, floors: dict | None = None):
+def ppp_figure(ppp):
     """One panel per PPP measure (two columns): value per scheme and seed at initialisation (open) and after
     training (filled), the measure's chance level dashed."""
     from .position import PPP_CHANCE, PPP_UNITS
@@ -1019,8 +1019,6 @@ def learning_curves_figure(curves, chance: float | None = None, ylabel: str = "h
 def edge_error_figure(err):
     """Held-out error predicting each layer's outermost rows, relative to predicting 0, per predictor (the
     schemes' colours; log scale, 1 = no better than predicting 0)."""
-    from matplotlib.ticker import LogLocator, ScalarFormatter
-
     piv = err.pivot_table(index="layer", columns="predictor", values="relative_to_zero", sort=False)
     cols = [c for c in ("padding_module", "replicate", "reflect") if c in piv.columns]
     fig, ax = plt.subplots(figsize=(8, 3.2))
@@ -1030,9 +1028,7 @@ def edge_error_figure(err):
     ax.axhline(1.0, color="0.4", ls="--", lw=0.8, label="zero (predicts 0)")
     ax.set_xticks(np.arange(len(piv)) + 0.4 - width / 2, piv.index, fontsize=8)
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.yaxis.set_minor_formatter(plt.NullFormatter())
+    _plain_log_ticks(ax)
     ax.set_ylabel("edge-pixel MSE / mean square (log)")
     ax.set_xlabel("padded conv (index in the network; its input is padded)")
     ax.legend(fontsize=8, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)

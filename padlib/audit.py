@@ -18,35 +18,32 @@ computes shapes only, which is how :func:`zoo_audit` covers all of timm in minut
 """
 from __future__ import annotations
 
-import json
-import os
-import re
-import statistics
 import time
-from pathlib import Path
 from types import SimpleNamespace
-
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .errors import PadlibError, UnknownModelError, check_new_output, check_type, first_line
-from .padding import layer_pads, padding_read
+from .errors import PadlibError, check_type, first_line
+from .padding import _pair, layer_pads, padding_read
+from ._compat import moved_names
+from ._hooks import eval_mode
 
-REPO = Path(__file__).resolve().parent.parent
-ZOO_CSV = REPO / "results" / "zoo_audit.csv"
-ZOO_META = REPO / "results" / "zoo_audit.json"
 
 # Side names in F.pad order (left, right, top, bottom).
 PAD_SIDES = ("left", "right", "top", "bottom")
+
+
 _CONV_NAMES = {"conv2d"}
+
+
 _MAXPOOL_NAMES = {"max_pool2d", "max_pool2d_with_indices", "_max_pool2d"}
+
+
 _AVGPOOL_NAMES = {"avg_pool2d"}
+
+
 _PAD_NAMES = {"pad"}
-
-
-def _pair(v):
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
 def _bind(args, kwargs, names, defaults):
@@ -207,46 +204,44 @@ def _traced_forward(model: nn.Module, hw: tuple[int, int], channels: int, stop_a
     buffers (``torch.func.functional_call``: shapes only, no copy of the weights), falling back to a real
     forward on zeros when the model keeps plain tensors that cannot mix with meta ones.
     """
-    was_training = model.training
-    model.eval()
-    owner, handles = _module_stack_hooks(model)
-    try:
-        if _is_meta(model):
-            attempts = ["meta"]
-        else:
-            attempts = ["functional_meta", "real"]
-        last_error = None
-        for attempt in attempts:
-            tracer = _PaddingTracer(owner, stop_at_uneven, hw)
-            try:
-                if attempt == "real":
-                    p = next(model.parameters(), None)
-                    device, dtype = (p.device, p.dtype) if p is not None else ("cpu", torch.float32)
-                    x = torch.zeros(1, channels, *hw, device=device, dtype=dtype)
-                    with tracer:
-                        model(x)
-                elif attempt == "meta":
-                    x = torch.empty(1, channels, *hw, device="meta")
-                    with tracer:
-                        model(x)
-                else:
-                    from torch.func import functional_call
+    with eval_mode(model):
+        owner, handles = _module_stack_hooks(model)
+        try:
+            if _is_meta(model):
+                attempts = ["meta"]
+            else:
+                attempts = ["functional_meta", "real"]
+            last_error = None
+            for attempt in attempts:
+                tracer = _PaddingTracer(owner, stop_at_uneven, hw)
+                try:
+                    if attempt == "real":
+                        p = next(model.parameters(), None)
+                        device, dtype = (p.device, p.dtype) if p is not None else ("cpu", torch.float32)
+                        x = torch.zeros(1, channels, *hw, device=device, dtype=dtype)
+                        with tracer:
+                            model(x)
+                    elif attempt == "meta":
+                        x = torch.empty(1, channels, *hw, device="meta")
+                        with tracer:
+                            model(x)
+                    else:
+                        from torch.func import functional_call
 
-                    state = {k: torch.empty_like(v, device="meta") for k, v in
-                             list(model.named_parameters()) + list(model.named_buffers())}
-                    x = torch.empty(1, channels, *hw, device="meta")
-                    with tracer:
-                        functional_call(model, state, (x,), strict=False)
-                return tracer.calls
-            except _UnevenFound:
-                raise
-            except Exception as e:  # noqa: BLE001 - reported below as one line
-                last_error = e
-        raise PadlibError(f"{_model_label(model)} does not run on a {hw[0]}x{hw[1]} input ({_first_line(last_error)})")
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+                        state = {k: torch.empty_like(v, device="meta") for k, v in
+                                 list(model.named_parameters()) + list(model.named_buffers())}
+                        x = torch.empty(1, channels, *hw, device="meta")
+                        with tracer:
+                            functional_call(model, state, (x,), strict=False)
+                    return tracer.calls
+                except _UnevenFound:
+                    raise
+                except Exception as e:  # noqa: BLE001 - reported below as one line
+                    last_error = e
+            raise PadlibError(f"{_model_label(model)} does not run on a {hw[0]}x{hw[1]} input ({_first_line(last_error)})")
+        finally:
+            for h in handles:
+                h.remove()
 
 
 def _model_label(model) -> str:
@@ -480,256 +475,8 @@ def audit_overview(models: dict, sizes=(224,), near_default: bool = True, max_di
     return pd.DataFrame(rows)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# The zoo audit: every timm architecture, built on the meta device (shapes only), at its default input size.
-
-def model_family(name: str) -> str:
-    """The architecture family of a timm model: the timm source module defining it (e.g. 'efficientnet' for
-    tf_efficientnet_lite0, 'resnet' for resnet50d); when unknown, the name up to the first '_' or digit."""
-    try:
-        from timm.models._registry import _model_to_module
-
-        module = _model_to_module.get(name)
-        if module:
-            return module
-    except ImportError:
-        pass
-    m = re.match(r"[A-Za-z]+", name.removeprefix("tf_"))
-    return m.group(0).lower() if m else name
-
-
 def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {first_line(e)}"
-
-
-def build_meta_model(name: str) -> nn.Module:
-    """A timm architecture built on the meta device: the module tree and shapes, no weights, no memory."""
-    import timm
-
-    if not timm.is_model(name):
-        raise UnknownModelError(f"'{name}' is not a timm model (see timm.list_models())")
-    with torch.device("meta"):
-        model = timm.create_model(name, pretrained=False)
-    model.eval()
-    return model
-
-
-def audit_zoo_model(name: str, max_distance: int = 32) -> dict:
-    """Zoo-audit row for one timm architecture: build on meta, audit at the default size, find the nearest even size.
-
-    ``seconds`` is wall time, ``cpu_seconds`` the CPU time of this process (what the row costs on an idle core)."""
-    row = {"model": name, "family": model_family(name), "tf_port": name.startswith("tf_")}
-    t0, c0 = time.perf_counter(), time.process_time()
-    try:
-        _fill_zoo_row(row, name, max_distance)
-    finally:
-        row["seconds"] = round(time.perf_counter() - t0, 3)
-        row["cpu_seconds"] = round(time.process_time() - c0, 3)
-    return row
-
-
-def _fill_zoo_row(row: dict, name: str, max_distance: int) -> None:
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = build_meta_model(name)
-    except Exception as e:  # noqa: BLE001 - every failure is listed, with its first line
-        row.update(status="build_failed", error=_first_line(e))
-        return
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    c, h, w = tuple(cfg.get("input_size") or (3, 224, 224))
-    row.update(default_size=int(h) if h == w else f"{h}x{w}", channels=int(c))
-    try:
-        audit = padding_audit(model, (int(h), int(w)), channels=int(c))
-    except PadlibError as e:
-        row.update(status="forward_failed", error=str(e)[:240])
-        return
-    row.update(status="ok", error="", **audit_summary(audit))
-    if row["n_uneven"] == 0:
-        row.update(nearest_even_size=int(h) if h == w else None, even_distance=0 if h == w else None)
-    elif h == w:
-        size = nearest_even_size(model, int(h), max_distance, exhaustive=False)
-        row.update(nearest_even_size=size, even_distance=abs(size - int(h)) if size else None)
-
-
-ZOO_COLUMNS = ["model", "family", "tf_port", "status", "error", "default_size", "channels", "n_padding_layers",
-               "n_uneven", "n_dynamic_same", "n_ceil_overhang", "unread_sides", "extra_sides", "nearest_even_size",
-               "even_distance", "seconds", "cpu_seconds"]
-
-
-def _zoo_worker_init():
-    torch.set_num_threads(1)
-
-
-def zoo_audit(models=None, max_distance: int = 32, progress: bool = True, out_csv=None, workers: int = 1):
-    """Audit every timm architecture (or ``models``) at its default input size; returns one row per model.
-
-    Models that fail to build or to run are kept, with ``status`` and the error's first line. The nearest
-    even-padding size is searched with ``nearest_even_size(exhaustive=False)`` within ``max_distance``.
-    ``workers`` > 1 audits models in that many processes. With ``out_csv``, writes the CSV and a JSON next
-    to it recording timm/torch versions, date and timing.
-    """
-    import datetime
-    import platform
-
-    import pandas as pd
-    import timm
-    from tqdm.auto import tqdm
-
-    names = list(timm.list_models()) if models is None else list(models)
-    t0 = time.perf_counter()
-    rows = []
-    bar = tqdm(total=len(names), desc="zoo audit", unit="model", disable=not progress)
-    if workers > 1:
-        import functools
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        job = functools.partial(audit_zoo_model, max_distance=max_distance)
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_zoo_worker_init) as pool:
-            for row in pool.map(job, names, chunksize=4):
-                rows.append(row)
-                bar.update()
-    else:
-        for name in names:
-            rows.append(audit_zoo_model(name, max_distance))
-            bar.update()
-    bar.close()
-    df = pd.DataFrame(rows).reindex(columns=ZOO_COLUMNS)
-    total = time.perf_counter() - t0
-    if out_csv is not None:
-        out_csv = Path(out_csv)
-        out_csv.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(out_csv, index=False)
-        ok = df[df["status"] == "ok"]
-        meta = {
-            "timm_version": timm.__version__, "torch_version": torch.__version__,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "n_models": len(df), "n_ok": int(len(ok)), "n_build_failed": int((df["status"] == "build_failed").sum()),
-            "n_forward_failed": int((df["status"] == "forward_failed").sum()),
-            "max_distance": max_distance, "even_size_search": "nearest_even_size(exhaustive=False)",
-            "workers": workers,
-            "total_seconds": round(total, 1),
-            "median_seconds_per_model": round(float(df["seconds"].median()), 4),
-            "total_cpu_seconds": round(float(df["cpu_seconds"].sum()), 1),
-            "median_cpu_seconds_per_model": round(float(df["cpu_seconds"].median()), 4),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "command": "python -m padlib zoo-audit",
-        }
-        out_csv.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    df.attrs["total_seconds"] = total
-    return df
-
-
-def load_zoo_audit(path=None):
-    """The committed zoo audit (CSV) and its metadata (timm version, date); regenerate with ``python -m padlib zoo-audit``."""
-    import pandas as pd
-
-    path = Path(path) if path else ZOO_CSV
-    if not path.exists():
-        raise PadlibError(f"no zoo audit at {path}; run `python -m padlib zoo-audit` (its run time is measured "
-                          f"and recorded in results/zoo_audit.json)")
-    df = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    for col in ("unread_sides", "extra_sides", "error"):
-        df[col] = df[col].fillna("")
-    meta_path = path.with_suffix(".json")
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    df.attrs.update(meta)
-    return df
-
-
-def even_at_default_or_nearest(zoo):
-    """Per zoo row: True when the model pads evenly at its default size (no uneven layer; this includes models
-    with non-square inputs, whose row has no nearest_even_size) or at the nearest even size found."""
-    return (zoo["n_uneven"] == 0) | zoo["nearest_even_size"].notna()
-
-
-def zoo_by_family(zoo):
-    """Per family: models audited, share with uneven padding at the default size, share even at the default or
-    nearest size (:func:`even_at_default_or_nearest`)."""
-    ok = zoo[zoo["status"] == "ok"].copy()
-    ok["uneven_default"] = ok["n_uneven"] > 0
-    ok["even_at_nearest"] = even_at_default_or_nearest(ok)
-    g = ok.groupby("family")
-    out = g.agg(models=("model", "size"), uneven_at_default=("uneven_default", "mean"),
-                even_at_nearest=("even_at_nearest", "mean"),
-                median_uneven_layers=("n_uneven", "median")).reset_index()
-    return out.sort_values(["models", "family"], ascending=[False, True]).reset_index(drop=True)
-
-
-def zoo_overview(zoo) -> dict:
-    """Headline numbers of the zoo audit: counts, share uneven, share fixable by a nearby size, sides."""
-    ok = zoo[zoo["status"] == "ok"]
-    uneven = ok[ok["n_uneven"] > 0]
-    sides = uneven["extra_sides"].value_counts()
-    return {
-        "timm_version": zoo.attrs.get("timm_version", "?"),
-        "models": int(len(zoo)),
-        "audited": int(len(ok)),
-        "build_failed": int((zoo["status"] == "build_failed").sum()),
-        "forward_failed": int((zoo["status"] == "forward_failed").sum()),
-        "with_padding": int((ok["n_padding_layers"] > 0).sum()),
-        "uneven_at_default": int(len(uneven)),
-        "share_uneven": round(len(uneven) / max(len(ok), 1), 3),
-        "uneven_fixed_by_nearest_size": int(uneven["nearest_even_size"].notna().sum()),
-        "even_at_default_or_nearest": int(even_at_default_or_nearest(ok).sum()),
-        "extra_sides_counts": {k or "none": int(v) for k, v in sides.items()},
-    }
-
-
-def zoo_side_group(zoo, extra_sides: str = "bottom,right", top: int = 6) -> dict:
-    """The audited architectures whose uneven layers read more padding on ``extra_sides``: how many, how many
-    are timm ``tf_`` ports, and the ``top`` families among them (largest first)."""
-    ok = zoo[zoo["status"] == "ok"]
-    group = ok[(ok["n_uneven"] > 0) & (ok["extra_sides"] == extra_sides)]
-    return {"extra_sides": extra_sides, "architectures": int(len(group)), "tf_ports": int(group["tf_port"].sum()),
-            "families": {k: int(v) for k, v in group["family"].value_counts().head(top).items()}}
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Command line and benchmark
-
-def _load_for_audit(name: str) -> nn.Module:
-    """A random-init model for auditing: timm names on the meta device (instant), others via load_model."""
-    import timm
-
-    from .models import OFFLINE_MODELS, load_model
-
-    if "=" in name:  # NAME=PATH: your checkpoint, loaded (and checked against the architecture) as everywhere
-        return load_model(name)
-    arch = name.split("/", 1)[1] if name.startswith("timm/") else name
-    if (name.startswith("timm/") or (name not in OFFLINE_MODELS or OFFLINE_MODELS[name].library == "timm")) \
-            and timm.is_model(arch) and not name.startswith("torchvision/"):
-        try:
-            model = build_meta_model(arch)
-            model.padlib_name = name
-            return model
-        except Exception:  # noqa: BLE001 - fall back to a real build
-            pass
-    return load_model(name, pretrained=False)
-
-
-def _cmd_audit(args) -> int:
-    import pandas as pd
-
-    model = _load_for_audit(args.model)
-    size = args.size or input_channels_size(model)
-    audit = padding_audit(model, size, all_layers=args.all)
-    with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_columns", None):
-        cols = ["layer", "op", "in_h", "kernel", "stride", "dilation", "source", "pad_top", "pad_bottom",
-                "read_top", "read_bottom", "pad_left", "pad_right", "read_left", "read_right", "uneven",
-                "unread_sides", "extra_sides"]
-        print(audit[cols].to_string(index=False) if len(audit) else "no layer pads at this size")
-    s = audit_summary(audit)
-    print(f"\n{args.model} at {size}: {s['n_padding_layers']} padding layers, {s['n_uneven']} uneven"
-          + (f" (padding never read: {s['unread_sides'] or 'none'}; more read on: {s['extra_sides']})"
-             if s["n_uneven"] else ""))
-    sizes = even_padding_sizes(model, size, args.distance)
-    print(f"even-padding sizes within {args.distance} of {size}: {sizes[:12] if sizes else 'none'}")
-    return 0
 
 
 def input_channels_size(model: nn.Module) -> int:
@@ -741,54 +488,20 @@ def input_channels_size(model: nn.Module) -> int:
     return int(prep.input_size) if prep else 224
 
 
-def _cmd_zoo_audit(args) -> int:
-    import timm
 
-    names = timm.list_models(args.filter) if args.filter else None
-    if args.limit:
-        names = (names or timm.list_models())[: args.limit]
-    if args.out is None:
-        if names is not None:  # a partial audit must not replace the committed full one
-            raise PadlibError(f"--filter/--limit audit only some models: pass --out FILE.csv (the default "
-                              f"{ZOO_CSV.relative_to(REPO)} holds the full zoo audit the book reads)")
-        out = ZOO_CSV  # regenerating the book's cache is what the command is for
-    else:
-        out = Path(check_new_output(args.out, args.force, "--out file"))
-    df = zoo_audit(names, max_distance=args.distance, out_csv=out, workers=args.workers)
-    o = zoo_overview(load_zoo_audit(out))
-    print(f"audited {o['audited']}/{o['models']} models in {df.attrs['total_seconds']:.0f} s "
-          f"(build failed: {o['build_failed']}, forward failed: {o['forward_failed']}); "
-          f"uneven at default size: {o['uneven_at_default']}; wrote {out} and {out.with_suffix('.json')}")
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser("audit", help="padding audit of one model at one input size (+ even-padding sizes)")
-    p.add_argument("model", help="timm or torchvision name, e.g. mobilenet_v2, tf_efficientnet_lite0, resnet50 "
-                                 "(NAME=PATH: your checkpoint of that architecture)")
-    p.add_argument("--size", type=int, default=None, help="input size (default: the model's)")
-    p.add_argument("--all", action="store_true", help="also list convs and pools that do not pad")
-    p.add_argument("--distance", type=int, default=16, help="search even-padding sizes this far from --size")
-    p.set_defaults(func=_cmd_audit)
-    p = subparsers.add_parser("zoo-audit", help="audit every timm architecture (meta device, no weights) -> CSV")
-    p.add_argument("--out", default=None, help=f"CSV to write, a new file unless --force (default: regenerate "
-                                               f"{ZOO_CSV.relative_to(REPO)}, full audits only)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
-    p.add_argument("--filter", default=None, help="timm.list_models pattern, e.g. 'resnet*'")
-    p.add_argument("--limit", type=int, default=None, help="only the first N models (for a quick look)")
-    p.add_argument("--distance", type=int, default=32, help="search the nearest even size this far away")
-    p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
-    p.set_defaults(func=_cmd_zoo_audit)
-
-
-def bench_zoo_audit(n_models: int = 24) -> dict:
-    """Median seconds to zoo-audit one timm architecture (build on meta + trace + even-size search),
-    over ``n_models`` names spread evenly through timm.list_models()."""
-    import timm
-
-    names = timm.list_models()
-    step = max(len(names) // n_models, 1)
-    sample = names[::step][:n_models]
-    rows = [audit_zoo_model(n) for n in sample]
-    return {"audit_seconds_per_model": round(statistics.median(r["seconds"] for r in rows), 3),
-            "audit_cpu_seconds_per_model": round(statistics.median(r["cpu_seconds"] for r in rows), 3)}
+# Names that lived here before padlib 0.2 keep working for one release (each old path warns once).
+__getattr__ = moved_names(__name__, {
+    "REPO": "experiments.zoo",
+    "ZOO_COLUMNS": "experiments.zoo",
+    "ZOO_CSV": "experiments.zoo",
+    "ZOO_META": "experiments.zoo",
+    "audit_zoo_model": "experiments.zoo",
+    "build_meta_model": "experiments.zoo",
+    "even_at_default_or_nearest": "experiments.zoo",
+    "load_zoo_audit": "experiments.zoo",
+    "model_family": "experiments.zoo",
+    "zoo_audit": "experiments.zoo",
+    "zoo_by_family": "experiments.zoo",
+    "zoo_overview": "experiments.zoo",
+    "zoo_side_group": "experiments.zoo"
+})

@@ -1,13 +1,201 @@
-"""Benchmarks: ``python -m padlib bench`` prints one ``name=value`` line per figure.
-
-Performance is reported as ratios measured in one run on the same images (e.g. scan time / plain forward
-time), so the figures mean the same on any machine. Chapters add their benchmarks to ``BENCHMARKS``.
-"""
+"""Benchmarks (``make bench``): each a ratio measured in one run, printed as ``name=value`` lines."""
 from __future__ import annotations
 
-import time
-
 import torch
+import os
+import statistics
+import time
+import numpy as np
+
+from .data import probe_images
+from .experiments.digits import digits_on_canvas
+from .experiments.training import interleaved_step_cost
+from .experiments.zoo import audit_zoo_model
+from .interventions import ABLATION_REGIONS, ablate_channels, channel_means, model_logits
+from .kernels import data_free_pans, mean_kernel_asymmetry
+from .layers.base import convert_padding
+from .layers.schemes import ALL_SCHEMES
+from .models import load_model
+from .padding import padded_convs
+from .pans import find_pans, scan_pans
+
+
+# ---------------------------------------------------------------------------------------------------------
+# benchmark
+
+
+def bench_padding_schemes(schemes=ALL_SCHEMES[1:], batch_size: int = 64, repeats: int = 12,
+                               threads: int | None = 1, chapter_model: tuple = ("padding_module",)) -> dict:
+    """Training-step time (forward, backward, Adam step) with each scheme / with zero padding; same model, batch.
+
+    The model is a fixed small ResNet-style network (width 16, two stages) on a batch of digits on a 32 px
+    canvas, on ``threads`` CPU threads (the chapter's default, 1), in the memory format :func:`padlib.training.train`
+    uses ((N, C, H, W) on CPU, :func:`padlib.training.training_memory_format`), timed by
+    :func:`padlib.training.interleaved_step_cost` (steps of all schemes interleaved; per scheme the median over
+    ``repeats`` rounds of its step time over zero's in the same round). The schemes in ``chapter_model`` are also
+    timed on chapter 5's default network and data (VGG-style, width 8, three stages, 12 px digits on 24 px
+    textured canvases) against zero padding on it (``..._vgg`` lines): what the chapter's reader pays. The cost is
+    reported as measured; chapter 5 puts it next to the accuracy the scheme buys.
+    """
+
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        data = digits_on_canvas(batch_size, canvas_size=32, digit_size=16, seed=0)
+        chapter_data = digits_on_canvas(batch_size, canvas_size=24, digit_size=12, seed=0, background="texture",
+                                        border_fraction=0.2, cut_fraction=0.3)
+
+        def ratios(names, suffix, model="resnet", data=data):
+            if not names:
+                return {}
+            kwargs = {"width": 16, "depth": 2} if model == "resnet" else {"width": 8, "depth": 3}
+            cost = interleaved_step_cost(["zero", *names], data, model, kwargs, batch_size, repeats)
+            return {f"{s}_step_overhead{suffix}": round(float(r), 3)
+                    for s, r in zip(cost["scheme"], cost["ratio_to_zero"]) if s != "zero"}
+
+        out = ratios(schemes, "")
+        out.update(ratios(chapter_model, "_vgg", model="vgg", data=chapter_data))
+    finally:
+        torch.set_num_threads(old_threads)
+    return out
+
+
+def bench_zoo_audit(n_models: int = 24) -> dict:
+    """Median seconds to zoo-audit one timm architecture (build on meta + trace + even-size search),
+    over ``n_models`` names spread evenly through timm.list_models()."""
+    import timm
+
+    names = timm.list_models()
+    step = max(len(names) // n_models, 1)
+    sample = names[::step][:n_models]
+    rows = [audit_zoo_model(n) for n in sample]
+    return {"audit_seconds_per_model": round(statistics.median(r["seconds"] for r in rows), 3),
+            "audit_cpu_seconds_per_model": round(statistics.median(r["cpu_seconds"] for r in rows), 3)}
+
+
+_PEAK_SCRIPT = r"""
+import sys, torch, padlib
+from padlib.pans import find_pans
+torch.set_num_threads(int(sys.argv[2]))
+model = padlib.load_model("mobilenet_v2")
+images = padlib.probe_images(int(sys.argv[1]), model=model)
+def rss(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
+warm = padlib.probe_images(16, model=model, seed=1).tensor()
+find_pans(model, warm, batch_size=16, progress=False)  # warm-up at full batch size: allocator, imports
+del warm
+before = rss("VmRSS:")
+try:
+    open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
+except OSError:
+    pass
+find_pans(model, images, batch_size=16, progress=False)  # the default scan: observed, null, reference
+print(rss("VmHWM:") - before)
+"""
+
+
+def bench_pan_scan() -> dict:
+    """PAN scan cost on mobilenet_v2 at 224 px, 64 probe images (one tensor), all measured in this one run.
+
+    Every time is the best of three, the calls interleaved with a plain forward of the same tensor (batch 16),
+    which damps the noise of a shared machine.
+    ``pan_scan_default_overhead``: the default ``find_pans`` (observed pass, circular null, random-init
+    reference: two random-init copies scanned on the first REFERENCE_IMAGES of the 64 images, their BatchNorm
+    computed in that pass)
+    / the plain forward. The cost a user waits for.
+    ``pan_scan_overhead``: ONE observed pass with the thresholds given and no reference (``find_pans(...,
+    tau=..., reference=None)``: hooks, streamed sums, replicate border strips and the table) / forward.
+    ``pan_scan_with_null_overhead``: (observed pass + circular null pass) / forward, i.e. the older default,
+    the padding-caused verdict alone (``reference=None``).
+    ``pan_scan_peak_mb_ratio``: peak extra resident memory of a default scan of 256 images / of 32 images,
+    each in a fresh process after a full-batch warm-up (Linux VmHWM reset through /proc/self/clear_refs), with
+    a fixed glibc mmap threshold so that the peak measures live memory rather than allocator history.
+    """
+    import subprocess
+    import sys
+
+
+    model = load_model("mobilenet_v2")
+    x = probe_images(64, model=model).tensor()
+    batch = 16
+
+    def forward():
+        with torch.no_grad():
+            for s in range(0, len(x), batch):
+                model(x[s:s + batch])
+
+    def timed(fn):
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    full = scan_pans(model, x, batch_size=batch, progress=False)  # calibration, also the warm-up
+    tau, tau_c = full.tau, full.tau_corner
+    circular = convert_padding(model, "circular")
+    t_fwd, t_scan, t_null, t_default = [], [], [], []
+    for _ in range(3):
+        t_fwd.append(timed(forward))
+        t_scan.append(timed(lambda: scan_pans(model, x, tau=tau, tau_corner=tau_c, batch_size=batch,
+                                              progress=False, reference=None)))
+        t_null.append(timed(lambda: scan_pans(circular, x, tau=tau, tau_corner=tau_c, batch_size=batch,
+                                              progress=False, reference=None)))
+        t_default.append(timed(lambda: find_pans(model, x, batch_size=batch, progress=False)))
+    fwd = min(t_fwd)
+    peaks = {}
+    # glibc's dynamic mmap threshold makes RSS peaks depend on allocation history; a fixed threshold returns
+    # every large block at once, so the peak is the live memory (same settings for both sizes)
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="131072", MALLOC_ARENA_MAX="2")
+    for n in (32, 256):
+        out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(n), str(torch.get_num_threads())],
+                             capture_output=True, text=True, check=True, env=env)
+        peaks[n] = float(out.stdout.strip().splitlines()[-1])
+    return {
+        "pan_scan_default_overhead": round(min(t_default) / fwd, 3),
+        "pan_scan_overhead": round(min(t_scan) / fwd, 3),
+        "pan_scan_with_null_overhead": round((min(t_scan) + min(t_null)) / fwd, 3),
+        "pan_scan_peak_mb_32": round(peaks[32], 1),
+        "pan_scan_peak_mb_256": round(peaks[256], 1),
+        "pan_scan_peak_mb_ratio": round(peaks[256] / max(peaks[32], 1.0), 3),
+    }
+
+
+def bench_data_free() -> dict:
+    """Chapter 2: the data-free PAN prediction and the mean-kernel asymmetry of MobileNetV2, as ratios to a plain
+    forward of 32 probe images at 224 px measured in the same run (best of 2): what the weights-only view costs."""
+
+    model = load_model("mobilenet_v2")
+    x = probe_images(32, model=model).tensor()
+
+    def forward():
+        with torch.no_grad():
+            model(x)
+
+    t_fwd = time_call(forward, repeats=2)
+    t_pred = time_call(lambda: data_free_pans(model, tau=2.0), repeats=2)
+    t_asym = time_call(lambda: mean_kernel_asymmetry(model, n_boot=200), repeats=2)
+    return {"data_free_pans_over_forward32": round(t_pred / t_fwd, 3),
+            "mean_kernel_asymmetry_over_forward32": round(t_asym / t_fwd, 3)}
+
+
+def bench_ablation() -> dict:
+    """Cost of the ablation hooks on mobilenet_v2 (32 probe images, batch 8), as ratios to a plain forward
+    measured in the same run: 16% of every padded conv's channels mean-ablated everywhere / on the ring."""
+
+    model = load_model("mobilenet_v2")
+    x = probe_images(32, model=model).tensor()
+    layers = {name: conv.out_channels for name, conv in padded_convs(model)}
+    rng = np.random.default_rng(0)
+    chosen = [(name, int(c)) for name, n in layers.items() for c in rng.choice(n, max(1, n * 16 // 100), replace=False)]
+    means = channel_means(model, x, list(layers))
+    plain = time_call(lambda: model_logits(model, x), repeats=2)
+    out = {}
+    for region in ABLATION_REGIONS:
+        with ablate_channels(model, chosen, "mean", region, means=means):
+            out[f"ablation_{region}_hook_overhead"] = round(time_call(lambda: model_logits(model, x), repeats=2) / plain, 3)
+    return out
 
 
 def time_call(fn, repeats: int = 3) -> float:
@@ -23,8 +211,6 @@ def time_call(fn, repeats: int = 3) -> float:
 
 def bench_forward() -> dict:
     """Reference figure: plain MobileNetV2 forward throughput on 32 probe images at 224 px on this machine."""
-    from .data import probe_images
-    from .models import load_model
 
     model = load_model("mobilenet_v2")
     x = probe_images(32, model=model).tensor()
@@ -33,43 +219,10 @@ def bench_forward() -> dict:
     return {"mobilenet_v2_forward_images_per_s": round(32 / seconds, 1)}
 
 
-def bench_zoo_audit() -> dict:
-    """Chapter 4: median seconds to zoo-audit one timm architecture (meta build + trace + even-size search)."""
-    from .audit import bench_zoo_audit as run
-
-    return run()
 
 
-def bench_pan_scan() -> dict:
-    """Chapter 1: PAN scan time and peak memory as ratios to a plain forward (see padlib.pans.bench_pan_scan)."""
-    from .pans import bench_pan_scan as run
 
-    return run()
-
-
-def bench_ablation() -> dict:
-    """Chapter 3: ablation hook cost as ratios to a plain forward (see padlib.ablation.bench_ablation)."""
-    from .ablation import bench_ablation as run
-
-    return run()
-
-
-def bench_data_free() -> dict:
-    """Chapter 2: data-free PAN prediction and mean-kernel asymmetry as ratios to a plain forward."""
-    from .kernels import bench_data_free as run
-
-    return run()
-
-
-def bench_padding_schemes() -> dict:
-    """Chapter 5: training-step time per padding scheme / zero padding (padding_module_step_overhead, ...)."""
-    from .padding_layers import bench_scheme_step_overhead as run
-
-    return run()
-
-
-BENCHMARKS = [bench_forward, bench_zoo_audit, bench_pan_scan, bench_ablation, bench_data_free]
-BENCHMARKS.append(bench_padding_schemes)
+BENCHMARKS = [bench_forward, bench_zoo_audit, bench_pan_scan, bench_ablation, bench_data_free, bench_padding_schemes]
 
 
 def main(only=None) -> int:
@@ -80,3 +233,4 @@ def main(only=None) -> int:
         for name, value in bench().items():
             print(f"{name}={value}", flush=True)
     return 0
+

@@ -1,15 +1,287 @@
-"""Command line: ``padlib <command>`` (also ``python -m padlib``). Each chapter's module adds its command here."""
+"""Command line: ``padlib <command>`` (also ``python -m padlib``): the methods' commands, then the book's."""
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+from torch import nn
+import pandas as pd
 import argparse
 import sys
-from pathlib import Path
 
-from .errors import PadlibError
+from .audit import audit_summary, even_padding_sizes, input_channels_size, padding_audit
+from .chapters.ch3_ablation import pan_verdicts
+from .chapters.claims import PAPER_CLAIM
+from .data import probe_images
+from .errors import PadlibError, check_new_folder, check_new_output
+from .experiments.ch3_ablation import ablation_report, report_tables
+from .experiments.zoo import REPO, ZOO_CSV, build_meta_model, load_zoo_audit, zoo_audit, zoo_overview
+from .kernels import data_free_pans, mean_kernel_asymmetry
+from .model_report import default_report_path, report
+from .models import OFFLINE_MODELS, load_model
+from .pan_tables import pan_summary, side_sign_counts
+from .pans import scan_pans
+from .viz.report import save_report
+from .chapters import site as book
+from . import bench
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Command line and benchmark
+
+def _load_for_audit(name: str) -> nn.Module:
+    """A random-init model for auditing: timm names on the meta device (instant), others via load_model."""
+    import timm
+
+
+    if "=" in name:  # NAME=PATH: your checkpoint, loaded (and checked against the architecture) as everywhere
+        return load_model(name)
+    arch = name.split("/", 1)[1] if name.startswith("timm/") else name
+    if (name.startswith("timm/") or (name not in OFFLINE_MODELS or OFFLINE_MODELS[name].library == "timm")) \
+            and timm.is_model(arch) and not name.startswith("torchvision/"):
+        try:
+            model = build_meta_model(arch)
+            model.padlib_name = name
+            return model
+        except Exception:  # noqa: BLE001 - fall back to a real build
+            pass
+    return load_model(name, pretrained=False)
+
+
+def _cmd_audit(args) -> int:
+    import pandas as pd
+
+    model = _load_for_audit(args.model)
+    size = args.size or input_channels_size(model)
+    audit = padding_audit(model, size, all_layers=args.all)
+    with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_columns", None):
+        cols = ["layer", "op", "in_h", "kernel", "stride", "dilation", "source", "pad_top", "pad_bottom",
+                "read_top", "read_bottom", "pad_left", "pad_right", "read_left", "read_right", "uneven",
+                "unread_sides", "extra_sides"]
+        print(audit[cols].to_string(index=False) if len(audit) else "no layer pads at this size")
+    s = audit_summary(audit)
+    print(f"\n{args.model} at {size}: {s['n_padding_layers']} padding layers, {s['n_uneven']} uneven"
+          + (f" (padding never read: {s['unread_sides'] or 'none'}; more read on: {s['extra_sides']})"
+             if s["n_uneven"] else ""))
+    sizes = even_padding_sizes(model, size, args.distance)
+    print(f"even-padding sizes within {args.distance} of {size}: {sizes[:12] if sizes else 'none'}")
+    return 0
+
+
+def _cmd_zoo_audit(args) -> int:
+    import timm
+
+    names = timm.list_models(args.filter) if args.filter else None
+    if args.limit:
+        names = (names or timm.list_models())[: args.limit]
+    if args.out is None:
+        if names is not None:  # a partial audit must not replace the committed full one
+            raise PadlibError(f"--filter/--limit audit only some models: pass --out FILE.csv (the default "
+                              f"{ZOO_CSV.relative_to(REPO)} holds the full zoo audit the book reads)")
+        out = ZOO_CSV  # regenerating the book's cache is what the command is for
+    else:
+        out = Path(check_new_output(args.out, args.force, "--out file"))
+    df = zoo_audit(names, max_distance=args.distance, out_csv=out, workers=args.workers)
+    o = zoo_overview(load_zoo_audit(out))
+    print(f"audited {o['audited']}/{o['models']} models in {df.attrs['total_seconds']:.0f} s "
+          f"(build failed: {o['build_failed']}, forward failed: {o['forward_failed']}); "
+          f"uneven at default size: {o['uneven_at_default']}; wrote {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+def _register_audit(subparsers) -> None:
+    p = subparsers.add_parser("audit", help="padding audit of one model at one input size (+ even-padding sizes)")
+    p.add_argument("model", help="timm or torchvision name, e.g. mobilenet_v2, tf_efficientnet_lite0, resnet50 "
+                                 "(NAME=PATH: your checkpoint of that architecture)")
+    p.add_argument("--size", type=int, default=None, help="input size (default: the model's)")
+    p.add_argument("--all", action="store_true", help="also list convs and pools that do not pad")
+    p.add_argument("--distance", type=int, default=16, help="search even-padding sizes this far from --size")
+    p.set_defaults(func=_cmd_audit)
+    p = subparsers.add_parser("zoo-audit", help="audit every timm architecture (meta device, no weights) -> CSV")
+    p.add_argument("--out", default=None, help=f"CSV to write, a new file unless --force (default: regenerate "
+                                               f"{ZOO_CSV.relative_to(REPO)}, full audits only)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    p.add_argument("--filter", default=None, help="timm.list_models pattern, e.g. 'resnet*'")
+    p.add_argument("--limit", type=int, default=None, help="only the first N models (for a quick look)")
+    p.add_argument("--distance", type=int, default=32, help="search the nearest even size this far away")
+    p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    p.set_defaults(func=_cmd_zoo_audit)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CLI and benchmark.
+
+def _register_scan(subparsers) -> None:
+    p = subparsers.add_parser("scan", help="find Padding Aware Neurons in a model (chapter 1)")
+    p.add_argument("model", help="model name, e.g. mobilenet_v2 or tf_efficientnet_lite0 (NAME=PATH: your checkpoint)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--images", type=int, default=64, help="number of probe images (default 64)")
+    src.add_argument("--image-dir", help="a folder of images instead of the offline photographs")
+    p.add_argument("--size", type=int, default=None, help="input size in pixels (default: the model's own)")
+    p.add_argument("--fpr", type=float, default=0.01, help="false-positive rate on the circular null (0.01)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reference", choices=("random_init", "none"), default="random_init",
+                   help="random_init (default): a PAN must also be beyond what the same layer gives at random "
+                        "initialisation (the padding_caused column keeps the circular-null verdict); none: the "
+                        "older definition, padding-caused alone")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", help="write the table to FILE.csv or FILE.json (a new file unless --force)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    p.set_defaults(func=_cmd_scan)
+
+
+def _cmd_scan(args) -> int:
+
+    if args.out and not args.out.endswith((".csv", ".json")):
+        raise PadlibError(f"--out must end in .csv or .json, got '{args.out}'")
+    if args.out:
+        check_new_output(args.out, args.force, "--out file")  # before the scan, not after it
+    model = load_model(args.model, device=args.device)
+    n = args.images
+    images = probe_images(n, size=args.size, seed=args.seed, image_dir=args.image_dir, model=model)
+    reference = None if args.reference == "none" else args.reference
+    scan = scan_pans(model, images, fpr=args.fpr, batch_size=args.batch_size, device=args.device,
+                     reference=reference)
+    t = scan.table
+    s = pan_summary(t).iloc[0]
+    print(f"{scan.model_name}: {len(images)} images at {scan.input_size}, {s.layers} padded layers, "
+          f"{s.filters} filters")
+    print(f"threshold tau={scan.tau:.3f} (corners {scan.tau_corner:.3f}) for fpr={args.fpr} on the circular null; "
+          f"null exceedance {scan.null_exceedance():.4f}")
+    if reference:
+        print(f"padding-caused (circular null only): {int(t.padding_caused.sum())}; beyond random init "
+              f"({len(scan.init_thresholds)} layers, seeds {', '.join(map(str, sorted(set(scan.reference.seed))))}): "
+              f"{int(t.is_pan.sum())}")
+    print(f"PANs: {s.pans} ({s.share_pct:.2f}% of filters); fire at border {s.fire} ({s.fire_pct:.2f}%), "
+          f"silenced {s.silenced} ({s.silenced_pct:.2f}%)")
+    print("per side (fire/silenced, counts and % of filters): " + ", ".join(
+        f"{side} {r.fire}/{r.silenced} ({r.fire_pct:.2f}%/{r.silenced_pct:.2f}%)"
+        for side, r in side_sign_counts(t).iterrows()))
+    print(f"paper: {PAPER_CLAIM}")
+    if args.out:
+        cols = [c for c in t.columns]
+        if args.out.endswith(".csv"):
+            t[cols].to_csv(args.out, index=False)
+        else:
+            t[cols].to_json(args.out, orient="records", indent=1)
+        print(f"wrote {len(t)} rows to {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CLI and benchmark
+
+
+def _register_kernels(subparsers) -> None:
+    p = subparsers.add_parser("kernels", help="data-free PAN prediction and mean-kernel asymmetry (chapter 2)")
+    p.add_argument("model", help="model name, e.g. mobilenet_v2 or tf_efficientnet_lite0 (NAME=PATH: your checkpoint)")
+    p.add_argument("--tau", type=float, default=2.0,
+                   help="threshold on the predicted border contrast |z| (chapter 1 calibrates it; default 2.0)")
+    p.add_argument("--size", type=int, default=None, help="input size in pixels (default: the model's own)")
+    p.add_argument("--mode", choices=("abs", "signed"), default="abs", help="mean-kernel asymmetry index")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_kernels)
+
+
+def _cmd_kernels(args) -> int:
+
+    model = load_model(args.model)
+    pred = data_free_pans(model, tau=args.tau, input_size=args.size)
+    n = int(pred["pred_is_pan"].sum())
+    print(f"{args.model}: {n} of {len(pred)} filters predicted to respond to the border (|z_p| >= {args.tau}), "
+          "from the weights alone")
+    asym = mean_kernel_asymmetry(model, input_size=args.size, mode=args.mode, seed=args.seed)
+    cols = ["layer", "kernel", "stride", "in_size", "reads", "asym_lr", "asym_lr_lo", "asym_lr_hi", "asym_tb",
+            "asym_tb_lo", "asym_tb_hi"]
+    with pd.option_context("display.width", 200, "display.precision", 3):
+        print(asym[cols].to_string(index=False))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Command line and benchmark
+
+
+def _register_ablate(subparsers) -> None:
+    p = subparsers.add_parser("ablate", help="PAN ablation vs random controls, padding swaps, border shifts (chapter 3)")
+    p.add_argument("model", help="model name, e.g. mobilenet_v2 (NAME=PATH: your checkpoint of that architecture)")
+    p.add_argument("--images", type=int, default=24, help="evaluation images (default 24)")
+    p.add_argument("--scan-images", type=int, default=32, help="probe images for the PAN scan (default 32)")
+    p.add_argument("--image-dir", help="unlabelled folder of images instead of the offline photographs")
+    p.add_argument("--labelled-dir", help="folder arranged <class>/<image>: report accuracy too")
+    p.add_argument("--class-index", help="class-index mapping file for --labelled-dir")
+    p.add_argument("--controls", type=int, default=5, help="random control sets (default 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", help="write the tidy tables to this folder (one CSV each; new or empty unless --force)")
+    p.add_argument("--force", action="store_true", help="overwrite the CSVs in a non-empty --out folder")
+    p.set_defaults(func=_cmd_ablate)
+
+
+def _cmd_ablate(args) -> int:
+    if args.out:  # before the long run
+        check_new_folder(args.out, args.force, "--out folder", "CSVs")
+    report = ablation_report(args.model, n_images=args.images, n_scan=args.scan_images, seed=args.seed,
+                             image_dir=args.image_dir, labelled_dir=args.labelled_dir, class_index=args.class_index,
+                             n_controls=args.controls, batch_size=args.batch_size, device=args.device)
+    tables = report_tables([report])
+    metric = "top1_accuracy" if report.labelled else "agreement"
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 3):
+        print(tables["pans"].to_string(index=False))
+        print("\nPAN ablation vs random controls (KL from the intact model):")
+        print(pan_verdicts(tables["comparison"], "kl").drop(columns="model").to_string(index=False))
+        t = tables["interventions"]
+        print(f"\ninterventions ({metric}, kl):")
+        print(t[t["metric"].isin([metric, "kl"])].pivot_table(index="intervention", columns="metric",
+                                                            values="value").to_string())
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        for key, table in tables.items():
+            table.to_csv(os.path.join(args.out, f"{key}.csv"), index=False)
+        print(f"wrote {len(tables)} tables to {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Command line
+
+
+def _register_report(subparsers) -> None:
+    p = subparsers.add_parser("report", help="one self-contained HTML page answering the book's questions for a model")
+    p.add_argument("model", help="model name (mobilenet_v2, timm/resnet50, ...) or NAME=PATH for your own weights")
+    p.add_argument("--images", type=int, default=128, help="number of probe images (default 128)")
+    p.add_argument("--image-dir", help="a folder of your images (searched recursively) instead of the offline photos")
+    p.add_argument("--size", type=int, default=None, help="input size in pixels (default: the model's own)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", help="HTML file to write, a new file unless --force "
+                                 "(default padding-report-<model>.html here)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args) -> int:
+
+    out = args.out or default_report_path(args.model)
+    if not out.endswith((".html", ".htm")):
+        raise PadlibError(f"--out must end in .html, got '{out}'")
+    check_new_output(out, args.force, "report file")  # before the work, not after it
+    t0 = time.perf_counter()
+    model = load_model(args.model, device=args.device)
+    rep = report(model, args.images, image_dir=args.image_dir, size=args.size, device=args.device, seed=args.seed)
+    save_report(rep, out, force=args.force)
+    for line in rep.summary_lines():
+        print(line)
+    print("recommendations:")
+    for i, r in enumerate(rep.recommendations, 1):
+        print(f"  {i}. {r.text} ({r.evidence})")
+    print(f"wrote {out} in {time.perf_counter() - t0:.0f} s")
+    return 0
 
 
 def _cmd_models(args) -> int:
-    from .models import OFFLINE_MODELS
 
     for name, spec in OFFLINE_MODELS.items():
         p = spec.preprocessing
@@ -20,8 +292,6 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_book(args) -> int:
-    from . import book
-
     out = book.claim_build_dir(Path(args.out))
     executed = out / ("executed-smoke" if args.smoke else "executed")
     params = dict(zip(args.param[0::2], args.param[1::2])) if args.param else {}
@@ -49,15 +319,11 @@ def _cmd_book(args) -> int:
 
 
 def _cmd_vendor(args) -> int:
-    from . import book
-
     print(f"vendored browser assets into {book.vendor_assets()}")
     return 0
 
 
 def _cmd_bench(args) -> int:
-    from . import bench
-
     return bench.main(args.only)
 
 
@@ -85,17 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _chapter_commands():
-    """Each chapter module may define ``register_cli(subparsers)``; listed here in book order."""
-    import importlib
-
-    registers = []
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(f"padlib.{name}")
-        registers.append(module.register_cli)
-    return registers
+    """The chapters' commands, in book order."""
+    return [_register_audit, _register_scan, _register_ablate, _register_kernels, _register_report]
 
 
-COMMAND_MODULES: list[str] = ["audit", "pans", "ablation", "kernels", "model_report"]
 
 
 def main(argv=None) -> int:
@@ -109,3 +368,4 @@ def main(argv=None) -> int:
     except PadlibError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+

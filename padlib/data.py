@@ -8,32 +8,24 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Iterator
-
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+import json
+from dataclasses import field
 
 from .errors import ProbeDataError, check_type
-from .models import Preprocessing, preprocessing
+from .models import imagenet_classes, preprocessing
+from .preprocess import Preprocessing, to_pil  # noqa: F401 - to_pil re-exported: padlib.data.to_pil
+
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
+
 SKIMAGE_COLOUR = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
+
+
 SKIMAGE_GREY = ("brick", "camera", "grass", "gravel", "moon", "coins", "page", "text")
-
-
-def to_pil(image) -> Image.Image:
-    """PIL image, HxW or HxWxC array (uint8 or float in [0, 1]) -> RGB PIL image."""
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8:
-        arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-    if arr.ndim == 2:
-        arr = np.stack([arr] * 3, axis=-1)
-    if arr.shape[-1] == 4:
-        arr = arr[..., :3]
-    return Image.fromarray(arr).convert("RGB")
 
 
 def offline_photo_names() -> list[str]:
@@ -239,3 +231,98 @@ def probe_images(
     if mode not in ("random_crops", "center"):
         raise ProbeDataError(f"mode must be 'random_crops' or 'center', got {mode!r}")
     return ProbeImages(sources, names, n, size, prep, seed, mode, min_scale, flips)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Labelled image folders (ImageNet validation arranged by class, or any class-per-folder layout)
+
+
+@dataclass
+class LabelledImages(ProbeImages):
+    """A :class:`~padlib.data.ProbeImages` (centre crops of files) that also knows each image's class index."""
+
+    labels: list = field(default_factory=list)
+    class_names: list = field(default_factory=list)
+
+
+def read_class_index(path: str) -> dict[str, int]:
+    """A class-index mapping file -> ``{folder name: class index}``.
+
+    Accepted: JSON ``{"0": ["n01440764", "tench"], ...}`` (Keras' imagenet_class_index.json) or
+    ``{"folder": index}``; or a text file with one class per line, first token the folder name (e.g.
+    ``LOC_synset_mapping.txt``: "n01440764 tench, Tinca tinca"), the line number the index unless the
+    second token is an integer.
+    """
+    check_type("class index file", path, (str, os.PathLike))
+    if not os.path.isfile(path):
+        raise ProbeDataError(f"class index file '{path}' does not exist")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    mapping: dict[str, int] = {}
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ProbeDataError(f"class index file '{path}' is not valid JSON: {e}") from None
+        for key, value in data.items():
+            if isinstance(value, (list, tuple)) and str(key).lstrip("-").isdigit():
+                mapping[str(value[0])] = int(key)
+                if len(value) > 1:
+                    mapping.setdefault(str(value[1]), int(key))
+            elif isinstance(value, int):
+                mapping[str(key)] = value
+            else:
+                raise ProbeDataError(f"class index file '{path}': cannot read entry {key!r}: {value!r}")
+    else:
+        for i, line in enumerate(l for l in text.splitlines() if l.strip()):
+            tokens = line.replace(",", " ").split()
+            mapping[tokens[0]] = int(tokens[1]) if len(tokens) > 1 and tokens[1].isdigit() else i
+    if not mapping:
+        raise ProbeDataError(f"class index file '{path}' has no entries")
+    return mapping
+
+
+def labelled_images(folder: str, class_index: str | dict | None = None, n: int | None = None, model=None,
+                    size: int | None = None, seed: int = 0) -> LabelledImages:
+    """Images arranged one folder per class (``folder/<class>/<image>``) with their class indices.
+
+    ``class_index`` maps folder names to model class indices: a mapping file (see :func:`read_class_index`)
+    or a dict. Without it, folder names that are integers or ImageNet class names are understood. ``n``
+    keeps a seeded random subset. Each image is resized and centre-cropped as the model expects.
+    """
+    paths = list_images(folder)
+    if isinstance(class_index, (str, os.PathLike)):
+        class_index = read_class_index(os.fspath(class_index))
+    names = imagenet_classes()
+    by_name = {c: i for i, c in enumerate(names)}
+    labels, kept, unknown = [], [], set()
+    for p in paths:
+        rel = os.path.relpath(p, folder)
+        cls = rel.split(os.sep)[0] if os.sep in rel else None
+        if cls is None:
+            raise ProbeDataError(f"'{rel}' is not inside a class folder: arrange images as {folder}/<class>/<image>")
+        if class_index is not None:
+            idx = class_index.get(cls)
+        elif cls.isdigit():
+            idx = int(cls)
+        else:
+            idx = by_name.get(cls, by_name.get(cls.replace("_", " ")))
+        if idx is None:
+            unknown.add(cls)
+            continue
+        labels.append(int(idx))
+        kept.append(p)
+    if unknown:
+        raise ProbeDataError(
+            f"{len(unknown)} class folder(s) have no class index (e.g. {sorted(unknown)[:3]}): pass class_index= "
+            "a mapping file (imagenet_class_index.json or LOC_synset_mapping.txt) or name folders by class index"
+        )
+    if n is not None:
+        check_type("n", n, int)
+        if n < len(kept):
+            pick = np.sort(np.random.default_rng(seed).choice(len(kept), n, replace=False))
+            kept, labels = [kept[i] for i in pick], [labels[i] for i in pick]
+    prep = preprocessing(model) if model is not None else preprocessing("mobilenet_v2")
+    return LabelledImages(kept, [os.path.relpath(p, folder) for p in kept], len(kept), size or prep.input_size, prep,
+                          seed, "center", labels=labels, class_names=names)
+

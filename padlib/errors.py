@@ -1,6 +1,7 @@
 """Errors padlib raises for bad input: one line each, saying what is wrong and what to do instead."""
 
 
+
 class PadlibError(Exception):
     """Base class: every user-facing error in padlib derives from it, so callers can catch one type."""
 
@@ -73,3 +74,4 @@ def check_new_folder(path, force: bool = False, what: str = "output folder", con
     if os.path.exists(path) and not os.path.isdir(path):
         raise PadlibError(f"{what} '{path}' is a file; pass a folder for the {contents}")
     return path
+

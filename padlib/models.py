@@ -12,51 +12,12 @@ import difflib
 import socket
 import importlib
 from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
-from .errors import (CheckpointError, PadlibTypeError, UnknownModelError, WeightsUnavailableError, check_type,
-                     first_line)
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How a model wants its images: resize the shorter side, centre-crop, scale to [0, 1], normalise."""
-
-    input_size: int = 224
-    resize_size: int = 256
-    mean: tuple = IMAGENET_MEAN
-    std: tuple = IMAGENET_STD
-    interpolation: str = "bilinear"
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """[0, 1] images (N, 3, H, W) or (3, H, W) -> the model's normalised input."""
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-        return (x - mean) / std
-
-    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`normalize`, for display."""
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-        return x * std + mean
-
-    def __call__(self, image) -> torch.Tensor:
-        """A PIL image or HxWxC array -> normalised (3, input_size, input_size) tensor (resize + centre crop)."""
-        from .data import to_pil  # local import: data imports models
-
-        from torchvision.transforms import functional as F
-        from torchvision.transforms import InterpolationMode
-
-        img = to_pil(image)
-        mode = InterpolationMode(self.interpolation)
-        img = F.resize(img, self.resize_size, interpolation=mode, antialias=True)
-        img = F.center_crop(img, self.input_size)
-        return self.normalize(F.to_tensor(img))
+from ._hooks import model_device  # noqa: F401 - re-exported: padlib.models.model_device
+from .errors import CheckpointError, PadlibTypeError, UnknownModelError, WeightsUnavailableError, check_type, first_line
+from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)
@@ -235,6 +196,8 @@ def split_model_spec(spec: str) -> tuple[str, str | None]:
 
 
 CHECKPOINT_KEYS = ("state_dict", "model", "model_state_dict", "state_dict_ema")  # wrappers unwrapped, in order
+
+
 CHECKPOINT_PREFIXES = ("module.", "_orig_mod.")  # nn.DataParallel / DistributedDataParallel, torch.compile
 
 
@@ -448,12 +411,6 @@ def imagenet_classes() -> list[str]:
     return list(_IMAGENET_CATEGORIES)
 
 
-def model_device(model: nn.Module) -> torch.device:
-    """The device of a model's first parameter (CPU for parameter-free modules)."""
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 def _layout(model: nn.Module) -> list:
     return [(n, type(m).__name__, getattr(m, "padding_mode", None)) for n, m in model.named_modules()]
 
@@ -538,3 +495,4 @@ def predict(model: nn.Module, images, k: int = 5):
         for r, (p, c) in enumerate(zip(top.values[i], top.indices[i]))
     ]
     return pd.DataFrame(rows)
+

@@ -34,9 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .activations import forward_hooks
+from ._hooks import eval_mode, forward_hooks
 from .errors import PadlibError, ProbeDataError, check_type
-from .training import _t_interval  # one t-interval for chapter 5's paired verdicts
+from .padding import require_padded_convs
+from ._compat import moved_names
+from .stats import spearman
 
 
 def _as_images(images) -> torch.Tensor:
@@ -47,7 +49,6 @@ def _as_images(images) -> torch.Tensor:
 
 
 def _default_layers(model: nn.Module, layers) -> list[str]:
-    from .padding import padded_convs, require_padded_convs
 
     if layers is None:
         return [name for name, _ in require_padded_convs(model)]
@@ -81,14 +82,10 @@ def stationary_images(images, seed: int = 0, flips: bool = True) -> torch.Tensor
 
 def _layer_outputs(model, x, layers, batch_size, device, fn):
     """Call ``fn(layer, output)`` for each named layer on each batch (model in eval mode, no grad)."""
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         with torch.no_grad(), forward_hooks(model, layers, lambda name, m, i, o: fn(name, o)):
             for s in range(0, len(x), batch_size):
                 model(x[s:s + batch_size].to(device))
-    finally:
-        model.train(was)
 
 
 class _PatternSums:
@@ -172,8 +169,6 @@ def position_readout(model: nn.Module, images, layers: list[str] | None = None, 
     It is fitted on the first half of the (stationary) images and scored on the second half. Rows: one per
     layer and one for all layers concatenated ("all"), per target (x, y): ``r2`` and ``spearman``.
     """
-    from scipy.stats import spearmanr
-
     check_type("model", model, nn.Module)
     layers = _default_layers(model, layers)
     x = stationary_images(images, seed) if stationary else _as_images(images)
@@ -196,7 +191,7 @@ def position_readout(model: nn.Module, images, layers: list[str] | None = None, 
         for j, axis in enumerate(("x", "y")):
             resid = ((pred[:, j] - yte[:, j]) ** 2).sum()
             total = ((yte[:, j] - yte[:, j].mean()) ** 2).sum()
-            rho = spearmanr(pred[:, j].numpy(), yte[:, j].numpy()).statistic
+            rho = spearman(pred[:, j].numpy(), yte[:, j].numpy())
             rows.append({"layer": name, "target": axis, "r2": float(1 - resid / total),
                          "spearman": float(0.0 if np.isnan(rho) else rho), "features": f.shape[-1]})
     return pd.DataFrame(rows)
@@ -283,16 +278,12 @@ def receptive_field_px(model: nn.Module, size: int = 64, layer: str | None = Non
     half of it from the border cannot see the border at all."""
     layer = layer or _default_layers(model, None)[-1]
     x = torch.randn(1, channels, size, size, generator=torch.Generator().manual_seed(0), requires_grad=True)
-    was = model.training
-    model.eval()
     seen = {}
-    try:
+    with eval_mode(model):
         with forward_hooks(model, [layer], lambda name, m, i, o: seen.update(out=o)):
             model(x)
         out = seen["out"]
         out[0, :, out.shape[-2] // 2, out.shape[-1] // 2].sum().backward()
-    finally:
-        model.train(was)
     cols = torch.nonzero(x.grad[0].abs().sum((0, 1)) > 0).flatten()
     return int(cols.max() - cols.min() + 1) if len(cols) else 0
 
@@ -318,29 +309,6 @@ def place_on_canvas(patches: torch.Tensor, canvas_size: int, corner: str) -> tor
     else:
         raise PadlibError(f"corner must be 'top-left' or 'bottom-right', got '{corner}'")
     return out
-
-
-def digit_patches(n: int, size: int = 16, seed: int = 0, split: str = "all") -> torch.Tensor:
-    """``n`` real handwritten digits (scikit-learn) upscaled to ``size`` px, (n, 1, size, size) in [0, 1]."""
-    from .training import _upscaled_digits
-
-    digits, _, _ = _upscaled_digits(size)
-    ids = np.arange(len(digits))
-    pool = {"train": ids[ids % 5 != 0], "test": ids[ids % 5 == 0], "all": ids}[split]
-    pick = np.random.default_rng(seed).choice(pool, n, replace=n > len(pool))
-    return digits[torch.as_tensor(pick)].clone()
-
-
-def border_patches(data, n: int = 64, seed: int = 0) -> tuple[torch.Tensor, int]:
-    """(patches, canvas size) for :func:`border_test` on ``data``: held-out handwritten digits at half the
-    canvas for the digit canvases, else centre crops of half the image size from ``data``'s images."""
-    x = _as_images(data)
-    size = x.shape[-1]
-    if str(getattr(data, "name", "")).startswith("digits"):
-        return digit_patches(n, size // 2, seed=seed, split="test"), size
-    h = size // 2
-    start = (size - h) // 2
-    return x[:n, :, start:start + h, start:start + h].clone(), size
 
 
 def border_test(model: nn.Module, patches: torch.Tensor, canvas_size: int, layers: list[str] | None = None,
@@ -379,7 +347,11 @@ def border_test(model: nn.Module, patches: torch.Tensor, canvas_size: int, layer
 
 
 PPP_MEASURES = ("pattern_strength", "readout_r2", "border_side_accuracy", "position_depth_px")
+
+
 PPP_CHANCE = {"pattern_strength": 0.0, "readout_r2": 0.0, "border_side_accuracy": 0.5, "position_depth_px": 0.0}
+
+
 PPP_UNITS = {"pattern_strength": "excess variance ratio", "readout_r2": "R^2",
              "border_side_accuracy": "share of cells", "position_depth_px": "pixels"}
 
@@ -423,155 +395,13 @@ def ppp_measures(model: nn.Module, probe, layers=None, cell: int = 4, seed: int 
     return ppp_profile(model, probe, layers, cell, seed, device=device)[0]
 
 
-def ppp_over_runs(runs, probe, cell: int = 4, seed: int = 0, device="cpu", progress: bool = True
-                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`ppp_profile` for every run's network at initialisation and after training: (measures, bands),
-    tidy, with ``scheme, seed, state`` columns. The networks are fully convolutional, so ``probe`` may be
-    larger than the canvases they were trained on (the far interior then cannot see any border)."""
-    from tqdm.auto import tqdm
 
-    measures, bands = [], []
-    for r in tqdm(runs, desc="PPP measures", disable=not progress):
-        for state, model in (("init", r.init_model), ("trained", r.model)):
-            m, b = ppp_profile(model.to(device), probe, cell=cell, seed=seed, device=device)
-            for df in (m, b):
-                df.insert(0, "state", state)
-                df.insert(0, "seed", r.seed)
-                df.insert(0, "scheme", r.scheme)
-            measures.append(m)
-            bands.append(b)
-    return pd.concat(measures, ignore_index=True), pd.concat(bands, ignore_index=True)
-
-
-def _direction(d, floor: float = 0.0) -> tuple[float, float, float, str]:
-    """(mean, 95% t-interval low, high, 'up'/'down'/'small'/'flat'/'unknown') of per-seed paired differences ``d``.
-
-    'up'/'down' need the interval to exclude 0 *and* the mean to reach the effect-size ``floor``; an interval
-    that excludes 0 with a mean below the floor is 'small' (resolved, but too small to count). Identical
-    differences in every seed (e.g. a measure at its maximum before and after) give a zero-width interval:
-    the sign of the mean decides, and 0 means no change.
-    """
-    d = np.asarray(d, dtype=float)
-    lo, hi = _t_interval(d)
-    m = float(d.mean()) if len(d) else float("nan")
-    if not np.isfinite(lo):
-        return m, lo, hi, "unknown"
-    if lo > 0 or (lo == hi and m > 0):
-        return m, lo, hi, "up" if m >= floor else "small"
-    if hi < 0 or (lo == hi and m < 0):
-        return m, lo, hi, "down" if -m >= floor else "small"
-    return m, lo, hi, "flat"
-
-
-def ppp_learning_verdict(ppp: pd.DataFrame, control: str = "circular", floors: dict | None = None) -> pd.DataFrame:
-    """Is each PPP measure a learning artefact? One row per (measure, scheme) from :func:`ppp_over_runs`.
-
-    Both questions are paired across seeds (same seed = same initial weights and batches for every scheme),
-    decided by the 95% t-interval of the per-seed differences *and* an effect-size floor per measure
-    (``floors``, in the measure's units; 0 when not given): a difference counts only if its interval excludes
-    0 and its mean reaches the floor ("below the floor" otherwise).
-
-    * ``training``: trained - init of the scheme, minus the same change of the ``control`` at that seed (the
-      control cannot form position from padding, so its change is what training does to the measure
-      anyway): "rises" / "falls" / "below the floor" / "no resolved change"; for the control, its raw change;
-    * ``at_init``: the scheme's initial value - the ``control``'s (circular: no border, so no position
-      from padding) at the same seed: "above control" means the padding alone puts it there before any
-      learning.
-
-    A measure is a learning artefact for a scheme when it rises with training; it is a property of the
-    padding when it is above the control at initialisation. ``unknown`` with a single seed.
-    """
-    floors = dict(floors or {})
-    wide = ppp.pivot_table(index=["measure", "scheme", "seed"], columns="state", values="value")
-    missing = {"init", "trained"} - set(wide.columns)
-    if missing:
-        raise PadlibError(f"ppp_learning_verdict needs both states; missing {', '.join(sorted(missing))}")
-    schemes = list(dict.fromkeys(ppp["scheme"]))
-    rows = []
-    words = {"up": "rises", "down": "falls", "small": "below the floor", "flat": "no resolved change",
-             "unknown": "unknown (one seed)"}
-    init_words = {"up": "above control", "down": "below control", "small": "within the floor of the control",
-                  "flat": "at control level", "unknown": "unknown (one seed)"}
-    for measure in dict.fromkeys(ppp["measure"]):
-        w = wide.loc[measure]
-        floor = float(floors.get(measure, 0.0))
-        ctrl = w.loc[control, "init"] if control in w.index.get_level_values(0) else None
-        for scheme in schemes:
-            if scheme not in w.index.get_level_values(0):
-                continue
-            g = w.loc[scheme]
-            change = g["trained"] - g["init"]
-            if ctrl is not None and scheme != control:  # beyond the control's drift at the same seed
-                change = change - (w.loc[control, "trained"] - ctrl)
-            m, lo, hi, dirn = _direction(change.dropna(), floor)
-            row = {"measure": measure, "scheme": scheme, "init": g["init"].mean(), "trained": g["trained"].mean(),
-                   "change": m, "change_ci_low": lo, "change_ci_high": hi, "training": words[dirn], "floor": floor}
-            if ctrl is not None and scheme != control:
-                im, ilo, ihi, idir = _direction((g["init"] - ctrl).dropna(), floor)
-                row.update(init_minus_control=im, at_init=init_words[idir])
-            else:
-                row.update(init_minus_control=np.nan, at_init="(control)" if scheme == control else "no control")
-            row["n_seeds"] = len(g)
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def ppp_at_ceiling(verdict: pd.DataFrame, control: str = "circular", ceilings: dict | None = None,
-                   tol: float = 0.02) -> list[str]:
-    """Measures at their ceiling (within ``tol``) before and after training for every scheme with a border:
-    such a measure cannot show a rise and cannot tell schemes apart. ``ceilings``: measure -> maximum
-    (default: 1 for ``border_side_accuracy``; a measure without a known maximum is never at its ceiling)."""
-    ceilings = {"border_side_accuracy": 1.0, **dict(ceilings or {})}
-    out = []
-    for measure, g in verdict.groupby("measure", sort=False):
-        top = ceilings.get(measure)
-        bordered = g[g.scheme != control]
-        if top is not None and len(bordered) and ((bordered.init >= top - tol) & (bordered.trained >= top - tol)).all():
-            out.append(measure)
-    return out
-
-
-def ppp_findings(verdict: pd.DataFrame, control: str = "circular", ceilings: dict | None = None) -> list[str]:
-    """Printed lines: per measure, which schemes rise / fall / do not change with training and which are
-    already above the control at initialisation, and whether the PPP paper's claim ("forms during training
-    whatever the padding") holds in this run: it would need the measure to rise for every scheme with a border.
-    """
-    lines = []
-    ceiled = ppp_at_ceiling(verdict, control, ceilings)
-    for measure, g in verdict.groupby("measure", sort=False):
-        bordered = g[g.scheme != control]
-        floor = g["floor"].iloc[0] if "floor" in g else 0.0
-        lines.append(f"{measure} (effect-size floor {floor:g}):")
-        for _, r in g.iterrows():
-            init_part = "" if r.scheme == control else f"; at init {r.at_init} ({r.init_minus_control:+.3f})"
-            what = "change" if r.scheme == control else f"change beyond {control}'s"
-            lines.append(f"  {r.scheme:15s} init {r.init:+.3f} -> trained {r.trained:+.3f}, {what} {r.change:+.3f} "
-                         f"(95% CI {r.change_ci_low:+.3f} .. {r.change_ci_high:+.3f}): {r.training}{init_part}")
-        rises = bordered[bordered.training == "rises"].scheme.tolist()
-        falls = bordered[bordered.training == "falls"].scheme.tolist()
-        at_init = bordered[bordered.at_init == "above control"].scheme.tolist()
-        if (bordered.training.str.startswith("unknown")).any():
-            claim = "cannot be decided with one seed"
-        elif len(bordered) and len(rises) == len(bordered):
-            claim = "SUPPORTED: it rises with training for every scheme with a border"
-        else:
-            claim = (f"NOT supported: it rises for {', '.join(rises) or 'no scheme'} of {len(bordered)} bordered "
-                     f"schemes" + (f", falls for {', '.join(falls)}" if falls else ""))
-        risen = bordered[bordered.training == "rises"]
-        if len(risen) and bordered.init_minus_control.notna().any():
-            top, base = risen.loc[risen.change.idxmax()], bordered.loc[bordered.init_minus_control.idxmax()]
-            lines.append(f"  -> size: the largest rise beyond the control is {top.change:+.3f} ({top.scheme}); the largest "
-                         f"initial excess over the control, from the padding alone, is {base.init_minus_control:+.3f} "
-                         f"({base.scheme})")
-        lines.append(f"  -> above the {control} control already at initialisation: {', '.join(at_init) or 'none'}; "
-                     f"'forms during training whatever the padding': {claim}")
-        if measure in ceiled:
-            lines.append("  -> at its maximum before and after training for every scheme with a border: the measure "
-                         "saturates and cannot show a rise")
-    return lines
-
-
-def ppp_band_summary(bands: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds of ``side_accuracy`` per (scheme, state, distance_px), from :func:`ppp_over_runs`."""
-    return (bands.groupby(["scheme", "state", "distance_px"], sort=False)["side_accuracy"]
-            .agg(mean="mean", std="std", n_seeds="count").reset_index())
+# Names that lived here before padlib 0.2 keep working for one release (each old path warns once).
+__getattr__ = moved_names(__name__, {
+    "digit_patches": "experiments.digits",
+    "ppp_at_ceiling": "experiments.ch5_schemes",
+    "ppp_band_summary": "experiments.ch5_schemes",
+    "ppp_findings": "chapters.ch5_schemes",
+    "ppp_learning_verdict": "chapters.ch5_schemes",
+    "ppp_over_runs": "experiments.ch5_schemes"
+})

@@ -1,5 +1,5 @@
 """Run a test body in a fresh process with a time limit: native code that crashes or hangs fails one test with a
-clear message, instead of killing or stalling the whole pytest run (see padlib.training.training_memory_format)."""
+clear message, instead of killing or stalling the whole pytest run (see padlib.experiments.training.training_memory_format)."""
 from __future__ import annotations
 
 import multiprocessing

@@ -9,7 +9,10 @@ from PIL import Image
 from torch import nn
 
 import padlib
-from padlib import ablation as A
+from padlib import interventions
+from padlib import padding
+from padlib.chapters import ch3_ablation as ch3_readings
+from padlib.experiments import ch3_ablation as ch3_design
 
 
 def toy_net(seed=0):
@@ -41,11 +44,11 @@ def test_ablation_restores_the_model_bit_for_bit_even_after_an_error():
     channels = [("0", 1), ("0", 4), ("5", 2)]
     for mode in ("mean", "zero"):
         for region in ("all", "border"):
-            with A.ablate_channels(net, channels, mode, region, images=x) as m:
+            with interventions.ablate_channels(net, channels, mode, region, images=x) as m:
                 assert m is net
                 assert not torch.allclose(net(x), before)
     with pytest.raises(RuntimeError, match="boom"):
-        with A.ablate_channels(net, channels, "zero"):
+        with interventions.ablate_channels(net, channels, "zero"):
             raise RuntimeError("boom")
     assert no_hooks(net)
     assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
@@ -56,7 +59,7 @@ def test_ablating_nothing_changes_nothing():
     net, x = toy_net(), images()
     before = net(x)
     for nothing in ([], {}, pd.DataFrame(columns=["layer", "channel", "is_pan"])):
-        with A.ablate_channels(net, nothing, "mean"):  # no means needed: nothing to replace
+        with interventions.ablate_channels(net, nothing, "mean"):  # no means needed: nothing to replace
             assert torch.equal(net(x), before)
 
 
@@ -66,11 +69,11 @@ def test_zero_ablating_every_channel_of_a_layer_equals_zeroing_its_output():
     with torch.no_grad():  # an independent construction: the conv's weights and bias set to zero
         zeroed[5].weight.zero_()
         zeroed[5].bias.zero_()
-    with A.ablate_channels(net, [("5", c) for c in range(8)], "zero"):
+    with interventions.ablate_channels(net, [("5", c) for c in range(8)], "zero"):
         assert torch.equal(net(x), zeroed(x))
     # and a find_pans-style table of PAN rows selects the same thing
     table = pd.DataFrame({"layer": ["5"] * 8, "channel": range(8), "is_pan": True})
-    with A.ablate_channels(net, table, "zero"):
+    with interventions.ablate_channels(net, table, "zero"):
         assert torch.equal(net(x), zeroed(x))
 
 
@@ -79,12 +82,12 @@ def test_zero_ablation_zeroes_the_preactivation_the_scanner_measured():
     captured = {}
     handle = net[2].register_forward_pre_hook(lambda m, i: captured.__setitem__("bn_out", i[0]))
     try:
-        assert A.consuming_norms(net, ["0", "3", "5"]) == {"0": "1", "3": "", "5": ""}
-        with A.ablate_channels(net, [("0", 1), ("0", 4)], "zero"):  # space="preact": through BN "1"
+        assert interventions.consuming_norms(net, ["0", "3", "5"]) == {"0": "1", "3": "", "5": ""}
+        with interventions.ablate_channels(net, [("0", 1), ("0", 4)], "zero"):  # space="preact": through BN "1"
             net(x)
         assert captured["bn_out"][:, [1, 4]].abs().max() < 1e-5
         assert captured["bn_out"][:, [0, 2]].abs().min() > 0
-        with A.ablate_channels(net, [("0", 1)], "zero", space="output"):  # the conv output itself
+        with interventions.ablate_channels(net, [("0", 1)], "zero", space="output"):  # the conv output itself
             net(x)
         expected = net[1].bias[1] - net[1].running_mean[1] * net[1].weight[1] / (net[1].running_var[1] + net[1].eps).sqrt()
         assert torch.allclose(captured["bn_out"][:, 1], expected.expand(6, 12, 12))
@@ -94,7 +97,7 @@ def test_zero_ablation_zeroes_the_preactivation_the_scanner_measured():
 
 def test_mean_ablation_sets_the_interior_mean_everywhere_or_on_the_padding_ring_only():
     net, x = toy_net(), images(8, 12)
-    means = A.channel_means(net, x, ["0", "3"])
+    means = interventions.channel_means(net, x, ["0", "3"])
     # by hand: on a 12x12 map the scanner's interior margin is max(ceil(12 / 8), ring 1) = 2
     out0 = net[0](x).double()
     assert torch.allclose(means["0"], out0[..., 2:-2, 2:-2].mean((0, 2, 3)))
@@ -102,15 +105,15 @@ def test_mean_ablation_sets_the_interior_mean_everywhere_or_on_the_padding_ring_
     # what the next layer receives (forward hooks run in registration order, so read it downstream)
     handle = net[1].register_forward_pre_hook(lambda m, i: captured.__setitem__("out", i[0]))
     try:
-        with A.ablate_channels(net, [("0", 2)], "mean", "all", means=means):
+        with interventions.ablate_channels(net, [("0", 2)], "mean", "all", means=means):
             net(x)
         assert torch.allclose(captured["out"][:, 2], means["0"][2].float().expand(8, 12, 12))
-        with A.ablate_channels(net, [("0", 2)], "mean", "border", means=means):
+        with interventions.ablate_channels(net, [("0", 2)], "mean", "border", means=means):
             net(x)
     finally:
         handle.remove()
     y = captured["out"]
-    ring = A.ring_mask((12, 12), {"top": 1, "bottom": 1, "left": 1, "right": 1})
+    ring = padding.ring_mask((12, 12), {"top": 1, "bottom": 1, "left": 1, "right": 1})
     assert torch.allclose(y[:, 2][:, ring], means["0"][2].float().expand(8, int(ring.sum())))
     assert torch.equal(y[:, 2][:, ~ring], out0[:, 2][:, ~ring].float())  # interior untouched
     assert torch.equal(y[:, 3], out0[:, 3].float())  # other channels untouched
@@ -120,29 +123,29 @@ def test_padding_ring_follows_where_each_conv_reads_padding():
     from timm.layers import Conv2dSame
 
     # PyTorch k3 s2 p1 at an even size reads the top/left padding only; TF SAME the bottom/right only
-    assert A.padding_ring(nn.Conv2d(1, 1, 3, stride=2, padding=1), (8, 8)) == {"top": 1, "bottom": 0, "left": 1, "right": 0}
-    assert A.padding_ring(nn.Conv2d(1, 1, 3, stride=2, padding=1), (9, 9)) == {"top": 1, "bottom": 1, "left": 1, "right": 1}
-    assert A.padding_ring(Conv2dSame(1, 1, 3, stride=2), (8, 8)) == {"top": 0, "bottom": 1, "left": 0, "right": 1}
-    assert A.padding_ring(nn.Conv2d(1, 1, 5, padding=2), (10, 7)) == {"top": 2, "bottom": 2, "left": 2, "right": 2}
-    assert A.ring_mask((4, 5), {"top": 0, "bottom": 1, "left": 0, "right": 2}).sum() == 5 + 2 * 3
+    assert padding.padding_ring(nn.Conv2d(1, 1, 3, stride=2, padding=1), (8, 8)) == {"top": 1, "bottom": 0, "left": 1, "right": 0}
+    assert padding.padding_ring(nn.Conv2d(1, 1, 3, stride=2, padding=1), (9, 9)) == {"top": 1, "bottom": 1, "left": 1, "right": 1}
+    assert padding.padding_ring(Conv2dSame(1, 1, 3, stride=2), (8, 8)) == {"top": 0, "bottom": 1, "left": 0, "right": 1}
+    assert padding.padding_ring(nn.Conv2d(1, 1, 5, padding=2), (10, 7)) == {"top": 2, "bottom": 2, "left": 2, "right": 2}
+    assert padding.ring_mask((4, 5), {"top": 0, "bottom": 1, "left": 0, "right": 2}).sum() == 5 + 2 * 3
 
 
 def test_ablation_rejects_bad_channel_choices_clearly():
     net = toy_net()
     full = pd.DataFrame({"layer": ["0", "0"], "channel": [0, 1], "is_pan": [True, False]})
     with pytest.raises(padlib.PadlibError, match="non-PAN rows"):
-        A.channel_selection(full)
+        interventions.channel_selection(full)
     with pytest.raises(padlib.PadlibError, match="no layer named 'nope'"):
-        with A.ablate_channels(net, [("nope", 0)], "zero"):
+        with interventions.ablate_channels(net, [("nope", 0)], "zero"):
             pass
     with pytest.raises(padlib.PadlibError, match="out of range"):
-        with A.ablate_channels(net, [("0", 6)], "zero"):
+        with interventions.ablate_channels(net, [("0", 6)], "zero"):
             pass
     with pytest.raises(padlib.PadlibError, match="needs the probe-set means"):
-        with A.ablate_channels(net, [("0", 1)], "mean"):
+        with interventions.ablate_channels(net, [("0", 1)], "mean"):
             pass
     with pytest.raises(padlib.PadlibError, match="mode must be"):
-        with A.ablate_channels(net, [("0", 1)], "noise"):
+        with interventions.ablate_channels(net, [("0", 1)], "noise"):
             pass
 
 
@@ -154,7 +157,7 @@ def test_random_controls_match_pan_counts_per_layer_and_avoid_pans():
         rows += [{"layer": layer, "channel": i, "is_pan": i in pan} for i in range(c)]
     table = pd.DataFrame(rows)
     pans = table[table.is_pan]
-    controls = A.random_control(table, k=5, seed=3)
+    controls = interventions.random_control(table, k=5, seed=3)
     assert sorted(controls.control.unique()) == list(range(5))
     want = pans.groupby("layer").size()
     for _, ctrl in controls.groupby("control"):
@@ -163,12 +166,12 @@ def test_random_controls_match_pan_counts_per_layer_and_avoid_pans():
         assert merged.empty  # never a PAN
     # from PAN pairs plus the model: the same rule; seeded, deterministic
     pairs = list(zip(pans.layer, pans.channel))
-    c2 = A.random_control(pairs, toy_net(), k=5, seed=3)
-    assert c2.equals(A.random_control(pairs, toy_net(), k=5, seed=3))
-    assert not c2.equals(A.random_control(pairs, toy_net(), k=5, seed=4))
+    c2 = interventions.random_control(pairs, toy_net(), k=5, seed=3)
+    assert c2.equals(interventions.random_control(pairs, toy_net(), k=5, seed=3))
+    assert not c2.equals(interventions.random_control(pairs, toy_net(), k=5, seed=4))
     assert all(g.groupby("layer").size().equals(want) for _, g in c2.groupby("control"))
     with pytest.raises(padlib.PadlibError, match="needs the model"):
-        A.random_control(pairs)
+        interventions.random_control(pairs)
 
 
 def test_swap_padding_on_a_circular_safe_toy_gives_the_hand_computed_output():
@@ -180,22 +183,22 @@ def test_swap_padding_on_a_circular_safe_toy_gives_the_hand_computed_output():
     with torch.no_grad():
         pick.weight.zero_()
         pick.weight[0, 0, 0, 0] = 1
-    circular = A.swap_padding(nn.Sequential(pick), "circular")
+    circular = interventions.swap_padding(nn.Sequential(pick), "circular")
     assert torch.equal(circular(x)[0, 0], torch.tensor([[15., 12, 13, 14], [3, 0, 1, 2], [7, 4, 5, 6], [11, 8, 9, 10]]))
-    assert torch.equal(A.swap_padding(nn.Sequential(pick), "replicate")(x)[0, 0][0], torch.tensor([0., 0, 1, 2]))
-    assert torch.equal(A.swap_padding(nn.Sequential(pick), "reflect")(x)[0, 0][0], torch.tensor([5., 4, 5, 6]))
+    assert torch.equal(interventions.swap_padding(nn.Sequential(pick), "replicate")(x)[0, 0][0], torch.tensor([0., 0, 1, 2]))
+    assert torch.equal(interventions.swap_padding(nn.Sequential(pick), "reflect")(x)[0, 0][0], torch.tensor([5., 4, 5, 6]))
     # timm's dynamic TF SAME stride-2 conv at an even size pads (0, 1): circular wraps row/column 0 in
     ones = Conv2dSame(1, 1, 3, stride=2, bias=False)
     with torch.no_grad():
         ones.weight.fill_(1)
     net = nn.Sequential(ones)
     assert torch.equal(net(x)[0, 0], torch.tensor([[45., 39], [66, 50]]))  # zero padding, by hand
-    swapped = A.swap_padding(net, "circular")
+    swapped = interventions.swap_padding(net, "circular")
     assert torch.equal(swapped(x)[0, 0], torch.tensor([[45., 51], [69, 75]]))
     assert torch.equal(net(x)[0, 0], torch.tensor([[45., 39], [66, 50]]))  # original untouched
     assert swapped.padlib_padding == "circular"
     with pytest.raises(padlib.PadlibError, match="unknown padding mode"):
-        A.swap_padding(net, "mirror")
+        interventions.swap_padding(net, "mirror")
 
 
 def colour_classifier():
@@ -218,9 +221,9 @@ def test_evaluate_on_a_labelled_toy_folder_gives_the_known_accuracy(tmp_path):
     write_colour_folder(tmp_path, wrong=3)
     mapping = tmp_path / "classes.json"
     mapping.write_text(json.dumps({"0": ["red", "rouge"], "1": ["green", "vert"], "2": ["blue", "bleu"]}))
-    data = A.labelled_images(tmp_path, class_index=str(mapping), model="mobilenet_v2")
+    data = padlib.labelled_images(tmp_path, class_index=str(mapping), model="mobilenet_v2")
     assert len(data) == 10 and sorted(data.labels) == [0] + [1] * 6 + [2] * 3  # three red images filed under green
-    ev = A.evaluate(colour_classifier(), data, n_boot=200)
+    ev = interventions.evaluate(colour_classifier(), data, n_boot=200)
     assert ev.value("top1_accuracy") == pytest.approx(0.7)
     assert ev.value("top5_accuracy") == 1.0  # only three classes
     row = ev.summary.set_index("metric").loc["top1_accuracy"]
@@ -228,16 +231,16 @@ def test_evaluate_on_a_labelled_toy_folder_gives_the_known_accuracy(tmp_path):
     # a text mapping file (LOC_synset_mapping style: line number = index) gives the same labels
     text = tmp_path / "synsets.txt"
     text.write_text("red rouge, scarlet\ngreen vert\nblue bleu\n")
-    assert A.labelled_images(tmp_path, class_index=str(text)).labels == data.labels
+    assert padlib.labelled_images(tmp_path, class_index=str(text)).labels == data.labels
     with pytest.raises(padlib.ProbeDataError, match="no class index"):
-        A.labelled_images(tmp_path)
+        padlib.labelled_images(tmp_path)
     # evaluate() also takes the folder path and its mapping file directly
-    direct = A.evaluate(colour_classifier(), str(tmp_path), labels=str(text), n_boot=200)
+    direct = interventions.evaluate(colour_classifier(), str(tmp_path), labels=str(text), n_boot=200)
     assert direct.value("top1_accuracy") == pytest.approx(0.7)
     # integer folder names need no mapping file
     for folder, idx in (("red", "0"), ("green", "1"), ("blue", "2")):
         (tmp_path / folder).rename(tmp_path / idx)
-    assert A.evaluate(colour_classifier(), A.labelled_images(tmp_path), n_boot=50).value("top1_accuracy") == pytest.approx(0.7)
+    assert interventions.evaluate(colour_classifier(), padlib.labelled_images(tmp_path), n_boot=50).value("top1_accuracy") == pytest.approx(0.7)
 
 
 def test_evaluate_against_a_reference_agreement_kl_and_counts():
@@ -246,9 +249,9 @@ def test_evaluate_against_a_reference_agreement_kl_and_counts():
         x[i, c] = 1.0  # images 0..3 dominated by red, green, blue, blue
     model = colour_classifier()
     swap_gb = nn.Sequential(colour_classifier(), Permute([0, 2, 1]))
-    ev = A.evaluate(model, x, reference=swap_gb, n_boot=200, seed=1)
+    ev = interventions.evaluate(model, x, reference=swap_gb, n_boot=200, seed=1)
     assert ev.value("agreement") == 0.25  # only the red image keeps its class
-    same = A.evaluate(model, x, reference=model)
+    same = interventions.evaluate(model, x, reference=model)
     assert same.value("agreement") == 1.0 and same.value("kl") == pytest.approx(0.0, abs=1e-12)
     # KL(reference || model) by hand for image 1: model logits (0, 1, 0), reference (0, 0, 1)
     p = torch.softmax(torch.tensor([0.0, 1, 0], dtype=torch.float64), 0)
@@ -258,9 +261,9 @@ def test_evaluate_against_a_reference_agreement_kl_and_counts():
     assert counts["count"].tolist() == [1, 1, 2] and counts["reference_count"].tolist() == [1, 2, 1]
     assert counts["count_change"].tolist() == [0, -1, 1]
     # bootstrap intervals are seeded
-    assert ev.summary.equals(A.evaluate(model, x, reference=swap_gb, n_boot=200, seed=1).summary)
+    assert ev.summary.equals(interventions.evaluate(model, x, reference=swap_gb, n_boot=200, seed=1).summary)
     with pytest.raises(padlib.PadlibError, match="same images"):
-        A.compare_logits(torch.zeros(3, 3), torch.zeros(4, 3))
+        interventions.compare_logits(torch.zeros(3, 3), torch.zeros(4, 3))
 
 
 class Permute(nn.Module):
@@ -280,22 +283,22 @@ def test_pan_ablation_beats_random_controls_when_only_the_pans_matter():
         net[9].weight[:, 2:] = 0
         net[9].weight[:, :2] *= 100  # so that predictions differ between images
     table = pd.DataFrame({"layer": ["5"] * 8, "channel": range(8), "is_pan": [True, True] + [False] * 6})
-    controls = A.random_control(table, k=3, seed=0)
-    study = A.pan_ablation(net, x, table[table.is_pan], controls, modes=("zero",), regions=("all",),
+    controls = interventions.random_control(table, k=3, seed=0)
+    study = ch3_design.pan_ablation(net, x, table[table.is_pan], controls, modes=("zero",), regions=("all",),
                            n_boot=200, progress=False)
     assert set(study.summary.n_channels) == {2}
     comp = study.comparison.set_index("metric")
     assert comp.loc["kl", "controls_max"] == pytest.approx(0.0, abs=1e-12)
     assert comp.loc["kl", "pans"] > 0 and comp.loc["kl", "diff_ci_low"] > 0
     assert comp.loc["kl", "controls_below_pans"] == 3
-    verdicts = A.pan_verdicts(study.comparison.assign(model="toy"), "kl")
+    verdicts = ch3_readings.pan_verdicts(study.comparison.assign(model="toy"), "kl")
     assert verdicts.verdict.tolist() == ["more disruptive than random"]
     assert verdicts.more_disruptive_than.tolist() == [3]
-    assert A.pan_verdicts(study.comparison.assign(model="toy"), "agreement").verdict.tolist() == ["more disruptive than random"]
+    assert ch3_readings.pan_verdicts(study.comparison.assign(model="toy"), "agreement").verdict.tolist() == ["more disruptive than random"]
     ctrl = study.summary.query("channels == 'random' and metric == 'agreement'")
     assert (ctrl.value == 1.0).all() and len(ctrl) == 3
     assert comp.loc["agreement", "pans"] < 1 and comp.loc["agreement", "diff_ci_high"] < 0
-    movers = A.top_movers({("toy", "zero PANs"): study.evaluations[("PANs", -1, "zero", "all")]}, k=2)
+    movers = interventions.top_movers({("toy", "zero PANs"): study.evaluations[("PANs", -1, "zero", "all")]}, k=2)
     assert set(movers.direction) == {"gains", "losses"} and (movers.count_change != 0).all()
     assert (movers[movers.direction == "gains"].count_change > 0).all()
     assert (movers[movers.direction == "losses"].count_change < 0).all()
@@ -305,63 +308,63 @@ def test_pan_ablation_beats_random_controls_when_only_the_pans_matter():
 
 def test_shift_toward_moves_content_and_fills_from_the_image():
     x = torch.arange(16.0).view(1, 1, 4, 4)
-    top = A.shift_toward(x, "top", 1)
+    top = interventions.shift_toward(x, "top", 1)
     assert torch.equal(top[0, 0, :3], x[0, 0, 1:]) and torch.equal(top[0, 0, 3], x[0, 0, 2])  # mirrored fill
-    right = A.shift_toward(x, "right", 2, fill="circular")
+    right = interventions.shift_toward(x, "right", 2, fill="circular")
     assert torch.equal(right[0, 0, :, 2:], x[0, 0, :, :2]) and torch.equal(right[0, 0, :, :2], x[0, 0, :, 2:])
     with pytest.raises(padlib.PadlibError, match="cannot shift"):
-        A.shift_toward(x, "left", 4)
+        interventions.shift_toward(x, "left", 4)
 
 
 def test_border_sensitivity_is_nil_for_a_translation_invariant_model_and_not_for_a_positional_one():
     x = images(6, 16)
-    invariant = A.swap_padding(toy_net(), "circular").eval()
+    invariant = interventions.swap_padding(toy_net(), "circular").eval()
     for m in invariant.modules():  # stride 1 everywhere: exact circular translation equivariance
         if isinstance(m, nn.Conv2d):
             m.stride = (1, 1)
-    table = A.border_sensitivity(invariant, x, shifts=(3, 5), fill="circular", n_boot=100)
+    table = interventions.border_sensitivity(invariant, x, shifts=(3, 5), fill="circular", n_boot=100)
     assert set(table.side) == set(padlib.padding.SIDES) and len(table) == 4 * 2 * 3
     agree = table[table.metric == "agreement"]
     assert (agree.value == 1.0).all()
     assert table[table.metric == "kl"].value.max() < 1e-9
     torch.manual_seed(0)
     positional = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 10)).eval()
-    table = A.border_sensitivity(positional, x, shifts=(5,), n_boot=100)
+    table = interventions.border_sensitivity(positional, x, shifts=(5,), n_boot=100)
     assert table[table.metric == "kl"].value.min() > 0
     # stability can be measured with channels ablated too (hooks compose with the shifts)
     net = toy_net()
-    with A.ablate_channels(net, [("5", 0)], "zero"):
-        assert len(A.border_sensitivity(net, x, shifts=(2,), n_boot=50)) == 12
+    with interventions.ablate_channels(net, [("5", 0)], "zero"):
+        assert len(interventions.border_sensitivity(net, x, shifts=(2,), n_boot=50)) == 12
 
 
 @pytest.mark.filterwarnings("ignore:layer .* PANs but only")
 def test_ablation_report_runs_every_intervention_on_a_toy_and_tidies_the_tables():
     net = toy_net()
-    report = A.ablation_report(net, n_images=4, n_scan=4, n_controls=2, paddings=("circular",), sizes=(33,),
+    report = ch3_design.ablation_report(net, n_images=4, n_scan=4, n_controls=2, paddings=("circular",), sizes=(33,),
                                base_size=32, shifts=(4,), size=32, n_boot=50, batch_size=4, progress=False)
-    tables = A.report_tables({"toy": report})
+    tables = ch3_design.report_tables({"toy": report})
     assert set(tables) >= {"pans", "ablation", "comparison", "interventions", "border", "seconds", "evenness"}
     assert tables["pans"].channels.iloc[0] == 6 + 6 + 8  # every channel of the three padded convs
     assert set(tables["border"].channels) <= {"intact", "PANs ablated", "random ablated"}
     assert {"circular padding", "size 33"} <= set(tables["interventions"].intervention)
     assert list(tables["evenness"]["size"]) == [32, 33]
-    movers, consistency = A.movers_across_models([report])
+    movers, consistency = ch3_design.movers_across_models([report])
     assert consistency.empty  # one model: nothing to correlate
     assert tables["pans"].control_channels.iloc[0] <= tables["pans"].pans.iloc[0]
-    summary = A.chapter_summary(tables, "kl", padding="circular", even=33, control=33)
+    summary = ch3_design.chapter_summary(tables, "kl", padding="circular", even=33, control=33)
     assert summary.loc[report.model, "circular padding"] == report.padding["circular"].value("kl")
 
 
 def test_size_comparison_flags_the_size_that_moves_predictions_more():
     ref = torch.randn(20, 5, generator=torch.Generator().manual_seed(0))
-    near = A.compare_logits(ref + 0.01 * torch.randn(20, 5), ref)
-    far = A.compare_logits(ref + 2.0 * torch.randn(20, 5), ref)
-    fake = A.ModelAblation("toy", None, None, None, None, {}, {225: far, 223: near}, None, 20, False)
-    table = A.size_comparison([fake], 225, 223, "kl", n_boot=200)
+    near = interventions.compare_logits(ref + 0.01 * torch.randn(20, 5), ref)
+    far = interventions.compare_logits(ref + 2.0 * torch.randn(20, 5), ref)
+    fake = ch3_design.ModelAblation("toy", None, None, None, None, {}, {225: far, 223: near}, None, 20, False)
+    table = ch3_readings.size_comparison([fake], 225, 223, "kl", n_boot=200)
     assert table.verdict.tolist() == ["even size moves predictions more"]
     assert table.diff_ci_low.iloc[0] > 0
-    swapped = A.ModelAblation("toy", None, None, None, None, {}, {225: near, 223: far}, None, 20, False)
-    assert A.size_comparison([swapped], 225, 223, "kl", n_boot=200).verdict.tolist() == ["even size moves predictions less"]
+    swapped = ch3_design.ModelAblation("toy", None, None, None, None, {}, {225: near, 223: far}, None, 20, False)
+    assert ch3_readings.size_comparison([swapped], 225, 223, "kl", n_boot=200).verdict.tolist() == ["even size moves predictions less"]
 
 
 def test_ablate_command_turns_bad_input_into_one_line_errors(tmp_path):
@@ -393,10 +396,10 @@ def test_zero_ablating_every_channel_of_a_conv_before_batchnorm_equals_zeroing_t
     with torch.no_grad():
         zeroed[1].weight.zero_()
         zeroed[1].bias.zero_()
-    with A.ablate_channels(net, [("0", c) for c in range(6)], "zero"):
+    with interventions.ablate_channels(net, [("0", c) for c in range(6)], "zero"):
         assert torch.allclose(net(x), zeroed(x), atol=1e-5)
     # the conv's own output zeroed instead leaves the BN's shift: a different network
-    with A.ablate_channels(net, [("0", c) for c in range(6)], "zero", space="output"):
+    with interventions.ablate_channels(net, [("0", c) for c in range(6)], "zero", space="output"):
         assert not torch.allclose(net(x), zeroed(x), atol=1e-3)
 
 
@@ -419,12 +422,12 @@ class _quiet:
 def test_means_from_scan_equal_a_second_pass_over_the_probe_images():
     net, x = toy_net(), images(8, 12)
     table = scan_table(net, x)
-    from_scan = A.means_from_scan(table, net, ["0", "3", "5"])
-    direct = A.channel_means(net, x, ["0", "3", "5"])
+    from_scan = interventions.means_from_scan(table, net, ["0", "3", "5"])
+    direct = interventions.channel_means(net, x, ["0", "3", "5"])
     for layer in ("0", "3", "5"):
         assert torch.allclose(from_scan[layer], direct[layer], atol=1e-5)
     with pytest.raises(padlib.PadlibError, match="every channel"):
-        A.means_from_scan(table[table.channel != 2], net, ["0"])
+        interventions.means_from_scan(table[table.channel != 2], net, ["0"])
 
 
 def test_ablation_perturbations_by_hand_and_larger_for_a_channel_with_a_border_response():
@@ -433,14 +436,14 @@ def test_ablation_perturbations_by_hand_and_larger_for_a_channel_with_a_border_r
     means = {"0": torch.linspace(-0.2, 0.3, 6, dtype=torch.float64)}
     std = np.array([0.5, 1.0, 2.0, 1.0, 1.5, 0.8])
     table = pd.DataFrame({"layer": "0", "channel": range(6), "bn": "1", "interior_std": std})
-    pert = A.ablation_perturbations(net, x, table, means, layers=layers)
+    pert = interventions.ablation_perturbations(net, x, table, means, layers=layers)
     assert torch.equal(pert.logits, net(x).detach())  # the same forward gives the intact logits
     with torch.no_grad():
         conv = net[0](x).double()
         pre = net[1](net[0](x)).double()
         mean_pre = net[1](means["0"].float().view(1, 6, 1, 1).expand(1, 6, 12, 12)).double()
     w = torch.as_tensor(std).view(1, 6, 1, 1) ** 2
-    ring = A.ring_mask((12, 12), {s: 1 for s in padlib.padding.SIDES})  # 3x3, padding 1: a one-pixel ring
+    ring = padding.ring_mask((12, 12), {s: 1 for s in padlib.padding.SIDES})  # 3x3, padding 1: a one-pixel ring
     expect = {("mean", "all"): ((pre - mean_pre) ** 2 / w).mean((2, 3)),
               ("zero", "all"): (pre ** 2 / w).mean((2, 3)),
               ("mean", "border"): ((pre - mean_pre) ** 2 / w)[..., ring].sum(-1) / 144,
@@ -461,8 +464,8 @@ def test_ablation_perturbations_by_hand_and_larger_for_a_channel_with_a_border_r
         planted[0].weight[1, :, 0, :] = 3.0  # channel 1: also reads the top row: the padding changes it
     x = x + 2.0  # inputs with a non-zero mean, so zero padding shifts channel 1's top row
     table = scan_table(planted, x)
-    means = A.means_from_scan(table, planted, ["0"])
-    p = A.ablation_perturbations(planted, x, table, means, layers=["0"])
+    means = interventions.means_from_scan(table, planted, ["0"])
+    p = interventions.ablation_perturbations(planted, x, table, means, layers=["0"])
     border = p.per_channel[("mean", "border")]["0"].mean(0)
     assert border[1] > 2 * border[0]
 
@@ -472,10 +475,10 @@ def test_pan_ablation_reports_perturbation_and_size_adjusted_kl():
     table = scan_table(net, x)
     table = table.assign(is_pan=(table.layer == "5") & table.channel.isin([0, 1]))
     pans = table[table.is_pan]
-    controls = A.random_control(table, k=3, seed=0)
-    means = A.means_from_scan(table, net)
-    pert = A.ablation_perturbations(net, x, table, means)
-    study = A.pan_ablation(net, x, pans, controls, means=means, reference=pert.logits, n_boot=100,
+    controls = interventions.random_control(table, k=3, seed=0)
+    means = interventions.means_from_scan(table, net)
+    pert = interventions.ablation_perturbations(net, x, table, means)
+    study = ch3_design.pan_ablation(net, x, pans, controls, means=means, reference=pert.logits, n_boot=100,
                            progress=False, perturbations=pert)
     comp = study.comparison.set_index(["mode", "region", "metric"])
     row = comp.loc[("mean", "all", "perturbation")]
@@ -484,7 +487,7 @@ def test_pan_ablation_reports_perturbation_and_size_adjusted_kl():
     kl = study.evaluations[("PANs", -1, "mean", "all")].per_image
     assert ratio.pans == pytest.approx(kl.kl.mean() / kl.perturbation.mean())
     assert ratio.diff_ci_low <= ratio.difference <= ratio.diff_ci_high
-    text = A.ablation_findings(study.comparison.assign(model="toy"))
+    text = ch3_readings.ablation_findings(study.comparison.assign(model="toy"))
     assert "mean/all: on KL" in text and "per unit of perturbation" in text and "perturbation PANs" in text
 
 
@@ -501,9 +504,9 @@ def fake_comparison(agreement_pans, agreement_controls, kl_pans, kl_controls):
 
 
 def test_ablation_findings_flag_the_agreement_floor_and_count_verdicts():
-    floor = A.ablation_findings(fake_comparison(0.0, [0.0, 0.0], 5.0, [3.0, 3.5]))
+    floor = ch3_readings.ablation_findings(fake_comparison(0.0, [0.0, 0.0], 5.0, [3.0, 3.5]))
     assert "more disruptive than random in 1/1" in floor and "FLOOR" in floor
-    not_floor = A.ablation_findings(fake_comparison(0.2, [0.0, 0.5], 1.0, [2.0, 3.0]))
+    not_floor = ch3_readings.ablation_findings(fake_comparison(0.2, [0.0, 0.5], 1.0, [2.0, 3.0]))
     assert "FLOOR" not in not_floor and "less in 1/1" in not_floor
 
 
@@ -512,11 +515,11 @@ def test_mover_findings_compare_pan_consistency_with_the_random_null():
             ("random zero/all #1", 0.4), ("random zero/all #1", 0.45), ("PANs mean/all", 0.9),
             ("random mean/all #0", 0.3), ("random mean/all #1", 0.2), ("reflect padding", 0.7)]
     c = pd.DataFrame([{"intervention": i, "model_a": "a", "model_b": "b", "correlation": r} for i, r in rows])
-    text = A.mover_findings(c)
+    text = ch3_readings.mover_findings(c)
     assert "PANs zero/all: mean cross-model correlation 0.150" in text and "below the null" in text
     assert "PANs mean/all: mean cross-model correlation 0.900" in text and "above the null" in text
     assert "above in 1/2 ablations, below in 1/2" in text and "reflect padding" in text
-    assert "one model only" in A.mover_findings(c.iloc[:0])
+    assert "one model only" in ch3_readings.mover_findings(c.iloc[:0])
 
 
 def test_size_findings_count_the_models():
@@ -524,7 +527,7 @@ def test_size_findings_count_the_models():
                        "diff_ci_high": 0.3, "verdict": "even size moves predictions more"},
                       {"model": "b", "kl_225": 0.1, "kl_223": 0.1, "difference": 0.0, "diff_ci_low": -0.1,
                        "diff_ci_high": 0.1, "verdict": "indistinguishable"}])
-    text = A.size_findings(t)
+    text = ch3_readings.size_findings(t)
     assert text.splitlines()[0] == ("size 225 vs size 223: moves predictions more in 1/2 models, less in 0/2, "
                                     "indistinguishable in 1/2")
     assert "a: kl_225 0.3 vs kl_223 0.1" in text
@@ -534,7 +537,7 @@ def test_channels_last_conversion_leaves_padding_module_weights_alone():
     """The ablation's channels-last evaluation must work on any padlib model, a Padding Module one included
     (``model.to(memory_format=channels_last)`` fails on its 5-D predictor weights)."""
     from padlib.models import conv_weights_to
-    from padlib.padding import convert_padding
+    from padlib.layers import convert_padding
 
     net = convert_padding(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1)), "padding_module")
     conv_weights_to(net, torch.channels_last)
@@ -550,11 +553,11 @@ def test_chapter_findings_box_gives_each_section_its_own_line():
     """The size line alone, from a planted size table; the full box ends with the same line."""
     sizes = pd.DataFrame({"model": ["a", "b"], "verdict": ["even size moves predictions less",
                                                            "even size moves predictions more"]})
-    alone = A.chapter_findings_box(size_table=sizes)
+    alone = ch3_readings.chapter_findings_box(size_table=sizes)
     assert [f.verdict for f in alone] == ["partly"] and "less in 1 of 2 models, more in 1" in alone[0].evidence
     comparison = fake_comparison(0.2, [0.0, 0.5], 1.0, [2.0, 3.0]).assign(region="border")
     comparison = pd.concat([comparison, comparison[comparison.metric == "kl"].assign(metric="kl_per_perturbation")])
-    full = A.chapter_findings_box(comparison, None, sizes)
+    full = ch3_readings.chapter_findings_box(comparison, None, sizes)
     assert full[0].verdict == "not here"  # PANs less disruptive than the controls on KL
     assert len(full) == 2 and full[-1] == alone[0]
-    assert A.chapter_findings_box() == []
+    assert ch3_readings.chapter_findings_box() == []

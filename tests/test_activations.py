@@ -2,8 +2,8 @@
 import pytest
 import torch
 from torch import nn
+from padlib import _hooks
 
-from padlib import activations as A
 
 
 def _net():
@@ -15,7 +15,7 @@ def test_streaming_sums_match_stacked_activations_for_any_batch_size():
     net, x = _net(), torch.randn(10, 3, 8, 8)
     ref = net[0](x).double()
     for bs in (1, 3, 10):
-        st = A.layer_map_stats(net, x, ["0", "2"], batch_size=bs, progress=False)["0"]
+        st = _hooks.layer_map_stats(net, x, ["0", "2"], batch_size=bs, progress=False)["0"]
         assert st.n == 10
         assert torch.allclose(st.mean, ref.mean(0), atol=1e-6)
         assert torch.allclose(st.var, ref.var(0, unbiased=False), atol=1e-5)
@@ -24,7 +24,7 @@ def test_streaming_sums_match_stacked_activations_for_any_batch_size():
 def test_hooks_are_removed_even_when_the_forward_fails():
     net = _net()
     with pytest.raises(RuntimeError):
-        A.layer_map_stats(net, torch.randn(2, 5, 8, 8), ["0"], progress=False)  # wrong channel count
+        _hooks.layer_map_stats(net, torch.randn(2, 5, 8, 8), ["0"], progress=False)  # wrong channel count
     assert not net[0]._forward_hooks
     with pytest.raises(Exception, match="no layer named"):
-        A.layer_map_stats(net, torch.randn(2, 3, 8, 8), ["nope"], progress=False)
+        _hooks.layer_map_stats(net, torch.randn(2, 3, 8, 8), ["nope"], progress=False)

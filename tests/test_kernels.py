@@ -6,18 +6,10 @@ import torch
 from torch import nn
 
 from padlib.errors import PadlibError
-from padlib.kernels import (
-    brute_force_response,
-    classify_pan_kernels,
-    data_free_input_means,
-    data_free_pans,
-    kernel_profile,
-    mean_kernel_asymmetry,
-    pan_type,
-    padding_response,
-    taxonomy_clusters,
-)
-from padlib.padding import PadConv2d, PaddingScheme
+from padlib.kernels import brute_force_response, data_free_input_means, data_free_pans, kernel_profile, mean_kernel_asymmetry, padding_response
+from padlib.kernel_types import classify_pan_kernels, pan_type, taxonomy_clusters
+from padlib.layers import PadConv2d, PaddingScheme
+from padlib.viz import ch2_kernels as ch2_figures
 
 KEYS = ["interior", "top", "bottom", "left", "right", "top_left", "top_right", "bottom_left", "bottom_right"]
 
@@ -293,7 +285,7 @@ def _agreement_table():
 
 
 def test_detector_agreement_counts():
-    from padlib.kernels import detector_agreement
+    from padlib.kernel_types import detector_agreement
 
     out = detector_agreement(_agreement_table(), tau=2.0).set_index("predictor")
     assert out.loc["data-free", "predicted"] == 3 and out.loc["data-free", "true_positives"] == 2
@@ -305,7 +297,7 @@ def test_detector_agreement_counts():
 
 
 def test_disagreement_gaps_are_the_planted_offsets():
-    from padlib.kernels import disagreement_by_layer
+    from padlib.kernel_types import disagreement_by_layer
 
     out = disagreement_by_layer(_agreement_table()).set_index("layer")
     # layer a reads all four sides for channels 0, 2, 3 and three for channel 1: per-side offsets are planted
@@ -332,7 +324,7 @@ def test_taxonomy_clusters_border_features_and_errors():
 
 
 def test_asymmetry_verdict_reads_the_table():
-    from padlib.kernels import asymmetry_verdict
+    from padlib.chapters.ch2_kernels import asymmetry_verdict
 
     def table(a, b):
         rows = []
@@ -354,7 +346,6 @@ def test_chapter_plots_render_on_small_tables():
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
-    from padlib import plots
 
     entries = [{"model": "m", "type": "side", "layer": "l", "channel": 0, "is_pan": True, "sign_pattern": "T+",
                 "score": 3.0, "kernel": np.eye(3), "profile": None, "map": np.random.rand(8, 8), "z": {}},
@@ -362,7 +353,7 @@ def test_chapter_plots_render_on_small_tables():
                 "score": 0.1, "kernel": -np.eye(3), "profile": None, "map": np.random.rand(8, 8), "z": {},
                 "bn_sign": -1.0, "border_profile": pd.DataFrame({"distance": [0, 1, 0, 1], "side": ["top"] * 2 +
                                                                  ["left"] * 2, "z": [3.0, 0.1, -1.0, 0.0]})}]
-    browser = plots.kernel_browser({"m: side": entries, "m: edge": entries[:1]})
+    browser = ch2_figures.kernel_browser({"m: side": entries, "m: edge": entries[:1]})
     dropdown, stack = browser.children
     assert isinstance(stack, widgets.Stack) and len(stack.children) == 2
     assert all(img.value[:4] == b"\x89PNG" for img in stack.children)
@@ -370,16 +361,17 @@ def test_chapter_plots_render_on_small_tables():
                                             n_boot=10).assign(model="m", init=init)
                       for s in (1, 2) for init in ("pretrained", "random init")], ignore_index=True)
     asym["depth"] = [0, 0, 1, 1]
-    for fig in (plots.asymmetry_plot(asym), plots.mean_kernel_grid(asym),
-                plots.detector_scatter(_agreement_table().assign(model="m", rel_depth=0.5), tau=2.0),
-                plots.disagreement_plot(__import__("padlib").kernels.disagreement_by_layer(
+    for fig in (ch2_figures.asymmetry_plot(asym), ch2_figures.mean_kernel_grid(asym),
+                ch2_figures.detector_scatter(_agreement_table().assign(model="m", rel_depth=0.5), tau=2.0),
+                ch2_figures.disagreement_plot(__import__("padlib").kernels.disagreement_by_layer(
                     _agreement_table()).assign(model="m"))):
         assert len(fig.axes) > 0
         plt.close(fig)
 
 
 def test_integration_with_the_activation_scan():
-    from padlib.kernels import gallery_entries, merge_detectors, model_kernel_profiles
+    from padlib.kernel_types import gallery_entries, merge_detectors
+    from padlib.kernels import model_kernel_profiles
     from padlib.pans import scan_pans
 
     model = _planted_model()
@@ -391,7 +383,7 @@ def test_integration_with_the_activation_scan():
     assert dw.loc[1, "type"] == "silenced" and "T-" in dw.loc[1, "sign_pattern"]
     assert 2 not in dw.index  # the centre-tap filter reads no padding
     merged = merge_detectors(scan.table, data_free_pans(model, tau=scan.tau, input_size=24))
-    from padlib.kernels import detector_agreement
+    from padlib.kernel_types import detector_agreement
 
     agree = detector_agreement(merged).set_index("predictor")
     assert agree.loc["data-free", "recall"] > 0.5
@@ -434,7 +426,7 @@ class _ResidualNet(nn.Module):
 
 
 def test_trace_finds_feeding_and_following_batchnorms_by_identity():
-    from padlib.kernels import trace_convs
+    from padlib._trace import trace_convs
 
     model = _ResidualNet().eval()
     trace = trace_convs(model, input_size=10)
@@ -478,7 +470,7 @@ def test_data_free_pans_flag_corner_only_kernels():
 
 
 def test_detector_agreement_counts_corner_only_pans():
-    from padlib.kernels import detector_agreement
+    from padlib.kernel_types import detector_agreement
 
     df = _agreement_table()
     df["sides"] = ["top", "top-left corner", "", "", "top", ""]
@@ -496,7 +488,7 @@ def test_detector_agreement_counts_corner_only_pans():
 
 
 def test_signed_gaps_add_up_and_absolute_ones_bound_the_total():
-    from padlib.kernels import disagreement_by_layer
+    from padlib.kernel_types import disagreement_by_layer
 
     rng = np.random.default_rng(0)
     df = _agreement_table()
@@ -532,7 +524,7 @@ def _asym_rows(pre_tl, pre_br, rnd, even=None, s1_sig=0):
 
 
 def test_asymmetry_findings_checks_each_part_of_the_prediction():
-    from padlib.kernels import asymmetry_conclusion, asymmetry_findings
+    from padlib.chapters.ch2_kernels import asymmetry_conclusion, asymmetry_findings
 
     good = asymmetry_findings(_asym_rows(0.1, -0.1, 0.01, even=0.02)).set_index(["check", "model"])
     assert good["consistent"].all() and len(good) == 5
@@ -548,13 +540,13 @@ def test_asymmetry_findings_checks_each_part_of_the_prediction():
 
 
 def test_taxonomy_and_agreement_findings_wording():
-    from padlib.kernels import agreement_verdict, taxonomy_findings
+    from padlib.chapters.ch2_kernels import agreement_verdict, taxonomy_findings
 
     summ = lambda ari, p: {"ari": ari, "ari_coarse": ari, "p_value": p}  # noqa: E731
     text = taxonomy_findings({("a", "profile"): (None, summ(0.1, 0.01)), ("b", "profile"): (None, summ(0.15, 0.2))})
     assert "ARI 0.10 to 0.15" in text and "1 of 2" in text and "poorly" in text
     assert "well" in taxonomy_findings({("a", "border"): (None, summ(0.7, 0.01))})
-    from padlib.kernels import detector_agreement, disagreement_by_layer
+    from padlib.kernel_types import detector_agreement, disagreement_by_layer
 
     t = _agreement_table()
     agree = detector_agreement(t, tau=2.0).assign(model="m")
@@ -564,14 +556,15 @@ def test_taxonomy_and_agreement_findings_wording():
 
 
 def test_holm_adjust_matches_the_step_down_rule():
-    from padlib.kernels import holm_adjust
+    from padlib.stats import holm_adjust
 
     assert holm_adjust([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm_adjust([0.5, 0.9]) == pytest.approx([1.0, 1.0])
 
 
 def test_type_difference_finds_a_planted_shift_and_not_a_null():
-    from padlib.kernels import PAN_SETS, type_difference, type_difference_findings, type_shares
+    from padlib.experiments.ch2_kernels import PAN_SETS, type_difference, type_shares
+    from padlib.chapters.ch2_kernels import type_difference_findings
 
     rng = np.random.default_rng(0)
     types = ["side", "corner", "edge", "silenced"]
@@ -593,8 +586,10 @@ def test_type_difference_finds_a_planted_shift_and_not_a_null():
 
 
 def test_pan_sets_type_the_learned_the_padding_caused_and_the_random_init_sets():
-    from padlib.kernels import PAN_SETS, model_kernel_profiles, pan_sets
-    from padlib.pans import planted_pan_network, planted_probe_images, random_init_scan, scan_pans
+    from padlib.experiments.ch2_kernels import PAN_SETS, pan_sets
+    from padlib.kernels import model_kernel_profiles
+    from padlib.experiments.planted import planted_pan_network, planted_probe_images
+    from padlib.pans import random_init_scan, scan_pans
 
     net, x = planted_pan_network(), planted_probe_images()
     scan = scan_pans(net, x, progress=False)
@@ -631,7 +626,8 @@ def test_chapter_findings_box_reads_planted_tables_and_gives_each_section_its_li
     1 of 2, ARIs significant but low (partly), the core leans consistent with a failing corollary (partly)."""
     import pandas as pd
 
-    from padlib.kernels import PAN_SETS, chapter_findings_box
+    from padlib.experiments.ch2_kernels import PAN_SETS
+    from padlib.chapters.ch2_kernels import chapter_findings_box
 
     type_diff = pd.DataFrame({"model": ["a", "b", "a"], "set_b": [PAN_SETS[2], PAN_SETS[2], PAN_SETS[1]],
                               "tv_distance": [0.3, 0.05, 0.01], "differs": [True, False, False],
@@ -660,12 +656,11 @@ def test_stem_kernels_figure_has_one_row_per_model_and_rejects_a_model_without_c
     import torch
     from torch import nn
 
-    from padlib import plots
 
     torch.manual_seed(0)
-    fig = plots.stem_kernels_figure({"a": nn.Sequential(nn.Conv2d(3, 4, 3)), "b": nn.Sequential(nn.Conv2d(1, 8, 3))},
+    fig = ch2_figures.stem_kernels_figure({"a": nn.Sequential(nn.Conv2d(3, 4, 3)), "b": nn.Sequential(nn.Conv2d(1, 8, 3))},
                                     k=6)
     assert len(fig.axes) == 12 and fig.axes[0].get_ylabel() == "a" and len(fig.axes[0].images) == 1
     assert len(fig.axes[5].images) == 0 and len(fig.axes[11].images) == 1  # 'a' has 4 kernels, 'b' 8 (6 shown)
     with pytest.raises(ValueError, match="b has no Conv2d"):
-        plots.stem_kernels_figure({"b": nn.Sequential(nn.ReLU())})
+        ch2_figures.stem_kernels_figure({"b": nn.Sequential(nn.ReLU())})

@@ -44,7 +44,7 @@ def test_model_is_eval_mode_with_its_preprocessing():
     prep = padlib.preprocessing(model)
     assert prep.input_size == 240 and prep.mean == (0.5, 0.5, 0.5)
     assert padlib.preprocessing("tf_efficientnet_lite1") == prep
-    assert padlib.preprocessing("mobilenet_v2").mean == padlib.models.IMAGENET_MEAN
+    assert padlib.preprocessing("mobilenet_v2").mean == padlib.preprocess.IMAGENET_MEAN
 
 
 def test_random_init_for_any_name_differs_from_pretrained():

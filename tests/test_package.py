@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import padlib
+from padlib.chapters import site
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -71,11 +72,10 @@ def test_name_equals_path_through_papermill(mobilenet_checkpoint, tmp_path):
     """Chapter 2 in smoke mode with a checkpoint spec as one of its models: it runs, and its tables name the spec."""
     import nbformat
 
-    from padlib import book
 
     spec = f"mobilenet_v2={mobilenet_checkpoint}"
     out = tmp_path / "02.ipynb"
-    book.execute_notebook(book.find_chapter("2"), out, {"smoke": True, "models": [spec, "tf_efficientnet_lite0"]})
+    site.execute_notebook(site.find_chapter("2"), out, {"smoke": True, "models": [spec, "tf_efficientnet_lite0"]})
     nb = nbformat.read(out, as_version=4)
     text = "".join(str(o.get("data", {}).get("text/plain", "")) + str(o.get("text", ""))
                    for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))

@@ -5,6 +5,7 @@ from torch import nn
 
 import padlib
 from padlib import padding as P
+from padlib import layers
 
 
 def test_uneven_stride2_padding_arithmetic():
@@ -58,9 +59,9 @@ def test_convert_padding_zero_is_bit_identical_and_others_change_only_the_border
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1))
     x = torch.randn(2, 2, 9, 9)
-    assert torch.equal(P.convert_padding(net, "zero")(x), net(x))
+    assert torch.equal(layers.convert_padding(net, "zero")(x), net(x))
     for scheme in ("reflect", "replicate", "circular"):
-        conv = P.convert_padding(net, scheme)
+        conv = layers.convert_padding(net, scheme)
         assert isinstance(conv[0], nn.Conv2d) and conv[0].weight is not net[0].weight  # a copy
         assert torch.equal(conv[0].weight, net[0].weight)
         y0, y1 = net(x), conv(x)
@@ -69,16 +70,16 @@ def test_convert_padding_zero_is_bit_identical_and_others_change_only_the_border
         assert not torch.allclose(y1, y0)
         expected = nn.functional.conv2d(nn.functional.pad(x, (1, 1, 1, 1), mode=scheme), net[0].weight, net[0].bias)
         assert torch.allclose(y1, expected, atol=1e-6)
-    assert P.padding_scheme_of(P.convert_padding(net, "circular")[0]) == "circular"
+    assert layers.padding_scheme_of(layers.convert_padding(net, "circular")[0]) == "circular"
 
 
 def test_convert_padding_keeps_tf_same_asymmetry_and_round_trips():
     model = padlib.load_model("tf_efficientnet_lite0", pretrained=False)
     x = torch.randn(1, 3, 64, 64)
-    circ = P.convert_padding(model, "circular")
+    circ = layers.convert_padding(model, "circular")
     names = [n for n, _ in P.padded_convs(model)]
     assert [n for n, _ in P.padded_convs(circ)] == names
-    back = P.convert_padding(circ, "zero")
+    back = layers.convert_padding(circ, "zero")
     assert torch.allclose(back(x), model(x), atol=1e-5)
     with pytest.raises(padlib.PadlibError, match="unknown padding scheme"):
-        P.convert_padding(model, "mirror-ish")
+        layers.convert_padding(model, "mirror-ish")

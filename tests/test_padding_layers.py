@@ -7,16 +7,10 @@ from torch import nn
 
 import padlib
 from padlib.errors import PadlibError
-from padlib.padding import PadConv2d, convert_padding
+from padlib.layers import PadConv2d, convert_padding
 from tests.isolation import run_isolated
-from padlib.padding_layers import (
-    ALL_SCHEMES,
-    PaddingModule,
-    edge_prediction_error,
-    pad_with,
-    padding_module_loss,
-    padding_modules,
-)
+from padlib.layers import ALL_SCHEMES, pad_with
+from padlib.layers.padding_module import PaddingModule, edge_prediction_error, padding_module_loss, padding_modules
 
 X = torch.arange(1.0, 10.0).view(1, 1, 3, 3)
 
@@ -251,7 +245,7 @@ def _fast_conv_case(c_in, c_out, groups, stride, size, bias, channels_last):
     if channels_last:
         x = x.to(memory_format=torch.channels_last)
     x.requires_grad_()
-    assert padlib.padding_layers._can_pad_fast(conv, x, (1, 1, 1, 1), m.depth)
+    assert padlib.layers.padding_module._can_pad_fast(conv, x, (1, 1, 1, 1), m.depth)
 
     def slow(v, weight):
         return F.conv2d(m.pad(v, (1, 1, 1, 1)), weight, conv.bias, stride, 0, 1, groups)
@@ -304,7 +298,7 @@ def test_bad_inputs_raise_clear_errors():
 
 def test_bench_reports_one_ratio_per_scheme():
     from padlib.bench import BENCHMARKS
-    from padlib.padding_layers import bench_scheme_step_overhead
+    from padlib.bench import _run_scheme_step_overhead as bench_scheme_step_overhead
 
     assert any(b.__name__ == "bench_padding_schemes" for b in BENCHMARKS)
     out = bench_scheme_step_overhead(schemes=("reflect", "padding_module"), batch_size=4, repeats=1)
@@ -315,7 +309,7 @@ def test_bench_reports_one_ratio_per_scheme():
 def test_edge_prediction_findings_count_layers_won_in_every_seed():
     import pandas as pd
 
-    from padlib.padding_layers import edge_prediction_findings
+    from padlib.chapters.ch5_schemes import edge_prediction_findings
 
     rows = []
     for seed, module_l2 in ((0, 0.3), (1, 0.9)):  # layer "b": the module wins only in seed 0
@@ -328,7 +322,7 @@ def test_edge_prediction_findings_count_layers_won_in_every_seed():
 
 
 def test_padding_views_one_per_padded_conv():
-    from padlib.padding_layers import example_pad, most_varied_channel, padding_views
+    from padlib.experiments.ch5_schemes import example_pad, most_varied_channel, padding_views
 
     fmap = torch.zeros(3, 8, 8)
     fmap[1, ::2] = 1.0
@@ -344,8 +338,8 @@ def test_padding_views_one_per_padded_conv():
 def test_copy_pad_matches_index_padding_keeps_channels_last_and_its_gradient(pads):
     """Circular and symmetric padding written in place: same values and gradients as index-based padding,
     and a channels-last input stays channels-last (so a channels-last network stays fast)."""
-    from padlib.padding import copy_pad
-    from padlib.padding_layers import symmetric_index
+    from padlib.layers import copy_pad
+    from padlib.layers import symmetric_index
 
     l, r, t, b = pads
     x = torch.randn(2, 3, 5, 6, dtype=torch.float64, requires_grad=True)

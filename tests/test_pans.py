@@ -7,7 +7,15 @@ from torch import nn
 
 from padlib import pans as P
 from padlib.errors import NoPaddedLayersError, PadlibError
-from padlib.padding import PadConv2d, TorchModePadding, convert_padding, layer_pads
+from padlib.layers import PadConv2d, TorchModePadding, convert_padding
+from padlib.padding import layer_pads
+from padlib import _pan_stream
+from padlib import padding
+from padlib import pan_tables
+from padlib.chapters import ch1_pans as ch1_readings
+from padlib.chapters import claims
+from padlib.experiments import ch1_pans as ch1_design
+from padlib.experiments import planted
 
 # planted channels of the first conv (see _planted_net)
 TOP, LEFT, CORNER, TOP_SILENCED, FRAME_SILENCED, TOP_LEFT, TOP_FLIPPED = 0, 1, 2, 3, 4, 5, 6
@@ -18,15 +26,15 @@ PLANTED = {TOP: ("top", 1), LEFT: ("left", 1), CORNER: ("top-left corner", 1), T
 
 
 def _images(n=48, size=24, seed=0):
-    return P.planted_probe_images(n, size, seed)
+    return planted.planted_probe_images(n, size, seed)
 
 
 def _planted_net(padding_mode="zeros"):
-    return P.planted_pan_network(padding_mode)
+    return planted.planted_pan_network(padding_mode)
 
 
 def test_planted_network_matches_the_expectations_written_here():
-    roles = P.PLANTED_ROLES
+    roles = planted.PLANTED_ROLES
     assert {ch: (roles[ch][1], roles[ch][2]) for ch in PLANTED} == PLANTED
     assert all(roles[ch][1] == "" for ch in [SOBEL_X, SOBEL_Y, LAPLACE, CONSTANT] + RANDOM_CONTENT)
 
@@ -49,7 +57,7 @@ def test_planted_pans_are_found_with_their_sides_and_signs(planted_scan):
     # the BN with negative gamma flips the sign of the very same kernel
     assert t.loc[TOP_FLIPPED, "z_top"] == pytest.approx(-t.loc[TOP, "z_top"], rel=1e-6)
     assert t.loc[TOP, "bn_scale"] > 0 > t.loc[TOP_FLIPPED, "bn_scale"]
-    assert P.planted_check(planted_scan).correct.all()
+    assert planted.planted_check(planted_scan).correct.all()
 
 
 def test_edge_detectors_constant_and_content_channels_are_not_pans(planted_scan):
@@ -123,7 +131,7 @@ def _full_replicate_effect(conv, x, st):
     rep = F.conv2d(F.pad(x, pads, mode="replicate"), conv.weight, conv.bias, conv.stride, 0, conv.dilation,
                    conv.groups)
     d = (y - rep).mean(0).double()
-    c = P._border_cuts(st)
+    c = _pan_stream._border_cuts(st)
     h, w = d.shape[-2:]
     return {"top": d[:, 0, c["left"]:w - c["right"]].mean(1), "bottom": d[:, -1, c["left"]:w - c["right"]].mean(1),
             "left": d[:, c["top"]:h - c["bottom"], 0].mean(1), "right": d[:, c["top"]:h - c["bottom"], -1].mean(1),
@@ -131,11 +139,11 @@ def _full_replicate_effect(conv, x, st):
 
 
 def _check_effects(conv, x):
-    stats, _ = P._stream(nn.Sequential(conv), x, 2, "cpu", False, "")
+    stats, _ = _pan_stream._stream(nn.Sequential(conv), x, 2, "cpu", False, "")
     st = stats["0"]
     ref = _full_replicate_effect(conv, x, st)
-    got = P._border_effects(st)
-    for loc in P.LOCATIONS:
+    got = _pan_stream._border_effects(st)
+    for loc in padding.LOCATIONS:
         assert torch.allclose(got[loc], ref[loc], atol=1e-5), loc
     return st, ref
 
@@ -222,15 +230,15 @@ def test_scan_state_does_not_grow_with_the_number_of_images():
     net = _planted_net()
     states = {}
     for n in (8, 64):  # same model, size and batch size; 8x the images
-        stats, _ = P._stream(net, _images(n=n), 8, "cpu", False, "")
+        stats, _ = _pan_stream._stream(net, _images(n=n), 8, "cpu", False, "")
         assert all(st.n == n for st in stats.values())
-        states[n] = P.state_bytes(stats)
+        states[n] = _pan_stream.state_bytes(stats)
     assert states[8] == states[64]  # every accumulated tensor and container, layer by layer, byte for byte
     assert all(b > 0 for b, _ in states[8].values())
     # the check can fail: an accumulator that kept one batch's output would change the signature
-    stats, _ = P._stream(net, _images(n=8), 8, "cpu", False, "")
+    stats, _ = _pan_stream._stream(net, _images(n=8), 8, "cpu", False, "")
     stats["0"].kept = [torch.zeros(8, 24, 24, 24)]
-    assert P.state_bytes(stats)["0"][0] == states[8]["0"][0] + 8 * 24 * 24 * 24 * 4
+    assert _pan_stream.state_bytes(stats)["0"][0] == states[8]["0"][0] + 8 * 24 * 24 * 24 * 4
     # what the scan returns is per-layer too: the maps of 8 and 64 images are the same size
     a = P.scan_pans(net, _images(n=8), tau=2.0, progress=False, reference=None)
     b = P.scan_pans(net, iter(_images(n=64).split(8)), tau=2.0, progress=False,
@@ -270,18 +278,18 @@ def test_timm_fused_batchnorm_act_is_found_and_its_affine_applied_before_the_act
 
 
 def test_summary_profile_and_selection_helpers(planted_scan):
-    s = P.pan_summary(planted_scan.table).iloc[0]
+    s = pan_tables.pan_summary(planted_scan.table).iloc[0]
     t = planted_scan.table
     assert s.pans == t.is_pan.sum() and s.filters == len(t)
     assert s.fire + s.silenced == s.pans
-    counts = P.side_sign_counts(t)
+    counts = pan_tables.side_sign_counts(t)
     assert counts.loc["top", "fire"] >= 2 and counts.loc["top", "silenced"] >= 2
-    prof = P.border_profile(planted_scan, "0", TOP)
+    prof = pan_tables.border_profile(planted_scan, "0", TOP)
     top0 = prof[(prof.side == "top") & (prof.distance == 0)].z.iloc[0]
     assert top0 == pytest.approx(_first_layer(t).loc[TOP, "z_top"], rel=0.05)
-    strong = P.strongest_pans(t, 1)
+    strong = pan_tables.strongest_pans(t, 1)
     assert strong.is_pan.all() and not strong.duplicated(["side_kind", "sign"]).any()
-    assert not P.ordinary_channels(t, 3).is_pan.any()
+    assert not pan_tables.ordinary_channels(t, 3).is_pan.any()
 
 
 def test_cli_scan_writes_the_table(tmp_path, capsys):
@@ -309,33 +317,33 @@ def test_summary_shares_and_claim_check_use_our_stated_reading():
     t = pd.DataFrame({"layer": ["a"] * 100, "channel": range(100), "is_pan": [True] * 30 + [False] * 70,
                       "sides": ["top"] * 20 + ["frame"] * 10 + [""] * 70, "sign": [1] * 20 + [-1] * 10 + [0] * 70})
     t.attrs.update(model="m", tau=2.0, fpr=0.01)
-    s = P.pan_summary(t).iloc[0]
+    s = pan_tables.pan_summary(t).iloc[0]
     assert (s.pans, s.share_pct, s.fire_pct, s.silenced_pct) == (30, 30.0, 20.0, 10.0)
     assert (s.top, s.top_pct, s.bottom_pct, s.frame_pct) == (30, 30.0, 10.0, 10.0)
-    shares = P.side_sign_shares([t]).set_index("side")
+    shares = pan_tables.side_sign_shares([t]).set_index("side")
     assert shares.loc["top", "fire_pct"] == 20.0 and shares.loc["left", "silenced_pct"] == 10.0
-    low, high = P.CLAIM_COUNT_RANGE
+    low, high = claims.CLAIM_COUNT_RANGE
     summary = pd.DataFrame({"model": ["x", "y", "z"], "fpr": 0.01, "tau": 1.0, "filters": 1000,
                             "pans": [low - 1, low, high + 1], "share_pct": [2.3, 2.4, 100.0]})
-    c = P.claim_check(summary)
+    c = ch1_readings.claim_check(summary)
     assert list(c.dozens_to_hundreds) == [False, True, False]
     assert list(c.verdict) == ["fewer than claimed", "count in our reading of the claimed range", "more than claimed"]
     assert list(c.about_2pct) == [True, True, False]
 
 
 def test_findings_state_the_verdict_per_model_and_per_threshold():
-    low, high = P.CLAIM_COUNT_RANGE
+    low, high = claims.CLAIM_COUNT_RANGE
     summary = pd.DataFrame({"model": ["m1", "m2"], "fpr": 0.01, "tau": 1.5, "filters": [5000, 8000],
                             "pans": [high + 100, high + 5], "share_pct": [21.98, 12.56], "fire": [500, 400],
                             "silenced": [599, 604], "fire_pct": [10.0, 5.0], "silenced_pct": [11.98, 7.55]})
     sens = pd.DataFrame({"model": ["m1", "m2", "m1", "m2"], "fpr": [0.001, 0.001, 0.01, 0.01],
                          "tau": [2.5, 2.6, 1.5, 1.5], "pans": [300, 200, high + 100, high + 5],
                          "share_pct": [6.0, 2.5, 21.98, 12.56]})
-    text = P.pan_findings(summary, sens)
+    text = ch1_readings.pan_findings(summary, sens)
     assert f"'dozens to hundreds' = {low}-{high}" in text and "not the paper's numbers" in text
     assert "At fpr 0.001: 2 of 2 models" in text and "At fpr 0.01: 0 of 2 models" in text
     assert "holds for every model at fpr 0.001; for no model at fpr 0.01: whether" in text
-    one = P.pan_findings(summary, sens[sens.fpr == 0.01])
+    one = ch1_readings.pan_findings(summary, sens[sens.fpr == 0.01])
     assert "holds for no model at fpr 0.01." in one
     assert "m1 at fpr 0.01" in text and "more than claimed" in text
 
@@ -359,7 +367,7 @@ def test_side_skew_compares_pan_sides_with_the_padding_that_is_read():
     torch_pad = _skew_table("torchnet", "1", ("top", "left"), ["top"] * 20 + ["left"] * 20)
     tf_same = _skew_table("tfnet", "tf_same", ("bottom", "right"), ["top"] * 30 + ["bottom"] * 2)
     even = _skew_table("evennet", "tf_same", ("bottom", "right"), ["bottom", "top"] * 15)
-    skew = P.side_skew([torch_pad, tf_same, even]).set_index(["model", "stride"])
+    skew = ch1_design.side_skew([torch_pad, tf_same, even]).set_index(["model", "stride"])
     assert skew.loc[("torchnet", "2"), "read_top_left_share"] == 1.0
     assert skew.loc[("torchnet", "2"), "verdict"] == "toward the read padding"
     assert skew.loc[("tfnet", "2"), "read_top_left_share"] == 0.0
@@ -369,33 +377,33 @@ def test_side_skew_compares_pan_sides_with_the_padding_that_is_read():
     lean = _skew_table("leannet", "1", ("top", "left"), ["top"] * 5)
     lean = pd.concat([lean[lean.layer == "s2"], lean[lean.layer == "s1"].assign(sides="top")])
     lean.attrs["model"] = "leannet"
-    assert P.side_skew([lean]).set_index("stride").loc["1", "verdict"] == "all sides read alike; PAN sides still off 1/2"
+    assert ch1_design.side_skew([lean]).set_index("stride").loc["1", "verdict"] == "all sides read alike; PAN sides still off 1/2"
     assert skew.loc[("torchnet", "1"), "top_left_share"] == 0.5
-    lines = P.skew_findings(skew.reset_index())
+    lines = ch1_readings.skew_findings(skew.reset_index())
     assert any("torchnet (PyTorch padding)" in x for x in lines)
     assert "0 of 2 TF-SAME models and 1 of 1 PyTorch-padded models skew toward" in lines[-1]
 
 
 def test_planted_findings_and_method_settings(planted_scan):
-    check = P.planted_check(planted_scan)
+    check = planted.planted_check(planted_scan)
     circ = P.find_pans(_planted_net("circular"), _images(), tau=planted_scan.tau,
                        tau_corner=planted_scan.tau_corner, progress=False)
-    text = P.planted_findings(check, circ, 0.05)
+    text = ch1_readings.planted_findings(check, circ, 0.05)
     assert "24 of 24 channels classified as built: 7 of 7 planted PANs" in text
     assert "0 of 17 controls" in text and "consistent with chance" in text
     flagged = circ.copy()
     flagged["is_pan"] = True  # every channel of the null flagged: far more than a 5% rate allows
-    assert "more than chance" in P.planted_findings(check, flagged, 0.05)
-    settings = P.method_settings().set_index("setting")
-    assert settings.loc["MARGIN_FRACTION", "value"] == P.MARGIN_FRACTION == 1 / 8
-    assert settings.loc["CLAIM_COUNT_RANGE", "value"] == f"{P.CLAIM_COUNT_RANGE[0]}-{P.CLAIM_COUNT_RANGE[1]}"
+    assert "more than chance" in ch1_readings.planted_findings(check, flagged, 0.05)
+    settings = ch1_readings.method_settings().set_index("setting")
+    assert settings.loc["MARGIN_FRACTION", "value"] == padding.MARGIN_FRACTION == 1 / 8
+    assert settings.loc["CLAIM_COUNT_RANGE", "value"] == f"{claims.CLAIM_COUNT_RANGE[0]}-{claims.CLAIM_COUNT_RANGE[1]}"
 
 
 def test_claim_tau_range_reads_the_threshold_curve():
-    low, high = P.CLAIM_COUNT_RANGE
+    low, high = claims.CLAIM_COUNT_RANGE
     curves = pd.DataFrame({"model": "m", "tau": [1.0, 2.0, 3.0, 4.0], "pans": [high + 1, high, low, low - 1],
                            "null_exceed": [50, 5, 1, 0], "calibrated_tau": 1.0})
-    r = P.claim_tau_range(curves).iloc[0]
+    r = ch1_readings.claim_tau_range(curves).iloc[0]
     assert (r.tau_min_in_range, r.tau_max_in_range, r.null_exceed_at_tau_min) == (2.0, 3.0, 5)
     assert not r.calibrated_tau_in_range
 
@@ -517,11 +525,11 @@ def test_learned_pan_control_puts_trained_next_to_random_init():
     assert trained.learned >= 5 and trained.learned <= trained.padding_caused
     assert (control.learned[1:] <= 0.03 * control.filters[1:] + 1).all()  # random-init copies: near the fpr
     assert set(scans) == {"trained", "random init 10", "random init 11"}
-    summary = P.learned_pan_summary(control)
+    summary = pan_tables.learned_pan_summary(control)
     r = summary.iloc[0]
     assert r["learned trained"] == trained.learned and r.seeds == 2
     assert r["learned random init range"] == f"{control.learned[1:].min()}-{control.learned[1:].max()}"
-    line = P.learned_pan_findings(summary)[0]
+    line = ch1_readings.learned_pan_findings(summary)[0]
     assert line.startswith(f"{r.model}: {trained.learned} learned PANs") and "reference is off" not in line
     with pytest.raises(PadlibError, match="needs"):
         P.init_reference(net, x, seeds=(), progress=False)
@@ -530,13 +538,13 @@ def test_learned_pan_control_puts_trained_next_to_random_init():
 def test_learned_score_table_depth_profile_and_sensitivity_follow_the_scans():
     net, x = _planted_net(), _images()
     control, scans = P.learned_pan_control(net, x, seeds=(10, 11), progress=False)
-    scores = P.learned_score_table(scans)
+    scores = pan_tables.learned_score_table(scans)
     n = len(scans["trained"].table)
     assert scores.groupby("network").size().to_dict() == {"trained": n, "circular null": n, "random init": 2 * n}
     trained = scores[scores.network == "trained"]
     side, _ = P.caused_scores(scans["trained"].table)
     assert (trained.side_score.to_numpy() == side).all() and trained.init_side_threshold.notna().all()
-    profile = P.learned_depth_profile(scans)
+    profile = pan_tables.learned_depth_profile(scans)
     tr = profile[profile.network == "trained"].set_index("layer")
     t = scans["trained"].table
     assert tr.loc["0", "learned_pct"] == pytest.approx(100 * t[t.layer == "0"].is_pan.mean())
@@ -545,9 +553,9 @@ def test_learned_score_table_depth_profile_and_sensitivity_follow_the_scans():
     assert ri.loc["0", "padding_caused_pct"] == pytest.approx(
         100 * sum(b[b.layer == "0"].padding_caused.mean() for b in both) / 2)
     # the sensitivity table at the scan's own rate reproduces the scan's learned count
-    sens = P.threshold_sensitivity(scans["trained"], (0.05, P.DEFAULT_FPR))
+    sens = ch1_design.threshold_sensitivity(scans["trained"], (0.05, P.DEFAULT_FPR))
     assert sens.set_index("fpr").loc[P.DEFAULT_FPR, "pans"] == int(t.is_pan.sum())
-    old = P.threshold_sensitivity(P.scan_pans(net, x, progress=False, reference=None), (P.DEFAULT_FPR,))
+    old = ch1_design.threshold_sensitivity(P.scan_pans(net, x, progress=False, reference=None), (P.DEFAULT_FPR,))
     assert old.pans.iloc[0] == int(t.padding_caused.sum()) >= sens.set_index("fpr").loc[P.DEFAULT_FPR, "pans"]
 
 
@@ -559,12 +567,12 @@ def test_learned_pan_headline_says_which_way_it_came_out():
                              "padding_caused trained": 10 * caused_tr, "tau trained": [1.4, 1.6],
                              "tau random init mean": [0.5, 0.6], "padding_caused random init mean": [10 * caused_ri] * 2})
 
-    yes = P.learned_pan_headline(summary([12.0, 15.0], [1.5, 1.2]))
+    yes = ch1_readings.learned_pan_headline(summary([12.0, 15.0], [1.5, 1.2]))
     assert yes.startswith("Training builds PANs: in all 2 models, 12.0-15.0%") and "says the opposite" in yes
     assert "keeps 80-100% of the padding-caused channels" in yes and "at 0.50-0.60" in yes
-    part = P.learned_pan_headline(summary([12.0, 2.0], [1.5, 1.2], caused_ri=5.0))
+    part = ch1_readings.learned_pan_headline(summary([12.0, 2.0], [1.5, 1.2], caused_ri=5.0))
     assert part.startswith("Training builds PANs in 1 of 2 models (a)") and "opposite" not in part
-    no = P.learned_pan_headline(summary([1.4, 2.0], [1.5, 1.2]))
+    no = ch1_readings.learned_pan_headline(summary([1.4, 2.0], [1.5, 1.2]))
     assert no.startswith("PANs are not learned here")
 
 
@@ -580,11 +588,11 @@ def test_random_init_scan_recalibrates_and_scans_a_copy():
 def test_chapter_findings_box_reads_the_tables():
     net, x = _planted_net(), _images()
     control, scans = P.learned_pan_control(net, x, seeds=(10, 11), progress=False)
-    learned = P.learned_pan_summary(control)
+    learned = pan_tables.learned_pan_summary(control)
     scan = scans["trained"]
-    summary = P.pan_summary([scan.table])
-    sensitivity = P.threshold_sensitivity(scan, (0.05, P.DEFAULT_FPR))
-    box = P.chapter_findings_box(learned, summary, sensitivity, P.side_skew([scan.table]), P.DEFAULT_FPR)
+    summary = pan_tables.pan_summary([scan.table])
+    sensitivity = ch1_design.threshold_sensitivity(scan, (0.05, P.DEFAULT_FPR))
+    box = ch1_readings.chapter_findings_box(learned, summary, sensitivity, ch1_design.side_skew([scan.table]), P.DEFAULT_FPR)
     assert [f.section for f in box][:2] == ["are-pans-learned-the-random-initialisation-control",
                                             "how-many-pans-against-the-paper-s-claim"]
     first = box[0]
@@ -598,17 +606,17 @@ def test_chapter_findings_box_reads_the_tables():
 
 def test_chapter_findings_box_gives_each_section_its_own_lines():
     """A section shows the box's lines for the tables it has; the full box is the same lines in the same order."""
-    from padlib.findings import section_markdown
+    from padlib.chapters.findings import section_markdown
 
     net, x = _planted_net(), _images()
     scan = P.scan_pans(net, x, progress=False)
-    summary = P.pan_summary([scan.table])
-    sensitivity = P.threshold_sensitivity(scan, (0.05, P.DEFAULT_FPR))
-    part = P.chapter_findings_box(summary=summary, sensitivity=sensitivity)
+    summary = pan_tables.pan_summary([scan.table])
+    sensitivity = ch1_design.threshold_sensitivity(scan, (0.05, P.DEFAULT_FPR))
+    part = ch1_readings.chapter_findings_box(summary=summary, sensitivity=sensitivity)
     assert [f.section for f in part] == ["how-many-pans-against-the-paper-s-claim"] * 2
-    skew = P.side_skew([scan.table])
-    assert [f.claim for f in P.chapter_findings_box(skew=skew)] == [
-        f.claim for f in P.chapter_findings_box(summary=summary, sensitivity=sensitivity, skew=skew)][2:]
+    skew = ch1_design.side_skew([scan.table])
+    assert [f.claim for f in ch1_readings.chapter_findings_box(skew=skew)] == [
+        f.claim for f in ch1_readings.chapter_findings_box(summary=summary, sensitivity=sensitivity, skew=skew)][2:]
     text = section_markdown(part, "how-many-pans-against-the-paper-s-claim")
     assert text.count("**") == 4 and text.count("*") == 12 and "dozens to hundreds" in text and section_markdown(part, "elsewhere") == ""
-    assert P.chapter_findings_box() == []
+    assert ch1_readings.chapter_findings_box() == []

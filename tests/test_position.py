@@ -3,23 +3,12 @@ import pytest
 import torch
 
 from padlib.errors import PadlibError, ProbeDataError
-from padlib.padding import convert_padding
-from padlib.position import (
-    border_test,
-    digit_patches,
-    place_on_canvas,
-    position_depth_px,
-    position_pattern_strength,
-    position_readout,
-    ppp_at_ceiling,
-    ppp_band_summary,
-    ppp_measures,
-    ppp_over_runs,
-    ppp_profile,
-    readout_by_distance,
-    stationary_images,
-)
-from padlib.training import digits_on_canvas, vgg_small
+from padlib.layers import convert_padding
+from padlib.position import border_test, place_on_canvas, position_depth_px, position_pattern_strength, position_readout, ppp_measures, ppp_profile, readout_by_distance, stationary_images
+from padlib.experiments.digits import digit_patches
+from padlib.experiments.ch5_schemes import ppp_at_ceiling, ppp_band_summary, ppp_over_runs
+from padlib.experiments.digits import digits_on_canvas
+from padlib.experiments.smallnets import vgg_small
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -131,7 +120,7 @@ def test_readout_by_distance_on_random_networks(nets):
 
 
 def test_ppp_profile_rows_and_over_runs(nets, probe):
-    from padlib.training import SchemeRun
+    from padlib.experiments.training import SchemeRun
 
     big = digits_on_canvas(16, canvas_size=48, digit_size=16, seed=3, split="test").images
     measures, bands = ppp_profile(nets["circular"], big, cell=4)
@@ -184,7 +173,7 @@ def _ppp_table(values):
 
 
 def test_ppp_learning_verdict_pairs_seeds_and_uses_their_spread():
-    from padlib.position import ppp_findings, ppp_learning_verdict
+    from padlib.chapters.ch5_schemes import ppp_findings, ppp_learning_verdict
 
     ppp = _ppp_table({
         ("pattern_strength", "circular"): ([0.000, 0.001, -0.001], [0.001, -0.001, 0.000]),
@@ -224,7 +213,7 @@ def test_ppp_learning_verdict_pairs_seeds_and_uses_their_spread():
 
 def test_receptive_field_of_the_small_networks():
     from padlib.position import receptive_field_px
-    from padlib.training import vgg_small
+    from padlib.experiments.smallnets import vgg_small
 
     assert receptive_field_px(vgg_small(width=4, depth=3), 64) == 32  # 3x3 convs twice per stage, two 2x2 pools
     assert receptive_field_px(vgg_small(width=4, depth=2), 64) == 14

@@ -6,7 +6,9 @@ from torch import nn
 
 import padlib
 from padlib.errors import PadlibError
-from padlib.models import Preprocessing
+from padlib.preprocess import Preprocessing
+from padlib import blind_spot_map
+from padlib.chapters import ch4_blind_spots as ch4_readings
 
 
 def ones_conv(stride=2, padding=1, size=16):
@@ -103,7 +105,7 @@ def test_blind_spot_map_grid_reaches_every_border_and_target_defaults():
     stim, bg = torch.rand(3, 8, 8), torch.rand(3, 30, 30)
     bmap = padlib.blind_spot_map(model, stim, bg, stride=8, progress=False)
     assert list(bmap.index) == [0, 7, 15, 22] and list(bmap.columns) == [0, 7, 15, 22]  # 4 offsets, 0 to 30 - 8
-    target, prob = padlib.spatial_bias.centre_prediction(model, stim, bg)
+    target, prob = padlib.blind_spot_map.centre_prediction(model, stim, bg)
     assert bmap.attrs["target"] == target and bmap.attrs["size"] == 30
     canvas = bg.clone()
     canvas[:, 7:15, 15:23] = stim  # top 7, left 15, computed by hand
@@ -135,7 +137,7 @@ def test_depth_layers_and_variants():
     assert padlib.depth_layers(model) == [f"features.{i}" for i in range(8)]
     v = padlib.padding_variants(model, 16)
     assert list(v) == ["zero @16", "zero @17", "symmetric @16", "circular @16"]  # the paper's mitigations
-    from padlib.padding import padding_scheme_of
+    from padlib.layers import padding_scheme_of
 
     for scheme in ("symmetric", "circular"):
         assert all(padding_scheme_of(m) == scheme for _, m in v[f"{scheme} @16"][0].named_modules()
@@ -154,7 +156,7 @@ def test_small_blind_spot_study():
     assert summary["target"].nunique() == 1
     table = padlib.mitigation_table(summary)
     assert list(table["maps"]) == [2, 2, 2, 2]
-    effects = padlib.spatial_bias.mitigation_effects(summary)
+    effects = padlib.blind_spot_map.mitigation_effects(summary)
     assert list(effects["variant"]) == ["zero @17", "symmetric @16", "circular @16"] and set(effects["pairs"]) == {2}
     base = summary[summary["variant"] == "zero @16"].set_index("background")["worst_drop"]
     other = summary[summary["variant"] == "symmetric @16"].set_index("background")["worst_drop"]
@@ -189,7 +191,7 @@ def test_feature_map_explorer_is_precomputed_and_linked():
     model = padlib.toy_translation_model("zeros", input_size=16)
     maps = {("toy", s): padlib.mean_feature_maps(model, torch.rand(2, 3, s, s), progress=False) for s in (16, 17)}
     audits = {("toy", s): padlib.padding_audit(model, s) for s in (16, 17)}
-    explorer = padlib.plots.feature_map_explorer(maps, audits)
+    explorer = padlib.viz.ch4_blind_spots.feature_map_explorer(maps, audits)
     sizes = explorer.children[0]
     assert isinstance(explorer, widgets.Tab) and len(sizes.children) == 2
     dropdown, stack = sizes.children[0].children
@@ -201,13 +203,12 @@ def test_feature_map_explorer_is_precomputed_and_linked():
 
 
 def test_blind_spot_grids_have_the_same_shape_at_224_and_225():
-    sb = padlib.spatial_bias
-    assert sb.grid_positions(224, 80, 7) == [0, 24, 48, 72, 96, 120, 144]
-    p225 = sb.grid_positions(225, 80, sb.grid_count(224, 80, 24))
+    assert blind_spot_map.grid_positions(224, 80, 7) == [0, 24, 48, 72, 96, 120, 144]
+    p225 = blind_spot_map.grid_positions(225, 80, blind_spot_map.grid_count(224, 80, 24))
     assert len(p225) == 7 and p225[0] == 0 and p225[-1] == 145 and max(np.diff(p225)) - min(np.diff(p225)) <= 1
-    assert sb.grid_count(225, 80, 24) == 8  # what a fixed 24-pixel step would give at 225: a near-duplicate row
+    assert blind_spot_map.grid_count(225, 80, 24) == 8  # what a fixed 24-pixel step would give at 225: a near-duplicate row
     with pytest.raises(PadlibError, match="do not fit"):
-        sb.grid_positions(20, 16, 6)
+        blind_spot_map.grid_positions(20, 16, 6)
     # in a study, the map at the even size has the grid of the map at the reference size
     models = {"toy": padlib.toy_translation_model("zeros", input_size=16)}
     summary, maps = padlib.blind_spot_study(models, {"s": torch.rand(3, 6, 6)}, {"grey": 0.5}, size=16, stride=4,
@@ -223,9 +224,9 @@ def test_stimulus_recognition_and_selection():
 
     model = padlib.toy_translation_model("zeros", input_size=16)
     stim = {"a": torch.rand(3, 6, 6, generator=torch.Generator().manual_seed(0))}
-    rec = padlib.spatial_bias.stimulus_recognition({"toy": model}, stim, {"grey": 0.5, "dark": 0.1}, size=16)
+    rec = padlib.blind_spot_map.stimulus_recognition({"toy": model}, stim, {"grey": 0.5, "dark": 0.1}, size=16)
     assert len(rec) == 2 and rec["target"].nunique() == 1 and bool(rec["target_is_top1"].iloc[0])
-    target, prob = padlib.spatial_bias.centre_prediction(model, stim["a"], 0.5, 16)
+    target, prob = padlib.blind_spot_map.centre_prediction(model, stim["a"], 0.5, 16)
     assert rec["target_prob"].iloc[0] == pytest.approx(prob, rel=1e-5)
     row = dict(target_is_top1=True, as_expected=True)
     table = pd.DataFrame([
@@ -235,10 +236,10 @@ def test_stimulus_recognition_and_selection():
         {"model": "m", "stimulus": "wrong", "background": "g", "target_prob": 0.9, **row, "as_expected": False},
         {"model": "m", "stimulus": "faint", "background": "g", "target_prob": 0.01, **row},
     ])
-    assert padlib.spatial_bias.select_stimuli(table, min_prob=0.05) == ["strong", "weak"]
-    assert padlib.spatial_bias.select_stimuli(table, min_prob=0.05, k=1) == ["strong"]
+    assert padlib.blind_spot_map.select_stimuli(table, min_prob=0.05) == ["strong", "weak"]
+    assert padlib.blind_spot_map.select_stimuli(table, min_prob=0.05, k=1) == ["strong"]
     with pytest.raises(PadlibError, match="no stimulus is recognised"):
-        padlib.spatial_bias.select_stimuli(table, min_prob=0.95)
+        padlib.blind_spot_map.select_stimuli(table, min_prob=0.95)
 
 
 def _index(tb_leans, lr_leans=None):
@@ -250,7 +251,6 @@ def _index(tb_leans, lr_leans=None):
 
 def test_compensation_rule_on_planted_lean_patterns():
     """Each verdict from planted per-depth leans: follows, compensates, none; and the floor."""
-    from padlib import spatial_bias as sb
 
     flat = _index([""] * 8)
     follows = {("m", "pretrained", "trained size"): _index(["top"] * 5 + [""] * 3),
@@ -262,24 +262,23 @@ def test_compensation_rule_on_planted_lean_patterns():
     below_floor = {**follows, ("m", "pretrained", "trained size"): _index(["top"] + [""] * 7)}
     arithmetic_at_even = {**compensates, ("m", "random init", "even size"): _index(["bottom"] * 4 + [""] * 4)}
     pred = {"m": {"tb": "top", "lr": ""}}
-    got = {name: sb.compensation_verdicts(ix, pred).verdict.tolist() for name, ix in
+    got = {name: ch4_readings.compensation_verdicts(ix, pred).verdict.tolist() for name, ix in
            [("follows", follows), ("compensates", compensates), ("none", none), ("below_floor", below_floor),
             ("arithmetic_at_even", arithmetic_at_even)]}
     assert got == {"follows": ["follows"], "compensates": ["compensates"], "none": ["none"],
                    "below_floor": ["none"], "arithmetic_at_even": ["follows"]}
-    assert sb.lean_score(_index(["top", "top", "bottom", ""]), "tb", "top") == 0.25
-    v = sb.compensation_verdicts(compensates, pred)
-    assert v.pretrained_even_size.iloc[0] == -5 / 8 and "compensates" in sb.compensation_lines(v)[0]
+    assert ch4_readings.lean_score(_index(["top", "top", "bottom", ""]), "tb", "top") == 0.25
+    v = ch4_readings.compensation_verdicts(compensates, pred)
+    assert v.pretrained_even_size.iloc[0] == -5 / 8 and "compensates" in ch4_readings.compensation_lines(v)[0]
 
 
 def test_energy_lines_name_the_row_facing_the_read_padding():
     import pandas as pd
 
-    from padlib import spatial_bias as sb
 
     e = pd.DataFrame([{"model": "m", "reads": "bottom/right", "energy_tb": 0.1, "energy_tb_init_min": -0.01,
                        "energy_tb_init_max": 0.01, "energy_tb_differs": True, "energy_lr": -0.005,
                        "energy_lr_init_min": -0.01, "energy_lr_init_max": 0.01, "energy_lr_differs": False}])
-    tb, lr = sb.energy_lines(e)
+    tb, lr = ch4_readings.energy_lines(e)
     assert "less energy on the bottom row" in tb and "not beyond" not in tb
     assert "more energy on the right column" in lr and lr.endswith("not beyond random init")

@@ -6,42 +6,13 @@ import torch
 from PIL import Image
 
 from padlib.errors import PadlibError, ProbeDataError
-from padlib.padding import padding_scheme_of, padded_convs
-from padlib.training import (
-    REGION_NAMES,
-    ImageSet,
-    accuracy_by_seed,
-    border_concentration,
-    border_split,
-    border_table,
-    describe_source_digits,
-    pan_findings,
-    paired_verdicts,
-    position_early_by_seed,
-    position_findings,
-    position_task_summary,
-    scheme_gap,
-    source_digits,
-    accuracy_summary,
-    cifar10,
-    digits_on_canvas,
-    digits_train_test,
-    evaluate,
-    image_folder,
-    learning_curves,
-    load_dataset,
-    paired_comparison,
-    resnet_small,
-    small_model,
-    step_cost,
-    train,
-    default_workers,
-    interleaved_step_cost,
-    train_schemes,
-    training_memory_format,
-    training_step,
-    vgg_small,
-)
+from padlib.layers import padding_scheme_of
+from padlib.padding import padded_convs
+from padlib.experiments.digits import REGION_NAMES, ImageSet, describe_source_digits, source_digits, cifar10, digits_on_canvas, digits_train_test, image_folder, load_dataset
+from padlib.experiments.training import accuracy_by_seed, accuracy_summary, evaluate, learning_curves, paired_comparison, step_cost, train, default_workers, interleaved_step_cost, train_schemes, training_memory_format, training_step
+from padlib.experiments.ch5_schemes import border_concentration, border_split, border_table
+from padlib.chapters.ch5_schemes import pan_findings, paired_verdicts
+from padlib.experiments.smallnets import resnet_small, small_model, vgg_small
 from tests.isolation import run_isolated
 
 
@@ -158,7 +129,7 @@ def _train_thin_stride_two_shortcut(steps: int, user_channels_last: bool) -> int
     """The pattern that corrupts oneDNN's heap on some CPUs in channels-last memory (weight gradient of a 1x1
     stride-2 conv from 4 channels, a ResNet shortcut), through padlib's own training step; with
     ``user_channels_last`` the caller hands over a model and batches already in channels-last. Then a small
-    ResNet whose shortcut has that shape, trained by padlib.training.train. Returns the steps taken."""
+    ResNet whose shortcut has that shape, trained by padlib.experiments.training.train. Returns the steps taken."""
     from torch import nn
 
     torch.set_num_threads(1)
@@ -255,7 +226,7 @@ def test_bad_parameters_raise():
 
 
 def _fake_run(scheme, seed, seconds=0.1):
-    from padlib.training import SchemeRun, TrainResult
+    from padlib.experiments.training import SchemeRun, TrainResult
 
     hist = pd.DataFrame({"step": [1, 2, 3], "seconds": [seconds] * 3})
     return SchemeRun(scheme, seed, None, None, TrainResult(None, hist, pd.DataFrame()))
@@ -319,12 +290,7 @@ def test_paired_verdicts_follow_the_interval():
     assert v["a"] == "better than zero" and v["b"] == "worse than zero" and v["c"].startswith("not distinguishable")
 
 
-def test_scheme_gap_and_border_helpers():
-    per_seed = pd.DataFrame({"scheme": ["symmetric"] * 2 + ["replicate"] * 2, "seed": [0, 1, 0, 1],
-                             "accuracy": [0.80, 0.70, 0.79, 0.73]})
-    gap = scheme_gap(per_seed)
-    assert gap["mean_gap"] == pytest.approx(0.02) and gap["max_gap"] == pytest.approx(0.03)
-    assert scheme_gap(per_seed, "symmetric", "zero") is None
+def test_border_helpers():
     # scheme "edge" gains only on touching digits (border_distance 0), scheme "flat" everywhere alike
     rows = []
     for seed, bump in ((0, 0.0), (1, 0.1), (2, 0.05)):
@@ -343,26 +309,6 @@ def test_scheme_gap_and_border_helpers():
     assert set(touching.columns) == {"scheme", "seed", "accuracy"} and len(touching) == 9
     table = border_table(summary)
     assert "±" in table.iloc[0, 0] and list(table.index) == ["zero", "edge", "flat"]
-
-
-def test_position_summary_and_findings():
-    rows = []
-    for seed in (0, 1, 2):
-        for scheme, curve in (("zero", [0.25, 0.6, 0.9, 0.99]), ("reflect", [0.25, 0.95, 0.99, 0.99]),
-                              ("circular", [0.25, 0.26, 0.25, 0.27])):
-            for step, acc in enumerate(curve):
-                rows.append({"scheme": scheme, "seed": seed, "step": step, "epoch": step / 2,
-                             "accuracy": acc + 0.001 * seed})
-    curves = pd.DataFrame(rows)
-    s = position_task_summary(curves, n_eval=200, chance=0.25).set_index("scheme")
-    assert s.loc["reflect", "early_best_mean"] == pytest.approx(0.951)  # best by epoch 0.75: steps 0 and 1
-    assert bool(s.loc["zero", "above_chance"]) and not bool(s.loc["circular", "above_chance"])
-    assert s.loc["zero", "share_of_best"] == pytest.approx(1.0) and s.loc["circular", "share_of_best"] < 0.05
-    early = paired_comparison(position_early_by_seed(curves))
-    lines = position_findings(s.reset_index().assign(), early)
-    text = "\n".join(lines)
-    assert "stay close to chance: circular" in text and "best scheme): zero, reflect;" in text
-    assert "reflect" in text and "better than zero" in text
 
 
 def test_pan_findings_name_the_constructed_zeros():
@@ -388,7 +334,7 @@ def test_image_set_head():
 
 
 def test_textured_canvases_cut_digits_and_keep_train_and_test_photographs_apart():
-    from padlib.training import digits_on_canvas, texture_backgrounds
+    from padlib.experiments.digits import digits_on_canvas, texture_backgrounds
 
     tex_train, names_train = texture_backgrounds(40, 32, seed=0, split="train")
     tex_test, names_test = texture_backgrounds(40, 32, seed=0, split="test")
@@ -418,7 +364,8 @@ def _curves(shapes: dict, seeds=(0, 1, 2), epochs: int = 8, noise: float = 0.0) 
 
 
 def test_curve_stats_and_convergence_find_a_curve_that_still_rises():
-    from padlib.training import convergence_lines, convergence_table, curve_stats
+    from padlib.chapters.ch5_schemes import convergence_lines
+    from padlib.experiments.training import convergence_table, curve_stats
 
     curves = _curves({"flat": lambda e: 0.9 if e >= 4 else 0.2 * e + 0.1,   # learns, then flat
                       "rising": lambda e: 0.1 * e,                          # still rising 0.1 per epoch at the end
@@ -441,14 +388,17 @@ def test_curve_stats_and_convergence_find_a_curve_that_still_rises():
     assert "NOT shown flat" in text and "flat at the end" in text and "last 25% of training" in text
     with pytest.raises(PadlibError, match="last_fraction"):
         curve_stats(curves, last_fraction=1.5)
-    from padlib.training import slowest_to_converge
+    from padlib.experiments.training import slowest_to_converge
 
     assert slowest_to_converge(curve_stats(curves)) == "rising"  # the smallest area under its curve
     assert slowest_to_converge(curve_stats(curves), exclude=("rising",)) == "flat"
 
 
 def test_holm_paired_comparison_noise_band_and_resolvable_effect():
-    from padlib.training import holm_adjust, noise_band, resolvable_effect, scheme_verdict
+    from padlib.training import holm_adjust
+    from padlib.experiments.training import noise_band
+    from padlib.stats import resolvable_effect
+    from padlib.chapters.ch5_schemes import scheme_verdict
 
     assert holm_adjust([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.06, 0.06])
     assert holm_adjust([0.5, float("nan")]).tolist() == [1.0, 1.0]
@@ -480,8 +430,8 @@ def test_holm_paired_comparison_noise_band_and_resolvable_effect():
 
 
 def test_cost_benefit_and_the_findings_box():
-    from padlib.findings import findings_markdown
-    from padlib.training import chapter_findings_box, cost_benefit, cost_benefit_lines
+    from padlib.chapters.findings import findings_markdown
+    from padlib.chapters.ch5_schemes import chapter_findings_box, cost_benefit, cost_benefit_lines
 
     paired = pd.DataFrame({"scheme": ["padding_module", "partial", "circular"], "mean_diff_vs_zero": [0.02, 0.001, -0.03],
                            "ci_low": [0.01, -0.004, -0.05], "ci_high": [0.03, 0.006, -0.01], "half_width": [0.01] * 3,
@@ -536,7 +486,8 @@ def test_border_concentration_counts_cut_digits_as_at_the_border():
 
 
 def test_longer_training_check_pairs_by_seed():
-    from padlib.training import longer_training_check, longer_training_lines
+    from padlib.experiments.training import longer_training_check
+    from padlib.chapters.ch5_schemes import longer_training_lines
 
     per_seed = pd.DataFrame({"scheme": ["zero"] * 3 + ["circular"] * 3, "seed": [0, 1, 2] * 2,
                              "accuracy": [0.90, 0.91, 0.92, 0.80, 0.81, 0.82]})

@@ -1,0 +1,361 @@
+"""Chapter 3's design: PAN ablation against random controls, padding and size interventions, per model."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..audit import audit_summary, padding_audit
+from ..data import labelled_images, probe_images
+from ..interventions import ABLATION_MODES, ABLATION_REGIONS, Evaluation, Perturbations, _table_norms, _tidy, ablate_channels, ablation_perturbations, border_sensitivity, channel_means, channel_selection, compare_logits, consuming_norms, intervention_table, means_from_scan, model_logits, mover_consistency, padding_interventions, random_control, size_interventions, top_movers
+from ..models import channels_last_inference, load_model
+from ..pans import find_pans
+from ..stats import bootstrap_ci
+
+
+@dataclass
+class AblationStudy:
+    """PAN ablation against random controls: ``summary`` (one row per run and metric), ``evaluations``
+    keyed by (channels, control, mode, region), and the PAN-vs-control ``comparison``."""
+
+    summary: pd.DataFrame
+    evaluations: dict
+    comparison: pd.DataFrame
+
+
+def pan_ablation(model: nn.Module, images, pans, controls: pd.DataFrame | None = None, modes=ABLATION_MODES,
+                 regions=ABLATION_REGIONS, means=None, reference=None, labels=None, batch_size: int = 8,
+                 n_boot: int = 1000, seed: int = 0, progress: bool = True, norms: dict | None = None,
+                 perturbations: Perturbations | None = None) -> AblationStudy:
+    """Ablate the PANs, and each random control of equal size, under every mode and region.
+
+    ``pans``: the PAN rows (or pairs); ``controls``: a :func:`random_control` table. ``means`` (from
+    :func:`channel_means` over every layer involved) and ``reference`` logits are reused when given. The
+    comparison gives, per mode, region and metric, the PAN value, the controls' mean and range, the paired
+    difference PAN - mean of controls with a bootstrap interval over images, and how many controls the
+    PAN ablation exceeds. With ``perturbations`` (:func:`ablation_perturbations`) every run also gets the
+    metric 'perturbation' (the size of the ablation where it acts) and the comparison a row
+    'kl_per_perturbation' (mean KL / mean perturbation: the disruption per unit of intervention size).
+    ``norms``: {layer: BN name} (e.g. from the table's ``bn`` column), saving the dummy forward.
+    """
+    from tqdm.auto import tqdm
+
+    if labels is None:
+        labels = getattr(images, "labels", None) or None
+    if reference is None:
+        reference = model_logits(model, images, batch_size)
+    elif isinstance(reference, Evaluation):
+        reference = reference.logits
+    sets = [("PANs", -1, channel_selection(pans))]
+    if controls is not None and len(controls):
+        sets += [("random", int(c), channel_selection(g[["layer", "channel"]])) for c, g in controls.groupby("control")]
+    layers = sorted({layer for _, _, sel in sets for layer in sel})
+    if "mean" in modes and means is None:
+        means = channel_means(model, images, layers, batch_size=batch_size) if layers else {}
+    if norms is None or any(layer not in norms for layer in layers):
+        norms = consuming_norms(model, layers) if "zero" in modes and layers else {}
+    runs = [(s, m, r) for s in sets for m in modes for r in regions]
+    evaluations = {}
+    for (kind, control, sel), mode, region in tqdm(runs, desc="ablations", disable=not progress, leave=False):
+        with ablate_channels(model, sel, mode, region, means=means, norms=norms):
+            logits = model_logits(model, images, batch_size)
+        ev = compare_logits(logits, reference, labels, n_boot, seed)
+        if perturbations is not None:
+            _add_metric(ev, "perturbation", perturbations.size(sel, mode, region), n_boot, seed)
+        evaluations[(kind, control, mode, region)] = ev
+    summary = _tidy(evaluations, ("channels", "control", "mode", "region"))
+    sizes = {(kind, control): sum(map(len, sel.values())) for kind, control, sel in sets}
+    summary["n_channels"] = [sizes[k] for k in zip(summary["channels"], summary["control"])]
+    return AblationStudy(summary, evaluations, _pan_vs_controls(evaluations, n_boot, seed))
+
+
+def _add_metric(ev: Evaluation, metric: str, values, n_boot: int, seed: int) -> None:
+    """Attach a per-image metric (and its summary row with a bootstrap interval) to an evaluation."""
+    v = np.asarray(values, dtype=float)
+    ev.per_image[metric] = v
+    lo, hi = bootstrap_ci(v, n_boot, seed)
+    row = pd.DataFrame([{"metric": metric, "value": float(v.mean()), "ci_low": lo, "ci_high": hi, "n": len(v)}])
+    ev.summary = pd.concat([ev.summary, row], ignore_index=True)
+
+
+def _ratio_difference(pn, pd_, cn, cd, axis=-1):
+    """PAN ratio of means minus the mean of the controls' ratios; arrays paired by image along ``axis``."""
+    return pn.mean(axis) / pd_.mean(axis) - (cn.mean(axis) / cd.mean(axis)).mean(0)
+
+
+def _ratio_of_means_row(pan: Evaluation, ctrls: list, num: str, den: str, n_boot: int, seed: int) -> dict:
+    """PAN vs controls on mean(num) / mean(den), with a paired bootstrap over images of the difference
+    (PAN ratio - mean of the controls' ratios)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pn, pd_ = (pan.per_image[c].to_numpy(dtype=float) for c in (num, den))
+        row = {"pans": float(pn.mean() / pd_.mean()), "n_controls": len(ctrls)}
+        if ctrls:
+            cn = np.stack([ev.per_image[num].to_numpy(dtype=float) for ev in ctrls])
+            cd = np.stack([ev.per_image[den].to_numpy(dtype=float) for ev in ctrls])
+            cm = cn.mean(1) / cd.mean(1)
+            lo, hi = bootstrap_ci((pn, pd_, cn, cd), n_boot, seed, statistic=_ratio_difference)
+            row.update({"controls_mean": float(cm.mean()), "controls_min": float(cm.min()),
+                        "controls_max": float(cm.max()), "difference": float(row["pans"] - cm.mean()),
+                        "diff_ci_low": lo, "diff_ci_high": hi, "controls_below_pans": int((cm < row["pans"]).sum()),
+                        "controls_above_pans": int((cm > row["pans"]).sum())})
+    return row
+
+
+def _pan_vs_controls(evaluations: dict, n_boot: int, seed: int) -> pd.DataFrame:
+    rows = []
+    conditions = sorted({(m, r) for (_, _, m, r) in evaluations})
+    for mode, region in conditions:
+        pan = evaluations.get(("PANs", -1, mode, region))
+        ctrls = [ev for (kind, _, m, r), ev in evaluations.items() if kind == "random" and (m, r) == (mode, region)]
+        if pan is None:
+            continue
+        for metric in ("agreement", "kl", "confidence_change", "top1_accuracy", "perturbation"):
+            if metric not in pan.per_image:
+                continue
+            v = pan.per_image[metric].to_numpy()
+            row = {"mode": mode, "region": region, "metric": metric, "pans": float(v.mean()),
+                   "n_controls": len(ctrls)}
+            if ctrls:
+                c = np.stack([ev.per_image[metric].to_numpy() for ev in ctrls])
+                cm = c.mean(1)
+                lo, hi = bootstrap_ci(v - c.mean(0), n_boot, seed)
+                row.update({"controls_mean": float(cm.mean()), "controls_min": float(cm.min()),
+                            "controls_max": float(cm.max()), "difference": float(v.mean() - cm.mean()),
+                            "diff_ci_low": lo, "diff_ci_high": hi,
+                            "controls_below_pans": int((cm < v.mean()).sum()),
+                            "controls_above_pans": int((cm > v.mean()).sum())})
+            rows.append(row)
+        if "perturbation" in pan.per_image and all("perturbation" in ev.per_image for ev in ctrls):
+            rows.append({"mode": mode, "region": region, "metric": "kl_per_perturbation",
+                         **_ratio_of_means_row(pan, ctrls, "kl", "perturbation", n_boot, seed)})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The chapter's per-model run: one PAN scan, every intervention, batch evaluations reused
+
+
+@dataclass
+class ModelAblation:
+    """Everything chapter 3 measures on one model (see :func:`ablation_report`)."""
+
+    model: str
+    table: pd.DataFrame  # the find_pans table (every channel of every padded conv)
+    controls: pd.DataFrame
+    reference: Evaluation
+    study: AblationStudy
+    padding: dict
+    sizes: dict
+    border: pd.DataFrame
+    n_images: int
+    labelled: bool
+    seconds: dict = field(default_factory=dict)
+    evenness: pd.DataFrame = field(default_factory=pd.DataFrame)  # uneven padding layers per input size
+
+    @property
+    def pans(self) -> pd.DataFrame:
+        return self.table[self.table.is_pan]
+
+    def interventions(self) -> dict:
+        """``{label: Evaluation}`` for every intervention: 'PANs zero/all', 'random zero/all #0', ...,
+        'reflect padding', 'size 225'."""
+        out = {}
+        for (kind, control, mode, region), ev in self.study.evaluations.items():
+            out[f"{kind} {mode}/{region}" + (f" #{control}" if kind == "random" else "")] = ev
+        out.update({f"{mode} padding": ev for mode, ev in self.padding.items()})
+        out.update({f"size {size}": ev for size, ev in self.sizes.items() if size != "reference"})
+        return out
+
+
+def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, image_dir=None,
+                    labelled_dir=None, class_index=None, n_controls: int = 5, modes=ABLATION_MODES,
+                    regions=ABLATION_REGIONS, paddings=("reflect", "replicate", "circular"), sizes=(225, 223),
+                    base_size: int = 224, shifts=(32,), border_ablation=("mean", "border"), size: int | None = None,
+                    batch_size: int = 8, n_boot: int = 1000, device="cpu", progress: bool = True,
+                    scan_options: dict | None = None, channels_last: bool = True) -> ModelAblation:
+    """Chapter 3 on one model: scan PANs once, then every intervention against the intact model.
+
+    PANs come from :func:`padlib.pans.find_pans` on ``n_scan`` probe images (seed ``seed``), whose table also
+    gives the probe-set means (:func:`means_from_scan`, no second pass). The intact model's forward on the
+    evaluation images is made once: it gives the reference logits and the size of every ablation
+    (:func:`ablation_perturbations`). The interventions are evaluated on ``n_images`` other images: held-out random crops
+    of the offline photos (seed ``seed + 1``), centre crops of ``image_dir``, or, with ``labelled_dir``, a
+    labelled folder (then accuracy is reported too). Border sensitivity is measured intact, with the PANs
+    ablated (``border_ablation``: mode and region; by default their border response is replaced by the
+    interior mean, so the network keeps working) and with random control #0 ablated the same way.
+    Each image set is rendered once and every
+    evaluation reuses the intact model's logits. ``size``: the image size (default: the model's own).
+    ``channels_last``: run the evaluations (after the scan, forward passes only) in channels-last memory
+    format, 10-35% faster on CPU for these depthwise-conv models (:func:`padlib.models.channels_last_inference`);
+    the weights' values are unchanged and the model is returned to the default format at the end.
+    """
+    import time
+
+
+    seconds = {}
+    t0 = time.perf_counter()
+    if isinstance(model, str):
+        model = load_model(model, device=device)
+    name = getattr(model, "padlib_name", type(model).__name__)
+    if labelled_dir:  # built first (cheap, lazy) so that a bad folder fails before the scan
+        evalset = labelled_images(labelled_dir, class_index, n=n_images, model=model, size=size, seed=seed)
+    else:
+        evalset = probe_images(n_images, size=size, seed=seed + 1, image_dir=image_dir, model=model)
+    probe = probe_images(n_scan, size=size, seed=seed, image_dir=image_dir, model=model)
+    table = find_pans(model, probe, batch_size=batch_size, progress=progress, device=device, **(scan_options or {}))
+    pans = table[table.is_pan]
+    with warnings.catch_warnings():  # a short control is reported in report_tables' 'control_channels'
+        warnings.filterwarnings("ignore", message="layer .* PANs but only")
+        controls = random_control(table, k=n_controls, seed=seed)
+    layers = sorted(set(pans["layer"]) | set(controls["layer"]))
+    means = means_from_scan(table, model, layers) if layers else {}  # the scan's interior means: no extra pass
+    norms = _table_norms(table)
+    seconds["scan"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    labels = getattr(evalset, "labels", None) or None
+    x = evalset.tensor(device=device) if len(evalset) <= 1024 else evalset
+    if channels_last and isinstance(x, torch.Tensor):
+        x = x.contiguous(memory_format=torch.channels_last)
+    with channels_last_inference(model, channels_last):  # forward passes only, weights restored
+        # one forward of the intact model gives its logits and the size of every ablation (per image, channel)
+        perturbations = ablation_perturbations(model, x, table, means, layers=layers, batch_size=batch_size,
+                                               device=device)
+        reference = compare_logits(perturbations.logits, None, labels, n_boot, seed)
+        seconds["reference"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        study = pan_ablation(model, x, pans, controls, modes, regions, means, reference.logits, labels, batch_size,
+                             n_boot, seed, progress, norms=norms, perturbations=perturbations)
+        seconds["ablation"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        padding = padding_interventions(model, x, paddings, reference.logits, labels, batch_size, n_boot, seed,
+                                        progress)
+        size_results = size_interventions(model, evalset, sizes, base_size, reference.logits, batch_size, n_boot, seed,
+                                          progress) if sizes else {}
+        seconds["padding"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        mode, region = border_ablation
+        border = [border_sensitivity(model, x, shifts, reference=reference, batch_size=batch_size, n_boot=n_boot,
+                                     seed=seed).assign(channels="intact")]
+        choices = [("PANs ablated", pans, study.evaluations.get(("PANs", -1, mode, region)))]
+        if len(controls):
+            choices.append(("random ablated", controls[controls.control == 0],
+                            study.evaluations.get(("random", 0, mode, region))))
+        for label, chosen, unshifted in choices:  # the study already has these ablations' unshifted logits
+            if len(chosen):
+                with ablate_channels(model, chosen, mode, region, means=means, norms=norms):
+                    border.append(border_sensitivity(model, x, shifts, reference=unshifted, batch_size=batch_size,
+                                                     n_boot=n_boot, seed=seed).assign(channels=label))
+        seconds["border"] = time.perf_counter() - t0
+    return ModelAblation(name, table, controls, reference, study, padding, size_results,
+                         pd.concat(border, ignore_index=True), len(evalset), labels is not None, seconds,
+                         padding_evenness(model, [evalset.size, base_size, *sizes]))
+
+
+def padding_evenness(model: nn.Module, sizes) -> pd.DataFrame:
+    """Per input size, how many padding layers read their padding unevenly (chapter 4's traced audit)."""
+
+    rows = []
+    for size in dict.fromkeys(int(s) for s in sizes):
+        summary = audit_summary(padding_audit(model, size))
+        rows.append({"size": size, "padding_layers": summary["n_padding_layers"], "uneven": summary["n_uneven"],
+                     "unread_sides": summary["unread_sides"], "extra_sides": summary["extra_sides"]})
+    return pd.DataFrame(rows)
+
+
+def report_tables(reports) -> dict[str, pd.DataFrame]:
+    """Tidy tables over models from :func:`ablation_report` results (a dict or list).
+
+    Keys: 'pans' (PAN and channel counts), 'ablation' (every run and metric), 'comparison' (PANs vs random),
+    'interventions' (padding swaps, sizes and the PAN ablations, one row per metric), 'border', 'seconds'.
+    """
+    reports = list(reports.values()) if isinstance(reports, dict) else list(reports)
+    pans, ablation, comparison, interventions, border, seconds, evenness = [], [], [], [], [], [], []
+    for r in reports:
+        t = r.table
+        pans.append({"model": r.model, "padded_convs": t["layer"].nunique(), "channels": len(t),
+                     "pans": int(t["is_pan"].sum()),
+                     # the older definition's set (padding-caused alone), of which the learned PANs are a part
+                     "padding_caused": int(t["padding_caused"].sum()) if "padding_caused" in t
+                     else int(t["is_pan"].sum()),
+                     "control_channels": int(r.controls.groupby("control").size().min()) if len(r.controls) else 0,
+                     "pan_layers": r.pans["layer"].nunique(),
+                     "share": float(t["is_pan"].mean()), "eval_images": r.n_images})
+        ablation.append(r.study.summary.assign(model=r.model))
+        comparison.append(r.study.comparison.assign(model=r.model))
+        evs = {k: v for k, v in r.interventions().items() if not k.startswith("random")}
+        interventions.append(intervention_table(evs).assign(model=r.model))
+        border.append(r.border.assign(model=r.model))
+        evenness.append(r.evenness.assign(model=r.model))
+        seconds.append({"model": r.model, **{k: round(v, 1) for k, v in r.seconds.items()}})
+    if reports and reports[0].labelled:
+        interventions.append(pd.concat([_tidy({"intact": r.reference}, ("intervention",)).assign(model=r.model)
+                                        for r in reports]))
+    return {"pans": pd.DataFrame(pans), "ablation": pd.concat(ablation, ignore_index=True),
+            "comparison": pd.concat(comparison, ignore_index=True),
+            "interventions": pd.concat(interventions, ignore_index=True),
+            "border": pd.concat(border, ignore_index=True), "seconds": pd.DataFrame(seconds),
+            "evenness": pd.concat(evenness, ignore_index=True)}
+
+
+def pan_set_change(pans: pd.DataFrame) -> str:
+    """One sentence per model: how many of the padding-caused channels (the older PAN definition) are learned
+    PANs, the set this chapter ablates (``report_tables(...)["pans"]``)."""
+    lines = []
+    for _, r in pans.iterrows():
+        kept = 100.0 * r.pans / max(r.padding_caused, 1)
+        lines.append(f"{r.model}: {r.pans} learned PANs ablated, of {r.padding_caused} padding-caused channels "
+                     f"(the older definition; {kept:.1f}% kept, {r.padding_caused - r.pans} dropped as within what "
+                     f"random initialisation gives).")
+    return "\n".join(lines)
+
+
+def movers_across_models(reports, k: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(top movers per model and intervention, cross-model consistency per intervention family).
+
+    Consistency: the Pearson correlation of two models' per-class probability-mass changes, per model pair;
+    the random controls form a family of their own ('random zero/all' pooling #0..#k), the null for
+    'characteristic' biases.
+    """
+    reports = list(reports.values()) if isinstance(reports, dict) else list(reports)
+    evs = {(r.model, label): ev for r in reports for label, ev in r.interventions().items()}
+    movers = top_movers({k_: v for k_, v in evs.items() if not k_[1].startswith("random")}, k=k)
+    consistency = mover_consistency(evs)
+    consistency["family"] = consistency["intervention"].astype(str).str.replace(r" #\d+$", "", regex=True)
+    return movers, consistency
+
+
+def consistent_movers(movers: pd.DataFrame, min_models: int = 2) -> pd.DataFrame:
+    """Classes that move the same way under the same intervention in at least ``min_models`` models."""
+    if movers.empty:
+        return movers.assign(models=[])
+    g = movers.groupby(["intervention", "direction", "class_name"])
+    out = g.agg(models=("model", "nunique"), total_change=("count_change", "sum"),
+                which=("model", lambda m: ", ".join(sorted(set(m))))).reset_index()
+    return out[out["models"] >= min_models].sort_values(["models", "total_change"], ascending=[False, False])
+
+
+def chapter_summary(tables: dict, metric: str = "kl", padding: str = "reflect", even: int = 225,
+                    control: int = 223) -> pd.DataFrame:
+    """One row per model, one metric (from :func:`report_tables`): the PAN ablations next to the mean of
+    their random controls, the padding swap and the two sizes, so their magnitudes can be compared."""
+    comp = tables["comparison"][tables["comparison"]["metric"] == metric]
+    inter = tables["interventions"][tables["interventions"]["metric"] == metric]
+    rows = []
+    for model in dict.fromkeys(tables["pans"]["model"]):
+        row = {"model": model}
+        for r in comp[comp["model"] == model].itertuples():
+            row[f"PANs {r.mode}/{r.region}"] = r.pans
+            row[f"random {r.mode}/{r.region}"] = getattr(r, "controls_mean", float("nan"))
+        values = inter[inter["model"] == model].set_index("intervention")["value"]
+        for label in (f"{padding} padding", f"size {even}", f"size {control}"):
+            if label in values:
+                row[label] = float(values[label])
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")
+

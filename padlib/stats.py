@@ -1,0 +1,196 @@
+"""Every interval, test and correction padlib reports, written once, on scipy where scipy does it.
+
+Two rules hold everywhere, so that no table and no sentence can disagree about them:
+
+* **Zero variance.** Values that are all equal (a measure at its ceiling in every seed, say) are known exactly:
+  their t-interval has zero width at the mean, and a test of the mean against 0 gives p = 0 when the mean is not 0
+  and p = 1 when it is. (scipy returns NaN there, with a precision warning.)
+* **Direction.** An interval says *up* when it lies above 0, *down* below 0, *flat* when it straddles 0; a
+  zero-width interval says the sign of its mean (0: flat). With an effect-size ``floor``, a resolved direction
+  whose mean is smaller than the floor is *small*. NaN bounds say *unknown*. :func:`direction` and
+  :func:`interval_sign` are that rule, for one interval and for arrays of them.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from scipy import stats as _scipy
+
+from .errors import PadlibError, check_type
+
+__all__ = ["TTest", "bootstrap_ci", "direction", "holm_adjust", "interval_sign", "paired_t", "resolvable_effect",
+           "spearman", "t_critical", "t_interval", "t_test", "wilson_interval"]
+
+
+class TTest(NamedTuple):
+    """A one-sample t-test of the mean against 0 (for paired data: of the differences) with its interval."""
+    mean: float
+    low: float
+    high: float
+    p: float
+    n: int
+
+
+def t_test(values, level: float = 0.95) -> TTest:
+    """Mean, two-sided ``level`` t-interval and two-sided p of ``values`` against 0 (``scipy.stats.ttest_1samp``).
+
+    NaNs are dropped. Fewer than two values: no interval and no p (NaN). Zero variance: see the module's rule.
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    n = len(v)
+    if n == 0:
+        return TTest(float("nan"), float("nan"), float("nan"), float("nan"), 0)
+    mean = float(v.mean())
+    if n < 2:
+        return TTest(mean, float("nan"), float("nan"), float("nan"), n)
+    if np.ptp(v) == 0:
+        return TTest(mean, mean, mean, 0.0 if mean != 0 else 1.0, n)
+    res = _scipy.ttest_1samp(v, 0.0)
+    ci = res.confidence_interval(level)
+    return TTest(mean, float(ci.low), float(ci.high), float(res.pvalue), n)
+
+
+def t_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """The ``level`` t-interval of the mean of ``values`` (:func:`t_test`'s low and high)."""
+    r = t_test(values, level)
+    return r.low, r.high
+
+
+def paired_t(a, b, level: float = 0.95) -> TTest:
+    """Paired t-test of ``a - b`` (``scipy.stats.ttest_rel`` is the same test); pairs with a NaN are dropped."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise PadlibError(f"paired_t needs two arrays of one shape, got {a.shape} and {b.shape}")
+    return t_test(a - b, level)
+
+
+def t_critical(n, level: float = 0.95) -> float:
+    """Two-sided critical value of Student's t for a mean of ``n`` values (n - 1 degrees of freedom); 0 when n < 2."""
+    if n is None or not np.isfinite(n) or n < 2:
+        return 0.0
+    return float(_scipy.t.ppf(0.5 + level / 2, int(n) - 1))
+
+
+def bootstrap_ci(values, n_boot: int = 1000, seed: int = 0, ci: float = 0.95, statistic=None):
+    """Percentile bootstrap interval (``scipy.stats.bootstrap``), resampling the independent unit.
+
+    * 1-D ``values``: the interval of the mean, ``(low, high)``.
+    * 2-D ``values`` ``(n, k)``: rows resampled together, intervals of the k column means (arrays of k lows and
+      highs), so columns measured on one unit (two axes of one kernel, one image under two conditions) stay paired.
+    * ``statistic``: ``values`` is a tuple of arrays paired along their last axis (the unit, e.g. images) and
+      ``statistic(*arrays, axis=-1)`` computes the estimate (vectorised over leading resample dimensions).
+
+    Resample the independent unit: images, not crops of one photograph. Fewer than two units: NaN.
+    """
+    if not 0 < ci < 1:
+        raise PadlibError(f"ci is the coverage of the interval, between 0 and 1 (e.g. 0.95), got {ci}")
+    if statistic is not None:
+        arrays = tuple(np.asarray(a, dtype=float) for a in values)
+        n = arrays[0].shape[-1]
+        if any(a.shape[-1] != n for a in arrays):
+            raise PadlibError("bootstrap_ci: the arrays must share their last axis (the resampled unit)")
+        if n < 2:
+            return float("nan"), float("nan")
+        return _percentile_bootstrap(arrays, statistic, n_boot, seed, ci, paired=True, axis=-1)
+    v = np.asarray(values, dtype=float)
+    if v.ndim not in (1, 2):
+        raise PadlibError(f"bootstrap_ci takes 1-D or 2-D values, got shape {v.shape}")
+    if len(v) < 2:
+        nan = float("nan") if v.ndim == 1 else np.full(v.shape[1], np.nan)
+        return nan, nan
+    return _percentile_bootstrap((v,), np.mean, n_boot, seed, ci, paired=False, axis=0)
+
+
+def _percentile_bootstrap(data, statistic, n_boot, seed, ci, paired, axis):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _scipy.DegenerateDataWarning)  # constant values: a zero-width interval
+        res = _scipy.bootstrap(data, statistic, n_resamples=int(n_boot), confidence_level=ci, method="percentile",
+                               rng=np.random.default_rng(seed), vectorized=True, axis=axis, paired=paired)
+    lo, hi = res.confidence_interval
+    if np.ndim(lo) == 0:
+        return float(lo), float(hi)
+    return np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+
+
+def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson interval of a proportion ``k / n`` (``scipy.stats.binomtest(...).proportion_ci('wilson')``); NaN if n = 0."""
+    k, n = int(round(k)), int(round(n))
+    if n <= 0:
+        return float("nan"), float("nan")
+    ci = _scipy.binomtest(k, n).proportion_ci(level, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation (``scipy.stats.spearmanr``); NaN with fewer than 3 pairs or a constant input."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(_scipy.spearmanr(a, b).statistic)
+
+
+def holm_adjust(p) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (controls the family-wise error rate); NaN counts as 1."""
+    p = np.nan_to_num(np.asarray(p, dtype=float), nan=1.0)
+    order = np.argsort(p, kind="stable")
+    adj = np.empty_like(p)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, (len(p) - rank) * p[i])
+        adj[i] = min(1.0, running)
+    return adj
+
+
+def interval_sign(low, high, mean=None):
+    """+1 where an interval lies above 0, -1 below, 0 where it straddles 0 or is unknown (the module's rule);
+    arrays in, an integer array out. A zero-width interval (low == high) takes the sign of ``mean`` (or of low)."""
+    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    mean = low if mean is None else np.asarray(mean, dtype=float)
+    zero_width = low == high
+    up = (low > 0) | (zero_width & (mean > 0))
+    down = (high < 0) | (zero_width & (mean < 0))
+    return np.where(up, 1, np.where(down, -1, 0)).astype(int)
+
+
+def direction(low: float, high: float, mean: float, floor: float = 0.0) -> str:
+    """'up', 'down', 'small', 'flat' or 'unknown' for one interval of an effect (the module's rule)."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "unknown"
+    s = int(interval_sign(low, high, mean))
+    if s == 0:
+        return "flat"
+    if abs(mean) < floor:
+        return "small"
+    return "up" if s > 0 else "down"
+
+
+def resolvable_effect(paired: pd.DataFrame, per_seed: pd.DataFrame, value: str = "accuracy",
+                      baseline: str = "zero", alpha: float = 0.05, power: float = 0.8) -> dict:
+    """The smallest effect this budget resolves, from the seed-to-seed spread of the paired differences.
+
+    ``sd``: the pooled within-scheme standard deviation of the per-seed differences to the baseline (each
+    scheme's own mean removed); ``half_width``: the 95% interval half-width a paired mean of ``n`` seeds
+    gets from it; ``mde``: the minimum detectable effect at ``power`` for a two-sided paired t-test at the
+    first Holm step (alpha / number of schemes compared): (t_{1-alpha/2m} + t_{power}) * sd / sqrt(n).
+    """
+    check_type("paired", paired, pd.DataFrame)
+    wide = per_seed.pivot_table(index="seed", columns="scheme", values=value)
+    schemes = [s for s in paired["scheme"] if s in wide.columns]
+    if baseline not in wide.columns or not schemes:
+        raise PadlibError("resolvable_effect needs the baseline and at least one compared scheme in per_seed")
+    diffs = [(wide[s] - wide[baseline]).dropna() for s in schemes]
+    resid = np.concatenate([(d - d.mean()).to_numpy() for d in diffs])
+    n = int(min(len(d) for d in diffs))
+    dof = max(len(resid) - len(diffs), 1)
+    sd = float(np.sqrt((resid ** 2).sum() / dof))
+    m = len(schemes)
+    half = t_critical(max(n, 2)) * sd / math.sqrt(n)
+    mde = float((_scipy.t.ppf(1 - alpha / (2 * m), max(n - 1, 1)) + _scipy.t.ppf(power, max(n - 1, 1)))
+                * sd / np.sqrt(n))
+    return {"value": value, "sd": sd, "n_seeds": n, "n_schemes": m, "half_width": float(half), "mde": mde,
+            "alpha": alpha, "power": power}

@@ -1,0 +1,82 @@
+"""The book's colours (one per meaning, across all chapters) and figure style; applied by the chapters, not at import."""
+from __future__ import annotations
+
+import matplotlib as mpl
+# ---------------------------------------------------------------------------------------------------------
+# Chapter 3 (performance ablation): plots for padlib.ablation tables (value, ci_low, ci_high per row)
+
+
+
+
+# The book's figure style, shared by every chapter. Okabe-Ito colours (distinguishable with the common forms
+# of colour blindness); one colour per model and one per padding scheme, the same on every page.
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+
+
+MODEL_COLOURS = {"mobilenet_v2": "#0072B2", "tf_efficientnet_lite0": "#E69F00", "tf_efficientnet_lite1": "#009E73",
+                 "tf_efficientnet_lite2": "#D55E00"}  # the palette's order: figures that cycle colours agree
+
+
+SCHEME_COLOURS = {"zero": "#000000", "reflect": "#0072B2", "replicate": "#56B4E9", "circular": "#E69F00",
+                  "symmetric": "#009E73", "partial": "#CC79A7", "padding_module": "#D55E00"}
+
+
+BOOK_STYLE = {"axes.prop_cycle": mpl.cycler(color=list(OKABE_ITO)), "axes.titlesize": 10, "axes.labelsize": 9,
+              "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8, "legend.framealpha": 0.85,
+              "axes.spines.top": False, "axes.spines.right": False, "axes.formatter.min_exponent": 3}
+
+
+def use_book_style() -> None:
+    """Apply :data:`BOOK_STYLE` to matplotlib (padlib.plots does this when imported)."""
+    mpl.rcParams.update(BOOK_STYLE)
+
+
+def model_colour(name: str, k: int = 0) -> str:
+    """The book's colour for a model (:data:`MODEL_COLOURS`), else the k-th colour of the palette."""
+    return MODEL_COLOURS.get(name, OKABE_ITO[k % len(OKABE_ITO)])
+
+
+def scheme_colour(name: str, k: int = 0) -> str:
+    """The book's colour for a padding scheme (:data:`SCHEME_COLOURS`), else the k-th colour of the palette."""
+    return SCHEME_COLOURS.get(name, OKABE_ITO[k % len(OKABE_ITO)])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Chapter 2 (PAN kernel taxonomy): plots for padlib.kernels tables
+
+_SIDE_NAMES = ("top", "bottom", "left", "right")
+
+
+_TYPE_COLOURS = {"side": "tab:blue", "corner": "tab:orange", "opposite": "tab:purple", "frame": "tab:green",
+                 "edge": "tab:red", "silenced": "tab:gray"}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# chapter 5: learned padding comparison
+
+SCHEME_ORDER = ("zero", "reflect", "replicate", "circular", "symmetric", "partial", "padding_module")
+
+
+def _scheme_order(schemes):
+    present = list(dict.fromkeys(schemes))
+    return [s for s in SCHEME_ORDER if s in present] + [s for s in present if s not in SCHEME_ORDER]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Chapter 1: Padding Aware Neurons (tables from padlib.pans)
+
+_SIGN_COLORS = {1: "#c0392b", -1: "#2471a3"}  # fires at the border / silenced there
+
+
+_NETWORK_STYLE = {"trained": dict(color="#222222", lw=1.4), "random init": dict(color="#e08214", lw=1.4),
+                  "circular null": dict(color="0.65", lw=1.0)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Chapter 4: the compensation test and the matched blind-spot experiment
+
+_LEAN_BARS = (("pretrained", "trained size", "pretrained, training size", "#222222"),
+              ("pretrained", "even size", "pretrained, even size", "#0072B2"),
+              ("random init", "trained size", "random init, training size", "#E69F00"),
+              ("random init", "even size", "random init, even size", "#F0E442"))
+

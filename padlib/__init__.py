@@ -55,7 +55,7 @@ from .spatial_bias import (
     predicted_lean,
     spatial_bias_index,
 )
-from .blind_spot_map import (
+from .blind_spot_maps import (
     blind_spot_map,
     blind_spot_study,
     blind_spot_summary,

@@ -18,7 +18,7 @@ from torch import nn
 from ._hooks import bn_affine, eval_mode, forward_hooks, iter_batches
 from .errors import PadlibError
 from .layers.base import padding_scheme_of
-from .padding import CORNERS, LOCATIONS, SIDES, interior_margin, _pair, is_dynamic_same, layer_pads, require_padded_convs
+from .padding import CORNERS, LOCATIONS, SIDES, _pair, interior_margin, is_dynamic_same, layer_pads, padded_taps, padding_ring, require_padded_convs
 
 
 VARIANCE_ROWS = 16             # the interior std uses every k-th interior row, at least this many rows
@@ -62,12 +62,7 @@ class _LayerStats:
         self.in_hw, self.out_hw, self.pads = (hin, win), (hout, wout), (l, r, t, b)
         self.kernel, self.stride, self.dilation = (kh, kw), (sh, sw), (dh, dw)
         # output rows/columns whose window reaches each side's padding (0 when that padding is never read)
-        self.affected = {
-            "top": sum(1 for i in range(hout) if i * sh - t < 0),
-            "bottom": sum(1 for i in range(hout) if i * sh - t + dh * (kh - 1) > hin - 1),
-            "left": sum(1 for j in range(wout) if j * sw - l < 0),
-            "right": sum(1 for j in range(wout) if j * sw - l + dw * (kw - 1) > win - 1),
-        }
+        self.affected = padding_ring(m, (hin, win))
         self.margin = interior_margin((hout, wout), self.affected)
         self.skip = min(hout, wout) < 3 or self.margin < 1
         dev = y.device
@@ -343,9 +338,10 @@ def _tap_masks(st: _LayerStats) -> dict[str, torch.Tensor]:
     hin, win = st.in_hw
     hout, wout = st.out_hw
     l, r, t, b = st.pads
-    ri, qi = torch.arange(kh), torch.arange(kw)
-    row = {"top": (-t + dh * ri) < 0, "bottom": ((hout - 1) * sh - t + dh * ri) > hin - 1}
-    col = {"left": (-l + dw * qi) < 0, "right": ((wout - 1) * sw - l + dw * qi) > win - 1}
+    top, bottom, _ = padded_taps(hin, kh, sh, dh, t, b)
+    left, right, _ = padded_taps(win, kw, sw, dw, l, r)
+    row = {"top": torch.from_numpy(top), "bottom": torch.from_numpy(bottom)}
+    col = {"left": torch.from_numpy(left), "right": torch.from_numpy(right)}
     none_r, none_c = torch.zeros(kh, dtype=torch.bool), torch.zeros(kw, dtype=torch.bool)
     masks = {
         "top": row["top"][:, None] | none_c[None, :],

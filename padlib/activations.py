@@ -1,9 +1,4 @@
 """Deprecated path: padlib.activations moved to padlib._hooks. It keeps working for one release and warns once."""
 from ._compat import moved_module
 
-__getattr__, __dir__ = moved_module(__name__, {
-    "MapStats": "_hooks",
-    "forward_hooks": "_hooks",
-    "iter_batches": "_hooks",
-    "layer_map_stats": "_hooks"
-})
+__getattr__, __dir__ = moved_module(__name__)

@@ -490,18 +490,4 @@ def input_channels_size(model: nn.Module) -> int:
 
 
 # Names that lived here before padlib 0.2 keep working for one release (each old path warns once).
-__getattr__ = moved_names(__name__, {
-    "REPO": "experiments.zoo",
-    "ZOO_COLUMNS": "experiments.zoo",
-    "ZOO_CSV": "experiments.zoo",
-    "ZOO_META": "experiments.zoo",
-    "audit_zoo_model": "experiments.zoo",
-    "build_meta_model": "experiments.zoo",
-    "even_at_default_or_nearest": "experiments.zoo",
-    "load_zoo_audit": "experiments.zoo",
-    "model_family": "experiments.zoo",
-    "zoo_audit": "experiments.zoo",
-    "zoo_by_family": "experiments.zoo",
-    "zoo_overview": "experiments.zoo",
-    "zoo_side_group": "experiments.zoo"
-})
+__getattr__ = moved_names(__name__)

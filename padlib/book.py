@@ -1,35 +1,4 @@
 """Deprecated path: padlib.book moved to padlib.chapters.site. It keeps working for one release and warns once."""
 from ._compat import moved_module
 
-__getattr__, __dir__ = moved_module(__name__, {
-    "BUILD_MARKER": "chapters.site",
-    "CDN_HOSTS": "chapters.site",
-    "FINDING_LINE": "chapters.site",
-    "OFFLINE_WIDGET_MODULES": "chapters.site",
-    "POLL_SLICE_SECONDS": "chapters.site",
-    "PROGRESS_BAR": "chapters.site",
-    "REPO": "chapters.site",
-    "REPORT_MARKER": "chapters.site",
-    "SAMPLE_REPORT": "chapters.site",
-    "SAMPLE_REPORT_MODEL": "chapters.site",
-    "SUMMARY_MARKER": "chapters.site",
-    "TOC": "chapters.site",
-    "VENDOR_DST": "chapters.site",
-    "VENDOR_SRC": "chapters.site",
-    "VISIBILITY_TAGS": "chapters.site",
-    "build_site": "chapters.site",
-    "chapter_findings": "chapters.site",
-    "chapters": "chapters.site",
-    "claim_build_dir": "chapters.site",
-    "execute_chapters": "chapters.site",
-    "execute_notebook": "chapters.site",
-    "find_chapter": "chapters.site",
-    "findings_summary": "chapters.site",
-    "missing_chapters": "chapters.site",
-    "page_problems": "chapters.site",
-    "prepare_for_site": "chapters.site",
-    "sample_report_markdown": "chapters.site",
-    "site_problems": "chapters.site",
-    "vendor_assets": "chapters.site",
-    "write_sample_report": "chapters.site"
-})
+__getattr__, __dir__ = moved_module(__name__)

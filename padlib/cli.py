@@ -111,6 +111,15 @@ def _register_audit(subparsers) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # CLI and benchmark.
 
+def _run_options(p, batch_size: int, out_help: str, force_help: str) -> None:
+    """The options every long-running command shares: seed, batch size, device, and a new output (or --force)."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", help=out_help)
+    p.add_argument("--force", action="store_true", help=force_help)
+
+
 def _register_scan(subparsers) -> None:
     p = subparsers.add_parser("scan", help="find Padding Aware Neurons in a model (chapter 1)")
     p.add_argument("model", help="model name, e.g. mobilenet_v2 or tf_efficientnet_lite0 (NAME=PATH: your checkpoint)")
@@ -119,15 +128,12 @@ def _register_scan(subparsers) -> None:
     src.add_argument("--image-dir", help="a folder of images instead of the offline photographs")
     p.add_argument("--size", type=int, default=None, help="input size in pixels (default: the model's own)")
     p.add_argument("--fpr", type=float, default=0.01, help="false-positive rate on the circular null (0.01)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reference", choices=("random_init", "none"), default="random_init",
                    help="random_init (default): a PAN must also be beyond what the same layer gives at random "
                         "initialisation (the padding_caused column keeps the circular-null verdict); none: the "
                         "older definition, padding-caused alone")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", help="write the table to FILE.csv or FILE.json (a new file unless --force)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    _run_options(p, 16, "write the table to FILE.csv or FILE.json (a new file unless --force)",
+                 "overwrite an existing --out file")
     p.set_defaults(func=_cmd_scan)
 
 
@@ -212,11 +218,8 @@ def _register_ablate(subparsers) -> None:
     p.add_argument("--labelled-dir", help="folder arranged <class>/<image>: report accuracy too")
     p.add_argument("--class-index", help="class-index mapping file for --labelled-dir")
     p.add_argument("--controls", type=int, default=5, help="random control sets (default 5)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", help="write the tidy tables to this folder (one CSV each; new or empty unless --force)")
-    p.add_argument("--force", action="store_true", help="overwrite the CSVs in a non-empty --out folder")
+    _run_options(p, 8, "write the tidy tables to this folder (one CSV each; new or empty unless --force)",
+                 "overwrite the CSVs in a non-empty --out folder")
     p.set_defaults(func=_cmd_ablate)
 
 

@@ -568,18 +568,25 @@ def _tidy(evaluations: dict, keys: tuple[str, ...]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[list(keys) + ["metric", "value", "ci_low", "ci_high", "n"]]
 
 
-def padding_interventions(model: nn.Module, images, modes=("reflect", "replicate", "circular"), reference=None,
-                          labels=None, batch_size: int = 8, n_boot: int = 1000, seed: int = 0,
-                          progress: bool = True) -> dict:
-    """Each padding swap of :func:`swap_padding`, evaluated against the intact model: ``{mode: Evaluation}``."""
-    from tqdm.auto import tqdm
-
+def reference_logits(model: nn.Module, images, labels=None, reference=None, batch_size: int = 8):
+    """(labels, intact logits) that every intervention is compared with: the images' own labels unless given, and
+    ``reference`` as logits (an :class:`Evaluation`'s, or the model's on ``images`` when None)."""
     if labels is None:
         labels = getattr(images, "labels", None) or None
     if reference is None:
         reference = model_logits(model, images, batch_size)
     elif isinstance(reference, Evaluation):
         reference = reference.logits
+    return labels, reference
+
+
+def padding_interventions(model: nn.Module, images, modes=("reflect", "replicate", "circular"), reference=None,
+                          labels=None, batch_size: int = 8, n_boot: int = 1000, seed: int = 0,
+                          progress: bool = True) -> dict:
+    """Each padding swap of :func:`swap_padding`, evaluated against the intact model: ``{mode: Evaluation}``."""
+    from tqdm.auto import tqdm
+
+    labels, reference = reference_logits(model, images, labels, reference, batch_size)
     out = {}
     for mode in tqdm(list(modes), desc="padding swaps", disable=not progress, leave=False):
         out[mode] = compare_logits(model_logits(swap_padding(model, mode), images, batch_size), reference,

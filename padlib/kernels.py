@@ -18,7 +18,7 @@ from ._trace import ConvTrace, _PASS_THROUGH, _structure, conv_input_sizes, trac
 from .errors import PadlibError, check_type
 from .layers.base import padding_scheme_of
 from .models import preprocessing, random_init_copy
-from .padding import CORNERS, SIDES, _pair, is_dynamic_same, layer_pads, output_size, padded_convs, padding_read, require_padded_convs
+from .padding import CORNERS, SIDES, _pair, is_dynamic_same, layer_pads, padded_convs, padded_taps, padding_read, require_padded_convs
 from .preprocess import IMAGENET_MEAN
 from ._compat import moved_names
 from .stats import bootstrap_ci, interval_sign
@@ -64,15 +64,6 @@ def weighted_profile(conv: nn.Conv2d, input_mean=None) -> torch.Tensor:
     return (w * mu_out[:, :, None, None]).sum(1)
 
 
-def _padded_taps(n, k, s, d, before, after):
-    """Boolean masks over the k taps of one dimension: taps on padding at the first and at the last output."""
-    out = output_size(n, k, s, d, before, after)
-    taps = np.arange(k) * d
-    first = taps - before < 0
-    last = (out - 1) * s - before + taps >= n
-    return first, last, out
-
-
 def _tap_masks(conv: nn.Conv2d, in_hw):
     kh, kw = _pair(conv.kernel_size)
     (sh, sw), (dh, dw) = _pair(conv.stride), _pair(conv.dilation)
@@ -84,8 +75,8 @@ def _tap_masks(conv: nn.Conv2d, in_hw):
         in_hw = (4 * kh * dh + 8, 4 * kw * dw + 8)
     h, w = (int(v) for v in in_hw)
     left, right, top, bottom = layer_pads(conv, (h, w))
-    rows_top, rows_bottom, out_h = _padded_taps(h, kh, sh, dh, top, bottom)
-    cols_left, cols_right, out_w = _padded_taps(w, kw, sw, dw, left, right)
+    rows_top, rows_bottom, out_h = padded_taps(h, kh, sh, dh, top, bottom)
+    cols_left, cols_right, out_w = padded_taps(w, kw, sw, dw, left, right)
     return {"top": rows_top, "bottom": rows_bottom, "left": cols_left, "right": cols_right}, (out_h, out_w)
 
 
@@ -547,38 +538,4 @@ def check_padding_response(model: nn.Module, input_size=None, input_means=None) 
 
 
 # Names that lived here before padlib 0.2 keep working for one release (each old path warns once).
-__getattr__ = moved_names(__name__, {
-    "ARI_GOOD": "chapters.ch2_kernels",
-    "ARI_POOR": "chapters.ch2_kernels",
-    "BORDER_FEATURES": "kernel_types",
-    "ConvTrace": "_trace",
-    "PAN_SETS": "experiments.ch2_kernels",
-    "PAN_TYPES": "kernel_types",
-    "agreement_verdict": "chapters.ch2_kernels",
-    "asymmetry_conclusion": "chapters.ch2_kernels",
-    "asymmetry_findings": "chapters.ch2_kernels",
-    "asymmetry_verdict": "chapters.ch2_kernels",
-    "asymmetry_with_control": "experiments.ch2_kernels",
-    "chapter_findings": "chapters.ch2_kernels",
-    "chapter_findings_box": "chapters.ch2_kernels",
-    "classify_pan_kernels": "kernel_types",
-    "conv_input_sizes": "_trace",
-    "corner_only_pans": "kernel_types",
-    "detector_agreement": "kernel_types",
-    "disagreement_by_layer": "kernel_types",
-    "gallery_entries": "kernel_types",
-    "gallery_pages": "experiments.ch2_kernels",
-    "holm_adjust": "stats",
-    "merge_detectors": "kernel_types",
-    "pan_sets": "experiments.ch2_kernels",
-    "pan_type": "kernel_types",
-    "scan_overview": "experiments.ch2_kernels",
-    "stem_findings": "chapters.ch2_kernels",
-    "taxonomy_clusters": "kernel_types",
-    "taxonomy_findings": "chapters.ch2_kernels",
-    "trace_convs": "_trace",
-    "type_counts": "experiments.ch2_kernels",
-    "type_difference": "experiments.ch2_kernels",
-    "type_difference_findings": "chapters.ch2_kernels",
-    "type_shares": "experiments.ch2_kernels"
-})
+__getattr__ = moved_names(__name__)

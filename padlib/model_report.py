@@ -327,10 +327,4 @@ def default_report_path(model_spec: str) -> str:
 
 
 # Names that lived here before padlib 0.2 keep working for one release (each old path warns once).
-__getattr__ = moved_names(__name__, {
-    "audit_rows": "viz.report",
-    "prediction_rows": "viz.report",
-    "report_figures": "viz.report",
-    "report_html": "viz.report",
-    "save_report": "viz.report"
-})
+__getattr__ = moved_names(__name__)

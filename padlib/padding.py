@@ -7,6 +7,8 @@ and which stay clear of it (:func:`interior_margin`). The padding *schemes* live
 from __future__ import annotations
 
 import math
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -128,6 +130,16 @@ MARGIN_FRACTION = 1 / 8        # interior margin, as a fraction of the map's sho
 # Where padding acts: the border ring of a conv's output
 
 
+def padded_taps(n: int, k: int, s: int, d: int, before: int, after: int):
+    """Boolean masks over the k taps of one dimension of a window: the taps on padding at the first and at the
+    last output (input size n, kernel k, stride s, dilation d, padding before/after); and the output size."""
+    out = output_size(n, k, s, d, before, after)
+    taps = np.arange(k) * d
+    first = taps - before < 0
+    last = (out - 1) * s - before + taps >= n
+    return first, last, out
+
+
 def padding_ring(module: nn.Module, in_hw: tuple[int, int]) -> dict[str, int]:
     """Per side, how many output rows/columns of ``module`` have a receptive field that reads its padding.
 
@@ -195,13 +207,4 @@ def _interior_mask(hw, ring: dict[str, int]) -> torch.Tensor:
 
 
 # Names that lived here before padlib 0.2 keep working for one release (each old path warns once).
-__getattr__ = moved_names(__name__, {
-    "PADDING_SCHEMES": "layers.base",
-    "PadConv2d": "layers.base",
-    "PaddingScheme": "layers.base",
-    "TorchModePadding": "layers.base",
-    "convert_padding": "layers.base",
-    "copy_pad": "layers.base",
-    "padding_scheme_of": "layers.base",
-    "register_scheme": "layers.base"
-})
+__getattr__ = moved_names(__name__)

@@ -397,11 +397,4 @@ def ppp_measures(model: nn.Module, probe, layers=None, cell: int = 4, seed: int 
 
 
 # Names that lived here before padlib 0.2 keep working for one release (each old path warns once).
-__getattr__ = moved_names(__name__, {
-    "digit_patches": "experiments.digits",
-    "ppp_at_ceiling": "experiments.ch5_schemes",
-    "ppp_band_summary": "experiments.ch5_schemes",
-    "ppp_findings": "chapters.ch5_schemes",
-    "ppp_learning_verdict": "chapters.ch5_schemes",
-    "ppp_over_runs": "experiments.ch5_schemes"
-})
+__getattr__ = moved_names(__name__)

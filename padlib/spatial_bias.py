@@ -308,27 +308,4 @@ def agreement_summary(tables: dict):
 
 
 # Names that lived here before padlib 0.2 keep working for one release (each old path warns once).
-__getattr__ = moved_names(__name__, {
-    "LEAN_FLOOR": "chapters.ch4_blind_spots",
-    "MITIGATION_PADDINGS": "blind_spot_map",
-    "blind_spot_map": "blind_spot_map",
-    "blind_spot_study": "blind_spot_map",
-    "blind_spot_summary": "blind_spot_map",
-    "centre_prediction": "blind_spot_map",
-    "compensation_indices": "experiments.ch4_blind_spots",
-    "compensation_lines": "chapters.ch4_blind_spots",
-    "compensation_verdicts": "chapters.ch4_blind_spots",
-    "energy_lines": "chapters.ch4_blind_spots",
-    "grid_count": "blind_spot_map",
-    "grid_positions": "blind_spot_map",
-    "lean_score": "chapters.ch4_blind_spots",
-    "make_background": "blind_spot_map",
-    "mitigation_effects": "blind_spot_map",
-    "mitigation_table": "blind_spot_map",
-    "padding_variants": "blind_spot_map",
-    "paste_centre": "blind_spot_map",
-    "select_stimuli": "blind_spot_map",
-    "stimulus_crop": "blind_spot_map",
-    "stimulus_recognition": "blind_spot_map",
-    "toy_translation_model": "experiments.planted"
-})
+__getattr__ = moved_names(__name__)

@@ -9,7 +9,7 @@ from torch import nn
 import padlib
 from padlib import audit as A
 from padlib.errors import PadlibError, PadlibTypeError
-from padlib.experiments import zoo
+from padlib.experiments import zoo as zoo_design
 
 
 def one_conv(k, s, p, d=1):
@@ -127,7 +127,7 @@ def test_offline_models_lean_as_the_arithmetic_says():
     mnet = padlib.padding_audit(padlib.load_model("mobilenet_v2", pretrained=False), 224)
     assert padlib.audit_summary(mnet) == {"n_padding_layers": 18, "n_uneven": 5, "unread_sides": "bottom,right",
                                           "extra_sides": "top,left", "n_dynamic_same": 0, "n_ceil_overhang": 0}
-    lite = zoo.build_meta_model("tf_efficientnet_lite0")
+    lite = zoo_design.build_meta_model("tf_efficientnet_lite0")
     s = padlib.audit_summary(padlib.padding_audit(lite, 224))
     assert s["n_uneven"] == 5 and s["extra_sides"] == "bottom,right" and s["unread_sides"] == ""
     assert s["n_dynamic_same"] == 5
@@ -138,7 +138,7 @@ def test_meta_trace_equals_real_trace():
     import timm
 
     real = timm.create_model("tf_efficientnet_lite0").eval()
-    meta = zoo.build_meta_model("tf_efficientnet_lite0")
+    meta = zoo_design.build_meta_model("tf_efficientnet_lite0")
     a, b = padlib.padding_audit(real, 224), padlib.padding_audit(meta, 224)
     assert a.equals(b)
 
@@ -169,22 +169,22 @@ def test_no_padding_model_and_errors():
 
 
 def test_zoo_row_and_failures_listed(monkeypatch):
-    r = zoo.audit_zoo_model("resnet18")
+    r = zoo_design.audit_zoo_model("resnet18")
     assert r["status"] == "ok" and r["family"] == "resnet" and r["n_uneven"] == 5
     assert r["nearest_even_size"] == 225 and r["extra_sides"] == "top,left"
 
     def broken(name):
         raise RuntimeError("cannot build this one\nsecond line")
 
-    monkeypatch.setattr(A, "build_meta_model", broken)
-    df = zoo.zoo_audit(["resnet18", "mobilenetv2_100"], progress=False)
+    monkeypatch.setattr(zoo_design, "build_meta_model", broken)
+    df = zoo_design.zoo_audit(["resnet18", "mobilenetv2_100"], progress=False)
     assert list(df["status"]) == ["build_failed"] * 2
     assert df["error"].iloc[0] == "RuntimeError: cannot build this one"
 
 
 def test_zoo_csv_roundtrip_and_summaries(tmp_path):
     out = tmp_path / "zoo.csv"
-    df = zoo.zoo_audit(["resnet18", "vit_tiny_patch16_224", "tf_efficientnet_lite0"], progress=False, out_csv=out)
+    df = zoo_design.zoo_audit(["resnet18", "vit_tiny_patch16_224", "tf_efficientnet_lite0"], progress=False, out_csv=out)
     meta = json.loads(out.with_suffix(".json").read_text())
     import timm
 
@@ -252,7 +252,7 @@ def test_zoo_counts_models_without_uneven_padding_as_even_even_with_non_square_i
     assert fam.loc["f", "models"] == 3 and fam.loc["f", "even_at_nearest"] == pytest.approx(2 / 3)
     o = padlib.zoo_overview(zoo)
     assert o["even_at_default_or_nearest"] == 2 and o["uneven_fixed_by_nearest_size"] == 1
-    g = zoo.zoo_side_group(zoo, "bottom,right")
+    g = zoo_design.zoo_side_group(zoo, "bottom,right")
     assert g == {"extra_sides": "bottom,right", "architectures": 1, "tf_ports": 1, "families": {"f": 1}}
 
 
@@ -266,9 +266,9 @@ def test_zoo_audit_cli_never_overwrites_silently(tmp_path, capsys):
     """A partial audit cannot replace the committed full one; an existing --out needs --force."""
     from padlib.cli import main
 
-    committed = zoo.ZOO_CSV.read_bytes()
+    committed = zoo_design.ZOO_CSV.read_bytes()
     assert main(["zoo-audit", "--limit", "1"]) == 2
-    assert "pass --out" in capsys.readouterr().err and zoo.ZOO_CSV.read_bytes() == committed
+    assert "pass --out" in capsys.readouterr().err and zoo_design.ZOO_CSV.read_bytes() == committed
     out = tmp_path / "zoo.csv"
     out.write_text("mine")
     assert main(["zoo-audit", "--limit", "1", "--out", str(out)]) == 2

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from padlib import blind_spots as bs
+from padlib.stats import holm_adjust
 from padlib.errors import PadlibError
 from padlib.chapters import ch4_blind_spots as ch4_readings
 from padlib.experiments import ch4_blind_spots as ch4_design
-from padlib.experiments import planted
+from padlib.experiments import planted as planted_cases
 
 
 def test_position_grid_touches_both_borders():
@@ -31,12 +31,12 @@ def black_maps():
                                                 ("left", "left_minus_right", -1), ("right", "left_minus_right", 1)])
 def test_planted_blind_band_is_found_on_its_side(black_maps, side, metric, sign):
     images, labels, placement = black_maps
-    clf = planted.template_classifier(12)
+    clf = planted_cases.template_classifier(12)
     control = ch4_design.map_summary(ch4_design.accuracy_map(clf, images, labels, placement))
     assert control["mean"] > 0.9  # the template classifier reads these digits anywhere
     for m in ch4_design.METRICS[1:]:
         assert abs(control[m]) < 0.05, (m, control[m])
-    planted = ch4_design.map_summary(ch4_design.accuracy_map(planted.masked_band(clf, side, 8), images, labels, placement))
+    planted = ch4_design.map_summary(ch4_design.accuracy_map(planted_cases.masked_band(clf, side, 8), images, labels, placement))
     assert sign * planted[metric] > 0.5
     assert planted["border_deficit"] < -0.1 and planted["worst_drop"] > 0.3
     other = "left_minus_right" if metric == "top_minus_bottom" else "top_minus_bottom"
@@ -75,7 +75,7 @@ def test_paired_effects_find_planted_effects_and_only_them():
 
 
 def test_holm_is_step_down_and_monotone():
-    assert np.allclose(bs.holm_adjust([0.01, 0.04, 0.03, 0.5, float("nan")]), [0.05, 0.12, 0.12, 1.0, 1.0])
+    assert np.allclose(holm_adjust([0.01, 0.04, 0.03, 0.5, float("nan")]), [0.05, 0.12, 0.12, 1.0, 1.0])
 
 
 def test_matched_study_runs_end_to_end_and_is_deterministic():

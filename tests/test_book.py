@@ -11,9 +11,9 @@ import pytest
 
 
 from .browser import Browser, find_chromium
-from padlib.chapters import site
+from padlib.chapters import site as site_build
 
-CHAPTERS = site.chapters()
+CHAPTERS = site_build.chapters()
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +40,7 @@ def test_committed_notebook_has_parameters_first_and_no_outputs(notebook):
 @pytest.mark.parametrize("notebook", CHAPTERS, ids=[nb.stem for nb in CHAPTERS])
 def test_chapter_executes_in_smoke_mode(notebook, smoke_dir):
     out = smoke_dir / "executed" / "notebooks" / notebook.name
-    seconds = site.execute_notebook(notebook, out, {"smoke": True})
+    seconds = site_build.execute_notebook(notebook, out, {"smoke": True})
     print(f"{notebook.stem}: {seconds:.1f} s")
     nb = json.loads(out.read_text())
     errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
@@ -54,13 +54,13 @@ def site(smoke_dir):
     missing = [nb.name for nb in CHAPTERS if not (smoke_dir / "executed" / "notebooks" / nb.name).exists()]
     if missing:
         pytest.fail(f"chapters failed to execute: {missing}")
-    site.write_sample_report(smoke_dir / "executed", smoke=True)
-    return site.build_site(smoke_dir / "executed", smoke_dir)
+    site_build.write_sample_report(smoke_dir / "executed", smoke=True)
+    return site_build.build_site(smoke_dir / "executed", smoke_dir)
 
 
 @pytest.mark.site
 def test_site_has_every_page_with_figures_and_no_outside_references(site):
-    assert site.site_problems(site) == []
+    assert site_build.site_problems(site) == []
     text = (site / "notebooks" / f"{CHAPTERS[0].stem}.html").read_text()
     assert "injected-parameters" not in text  # papermill's cell is hidden
 
@@ -70,10 +70,10 @@ def test_introduction_links_the_example_report_and_shows_its_summary(site):
     import re
 
     intro = (site / "book" / "intro.html").read_text()
-    href = re.search(rf'href="([^"]*{site.SAMPLE_REPORT}\.html)"', intro).group(1)
-    assert (site / "book" / href).resolve() == (site / "_static" / f"{site.SAMPLE_REPORT}.html").resolve()
+    href = re.search(rf'href="([^"]*{site_build.SAMPLE_REPORT}\.html)"', intro).group(1)
+    assert (site / "book" / href).resolve() == (site / "_static" / f"{site_build.SAMPLE_REPORT}.html").resolve()
     assert "Padding: " in intro and "PANs: " in intro and "padlib:sample-report" not in intro
-    page = (site / "_static" / f"{site.SAMPLE_REPORT}.html").read_text()
+    page = (site / "_static" / f"{site_build.SAMPLE_REPORT}.html").read_text()
     assert page.count('src="data:image/png;base64,') == 4 and "https://" not in page
 
 
@@ -82,7 +82,7 @@ def test_widgets_render_and_figures_load_in_headless_chromium(site):
     chromium = find_chromium()
     if chromium is None:
         pytest.skip("no chromium on PATH (Debian package 'chromium'; .ci/run installs it)")
-    pages = [p for p in sorted(site.glob("notebooks/*.html")) if "application/vnd.jupyter.widget-view+json" in p.read_text()]
+    pages = [p for p in sorted(site_build.glob("notebooks/*.html")) if "application/vnd.jupyter.widget-view+json" in p.read_text()]
     assert pages, "no chapter page holds a widget"
     with Browser(chromium) as browser:
         for page in pages:
@@ -117,8 +117,8 @@ def test_kernel_polls_are_sliced_and_keep_the_overall_timeout(monkeypatch):
         raise Empty
 
     monkeypatch.setattr(AsyncZMQSocketChannel, "get_msg", fake)
-    monkeypatch.setattr(site, "POLL_SLICE_SECONDS", 0.01)
-    with site._sliced_kernel_polls():
+    monkeypatch.setattr(site_build, "POLL_SLICE_SECONDS", 0.01)
+    with site_build._sliced_kernel_polls():
         assert asyncio.run(AsyncZMQSocketChannel.get_msg("ready later", timeout=None)) == {"msg": 1}
         assert calls == [0.01] * 3  # a wait without timeout polls in slices too
         calls.clear()
@@ -151,7 +151,7 @@ def _executed_notebook(tmp_path):
 
 def test_prepare_for_site_drops_machinery_and_puts_the_findings_under_the_title(tmp_path):
     path = _executed_notebook(tmp_path)
-    done = site.prepare_for_site(path)
+    done = site_build.prepare_for_site(path)
     assert done == {"stderr": 2, "progress": 1, "findings": True, "collapsed": 1}
     nb = json.loads(path.read_text())
     assert [c["id"] for c in nb["cells"]] == ["t", "f", "t-intro", "a"]
@@ -164,12 +164,12 @@ def test_prepare_for_site_drops_machinery_and_puts_the_findings_under_the_title(
 
 def test_page_problems_name_each_kind_of_machinery():
     clean = '<h1>T</h1><div class="tip findings admonition">box</div><div class="cell_input">code</div>'
-    assert site.page_problems(clean, "p") == []
+    assert site_build.page_problems(clean, "p") == []
     late = '<div class="cell_input">code</div><div class="tip findings admonition">box</div>'
-    assert site.page_problems(late, "p") == ["p: the findings box comes after the first code cell"]
+    assert site_build.page_problems(late, "p") == ["p: the findings box comes after the first code cell"]
     dirty = ('<div class="cell_input">x</div><div class="output stderr"><pre>scan:  40%|####  | 4/10 [00:01]</pre></div>'
              '<pre>Traceback (most recent call last):</pre><p>see shared/papers.md</p>')
-    problems = site.page_problems(dirty, "p")
+    problems = site_build.page_problems(dirty, "p")
     assert {p.split(": ", 1)[1] for p in problems} == {
         "progress-bar text on the page", "a stderr block", "a traceback", "refers to a file a reader cannot see",
         "no findings box"}
@@ -213,7 +213,7 @@ def test_chapter_pages_open_with_their_findings_and_fit_the_page_in_headless_chr
         pytest.skip("no chromium on PATH (Debian package 'chromium'; .ci/run installs it)")
     with Browser(chromium) as browser:
         browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
-        for page in sorted(site.glob("notebooks/*.html")):
+        for page in sorted(site_build.glob("notebooks/*.html")):
             browser.open(page.as_uri())
             assert browser.wait_for('document.readyState === "complete"', 30)
             tops = browser.evaluate(  # the first code cell's own box: its input may be collapsed (hide-input)
@@ -235,16 +235,16 @@ def test_chapter_pages_open_with_their_findings_and_fit_the_page_in_headless_chr
 def test_findings_summary_collects_every_chapter_box(tmp_path):
     from padlib.chapters.findings import Finding, findings_markdown
 
-    for i, nb in enumerate(site.chapters()):
+    for i, nb in enumerate(site_build.chapters()):
         box = findings_markdown([Finding("partly", f"Claim {i}", "1 of 2 models | a pipe", "sec")])
         cells = [{"cell_type": "code", "id": "f", "metadata": {"tags": ["findings"]}, "source": "", "outputs": [
             {"output_type": "display_data", "metadata": {}, "data": {"text/markdown": box}}]}] if i else []
         (tmp_path / nb.name).write_text(json.dumps({"cells": cells}))
-    table = site.findings_summary(tmp_path).splitlines()
+    table = site_build.findings_summary(tmp_path).splitlines()
     assert table[:2] == ["| Claim | Verdict | Chapter |", "|---|---|---|"]
-    assert table[2].startswith("| (no findings") and len(table) == 2 + len(site.chapters())
-    assert table[3] == f"| Claim 1 | **partly** | {{doc}}`2 <../notebooks/{site.chapters()[1].stem}>` |"
-    assert "<!-- padlib:findings-summary -->" in (site.REPO / "book" / "intro.md").read_text()
+    assert table[2].startswith("| (no findings") and len(table) == 2 + len(site_build.chapters())
+    assert table[3] == f"| Claim 1 | **partly** | {{doc}}`2 <../notebooks/{site_build.chapters()[1].stem}>` |"
+    assert "<!-- padlib:findings-summary -->" in (site_build.REPO / "book" / "intro.md").read_text()
 
 
 def test_prepare_for_site_keeps_the_findings_of_a_notebook_without_a_title(tmp_path):
@@ -252,5 +252,5 @@ def test_prepare_for_site_keeps_the_findings_of_a_notebook_without_a_title(tmp_p
     nb = json.loads(path.read_text())
     nb["cells"][0]["source"] = "Intro text only."
     path.write_text(json.dumps(nb))
-    assert site.prepare_for_site(path)["findings"]
+    assert site_build.prepare_for_site(path)["findings"]
     assert [c["id"] for c in json.loads(path.read_text())["cells"]] == ["f", "t", "a"]

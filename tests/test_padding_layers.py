@@ -298,7 +298,7 @@ def test_bad_inputs_raise_clear_errors():
 
 def test_bench_reports_one_ratio_per_scheme():
     from padlib.bench import BENCHMARKS
-    from padlib.bench import _run_scheme_step_overhead as bench_scheme_step_overhead
+    from padlib.bench import bench_padding_schemes as bench_scheme_step_overhead
 
     assert any(b.__name__ == "bench_padding_schemes" for b in BENCHMARKS)
     out = bench_scheme_step_overhead(schemes=("reflect", "padding_module"), batch_size=4, repeats=1)

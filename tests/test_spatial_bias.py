@@ -7,7 +7,7 @@ from torch import nn
 import padlib
 from padlib.errors import PadlibError
 from padlib.preprocess import Preprocessing
-from padlib import blind_spot_map
+from padlib import blind_spot_maps
 from padlib.chapters import ch4_blind_spots as ch4_readings
 
 
@@ -105,7 +105,7 @@ def test_blind_spot_map_grid_reaches_every_border_and_target_defaults():
     stim, bg = torch.rand(3, 8, 8), torch.rand(3, 30, 30)
     bmap = padlib.blind_spot_map(model, stim, bg, stride=8, progress=False)
     assert list(bmap.index) == [0, 7, 15, 22] and list(bmap.columns) == [0, 7, 15, 22]  # 4 offsets, 0 to 30 - 8
-    target, prob = padlib.blind_spot_map.centre_prediction(model, stim, bg)
+    target, prob = padlib.blind_spot_maps.centre_prediction(model, stim, bg)
     assert bmap.attrs["target"] == target and bmap.attrs["size"] == 30
     canvas = bg.clone()
     canvas[:, 7:15, 15:23] = stim  # top 7, left 15, computed by hand
@@ -156,7 +156,7 @@ def test_small_blind_spot_study():
     assert summary["target"].nunique() == 1
     table = padlib.mitigation_table(summary)
     assert list(table["maps"]) == [2, 2, 2, 2]
-    effects = padlib.blind_spot_map.mitigation_effects(summary)
+    effects = padlib.blind_spot_maps.mitigation_effects(summary)
     assert list(effects["variant"]) == ["zero @17", "symmetric @16", "circular @16"] and set(effects["pairs"]) == {2}
     base = summary[summary["variant"] == "zero @16"].set_index("background")["worst_drop"]
     other = summary[summary["variant"] == "symmetric @16"].set_index("background")["worst_drop"]
@@ -203,12 +203,12 @@ def test_feature_map_explorer_is_precomputed_and_linked():
 
 
 def test_blind_spot_grids_have_the_same_shape_at_224_and_225():
-    assert blind_spot_map.grid_positions(224, 80, 7) == [0, 24, 48, 72, 96, 120, 144]
-    p225 = blind_spot_map.grid_positions(225, 80, blind_spot_map.grid_count(224, 80, 24))
+    assert blind_spot_maps.grid_positions(224, 80, 7) == [0, 24, 48, 72, 96, 120, 144]
+    p225 = blind_spot_maps.grid_positions(225, 80, blind_spot_maps.grid_count(224, 80, 24))
     assert len(p225) == 7 and p225[0] == 0 and p225[-1] == 145 and max(np.diff(p225)) - min(np.diff(p225)) <= 1
-    assert blind_spot_map.grid_count(225, 80, 24) == 8  # what a fixed 24-pixel step would give at 225: a near-duplicate row
+    assert blind_spot_maps.grid_count(225, 80, 24) == 8  # what a fixed 24-pixel step would give at 225: a near-duplicate row
     with pytest.raises(PadlibError, match="do not fit"):
-        blind_spot_map.grid_positions(20, 16, 6)
+        blind_spot_maps.grid_positions(20, 16, 6)
     # in a study, the map at the even size has the grid of the map at the reference size
     models = {"toy": padlib.toy_translation_model("zeros", input_size=16)}
     summary, maps = padlib.blind_spot_study(models, {"s": torch.rand(3, 6, 6)}, {"grey": 0.5}, size=16, stride=4,
@@ -224,9 +224,9 @@ def test_stimulus_recognition_and_selection():
 
     model = padlib.toy_translation_model("zeros", input_size=16)
     stim = {"a": torch.rand(3, 6, 6, generator=torch.Generator().manual_seed(0))}
-    rec = padlib.blind_spot_map.stimulus_recognition({"toy": model}, stim, {"grey": 0.5, "dark": 0.1}, size=16)
+    rec = padlib.blind_spot_maps.stimulus_recognition({"toy": model}, stim, {"grey": 0.5, "dark": 0.1}, size=16)
     assert len(rec) == 2 and rec["target"].nunique() == 1 and bool(rec["target_is_top1"].iloc[0])
-    target, prob = padlib.blind_spot_map.centre_prediction(model, stim["a"], 0.5, 16)
+    target, prob = padlib.blind_spot_maps.centre_prediction(model, stim["a"], 0.5, 16)
     assert rec["target_prob"].iloc[0] == pytest.approx(prob, rel=1e-5)
     row = dict(target_is_top1=True, as_expected=True)
     table = pd.DataFrame([
@@ -236,10 +236,10 @@ def test_stimulus_recognition_and_selection():
         {"model": "m", "stimulus": "wrong", "background": "g", "target_prob": 0.9, **row, "as_expected": False},
         {"model": "m", "stimulus": "faint", "background": "g", "target_prob": 0.01, **row},
     ])
-    assert padlib.blind_spot_map.select_stimuli(table, min_prob=0.05) == ["strong", "weak"]
-    assert padlib.blind_spot_map.select_stimuli(table, min_prob=0.05, k=1) == ["strong"]
+    assert padlib.blind_spot_maps.select_stimuli(table, min_prob=0.05) == ["strong", "weak"]
+    assert padlib.blind_spot_maps.select_stimuli(table, min_prob=0.05, k=1) == ["strong"]
     with pytest.raises(PadlibError, match="no stimulus is recognised"):
-        padlib.blind_spot_map.select_stimuli(table, min_prob=0.95)
+        padlib.blind_spot_maps.select_stimuli(table, min_prob=0.95)
 
 
 def _index(tb_leans, lr_leans=None):

@@ -395,7 +395,7 @@ def test_curve_stats_and_convergence_find_a_curve_that_still_rises():
 
 
 def test_holm_paired_comparison_noise_band_and_resolvable_effect():
-    from padlib.training import holm_adjust
+    from padlib.stats import holm_adjust
     from padlib.experiments.training import noise_band
     from padlib.stats import resolvable_effect
     from padlib.chapters.ch5_schemes import scheme_verdict

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..audit import audit_summary, padding_audit
 from ..data import labelled_images, probe_images
-from ..interventions import ABLATION_MODES, ABLATION_REGIONS, Evaluation, Perturbations, _table_norms, _tidy, ablate_channels, ablation_perturbations, border_sensitivity, channel_means, channel_selection, compare_logits, consuming_norms, intervention_table, means_from_scan, model_logits, mover_consistency, padding_interventions, random_control, size_interventions, top_movers
+from ..interventions import ABLATION_MODES, ABLATION_REGIONS, Evaluation, Perturbations, _table_norms, _tidy, ablate_channels, ablation_perturbations, border_sensitivity, channel_means, channel_selection, compare_logits, consuming_norms, intervention_table, means_from_scan, model_logits, mover_consistency, padding_interventions, random_control, reference_logits, size_interventions, top_movers
 from ..models import channels_last_inference, load_model
 from ..pans import find_pans
 from ..stats import bootstrap_ci
@@ -43,12 +43,7 @@ def pan_ablation(model: nn.Module, images, pans, controls: pd.DataFrame | None =
     """
     from tqdm.auto import tqdm
 
-    if labels is None:
-        labels = getattr(images, "labels", None) or None
-    if reference is None:
-        reference = model_logits(model, images, batch_size)
-    elif isinstance(reference, Evaluation):
-        reference = reference.logits
+    labels, reference = reference_logits(model, images, labels, reference, batch_size)
     sets = [("PANs", -1, channel_selection(pans))]
     if controls is not None and len(controls):
         sets += [("random", int(c), channel_selection(g[["layer", "channel"]])) for c, g in controls.groupby("control")]

@@ -1,0 +1,117 @@
+"""padlib.stats: every interval, test and correction, checked against hand computation and scipy, with the two
+rules the module states (zero variance, direction) tested on both sides."""
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from padlib.errors import PadlibError
+from padlib.stats import (
+    bootstrap_ci,
+    direction,
+    holm_adjust,
+    interval_sign,
+    paired_t,
+    spearman,
+    t_critical,
+    t_interval,
+    t_test,
+    wilson_interval,
+)
+
+
+def test_t_test_matches_the_textbook_interval_and_scipy_p():
+    v = np.array([0.01, 0.03, -0.005, 0.02, 0.015])
+    r = t_test(v)
+    half = scipy_stats.t.ppf(0.975, 4) * v.std(ddof=1) / math.sqrt(5)
+    assert (r.low, r.high) == pytest.approx((v.mean() - half, v.mean() + half))
+    assert r.p == pytest.approx(scipy_stats.ttest_1samp(v, 0).pvalue) and r.n == 5
+    assert t_interval(v) == pytest.approx((r.low, r.high))
+    assert t_test(v, 0.9).high < r.high  # a narrower interval at lower coverage
+
+
+def test_zero_variance_is_known_exactly_on_both_sides():
+    up = t_test([0.02, 0.02, 0.02])
+    assert (up.low, up.high, up.p) == (0.02, 0.02, 0.0)
+    none = t_test([0.0, 0.0, 0.0])
+    assert (none.low, none.high, none.p) == (0.0, 0.0, 1.0)
+    assert direction(up.low, up.high, up.mean) == "up" and direction(none.low, none.high, none.mean) == "flat"
+    down = t_test([-0.5] * 4)
+    assert direction(down.low, down.high, down.mean) == "down"
+
+
+def test_too_few_values_give_no_interval_and_nans_are_dropped():
+    one = t_test([0.3])
+    assert one.mean == 0.3 and math.isnan(one.low) and math.isnan(one.p)
+    assert direction(one.low, one.high, one.mean) == "unknown"
+    assert t_test([1.0, float("nan"), 3.0]).n == 2
+    assert math.isnan(t_test([]).mean)
+
+
+def test_paired_t_is_the_test_of_the_differences_and_matches_ttest_rel():
+    a, b = np.array([0.8, 0.82, 0.79, 0.85]), np.array([0.78, 0.8, 0.8, 0.81])
+    assert paired_t(a, b).p == pytest.approx(scipy_stats.ttest_rel(a, b).pvalue)
+    with pytest.raises(PadlibError, match="one shape"):
+        paired_t(a, b[:3])
+
+
+def test_direction_rule_on_both_sides_of_zero_and_of_the_floor():
+    assert direction(0.01, 0.05, 0.03) == "up" and direction(-0.05, -0.01, -0.03) == "down"
+    assert direction(-0.01, 0.05, 0.02) == "flat"
+    assert direction(0.001, 0.005, 0.003, floor=0.01) == "small"   # resolved, below the floor
+    assert direction(0.001, 0.03, 0.015, floor=0.01) == "up"       # resolved, past the floor
+    assert direction(float("nan"), 0.1, 0.0) == "unknown"
+    signs = interval_sign([0.1, -0.3, -0.1, 0.0, 0.0, float("nan")], [0.2, -0.1, 0.1, 0.0, 0.0, 1.0],
+                          [0.15, -0.2, 0.0, 0.0, 0.0, 0.5])
+    assert signs.tolist() == [1, -1, 0, 0, 0, 0]
+    assert interval_sign([0.2], [0.2]).tolist() == [1]  # zero width: the sign of its value
+
+
+def test_bootstrap_covers_the_mean_pairs_columns_and_is_seeded():
+    rng = np.random.default_rng(3)
+    v = rng.normal(1.0, 1.0, 200)
+    lo, hi = bootstrap_ci(v, 2000, seed=0)
+    se = v.std(ddof=1) / math.sqrt(len(v))
+    assert lo < v.mean() < hi and (hi - lo) == pytest.approx(2 * 1.96 * se, rel=0.15)
+    assert bootstrap_ci(v, 500, seed=1) == bootstrap_ci(v, 500, seed=1)
+    both = np.stack([v, v + 5], 1)  # the same rows resampled for both columns: the intervals shift by exactly 5
+    (lo1, lo2), (hi1, hi2) = bootstrap_ci(both, 500, seed=2)
+    assert lo2 - lo1 == pytest.approx(5) and hi2 - hi1 == pytest.approx(5)
+    assert bootstrap_ci(np.full(10, 0.5), 100) == (0.5, 0.5)
+    assert all(math.isnan(x) for x in bootstrap_ci([1.0], 100))
+    with pytest.raises(PadlibError, match="between 0 and 1"):
+        bootstrap_ci(v, 100, ci=95)
+
+
+def test_bootstrap_of_a_statistic_resamples_units_jointly():
+    num = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    lo, hi = bootstrap_ci((num, num * 2), 500, seed=0, statistic=lambda a, b, axis=-1: b.mean(axis) / a.mean(axis))
+    assert lo == pytest.approx(2.0) and hi == pytest.approx(2.0)  # paired units: the ratio never moves
+
+
+def test_wilson_matches_the_formula_and_handles_empty():
+    k, n, z = 7, 20, scipy_stats.norm.ppf(0.975)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert wilson_interval(k, n) == pytest.approx((centre - half, centre + half))
+    assert all(math.isnan(x) for x in wilson_interval(0, 0))
+    assert wilson_interval(0, 10)[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_spearman_is_scipys_and_nan_where_undefined():
+    a, b = [1, 2, 3, 4, 5], [2, 1, 4, 3, 5]
+    assert spearman(a, b) == pytest.approx(scipy_stats.spearmanr(a, b).statistic)
+    assert math.isnan(spearman([1, 2], [1, 2])) and math.isnan(spearman([1, 2, 3], [1, 1, 1]))
+
+
+def test_holm_is_step_down_monotone_and_counts_nan_as_one():
+    assert holm_adjust([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert np.allclose(holm_adjust([0.01, 0.04, 0.03, 0.5, float("nan")]), [0.05, 0.12, 0.12, 1.0, 1.0])
+    assert holm_adjust([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_t_critical_degrees_of_freedom():
+    assert t_critical(5) == pytest.approx(scipy_stats.t.ppf(0.975, 4))
+    assert t_critical(1) == 0.0 and t_critical(float("nan")) == 0.0

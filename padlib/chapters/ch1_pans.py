@@ -248,7 +248,7 @@ def planted_findings(check: pd.DataFrame, circular: pd.DataFrame, fpr: float) ->
 
 def method_settings(std_floor: float = STD_FLOOR, min_explained: float = MIN_EXPLAINED,
                     fpr: float = DEFAULT_FPR) -> pd.DataFrame:
-    """The constants of our formulation, as the chapter prints them (name in padlib.pans, value, meaning)."""
+    """The constants of our formulation, as the chapter prints them (name in padlib, value, meaning)."""
     return pd.DataFrame([
         ("MARGIN_FRACTION", MARGIN_FRACTION, "interior margin, fraction of the map's shorter side "
                                              "(at least the rows this layer's padding reaches)"),

@@ -6,7 +6,7 @@ import weakref
 import torch
 from torch import nn
 
-from ._hooks import forward_hooks, model_device
+from ._hooks import eval_mode, forward_hooks, model_device
 from .errors import PadlibError, check_type
 from .models import preprocessing
 from .padding import _pair, require_padded_convs
@@ -106,7 +106,7 @@ def _trace_convs(model: nn.Module, input_size: tuple) -> ConvTrace:
 
     names = [n for n, m in model.named_modules()
              if n and (n in convs or isinstance(m, (nn.modules.batchnorm._BatchNorm,) + _ACTIVATIONS + _PASS_THROUGH))]
-    with forward_hooks(model, names, hook):
+    with eval_mode(model), forward_hooks(model, names, hook):  # a model in train mode keeps its BN statistics
         model(x)
     missing = [n for n in convs if n not in sizes]
     if missing:

@@ -28,3 +28,27 @@ def test_hooks_are_removed_even_when_the_forward_fails():
     assert not net[0]._forward_hooks
     with pytest.raises(Exception, match="no layer named"):
         _hooks.layer_map_stats(net, torch.randn(2, 3, 8, 8), ["nope"], progress=False)
+
+
+def test_eval_mode_restores_each_submodules_own_mode_also_on_error():
+    from padlib._hooks import eval_mode
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.BatchNorm2d(2), torch.nn.ReLU())
+    net.train()
+    net[1].eval()  # a user's frozen BatchNorm inside a model in training mode
+    with pytest.raises(RuntimeError, match="boom"):
+        with eval_mode(net):
+            assert not any(m.training for m in net.modules())
+            raise RuntimeError("boom")
+    assert net.training and net[0].training and not net[1].training
+
+
+def test_the_conv_trace_leaves_a_training_models_batchnorm_statistics_alone():
+    from padlib.kernels import conv_input_sizes
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                              torch.nn.Conv2d(4, 4, 3, stride=2, padding=1))
+    net.train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    assert conv_input_sizes(net, 16) == {"0": (16, 16), "3": (16, 16)}
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items()) and net.training

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from typing import Callable, Iterable
+
 import torch
 from torch import nn
 

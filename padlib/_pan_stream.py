@@ -9,6 +9,7 @@ import contextlib
 import math
 import weakref
 from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import torch
@@ -18,12 +19,20 @@ from torch import nn
 from ._hooks import bn_affine, eval_mode, forward_hooks, iter_batches
 from .errors import PadlibError
 from .layers.base import padding_scheme_of
-from .padding import CORNERS, LOCATIONS, SIDES, _pair, interior_margin, is_dynamic_same, layer_pads, padded_taps, padding_ring, require_padded_convs
-
+from .padding import (
+    CORNERS,
+    LOCATIONS,
+    SIDES,
+    _pair,
+    interior_margin,
+    is_dynamic_same,
+    layer_pads,
+    padded_taps,
+    padding_ring,
+    require_padded_convs,
+)
 
 VARIANCE_ROWS = 16             # the interior std uses every k-th interior row, at least this many rows
-
-
 STD_FLOOR = 0.1                # interior std floor, as a fraction of the layer's median interior std
 
 

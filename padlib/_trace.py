@@ -1,8 +1,9 @@
 """One trace of a model's convolutions: input size, structure and the BatchNorm/activation that follows each conv."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 import weakref
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -10,7 +11,6 @@ from ._hooks import eval_mode, forward_hooks, model_device
 from .errors import PadlibError, check_type
 from .models import preprocessing
 from .padding import _pair, require_padded_convs
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Whole models: input sizes, data-free input means, the data-free detector

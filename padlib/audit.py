@@ -20,29 +20,21 @@ from __future__ import annotations
 
 import time
 from types import SimpleNamespace
+
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .errors import PadlibError, check_type, first_line
-from .padding import _pair, layer_pads, padding_read
 from ._compat import moved_names
 from ._hooks import eval_mode
-
+from .errors import PadlibError, check_type, first_line
+from .padding import _pair, layer_pads, padding_read
 
 # Side names in F.pad order (left, right, top, bottom).
 PAD_SIDES = ("left", "right", "top", "bottom")
-
-
 _CONV_NAMES = {"conv2d"}
-
-
 _MAXPOOL_NAMES = {"max_pool2d", "max_pool2d_with_indices", "_max_pool2d"}
-
-
 _AVGPOOL_NAMES = {"avg_pool2d"}
-
-
 _PAD_NAMES = {"pad"}
 
 

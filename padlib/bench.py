@@ -1,11 +1,12 @@
 """Benchmarks (``make bench``): each a ratio measured in one run, printed as ``name=value`` lines."""
 from __future__ import annotations
 
-import torch
 import os
 import statistics
 import time
+
 import numpy as np
+import torch
 
 from .data import probe_images
 from .experiments.digits import digits_on_canvas
@@ -18,7 +19,6 @@ from .layers.schemes import ALL_SCHEMES
 from .models import load_model
 from .padding import padded_convs
 from .pans import find_pans, scan_pans
-
 
 # ---------------------------------------------------------------------------------------------------------
 # benchmark

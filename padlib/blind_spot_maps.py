@@ -3,6 +3,7 @@ or not, per padding variant. Kept as a method for users' own classifiers (export
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -13,7 +14,6 @@ from .errors import PadlibError, check_type
 from .layers.base import PADDING_SCHEMES, convert_padding
 from .models import imagenet_classes, preprocessing
 from .preprocess import to_pil
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Blind-spot maps

@@ -1,15 +1,18 @@
 """Command line: ``padlib <command>`` (also ``python -m padlib``): the methods' commands, then the book's."""
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 import time
 from pathlib import Path
-from torch import nn
-import pandas as pd
-import argparse
-import sys
 
+import pandas as pd
+from torch import nn
+
+from . import bench
 from .audit import audit_summary, even_padding_sizes, input_channels_size, padding_audit
+from .chapters import site as book
 from .chapters.ch3_ablation import pan_verdicts
 from .chapters.claims import PAPER_CLAIM
 from .data import probe_images
@@ -22,9 +25,6 @@ from .models import OFFLINE_MODELS, load_model
 from .pan_tables import pan_summary, side_sign_counts
 from .pans import scan_pans
 from .viz.report import save_report
-from .chapters import site as book
-from . import bench
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Command line and benchmark

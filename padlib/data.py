@@ -5,26 +5,21 @@ few photographs give that. A folder (e.g. ImageNet validation) replaces them for
 """
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
+
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-import json
-from dataclasses import field
 
 from .errors import ProbeDataError, check_type
 from .models import imagenet_classes, preprocessing
 from .preprocess import Preprocessing, to_pil  # noqa: F401 - to_pil re-exported: padlib.data.to_pil
 
-
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-
-
 SKIMAGE_COLOUR = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
-
-
 SKIMAGE_GREY = ("brick", "camera", "grass", "gravel", "moon", "coins", "page", "text")
 
 

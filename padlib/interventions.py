@@ -6,6 +6,7 @@ import contextlib
 import os
 import warnings
 from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import torch
@@ -20,10 +21,7 @@ from .models import imagenet_classes
 from .padding import SIDES, _interior_mask, _ring_for, ring_mask
 from .stats import bootstrap_ci
 
-
 ABLATION_MODES = ("mean", "zero")
-
-
 ABLATION_REGIONS = ("all", "border")
 
 

@@ -11,7 +11,6 @@ from .kernels import _OPPOSITE, data_free_input_means
 from .padding import CORNERS, SIDES
 from .pan_tables import border_profile
 
-
 PAN_TYPES = ("side", "corner", "opposite", "frame", "edge", "silenced")
 
 

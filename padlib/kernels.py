@@ -14,15 +14,24 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ._trace import ConvTrace, _PASS_THROUGH, _structure, conv_input_sizes, trace_convs
+from ._compat import moved_names
+from ._trace import _PASS_THROUGH, ConvTrace, _structure, conv_input_sizes, trace_convs
 from .errors import PadlibError, check_type
 from .layers.base import padding_scheme_of
 from .models import preprocessing, random_init_copy
-from .padding import CORNERS, SIDES, _pair, is_dynamic_same, layer_pads, padded_convs, padded_taps, padding_read, require_padded_convs
+from .padding import (
+    CORNERS,
+    SIDES,
+    _pair,
+    is_dynamic_same,
+    layer_pads,
+    padded_convs,
+    padded_taps,
+    padding_read,
+    require_padded_convs,
+)
 from .preprocess import IMAGENET_MEAN
-from ._compat import moved_names
 from .stats import bootstrap_ci, interval_sign
-
 
 _OPPOSITE = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
 

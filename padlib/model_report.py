@@ -19,9 +19,11 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+
 import pandas as pd
 from torch import nn
 
+from ._compat import moved_names
 from .audit import audit_summary, even_padding_sizes, padding_audit
 from .data import probe_images
 from .errors import PadlibError, check_type
@@ -30,9 +32,14 @@ from .models import load_model, split_model_spec
 from .padding import require_padded_convs
 from .pan_tables import learned_depth_profile, strongest_pans
 from .pans import learned_pan_control
-from .spatial_bias import bias_agreement, constant_inputs, depth_layers, mean_feature_maps, random_init_maps, spatial_bias_index
-from ._compat import moved_names
-
+from .spatial_bias import (
+    bias_agreement,
+    constant_inputs,
+    depth_layers,
+    mean_feature_maps,
+    random_init_maps,
+    spatial_bias_index,
+)
 
 # The rules behind the recommendations (ours). Agreement is the share of images whose top-1 class is unchanged.
 RULES = {
@@ -43,8 +50,6 @@ RULES = {
 
 
 SWAP_MODES = ("reflect", "replicate", "circular")
-
-
 MAP_DEPTHS = 6  # mean maps shown at this many depths, evenly spaced
 
 

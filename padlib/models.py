@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import difflib
-import socket
 import importlib
+import socket
 from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
@@ -196,8 +197,6 @@ def split_model_spec(spec: str) -> tuple[str, str | None]:
 
 
 CHECKPOINT_KEYS = ("state_dict", "model", "model_state_dict", "state_dict_ema")  # wrappers unwrapped, in order
-
-
 CHECKPOINT_PREFIXES = ("module.", "_orig_mod.")  # nn.DataParallel / DistributedDataParallel, torch.compile
 
 

@@ -12,13 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import NoPaddedLayersError, PadlibError, check_type
 from ._compat import moved_names
-
+from .errors import NoPaddedLayersError, PadlibError, check_type
 
 SIDES = ("top", "bottom", "left", "right")
-
-
 _DYNAMIC_SAME = ("Conv2dSame", "Conv2dSameExport", "MaxPool2dSame", "AvgPool2dSame")
 
 
@@ -117,8 +114,6 @@ def require_padded_convs(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
 
 
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
-
-
 LOCATIONS = SIDES + CORNERS
 
 

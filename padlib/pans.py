@@ -45,11 +45,13 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from ._compat import moved_names
 from ._hooks import model_device
 from ._pan_stream import STD_FLOOR, _batch_statistics, _batches, _scan_table
 from .data import probe_images
@@ -57,18 +59,10 @@ from .errors import PadlibError, check_type
 from .layers.base import convert_padding
 from .models import load_model, random_init_copy
 from .padding import CORNERS, LOCATIONS, SIDES
-from ._compat import moved_names
-
 
 MIN_EXPLAINED = 0.5            # share of a side's contrast the padding effect must explain (same sign)
-
-
 DEFAULT_FPR = 0.01             # false-positive rate on the circular null that sets tau
-
-
 REFERENCE_SEEDS = (0, 1)       # random-init copies that make the learned-PAN reference (reference="random_init")
-
-
 REFERENCE_IMAGES = 8           # of the probe images, the first this many scan the reference copies (one batch)
 
 

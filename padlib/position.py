@@ -34,10 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._compat import moved_names
 from ._hooks import eval_mode, forward_hooks
 from .errors import PadlibError, ProbeDataError, check_type
 from .padding import require_padded_convs
-from ._compat import moved_names
 from .stats import spearman
 
 
@@ -347,11 +347,7 @@ def border_test(model: nn.Module, patches: torch.Tensor, canvas_size: int, layer
 
 
 PPP_MEASURES = ("pattern_strength", "readout_r2", "border_side_accuracy", "position_depth_px")
-
-
 PPP_CHANCE = {"pattern_strength": 0.0, "readout_r2": 0.0, "border_side_accuracy": 0.5, "position_depth_px": 0.0}
-
-
 PPP_UNITS = {"pattern_strength": "excess variance ratio", "readout_r2": "R^2",
              "border_side_accuracy": "share of cells", "position_depth_px": "pixels"}
 

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 import torch
 from PIL import Image
-
 
 
 def to_pil(image) -> Image.Image:
@@ -23,8 +23,6 @@ def to_pil(image) -> Image.Image:
 
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
-
-
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
@@ -53,8 +51,8 @@ class Preprocessing:
     def __call__(self, image) -> torch.Tensor:
         """A PIL image or HxWxC array -> normalised (3, input_size, input_size) tensor (resize + centre crop)."""
 
-        from torchvision.transforms import functional as F
         from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as F
 
         img = to_pil(image)
         mode = InterpolationMode(self.interpolation)

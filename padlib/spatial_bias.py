@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 from torch import nn
 
+from ._compat import moved_names
 from ._hooks import eval_mode, iter_batches, layer_map_stats, model_device
 from .audit import audit_summary, input_channels
 from .errors import PadlibError, check_type
 from .models import load_model, preprocessing
-from .stats import t_critical
-from ._compat import moved_names
 from .padding import interior_margin
-
+from .stats import t_critical
 
 # ---------------------------------------------------------------------------------------------------------
 # Which layers: one map per depth

@@ -8,7 +8,6 @@ from ..chapters.findings import Finding, verdict_of
 from ..errors import PadlibError, check_type
 from ..stats import bootstrap_ci
 
-
 _DISRUPTION = {"kl": 1, "agreement": -1, "top1_accuracy": -1, "top5_accuracy": -1, "kl_per_perturbation": 1}
 
 

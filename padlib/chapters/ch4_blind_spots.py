@@ -7,10 +7,7 @@ import pandas as pd
 from ..chapters.findings import Finding, verdict_of
 from ..experiments.ch4_blind_spots import EFFECT_FLOOR
 
-
 LEAN_FLOOR = 0.25  # ours: a net lean over fewer than a quarter of the depths is no lean
-
-
 _OPPOSITE = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
 
 

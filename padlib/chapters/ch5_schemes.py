@@ -1,9 +1,10 @@
 """Chapter 5's readings: scheme verdicts against zero padding, PPP, cost and the findings box."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
-import os
 
 from ..chapters.findings import Finding
 from ..errors import PadlibError

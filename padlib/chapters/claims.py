@@ -1,18 +1,11 @@
 """The papers' numbers and words as the book reads them, in one place (our readings say so)."""
 from __future__ import annotations
 
-
-
-
 PAPER_CLAIM = "from dozens to hundreds PANs per model (paper abstract); about 2% of filters (unverified summary)"
 
 
 # How we read the paper's words as numbers. These are OUR readings, not numbers from the paper.
 CLAIM_COUNT_RANGE = (24, 999)  # "from dozens to hundreds": at least two dozen, fewer than a thousand
-
-
 CLAIM_SHARE_PCT = 2.0          # the unverified secondary summary's "about 2%" of filters
-
-
 ABOUT_FACTOR = 2.0             # "about": within this factor of CLAIM_SHARE_PCT
 

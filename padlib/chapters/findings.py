@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from ..errors import PadlibError
 
-
 VERDICTS = ("holds", "partly", "not here")
 
 

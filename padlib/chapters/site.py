@@ -20,16 +20,9 @@ from ..errors import PadlibError
 from ..model_report import report
 from ..viz.report import save_report
 
-
 REPO = Path(__file__).resolve().parents[2]
-
-
 TOC = REPO / "book" / "_toc.yml"
-
-
 VENDOR_SRC = REPO / "book" / "vendor" / "node_modules"
-
-
 VENDOR_DST = REPO / "book" / "_static" / "offline"  # not "vendor": the theme ships a _static/vendor
 
 
@@ -264,14 +257,8 @@ def prepare_for_site(path: Path) -> dict:
 
 
 SUMMARY_MARKER = "<!-- padlib:findings-summary -->"
-
-
 REPORT_MARKER = "<!-- padlib:sample-report -->"
-
-
 SAMPLE_REPORT_MODEL = "mobilenet_v2"
-
-
 SAMPLE_REPORT = f"padding-report-{SAMPLE_REPORT_MODEL}"  # .html (the page) and .json (its summary) beside the notebooks
 
 

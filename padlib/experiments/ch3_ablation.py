@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 import torch
@@ -10,7 +11,30 @@ from torch import nn
 
 from ..audit import audit_summary, padding_audit
 from ..data import labelled_images, probe_images
-from ..interventions import ABLATION_MODES, ABLATION_REGIONS, Evaluation, Perturbations, _table_norms, _tidy, ablate_channels, ablation_perturbations, border_sensitivity, channel_means, channel_selection, compare_logits, consuming_norms, intervention_table, means_from_scan, model_logits, mover_consistency, padding_interventions, random_control, reference_logits, size_interventions, top_movers
+from ..interventions import (
+    ABLATION_MODES,
+    ABLATION_REGIONS,
+    Evaluation,
+    Perturbations,
+    _table_norms,
+    _tidy,
+    ablate_channels,
+    ablation_perturbations,
+    border_sensitivity,
+    channel_means,
+    channel_selection,
+    compare_logits,
+    consuming_norms,
+    intervention_table,
+    means_from_scan,
+    model_logits,
+    mover_consistency,
+    padding_interventions,
+    random_control,
+    reference_logits,
+    size_interventions,
+    top_movers,
+)
 from ..models import channels_last_inference, load_model
 from ..pans import find_pans
 from ..stats import bootstrap_ci

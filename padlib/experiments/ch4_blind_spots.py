@@ -3,17 +3,17 @@ digit positions, paired effects, and the compensation indices of pretrained mean
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
-import pandas as pd
 
 from ..errors import PadlibError, check_type
 from ..experiments.digits import _upscaled_digits, digits_train_test, texture_backgrounds
 from ..experiments.training import default_workers, learning_curves, train_schemes
 from ..kernels import row_energy
 from ..stats import holm_adjust, t_test
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Verdicts and findings: the rules the chapter's conclusions are printed from
@@ -42,14 +42,8 @@ def compensation_indices(bias_tables: dict, trained_sizes: dict, even_sizes: dic
 
 
 SCHEMES = ("zero", "symmetric", "circular")
-
-
 SIZES = (48, 49)
-
-
 EDGE = 1  # positions within this many grid steps of a border count as "at the border"
-
-
 EFFECT_FLOOR = 0.02  # ours: a paired difference under 2 accuracy points is no effect, whatever its p-value
 
 

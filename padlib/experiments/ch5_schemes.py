@@ -1,10 +1,10 @@
 """Chapter 5's design: the scheme comparison's derived tables (border split, position task, PPP over runs)."""
 from __future__ import annotations
 
-import torch
-from torch import nn
 import numpy as np
 import pandas as pd
+import torch
+from torch import nn
 
 from .._hooks import conv_input
 from ..errors import PadlibError

@@ -1,13 +1,14 @@
 """Data the book makes: handwritten digits on textured canvases (cut by the border too), and dataset loaders."""
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-import functools
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..data import load_photo, offline_photo_names
 from ..errors import PadlibError, ProbeDataError, check_type

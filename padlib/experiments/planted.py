@@ -11,7 +11,6 @@ from ..experiments.digits import _upscaled_digits
 from ..pans import PanScan
 from ..preprocess import Preprocessing
 
-
 # ---------------------------------------------------------------------------------------------------------
 # Planted ground truth: a tiny network whose PANs are known by construction (tests and the chapter use it).
 

@@ -8,7 +8,6 @@ from torch import nn
 from ..errors import PadlibError
 from ..experiments.digits import ImageSet
 
-
 # ---------------------------------------------------------------------------------------------------------
 # models
 

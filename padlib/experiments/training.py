@@ -6,12 +6,14 @@ import math
 import os
 import time
 from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._hooks import eval_mode
 from ..errors import PadlibError, check_type
 from ..experiments.digits import ImageSet
 from ..experiments.smallnets import small_model
@@ -20,8 +22,6 @@ from ..layers.padding_module import padding_module_loss
 from ..models import conv_weights_to, in_memory_format
 from ..pans import find_pans
 from ..stats import holm_adjust, t_interval, t_test
-from .._hooks import eval_mode
-
 
 # ---------------------------------------------------------------------------------------------------------
 # training

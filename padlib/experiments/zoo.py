@@ -6,19 +6,15 @@ import os
 import re
 import time
 from pathlib import Path
+
 import torch
 from torch import nn
 
 from ..audit import _first_line, audit_summary, nearest_even_size, padding_audit
 from ..errors import PadlibError, UnknownModelError
 
-
 REPO = Path(__file__).resolve().parents[2]
-
-
 ZOO_CSV = REPO / "results" / "zoo_audit.csv"
-
-
 ZOO_META = REPO / "results" / "zoo_audit.json"
 
 

@@ -13,10 +13,10 @@ from .base import (
     padding_scheme_of,
     register_scheme,
 )
-from .symmetric import SymmetricPadding, symmetric_index
-from .partial import PartialConvPadding
 from .padding_module import PaddingModule, edge_prediction_error, padding_module_loss, padding_modules
+from .partial import PartialConvPadding
 from .schemes import ALL_SCHEMES, make_scheme, pad_with, padding_examples
+from .symmetric import SymmetricPadding, symmetric_index
 
 __all__ = [
     "ALL_SCHEMES", "PADDING_SCHEMES", "PadConv2d", "PaddingModule", "PaddingScheme", "PartialConvPadding",

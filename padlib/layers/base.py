@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PadlibError, check_type
 from ..padding import is_dynamic_same, layer_pads, require_padded_convs
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Padding schemes: a scheme pads a conv's input explicitly and runs the conv without implicit padding.

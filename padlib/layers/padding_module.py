@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 import math
 import types
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -17,7 +18,6 @@ from .._hooks import eval_mode, forward_hooks, iter_batches
 from ..errors import PadlibError
 from ..layers.base import PadConv2d, PaddingScheme
 from ..padding import _pair
-
 
 MODULE_SIDES = ("top", "bottom", "left", "right")
 

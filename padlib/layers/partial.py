@@ -8,7 +8,6 @@ from torch import nn
 from ..layers.base import PaddingScheme
 from ..padding import _pair
 
-
 # ---------------------------------------------------------------------------------------------------------
 # partial convolution
 

@@ -10,7 +10,6 @@ from ..layers.padding_module import PaddingModule
 from ..layers.partial import PartialConvPadding
 from ..layers.symmetric import SymmetricPadding
 
-
 register_scheme("symmetric", lambda conv: SymmetricPadding())
 
 

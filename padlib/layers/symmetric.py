@@ -5,7 +5,6 @@ import torch
 
 from ..layers.base import PaddingScheme, copy_pad
 
-
 # ---------------------------------------------------------------------------------------------------------
 # symmetric
 

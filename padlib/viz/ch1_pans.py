@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+
 # ---------------------------------------------------------------------------------------------------------
 # Chapter 3 (performance ablation): plots for padlib.ablation tables (value, ci_low, ci_high per row)
-
 import numpy as np  # noqa: E402  (chapter 3 section)
 
 from ..pan_tables import channel_view, explorer_channels

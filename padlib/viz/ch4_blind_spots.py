@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+
 # ---------------------------------------------------------------------------------------------------------
 # Chapter 3 (performance ablation): plots for padlib.ablation tables (value, ci_low, ci_high per row)
-
 import numpy as np  # noqa: E402  (chapter 3 section)
 
 from ..audit import padding_audit
 from ..spatial_bias import constant_inputs, depth_layers, mean_feature_maps
 from ..viz.common import _finish_panel_grid, _panel_grid
 from ..viz.style import _LEAN_BARS, scheme_colour
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Chapter 4 (spatial-bias blind spots): plots for padlib.audit and padlib.spatial_bias

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import math
+
 import matplotlib.pyplot as plt
-import torch
+
 # ---------------------------------------------------------------------------------------------------------
 # Chapter 3 (performance ablation): plots for padlib.ablation tables (value, ci_low, ci_high per row)
-
 import numpy as np  # noqa: E402  (chapter 3 section)
-
+import torch
 
 
 def image_grid(images, titles=None, ncols: int = 8, size: float = 1.6, cmap=None):

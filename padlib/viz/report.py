@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import html
+
 import pandas as pd
 
 from ..errors import check_new_output
@@ -11,7 +12,6 @@ from .ch1_pans import learned_depth_figure, pan_map_gallery
 from .ch3_ablation import intervention_plot
 from .ch4_blind_spots import mean_map_grid
 from .common import figure_png
-
 
 # ---------------------------------------------------------------------------------------------------------
 # The HTML page

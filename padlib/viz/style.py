@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import matplotlib as mpl
+
 # ---------------------------------------------------------------------------------------------------------
 # Chapter 3 (performance ablation): plots for padlib.ablation tables (value, ci_low, ci_high per row)
 
@@ -11,8 +12,6 @@ import matplotlib as mpl
 # The book's figure style, shared by every chapter. Okabe-Ito colours (distinguishable with the common forms
 # of colour blindness); one colour per model and one per padding scheme, the same on every page.
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-
-
 MODEL_COLOURS = {"mobilenet_v2": "#0072B2", "tf_efficientnet_lite0": "#E69F00", "tf_efficientnet_lite1": "#009E73",
                  "tf_efficientnet_lite2": "#D55E00"}  # the palette's order: figures that cycle colours agree
 
@@ -45,8 +44,6 @@ def scheme_colour(name: str, k: int = 0) -> str:
 # Chapter 2 (PAN kernel taxonomy): plots for padlib.kernels tables
 
 _SIDE_NAMES = ("top", "bottom", "left", "right")
-
-
 _TYPE_COLOURS = {"side": "tab:blue", "corner": "tab:orange", "opposite": "tab:purple", "frame": "tab:green",
                  "edge": "tab:red", "silenced": "tab:gray"}
 
@@ -66,8 +63,6 @@ def _scheme_order(schemes):
 # Chapter 1: Padding Aware Neurons (tables from padlib.pans)
 
 _SIGN_COLORS = {1: "#c0392b", -1: "#2471a3"}  # fires at the border / silenced there
-
-
 _NETWORK_STYLE = {"trained": dict(color="#222222", lw=1.4), "random init": dict(color="#e08214", lw=1.4),
                   "circular null": dict(color="0.65", lw=1.0)}
 

@@ -96,7 +96,12 @@ def bootstrap_ci(values, n_boot: int = 1000, seed: int = 0, ci: float = 0.95, st
             raise PadlibError("bootstrap_ci: the arrays must share their last axis (the resampled unit)")
         if n < 2:
             return float("nan"), float("nan")
-        return _percentile_bootstrap(arrays, statistic, n_boot, seed, ci, paired=True, axis=-1)
+
+        def on_units(idx, axis=-1):  # resample unit indices, then take the same units from every array
+            idx = np.asarray(idx, dtype=int)
+            return statistic(*[a[..., idx] for a in arrays], axis=-1)
+
+        return _percentile_bootstrap((np.arange(n),), on_units, n_boot, seed, ci, paired=False, axis=-1)
     v = np.asarray(values, dtype=float)
     if v.ndim not in (1, 2):
         raise PadlibError(f"bootstrap_ci takes 1-D or 2-D values, got shape {v.shape}")

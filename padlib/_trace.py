@@ -13,7 +13,7 @@ from .models import preprocessing
 from .padding import _pair, require_padded_convs
 
 # ---------------------------------------------------------------------------------------------------------
-# Whole models: input sizes, data-free input means, the data-free detector
+# Whole models: one forward pass of zeros, cached per model and input size
 
 
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.GELU, nn.LeakyReLU, nn.ELU, nn.Hardtanh, nn.Sigmoid,

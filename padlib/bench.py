@@ -20,18 +20,15 @@ from .models import load_model
 from .padding import padded_convs
 from .pans import find_pans, scan_pans
 
-# ---------------------------------------------------------------------------------------------------------
-# benchmark
-
 
 def bench_padding_schemes(schemes=ALL_SCHEMES[1:], batch_size: int = 64, repeats: int = 12,
                                threads: int | None = 1, chapter_model: tuple = ("padding_module",)) -> dict:
     """Training-step time (forward, backward, Adam step) with each scheme / with zero padding; same model, batch.
 
     The model is a fixed small ResNet-style network (width 16, two stages) on a batch of digits on a 32 px
-    canvas, on ``threads`` CPU threads (the chapter's default, 1), in the memory format :func:`padlib.training.train`
-    uses ((N, C, H, W) on CPU, :func:`padlib.training.training_memory_format`), timed by
-    :func:`padlib.training.interleaved_step_cost` (steps of all schemes interleaved; per scheme the median over
+    canvas, on ``threads`` CPU threads (the chapter's default, 1), in the memory format :func:`padlib.experiments.training.train`
+    uses ((N, C, H, W) on CPU, :func:`padlib.experiments.training.training_memory_format`), timed by
+    :func:`padlib.experiments.training.interleaved_step_cost` (steps of all schemes interleaved; per scheme the median over
     ``repeats`` rounds of its step time over zero's in the same round). The schemes in ``chapter_model`` are also
     timed on chapter 5's default network and data (VGG-style, width 8, three stages, 12 px digits on 24 px
     textured canvases) against zero padding on it (``..._vgg`` lines): what the chapter's reader pays. The cost is
@@ -217,9 +214,6 @@ def bench_forward() -> dict:
     with torch.no_grad():
         seconds = time_call(lambda: model(x), repeats=2)
     return {"mobilenet_v2_forward_images_per_s": round(32 / seconds, 1)}
-
-
-
 
 
 BENCHMARKS = [bench_forward, bench_zoo_audit, bench_pan_scan, bench_ablation, bench_data_free, bench_padding_schemes]

@@ -211,10 +211,10 @@ MITIGATION_PADDINGS = ("symmetric", "circular")
 def padding_variants(model: nn.Module, size: int = 224, even_size: int | None = None,
                      paddings=MITIGATION_PADDINGS) -> dict:
     """The mitigations to compare: {label: (model, input size)} for zero padding at ``size``, zero padding at the
-    nearest even-padding size, and each of ``paddings`` at ``size`` (padlib.padding.convert_padding).
+    nearest even-padding size, and each of ``paddings`` at ``size`` (padlib.layers.base.convert_padding).
 
     Mind the Pad's padding mitigations are symmetric (mirror including the edge, registered by
-    padlib.padding_layers) and circular; 'reflect' (mirror without the edge) under-weights the borders
+    padlib.layers) and circular; 'reflect' (mirror without the edge) under-weights the borders
     (the paper's explainer) and is only a contrast."""
 
     for p in paddings:

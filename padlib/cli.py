@@ -26,8 +26,6 @@ from .pan_tables import pan_summary, side_sign_counts
 from .pans import scan_pans
 from .viz.report import save_report
 
-# ---------------------------------------------------------------------------------------------------------
-# Command line and benchmark
 
 def _load_for_audit(name: str) -> nn.Module:
     """A random-init model for auditing: timm names on the meta device (instant), others via load_model."""
@@ -108,9 +106,6 @@ def _register_audit(subparsers) -> None:
     p.set_defaults(func=_cmd_zoo_audit)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# CLI and benchmark.
-
 def _run_options(p, batch_size: int, out_help: str, force_help: str) -> None:
     """The options every long-running command shares: seed, batch size, device, and a new output (or --force)."""
     p.add_argument("--seed", type=int, default=0)
@@ -175,10 +170,6 @@ def _cmd_scan(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------------------------------------
-# CLI and benchmark
-
-
 def _register_kernels(subparsers) -> None:
     p = subparsers.add_parser("kernels", help="data-free PAN prediction and mean-kernel asymmetry (chapter 2)")
     p.add_argument("model", help="model name, e.g. mobilenet_v2 or tf_efficientnet_lite0 (NAME=PATH: your checkpoint)")
@@ -203,10 +194,6 @@ def _cmd_kernels(args) -> int:
     with pd.option_context("display.width", 200, "display.precision", 3):
         print(asym[cols].to_string(index=False))
     return 0
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Command line and benchmark
 
 
 def _register_ablate(subparsers) -> None:
@@ -245,10 +232,6 @@ def _cmd_ablate(args) -> int:
             table.to_csv(os.path.join(args.out, f"{key}.csv"), index=False)
         print(f"wrote {len(tables)} tables to {args.out}")
     return 0
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Command line
 
 
 def _register_report(subparsers) -> None:
@@ -356,8 +339,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _chapter_commands():
     """The chapters' commands, in book order."""
     return [_register_audit, _register_scan, _register_ablate, _register_kernels, _register_report]
-
-
 
 
 def main(argv=None) -> int:

@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import ProbeDataError, check_type
 from .models import imagenet_classes, preprocessing
-from .preprocess import Preprocessing, to_pil  # noqa: F401 - to_pil re-exported: padlib.data.to_pil
+from .preprocess import Preprocessing, to_pil  # noqa: F401 - to_pil re-exported: padlib.preprocess.to_pil
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 SKIMAGE_COLOUR = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")

@@ -127,7 +127,7 @@ def channel_means(model: nn.Module, images, layers, ring: int | None = None, bat
     The interior is the PAN scanner's (distance >= max(ceil(min(H, W) / 8), padding ring) from every border),
     so the mean is the channel's typical value away from padding: replacing the border by it erases the
     border response. Streamed with
-    :func:`padlib.activations.layer_map_stats` (memory flat in the number of images).
+    :func:`padlib._hooks.layer_map_stats` (memory flat in the number of images).
     """
     layers = list(layers)
     device = device if device is not None else model_device(model)
@@ -424,7 +424,7 @@ def swap_padding(model: nn.Module, mode: str) -> nn.Module:
     """A new model whose padded convs pad with ``mode`` ('reflect', 'replicate', 'circular', 'zero' or a
     registered scheme) instead, at inference: same weights (copied), the original untouched.
 
-    A thin wrapper over :func:`padlib.padding.convert_padding` (which keeps timm's dynamic TF-SAME amounts).
+    A thin wrapper over :func:`padlib.layers.base.convert_padding` (which keeps timm's dynamic TF-SAME amounts).
     """
     check_type("model", model, nn.Module)
     check_type("mode", mode, str)

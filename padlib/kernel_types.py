@@ -339,7 +339,7 @@ def gallery_entries(classified: pd.DataFrame, table: pd.DataFrame, maps: dict, m
     kernel summed over input channels, multiplied by ``bn_sign`` so that it reads as the non-linearity
     sees it: a kernel behind a negative gamma is shown flipped, as the mean map and z are), profile
     (input-mean weighted, oriented), map (mean pre-activation map from ``maps[layer]``, e.g.
-    ``PanScan.maps``), ``border_profile`` (``padlib.pans.border_profile``: the map's mean at distance 0,
+    ``PanScan.maps``), ``border_profile`` (``padlib.pan_tables.border_profile``: the map's mean at distance 0,
     1, ... from each side minus the interior mean, over the interior std: chapter 1's z units; None
     without a map), z (the table's z per side). The non-PAN control is the channel of that layer with the
     smallest ``score`` among non-constant ones that is not a PAN (seeded choice among the 5 weakest).

@@ -42,7 +42,7 @@ def _check_conv(conv) -> nn.Conv2d:
     scheme = padding_scheme_of(conv)
     if scheme != "zero":
         raise PadlibError(f"the data-free border response is derived for zero padding; this conv pads with "
-                          f"'{scheme}' (convert it back with padlib.padding.convert_padding(model, 'zero'))")
+                          f"'{scheme}' (convert it back with padlib.layers.base.convert_padding(model, 'zero'))")
     return conv
 
 

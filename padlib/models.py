@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ._hooks import model_device  # noqa: F401 - re-exported: padlib.models.model_device
+from ._hooks import model_device  # noqa: F401 - re-exported: padlib._hooks.model_device
 from .errors import CheckpointError, PadlibTypeError, UnknownModelError, WeightsUnavailableError, check_type, first_line
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing  # noqa: F401 - re-exported
 
@@ -462,7 +462,7 @@ def channels_last_inference(model: nn.Module, enabled: bool = True):
     """Forward-only evaluation with the conv weights in channels-last memory (10-35% faster on CPU for depthwise
     models), without gradients, and the weights back in (N, C, H, W) order afterwards, also on error. Only
     forward passes run this way: on CPU padlib never takes a backward pass in channels-last memory, whose oneDNN
-    weight gradient corrupts the heap on some CPUs (see :func:`padlib.training.training_memory_format`)."""
+    weight gradient corrupts the heap on some CPUs (see :func:`padlib.experiments.training.training_memory_format`)."""
     if not enabled:
         yield
         return

@@ -22,7 +22,7 @@ Our formulation (the paper's exact method is not public; Garcia-Gasulla et al., 
   border response that this layer's padding values cause. The recomputation is linear in the input, so it
   runs once per batch on the batch sum of the input (one small conv1d per layer, block-diagonal over sides).
 
-The hooks use :func:`padlib.activations.forward_hooks` (always removed) but not ``layer_map_stats``: the
+The hooks use :func:`padlib._hooks.forward_hooks` (always removed) but not ``layer_map_stats``: the
 scan needs the conv input as well as its output, and full-size float64 sum-of-squares maps would cost two
 more passes per layer than the per-channel interior moments kept here.
 * A side is a PAN side when ``|z_s| > tau`` and ``effect_s / z_s >= min_explained`` (0.5: the padding
@@ -30,7 +30,7 @@ more passes per layer than the per-channel interior moments kept here.
   ``tau_corner`` is a corner PAN. ``sides`` is "top", "top+left", ..., "frame" (all four), or
   "top-left corner"; ``sign`` is +1 when the channel fires at its PAN border, -1 when it is silenced there.
 * ``tau`` and ``tau_corner`` are calibrated on a null where padding cannot create a border: the same model
-  with every padding made circular (:func:`padlib.padding.convert_padding`), scanned on the same images.
+  with every padding made circular (:func:`padlib.layers.base.convert_padding`), scanned on the same images.
   Each is the ``1 - fpr`` quantile of the null's per-channel maximum ``|z|`` over sides (resp. corners),
   taken so that at most a fraction ``fpr`` of null channels exceeds it.
 

@@ -177,7 +177,7 @@ def pan_findings(summary: pd.DataFrame, sensitivity: pd.DataFrame | None = None,
 def chapter_findings_box(learned: pd.DataFrame | None = None, summary: pd.DataFrame | None = None,
                          sensitivity: pd.DataFrame | None = None, skew: pd.DataFrame | None = None,
                          fpr: float = DEFAULT_FPR) -> list:
-    """Chapter 1's findings, one :class:`padlib.findings.Finding` per claim: are PANs learned (against random
+    """Chapter 1's findings, one :class:`padlib.chapters.findings.Finding` per claim: are PANs learned (against random
     init), the paper's count and share (our readings, at the calibrated rate and the others), and whether
     stride-2 PAN sides follow the padding those layers read. ``learned``: :func:`learned_pan_summary`;
     ``summary``: :func:`pan_summary`; ``sensitivity``: :func:`threshold_sensitivity` rows of every model;

@@ -320,7 +320,7 @@ def chapter_findings(agreement: pd.DataFrame, layers: pd.DataFrame, cluster_chec
 
 def chapter_findings_box(type_diff: pd.DataFrame | None = None, agreement: pd.DataFrame | None = None,
                          cluster_checks: dict | None = None, asym_findings: pd.DataFrame | None = None) -> list:
-    """Chapter 2's findings, one :class:`padlib.findings.Finding` per question: learned PAN types against a
+    """Chapter 2's findings, one :class:`padlib.chapters.findings.Finding` per question: learned PAN types against a
     random network's, the data-free detector, the rule types in the kernels, Mind the Pad's lean (abs index).
     A question whose table is not given is left out (a section shows its own line)."""
 

@@ -93,7 +93,7 @@ def ablation_findings(comparison: pd.DataFrame) -> str:
 
 def chapter_findings_box(comparison: pd.DataFrame | None = None, consistency: pd.DataFrame | None = None,
                          size_table=None) -> list:
-    """Chapter 3's findings, one :class:`padlib.findings.Finding` per claim: is removing the PANs' border
+    """Chapter 3's findings, one :class:`padlib.chapters.findings.Finding` per claim: is removing the PANs' border
     response more disruptive than removing random channels' (KL, and per unit of perturbation), are the class
     movers characteristic (shared across models beyond the random-control null), and does the even-padding
     size move predictions less than the control size. A claim whose table is not given is left out."""

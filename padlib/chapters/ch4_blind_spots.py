@@ -113,7 +113,7 @@ def effect_lines(effects: pd.DataFrame) -> list[str]:
 
 def chapter_findings_box(zoo_numbers: dict | None, compensation: pd.DataFrame, energy_summary: pd.DataFrame,
                          energy_fx: pd.DataFrame, cells: pd.DataFrame, effects: pd.DataFrame) -> list:
-    """Chapter 4's findings, one :class:`padlib.findings.Finding` per claim of Mind the Pad, from its tables: uneven
+    """Chapter 4's findings, one :class:`padlib.chapters.findings.Finding` per claim of Mind the Pad, from its tables: uneven
     padding in the zoo; mean maps leaning toward the padding read (pretrained); learned compensation (maps at the
     even size, kernel energy: pretrained against random init, and matched networks at the uneven vs even size);
     blind spots at the border and on the side the padding leaves (matched networks); the mitigations."""

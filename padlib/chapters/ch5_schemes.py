@@ -226,7 +226,7 @@ def chapter_findings_box(paired: pd.DataFrame | None, ppp_verdict: pd.DataFrame 
                          baseline: str = "zero", control: str = "circular", floor: float = 0.0,
                          resolvable: dict | None = None, ceiled=(), sections: dict | None = None,
                          longer: pd.DataFrame | None = None, cut: pd.DataFrame | None = None) -> list:
-    """Chapter 5's findings, one :class:`padlib.findings.Finding` per paper claim: the Padding Module and partial
+    """Chapter 5's findings, one :class:`padlib.chapters.findings.Finding` per paper claim: the Padding Module and partial
     padding against zero padding (final test accuracy paired over seeds, 95% intervals, Holm-adjusted across the
     schemes compared, a difference counted only above the noise ``floor``; ``resolvable`` from
     :func:`resolvable_effect` states the smallest effect the budget resolves; the papers' own numbers quoted as

@@ -15,8 +15,6 @@ from ..experiments.training import default_workers, learning_curves, train_schem
 from ..kernels import row_energy
 from ..stats import holm_adjust, t_test
 
-# ---------------------------------------------------------------------------------------------------------
-# Verdicts and findings: the rules the chapter's conclusions are printed from
 
 def _parse_maps_label(label: str) -> tuple[str, int, str]:
     import re
@@ -152,7 +150,7 @@ def matched_study(sizes=SIZES, schemes=SCHEMES, seeds=(0, 1, 2, 3, 4), n_train: 
                   epochs: float = 8, width: int = 16, depth: int = 3, digit_size: int = 12, step: int = 3,
                   n_digits: int = 24, texture_range=(0.0, 0.35), batch_size: int = 64, lr: float = 3e-3,
                   workers: int | None = None, device="cpu", progress: bool = True) -> MatchedStudy:
-    """Train one :func:`padlib.training.strided_small` network per (size, scheme, seed) on uniformly placed digits
+    """Train one :func:`padlib.experiments.smallnets.strided_small` network per (size, scheme, seed) on uniformly placed digits
     at that size and map each one's accuracy over digit positions at the same size (see the module docstring).
 
     For a seed, every scheme of a size starts from the same weights (converted with ``convert_padding``) and sees

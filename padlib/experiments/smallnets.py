@@ -8,9 +8,6 @@ from torch import nn
 from ..errors import PadlibError
 from ..experiments.digits import ImageSet
 
-# ---------------------------------------------------------------------------------------------------------
-# models
-
 
 class Standardize(nn.Module):
     """(x - mean) / std per channel, inside the model, so data sets stay in [0, 1] and a black canvas is 0."""

@@ -23,9 +23,6 @@ from ..models import conv_weights_to, in_memory_format
 from ..pans import find_pans
 from ..stats import holm_adjust, t_interval, t_test
 
-# ---------------------------------------------------------------------------------------------------------
-# training
-
 
 def training_memory_format(device) -> torch.memory_format:
     """The memory format padlib trains in: channels-last on CUDA, (N, C, H, W) on CPU, always.
@@ -209,7 +206,7 @@ def train_schemes(schemes, seeds, train_data: ImageSet, model: str = "vgg", mode
                   device="cpu", progress: bool = True, eval_data: ImageSet | None = None,
                   evals_per_epoch: int = 1, workers: int = 1) -> list[SchemeRun]:
     """Train one network per (scheme, seed): for a seed, every scheme starts from the same initial weights
-    (the seeded base network converted with :func:`padlib.padding.convert_padding`) and sees the same batches.
+    (the seeded base network converted with :func:`padlib.layers.base.convert_padding`) and sees the same batches.
 
     ``schemes`` may be one name or a list; ``seeds`` one int or a list. ``workers`` > 1 trains that many runs
     at a time in separate processes, each on this process's number of torch threads: the runs are

@@ -429,7 +429,7 @@ class PaddingModule(PaddingScheme):
     top/bottom row is extended by the left/right predictor and the new left/right column by the top/bottom
     predictor; the corner is the mean of the two (exact for any affine image, like the sides).
     One ring on a square map before a 3x3 conv (the common case) runs as a zero-padded conv plus a border
-    correction, fastest on channels-last maps (what :func:`padlib.training.train` uses).
+    correction, fastest on channels-last maps (what :func:`padlib.experiments.training.train` uses).
     """
 
     name = "padding_module"

@@ -8,9 +8,6 @@ from torch import nn
 from ..layers.base import PaddingScheme
 from ..padding import _pair
 
-# ---------------------------------------------------------------------------------------------------------
-# partial convolution
-
 
 class PartialConvPadding(PaddingScheme):
     """Partial-convolution-based padding: zero-pad, convolve, rescale by window size / real pixels in window.

@@ -5,9 +5,6 @@ import torch
 
 from ..layers.base import PaddingScheme, copy_pad
 
-# ---------------------------------------------------------------------------------------------------------
-# symmetric
-
 
 def symmetric_index(n: int, before: int, after: int, device=None) -> torch.Tensor:
     """Source index of each padded position for mirror-with-edge padding (any amount: the mirror repeats)."""

@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-
-# ---------------------------------------------------------------------------------------------------------
-# Chapter 3 (performance ablation): plots for padlib.ablation tables (value, ci_low, ci_high per row)
-import numpy as np  # noqa: E402  (chapter 3 section)
+import numpy as np
 
 from ..viz.common import _finish_panel_grid, _panel_grid, figure_png
 from ..viz.style import _SIDE_NAMES, _TYPE_COLOURS
@@ -40,7 +37,7 @@ def detector_scatter(merged, x_prefix: str = "zp_", y_prefix: str = "effect_", t
                      seed: int = 0):
     """Predicted vs measured border shift per side (columns), one row per model, coloured by relative depth.
 
-    ``merged``: :func:`padlib.kernels.merge_detectors` tables concatenated with a ``model`` column. Only
+    ``merged``: :func:`padlib.kernel_types.merge_detectors` tables concatenated with a ``model`` column. Only
     sides the layer reads are drawn; the diagonal is perfect agreement, dotted lines mark +-tau.
     """
 
@@ -77,7 +74,7 @@ def detector_scatter(merged, x_prefix: str = "zp_", y_prefix: str = "effect_", t
 
 
 def disagreement_plot(layers):
-    """Per model, the three gaps of :func:`padlib.kernels.disagreement_by_layer` and the recall, by depth; two
+    """Per model, the three gaps of :func:`padlib.kernel_types.disagreement_by_layer` and the recall, by depth; two
     panels per row, the legend above them."""
     models = list(dict.fromkeys(layers["model"])) if "model" in layers else [""]
     fig, axes = _panel_grid(len(models), row_height=2.6)
@@ -107,7 +104,7 @@ def disagreement_plot(layers):
 def kernel_gallery(entries, title: str = ""):
     """Rows of (PAN, non-PAN control) pairs: spatial kernel, mean pre-activation map, border profile each.
 
-    ``entries``: :func:`padlib.kernels.gallery_entries` (PAN entries each followed by its control). The
+    ``entries``: :func:`padlib.kernel_types.gallery_entries` (PAN entries each followed by its control). The
     kernel is the spatial kernel summed over input channels times the sign of the following BatchNorm's
     gamma (red positive, blue negative, symmetric colour scale; "BN-flipped" in the title when that sign
     is negative), so it reads as the mean map does; the border profile is the entry's ``border_profile``

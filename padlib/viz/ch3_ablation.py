@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-
-# ---------------------------------------------------------------------------------------------------------
-# Chapter 3 (performance ablation): plots for padlib.ablation tables (value, ci_low, ci_high per row)
-import numpy as np  # noqa: E402  (chapter 3 section)
+import numpy as np
 
 from ..errors import PadlibError
 from ..viz.common import _errorbar, _finish_panel_grid, _panel_grid, _plain_log_ticks

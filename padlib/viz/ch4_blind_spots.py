@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-
-# ---------------------------------------------------------------------------------------------------------
-# Chapter 3 (performance ablation): plots for padlib.ablation tables (value, ci_low, ci_high per row)
-import numpy as np  # noqa: E402  (chapter 3 section)
+import numpy as np
 
 from ..audit import padding_audit
 from ..spatial_bias import constant_inputs, depth_layers, mean_feature_maps
@@ -226,7 +223,7 @@ def row_energy_figure(energy):
 
 
 def accuracy_map_grid(maps: dict, size: float = 2.0, label: str = "accuracy (mean over seeds)"):
-    """Seed-averaged accuracy maps of the matched study (:func:`padlib.blind_spots.mean_maps`): rows are input
+    """Seed-averaged accuracy maps of the matched study (:func:`padlib.experiments.ch4_blind_spots.mean_maps`): rows are input
     sizes, columns padding schemes, one shared colour scale; each pixel is the digit box's top-left offset."""
     sizes = list(dict.fromkeys(k[0] for k in maps))
     schemes = list(dict.fromkeys(k[1] for k in maps))
@@ -251,7 +248,7 @@ def accuracy_map_grid(maps: dict, size: float = 2.0, label: str = "accuracy (mea
 
 
 def paired_effects_figure(effects):
-    """The matched study's paired effects (:func:`padlib.blind_spots.paired_effects`): mean difference with its
+    """The matched study's paired effects (:func:`padlib.experiments.ch4_blind_spots.paired_effects`): mean difference with its
     95% interval over seeds, one row per test, the floor as a grey band; filled markers are resolved after Holm."""
     e = effects.reset_index(drop=True)
     labels = [f"{r.comparison}, {r.scheme}: {r.metric.replace('_', ' ')}" if r.effect == "size" else

@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-
-# ---------------------------------------------------------------------------------------------------------
-# Chapter 3 (performance ablation): plots for padlib.ablation tables (value, ci_low, ci_high per row)
-import numpy as np  # noqa: E402  (chapter 3 section)
+import numpy as np
 
 from ..position import PPP_CHANCE, PPP_UNITS
 from ..viz.common import _finish_panel_grid, _panel_grid, _plain_log_ticks
@@ -43,7 +40,7 @@ _EFFECT_LABELS = {"final": "final test accuracy", "auc": "area under the learnin
 def scheme_effects_figure(per_seed: dict, paired: dict, floors: dict | None = None, baseline: str = "zero",
                           twin=None):
     """One panel per measure (``per_seed`` and ``paired``: dicts measure -> table of
-    :func:`padlib.training.accuracy_by_seed` layout / :func:`padlib.training.paired_comparison`): every scheme's
+    :func:`padlib.experiments.training.accuracy_by_seed` layout / :func:`padlib.experiments.training.paired_comparison`): every scheme's
     per-seed difference to the baseline (grey dots) and the mean with its 95% interval (the scheme's colour;
     a star when the Holm-adjusted p < 0.05); the grey band is the noise floor (``floors[measure]``), and
     ``twin`` = (a, b) adds the two noise-twin schemes' own difference, which should sit inside it."""
@@ -135,7 +132,7 @@ def ppp_figure(ppp):
 
 def ppp_distance_figure(band_summary, chance: float = 0.5):
     """Side accuracy of the position readout against distance to the border (from
-    :func:`padlib.position.ppp_band_summary`), one panel per state (initialisation, trained), a line per scheme
+    :func:`padlib.experiments.ch5_schemes.ppp_band_summary`), one panel per state (initialisation, trained), a line per scheme
     (mean over seeds, shaded: ± std); 0.5 = no position information at that distance."""
     states = [s for s in ("init", "trained") if s in set(band_summary["state"])]
     fig, axes = _panel_grid(len(states), width=8.0, row_height=3.0)
@@ -156,7 +153,7 @@ def ppp_distance_figure(band_summary, chance: float = 0.5):
 
 
 def cost_benefit_figure(table, baseline: str = "zero", floor: float | None = None):
-    """What a scheme costs and what it buys (:func:`padlib.training.cost_benefit`): training-step time relative
+    """What a scheme costs and what it buys (:func:`padlib.chapters.ch5_schemes.cost_benefit`): training-step time relative
     to the baseline (x) against the paired accuracy effect with its 95% interval (y)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
     if floor:

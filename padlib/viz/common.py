@@ -4,10 +4,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
-
-# ---------------------------------------------------------------------------------------------------------
-# Chapter 3 (performance ablation): plots for padlib.ablation tables (value, ci_low, ci_high per row)
-import numpy as np  # noqa: E402  (chapter 3 section)
+import numpy as np
 import torch
 
 

@@ -3,12 +3,6 @@ from __future__ import annotations
 
 import matplotlib as mpl
 
-# ---------------------------------------------------------------------------------------------------------
-# Chapter 3 (performance ablation): plots for padlib.ablation tables (value, ci_low, ci_high per row)
-
-
-
-
 # The book's figure style, shared by every chapter. Okabe-Ito colours (distinguishable with the common forms
 # of colour blindness); one colour per model and one per padding scheme, the same on every page.
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -26,7 +20,7 @@ BOOK_STYLE = {"axes.prop_cycle": mpl.cycler(color=list(OKABE_ITO)), "axes.titles
 
 
 def use_book_style() -> None:
-    """Apply :data:`BOOK_STYLE` to matplotlib (padlib.plots does this when imported)."""
+    """Apply :data:`BOOK_STYLE` to matplotlib (the chapters call it; importing padlib never does)."""
     mpl.rcParams.update(BOOK_STYLE)
 
 
@@ -41,7 +35,7 @@ def scheme_colour(name: str, k: int = 0) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Chapter 2 (PAN kernel taxonomy): plots for padlib.kernels tables
+# Chapter 2 (PAN kernel taxonomy)
 
 _SIDE_NAMES = ("top", "bottom", "left", "right")
 _TYPE_COLOURS = {"side": "tab:blue", "corner": "tab:orange", "opposite": "tab:purple", "frame": "tab:green",
@@ -49,7 +43,7 @@ _TYPE_COLOURS = {"side": "tab:blue", "corner": "tab:orange", "opposite": "tab:pu
 
 
 # ---------------------------------------------------------------------------------------------------------
-# chapter 5: learned padding comparison
+# Chapter 5 (learned padding comparison)
 
 SCHEME_ORDER = ("zero", "reflect", "replicate", "circular", "symmetric", "partial", "padding_module")
 
@@ -60,7 +54,7 @@ def _scheme_order(schemes):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Chapter 1: Padding Aware Neurons (tables from padlib.pans)
+# Chapter 1 (Padding Aware Neurons)
 
 _SIGN_COLORS = {1: "#c0392b", -1: "#2471a3"}  # fires at the border / silenced there
 _NETWORK_STYLE = {"trained": dict(color="#222222", lw=1.4), "random init": dict(color="#e08214", lw=1.4),
@@ -68,7 +62,7 @@ _NETWORK_STYLE = {"trained": dict(color="#222222", lw=1.4), "random init": dict(
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Chapter 4: the compensation test and the matched blind-spot experiment
+# Chapter 4 (the compensation test and the matched blind-spot experiment)
 
 _LEAN_BARS = (("pretrained", "trained size", "pretrained, training size", "#222222"),
               ("pretrained", "even size", "pretrained, even size", "#0072B2"),

@@ -6,6 +6,8 @@ twenty probe crops or on ImageNet validation. Hooks are always removed, also whe
 from __future__ import annotations
 
 import contextlib
+import functools
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -51,6 +53,96 @@ def eval_mode(model: nn.Module):
 
 
 
+# Every dict in which a module keeps hooks keyed by handle id (RemovableHandle.remove deletes from the same ones).
+_HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks",
+               "_forward_pre_hooks_with_kwargs", "_backward_hooks", "_backward_pre_hooks")
+
+
+@contextlib.contextmanager
+def model_untouched(model, method: str = "padlib"):
+    """The user's model exactly as it was after the block: what every method that runs a model promises.
+
+    Inside, the model is in eval mode (a method measures the model as it predicts, and a training-mode BatchNorm
+    would rewrite its running statistics on the probe images). On leaving, also on an error or Ctrl-C: every
+    submodule's own train/eval flag is back (:func:`eval_mode`), every hook added during the block is removed,
+    replaced submodules, parameters, buffers and gradients are put back, and a moved tensor returns to its
+    device. Methods must not need the repair: when one was made, a warning names it (a padlib bug to report).
+    Buffers are compared with a copy (small: BatchNorm statistics); parameters by identity, device and version
+    counter (copying every weight on each call would double a large model's memory). Not a module (a model
+    name the method loads itself): nothing to guard."""
+    if not isinstance(model, nn.Module):
+        yield model
+        return
+    modules = list(model.modules())
+    hooks = [(m, {attr: set(getattr(m, attr, {})) for attr in _HOOK_DICTS}) for m in modules]
+    children = [(m, dict(m._modules)) for m in modules]
+    params = [(m, k, p, p.device, p._version, p.grad) for m in modules for k, p in m._parameters.items()
+              if p is not None]
+    buffers = [(m, k, b, b.device, b.detach().clone()) for m in modules for k, b in m._buffers.items()
+               if b is not None]
+    failed = False
+    try:
+        with eval_mode(model):
+            yield model
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        repaired = _restore(hooks, children, params, buffers)
+        if repaired and not failed:
+            warnings.warn(f"{method} changed the model it was given ({', '.join(repaired)}) and padlib put it "
+                          "back; please report this", RuntimeWarning, stacklevel=3)
+
+
+def _restore(hooks, children, params, buffers) -> list[str]:
+    """Undo what a block did to a model (see :func:`model_untouched`); returns what had to be repaired."""
+    repaired = []
+    for m, before in hooks:
+        for attr, keys in before.items():
+            d = getattr(m, attr, None)
+            for k in [k for k in (d or {}) if k not in keys]:
+                del d[k]  # hooks a method left behind (its own are removed already): not a repair to report
+    for m, kids in children:
+        if m._modules != kids:
+            m._modules.clear()
+            m._modules.update(kids)
+            repaired.append("submodules replaced")
+    for m, k, p, dev, version, grad in params:
+        if m._parameters.get(k) is not p:
+            m._parameters[k] = p
+            repaired.append(f"parameter {k} replaced")
+        if p.device != dev:
+            p.data = p.data.to(dev)
+            repaired.append(f"parameter {k} moved")
+        if p.grad is not grad:
+            p.grad = grad
+        if p._version != version:
+            repaired.append(f"parameter {k} written in place (not restorable)")
+    for m, k, b, dev, saved in buffers:
+        if m._buffers.get(k) is not b:
+            m._buffers[k] = b
+            repaired.append(f"buffer {k} replaced")
+        if b.device != dev:
+            m._buffers[k] = b = b.to(dev)
+            repaired.append(f"buffer {k} moved")
+        if not b.is_meta and not torch.equal(b, saved):
+            with torch.no_grad():
+                b.copy_(saved)
+            repaired.append(f"buffer {k} written")
+    return list(dict.fromkeys(repaired))
+
+
+def keeps_model(fn):
+    """Run ``fn(model, ...)`` inside :func:`model_untouched` (the model: the first argument or ``model=``)."""
+    @functools.wraps(fn)
+    def guarded(*args, **kwargs):
+        model = args[0] if args else kwargs.get("model")
+        with model_untouched(model, fn.__name__):
+            return fn(*args, **kwargs)
+
+    return guarded
+
+
 def iter_batches(images, batch_size: int = 16, device="cpu", progress: bool | str = True) -> Iterable[torch.Tensor]:
     """Batches from a :class:`~padlib.data.ProbeImages`, a tensor (N, C, H, W) or an iterable of batches."""
     if hasattr(images, "batches"):
@@ -83,6 +175,7 @@ def forward_hooks(model: nn.Module, layers: list[str], fn: Callable[[str, nn.Mod
             h.remove()
 
 
+@keeps_model
 @torch.no_grad()
 def layer_map_stats(model: nn.Module, images, layers: list[str], batch_size: int = 16, device="cpu",
                     progress: bool | str = True, transform: Callable | None = None) -> dict[str, MapStats]:

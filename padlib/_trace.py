@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._hooks import eval_mode, forward_hooks, model_device
+from ._hooks import eval_mode, forward_hooks, keeps_model, model_device
 from .errors import PadlibError, check_type
 from .models import preprocessing
 from .padding import _pair, require_padded_convs
@@ -42,6 +42,7 @@ class ConvTrace:
 _TRACE_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 
+@keeps_model
 def trace_convs(model: nn.Module, input_size: int | tuple | None = None) -> ConvTrace:
     """One forward pass of zeros at ``input_size`` (default: the model's own) recording :class:`ConvTrace`.
 

@@ -26,7 +26,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ._compat import moved_names
-from ._hooks import eval_mode
+from ._hooks import eval_mode, keeps_model
 from .errors import PadlibError, check_type, first_line
 from .padding import _pair, layer_pads, padding_read
 
@@ -270,6 +270,7 @@ AUDIT_COLUMNS = [
 ]
 
 
+@keeps_model
 def padding_audit(model: nn.Module, input_size=224, all_layers: bool = False, channels: int | None = None):
     """Every layer that pads at ``input_size``: declared padding per side, padding actually read, and unevenness.
 
@@ -368,6 +369,7 @@ def _candidate_sizes(near: int, max_distance: int) -> list[int]:
     return [s for s in sizes if s >= 8]
 
 
+@keeps_model
 def even_padding_sizes(model: nn.Module, near: int = 224, max_distance: int = 16, first: bool = False,
                        time_budget_s: float | None = None) -> list[int]:
     """Input sizes within ``max_distance`` of ``near`` at which no layer pads unevenly, nearest first.
@@ -415,6 +417,7 @@ def _is_even_at(model, size, channels: int | None = None) -> bool | None:
                    (c["pads"][0] != c["pads"][1] or c["pads"][2] != c["pads"][3]) for c in calls)
 
 
+@keeps_model
 def nearest_even_size(model: nn.Module, near: int = 224, max_distance: int = 32, exhaustive: bool = True) -> int | None:
     """The input size nearest to ``near`` at which no layer pads unevenly (None if none within ``max_distance``).
 

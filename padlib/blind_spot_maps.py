@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._hooks import keeps_model
 from .audit import nearest_even_size
 from .data import load_photo
 from .errors import PadlibError, check_type
@@ -111,6 +112,7 @@ def paste_centre(stimulus, background, size: int) -> torch.Tensor:
     return canvas
 
 
+@keeps_model
 @torch.no_grad()
 def centre_prediction(model, stimulus, background, size: int | None = None, device="cpu") -> tuple[int, float]:
     """(class index, probability) of the model's top class for the stimulus pasted at the canvas centre."""
@@ -121,6 +123,7 @@ def centre_prediction(model, stimulus, background, size: int | None = None, devi
     return int(p.argmax()), float(p.max())
 
 
+@keeps_model
 @torch.no_grad()
 def blind_spot_map(model: nn.Module, stimulus, background, target=None, stride: int = 16, response: str = "prob",
                    size: int | None = None, batch_size: int = 32, device="cpu", progress: bool | str = True,
@@ -208,6 +211,7 @@ def blind_spot_summary(bmap, window: int = 3) -> dict:
 MITIGATION_PADDINGS = ("symmetric", "circular")
 
 
+@keeps_model
 def padding_variants(model: nn.Module, size: int = 224, even_size: int | None = None,
                      paddings=MITIGATION_PADDINGS) -> dict:
     """The mitigations to compare: {label: (model, input size)} for zero padding at ``size``, zero padding at the
@@ -245,19 +249,28 @@ def stimulus_recognition(models: dict, stimuli: dict, backgrounds: dict, size: i
     names = imagenet_classes()
     rows = []
     for mname, model in models.items():
-        prep = preprocessing(model)
-        for sname, stim in stimuli.items():
-            target = None
-            for bname, bg in backgrounds.items():
-                canvas = paste_centre(stim, bg, size)
-                p = model(prep.normalize(canvas[None]).to(device)).float().softmax(-1).cpu()[0]
-                if target is None:
-                    target = int(p.argmax())
-                ok = expected is None or sname not in expected or names[target] in expected[sname]
-                rows.append({"model": mname, "stimulus": sname, "background": bname, "target": names[target],
-                             "target_prob": float(p[target]), "target_is_top1": int(p.argmax()) == target,
-                             "top1": names[int(p.argmax())], "as_expected": bool(ok)})
+        rows += _recognition_rows(model, mname, stimuli, backgrounds, size, expected, device, names)
     return pd.DataFrame(rows)
+
+
+@keeps_model
+@torch.no_grad()
+def _recognition_rows(model, mname, stimuli, backgrounds, size, expected, device, names) -> list[dict]:
+    """:func:`stimulus_recognition`'s rows for one model (left as it was given)."""
+    prep = preprocessing(model)
+    rows = []
+    for sname, stim in stimuli.items():
+        target = None
+        for bname, bg in backgrounds.items():
+            canvas = paste_centre(stim, bg, size)
+            p = model(prep.normalize(canvas[None]).to(device)).float().softmax(-1).cpu()[0]
+            if target is None:
+                target = int(p.argmax())
+            ok = expected is None or sname not in expected or names[target] in expected[sname]
+            rows.append({"model": mname, "stimulus": sname, "background": bname, "target": names[target],
+                         "target_prob": float(p[target]), "target_is_top1": int(p.argmax()) == target,
+                         "top1": names[int(p.argmax())], "as_expected": bool(ok)})
+    return rows
 
 
 def select_stimuli(recognition, min_prob: float = 0.05, k: int | None = None) -> list[str]:

@@ -13,7 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._hooks import bn_affine, eval_mode, forward_hooks, iter_batches, layer_map_stats, model_device
+from ._hooks import (
+    bn_affine,
+    eval_mode,
+    forward_hooks,
+    iter_batches,
+    keeps_model,
+    layer_map_stats,
+    model_device,
+)
 from .data import ProbeImages, labelled_images
 from .errors import PadlibError, ProbeDataError, check_type
 from .layers.base import PADDING_SCHEMES, convert_padding
@@ -119,6 +127,7 @@ def random_control(pans, model: nn.Module | None = None, k: int = 5, seed: int =
     return pd.DataFrame(rows, columns=["control", "layer", "channel"])
 
 
+@keeps_model
 @torch.no_grad()
 def channel_means(model: nn.Module, images, layers, ring: int | None = None, batch_size: int = 8,
                   device=None, progress: bool | str = False) -> dict[str, torch.Tensor]:
@@ -145,6 +154,7 @@ def channel_means(model: nn.Module, images, layers, ring: int | None = None, bat
 # The pre-activation: a conv's output as the BatchNorm that consumes it turns it into the non-linearity's input
 
 
+@keeps_model
 @torch.no_grad()
 def consuming_norms(model: nn.Module, layers, size: int | None = None) -> dict[str, str]:
     """Per layer, the name of the BatchNorm that directly consumes its output ('' when none).
@@ -257,6 +267,7 @@ class Perturbations:
         return np.concatenate(parts, axis=1).mean(1)
 
 
+@keeps_model
 @torch.no_grad()
 def ablation_perturbations(model: nn.Module, images, table: pd.DataFrame, means=None, layers=None,
                            ring: int | None = None, space: str = "preact", std_floor: float = 0.1,
@@ -439,6 +450,7 @@ def swap_padding(model: nn.Module, mode: str) -> nn.Module:
 # Evaluation
 
 
+@keeps_model
 @torch.no_grad()
 def model_logits(model: nn.Module, images, batch_size: int = 8, device=None, progress: bool | str = False) -> torch.Tensor:
     """Logits (N, K) on the CPU, float32, for a ProbeImages set, a tensor (N, 3, H, W) or batches.
@@ -524,6 +536,7 @@ def compare_logits(logits: torch.Tensor, reference: torch.Tensor | None = None, 
     return Evaluation(summary, per_image, classes, logits)
 
 
+@keeps_model
 def evaluate(model: nn.Module, images, reference=None, labels=None, batch_size: int = 8, device=None,
              n_boot: int = 1000, seed: int = 0, ci: float = 0.95, progress: bool | str = False) -> Evaluation:
     """How ``model`` predicts on ``images``, against a ``reference`` and/or labels.
@@ -578,6 +591,7 @@ def reference_logits(model: nn.Module, images, labels=None, reference=None, batc
     return labels, reference
 
 
+@keeps_model
 def padding_interventions(model: nn.Module, images, modes=("reflect", "replicate", "circular"), reference=None,
                           labels=None, batch_size: int = 8, n_boot: int = 1000, seed: int = 0,
                           progress: bool = True) -> dict:
@@ -592,6 +606,7 @@ def padding_interventions(model: nn.Module, images, modes=("reflect", "replicate
     return out
 
 
+@keeps_model
 def size_interventions(model: nn.Module, images: ProbeImages, sizes=(225, 223), base_size: int = 224,
                        reference=None, batch_size: int = 8, n_boot: int = 1000, seed: int = 0,
                        progress: bool = True) -> dict:
@@ -699,6 +714,7 @@ def shift_toward(x: torch.Tensor, side: str, pixels: int, fill: str = "reflect")
     return crop[side].contiguous()
 
 
+@keeps_model
 @torch.no_grad()
 def border_sensitivity(model: nn.Module, images, shifts=(16, 32), sides=SIDES, fill: str = "reflect",
                        reference=None, batch_size: int = 8, device=None, n_boot: int = 1000, seed: int = 0,

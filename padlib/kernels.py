@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ._compat import moved_names
+from ._hooks import keeps_model
 from ._trace import _PASS_THROUGH, ConvTrace, _structure, conv_input_sizes, trace_convs
 from .errors import PadlibError, check_type
 from .layers.base import padding_scheme_of
@@ -266,6 +267,7 @@ def data_free_output_scale(model: nn.Module, input_size=None,
     return out
 
 
+@keeps_model
 def data_free_pans(model: nn.Module, tau: float, input_size=None, input_means=None,
                    tau_corner: float | None = None) -> pd.DataFrame:
     """The data-free PAN detector: predicted border contrast per side and corner from the weights, thresholded.
@@ -318,6 +320,7 @@ def data_free_pans(model: nn.Module, tau: float, input_size=None, input_means=No
     return out
 
 
+@keeps_model
 def model_kernel_profiles(model: nn.Module, input_means=None, orient: bool = True, input_size=None) -> pd.DataFrame:
     """:func:`kernel_profile` for every padded conv of ``model`` (data-free input means unless given).
 
@@ -375,6 +378,7 @@ def _asymmetry(mean_kernel: np.ndarray) -> tuple[float, float]:
     return float((mean_kernel * x[None, :]).sum()), float((mean_kernel * y[:, None]).sum())
 
 
+@keeps_model
 def mean_kernel_asymmetry(model: nn.Module, input_size=None, mode: str = "abs", n_boot: int = 200,
                           seed: int = 0, ci: float = 0.95, in_sizes: dict | None = None) -> pd.DataFrame:
     """Per padded conv: the mean L1-normalised spatial kernel and its left-right / top-bottom asymmetry index.
@@ -419,6 +423,7 @@ def mean_kernel_asymmetry(model: nn.Module, input_size=None, mode: str = "abs", 
     return out
 
 
+@keeps_model
 def row_energy(model: nn.Module, input_size=None, n_boot: int = 200, seed: int = 0, ci: float = 0.95,
                strided_only: bool = True) -> pd.DataFrame:
     """Per padded conv (stride 2 only by default): how a kernel's energy splits between its outer rows and columns.
@@ -454,6 +459,7 @@ def row_energy(model: nn.Module, input_size=None, n_boot: int = 200, seed: int =
     return pd.DataFrame(rows)
 
 
+@keeps_model
 def row_energy_with_control(model: nn.Module, input_size=None, seeds=(0, 1, 2, 3), n_boot: int = 200,
                             seed: int = 0) -> pd.DataFrame:
     """:func:`row_energy` of ``model`` (``init`` "pretrained") and of random-init copies of its architecture
@@ -515,6 +521,7 @@ def asymmetry_summary(asym: pd.DataFrame) -> pd.DataFrame:
 # Checks and computed conclusions the chapter prints
 
 
+@keeps_model
 def check_padding_response(model: nn.Module, input_size=None, input_means=None) -> pd.DataFrame:
     """The formula against brute force on every padded conv of a real model, at its real input sizes.
 

@@ -24,6 +24,7 @@ import pandas as pd
 from torch import nn
 
 from ._compat import moved_names
+from ._hooks import keeps_model
 from .audit import audit_summary, even_padding_sizes, padding_audit
 from .data import probe_images
 from .errors import PadlibError, check_type
@@ -144,6 +145,7 @@ def _size_pair(size: int, even_sizes: list) -> tuple[int | None, int | None]:
     return even, control
 
 
+@keeps_model
 def report(model, images: int = 128, *, image_dir=None, size: int | None = None, device="cpu", seed: int = 0,
            random_init_seed: int = 10, progress: bool = True, batch_size: int = 16, n_boot: int = 1000
            ) -> PaddingReport:

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from ._compat import moved_names
-from ._hooks import model_device
+from ._hooks import keeps_model, model_device
 from ._pan_stream import STD_FLOOR, _batch_statistics, _batches, _scan_table
 from .data import probe_images
 from .errors import PadlibError, check_type
@@ -292,6 +292,7 @@ def random_init_scan(model: nn.Module, images, seed: int, batch_size: int = 16, 
     return (scan, control) if keep_model else scan
 
 
+@keeps_model
 def learned_pan_control(model: nn.Module, images, seeds=(10, 11, 12), fpr: float = DEFAULT_FPR,
                         min_explained: float = MIN_EXPLAINED, batch_size: int = 16, device="cpu",
                         progress: bool = True, scan: "PanScan | None" = None) -> tuple[pd.DataFrame, dict]:
@@ -385,6 +386,7 @@ def _resolve_inputs(model, images, size, seed, device):
     return model, images, device
 
 
+@keeps_model
 def scan_pans(model, images=64, *, fpr: float = DEFAULT_FPR, tau: float | None = None,
               tau_corner: float | None = None, null="circular", min_explained: float = MIN_EXPLAINED,
               std_floor: float = STD_FLOOR, batch_size: int = 16,
@@ -487,6 +489,7 @@ def _input_size(images):
     return None
 
 
+@keeps_model
 def find_pans(model, images=64, **kwargs) -> pd.DataFrame:
     """The PAN table of ``model``: one row per (layer, channel) of every conv that can read padding.
 

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._compat import moved_names
-from ._hooks import eval_mode, forward_hooks
+from ._hooks import eval_mode, forward_hooks, keeps_model
 from .errors import PadlibError, ProbeDataError, check_type
 from .padding import require_padded_convs
 from .stats import spearman
@@ -123,6 +123,7 @@ class _PatternSums:
         return pd.DataFrame(rows)
 
 
+@keeps_model
 def position_pattern_strength(model: nn.Module, images, layers: list[str] | None = None, stationary: bool = True,
                               seed: int = 0, batch_size: int = 64, device="cpu") -> pd.DataFrame:
     """Per layer: spatial variance of the mean map / mean spatial variance of single maps (channels pooled).
@@ -159,6 +160,7 @@ def _ridge_fit_predict(xtr, ytr, xte, ridge):
     return b @ coef + ym
 
 
+@keeps_model
 def position_readout(model: nn.Module, images, layers: list[str] | None = None, grid: int = 8,
                      stationary: bool = True, seed: int = 0, ridge: float = 1e-3, batch_size: int = 64,
                      device="cpu") -> pd.DataFrame:
@@ -245,6 +247,7 @@ def _distance_readout(feats: torch.Tensor, cell: int, ridge: float) -> tuple[flo
     return float(np.mean(r2)), pd.DataFrame(rows)
 
 
+@keeps_model
 def readout_by_distance(model: nn.Module, images, layers: list[str] | None = None, cell: int = 4,
                         stationary: bool = True, seed: int = 0, ridge: float = 1e-3, batch_size: int = 32,
                         device="cpu") -> pd.DataFrame:
@@ -272,6 +275,7 @@ def readout_by_distance(model: nn.Module, images, layers: list[str] | None = Non
     return bands
 
 
+@keeps_model
 def receptive_field_px(model: nn.Module, size: int = 64, layer: str | None = None, channels: int = 1) -> int:
     """Width in pixels of the input region that can change the centre of ``layer``'s output (default: the last
     padded conv), measured by autograd on a ``size`` px input (model in eval mode): a feature further than about
@@ -283,8 +287,9 @@ def receptive_field_px(model: nn.Module, size: int = 64, layer: str | None = Non
         with forward_hooks(model, [layer], lambda name, m, i, o: seen.update(out=o)):
             model(x)
         out = seen["out"]
-        out[0, :, out.shape[-2] // 2, out.shape[-1] // 2].sum().backward()
-    cols = torch.nonzero(x.grad[0].abs().sum((0, 1)) > 0).flatten()
+        # the gradient of the input only: backward() would also fill the model's own .grad
+        grad, = torch.autograd.grad(out[0, :, out.shape[-2] // 2, out.shape[-1] // 2].sum(), x)
+    cols = torch.nonzero(grad[0].abs().sum((0, 1)) > 0).flatten()
     return int(cols.max() - cols.min() + 1) if len(cols) else 0
 
 
@@ -311,6 +316,7 @@ def place_on_canvas(patches: torch.Tensor, canvas_size: int, corner: str) -> tor
     return out
 
 
+@keeps_model
 def border_test(model: nn.Module, patches: torch.Tensor, canvas_size: int, layers: list[str] | None = None,
                 seed: int = 0, batch_size: int = 64, device="cpu") -> pd.DataFrame:
     """F-Conv border test: can globally pooled features tell a top-left from a bottom-right placement?
@@ -352,6 +358,7 @@ PPP_UNITS = {"pattern_strength": "excess variance ratio", "readout_r2": "R^2",
              "border_side_accuracy": "share of cells", "position_depth_px": "pixels"}
 
 
+@keeps_model
 def ppp_profile(model: nn.Module, probe, layers=None, cell: int = 4, seed: int = 0, ridge: float = 1e-3,
                 batch_size: int = 32, device="cpu") -> tuple[pd.DataFrame, pd.DataFrame]:
     """The PPP measures of one model from one pass over the stationary ``probe``: (measures, bands).
@@ -386,6 +393,7 @@ def ppp_profile(model: nn.Module, probe, layers=None, cell: int = 4, seed: int =
     return measures, bands
 
 
+@keeps_model
 def ppp_measures(model: nn.Module, probe, layers=None, cell: int = 4, seed: int = 0, device="cpu") -> pd.DataFrame:
     """The PPP measures of one model as rows (``measure, value``): see :func:`ppp_profile`."""
     return ppp_profile(model, probe, layers, cell, seed, device=device)[0]

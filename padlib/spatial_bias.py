@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ._compat import moved_names
-from ._hooks import eval_mode, iter_batches, layer_map_stats, model_device
+from ._hooks import eval_mode, iter_batches, keeps_model, layer_map_stats, model_device
 from .audit import audit_summary, input_channels
 from .errors import PadlibError, check_type
 from .models import load_model, preprocessing
@@ -57,6 +57,7 @@ def _output_shapes(model: nn.Module, size: int) -> dict[str, tuple]:
     return shapes
 
 
+@keeps_model
 def depth_layers(model: nn.Module, input_size: int | None = None) -> list[str]:
     """One layer per depth, in order: the model's direct children, with plain ``nn.Sequential``/``ModuleList``
     children expanded one level (torchvision ``features.i``, timm ``blocks.i``, ``layer1.0`` ...), keeping
@@ -126,6 +127,7 @@ def flipped_batches(batches):
         yield torch.cat([b, b.flip(-1), b.flip(-2), b.flip(-2, -1)])
 
 
+@keeps_model
 def mean_feature_maps(model: nn.Module, images, layers=None, reduce: str = "abs", splits: int = 1,
                       flips: bool = False, batch_size: int = 16, device="cpu",
                       progress: bool | str = True) -> FeatureMaps:

@@ -2,6 +2,9 @@
 
 Memory is O(channels x height x width) per layer whatever the number of images, so the same code runs on
 twenty probe crops or on ImageNet validation. Hooks are always removed, also when a batch fails.
+
+:func:`model_untouched` (:func:`keeps_model` as a decorator) is the promise every method that runs a user's model
+keeps: eval mode inside, and the model exactly as it was afterwards, also on an error or Ctrl-C.
 """
 from __future__ import annotations
 

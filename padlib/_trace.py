@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ._hooks import eval_mode, forward_hooks, keeps_model, model_device
+from ._memory import check_run_memory
 from .errors import PadlibError, check_type
 from .models import preprocessing
 from .padding import _pair, require_padded_convs
@@ -78,7 +79,7 @@ def _trace_convs(model: nn.Module, input_size: tuple) -> ConvTrace:
     convs = dict(require_padded_convs(model))
     h, w = input_size
     channels = next((m.in_channels for m in model.modules() if isinstance(m, nn.Conv2d)), 3)
-    x = torch.zeros(1, channels, h, w, device=model_device(model))
+    x = torch.empty(1, channels, h, w, device="meta")  # shapes and identities only: free at any input size
     alive, produced, conv_out = [x], {}, {}
     sizes, feeding, following = {}, {}, {}
 
@@ -108,7 +109,19 @@ def _trace_convs(model: nn.Module, input_size: tuple) -> ConvTrace:
     names = [n for n, m in model.named_modules()
              if n and (n in convs or isinstance(m, (nn.modules.batchnorm._BatchNorm,) + _ACTIVATIONS + _PASS_THROUGH))]
     with eval_mode(model), forward_hooks(model, names, hook):  # a model in train mode keeps its BN statistics
-        model(x)
+        try:
+            from torch.func import functional_call
+
+            state = {k: torch.empty_like(v, device="meta") for k, v in
+                     list(model.named_parameters()) + list(model.named_buffers())}
+            functional_call(model, state, (x,), strict=False)
+        except Exception:  # noqa: BLE001 - a model keeping plain tensors: a real forward of zeros, if it fits
+            for d in (sizes, feeding, following, produced, conv_out):
+                d.clear()
+            check_run_memory(model, "trace", size=max(h, w), batch_size=1, device=model_device(model))
+            x = torch.zeros(1, channels, h, w, device=model_device(model))
+            alive[:] = [x]
+            model(x)
     missing = [n for n in convs if n not in sizes]
     if missing:
         raise PadlibError(f"padded convs {missing[:3]} did not run in a forward pass of {type(model).__name__}")

@@ -27,6 +27,7 @@ from torch.overrides import TorchFunctionMode
 
 from ._compat import moved_names
 from ._hooks import eval_mode, keeps_model
+from ._memory import input_channels
 from .errors import PadlibError, check_type, first_line
 from .padding import _pair, layer_pads, padding_read
 
@@ -172,15 +173,6 @@ def _module_stack_hooks(model: nn.Module):
         handles.append(module.register_forward_pre_hook(lambda m, i, name=name: stack.append(name) and None))
         handles.append(module.register_forward_hook(pop, always_call=True))
     return (lambda: stack[-1] if stack else ""), handles
-
-
-def input_channels(model: nn.Module) -> int:
-    """Channels the model expects: timm's ``pretrained_cfg``, else the first conv's input channels, else 3."""
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    if cfg.get("input_size"):
-        return int(cfg["input_size"][0])
-    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    return int(conv.in_channels) if conv is not None else 3
 
 
 def _is_meta(model: nn.Module) -> bool:

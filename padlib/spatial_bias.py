@@ -23,7 +23,8 @@ from torch import nn
 
 from ._compat import moved_names
 from ._hooks import eval_mode, iter_batches, keeps_model, layer_map_stats, model_device
-from .audit import audit_summary, input_channels
+from ._memory import output_shapes
+from .audit import audit_summary
 from .errors import PadlibError, check_type
 from .models import load_model, preprocessing
 from .padding import interior_margin
@@ -32,31 +33,6 @@ from .stats import t_critical
 # ---------------------------------------------------------------------------------------------------------
 # Which layers: one map per depth
 
-@torch.no_grad()
-def _output_shapes(model: nn.Module, size: int) -> dict[str, tuple]:
-
-    shapes = {}
-    handles = [m.register_forward_hook(lambda mod, i, o, n=n: shapes.__setitem__(n, tuple(o.shape))
-                                       if isinstance(o, torch.Tensor) else None)
-               for n, m in model.named_modules() if n]
-    with eval_mode(model):
-        try:
-            try:  # shapes only: meta copies of the parameters, no arithmetic
-                from torch.func import functional_call
-
-                state = {k: torch.empty_like(v, device="meta") for k, v in
-                         list(model.named_parameters()) + list(model.named_buffers())}
-                functional_call(model, state, (torch.empty(1, input_channels(model), size, size, device="meta"),),
-                                strict=False)
-            except Exception:  # noqa: BLE001 - models keeping plain tensors: a real forward
-                shapes.clear()
-                model(torch.zeros(1, input_channels(model), size, size, device=model_device(model)))
-        finally:
-            for h in handles:
-                h.remove()
-    return shapes
-
-
 @keeps_model
 def depth_layers(model: nn.Module, input_size: int | None = None) -> list[str]:
     """One layer per depth, in order: the model's direct children, with plain ``nn.Sequential``/``ModuleList``
@@ -64,7 +40,7 @@ def depth_layers(model: nn.Module, input_size: int | None = None) -> list[str]:
     those whose output is a spatial map (N, C, H, W) with H, W > 1."""
     check_type("model", model, nn.Module)
     size = input_size or getattr(getattr(model, "padlib_preprocessing", None), "input_size", 224)
-    shapes = _output_shapes(model, size)
+    shapes = output_shapes(model, size)
     names = []
     for name, child in model.named_children():
         if type(child) in (nn.Sequential, nn.ModuleList):

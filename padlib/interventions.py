@@ -486,21 +486,17 @@ PER_IMAGE_METRICS = ("confidence", "agreement", "kl", "confidence_change", "top1
                      "reference_top1_accuracy")
 
 
-def compare_logits(logits: torch.Tensor, reference: torch.Tensor | None = None, labels=None, n_boot: int = 1000,
-                   seed: int = 0, ci: float = 0.95, class_names=None) -> Evaluation:
-    """The metrics of :func:`evaluate` from logits already computed (so one reference serves many runs)."""
+COMPARE_CHUNK = 2 ** 22  # float64 elements (images x classes) per chunk of compare_logits: 32 MB per array
+
+
+def _chunk_metrics(logits, reference, lab, k) -> tuple[dict, torch.Tensor]:
+    """Per-image metrics of a chunk of images, and (2, K) its summed probabilities (model, reference)."""
     logp = F.log_softmax(logits.double(), -1)
     p = logp.exp()
     conf, top1 = p.max(-1)
-    n, k = p.shape
-    names = class_names or (imagenet_classes() if k == 1000 else [str(i) for i in range(k)])
-    per = {"image": np.arange(n), "top1": top1.numpy(), "top1_name": [names[i] for i in top1.tolist()],
-           "confidence": conf.numpy()}
+    per = {"top1": top1.numpy(), "confidence": conf.numpy()}
     ref_p = None
     if reference is not None:
-        if tuple(reference.shape) != (n, k):
-            raise PadlibError(f"reference logits have shape {tuple(reference.shape)}, the model's {(n, k)}: "
-                              "evaluate both on the same images")
         ref_logp = F.log_softmax(reference.double(), -1)
         ref_p = ref_logp.exp()
         ref_conf, ref_top1 = ref_p.max(-1)
@@ -510,27 +506,51 @@ def compare_logits(logits: torch.Tensor, reference: torch.Tensor | None = None, 
             "kl": (ref_p * (ref_logp - logp)).sum(-1).clamp_min(0).numpy(),
             "confidence_change": (conf - ref_conf).numpy(),
         })
-    if labels is not None:
-        lab = torch.as_tensor(np.asarray(labels, dtype=np.int64))
-        if lab.shape != (n,):
-            raise PadlibError(f"{lab.numel()} labels for {n} images")
+    if lab is not None:
         top5 = p.topk(min(5, k), -1).indices
         per.update({"label": lab.numpy(), "top1_accuracy": (top1 == lab).double().numpy(),
                     "top5_accuracy": (top5 == lab[:, None]).any(-1).double().numpy()})
         if ref_p is not None:
             per["reference_top1_accuracy"] = (ref_p.argmax(-1) == lab).double().numpy()
+    mass = torch.stack([p.sum(0), ref_p.sum(0) if ref_p is not None else torch.zeros(k, dtype=torch.float64)])
+    return per, mass
+
+
+def compare_logits(logits: torch.Tensor, reference: torch.Tensor | None = None, labels=None, n_boot: int = 1000,
+                   seed: int = 0, ci: float = 0.95, class_names=None) -> Evaluation:
+    """The metrics of :func:`evaluate` from logits already computed (so one reference serves many runs).
+
+    Per-image values are computed on chunks of images: float64 probabilities of every image at once would take
+    40 bytes per image and class (4 GB for 100,000 ImageNet images)."""
+    n, k = logits.shape
+    names = class_names or (imagenet_classes() if k == 1000 else [str(i) for i in range(k)])
+    if reference is not None and tuple(reference.shape) != (n, k):
+        raise PadlibError(f"reference logits have shape {tuple(reference.shape)}, the model's {(n, k)}: "
+                          "evaluate both on the same images")
+    lab = None
+    if labels is not None:
+        lab = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+        if lab.shape != (n,):
+            raise PadlibError(f"{lab.numel()} labels for {n} images")
+    rows = max(1, COMPARE_CHUNK // max(k, 1))
+    parts = [_chunk_metrics(logits[s:s + rows], None if reference is None else reference[s:s + rows],
+                            None if lab is None else lab[s:s + rows], k) for s in range(0, max(n, 1), rows)]
+    per = {key: np.concatenate([pt[0][key] for pt in parts]) for key in parts[0][0]}
+    mass = sum(pt[1] for pt in parts)
+    per = {"image": np.arange(n), "top1": per["top1"], "top1_name": [names[i] for i in per["top1"].tolist()],
+           **{key: v for key, v in per.items() if key != "top1"}}
     per_image = pd.DataFrame(per)
     rows = []
     for i, metric in enumerate(m for m in PER_IMAGE_METRICS if m in per_image):
         lo, hi = bootstrap_ci(per_image[metric], n_boot, seed, ci)
         rows.append({"metric": metric, "value": float(per_image[metric].mean()), "ci_low": lo, "ci_high": hi, "n": n})
     summary = pd.DataFrame(rows, columns=["metric", "value", "ci_low", "ci_high", "n"])
-    counts = np.bincount(top1.numpy(), minlength=k)
+    counts = np.bincount(per["top1"], minlength=k)
     classes = pd.DataFrame({"class_index": np.arange(k), "class_name": names, "count": counts,
-                            "prob_mass": p.sum(0).numpy()})
-    if ref_p is not None:
-        classes["reference_count"] = np.bincount(ref_p.argmax(-1).numpy(), minlength=k)
-        classes["reference_prob_mass"] = ref_p.sum(0).numpy()
+                            "prob_mass": mass[0].numpy()})
+    if reference is not None:
+        classes["reference_count"] = np.bincount(per["reference_top1"], minlength=k)
+        classes["reference_prob_mass"] = mass[1].numpy()
         classes["count_change"] = classes["count"] - classes["reference_count"]
         classes["prob_mass_change"] = classes["prob_mass"] - classes["reference_prob_mass"]
     return Evaluation(summary, per_image, classes, logits)

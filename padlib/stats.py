@@ -111,11 +111,20 @@ def bootstrap_ci(values, n_boot: int = 1000, seed: int = 0, ci: float = 0.95, st
     return _percentile_bootstrap((v,), np.mean, n_boot, seed, ci, paired=False, axis=0)
 
 
+BOOTSTRAP_ELEMENTS = 2 ** 23  # resampled values held at once (64 MB of float64); same intervals in batches
+
+
 def _percentile_bootstrap(data, statistic, n_boot, seed, ci, paired, axis):
+    # scipy resamples all n_boot at once by default: (n_boot, n) values, 800 MB at 100,000 images; in batches the
+    # resamples (and so the interval) are the same, drawn from the same generator in the same order
+    per_resample = max(int(np.size(d)) for d in data)
+    batch = max(1, BOOTSTRAP_ELEMENTS // max(per_resample, 1)) if per_resample * int(n_boot) > BOOTSTRAP_ELEMENTS \
+        else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", _scipy.DegenerateDataWarning)  # constant values: a zero-width interval
         res = _scipy.bootstrap(data, statistic, n_resamples=int(n_boot), confidence_level=ci, method="percentile",
-                               rng=np.random.default_rng(seed), vectorized=True, axis=axis, paired=paired)
+                               rng=np.random.default_rng(seed), vectorized=True, axis=axis, paired=paired,
+                               batch=batch)
     lo, hi = res.confidence_interval
     if np.ndim(lo) == 0:
         return float(lo), float(hi)

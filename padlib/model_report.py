@@ -25,14 +25,15 @@ from torch import nn
 
 from ._compat import moved_names
 from ._hooks import keeps_model
+from ._memory import check_run_memory, input_channels
 from .audit import audit_summary, even_padding_sizes, padding_audit
 from .data import probe_images
 from .errors import PadlibError, check_type
 from .interventions import intervention_table, model_logits, padding_interventions, size_interventions
-from .models import load_model, split_model_spec
+from .models import load_model, preprocessing, split_model_spec
 from .padding import require_padded_convs
 from .pan_tables import learned_depth_profile, strongest_pans
-from .pans import learned_pan_control
+from .pans import first_images, learned_pan_control
 from .spatial_bias import (
     bias_agreement,
     constant_inputs,
@@ -52,6 +53,7 @@ RULES = {
 
 SWAP_MODES = ("reflect", "replicate", "circular")
 MAP_DEPTHS = 6  # mean maps shown at this many depths, evenly spaced
+IMAGE_CACHE_BYTES = 256 * 2 ** 20  # probe images up to this size are rendered once; more are rendered in each pass
 
 
 @dataclass
@@ -154,6 +156,11 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
     ``images`` probe images (random crops of the offline photographs, or of ``image_dir``), at ``size`` (default:
     the model's own). Mean maps use the first half of them with their mirror images. Returns a
     :class:`PaddingReport`; :func:`save_report` writes its HTML page.
+
+    Memory is bounded by design: images stream through every pass in batches (kept rendered only up to
+    :data:`IMAGE_CACHE_BYTES`), the scans and maps keep running sums, and of the logits only the intact model's
+    and one intervention's are held. What a run needs is estimated before any work
+    (:func:`padlib._memory.estimate_run_bytes`) and a run that would not fit is refused, naming what fits.
     """
     from tqdm.auto import tqdm
 
@@ -162,10 +169,20 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
     if images < 8:
         raise PadlibError(f"images must be at least 8 (the PAN reference uses 8), got {images}")
     check_type("seed", seed, int)
+    check_type("batch_size", batch_size, int)
+    if batch_size < 1:
+        raise PadlibError(f"batch_size must be at least 1, got {batch_size}")
+    if size is not None:
+        check_type("size", size, int, "the input size in pixels, e.g. 224")
+        if size < 8:
+            raise PadlibError(f"size must be at least 8 pixels, got {size}")
     if isinstance(model, str):
         model = load_model(model, device=device)
     check_type("model", model, nn.Module, "a model name such as 'mobilenet_v2', 'resnet18=weights.pth' or a module")
     require_padded_convs(model)
+    at = size or preprocessing(model).input_size
+    cache = images * input_channels(model) * at * at * 4 <= IMAGE_CACHE_BYTES
+    check_run_memory(model, "report", images, at, batch_size, device, cache_images=cache)  # before any work
     name = getattr(model, "padlib_name", type(model).__name__)
     seconds: dict = {}
     t_start = t = time.perf_counter()
@@ -176,7 +193,8 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
         audit = padding_audit(model, size)
         summary = audit_summary(audit)
         even = even_padding_sizes(model, size, max_distance=16)
-        x = probe.tensor(device=device)  # rendered once: the scan, the maps and the swaps all read these images
+        # rendered once when small (the scan, the maps and the swaps all read these images), else streamed
+        x = probe.tensor(device=device) if cache else probe
         t = _stage(bar, "audit", seconds, t)
 
         control, scans = learned_pan_control(model, x, seeds=(random_init_seed,), batch_size=batch_size,
@@ -187,7 +205,7 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
 
         layers = depth_layers(model, size)
         n_maps = max(images // 2, 4)
-        natural = mean_feature_maps(model, x[:n_maps], layers, splits=4, flips=True, device=device,
+        natural = mean_feature_maps(model, first_images(x, n_maps), layers, splits=4, flips=True, device=device,
                                     progress=False)
         constant = mean_feature_maps(model, constant_inputs(model, size), layers, device=device, progress=False)
         arch = getattr(model, "padlib_name", None)
@@ -204,19 +222,19 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
         t = _stage(bar, "feature maps", seconds, t)
 
         reference = model_logits(model, x, batch_size)
-        swaps = padding_interventions(model, x, SWAP_MODES, reference, batch_size=batch_size, n_boot=n_boot,
-                                      seed=seed, progress=False)
-        preds = intervention_table({f"{m} padding": ev for m, ev in swaps.items()})
+        preds = pd.concat([intervention_table({f"{m} padding": padding_interventions(
+            model, x, (m,), reference, batch_size=batch_size, n_boot=n_boot, seed=seed, progress=False)[m]})
+            for m in SWAP_MODES], ignore_index=True)  # one swap at a time: its logits go once summarised
         t = _stage(bar, "padding swaps", seconds, t)
 
         even_size, control_size = _size_pair(size, even)
         size_test = {"even": even_size, "control": control_size}
         if even_size is not None:
             sizes = [s for s in (even_size, control_size) if s is not None]
-            res = size_interventions(model, probe, sizes, size, reference, batch_size, n_boot, seed, progress=False)
-            preds = pd.concat([preds, intervention_table(
-                {f"{s} px ({'even' if s == even_size else 'uneven control'})": res[s] for s in sizes})],
-                ignore_index=True)
+            preds = pd.concat([preds] + [intervention_table({
+                f"{s} px ({'even' if s == even_size else 'uneven control'})":
+                    size_interventions(model, probe, [s], size, reference, batch_size, n_boot, seed, progress=False)[s]})
+                for s in sizes], ignore_index=True)
         t = _stage(bar, "sizes", seconds, t)
     finally:
         bar.close()

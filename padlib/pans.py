@@ -53,6 +53,7 @@ from torch import nn
 
 from ._compat import moved_names
 from ._hooks import keeps_model, model_device
+from ._memory import check_run_memory
 from ._pan_stream import STD_FLOOR, _batch_statistics, _batches, _scan_table
 from .data import probe_images
 from .errors import PadlibError, check_type
@@ -423,6 +424,9 @@ def scan_pans(model, images=64, *, fpr: float = DEFAULT_FPR, tau: float | None =
     check_type("min_explained", min_explained, (int, float))
     check_type("std_floor", std_floor, (int, float))
     model, images, device = _resolve_inputs(model, images, size, seed, device)
+    hw = _input_size(images)
+    if hw is not None and len(hw) == 2 and min(hw) > 0:  # refused before any work when it would not fit
+        check_run_memory(model, "scan", size=max(hw), batch_size=batch_size, device=device)
     name = getattr(model, "padlib_name", type(model).__name__)
     t0 = time.perf_counter()
     table, maps, kernels, in_means, skipped, n = _scan_table(model, images, batch_size, device, progress,

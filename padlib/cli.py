@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -16,15 +18,106 @@ from .chapters import site as book
 from .chapters.ch3_ablation import pan_verdicts
 from .chapters.claims import PAPER_CLAIM
 from .data import probe_images
-from .errors import PadlibError, check_new_folder, check_new_output
+from ._files import atomic_write
+from .errors import CheckpointError, PadlibError, check_new_folder, check_new_output
 from .experiments.ch3_ablation import ablation_report, report_tables
 from .experiments.zoo import REPO, ZOO_CSV, build_meta_model, load_zoo_audit, zoo_audit, zoo_overview
 from .kernels import data_free_pans, mean_kernel_asymmetry
 from .model_report import default_report_path, report
-from .models import OFFLINE_MODELS, load_model
+from .models import OFFLINE_MODELS, _resolve, load_model, split_model_spec
 from .pan_tables import pan_summary, side_sign_counts
 from .pans import scan_pans
 from .viz.report import save_report
+
+
+SEED_MAX = 2**32 - 1  # numpy's seeds stop here; torch's and Python's take it too
+
+
+def _whole(low: int, high: int | None = None, unit: str = ""):
+    """An argparse ``type=``: a whole number in [low, high], else one line naming the bad value (argparse adds
+    the flag), so a bad value is refused before any model is loaded."""
+    what = f"a whole number{' of ' + unit if unit else ''}"
+    rule = f"from {low} to {high}" if high is not None else f">= {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {what} {rule}, got {text}")
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
+def _number(low: float, high: float | None = None, open_low: bool = False, open_high: bool = False, hint: str = ""):
+    """An argparse ``type=``: a finite number in the range (bounds closed unless ``open_*``), else one line."""
+    if high is None:
+        rule = f"{'>' if open_low else '>='} {low:g}"
+    else:
+        rule = f"between {low:g} and {high:g}" + (" (exclusive)" if open_low and open_high else "")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        ok = math.isfinite(value) and (value > low if open_low else value >= low) and (
+            high is None or (value < high if open_high else value <= high))
+        if not ok:
+            raise argparse.ArgumentTypeError(f"must be a number {rule}{', e.g. ' + hint if hint else ''}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+SIZE = _whole(8, unit="pixels")  # the probe images' own floor (padlib.data.probe_images)
+SEED = _whole(0, SEED_MAX)
+AT_LEAST_ONE = _whole(1)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are padlib's: one line, ``error: --images must be ...``, exit code 2 (via
+    :func:`main`), no usage block; any other complaint points to the command's ``--help``."""
+
+    def error(self, message):
+        m = re.fullmatch(r"argument (\S+): (.*)", message, re.S)
+        if m and m[2].startswith("must be"):  # from the type= checks below: the flag, the rule, the value
+            raise _UsageError(f"{m[1]} {m[2]}")
+        text = f"{m[1]}: {m[2]}" if m else message
+        raise _UsageError(f"{text} (see '{self.prog} --help')")
+
+
+class _UsageError(PadlibError):
+    """A bad command line (flag, value or missing argument)."""
+
+
+def _check_model(spec: str) -> None:
+    """Refuse an unknown model name or a missing checkpoint file before anything is built or loaded."""
+    name, path = split_model_spec(spec)
+    _resolve(name)
+    if path is not None:
+        if not os.path.exists(path):
+            raise CheckpointError(f"checkpoint '{path}' does not exist")
+        if os.path.isdir(path):
+            raise CheckpointError(f"checkpoint '{path}' is a folder; pass the weights file (.pth, .pt or .safetensors)")
+        if not os.access(path, os.R_OK):
+            raise CheckpointError(f"checkpoint '{path}' is not readable (permission denied)")
+
+
+def _check_input(flag: str, path: str | None, folder: bool = True) -> None:
+    """Refuse a missing input folder (or file) before the model is loaded; what is inside is read later."""
+    if path is None:
+        return
+    if not os.path.exists(path):
+        raise PadlibError(f"{flag} '{path}' does not exist; pass an existing {'folder' if folder else 'file'}")
+    if folder and not os.path.isdir(path):
+        raise PadlibError(f"{flag} '{path}' is a file, not a folder; pass the folder that contains the images")
+    if not folder and os.path.isdir(path):
+        raise PadlibError(f"{flag} '{path}' is a folder; pass a file")
 
 
 def _load_for_audit(name: str) -> nn.Module:
@@ -49,8 +142,9 @@ def _load_for_audit(name: str) -> nn.Module:
 def _cmd_audit(args) -> int:
     import pandas as pd
 
+    _check_model(args.model)
     model = _load_for_audit(args.model)
-    size = args.size or input_channels_size(model)
+    size = args.size if args.size is not None else input_channels_size(model)
     audit = padding_audit(model, size, all_layers=args.all)
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_columns", None):
         cols = ["layer", "op", "in_h", "kernel", "stride", "dilation", "source", "pad_top", "pad_bottom",
@@ -70,15 +164,21 @@ def _cmd_zoo_audit(args) -> int:
     import timm
 
     names = timm.list_models(args.filter) if args.filter else None
+    if args.filter and not names:
+        raise PadlibError(f"--filter '{args.filter}' matches no timm model (a timm.list_models pattern, e.g. "
+                          "'resnet*')")
     if args.limit:
         names = (names or timm.list_models())[: args.limit]
     if args.out is None:
         if names is not None:  # a partial audit must not replace the committed full one
             raise PadlibError(f"--filter/--limit audit only some models: pass --out FILE.csv (the default "
                               f"{ZOO_CSV.relative_to(REPO)} holds the full zoo audit the book reads)")
-        out = ZOO_CSV  # regenerating the book's cache is what the command is for
+        out = Path(check_new_output(ZOO_CSV, True, "zoo audit file"))  # regenerating the book's cache: its job
     else:
+        if not args.out.endswith(".csv"):  # the JSON beside it takes the .json name
+            raise PadlibError(f"--out must end in .csv, got '{args.out}'")
         out = Path(check_new_output(args.out, args.force, "--out file"))
+        check_new_output(out.with_suffix(".json"), args.force, "--out file's JSON companion")
     df = zoo_audit(names, max_distance=args.distance, out_csv=out, workers=args.workers)
     o = zoo_overview(load_zoo_audit(out))
     print(f"audited {o['audited']}/{o['models']} models in {df.attrs['total_seconds']:.0f} s "
@@ -91,25 +191,25 @@ def _register_audit(subparsers) -> None:
     p = subparsers.add_parser("audit", help="padding audit of one model at one input size (+ even-padding sizes)")
     p.add_argument("model", help="timm or torchvision name, e.g. mobilenet_v2, tf_efficientnet_lite0, resnet50 "
                                  "(NAME=PATH: your checkpoint of that architecture)")
-    p.add_argument("--size", type=int, default=None, help="input size (default: the model's)")
+    p.add_argument("--size", type=SIZE, default=None, help="input size (default: the model's)")
     p.add_argument("--all", action="store_true", help="also list convs and pools that do not pad")
-    p.add_argument("--distance", type=int, default=16, help="search even-padding sizes this far from --size")
+    p.add_argument("--distance", type=_whole(0), default=16, help="search even-padding sizes this far from --size")
     p.set_defaults(func=_cmd_audit)
     p = subparsers.add_parser("zoo-audit", help="audit every timm architecture (meta device, no weights) -> CSV")
     p.add_argument("--out", default=None, help=f"CSV to write, a new file unless --force (default: regenerate "
                                                f"{ZOO_CSV.relative_to(REPO)}, full audits only)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     p.add_argument("--filter", default=None, help="timm.list_models pattern, e.g. 'resnet*'")
-    p.add_argument("--limit", type=int, default=None, help="only the first N models (for a quick look)")
-    p.add_argument("--distance", type=int, default=32, help="search the nearest even size this far away")
-    p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    p.add_argument("--limit", type=AT_LEAST_ONE, default=None, help="only the first N models (for a quick look)")
+    p.add_argument("--distance", type=_whole(0), default=32, help="search the nearest even size this far away")
+    p.add_argument("--workers", type=AT_LEAST_ONE, default=2, help="processes (default 2)")
     p.set_defaults(func=_cmd_zoo_audit)
 
 
 def _run_options(p, batch_size: int, out_help: str, force_help: str) -> None:
     """The options every long-running command shares: seed, batch size, device, and a new output (or --force)."""
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--batch-size", type=AT_LEAST_ONE, default=batch_size)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", help=out_help)
     p.add_argument("--force", action="store_true", help=force_help)
@@ -119,10 +219,11 @@ def _register_scan(subparsers) -> None:
     p = subparsers.add_parser("scan", help="find Padding Aware Neurons in a model (chapter 1)")
     p.add_argument("model", help="model name, e.g. mobilenet_v2 or tf_efficientnet_lite0 (NAME=PATH: your checkpoint)")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--images", type=int, default=64, help="number of probe images (default 64)")
+    src.add_argument("--images", type=AT_LEAST_ONE, default=64, help="number of probe images (default 64)")
     src.add_argument("--image-dir", help="a folder of images instead of the offline photographs")
-    p.add_argument("--size", type=int, default=None, help="input size in pixels (default: the model's own)")
-    p.add_argument("--fpr", type=float, default=0.01, help="false-positive rate on the circular null (0.01)")
+    p.add_argument("--size", type=SIZE, default=None, help="input size in pixels (default: the model's own)")
+    p.add_argument("--fpr", type=_number(0, 1, True, True, "0.01"), default=0.01,
+                   help="false-positive rate on the circular null (0.01)")
     p.add_argument("--reference", choices=("random_init", "none"), default="random_init",
                    help="random_init (default): a PAN must also be beyond what the same layer gives at random "
                         "initialisation (the padding_caused column keeps the circular-null verdict); none: the "
@@ -138,6 +239,8 @@ def _cmd_scan(args) -> int:
         raise PadlibError(f"--out must end in .csv or .json, got '{args.out}'")
     if args.out:
         check_new_output(args.out, args.force, "--out file")  # before the scan, not after it
+    _check_model(args.model)
+    _check_input("--image-dir", args.image_dir)
     model = load_model(args.model, device=args.device)
     n = args.images
     images = probe_images(n, size=args.size, seed=args.seed, image_dir=args.image_dir, model=model)
@@ -161,11 +264,11 @@ def _cmd_scan(args) -> int:
         for side, r in side_sign_counts(t).iterrows()))
     print(f"paper: {PAPER_CLAIM}")
     if args.out:
-        cols = [c for c in t.columns]
-        if args.out.endswith(".csv"):
-            t[cols].to_csv(args.out, index=False)
-        else:
-            t[cols].to_json(args.out, orient="records", indent=1)
+        with atomic_write(args.out, newline="") as f:  # all or nothing, even on Ctrl-C
+            if args.out.endswith(".csv"):
+                t.to_csv(f, index=False)
+            else:
+                t.to_json(f, orient="records", indent=1)
         print(f"wrote {len(t)} rows to {args.out}")
     return 0
 
@@ -173,16 +276,16 @@ def _cmd_scan(args) -> int:
 def _register_kernels(subparsers) -> None:
     p = subparsers.add_parser("kernels", help="data-free PAN prediction and mean-kernel asymmetry (chapter 2)")
     p.add_argument("model", help="model name, e.g. mobilenet_v2 or tf_efficientnet_lite0 (NAME=PATH: your checkpoint)")
-    p.add_argument("--tau", type=float, default=2.0,
+    p.add_argument("--tau", type=_number(0), default=2.0,
                    help="threshold on the predicted border contrast |z| (chapter 1 calibrates it; default 2.0)")
-    p.add_argument("--size", type=int, default=None, help="input size in pixels (default: the model's own)")
+    p.add_argument("--size", type=SIZE, default=None, help="input size in pixels (default: the model's own)")
     p.add_argument("--mode", choices=("abs", "signed"), default="abs", help="mean-kernel asymmetry index")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(func=_cmd_kernels)
 
 
 def _cmd_kernels(args) -> int:
-
+    _check_model(args.model)
     model = load_model(args.model)
     pred = data_free_pans(model, tau=args.tau, input_size=args.size)
     n = int(pred["pred_is_pan"].sum())
@@ -199,12 +302,12 @@ def _cmd_kernels(args) -> int:
 def _register_ablate(subparsers) -> None:
     p = subparsers.add_parser("ablate", help="PAN ablation vs random controls, padding swaps, border shifts (chapter 3)")
     p.add_argument("model", help="model name, e.g. mobilenet_v2 (NAME=PATH: your checkpoint of that architecture)")
-    p.add_argument("--images", type=int, default=24, help="evaluation images (default 24)")
-    p.add_argument("--scan-images", type=int, default=32, help="probe images for the PAN scan (default 32)")
+    p.add_argument("--images", type=AT_LEAST_ONE, default=24, help="evaluation images (default 24)")
+    p.add_argument("--scan-images", type=AT_LEAST_ONE, default=32, help="probe images for the PAN scan (default 32)")
     p.add_argument("--image-dir", help="unlabelled folder of images instead of the offline photographs")
     p.add_argument("--labelled-dir", help="folder arranged <class>/<image>: report accuracy too")
     p.add_argument("--class-index", help="class-index mapping file for --labelled-dir")
-    p.add_argument("--controls", type=int, default=5, help="random control sets (default 5)")
+    p.add_argument("--controls", type=AT_LEAST_ONE, default=5, help="random control sets (default 5)")
     _run_options(p, 8, "write the tidy tables to this folder (one CSV each; new or empty unless --force)",
                  "overwrite the CSVs in a non-empty --out folder")
     p.set_defaults(func=_cmd_ablate)
@@ -213,6 +316,10 @@ def _register_ablate(subparsers) -> None:
 def _cmd_ablate(args) -> int:
     if args.out:  # before the long run
         check_new_folder(args.out, args.force, "--out folder", "CSVs")
+    _check_model(args.model)
+    _check_input("--image-dir", args.image_dir)
+    _check_input("--labelled-dir", args.labelled_dir)
+    _check_input("--class-index", args.class_index, folder=False)
     report = ablation_report(args.model, n_images=args.images, n_scan=args.scan_images, seed=args.seed,
                              image_dir=args.image_dir, labelled_dir=args.labelled_dir, class_index=args.class_index,
                              n_controls=args.controls, batch_size=args.batch_size, device=args.device)
@@ -229,7 +336,8 @@ def _cmd_ablate(args) -> int:
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         for key, table in tables.items():
-            table.to_csv(os.path.join(args.out, f"{key}.csv"), index=False)
+            with atomic_write(os.path.join(args.out, f"{key}.csv"), newline="") as f:
+                table.to_csv(f, index=False)
         print(f"wrote {len(tables)} tables to {args.out}")
     return 0
 
@@ -237,10 +345,11 @@ def _cmd_ablate(args) -> int:
 def _register_report(subparsers) -> None:
     p = subparsers.add_parser("report", help="one self-contained HTML page answering the book's questions for a model")
     p.add_argument("model", help="model name (mobilenet_v2, timm/resnet50, ...) or NAME=PATH for your own weights")
-    p.add_argument("--images", type=int, default=128, help="number of probe images (default 128)")
+    p.add_argument("--images", type=_whole(8), default=128,  # the random-init PAN reference takes 8
+                   help="number of probe images, at least 8 (default 128)")
     p.add_argument("--image-dir", help="a folder of your images (searched recursively) instead of the offline photos")
-    p.add_argument("--size", type=int, default=None, help="input size in pixels (default: the model's own)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=SIZE, default=None, help="input size in pixels (default: the model's own)")
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", help="HTML file to write, a new file unless --force "
                                  "(default padding-report-<model>.html here)")
@@ -253,7 +362,9 @@ def _cmd_report(args) -> int:
     out = args.out or default_report_path(args.model)
     if not out.endswith((".html", ".htm")):
         raise PadlibError(f"--out must end in .html, got '{out}'")
-    check_new_output(out, args.force, "report file")  # before the work, not after it
+    check_new_output(out, args.force, "--out file" if args.out else "report file")  # before the work, not after
+    _check_model(args.model)
+    _check_input("--image-dir", args.image_dir)
     t0 = time.perf_counter()
     model = load_model(args.model, device=args.device)
     rep = report(model, args.images, image_dir=args.image_dir, size=args.size, device=args.device, seed=args.seed)
@@ -278,13 +389,19 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_book(args) -> int:
-    out = book.claim_build_dir(Path(args.out))
-    executed = out / ("executed-smoke" if args.smoke else "executed")
+    import yaml
+
+    for key in args.only or ():  # an unknown chapter is refused before the build folder is touched
+        book.find_chapter(key)
     params = dict(zip(args.param[0::2], args.param[1::2])) if args.param else {}
     for k, v in list(params.items()):  # papermill parameters from the command line: parse numbers/bools/lists
-        import yaml
-
-        params[k] = yaml.safe_load(v)
+        try:
+            params[k] = yaml.safe_load(v)
+        except yaml.YAMLError:
+            raise PadlibError(f"-p {k} {v!r}: the value is not valid YAML (a number, true/false, a string or a "
+                              "[list])") from None
+    out = book.claim_build_dir(Path(args.out))
+    executed = out / ("executed-smoke" if args.smoke else "executed")
     if not args.build_only:
         records = book.execute_chapters(executed, smoke=args.smoke, only=args.only, parameters=params)
         for r in records:
@@ -314,7 +431,7 @@ def _cmd_bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="padlib", description="The padding analysis book's tools.")
+    parser = _Parser(prog="padlib", description="The padding analysis book's tools.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("models", help="list the models that work offline")
     p.set_defaults(func=_cmd_models)
@@ -342,14 +459,35 @@ def _chapter_commands():
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+    """``padlib ...`` (the console script and ``python -m padlib``): the exit code, 0 when all went well.
+
+    Every failure the user can fix is one line on stderr, never a traceback: ``error: ...`` and code 2 for a
+    bad argument, input or output path (checked before any work), ``interrupted`` and code 130 on Ctrl-C (the
+    shell's convention; no half-written output file is left, see :func:`padlib._files.atomic_write`).
+    """
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0
         return args.func(args)
     except PadlibError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        _close_progress_bars()
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _close_progress_bars() -> None:
+    """End the progress bars an interrupted command left open, so ``interrupted`` starts its own line."""
+    try:
+        from tqdm import tqdm
+
+        for bar in list(getattr(tqdm, "_instances", ())):
+            bar.close()
+    except Exception:  # noqa: BLE001 - cosmetic only: never hide the interruption behind an error
+        pass
 

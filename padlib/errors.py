@@ -1,5 +1,5 @@
 """Errors padlib raises for bad input: one line each, saying what is wrong and what to do instead."""
-
+import os
 
 
 class PadlibError(Exception):
@@ -47,31 +47,46 @@ class PadlibTypeError(PadlibError, TypeError):
     """A parameter has the wrong type."""
 
 
+def _writable_folder(folder: str, what: str, path: str) -> None:
+    """Refuse a folder the output cannot be written into: missing, a file, or without write permission."""
+    if not os.path.exists(folder):
+        raise PadlibError(f"cannot write {what} '{path}': folder '{folder}' does not exist; create it or choose "
+                          "another path")
+    if not os.path.isdir(folder):
+        raise PadlibError(f"cannot write {what} '{path}': '{folder}' is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PadlibError(f"cannot write {what} '{path}': no permission to write in folder '{folder}'")
+
+
 def check_new_output(path, force: bool = False, what: str = "output file"):
-    """Refuse to overwrite an existing file the user named, unless ``force`` (the CLIs' ``--force``).
+    """Refuse to overwrite an existing file the user named, unless ``force`` (the CLIs' ``--force``), and refuse
+    a path that cannot be written: a folder, or a file in a folder that is missing or not writable.
 
     Checked before any work, so a long scan never ends by clobbering a file or by failing to write.
     """
-    import os
-
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise PadlibError(f"{what} '{path}' is a folder; pass a file name")
     if os.path.exists(path) and not force:
         raise PadlibError(f"{what} '{path}' already exists; pass --force to overwrite it or choose another path")
-    parent = os.path.dirname(os.path.abspath(path))
-    if os.path.exists(parent) and not os.path.isdir(parent):
-        raise PadlibError(f"cannot write '{path}': '{parent}' is a file, not a folder")
+    _writable_folder(os.path.dirname(os.path.abspath(path)), what, path)
     return path
 
 
 def check_new_folder(path, force: bool = False, what: str = "output folder", contents: str = "files"):
-    """The folder twin of :func:`check_new_output`: refuse a non-empty folder unless ``force``, and a file."""
-    import os
-
+    """The folder twin of :func:`check_new_output`: refuse a non-empty folder unless ``force``, a file, and a
+    folder that cannot be made or written into (its nearest existing parent must be a writable folder)."""
     path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise PadlibError(f"{what} '{path}' is a file; pass a folder for the {contents}")
     if os.path.isdir(path) and os.listdir(path) and not force:
         raise PadlibError(f"{what} '{path}' is not empty; pass --force to overwrite its {contents} or choose "
                           "a new folder")
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise PadlibError(f"{what} '{path}' is a file; pass a folder for the {contents}")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)  # the folders below it are made by the command
+    if os.path.exists(existing) and not os.path.isdir(existing):
+        raise PadlibError(f"cannot make {what} '{path}': '{existing}' is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PadlibError(f"cannot write {what} '{path}': no permission to write in folder '{existing}'")
     return path
-

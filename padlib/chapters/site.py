@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import PadlibError
+from ..errors import PadlibError, check_new_folder
 from ..model_report import report
 from ..viz.report import save_report
 
@@ -181,6 +181,7 @@ def claim_build_dir(out_dir: Path) -> Path:
     entries (and no marker from an earlier padlib build) is never emptied silently. The repository's own
     ``_build`` is always padlib's.
     """
+    check_new_folder(out_dir, force=True, what="--out folder", contents="book's build")  # a file, not writable
     out_dir = Path(out_dir).resolve()
     marker = out_dir / BUILD_MARKER
     if out_dir != (REPO / "_build").resolve() and out_dir.exists() and not marker.exists() and any(out_dir.iterdir()):

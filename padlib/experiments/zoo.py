@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .._files import atomic_write
 from ..audit import _first_line, audit_summary, nearest_even_size, padding_audit
 from ..errors import PadlibError, UnknownModelError
 
@@ -94,6 +95,10 @@ ZOO_COLUMNS = ["model", "family", "tf_port", "status", "error", "default_size", 
 
 
 def _zoo_worker_init():
+    """One thread per worker; Ctrl-C is the parent's to handle (a worker stopped mid-queue prints a traceback)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
 
 
@@ -122,11 +127,19 @@ def zoo_audit(models=None, max_distance: int = 32, progress: bool = True, out_cs
         from concurrent.futures import ProcessPoolExecutor
 
         job = functools.partial(audit_zoo_model, max_distance=max_distance)
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_zoo_worker_init) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_zoo_worker_init)
+        try:
             for row in pool.map(job, names, chunksize=4):
                 rows.append(row)
                 bar.update()
+        except BaseException:  # Ctrl-C included: stop now, not after the models already handed out
+            workers_now = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets them
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in workers_now:
+                proc.terminate()  # their rows would be dropped anyway
+            raise
+        pool.shutdown()
     else:
         for name in names:
             rows.append(audit_zoo_model(name, max_distance))
@@ -137,7 +150,8 @@ def zoo_audit(models=None, max_distance: int = 32, progress: bool = True, out_cs
     if out_csv is not None:
         out_csv = Path(out_csv)
         out_csv.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(out_csv, index=False)
+        with atomic_write(out_csv, newline="") as f:  # the committed audit is never left half-written
+            df.to_csv(f, index=False)
         ok = df[df["status"] == "ok"]
         meta = {
             "timm_version": timm.__version__, "torch_version": torch.__version__,
@@ -153,7 +167,8 @@ def zoo_audit(models=None, max_distance: int = 32, progress: bool = True, out_cs
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "command": "python -m padlib zoo-audit",
         }
-        out_csv.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+        with atomic_write(out_csv.with_suffix(".json")) as f:
+            f.write(json.dumps(meta, indent=2) + "\n")
     df.attrs["total_seconds"] = total
     return df
 

@@ -6,6 +6,7 @@ import html
 
 import pandas as pd
 
+from .._files import atomic_write
 from ..errors import check_new_output
 from ..model_report import MAP_DEPTHS, PaddingReport
 from .ch1_pans import learned_depth_figure, pan_map_gallery
@@ -162,7 +163,7 @@ def save_report(rep: PaddingReport, path, force: bool = False) -> str:
     """Write :func:`report_html` to ``path``, a new file unless ``force`` (your files are never overwritten)."""
     path = check_new_output(path, force, "report file")
     text = report_html(rep)
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_write(path) as f:  # the old file, or the whole new page: never half a page
         f.write(text)
     return path
 

@@ -19,12 +19,12 @@ from .chapters.ch3_ablation import pan_verdicts
 from .chapters.claims import PAPER_CLAIM
 from .data import probe_images
 from ._files import atomic_write
-from .errors import CheckpointError, PadlibError, check_new_folder, check_new_output
+from .errors import PadlibError, check_new_folder, check_new_output
 from .experiments.ch3_ablation import ablation_report, report_tables
 from .experiments.zoo import REPO, ZOO_CSV, build_meta_model, load_zoo_audit, zoo_audit, zoo_overview
 from .kernels import data_free_pans, mean_kernel_asymmetry
 from .model_report import default_report_path, report
-from .models import OFFLINE_MODELS, _resolve, load_model, split_model_spec
+from .models import OFFLINE_MODELS, check_model_spec, load_model
 from .pan_tables import pan_summary, side_sign_counts
 from .pans import scan_pans
 from .viz.report import save_report
@@ -97,15 +97,7 @@ class _UsageError(PadlibError):
 
 def _check_model(spec: str) -> None:
     """Refuse an unknown model name or a missing checkpoint file before anything is built or loaded."""
-    name, path = split_model_spec(spec)
-    _resolve(name)
-    if path is not None:
-        if not os.path.exists(path):
-            raise CheckpointError(f"checkpoint '{path}' does not exist")
-        if os.path.isdir(path):
-            raise CheckpointError(f"checkpoint '{path}' is a folder; pass the weights file (.pth, .pt or .safetensors)")
-        if not os.access(path, os.R_OK):
-            raise CheckpointError(f"checkpoint '{path}' is not readable (permission denied)")
+    check_model_spec(spec)
 
 
 def _check_input(flag: str, path: str | None, folder: bool = True) -> None:

@@ -200,12 +200,8 @@ CHECKPOINT_KEYS = ("state_dict", "model", "model_state_dict", "state_dict_ema") 
 CHECKPOINT_PREFIXES = ("module.", "_orig_mod.")  # nn.DataParallel / DistributedDataParallel, torch.compile
 
 
-def load_checkpoint(path) -> dict:
-    """Read a state dict from ``path`` (``.pth``/``.pt`` saved with torch.save, or ``.safetensors``) without
-    running code from it (``weights_only``) and without writing to it.
-
-    A training checkpoint that wraps the weights under ``state_dict``/``model`` (:data:`CHECKPOINT_KEYS`) is
-    unwrapped, and the ``module.``/``_orig_mod.`` prefixes that DataParallel and torch.compile add are dropped."""
+def check_checkpoint_path(path) -> str:
+    """The checkpoint file exists, is a file and can be read: one line naming it otherwise (before any loading)."""
     import os
 
     check_type("checkpoint path", path, (str, os.PathLike))
@@ -216,6 +212,24 @@ def load_checkpoint(path) -> dict:
         raise CheckpointError(f"checkpoint '{path}' is a folder; pass the weights file (.pth, .pt or .safetensors)")
     if not os.access(path, os.R_OK):
         raise CheckpointError(f"checkpoint '{path}' is not readable (permission denied)")
+    return path
+
+
+def check_model_spec(spec: str) -> None:
+    """An unknown architecture name or a missing checkpoint file (``NAME=PATH``) refused before anything loads."""
+    name, path = split_model_spec(spec)
+    _resolve(name)
+    if path is not None:
+        check_checkpoint_path(path)
+
+
+def load_checkpoint(path) -> dict:
+    """Read a state dict from ``path`` (``.pth``/``.pt`` saved with torch.save, or ``.safetensors``) without
+    running code from it (``weights_only``) and without writing to it.
+
+    A training checkpoint that wraps the weights under ``state_dict``/``model`` (:data:`CHECKPOINT_KEYS`) is
+    unwrapped, and the ``module.``/``_orig_mod.`` prefixes that DataParallel and torch.compile add are dropped."""
+    path = check_checkpoint_path(path)
     if path.endswith(".safetensors"):
         try:
             from safetensors.torch import load_file

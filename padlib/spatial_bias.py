@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ._compat import moved_names
-from ._hooks import eval_mode, iter_batches, keeps_model, layer_map_stats, model_device
+from ._hooks import iter_batches, keeps_model, layer_map_stats
 from ._memory import output_shapes
 from .audit import audit_summary
 from .errors import PadlibError, check_type

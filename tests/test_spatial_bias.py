@@ -9,6 +9,7 @@ from padlib.errors import PadlibError
 from padlib.preprocess import Preprocessing
 from padlib import blind_spot_maps
 from padlib.chapters import ch4_blind_spots as ch4_readings
+from padlib.viz import ch4_blind_spots as ch4_figures
 
 
 def ones_conv(stride=2, padding=1, size=16):
@@ -191,7 +192,7 @@ def test_feature_map_explorer_is_precomputed_and_linked():
     model = padlib.toy_translation_model("zeros", input_size=16)
     maps = {("toy", s): padlib.mean_feature_maps(model, torch.rand(2, 3, s, s), progress=False) for s in (16, 17)}
     audits = {("toy", s): padlib.padding_audit(model, s) for s in (16, 17)}
-    explorer = padlib.viz.ch4_blind_spots.feature_map_explorer(maps, audits)
+    explorer = ch4_figures.feature_map_explorer(maps, audits)
     sizes = explorer.children[0]
     assert isinstance(explorer, widgets.Tab) and len(sizes.children) == 2
     dropdown, stack = sizes.children[0].children

@@ -82,7 +82,7 @@ def test_widgets_render_and_figures_load_in_headless_chromium(site):
     chromium = find_chromium()
     if chromium is None:
         pytest.skip("no chromium on PATH (Debian package 'chromium'; .ci/run installs it)")
-    pages = [p for p in sorted(site_build.glob("notebooks/*.html")) if "application/vnd.jupyter.widget-view+json" in p.read_text()]
+    pages = [p for p in sorted(site.glob("notebooks/*.html")) if "application/vnd.jupyter.widget-view+json" in p.read_text()]
     assert pages, "no chapter page holds a widget"
     with Browser(chromium) as browser:
         for page in pages:
@@ -213,7 +213,7 @@ def test_chapter_pages_open_with_their_findings_and_fit_the_page_in_headless_chr
         pytest.skip("no chromium on PATH (Debian package 'chromium'; .ci/run installs it)")
     with Browser(chromium) as browser:
         browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
-        for page in sorted(site_build.glob("notebooks/*.html")):
+        for page in sorted(site.glob("notebooks/*.html")):
             browser.open(page.as_uri())
             assert browser.wait_for('document.readyState === "complete"', 30)
             tops = browser.evaluate(  # the first code cell's own box: its input may be collapsed (hide-input)

@@ -146,18 +146,120 @@ def keeps_model(fn):
     return guarded
 
 
-def iter_batches(images, batch_size: int = 16, device="cpu", progress: bool | str = True) -> Iterable[torch.Tensor]:
-    """Batches from a :class:`~padlib.data.ProbeImages`, a tensor (N, C, H, W) or an iterable of batches."""
+IMAGES_ACCEPTED = ("a ProbeImages from padlib.probe_images, an (N, C, H, W) float tensor, a number of probe images "
+                   "(int) or a re-iterable of batches (a list of (B, C, H, W) float tensors)")
+
+
+def _shown(value) -> str:
+    """A user's value as a message names it: its type and a short repr (an array's shape, not its contents)."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"{type(value).__name__} of shape {tuple(value.shape)} and dtype {value.dtype}"
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60] + '...' if len(text) > 60 else text}"
+
+
+def check_image_tensor(x: torch.Tensor, name: str = "images", dims=(4,)) -> torch.Tensor:
+    """Refuse a tensor no model can take as images, in one line: wrong rank, integer pixels (uint8 needs the
+    model's normalisation first) or NaN/inf (which would surface much later as 'no finite scores')."""
+    if x.dim() not in dims:
+        raise PadlibError(f"{name} must be a (N, C, H, W) tensor, got shape {tuple(x.shape)}"
+                          + ("; add the batch dimension with x[None]" if x.dim() == 3 else ""))
+    if not x.is_floating_point():
+        raise PadlibError(f"{name} must be a float tensor of normalised images, got dtype {x.dtype}: normalise "
+                          "with the model's preprocessing (padlib.probe_images(..., model=model) or "
+                          "padlib.preprocessing(model).normalize(x.float() / 255))")
+    if x.device.type != "meta" and x.numel() and not bool(torch.isfinite(x).all()):
+        first = int((~torch.isfinite(x)).flatten(1).any(1).nonzero()[0, 0]) if x.dim() == 4 else 0
+        raise PadlibError(f"{name} contain NaN or infinite values (first in image {first}); pass finite "
+                          "normalised images")
+    return x
+
+
+def check_images(images, name: str = "images", number: bool = True):
+    """The one check of a method's ``images`` argument, before any work: what was given and what is accepted,
+    in one line (a numpy array gets the torch.from_numpy hint). ``number``: whether an int (a count of probe
+    images) is accepted. Tensors and lists of tensors are checked for rank, dtype and finite values."""
+    if hasattr(images, "batches"):
+        return images
+    if isinstance(images, int) and not isinstance(images, bool) and number:
+        if images < 1:
+            raise PadlibError(f"{name} must be at least 1 probe image, got {images}")
+        return images
+    if isinstance(images, torch.Tensor):
+        return check_image_tensor(images, name)
+    accepted = IMAGES_ACCEPTED if number else IMAGES_ACCEPTED.replace(", a number of probe images (int)", "")
+    if type(images).__module__ == "numpy":
+        raise PadlibError(f"{name} is a numpy {_shown(images)}; pass a torch tensor: "
+                          "torch.from_numpy(x).float() (normalised, (N, C, H, W))")
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise PadlibError(f"{name} is an empty {type(images).__name__}; pass {accepted}")
+        for i, b in enumerate(images):
+            if not isinstance(b, torch.Tensor):
+                raise PadlibError(f"{name}[{i}] is a {_shown(b)}; a list of images must hold (B, C, H, W) tensors")
+            check_image_tensor(b, f"{name}[{i}]")
+        return images
+    if images is None or isinstance(images, (bool, str, bytes, float, dict, int)) or not hasattr(images, "__iter__"):
+        count = (images.strip() if isinstance(images, str) and images.strip().isdigit() else
+                 int(images) if isinstance(images, float) and images.is_integer() else None)
+        hint = f" (for {count} probe images pass the int {count})" if count is not None and number else ""
+        raise PadlibError(f"{name} must be {accepted}; got {_shown(images)}{hint}")
+    return images  # another iterable of batches: each batch is checked as it comes (iter_batches)
+
+
+def check_device(device, name: str = "device", allow_none: bool = True):
+    """A device argument as torch.device, refused in one line when it is not one ('cpu', 'cuda', 'cuda:0',
+    'mps' or a torch.device; torch would read 123 as 'cuda:123') or names a GPU this machine lacks."""
+    if device is None and allow_none:
+        return None
+    if not isinstance(device, (str, torch.device)):
+        raise PadlibError(f"{name} must be 'cpu', 'cuda', 'cuda:0', 'mps' or a torch.device, got {_shown(device)}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise PadlibError(f"{name} {device!r} is not a device: pass 'cpu', 'cuda', 'cuda:0', 'mps' or a "
+                          "torch.device") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise PadlibError(f"{name} {str(device)!r} needs a CUDA GPU and this machine has none; use device='cpu'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise PadlibError(f"{name} {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s) "
+                          f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    mps = getattr(torch.backends, "mps", None)
+    if dev.type == "mps" and not (mps is not None and mps.is_available()):
+        raise PadlibError(f"{name} 'mps' needs Apple's Metal GPU, which this machine lacks; use device='cpu'")
+    return dev
+
+
+def _as_input(b, dtype, i: int, checked: bool = False):
+    """One batch as a model takes it: float64 converted to ``dtype`` (the model's), anything else refused."""
+    if not isinstance(b, torch.Tensor):
+        raise PadlibError(f"batch {i} of images is a {_shown(b)}; batches must be (B, C, H, W) float tensors")
+    if not checked:
+        check_image_tensor(b, f"batch {i} of images")
+    return b.to(dtype) if b.dtype != dtype and (b.dtype == torch.float64 or dtype != torch.float32) else b
+
+
+def iter_batches(images, batch_size: int = 16, device="cpu", progress: bool | str = True,
+                 dtype: torch.dtype | None = None) -> Iterable[torch.Tensor]:
+    """Batches from a :class:`~padlib.data.ProbeImages`, a tensor (N, C, H, W) or an iterable of batches, each
+    checked (float, finite) and cast to ``dtype`` (the model's; float64 images become float32 by default)."""
+    dtype = dtype or torch.get_default_dtype()
     if hasattr(images, "batches"):
         yield from images.batches(batch_size, progress=progress, device=device)
     elif isinstance(images, torch.Tensor):
-        if images.dim() != 4:
-            raise PadlibError(f"images must be a (N, C, H, W) tensor, got shape {tuple(images.shape)}")
+        check_image_tensor(images)
         for s in range(0, images.shape[0], batch_size):
-            yield images[s:s + batch_size].to(device)
+            yield _as_input(images[s:s + batch_size], dtype, s // batch_size, checked=True).to(device)
     else:
-        for b in images:
-            yield b.to(device)
+        check_images(images, number=False)  # a list: every batch checked here, before any work
+        for i, b in enumerate(images):
+            yield _as_input(b, dtype, i, checked=isinstance(images, (list, tuple))).to(device)
+
+
+def model_dtype(model) -> torch.dtype:
+    """The floating dtype of a model's first floating parameter (the default dtype for parameter-free ones)."""
+    p = next((p for p in model.parameters() if p.is_floating_point()), None) if isinstance(model, nn.Module) else None
+    return p.dtype if p is not None else torch.get_default_dtype()
 
 
 @contextlib.contextmanager
@@ -198,7 +300,7 @@ def layer_map_stats(model: nn.Module, images, layers: list[str], batch_size: int
         st.sumsq += ss
 
     with forward_hooks(model, layers, accumulate):
-        for batch in iter_batches(images, batch_size, device, progress):
+        for batch in iter_batches(images, batch_size, device, progress, model_dtype(model)):
             model(batch)
     return stats
 

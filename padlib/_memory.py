@@ -149,6 +149,17 @@ def _estimate(facts: dict, what: str, n_images: int, size: int, batch_size: int)
         parts["activations of one image"] = every + image
         return est
     forward = 4 * largest + image  # per image of a batch
+    if what == "ablation":
+        parts["activations"] = max(batch_size, REFERENCE_BATCH) * forward
+        parts["per-layer statistics"] = padded * 12 + facts["strips"]  # the PAN scan's, on its own images
+        parts["model copies"] = 2 * facts["weights"]
+        # every evaluation keeps its logits (4 bytes a class) and per-image metrics for all images
+        parts["logits"] = n_images * facts["evaluations"] * (4 * facts["classes"] + 200)
+        # the size of each ablation, per image and channel (float32), for every mode and region: at most
+        # every padded conv's channels
+        parts["ablation sizes"] = n_images * facts["channels"] * 4 * facts["ablations"]
+        parts["probe images"] = n_images * image if n_images <= 1024 else 0  # rendered once when small
+        return est
     maps_batch = 4 * min(batch_size, max(1, math.ceil(max(n_images // 2, 4) / 4))) if what == "report" else 0
     parts["activations"] = max(batch_size, maps_batch, REFERENCE_BATCH) * forward
     parts["per-layer statistics"] = padded * (8 + 4 * (2 if what == "report" else 1)) + facts["strips"]
@@ -163,7 +174,8 @@ REFERENCE_BATCH = 8  # the PAN scan's random-init reference runs its images as o
 
 
 def estimate_run_bytes(model: nn.Module, what: str = "report", n_images: int = 128, size: int = 224,
-                       batch_size: int = 16, cache_images: bool = False) -> RunEstimate | None:
+                       batch_size: int = 16, cache_images: bool = False, evaluations: int = 0,
+                       ablations: int = 0) -> RunEstimate | None:
     """What a ``what`` run ('report', 'scan' or 'trace') of ``model`` holds at once, from its layers' shapes.
 
     Parts (bytes; float32 unless the parameters are wider), an estimate of the peak, not a measurement:
@@ -176,7 +188,9 @@ def estimate_run_bytes(model: nn.Module, what: str = "report", n_images: int = 1
     * logits (report): the intact model's, one intervention's and their concatenation (4 bytes a class each),
       and about 200 bytes of per-image metrics; probe images when the report keeps them rendered
       (``cache_images``); copies of the model (random-init, padding swaps: two at a time);
-    * trace: tracing the convolutions keeps every layer's output for one image alive.
+    * trace: tracing the convolutions keeps every layer's output for one image alive;
+    * ablation (chapter 3): ``evaluations`` interventions each keep their logits and per-image metrics for
+      every image, and ``ablations`` (mode, region) pairs each keep a per-image, per-channel size.
 
     None when the layers' shapes cannot be had without running the model at full size.
     """
@@ -194,21 +208,24 @@ def estimate_run_bytes(model: nn.Module, what: str = "report", n_images: int = 1
              "strips": sum(16 * c.weight.numel() * width for _, c in convs),
              "every": sum(v for k, v in numels.items() if k) * width, "classes": numels.get("", 0),
              "weights": sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers())),
-             "cached": bool(cache_images)}
+             "cached": bool(cache_images), "evaluations": int(evaluations), "ablations": int(ablations),
+             "channels": sum(int(c.out_channels) for _, c in convs if hasattr(c, "out_channels"))}
     return _estimate(facts, what, n_images, size, batch_size)
 
 
 def check_run_memory(model: nn.Module, what: str = "report", n_images: int = 128, size: int = 224,
                      batch_size: int = 16, device="cpu", cache_images: bool = False,
-                     limit: int | None = None) -> RunEstimate | None:
+                     limit: int | None = None, evaluations: int = 0, ablations: int = 0) -> RunEstimate | None:
     """:func:`estimate_run_bytes`, refused in one line (naming the images, size and batch size, and the values that
     would fit) when it exceeds :func:`memory_limit`. Returns the estimate (None: none could be made)."""
-    est = estimate_run_bytes(model, what, n_images, size, batch_size, cache_images)
+    est = estimate_run_bytes(model, what, n_images, size, batch_size, cache_images, evaluations, ablations)
     limit = memory_limit(device) if limit is None else limit
     if est is not None and est.total > limit:
         args = {"report": f"{n_images} images at size {size} px with batch size {batch_size}",
-                "scan": f"size {size} px with batch size {batch_size}", "trace": f"size {size} px"}[what]
-        label = {"report": "the report", "scan": "the PAN scan", "trace": "tracing the convolutions"}[what]
+                "scan": f"size {size} px with batch size {batch_size}", "trace": f"size {size} px",
+                "ablation": f"{n_images} evaluation images (--images, n_images) at size {size} px"}[what]
+        label = {"report": "the report", "scan": "the PAN scan", "trace": "tracing the convolutions",
+                 "ablation": "the ablation study"}[what]
         fits = est.fits(limit)
         raise PadlibError(f"{label} on {args} would need about {_gb(est.total)} of memory ({est.describe()}), more "
                           f"than the {_gb(limit)} allowed (half this machine's memory, or PADLIB_MAX_MEMORY_GB): "

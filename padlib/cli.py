@@ -17,9 +17,9 @@ from .audit import audit_summary, even_padding_sizes, input_channels_size, paddi
 from .chapters import site as book
 from .chapters.ch3_ablation import pan_verdicts
 from .chapters.claims import PAPER_CLAIM
-from .data import probe_images
+from .data import list_images, probe_images
 from ._files import atomic_write
-from .errors import PadlibError, check_new_folder, check_new_output
+from .errors import PadlibError, ProbeDataError, check_new_folder, check_new_output
 from .experiments.ch3_ablation import ablation_report, report_tables
 from .experiments.zoo import REPO, ZOO_CSV, build_meta_model, load_zoo_audit, zoo_audit, zoo_overview
 from .kernels import data_free_pans, mean_kernel_asymmetry
@@ -110,6 +110,11 @@ def _check_input(flag: str, path: str | None, folder: bool = True) -> None:
         raise PadlibError(f"{flag} '{path}' is a file, not a folder; pass the folder that contains the images")
     if not folder and os.path.isdir(path):
         raise PadlibError(f"{flag} '{path}' is a folder; pass a file")
+    if folder:  # a folder without images is refused now too, naming the flag, not after the model has loaded
+        try:
+            list_images(path)
+        except ProbeDataError as e:
+            raise PadlibError(str(e).replace("image folder", flag, 1)) from None
 
 
 def _load_for_audit(name: str) -> nn.Module:
@@ -464,8 +469,8 @@ def main(argv=None) -> int:
             parser.print_help()
             return 0
         return args.func(args)
-    except PadlibError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except PadlibError as e:  # the command-line wording where the API's names no option of the command
+        print(f"error: {getattr(e, 'command_line', None) or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         _close_progress_bars()

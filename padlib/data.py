@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -71,6 +72,29 @@ def list_images(folder: str) -> list[str]:
     return found
 
 
+COLOUR_KINDS = {"L": "grey", "1": "black-and-white", "LA": "grey with alpha", "RGBA": "RGBA", "P": "palette",
+                "PA": "palette", "CMYK": "CMYK", "I": "16-bit", "I;16": "16-bit", "I;16B": "16-bit",
+                "I;16L": "16-bit", "F": "32-bit float"}
+
+
+def colour_kind(mode: str) -> str | None:
+    """What a PIL mode is converted from to become RGB ("grey", "RGBA", "16-bit", ...), None for RGB itself:
+    what :func:`probe_images` counts, since a model sees such images differently from the photographs."""
+    return None if mode == "RGB" else COLOUR_KINDS.get(mode, mode)
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """``im`` as RGB. 16-bit and 32-bit images are scaled to 8 bits first (PIL's own conversion clips them to
+    white above 255)."""
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or a.max(initial=0) > 255 else 255.0
+        if im.mode == "F":
+            top = max(float(a.max(initial=0)), 1e-12)
+        im = Image.fromarray(np.clip(a / top * 255 + 0.5, 0, 255).astype(np.uint8), "L")
+    return im.convert("RGB")
+
+
 @dataclass
 class ProbeImages:
     """A deterministic set of probe images: ``len()``, indexing and :meth:`batches` of normalised tensors.
@@ -89,6 +113,8 @@ class ProbeImages:
     mode: str = "random_crops"
     min_scale: float = 0.35
     flips: bool = True
+    skipped: list = field(default_factory=list)  # files of the folder that could not be read (names)
+    converted: dict = field(default_factory=dict)  # files converted to RGB, by kind ("grey", "RGBA", "16-bit", ...)
 
     def __len__(self) -> int:
         return self.n
@@ -99,7 +125,7 @@ class ProbeImages:
             return src
         try:
             with Image.open(src) as im:
-                return im.convert("RGB")
+                return to_rgb(im)
         except (UnidentifiedImageError, OSError) as e:
             raise ProbeDataError(f"cannot read image '{src}': {e}") from None
 
@@ -172,7 +198,12 @@ class ProbeImages:
 
     def describe(self) -> str:
         kind = f"{len(self.sources)} source images" if self.mode == "center" else f"random crops of {len(self.sources)} photos"
-        return f"{self.n} probe images at {self.size}px ({kind}, seed {self.seed})"
+        text = f"{self.n} probe images at {self.size}px ({kind}, seed {self.seed})"
+        if self.skipped:
+            text += f"; {len(self.skipped)} unreadable file(s) skipped (first: {self.skipped[0]})"
+        if self.converted:
+            text += "; converted to RGB: " + ", ".join(f"{v} {k}" for k, v in sorted(self.converted.items()))
+        return text
 
 
 def probe_images(
@@ -184,12 +215,17 @@ def probe_images(
     mode: str | None = None,
     min_scale: float = 0.35,
     flips: bool = True,
+    min_images: int = 1,
+    min_reason: str = "",
 ) -> ProbeImages:
     """The probe set: ``n`` deterministic random crops of the offline photos (or of ``image_dir``'s images).
 
     ``model`` (a loaded model or a name) sets the normalisation and the default ``size``. With
     ``image_dir``, ``mode`` defaults to ``"center"`` (one centre crop per file, the first ``n`` files);
-    pass ``mode="random_crops"`` for random crops of the folder's images.
+    pass ``mode="random_crops"`` for random crops of the folder's images. Unreadable files are skipped and
+    non-RGB ones converted, both counted in a warning and on the result (``.skipped``, ``.converted``); a folder
+    with fewer usable images than ``min_images`` (a method's minimum, ``min_reason`` saying whose) is refused,
+    and fewer than ``n`` asked gives a warning with the count.
     """
     check_type("n", n, int)
     check_type("seed", seed, int)
@@ -207,25 +243,46 @@ def probe_images(
         mode = mode or "random_crops"
     else:
         paths = list_images(image_dir)
-        readable = []
+        readable, skipped, converted = [], [], {}
         for p in paths:
             try:
                 with Image.open(p) as im:
+                    kind = colour_kind(im.mode)
                     im.verify()
-                readable.append(p)
-            except Exception:
+            except Exception:  # noqa: BLE001 - any unreadable file is skipped, counted and named
+                skipped.append(os.path.relpath(p, image_dir))
                 continue
+            readable.append(p)
+            if kind:
+                converted[kind] = converted.get(kind, 0) + 1
             if mode != "random_crops" and len(readable) >= n:
                 break
         if not readable:
-            raise ProbeDataError(f"image folder '{image_dir}' has {len(paths)} image files but none could be read")
+            raise ProbeDataError(f"image folder '{image_dir}' has {len(paths)} image files but none could be read "
+                                 f"(first: {skipped[0]})")
         sources, names = readable, [os.path.relpath(p, image_dir) for p in readable]
         mode = mode or "center"
-        if mode == "center":
-            n = min(n, len(sources))
+        usable = len(sources) if mode == "center" else n
+        if usable < min_images:
+            raise ProbeDataError(f"image folder '{image_dir}' has {len(sources)} usable image(s), fewer than the "
+                                 f"{min_images} {min_reason or 'needed'}; add images or use the offline photographs "
+                                 "(no image folder)")
+        notes = []
+        if skipped:
+            notes.append(f"skipped {len(skipped)} unreadable file(s) (first: {skipped[0]})")
+        if converted:
+            notes.append("converted to RGB: " + ", ".join(f"{v} {k}" for k, v in sorted(converted.items())))
+        if mode == "center" and len(sources) < n:
+            notes.append(f"only {len(sources)} usable image(s) for the {n} asked: using {len(sources)}")
+            n = len(sources)
+        if notes:
+            warnings.warn(f"image folder '{image_dir}': " + "; ".join(notes), UserWarning, stacklevel=2)
     if mode not in ("random_crops", "center"):
         raise ProbeDataError(f"mode must be 'random_crops' or 'center', got {mode!r}")
-    return ProbeImages(sources, names, n, size, prep, seed, mode, min_scale, flips)
+    images = ProbeImages(sources, names, n, size, prep, seed, mode, min_scale, flips)
+    if image_dir:
+        images.skipped, images.converted = skipped, converted
+    return images
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -15,12 +15,15 @@ from torch import nn
 
 from ._hooks import (
     bn_affine,
+    check_device,
+    check_images,
     eval_mode,
     forward_hooks,
     iter_batches,
     keeps_model,
     layer_map_stats,
     model_device,
+    model_dtype,
 )
 from .data import ProbeImages, labelled_images
 from .errors import PadlibError, ProbeDataError, check_type
@@ -458,8 +461,9 @@ def model_logits(model: nn.Module, images, batch_size: int = 8, device=None, pro
     A fixed batch size keeps CPU kernels warm (the first call at a new batch shape is slow).
     """
     check_type("model", model, nn.Module)
-    device = device if device is not None else model_device(model)
-    out = [model(b).float().cpu() for b in iter_batches(images, batch_size, device, progress)]
+    images = check_images(images, number=False)
+    device = check_device(device) or model_device(model)
+    out = [model(b).float().cpu() for b in iter_batches(images, batch_size, device, progress, model_dtype(model))]
     if not out:
         raise ProbeDataError("no images to evaluate")
     return torch.cat(out)
@@ -573,6 +577,8 @@ def evaluate(model: nn.Module, images, reference=None, labels=None, batch_size: 
         mapping = labels if isinstance(labels, (str, os.PathLike, dict)) else None
         images = labelled_images(images, mapping, model=model)
         labels = None if mapping is not None else labels
+    images = check_images(images, number=False)
+    device = check_device(device)
     if labels is None:
         labels = getattr(images, "labels", None) or None
     logits = model_logits(model, images, batch_size, device, progress)
@@ -753,12 +759,13 @@ def border_sensitivity(model: nn.Module, images, shifts=(16, 32), sides=SIDES, f
     """
     check_type("model", model, nn.Module)
     shifts = [int(s) for s in shifts]
-    device = device if device is not None else model_device(model)
+    images = check_images(images, number=False)
+    device = check_device(device) or model_device(model)
     if isinstance(reference, Evaluation):
         reference = reference.logits
     per: dict = {(s, d): {"agreement": [], "kl": [], "confidence_change": []} for s in sides for d in shifts}
     start = 0
-    for batch in iter_batches(images, batch_size, device, progress):
+    for batch in iter_batches(images, batch_size, device, progress, model_dtype(model)):
         if reference is not None:
             if start + len(batch) > len(reference):
                 raise PadlibError(f"reference has logits for {len(reference)} images, fewer than the images given")

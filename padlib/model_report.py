@@ -24,7 +24,7 @@ import pandas as pd
 from torch import nn
 
 from ._compat import moved_names
-from ._hooks import keeps_model
+from ._hooks import check_device, keeps_model
 from ._memory import check_run_memory, input_channels
 from .audit import audit_summary, even_padding_sizes, padding_audit
 from .data import probe_images
@@ -176,6 +176,7 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
         check_type("size", size, int, "the input size in pixels, e.g. 224")
         if size < 8:
             raise PadlibError(f"size must be at least 8 pixels, got {size}")
+    device = check_device(device, allow_none=False)
     if isinstance(model, str):
         model = load_model(model, device=device)
     check_type("model", model, nn.Module, "a model name such as 'mobilenet_v2', 'resnet18=weights.pth' or a module")
@@ -188,7 +189,8 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
     t_start = t = time.perf_counter()
     bar = tqdm(total=5, desc=f"padding report {name}", disable=not progress, leave=False)
     try:
-        probe = probe_images(images, size=size, seed=seed, image_dir=image_dir, model=model)
+        probe = probe_images(images, size=size, seed=seed, image_dir=image_dir, model=model, min_images=8,
+                             min_reason="the report needs (its PAN reference uses 8)")
         size = probe.size
         audit = padding_audit(model, size)
         summary = audit_summary(audit)

@@ -215,6 +215,26 @@ def check_checkpoint_path(path) -> str:
     return path
 
 
+def _unreadable_checkpoint(path: str, kind: str) -> str:
+    """Why a checkpoint could not be read, in the user's terms (from the file's size and first bytes, never the
+    reader's internals): empty, cut short (a torch.save or safetensors file that ends early: an interrupted
+    download or copy) or not a weights file at all."""
+    import os
+
+    size = os.path.getsize(path)
+    if size == 0:
+        return f"checkpoint '{path}' is empty (0 bytes); save the weights again or pass another file"
+    with open(path, "rb") as f:
+        head = f.read(9)  # a zip (torch.save) or a pickle (its legacy format); safetensors: length, then JSON
+    looks = (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80") if kind == "torch" else head[8:9] == b"{"
+    if looks:
+        fmt = "PyTorch (torch.save)" if kind == "torch" else "safetensors"
+        return (f"checkpoint '{path}' is a {fmt} file that cannot be read to the end ({size} bytes: cut short or "
+                "corrupted, e.g. by an interrupted download or copy); save or download it again")
+    return (f"checkpoint '{path}' ({size} bytes) is not a PyTorch (torch.save) or .safetensors weights file; "
+            "pass the file written by torch.save(model.state_dict(), PATH)")
+
+
 def check_model_spec(spec: str) -> None:
     """An unknown architecture name or a missing checkpoint file (``NAME=PATH``) refused before anything loads."""
     name, path = split_model_spec(spec)
@@ -235,21 +255,18 @@ def load_checkpoint(path) -> dict:
             from safetensors.torch import load_file
 
             state = load_file(path, device="cpu")
-        except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
-            raise CheckpointError(f"cannot read checkpoint '{path}' as safetensors: {first_line(e) or type(e).__name__}") from None
+        except Exception:  # noqa: BLE001 - safetensors raises its own error types
+            raise CheckpointError(_unreadable_checkpoint(path, "safetensors")) from None
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - unpickling errors come in many types
-            msg = first_line(e) or type(e).__name__
             if "Unsupported global" in str(e):  # a pickled class: a whole model or a training state
                 raise CheckpointError(
                     f"checkpoint '{path}' holds Python objects besides tensors (a whole pickled model or "
                     "training state), which padlib does not execute; save the weights alone with "
                     "torch.save(model.state_dict(), PATH) and pass that file") from None
-            detail = "" if "Weights only load failed" in msg else f" ({type(e).__name__}: {msg})"
-            raise CheckpointError(f"cannot read checkpoint '{path}': not a PyTorch (torch.save) or .safetensors "
-                                  f"file{detail}") from None
+            raise CheckpointError(_unreadable_checkpoint(path, "torch")) from None
     for key in CHECKPOINT_KEYS:
         if isinstance(state, dict) and isinstance(state.get(key), dict) and not isinstance(state.get(key), torch.Tensor):
             state = state[key]
@@ -303,10 +320,18 @@ def _mismatch_message(model: nn.Module, state: dict, name: str, path: str) -> st
 
 
 def _weights_unavailable(name: str, e: BaseException) -> WeightsUnavailableError:
-    """The one-line error for hub weights that could not be had (torchvision and timm alike)."""
-    return WeightsUnavailableError(
-        f"pretrained weights for '{name}' could not be loaded ({type(e).__name__}: {first_line(e, 160)}); offline, "
-        f"use pretrained=False, your own weights ('{name}=PATH') or one of the {_offline_help()}")
+    """The one-line error for hub weights that could not be had (torchvision and timm alike). It also carries
+    ``command_line``: the same line for the ``padlib`` commands, which have no ``pretrained=False``."""
+    text = f"{type(e).__name__} {e}"
+    offline = any(w in text for w in ("URLError", "urlopen", "Name or service not known", "resolve", "Connection",
+                                       "Timeout", "LocalEntryNotFound", "offline", "OfflineMode", "Network"))
+    why = ("could not be downloaded (no network connection, or the hub cannot be reached)" if offline else
+           f"could not be loaded ({first_line(e, 120) or 'the download failed'})")
+    err = WeightsUnavailableError(f"pretrained weights for '{name}' {why}; use pretrained=False for random "
+                                  f"weights, your own weights ('{name}=PATH') or one of the {_offline_help()}")
+    err.command_line = (f"pretrained weights for '{name}' {why}; this command needs one of the {_offline_help()}, "
+                        f"or your own weights as {name}=PATH")
+    return err
 
 
 def _build(library: str, arch: str, num_classes: int | None = None) -> nn.Module:

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from ._compat import moved_names
-from ._hooks import keeps_model, model_device
+from ._hooks import check_device, check_images, keeps_model, model_device
 from ._memory import check_run_memory
 from ._pan_stream import STD_FLOOR, _batch_statistics, _batches, _scan_table
 from .data import probe_images
@@ -371,18 +371,17 @@ class PanScan:
 
 
 def _resolve_inputs(model, images, size, seed, device):
-
+    """The model, images and device a scan runs on, each checked before any work (one line naming the value)."""
+    images = check_images(images)
+    device = check_device(device)
     if isinstance(model, str):
         model = load_model(model, device=device or "cpu")
     check_type("model", model, nn.Module, "a loaded model or a model name such as 'mobilenet_v2'")
-    device = torch.device(device) if device is not None else model_device(model)
+    device = device if device is not None else model_device(model)
     if device.type != model_device(model).type:
         raise PadlibError(f"the model is on {model_device(model)} but device={str(device)!r}: move the model "
                           f"(model.to({str(device)!r})) or leave device out")
-    if isinstance(images, (bool, str, bytes, dict)) or images is None:
-        raise PadlibError("images must be a number of probe images, a ProbeImages, a (N, C, H, W) tensor or batches")
     if isinstance(images, int):
-
         images = probe_images(images, size=size, seed=seed, model=model)
     return model, images, device
 
@@ -417,6 +416,7 @@ def scan_pans(model, images=64, *, fpr: float = DEFAULT_FPR, tau: float | None =
     if reference not in (None, "random_init"):
         raise PadlibError(f"reference must be 'random_init' (the learned-PAN verdict) or None (padding-caused "
                           f"only), got {reference!r}")
+    images = check_images(images)  # what was given, before the one-shot check below reads it as an iterator
     if reference and not _can_rescan(images):
         raise PadlibError("the random-init reference scans the images again: pass a number of images, a "
                           "ProbeImages, a tensor or a list of batches, not a one-shot iterator (or reference=None "

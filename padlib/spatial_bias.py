@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ._compat import moved_names
-from ._hooks import iter_batches, keeps_model, layer_map_stats
+from ._hooks import check_device, check_images, iter_batches, keeps_model, layer_map_stats, model_dtype
 from ._memory import output_shapes
 from .audit import audit_summary
 from .errors import PadlibError, check_type
@@ -119,6 +119,8 @@ def mean_feature_maps(model: nn.Module, images, layers=None, reduce: str = "abs"
     check_type("splits", splits, int)
     if splits < 1:
         raise PadlibError(f"splits must be >= 1, got {splits}")
+    images = check_images(images, number=False)
+    device = check_device(device, allow_none=False)
     layers = list(layers) if layers is not None else depth_layers(model)
     reducer = _REDUCERS[reduce]
 
@@ -138,7 +140,7 @@ def mean_feature_maps(model: nn.Module, images, layers=None, reduce: str = "abs"
         batch_size = max(1, min(batch_size, math.ceil(n_images / splits)))
     sums = [dict() for _ in range(splits)]
     counts = [0] * splits
-    batches = iter_batches(images, batch_size, device, progress)
+    batches = iter_batches(images, batch_size, device, progress, model_dtype(model))
     for b, batch in enumerate(flipped_batches(batches) if flips else batches):
         k = b % splits
         stats = layer_map_stats(model, batch, layers, batch_size=batch.shape[0], device=device, progress=False,

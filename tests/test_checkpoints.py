@@ -91,10 +91,11 @@ def test_missing_unreadable_and_wrong_files_are_one_clear_line(trained, tmp_path
     assert "is a folder" in _error(f"resnet18={tmp_path}")
     junk = tmp_path / "junk.pth"
     junk.write_text("not a checkpoint")
-    assert "cannot read checkpoint" in _error(f"resnet18={junk}")
+    assert f"checkpoint '{junk}' (16 bytes) is not a PyTorch (torch.save) or .safetensors weights file" \
+        in _error(f"resnet18={junk}")
     bad_st = tmp_path / "junk.safetensors"
     bad_st.write_bytes(b"\x00" * 16)
-    assert "as safetensors" in _error(f"resnet18={bad_st}")
+    assert f"checkpoint '{bad_st}' (16 bytes) is not a" in _error(f"resnet18={bad_st}")
     pickled = tmp_path / "whole.pth"
     torch.save(torch.nn.Linear(2, 2), pickled)
     msg = _error(f"resnet18={pickled}")

@@ -35,7 +35,8 @@ from ..interventions import (
     size_interventions,
     top_movers,
 )
-from ..models import channels_last_inference, load_model
+from .._memory import check_run_memory
+from ..models import channels_last_inference, load_model, preprocessing
 from ..pans import find_pans
 from ..stats import bootstrap_ci
 
@@ -219,6 +220,10 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
     if isinstance(model, str):
         model = load_model(model, device=device)
     name = getattr(model, "padlib_name", type(model).__name__)
+    # every evaluation keeps its logits for all images: refused before any work when that would not fit
+    evaluations = len(modes) * len(regions) * (1 + n_controls) + len(paddings) + len(sizes or ()) + 3
+    check_run_memory(model, "ablation", n_images, size or preprocessing(model).input_size, batch_size, device,
+                     evaluations=evaluations, ablations=len(modes) * len(regions))
     if labelled_dir:  # built first (cheap, lazy) so that a bad folder fails before the scan
         evalset = labelled_images(labelled_dir, class_index, n=n_images, model=model, size=size, seed=seed)
     else:

@@ -13,12 +13,12 @@ import pandas as pd
 from torch import nn
 
 from . import bench
+from ._files import atomic_write
 from .audit import audit_summary, even_padding_sizes, input_channels_size, padding_audit
 from .chapters import site as book
 from .chapters.ch3_ablation import pan_verdicts
 from .chapters.claims import PAPER_CLAIM
 from .data import list_images, probe_images
-from ._files import atomic_write
 from .errors import PadlibError, ProbeDataError, check_new_folder, check_new_output
 from .experiments.ch3_ablation import ablation_report, report_tables
 from .experiments.zoo import REPO, ZOO_CSV, build_meta_model, load_zoo_audit, zoo_audit, zoo_overview
@@ -28,7 +28,6 @@ from .models import OFFLINE_MODELS, check_model_spec, load_model
 from .pan_tables import pan_summary, side_sign_counts
 from .pans import scan_pans
 from .viz.report import save_report
-
 
 SEED_MAX = 2**32 - 1  # numpy's seeds stop here; torch's and Python's take it too
 

@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .._memory import check_run_memory
 from ..audit import audit_summary, padding_audit
 from ..data import labelled_images, probe_images
 from ..interventions import (
@@ -35,7 +36,6 @@ from ..interventions import (
     size_interventions,
     top_movers,
 )
-from .._memory import check_run_memory
 from ..models import channels_last_inference, load_model, preprocessing
 from ..pans import find_pans
 from ..stats import bootstrap_ci

@@ -2,9 +2,9 @@
 
 Two rules hold everywhere, so that no table and no sentence can disagree about them:
 
-* **Zero variance.** Values that are all equal (a measure at its ceiling in every seed, say) are known exactly:
+* **Zero variance.** Values that are all equal, up to rounding (a measure at its ceiling in every seed, say), are known exactly:
   their t-interval has zero width at the mean, and a test of the mean against 0 gives p = 0 when the mean is not 0
-  and p = 1 when it is. (scipy returns NaN there, with a precision warning.)
+  and p = 1 when it is (0 up to rounding counts as 0). (scipy returns NaN there, with a precision warning.)
 * **Direction.** An interval says *up* when it lies above 0, *down* below 0, *flat* when it straddles 0; a
   zero-width interval says the sign of its mean (0: flat). With an effect-size ``floor``, a resolved direction
   whose mean is smaller than the floor is *small*. NaN bounds say *unknown*. :func:`direction` and
@@ -48,8 +48,11 @@ def t_test(values, level: float = 0.95) -> TTest:
     mean = float(v.mean())
     if n < 2:
         return TTest(mean, float("nan"), float("nan"), float("nan"), n)
-    if np.ptp(v) == 0:
-        return TTest(mean, mean, mean, 0.0 if mean != 0 else 1.0, n)
+    rounding = 1e-12 * max(1.0, float(np.abs(v).max()))
+    if np.ptp(v) <= rounding:  # equal up to rounding: known exactly (the module's rule)
+        if abs(mean) <= rounding:
+            return TTest(0.0, 0.0, 0.0, 1.0, n)
+        return TTest(mean, mean, mean, 0.0, n)
     res = _scipy.ttest_1samp(v, 0.0)
     ci = res.confidence_interval(level)
     return TTest(mean, float(ci.low), float(ci.high), float(res.pvalue), n)

@@ -363,7 +363,7 @@ def test_chapter_plots_render_on_small_tables():
     asym["depth"] = [0, 0, 1, 1]
     for fig in (ch2_figures.asymmetry_plot(asym), ch2_figures.mean_kernel_grid(asym),
                 ch2_figures.detector_scatter(_agreement_table().assign(model="m", rel_depth=0.5), tau=2.0),
-                ch2_figures.disagreement_plot(__import__("padlib").kernels.disagreement_by_layer(
+                ch2_figures.disagreement_plot(__import__("padlib").kernel_types.disagreement_by_layer(
                     _agreement_table()).assign(model="m"))):
         assert len(fig.axes) > 0
         plt.close(fig)

@@ -115,3 +115,11 @@ def test_holm_is_step_down_monotone_and_counts_nan_as_one():
 def test_t_critical_degrees_of_freedom():
     assert t_critical(5) == pytest.approx(scipy_stats.t.ppf(0.975, 4))
     assert t_critical(1) == 0.0 and t_critical(float("nan")) == 0.0
+
+
+def test_differences_that_are_zero_up_to_rounding_count_as_no_change():
+    d = (np.array([0.7, 0.6, 0.8]) - np.array([0.6, 0.5, 0.7])) - (np.array([0.11, 0.12, 0.13]) - np.array([0.01, 0.02, 0.03]))
+    r = t_test(d)
+    assert (r.mean, r.low, r.high, r.p) == (0.0, 0.0, 0.0, 1.0) and direction(r.low, r.high, r.mean) == "flat"
+    tiny = t_test([1e-9, 1e-9 + 1e-22, 1e-9])  # equal up to rounding and not zero: a resolved, tiny effect
+    assert tiny.p == 0.0 and direction(tiny.low, tiny.high, tiny.mean) == "up"

@@ -276,18 +276,20 @@ def recommendations(rep: PaddingReport) -> list[Recommendation]:
         e = _metric(rep.predictions, f"{ev} px (even)", "agreement")
         c = _metric(rep.predictions, f"{ctrl} px (uneven control)", "agreement")
         if e is not None and c is not None:
+            # said as the share of images whose top-1 class CHANGES, so "more"/"fewer" compare the numbers printed
+            changed, changed_ctrl = 100 * (1 - e.value), 100 * (1 - c.value)
             if e.ci_high < c.ci_low:
-                verdict = (f"more than the equally small resize to {ctrl} px ({100 * c.value:.1f}% unchanged): the "
-                           f"trained weights are tuned to the uneven padding, so switch sizes only with retraining")
+                verdict = (f"more than the equally small resize to {ctrl} px changes ({changed_ctrl:.1f}%): the trained "
+                           f"weights are tuned to the uneven padding, so switch sizes only with retraining")
             elif e.ci_low > c.ci_high:
-                verdict = (f"less than the equally small resize to {ctrl} px ({100 * c.value:.1f}% unchanged): even "
+                verdict = (f"fewer than the equally small resize to {ctrl} px changes ({changed_ctrl:.1f}%): even "
                            f"padding suits these weights better than the control size does")
             else:
-                verdict = (f"as much as the equally small resize to {ctrl} px ({100 * c.value:.1f}% unchanged; the "
+                verdict = (f"about as many as the equally small resize to {ctrl} px changes ({changed_ctrl:.1f}%; the "
                            f"intervals overlap): the change is the resize, not the padding")
             out.append(Recommendation(
-                f"Evaluated at {ev} px without retraining, the model keeps its top-1 class on {100 * e.value:.1f}% "
-                f"[{100 * e.ci_low:.1f}, {100 * e.ci_high:.1f}] of the images, {verdict}.",
+                f"Evaluated at {ev} px without retraining, the model changes its top-1 class on {changed:.1f}% "
+                f"[{100 * (1 - e.ci_high):.1f}, {100 * (1 - e.ci_low):.1f}] of the images, {verdict}.",
                 "Figure 4 (predictions under interventions)"))
 
     harmless, harmful = [], []

@@ -100,3 +100,15 @@ def test_recommendation_rules_on_planted_numbers():
     assert "Learned PANs are few" in control and "lean to" not in control
     better = _texts(_planted(0.95, 0.80, 0.5, 19.0, 1.0))
     assert "even padding suits these weights better" in better
+
+
+@pytest.mark.parametrize("even, control, word", [(0.40, 0.80, "more"), (0.95, 0.80, "fewer"), (0.80, 0.81, "about as many")])
+def test_the_size_comparison_word_agrees_with_the_numbers_it_prints(even, control, word):
+    """The sentence compares two printed shares; its word must say what the two numbers say, on both sides."""
+    text = _texts(_planted(even, control, 0.5, 19.0, 1.0))
+    m = re.search(r"changes its top-1 class on ([\d.]+)% \[([\d.]+), ([\d.]+)\] of the images, (more|fewer|about as many) "
+                  r"(?:than|as) the equally small resize to 223 px changes \(([\d.]+)%", text)
+    assert m, text
+    ours, lo, hi, said, theirs = float(m[1]), float(m[2]), float(m[3]), m[4], float(m[5])
+    assert said == word and lo <= ours <= hi
+    assert {"more": ours > theirs, "fewer": ours < theirs, "about as many": abs(ours - theirs) < 5}[said]

@@ -305,6 +305,17 @@ def layer_map_stats(model: nn.Module, images, layers: list[str], batch_size: int
     return stats
 
 
+def meta_forward(model: nn.Module, x: torch.Tensor):
+    """``model(x)`` on meta copies of its parameters and buffers (``torch.func.functional_call``): output shapes and
+    module calls at any input size, no arithmetic and no memory, and the model's own tensors untouched. ``x`` is a
+    meta tensor; a model keeping plain tensors that cannot mix with meta ones raises (callers fall back)."""
+    from torch.func import functional_call
+
+    state = {k: torch.empty_like(v, device="meta") for k, v in
+             list(model.named_parameters()) + list(model.named_buffers())}
+    return functional_call(model, state, (x,), strict=False)
+
+
 def model_device(model: nn.Module) -> torch.device:
     """The device of a model's first parameter (CPU for parameter-free modules)."""
     p = next(model.parameters(), None)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ._hooks import eval_mode, model_device
+from ._hooks import eval_mode, meta_forward, model_device
 from .errors import PadlibError
 from .padding import padded_convs
 
@@ -48,11 +48,7 @@ def output_shapes(model: nn.Module, size: int, real: bool = True) -> dict[str, t
     try:
         with eval_mode(model):
             try:
-                from torch.func import functional_call
-
-                state = {k: torch.empty_like(v, device="meta") for k, v in
-                         list(model.named_parameters()) + list(model.named_buffers())}
-                functional_call(model, state, (torch.empty(1, channels, size, size, device="meta"),), strict=False)
+                meta_forward(model, torch.empty(1, channels, size, size, device="meta"))
             except Exception as e:  # noqa: BLE001 - models keeping plain tensors: a real forward
                 shapes.clear()
                 if not real:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._hooks import eval_mode, forward_hooks, keeps_model, model_device
+from ._hooks import eval_mode, forward_hooks, keeps_model, meta_forward, model_device
 from ._memory import check_run_memory
 from .errors import PadlibError, check_type
 from .models import preprocessing
@@ -110,11 +110,7 @@ def _trace_convs(model: nn.Module, input_size: tuple) -> ConvTrace:
              if n and (n in convs or isinstance(m, (nn.modules.batchnorm._BatchNorm,) + _ACTIVATIONS + _PASS_THROUGH))]
     with eval_mode(model), forward_hooks(model, names, hook):  # a model in train mode keeps its BN statistics
         try:
-            from torch.func import functional_call
-
-            state = {k: torch.empty_like(v, device="meta") for k, v in
-                     list(model.named_parameters()) + list(model.named_buffers())}
-            functional_call(model, state, (x,), strict=False)
+            meta_forward(model, x)
         except Exception:  # noqa: BLE001 - a model keeping plain tensors: a real forward of zeros, if it fits
             for d in (sizes, feeding, following, produced, conv_out):
                 d.clear()

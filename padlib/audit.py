@@ -26,7 +26,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ._compat import moved_names
-from ._hooks import eval_mode, keeps_model
+from ._hooks import eval_mode, keeps_model, meta_forward
 from ._memory import input_channels
 from .errors import PadlibError, check_type, first_line
 from .padding import _pair, layer_pads, padding_read
@@ -210,13 +210,9 @@ def _traced_forward(model: nn.Module, hw: tuple[int, int], channels: int, stop_a
                         with tracer:
                             model(x)
                     else:
-                        from torch.func import functional_call
-
-                        state = {k: torch.empty_like(v, device="meta") for k, v in
-                                 list(model.named_parameters()) + list(model.named_buffers())}
                         x = torch.empty(1, channels, *hw, device="meta")
                         with tracer:
-                            functional_call(model, state, (x,), strict=False)
+                            meta_forward(model, x)
                     return tracer.calls
                 except _UnevenFound:
                     raise

@@ -22,8 +22,9 @@ from scipy import stats as _scipy
 
 from .errors import PadlibError, check_type
 
-__all__ = ["TTest", "bootstrap_ci", "direction", "holm_adjust", "interval_sign", "paired_t", "resolvable_effect",
-           "spearman", "t_critical", "t_interval", "t_test", "wilson_interval"]
+__all__ = ["TTest", "bootstrap_ci", "detectable_effect", "direction", "equivalence_excludes", "holm_adjust",
+           "interval_sign", "paired_t", "resolvable_effect", "spearman", "t_critical", "t_interval", "t_test",
+           "wilson_interval"]
 
 
 class TTest(NamedTuple):
@@ -211,3 +212,30 @@ def resolvable_effect(paired: pd.DataFrame, per_seed: pd.DataFrame, value: str =
                 * sd / np.sqrt(n))
     return {"value": value, "sd": sd, "n_seeds": n, "n_schemes": m, "half_width": float(half), "mde": mde,
             "alpha": alpha, "power": power}
+
+
+def detectable_effect(low: float, high: float, n: int | None = None, level: float = 0.95, power: float = 0.8,
+                      alpha: float | None = None) -> float:
+    """The smallest effect a design resolves at ``power``: (z_{1-alpha/2} + z_power) * SE, with the standard error
+    read back from a two-sided ``level`` interval (t quantiles with ``n - 1`` degrees of freedom when ``n`` is
+    given, normal ones otherwise). ``alpha`` defaults to ``1 - level``; a Holm family of m tests passes alpha / m
+    (its first step). NaN for an interval that is not finite."""
+    if not (np.isfinite(low) and np.isfinite(high)) or high < low:
+        return float("nan")
+    alpha = 1 - level if alpha is None else alpha
+    if n is not None and n >= 2:
+        q = lambda x: float(_scipy.t.ppf(x, n - 1))  # noqa: E731
+    else:
+        q = lambda x: float(_scipy.norm.ppf(x))  # noqa: E731
+    se = (high - low) / (2 * q(1 - (1 - level) / 2))
+    return float((q(1 - alpha / 2) + q(power)) * se)
+
+
+def equivalence_excludes(low: float, high: float, claimed: float) -> bool:
+    """Whether an interval excludes a claimed effect: a one-sided test at the interval's (1 - level) / 2 that the
+    effect is smaller than ``claimed`` in the claimed direction (the two-one-sided-tests procedure, the side that
+    matters for a directional claim). ``claimed`` is signed (its sign is the claimed direction); 0 excludes
+    nothing. An interval at or past the claimed value in its direction does not exclude it."""
+    if not (np.isfinite(low) and np.isfinite(high)) or claimed == 0 or not np.isfinite(claimed):
+        return False
+    return bool(high < claimed) if claimed > 0 else bool(low > claimed)

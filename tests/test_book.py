@@ -178,30 +178,41 @@ def test_page_problems_name_each_kind_of_machinery():
 def test_section_markdown_repeats_the_box_lines_that_cite_a_section():
     from padlib.chapters.findings import Finding, section_markdown
 
-    box = [Finding("holds", "Trained networks have PANs", "4 of 4 models", "sec-a"),
-           Finding("not here", "PANs are 2%", "shares 11-19%", "sec-b"),
-           Finding("partly", "Stride-2 sides follow", "pytorch_style 1 of 2.", "sec-b")]
-    assert section_markdown(box, "sec-a") == "**Holds.** *Trained networks have PANs.* 4 of 4 models."
-    assert section_markdown(box, "sec-b") == ("**Not here.** *PANs are 2%.* Shares 11-19%.\n\n"
-                                              "**Partly.** *Stride-2 sides follow.* pytorch_style 1 of 2.")
+    box = [Finding("supported", "Trained networks have PANs", "more than random init", "12% vs 1%", "4 models",
+                   section="sec-a"),
+           Finding("not testable here", "PANs are 2%", "about 2%", "", "4 models", needed="the paper's threshold",
+                   section="sec-b")]
+    assert section_markdown(box, "sec-a") == ("**Supported.** *Trained networks have PANs.* Claimed: more than "
+                                              "random init; observed: 12% vs 1%. Evidence: 4 models.")
+    assert section_markdown(box, "sec-b") == ("**Not testable here.** *PANs are 2%.* Claimed: about 2%. Not testable "
+                                              "here: the paper's threshold. Evidence: 4 models.")
     assert section_markdown(box, "elsewhere") == ""
 
 
-def test_findings_markdown_is_an_admonition_with_one_line_per_claim():
+def test_findings_markdown_is_an_admonition_with_one_line_per_claim_and_the_legend():
     from padlib.errors import PadlibError
-    from padlib.chapters.findings import Finding, findings_markdown, verdict_of
+    from padlib.chapters.findings import Finding, findings_markdown
 
-    md = findings_markdown([Finding("holds", "Claim one", "3 of 3 models", "sec-one"),
-                            Finding("not here", "Claim two", "0 of 3")])
+    md = findings_markdown([Finding("supported", "Claim one", "+1", "+2 [+1, +3]", "3 models", section="sec-one"),
+                            Finding("inconclusive", "Claim two", "+1", "+0.1 [-1, +1.2]", "3 models",
+                                    detectable="1.4")])
     lines = md.splitlines()
     assert lines[0] == "```{admonition} Findings" and lines[1] == ":class: tip findings" and lines[-1] == "```"
-    assert lines[3] == '- **holds**: Claim one. 3 of 3 models (<a href="#sec-one">figure</a>)'
-    assert lines[4] == "- **not here**: Claim two. 0 of 3"
-    assert findings_markdown([Finding("partly", "C", "at fpr 0.01: x")]).splitlines()[3] == "- **partly**: C. At fpr 0.01: x"
-    assert findings_markdown([Finding("partly", "C", "readout_r2: x")]).splitlines()[3] == "- **partly**: C. readout_r2: x"
-    assert (verdict_of(1.0), verdict_of(0.5), verdict_of(0.0)) == ("holds", "partly", "not here")
+    assert lines[3] == ('- **supported**: Claim one. Claimed: +1; observed: +2 [+1, +3]. Evidence: 3 models. '
+                        '(<a href="#sec-one">figure</a>)')
+    assert lines[4] == ("- **inconclusive**: Claim two. Claimed: +1; observed: +0.1 [-1, +1.2]; smallest detectable "
+                        "effect (80% power): 1.4. Evidence: 3 models.")
+    assert "**not testable here**" in lines[-2] and "**contradicted**" in lines[-2]
     with pytest.raises(PadlibError, match="verdict must be one of"):
-        Finding("maybe", "c", "e")
+        Finding("holds", "c", "+1", "+1", "s")
+    with pytest.raises(PadlibError, match="smallest effect"):
+        Finding("inconclusive", "c", "+1", "+0 [-1, 1]", "s")
+    with pytest.raises(PadlibError, match="what would be needed"):
+        Finding("not testable here", "c", "+1", "", "s")
+    with pytest.raises(PadlibError, match="observed effect"):
+        Finding("supported", "c", "+1", "", "s")
+    with pytest.raises(PadlibError, match="full stop"):
+        Finding("supported", "Claim. More", "+1", "+1", "s")
     with pytest.raises(PadlibError, match="at least one"):
         findings_markdown([])
 
@@ -232,19 +243,50 @@ def test_chapter_pages_open_with_their_findings_and_fit_the_page_in_headless_chr
             assert shown == 0, f"{page.name}: {shown} code cells shown expanded"
 
 
-def test_findings_summary_collects_every_chapter_box(tmp_path):
-    from padlib.chapters.findings import Finding, findings_markdown
+def test_findings_summary_collects_every_chapter_box_with_its_numbers(tmp_path):
+    from padlib.chapters.findings import MIME, Finding, findings_markdown, findings_rows
 
     for i, nb in enumerate(site_build.chapters()):
-        box = findings_markdown([Finding("partly", f"Claim {i}", "1 of 2 models | a pipe", "sec")])
+        box = [Finding("inconclusive", f"Claim {i}", "+1.2% | paper", "+0.3 [-0.2, +0.8]", "5 seeds", detectable="0.9")]
+        data = {"text/markdown": findings_markdown(box), MIME: {"findings": findings_rows(box)}} if i != 2 else \
+            {"text/markdown": findings_markdown(box)}  # a box without its rows: read back from the Markdown
         cells = [{"cell_type": "code", "id": "f", "metadata": {"tags": ["findings"]}, "source": "", "outputs": [
-            {"output_type": "display_data", "metadata": {}, "data": {"text/markdown": box}}]}] if i else []
+            {"output_type": "display_data", "metadata": {}, "data": data}]}] if i else []
         (tmp_path / nb.name).write_text(json.dumps({"cells": cells}))
     table = site_build.findings_summary(tmp_path).splitlines()
-    assert table[:2] == ["| Claim | Verdict | Chapter |", "|---|---|---|"]
-    assert table[2].startswith("| (no findings") and len(table) == 2 + len(site_build.chapters())
-    assert table[3] == f"| Claim 1 | **partly** | {{doc}}`2 <../notebooks/{site_build.chapters()[1].stem}>` |"
+    assert table[0].startswith("| Verdict | Claim | Claimed | Observed |") and table[1].startswith("|---|")
+    assert table[2].startswith("| | (no findings")
+    assert table[3] == (f"| **inconclusive** | Claim 1 | +1.2% / paper | +0.3 [-0.2, +0.8] | 0.9 | "
+                        f"{{doc}}`2 <../notebooks/{site_build.chapters()[1].stem}>` |")
+    assert table[4].startswith("| **inconclusive** | Claim 2 |")
+    assert any(line.startswith("- **not testable here**") for line in table)  # the legend follows the table
     assert "<!-- padlib:findings-summary -->" in (site_build.REPO / "book" / "intro.md").read_text()
+
+
+def _page(box_items, sections):
+    box = "".join(f"<li><p><strong>{v}</strong>: {c}. Claimed: x.</p></li>" for v, c in box_items)
+    return (f'<h1>T</h1><div class="tip findings admonition"><ul>{box}</ul><p>legend</p></div>'
+            + "".join(sections))
+
+
+def test_verdict_mismatches_compares_each_box_line_with_its_section():
+    ok = _page([("supported", "A claim"), ("not testable here", "B claim")],
+               ["<p><strong>Supported.</strong> <em>A claim.</em> Claimed: x.</p>",
+                "<p><strong>Not testable here.</strong> <em>B claim.</em> Claimed: x.</p>"])
+    assert site_build.verdict_mismatches(ok, "p") == []
+    differs = _page([("supported", "A claim")], ["<p><strong>Inconclusive.</strong> <em>A claim.</em> x</p>"])
+    assert site_build.verdict_mismatches(differs, "p") == [
+        "p: the box says 'supported' on 'a claim', its section says inconclusive"]
+    missing = _page([("supported", "A claim")], [])
+    assert site_build.verdict_mismatches(missing, "p") == ["p: no section shows the verdict on 'a claim'"]
+    extra = _page([("supported", "A claim")], ["<p><strong>Supported.</strong> <em>A claim.</em> x</p>",
+                                                "<p><strong>Contradicted.</strong> <em>Other claim.</em> x</p>"])
+    assert site_build.verdict_mismatches(extra, "p") == [
+        "p: a section's verdict on 'other claim' is not in the findings box"]
+    hidden = _page([("supported", "A claim")],
+                   ["<details><summary>s</summary><p><strong>Supported.</strong> <em>A claim.</em> x</p></details>"])
+    assert site_build.verdict_mismatches(hidden, "p") == ["p: the verdict on 'a claim' sits in a collapsed block"]
+    assert site_build.verdict_mismatches("<p>no box</p>", "p") == ["p: no findings box"]
 
 
 def test_prepare_for_site_keeps_the_findings_of_a_notebook_without_a_title(tmp_path):

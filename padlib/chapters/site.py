@@ -7,6 +7,7 @@ Nothing here touches the committed notebooks.
 from __future__ import annotations
 
 import contextlib
+import html as html_lib
 import json
 import os
 import re
@@ -16,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..chapters.findings import MIME as FINDINGS_MIME
+from ..chapters.findings import legend_markdown
 from ..errors import PadlibError, check_new_folder
 from ..model_report import report
 from ..viz.report import save_report
@@ -299,31 +302,87 @@ FINDING_LINE = re.compile(r"^- \*\*(?P<verdict>[^*]+)\*\*: (?P<claim>.+?)\. (?P<
 
 
 def chapter_findings(notebook: Path) -> list[dict]:
-    """The findings box of one executed chapter, read back from its ``findings`` cell: verdict, claim, evidence."""
+    """The findings box of one executed chapter, read back from its ``findings`` cell: the rows
+    :func:`padlib.chapters.findings.show_findings` put beside the Markdown (verdict, claim, claimed, observed,
+    detectable, needed, scale, ...); a box shown as Markdown only gives verdict, claim and evidence."""
     nb = json.loads(Path(notebook).read_text())
     rows = []
     for cell in nb["cells"]:
         if "findings" not in cell.get("metadata", {}).get("tags", []):
             continue
         for o in cell.get("outputs", []):
-            for line in "".join(o.get("data", {}).get("text/markdown", "")).splitlines():
+            data = o.get("data", {})
+            if FINDINGS_MIME in data:
+                rows += list(data[FINDINGS_MIME]["findings"])
+                continue
+            for line in "".join(data.get("text/markdown", "")).splitlines():
                 m = FINDING_LINE.match(line)
                 if m:
                     rows.append(m.groupdict())
     return rows
 
 
+def _cell(text: str) -> str:
+    return " ".join(str(text or "").replace("|", "/").split())
+
+
 def findings_summary(notebooks_dir: Path) -> str:
-    """The introduction's one-screen summary: a table of every chapter's findings (claim, verdict, chapter)."""
-    lines = ["| Claim | Verdict | Chapter |", "|---|---|---|"]
+    """The introduction's answers table: every chapter's findings, verdict first, with the claimed and observed
+    effect and the smallest detectable effect (or what a test would need), then the verdict legend."""
+    lines = ["| Verdict | Claim | Claimed | Observed | Smallest detectable effect, or what is needed | Ch. |",
+             "|---|---|---|---|---|---|"]
     for i, nb in enumerate(chapters(), 1):
         rows = chapter_findings(Path(notebooks_dir) / nb.name)
+        link = f"{{doc}}`{i} <../notebooks/{nb.stem}>`"
         if not rows:
-            lines.append(f"| (no findings: the chapter did not produce them) | | {{doc}}`{i} <../notebooks/{nb.stem}>` |")
+            lines.append(f"| | (no findings: the chapter did not produce them) | | | | {link} |")
         for r in rows:
-            claim = r["claim"].replace("|", "/")
-            lines.append(f"| {claim} | **{r['verdict']}** | {{doc}}`{i} <../notebooks/{nb.stem}>` |")
-    return "\n".join(lines)
+            last = r.get("detectable") or r.get("needed") or ""
+            lines.append(f"| **{r['verdict']}** | {_cell(r['claim'])} | {_cell(r.get('claimed', ''))} | "
+                         f"{_cell(r.get('observed', r.get('evidence', '')))} | {_cell(last)} | {link} |")
+    return "\n".join(lines + ["", "What the verdicts mean:", "", legend_markdown()])
+
+
+_VERDICT_WORD = "(?i:supported|contradicted|inconclusive|not testable here)"
+BOX_ITEM = re.compile(rf"<li><p><strong>(?P<verdict>{_VERDICT_WORD})</strong>:\s*(?P<claim>[^<]+?)\.\s")
+SECTION_LINE = re.compile(rf"<p><strong>(?P<verdict>{_VERDICT_WORD})\.</strong>\s*<em>(?P<claim>[^<]+?)\.</em>")
+
+
+def _plain(text: str) -> str:
+    return " ".join(html_lib.unescape(text).split()).lower()
+
+
+def verdict_mismatches(page: str, name: str = "page") -> list[str]:
+    """Where a built chapter page's findings box and its sections disagree: a box line whose claim no section
+    shows under its figure, a section verdict that differs from the box's, or a section verdict that sits inside
+    a collapsed block (a reader must not have to open anything to see a verdict)."""
+    body = re.sub(r"<script.*?</script>", "", page, flags=re.S)
+    m = re.search(r'<div class="[^"]*\bfindings\b[^"]*">', body)
+    if not m:
+        return [f"{name}: no findings box"]
+    end = body.find("</div>", body.find("</ul>", m.end()))
+    box_html, rest = body[m.start():end], body[:m.start()] + body[end:]
+    box = {_plain(b["claim"]): _plain(b["verdict"]) for b in BOX_ITEM.finditer(box_html)}
+    problems = []
+    if not box:
+        problems.append(f"{name}: the findings box has no verdict lines")
+    sections = {}
+    for s in SECTION_LINE.finditer(rest):
+        claim, verdict = _plain(s["claim"]), _plain(s["verdict"])
+        opened = rest.rfind("<details", 0, s.start())
+        if opened > rest.rfind("</details>", 0, s.start()):
+            problems.append(f"{name}: the verdict on '{claim}' sits in a collapsed block")
+        sections.setdefault(claim, set()).add(verdict)
+    for claim, verdict in box.items():
+        if claim not in sections:
+            problems.append(f"{name}: no section shows the verdict on '{claim}'")
+        elif sections[claim] != {verdict}:
+            problems.append(f"{name}: the box says '{verdict}' on '{claim}', its section says "
+                            f"{' / '.join(sorted(sections[claim]))}")
+    for claim in sections:
+        if claim not in box:
+            problems.append(f"{name}: a section's verdict on '{claim}' is not in the findings box")
+    return problems
 
 
 def build_site(executed_dir: Path, out_dir: Path | None = None, strict: bool = True) -> Path:
@@ -403,6 +462,7 @@ def site_problems(html_dir: Path) -> list[str]:
         if not re.search(r"<img[^>]+src=\"[^\"]+\.(png|svg|jpg)\"", text):
             problems.append(f"{nb.stem}: no figure")
         problems += page_problems(text, nb.stem)
+        problems += verdict_mismatches(text, nb.stem)
     external_load = re.compile(r"""(?:src|href)\s*=\s*["'](?:https?:)?//(?!www\.w3\.org)[^"']+["'][^>]*""")
     for f in html_dir.rglob("*"):
         if f.suffix not in (".html", ".js", ".css", ".json", ".txt") or not f.is_file():

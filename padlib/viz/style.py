@@ -14,6 +14,23 @@ SCHEME_COLOURS = {"zero": "#000000", "reflect": "#0072B2", "replicate": "#56B4E9
                   "symmetric": "#009E73", "partial": "#CC79A7", "padding_module": "#D55E00"}
 
 
+# One colour per role, on every page: prose names these colours ("dark grey", "mid grey", ...).
+PRETRAINED = "#222222"    # trained weights (pretrained models, or networks trained here): near-black
+RANDOM_INIT = "#999999"   # the same architecture at random initialisation: mid grey, everywhere
+CONTROL = "#CCCCCC"       # nulls and random-channel controls: light grey
+PAN_COLOUR = "#CC79A7"    # PANs (ablated, counted, marked): reddish purple, a colour no model and no side uses
+ROLE_COLOURS = {"pretrained": PRETRAINED, "trained": PRETRAINED, "random init": RANDOM_INIT, "control": CONTROL,
+                "null": CONTROL, "PANs": PAN_COLOUR}
+COLOUR_NAMES = {PRETRAINED: "near-black", RANDOM_INIT: "mid grey", CONTROL: "light grey", PAN_COLOUR: "pink",
+                "#0072B2": "blue", "#E69F00": "orange", "#009E73": "green", "#D55E00": "vermilion",
+                "#56B4E9": "sky blue", "#F0E442": "yellow", "#000000": "black"}
+
+
+def colour_name(colour: str) -> str:
+    """The word the prose uses for one of the book's colours (so a sentence can name what the figure shows)."""
+    return COLOUR_NAMES.get(colour, colour)
+
+
 BOOK_STYLE = {"axes.prop_cycle": mpl.cycler(color=list(OKABE_ITO)), "axes.titlesize": 10, "axes.labelsize": 9,
               "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8, "legend.framealpha": 0.85,
               "axes.spines.top": False, "axes.spines.right": False, "axes.formatter.min_exponent": 3}

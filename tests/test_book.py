@@ -224,19 +224,27 @@ def test_chapter_pages_open_with_their_findings_and_fit_the_page_in_headless_chr
         pytest.skip("no chromium on PATH (Debian package 'chromium'; .ci/run installs it)")
     with Browser(chromium) as browser:
         browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
-        for page in sorted(site.glob("notebooks/*.html")):
+        for page in sorted(site.glob("notebooks/*.html")) + [site / "book" / "intro.html"]:
             browser.open(page.as_uri())
             assert browser.wait_for('document.readyState === "complete"', 30)
             tops = browser.evaluate(  # the first code cell's own box: its input may be collapsed (hide-input)
                 "(() => { const b = document.querySelector('div.admonition.findings');"
                 " const c = document.querySelector('div.cell:not(.tag_findings)');"
                 " return [b ? b.getBoundingClientRect().top : null, c ? c.getBoundingClientRect().top : null]; })()")
-            assert tops[0] is not None, f"{page.name}: no findings box"
-            assert tops[1] is None or tops[0] < tops[1], f"{page.name}: findings box below the first code cell"
+            if page.name != "intro.html":
+                assert tops[0] is not None, f"{page.name}: no findings box"
+                assert tops[1] is None or tops[0] < tops[1], f"{page.name}: findings box below the first code cell"
             wide = browser.evaluate(
                 "Array.from(document.querySelectorAll('div.cell_output pre'))"
                 ".filter(p => p.scrollWidth > p.clientWidth + 2).map(p => p.textContent.slice(0, 60))")
             assert not wide, f"{page.name}: output lines wider than the page: {wide[:2]}"
+            wide_tables = browser.evaluate(  # a table that scrolls sideways or runs past the text column
+                "(() => { const main = document.querySelector('main') || document.body;"
+                " const right = main.getBoundingClientRect().right;"
+                " return Array.from(document.querySelectorAll('table, div.highlight pre'))"
+                ".filter(t => t.scrollWidth > t.clientWidth + 2 || t.getBoundingClientRect().right > right + 2)"
+                ".map(t => t.textContent.trim().slice(0, 60)); })()")
+            assert not wide_tables, f"{page.name}: tables or code wider than the page: {wide_tables[:2]}"
             shown = browser.evaluate(  # code is collapsed on the site: no cell source visible before a click
                 "Array.from(document.querySelectorAll('div.cell_input'))"
                 ".filter(c => !c.closest('details:not([open])')).length")

@@ -239,9 +239,10 @@ def test_chapter_pages_open_with_their_findings_and_fit_the_page_in_headless_chr
                 ".filter(p => p.scrollWidth > p.clientWidth + 2).map(p => p.textContent.slice(0, 60))")
             assert not wide, f"{page.name}: output lines wider than the page: {wide[:2]}"
             wide_tables = browser.evaluate(  # a table that scrolls sideways or runs past the text column
-                "(() => { const main = document.querySelector('main') || document.body;"
+                "(() => { const main = document.querySelector('article') || document.querySelector('main') || document.body;"
                 " const right = main.getBoundingClientRect().right;"
                 " return Array.from(document.querySelectorAll('table, div.highlight pre'))"
+                ".filter(t => !t.closest('div.cell_input'))"
                 ".filter(t => t.scrollWidth > t.clientWidth + 2 || t.getBoundingClientRect().right > right + 2)"
                 ".map(t => t.textContent.trim().slice(0, 60)); })()")
             assert not wide_tables, f"{page.name}: tables or code wider than the page: {wide_tables[:2]}"

@@ -410,7 +410,7 @@ def recommendations(rep: PaddingReport) -> list[Recommendation]:
         out.append(Recommendation(
             f"{_and([m for m, _ in harmless]).capitalize()} padding {'leaves' if len(harmless) == 1 else 'leave'} "
             f"the top-1 class unchanged on at least {bound} of the images (lower bound of the 95% interval): "
-            f"predictions hardly depend on the values the zero padding supplies.",
+            f"predictions hardly depend on the values its own padding supplies.",
             "Figure 4 (predictions under interventions)", measured))
 
     tr = rep.pan_control[rep.pan_control.init == "trained"].iloc[0]

@@ -15,7 +15,7 @@ import padlib
 from padlib import model_report
 from padlib.audit import audit_summary, padding_audit
 from padlib.model_report import EvidenceLevel, lean_counts
-from padlib.viz.report import _level_badge, audit_rows, bias_rows, lean_rows
+from padlib.viz.report import _level_badge, audit_rows, bias_rows, lean_rows, size_test_words
 
 
 def _bias(tb, lr=None, predicted_tb="top", predicted_lr="left", inp="natural", unmeasured=0):
@@ -277,3 +277,32 @@ def test_padding_counts_in_the_summary_are_the_audit_tables(size, uneven):
     else:
         assert len(table) == 0 and line == f"Padding: all {n_padded} padding layers pad evenly at 65 px."
     torch.manual_seed(0)
+
+
+@pytest.mark.parametrize("size_test, n_uneven, words", [
+    ({"even": 225, "control": 223}, 5, ", and resized to 225 px, the nearest size that pads evenly, and to 223 px, an "
+                                       "uneven size 1 px away on the other side (the control)"),
+    ({"even": 225, "control": None}, 5, "(no uneven size at the same distance could serve as the control)"),
+    ({"even": None, "control": None}, 5, "; no resize (no size within 16 px pads evenly)"),
+    ({"even": None, "control": None}, 0, "; no resize (every padding layer pads evenly at 224 px)")])
+def test_section_four_says_which_sizes_ran(size_test, n_uneven, words):
+    rep = _planted(summary={"n_padding_layers": 18, "n_uneven": n_uneven, "unread_sides": "", "extra_sides": ""})
+    rep.size_test = size_test
+    assert words in size_test_words(rep)
+
+
+def test_depth_figure_uses_the_books_role_colours():
+    """Trained in the book's trained colour, random init in its mid grey, as on every page."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from padlib.viz.report import depth_figure
+    from padlib.viz.style import PRETRAINED, RANDOM_INIT
+
+    profile = pd.DataFrame({"model": "m", "network": ["trained"] * 3 + ["random init"] * 3, "layer": list("abcabc"),
+                            "rel_depth": [0, 0.5, 1] * 2, "learned_pct": [5, 9, 2, 1, 0, 1],
+                            "padding_caused_pct": [20, 30, 10, 60, 70, 65]})
+    fig = depth_figure(profile)
+    colours = {line.get_label(): matplotlib.colors.to_hex(line.get_color()) for line in fig.axes[0].lines}
+    plt.close(fig)
+    assert colours == {"trained: learned PANs": PRETRAINED.lower(), "trained: padding-caused": PRETRAINED.lower(),
+                       "random init: learned PANs": RANDOM_INIT.lower(), "random init: padding-caused": RANDOM_INIT.lower()}

@@ -139,6 +139,19 @@ def report_figures(rep: PaddingReport) -> dict:
     return figs
 
 
+def size_test_words(rep: PaddingReport) -> str:
+    """What the size test did, from ``rep.size_test`` (the sizes it ran), for section 4's opening sentence."""
+    ev, ctrl = rep.size_test.get("even"), rep.size_test.get("control")
+    if ev is None:
+        return (f"; no resize (every padding layer pads evenly at {rep.input_size} px)" if not
+                rep.audit_summary.get("n_uneven") else f"; no resize (no size within {EVEN_SIZE_REACH} px pads evenly)")
+    if ctrl is None:
+        return (f", and resized to {ev} px, the nearest size that pads evenly (no uneven size at the same distance "
+                f"could serve as the control)")
+    return (f", and resized to {ev} px, the nearest size that pads evenly, and to {ctrl} px, an uneven size "
+            f"{abs(ev - rep.input_size)} px away on the other side (the control)")
+
+
 def _level_badge(level) -> str:
     kind = {"measured on this model": "measured", "arithmetic only": "arithmetic"}.get(str(level), "book")
     return f"<span class='level level-{kind}'>{html.escape(str(level))}</span>"
@@ -217,11 +230,10 @@ def report_html(rep: PaddingReport) -> str:
     parts.append("<details><summary>Table 4. The spatial-bias index per depth, ± its standard error over image "
                  "splits (click to open)</summary>" + _table(bias_rows(rep.bias_index)) + "</details>")
     parts.append("<h2>4. Predictions under a padding swap or another input size</h2>")
-    parts.append("<p>The same images through the model with its padding replaced at inference (same weights), and "
-                 "resized to the nearest size that pads evenly and to an equally small uneven resize (the control). "
-                 "Agreement: top-1 class unchanged; KL: KL(intact || changed), mean over images; 95% bootstrap "
-                 "intervals over images. These are sensitivities of trained weights, not the effect of training "
-                 "with another padding or size.</p>")
+    parts.append(f"<p>The same images through the model with its padding replaced at inference (same weights)"
+                 f"{esc(size_test_words(rep))}. Agreement: top-1 class unchanged; KL: KL(intact || changed), mean over "
+                 f"images; 95% bootstrap intervals over images. These are sensitivities of trained weights, not the "
+                 f"effect of training with another padding or size.</p>")
     parts.append(_figure(figs["predictions"], 4, "Share of images whose top-1 class is unchanged by each "
                                                  "intervention, with 95% bootstrap intervals."))
     parts.append(_table(prediction_rows(rep.predictions), 5, "Every metric per intervention, with 95% bootstrap "

@@ -383,7 +383,8 @@ def recommendations(rep: PaddingReport) -> list[Recommendation]:
                            f"padding suits these weights better than the control size does")
             else:
                 verdict = (f"about as many as the equally small resize to {ctrl} px changes ({changed_ctrl:.1f}%; the "
-                           f"intervals overlap): the change is the resize, not the padding")
+                           f"intervals overlap, so {rep.n_images} images do not tell them apart): this test does "
+                           f"not show the even padding changing more than the resize alone does")
             out.append(Recommendation(
                 f"Evaluated at {ev} px without retraining, the model changes its top-1 class on {changed:.1f}% "
                 f"[{100 * (1 - e.ci_high):.1f}, {100 * (1 - e.ci_low):.1f}] of the images, {verdict}.",

@@ -207,6 +207,20 @@ def test_the_size_comparison_word_agrees_with_the_numbers_it_prints(even, contro
     assert {"more": ours > theirs, "fewer": ours < theirs, "about as many": abs(ours - theirs) < 5}[said]
 
 
+def test_each_rule_against_its_control():
+    """Every rule's effect planted, then every effect absent (the controls)."""
+    tuned = _texts(_planted(0.40, 0.80, 0.5, 19.0, 1.0, bias=_bias(["bottom"] * 3 + [""])))
+    assert "At 225 px every padding layer pads evenly" in tuned and "bottom and right" in tuned
+    assert "tuned to the uneven padding" in tuned  # the even size moves predictions beyond the control
+    assert "Do not swap the padding at inference" in tuned and "learned to detect the border" in tuned
+    assert "lean to the bottom (top/bottom) at 3 of 4 depths (0 to the top, 1 to neither), not the side" in tuned
+    control = _texts(_planted(0.80, 0.81, 0.999, 1.2, 1.0, swap_low=0.995))
+    assert "64 images do not tell them apart): this test does not show the even padding changing more" in control
+    assert "Do not swap" not in control and "leave the top-1 class unchanged" in control
+    assert "Learned PANs are few" in control and "lean to" not in control
+    assert "even padding suits these weights better" in _texts(_planted(0.95, 0.80))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Evidence levels and the even size
 

@@ -18,7 +18,6 @@ generated sentences is computed from the same table the page shows (e.g. :func:`
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass, field

@@ -12,13 +12,16 @@ so the page opens from disk with no outside request. The methods are the book's 
   intact model, with an equally small resize to an uneven size as the control for the even size.
 
 Recommendations are derived from those numbers by stated rules (:data:`RULES`); each names the figure or table it
-rests on. They are ours, not the papers'.
+rests on and its level of evidence (:class:`EvidenceLevel`: measured on this model, shown in the book's trained
+networks, or padding arithmetic only). They are ours, not the papers'. Every count and comparison word in the
+generated sentences is computed from the same table the page shows (e.g. :func:`lean_counts` for the spatial bias).
 """
 from __future__ import annotations
 
 import os
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 
 import pandas as pd
 from torch import nn
@@ -33,7 +36,7 @@ from .interventions import intervention_table, model_logits, padding_interventio
 from .models import load_model, preprocessing, split_model_spec
 from .padding import require_padded_convs
 from .pan_tables import learned_depth_profile, strongest_pans
-from .pans import first_images, learned_pan_control
+from .pans import DEFAULT_FPR, first_images, learned_pan_control
 from .spatial_bias import (
     bias_agreement,
     constant_inputs,
@@ -47,21 +50,52 @@ from .spatial_bias import (
 RULES = {
     "swap_harmless_agreement": 0.99,  # a padding swap is harmless when the lower CI bound of agreement is above
     "learned_pan_factor": 3.0,  # learned PANs count when the trained share is >= 3x the random-init copy's
-    "lean_share": 0.5,  # feature maps lean when at least half the depths lean beyond their standard errors
+    "lean_share": 0.5,  # maps lean to a side when at least half the depths measured lean to THAT side (beyond
+    #                     their 5% t-test bound) and more depths lean to it than to the opposite side
 }
 
 
 SWAP_MODES = ("reflect", "replicate", "circular")
 MAP_DEPTHS = 6  # mean maps shown at this many depths, evenly spaced
 IMAGE_CACHE_BYTES = 256 * 2 ** 20  # probe images up to this size are rendered once; more are rendered in each pass
+EVEN_SIZE_REACH = 16  # sizes within this many pixels of the input size are searched for even padding
+INIT_MAP_SEEDS = (0, 1, 2, 3)  # random-init copies whose mean maps on constant inputs are the maps' control
+LEAN_AXES = (("top/bottom", "lean_tb", "predicted_tb", ("top", "bottom")),
+             ("left/right", "lean_lr", "predicted_lr", ("left", "right")))
+
+
+class EvidenceLevel(str, Enum):
+    """How far a recommendation's evidence reaches (shown beside it on the page and in the JSON summary)."""
+
+    MEASURED = "measured on this model"
+    BOOK = "shown in the book's trained networks"
+    ARITHMETIC = "arithmetic only"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass
 class Recommendation:
-    """One plain recommendation and the figure or table it rests on."""
+    """One plain recommendation, the figure or table it rests on, and how far its evidence reaches.
 
-    text: str
+    ``statement`` is the sentence; ``text`` is the sentence with its evidence level (what the command line, the
+    JSON summary and the book's introduction print)."""
+
+    statement: str
     evidence: str
+    level: EvidenceLevel
+
+    def __post_init__(self):
+        self.level = EvidenceLevel(self.level)
+
+    @property
+    def text(self) -> str:
+        return f"{self.statement} [Evidence: {self.level.value}.]"
+
+    def record(self) -> dict:
+        """The JSON-ready form: statement, evidence level and the figure or table it rests on."""
+        return {"text": self.statement, "level": self.level.value, "rests_on": self.evidence}
 
 
 @dataclass
@@ -85,13 +119,15 @@ class PaddingReport:
     seconds: dict = field(default_factory=dict)
     scan: object = field(default=None, repr=False)  # the trained model's PanScan (maps for the examples)
     maps: dict = field(default_factory=dict, repr=False)  # label -> FeatureMaps
+    fpr: float = DEFAULT_FPR  # the PAN threshold's false-positive rate on the circular-padding null
 
     def summary_lines(self) -> list[str]:
         """The report's answers in a few plain sentences (the top of the page and the command's output)."""
         s = self.audit_summary
         lines = []
         if s["n_uneven"]:
-            even = f"; it pads evenly at {self.even_sizes[0]}" if self.even_sizes else "; no size within reach pads evenly"
+            even = (f"; it pads evenly at {self.even_sizes[0]} px" if self.even_sizes else
+                    f"; no size within {EVEN_SIZE_REACH} px pads evenly")
             lines.append(f"Padding: {s['n_uneven']} of {s['n_padding_layers']} padding layers pad unevenly at "
                          f"{self.input_size} px (padding never read: {_and(s['unread_sides'])}; more padding read: "
                          f"{_and(s['extra_sides'])}){even}.")
@@ -99,18 +135,28 @@ class PaddingReport:
             lines.append(f"Padding: all {s['n_padding_layers']} padding layers pad evenly at {self.input_size} px.")
         tr = self.pan_control[self.pan_control.init == "trained"].iloc[0]
         ri = self.pan_control[self.pan_control.init == "random init"]
-        lines.append(f"PANs: {int(tr.learned)} learned PANs, {tr.learned_pct:.1f}% of {int(tr.filters)} padded filters "
-                     f"(the same architecture at random initialisation: {ri.learned_pct.max():.1f}%); "
-                     f"{int(tr.padding_caused)} padding-caused channels in all.")
+        lines.append(f"PANs: {int(tr.learned)} learned PANs on {self.n_images} probe images at a {_pct(self.fpr)} "
+                     f"false-positive rate (circular-padding null), {tr.learned_pct:.1f}% of {int(tr.filters)} padded "
+                     f"filters (the same architecture at random initialisation: {ri.learned_pct.max():.1f}%); "
+                     f"{int(tr.padding_caused)} padding-caused channels in all. The counts depend on the number of "
+                     f"probe images and the false-positive rate.")
         for inp in ("natural", "constant"):
-            b = self.bias_index[(self.bias_index.input == inp) & (self.bias_index.network == "trained")]
-            if len(b):
-                lines.append(f"Spatial bias ({inp} inputs): feature maps lean {_lean_words(b)} "
-                             f"at the {len(b)} depths measured.")
+            counts = lean_counts(self.bias_index, inp)
+            if len(counts) and counts.depths.max() > 0:
+                how = ("beyond their 5% t-test bound" if counts.tested.all() else
+                       "by the sign of the index (no image splits, so no test)")
+                lines.append(f"Spatial bias ({inp} inputs), depths leaning {how}: "
+                             + "; ".join(_lean_count_words(r) for r in counts.itertuples()) + ".")
         for _, r in self.predictions[self.predictions.metric == "agreement"].iterrows():
             lines.append(f"{r.intervention}: top-1 unchanged on {100 * r.value:.1f}% of images "
                          f"[{100 * r.ci_low:.1f}, {100 * r.ci_high:.1f}].")
         return lines
+
+    def summary_record(self) -> dict:
+        """The JSON summary: the sentences, the recommendations with their evidence levels, and the run's scale."""
+        return {"model": self.model, "input_size": self.input_size, "n_images": self.n_images, "fpr": self.fpr,
+                "summary": self.summary_lines(), "recommendations": [r.record() for r in self.recommendations],
+                "seconds": self.seconds.get("total")}
 
 
 def _and(items) -> str:
@@ -119,12 +165,53 @@ def _and(items) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else (items[0] if items else "no")
 
 
-def _lean_words(b: pd.DataFrame) -> str:
-    parts = []
-    for col, (a, z) in (("lean_tb", ("top", "bottom")), ("lean_lr", ("left", "right"))):
-        counts = b[col].value_counts()
-        parts.append(f"{a} {int(counts.get(a, 0))} / {z} {int(counts.get(z, 0))}")
-    return ", ".join(parts)
+def _pct(v: float) -> str:
+    """0.01 -> '1%', 0.005 -> '0.5%'."""
+    return f"{100 * v:g}%"
+
+
+def _decimals(rule, *values) -> int:
+    """The fewest decimals (1 to 4) at which the rounded ``values`` give the same ``rule(*values)`` as the exact
+    ones: a number printed beside the bound a rule compares it with is never rounded across it (98.99 against
+    99 prints as 98.99, not 99.0). Mostly 1, as everywhere else on the page."""
+    truth = bool(rule(*values))
+    for d in (1, 2, 3):
+        if bool(rule(*(round(v, d) for v in values))) == truth:
+            return d
+    return 4
+
+
+def _pan_rule(learned_pct: float, init_pct: float, fpr: float) -> bool:
+    """Learned PANs count when the trained share is at least ``learned_pan_factor`` times the random-init share
+    and no less than the false-positive rate (all in %)."""
+    return learned_pct >= max(RULES["learned_pan_factor"] * init_pct, fpr)
+
+
+def lean_counts(bias: pd.DataFrame, inp: str = "natural", network: str = "trained") -> pd.DataFrame:
+    """Per axis, how many depths lean to each side and to neither, among the depths measured (maps of at least 3x3),
+    with the side the maps lean to by :data:`RULES` ('' when none) and the side the padding audit predicts. The
+    one table behind every lean sentence and the page's lean table. ``tested``: every depth's lean passed a 5%
+    t-test over image splits (maps without splits, e.g. one constant input, lean by the index's sign alone)."""
+    b = bias[(bias.input == inp) & (bias.network == network)] if len(bias) else bias
+    rows = []
+    for axis, col, pred_col, (a, z) in LEAN_AXES:
+        index_col = "top_bottom" if col == "lean_tb" else "left_right"
+        measured = b[pd.to_numeric(b[index_col], errors="coerce").notna()] if index_col in b else b.iloc[0:0]
+        se = f"{index_col}_se"
+        tested = bool(len(measured)) and se in measured and bool(pd.to_numeric(measured[se], errors="coerce").notna().all())
+        n_a, n_z = int((measured[col] == a).sum()), int((measured[col] == z).sum())
+        depths = len(measured)
+        top = a if n_a > n_z else z if n_z > n_a else ""
+        n_top = max(n_a, n_z)
+        side = top if top and depths and n_top >= RULES["lean_share"] * depths else ""
+        predicted = str(b[pred_col].iloc[0]) if len(b) and pred_col in b else ""
+        rows.append({"input": inp, "axis": axis, "depths": depths, "side_a": a, "n_a": n_a, "side_z": z, "n_z": n_z,
+                     "n_neither": depths - n_a - n_z, "leans_to": side, "predicted": predicted, "tested": tested})
+    return pd.DataFrame(rows)
+
+
+def _lean_count_words(r) -> str:
+    return f"{r.axis}, {r.side_a} {r.n_a} / {r.side_z} {r.n_z} / neither {r.n_neither} of {r.depths}"
 
 
 def _stage(bar, label: str, seconds: dict, t0: float) -> float:
@@ -194,7 +281,7 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
         size = probe.size
         audit = padding_audit(model, size)
         summary = audit_summary(audit)
-        even = even_padding_sizes(model, size, max_distance=16)
+        even = even_padding_sizes(model, size, max_distance=EVEN_SIZE_REACH)
         # rendered once when small (the scan, the maps and the swaps all read these images), else streamed
         x = probe.tensor(device=device) if cache else probe
         t = _stage(bar, "audit", seconds, t)
@@ -215,8 +302,9 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
         tables = []
         for label, fm in maps.items():
             tables.append(bias_agreement(spatial_bias_index(fm), audit).assign(input=label, network="trained"))
-        if arch is not None:  # the random-init control of the same architecture on constant inputs (4 seeds)
-            init = random_init_maps(arch, lambda m: constant_inputs(m, size), layers=layers, device=device)
+        if arch is not None:  # the random-init control of the same architecture on constant inputs
+            init = random_init_maps(arch, lambda m: constant_inputs(m, size), seeds=INIT_MAP_SEEDS,
+                                    layers=layers, device=device)
             maps["constant, random init"] = init
             tables.append(bias_agreement(spatial_bias_index(init), audit).assign(input="constant",
                                                                                  network="random init"))
@@ -242,7 +330,8 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
         bar.close()
     seconds["total"] = round(time.perf_counter() - t_start, 2)
     rep = PaddingReport(name, int(size), len(probe), probe.describe(), audit, summary, even, control, depth,
-                        strongest, bias, preds, size_test, [], seconds, scans["trained"], maps)
+                        strongest, bias, preds, size_test, [], seconds, scans["trained"], maps,
+                        scans["trained"].fpr if scans["trained"].fpr is not None else DEFAULT_FPR)
     rep.recommendations = recommendations(rep)
     return rep
 
@@ -253,23 +342,30 @@ def _metric(preds: pd.DataFrame, intervention: str, metric: str):
 
 
 def recommendations(rep: PaddingReport) -> list[Recommendation]:
-    """Plain recommendations derived from the report's numbers by :data:`RULES` (ours), each with its evidence."""
+    """Plain recommendations derived from the report's numbers by :data:`RULES` (ours), each with the figure or
+    table it rests on and its :class:`EvidenceLevel`."""
+    measured, arithmetic = EvidenceLevel.MEASURED, EvidenceLevel.ARITHMETIC
     out = []
     s, size = rep.audit_summary, rep.input_size
     if s["n_uneven"] and rep.even_sizes:
+        # padding arithmetic, not a measured gain: the book's small networks trained at a size that pads evenly
+        # did not show that the even size helps, so the sentence states the fact and says so
         out.append(Recommendation(
-            f"Train and evaluate at {rep.even_sizes[0]} px instead of {size} px: then every padding layer pads evenly "
-            f"(at {size}, {s['n_uneven']} layers pad unevenly and their padding on the {_and(s['unread_sides'])} "
-            f"is never read). Mind the Pad ties such uneven padding to asymmetric kernels and blind spots; the gain has "
-            f"to be measured by training at that size, not by resizing at inference.", "Table 1 (padding audit)"))
+            f"At {rep.even_sizes[0]} px every padding layer pads evenly; at {size} px, {s['n_uneven']} of "
+            f"{s['n_padding_layers']} padding layers pad unevenly and their padding on the {_and(s['unread_sides'])} "
+            f"is never read. This is padding arithmetic, not a measured gain: Mind the Pad ties uneven padding to "
+            f"asymmetric kernels and blind spots, but the book's small networks trained at a size that pads evenly "
+            f"did not show that the even size helps. A change of size has to be measured by training at both "
+            f"sizes; resizing at inference does not tell.", "Table 1 (padding audit)", arithmetic))
     elif s["n_uneven"]:
         out.append(Recommendation(
-            f"{s['n_uneven']} layers pad unevenly at {size} px and no size within 16 px pads evenly: the padding "
-            f"arithmetic of this architecture (its strides and kernels) does not allow it near this size.",
-            "Table 1 (padding audit)"))
+            f"{s['n_uneven']} of {s['n_padding_layers']} padding layers pad unevenly at {size} px and no size within "
+            f"{EVEN_SIZE_REACH} px pads evenly: the padding arithmetic of this architecture (its strides and kernels) "
+            f"does not allow it near this size.", "Table 1 (padding audit)", arithmetic))
     else:
-        out.append(Recommendation(f"Padding is even at {size} px: the input size needs no change.",
-                                  "Table 1 (padding audit)"))
+        out.append(Recommendation(f"All {s['n_padding_layers']} padding layers pad evenly at {size} px: the input "
+                                  f"size needs no change for the padding's sake.", "Table 1 (padding audit)",
+                                  arithmetic))
 
     ev, ctrl = rep.size_test.get("even"), rep.size_test.get("control")
     if ev is not None and ctrl is not None:
@@ -286,11 +382,12 @@ def recommendations(rep: PaddingReport) -> list[Recommendation]:
                            f"padding suits these weights better than the control size does")
             else:
                 verdict = (f"about as many as the equally small resize to {ctrl} px changes ({changed_ctrl:.1f}%; the "
-                           f"intervals overlap): the change is the resize, not the padding")
+                           f"intervals overlap, so {rep.n_images} images do not tell them apart): this test does "
+                           f"not show the even padding changing more than the resize alone does")
             out.append(Recommendation(
                 f"Evaluated at {ev} px without retraining, the model changes its top-1 class on {changed:.1f}% "
                 f"[{100 * (1 - e.ci_high):.1f}, {100 * (1 - e.ci_low):.1f}] of the images, {verdict}.",
-                "Figure 4 (predictions under interventions)"))
+                "Figure 4 (predictions under interventions)", measured))
 
     harmless, harmful = [], []
     for mode in SWAP_MODES:
@@ -298,49 +395,56 @@ def recommendations(rep: PaddingReport) -> list[Recommendation]:
         if r is None:
             continue
         (harmless if r.ci_low >= RULES["swap_harmless_agreement"] else harmful).append((mode, r))
+    bound = f"{100 * RULES['swap_harmless_agreement']:g}%"
     if harmful:
         worst = min(harmful, key=lambda mr: mr[1].value)
+        w = worst[1]
+        d = _decimals(lambda low: low < 100 * RULES["swap_harmless_agreement"], 100 * w.ci_low)
         out.append(Recommendation(
-            f"Do not swap the padding at inference: {_and([m for m, _ in harmful])} padding "
-            f"{'changes' if len(harmful) == 1 else 'change'} the top-1 class (worst: {worst[0]}, unchanged on only {100 * worst[1].value:.1f}% [{100 * worst[1].ci_low:.1f}, "
-            f"{100 * worst[1].ci_high:.1f}]). The weights depend on the padding they were trained with; compare "
-            f"schemes by training with each.", "Figure 4 (predictions under interventions)"))
+            f"Do not swap the padding at inference: with {_and([m for m, _ in harmful])} padding the lower bound "
+            f"of the share of images whose top-1 class is unchanged falls below {bound} (lowest: {worst[0]}, "
+            f"unchanged on {100 * w.value:.{d}f}% [{100 * w.ci_low:.{d}f}, {100 * w.ci_high:.{d}f}]). "
+            f"The weights depend on the padding they were trained with; compare schemes by training with each.",
+            "Figure 4 (predictions under interventions)", measured))
     if harmless:
         out.append(Recommendation(
             f"{_and([m for m, _ in harmless]).capitalize()} padding {'leaves' if len(harmless) == 1 else 'leave'} "
-            f"the top-1 class unchanged on at least "
-            f"{100 * RULES['swap_harmless_agreement']:.0f}% of the images (lower bound): predictions hardly depend on "
-            f"the values the zero padding supplies.", "Figure 4 (predictions under interventions)"))
+            f"the top-1 class unchanged on at least {bound} of the images (lower bound of the 95% interval): "
+            f"predictions hardly depend on the values its own padding supplies.",
+            "Figure 4 (predictions under interventions)", measured))
 
     tr = rep.pan_control[rep.pan_control.init == "trained"].iloc[0]
     ri_max = float(rep.pan_control[rep.pan_control.init == "random init"].learned_pct.max())
-    floor = 100 * 0.01 / RULES["learned_pan_factor"]
-    if tr.learned_pct >= RULES["learned_pan_factor"] * max(ri_max, floor):
+    fpr_pct = 100 * rep.fpr
+    rule = (f"the rule: at least {RULES['learned_pan_factor']:g} times the random-init share and no less than the "
+            f"{_pct(rep.fpr)} false-positive rate")
+    d = _decimals(lambda a, b: _pan_rule(a, b, fpr_pct), float(tr.learned_pct), ri_max)
+    ours, theirs = f"{tr.learned_pct:.{d}f}%", f"{ri_max:.{d}f}%"
+    if _pan_rule(float(tr.learned_pct), ri_max, fpr_pct):
         out.append(Recommendation(
-            f"The model has learned to detect the border: {tr.learned_pct:.1f}% of its padded filters are learned "
-            f"PANs against {ri_max:.1f}% at random initialisation. Where the image border is not a real edge (crops "
+            f"The model has learned to detect the border: {ours} of its padded filters are learned PANs against "
+            f"{theirs} at random initialisation ({rule}). Where the image border is not a real edge (crops "
             f"of larger scenes, tiles), expect responses to depend on where an object sits relative to the frame; "
             f"test with shifted crops, and consider a padding that does not mark the border when you retrain.",
-            "Figure 1 (learned PANs by depth) and Figure 2 (strongest PANs)"))
+            "Table 2 and Figure 1 (learned PANs), Figure 2 (strongest PANs)", measured))
     else:
         out.append(Recommendation(
-            f"Learned PANs are few ({tr.learned_pct:.1f}% of padded filters against {ri_max:.1f}% at random "
-            f"initialisation): this model did not make the border a feature of its own.",
-            "Figure 1 (learned PANs by depth)"))
+            f"Learned PANs are few: {ours} of padded filters against {theirs} at random initialisation, short of "
+            f"{rule}: this model did not make the border a feature of its own.",
+            "Table 2 and Figure 1 (learned PANs)", measured))
 
-    nat = rep.bias_index[(rep.bias_index.input == "natural") & (rep.bias_index.network == "trained")]
-    for axis, col, pred_col in (("top/bottom", "lean_tb", "predicted_tb"), ("left/right", "lean_lr", "predicted_lr")):
-        leaning = nat[nat[col] != ""]
-        if len(nat) and len(leaning) >= RULES["lean_share"] * len(nat):
-            side = leaning[col].value_counts().idxmax()
-            predicted = nat[pred_col].iloc[0]
-            why = (f", the side the padding audit predicts" if side == predicted else
-                   f", not the side the padding audit predicts ({predicted})" if predicted else
-                   ", with even padding on that axis (content or learned asymmetry, not padding arithmetic)")
-            out.append(Recommendation(
-                f"Feature maps on natural images lean to the {side} ({axis}) at {len(leaning)} of {len(nat)} depths"
-                f"{why}: objects near that border are represented differently from the same objects elsewhere.",
-                "Figure 3 (mean feature maps) and Table 2 (spatial-bias index)"))
+    for r in lean_counts(rep.bias_index, "natural").itertuples():
+        if not r.leans_to:
+            continue
+        other, n_side, n_other = ((r.side_z, r.n_a, r.n_z) if r.leans_to == r.side_a else (r.side_a, r.n_z, r.n_a))
+        why = (", the side the padding audit predicts" if r.leans_to == r.predicted else
+               f", not the side the padding audit predicts ({r.predicted})" if r.predicted else
+               ", with even padding on that axis (content or learned asymmetry, not padding arithmetic)")
+        out.append(Recommendation(
+            f"Feature maps on natural images lean to the {r.leans_to} ({r.axis}) at {n_side} of {r.depths} depths "
+            f"({n_other} to the {other}, {r.n_neither} to neither){why}: objects near that border are represented "
+            f"differently from the same objects elsewhere.",
+            "Figure 3 (mean feature maps) and Table 3 (leaning depths)", measured))
     return out
 
 

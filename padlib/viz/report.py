@@ -4,15 +4,19 @@ from __future__ import annotations
 import base64
 import html
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from .._files import atomic_write
 from ..errors import check_new_output
-from ..model_report import MAP_DEPTHS, PaddingReport
-from .ch1_pans import learned_depth_figure, pan_map_gallery
+from ..model_report import EVEN_SIZE_REACH, INIT_MAP_SEEDS, MAP_DEPTHS, PaddingReport, lean_counts
+from .ch1_pans import pan_map_gallery
 from .ch3_ablation import intervention_plot
 from .ch4_blind_spots import mean_map_grid
 from .common import figure_png
+from .style import PRETRAINED, RANDOM_INIT, colour_name
+
+AUDIT_ROWS_SHOWN = 12  # with no uneven layer, the audit table shows this many padding layers
 
 # ---------------------------------------------------------------------------------------------------------
 # The HTML page
@@ -24,9 +28,12 @@ color:#1b1b1b;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #ddd}
 .meta{color:#555;font-size:.9em}.summary{background:#eef6ee;border-left:4px solid #2e7d32;padding:.6em 1em}
 .recs{background:#fff7e6;border-left:4px solid #e69f00;padding:.6em 1em}
-table{border-collapse:collapse;font-size:.8em;margin:.6em 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
+table{border-collapse:collapse;font-size:.8em;margin:.6em 0;max-width:100%}
+td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;overflow-wrap:anywhere}
 th{background:#f3f3f3}figure{margin:1em 0}figcaption{font-size:.9em;color:#333}img{max-width:100%}
-details summary{cursor:pointer;color:#0b5394}
+details summary{cursor:pointer;color:#0b5394}.level{font-size:.85em;padding:0 .4em;border-radius:3px;
+white-space:nowrap;border:1px solid #999}.level-measured{background:#e3f0e3}.level-book{background:#e3ebf6}
+.level-arithmetic{background:#eee}
 """
 
 
@@ -67,9 +74,57 @@ def prediction_rows(preds: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(list(rows.values()))
 
 
+def lean_rows(rep: PaddingReport) -> pd.DataFrame:
+    """The lean table on the page: per input and axis, the depths leaning to each side and to neither, from
+    :func:`padlib.model_report.lean_counts` (the table the summary and the recommendations count from)."""
+    rows = []
+    for inp in ("natural", "constant"):
+        for r in lean_counts(rep.bias_index, inp).itertuples():
+            if r.depths:
+                rows.append({"input": inp, "axis": r.axis, "depths measured": r.depths, f"lean {r.side_a}": r.n_a,
+                             f"lean {r.side_z}": r.n_z, "neither": r.n_neither,
+                             "leans to (rule)": r.leans_to or "no side", "audit predicts": r.predicted or "no side",
+                             "a depth leans by": "5% t-test" if r.tested else "sign only"})
+    df = pd.DataFrame(rows)
+    if len(df):  # one column per side name: the top/bottom and left/right rows leave the other axis's blank
+        cols = ["input", "axis", "depths measured", "lean top", "lean bottom", "lean left", "lean right", "neither",
+                "leans to (rule)", "audit predicts", "a depth leans by"]
+        df = df.reindex(columns=[c for c in cols if c in df]).astype(object).where(df.notna(), "")
+    return df
+
+
+def bias_rows(bias: pd.DataFrame) -> pd.DataFrame:
+    """The per-depth spatial-bias index, a reader's columns only (each index with its standard error)."""
+    def with_se(col):
+        se = bias[f"{col}_se"] if f"{col}_se" in bias else pd.Series(float("nan"), index=bias.index)
+        return [("" if pd.isna(v) else f"{v:+.3f}" + ("" if pd.isna(e) else f" ± {e:.3f}")) for v, e in zip(bias[col], se)]
+
+    return pd.DataFrame({"input": bias["input"], "network": bias["network"], "layer": bias["layer"],
+                         "map": [f"{h}x{w}" for h, w in zip(bias.h, bias.w)],
+                         "top - bottom": with_se("top_bottom"), "left - right": with_se("left_right"),
+                         "border - centre": [("" if pd.isna(v) else f"{v:+.2f}") for v in bias["border_centre"]],
+                         "lean t/b": bias["lean_tb"], "lean l/r": bias["lean_lr"]})
+
+
+def depth_figure(profile: pd.DataFrame):
+    """Learned PANs (solid) and padding-caused channels (dashed) per padded layer along depth: the trained model
+    in the book's trained colour, the same architecture at random initialisation in its random-init grey."""
+    fig, ax = plt.subplots(figsize=(6.5, 2.8))
+    for network, colour in (("trained", PRETRAINED), ("random init", RANDOM_INIT)):
+        d = profile[profile.network == network].sort_values("rel_depth")
+        ax.plot(d.rel_depth, d.learned_pct, "-", color=colour, lw=1.4, label=f"{network}: learned PANs")
+        ax.plot(d.rel_depth, d.padding_caused_pct, "--", color=colour, lw=1.0, label=f"{network}: padding-caused")
+    ax.set_xlabel("relative depth (0 = stem)", fontsize=9)
+    ax.set_ylabel("% of the layer's filters", fontsize=9)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7.5, ncol=2, loc="upper center", bbox_to_anchor=(0.5, 1.22), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 def report_figures(rep: PaddingReport) -> dict:
     """The report's four figures (matplotlib), computed from its tables; captions live in :func:`report_html`."""
-    figs = {"depth": learned_depth_figure(rep.pan_depth)}
+    figs = {"depth": depth_figure(rep.pan_depth)}
     rows = rep.strongest
     if len(rows):
         figs["examples"] = pan_map_gallery(rep.scan, rows, ncols=min(4, len(rows)), size=1.9, title="")
@@ -78,9 +133,28 @@ def report_figures(rep: PaddingReport) -> dict:
     figs["predictions"] = intervention_plot(t, "agreement", title="")
     ax = figs["predictions"].axes[0]
     ax.set_xlabel("share of images whose top-1 class is unchanged (95% CI)")
+    ax.set_xlim(right=1.0)
     if ax.get_legend() is not None:
         ax.get_legend().remove()  # one model: its name is the page's title
     return figs
+
+
+def size_test_words(rep: PaddingReport) -> str:
+    """What the size test did, from ``rep.size_test`` (the sizes it ran), for section 4's opening sentence."""
+    ev, ctrl = rep.size_test.get("even"), rep.size_test.get("control")
+    if ev is None:
+        return (f"; no resize (every padding layer pads evenly at {rep.input_size} px)" if not
+                rep.audit_summary.get("n_uneven") else f"; no resize (no size within {EVEN_SIZE_REACH} px pads evenly)")
+    if ctrl is None:
+        return (f", and resized to {ev} px, the nearest size that pads evenly (no uneven size at the same distance "
+                f"could serve as the control)")
+    return (f", and resized to {ev} px, the nearest size that pads evenly, and to {ctrl} px, an uneven size "
+            f"{abs(ev - rep.input_size)} px away on the other side (the control)")
+
+
+def _level_badge(level) -> str:
+    kind = {"measured on this model": "measured", "arithmetic only": "arithmetic"}.get(str(level), "book")
+    return f"<span class='level level-{kind}'>{html.escape(str(level))}</span>"
 
 
 def report_html(rep: PaddingReport) -> str:
@@ -95,64 +169,74 @@ def report_html(rep: PaddingReport) -> str:
              f"Computed in {rep.seconds.get('total', 0):.0f} s.</p>",
              "<div class='summary'><b>Summary</b><ul>"
              + "".join(f"<li>{esc(s)}</li>" for s in rep.summary_lines()) + "</ul></div>",
-             "<div class='recs'><b>Recommendations</b><ol>"
-             + "".join(f"<li>{esc(r.text)} <i>(rests on {esc(r.evidence)})</i></li>" for r in rep.recommendations)
-             + "</ol></div>"]
+             "<div class='recs'><b>Recommendations</b> (each with its level of evidence: measured on this "
+             "model, shown in the book's trained networks, or padding arithmetic only)<ol>"
+             + "".join(f"<li>{_level_badge(r.level)} {esc(r.statement)} <i>(rests on {esc(r.evidence)})</i></li>"
+                       for r in rep.recommendations) + "</ol></div>"]
 
     s = rep.audit_summary
     parts.append("<h2>1. Padding audit</h2>")
     parts.append(f"<p>At {rep.input_size} px, {s['n_uneven']} of {s['n_padding_layers']} padding layers pad unevenly. "
                  f"A layer pads unevenly when its sliding windows read more padding on one side of an axis than on the "
                  f"other (PyTorch: the far side's padding goes unread when the stride does not divide the size; "
-                 f"TensorFlow 'SAME': the extra padding sits at the bottom/right). Sizes within 16 px at which every "
+                 f"TensorFlow 'SAME': the extra padding sits at the bottom/right). Sizes within {EVEN_SIZE_REACH} px at which every "
                  f"layer pads evenly: {esc(', '.join(map(str, rep.even_sizes[:8])) or 'none')}.</p>")
     uneven = rep.audit[rep.audit.uneven.astype(bool)] if len(rep.audit) else rep.audit
     if len(uneven):
         parts.append(_table(audit_rows(uneven), 1, "The layers that pad unevenly (padding added and padding the "
                                                    "windows read, per side: top, bottom, left, right)."))
     else:
-        parts.append(_table(audit_rows(rep.audit.head(12)), 1, "Padding layers (none pads unevenly; first 12)."))
+        parts.append(_table(audit_rows(rep.audit.head(AUDIT_ROWS_SHOWN)), 1,
+                            f"Padding layers (none pads unevenly; the first {AUDIT_ROWS_SHOWN})."))
 
     tr = rep.pan_control[rep.pan_control.init == "trained"].iloc[0]
     parts.append("<h2>2. Padding Aware Neurons</h2>")
     parts.append(f"<p>A channel is a learned PAN when its border response is caused by the padding (beyond a "
-                 f"circular-padding null at a 1% false-positive rate) and beyond what the same layer gives at random "
-                 f"initialisation. This model: {int(tr.learned)} learned PANs ({tr.learned_pct:.1f}% of "
-                 f"{int(tr.filters)} padded filters); {int(tr.padding_caused)} padding-caused channels.</p>")
+                 f"circular-padding null at a {100 * rep.fpr:g}% false-positive rate) and beyond what the same layer "
+                 f"gives at random initialisation. This model, on {rep.n_images} probe images: {int(tr.learned)} "
+                 f"learned PANs ({tr.learned_pct:.1f}% of {int(tr.filters)} padded filters); {int(tr.padding_caused)} "
+                 f"padding-caused channels. The counts depend on the number of probe images and the false-positive "
+                 f"rate.</p>")
+    pct = lambda col: rep.pan_control[col].map("{:.1f}".format)  # noqa: E731 (as the sentences print them)
     ctrl = pd.DataFrame({
         "network": rep.pan_control["init"], "seed": rep.pan_control["seed"].map(lambda v: "" if pd.isna(v) else int(v)),
         "padded filters": rep.pan_control["filters"], "padding-caused": rep.pan_control["padding_caused"],
-        "padding-caused %": rep.pan_control["padding_caused_pct"].round(1), "learned PANs": rep.pan_control["learned"],
-        "learned PANs %": rep.pan_control["learned_pct"].round(1), "tau": rep.pan_control["tau"].round(2)})
-    parts.append(_table(ctrl, None, "", "{:g}".format))
-    parts.append(_figure(figs["depth"], 1, "Share of each padded layer's filters that are learned PANs (solid) and "
-                                           "padding-caused (dashed), trained vs the same architecture at random "
-                                           "initialisation, along depth."))
+        "padding-caused %": pct("padding_caused_pct"), "learned PANs": rep.pan_control["learned"],
+        "learned PANs %": pct("learned_pct"), "tau": rep.pan_control["tau"].map("{:.2f}".format)})
+    parts.append(_table(ctrl, 2, f"Learned PANs and padding-caused channels, trained and at random initialisation "
+                                 f"({rep.n_images} probe images).", "{:g}".format))
+    parts.append(_figure(figs["depth"], 1, f"Share of each padded layer's filters that are learned PANs (solid) and "
+                                           f"padding-caused (dashed) along depth: trained ({colour_name(PRETRAINED)}) "
+                                           f"vs the same architecture at random initialisation "
+                                           f"({colour_name(RANDOM_INIT)})."))
     if "examples" in figs:
         parts.append(_figure(figs["examples"], 2, "The strongest learned PANs: each channel's mean pre-activation "
                                                   "map over the probe images (red above, blue below its interior "
                                                   "mean); d = layer depth, c = channel, s = stride."))
     parts.append("<h2>3. Spatial bias of the feature maps</h2>")
-    parts.append("<p>Mean |activation| over the probe images (each with its mirror images, so that content "
-                 "cancels), over uniform grey inputs (content-free), and over grey inputs to four random-init copies "
-                 "of the architecture (what the padding does without learning). The index: how far each border line "
-                 "deviates from the interior, in units of the map's mean; a lean is counted where it exceeds its "
-                 "5% t-test bound over image splits.</p>")
+    init = (f", and over grey inputs to {len(INIT_MAP_SEEDS)} random-init copies of the architecture (what the "
+            f"padding does without learning)" if "constant, random init" in rep.maps else "")
+    parts.append(f"<p>Mean |activation| over the probe images (each with its mirror images, so that content "
+                 f"cancels), over uniform grey inputs (content-free){init}. The index: how far each border line "
+                 f"deviates from the interior, in units of the map's mean; a depth leans to a side where the index "
+                 f"exceeds its 5% t-test bound over image splits (maps without splits, such as the one made from "
+                 f"grey inputs to the trained model, by the index's sign alone). The maps lean to a side (the rule) "
+                 f"when at least "
+                 f"half the depths measured lean to that side and more lean to it than to the other.</p>")
     parts.append(_figure(figs["maps"], 3, "Mean feature maps at evenly spaced depths (each map on its own colour "
                                           "scale; rows: input and network)."))
-    b = rep.bias_index[["input", "network", "layer", "h", "w", "top_bottom", "left_right", "border_centre",
-                        "lean_tb", "lean_lr", "predicted_tb", "predicted_lr"]]
-    parts.append("<details><summary>Table 2. The spatial-bias index per depth (click to open)</summary>"
-                 + _table(b) + "</details>")
+    parts.append(_table(lean_rows(rep), 3, "Depths whose maps lean to each side (trained model), the side the "
+                                           "rule gives and the side the padding audit predicts."))
+    parts.append("<details><summary>Table 4. The spatial-bias index per depth, ± its standard error over image "
+                 "splits (click to open)</summary>" + _table(bias_rows(rep.bias_index)) + "</details>")
     parts.append("<h2>4. Predictions under a padding swap or another input size</h2>")
-    parts.append("<p>The same images through the model with its padding replaced at inference (same weights), and "
-                 "resized to the nearest size that pads evenly and to an equally small uneven resize (the control). "
-                 "Agreement: top-1 class unchanged; KL: KL(intact || changed), mean over images; 95% bootstrap "
-                 "intervals over images. These are sensitivities of trained weights, not the effect of training "
-                 "with another padding or size.</p>")
+    parts.append(f"<p>The same images through the model with its padding replaced at inference (same weights)"
+                 f"{esc(size_test_words(rep))}. Agreement: top-1 class unchanged; KL: KL(intact || changed), mean over "
+                 f"images; 95% bootstrap intervals over images. These are sensitivities of trained weights, not the "
+                 f"effect of training with another padding or size.</p>")
     parts.append(_figure(figs["predictions"], 4, "Share of images whose top-1 class is unchanged by each "
                                                  "intervention, with 95% bootstrap intervals."))
-    parts.append(_table(prediction_rows(rep.predictions), 3, "Every metric per intervention, with 95% bootstrap "
+    parts.append(_table(prediction_rows(rep.predictions), 5, "Every metric per intervention, with 95% bootstrap "
                                                              "intervals over images."))
     parts.append(f"<p class='meta'>Seconds per stage: {esc(', '.join(f'{k} {v:.0f}' for k, v in rep.seconds.items()))}."
                  f"</p></body></html>")

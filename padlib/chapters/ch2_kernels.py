@@ -257,9 +257,10 @@ def stem_findings(models: dict, merged: dict, measured_input_means: dict | None 
 
     The stem's data-free input mean is the ImageNet mean after the model's own normalisation: exactly 0
     when the model normalises with the ImageNet mean itself (then the predicted border shift is 0 and no
-    stem PAN can be predicted from the weights), small otherwise. Short columns, to fit the page: model, stem
-    (the layer), max |mean| data-free and measured (``measured_input_means``: {model: {layer: tensor}}),
-    rounded to 3 decimals, PANs measured in the stem, predicted data-free, and the data-free mean's source.
+    stem PAN can be predicted from the weights), small otherwise. Short columns, to fit the page, indexed by
+    model: stem (the layer), the largest |mean| over input channels, data-free ("0 (normalised)" where it is 0 by
+    construction) and measured (``measured_input_means``: {model: {layer: tensor}}), to 3 decimals, PANs measured
+    in the stem and predicted data-free.
     """
     rows = []
     for name, model in models.items():
@@ -272,11 +273,11 @@ def stem_findings(models: dict, merged: dict, measured_input_means: dict | None 
             if measured_input_means and layer in measured_input_means.get(name, {}):
                 meas = float(np.abs(np.asarray(measured_input_means[name][layer], float)).max())
             zero = mu < 1e-9
-            rows.append({"model": name, "stem": layer, "max |mean| data-free": round(float(mu), 3),
-                         "max |mean| measured": round(meas, 3), "PANs": int(m["is_pan"].sum()),
-                         "predicted": int(m["pred_is_pan"].sum()),
-                         "data-free mean": "0 (normalised input)" if zero else "non-zero"})
-    return pd.DataFrame(rows)
+            rows.append({"model": name, "stem": layer,
+                         "data-free |mean|": "0 (normalised)" if zero else f"{mu:.3f}",
+                         "measured |mean|": f"{meas:.3f}", "PANs": int(m["is_pan"].sum()),
+                         "predicted": int(m["pred_is_pan"].sum())})
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame(rows)
 
 
 

@@ -14,6 +14,11 @@ TYPE_COLOURS = {"side": "#0072B2", "corner": "#E69F00", "opposite": "#56B4E9", "
 READS_COLOURS = {"top/left": "#E69F00", "bottom/right": "#009E73", "even": "#56B4E9"}
 
 
+def model_label(name: str) -> str:
+    """A model's name as the chapter's figures print it beside a row (EfficientNet-Lite shortened to effnet-)."""
+    return str(name).replace("tf_efficientnet_", "effnet-")
+
+
 def layer_label(name: str, max_chars: int = 20) -> str:
     """A layer's name short enough for a panel title, cut only between whole dot-separated components: the
     last components are kept (they say which conv of the block), the dropped leading ones become an ellipsis."""
@@ -53,7 +58,7 @@ def stem_kernels_figure(models: dict, k: int = 8):
                 ax.imshow(img, cmap=None if w.shape[1] == 3 else "gray", interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-        row[0].set_ylabel(name.replace("tf_efficientnet_", "effnet-"), fontsize=8.5, rotation=0, ha="right",
+        row[0].set_ylabel(model_label(name), fontsize=8.5, rotation=0, ha="right",
                           va="center")
     fig.tight_layout(w_pad=0.3, h_pad=0.3)
     return fig
@@ -68,7 +73,8 @@ def detector_scatter(merged, x_prefix: str = "zp_", y_prefix: str = "effect_", t
     """
 
     models = list(dict.fromkeys(merged["model"])) if "model" in merged else [""]
-    fig, axes = plt.subplots(len(models), 4, figsize=(8, 2.1 * len(models) + 0.3), squeeze=False)
+    fig, axes = plt.subplots(len(models), 4, figsize=(8, 1.9 * len(models) + 0.6), squeeze=False,
+                             layout="constrained")
     rng = np.random.default_rng(seed)
     for i, name in enumerate(models):
         g = merged[merged["model"] == name] if name else merged
@@ -89,10 +95,14 @@ def detector_scatter(merged, x_prefix: str = "zp_", y_prefix: str = "effect_", t
                 for v in (-t, t):
                     ax.axhline(v, color="k", ls=":", lw=0.5)
                     ax.axvline(v, color="k", ls=":", lw=0.5)
-            ax.set_title(f"{name} {side}" if name else side, fontsize=8.5)
+            if i == 0:
+                ax.set_title(f"{side} side", fontsize=9)
             ax.tick_params(labelsize=8)
+            ax.xaxis.set_major_locator(plt.MaxNLocator(3, integer=True))
+            ax.yaxis.set_major_locator(plt.MaxNLocator(3, integer=True))
             if j == 0:
-                ax.set_ylabel(f"measured ({y_prefix.rstrip('_')})", fontsize=8.5)
+                ax.set_ylabel((f"{model_label(name)}\n" if name else "") + f"measured ({y_prefix.rstrip('_')})",
+                              fontsize=8.5)
             if i == len(models) - 1:
                 ax.set_xlabel(f"predicted ({x_prefix.rstrip('_')})", fontsize=8.5)
     fig.colorbar(sc, ax=axes, shrink=0.6, label="relative depth")
@@ -283,6 +293,7 @@ def asymmetry_plot(asym, value: str = "asym"):
             ax.axhline(0, color="k", lw=0.5)
             ax.set_title(f"{name}: {label}", fontsize=8.5)
             ax.tick_params(labelsize=8)
+            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
             if i == len(models) - 1:
                 ax.set_xlabel("padded layer (depth)", fontsize=8.5)
         axes[i, 0].legend(fontsize=8)
@@ -312,7 +323,7 @@ def mean_kernel_grid(asym, init: str = "pretrained"):
             ax.imshow(k, cmap="magma", vmin=0 if k.min() >= 0 else None)
             ax.set_title(f"{layer_label(row['layer'])}\n{row['reads']}\n"
                          f"x {row['asym_lr']:+.3f}, y {row['asym_tb']:+.3f}", fontsize=8)
-        axes[i, 0].text(-0.15, 0.5, m.replace("tf_efficientnet_", "efficientnet_\n"), transform=axes[i, 0].transAxes,
+        axes[i, 0].text(-0.15, 0.5, model_label(m), transform=axes[i, 0].transAxes,
                         ha="right", va="center", fontsize=8.5)
     fig.tight_layout()
     return fig
@@ -327,11 +338,11 @@ def kernel_browser(galleries: dict, description: str = "view"):
     import ipywidgets as widgets
 
     labels = list(galleries)
-    images = [widgets.Image(value=figure_png(kernel_gallery(galleries[k], title=k)), format="png",
-                            layout=widgets.Layout(max_width="100%")) for k in labels]
+    images = [widgets.Image(value=figure_png(kernel_gallery(galleries[k], title=k), dpi=80), format="png",
+                            layout=widgets.Layout(width="100%", max_width="100%", height="auto")) for k in labels]
     stack = widgets.Stack(images, selected_index=0)
     dropdown = widgets.Dropdown(options=[(k, i) for i, k in enumerate(labels)], value=0, description=description,
                                 layout=widgets.Layout(width="420px"))
     widgets.jslink((dropdown, "index"), (stack, "selected_index"))
-    return widgets.VBox([dropdown, stack])
+    return widgets.VBox([dropdown, stack], layout=widgets.Layout(width="100%", overflow="hidden"))
 

@@ -400,3 +400,32 @@ def test_asymmetry_plot_uses_the_book_colours_and_its_caption_names_them():
     assert caption in [t.get_text() for t in fig.texts]
     assert "grey" not in " ".join(colour_name(c) for c in F.TYPE_COLOURS.values())  # grey means random init
     plt.close(fig)
+
+
+def test_browser_pages_never_spell_the_word_the_site_build_strips(monkeypatch):
+    """The site build drops any script mentioning thebe; a widget state holds each page's PNG in base64."""
+    import base64
+
+    import matplotlib.pyplot as plt
+    from padlib.viz import ch2_kernels as F
+
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ax.plot([0, 1])
+    png = F.site_safe_png(fig)
+    assert png[:4] == b"\x89PNG" and b"thebe" not in base64.b64encode(png).lower()
+    real = base64.b64encode
+    calls = []
+
+    def planted(data):  # the first encoding spells it; the next (another comment chunk) does not
+        calls.append(1)
+        return b"xxTheBexx" if len(calls) == 1 else real(data)
+
+    monkeypatch.setattr(base64, "b64encode", planted)
+    fig, ax = plt.subplots(figsize=(1, 1))
+    F.site_safe_png(fig)
+    assert len(calls) == 2
+    monkeypatch.setattr(base64, "b64encode", lambda data: b"thebe")
+    fig, ax = plt.subplots(figsize=(1, 1))
+    with pytest.raises(ValueError, match="thebe"):
+        F.site_safe_png(fig, tries=3)
+    assert not plt.fignum_exists(fig.number)

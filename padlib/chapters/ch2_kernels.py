@@ -395,7 +395,7 @@ def type_difference_findings(diff: pd.DataFrame) -> list[str]:
         word = "differ" if r.p_holm < alpha else "do not differ detectably"
         moves = f"; largest rise {r.rises}, largest fall {r.falls}" if r.p_holm < alpha else ""
         out.append(f"{r.model}: the types of its {r.n_a} {r.set_a} PANs {word} from those of the {r.n_b} "
-                   f"{r.set_b} channels (total-variation distance {r.tv_distance:.2f} [{r.tv_low:.2f}, "
+                   f"{r.set_b} channels (layer-matched total-variation distance {r.tv_distance:.2f} [{r.tv_low:.2f}, "
                    f"{r.tv_high:.2f}], Holm-adjusted p {_p(r.p_holm)} at alpha {alpha:g}){moves}.")
     return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..viz.common import _finish_panel_grid, _panel_grid, figure_png
+from ..viz.common import _finish_panel_grid, _panel_grid
 from ..viz.style import _SIDE_NAMES, PRETRAINED, RANDOM_INIT, colour_name
 
 # One colour per PAN type in this chapter (Okabe-Ito; no grey, which the book keeps for random init and controls)
@@ -313,7 +313,7 @@ def mean_kernel_grid(asym, init: str = "pretrained"):
     models = list(dict.fromkeys(asym["model"]))
     rows = [asym[(asym["model"] == m) & (asym["init"] == init) & (asym["stride"] > 1)] for m in models]
     ncols = max(max(len(r) for r in rows), 1)
-    fig, axes = plt.subplots(len(models), ncols, figsize=(1.5 * ncols + 1.2, 2.0 * len(models)), squeeze=False)
+    fig, axes = plt.subplots(len(models), ncols, figsize=(1.45 * ncols + 0.9, 2.1 * len(models)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, (m, r) in enumerate(zip(models, rows)):
@@ -322,27 +322,49 @@ def mean_kernel_grid(asym, init: str = "pretrained"):
             ax = axes[i, j]
             ax.imshow(k, cmap="magma", vmin=0 if k.min() >= 0 else None)
             ax.set_title(f"{layer_label(row['layer'])}\n{row['reads']}\n"
-                         f"x {row['asym_lr']:+.3f}, y {row['asym_tb']:+.3f}", fontsize=8)
+                         f"x {row['asym_lr']:+.3f}, y {row['asym_tb']:+.3f}", fontsize=9)
         axes[i, 0].text(-0.15, 0.5, model_label(m), transform=axes[i, 0].transAxes,
-                        ha="right", va="center", fontsize=8.5)
+                        ha="right", va="center", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def site_safe_png(fig, dpi: int = 80, tries: int = 20) -> bytes:
+    """``fig`` as PNG bytes (closed afterwards) whose base64 text nowhere reads "thebe", in any case.
+
+    The site build drops every script whose text mentions thebe (``book/_ext/offline_site.py`` strips the
+    thebe scripts that way), and a widget's state is such a script, with each image in base64: a page whose
+    images happen to spell it would lose its widgets. A PNG comment chunk changes the bytes, not the picture."""
+    import base64
+    import io
+
+    try:
+        for k in range(tries):
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Comment": "." * k or None})
+            png = buf.getvalue()
+            if b"thebe" not in base64.b64encode(png).lower():
+                return png
+        raise ValueError(f"no PNG encoding of this figure avoids 'thebe' in base64 after {tries} tries")
+    finally:
+        plt.close(fig)
 
 
 def kernel_browser(galleries: dict, description: str = "view"):
     """A static-site-safe browser: a Dropdown jslinked to a Stack of precomputed PNG galleries.
 
     ``galleries``: {label: entries for :func:`kernel_gallery`}. Every page is rendered now, so the widget
-    stays fully interactive in the static book (no kernel needed).
+    stays fully interactive in the static book (no kernel needed). Pages are 80 dpi (600 pixels for the
+    gallery's 7.5 inches: narrower than the site's column) and :func:`site_safe_png`.
     """
     import ipywidgets as widgets
 
     labels = list(galleries)
-    images = [widgets.Image(value=figure_png(kernel_gallery(galleries[k], title=k), dpi=80), format="png",
-                            layout=widgets.Layout(width="100%", max_width="100%", height="auto")) for k in labels]
+    images = [widgets.Image(value=site_safe_png(kernel_gallery(galleries[k], title=k)), format="png",
+                            layout=widgets.Layout(max_width="100%")) for k in labels]
     stack = widgets.Stack(images, selected_index=0)
     dropdown = widgets.Dropdown(options=[(k, i) for i, k in enumerate(labels)], value=0, description=description,
                                 layout=widgets.Layout(width="420px"))
     widgets.jslink((dropdown, "index"), (stack, "selected_index"))
-    return widgets.VBox([dropdown, stack], layout=widgets.Layout(width="100%", overflow="hidden"))
+    return widgets.VBox([dropdown, stack])
 

@@ -387,6 +387,12 @@ def test_integration_with_the_activation_scan():
 
     agree = detector_agreement(merged).set_index("predictor")
     assert agree.loc["data-free", "recall"] > 0.5
+    from padlib.experiments.ch2_kernels import detector_intervals
+
+    boxed = detector_intervals({"planted": merged}, n_boot=50).set_index("measure")  # the box's numbers are the table's
+    for measure in ("precision", "recall"):
+        assert boxed.loc[measure, "value"] == pytest.approx(agree.loc["data-free", measure])
+    assert boxed.loc["precision", "predicted"] == agree.loc["data-free", "predicted"]
     entries = gallery_entries(cl, scan.table, scan.maps, model, per_type=1)
     assert {e["type"] for e in entries} >= {"frame", "silenced"} and entries[0]["map"].shape == (24, 24)
     # a negative BatchNorm gamma flips the displayed kernel (as it flips the map and z); profiles in z units
@@ -503,86 +509,11 @@ def test_signed_gaps_add_up_and_absolute_ones_bound_the_total():
     assert not np.allclose(out["gap_total"], out["gap_estimate"] + out["gap_position"] + out["gap_inherited"])
 
 
-def _asym_rows(pre_tl, pre_br, rnd, even=None, s1_sig=0):
-    rows = []
-    for init, (a, b) in (("pretrained", (pre_tl, pre_br)), ("random init", (rnd, -rnd))):
-        for model, reads, lean in (("m", "top/left", a), ("lite", "bottom/right", b)):
-            rows.append({"model": model, "init": init, "mode": "abs", "stride": 2, "reads": reads, "asym_lr": lean,
-                         "asym_tb": lean, "asym_lr_lo": lean - 0.01, "asym_lr_hi": lean + 0.01,
-                         "asym_tb_lo": lean - 0.01, "asym_tb_hi": lean + 0.01})
-            for i in range(4):  # stride-1 layers; the first s1_sig pretrained ones lean significantly
-                v = 0.05 if init == "pretrained" and i < s1_sig else 0.0
-                rows.append({"model": model, "init": init, "mode": "abs", "stride": 1, "reads": "even", "asym_lr": v,
-                             "asym_tb": v, "asym_lr_lo": v - 0.01, "asym_lr_hi": v + 0.01, "asym_tb_lo": v - 0.01,
-                             "asym_tb_hi": v + 0.01})
-        if even is not None:
-            v = even if init == "pretrained" else 0.0
-            rows.append({"model": "lite", "init": init, "mode": "abs", "stride": 2, "reads": "even", "asym_lr": v,
-                         "asym_tb": v, "asym_lr_lo": v - 0.01, "asym_lr_hi": v + 0.01, "asym_tb_lo": v - 0.01,
-                         "asym_tb_hi": v + 0.01})
-    return pd.DataFrame(rows)
-
-
-def test_asymmetry_findings_checks_each_part_of_the_prediction():
-    from padlib.chapters.ch2_kernels import asymmetry_conclusion, asymmetry_findings
-
-    good = asymmetry_findings(_asym_rows(0.1, -0.1, 0.01, even=0.02)).set_index(["check", "model"])
-    assert good["consistent"].all() and len(good) == 5
-    assert "support the prediction" in asymmetry_conclusion(good.reset_index())
-    bad = asymmetry_findings(_asym_rows(0.1, 0.1, 0.5, even=-0.3, s1_sig=4)).set_index(["check", "model"])
-    assert not bad.loc[("opposite", "all"), "consistent"] and not bad.loc[("learned", "all"), "consistent"]
-    assert not bad.loc[("even leans less", "lite"), "consistent"]
-    assert not bad.loc[("at down-sampling", "m"), "consistent"]
-    assert "4 of 4 layers lean significantly" in bad.loc[("at down-sampling", "m"), "measured"]
-    assert "core prediction (opposite and learned leans) fails" in asymmetry_conclusion(bad.reset_index())
-    both = pd.concat([_asym_rows(0.1, -0.1, 0.01), _asym_rows(0.1, 0.1, 0.5).assign(mode="signed")])
-    assert "the signed index does not" in asymmetry_conclusion(asymmetry_findings(both))
-
-
-def test_taxonomy_and_agreement_findings_wording():
-    from padlib.chapters.ch2_kernels import agreement_verdict, taxonomy_findings
-
-    summ = lambda ari, p: {"ari": ari, "ari_coarse": ari, "p_value": p}  # noqa: E731
-    text = taxonomy_findings({("a", "profile"): (None, summ(0.1, 0.01)), ("b", "profile"): (None, summ(0.15, 0.2))})
-    assert "ARI 0.10 to 0.15" in text and "1 of 2" in text and "poorly" in text
-    assert "well" in taxonomy_findings({("a", "border"): (None, summ(0.7, 0.01))})
-    from padlib.kernel_types import detector_agreement, disagreement_by_layer
-
-    t = _agreement_table()
-    agree = detector_agreement(t, tau=2.0).assign(model="m")
-    text = agreement_verdict(agree, disagreement_by_layer(t).assign(model="m"))
-    assert "(precision >= 0.5 in every model) and finds most PANs" in text
-    assert "mean signed gaps (these add up exactly)" in text
-
-
 def test_holm_adjust_matches_the_step_down_rule():
     from padlib.stats import holm_adjust
 
     assert holm_adjust([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm_adjust([0.5, 0.9]) == pytest.approx([1.0, 1.0])
-
-
-def test_type_difference_finds_a_planted_shift_and_not_a_null():
-    from padlib.experiments.ch2_kernels import PAN_SETS, type_difference, type_shares
-    from padlib.chapters.ch2_kernels import type_difference_findings
-
-    rng = np.random.default_rng(0)
-    types = ["side", "corner", "edge", "silenced"]
-
-    def draw(p, n, set_, model):
-        return pd.DataFrame({"model": model, "set": set_, "type": rng.choice(types, n, p=p)})
-
-    same, shifted = [0.25, 0.25, 0.25, 0.25], [0.1, 0.2, 0.4, 0.3]
-    sets = pd.concat([draw(same, 400, PAN_SETS[0], "moved"), draw(shifted, 400, PAN_SETS[2], "moved"),
-                      draw(same, 400, PAN_SETS[0], "alike"), draw(same, 400, PAN_SETS[2], "alike")])
-    shares = type_shares(sets)
-    assert shares.groupby(["model", "set"]).share_pct.sum().round(6).eq(100).all()
-    d = type_difference(sets).set_index("model")
-    assert d.loc["moved", "differs"] and not d.loc["alike", "differs"]
-    assert d.loc["moved", "tv_distance"] == pytest.approx(0.2, abs=0.08) and d.loc["alike", "tv_distance"] < 0.1
-    assert d.loc["moved", "p_holm"] >= d.loc["moved", "p"]
-    lines = type_difference_findings(d.reset_index())
-    assert " differ from " in lines[0] and "do not differ detectably" in lines[1]
 
 
 def test_pan_sets_type_the_learned_the_padding_caused_and_the_random_init_sets():
@@ -619,36 +550,6 @@ def test_row_energy_finds_a_planted_top_row_deficit_and_not_in_random_kernels():
     planted = kernels.row_energy(net, 32)
     assert (planted["energy_tb_hi"] < -0.2).all()
     assert (planted["energy_lr_lo"] < 0).all() and (planted["energy_lr_hi"] > -0.1).all()  # columns untouched
-
-
-def test_chapter_findings_box_reads_planted_tables_and_gives_each_section_its_lines():
-    """Planted tables with known answers: 1 of 2 models differ from random init, the data-free detector good in
-    1 of 2, ARIs significant but low (partly), the core leans consistent with a failing corollary (partly)."""
-    import pandas as pd
-
-    from padlib.experiments.ch2_kernels import PAN_SETS
-    from padlib.chapters.ch2_kernels import chapter_findings_box
-
-    type_diff = pd.DataFrame({"model": ["a", "b", "a"], "set_b": [PAN_SETS[2], PAN_SETS[2], PAN_SETS[1]],
-                              "tv_distance": [0.3, 0.05, 0.01], "differs": [True, False, False],
-                              "rises": ["+side", "+edge", ""], "falls": ["-frame", "-corner", ""]})
-    agreement = pd.DataFrame({"predictor": ["data-free", "data-free", "measured means"],
-                              "precision": [0.8, 0.3, 0.9], "recall": [0.7, 0.9, 0.9]})
-    clusters = {("a", "profile"): (None, {"ari": 0.1, "p_value": 0.01}),
-                ("b", "profile"): (None, {"ari": 0.2, "p_value": 0.3}),
-                ("all models", "profile"): (None, {"ari": 0.9, "p_value": 0.0})}
-    asym = pd.DataFrame({"mode": ["abs"] * 4 + ["signed"], "check": ["opposite", "learned", "even leans less",
-                                                                     "at down-sampling", "opposite"],
-                         "consistent": [True, True, False, True, False], "measured": ["x", "y", "z", "w", "v"]})
-    box = chapter_findings_box(type_diff, agreement, clusters, asym)
-    assert [f.verdict for f in box] == ["partly", "partly", "partly", "partly"]
-    assert "1 of 2 models" in box[0].evidence and "both at least 0.5 in 1" in box[1].evidence
-    assert "1 of 2 corollary checks pass" in box[3].evidence and "opposite: x; learned: y" in box[3].evidence
-    asym_ok = asym.assign(consistent=[True, True, True, True, False])
-    assert chapter_findings_box(asym_findings=asym_ok)[0].verdict == "holds"  # the signed index is not the core
-    assert chapter_findings_box(asym_findings=asym.assign(consistent=[False, True, True, True, True]))[0].verdict == "not here"
-    assert [f.claim for f in chapter_findings_box(agreement=agreement)] == [box[1].claim]
-    assert chapter_findings_box() == []
 
 
 def test_stem_kernels_figure_has_one_row_per_model_and_rejects_a_model_without_convolutions():

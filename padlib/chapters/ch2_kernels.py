@@ -1,13 +1,103 @@
-"""Chapter 2's readings: verdicts and findings text for the kernel taxonomy and mean-kernel asymmetry."""
+"""Chapter 2's readings: the claims, their primary tests and verdicts, and the sentences under the figures.
+
+Each claim is judged by a primary test named in advance (:func:`method_markdown`, shown in the chapter's method
+dropdown) against a claimed effect that is our reading of the words, declared here as a named constant. The
+verdicts come from :func:`padlib.chapters.findings.judge` and :func:`judge_all` on intervals; secondary checks are
+shown but do not vote.
+"""
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
 
-from ..chapters.findings import Finding, verdict_of
-from ..experiments.ch2_kernels import PAN_SETS
+from ..chapters.findings import Finding, judge, judge_all
 from ..kernels import data_free_input_means
-from ..stats import interval_sign
+from ..stats import detectable_effect, direction, interval_sign
+
+ALPHA = 0.05
+# Our readings of the claims' words as numbers (none of them is a number from a paper):
+TV_OF_INTEREST = 0.10    # "kernel types differ": at least 10 points of the type shares move (total variation)
+PREDICT_LEVEL = 0.5      # "the weights predict the PANs": precision and recall both at least one half
+ARI_OF_INTEREST = 0.2    # "types written in the kernel shapes": clusters agree with the types at least this well
+LEAN_OF_INTEREST = 0.05  # a lean worth the name: 5 points more of a kernel's mass on one outer column/row
+LEAN_DIRECTION = {"top/left": 1, "bottom/right": -1}  # away from the padding read (re-centring the stride-2 grid)
+PRIMARY_FEATURES = "profile"  # the clustering check's primary feature set (the kernel's shape)
+PRIMARY_MODE = "abs"          # the asymmetry index of the primary lean tests
+_ABOVE = 1e-9  # an "at least a level" claim: any positive excess over the level is the claimed direction
+
+SECTIONS = {"types": "learned-pans-against-random-init-pans", "detector": "the-activation-based-detector",
+            "clusters": "unsupervised-check", "lean": "mean-kernel-asymmetry-did-uneven-padding-leave-a-lean"}
+
+
+def at_least(low: float, high: float, level: float, p: float | None = None) -> str:
+    """The verdict on "the effect is at least ``level``" from its interval: :func:`judge` on the excess over the
+    level, where any positive excess is the claimed direction. Supported when the interval lies above the level
+    (with the adjusted ``p`` at most alpha), contradicted when it lies below (the equivalence test and the
+    opposite direction coincide here), inconclusive when it straddles the level."""
+    return judge(low - level, high - level, _ABOVE, p=p, alpha=ALPHA)
+
+
+def _p(p: float) -> str:
+    return "nan" if not np.isfinite(p) else f"{p:.2g}"
+
+
+def _count(n: int, word: str) -> str:
+    """'1 model', '4 models'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _families(models) -> int:
+    """How many architecture families the models come from (names up to their trailing version digits)."""
+    return len({re.sub(r"[\d_]+$", "", str(m)) for m in models})
+
+
+def _scale(models, what: str = "") -> str:
+    models = list(dict.fromkeys(models))
+    fam = _families(models)
+    return (f"{len(models)} pretrained ImageNet model{'s' if len(models) != 1 else ''}, {fam} "
+            f"famil{'ies' if fam != 1 else 'y'}" + (f"; {what}" if what else ""))
+
+
+def _range(values, fmt: str = ".2f") -> str:
+    v = [float(x) for x in values if np.isfinite(x)]
+    if not v:
+        return "nan"
+    lo, hi = min(v), max(v)
+    return f"{lo:{fmt}}" if f"{lo:{fmt}}" == f"{hi:{fmt}}" else f"{lo:{fmt}}-{hi:{fmt}}"
+
+
+def method_markdown(n_models: int | None = None) -> str:
+    """The chapter's tests, fixed before the run: each claim's claimed effect (our reading, with its constant),
+    its primary test and the family within which p is Holm-adjusted. Shown as a dropdown in the chapter."""
+    m = f"the {n_models} models" if n_models else "the models"
+    return "\n".join([
+        "```{dropdown} How each claim is tested (fixed before the run)",
+        "Each claim has one pre-specified primary test (two for the lean); its p is Holm-adjusted within that "
+        "claim's family only, and the verdict comes from the interval and the adjusted p. The claimed effects are "
+        "our readings of the words (the papers give no numbers for them). Everything else is shown, not voting.",
+        "",
+        f"* **Learned PAN types differ from a random network's.** Claimed: a total-variation distance of at least "
+        f"{TV_OF_INTEREST:g} between the type shares of the learned PANs and of a random-init copy's padding-caused "
+        f"channels, compared layer for layer. Primary test, per model: a permutation test stratified by layer (set "
+        f"labels shuffled within layers), Holm over {m}; interval: cluster bootstrap over layers. Every model must "
+        f"show it.",
+        f"* **The weights predict the PANs.** Claimed: the data-free detector's precision and recall both at least "
+        f"{PREDICT_LEVEL:g} in every model. Primary test, per model and measure: the cluster-bootstrap interval over "
+        f"layers against {PREDICT_LEVEL:g} (two-sided bootstrap p), Holm over {m} x 2 measures.",
+        f"* **PAN types are written in the kernel shapes.** Claimed: an adjusted Rand index of at least "
+        f"{ARI_OF_INTEREST:g} between k-means clusters of the kernels' `{PRIMARY_FEATURES}` features and our rule's "
+        f"types. Primary test, per model: the cluster-bootstrap interval over layers (clusters held fixed) against "
+        f"{ARI_OF_INTEREST:g}, Holm over {m}; an interval wholly below it contradicts the claim. The permutation "
+        f"test against chance (types shuffled) is shown beside it.",
+        f"* **Uneven padding leaves opposite, learned leans.** Claimed: stride-2 layers that read only top/left "
+        f"padding lean towards bottom/right (> 0), those that read only bottom/right lean towards top/left (< 0), "
+        f"beyond the same layers at random init; smallest lean of interest {LEAN_OF_INTEREST:g}. Two primary tests, "
+        f"one per side read: a paired t-test over layers of the `{PRIMARY_MODE}` lean, pretrained minus random "
+        f"init, Holm over the 2. Both must show it. The `signed` index, the evenly padded layers and the "
+        f"stride-1 layers are secondary.",
+        "```"])
 
 
 def asymmetry_verdict(asym: pd.DataFrame, mode: str | None = None) -> str:
@@ -61,10 +151,10 @@ def asymmetry_verdict(asym: pd.DataFrame, mode: str | None = None) -> str:
 def agreement_verdict(agreement: pd.DataFrame, layers: pd.DataFrame) -> str:
     """Plain-language summary of :func:`detector_agreement` and :func:`disagreement_by_layer` (with ``model``).
 
-    Ends with conclusions worded by fixed rules: a detector is called precise when its precision is >= 0.5
-    in every model and said to miss most PANs when its recall is < 0.5 in every model; the measured input
-    means are said to help when they raise recall by more than 0.1 in every model; the dominant gap is the
-    largest mean absolute one. Every number is computed here from the two tables.
+    Ends with conclusions worded by fixed rules: the measured input means are said to help when they raise
+    recall by more than 0.1 in every model; the dominant gap is the largest mean absolute one. (Whether the
+    weights predict the PANs is the findings box's question, answered with intervals by
+    :func:`chapter_findings_box`.) Every number is computed here from the two tables.
     """
     lines = []
     for name, g in agreement.groupby("model", sort=False):
@@ -81,22 +171,12 @@ def agreement_verdict(agreement: pd.DataFrame, layers: pd.DataFrame) -> str:
                          f"{r['precision_sides_only_rule']:.2f})")
     df = agreement[agreement["predictor"] == "data-free"]
     mm = agreement[agreement["predictor"] == "measured means"]
-    prec, rec = df["precision"], df["recall"]
-    if len(df):
-        kind = ("right at least half of the time it flags a filter (precision >= 0.5 in every model)"
-                if (prec >= 0.5).all() else "wrong more often than right in some models (precision < 0.5)")
-        reach = ("misses most PANs (recall < 0.5 in every model)" if (rec < 0.5).all() else
-                 "finds most PANs (recall >= 0.5 in every model)" if (rec >= 0.5).all() else
-                 "finds most PANs in some models and misses most in others")
-        conj = "but" if (prec >= 0.5).all() and (rec < 0.5).all() else "and"
-        lines.append(f"conclusion: the data-free detector, precision {prec.min():.2f}-{prec.max():.2f} and recall "
-                     f"{rec.min():.2f}-{rec.max():.2f} over {len(df)} models, is {kind} {conj} {reach}")
-        if len(mm) == len(df):
-            gain = mm["recall"].to_numpy() - df["recall"].to_numpy()
-            lines.append(f"conclusion: measured input means change recall by {gain.min():+.2f} to {gain.max():+.2f}: "
-                         + ("estimating the input means and scale from BatchNorm statistics costs recall"
-                            if (gain > 0.1).all() else "the misses are not mainly due to estimating the input "
-                            "means and scale from BatchNorm statistics"))
+    if len(df) and len(mm) == len(df):
+        gain = mm["recall"].to_numpy() - df["recall"].to_numpy()
+        lines.append(f"conclusion: measured input means change recall by {gain.min():+.2f} to {gain.max():+.2f}: "
+                     + ("estimating the input means and scale from BatchNorm statistics costs recall"
+                        if (gain > 0.1).all() else "the misses are not mainly due to estimating the input "
+                        "means and scale from BatchNorm statistics"))
     gaps = layers[["gap_estimate", "gap_position", "gap_inherited"]].mean()
     lines.append("mean absolute gaps over all layers (interior-std units): " +
                  ", ".join(f"{k.replace('gap_', '')} {v:.2f}" for k, v in gaps.items()) +
@@ -172,40 +252,48 @@ def _both_axes_lean(g: pd.DataFrame) -> tuple[int, int]:
     return int(((lr > 0) & (tb > 0)).sum()), int(((lr < 0) & (tb < 0)).sum())
 
 
-def asymmetry_findings(asym: pd.DataFrame) -> pd.DataFrame:
-    """Mind the Pad's prediction, broken into checks, each answered from :func:`asymmetry_with_control` tables.
+def stem_findings(models: dict, merged: dict, measured_input_means: dict | None = None) -> pd.DataFrame:
+    """Per model, what the data-free detector can say about the stem (the conv reading the image).
 
-    Per index mode, four checks (our reading of "uneven padding leads to asymmetric learned weights ...
-    around down-sampling layers ... mostly disappears at the even size"; Alsallakh et al., ICLR 2021, Fig. 6b):
-    ``opposite``: stride-2 layers reading top/left padding and those reading bottom/right lean with opposite
-    signs (pretrained); ``learned``: the smaller of those two pretrained leans exceeds the larger random-init
-    lean of the same groups (else noise of the same size is not excluded); ``even leans less``: per model
-    with evenly padded stride-2 layers, their lean is smaller in magnitude than that of the same model's
-    unevenly padded stride-2 layers; ``at down-sampling``: per model, fewer than half of the stride-1
-    layers lean significantly (interval excluding 0 on at least one axis) and a larger share of the
-    stride-2 layers does: if most stride-1 layers lean, the asymmetry is not confined to the down-sampling
-    layers, and if stride-2 layers lean no more often, it is not concentrated there (our strict reading of
-    "around down-sampling layers"; the random-init count is shown as the noise level).
-    ``consistent`` is True / False, or None when the groups needed are absent. Every number is computed here.
+    The stem's data-free input mean is the ImageNet mean after the model's own normalisation: exactly 0
+    when the model normalises with the ImageNet mean itself (then the predicted border shift is 0 and no
+    stem PAN can be predicted from the weights), small otherwise. Short columns, to fit the page, indexed by
+    model: stem (the layer), the largest |mean| over input channels, data-free ("0 (normalised)" where it is 0 by
+    construction) and measured (``measured_input_means``: {model: {layer: tensor}}), to 3 decimals, PANs measured
+    in the stem and predicted data-free.
     """
+    rows = []
+    for name, model in models.items():
+        means = data_free_input_means(model).set_index("layer")
+        stems = means.index[means["source"] == "image"]
+        for layer in stems:
+            mu = np.abs(np.asarray(means.loc[layer, "mean"], float)).max()
+            m = merged[name][merged[name]["layer"] == layer]
+            meas = np.nan
+            if measured_input_means and layer in measured_input_means.get(name, {}):
+                meas = float(np.abs(np.asarray(measured_input_means[name][layer], float)).max())
+            zero = mu < 1e-9
+            rows.append({"model": name, "stem": layer,
+                         "data-free |mean|": "0 (normalised)" if zero else f"{mu:.3f}",
+                         "measured |mean|": f"{meas:.3f}", "PANs": int(m["is_pan"].sum()),
+                         "predicted": int(m["pred_is_pan"].sum())})
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame(rows)
+
+
+
+def asymmetry_findings(asym: pd.DataFrame) -> pd.DataFrame:
+    """Mind the Pad's corollaries, secondary to the primary lean tests (:func:`padlib.experiments.ch2_kernels.
+    lean_tests`): shown, not voting. Per index mode: ``even leans less``: per model with evenly padded stride-2
+    layers, their lean is smaller in magnitude than that of the same model's unevenly padded stride-2 layers
+    ("mostly disappears at the even size"); ``at down-sampling``: per model, fewer than half of the stride-1
+    layers lean significantly (interval excluding 0 on at least one axis) and a larger share of the stride-2
+    layers does (our strict reading of "around down-sampling layers"; the random-init count is shown as the
+    noise level). ``consistent`` is True / False. Every number is computed here."""
     rows = []
     modes = list(dict.fromkeys(asym["mode"])) if "mode" in asym else [None]
     for mode in modes:
         df = asym if mode is None else asym[asym["mode"] == mode]
         pre, rnd = df[df["init"] == "pretrained"], df[df["init"] == "random init"]
-        s2 = lambda d, reads: d[(d["stride"] > 1) & (d["reads"] == reads)]  # noqa: E731
-        a, b = _group_lean(s2(pre, "top/left")), _group_lean(s2(pre, "bottom/right"))
-        ra, rb = _group_lean(s2(rnd, "top/left")), _group_lean(s2(rnd, "bottom/right"))
-        both = np.isfinite(a) and np.isfinite(b)
-        rows.append({"mode": mode, "check": "opposite", "model": "all",
-                     "measured": f"top/left-reading stride-2 layers {a:+.3f}, bottom/right-reading {b:+.3f}",
-                     "consistent": bool(a * b < 0) if both else None})
-        if both and np.isfinite(ra) and np.isfinite(rb):
-            small, big = min(abs(a), abs(b)), max(abs(ra), abs(rb))
-            rows.append({"mode": mode, "check": "learned", "model": "all",
-                         "measured": f"smaller pretrained |lean| {small:.3f}, larger random-init |lean| {big:.3f} "
-                                     f"(random init = {big / max(small, 1e-12):.2f}x pretrained)",
-                         "consistent": bool(small > big)})
         for name, g in pre.groupby("model", sort=False):
             even, uneven = g[(g["stride"] > 1) & (g["reads"] == "even")], g[(g["stride"] > 1) & (g["reads"] != "even")]
             if len(even) and len(uneven):
@@ -227,156 +315,232 @@ def asymmetry_findings(asym: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["mode", "check", "model", "measured", "consistent"])
 
 
-def asymmetry_conclusion(findings: pd.DataFrame) -> str:
-    """One line per mode from :func:`asymmetry_findings`: which checks hold, which count against the prediction."""
+def lean_lines(leans: pd.DataFrame) -> list[str]:
+    """One line per index mode and side read from :func:`padlib.experiments.ch2_kernels.lean_tests`: the
+    pretrained-minus-random-init lean with its interval, its direction (:func:`padlib.stats.direction`) against
+    the predicted one, and the Holm-adjusted p."""
+    out = []
+    for r in leans.itertuples():
+        want = "down" if LEAN_DIRECTION.get(r.reads, 1) < 0 else "up"
+        got = direction(r.low, r.high, r.diff)
+        rel = ("the predicted direction" if got == want else "the opposite of the predicted direction"
+               if got in ("up", "down") else "no resolved direction")
+        out.append(f"{r.mode} index, stride-2 layers reading {r.reads} padding ({r.layers} layers; {r.models}): "
+                   f"pretrained {r.pretrained:+.3f}, random init {r.random_init:+.3f}; difference {r.diff:+.3f} "
+                   f"[{r.low:+.3f}, {r.high:+.3f}], Holm-adjusted p {_p(r.p_holm)}: {rel} "
+                   f"({'> 0' if want == 'up' else '< 0'} predicted)")
+    return out
+
+
+def asymmetry_conclusion(findings: pd.DataFrame, leans: pd.DataFrame | None = None) -> str:
+    """Per mode: the primary lean tests (:func:`lean_lines`) and the secondary checks of :func:`asymmetry_findings`
+    (shown, not voting), counted; then whether the two indices resolve the predicted directions on both sides."""
     lines = []
+    if leans is not None and len(leans):
+        lines += lean_lines(leans)
     for mode, g in findings.groupby("mode", sort=False, dropna=False):
-        ok = g[g["consistent"] == True]  # noqa: E712 (None is neither)
-        bad = g[g["consistent"] == False]  # noqa: E712
-        fmt = lambda d: ", ".join(f"{r.check}" + (f" ({r.model})" if r.model != "all" else "")  # noqa: E731
-                                  for r in d.itertuples()) or "none"
-        core = g[g["check"].isin(["opposite", "learned"])]
-        core_ok = len(core) == 2 and bool((core["consistent"] == True).all())  # noqa: E712
-        verdict = ("the measurements support the prediction" if len(bad) == 0 and core_ok else
-                   "the core prediction (opposite and learned leans) holds, but not every corollary" if core_ok else
-                   "the core prediction (opposite and learned leans) fails")
-        lines.append(f"{mode} index: {len(ok)} of {len(ok) + len(bad)} checks consistent with Mind the Pad "
-                     f"({fmt(ok)}); against it: {fmt(bad)}; {verdict}")
-    core = {m: bool(((g["check"].isin(["opposite", "learned"])) & (g["consistent"] == True)).sum() == 2)  # noqa: E712
-            for m, g in findings.groupby("mode", sort=False)}
-    if core.get("abs") and core.get("signed") is False:
-        lines.append("the abs index leans opposite ways and beyond random init, the signed index does not: the lean "
-                     "is in where the weight magnitude sits, not in the kernels' net (signed) response")
-    elif core.get("abs") and core.get("signed"):
-        lines.append("both indices lean opposite ways and beyond random init: the lean is in the weight magnitude "
-                     "and in the net (signed) response")
+        ok, bad = g[g["consistent"] == True], g[g["consistent"] == False]  # noqa: E712 (None is neither)
+        fmt = lambda d: ", ".join(f"{r.check} ({r.model})" for r in d.itertuples()) or "none"  # noqa: E731
+        lines.append(f"{mode} index, secondary checks (shown, not voting): {len(ok)} of {len(ok) + len(bad)} "
+                     f"consistent with Mind the Pad ({fmt(ok)}); not consistent: {fmt(bad)}")
+    if leans is not None and len(leans):
+        both = {}
+        for mode, g in leans.groupby("mode", sort=False):
+            both[mode] = len(g) == len(LEAN_DIRECTION) and all(
+                int(interval_sign(r.low, r.high, r.diff)) == LEAN_DIRECTION[r.reads] for r in g.itertuples())
+        if both.get("abs") is not None and both.get("signed") is not None:
+            say = lambda b: "resolves" if b else "does not resolve"  # noqa: E731
+            lines.append(f"the abs index {say(both['abs'])} the predicted direction on both sides, the signed index "
+                         f"{say(both['signed'])} it" + (": the lean is in where the weight magnitude sits, not in the "
+                                                        "kernels' net (signed) response"
+                                                        if both["abs"] and not both["signed"] else ""))
     return "\n".join(lines)
 
 
-ARI_POOR, ARI_GOOD = 0.2, 0.5  # wording bands for the adjusted Rand index (our convention, printed with it)
-
-
-def taxonomy_findings(cluster_checks: dict, alpha: float = 0.05) -> str:
-    """Conclusions of the unsupervised check: {(model, features): (clustered, summary)} from
+def taxonomy_findings(cluster_checks: dict, aris: pd.DataFrame | None = None, alpha: float = ALPHA) -> str:
+    """Sentences on the unsupervised check: {(model, features): (clustered, summary)} from
     :func:`taxonomy_clusters`. Per feature set: the ARI range over the entries, how many beat the permutation
-    null at ``alpha``, and a wording band (ARI < 0.2: poorly, < 0.5: partly, else well; our convention)."""
+    null at ``alpha`` and how many reach :data:`ARI_OF_INTEREST`; with ``aris`` (:func:`padlib.experiments.
+    ch2_kernels.ari_intervals`), how many intervals lie wholly below it and how many above."""
     lines = []
     feats = list(dict.fromkeys(f for _, f in cluster_checks))
     for f in feats:
         s = {name: v[1] for (name, ff), v in cluster_checks.items() if ff == f}
         ari = np.array([v["ari"] for v in s.values()])
-        coarse = np.array([v["ari_coarse"] for v in s.values()])
+        coarse = np.array([v.get("ari_coarse", np.nan) for v in s.values()])
         sig = sum(v["p_value"] < alpha for v in s.values())
-        top = float(ari.max())
-        band = "poorly" if top < ARI_POOR else "partly" if top < ARI_GOOD else "well"
-        lines.append(f"{f} features: ARI {ari.min():.2f} to {top:.2f} over {len(ari)} sets ({', '.join(s)}); "
-                     f"above the permutation null (p < {alpha}) in {sig} of {len(ari)}; coarse ARI "
-                     f"{coarse.min():.2f} to {coarse.max():.2f}")
-        lines.append(f"  -> with {f} features the kernels separate the rule types {band} (ARI bands: < {ARI_POOR} "
-                     f"poorly, < {ARI_GOOD} partly); "
-                     + ("better than chance, so the type is partly written in the weights, but most of it is not"
-                        if sig and band != "well" else "not better than chance" if not sig else
-                        "the type is largely written in the weights"))
+        reach = int((ari >= ARI_OF_INTEREST).sum())
+        lines.append(f"{f} features: ARI {ari.min():.2f} to {ari.max():.2f} over {len(ari)} sets ({', '.join(s)}); "
+                     f"above the permutation null (p < {alpha:g}) in {sig} of {len(ari)}; at least the ARI of "
+                     f"interest ({ARI_OF_INTEREST:g}) in {reach} of {len(ari)}"
+                     + (f"; coarse ARI {np.nanmin(coarse):.2f} to {np.nanmax(coarse):.2f}"
+                        if np.isfinite(coarse).any() else ""))
+        if aris is not None and len(aris[aris.features == f]):
+            a = aris[aris.features == f]
+            below, above = int((a.high < ARI_OF_INTEREST).sum()), int((a.low > ARI_OF_INTEREST).sum())
+            lines.append(f"  per model, the layer-bootstrap interval of the ARI lies wholly below {ARI_OF_INTEREST:g} "
+                         f"in {below} of {len(a)} and wholly above it in {above} of {len(a)}")
     return "\n".join(lines)
 
 
-def stem_findings(models: dict, merged: dict, measured_input_means: dict | None = None) -> pd.DataFrame:
-    """Per model, what the data-free detector can say about the stem (the conv reading the image).
-
-    The stem's data-free input mean is the ImageNet mean after the model's own normalisation: exactly 0
-    when the model normalises with the ImageNet mean itself (then the predicted border shift is 0 and no
-    stem PAN can be predicted from the weights), small otherwise. Columns: model, layer, max |data-free
-    mean|, max |measured mean| (``measured_input_means``: {model: {layer: tensor}}), PANs measured in the
-    stem, predicted data-free, note.
-    """
-    rows = []
-    for name, model in models.items():
-        means = data_free_input_means(model).set_index("layer")
-        stems = means.index[means["source"] == "image"]
-        for layer in stems:
-            mu = np.abs(np.asarray(means.loc[layer, "mean"], float)).max()
-            m = merged[name][merged[name]["layer"] == layer]
-            meas = np.nan
-            if measured_input_means and layer in measured_input_means.get(name, {}):
-                meas = float(np.abs(np.asarray(measured_input_means[name][layer], float)).max())
-            zero = mu < 1e-9
-            rows.append({"model": name, "layer": layer, "datafree_mean_max": float(mu), "measured_mean_max": meas,
-                         "pans": int(m["is_pan"].sum()), "predicted": int(m["pred_is_pan"].sum()),
-                         "note": "data-free mean is 0 by construction (normalised input): no prediction possible"
-                         if zero else "data-free mean is non-zero: the prediction uses it"})
-    return pd.DataFrame(rows)
-
-
-def chapter_findings(agreement: pd.DataFrame, layers: pd.DataFrame, cluster_checks: dict,
-                     asym_findings: pd.DataFrame) -> str:
-    """The chapter's conclusions in one place: the 'conclusion' lines of :func:`agreement_verdict`, the
-    verdict lines of :func:`taxonomy_findings` and :func:`asymmetry_conclusion` (all computed there)."""
-    detector = [ln for ln in agreement_verdict(agreement, layers).splitlines() if ln.startswith("conclusion")]
-    taxonomy = [ln.strip() for ln in taxonomy_findings(cluster_checks).splitlines() if ln.strip().startswith("->")]
-    return "\n".join(["data-free detector:"] + [f"  {ln}" for ln in detector] + ["taxonomy:"] +
-                     [f"  {ln}" for ln in taxonomy] + ["mean-kernel asymmetry:"] +
-                     [f"  {ln}" for ln in asymmetry_conclusion(asym_findings).splitlines()])
-
-
-def chapter_findings_box(type_diff: pd.DataFrame | None = None, agreement: pd.DataFrame | None = None,
-                         cluster_checks: dict | None = None, asym_findings: pd.DataFrame | None = None) -> list:
-    """Chapter 2's findings, one :class:`padlib.chapters.findings.Finding` per question: learned PAN types against a
-    random network's, the data-free detector, the rule types in the kernels, Mind the Pad's lean (abs index).
-    A question whose table is not given is left out (a section shows its own line)."""
-
-    out = []
-    vs_random = (type_diff[type_diff.set_b == PAN_SETS[2]].dropna(subset=["tv_distance"]) if type_diff is not None
-                 else [])
-    if len(vs_random):
-        out.append(Finding(
-            verdict_of(vs_random.differs.mean()), "Learned PANs' kernel types differ from a random network's border responses",
-            f"{int(vs_random.differs.sum())} of {len(vs_random)} models (Holm-adjusted chi-square); total-variation "
-            f"distance {vs_random.tv_distance.min():.2f}-{vs_random.tv_distance.max():.2f}; largest moves: "
-            + "; ".join(f"{r.model} {r.rises}, {r.falls}" for r in vs_random.itertuples()),
-            "learned-pans-against-random-init-pans"))
-    if agreement is not None:
-        df = agreement[agreement.predictor == "data-free"]
-        good = (df.precision >= 0.5) & (df.recall >= 0.5)
-        out.append(Finding(
-            verdict_of(good.mean()), "The weights alone predict which filters are PANs (our data-free formula)",
-            f"precision {df.precision.min():.2f}-{df.precision.max():.2f}, recall {df.recall.min():.2f}-"
-            f"{df.recall.max():.2f} over {len(df)} models; both at least 0.5 in {int(good.sum())}",
-            "the-activation-based-detector"))
-    if cluster_checks is not None:
-        per_model = {name: v for (name, f), (_, v) in cluster_checks.items() if name != "all models" and f == "profile"}
-        if per_model:
-            aris = np.array([v["ari"] for v in per_model.values()])
-            sig = np.array([v["p_value"] <= 0.05 for v in per_model.values()])
-            out.append(Finding(
-                "partly" if sig.any() and aris.max() < 0.5 else verdict_of(float((aris >= 0.5).mean())),
-                "PAN types (our rule) are written in the kernel shapes",
-                f"adjusted Rand index {aris.min():.2f}-{aris.max():.2f} (0 chance, 1 identical) over {len(aris)} models, "
-                f"above the permutation null in {int(sig.sum())}", "unsupervised-check"))
-    if asym_findings is not None:
-        a = asym_findings[asym_findings["mode"] == "abs"]
-        core = a[a.check.isin(["opposite", "learned"])]
-        rest = a[~a.check.isin(["opposite", "learned"]) & a.consistent.notna()]
-        core_ok = bool(len(core)) and bool(core.consistent.fillna(False).all())
-        verdict = ("holds" if core_ok and rest.consistent.astype(bool).all() else "partly" if core_ok else "not here")
-        out.append(Finding(
-            verdict, "Uneven padding leaves opposite, learned leans in the mean kernels (Mind the Pad)",
-            "; ".join(f"{r.check}: {r.measured}" for r in core.itertuples())
-            + f"; {int(rest.consistent.astype(bool).sum())} of {len(rest)} corollary checks pass (abs index)",
-            "mean-kernel-asymmetry-did-uneven-padding-leave-a-lean"))
-    return out
-
-
-def type_difference_findings(diff: pd.DataFrame, alpha: float = 0.05) -> list[str]:
-    """One sentence per model on whether the learned PANs' kernel types differ from the comparison set's."""
+def type_difference_findings(diff: pd.DataFrame) -> list[str]:
+    """One sentence per model on whether the learned PANs' kernel types differ from the comparison set's, by
+    the layer-swap permutation test (Holm-adjusted) of :func:`padlib.experiments.ch2_kernels.type_difference`."""
     out = []
     for _, r in diff.iterrows():
         if not np.isfinite(r.tv_distance):
             out.append(f"{r.model}: too few PANs in one of the sets to compare ({r.n_a} vs {r.n_b}).")
             continue
-        verdict = "differ" if r.differs else "do not differ detectably"
-        moves = f"; largest rise {r.rises}, largest fall {r.falls}" if r.differs else ""
-        out.append(f"{r.model}: the types of its {r.n_a} {r.set_a} PANs {verdict} from those of the {r.n_b} "
-                   f"{r.set_b} channels (total-variation distance {r.tv_distance:.2f}, Holm-adjusted p "
-                   f"{r.p_holm:.2g} at alpha {alpha:g}){moves}.")
+        alpha = diff.attrs.get("alpha", ALPHA)
+        word = "differ" if r.p_holm < alpha else "do not differ detectably"
+        moves = f"; largest rise {r.rises}, largest fall {r.falls}" if r.p_holm < alpha else ""
+        out.append(f"{r.model}: the types of its {r.n_a} {r.set_a} PANs {word} from those of the {r.n_b} "
+                   f"{r.set_b} channels (layer-matched total-variation distance {r.tv_distance:.2f} [{r.tv_low:.2f}, "
+                   f"{r.tv_high:.2f}], Holm-adjusted p {_p(r.p_holm)} at alpha {alpha:g}){moves}.")
     return out
 
+
+def chapter_findings(agreement: pd.DataFrame, layers: pd.DataFrame, cluster_checks: dict,
+                     asym_findings: pd.DataFrame, aris: pd.DataFrame | None = None,
+                     leans: pd.DataFrame | None = None) -> str:
+    """The chapter's secondary sentences in one place (the findings box has the verdicts): the 'conclusion'
+    lines of :func:`agreement_verdict`, :func:`taxonomy_findings` and :func:`asymmetry_conclusion`."""
+    detector = [ln for ln in agreement_verdict(agreement, layers).splitlines() if ln.startswith("conclusion")]
+    return "\n".join(["data-free detector:"] + [f"  {ln}" for ln in detector] + ["taxonomy:"] +
+                      [f"  {ln.strip()}" for ln in taxonomy_findings(cluster_checks, aris).splitlines()] +
+                      ["mean-kernel asymmetry:"] +
+                      [f"  {ln}" for ln in asymmetry_conclusion(asym_findings, leans).splitlines()])
+
+
+def types_finding(type_diff: pd.DataFrame) -> Finding | None:
+    """Learned PANs' types against a random-init copy's padding-caused channels, layer for layer: per model, the
+    layer-stratified permutation test (Holm over the models) and the layer-bootstrap interval of the layer-matched
+    total-variation distance, judged against :data:`TV_OF_INTEREST`; every model must show it."""
+    from ..experiments.ch2_kernels import PAN_SETS
+
+    d = type_diff[type_diff.set_b == PAN_SETS[2]].dropna(subset=["tv_distance"])
+    if not len(d):
+        return None
+    verdicts = [judge(r.tv_low, r.tv_high, TV_OF_INTEREST, p=r.p_holm, alpha=ALPHA) for r in d.itertuples()]
+    m = len(d)
+    note = "largest moves: " + "; ".join(f"{r.model} {r.rises}, {r.falls}" for r in d.itertuples())
+    if "coverage" in d:
+        note = (f"the layers compared hold {_range(100 * d.coverage, '.0f')}% of the learned PANs; " + note)
+    return Finding(
+        judge_all(verdicts), "Learned PANs' kernel types differ from a random network's border responses",
+        f"a total-variation distance of at least {TV_OF_INTEREST:g} between the type shares, layer for layer, in "
+        "every model (our reading of 'differ'; 0 same, 1 disjoint)",
+        "layer-matched total-variation distance " + "; ".join(
+            f"{r.model} {r.tv_distance:.2f} [{r.tv_low:.2f}, {r.tv_high:.2f}]" for r in d.itertuples()),
+        _scale(d.model, f"{int(d.n_a.sum())} learned PANs against {int(d.n_b.sum())} random-init channels, "
+                        f"{_range(d.layers, '.0f')} layers per model with both"),
+        detectable="total-variation distance " + ", ".join(
+            f"{detectable_effect(r.tv_low, r.tv_high, alpha=ALPHA / m):.2f}" for r in d.itertuples())
+        + f" (at the first Holm step, alpha {ALPHA:g}/{m})",
+        test=f"permutation test stratified by layer ({type_diff.attrs.get('n_perm', 'n')} permutations of the set "
+             f"labels within layers), Holm-adjusted over {_count(m, 'model')}: p " + ", ".join(_p(p) for p in d.p_holm),
+        note=note, section=SECTIONS["types"])
+
+
+def detector_finding(detector: pd.DataFrame) -> Finding | None:
+    """The data-free detector's precision and recall per model (layer-bootstrap intervals) against
+    :data:`PREDICT_LEVEL` (:func:`at_least`, Holm over every model and measure); every one must reach it."""
+    if detector is None or not len(detector):
+        return None
+    verdicts = [at_least(r.low, r.high, PREDICT_LEVEL, r.p_holm) for r in detector.itertuples()]
+    m = len(detector)
+    wide = {(r.model, r.measure): r for r in detector.itertuples()}
+    models = list(dict.fromkeys(detector.model))
+    fmt = lambda r: f"{r.value:.2f} [{r.low:.2f}, {r.high:.2f}]"  # noqa: E731
+    return Finding(
+        judge_all(verdicts), "The weights alone predict which filters are PANs (our data-free formula)",
+        f"precision and recall both at least {PREDICT_LEVEL:g} in every model (our reading of 'predict': right at "
+        "least half the times it flags a filter, and finds at least half the PANs)",
+        "; ".join(f"{mo} precision {fmt(wide[mo, 'precision'])}, recall {fmt(wide[mo, 'recall'])}" for mo in models),
+        _scale(models, f"{int(detector.drop_duplicates('model').pans.sum())} PANs in "
+                       f"{int(detector.drop_duplicates('model').layers.sum())} layers"),
+        detectable=f"a distance from {PREDICT_LEVEL:g} of {_range([detectable_effect(r.low, r.high, alpha=ALPHA / m) for r in detector.itertuples()])} "
+                   f"(at the first Holm step, alpha {ALPHA:g}/{m})",
+        test=f"cluster bootstrap over layers ({detector.attrs.get('n_boot', 'n')} resamples) against "
+             f"{PREDICT_LEVEL:g}, Holm-adjusted over {_count(m, 'test')}: p (precision / recall) "
+             + ", ".join(f"{mo} {_p(wide[mo, 'precision'].p_holm)} / {_p(wide[mo, 'recall'].p_holm)}" for mo in models),
+        note=f"{int((detector.low > PREDICT_LEVEL).sum())} of {m} intervals lie wholly above {PREDICT_LEVEL:g}, "
+             f"{int((detector.high < PREDICT_LEVEL).sum())} wholly below it",
+        section=SECTIONS["detector"])
+
+
+def clusters_finding(aris: pd.DataFrame) -> Finding | None:
+    """Rule types against k-means clusters of the kernels (:data:`PRIMARY_FEATURES`): per model, the ARI's
+    layer-bootstrap interval against :data:`ARI_OF_INTEREST` (:func:`at_least`, Holm over the models); the
+    permutation test against chance is shown beside it."""
+    if aris is None or not len(aris):
+        return None
+    a = aris[aris.features == PRIMARY_FEATURES]
+    if not len(a):
+        return None
+    verdicts = [at_least(r.low, r.high, ARI_OF_INTEREST, r.p_holm) for r in a.itertuples()]
+    m = len(a)
+    chance = int((a.p_perm_holm <= ALPHA).sum())
+    return Finding(
+        judge_all(verdicts), "PAN types (our rule) are written in the kernel shapes",
+        f"an adjusted Rand index of at least {ARI_OF_INTEREST:g} between k-means clusters of the kernels' "
+        f"{PRIMARY_FEATURES} features and the rule types, in every model (our reading of 'written in the shapes'; "
+        "0 chance, 1 identical)",
+        "adjusted Rand index " + "; ".join(f"{r.model} {r.ari:.2f} [{r.low:.2f}, {r.high:.2f}]" for r in a.itertuples()),
+        _scale(a.model, f"{int(a.n.sum())} PANs in {int(a.layers.sum())} layers"),
+        detectable=f"a distance from {ARI_OF_INTEREST:g} of {_range([detectable_effect(r.low, r.high, alpha=ALPHA / m) for r in a.itertuples()])} "
+                   f"(at the first Holm step, alpha {ALPHA:g}/{m})",
+        test=f"cluster bootstrap over layers ({aris.attrs.get('n_boot', 'n')} resamples, clusters held fixed) "
+             f"against {ARI_OF_INTEREST:g}, Holm-adjusted over {_count(m, 'model')}: p " + ", ".join(_p(p) for p in a.p_holm),
+        note=f"above chance (permutation test, types shuffled, Holm-adjusted p <= {ALPHA:g}) in {chance} of {_count(m, 'model')}: p " + ", ".join(_p(p) for p in a.p_perm_holm),
+        section=SECTIONS["clusters"])
+
+
+def lean_finding(leans: pd.DataFrame, corollaries: pd.DataFrame | None = None) -> Finding | None:
+    """Mind the Pad's lean: the two primary tests of :func:`padlib.experiments.ch2_kernels.lean_tests` (index
+    :data:`PRIMARY_MODE`, one per side read), each judged against :data:`LEAN_OF_INTEREST` in the direction of
+    :data:`LEAN_DIRECTION` with its Holm-adjusted p; both must show it. ``corollaries``
+    (:func:`asymmetry_findings`) are counted in the note: shown, not voting."""
+    if leans is None or not len(leans):
+        return None
+    g = leans[leans["mode"] == PRIMARY_MODE]
+    if not len(g):
+        return None
+    verdicts = [judge(r.low, r.high, LEAN_DIRECTION[r.reads] * LEAN_OF_INTEREST, p=r.p_holm, alpha=ALPHA)
+                for r in g.itertuples()]
+    missing = [s for s in LEAN_DIRECTION if s not in set(g.reads)]
+    m = len(g)
+    note = ""
+    if corollaries is not None and len(corollaries):
+        c = corollaries[corollaries["mode"] == PRIMARY_MODE].dropna(subset=["consistent"])
+        note = (f"secondary checks (shown, not voting): {int(c.consistent.astype(bool).sum())} of {len(c)} "
+                f"corollaries consistent ({PRIMARY_MODE} index)")
+    models = [mo.strip() for ms in g.models for mo in ms.split(",")]
+    return Finding(
+        judge_all(verdicts) if not missing else "not testable here",
+        "Uneven padding leaves opposite, learned leans in the mean kernels (Mind the Pad)",
+        "stride-2 layers reading only top/left padding lean towards bottom/right (> 0), those reading only "
+        f"bottom/right towards top/left (< 0), beyond the same layers at random init; smallest lean of interest "
+        f"{LEAN_OF_INTEREST:g} (our reading: the paper gives no size or direction)",
+        "pretrained minus random-init lean " + "; ".join(
+            f"{r.reads}-reading {r.diff:+.3f} [{r.low:+.3f}, {r.high:+.3f}] ({r.layers} layers)" for r in g.itertuples())
+        + f" ({PRIMARY_MODE} index)",
+        _scale(models, f"{int(g.layers.sum())} stride-2 layers, one input size each"),
+        detectable=", ".join(f"{r.reads} {detectable_effect(r.low, r.high, n=r.layers, alpha=ALPHA / m):.3f}"
+                             for r in g.itertuples()) + f" (at the first Holm step, alpha {ALPHA:g}/{m})",
+        needed=("stride-2 layers reading only " + " and only ".join(missing) + " padding" if missing else ""),
+        test=f"paired t-test over layers, pretrained minus random init, Holm-adjusted over {_count(m, 'side')}: p "
+             + ", ".join(f"{r.reads} {_p(r.p_holm)}" for r in g.itertuples()),
+        note=note, section=SECTIONS["lean"])
+
+
+def chapter_findings_box(type_diff: pd.DataFrame | None = None, detector: pd.DataFrame | None = None,
+                         aris: pd.DataFrame | None = None, leans: pd.DataFrame | None = None,
+                         corollaries: pd.DataFrame | None = None) -> list:
+    """Chapter 2's findings, one :class:`padlib.chapters.findings.Finding` per claim, each from its primary test:
+    learned PAN types against a random network's (:func:`types_finding`), the data-free detector
+    (:func:`detector_finding`), the rule types in the kernels (:func:`clusters_finding`), Mind the Pad's lean
+    (:func:`lean_finding`). A claim whose table is not given is left out (a section shows its own line)."""
+    found = [types_finding(type_diff) if type_diff is not None else None, detector_finding(detector),
+             clusters_finding(aris), lean_finding(leans, corollaries)]
+    return [f for f in found if f is not None]

@@ -12,7 +12,7 @@ from ..errors import PadlibError
 from ..kernel_types import PAN_TYPES, classify_pan_kernels, corner_only_pans, gallery_entries
 from ..kernels import mean_kernel_asymmetry
 from ..models import load_model, preprocessing
-from ..stats import holm_adjust
+from ..stats import holm_adjust, t_test
 
 
 def asymmetry_with_control(model: nn.Module, modes=("abs", "signed"), n_boot: int = 200, seed: int = 0,
@@ -107,38 +107,206 @@ def type_shares(sets: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def type_difference(sets: pd.DataFrame, a: str = PAN_SETS[0], b: str = PAN_SETS[2],
-                    alpha: float = 0.05) -> pd.DataFrame:
-    """Per model, do the type distributions of sets ``a`` and ``b`` differ? Total-variation distance between
-    the two distributions (0 same, 1 disjoint), chi-square test of independence (types absent from both
-    dropped), Holm-adjusted across models, and the types whose share rises and falls most from ``b`` to
-    ``a``. With a few hundred PANs per set the test resolves distances of about 0.1 (our rough power)."""
-    from scipy.stats import chi2_contingency
+def _layer_weights(n_units: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n_units) resampling counts: each row draws ``n_units`` units (layers) with replacement."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=int(n_boot)).astype(float)
 
-    shares = type_shares(sets[sets.set.isin([a, b])])
+
+def _percentile(values: np.ndarray, ci: float) -> tuple[float, float]:
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return float("nan"), float("nan")
+    return float(np.quantile(v, (1 - ci) / 2)), float(np.quantile(v, (1 + ci) / 2))
+
+
+def _p_against(boot: np.ndarray, level: float) -> float:
+    """Two-sided bootstrap p of an estimate against ``level``: twice the smaller share of resamples on either side
+    of it (+1 in numerator and denominator), i.e. the smallest alpha at which the percentile interval excludes it."""
+    b = np.asarray(boot, float)
+    b = b[np.isfinite(b)]
+    if not len(b):
+        return float("nan")
+    lower, upper = (1 + (b <= level).sum()) / (1 + len(b)), (1 + (b >= level).sum()) / (1 + len(b))
+    return float(min(1.0, 2 * min(lower, upper)))
+
+
+def _matched_tv(ca: np.ndarray, cb: np.ndarray) -> np.ndarray:
+    """Layer-matched total-variation distance: set ``a``'s type shares against set ``b``'s shares taken layer by
+    layer and weighted by ``a``'s layer sizes (so that holding PANs in other layers does not count).
+    ``ca``, ``cb``: (..., layers, types) counts, every layer non-empty in both sets (or weighted 0 in both)."""
+    na, nb = ca.sum(-1, keepdims=True), cb.sum(-1, keepdims=True)
+    shares_b = np.divide(cb, nb, out=np.zeros(np.broadcast_shapes(cb.shape, nb.shape)), where=nb > 0)
+    a, b = ca.sum(-2), (na * shares_b).sum(-2)  # a layer left out of a resample weighs 0 in both
+    return 0.5 * np.abs(a - b).sum(-1) / na.sum((-2, -1))
+
+
+def type_difference(sets: pd.DataFrame, a: str = PAN_SETS[0], b: str = PAN_SETS[2], alpha: float = 0.05,
+                    n_boot: int = 1000, n_perm: int = 1000, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
+    """Per model, do the type distributions of sets ``a`` and ``b`` differ, layer for layer?
+
+    The effect is the layer-matched total-variation distance (``tv_distance``; 0 same, 1 disjoint): ``a``'s type
+    shares against ``b``'s shares in the same layers, weighted by ``a``'s layer sizes, over the layers where both
+    sets have PANs (``coverage``: the share of ``a``'s PANs there), so that a random network holding its border
+    responses in other layers does not count as a difference in type. Its interval is a percentile interval from
+    a cluster bootstrap over those layers (PANs of one layer are not independent). The test is a permutation test
+    stratified by layer: within each layer the set labels are shuffled among its PANs (``n_perm`` times), which is
+    exact under the null that within each layer the types do not depend on the set; p is the share of permuted
+    distances at least the observed one, Holm-adjusted across the models (``p_holm``; ``differs``: ``p_holm <
+    alpha``). ``tv_pooled``: the distance between the two sets' overall shares (what the type-share figure shows).
+    ``rises``/``falls``: the types whose share rises and falls most from ``b`` (layer-matched) to ``a``.
+    ``sets`` needs columns model, set, type and layer."""
+    if "layer" not in sets:
+        raise PadlibError("type_difference compares layer by layer: sets needs a 'layer' column (pan_sets gives one)")
+    types = list(PAN_TYPES) + sorted(set(sets["type"]) - set(PAN_TYPES))
     rows = []
-    for model, d in shares.groupby("model", sort=False):
-        ca = d[d.set == a].set_index("type")["count"]
-        cb = d[d.set == b].set_index("type")["count"]
-        table = pd.concat([ca, cb], axis=1).fillna(0)
-        table = table[table.sum(1) > 0]
+    for k, (model, d) in enumerate(sets[sets.set.isin([a, b])].groupby("model", sort=False)):
+        counts = d.groupby(["set", "layer", "type"]).size().unstack("type", fill_value=0).reindex(columns=types,
+                                                                                                fill_value=0)
+        layers = list(dict.fromkeys(d["layer"]))
+        grab = lambda s_: (counts.xs(s_, level="set").reindex(layers, fill_value=0).to_numpy(float)  # noqa: E731
+                           if s_ in set(d.set) else np.zeros((len(layers), len(types))))
+        ca, cb = grab(a), grab(b)
         na, nb = int(ca.sum()), int(cb.sum())
-        if na == 0 or nb == 0 or len(table) < 2:
-            rows.append({"model": model, "set_a": a, "set_b": b, "n_a": na, "n_b": nb, "tv_distance": np.nan,
-                         "cramers_v": np.nan, "p": np.nan, "rises": "", "falls": ""})
-            continue
-        chi2, p, dof, _ = chi2_contingency(table.to_numpy())
-        sa, sb = ca / na, cb / nb
-        diff = (sa - sb)
-        rows.append({"model": model, "set_a": a, "set_b": b, "n_a": na, "n_b": nb,
-                     "tv_distance": float(0.5 * diff.abs().sum()),
-                     "cramers_v": float(np.sqrt(chi2 / (na + nb) / max(min(table.shape) - 1, 1))), "p": float(p),
-                     "rises": f"{diff.idxmax()} {100 * sb[diff.idxmax()]:.0f}->{100 * sa[diff.idxmax()]:.0f}%",
-                     "falls": f"{diff.idxmin()} {100 * sb[diff.idxmin()]:.0f}->{100 * sa[diff.idxmin()]:.0f}%"})
+        both = (ca.sum(1) > 0) & (cb.sum(1) > 0)
+        row = {"model": model, "set_a": a, "set_b": b, "n_a": na, "n_b": nb, "layers": int(both.sum()),
+               "coverage": float(ca[both].sum() / na) if na else np.nan, "tv_distance": np.nan, "tv_low": np.nan,
+               "tv_high": np.nan, "p": np.nan, "tv_pooled": np.nan, "rises": "", "falls": ""}
+        ca, cb = ca[both], cb[both]
+        if len(ca) and ((ca + cb).sum(0) > 0).sum() >= 2:
+            tv = float(_matched_tv(ca, cb))
+            w = _layer_weights(len(ca), n_boot, seed + k)
+            low, high = _percentile(_matched_tv(w[:, :, None] * ca, w[:, :, None] * cb), ci)
+            rng = np.random.default_rng(seed + 1000 + k)
+            perm_a = np.stack([rng.multivariate_hypergeometric((x + y).astype(np.int64), int(x.sum()), size=int(n_perm))
+                               for x, y in zip(ca, cb)], axis=1).astype(float)  # (n_perm, layers, types)
+            null = _matched_tv(perm_a, (ca + cb)[None] - perm_a)
+            sa = pd.Series(ca.sum(0) / ca.sum(), index=types)
+            sb = pd.Series((ca.sum(1, keepdims=True) * cb / cb.sum(1, keepdims=True)).sum(0) / ca.sum(), index=types)
+            diff = sa - sb
+            row.update(tv_distance=tv, tv_low=low, tv_high=high,
+                       p=float((1 + (null >= tv - 1e-12).sum()) / (1 + n_perm)),
+                       tv_pooled=float(0.5 * np.abs(grab(a).sum(0) / na - grab(b).sum(0) / nb).sum()),
+                       rises=f"{diff.idxmax()} {100 * sb[diff.idxmax()]:.0f}->{100 * sa[diff.idxmax()]:.0f}%",
+                       falls=f"{diff.idxmin()} {100 * sb[diff.idxmin()]:.0f}->{100 * sa[diff.idxmin()]:.0f}%")
+        rows.append(row)
     out = pd.DataFrame(rows)
     ok = out.p.notna()
     out["p_holm"] = np.nan
     out.loc[ok, "p_holm"] = holm_adjust(out.loc[ok, "p"])
     out["differs"] = out.p_holm < alpha
+    out.attrs.update(n_boot=n_boot, n_perm=n_perm, ci=ci, alpha=alpha)
     return out
 
+
+# ---------------------------------------------------------------------------------------------------------
+# Intervals over layers for the data-free detector and the clustering check
+
+
+def detector_intervals(merged: dict, level: float = 0.5, n_boot: int = 2000, seed: int = 0,
+                       ci: float = 0.95) -> pd.DataFrame:
+    """Per model, the data-free detector's precision and recall against the activation-based PANs, each with a
+    percentile interval from a cluster bootstrap over layers (filters of one layer share their input statistics,
+    so the layer is the resampled unit) and a two-sided bootstrap p against ``level``, Holm-adjusted over every
+    row (models x the two measures). ``merged``: {model: :func:`padlib.kernel_types.merge_detectors` table}
+    (``is_pan`` the detector, ``pred_is_pan`` the data-free prediction)."""
+    rows = []
+    for k, (model, m) in enumerate(merged.items()):
+        truth, pred = m["is_pan"].astype(bool), m["pred_is_pan"].astype(bool)
+        per = pd.DataFrame({"layer": m["layer"], "pans": truth, "predicted": pred, "tp": truth & pred})
+        per = per.groupby("layer", sort=False)[["pans", "predicted", "tp"]].sum().to_numpy(float)
+        w = _layer_weights(len(per), n_boot, seed + k)
+        boot = w @ per
+        with np.errstate(invalid="ignore", divide="ignore"):
+            measures = {"precision": (per[:, 2].sum() / per[:, 1].sum(), boot[:, 2] / boot[:, 1]),
+                        "recall": (per[:, 2].sum() / per[:, 0].sum(), boot[:, 2] / boot[:, 0])}
+        for measure, (value, b) in measures.items():
+            low, high = _percentile(b, ci)
+            rows.append({"model": model, "measure": measure, "value": float(value), "low": low, "high": high,
+                         "level": level, "p": _p_against(b, level), "layers": len(per), "pans": int(per[:, 0].sum()),
+                         "predicted": int(per[:, 1].sum()), "true_positives": int(per[:, 2].sum())})
+    out = pd.DataFrame(rows)
+    out["p_holm"] = holm_adjust(out["p"]) if len(out) else []
+    out.attrs.update(n_boot=n_boot, ci=ci, level=level)
+    return out
+
+
+def _ari(cont: np.ndarray) -> np.ndarray:
+    """Adjusted Rand index from contingency tables (..., types, clusters), vectorised over leading axes."""
+    comb = lambda x: x * (x - 1) / 2  # noqa: E731
+    n = cont.sum((-2, -1))
+    index = comb(cont).sum((-2, -1))
+    rows, cols = comb(cont.sum(-1)).sum(-1), comb(cont.sum(-2)).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = rows * cols / comb(n)
+        out = (index - expected) / (0.5 * (rows + cols) - expected)
+    return np.where(0.5 * (rows + cols) - expected == 0, 1.0, out)
+
+
+def ari_intervals(cluster_checks: dict, features: str = "profile", level: float = 0.2, n_boot: int = 2000,
+                  seed: int = 0, ci: float = 0.95, skip=("all models",)) -> pd.DataFrame:
+    """Per model, the adjusted Rand index between the k-means clusters and the rule types
+    (:func:`padlib.kernel_types.taxonomy_clusters`, ``features``) with a percentile interval from a cluster
+    bootstrap over layers (the clustering held fixed: the interval is that of the agreement between this
+    partition and the types, not of the clustering itself), a two-sided bootstrap p against ``level`` and the
+    clustering's own permutation p (types shuffled: above chance?), both Holm-adjusted over the models.
+    ``cluster_checks``: {(model, features): (clustered table with type, cluster, layer; summary)}."""
+    rows = []
+    for k, ((name, f), (clustered, summary)) in enumerate(cluster_checks.items()):
+        if f != features or name in skip:
+            continue
+        types = pd.Categorical(clustered["type"]).codes
+        clusters = pd.Categorical(clustered["cluster"]).codes
+        layer = pd.Categorical(clustered["layer"]).codes
+        cont = np.zeros((layer.max() + 1, types.max() + 1, clusters.max() + 1))
+        np.add.at(cont, (layer, types, clusters), 1.0)
+        w = _layer_weights(len(cont), n_boot, seed + k)
+        boot = _ari(np.einsum("bl,ltc->btc", w, cont))
+        low, high = _percentile(boot, ci)
+        rows.append({"model": name, "features": f, "ari": float(_ari(cont.sum(0))), "low": low, "high": high,
+                     "level": level, "p": _p_against(boot, level), "p_perm": float(summary["p_value"]),
+                     "null_q95": float(summary.get("null_q95", np.nan)), "n": len(clustered), "layers": len(cont)})
+    out = pd.DataFrame(rows)
+    for col in ("p", "p_perm"):
+        out[f"{col}_holm"] = holm_adjust(out[col]) if len(out) else []
+    out.attrs.update(n_boot=n_boot, ci=ci, level=level)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Mean-kernel lean: pretrained minus random init, per padding side read
+
+
+LEAN_SIDES = ("top/left", "bottom/right")  # the stride-2 groups whose lean the chapter tests
+
+
+def lean_tests(asym: pd.DataFrame, ci: float = 0.95) -> pd.DataFrame:
+    """Per index mode and per padding side read (:data:`LEAN_SIDES`): the stride-2 layers that read only that
+    side, each layer's lean (mean of its left-right and top-bottom lean, > 0 towards bottom/right) pretrained
+    minus the same layer at random init, and a paired t-test over those layers (``ci`` interval, p against 0),
+    Holm-adjusted over the sides within each mode. ``asym``: :func:`asymmetry_with_control` tables concatenated
+    (columns model, init, mode, layer, stride, reads, asym_lr, asym_tb)."""
+    rows = []
+    modes = list(dict.fromkeys(asym["mode"])) if "mode" in asym else [None]
+    for mode in modes:
+        df = asym if mode is None else asym[asym["mode"] == mode]
+        df = df.assign(lean=(df["asym_lr"] + df["asym_tb"]) / 2)
+        block = []
+        for reads in LEAN_SIDES:
+            g = df[(df["stride"] > 1) & (df["reads"] == reads)]
+            wide = g.pivot_table(index=["model", "layer"], columns="init", values="lean", sort=False)
+            if not {"pretrained", "random init"} <= set(wide.columns):
+                continue
+            wide = wide.dropna(subset=["pretrained", "random init"])
+            diff = (wide["pretrained"] - wide["random init"]).to_numpy(float)
+            t = t_test(diff, ci)
+            block.append({"mode": mode, "reads": reads, "layers": len(wide),
+                          "models": ", ".join(dict.fromkeys(wide.index.get_level_values("model"))),
+                          "pretrained": float(wide["pretrained"].mean()), "random_init": float(wide["random init"].mean()),
+                          "diff": t.mean, "low": t.low, "high": t.high, "p": t.p})
+        if block:
+            p = holm_adjust([r["p"] for r in block])
+            rows += [dict(r, p_holm=float(q)) for r, q in zip(block, p)]
+    return pd.DataFrame(rows, columns=["mode", "reads", "layers", "models", "pretrained", "random_init", "diff", "low",
+                                       "high", "p", "p_holm"])

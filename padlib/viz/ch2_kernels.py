@@ -4,8 +4,39 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..viz.common import _finish_panel_grid, _panel_grid, figure_png
-from ..viz.style import _SIDE_NAMES, _TYPE_COLOURS
+from ..viz.common import _finish_panel_grid, _panel_grid
+from ..viz.style import _SIDE_NAMES, PRETRAINED, RANDOM_INIT, colour_name
+
+# One colour per PAN type in this chapter (Okabe-Ito; no grey, which the book keeps for random init and controls)
+TYPE_COLOURS = {"side": "#0072B2", "corner": "#E69F00", "opposite": "#56B4E9", "frame": "#009E73",
+                "edge": "#D55E00", "silenced": "#F0E442"}
+# Stride-2 layers shaded by the padding they read (evenly padded ones hatched, not filled)
+READS_COLOURS = {"top/left": "#E69F00", "bottom/right": "#009E73", "even": "#56B4E9"}
+
+
+def model_label(name: str) -> str:
+    """A model's name as the chapter's figures print it beside a row (EfficientNet-Lite shortened to effnet-)."""
+    return str(name).replace("tf_efficientnet_", "effnet-")
+
+
+def layer_label(name: str, max_chars: int = 20) -> str:
+    """A layer's name short enough for a panel title, cut only between whole dot-separated components: the
+    last components are kept (they say which conv of the block), the dropped leading ones become an ellipsis."""
+    name = str(name)
+    if len(name) <= max_chars:
+        return name
+    parts = name.split(".")
+    while len(parts) > 1 and len("\u2026" + ".".join(parts)) > max_chars:
+        parts = parts[1:]
+    kept = ".".join(parts)
+    return name if kept == name else "\u2026" + kept
+
+
+def reads_caption() -> str:
+    """The words for the stride-2 shading of :func:`asymmetry_plot`, from the colours it uses."""
+    return (f"shaded: stride 2, {colour_name(READS_COLOURS['top/left'])} reads top/left padding, "
+            f"{colour_name(READS_COLOURS['bottom/right'])} bottom/right, hatched {colour_name(READS_COLOURS['even'])}"
+            " pads evenly")
 
 
 def stem_kernels_figure(models: dict, k: int = 8):
@@ -27,7 +58,7 @@ def stem_kernels_figure(models: dict, k: int = 8):
                 ax.imshow(img, cmap=None if w.shape[1] == 3 else "gray", interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-        row[0].set_ylabel(name.replace("tf_efficientnet_", "effnet-"), fontsize=8.5, rotation=0, ha="right",
+        row[0].set_ylabel(model_label(name), fontsize=8.5, rotation=0, ha="right",
                           va="center")
     fig.tight_layout(w_pad=0.3, h_pad=0.3)
     return fig
@@ -42,7 +73,8 @@ def detector_scatter(merged, x_prefix: str = "zp_", y_prefix: str = "effect_", t
     """
 
     models = list(dict.fromkeys(merged["model"])) if "model" in merged else [""]
-    fig, axes = plt.subplots(len(models), 4, figsize=(11, 2.6 * len(models)), squeeze=False)
+    fig, axes = plt.subplots(len(models), 4, figsize=(8, 1.9 * len(models) + 0.6), squeeze=False,
+                             layout="constrained")
     rng = np.random.default_rng(seed)
     for i, name in enumerate(models):
         g = merged[merged["model"] == name] if name else merged
@@ -63,12 +95,16 @@ def detector_scatter(merged, x_prefix: str = "zp_", y_prefix: str = "effect_", t
                 for v in (-t, t):
                     ax.axhline(v, color="k", ls=":", lw=0.5)
                     ax.axvline(v, color="k", ls=":", lw=0.5)
-            ax.set_title(f"{name} {side}" if name else side, fontsize=8)
-            ax.tick_params(labelsize=7)
+            if i == 0:
+                ax.set_title(f"{side} side", fontsize=9)
+            ax.tick_params(labelsize=8)
+            ax.xaxis.set_major_locator(plt.MaxNLocator(3, integer=True))
+            ax.yaxis.set_major_locator(plt.MaxNLocator(3, integer=True))
             if j == 0:
-                ax.set_ylabel(f"measured ({y_prefix.rstrip('_')})", fontsize=8)
+                ax.set_ylabel((f"{model_label(name)}\n" if name else "") + f"measured ({y_prefix.rstrip('_')})",
+                              fontsize=8.5)
             if i == len(models) - 1:
-                ax.set_xlabel(f"predicted ({x_prefix.rstrip('_')})", fontsize=8)
+                ax.set_xlabel(f"predicted ({x_prefix.rstrip('_')})", fontsize=8.5)
     fig.colorbar(sc, ax=axes, shrink=0.6, label="relative depth")
     return fig
 
@@ -102,13 +138,15 @@ def disagreement_plot(layers):
 
 
 def kernel_gallery(entries, title: str = ""):
-    """Rows of (PAN, non-PAN control) pairs: spatial kernel, mean pre-activation map, border profile each.
+    """One row per (PAN, non-PAN control) pair of the same layer: spatial kernel, mean pre-activation map and
+    border profile of each, the layer named once above the row (whole, not cut).
 
     ``entries``: :func:`padlib.kernel_types.gallery_entries` (PAN entries each followed by its control). The
     kernel is the spatial kernel summed over input channels times the sign of the following BatchNorm's
     gamma (red positive, blue negative, symmetric colour scale; "BN-flipped" in the title when that sign
     is negative), so it reads as the mean map does; the border profile is the entry's ``border_profile``
-    (chapter 1's units: row mean minus the interior mean, over the interior std).
+    (chapter 1's units: row mean minus the interior mean, over the interior std). Sized for the site's width
+    (7.5 inches, text at least 8 points).
     """
 
     pairs, i = [], 0
@@ -122,46 +160,48 @@ def kernel_gallery(entries, title: str = ""):
         ax.axis("off")
         ax.text(0.5, 0.5, "no PAN of this type", ha="center", va="center")
         return fig
-    fig, axes = plt.subplots(len(pairs), 6, figsize=(12, 1.9 * len(pairs) + 0.4), squeeze=False,
-                             gridspec_kw={"width_ratios": [1, 1, 1.3, 1, 1, 1.3]})
-    for r, pair in enumerate(pairs):
-        for c0, e in zip((0, 3), pair):
+    fig = plt.figure(figsize=(7.5, 2.05 * len(pairs) + (0.35 if title else 0)), layout="constrained")
+    subfigs = np.atleast_1d(fig.subfigures(len(pairs), 1))
+    legend_done = False
+    for sub, (pan, ctrl) in zip(subfigs, pairs):
+        axes = sub.subplots(1, 6, width_ratios=[1, 1, 1.35, 1, 1, 1.35])
+        head = f"{pan['layer']}: {pan['type']} PAN #{pan['channel']} ({pan['sign_pattern']})"
+        sub.suptitle(head + (f", control #{ctrl['channel']}" if ctrl is not None else ""), fontsize=9)
+        for c0, e in zip((0, 3), (pan, ctrl)):
             if e is None:
                 for k in range(3):
-                    axes[r, c0 + k].axis("off")
+                    axes[c0 + k].axis("off")
                 continue
             k = np.asarray(e["kernel"], float)
             v = np.abs(k).max() or 1.0
-            ax = axes[r, c0]
+            ax = axes[c0]
             ax.imshow(k, cmap="RdBu_r", vmin=-v, vmax=v)
             ax.set_xticks([])
             ax.set_yticks([])
-            label = f"{e['type']} {e['sign_pattern']}" if e["is_pan"] else "non-PAN control"
-            flipped = " (BN-flipped)" if e.get("bn_sign", 1.0) < 0 else ""
-            ax.set_title(f"{label}\n{e['layer']} #{e['channel']}{flipped}", fontsize=7)
-            ax = axes[r, c0 + 1]
+            flipped = "\n(BN-flipped)" if e.get("bn_sign", 1.0) < 0 else ""
+            ax.set_title(("PAN" if e["is_pan"] else "control") + f" kernel{flipped}", fontsize=8)
+            ax = axes[c0 + 1]
             if e["map"] is not None:
                 ax.imshow(np.asarray(e["map"], float), cmap="viridis")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"mean map\nscore {e['score']:.1f}", fontsize=8)
             prof = e.get("border_profile")
             if prof is not None and len(prof):
-                ax2 = axes[r, c0 + 2]
+                ax2 = axes[c0 + 2]
                 for side, g in prof.groupby("side", sort=False):
                     ax2.plot(g["distance"], g["z"], "-o", ms=2, lw=1, label=side)
                 ax2.axhline(0, color="k", lw=0.5)
-                ax2.tick_params(labelsize=6)
-                ax2.set_xlabel("distance from border", fontsize=6)
-                ax2.set_ylabel("z (interior std)", fontsize=6)
-                if r == 0 and c0 == 0:
-                    ax2.legend(fontsize=5, loc="best")
+                ax2.tick_params(labelsize=8)
+                ax2.set_xlabel("distance", fontsize=8)
+                ax2.set_title("z by side", fontsize=8)
+                if not legend_done:
+                    ax2.legend(fontsize=7, loc="best", handlelength=1)
+                    legend_done = True
             else:
-                axes[r, c0 + 2].axis("off")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"mean map, score {e['score']:.1f}", fontsize=7)
+                axes[c0 + 2].axis("off")
     if title:
-        fig.suptitle(title, fontsize=9)
-    height = fig.get_size_inches()[1]
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / height if title else 1))  # keep the suptitle clear of row 1
+        fig.suptitle(title, fontsize=10)
     return fig
 
 
@@ -179,7 +219,7 @@ def type_share_figure(shares):
         left = np.zeros(len(sets))
         for t in types:
             v = np.array([float(d[(d.set == s_) & (d.type == t)].share_pct.sum()) for s_ in sets])
-            ax.barh(range(len(sets)), v, left=left, color=_TYPE_COLOURS.get(t, "0.5"), label=t, height=0.7)
+            ax.barh(range(len(sets)), v, left=left, color=TYPE_COLOURS.get(t, "0.5"), label=t, height=0.7)
             left += v
         n = [int(d[d.set == s_]["count"].sum()) for s_ in sets]
         ax.set_yticks(range(len(sets)), [f"{s_} (n={k})" for s_, k in zip(sets, n)], fontsize=8)
@@ -222,16 +262,17 @@ def type_centroids(summary, clustered, ncols: int = 3):
 
 
 def asymmetry_plot(asym, value: str = "asym"):
-    """Per model (rows): left-right and top-bottom lean of the mean kernel per padded layer, pretrained vs
-    random init (grey), with bootstrap intervals; stride-2 layers shaded and labelled by the padding they read."""
+    """Per model (rows): left-right and top-bottom lean of the mean kernel per padded layer, pretrained
+    (:data:`PRETRAINED`) against random init (:data:`RANDOM_INIT`), with bootstrap intervals; stride-2 layers
+    shaded by the padding they read (:data:`READS_COLOURS`, words in :func:`reads_caption`)."""
     models = list(dict.fromkeys(asym["model"]))
-    fig, axes = plt.subplots(len(models), 2, figsize=(10, 2.2 * len(models)), squeeze=False, sharex="row")
+    fig, axes = plt.subplots(len(models), 2, figsize=(7.5, 1.9 * len(models) + 0.5), squeeze=False, sharex="row")
     for i, name in enumerate(models):
         g = asym[asym["model"] == name]
         for j, (col, label) in enumerate((("lr", "left-right lean (> 0: right)"),
                                           ("tb", "top-bottom lean (> 0: down)"))):
             ax = axes[i, j]
-            for init, colour in (("pretrained", "tab:blue"), ("random init", "0.55")):
+            for init, colour in (("pretrained", PRETRAINED), ("random init", RANDOM_INIT)):
                 s = g[g["init"] == init]
                 if s.empty:
                     continue
@@ -243,29 +284,36 @@ def asymmetry_plot(asym, value: str = "asym"):
                     ax.plot(s["depth"], y, "-o", ms=3, color=colour, label=init)
             base = g[g["init"] == g["init"].iloc[0]]
             for _, r in base[base["stride"] > 1].iterrows():
-                ax.axvspan(r["depth"] - 0.4, r["depth"] + 0.4, color="tab:orange" if r["reads"] == "top/left"
-                           else "tab:green" if r["reads"] == "bottom/right" else "0.85", alpha=0.25, zorder=0)
+                colour = READS_COLOURS.get(r["reads"], READS_COLOURS["even"])
+                if r["reads"] in ("top/left", "bottom/right"):
+                    ax.axvspan(r["depth"] - 0.4, r["depth"] + 0.4, color=colour, alpha=0.3, lw=0, zorder=0)
+                else:
+                    ax.axvspan(r["depth"] - 0.4, r["depth"] + 0.4, facecolor="none", edgecolor=colour,
+                               hatch="////", lw=0, zorder=0)
             ax.axhline(0, color="k", lw=0.5)
-            ax.set_title(f"{name}: {label}", fontsize=8)
-            ax.tick_params(labelsize=7)
+            ax.set_title(f"{name}: {label}", fontsize=8.5)
+            ax.tick_params(labelsize=8)
+            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
             if i == len(models) - 1:
-                ax.set_xlabel("padded layer (depth); shaded: stride 2 (orange reads top/left, green bottom/right)",
-                              fontsize=7)
-        axes[i, 0].legend(fontsize=7)
-    fig.tight_layout()
+                ax.set_xlabel("padded layer (depth)", fontsize=8.5)
+        axes[i, 0].legend(fontsize=8)
+    fig.tight_layout(rect=(0, 0.35 / fig.get_figheight(), 1, 1))
+    fig.text(0.5, 0.08 / fig.get_figheight(), reads_caption(), ha="center", va="bottom", fontsize=8.5)
     return fig
 
 
 def mean_kernel_grid(asym, init: str = "pretrained"):
-    """The mean normalised kernel of every stride-2 layer, one row per model (the kernels behind the leans).
+    """The mean normalised kernel of every stride-2 layer, one row per model (named on the left), the kernels
+    behind the leans.
 
     Each panel has its own colour scale (brighter: a larger share of the normalised weight); the title gives
-    the layer, the padding it reads and its two leans from the table (x: > 0 right, y: > 0 down)."""
+    the layer (:func:`layer_label`: whole components, never cut mid-word), the padding it reads and its two
+    leans from the table (x: > 0 right, y: > 0 down)."""
 
     models = list(dict.fromkeys(asym["model"]))
     rows = [asym[(asym["model"] == m) & (asym["init"] == init) & (asym["stride"] > 1)] for m in models]
-    ncols = max(len(r) for r in rows) or 1
-    fig, axes = plt.subplots(len(models), ncols, figsize=(1.5 * ncols, 1.95 * len(models)), squeeze=False)
+    ncols = max(max(len(r) for r in rows), 1)
+    fig, axes = plt.subplots(len(models), ncols, figsize=(1.45 * ncols + 0.9, 2.1 * len(models)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, (m, r) in enumerate(zip(models, rows)):
@@ -273,22 +321,46 @@ def mean_kernel_grid(asym, init: str = "pretrained"):
             k = np.asarray(row["mean_kernel"], float)
             ax = axes[i, j]
             ax.imshow(k, cmap="magma", vmin=0 if k.min() >= 0 else None)
-            ax.set_title(f"{m[:22]}\n{row['layer'][-16:]} ({row['reads']})\n"
-                         f"x {row['asym_lr']:+.3f}, y {row['asym_tb']:+.3f}", fontsize=6)
+            ax.set_title(f"{layer_label(row['layer'])}\n{row['reads']}\n"
+                         f"x {row['asym_lr']:+.3f}, y {row['asym_tb']:+.3f}", fontsize=9)
+        axes[i, 0].text(-0.15, 0.5, model_label(m), transform=axes[i, 0].transAxes,
+                        ha="right", va="center", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def site_safe_png(fig, dpi: int = 80, tries: int = 20) -> bytes:
+    """``fig`` as PNG bytes (closed afterwards) whose base64 text nowhere reads "thebe", in any case.
+
+    The site build drops every script whose text mentions thebe (``book/_ext/offline_site.py`` strips the
+    thebe scripts that way), and a widget's state is such a script, with each image in base64: a page whose
+    images happen to spell it would lose its widgets. A PNG comment chunk changes the bytes, not the picture."""
+    import base64
+    import io
+
+    try:
+        for k in range(tries):
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Comment": "." * k or None})
+            png = buf.getvalue()
+            if b"thebe" not in base64.b64encode(png).lower():
+                return png
+        raise ValueError(f"no PNG encoding of this figure avoids 'thebe' in base64 after {tries} tries")
+    finally:
+        plt.close(fig)
 
 
 def kernel_browser(galleries: dict, description: str = "view"):
     """A static-site-safe browser: a Dropdown jslinked to a Stack of precomputed PNG galleries.
 
     ``galleries``: {label: entries for :func:`kernel_gallery`}. Every page is rendered now, so the widget
-    stays fully interactive in the static book (no kernel needed).
+    stays fully interactive in the static book (no kernel needed). Pages are 80 dpi (600 pixels for the
+    gallery's 7.5 inches: narrower than the site's column) and :func:`site_safe_png`.
     """
     import ipywidgets as widgets
 
     labels = list(galleries)
-    images = [widgets.Image(value=figure_png(kernel_gallery(galleries[k], title=k)), format="png",
+    images = [widgets.Image(value=site_safe_png(kernel_gallery(galleries[k], title=k)), format="png",
                             layout=widgets.Layout(max_width="100%")) for k in labels]
     stack = widgets.Stack(images, selected_index=0)
     dropdown = widgets.Dropdown(options=[(k, i) for i, k in enumerate(labels)], value=0, description=description,

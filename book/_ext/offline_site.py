@@ -10,12 +10,19 @@ THEBE_CONFIG = re.compile(r'<script type="text/x-thebe-config">.*?</script>\s*(<
                           re.S)
 
 
+def _is_thebe(script) -> bool:
+    """A thebe script: by its file name, or a short inline body that sets thebe up. Never by a substring of a
+    large inline body (a widget state's base64 images can spell "thebe" by chance)."""
+    body = str((getattr(script, "attributes", None) or {}).get("body", "") or "")
+    if body:
+        return len(body) < 5000 and "thebe" in body.lower()
+    return "thebe" in str(script).lower()
+
+
 def _strip_thebe(app, pagename, templatename, context, doctree):
     scripts = context.get("script_files")
     if scripts is not None:
-        kept = [s for s in scripts if "thebe" not in str(s).lower()
-                and "THEBE" not in str(getattr(s, "attributes", {}).get("body", ""))]
-        scripts[:] = kept
+        scripts[:] = [s for s in scripts if not _is_thebe(s)]
     css = context.get("css_files")
     if css is not None:
         css[:] = [c for c in css if "thebe" not in str(c).lower()]

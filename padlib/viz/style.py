@@ -55,8 +55,6 @@ def scheme_colour(name: str, k: int = 0) -> str:
 # Chapter 2 (PAN kernel taxonomy)
 
 _SIDE_NAMES = ("top", "bottom", "left", "right")
-_TYPE_COLOURS = {"side": "tab:blue", "corner": "tab:orange", "opposite": "tab:purple", "frame": "tab:green",
-                 "edge": "tab:red", "silenced": "tab:gray"}
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -587,6 +587,11 @@ def test_primary_ablation_test_reads_only_the_pre_specified_row_and_applies_holm
     assert f.verdict == INCONCLUSIVE and "unresolved in 1" in f.observed and "%" in f.detectable
     # the raw-KL and zero/all rows are secondary: they change no verdict
     assert "secondary, not voting: raw KL" in f.note
+    sized = pd.concat([wide, wide[wide.metric == "kl"].assign(metric="perturbation", pans=3.0, controls_mean=1.0)])
+    assert "perturbation is larger than the controls' in 1 of 1 models, smaller in 0" in \
+        ch3_readings.ablation_finding(sized).note
+    sized = pd.concat([wide, wide[wide.metric == "kl"].assign(metric="perturbation", pans=0.5, controls_mean=1.0)])
+    assert "larger than the controls' in 0 of 1 models, smaller in 1" in ch3_readings.ablation_finding(sized).note
     assert ch3_readings.ablation_finding(up.iloc[:0]).verdict == "not testable here"
 
 
@@ -632,6 +637,8 @@ def test_mover_test_against_the_random_control_null_on_both_sides():
     f = ch3_readings.mover_finding(shared)
     assert f.verdict == SUPPORTED and f"{r.pans:.3f} for the PANs vs {r.null:.3f}" in f.observed
     assert f.scale.startswith("3 pretrained ImageNet models, 1 family; 12 evaluation images, 3 model pairs")
+    two = ch3_readings.mover_finding(ch3_readings.mover_table(fake_mover_reports(True, n_models=2), n_boot=50))
+    assert "2 pretrained ImageNet models, 1 family; 12 evaluation images, 1 model pair," in two.scale
     own = ch3_readings.mover_table(fake_mover_reports(False), n_boot=300)
     assert own.ci_high.iloc[0] < 0 and ch3_readings.mover_finding(own).verdict == CONTRADICTED
     # the statistic at the full sample is the mean of mover_consistency's correlations

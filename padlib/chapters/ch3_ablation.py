@@ -191,11 +191,16 @@ def ablation_finding(comparison: pd.DataFrame) -> Finding:
     detectable = (f"{_pct(det.min())} to {_pct(det.max())} per model (Holm's first step)" if len(det) else "")
     raw = comparison[(comparison["metric"] == "kl") & (comparison["mode"] == PRIMARY_ABLATION[0])
                      & (comparison["region"] == PRIMARY_ABLATION[1])]
+    size = comparison[(comparison["metric"] == "perturbation") & (comparison["mode"] == PRIMARY_ABLATION[0])
+                      & (comparison["region"] == PRIMARY_ABLATION[1])]
     note = ""
     if len(raw) and "diff_ci_low" in raw:
         note = ("secondary, not voting: raw KL (not divided by the perturbation) is "
-                + direction_counts(raw.diff_ci_low, raw.diff_ci_high, raw.difference, "above random", "below")
-                + "; the PANs' perturbation is larger than the controls' (table below)")
+                + direction_counts(raw.diff_ci_low, raw.diff_ci_high, raw.difference, "above random", "below"))
+    if len(size) and "controls_mean" in size:
+        larger, smaller = int((size.pans > size.controls_mean).sum()), int((size.pans < size.controls_mean).sum())
+        note += (("; " if note else "") + f"the PANs' perturbation is larger than the controls' in {larger} of "
+                 f"{len(size)} models, smaller in {smaller} (size ratio in the table below)")
     n_controls = int(comparison["n_controls"].max()) if "n_controls" in comparison else 0
     n_images = int(t["n_images"].max()) if np.isfinite(t["n_images"]).any() else 0
     return Finding(verdict, ABLATION_CLAIM, _ablation_claimed(), observed,
@@ -254,7 +259,8 @@ def mover_finding(table: pd.DataFrame) -> Finding:
                 + direction_counts(others.ci_low, others.ci_high, others.difference, "above the controls'", "below",
                                    unit="ablations"))
     scale = evidence_scale(str(r.models).split(", "), r.n_images,
-                           f"{int(r.n_pairs)} model pairs, {int(r.n_controls)} random-channel controls")
+                           f"{int(r.n_pairs)} model pair{'s' if r.n_pairs != 1 else ''}, "
+                           f"{int(r.n_controls)} random-channel controls")
     return Finding(verdict, MOVER_CLAIM, _mover_claimed(),
                    f"mean cross-model correlation of the class movers {r.pans:.3f} for the PANs vs {r.null:.3f} for "
                    f"random channels, difference {r.difference:+.3f} {_num_ci(r.ci_low, r.ci_high, 3)}",
@@ -320,7 +326,8 @@ def size_finding(table: pd.DataFrame) -> Finding:
     metric = value_cols[0].rsplit("_", 1)[0]
     unit = " nats" if metric == "kl" else ""
     verdict = judge_all(table["verdict"])
-    observed = (f"{metric.upper() if metric == 'kl' else metric} at {even} minus at {control}: "
+    label = "KL" if metric == "kl" else metric.replace("_", " ")
+    observed = (f"{label} at {even} minus at {control}: "
                 + ", ".join(f"{m} {d:+.2f} {_num_ci(lo, hi)}" for m, d, lo, hi in
                             zip(table.model, table.difference, table.diff_ci_low, table.diff_ci_high)) + f"{unit}; "
                 + "the even size moves predictions "
@@ -330,7 +337,7 @@ def size_finding(table: pd.DataFrame) -> Finding:
                    evidence_scale(table.model, int(table["n_images"].max())),
                    detectable=(f"{det.min():.3f} to {det.max():.3f}{unit} per model (Holm's first step)"
                                if len(det) else ""),
-                   test=(f"per model, paired t-test over images of {metric} at {even} minus at {control}; "
+                   test=(f"per model, paired t-test over images of {label} at {even} minus at {control}; "
                          "Holm-adjusted p: " + ", ".join(f"{m} {_p(p)}" for m, p in zip(table.model, table.p_holm))),
                    section=SECTIONS["size"])
 

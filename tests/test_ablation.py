@@ -593,6 +593,12 @@ def test_primary_ablation_test_reads_only_the_pre_specified_row_and_applies_holm
     sized = pd.concat([wide, wide[wide.metric == "kl"].assign(metric="perturbation", pans=0.5, controls_mean=1.0)])
     assert "larger than the controls' in 0 of 1 models, smaller in 1" in ch3_readings.ablation_finding(sized).note
     assert ch3_readings.ablation_finding(up.iloc[:0]).verdict == "not testable here"
+    # a bootstrap p at its resolution (no resample on the other side) is an upper bound, and says so
+    assert ch3_design.at_floor(2 / 1001, 1000) and not ch3_design.at_floor(4 / 1001, 1000)
+    floor = up.assign(p=2 / 1001, p_floor=True)
+    assert "m1 ≤ 0.006" in ch3_readings.ablation_finding(floor).test
+    assert ch3_readings.primary_ablation_display(ch3_readings.primary_ablation_table(floor))["Holm p"].iloc[0] == "≤ 0.006"
+    assert "m1 0.008" in ch3_readings.ablation_finding(up).test  # not at the floor: the plain value
 
 
 def test_direction_counts_and_the_scale_are_computed():
@@ -687,3 +693,23 @@ def test_channels_last_conversion_leaves_padding_module_weights_alone():
     assert net(x).shape == (2, 4, 8, 8)
     conv_weights_to(net, torch.contiguous_format)
     assert net[0].weight.is_contiguous()
+
+
+def test_excess_plot_fills_the_primary_row_and_draws_the_smallest_effect_of_interest():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from padlib.viz import ch3_ablation as figures
+    from padlib.viz.style import MODEL_COLOURS
+    comparison = planted_comparison([("mobilenet_v2", 0.5, 0.2, 0.8, 0.004), ("tf_efficientnet_lite0", -0.5, -0.7, -0.3,
+                                                                              0.002)])
+    fig = figures.excess_plot(comparison, sesoi=0.25)
+    raw, unit = fig.axes[:2]
+    assert [t.get_text() for t in raw.get_yticklabels()][0] == "mean/\nborder\n(primary)"
+    assert any(abs(line.get_xdata()[0] - 1.25) < 1e-9 for line in unit.get_lines() if line.get_linestyle() == "--")
+    filled = [line for line in unit.get_lines() if line.get_marker() == "o" and line.get_markerfacecolor() != "white"]
+    assert {matplotlib.colors.to_hex(line.get_color()) for line in filled} == {
+        MODEL_COLOURS["mobilenet_v2"].lower(), MODEL_COLOURS["tf_efficientnet_lite0"].lower()}
+    plt.close(fig)
+    with pytest.raises(padlib.PadlibError, match="no PAN-vs-random excess"):
+        figures.excess_plot(comparison.drop(columns="excess"))

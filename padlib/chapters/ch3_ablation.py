@@ -97,8 +97,23 @@ def _num_ci(lo: float, hi: float, digits: int = 2) -> str:
     return f"[{lo:+.{digits}f}, {hi:+.{digits}f}]"
 
 
-def _p(p: float) -> str:
-    return "n/a" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+def _p(p: float, floor: bool = False) -> str:
+    """A p-value for the page; ``floor``: a bootstrap p at its resolution (no resample on the other side of 0), so
+    the true p is at most this."""
+    if not np.isfinite(p):
+        return "n/a"
+    text = "< 0.001" if p < 0.001 else f"{p:.3f}"
+    return f"≤ {text}" if floor and p >= 0.001 else text
+
+
+def _metric_label(metric: str) -> str:
+    return "KL" if metric == "kl" else metric.replace("_", " ")
+
+
+def _p_relation(p: float, floor: bool = False) -> str:
+    """'= 0.412', '≤ 0.002' or '< 0.001' (what follows "p" in a sentence)."""
+    text = _p(p, floor)
+    return text if text[0] in "<≤" else f"= {text}"
 
 
 def direction_counts(low, high, mean, up: str, down: str, unit: str = "models") -> str:
@@ -136,7 +151,8 @@ def primary_ablation_table(comparison: pd.DataFrame) -> pd.DataFrame:
     p_holm, alpha = _holm_family(t["p"])
     out = pd.DataFrame({"model": t["model"], "pans": t["pans"], "random": t["controls_mean"], "excess": t["excess"],
                         "excess_ci_low": t["excess_ci_low"], "excess_ci_high": t["excess_ci_high"], "p": t["p"],
-                        "p_holm": p_holm, "n_images": t["n_images"] if "n_images" in t else np.nan})
+                        "p_holm": p_holm, "n_images": t["n_images"] if "n_images" in t else np.nan,
+                        "p_floor": t["p_floor"].astype(bool) if "p_floor" in t else False})
     out["detectable"] = [detectable_effect(lo, hi, alpha=alpha) for lo, hi in zip(out.excess_ci_low, out.excess_ci_high)]
     out["verdict"] = [judge(lo, hi, ABLATION_SESOI, p=p) for lo, hi, p in
                       zip(out.excess_ci_low, out.excess_ci_high, out.p_holm)]
@@ -149,7 +165,8 @@ def primary_ablation_display(table: pd.DataFrame) -> pd.DataFrame:
                          "random": table["random"].round(3),
                          "PANs vs random [95%]": [f"{_pct(e)} {_pct_ci(lo, hi)}" for e, lo, hi in
                                                   zip(table.excess, table.excess_ci_low, table.excess_ci_high)],
-                         "Holm p": [_p(p) for p in table["p_holm"]], "verdict": table["verdict"]}).set_index("model")
+                         "Holm p": [_p(p, f) for p, f in zip(table["p_holm"], table["p_floor"])],
+                         "verdict": table["verdict"]}).set_index("model")
 
 
 def secondary_ablation_table(comparison: pd.DataFrame) -> pd.DataFrame:
@@ -208,7 +225,7 @@ def ablation_finding(comparison: pd.DataFrame) -> Finding:
                    detectable=detectable,
                    test=(f"per model, paired bootstrap over images of the PANs' KL per unit of perturbation relative to "
                          f"the random controls', {'/'.join(PRIMARY_ABLATION)} ablation; Holm-adjusted p: "
-                         + ", ".join(f"{m} {_p(p)}" for m, p in zip(t.model, t.p_holm))),
+                         + ", ".join(f"{m} {_p(p, f)}" for m, p, f in zip(t.model, t.p_holm, t.p_floor))),
                    note=note, section=SECTIONS["ablation"])
 
 
@@ -240,7 +257,8 @@ def mover_display(table: pd.DataFrame) -> pd.DataFrame:
                          "PANs": table["pans"].round(3), "random": table["null"].round(3),
                          "difference [95%]": [f"{d:+.3f} {_num_ci(lo, hi, 3)}" for d, lo, hi in
                                               zip(table.difference, table.ci_low, table.ci_high)],
-                         "p": [_p(p) for p in table["p"]]}).set_index("PAN ablation")
+                         "p": [_p(p, bool(f)) for p, f in zip(table["p"], table.get("p_floor", [False] * len(table)))]
+                         }).set_index("PAN ablation")
 
 
 def mover_finding(table: pd.DataFrame) -> Finding:
@@ -266,7 +284,7 @@ def mover_finding(table: pd.DataFrame) -> Finding:
                    f"random channels, difference {r.difference:+.3f} {_num_ci(r.ci_low, r.ci_high, 3)}",
                    scale, detectable=f"{detectable_effect(r.ci_low, r.ci_high):.3f}",
                    test=(f"bootstrap over images of the difference in mean correlation, {r.ablation} ablation (one test, "
-                         f"p = {_p(r.p)})"), note=note, section=SECTIONS["movers"])
+                         f"p {_p_relation(r.p, bool(r.get('p_floor', False)))})"), note=note, section=SECTIONS["movers"])
 
 
 def _mover_claimed() -> str:
@@ -308,7 +326,8 @@ def size_comparison(reports, even: int = 225, control: int = 223, metric: str = 
 def size_display(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`size_comparison` in a few short columns for the page."""
     value_cols = [c for c in table.columns if re.fullmatch(r"[a-z0-9_]+_\d+", c)][:2]
-    out = {"model": table["model"], **{c.replace("_", " at "): table[c].round(3) for c in value_cols},
+    out = {"model": table["model"],
+           **{_metric_label(c.rsplit("_", 1)[0]) + " at " + c.rsplit("_", 1)[1]: table[c].round(3) for c in value_cols},
            "difference [95%]": [f"{d:+.3f} {_num_ci(lo, hi, 3)}" for d, lo, hi in
                                 zip(table.difference, table.diff_ci_low, table.diff_ci_high)],
            "Holm p": [_p(p) for p in table["p_holm"]], "verdict": table["verdict"]}
@@ -326,7 +345,7 @@ def size_finding(table: pd.DataFrame) -> Finding:
     metric = value_cols[0].rsplit("_", 1)[0]
     unit = " nats" if metric == "kl" else ""
     verdict = judge_all(table["verdict"])
-    label = "KL" if metric == "kl" else metric.replace("_", " ")
+    label = _metric_label(metric)
     observed = (f"{label} at {even} minus at {control}: "
                 + ", ".join(f"{m} {d:+.2f} {_num_ci(lo, hi)}" for m, d, lo, hi in
                             zip(table.model, table.difference, table.diff_ci_low, table.diff_ci_high)) + f"{unit}; "

@@ -158,8 +158,14 @@ def _test_columns(arrays, difference, excess, n_boot: int, seed: int) -> dict:
     and the same as a relative excess (PAN / controls - 1) with its interval (same resamples, same p)."""
     diff, lo, hi, p = bootstrap_test(arrays, difference, n_boot, seed)
     rel, rel_lo, rel_hi, _ = bootstrap_test(arrays, excess, n_boot, seed)
-    return {"difference": diff, "diff_ci_low": lo, "diff_ci_high": hi, "p": p, "excess": rel,
-            "excess_ci_low": rel_lo, "excess_ci_high": rel_hi}
+    return {"difference": diff, "diff_ci_low": lo, "diff_ci_high": hi, "p": p, "p_floor": at_floor(p, n_boot),
+            "excess": rel, "excess_ci_low": rel_lo, "excess_ci_high": rel_hi}
+
+
+def at_floor(p: float, n_boot: int) -> bool:
+    """Whether a :func:`bootstrap_test` p is its smallest possible value, 2 / (n_boot + 1) (no resample on the
+    other side of 0): then the true p is at most that."""
+    return bool(np.isfinite(p) and p <= 2 / (int(n_boot) + 1) + 1e-12)
 
 
 def _ratio_of_means_row(pan: Evaluation, ctrls: list, num: str, den: str, n_boot: int, seed: int) -> dict:
@@ -444,7 +450,7 @@ def mover_excess(reports, mode: str = "mean", region: str = "border", n_boot: in
     usable = len(reports) >= 2 and keys and all(pan_key in r.study.evaluations for r in reports)
     if not usable:
         return {**out, "n_controls": len(keys), "pans": float("nan"), "null": float("nan"), "difference": float("nan"),
-                "ci_low": float("nan"), "ci_high": float("nan"), "p": float("nan")}
+                "ci_low": float("nan"), "ci_high": float("nan"), "p": float("nan"), "p_floor": False}
     # (interventions: PANs then each control, models, images, classes)
     changes = np.stack([np.stack([_probability_changes(r.study.evaluations[key], r.reference.logits) for r in reports])
                         for key in [pan_key] + [("random", c, mode, region) for c in keys]])
@@ -465,7 +471,7 @@ def mover_excess(reports, mode: str = "mean", region: str = "border", n_boot: in
     difference, low, high, p = bootstrap_test((x,), statistic, n_boot, seed)
     pans, null = means(x)
     return {**out, "n_controls": len(keys), "pans": pans, "null": null, "difference": difference, "ci_low": low,
-            "ci_high": high, "p": p}
+            "ci_high": high, "p": p, "p_floor": at_floor(p, n_boot)}
 
 
 def consistent_movers(movers: pd.DataFrame, min_models: int = 2) -> pd.DataFrame:

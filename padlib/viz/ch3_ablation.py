@@ -174,7 +174,7 @@ def excess_plot(comparison, primary=("mean", "border"), primary_metric: str = "k
     conds = [c for c in _CONDITIONS if c in set(t["mode"] + "/" + t["region"])]
     key = "/".join(primary)
     conds = [c for c in conds if c == key] + [c for c in conds if c != key]
-    fig, axes = plt.subplots(1, 2, figsize=(8.0, 0.5 * len(conds) * max(len(models), 1) ** 0.5 + 1.6), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(6.6, 0.32 * len(conds) * max(len(models), 1) + 1.6), sharey=True)
     for ax, metric, title in zip(axes, ("kl", primary_metric),
                                  ("raw KL (secondary)", "KL per unit of perturbation (primary row)")):
         tm = t[t["metric"] == metric]
@@ -186,7 +186,7 @@ def excess_plot(comparison, primary=("mean", "border"), primary_metric: str = "k
                 if r.empty:
                     continue
                 v, lo, hi = (1 + float(r[c].iloc[0]) for c in ("excess", "excess_ci_low", "excess_ci_high"))
-                y = i + (j - (len(models) - 1) / 2) * 0.16
+                y = i + (j - (len(models) - 1) / 2) * 0.8 / max(len(models), 1)
                 filled = cond == key and metric == primary_metric
                 ax.errorbar([v], [y], xerr=[[max(v - lo, 0)], [max(hi - v, 0)]], fmt="o", capsize=2, markersize=5,
                             color=colour, markerfacecolor=colour if filled else "white",
@@ -196,13 +196,15 @@ def excess_plot(comparison, primary=("mean", "border"), primary_metric: str = "k
             ax.axvline(1 + sesoi, color="k", lw=0.7, ls="--", label=f"smallest effect of interest ({1 + sesoi:g}x)")
         ax.set_xscale("log")
         _plain_log_ticks(ax)
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("PANs / random controls (x)", fontsize=8.5)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("PANs / random controls (x)", fontsize=9.5)
+        ax.tick_params(labelsize=9)
         ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(range(len(conds)), [c + (" (primary)" if c == key else "") for c in conds], fontsize=8.5)
+    axes[0].set_yticks(range(len(conds)), [c.replace("/", "/\n") + ("\n(primary)" if c == key else "") for c in conds],
+                       fontsize=9.5)
     axes[0].invert_yaxis()
     handles, labels = axes[1].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / fig.get_figheight()))
+    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.65 / fig.get_figheight()))
     return fig
 

@@ -90,7 +90,7 @@ def intervention_plot(table, metric: str = "agreement", interventions=None, titl
                     capsize=2, markersize=4, label=model, color=model_colour(model, j))
     ax.set_yticks(range(len(order)), order, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel(metric.replace("_", " "))
+    ax.set_xlabel(_METRIC_LABELS.get(metric, metric.replace("_", " ")))
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     if title:

@@ -291,10 +291,11 @@ def test_pan_ablation_beats_random_controls_when_only_the_pans_matter():
     assert comp.loc["kl", "controls_max"] == pytest.approx(0.0, abs=1e-12)
     assert comp.loc["kl", "pans"] > 0 and comp.loc["kl", "diff_ci_low"] > 0
     assert comp.loc["kl", "controls_below_pans"] == 3
+    assert comp.loc["kl", "p"] < 0.05 and comp.loc["kl", "excess"] > 0  # the bootstrap's p agrees with its interval
     verdicts = ch3_readings.pan_verdicts(study.comparison.assign(model="toy"), "kl")
-    assert verdicts.verdict.tolist() == ["more disruptive than random"]
+    assert verdicts.direction.tolist() == ["more disruptive"]
     assert verdicts.more_disruptive_than.tolist() == [3]
-    assert ch3_readings.pan_verdicts(study.comparison.assign(model="toy"), "agreement").verdict.tolist() == ["more disruptive than random"]
+    assert ch3_readings.pan_verdicts(study.comparison.assign(model="toy"), "agreement").direction.tolist() == ["more disruptive"]
     ctrl = study.summary.query("channels == 'random' and metric == 'agreement'")
     assert (ctrl.value == 1.0).all() and len(ctrl) == 3
     assert comp.loc["agreement", "pans"] < 1 and comp.loc["agreement", "diff_ci_high"] < 0
@@ -355,16 +356,53 @@ def test_ablation_report_runs_every_intervention_on_a_toy_and_tidies_the_tables(
     assert summary.loc[report.model, "circular padding"] == report.padding["circular"].value("kl")
 
 
-def test_size_comparison_flags_the_size_that_moves_predictions_more():
-    ref = torch.randn(20, 5, generator=torch.Generator().manual_seed(0))
-    near = interventions.compare_logits(ref + 0.01 * torch.randn(20, 5), ref)
-    far = interventions.compare_logits(ref + 2.0 * torch.randn(20, 5), ref)
-    fake = ch3_design.ModelAblation("toy", None, None, None, None, {}, {225: far, 223: near}, None, 20, False)
-    table = ch3_readings.size_comparison([fake], 225, 223, "kl", n_boot=200)
-    assert table.verdict.tolist() == ["even size moves predictions more"]
-    assert table.diff_ci_low.iloc[0] > 0
-    swapped = ch3_design.ModelAblation("toy", None, None, None, None, {}, {225: near, 223: far}, None, 20, False)
-    assert ch3_readings.size_comparison([swapped], 225, 223, "kl", n_boot=200).verdict.tolist() == ["even size moves predictions less"]
+def fake_size_report(model, even_noise, control_noise, n=20, seed=0):
+    ref = torch.randn(n, 5, generator=torch.Generator().manual_seed(seed))
+    g = torch.Generator().manual_seed(seed + 1)
+    at = {225: interventions.compare_logits(ref + even_noise * torch.randn(n, 5, generator=g), ref),
+          223: interventions.compare_logits(ref + control_noise * torch.randn(n, 5, generator=g), ref)}
+    return ch3_design.ModelAblation(model, None, None, None, None, {}, at, None, n, False)
+
+
+def test_size_comparison_judges_the_claimed_direction_with_holm_across_models():
+    from padlib.chapters.findings import CONTRADICTED, INCONCLUSIVE, SUPPORTED
+    # the even size moves predictions more: the opposite of the claim, resolved
+    table = ch3_readings.size_comparison([fake_size_report("toy", 2.0, 0.01)], 225, 223, "kl")
+    assert table.verdict.tolist() == [CONTRADICTED] and table.diff_ci_low.iloc[0] > 0
+    # less: the claimed direction, resolved
+    table = ch3_readings.size_comparison([fake_size_report("toy", 0.01, 2.0)], 225, 223, "kl")
+    assert table.verdict.tolist() == [SUPPORTED] and table.diff_ci_high.iloc[0] < 0
+    assert table.p_holm.iloc[0] == pytest.approx(table.p.iloc[0])  # a family of one
+    # Holm across models: the adjusted p of the smallest raw p is m times it
+    two = ch3_readings.size_comparison([fake_size_report("a", 0.01, 2.0), fake_size_report("b", 0.01, 2.0, seed=3)])
+    assert two.p_holm.min() == pytest.approx(min(1.0, 2 * two.p.min()))
+    assert (two.detectable > 0).all()
+
+
+def planted_size_table(rows):
+    """A size_comparison table planted row by row: (model, difference, low, high, p_holm)."""
+    from padlib.chapters.findings import judge
+    return pd.DataFrame([{"model": m, "kl_225": 0.3, "kl_223": 0.3 - d, "difference": d, "diff_ci_low": lo,
+                          "diff_ci_high": hi, "p": p, "p_holm": p, "n_images": 24, "detectable": 0.05,
+                          "verdict": judge(lo, hi, ch3_readings.SIZE_SESOI, p=p)} for m, d, lo, hi, p in rows])
+
+
+def test_size_finding_counts_and_words_come_from_the_table():
+    from padlib.chapters.findings import CONTRADICTED, INCONCLUSIVE, SUPPORTED
+    more = planted_size_table([("m1", 0.2, 0.1, 0.3, 0.001), ("m2", -0.2, -0.3, -0.1, 0.001)])
+    f = ch3_readings.size_finding(more)
+    assert f.verdict == CONTRADICTED  # one model resolves the opposite direction
+    assert "the even size moves predictions more in 1 of 2 models, less in 1, unresolved in 0" in f.observed
+    assert "m1 +0.20 [+0.10, +0.30]" in f.observed and "Holm-adjusted p: m1 0.001, m2 0.001" in f.test
+    less = planted_size_table([("m1", -0.2, -0.3, -0.1, 0.001), ("m2", -0.2, -0.3, -0.1, 0.01),
+                               ("m3", -0.2, -0.3, -0.1, 0.02)])
+    f = ch3_readings.size_finding(less)
+    assert f.verdict == SUPPORTED and "more in 0 of 3 models, less in 3, unresolved in 0" in f.observed
+    unresolved = planted_size_table([("m1", -0.2, -0.3, -0.1, 0.001), ("m2", 0.0, -0.1, 0.1, 0.6)])
+    f = ch3_readings.size_finding(unresolved)
+    assert f.verdict == INCONCLUSIVE and "unresolved in 1" in f.observed and f.detectable
+    assert "4 pretrained" not in f.scale and f.scale.startswith("2 pretrained ImageNet models, 1 family; 24 evaluation")
+    assert ch3_readings.size_finding(more.iloc[:0]).verdict == "not testable here"
 
 
 def test_ablate_command_turns_bad_input_into_one_line_errors(tmp_path):
@@ -487,50 +525,158 @@ def test_pan_ablation_reports_perturbation_and_size_adjusted_kl():
     kl = study.evaluations[("PANs", -1, "mean", "all")].per_image
     assert ratio.pans == pytest.approx(kl.kl.mean() / kl.perturbation.mean())
     assert ratio.diff_ci_low <= ratio.difference <= ratio.diff_ci_high
-    text = ch3_readings.ablation_findings(study.comparison.assign(model="toy"))
-    assert "mean/all: on KL" in text and "per unit of perturbation" in text and "perturbation PANs" in text
+    assert ratio.excess_ci_low <= ratio.excess <= ratio.excess_ci_high
+    assert ratio.excess == pytest.approx(ratio.pans / ratio.controls_mean - 1)
+    assert (ratio.p < 0.05) == (ratio.diff_ci_low > 0 or ratio.diff_ci_high < 0) or min(
+        abs(ratio.diff_ci_low), abs(ratio.diff_ci_high)) < 1e-3  # p and interval agree (up to the grain)
+    secondary = ch3_readings.secondary_ablation_table(study.comparison.assign(model="toy"))
+    assert ("toy", "mean/border (primary)") in secondary.index and {"KL", "KL per unit", "size ratio"} <= set(secondary)
 
 
-def fake_comparison(agreement_pans, agreement_controls, kl_pans, kl_controls):
-    def row(metric, pans, ctrls):
-        c = np.asarray(ctrls, dtype=float)
-        d = pans - c.mean()
-        return {"model": "m", "mode": "mean", "region": "all", "metric": metric, "pans": pans,
-                "controls_mean": c.mean(), "controls_min": c.min(), "controls_max": c.max(), "difference": d,
-                "diff_ci_low": d - 0.01 * abs(d) - 1e-9, "diff_ci_high": d + 0.01 * abs(d) + 1e-9,
-                "controls_below_pans": int((c < pans).sum()), "controls_above_pans": int((c > pans).sum()),
-                "n_controls": len(c)}
-    return pd.DataFrame([row("agreement", agreement_pans, agreement_controls), row("kl", kl_pans, kl_controls)])
+def test_bootstrap_test_p_agrees_with_its_interval():
+    rng = np.random.default_rng(0)
+    for shift in (0.0, 0.3, 1.0, -1.0):
+        v = rng.normal(shift, 1.0, 30)
+        est, lo, hi, p = ch3_design.bootstrap_test((v,), lambda x, axis=-1: x.mean(axis), 2000, 0)
+        assert est == pytest.approx(v.mean()) and lo < est < hi
+        assert (p < 0.05) == (lo > 0 or hi < 0) or min(abs(lo), abs(hi)) < 0.02
+    assert np.isnan(ch3_design.bootstrap_test((np.ones(1),), lambda x, axis=-1: x.mean(axis))[3])
 
 
-def test_ablation_findings_flag_the_agreement_floor_and_count_verdicts():
-    floor = ch3_readings.ablation_findings(fake_comparison(0.0, [0.0, 0.0], 5.0, [3.0, 3.5]))
-    assert "more disruptive than random in 1/1" in floor and "FLOOR" in floor
-    not_floor = ch3_readings.ablation_findings(fake_comparison(0.2, [0.0, 0.5], 1.0, [2.0, 3.0]))
-    assert "FLOOR" not in not_floor and "less in 1/1" in not_floor
+def planted_comparison(rows):
+    """A comparison table with the primary rows (mean/border, KL per unit of perturbation) and raw KL, planted per
+    model: (model, excess, low, high, p)."""
+    out = []
+    for m, e, lo, hi, p in rows:
+        for metric in ("kl_per_perturbation", "kl"):
+            out.append({"model": m, "mode": "mean", "region": "border", "metric": metric, "pans": 1 + e,
+                        "controls_mean": 1.0, "controls_min": 0.9, "controls_max": 1.1, "difference": e,
+                        "diff_ci_low": lo, "diff_ci_high": hi, "p": p, "excess": e, "excess_ci_low": lo,
+                        "excess_ci_high": hi, "controls_below_pans": 5 * (e > 0), "controls_above_pans": 5 * (e < 0),
+                        "n_controls": 5, "n_images": 24})
+        out.append({"model": m, "mode": "zero", "region": "all", "metric": "kl", "pans": 2.0, "controls_mean": 1.0,
+                    "controls_min": 0.9, "controls_max": 1.1, "difference": 1.0, "diff_ci_low": 0.5,
+                    "diff_ci_high": 1.5, "p": 0.001, "excess": 1.0, "excess_ci_low": 0.5, "excess_ci_high": 1.5,
+                    "controls_below_pans": 5, "controls_above_pans": 0, "n_controls": 5, "n_images": 24})
+    return pd.DataFrame(out)
 
 
-def test_mover_findings_compare_pan_consistency_with_the_random_null():
-    rows = [("PANs zero/all", 0.1), ("PANs zero/all", 0.2), ("random zero/all #0", 0.5), ("random zero/all #0", 0.6),
-            ("random zero/all #1", 0.4), ("random zero/all #1", 0.45), ("PANs mean/all", 0.9),
-            ("random mean/all #0", 0.3), ("random mean/all #1", 0.2), ("reflect padding", 0.7)]
-    c = pd.DataFrame([{"intervention": i, "model_a": "a", "model_b": "b", "correlation": r} for i, r in rows])
-    text = ch3_readings.mover_findings(c)
-    assert "PANs zero/all: mean cross-model correlation 0.150" in text and "below the null" in text
-    assert "PANs mean/all: mean cross-model correlation 0.900" in text and "above the null" in text
-    assert "above in 1/2 ablations, below in 1/2" in text and "reflect padding" in text
-    assert "one model only" in ch3_readings.mover_findings(c.iloc[:0])
+def test_primary_ablation_test_reads_only_the_pre_specified_row_and_applies_holm():
+    from padlib.chapters.findings import CONTRADICTED, INCONCLUSIVE, SUPPORTED
+    # every model above random per unit of perturbation, raw p small enough after Holm: supported
+    up = planted_comparison([("m1", 0.5, 0.2, 0.8, 0.004), ("m2", 0.4, 0.1, 0.7, 0.01), ("m3", 0.6, 0.3, 0.9, 0.002)])
+    t = ch3_readings.primary_ablation_table(up)
+    assert t.p_holm.tolist() == pytest.approx([0.008, 0.01, 0.006])
+    assert t.verdict.tolist() == [SUPPORTED] * 3
+    f = ch3_readings.ablation_finding(up)
+    assert f.verdict == SUPPORTED and "above random in 3 of 3 models, below in 0, unresolved in 0" in f.observed
+    assert "m1 +50% [+20%, +80%]" in f.observed and "m1 0.008" in f.test and f.detectable
+    # Holm turns a raw p of 0.03 into 0.09: the interval alone no longer counts
+    holm = planted_comparison([("m1", 0.5, 0.2, 0.8, 0.03), ("m2", 0.4, 0.1, 0.7, 0.03), ("m3", 0.6, 0.3, 0.9, 0.03)])
+    assert ch3_readings.primary_ablation_table(holm).verdict.tolist() == [INCONCLUSIVE] * 3
+    # one model resolved below random: contradicted, and the sentence counts it
+    down = planted_comparison([("m1", 0.5, 0.2, 0.8, 0.004), ("m2", -0.5, -0.7, -0.3, 0.002)])
+    f = ch3_readings.ablation_finding(down)
+    assert f.verdict == CONTRADICTED and "above random in 1 of 2 models, below in 1, unresolved in 0" in f.observed
+    # an interval short of the declared smallest effect of interest: contradicted by the equivalence test
+    short = planted_comparison([("m1", 0.05, -0.05, 0.2, 0.4)])
+    assert ch3_readings.ablation_finding(short).verdict == CONTRADICTED
+    # an interval that reaches it: inconclusive, with the smallest detectable effect stated
+    wide = planted_comparison([("m1", 0.1, -0.2, 0.4, 0.4)])
+    f = ch3_readings.ablation_finding(wide)
+    assert f.verdict == INCONCLUSIVE and "unresolved in 1" in f.observed and "%" in f.detectable
+    # the raw-KL and zero/all rows are secondary: they change no verdict
+    assert "secondary, not voting: raw KL" in f.note
+    sized = pd.concat([wide, wide[wide.metric == "kl"].assign(metric="perturbation", pans=3.0, controls_mean=1.0)])
+    assert "perturbation is larger than the controls' in 1 of 1 models, smaller in 0" in \
+        ch3_readings.ablation_finding(sized).note
+    sized = pd.concat([wide, wide[wide.metric == "kl"].assign(metric="perturbation", pans=0.5, controls_mean=1.0)])
+    assert "larger than the controls' in 0 of 1 models, smaller in 1" in ch3_readings.ablation_finding(sized).note
+    assert ch3_readings.ablation_finding(up.iloc[:0]).verdict == "not testable here"
+    # a bootstrap p at its resolution (no resample on the other side) is an upper bound, and says so
+    assert ch3_design.at_floor(2 / 1001, 1000) and not ch3_design.at_floor(4 / 1001, 1000)
+    floor = up.assign(p=2 / 1001, p_floor=True)
+    assert "m1 ≤ 0.006" in ch3_readings.ablation_finding(floor).test
+    assert ch3_readings.primary_ablation_display(ch3_readings.primary_ablation_table(floor))["Holm p"].iloc[0] == "≤ 0.006"
+    assert "m1 0.008" in ch3_readings.ablation_finding(up).test  # not at the floor: the plain value
 
 
-def test_size_findings_count_the_models():
-    t = pd.DataFrame([{"model": "a", "kl_225": 0.3, "kl_223": 0.1, "difference": 0.2, "diff_ci_low": 0.1,
-                       "diff_ci_high": 0.3, "verdict": "even size moves predictions more"},
-                      {"model": "b", "kl_225": 0.1, "kl_223": 0.1, "difference": 0.0, "diff_ci_low": -0.1,
-                       "diff_ci_high": 0.1, "verdict": "indistinguishable"}])
-    text = ch3_readings.size_findings(t)
-    assert text.splitlines()[0] == ("size 225 vs size 223: moves predictions more in 1/2 models, less in 0/2, "
-                                    "indistinguishable in 1/2")
-    assert "a: kl_225 0.3 vs kl_223 0.1" in text
+def test_direction_counts_and_the_scale_are_computed():
+    assert ch3_readings.direction_counts([0.1, -0.3, -0.1], [0.2, -0.1, 0.1], [0.15, -0.2, 0.0], "more", "less") == \
+        "more in 1 of 3 models, less in 1, unresolved in 1"
+    assert ch3_readings.direction_counts([-0.3], [-0.1], [-0.2], "more", "less", "ablations") == \
+        "more in 0 of 1 ablations, less in 1, unresolved in 0"
+    assert ch3_readings.model_families(["mobilenet_v2", "tf_efficientnet_lite0", "tf_efficientnet_lite2"]) == [
+        "mobilenet", "tf_efficientnet_lite"]
+    assert ch3_readings.evidence_scale(["mobilenet_v2"], 24) == "1 pretrained ImageNet model, 1 family; 24 evaluation images"
+
+
+def fake_mover_reports(pan_shared: bool, n_models=3, n=12, k=20, n_controls=3):
+    """Models whose PAN ablation shifts every image toward one class (shared across models) or toward a class of
+    its own per model, and whose random controls do the opposite."""
+    from padlib.experiments.ch3_ablation import AblationStudy
+    reports = []
+    for i in range(n_models):
+        g = torch.Generator().manual_seed(i)
+        ref = torch.randn(n, k, generator=g)
+
+        def pushed(cls, seed):
+            noise = 0.3 * torch.randn(n, k, generator=torch.Generator().manual_seed(seed))
+            out = ref + noise
+            out[:, cls] += 3.0
+            return interventions.compare_logits(out, ref)
+        evs = {("PANs", -1, "mean", "border"): pushed(0 if pan_shared else 3 + 4 * i, 100 + i)}
+        for c in range(n_controls):
+            evs[("random", c, "mean", "border")] = pushed(3 + 4 * i if pan_shared else 0, 200 + 10 * i + c)
+        study = AblationStudy(pd.DataFrame(), evs, pd.DataFrame())
+        reports.append(ch3_design.ModelAblation(f"net{i}", None, None, interventions.compare_logits(ref), study, {},
+                                                {}, None, n, False))
+    return reports
+
+
+def test_mover_test_against_the_random_control_null_on_both_sides():
+    from padlib.chapters.findings import CONTRADICTED, SUPPORTED
+    shared = ch3_readings.mover_table(fake_mover_reports(True), n_boot=300)
+    assert shared.primary.tolist() == [True] and shared.n_pairs.iloc[0] == 3
+    r = shared.iloc[0]
+    assert r.pans > 0.9 > r.null and r.ci_low > 0 and r.p < 0.05
+    f = ch3_readings.mover_finding(shared)
+    assert f.verdict == SUPPORTED and f"{r.pans:.3f} for the PANs vs {r.null:.3f}" in f.observed
+    assert f.scale.startswith("3 pretrained ImageNet models, 1 family; 12 evaluation images, 3 model pairs")
+    two = ch3_readings.mover_finding(ch3_readings.mover_table(fake_mover_reports(True, n_models=2), n_boot=50))
+    assert "2 pretrained ImageNet models, 1 family; 12 evaluation images, 1 model pair," in two.scale
+    own = ch3_readings.mover_table(fake_mover_reports(False), n_boot=300)
+    assert own.ci_high.iloc[0] < 0 and ch3_readings.mover_finding(own).verdict == CONTRADICTED
+    # the statistic at the full sample is the mean of mover_consistency's correlations
+    reports = fake_mover_reports(True)
+    evs = {(r.model, lab): ev for r in reports for lab, ev in r.interventions().items()}
+    c = interventions.mover_consistency(evs)
+    assert shared.pans.iloc[0] == pytest.approx(c[c.intervention == "PANs mean/border"].correlation.mean())
+    one = ch3_readings.mover_table(fake_mover_reports(True, n_models=1), n_boot=50)
+    assert ch3_readings.mover_finding(one).verdict == "not testable here"
+
+
+def test_chapter_findings_box_gives_each_section_its_own_line():
+    """Each claim's line alone equals its line in the full box (one function, one table)."""
+    comparison = planted_comparison([("m1", 0.5, 0.2, 0.8, 0.004), ("m2", -0.5, -0.7, -0.3, 0.002)])
+    movers = ch3_readings.mover_table(fake_mover_reports(True), n_boot=100)
+    sizes = planted_size_table([("m1", 0.2, 0.1, 0.3, 0.001), ("m2", 0.2, 0.1, 0.3, 0.001)])
+    full = ch3_readings.chapter_findings_box(comparison, movers, sizes)
+    assert [f.section for f in full] == list(ch3_readings.SECTIONS.values())
+    assert ch3_readings.chapter_findings_box(comparison) == full[:1]
+    assert ch3_readings.chapter_findings_box(movers=movers) == full[1:2]
+    assert ch3_readings.chapter_findings_box(size_table=sizes) == full[2:]
+    assert ch3_readings.chapter_findings_box() == []
+
+
+def test_notebook_colour_words_match_the_figures():
+    import nbformat
+    from padlib.viz.style import CONTROL, PAN_COLOUR, colour_name
+    nb = nbformat.read("notebooks/03_performance_ablation.ipynb", 4)
+    text = " ".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert colour_name(PAN_COLOUR) in text and colour_name(CONTROL) in text
+    for word in (" red", "(red", " blue", "issue"):
+        assert word not in text, word
 
 
 def test_channels_last_conversion_leaves_padding_module_weights_alone():
@@ -549,15 +695,21 @@ def test_channels_last_conversion_leaves_padding_module_weights_alone():
     assert net[0].weight.is_contiguous()
 
 
-def test_chapter_findings_box_gives_each_section_its_own_line():
-    """The size line alone, from a planted size table; the full box ends with the same line."""
-    sizes = pd.DataFrame({"model": ["a", "b"], "verdict": ["even size moves predictions less",
-                                                           "even size moves predictions more"]})
-    alone = ch3_readings.chapter_findings_box(size_table=sizes)
-    assert [f.verdict for f in alone] == ["partly"] and "less in 1 of 2 models, more in 1" in alone[0].evidence
-    comparison = fake_comparison(0.2, [0.0, 0.5], 1.0, [2.0, 3.0]).assign(region="border")
-    comparison = pd.concat([comparison, comparison[comparison.metric == "kl"].assign(metric="kl_per_perturbation")])
-    full = ch3_readings.chapter_findings_box(comparison, None, sizes)
-    assert full[0].verdict == "not here"  # PANs less disruptive than the controls on KL
-    assert len(full) == 2 and full[-1] == alone[0]
-    assert ch3_readings.chapter_findings_box() == []
+def test_excess_plot_fills_the_primary_row_and_draws_the_smallest_effect_of_interest():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from padlib.viz import ch3_ablation as figures
+    from padlib.viz.style import MODEL_COLOURS
+    comparison = planted_comparison([("mobilenet_v2", 0.5, 0.2, 0.8, 0.004), ("tf_efficientnet_lite0", -0.5, -0.7, -0.3,
+                                                                              0.002)])
+    fig = figures.excess_plot(comparison, sesoi=0.25)
+    raw, unit = fig.axes[:2]
+    assert [t.get_text() for t in raw.get_yticklabels()][0] == "mean/\nborder\n(primary)"
+    assert any(abs(line.get_xdata()[0] - 1.25) < 1e-9 for line in unit.get_lines() if line.get_linestyle() == "--")
+    filled = [line for line in unit.get_lines() if line.get_marker() == "o" and line.get_markerfacecolor() != "white"]
+    assert {matplotlib.colors.to_hex(line.get_color()) for line in filled} == {
+        MODEL_COLOURS["mobilenet_v2"].lower(), MODEL_COLOURS["tf_efficientnet_lite0"].lower()}
+    plt.close(fig)
+    with pytest.raises(padlib.PadlibError, match="no PAN-vs-random excess"):
+        figures.excess_plot(comparison.drop(columns="excess"))

@@ -12,6 +12,7 @@ from torch import nn
 from .._memory import check_run_memory
 from ..audit import audit_summary, padding_audit
 from ..data import labelled_images, probe_images
+from ..errors import PadlibError
 from ..interventions import (
     ABLATION_MODES,
     ABLATION_REGIONS,
@@ -101,25 +102,86 @@ def _add_metric(ev: Evaluation, metric: str, values, n_boot: int, seed: int) -> 
     ev.summary = pd.concat([ev.summary, row], ignore_index=True)
 
 
+BOOTSTRAP_ELEMENTS = 2 ** 22  # values gathered at once by :func:`bootstrap_test` (32 MB of float64)
+
+
+def bootstrap_test(arrays, statistic, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple:
+    """Percentile bootstrap over the unit on the arrays' last axis (images), with a two-sided p that agrees with
+    the interval: ``(estimate, low, high, p)``.
+
+    ``statistic(*arrays, axis=-1)`` is vectorised over leading resample axes. The p is the smallest alpha whose
+    percentile interval excludes 0: 2 * min(share of resamples <= 0, share >= 0), with the +1 of a Monte-Carlo
+    p-value, so the 95% interval excludes 0 exactly when p < 0.05 (up to the resampling's grain, 2 / (n_boot + 1)).
+    Fewer than two units: NaN interval and p."""
+    arrays = tuple(np.asarray(a, dtype=float) for a in arrays)
+    n = arrays[0].shape[-1]
+    if any(a.shape[-1] != n for a in arrays):
+        raise PadlibError("bootstrap_test: the arrays must share their last axis (the resampled unit)")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        estimate = float(statistic(*arrays, axis=-1))
+        if n < 2:
+            return estimate, float("nan"), float("nan"), float("nan")
+        idx = np.random.default_rng(seed).integers(0, n, size=(int(n_boot), n))
+        batch = max(1, BOOTSTRAP_ELEMENTS // max(sum(a.size for a in arrays), 1))
+        dist = np.concatenate([np.asarray(statistic(*[a[..., idx[s:s + batch]] for a in arrays], axis=-1),
+                                          dtype=float).reshape(-1) for s in range(0, len(idx), batch)])
+    dist = dist[np.isfinite(dist)]
+    if not len(dist):
+        return estimate, float("nan"), float("nan"), float("nan")
+    low, high = (float(q) for q in np.quantile(dist, [(1 - level) / 2, (1 + level) / 2]))
+    p = min(1.0, 2 * (min((dist <= 0).sum(), (dist >= 0).sum()) + 1) / (len(dist) + 1))
+    return estimate, low, high, float(p)
+
+
+def _mean_difference(v, c, axis=-1):
+    """PAN mean minus the mean of the controls' means; ``v`` (images), ``c`` (controls, images)."""
+    return v.mean(axis) - c.mean(axis).mean(0)
+
+
+def _mean_excess(v, c, axis=-1):
+    """PAN mean relative to the mean of the controls' means, minus 1 (+0.5: half as large again)."""
+    return v.mean(axis) / c.mean(axis).mean(0) - 1
+
+
 def _ratio_difference(pn, pd_, cn, cd, axis=-1):
     """PAN ratio of means minus the mean of the controls' ratios; arrays paired by image along ``axis``."""
     return pn.mean(axis) / pd_.mean(axis) - (cn.mean(axis) / cd.mean(axis)).mean(0)
 
 
+def _ratio_excess(pn, pd_, cn, cd, axis=-1):
+    """PAN ratio of means relative to the mean of the controls' ratios, minus 1."""
+    return pn.mean(axis) / pd_.mean(axis) / (cn.mean(axis) / cd.mean(axis)).mean(0) - 1
+
+
+def _test_columns(arrays, difference, excess, n_boot: int, seed: int) -> dict:
+    """The paired bootstrap's columns of a comparison row: the difference PAN - controls with its interval and p,
+    and the same as a relative excess (PAN / controls - 1) with its interval (same resamples, same p)."""
+    diff, lo, hi, p = bootstrap_test(arrays, difference, n_boot, seed)
+    rel, rel_lo, rel_hi, _ = bootstrap_test(arrays, excess, n_boot, seed)
+    return {"difference": diff, "diff_ci_low": lo, "diff_ci_high": hi, "p": p, "p_floor": at_floor(p, n_boot),
+            "excess": rel, "excess_ci_low": rel_lo, "excess_ci_high": rel_hi}
+
+
+def at_floor(p: float, n_boot: int) -> bool:
+    """Whether a :func:`bootstrap_test` p is its smallest possible value, 2 / (n_boot + 1) (no resample on the
+    other side of 0): then the true p is at most that."""
+    return bool(np.isfinite(p) and p <= 2 / (int(n_boot) + 1) + 1e-12)
+
+
 def _ratio_of_means_row(pan: Evaluation, ctrls: list, num: str, den: str, n_boot: int, seed: int) -> dict:
     """PAN vs controls on mean(num) / mean(den), with a paired bootstrap over images of the difference
-    (PAN ratio - mean of the controls' ratios)."""
+    (PAN ratio - mean of the controls' ratios) and of the relative excess (PAN ratio / controls' - 1)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         pn, pd_ = (pan.per_image[c].to_numpy(dtype=float) for c in (num, den))
-        row = {"pans": float(pn.mean() / pd_.mean()), "n_controls": len(ctrls)}
+        row = {"pans": float(pn.mean() / pd_.mean()), "n_controls": len(ctrls), "n_images": len(pn)}
         if ctrls:
             cn = np.stack([ev.per_image[num].to_numpy(dtype=float) for ev in ctrls])
             cd = np.stack([ev.per_image[den].to_numpy(dtype=float) for ev in ctrls])
             cm = cn.mean(1) / cd.mean(1)
-            lo, hi = bootstrap_ci((pn, pd_, cn, cd), n_boot, seed, statistic=_ratio_difference)
             row.update({"controls_mean": float(cm.mean()), "controls_min": float(cm.min()),
-                        "controls_max": float(cm.max()), "difference": float(row["pans"] - cm.mean()),
-                        "diff_ci_low": lo, "diff_ci_high": hi, "controls_below_pans": int((cm < row["pans"]).sum()),
+                        "controls_max": float(cm.max()),
+                        **_test_columns((pn, pd_, cn, cd), _ratio_difference, _ratio_excess, n_boot, seed),
+                        "controls_below_pans": int((cm < row["pans"]).sum()),
                         "controls_above_pans": int((cm > row["pans"]).sum())})
     return row
 
@@ -135,16 +197,15 @@ def _pan_vs_controls(evaluations: dict, n_boot: int, seed: int) -> pd.DataFrame:
         for metric in ("agreement", "kl", "confidence_change", "top1_accuracy", "perturbation"):
             if metric not in pan.per_image:
                 continue
-            v = pan.per_image[metric].to_numpy()
+            v = pan.per_image[metric].to_numpy(dtype=float)
             row = {"mode": mode, "region": region, "metric": metric, "pans": float(v.mean()),
-                   "n_controls": len(ctrls)}
+                   "n_controls": len(ctrls), "n_images": len(v)}
             if ctrls:
-                c = np.stack([ev.per_image[metric].to_numpy() for ev in ctrls])
+                c = np.stack([ev.per_image[metric].to_numpy(dtype=float) for ev in ctrls])
                 cm = c.mean(1)
-                lo, hi = bootstrap_ci(v - c.mean(0), n_boot, seed)
                 row.update({"controls_mean": float(cm.mean()), "controls_min": float(cm.min()),
-                            "controls_max": float(cm.max()), "difference": float(v.mean() - cm.mean()),
-                            "diff_ci_low": lo, "diff_ci_high": hi,
+                            "controls_max": float(cm.max()),
+                            **_test_columns((v, c), _mean_difference, _mean_excess, n_boot, seed),
                             "controls_below_pans": int((cm < v.mean()).sum()),
                             "controls_above_pans": int((cm > v.mean()).sum())})
             rows.append(row)
@@ -173,6 +234,7 @@ class ModelAblation:
     n_images: int
     labelled: bool
     seconds: dict = field(default_factory=dict)
+    n_scan: int = 0  # probe images the PAN scan read (the PAN count depends on it)
     evenness: pd.DataFrame = field(default_factory=pd.DataFrame)  # uneven padding layers per input size
 
     @property
@@ -278,7 +340,7 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
         seconds["border"] = time.perf_counter() - t0
     return ModelAblation(name, table, controls, reference, study, padding, size_results,
                          pd.concat(border, ignore_index=True), len(evalset), labels is not None, seconds,
-                         padding_evenness(model, [evalset.size, base_size, *sizes]))
+                         len(probe), padding_evenness(model, [evalset.size, base_size, *sizes]))
 
 
 def padding_evenness(model: nn.Module, sizes) -> pd.DataFrame:
@@ -309,7 +371,7 @@ def report_tables(reports) -> dict[str, pd.DataFrame]:
                      else int(t["is_pan"].sum()),
                      "control_channels": int(r.controls.groupby("control").size().min()) if len(r.controls) else 0,
                      "pan_layers": r.pans["layer"].nunique(),
-                     "share": float(t["is_pan"].mean()), "eval_images": r.n_images})
+                     "share": float(t["is_pan"].mean()), "scan_images": r.n_scan, "eval_images": r.n_images})
         ablation.append(r.study.summary.assign(model=r.model))
         comparison.append(r.study.comparison.assign(model=r.model))
         evs = {k: v for k, v in r.interventions().items() if not k.startswith("random")}
@@ -333,7 +395,8 @@ def pan_set_change(pans: pd.DataFrame) -> str:
     lines = []
     for _, r in pans.iterrows():
         kept = 100.0 * r.pans / max(r.padding_caused, 1)
-        lines.append(f"{r.model}: {r.pans} learned PANs ablated, of {r.padding_caused} padding-caused channels "
+        scan = f" (found on {r.scan_images} probe images)" if r.get("scan_images", 0) else ""
+        lines.append(f"{r.model}: {r.pans} learned PANs{scan} ablated, of {r.padding_caused} padding-caused channels "
                      f"(the older definition; {kept:.1f}% kept, {r.padding_caused - r.pans} dropped as within what "
                      f"random initialisation gives).")
     return "\n".join(lines)
@@ -352,6 +415,63 @@ def movers_across_models(reports, k: int = 5) -> tuple[pd.DataFrame, pd.DataFram
     consistency = mover_consistency(evs)
     consistency["family"] = consistency["intervention"].astype(str).str.replace(r" #\d+$", "", regex=True)
     return movers, consistency
+
+
+def _probability_changes(ev: Evaluation, reference: torch.Tensor) -> np.ndarray:
+    """(images, classes) change of each image's class probabilities from the reference logits to ``ev``'s."""
+    return (torch.softmax(ev.logits.double(), -1) - torch.softmax(reference.double(), -1)).numpy()
+
+
+def _rowwise_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of matching rows of two (..., classes) arrays (NaN where a row is constant)."""
+    a = a - a.mean(-1, keepdims=True)
+    b = b - b.mean(-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
+
+
+def mover_excess(reports, mode: str = "mean", region: str = "border", n_boot: int = 1000, seed: int = 0) -> dict:
+    """Are the PAN ablation's class movers shared across models beyond what random-channel ablations give?
+
+    Per model, each image's change of class probabilities (intervention - intact) is summed over images (the
+    per-class probability-mass change of :func:`padlib.interventions.mover_consistency`); two models' sums are
+    correlated over the classes, for every model pair. The statistic is the mean correlation over pairs of the PAN
+    ablation (``mode``/``region``) minus the mean over pairs and controls of the random controls' (control #k of
+    one model paired with #k of the other), the null for a characteristic bias. Its interval and p come from a
+    bootstrap over the evaluation images (:func:`bootstrap_test`: the same resampled images for every model and
+    intervention). Returns the PAN and null means, the difference with its interval and p, and the counts; NaN
+    statistics with fewer than two models or no controls."""
+    reports = list(reports.values()) if isinstance(reports, dict) else list(reports)
+    out = {"ablation": f"{mode}/{region}", "n_models": len(reports), "n_pairs": len(reports) * (len(reports) - 1) // 2,
+           "n_images": reports[0].n_images if reports else 0, "models": ", ".join(r.model for r in reports)}
+    pan_key = ("PANs", -1, mode, region)
+    keys = sorted({k[1] for r in reports for k in r.study.evaluations if k[0] == "random" and k[2:] == (mode, region)})
+    keys = [c for c in keys if all(("random", c, mode, region) in r.study.evaluations for r in reports)]
+    usable = len(reports) >= 2 and keys and all(pan_key in r.study.evaluations for r in reports)
+    if not usable:
+        return {**out, "n_controls": len(keys), "pans": float("nan"), "null": float("nan"), "difference": float("nan"),
+                "ci_low": float("nan"), "ci_high": float("nan"), "p": float("nan"), "p_floor": False}
+    # (interventions: PANs then each control, models, images, classes)
+    changes = np.stack([np.stack([_probability_changes(r.study.evaluations[key], r.reference.logits) for r in reports])
+                        for key in [pan_key] + [("random", c, mode, region) for c in keys]])
+    pairs = [(i, j) for i in range(len(reports)) for j in range(i + 1, len(reports))]
+
+    def statistic(x, axis=-1):
+        # x: (interventions, models, classes, [resamples,] images) -> mass (interventions, models, [resamples,] classes)
+        mass = np.moveaxis(x.sum(axis), 2, -1)
+        r = np.stack([_rowwise_correlation(mass[:, i], mass[:, j]) for i, j in pairs])  # (pairs, interventions, ...)
+        return r[:, 0].mean(0) - r[:, 1:].mean((0, 1))
+
+    def means(x):
+        mass = x.sum(-1)
+        r = np.stack([_rowwise_correlation(mass[:, i], mass[:, j]) for i, j in pairs])
+        return float(r[:, 0].mean()), float(r[:, 1:].mean())
+
+    x = np.moveaxis(changes, 2, -1)  # images last: the resampled unit
+    difference, low, high, p = bootstrap_test((x,), statistic, n_boot, seed)
+    pans, null = means(x)
+    return {**out, "n_controls": len(keys), "pans": pans, "null": null, "difference": difference, "ci_low": low,
+            "ci_high": high, "p": p, "p_floor": at_floor(p, n_boot)}
 
 
 def consistent_movers(movers: pd.DataFrame, min_models: int = 2) -> pd.DataFrame:

@@ -6,14 +6,14 @@ import numpy as np
 
 from ..errors import PadlibError
 from ..viz.common import _errorbar, _finish_panel_grid, _panel_grid, _plain_log_ticks
-from ..viz.style import model_colour
+from ..viz.style import CONTROL, PAN_COLOUR, PRETRAINED, model_colour, scheme_colour
 
 _CONDITIONS = ("mean/all", "mean/border", "zero/all", "zero/border")
 
 
 def ablation_vs_controls_plot(ablation, metric: str = "agreement"):
-    """PAN ablation (red) next to each random control of equal size per layer (grey), per mode/region and
-    model, with bootstrap intervals over images; two panels per row. Takes ``report_tables(...)['ablation']``."""
+    """PAN ablation (pink, PAN_COLOUR) next to each random control of equal size per layer (light grey, CONTROL),
+    per mode/region and model, with bootstrap intervals over images; two panels per row. Takes ``report_tables(...)['ablation']``."""
     t = ablation[ablation["metric"] == metric]
     models = list(dict.fromkeys(t["model"]))
     conds = [c for c in _CONDITIONS if c in set(t["mode"] + "/" + t["region"])]
@@ -24,9 +24,9 @@ def ablation_vs_controls_plot(ablation, metric: str = "agreement"):
             mode, region = cond.split("/")
             tc = tm[(tm["mode"] == mode) & (tm["region"] == region)]
             pan, ctrl = tc[tc["channels"] == "PANs"], tc[tc["channels"] == "random"].sort_values("control")
-            _errorbar(ax, [i - 0.18], pan, color="tab:red", label="PANs ablated" if i == 0 else None)
+            _errorbar(ax, [i - 0.18], pan, color=PAN_COLOUR, label="PANs ablated" if i == 0 else None)
             xs = i + 0.05 + 0.3 * (np.arange(len(ctrl)) / max(len(ctrl) - 1, 1))
-            _errorbar(ax, xs, ctrl, color="0.55", label="random channels ablated (one per control)" if i == 0 else None)
+            _errorbar(ax, xs, ctrl, color=CONTROL, label="random channels ablated (one per control)" if i == 0 else None)
         ax.set_xticks(range(len(conds)), conds if k >= len(models) - 2 else [], fontsize=8.5)
         ax.set_title(model, fontsize=9.5)
         ax.grid(axis="y", alpha=0.3)
@@ -41,8 +41,8 @@ _METRIC_LABELS = {"agreement": "agreement with intact model", "kl": "KL from int
 
 def kl_vs_perturbation_plot(table, floor: float = 1e-4):
     """KL from the intact model against the size of the ablation where it acts (mean squared change of the
-    ablated channels, interior-std units), one panel per model, one marker shape per mode/region; red: the
-    PANs, grey: the random controls. A PAN point above the grey cloud at the same size means more disruption
+    ablated channels, interior-std units), one panel per model, one marker shape per mode/region; pink: the
+    PANs, light grey: the random controls. A PAN point above the grey cloud at the same size means more disruption
     per unit of intervention. KL below ``floor`` is drawn at the floor (log axes). Takes
     ``report_tables(...)['ablation']``."""
     t = table.pivot_table(index=["model", "channels", "control", "mode", "region"], columns="metric",
@@ -58,7 +58,7 @@ def kl_vs_perturbation_plot(table, floor: float = 1e-4):
         for cond, marker in markers.items():
             mode, region = cond.split("/")
             tc = tm[(tm["mode"] == mode) & (tm["region"] == region)]
-            for kind, colour in (("random", "0.55"), ("PANs", "tab:red")):
+            for kind, colour in (("random", CONTROL), ("PANs", PAN_COLOUR)):
                 tk = tc[tc["channels"] == kind]
                 ax.scatter(tk["perturbation"], np.maximum(tk["kl"], floor), marker=marker, color=colour, s=24,
                            label=f"{kind} {cond}" if k == 0 else None)
@@ -90,7 +90,7 @@ def intervention_plot(table, metric: str = "agreement", interventions=None, titl
                     capsize=2, markersize=4, label=model, color=model_colour(model, j))
     ax.set_yticks(range(len(order)), order, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel(metric.replace("_", " "))
+    ax.set_xlabel(_METRIC_LABELS.get(metric, metric.replace("_", " ")))
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     if title:
@@ -107,7 +107,7 @@ def border_sensitivity_plot(border, metric: str = "agreement"):
     shifts = sorted(t["shift"].unique())
     sides = ["top", "bottom", "left", "right"]
     groups = list(dict.fromkeys(t["channels"]))
-    colours = {"intact": "tab:blue", "PANs ablated": "tab:red", "random ablated": "0.55"}
+    colours = {"intact": PRETRAINED, "PANs ablated": PAN_COLOUR, "random ablated": CONTROL}
     panels = [(shift, model) for shift in shifts for model in models]
     fig, axes = _panel_grid(len(panels), row_height=2.5)
     for k, (ax, (shift, model)) in enumerate(zip(axes, panels)):
@@ -124,15 +124,28 @@ def border_sensitivity_plot(border, metric: str = "agreement"):
     return _finish_panel_grid(fig, axes, len(panels), ncol=3, top=0.45)
 
 
+def _family_colour(family: str) -> str:
+    """PAN ablations in PAN_COLOUR, random controls in CONTROL, padding swaps in their scheme's colour, input
+    sizes in PRETRAINED (the pretrained model, only its input changed)."""
+    if family.startswith("PANs"):
+        return PAN_COLOUR
+    if family.startswith("random"):
+        return CONTROL
+    if family.endswith(" padding"):
+        return scheme_colour(family.split()[0])
+    return PRETRAINED
+
+
 def mover_consistency_plot(consistency):
     """Cross-model correlation of per-class probability shifts, per intervention family: one dot per model
-    pair (random controls pooled), the bar is the mean. Takes ``movers_across_models(...)[1]``."""
+    pair (random controls pooled), the bar is the mean; PAN ablations pink, random controls light grey, padding
+    swaps in their scheme's colour, input sizes near-black. Takes ``movers_across_models(...)[1]``."""
     fams = list(dict.fromkeys(consistency["family"]))
     fig, ax = plt.subplots(figsize=(6.5, 0.38 * len(fams) + 1.2))
     for i, fam in enumerate(fams):
         v = consistency.loc[consistency["family"] == fam, "correlation"].dropna().to_numpy()
-        colour = "0.6" if fam.startswith("random") else "tab:red" if fam.startswith("PANs") else "tab:blue"
-        ax.barh(i, v.mean() if len(v) else np.nan, color=colour, alpha=0.35)
+        colour = _family_colour(fam)
+        ax.barh(i, v.mean() if len(v) else np.nan, color=colour, alpha=0.5, edgecolor=colour)
         jitter = (np.arange(len(v)) / max(len(v) - 1, 1) - 0.5) * 0.5
         ax.scatter(v, i + jitter, s=9, color=colour)
     ax.set_yticks(range(len(fams)), fams, fontsize=8)
@@ -141,5 +154,57 @@ def mover_consistency_plot(consistency):
     ax.set_xlabel("correlation between two models' per-class probability shifts")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+
+def excess_plot(comparison, primary=("mean", "border"), primary_metric: str = "kl_per_perturbation",
+                sesoi: float | None = None):
+    """PANs against their random controls, per ablation (rows) and model (colours): the ratio PAN / mean of the
+    controls with its paired 95% bootstrap interval, for raw KL (left) and KL per unit of perturbation (right), on a
+    log axis (1: as disruptive as random). The primary test's ablation is labelled, its markers filled; the others
+    are hollow (secondary). ``sesoi``: the declared smallest relative excess of interest, drawn as a dashed line on
+    the primary panel. Takes ``report_tables(...)['comparison']``."""
+    if "excess" not in comparison:
+        raise PadlibError("the comparison table has no PAN-vs-random excess (run ablation_report)")
+    t = comparison[comparison["metric"].isin(["kl", primary_metric]) & comparison["excess"].notna()]
+    if t.empty:
+        raise PadlibError("the comparison table has no PAN-vs-random excess (run ablation_report)")
+    models = list(dict.fromkeys(t["model"]))
+    conds = [c for c in _CONDITIONS if c in set(t["mode"] + "/" + t["region"])]
+    key = "/".join(primary)
+    conds = [c for c in conds if c == key] + [c for c in conds if c != key]
+    fig, axes = plt.subplots(1, 2, figsize=(6.6, 0.32 * len(conds) * max(len(models), 1) + 1.6), sharey=True)
+    for ax, metric, title in zip(axes, ("kl", primary_metric),
+                                 ("raw KL (secondary)", "KL per unit of perturbation (primary row)")):
+        tm = t[t["metric"] == metric]
+        for j, model in enumerate(models):
+            colour = model_colour(model, j)
+            for i, cond in enumerate(conds):
+                mode, region = cond.split("/")
+                r = tm[(tm["model"] == model) & (tm["mode"] == mode) & (tm["region"] == region)]
+                if r.empty:
+                    continue
+                v, lo, hi = (1 + float(r[c].iloc[0]) for c in ("excess", "excess_ci_low", "excess_ci_high"))
+                y = i + (j - (len(models) - 1) / 2) * 0.8 / max(len(models), 1)
+                filled = cond == key and metric == primary_metric
+                ax.errorbar([v], [y], xerr=[[max(v - lo, 0)], [max(hi - v, 0)]], fmt="o", capsize=2, markersize=5,
+                            color=colour, markerfacecolor=colour if filled else "white",
+                            label=model if (i == 0 and metric == primary_metric) else None)
+        ax.axvline(1, color="k", lw=0.7)
+        if sesoi is not None and metric == primary_metric:
+            ax.axvline(1 + sesoi, color="k", lw=0.7, ls="--", label=f"smallest effect of interest ({1 + sesoi:g}x)")
+        ax.set_xscale("log")
+        _plain_log_ticks(ax)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("PANs / random controls (x)", fontsize=9.5)
+        ax.tick_params(labelsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(conds)), [c.replace("/", "/\n") + ("\n(primary)" if c == key else "") for c in conds],
+                       fontsize=9.5)
+    axes[0].invert_yaxis()
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.65 / fig.get_figheight()))
     return fig
 

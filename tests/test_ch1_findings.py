@@ -121,11 +121,12 @@ def test_count_claims_are_not_testable_and_say_where_our_counts_would_fall():
     assert f"(0 of 2 models in {low}-{high}); every model in {low}-{high} at fpr 0.001 (of the rates tried, " \
            f"0.001-0.05)" in count.observed
     assert "every model in 1-4% at fpr 0.001 (" in share.observed  # 3.0% and 2.0%; 6.0% at 0.002
+    assert "summary's source" in share.needed
     sens2 = _sensitivity({0.001: [300, 200], 0.002: [600, 900], 0.01: [high + 50, high + 400]})
     count2 = R.chapter_findings_box(summary=summary, sensitivity=sens2)[0]
     assert f"every model in {low}-{high} at fpr 0.001-0.002 (" in count2.observed
     none = R.chapter_findings_box(summary=summary, sensitivity=_sensitivity({0.01: [high + 50, high + 400]}))[0]
-    assert f"every model in {low}-{high} at fpr none (" in none.observed
+    assert f"no rate tried (0.01) puts every model in {low}-{high}" in none.observed
     inside = R.chapter_findings_box(summary=_summary([100, 200]), sensitivity=_sensitivity({0.01: [100, 200]}))[0]
     assert f"(2 of 2 models in {low}-{high})" in inside.observed and inside.verdict == NOT_TESTABLE
     assert R._rates([0.001, 0.05], [0.001, 0.01, 0.05]) == "0.001, 0.05"
@@ -178,9 +179,9 @@ def test_side_skew_resamples_layers_and_predicts_from_the_read_padding():
     assert skew.loc[("torchnet", "1"), "top_left_share"] == 0.5 and skew.loc[("torchnet", "1"), "predicted"] == 0
     assert (skew.n_images == 64).all()
     # layers that disagree widen the interval: it spans 1/2 although 26 of 52 flags lean one way
-    mixed = D.side_skew([_side_table("mixed", "1", [TL, BR, TL, BR], ("top", "left"))], n_boot=2000)
+    mixed = D.side_skew([_side_table("mixed", "1", [TL, BR, TL, BR, []], ("top", "left"))], n_boot=2000)
     m2 = mixed[mixed.stride == "2"].iloc[0]
-    assert m2.ci_low < 0.5 < m2.ci_high
+    assert m2.ci_low < 0.5 < m2.ci_high and m2.layers == 4 and m2.pan_sides == 52  # a layer without PANs counts 0
 
 
 def _skew_rows(rows):
@@ -265,3 +266,23 @@ def test_box_sections_and_scale_agree():
     text = section_markdown(box, R.COUNT_SECTION)
     assert text.count("**Not testable here.**") == 2 and section_markdown(box, "elsewhere") == ""
     assert R.chapter_findings_box() == []
+
+
+def test_sides_by_read_padding_groups_layers_by_what_they_read():
+    t = _side_table("tfnet", "tf_same", [BR, BR], ("bottom", "right"))
+    both = _side_table("tfnet", "tf_same", [TL], tuple(SIDES))
+    both["layer"] = both.layer.str.replace("s2_0", "s2_both")
+    tl = _side_table("torchnet", "1", [TL, []], ("top", "left"))
+    by = D.sides_by_read_padding([pd.concat([t, both[both.stride == 2]]), tl])
+    by = by.set_index("reads")
+    assert by.loc["bottom/right only", ["layers", "models", "pan_sides", "top_left"]].tolist() == [2, 1, 26, 2]
+    assert by.loc["top/left only", ["layers", "models", "pan_sides", "top_left"]].tolist() == [1, 1, 13, 12]
+    assert by.loc["both", ["layers", "pan_sides", "top_left"]].tolist() == [1, 13, 12]
+    text = R.sides_by_read_sentence(by.reset_index())
+    assert text.startswith("Exploratory, beside the primary test")
+    assert ("in the stride-2 layers that read only their top/left padding (1 layer of 1 model), 12 of 13 PAN-side "
+            "flags are on the top or left; in those that read only their bottom/right padding (2 layers of 1 model), "
+            "24 of 26 are on the bottom or right; in those that read both sides (1 layer of 1 model), 12 of 13 (92%) "
+            "are on the top or left.") in text
+    empty = by.reset_index().assign(layers=0)
+    assert R.sides_by_read_sentence(empty) == "No stride-2 layer has PAN sides."

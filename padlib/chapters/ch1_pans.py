@@ -155,6 +155,29 @@ def skew_findings(skew: pd.DataFrame) -> list[str]:
     return lines
 
 
+def sides_by_read_sentence(by_read: pd.DataFrame) -> str:
+    """The exploratory split of :func:`padlib.experiments.ch1_pans.sides_by_read_padding` in one sentence (every
+    count computed; no verdict: the primary test is the one in the findings box)."""
+    parts = []
+    for r in by_read[by_read.layers > 0].itertuples():
+        layers = f"{r.layers} layer{'s' if r.layers != 1 else ''} of {r.models} model{'s' if r.models != 1 else ''}"
+        if r.reads == "both":
+            counted = f"{r.top_left} of {r.pan_sides} ({r.top_left / r.pan_sides:.0%}) are on the top or left"
+        elif r.reads == "top/left only":
+            counted = f"{r.top_left} of {r.pan_sides} are on the top or left"
+        else:
+            counted = f"{r.pan_sides - r.top_left} of {r.pan_sides} are on the bottom or right"
+        what = "both sides" if r.reads == "both" else f"only their {r.reads.replace(' only', '')} padding"
+        if not parts:
+            parts.append(f"in the stride-2 layers that read {what} ({layers}), {counted.replace(' are', ' PAN-side flags are', 1)}")
+        else:
+            parts.append(f"in those that read {what} ({layers}), {counted}")
+    if not parts:
+        return "No stride-2 layer has PAN sides."
+    return ("Exploratory, beside the primary test (layers grouped by the padding they read, after seeing the data): "
+            + "; ".join(parts) + ".")
+
+
 def count_rates(sensitivity: pd.DataFrame, summary: pd.DataFrame, count_range: tuple[int, int] = CLAIM_COUNT_RANGE,
                 share: float = CLAIM_SHARE_PCT, about: float = ABOUT_FACTOR) -> dict:
     """The false-positive rates (of those in ``sensitivity``) at which every model's count falls in our reading
@@ -290,6 +313,8 @@ COUNT_SECTION = "how-many-pans-against-the-paper-s-claim"
 SIDE_SECTION = "which-sides-pytorch-padding-vs-tensorflow-same"
 NEEDED = ("the paper's detection criterion (its threshold, or its list of PANs per model): our count moves with "
           "the detector's false-positive rate, and the paper's is unknown")
+NEEDED_SHARE = ("the summary's source and the detection criterion behind its share: our share moves with the "
+                "detector's false-positive rate")
 
 
 def chapter_findings_box(excess: pd.DataFrame | None = None, summary: pd.DataFrame | None = None,
@@ -332,16 +357,20 @@ def chapter_findings_box(excess: pd.DataFrame | None = None, summary: pd.DataFra
         at = claim_check(summary, sensitivity)
         at = at[np.isclose(at.fpr.astype(float), fpr)]
         r = count_rates(sensitivity, summary)
-        tried = f"of the rates tried, {_rates(r['rates'])}"
-        count_at, share_at = _rates(r["count"], r["rates"]), _rates(r["share"], r["rates"])
+        tried = _rates(r["rates"])
+
+        def where(key, reading):
+            if not r[key]:
+                return f"no rate tried ({tried}) puts every model in {reading}"
+            return f"every model in {reading} at fpr {_rates(r[key], r['rates'])} (of the rates tried, {tried})"
         n_img = int(summary.n_images.iloc[0])
         scale = evidence_scale(summary.model, n_img)
         out.append(Finding(
             NOT_TESTABLE, f"'From dozens to hundreds' PANs per model (paper; our reading {low}-{high})",
             f"{low}-{high} PANs per model (our reading of the paper's words)",
             f"{int(at.pans.min())}-{int(at.pans.max())} PANs per model at our pre-specified fpr {fpr:g} on {n_img} "
-            f"probe images ({int(at.dozens_to_hundreds.sum())} of {len(at)} models in {low}-{high}); every model "
-            f"in {low}-{high} at fpr {count_at} ({tried})",
+            f"probe images ({int(at.dozens_to_hundreds.sum())} of {len(at)} models in {low}-{high}); "
+            + where("count", f"{low}-{high}"),
             scale, needed=NEEDED, section=COUNT_SECTION))
         lo_s, hi_s = CLAIM_SHARE_PCT / ABOUT_FACTOR, CLAIM_SHARE_PCT * ABOUT_FACTOR
         out.append(Finding(
@@ -349,9 +378,8 @@ def chapter_findings_box(excess: pd.DataFrame | None = None, summary: pd.DataFra
                           f"{lo_s:g}-{hi_s:g}%)",
             f"{lo_s:g}-{hi_s:g}% of padded filters (our reading of 'about {CLAIM_SHARE_PCT:g}%')",
             f"{at.share_pct.min():.1f}-{at.share_pct.max():.1f}% at fpr {fpr:g} ({int(at.about_2pct.sum())} of "
-            f"{len(at)} models in {lo_s:g}-{hi_s:g}%); every model in {lo_s:g}-{hi_s:g}% at fpr "
-            f"{share_at} ({tried})",
-            scale, needed=NEEDED + "; and the summary's source", section=COUNT_SECTION))
+            f"{len(at)} models in {lo_s:g}-{hi_s:g}%); " + where("share", f"{lo_s:g}-{hi_s:g}%"),
+            scale, needed=NEEDED_SHARE, section=COUNT_SECTION))
     if skew is not None:
         v = skew_verdicts(skew)
         claim = "Stride-2 PAN sides follow the padding those layers read (PyTorch: top/left; TF SAME: mostly bottom/right)"

@@ -41,12 +41,30 @@ def _layer_side_flags(tables) -> pd.DataFrame:
             g = g.copy()
             g.attrs["model"] = model
             c = side_counts(g)
-            n = {s: int((c[c.side == s].fire + c[c.side == s].silenced).sum()) for s in SIDES}
-            rows.append({"model": model, "layer": layer, "stride": str(g.stride.iloc[0]), "filters": len(g), **n})
-    out = pd.DataFrame(rows, columns=["model", "layer", "stride", "filters", *SIDES])
+            n = {s: int((c[c.side == s].fire + c[c.side == s].silenced).sum()) if len(c) else 0 for s in SIDES}
+            reads = {f"reads_{s}": bool(g[f"reads_{s}"].iloc[0]) if f"reads_{s}" in g else True for s in SIDES}
+            rows.append({"model": model, "layer": layer, "stride": str(g.stride.iloc[0]), "filters": len(g), **n,
+                         **reads})
+    out = pd.DataFrame(rows, columns=["model", "layer", "stride", "filters", *SIDES, *(f"reads_{s}" for s in SIDES)])
     out["pan_sides"] = out[list(SIDES)].sum(axis=1)
     out["top_left"] = out["top"] + out["left"]
     return out
+
+
+def sides_by_read_padding(tables, stride: str = "2") -> pd.DataFrame:
+    """Exploratory, beside the primary side test: the stride-``stride`` layers grouped by the padding they read
+    (``reads``: "top/left only", "bottom/right only", "both"), with their PAN-side flags and how many of those lie
+    on the top/left; ``layers`` and ``models`` count the layers with PAN sides and their models."""
+    f = _layer_side_flags(tables)
+    f = f[f.stride == str(stride)].copy()
+    tl, br = f.reads_top | f.reads_left, f.reads_bottom | f.reads_right
+    f["reads"] = np.where(tl & ~br, "top/left only", np.where(br & ~tl, "bottom/right only", "both"))
+    rows = []
+    for reads in ("top/left only", "bottom/right only", "both"):
+        g = f[(f.reads == reads) & (f.pan_sides > 0)]
+        rows.append({"reads": reads, "layers": len(g), "models": g.model.nunique(),
+                     "pan_sides": int(g.pan_sides.sum()), "top_left": int(g.top_left.sum())})
+    return pd.DataFrame(rows)
 
 
 def side_skew(tables, n_boot: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> pd.DataFrame:

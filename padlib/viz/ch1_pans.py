@@ -21,7 +21,7 @@ def _label_overflow(ax, edge: float, counts: dict, y=None):
     over = [f"{n} {lab}" for lab, n in counts.items() if n]
     if not over:
         return
-    ax.annotate(f"last bin: values > {edge:.3g}\n(" + ", ".join(over) + ")", xy=(1.0, 1.0),
+    ax.annotate(f"last bin also holds the values\nbeyond {edge:.3g}: " + ", ".join(over), xy=(1.0, 1.0),
                 xycoords="axes fraction", ha="right", va="top", fontsize=7, color="0.25")
 
 

@@ -286,3 +286,17 @@ def test_sides_by_read_padding_groups_layers_by_what_they_read():
             "are on the top or left.") in text
     empty = by.reset_index().assign(layers=0)
     assert R.sides_by_read_sentence(empty) == "No stride-2 layer has PAN sides."
+
+
+def test_tables_are_shown_narrow():
+    low, high = claims.CLAIM_COUNT_RANGE
+    summary = _summary([high + 50, 100]).assign(model=["mobilenet_v2", "tf_efficientnet_lite0"])
+    sens = _sensitivity({0.001: [300, 20], 0.01: [high + 50, 100]}).assign(
+        model=["mobilenet_v2", "tf_efficientnet_lite0"] * 2)
+    t = R.rate_table(summary, sens)
+    assert list(t.columns) == ["mobilenet_v2", "lite0", f"all in {low}-{high}", "all in 1-4%"]
+    assert t.loc[0.001, "lite0"] == "20 (0.2%)" and not t.loc[0.001, f"all in {low}-{high}"]
+    assert t.loc[0.01, "mobilenet_v2"] == f"{high + 50} (10.5%)" and not t.loc[0.01, f"all in {low}-{high}"]
+    assert R.rate_table(summary.iloc[1:], sens[sens.model == "tf_efficientnet_lite0"].iloc[1:]).iloc[0, 1]
+    s = R.shown(summary, {"model": "model", "pans": "PANs"}, transpose=True)
+    assert list(s.columns) == ["mobilenet_v2", "lite0"] and list(s.index) == ["PANs"]

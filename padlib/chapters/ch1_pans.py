@@ -432,6 +432,34 @@ def planted_findings(check: pd.DataFrame, circular: pd.DataFrame, fpr: float) ->
     return "\n".join(lines)
 
 
+def shown(table: pd.DataFrame, columns: dict | None = None, transpose: bool = False, digits: int = 2) -> pd.DataFrame:
+    """A table as the chapter shows it, narrow enough for the page: the models' short names, only ``columns``
+    (``{column: shown name}``, in that order), rounded; ``transpose``: one column per model."""
+    out = table.copy()
+    if "model" in out:
+        out["model"] = out["model"].map(_short)
+    if columns:
+        out = out[list(columns)].rename(columns=columns)
+    if transpose:
+        out = out.set_index(out.columns[0]).T
+    return out.round(digits)
+
+
+def rate_table(summary: pd.DataFrame, sensitivity: pd.DataFrame, count_range: tuple[int, int] = CLAIM_COUNT_RANGE,
+               share: float = CLAIM_SHARE_PCT, about: float = ABOUT_FACTOR) -> pd.DataFrame:
+    """The counts at every false-positive rate tried, one row per rate and one column per model ("count (share
+    of padded filters)"), and whether every model's count and share lie in our readings of the paper's words."""
+    c = claim_check(summary, sensitivity, count_range, share, about)
+    c["cell"] = [f"{int(p)} ({v:.1f}%)" for p, v in zip(c.pans, c.share_pct)]
+    order = list(dict.fromkeys(c.model))
+    t = c.pivot(index="fpr", columns="model", values="cell")[order]
+    t.columns = [_short(m) for m in order]
+    low, high = count_range
+    t[f"all in {low}-{high}"] = c.groupby("fpr").dozens_to_hundreds.all()
+    t[f"all in {share / about:g}-{share * about:g}%"] = c.groupby("fpr").about_2pct.all()
+    return t
+
+
 def method_settings(std_floor: float = STD_FLOOR, min_explained: float = MIN_EXPLAINED,
                     fpr: float = DEFAULT_FPR) -> pd.DataFrame:
     """The constants of our formulation, as the chapter prints them (name in padlib, value, meaning)."""

@@ -262,6 +262,10 @@ def pan_map_gallery(scan, rows, ncols: int = 6, size: float = 1.7, title: str | 
         ax.set_xticks([])
         ax.set_yticks([])
         ax.imshow(m, cmap="RdBu_r", vmin=r.interior_mean - dev, vmax=r.interior_mean + dev)
+        h, w = m.shape
+        pad = max(0.08 * max(h, w), 0.6)  # a white margin: the frame must not hide the border rows it is about
+        ax.set_xlim(-0.5 - pad, w - 0.5 + pad)
+        ax.set_ylim(h - 0.5 + pad, -0.5 - pad)
         label = ("PAN " + r.sides + (" +" if r.sign > 0 else " -")) if r.is_pan else "ordinary"
         for spine in ax.spines.values():  # PANs framed in the book's PAN colour, ordinary channels in light grey
             spine.set_visible(True)

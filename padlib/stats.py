@@ -22,9 +22,9 @@ from scipy import stats as _scipy
 
 from .errors import PadlibError, check_type
 
-__all__ = ["TTest", "bootstrap_ci", "detectable_effect", "direction", "equivalence_excludes", "holm_adjust",
-           "interval_sign", "paired_t", "resolvable_effect", "spearman", "t_critical", "t_interval", "t_test",
-           "wilson_interval"]
+__all__ = ["RatioTest", "TTest", "bootstrap_ci", "cluster_ratio_bootstrap", "detectable_effect", "direction",
+           "equivalence_excludes", "holm_adjust", "interval_sign", "paired_t", "resolvable_effect", "spearman",
+           "t_critical", "t_interval", "t_test", "wilson_interval"]
 
 
 class TTest(NamedTuple):
@@ -133,6 +133,45 @@ def _percentile_bootstrap(data, statistic, n_boot, seed, ci, paired, axis):
     if np.ndim(lo) == 0:
         return float(lo), float(hi)
     return np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+
+
+class RatioTest(NamedTuple):
+    """A ratio of sums over clusters, its cluster-bootstrap interval and its two-sided bootstrap p against a null."""
+    estimate: float
+    low: float
+    high: float
+    p: float
+    clusters: int
+
+
+def cluster_ratio_bootstrap(numerator, denominator, null: float = 0.0, n_boot: int = 10000, seed: int = 0,
+                            ci: float = 0.95) -> RatioTest:
+    """``sum(numerator) / sum(denominator)`` over clusters (one value of each per cluster: per layer, the PANs
+    and the filters), with a percentile interval that resamples whole clusters, so that units sharing a cluster
+    (the filters of one layer, the sides of one filter) are never treated as independent.
+
+    ``p``: the two-sided bootstrap p against ``null`` (twice the smaller share of resamples on either side of it,
+    each counted with the estimate itself, so never below ``2 / (n_boot + 1)``); it falls below ``1 - ci`` when
+    the interval excludes ``null``. Resamples whose denominator sums to 0 are dropped. Fewer than two clusters:
+    NaN interval and p. A percentile bootstrap over few clusters understates the spread: say how many there are.
+    """
+    if not 0 < ci < 1:
+        raise PadlibError(f"ci is the coverage of the interval, between 0 and 1 (e.g. 0.95), got {ci}")
+    num, den = np.asarray(numerator, dtype=float).ravel(), np.asarray(denominator, dtype=float).ravel()
+    if num.shape != den.shape:
+        raise PadlibError(f"cluster_ratio_bootstrap needs one numerator and one denominator per cluster, got "
+                          f"{num.shape} and {den.shape}")
+    n = len(num)
+    total = den.sum()
+    estimate = float(num.sum() / total) if total else float("nan")
+    if n < 2 or not np.isfinite(estimate):
+        return RatioTest(estimate, float("nan"), float("nan"), float("nan"), n)
+    idx = np.random.default_rng(seed).integers(0, n, size=(int(n_boot), n))
+    d = den[idx].sum(axis=1)
+    boot = num[idx].sum(axis=1)[d != 0] / d[d != 0]
+    lo, hi = np.quantile(boot, [(1 - ci) / 2, 1 - (1 - ci) / 2])
+    below, above = (np.sum(boot <= null) + 1) / (len(boot) + 1), (np.sum(boot >= null) + 1) / (len(boot) + 1)
+    return RatioTest(estimate, float(lo), float(hi), float(min(1.0, 2 * min(below, above))), n)
 
 
 def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:

@@ -1,60 +1,114 @@
-"""Chapter 1's readings: verdicts and findings text for the PAN counts, sides and the learned-PAN control."""
+"""Chapter 1's readings: the findings box (one pre-specified primary test per claim, judged with
+:func:`padlib.chapters.findings.judge`) and the sentences for the PAN counts, sides and the learned-PAN control."""
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
 
 from .._pan_stream import STD_FLOOR, VARIANCE_ROWS
-from ..chapters.claims import ABOUT_FACTOR, CLAIM_COUNT_RANGE, CLAIM_SHARE_PCT
-from ..chapters.findings import Finding, verdict_of
+from ..chapters.claims import (ABOUT_FACTOR, CLAIM_COUNT_RANGE, CLAIM_SHARE_PCT, LEARNED_EXCESS_SESOI_PCT,
+                               SIDE_SKEW_SESOI)
+from ..chapters.findings import NOT_TESTABLE, SUPPORTED, Finding, judge, judge_all
 from ..padding import MARGIN_FRACTION
+from ..experiments.ch1_pans import BOOTSTRAP_RESAMPLES
 from ..pans import DEFAULT_FPR, MIN_EXPLAINED, REFERENCE_IMAGES, REFERENCE_SEEDS
+from ..stats import detectable_effect, holm_adjust, interval_sign
 
 
-def _learned_beyond_random_init(summary: pd.DataFrame, fpr: float, factor: float = 3.0) -> pd.Series:
-    """Per model of :func:`learned_pan_summary`: is the trained share of learned PANs at least ``factor`` times its
-    random-init copies' largest share (that share taken as at least ``fpr / factor``, so 0 cannot pass by luck)?"""
-    return summary["learned trained %"] >= factor * summary["learned random init % (max)"].clip(lower=100 * fpr / factor)
+def _short(model: str) -> str:
+    return str(model).replace("tf_efficientnet_", "")
 
 
-def learned_pan_headline(summary: pd.DataFrame, fpr: float = DEFAULT_FPR, factor: float = 3.0) -> str:
-    """The chapter's main result in plain words, from :func:`learned_pan_summary`: do trained networks have
-    learned PANs beyond random initialisation (each model's trained share at least ``factor`` times its
-    random-init copies' largest share), how much of the padding-caused set the reference keeps, and what the
-    older padding-caused definition says of random networks."""
+def _families(models) -> int:
+    """How many architecture families the models span (the name without its size or version suffix)."""
+    return len({re.sub(r"[_-]?(v\d+|lite\d+|b\d+|\d+)$", "", str(m)) for m in models})
+
+
+def evidence_scale(models, n_images: int, seeds: int | None = None) -> str:
+    """The scale of chapter 1's evidence, from its tables: pretrained models, families, probe images, copies."""
+    models = list(dict.fromkeys(models))
+    fam = _families(models)
+    text = (f"{len(models)} pretrained ImageNet model{'s' if len(models) != 1 else ''}, {fam} "
+            f"famil{'ies' if fam != 1 else 'y'}, {int(n_images)} probe images each")
+    if seeds:
+        text += f", {int(seeds)} random-init cop{'ies' if seeds != 1 else 'y'} each"
+    return text
+
+
+def _p(p: float) -> str:
+    return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
+
+
+def learned_excess_verdicts(excess: pd.DataFrame, sesoi_pct: float = LEARNED_EXCESS_SESOI_PCT,
+                            alpha: float = 0.05) -> pd.DataFrame:
+    """Per model of :func:`padlib.experiments.ch1_pans.learned_excess`: the Holm-adjusted p over the models
+    (``p_adj``), the verdict of :func:`judge` on the excess's interval against our smallest effect of interest
+    ``sesoi_pct`` (points of padded filters), and the smallest excess the design resolves at 80% power
+    (``detectable_pct``, at Holm's first step)."""
+    out = excess.copy().reset_index(drop=True)
+    ok = (np.isfinite(out["low_pct"]) & np.isfinite(out["high_pct"])).to_numpy()  # fewer than two layers: no test
+    m = int(ok.sum())
+    out["p_adj"] = np.nan
+    if m:
+        out.loc[ok, "p_adj"] = holm_adjust(out.loc[ok, "p"].to_numpy())
+    out["verdict"] = [judge(r.low_pct, r.high_pct, sesoi_pct, p=r.p_adj, alpha=alpha) if good else NOT_TESTABLE
+                      for good, r in zip(ok, out.itertuples())]
+    out["detectable_pct"] = [detectable_effect(r.low_pct, r.high_pct, alpha=alpha / max(m, 1))
+                             for r in out.itertuples()]
+    return out
+
+
+def skew_verdicts(skew: pd.DataFrame, sesoi: float = SIDE_SKEW_SESOI, alpha: float = 0.05,
+                  stride: str = "2") -> pd.DataFrame:
+    """Per model, the stride-``stride`` rows of :func:`padlib.experiments.ch1_pans.side_skew` judged against the
+    padding those layers read: the claimed effect is ``sesoi`` off 1/2 in the direction of the read padding
+    (``claimed``, signed); the top/left share's cluster-bootstrap interval minus 1/2 is judged with the
+    Holm-adjusted p over the models that have a predicted direction (``p_adj``). A model whose layers read every
+    side alike has no predicted direction: not testable here."""
+    s = skew[skew.stride.astype(str) == str(stride)].copy().reset_index(drop=True)
+    s["claimed"] = s["predicted"] * sesoi
+    # testable: a predicted direction, and PAN sides on at least two layers (else no interval)
+    has = ((s["predicted"] != 0) & np.isfinite(s["ci_low"]) & np.isfinite(s["ci_high"])).to_numpy()
+    s["p_adj"] = np.nan
+    if has.any():
+        s.loc[has, "p_adj"] = holm_adjust(s.loc[has, "p_half"].to_numpy())
+    s["verdict"] = [judge(r.ci_low - 0.5, r.ci_high - 0.5, r.claimed, p=r.p_adj, alpha=alpha) if good
+                    else NOT_TESTABLE for good, r in zip(has, s.itertuples())]
+    s["detectable"] = [detectable_effect(r.ci_low - 0.5, r.ci_high - 0.5, alpha=alpha / max(int(has.sum()), 1))
+                       for r in s.itertuples()]
+    return s
+
+
+def learned_pan_headline(summary: pd.DataFrame, fpr: float = DEFAULT_FPR) -> str:
+    """The random-init control in plain words, from :func:`learned_pan_summary`: the trained and random-init shares
+    of learned PANs, how much of the padding-caused set the reference keeps, and what the older padding-caused
+    definition says of random networks (every comparison word computed; the verdict is the findings box's)."""
     tr, ri = summary["learned trained %"], summary["learned random init % (max)"]
     pc_tr = summary["padding_caused trained %"]
     pc_ri = 100.0 * summary["padding_caused random init mean"] / summary["filters"]
-    beyond = _learned_beyond_random_init(summary, fpr, factor)
-    n = len(summary)
-    if beyond.all():
-        lead = f"Training builds PANs: in all {n} models"
-    elif beyond.any():
-        lead = f"Training builds PANs in {int(beyond.sum())} of {n} models ({', '.join(summary.model[beyond])}): there"
-    else:
-        return (f"PANs are not learned here: no model's share of learned PANs ({tr.min():.1f}-{tr.max():.1f}% of "
-                f"padded filters) is {factor:g}x that of random-init copies of its architecture "
-                f"(up to {ri.max():.1f}%).")
-    sel = summary[beyond]
-    text = (f"{lead}, {sel['learned trained %'].min():.1f}-{sel['learned trained %'].max():.1f}% of the padded "
-            f"filters are learned PANs, against at most {ri[beyond].max():.1f}% in random-init copies of the same "
-            f"architecture (the false-positive level, fpr {fpr:g}).")
+    n, above = len(summary), int((tr > ri).sum())
+    text = (f"In {above} of {n} models the trained share of learned PANs is above the largest share of its "
+            f"random-init copies: {tr.min():.1f}-{tr.max():.1f}% of the padded filters trained, at most "
+            f"{ri.max():.1f}% at random init (the definition's false-positive rate is fpr {fpr:g}).")
     kept = 100.0 * summary["learned trained"] / summary["padding_caused trained"].clip(lower=1)
     if "tau trained" in summary:
         text += (f" In the trained models the reference keeps {kept.min():.0f}-{kept.max():.0f}% of the "
                  f"padding-caused channels: their circular nulls set tau at {summary['tau trained'].min():.2f}-"
                  f"{summary['tau trained'].max():.2f}, while a random-init copy's own null sets it at "
                  f"{summary['tau random init mean'].min():.2f}-{summary['tau random init mean'].max():.2f}.")
-    if (pc_ri > pc_tr).all():
-        text += (f" The older definition, padding-caused alone, says the opposite: it flags "
-                 f"{pc_ri.min():.0f}-{pc_ri.max():.0f}% of the random-init copies and {pc_tr.min():.0f}-"
-                 f"{pc_tr.max():.0f}% of the trained models, so on its own it measures what zero padding does to "
-                 f"any filter, not what training built.")
+    more = int((pc_ri > pc_tr).sum())
+    text += (f" The older definition, padding-caused alone, flags {pc_ri.min():.0f}-{pc_ri.max():.0f}% of the "
+             f"random-init copies and {pc_tr.min():.0f}-{pc_tr.max():.0f}% of the trained models: more of the "
+             f"random copies than of the trained model in {more} of {n} models")
+    text += (", so on its own it measures what zero padding does to any filter, not what training built."
+             if more == n else ".")
     return text
 
 
 def learned_pan_findings(summary: pd.DataFrame, fpr: float = DEFAULT_FPR) -> list[str]:
-    """One plain sentence per model on whether training built PANs beyond random initialisation."""
+    """One plain sentence per model: learned PANs trained and at random init, and the circular null alone."""
     out = []
     for _, r in summary.iterrows():
         ratio = r["padding_caused trained"] / max(r["padding_caused random init mean"], 1e-9)
@@ -69,16 +123,23 @@ def learned_pan_findings(summary: pd.DataFrame, fpr: float = DEFAULT_FPR) -> lis
     return out
 
 
+def _side_word(share_minus_half_low: float, share_minus_half_high: float) -> str:
+    sign = int(interval_sign(share_minus_half_low, share_minus_half_high))
+    return {1: "above 1/2", -1: "below 1/2", 0: "interval spans 1/2"}[sign]
+
+
 def skew_findings(skew: pd.DataFrame) -> list[str]:
-    """Sentences on where PAN sides skew, computed from :func:`side_skew`: per model the stride-2 and
-    stride-1 top/left shares against the read padding, then PyTorch padding vs TF SAME side by side."""
+    """Sentences on where PAN sides fall, computed from :func:`side_skew`: per model and stride the top/left share
+    of PAN-side flags with its cluster-bootstrap interval over layers and where that interval lies against 1/2,
+    next to the read padding's top/left share (descriptive: the verdict is the findings box's)."""
     lines = []
     for model, g in skew.groupby("model", sort=False):
         parts = []
         for r in g.itertuples():
             parts.append(f"stride {r.stride}: {r.top_left_share:.0%} of {int(r.pan_sides)} PAN-side flags on top/left "
-                         f"(95% CI {r.ci_low:.0%}-{r.ci_high:.0%}; read padding {r.read_top_left_share:.0%} top/left) "
-                         f"-> {r.verdict}")
+                         f"(95% interval over {int(r.layers)} layers {r.ci_low:.0%}-{r.ci_high:.0%}, "
+                         f"{_side_word(r.ci_low - 0.5, r.ci_high - 0.5)}; read padding {r.read_top_left_share:.0%} "
+                         f"top/left)")
         lines.append(f"{model} ({g.padding_kind.iloc[0]} padding): " + "; ".join(parts) + ".")
     s2 = skew[skew.stride.astype(str) == "2"]
     torch_pad, tf_same = s2[s2.padding_kind == "PyTorch"], s2[s2.padding_kind == "TF SAME"]
@@ -89,11 +150,88 @@ def skew_findings(skew: pd.DataFrame) -> list[str]:
             "below every" if torch_pad.top_left_share.max() < lo else "within the range of the")
         lines.append(f"Stride-2 top/left share, PyTorch padding ({', '.join(torch_pad.model)}): "
                      f"{', '.join(f'{v:.0%}' for v in torch_pad.top_left_share)}; TF SAME "
-                     f"({', '.join(tf_same.model)}): {tf_range}. The PyTorch-padded model's share is {gap} "
-                     f"TF-SAME model's; {int((tf_same.verdict == 'toward the read padding').sum())} of "
-                     f"{len(tf_same)} TF-SAME models and {int((torch_pad.verdict == 'toward the read padding').sum())} "
-                     f"of {len(torch_pad)} PyTorch-padded models skew toward the padding their stride-2 layers read.")
+                     f"({', '.join(tf_same.model)}): {tf_range}. The PyTorch-padded models' share is {gap} "
+                     f"TF-SAME model's.")
     return lines
+
+
+def sides_by_read_sentence(by_read: pd.DataFrame) -> str:
+    """The exploratory split of :func:`padlib.experiments.ch1_pans.sides_by_read_padding` in one sentence (every
+    count computed; no verdict: the primary test is the one in the findings box)."""
+    parts = []
+    for r in by_read[by_read.layers > 0].itertuples():
+        layers = f"{r.layers} layer{'s' if r.layers != 1 else ''} of {r.models} model{'s' if r.models != 1 else ''}"
+        if r.reads == "both":
+            counted = f"{r.top_left} of {r.pan_sides} ({r.top_left / r.pan_sides:.0%}) are on the top or left"
+        elif r.reads == "top/left only":
+            counted = f"{r.top_left} of {r.pan_sides} are on the top or left"
+        else:
+            counted = f"{r.pan_sides - r.top_left} of {r.pan_sides} are on the bottom or right"
+        what = "both sides" if r.reads == "both" else f"only their {r.reads.replace(' only', '')} padding"
+        if not parts:
+            parts.append(f"in the stride-2 layers that read {what} ({layers}), {counted.replace(' are', ' PAN-side flags are', 1)}")
+        else:
+            parts.append(f"in those that read {what} ({layers}), {counted}")
+    if not parts:
+        return "No stride-2 layer has PAN sides."
+    return ("Exploratory, beside the primary test (layers grouped by the padding they read, after seeing the data): "
+            + "; ".join(parts) + ".")
+
+
+def count_rates(sensitivity: pd.DataFrame, summary: pd.DataFrame, count_range: tuple[int, int] = CLAIM_COUNT_RANGE,
+                share: float = CLAIM_SHARE_PCT, about: float = ABOUT_FACTOR) -> dict:
+    """The false-positive rates (of those in ``sensitivity``) at which every model's count falls in our reading
+    of "dozens to hundreds", and at which every model's share is "about 2%"; with the rates tried."""
+    check = claim_check(summary, sensitivity, count_range, share, about)
+    rates = sorted(float(r) for r in check.fpr.unique())
+    by = check.groupby("fpr")
+    return {"rates": rates,
+            "count": [float(r) for r, g in by if g.dozens_to_hundreds.all()],
+            "share": [float(r) for r, g in by if g.about_2pct.all()]}
+
+
+def _rates(rs, tried=None) -> str:
+    """Rates as text: 'none', one rate, a run 'a-b' when they are consecutive among ``tried``, else a list."""
+    rs = sorted(rs)
+    if not rs:
+        return "none"
+    if len(rs) == 1:
+        return f"{rs[0]:g}"
+    tried = sorted(tried) if tried is not None else rs
+    run = tried[tried.index(rs[0]):tried.index(rs[0]) + len(rs)] if rs[0] in tried else []
+    return f"{rs[0]:g}-{rs[-1]:g}" if run == rs else ", ".join(f"{r:g}" for r in rs)
+
+
+def _span(a, b, fmt="{:g}") -> str:
+    return fmt.format(a) if a == b else f"{fmt.format(a)}-{fmt.format(b)}"
+
+
+def _share(est, lo, hi) -> str:
+    if not np.isfinite(est):
+        return "no PAN sides"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{100 * est:.0f}% (no interval: fewer than two layers)"
+    return f"{100 * est:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}]"
+
+
+def _per_model_note(v: pd.DataFrame) -> str:
+    """'N of M models resolve it', then the models that do not, with their verdicts (all from ``v.verdict``)."""
+    ok = v.verdict == SUPPORTED
+    text = f"{int(ok.sum())} of {len(v)} models resolve it"
+    if not ok.all():
+        text += "; not: " + ", ".join(f"{_short(r.model)} ({r.verdict})" for r in v[~ok].itertuples())
+    return text
+
+
+def count_basis(summary: pd.DataFrame) -> str:
+    """The sentence beside the counts: how many probe images and which false-positive rate they come from."""
+    n = sorted({int(v) for v in summary["n_images"]})
+    rate = sorted({float(v) for v in summary["fpr"]})
+    imgs = f"{n[0]}" if len(n) == 1 else f"{n[0]}-{n[-1]}"
+    return (f"Every count on this page comes from {imgs} probe images per model at fpr "
+            f"{', '.join(f'{r:g}' for r in rate)}. A count depends on the probe set (its size and its crops; the "
+            f"seed replicates below show the spread at this size), so a page that scans another number of images "
+            f"reports another count for the same model.")
 
 
 def claim_tau_range(curves: pd.DataFrame, count_range: tuple[int, int] = CLAIM_COUNT_RANGE) -> pd.DataFrame:
@@ -118,7 +256,9 @@ def claim_check(summary: pd.DataFrame, sensitivity: pd.DataFrame | None = None,
                 about: float = ABOUT_FACTOR) -> pd.DataFrame:
     """Per model (and per false-positive rate, when ``sensitivity`` is given): does the PAN count fall in
     'dozens to hundreds', and is the share 'about 2%'? Both numeric ranges are OUR readings of the paper's
-    words (:data:`CLAIM_COUNT_RANGE`; 'about' = within a factor ``about`` of ``share``), not the paper's."""
+    words (:data:`CLAIM_COUNT_RANGE`; 'about' = within a factor ``about`` of ``share``), not the paper's.
+    ``count_vs_reading``: where the count lies against that range (inside, above, below): a position, not a
+    verdict (the paper's criterion is unknown, so the count claim is not testable here).""" 
     low, high = count_range
     if sensitivity is not None and len(sensitivity):
         out = sensitivity[["model", "fpr", "tau", "pans", "share_pct"]].merge(summary[["model", "filters"]], on="model")
@@ -127,40 +267,34 @@ def claim_check(summary: pd.DataFrame, sensitivity: pd.DataFrame | None = None,
         out = summary[["model", "fpr", "tau", "filters", "pans", "share_pct"]].copy()
     out["dozens_to_hundreds"] = out["pans"].between(low, high)
     out["about_2pct"] = out["share_pct"].between(share / about, share * about)
-    out["verdict"] = np.where(out["dozens_to_hundreds"], "count in our reading of the claimed range",
-                              np.where(out["pans"] > high, "more than claimed", "fewer than claimed"))
+    out["count_vs_reading"] = np.where(out["dozens_to_hundreds"], "inside",
+                                       np.where(out["pans"] > high, "above", "below"))
     return out.reset_index(drop=True)
 
 
 def pan_findings(summary: pd.DataFrame, sensitivity: pd.DataFrame | None = None, skew: pd.DataFrame | None = None,
                  agreement: pd.DataFrame | None = None, count_range: tuple[int, int] = CLAIM_COUNT_RANGE) -> str:
-    """The chapter's conclusions as sentences computed from its tables (no number is typed by hand): per model
-    the count, share and sign split at the calibrated threshold, the claim verdict at every false-positive
-    rate tried, how much of the contrast the padding causes, and where PAN sides skew."""
+    """The chapter's numbers as sentences computed from its tables (no number is typed by hand): per model the
+    count, share and sign split at the calibrated threshold, where the counts lie against our readings at every
+    false-positive rate tried, how much of the contrast the padding causes, and where PAN sides fall."""
     low, high = count_range
     lo_share, hi_share = CLAIM_SHARE_PCT / ABOUT_FACTOR, CLAIM_SHARE_PCT * ABOUT_FACTOR
     lines = [f"Our numeric readings, not the paper's numbers: 'dozens to hundreds' = {low}-{high} PANs per model "
-             f"(pans.CLAIM_COUNT_RANGE); 'about {CLAIM_SHARE_PCT:g}%' = {lo_share:g}-{hi_share:g}% of padded "
-             f"filters (within a factor pans.ABOUT_FACTOR = {ABOUT_FACTOR:g})."]
+             f"(claims.CLAIM_COUNT_RANGE); 'about {CLAIM_SHARE_PCT:g}%' = {lo_share:g}-{hi_share:g}% of padded "
+             f"filters (within a factor claims.ABOUT_FACTOR = {ABOUT_FACTOR:g}).", count_basis(summary)]
     calibrated = claim_check(summary, count_range=count_range).set_index("model")
     for _, r in summary.iterrows():
         c = calibrated.loc[r.model]
         lines.append(f"{r.model} at fpr {r.fpr:g} (tau = {r.tau:.2f}): {r.pans} PANs = {r.share_pct:.1f}% of "
-                     f"{r.filters} padded filters -> {c.verdict} ({low}-{high}); share "
-                     f"{'is' if c.about_2pct else 'is not'} about {CLAIM_SHARE_PCT:g}%; {r.fire} "
+                     f"{r.filters} padded filters, {c.count_vs_reading} {low}-{high}; share "
+                     f"{'inside' if c.about_2pct else 'outside'} {lo_share:g}-{hi_share:g}%; {r.fire} "
                      f"({r.fire_pct:.1f}% of filters) fire at the border, {r.silenced} ({r.silenced_pct:.1f}%) are "
                      f"silenced there.")
     claims = claim_check(summary, sensitivity, count_range=count_range)
-    groups = {"every": [], "some": [], "no": []}
     for fpr, g in claims.groupby("fpr", sort=True):
-        k = int(g.dozens_to_hundreds.sum())
-        lines.append(f"At fpr {fpr:g}: {k} of {len(g)} models have {low}-{high} PANs (counts {g.pans.min()}-"
-                     f"{g.pans.max()}, {g.share_pct.min():.1f}-{g.share_pct.max():.1f}% of filters); "
-                     f"{int(g.about_2pct.sum())} of {len(g)} have a share of about {CLAIM_SHARE_PCT:g}%.")
-        groups["every" if k == len(g) else "some" if k else "no"].append(f"{fpr:g}")
-    parts = [f"for {w} model at fpr {', '.join(v)}" for w, v in groups.items() if v]
-    lines.append("Verdict: 'dozens to hundreds' (our reading) holds " + "; ".join(parts) + (
-        ": whether the claim holds here depends on how strict the threshold is." if len(parts) > 1 else "."))
+        lines.append(f"At fpr {fpr:g}: {int(g.dozens_to_hundreds.sum())} of {len(g)} models have {low}-{high} PANs "
+                     f"(counts {g.pans.min()}-{g.pans.max()}, {g.share_pct.min():.1f}-{g.share_pct.max():.1f}% of "
+                     f"filters); {int(g.about_2pct.sum())} of {len(g)} have a share of {lo_share:g}-{hi_share:g}%.")
     if agreement is not None and len(agreement):
         a = agreement
         lines.append(f"The padding effect explains at least half of the contrast for "
@@ -174,53 +308,105 @@ def pan_findings(summary: pd.DataFrame, sensitivity: pd.DataFrame | None = None,
     return "\n".join(lines)
 
 
-def chapter_findings_box(learned: pd.DataFrame | None = None, summary: pd.DataFrame | None = None,
+LEARNED_SECTION = "are-pans-learned-the-random-initialisation-control"
+COUNT_SECTION = "how-many-pans-against-the-paper-s-claim"
+SIDE_SECTION = "which-sides-pytorch-padding-vs-tensorflow-same"
+NEEDED = ("the paper's detection criterion (its threshold, or its list of PANs per model): our count moves with "
+          "the detector's false-positive rate, and the paper's is unknown")
+NEEDED_SHARE = ("the summary's source and the detection criterion behind its share: our share moves with the "
+                "detector's false-positive rate")
+
+
+def chapter_findings_box(excess: pd.DataFrame | None = None, summary: pd.DataFrame | None = None,
                          sensitivity: pd.DataFrame | None = None, skew: pd.DataFrame | None = None,
                          fpr: float = DEFAULT_FPR) -> list:
-    """Chapter 1's findings, one :class:`padlib.chapters.findings.Finding` per claim: are PANs learned (against random
-    init), the paper's count and share (our readings, at the calibrated rate and the others), and whether
-    stride-2 PAN sides follow the padding those layers read. ``learned``: :func:`learned_pan_summary`;
-    ``summary``: :func:`pan_summary`; ``sensitivity``: :func:`threshold_sensitivity` rows of every model;
-    ``skew``: :func:`side_skew`. A claim whose tables are not given is left out (a section shows its own)."""
-
+    """Chapter 1's findings, one :class:`padlib.chapters.findings.Finding` per claim, each from its pre-specified
+    primary test. ``excess``: :func:`padlib.experiments.ch1_pans.learned_excess` (are PANs learned: the trained
+    share minus the random-init share, cluster bootstrap over layers, Holm over the models, against
+    :data:`LEARNED_EXCESS_SESOI_PCT`, every model); ``summary``: :func:`pan_summary` and ``sensitivity``:
+    :func:`threshold_sensitivity` rows of every model (the paper's count and the summary's share: not testable
+    here, with our counts at ``fpr`` and the rates at which they would fall in our readings); ``skew``:
+    :func:`side_skew` (stride-2 top/left share against 1/2 toward the read padding, Holm over the models, against
+    :data:`SIDE_SKEW_SESOI`, every model). A claim whose tables are not given is left out (a section shows its own)."""
     out = []
-    if learned is not None:
-        tr, ri = learned["learned trained %"], learned["learned random init % (max)"]
-        beyond = _learned_beyond_random_init(learned, fpr)
-        n = len(learned)
+    if excess is not None and len(excess):
+        v = learned_excess_verdicts(excess)
+        m = int((v.verdict != NOT_TESTABLE).sum())
+        det = v.detectable_pct.dropna()
         out.append(Finding(
-            verdict_of(beyond.mean()), "Trained networks have PANs beyond what random initialisation gives",
-            f"{int(beyond.sum())} of {n} models: {tr.min():.1f}-{tr.max():.1f}% of padded filters are learned "
-            f"PANs, against at most {ri.max():.1f}% in {int(learned.seeds.min())} random-init "
-            f"cop{'y' if int(learned.seeds.min()) == 1 else 'ies'} each",
-            "are-pans-learned-the-random-initialisation-control"))
-    if summary is not None and sensitivity is not None:
-        check = claim_check(summary, sensitivity)
+            judge_all(v.verdict), "Trained networks have PANs beyond what random initialisation gives",
+            f"the trained share of learned PANs above the random-init share by at least {LEARNED_EXCESS_SESOI_PCT:g} "
+            f"point of padded filters (our smallest effect of interest: the paper gives no number)",
+            "trained minus random-init share, points of padded filters: "
+            + ", ".join(f"{_short(r.model)} {r.excess_pct:+.1f} [{r.low_pct:.1f}, {r.high_pct:.1f}]"
+                        if np.isfinite(r.low_pct) else f"{_short(r.model)} {r.excess_pct:+.1f} (no interval)"
+                        for r in v.itertuples())
+            + f" (trained {v.trained_pct.min():.1f}-{v.trained_pct.max():.1f}%, random init "
+              f"{v.random_init_pct.min():.1f}-{v.random_init_pct.max():.1f}%, at fpr {fpr:g})",
+            evidence_scale(v.model, v.n_images.iloc[0], int(v.seeds.min())),
+            detectable=f"{det.min():.1f}-{det.max():.1f} points per model" if len(det) else "",
+            needed="" if m else "at least two padded layers per model, to resample",
+            test=(f"per model, the share difference's 95% cluster-bootstrap interval over its "
+                  f"{_span(v.layers.min(), v.layers.max())} padded layers, against 0; Holm over the {m} models, "
+                  "every model must pass; adjusted p " + ", ".join(
+                      f"{_short(r.model)} {_p(r.p_adj)}" for r in v.itertuples() if r.verdict != NOT_TESTABLE)),
+            note=_per_model_note(v),
+            section=LEARNED_SECTION))
+    if summary is not None and sensitivity is not None and len(summary):
         low, high = CLAIM_COUNT_RANGE
-        at = check[np.isclose(check.fpr.astype(float), fpr)]
-        rates = sorted(check.fpr.unique())
-        holds_at = [r for r in rates if check[check.fpr == r].dozens_to_hundreds.all()]
+        at = claim_check(summary, sensitivity)
+        at = at[np.isclose(at.fpr.astype(float), fpr)]
+        r = count_rates(sensitivity, summary)
+        tried = _rates(r["rates"])
+
+        def where(key, reading):
+            if not r[key]:
+                return f"no rate tried ({tried}) puts every model in {reading}"
+            return f"every model in {reading} at fpr {_rates(r[key], r['rates'])} (of the rates tried, {tried})"
+        n_img = int(summary.n_images.iloc[0])
+        scale = evidence_scale(summary.model, n_img)
         out.append(Finding(
-            verdict_of(at.dozens_to_hundreds.mean()),
-            f"'From dozens to hundreds' PANs per model (paper; our reading {low}-{high})",
-            f"at fpr {fpr:g}: {int(at.dozens_to_hundreds.sum())} of {len(at)} models, counts {int(at.pans.min())}-"
-            f"{int(at.pans.max())}; every model in range at fpr "
-            + (", ".join(f"{r:g}" for r in holds_at) or "none of " + ", ".join(f"{r:g}" for r in rates)),
-            "how-many-pans-against-the-paper-s-claim"))
+            NOT_TESTABLE, f"'From dozens to hundreds' PANs per model (paper; our reading {low}-{high})",
+            f"{low}-{high} PANs per model (our reading of the paper's words)",
+            f"{int(at.pans.min())}-{int(at.pans.max())} PANs per model at our pre-specified fpr {fpr:g} on {n_img} "
+            f"probe images ({int(at.dozens_to_hundreds.sum())} of {len(at)} models in {low}-{high}); "
+            + where("count", f"{low}-{high}"),
+            scale, needed=NEEDED, section=COUNT_SECTION))
+        lo_s, hi_s = CLAIM_SHARE_PCT / ABOUT_FACTOR, CLAIM_SHARE_PCT * ABOUT_FACTOR
         out.append(Finding(
-            verdict_of(at.about_2pct.mean()), "'About 2%' of filters (an unverified summary; our reading 1-4%)",
-            f"at fpr {fpr:g}: {int(at.about_2pct.sum())} of {len(at)} models, shares {at.share_pct.min():.1f}-"
-            f"{at.share_pct.max():.1f}%", "how-many-pans-against-the-paper-s-claim"))
+            NOT_TESTABLE, f"'About {CLAIM_SHARE_PCT:g}%' of filters (an unverified summary; our reading "
+                          f"{lo_s:g}-{hi_s:g}%)",
+            f"{lo_s:g}-{hi_s:g}% of padded filters (our reading of 'about {CLAIM_SHARE_PCT:g}%')",
+            f"{at.share_pct.min():.1f}-{at.share_pct.max():.1f}% at fpr {fpr:g} ({int(at.about_2pct.sum())} of "
+            f"{len(at)} models in {lo_s:g}-{hi_s:g}%); " + where("share", f"{lo_s:g}-{hi_s:g}%"),
+            scale, needed=NEEDED_SHARE, section=COUNT_SECTION))
     if skew is not None:
-        s2 = skew[skew.stride.astype(str) == "2"]
-        toward = s2.verdict == "toward the read padding"
+        v = skew_verdicts(skew)
+        claim = "Stride-2 PAN sides follow the padding those layers read (PyTorch: top/left; TF SAME: mostly bottom/right)"
+        if not len(v):
+            out.append(Finding(NOT_TESTABLE, claim, "", "", "no stride-2 padded layers scanned",
+                               needed="models with stride-2 padded convolutions", section=SIDE_SECTION))
+            return out
+        tested = v[v.verdict != NOT_TESTABLE]
+        verdict = judge_all(v.verdict)
+        det = (tested.detectable * 100).dropna()
         out.append(Finding(
-            verdict_of(toward.mean()) if len(s2) else "not here",
-            "Stride-2 PAN sides follow the padding those layers read (PyTorch: top/left; TF SAME: mostly bottom/right)",
-            f"{int(toward.sum())} of {len(s2)} models; top/left share of PAN sides "
-            + ", ".join(f"{r.model} {100 * r.top_left_share:.0f}% [{100 * r.ci_low:.0f}, {100 * r.ci_high:.0f}]"
-                        for r in s2.itertuples()),
-            "which-sides-pytorch-padding-vs-tensorflow-same"))
+            verdict, claim,
+            f"the top/left share of stride-2 PAN sides at least {100 * SIDE_SKEW_SESOI:.0f} points off 50%, "
+            f"toward the side whose padding the layers read (our smallest effect of interest)",
+            "top/left share of PAN sides: " + ", ".join(
+                f"{_short(r.model)} {_share(r.top_left_share, r.ci_low, r.ci_high)} "
+                f"(read padding {100 * r.read_top_left_share:.0f}% top/left)" for r in v.itertuples()),
+            evidence_scale(v.model, int(v.n_images.iloc[0]))
+            + f"; {_span(v.layers.min(), v.layers.max())} stride-2 layers with PAN sides per model",
+            detectable=(f"{det.min():.0f}-{det.max():.0f} points off 50%" if len(det) else ""),
+            needed="" if len(tested) else ("stride-2 layers that read their padding unevenly, with PAN sides on at "
+                                           "least two of them per model"),
+            test=("per model, the share's 95% cluster-bootstrap interval over its stride-2 layers, against 50% in "
+                  f"the direction of the read padding; Holm over the {len(tested)} models, every model must pass; "
+                  "adjusted p " + ", ".join(f"{_short(r.model)} {_p(r.p_adj)}" for r in tested.itertuples())),
+            note=_per_model_note(v) + "; a bootstrap over so few layers is rough",
+            section=SIDE_SECTION))
     return out
 
 
@@ -246,6 +432,34 @@ def planted_findings(check: pd.DataFrame, circular: pd.DataFrame, fpr: float) ->
     return "\n".join(lines)
 
 
+def shown(table: pd.DataFrame, columns: dict | None = None, transpose: bool = False, digits: int = 2) -> pd.DataFrame:
+    """A table as the chapter shows it, narrow enough for the page: the models' short names, only ``columns``
+    (``{column: shown name}``, in that order), rounded; ``transpose``: one column per model."""
+    out = table.copy()
+    if "model" in out:
+        out["model"] = out["model"].map(_short)
+    if columns:
+        out = out[list(columns)].rename(columns=columns)
+    if transpose:
+        out = out.set_index(out.columns[0]).T
+    return out.round(digits)
+
+
+def rate_table(summary: pd.DataFrame, sensitivity: pd.DataFrame, count_range: tuple[int, int] = CLAIM_COUNT_RANGE,
+               share: float = CLAIM_SHARE_PCT, about: float = ABOUT_FACTOR) -> pd.DataFrame:
+    """The counts at every false-positive rate tried, one row per rate and one column per model ("count (share
+    of padded filters)"), and whether every model's count and share lie in our readings of the paper's words."""
+    c = claim_check(summary, sensitivity, count_range, share, about)
+    c["cell"] = [f"{int(p)} ({v:.1f}%)" for p, v in zip(c.pans, c.share_pct)]
+    order = list(dict.fromkeys(c.model))
+    t = c.pivot(index="fpr", columns="model", values="cell")[order]
+    t.columns = [_short(m) for m in order]
+    low, high = count_range
+    t[f"all in {low}-{high}"] = c.groupby("fpr").dozens_to_hundreds.all()
+    t[f"all in {share / about:g}-{share * about:g}%"] = c.groupby("fpr").about_2pct.all()
+    return t
+
+
 def method_settings(std_floor: float = STD_FLOOR, min_explained: float = MIN_EXPLAINED,
                     fpr: float = DEFAULT_FPR) -> pd.DataFrame:
     """The constants of our formulation, as the chapter prints them (name in padlib, value, meaning)."""
@@ -263,5 +477,10 @@ def method_settings(std_floor: float = STD_FLOOR, min_explained: float = MIN_EXP
          "our reading of the paper's 'from dozens to hundreds' PANs per model"),
         ("CLAIM_SHARE_PCT x/÷ ABOUT_FACTOR", f"{CLAIM_SHARE_PCT:g}% x/÷ {ABOUT_FACTOR:g}",
          "our reading of the unverified 'about 2%' of filters"),
+        ("LEARNED_EXCESS_SESOI_PCT", LEARNED_EXCESS_SESOI_PCT, "our smallest effect of interest: trained minus "
+                                                               "random-init share of learned PANs, points"),
+        ("BOOTSTRAP_RESAMPLES", BOOTSTRAP_RESAMPLES, "resamples of layers in the primary tests' cluster bootstrap"),
+        ("SIDE_SKEW_SESOI", SIDE_SKEW_SESOI, "our smallest effect of interest: stride-2 top/left share of PAN "
+                                             "sides off 1/2, toward the read padding"),
     ], columns=["setting", "value", "meaning"])
 

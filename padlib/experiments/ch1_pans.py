@@ -8,7 +8,7 @@ from ..errors import PadlibError
 from ..padding import SIDES
 from ..pan_tables import _tables, side_counts
 from ..pans import PanScan, calibrate_tau, classify_pans, init_thresholds, learned_verdict, side_score
-from ..stats import interval_sign, spearman, wilson_interval
+from ..stats import cluster_ratio_bootstrap, spearman
 
 
 def _read_top_left_share(tables) -> pd.DataFrame:
@@ -28,37 +28,98 @@ def _read_top_left_share(tables) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def side_skew(tables) -> pd.DataFrame:
-    """Per model and stride: PAN-side flags per side, the share on top+left (with a 95% Wilson interval),
+BOOTSTRAP_RESAMPLES = 10000  # resamples of layers in the chapter's primary tests (cluster bootstrap)
+
+
+def _layer_side_flags(tables) -> pd.DataFrame:
+    """Per model, stride and padded layer: PAN-side flags per side (:func:`padlib.pan_tables.side_counts`, fire and
+    silenced together, a PAN counting once per flagged side), the flags on top+left, and the layer's filters."""
+    rows = []
+    for t in _tables(tables):
+        model = t.attrs.get("model", "")
+        for layer, g in t.groupby("layer", sort=False):
+            g = g.copy()
+            g.attrs["model"] = model
+            c = side_counts(g)
+            n = {s: int((c[c.side == s].fire + c[c.side == s].silenced).sum()) if len(c) else 0 for s in SIDES}
+            reads = {f"reads_{s}": bool(g[f"reads_{s}"].iloc[0]) if f"reads_{s}" in g else True for s in SIDES}
+            rows.append({"model": model, "layer": layer, "stride": str(g.stride.iloc[0]), "filters": len(g), **n,
+                         **reads})
+    out = pd.DataFrame(rows, columns=["model", "layer", "stride", "filters", *SIDES, *(f"reads_{s}" for s in SIDES)])
+    out["pan_sides"] = out[list(SIDES)].sum(axis=1)
+    out["top_left"] = out["top"] + out["left"]
+    return out
+
+
+def sides_by_read_padding(tables, stride: str = "2") -> pd.DataFrame:
+    """Exploratory, beside the primary side test: the stride-``stride`` layers grouped by the padding they read
+    (``reads``: "top/left only", "bottom/right only", "both"), with their PAN-side flags and how many of those lie
+    on the top/left; ``layers`` and ``models`` count the layers with PAN sides and their models."""
+    f = _layer_side_flags(tables)
+    f = f[f.stride == str(stride)].copy()
+    tl, br = f.reads_top | f.reads_left, f.reads_bottom | f.reads_right
+    f["reads"] = np.where(tl & ~br, "top/left only", np.where(br & ~tl, "bottom/right only", "both"))
+    rows = []
+    for reads in ("top/left only", "bottom/right only", "both"):
+        g = f[(f.reads == reads) & (f.pan_sides > 0)]
+        rows.append({"reads": reads, "layers": len(g), "models": g.model.nunique(),
+                     "pan_sides": int(g.pan_sides.sum()), "top_left": int(g.top_left.sum())})
+    return pd.DataFrame(rows)
+
+
+def side_skew(tables, n_boot: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> pd.DataFrame:
+    """Per model and stride: PAN-side flags per side, the share on top+left with a 95% cluster-bootstrap interval
+    over layers and its two-sided bootstrap p against 1/2 (``p_half``; :func:`padlib.stats.cluster_ratio_bootstrap`),
     and the share of the *read* padding that is on top+left (:func:`_read_top_left_share`).
 
-    ``verdict``: "toward the read padding" when the interval lies on the same side of 1/2 as the read share,
-    "against the read padding" when on the other side, "no clear skew" when it contains 1/2, and "all sides
-    read alike" when the read share is 1/2. (Flags of one PAN are not independent, e.g. a frame PAN flags all
-    four sides, so the interval is a rough guide, not an exact test.)
-    """
-    c = side_counts(tables)
-    c["n"] = c["fire"] + c["silenced"]
-    piv = c.pivot_table(index=["model", "stride"], columns="side", values="n", aggfunc="sum", fill_value=0)
-    piv = piv.reindex(columns=list(SIDES), fill_value=0)
-    piv.columns.name = None
-    piv["pan_sides"] = piv[list(SIDES)].sum(axis=1)
-    piv["top_left_share"] = (piv["top"] + piv["left"]) / piv["pan_sides"].clip(lower=1)
-    ci = [wilson_interval(tl, n) for tl, n in zip(piv["top"] + piv["left"], piv["pan_sides"])]
-    piv["ci_low"], piv["ci_high"] = [v[0] for v in ci], [v[1] for v in ci]
-    out = piv.reset_index().merge(_read_top_left_share(tables), on=["model", "stride"], how="left")
-
-    def verdict(r):
-        read = r.read_top_left_share
-        skew = int(interval_sign(r.ci_low - 0.5, r.ci_high - 0.5, r.top_left_share - 0.5))  # PAN sides vs 1/2
-        if not np.isfinite(read) or abs(read - 0.5) < 1e-9:
-            return "all sides read alike" + ("; PAN sides still off 1/2" if skew else "")
-        if skew:
-            return "toward the read padding" if skew * (read - 0.5) > 0 else "against the read padding"
-        return "no clear skew"
-
-    out["verdict"] = [verdict(r) for r in out.itertuples()]
+    The sides of one filter (a frame PAN flags four) and the filters of one layer (trained together, reading the
+    same padding) are not independent: resampling whole layers keeps each layer's flags together. ``layers``: how
+    many layers there are to resample (few at stride 2, so the interval is rough). ``predicted``: +1 when the
+    read padding leans to the top/left, -1 when to the bottom/right, 0 when every side is read alike."""
+    flags = _layer_side_flags(tables)
+    rows = []
+    for (model, stride), g in flags.groupby(["model", "stride"], sort=False):
+        test = cluster_ratio_bootstrap(g.top_left, g.pan_sides, null=0.5, n_boot=n_boot, seed=seed)
+        rows.append({"model": model, "stride": stride, **{s: int(g[s].sum()) for s in SIDES},
+                     "pan_sides": int(g.pan_sides.sum()), "layers": int((g.pan_sides > 0).sum()),
+                     "top_left_share": test.estimate, "ci_low": test.low, "ci_high": test.high, "p_half": test.p})
+    out = pd.DataFrame(rows).merge(_read_top_left_share(tables), on=["model", "stride"], how="left")
+    out["n_images"] = out.model.map({t.attrs.get("model", ""): int(t.attrs.get("n_images", 0)) for t in _tables(tables)})
+    read = out["read_top_left_share"] - 0.5
+    out["predicted"] = np.where(np.isfinite(read) & (np.abs(read) > 1e-9), np.sign(read), 0).astype(int)
     return out
+
+
+def learned_by_layer(parts: dict) -> pd.DataFrame:
+    """Per padded layer of one :func:`padlib.pans.learned_pan_control` (its ``{label: PanScan}``): the filters, the
+    trained network's learned PANs and the random-init copies' mean count (``random_init``, over ``seeds`` copies)."""
+    trained = parts["trained"].table
+    copies = [sc.table for label, sc in parts.items() if label != "trained"]
+    out = trained.groupby("layer", sort=False).agg(stride=("stride", "first"), filters=("channel", "size"),
+                                                   trained=("is_pan", "sum")).reset_index()
+    ri = [c.groupby("layer", sort=False).is_pan.sum() for c in copies]
+    out["random_init"] = (pd.concat(ri, axis=1).mean(axis=1).reindex(out.layer).to_numpy() if ri
+                          else np.nan)
+    out.insert(0, "model", parts["trained"].model_name)
+    out["seeds"], out["n_images"] = len(copies), parts["trained"].n_images
+    return out
+
+
+def learned_excess(by_layer: pd.DataFrame, n_boot: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> pd.DataFrame:
+    """The primary test of "trained networks have PANs beyond random initialisation", per model of
+    :func:`learned_by_layer` rows: the trained share of learned PANs minus the random-init copies' mean share (of
+    the padded filters), with a 95% cluster-bootstrap interval over layers (trained and random init resampled
+    together, layer by layer) and its two-sided bootstrap p against 0 (:func:`padlib.stats.cluster_ratio_bootstrap`)."""
+    rows = []
+    for model, g in by_layer.groupby("model", sort=False):
+        test = cluster_ratio_bootstrap(g.trained - g.random_init, g.filters, n_boot=n_boot, seed=seed)
+        rows.append({"model": model, "layers": len(g), "filters": int(g.filters.sum()),
+                     "seeds": int(g.seeds.iloc[0]), "n_images": int(g.n_images.iloc[0]),
+                     "trained_pct": 100.0 * g.trained.sum() / g.filters.sum(),
+                     "random_init_pct": 100.0 * g.random_init.sum() / g.filters.sum(),
+                     "excess_pct": 100.0 * test.estimate, "low_pct": 100.0 * test.low, "high_pct": 100.0 * test.high,
+                     "p": test.p})
+    return pd.DataFrame(rows)
 
 
 def threshold_curve(scan: PanScan, taus=None) -> pd.DataFrame:

@@ -6,7 +6,23 @@ import numpy as np
 
 from ..pan_tables import channel_view, explorer_channels
 from ..viz.common import _fig_png, _finish_panel_grid, _panel_grid, _plain_log_ticks
-from ..viz.style import _NETWORK_STYLE, _SIGN_COLORS, model_colour
+from ..viz.style import CONTROL, PAN_COLOUR, PRETRAINED, RANDOM_INIT, _SIGN_COLORS, model_colour
+
+# Chapter 1's roles in the book's colours: trained near-black, random init mid grey, the circular null light grey,
+# PANs pink; tau (a threshold, not a network) in blue and the reading of the paper's count as a yellow band.
+NETWORK_STYLE = {"trained": dict(color=PRETRAINED, lw=1.4), "random init": dict(color=RANDOM_INIT, lw=1.4),
+                 "circular null": dict(color=CONTROL, lw=1.0)}
+TAU_COLOUR = "#0072B2"
+CLAIM_BAND = dict(color="#F0E442", alpha=0.35, lw=0)
+
+
+def _label_overflow(ax, edge: float, counts: dict, y=None):
+    """Label a histogram's last bin, into which values above ``edge`` were clipped: how many of each series."""
+    over = [f"{n} {lab}" for lab, n in counts.items() if n]
+    if not over:
+        return
+    ax.annotate(f"last bin also holds the values\nbeyond {edge:.3g}: " + ", ".join(over), xy=(1.0, 1.0),
+                xycoords="axes fraction", ha="right", va="top", fontsize=7, color="0.25")
 
 
 def pan_counts_figure(summary, claim_range: tuple[int, int], claim_share: float):
@@ -17,17 +33,18 @@ def pan_counts_figure(summary, claim_range: tuple[int, int], claim_share: float)
     claim_low, claim_high = claim_range
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
     x = np.arange(len(summary))
-    a.axhspan(claim_low, claim_high, color="0.85",
-              label=f"paper: dozens to hundreds (our reading: {claim_low}-{claim_high})")
+    a.axhspan(claim_low, claim_high, label=f"paper: dozens to hundreds (our reading: {claim_low}-{claim_high})",
+              **CLAIM_BAND)
     a.bar(x - 0.2, summary["fire"], 0.4, color=_SIGN_COLORS[1], label="fire at the border")
     a.bar(x + 0.2, summary["silenced"], 0.4, color=_SIGN_COLORS[-1], label="silenced at the border")
-    a.plot(x, summary["pans"], "ko", label="all PANs")
+    a.plot(x, summary["pans"], "o", color=PAN_COLOUR, mec=PRETRAINED, mew=0.6, label="all PANs")
     a.set_yscale("log")
     _plain_log_ticks(a)
     a.set_ylabel("PANs (log)")
-    b.bar(x, summary["share_pct"], 0.6, color="0.4")
+    b.bar(x, summary["share_pct"], 0.6, color=PAN_COLOUR, label="all PANs")
     b.axhline(claim_share, color="k", ls="--", lw=1, label=f"unverified summary: about {claim_share:g}%")
     b.set_ylabel("PANs, % of padded filters")
+    b.set_ylim(bottom=0)
     for ax in (a, b):
         ax.set_xticks(x, [m.replace("tf_efficientnet_", "") for m in summary["model"]], fontsize=8)
         ax.legend(fontsize=7.5, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
@@ -48,10 +65,11 @@ def learned_pan_figure(control):
         ri = [control[(control.model == m) & (control.init == "random init")][col] for m in models]
         mean = np.array([r.mean() for r in ri])
         err = np.array([[m_ - r.min() for m_, r in zip(mean, ri)], [r.max() - m_ for m_, r in zip(mean, ri)]])
-        ax.bar(x - 0.2, tr, 0.4, color="#444444", label="trained")
-        ax.bar(x + 0.2, mean, 0.4, color="#bbbbbb", yerr=err, capsize=3, label="random init (mean, range)")
+        ax.bar(x - 0.2, tr, 0.4, color=PRETRAINED, label="trained")
+        ax.bar(x + 0.2, mean, 0.4, color=RANDOM_INIT, yerr=err, capsize=3, label="random init (mean, range)")
         ax.set_xticks(x, [m.replace("tf_efficientnet_", "effnet-") for m in models], fontsize=8)
         ax.set_ylabel("% of padded filters")
+        ax.set_ylim(bottom=0)
         ax.set_title(title, fontsize=9)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, frameon=False)
@@ -78,17 +96,17 @@ def learned_score_figure(scores, bins: int = 50):
                 continue
             w = np.full(len(v), 100.0 / (d.network == network).sum())  # % of that network's channels
             if network == "circular null":
-                ax.hist(v, edges, weights=w, color=_NETWORK_STYLE[network]["color"], alpha=0.6, label=network)
+                ax.hist(v, edges, weights=w, color=NETWORK_STYLE[network]["color"], label=network)
             else:
-                ax.hist(v, edges, weights=w, histtype="step", label=network, **_NETWORK_STYLE[network])
+                ax.hist(v, edges, weights=w, histtype="step", label=network, **NETWORK_STYLE[network])
         thr = d[d.network == "trained"].groupby("layer").init_side_threshold.first().dropna()
         if len(thr):
-            ax.axvspan(thr.quantile(0.1), thr.quantile(0.9), color="#e08214", alpha=0.12, lw=0,
+            ax.axvspan(thr.quantile(0.1), thr.quantile(0.9), color=RANDOM_INIT, alpha=0.18, lw=0,
                        label="random-init thresholds (10-90% of layers)")
-            ax.axvline(thr.median(), color="#e08214", ls="--", lw=1)
-        ax.axvline(d[d.network == "trained"].tau.iloc[0], color="#0072b2", lw=1.4, label="tau (trained, its null)")
+            ax.axvline(thr.median(), color=RANDOM_INIT, ls="--", lw=1)
+        ax.axvline(d[d.network == "trained"].tau.iloc[0], color=TAU_COLOUR, lw=1.4, label="tau (trained, its null)")
         if (d.network == "random init").any():
-            ax.axvline(d[d.network == "random init"].tau.mean(), color="#e08214", ls=":", lw=1.4,
+            ax.axvline(d[d.network == "random init"].tau.mean(), color=RANDOM_INIT, ls=":", lw=1.6,
                        label="tau (random init, its own null)")
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -106,13 +124,14 @@ def learned_depth_figure(profile):
     for ax, m in zip(axes, models):
         for network in ("trained", "random init"):
             d = profile[(profile.model == m) & (profile.network == network)].sort_values("rel_depth")
-            st = _NETWORK_STYLE[network]
+            st = NETWORK_STYLE[network]
             ax.plot(d.rel_depth, d.learned_pct, "-", color=st["color"], lw=1.3, label=f"{network}: learned PANs")
             ax.plot(d.rel_depth, d.padding_caused_pct, "--", color=st["color"], lw=0.9,
                     label=f"{network}: padding-caused")
         ax.set_title(m, fontsize=10)
         ax.set_xlabel("relative depth (0 = stem)", fontsize=9)
         ax.set_ylabel("% of the layer's filters", fontsize=9)
+        ax.set_ylim(bottom=0)
     return _finish_panel_grid(fig, axes, len(models), ncol=2, top=0.6)
 
 
@@ -124,12 +143,14 @@ def pan_threshold_curve_figure(curves, claim_range: tuple[int, int]):
     fig, axes = _panel_grid(len(models))
     for ax, m in zip(axes, models):
         d = curves[curves.model == m]
-        ax.plot(d["tau"], d["pans"], color="k", label="PANs (observed)")
-        ax.plot(d["tau"], d["null_exceed"], color="0.6", ls="--", label="null channels above tau")
-        ax.axvline(d["calibrated_tau"].iloc[0], color="C3", lw=1, label="calibrated tau")
-        ax.axhspan(*claim_range, color="0.9", zorder=0)
+        ax.plot(d["tau"], d["pans"], color=PAN_COLOUR, lw=1.6, label="PANs (observed)")
+        ax.plot(d["tau"], d["null_exceed"], color=CONTROL, ls="--", lw=2.0,
+                label="circular-null channels above tau")
+        ax.axvline(d["calibrated_tau"].iloc[0], color=TAU_COLOUR, lw=1, label="calibrated tau")
+        ax.axhspan(*claim_range, zorder=0, label="our reading of 'dozens to hundreds'", **CLAIM_BAND)
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=1)
+        ax.set_ylim(bottom=0)  # counts: no negative ticks
         ax.set_title(m, fontsize=10)
         ax.set_xlabel("threshold tau (interior std)")
         ax.set_ylabel("channels")
@@ -145,9 +166,10 @@ def pan_null_figure(scans, bins: int = 60):
         obs, null = sc.table["score"].to_numpy(), sc.null["score"].to_numpy()
         hi = max(np.quantile(obs, 0.999), sc.tau * 2)
         edges = np.linspace(0, hi, bins)
-        ax.hist(np.clip(null, 0, hi), edges, color="0.6", alpha=0.8, label="null (circular padding)")
-        ax.hist(np.clip(obs, 0, hi), edges, histtype="step", color="k", lw=1.2, label="observed (own padding)")
-        ax.axvline(sc.tau, color="C3", lw=1.2, label=f"tau = {sc.tau:.2f}")
+        ax.hist(np.clip(null, 0, hi), edges, color=CONTROL, label="null (circular padding)")
+        ax.hist(np.clip(obs, 0, hi), edges, histtype="step", color=PRETRAINED, lw=1.2, label="observed (own padding)")
+        ax.axvline(sc.tau, color=TAU_COLOUR, lw=1.2, label=f"tau = {sc.tau:.2f}")
+        _label_overflow(ax, edges[-1], {"observed": int((obs > edges[-1]).sum()), "null": int((null > edges[-1]).sum())})
         ax.set_yscale("log")
         ax.set_title(f"{sc.model_name} (tau = {sc.tau:.2f})", fontsize=10)
         ax.set_xlabel("max over sides |z| (interior std)")
@@ -208,8 +230,8 @@ def pan_effect_figure(tables):
     for ax, other, lab in ((a, e, "causal padding effect (own - replicate)"),
                            (b, zp, "weight-based prediction\nfrom measured input means")):
         ok = np.isfinite(other)
-        ax.scatter(z[ok & ~pan], other[ok & ~pan], s=2, color="0.6", alpha=0.4, label="other sides")
-        ax.scatter(z[ok & pan], other[ok & pan], s=2, color="C3", alpha=0.5, label="sides of PANs")
+        ax.scatter(z[ok & ~pan], other[ok & ~pan], s=2, color=PRETRAINED, alpha=0.15, label="other sides")
+        ax.scatter(z[ok & pan], other[ok & pan], s=2, color=PAN_COLOUR, alpha=0.5, label="sides of PANs")
         ax.plot([-lim, lim], [-lim, lim], "k--", lw=0.8)
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
@@ -227,18 +249,31 @@ def pan_map_gallery(scan, rows, ncols: int = 6, size: float = 1.7, title: str | 
     n = len(rows)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.6), squeeze=False)
+    # each row gets room for its two-line titles, so that no title overprints the maps above it
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, (size + 0.5) * nrows + 0.4), squeeze=False,
+                             layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for i, r in rows.iterrows():
         m = scan.maps[r.layer][int(r.channel)].numpy()
         dev = abs(m - r.interior_mean).max() or 1.0
         ax = axes.flat[i]
+        ax.axis("on")
+        ax.set_xticks([])
+        ax.set_yticks([])
         ax.imshow(m, cmap="RdBu_r", vmin=r.interior_mean - dev, vmax=r.interior_mean + dev)
-        label = (r.sides or "ordinary") + ("" if not r.is_pan else (" +" if r.sign > 0 else " -"))
-        ax.set_title(f"d{r.depth} c{int(r.channel)} s{r.stride}\n{label}", fontsize=7)
+        h, w = m.shape
+        pad = max(0.08 * max(h, w), 0.6)  # a white margin: the frame must not hide the border rows it is about
+        ax.set_xlim(-0.5 - pad, w - 0.5 + pad)
+        ax.set_ylim(h - 0.5 + pad, -0.5 - pad)
+        label = ("PAN " + r.sides + (" +" if r.sign > 0 else " -")) if r.is_pan else "ordinary"
+        for spine in ax.spines.values():  # PANs framed in the book's PAN colour, ordinary channels in light grey
+            spine.set_visible(True)
+            spine.set_color(PAN_COLOUR if r.is_pan else CONTROL)
+            spine.set_linewidth(2.5 if r.is_pan else 1.0)
+        ax.set_title(f"d{r.depth} c{int(r.channel)} s{r.stride}\n{label}", fontsize=7,
+                     color=PRETRAINED, pad=3)
     fig.suptitle(scan.model_name if title is None else title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -275,7 +310,7 @@ def pan_channel_figure(view, tau: float | None = None, title: str = ""):
     axes[3].bar(x + 0.2, [r[f"effect_{l}"] for l in locs], 0.4, color="C1", label="padding effect")
     if tau is not None:
         for v, lab in ((tau, "tau (sides)"), (-tau, None)):
-            axes[3].axhline(v, color="C3", lw=0.8, ls="--", label=lab)
+            axes[3].axhline(v, color=TAU_COLOUR, lw=0.8, ls="--", label=lab)
     axes[3].set_xticks(x, [l.replace("_", "-").replace("bottom", "bot") for l in locs], rotation=45, fontsize=7)
     axes[3].legend(fontsize=6)
     axes[3].set_title(f"scores: {r.sides or 'not a PAN'}" + (f" (sign {r.sign:+d})" if r.is_pan else ""),

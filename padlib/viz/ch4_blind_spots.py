@@ -39,7 +39,7 @@ def zoo_family_plot(by_family, top: int = 30):
     ax.set_yticks(y, [f"{f} ({n})" for f, n in zip(df["family"], df["models"])], fontsize=7)
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of the family's architectures")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig

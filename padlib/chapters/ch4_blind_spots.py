@@ -46,6 +46,11 @@ def constants_table() -> pd.DataFrame:
     return pd.DataFrame([{"constant": k, "value": v, "meaning": m} for k, (v, m) in CONSTANTS.items()])
 
 
+def constants_markdown() -> str:
+    """The readings declared above as a Markdown list (name, value, meaning), for the chapter's method section."""
+    return "\n".join(f"- `{k}` = {v:g}: {m}" for k, (v, m) in CONSTANTS.items())
+
+
 def _iv(mean, low, high, pct: bool = False) -> str:
     """An effect and its interval as printed: accuracy differences in points (``pct``), other measures to 3 digits."""
     if pct:

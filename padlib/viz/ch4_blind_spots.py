@@ -79,34 +79,43 @@ def zoo_sides_plot(zoo):
     return fig
 
 
-def mean_map_grid(maps_by_row: dict, layers=None, ncols: int = 7, size: float = 1.45, colorbar: bool = True):
+def mean_map_grid(maps_by_row: dict, layers=None, ncols: int = 7, size: float = 1.45, colorbar: bool = True,
+                  transpose: bool = False):
     """Rows of mean feature maps (one row per entry of ``maps_by_row``: label -> FeatureMaps or {layer: map}),
     ``ncols`` layers evenly spaced through depth, each map on its own colour scale (viridis) with its own colour
-    bar (its minimum and maximum marked) when ``colorbar``."""
+    bar (its minimum and maximum marked) when ``colorbar``. ``transpose``: one column per entry and one row per
+    depth instead (fewer, larger panels across the page)."""
     rows = list(maps_by_row.items())
     all_layers = list(rows[0][1].maps if hasattr(rows[0][1], "maps") else rows[0][1])
     idx = np.unique(np.linspace(0, len(all_layers) - 1, min(ncols, len(all_layers))).round().astype(int))
     width = size * (1.3 if colorbar else 1.0)
-    fig, axes = plt.subplots(len(rows), len(idx), figsize=(width * len(idx), size * len(rows) + 0.4), squeeze=False)
+    shape = (len(idx), len(rows)) if transpose else (len(rows), len(idx))
+    fig, axes = plt.subplots(*shape, figsize=(width * shape[1], size * shape[0] + 0.4), squeeze=False)
     for r, (label, fm) in enumerate(rows):
         maps = fm.maps if hasattr(fm, "maps") else fm
         names = list(maps)
         for c, i in enumerate(idx):
-            ax = axes[r, c]
+            ax = axes[c, r] if transpose else axes[r, c]
             name = (layers or names)[i] if i < len(layers or names) else names[-1]
             m = np.asarray(maps[name], dtype=float)
             im = ax.imshow(m, cmap="viridis", interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(f"{name}\n{m.shape[0]}x{m.shape[1]}" if r == 0 else f"{m.shape[0]}x{m.shape[1]}", fontsize=7)
-            if c == 0:
-                ax.set_ylabel(label, fontsize=8)
+            shape_text = f"{m.shape[0]}x{m.shape[1]}"
+            if transpose:
+                ax.set_title(f"{label}\n{shape_text}" if c == 0 else shape_text, fontsize=8)
+                if r == 0:
+                    ax.set_ylabel(name, fontsize=8)
+            else:
+                ax.set_title(f"{name}\n{shape_text}" if r == 0 else shape_text, fontsize=7)
+                if c == 0:
+                    ax.set_ylabel(label, fontsize=8)
             if colorbar:
                 lo, hi = float(np.nanmin(m)), float(np.nanmax(m))
                 cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
                 cb.set_ticks([lo, hi] if hi > lo else [lo])
                 cb.set_ticklabels([f"{v:.3g}" for v in ([lo, hi] if hi > lo else [lo])])
-                cb.ax.tick_params(labelsize=6, length=2)
+                cb.ax.tick_params(labelsize=7 if transpose else 6, length=2)
     fig.tight_layout()
     return fig
 

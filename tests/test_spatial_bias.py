@@ -8,7 +8,6 @@ import padlib
 from padlib.errors import PadlibError
 from padlib.preprocess import Preprocessing
 from padlib import blind_spot_maps
-from padlib.chapters import ch4_blind_spots as ch4_readings
 from padlib.viz import ch4_blind_spots as ch4_figures
 
 
@@ -241,45 +240,3 @@ def test_stimulus_recognition_and_selection():
     assert padlib.blind_spot_maps.select_stimuli(table, min_prob=0.05, k=1) == ["strong"]
     with pytest.raises(PadlibError, match="no stimulus is recognised"):
         padlib.blind_spot_maps.select_stimuli(table, min_prob=0.95)
-
-
-def _index(tb_leans, lr_leans=None):
-    import pandas as pd
-
-    n = len(tb_leans)
-    return pd.DataFrame({"left_right": [0.0] * n, "lean_tb": list(tb_leans), "lean_lr": list(lr_leans or [""] * n)})
-
-
-def test_compensation_rule_on_planted_lean_patterns():
-    """Each verdict from planted per-depth leans: follows, compensates, none; and the floor."""
-
-    flat = _index([""] * 8)
-    follows = {("m", "pretrained", "trained size"): _index(["top"] * 5 + [""] * 3),
-               ("m", "pretrained", "even size"): flat,
-               ("m", "random init", "trained size"): _index(["top"] * 6 + [""] * 2),
-               ("m", "random init", "even size"): flat}
-    compensates = {**follows, ("m", "pretrained", "even size"): _index(["bottom"] * 6 + ["top"] + [""])}
-    none = {**follows, ("m", "pretrained", "trained size"): _index(["top", "bottom", ""] + [""] * 5)}
-    below_floor = {**follows, ("m", "pretrained", "trained size"): _index(["top"] + [""] * 7)}
-    arithmetic_at_even = {**compensates, ("m", "random init", "even size"): _index(["bottom"] * 4 + [""] * 4)}
-    pred = {"m": {"tb": "top", "lr": ""}}
-    got = {name: ch4_readings.compensation_verdicts(ix, pred).verdict.tolist() for name, ix in
-           [("follows", follows), ("compensates", compensates), ("none", none), ("below_floor", below_floor),
-            ("arithmetic_at_even", arithmetic_at_even)]}
-    assert got == {"follows": ["follows"], "compensates": ["compensates"], "none": ["none"],
-                   "below_floor": ["none"], "arithmetic_at_even": ["follows"]}
-    assert ch4_readings.lean_score(_index(["top", "top", "bottom", ""]), "tb", "top") == 0.25
-    v = ch4_readings.compensation_verdicts(compensates, pred)
-    assert v.pretrained_even_size.iloc[0] == -5 / 8 and "compensates" in ch4_readings.compensation_lines(v)[0]
-
-
-def test_energy_lines_name_the_row_facing_the_read_padding():
-    import pandas as pd
-
-
-    e = pd.DataFrame([{"model": "m", "reads": "bottom/right", "energy_tb": 0.1, "energy_tb_init_min": -0.01,
-                       "energy_tb_init_max": 0.01, "energy_tb_differs": True, "energy_lr": -0.005,
-                       "energy_lr_init_min": -0.01, "energy_lr_init_max": 0.01, "energy_lr_differs": False}])
-    tb, lr = ch4_readings.energy_lines(e)
-    assert "less energy on the bottom row" in tb and "not beyond" not in tb
-    assert "more energy on the right column" in lr and lr.endswith("not beyond random init")

@@ -1,174 +1,447 @@
-"""Chapter 4's readings: compensation verdicts, blind-spot effect lines and the findings box."""
+"""Chapter 4's readings: one :class:`padlib.chapters.findings.Finding` per claim of Mind the Pad, each from the
+primary test(s) the chapter names before its results, and the sentences printed under its figures.
+
+Every claim has its own primary family: the tests listed in its ``*_finding`` function, Holm-adjusted within that
+family only (:func:`primary`), judged with :func:`padlib.chapters.findings.judge` against the claimed effect (our
+declared smallest effect of interest where the paper gives no number) and combined with ``judge_all`` when the
+claim is made of every model axis or every size. The same function gives the findings box line and the section
+line under the figure (:func:`chapter_findings_box` only collects them), so the two cannot disagree.
+"""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ..chapters.findings import Finding, verdict_of
-from ..experiments.ch4_blind_spots import EFFECT_FLOOR
+from ..chapters.findings import NOT_TESTABLE, Finding, judge, judge_all
+from ..stats import detectable_effect, holm_adjust
 
-LEAN_FLOOR = 0.25  # ours: a net lean over fewer than a quarter of the depths is no lean
-_OPPOSITE = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
+# Our readings of the paper's words, declared before any result (the paper gives no numbers for these claims).
+ALPHA = 0.05          # family-wise error rate of each claim's primary family (Holm)
+COMMON_SHARE = 0.5    # "common": uneven padding in more than half of the architecture families
+COMMON_MARGIN = 0.10  # the smallest excess over COMMON_SHARE we would call common (its equivalence margin)
+LEAN_SOI = 0.05       # smallest lean difference of interest, in spatial-bias index units (a border line's
+                      # deviation from the interior, over the map's mean |activation|)
+ENERGY_SOI = 0.02     # smallest shift of interest in a kernel's energy share (2% of its squared weight)
+BLIND_SOI = 0.02      # smallest accuracy difference of interest (2 points), for blind zones, sides and mitigations
+SMALL_OBJECT = 0.10   # an object is "small" when its side is at most this share of the canvas side
 
+SECTION_ZOO = "the-whole-timm-zoo"
+SECTION_LEAN = "following-or-compensating"
+SECTION_KERNELS = "the-stride-2-kernels"
+SECTION_MAPS = "accuracy-by-digit-position"
+SECTION_EFFECTS = "paired-effects"
+SECTION_MATCHED_KERNELS = "kernels-of-the-matched-networks"
 
-def lean_score(index, axis: str, toward: str) -> float:
-    """Net lean of a :func:`spatial_bias_index` table on ``axis`` ("tb" or "lr") toward side ``toward``: (depths
-    leaning toward it - depths leaning the other way) / depths, counting only leans beyond their t-test bound.
-    +1: every depth leans toward that side, -1: every depth leans away, 0: none leans or they cancel."""
-    col = f"lean_{axis}"
-    t = index[index["left_right"].notna()] if "left_right" in index else index
-    if not len(t) or toward not in _OPPOSITE:
-        return float("nan")
-    return float(((t[col] == toward).sum() - (t[col] == _OPPOSITE[toward]).sum()) / len(t))
-
-
-def compensation_verdicts(indices: dict, predicted: dict, floor: float = LEAN_FLOOR):
-    """Does training follow the uneven padding, compensate for it, or neither? (Mind the Pad's reading, our rule.)
-
-    ``indices``: {(model, init, size kind): spatial_bias_index table} with init "pretrained"/"random init" and
-    size kind "trained size"/"even size" (constant inputs: content-free maps); ``predicted``: {model: {"tb": side,
-    "lr": side}}, the side that reads more padding at the training size (:func:`predicted_lean`). Per model and
-    axis, with L the net lean toward that side (:func:`lean_score`) and ``floor`` the smallest net lean that counts:
-
-    - **compensates**: the pretrained model at the even size leans *away* from that side (L <= -floor) while the
-      random-init copies at the even size do not lean (|L| < floor): the weights carry a correction for the
-      padding they were trained with, which shows once the padding is even;
-    - **follows**: otherwise, the pretrained model at its training size leans toward that side (L >= floor), as
-      the arithmetic predicts;
-    - **none**: neither.
-    The random-init copies at the training size show what the arithmetic alone does (``init_trained``)."""
-    import pandas as pd
-
-    rows = []
-    for model, pred in predicted.items():
-        for axis, name in (("tb", "top/bottom"), ("lr", "left/right")):
-            side = pred.get(axis, "")
-            if not side:
-                continue
-            L = {k: lean_score(indices[(model, *k)], axis, side) if (model, *k) in indices else float("nan")
-                 for k in (("pretrained", "trained size"), ("pretrained", "even size"),
-                           ("random init", "trained size"), ("random init", "even size"))}
-            pre_t, pre_e = L[("pretrained", "trained size")], L[("pretrained", "even size")]
-            ini_t, ini_e = L[("random init", "trained size")], L[("random init", "even size")]
-            if pre_e <= -floor and abs(ini_e) < floor:
-                verdict = "compensates"
-            elif pre_t >= floor:
-                verdict = "follows"
-            else:
-                verdict = "none"
-            rows.append({"model": model, "axis": name, "reads_more": side, "pretrained_trained_size": pre_t,
-                         "pretrained_even_size": pre_e, "init_trained_size": ini_t, "init_even_size": ini_e,
-                         "verdict": verdict})
-    out = pd.DataFrame(rows)
-    out.attrs["floor"] = floor
-    return out
+CONSTANTS = {"ALPHA": (ALPHA, "family-wise error rate of each claim's primary family (Holm within the family)"),
+             "COMMON_SHARE": (COMMON_SHARE, "'common': uneven padding in more than this share of the families"),
+             "COMMON_MARGIN": (COMMON_MARGIN, "the smallest excess over COMMON_SHARE we would call common"),
+             "LEAN_SOI": (LEAN_SOI, "smallest lean difference of interest (spatial-bias index units)"),
+             "ENERGY_SOI": (ENERGY_SOI, "smallest shift of interest in a kernel's energy share"),
+             "BLIND_SOI": (BLIND_SOI, "smallest accuracy difference of interest (blind zone, side, mitigation)"),
+             "SMALL_OBJECT": (SMALL_OBJECT, "largest object side, as a share of the canvas side, called small")}
 
 
-def compensation_lines(verdicts, energy=None) -> list[str]:
-    """Plain sentences from :func:`compensation_verdicts` and, when given, :func:`padlib.kernels.row_energy_summary`."""
+def constants_table() -> pd.DataFrame:
+    """The readings declared above, for the chapter's method section."""
+    return pd.DataFrame([{"constant": k, "value": v, "meaning": m} for k, (v, m) in CONSTANTS.items()])
+
+
+def constants_markdown() -> str:
+    """The readings declared above as a Markdown list (name, value, meaning), for the chapter's method section."""
+    return "\n".join(f"- `{k}` = {v:g}: {m}" for k, (v, m) in CONSTANTS.items())
+
+
+def _iv(mean, low, high, pct: bool = False) -> str:
+    """An effect and its interval as printed: accuracy differences in points (``pct``), other measures to 3 digits."""
+    if pct:
+        return f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] points"
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def fmt_p(p: float) -> str:
+    """A p-value as printed: two significant digits, '< 0.001' below that, 'n/a' when unknown."""
+    if p is None or not np.isfinite(p):
+        return "n/a"
+    return "< 0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def primary(tests: pd.DataFrame, claimed, alpha: float = ALPHA) -> pd.DataFrame:
+    """One claim's primary family: Holm-adjusted p within the family (``p_adj``), each test's verdict
+    (:func:`judge` with ``claimed``, one value or one per row) and the smallest effect it detects at 80% power
+    at the first Holm step (``detectable``; ``n``: the sample size behind each interval, when the table has it)."""
+    t = tests.reset_index(drop=True).copy()
+    claimed = np.broadcast_to(np.asarray(claimed, dtype=float), (len(t),))
+    t["claimed"] = claimed
+    t["p_adj"] = holm_adjust(t["p"].to_numpy(dtype=float)) if len(t) else []
+    t["verdict"] = [judge(r.ci_low, r.ci_high, c, p=r.p_adj, alpha=alpha) for r, c in zip(t.itertuples(), claimed)]
+    m = max(len(t), 1)
+    ns = t["n"] if "n" in t else pd.Series([None] * len(t))
+    t["detectable"] = [detectable_effect(r.ci_low, r.ci_high, n=None if n is None or pd.isna(n) else int(n),
+                                         alpha=alpha / m) for r, n in zip(t.itertuples(), ns)]
+    t.attrs.update(tests.attrs)
+    t.attrs["family"] = len(t)
+    return t
+
+
+def direction_word(low: float, high: float, up: str, down: str, neither: str) -> str:
+    """The word for an interval's direction: ``up`` above 0, ``down`` below, ``neither`` when it straddles 0."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return neither
+    return up if low > 0 else down if high < 0 else neither
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Section 2: the zoo
+
+
+def zoo_finding(units: dict, numbers: dict | None = None) -> Finding:
+    """Common architectures pad unevenly: the share of families with uneven padding in most of their
+    architectures (:func:`padlib.experiments.ch4_blind_spots.zoo_units`) against :data:`COMMON_SHARE`; one test
+    (a binomial test over families, the independent unit), its Wilson interval judged with margin
+    :data:`COMMON_MARGIN`."""
+    from scipy.stats import binomtest
+
+    k, n = units["uneven_families"], units["families"]
+    p = float(binomtest(k, n, COMMON_SHARE).pvalue) if n else float("nan")
+    lo, hi = units["family_low"] - COMMON_SHARE, units["family_high"] - COMMON_SHARE
+    verdict = judge(lo, hi, COMMON_MARGIN, p=p) if n else NOT_TESTABLE
+    fixed = ""
+    if numbers:
+        fixed = (f"; a size within {units.get('max_distance') or '?'} px of the default pads evenly for "
+                 f"{numbers['uneven_fixed_by_nearest_size']} of the {numbers['uneven_at_default']} uneven ones")
+    observed = (f"{k} of {n} families ({units['family_share']:.0%}, 95% Wilson interval {units['family_low']:.0%} to "
+                f"{units['family_high']:.0%}); {units['uneven_architectures']} of {units['architectures']} "
+                f"architectures ({units['arch_share']:.0%}, {units['arch_low']:.0%} to {units['arch_high']:.0%})"
+                + fixed)
+    version = f"timm {numbers['timm_version']} " if numbers and numbers.get("timm_version") else "timm "
+    return Finding(verdict, "Common architectures pad unevenly at their default input size",
+                   f"more than {COMMON_SHARE:.0%} of the architecture families (our reading of 'common'; margin "
+                   f"{COMMON_MARGIN:.0%})", observed,
+                   f"every {version}architecture ({units['architectures']}, in {n} families), audited at its default "
+                   "size: padding arithmetic, no weights",
+                   detectable=f"{100 * detectable_effect(lo, hi):.0f} points of the family share",
+                   needed="" if n else "an audited zoo",
+                   test=f"share of families against {COMMON_SHARE:.0%}, binomial test over families, p {fmt_p(p)} "
+                        "(one test)", section=SECTION_ZOO)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Section 3: pretrained models against random init
+
+
+def _convention(side: str) -> str:
+    return "PyTorch" if side in ("top", "left") else "TF 'SAME'"
+
+
+def lean_finding(leans: pd.DataFrame) -> Finding:
+    """Mean maps lean toward the side that reads more padding, beyond what the padding arithmetic does to random
+    weights: per model axis, pretrained minus random-init lean at the training size (Welch), Holm over the axes,
+    each judged against +:data:`LEAN_SOI`; the claim is made of every axis (``judge_all``)."""
+    t = primary(leans, LEAN_SOI)
+    verdict = judge_all(t["verdict"])
+    observed = "; ".join(f"{r.model} {r.axis} (toward {r.toward}) {_iv(r.mean, r.ci_low, r.ci_high)}, "
+                         f"Holm p {fmt_p(r.p_adj)}" for r in t.itertuples())
+    models = list(dict.fromkeys(t["model"]))
+    conv = {r.model: _convention(r.toward) for r in t.itertuples()}
+    away = int((t["pre_even_high"] < 0).sum()) if len(t) else 0
+    return Finding(verdict, "Trained weights make mean feature maps lean further toward the side that reads more "
+                            "padding (pretrained minus random init, training size)",
+                   f"a lean beyond random init, toward that side (our reading; smallest effect of interest "
+                   f"{LEAN_SOI:+.2f} in index units)", observed or "no axis reads more padding on one side",
+                   f"{len(models)} pretrained ImageNet models ("
+                   + ", ".join(f"{m}, {conv[m]} padding" for m in models) + f"), {len(t)} model axes; "
+                   f"{int(t['pre_train_n'].max()) if len(t) else 0} image splits per model against "
+                   f"{int(t['init_train_n'].max()) if len(t) else 0} random-init seeds",
+                   detectable=_range(t["detectable"]) + " index units",
+                   needed="" if len(t) else "a model that pads unevenly",
+                   test=f"Welch t-test per model axis, Holm over the {len(t)} axes",
+                   note=f"at the even size the pretrained maps lean away from that side on {away} of {len(t)} axes "
+                        "(interval below 0; not a primary test)", section=SECTION_LEAN)
+
+
+def _dof(k: int) -> str:
+    return f"{k} degree of freedom" if k == 1 else f"{k} degrees of freedom"
+
+
+def _range(values) -> str:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return "n/a"
+    return f"{v.min():.3f}" if np.isclose(v.min(), v.max()) else f"{v.min():.3f} to {v.max():.3f}"
+
+
+def lean_lines(leans: pd.DataFrame) -> list[str]:
+    """One sentence per model axis: the pretrained and random-init leans toward the side that reads more padding,
+    at the training and the even size, and the primary difference with its Holm-adjusted p."""
+    t = primary(leans, LEAN_SOI)
+    sizes = leans.attrs.get("trained_sizes", {}), leans.attrs.get("even_sizes", {})
     lines = []
-    for r in verdicts.itertuples():
-        lines.append(f"{r.model}, {r.axis} (reads more padding: {r.reads_more}): {r.verdict}. Net lean toward "
-                     f"{r.reads_more}: pretrained {r.pretrained_trained_size:+.2f} at its size, "
-                     f"{r.pretrained_even_size:+.2f} at the even size; random init {r.init_trained_size:+.2f} and "
-                     f"{r.init_even_size:+.2f} (floor {verdicts.attrs.get('floor', LEAN_FLOOR):.2f}).")
-    return lines + (energy_lines(energy) if energy is not None else [])
-
-
-def energy_lines(energy) -> list[str]:
-    """Plain sentences from :func:`padlib.kernels.row_energy_summary`: where the stride-2 kernels put their
-    energy relative to the padding read more, against the random-init copies' range."""
-    lines = []
-    for r in energy.itertuples():
-        near = {"top/left": ("top", "left"), "bottom/right": ("bottom", "right")}.get(r.reads, ("", ""))
-        for col, axis, s in (("energy_tb", "top/bottom", near[0]), ("energy_lr", "left/right", near[1])):
-            v = getattr(r, col)
-            toward = (v > 0) == (s in ("top", "left"))
-            differs = getattr(r, f"{col}_differs")
-            lines.append(f"{r.model} stride-2 kernels, {axis}: {'more' if toward else 'less'} energy on the "
-                         f"{s} {'row' if col == 'energy_tb' else 'column'}, the one facing the padding read "
-                         f"more ({v:+.3f}; random init "
-                         f"{getattr(r, f'{col}_init_min'):+.3f} to {getattr(r, f'{col}_init_max'):+.3f})"
-                         + ("" if differs else ": not beyond random init"))
+    for r in t.itertuples():
+        word = direction_word(r.ci_low, r.ci_high, f"further toward {r.toward} than", f"less toward {r.toward} than",
+                              "no differently from (interval spans 0)")
+        lines.append(f"{r.model}, {r.axis}: at {sizes[0].get(r.model, 'the training size')} px the pretrained maps lean "
+                     f"{word} random init: {_iv(r.mean, r.ci_low, r.ci_high)} (pretrained "
+                     f"{_iv(r.pre_train, r.pre_train_low, r.pre_train_high)}, random init "
+                     f"{_iv(r.init_train, r.init_train_low, r.init_train_high)}; Holm p {fmt_p(r.p_adj)}). At "
+                     f"{sizes[1].get(r.model, 'the even size')} px: pretrained "
+                     f"{_iv(r.pre_even, r.pre_even_low, r.pre_even_high)}, random init "
+                     f"{_iv(r.init_even, r.init_even_low, r.init_even_high)}.")
     return lines
+
+
+def kernel_finding(kernels: pd.DataFrame) -> Finding:
+    """Pretrained stride-2 kernels put less energy toward the padding they read more than random-init copies:
+    per model axis (:func:`padlib.experiments.ch4_blind_spots.kernel_energy_tests`), Holm over the axes, each
+    judged against -:data:`ENERGY_SOI`; every axis (``judge_all``)."""
+    t = primary(kernels.rename(columns={"seeds": "n"}), -ENERGY_SOI)
+    verdict = judge_all(t["verdict"])
+    observed = "; ".join(f"{r.model} {r.axis} {_iv(r.mean, r.ci_low, r.ci_high)}, Holm p {fmt_p(r.p_adj)}"
+                         for r in t.itertuples())
+    models = list(dict.fromkeys(t["model"]))
+    return Finding(verdict, "Pretrained stride-2 kernels put less energy on the side that reads more padding than "
+                            "random-init kernels do",
+                   f"less energy toward that side than random init (our reading of the paper's asymmetric "
+                   f"weights; smallest effect of interest {-ENERGY_SOI:+.2f} energy share)",
+                   observed or "no uneven stride-2 layer",
+                   f"{len(models)} pretrained ImageNet models ({', '.join(models)}), {len(t)} model axes, against "
+                   f"{int(t['n'].max()) if len(t) else 0} random-init copies each",
+                   detectable=_range(t["detectable"]) + " energy share",
+                   needed="" if len(t) else "a model with uneven stride-2 layers",
+                   test=f"per model axis, the pretrained value against the random-init copies' spread (a t-test "
+                        f"of one new draw, {_dof(int(t['n'].max()) - 1 if len(t) else 0)}), Holm over the {len(t)} axes",
+                   note="the pretrained models were trained at one size only, so this cannot say that the uneven "
+                        "padding caused the lean (section 4 tests that)", section=SECTION_KERNELS)
+
+
+def kernel_lines(kernels: pd.DataFrame) -> list[str]:
+    """One sentence per model axis: where the pretrained stride-2 kernels put their energy relative to the side that
+    reads more padding, against the random-init copies."""
+    t = primary(kernels.rename(columns={"seeds": "n"}), -ENERGY_SOI)
+    lines = []
+    for r in t.itertuples():
+        row = "row" if r.axis == "top/bottom" else "column"
+        word = direction_word(r.ci_low, r.ci_high, "more", "less", "no more and no less (interval spans 0)")
+        lines.append(f"{r.model} stride-2 kernels, {r.axis} (reads more: {r.reads}): {word} energy on the {row} facing "
+                     f"the padding read more than random init: {_iv(r.mean, r.ci_low, r.ci_high)} (pretrained "
+                     f"{r.pretrained:+.3f}; random init {r.init_min:+.3f} to {r.init_max:+.3f} over {r.n} seeds; "
+                     f"Holm p {fmt_p(r.p_adj)})")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Section 4: matched networks
+
+
+def _reads_sign(reads: str) -> float:
+    """+1 when the uneven size reads the top/left padding (PyTorch), -1 for bottom/right (TF 'SAME')."""
+    return -1.0 if reads == "bottom/right" else 1.0
+
+
+def _matched_scale(attrs: dict, settings: dict | None, what: str) -> str:
+    s = settings or {}
+    seeds = attrs.get("seeds") or len(s.get("seeds", [])) or "?"
+    sizes = f"{attrs.get('uneven', '?')}- and {attrs.get('even', '?')}-px canvases"
+    digits = f", {s['digit_size']}-px digits" if s.get("digit_size") else ""
+    return f"small networks trained here: {seeds} seeds per cell, {what}, {sizes}{digits}"
+
+
+def matched_kernel_tests(energy_fx: pd.DataFrame) -> pd.DataFrame:
+    """The primary family of the matched kernel claim: zero padding, both axes, uneven minus even size, signed so
+    that > 0 is more energy on the row (column) facing the padding the uneven size reads."""
+    z = energy_fx[energy_fx["scheme"] == "zero"].copy()
+    sign = _reads_sign(energy_fx.attrs.get("reads", "top/left"))
+    z[["mean", "ci_low", "ci_high"]] = sign * z[["mean", "ci_low", "ci_high"]].to_numpy()
+    if sign < 0:
+        z[["ci_low", "ci_high"]] = z[["ci_high", "ci_low"]].to_numpy()
+    z["axis"] = z["metric"].map({"energy_tb": "top/bottom", "energy_lr": "left/right"})
+    z["n"] = energy_fx.attrs.get("seeds")
+    z.attrs.update(energy_fx.attrs)
+    return z
+
+
+def matched_kernel_finding(energy_fx: pd.DataFrame, settings: dict | None = None) -> Finding:
+    """Training at the uneven size moves kernel energy away from the padding read: zero padding, each axis,
+    uneven minus even size paired by seed (:func:`padlib.experiments.ch4_blind_spots.energy_effects`), Holm over
+    the two axes, each judged against -:data:`ENERGY_SOI`; both axes (``judge_all``)."""
+    t = primary(matched_kernel_tests(energy_fx), -ENERGY_SOI)
+    reads = energy_fx.attrs.get("reads", "top/left") or "top/left"
+    verdict = judge_all(t["verdict"])
+    observed = "; ".join(f"{r.axis} {_iv(r.mean, r.ci_low, r.ci_high)}, Holm p {fmt_p(r.p_adj)}"
+                         for r in t.itertuples())
+    return Finding(verdict, "Training at an uneven size moves kernel energy away from the padding it reads "
+                            "(matched networks, zero padding, uneven minus even size)",
+                   f"less energy on the row and column facing the {reads} padding (our reading of the paper's "
+                   f"Fig. 6b; smallest effect of interest {-ENERGY_SOI:+.2f} energy share)",
+                   observed + " (energy share on the side facing the padding read)",
+                   _matched_scale(energy_fx.attrs, settings, "zero padding, 3 stride-2 layers"),
+                   detectable=_range(t["detectable"]) + " energy share",
+                   test=f"paired t-test per axis over seeds, Holm over the {len(t)} axes", section=SECTION_MATCHED_KERNELS)
+
+
+def matched_energy_lines(energy_fx: pd.DataFrame) -> list[str]:
+    """Plain sentences for every scheme and axis of :func:`energy_effects`: the primary tests (zero padding) with
+    their Holm p, the other schemes as secondary comparisons with unadjusted intervals."""
+    t = primary(matched_kernel_tests(energy_fx), -ENERGY_SOI)
+    reads = energy_fx.attrs.get("reads", "top/left") or "top/left"
+    lines = []
+    for r in t.itertuples():
+        word = direction_word(r.ci_low, r.ci_high, "toward", "away from", "neither toward nor away from")
+        lines.append(f"Primary, zero padding, {r.axis}: the uneven size moves energy {word} the {reads} padding: "
+                     f"{_iv(r.mean, r.ci_low, r.ci_high)} (Holm p {fmt_p(r.p_adj)} over {len(t)} tests).")
+    sec = energy_fx[energy_fx["scheme"] != "zero"]
+    for r in sec.itertuples():
+        axis = "top/bottom" if r.metric == "energy_tb" else "left/right"
+        lines.append(f"Secondary, {r.scheme}, {axis}: {_iv(r.mean, r.ci_low, r.ci_high)} (top/left minus "
+                     f"bottom/right share, unadjusted p {fmt_p(r.p)}).")
+    return lines
+
+
+def blind_zone_tests(cells: pd.DataFrame) -> pd.DataFrame:
+    """The primary family of the blind-zone claim: the zero-padded networks' border deficit at each size."""
+    z = cells[(cells["metric"] == "border_deficit") & (cells["scheme"] == "zero")].copy()
+    return z.rename(columns={"seeds": "n"})
+
+
+def blind_zone_finding(cells: pd.DataFrame, settings: dict | None = None) -> Finding:
+    """A small object is recognised less near the border: the zero-padded networks' border deficit at each size
+    (:func:`blind_zone_tests`), Holm over the sizes, each against -:data:`BLIND_SOI`. Not testable here when the
+    design's objects are not small (digit side over :data:`SMALL_OBJECT` of the canvas side): a null there says
+    nothing about small objects, and no positive control shows that this design can show a blind zone."""
+    t = primary(blind_zone_tests(cells), -BLIND_SOI)
+    s = settings or {}
+    share = s["digit_size"] / min(s["sizes"]) if s.get("digit_size") and s.get("sizes") else float("nan")
+    observed = "; ".join(f"{int(r.size)} px {_iv(r.mean, r.ci_low, r.ci_high, pct=True)}, Holm p {fmt_p(r.p_adj)}"
+                         for r in t.itertuples()) + " (accuracy at the frame minus the interior)"
+    small = np.isfinite(share) and share <= SMALL_OBJECT
+    needed = "" if small else (
+        f"objects at most {SMALL_OBJECT:.0%} of the canvas side (here the digits are {s.get('digit_size')} px on a "
+        f"{min(s.get('sizes', [0]) or [0])}-px canvas, {share:.0%}), so that the few border rows whose outputs read "
+        "padding can hold a whole object, and a positive control: a trained network in the same design that does "
+        "show a blind zone")
+    verdict = judge_all(t["verdict"]) if small else NOT_TESTABLE
+    return Finding(verdict, "A small object is recognised less near the border (blind zone; matched networks, "
+                            "zero padding)",
+                   f"lower accuracy at the border (our reading; smallest effect of interest "
+                   f"{-100 * BLIND_SOI:+.0f} accuracy points)", observed,
+                   _matched_scale({"seeds": int(t["n"].max()) if len(t) else None,
+                                   "uneven": (s.get("sizes") or ["?"])[0], "even": (s.get("sizes") or ["?", "?"])[-1]},
+                                  s, "zero padding"),
+                   detectable=f"{100 * np.nanmin(t['detectable']):.1f} to {100 * np.nanmax(t['detectable']):.1f} "
+                              "accuracy points" if len(t) else "",
+                   needed=needed, test=f"t-test of the border deficit per size over seeds, Holm over the {len(t)} sizes",
+                   section=SECTION_MAPS)
+
+
+def blind_side_tests(effects: pd.DataFrame, reads: str = "top/left") -> pd.DataFrame:
+    """The primary family of the blind-side claim: zero padding, uneven minus even size, on the top-minus-bottom and
+    left-minus-right accuracy differences (``reads``: the side whose padding the uneven size reads more)."""
+    t = effects[(effects["effect"] == "size") & (effects["scheme"] == "zero") &
+                effects["metric"].isin(["top_minus_bottom", "left_minus_right"])].copy()
+    t["n"] = effects.attrs.get("seeds")
+    t.attrs.update(effects.attrs, reads=reads)
+    return t
+
+
+def blind_side_finding(effects: pd.DataFrame, reads: str = "top/left", settings: dict | None = None) -> Finding:
+    """Uneven padding makes one side blinder: the side whose padding the uneven size reads more loses accuracy
+    against its opposite side, uneven minus even size, per axis (:func:`blind_side_tests`), Holm over the two
+    axes, each against the claimed direction at :data:`BLIND_SOI`; both axes (``judge_all``)."""
+    t = primary(blind_side_tests(effects, reads), -_reads_sign(reads) * BLIND_SOI)
+    verdict = judge_all(t["verdict"])
+    observed = "; ".join(f"{r.metric.replace('_', ' ')} {_iv(r.mean, r.ci_low, r.ci_high, pct=True)}, Holm p "
+                         f"{fmt_p(r.p_adj)}" for r in t.itertuples())
+    near = "top and left" if _reads_sign(reads) > 0 else "bottom and right"
+    return Finding(verdict, "Uneven padding makes one side blinder (uneven minus even size, zero padding)",
+                   f"lower accuracy on the {near} sides, whose padding the uneven size reads (our reading; smallest "
+                   f"effect of interest {100 * BLIND_SOI:.0f} accuracy points)", observed,
+                   _matched_scale(effects.attrs, settings, "zero padding"),
+                   detectable=(f"{100 * np.nanmin(t['detectable']):.1f} to {100 * np.nanmax(t['detectable']):.1f} "
+                               "accuracy points") if len(t) else "n/a",
+                   test=f"paired t-test per axis over seeds, Holm over the {len(t)} axes",
+                   note="the digits are not small objects here (see the blind-zone line)", section=SECTION_EFFECTS)
+
+
+def mitigation_tests(effects: pd.DataFrame) -> pd.DataFrame:
+    """The primary family of the mitigation claim: at the uneven size, each scheme minus zero padding on the border
+    deficit (> 0: a smaller deficit), and zero padding's uneven minus even size (< 0: the even size has less)."""
+    uneven = effects.attrs.get("uneven")
+    pad = effects[(effects["effect"] == "padding") & (effects["metric"] == "border_deficit") &
+                  (effects["size"] == uneven)]
+    size = effects[(effects["effect"] == "size") & (effects["scheme"] == "zero") &
+                   (effects["metric"] == "border_deficit")]
+    t = pd.concat([pad, size], ignore_index=True)
+    t["claimed_sign"] = np.where(t["effect"] == "padding", 1.0, -1.0)
+    t["n"] = effects.attrs.get("seeds")
+    t.attrs.update(effects.attrs)
+    return t
+
+
+def mitigation_finding(cells: pd.DataFrame, effects: pd.DataFrame, settings: dict | None = None) -> Finding:
+    """Symmetric or circular padding, or the even size, shrinks the border deficit (trained that way). Its premise
+    is a border deficit under zero padding: without one (no zero-padded cell whose interval lies below 0) there is
+    nothing to shrink and the claim is not testable here. With one: :func:`mitigation_tests`, Holm over the family,
+    each against :data:`BLIND_SOI` in its own direction; every mitigation (``judge_all``)."""
+    zero = blind_zone_tests(cells)
+    premise = bool((zero["ci_high"] < 0).any())
+    tests = mitigation_tests(effects)
+    t = primary(tests, tests["claimed_sign"].to_numpy() * BLIND_SOI)
+    deficit = "; ".join(f"{int(r.size)} px {_iv(r.mean, r.ci_low, r.ci_high, pct=True)}" for r in zero.itertuples())
+    observed = "; ".join(f"{r.comparison}" + (f" at {int(r.size)} px" if r.effect == "padding" else "") +
+                         f" {_iv(r.mean, r.ci_low, r.ci_high, pct=True)}, Holm p {fmt_p(r.p_adj)}"
+                         for r in t.itertuples())
+    verdict = judge_all(t["verdict"]) if premise else NOT_TESTABLE
+    return Finding(verdict, "Symmetric or circular padding, or the even size, shrinks the border deficit "
+                            "(trained that way)",
+                   f"a smaller border deficit with each mitigation (our reading; smallest effect of interest "
+                   f"{100 * BLIND_SOI:.0f} accuracy points)",
+                   observed if premise else f"zero padding's border deficit: {deficit} (frame minus interior)",
+                   _matched_scale(effects.attrs, settings, "zero, symmetric and circular padding"),
+                   detectable=(f"{100 * np.nanmin(t['detectable']):.1f} to {100 * np.nanmax(t['detectable']):.1f} "
+                               "accuracy points") if premise and len(t) else "",
+                   needed="" if premise else (
+                       "a border deficit under zero padding to shrink: here no zero-padded network's frame is "
+                       "resolved below its interior; a design with small objects at the border that shows one"),
+                   test=f"paired t-test per mitigation over seeds, Holm over the {len(t)} mitigations",
+                   section=SECTION_EFFECTS)
+
+
+def effects_primary_rows(effects: pd.DataFrame, reads: str = "top/left") -> list[int]:
+    """Positions, in ``effects``, of the rows that are some claim's primary test (for the figure's bold labels)."""
+    keys = lambda t: set(zip(t["effect"], t["scheme"], t["metric"], t["size"].fillna(-1)))  # noqa: E731
+    primary_keys = keys(blind_side_tests(effects, reads)) | keys(mitigation_tests(effects))
+    return [i for i, k in enumerate(zip(effects["effect"], effects["scheme"], effects["metric"],
+                                        effects["size"].fillna(-1))) if k in primary_keys]
 
 
 def effect_lines(effects: pd.DataFrame) -> list[str]:
-    """Plain sentences: the resolved effects, and the smallest effect this design resolves."""
+    """The paired effects that are no claim's primary test, as secondary comparisons: how many intervals exclude 0
+    (unadjusted, so a few are expected by chance) and which."""
     lines = []
-    n = effects.attrs.get("n_tests", len(effects))
-    res = effects[effects["resolved"]]
-    for r in res.itertuples():
+    n = len(effects)
+    out = effects[(effects["ci_low"] > 0) | (effects["ci_high"] < 0)]
+    lines.append(f"{len(out)} of {n} paired differences have a 95% interval that excludes 0 (unadjusted; at "
+                 f"{1 - effects.attrs.get('level', 0.95):.0%} each, about {n * (1 - effects.attrs.get('level', 0.95)):.1f} "
+                 "would by chance).")
+    for r in out.itertuples():
         where = f"with {r.scheme} padding" if r.effect == "size" else f"at {int(r.size)} px"
-        lines.append(f"{r.comparison} on {r.metric.replace('_', ' ')} {where}: {r.mean:+.3f} "
-                     f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}] (Holm p {r.p_holm:.3g} over {n} tests)")
-    if res.empty:
-        lines.append(f"No effect is resolved (Holm's correction over {n} tests, floor "
-                     f"{effects.attrs.get('floor', EFFECT_FLOOR):.2f} accuracy).")
+        lines.append(f"{r.comparison} on {r.metric.replace('_', ' ')} {where}: "
+                     f"{_iv(r.mean, r.ci_low, r.ci_high, pct=True)} (unadjusted p {fmt_p(r.p)})")
     hw = effects["half_width"]
-    lines.append(f"Smallest effect resolved (interval half-width): {hw.min():.3f}-{hw.max():.3f} accuracy, "
-                 f"median {hw.median():.3f}; floor {effects.attrs.get('floor', EFFECT_FLOOR):.2f} accuracy.")
+    if len(hw):
+        lines.append(f"Interval half-widths: {100 * hw.min():.1f} to {100 * hw.max():.1f} accuracy points "
+                     f"(median {100 * hw.median():.1f}).")
     return lines
 
 
-def chapter_findings_box(zoo_numbers: dict | None, compensation: pd.DataFrame, energy_summary: pd.DataFrame,
-                         energy_fx: pd.DataFrame, cells: pd.DataFrame, effects: pd.DataFrame) -> list:
-    """Chapter 4's findings, one :class:`padlib.chapters.findings.Finding` per claim of Mind the Pad, from its tables: uneven
-    padding in the zoo; mean maps leaning toward the padding read (pretrained); learned compensation (maps at the
-    even size, kernel energy: pretrained against random init, and matched networks at the uneven vs even size);
-    blind spots at the border and on the side the padding leaves (matched networks); the mitigations."""
-
-    out = []
-    if zoo_numbers:
-        out.append(Finding("holds" if zoo_numbers["uneven_at_default"] else "not here",
-                           "Common architectures pad unevenly at their default input size",
-                           f"{zoo_numbers['uneven_at_default']} of {zoo_numbers['audited']} timm architectures "
-                           f"({zoo_numbers['share_uneven']:.0%}); a nearby size pads evenly for "
-                           f"{zoo_numbers['uneven_fixed_by_nearest_size']} of them", "the-whole-timm-zoo"))
-    floor = compensation.attrs.get("floor", 0.25)
-    toward = compensation["pretrained_trained_size"] >= floor
-    comp = compensation["verdict"] == "compensates"
-    out.append(Finding(verdict_of(toward.mean()),
-                       "Mean feature maps lean toward the side that reads more padding (pretrained, training size)",
-                       f"{int(toward.sum())} of {len(compensation)} model axes lean that way by at least {floor:g} "
-                       f"net (random-init copies: {int((compensation['init_trained_size'] >= floor).sum())} of "
-                       f"{len(compensation)}); {int(comp.sum())} of {len(compensation)} compensate instead (next "
-                       "line)", "following-or-compensating"))
-    uneven = energy_fx[energy_fx["scheme"] == "zero"]
-    moved = uneven[uneven["resolved"] & (uneven["mean"] < 0)]
-    pre_moved = [f"{r.model} {c.split('_')[1]} {getattr(r, c):+.3f}" for r in energy_summary.itertuples()
-                 for c in ("energy_tb", "energy_lr") if getattr(r, f"{c}_differs")]
-    n_pre = 2 * len(energy_summary)
-    lines = (f"pretrained stride-2 kernels beyond random init on {len(pre_moved)} of {n_pre} model axes "
-             f"({'; '.join(pre_moved) or 'none'}); matched networks, zero padding, {energy_fx.attrs.get('uneven')} - "
-             f"{energy_fx.attrs.get('even')} px: " + "; ".join(
-                 f"{r.metric.split('_')[1]} {r.mean:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]" for r in uneven.itertuples()))
-    share = (len(pre_moved) / max(n_pre, 1) + len(moved) / max(len(uneven), 1)) / 2
-    out.append(Finding(verdict_of(share),
-                       "Uneven padding leaves learned, asymmetric kernels that move energy away from the padding read",
-                       lines + (f"; pretrained maps lean the other way at the even size on {int(comp.sum())} of "
-                                f"{len(compensation)} axes" if len(compensation) else ""), "following-or-compensating"))
-    zero_cells = cells[(cells.metric == "border_deficit") & (cells.scheme == "zero")]
-    deficit = zero_cells[zero_cells["ci_high"] < -EFFECT_FLOOR]
-    out.append(Finding(verdict_of(len(deficit) / max(len(zero_cells), 1)),
-                       "A small object is recognised less near the border (blind zone; matched networks, zero padding)",
-                       "; ".join(f"{int(r.size)} px: {r.mean:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
-                                 for r in zero_cells.itertuples()) + " accuracy, frame minus interior",
-                       "blind-spots-in-networks-trained-at-the-size-they-are-tested-at"))
-    side = effects[(effects.effect == "size") & (effects.scheme == "zero") &
-                   effects.metric.isin(["top_minus_bottom", "left_minus_right"])]
-    out.append(Finding(verdict_of(side["resolved"].mean()) if len(side) else "not here",
-                       "Uneven padding makes one side blinder (uneven minus even size, zero padding)",
-                       "; ".join(f"{r.metric.replace('_', ' ')} {r.mean:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
-                                 for r in side.itertuples()) + f"; Holm over {effects.attrs.get('n_tests')} tests",
-                       "blind-spots-in-networks-trained-at-the-size-they-are-tested-at"))
-    mit = effects[((effects.effect == "padding") & (effects.metric == "border_deficit")) |
-                  ((effects.effect == "size") & (effects.scheme == "zero") & (effects.metric == "border_deficit"))]
-    helps = mit["resolved"] & np.where(mit.effect == "padding", mit["mean"] > 0, mit["mean"] < 0)
-    out.append(Finding(verdict_of(helps.mean()) if len(mit) else "not here",
-                       "Symmetric or circular padding, or the even size, shrinks the border deficit (trained that way)",
-                       f"resolved in {int(helps.sum())} of {len(mit)} comparisons; smallest effect resolved "
-                       f"{mit['half_width'].min():.3f}-{mit['half_width'].max():.3f} accuracy",
-                       "blind-spots-in-networks-trained-at-the-size-they-are-tested-at"))
+def chapter_findings_box(zoo_units_: dict | None, leans: pd.DataFrame, kernels: pd.DataFrame,
+                         energy_fx: pd.DataFrame, cells: pd.DataFrame, effects: pd.DataFrame,
+                         zoo_numbers: dict | None = None, settings: dict | None = None) -> list:
+    """Chapter 4's findings, one per claim of Mind the Pad, in the order of the chapter's sections; each comes
+    from the same ``*_finding`` function that the section under its figure shows."""
+    out = [zoo_finding(zoo_units_, zoo_numbers)] if zoo_units_ else []
+    out += [lean_finding(leans), kernel_finding(kernels), matched_kernel_finding(energy_fx, settings),
+            blind_zone_finding(cells, settings),
+            blind_side_finding(effects, energy_fx.attrs.get("reads") or "top/left", settings),
+            mitigation_finding(cells, effects, settings)]
     return out
-

@@ -1,5 +1,6 @@
 """Chapter 4's design: matched small networks trained at an uneven and an even size per scheme, accuracy maps over
-digit positions, paired effects, and the compensation indices of pretrained mean maps."""
+digit positions, paired effects; the zoo's units, and the lean and kernel tests of pretrained models against their
+random-init copies."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,36 +14,155 @@ from ..errors import PadlibError, check_type
 from ..experiments.digits import _upscaled_digits, digits_train_test, texture_backgrounds
 from ..experiments.training import default_workers, learning_curves, train_schemes
 from ..kernels import row_energy
-from ..stats import holm_adjust, t_test
+from ..spatial_bias import spatial_bias_index
+from ..stats import TTest, t_test, wilson_interval
 
 
-def _parse_maps_label(label: str) -> tuple[str, int, str]:
-    import re
+def welch_test(a, b, level: float = 0.95) -> TTest:
+    """Mean of ``a`` minus mean of ``b`` with Welch's ``level`` t-interval and two-sided p
+    (``scipy.stats.ttest_ind(equal_var=False)``); NaNs dropped. ``n`` is Welch's degrees of freedom plus one (the
+    sample size whose t quantiles the interval uses, for :func:`padlib.stats.detectable_effect`). Both samples
+    without spread: the difference is known exactly (:mod:`padlib.stats`' zero-variance rule). Fewer than two
+    values in either: NaN interval and p."""
+    from scipy import stats as _scipy
 
-    m = re.match(r"^(\S+) @(\d+) (.+)$", str(label))
-    if not m:
-        raise PadlibError(f"maps label '{label}' is not of the form 'MODEL @SIZE KIND'")
-    return m.group(1), int(m.group(2)), m.group(3)
+    a, b = (np.asarray(v, dtype=float).ravel() for v in (a, b))
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    n = min(len(a), len(b))
+    if len(a) < 2 or len(b) < 2:
+        d = float(a.mean() - b.mean()) if len(a) and len(b) else float("nan")
+        return TTest(d, float("nan"), float("nan"), float("nan"), n)
+    d = float(a.mean() - b.mean())
+    if np.ptp(a) <= 1e-12 and np.ptp(b) <= 1e-12:
+        return TTest(d, d, d, 1.0 if abs(d) <= 1e-12 else 0.0, n)
+    res = _scipy.ttest_ind(a, b, equal_var=False)
+    ci = res.confidence_interval(level)
+    return TTest(d, float(ci.low), float(ci.high), float(res.pvalue), int(round(float(res.df))) + 1)
 
 
-def compensation_indices(bias_tables: dict, trained_sizes: dict, even_sizes: dict, kind: str = "constant") -> dict:
-    """The ``indices`` of :func:`compensation_verdicts` from the chapter's ``bias_tables`` (labels 'MODEL @SIZE KIND',
-    KIND "constant" for the pretrained model and "constant, random init" for its random-init copies)."""
-    out = {}
-    for label, table in bias_tables.items():
-        model, size, k = _parse_maps_label(label)
-        init = "pretrained" if k == kind else "random init" if k == f"{kind}, random init" else None
-        which = ("trained size" if size == trained_sizes.get(model) else
-                 "even size" if size == even_sizes.get(model) else None)
-        if init and which:
-            out[(model, init, which)] = table
+def beyond_reference(value: float, reference, level: float = 0.95) -> TTest:
+    """One value (a pretrained network's) against the spread of a reference sample (its random-init copies, one
+    value per seed): ``value - mean(reference)`` with the t-interval of a new draw from the reference,
+    half-width t(n - 1) x sd x sqrt(1 + 1/n), and the p of that t statistic (n - 1 degrees of freedom). A small
+    p says the value is unlike a random-init draw. Fewer than two reference values: NaN interval and p."""
+    from scipy import stats as _scipy
+
+    r = np.asarray(reference, dtype=float).ravel()
+    r = r[np.isfinite(r)]
+    n = len(r)
+    if n < 2 or not np.isfinite(value):
+        return TTest(float(value - r.mean()) if n else float("nan"), float("nan"), float("nan"), float("nan"), n)
+    d = float(value - r.mean())
+    se = float(r.std(ddof=1) * np.sqrt(1 + 1 / n))
+    if se <= 1e-15:
+        return TTest(d, d, d, 1.0 if abs(d) <= 1e-12 else 0.0, n)
+    half = float(_scipy.t.ppf(0.5 + level / 2, n - 1)) * se
+    p = float(2 * _scipy.t.sf(abs(d) / se, n - 1))
+    return TTest(d, d - half, d + half, p, n)
+
+
+_AXES = {"tb": ("top/bottom", "top_bottom", "top", "bottom"), "lr": ("left/right", "left_right", "left", "right")}
+
+
+def split_leans(maps, axis: str, toward: str) -> np.ndarray:
+    """Per split of a :class:`padlib.spatial_bias.FeatureMaps` (an image split of a pretrained model, or one
+    random-init seed): the mean over depths of its :func:`padlib.spatial_bias_index` on ``axis`` ("tb" or "lr"),
+    signed so that > 0 leans toward side ``toward`` (our formulation of the lean of a network's mean maps)."""
+    if axis not in _AXES or toward not in _AXES[axis][2:]:
+        raise PadlibError(f"axis must be 'tb' or 'lr' and toward one of its sides, got {axis!r}, {toward!r}")
+    col, sign = _AXES[axis][1], (1.0 if toward == _AXES[axis][2] else -1.0)
+    split = maps.split_maps
+    layers = [l for l in maps.layers if l in split]
+    if not layers:
+        raise PadlibError("split_leans needs maps with splits (mean_feature_maps(splits=...) or random_init_maps)")
+    out = []
+    for k in range(split[layers[0]].shape[0]):
+        index = spatial_bias_index({l: split[l][k] for l in layers})
+        out.append(sign * float(np.nanmean(index[col].to_numpy(dtype=float))))
+    return np.array(out)
+
+
+def lean_tests(maps: dict, predicted: dict, trained_sizes: dict, even_sizes: dict, level: float = 0.95):
+    """The lean test of section 3, one row per model axis whose training size reads more padding on one side.
+
+    ``maps[(model, size, kind)]``: FeatureMaps with splits, ``kind`` "natural" (the pretrained model, image
+    splits) or "random init" (one split per seed); ``predicted[model] = {"tb": side, "lr": side}``: the side that
+    reads more padding at the training size. Per axis, the lean toward that side (:func:`split_leans`) of the
+    pretrained model and of its random-init copies, at the training size and at the even size (t-intervals over
+    splits or seeds), and the primary difference: pretrained minus random init at the training size (Welch)."""
+    rows = []
+    for model, pred in predicted.items():
+        for axis in ("tb", "lr"):
+            side = pred.get(axis, "")
+            if not side:
+                continue
+            row = {"model": model, "axis": _AXES[axis][0], "toward": side}
+            vals = {}
+            for which, size in (("train", trained_sizes[model]), ("even", even_sizes[model])):
+                for kind, key in (("natural", "pre"), ("random init", "init")):
+                    fm = maps.get((model, size, kind))
+                    v = split_leans(fm, axis, side) if fm is not None else np.array([])
+                    vals[(key, which)] = v
+                    r = t_test(v, level)
+                    row.update({f"{key}_{which}": r.mean, f"{key}_{which}_low": r.low,
+                                f"{key}_{which}_high": r.high, f"{key}_{which}_n": r.n})
+            d = welch_test(vals[("pre", "train")], vals[("init", "train")], level)
+            row.update({"mean": d.mean, "ci_low": d.low, "ci_high": d.high, "p": d.p, "n": d.n})
+            rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs.update(level=level, trained_sizes=dict(trained_sizes), even_sizes=dict(even_sizes))
     return out
+
+
+def kernel_energy_tests(energy: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """The pretrained kernel test of section 3, one row per model and axis, from
+    :func:`padlib.kernels.row_energy_with_control`: over the stride-2 layers that read uneven padding, the mean
+    energy share on the row (column) facing the side that reads more padding minus the one opposite (each layer
+    signed by its own reads: > 0 = more energy toward the padding read more), for the pretrained model against its
+    random-init copies (:func:`beyond_reference`, one value per seed)."""
+    rows = []
+    for model, g in energy.groupby("model", sort=False):
+        g = g[g["reads"] != "even"]
+        if g.empty:
+            continue
+        sign = np.where(g["reads"] == "top/left", 1.0, -1.0)
+        for col, axis in (("energy_tb", "top/bottom"), ("energy_lr", "left/right")):
+            s = g.assign(toward=sign * g[col].to_numpy(dtype=float))
+            pre = float(s.loc[s.init == "pretrained", "toward"].mean())
+            init = s[s.init == "random init"].groupby("seed")["toward"].mean().to_numpy()
+            r = beyond_reference(pre, init, level)
+            rows.append({"model": model, "axis": axis, "reads": g["reads"].mode().iloc[0],
+                         "layers": int((g.init == "pretrained").sum()), "pretrained": pre,
+                         "init_mean": float(init.mean()) if len(init) else float("nan"),
+                         "init_min": float(init.min()) if len(init) else float("nan"),
+                         "init_max": float(init.max()) if len(init) else float("nan"), "seeds": len(init),
+                         "mean": r.mean, "ci_low": r.low, "ci_high": r.high, "p": r.p})
+    out = pd.DataFrame(rows)
+    out.attrs["level"] = level
+    return out
+
+
+def zoo_units(zoo: pd.DataFrame, level: float = 0.95) -> dict:
+    """The zoo's uneven padding counted two ways: architectures (audited, uneven at the default size, Wilson
+    interval) and families (timm modules; a family counts as uneven when most of its audited architectures are;
+    Wilson interval over families, the independent unit: architectures of one family share their stem)."""
+    ok = zoo[zoo["status"] == "ok"]
+    uneven = ok["n_uneven"] > 0
+    per_family = uneven.groupby(ok["family"]).mean()
+    k_arch, n_arch = int(uneven.sum()), int(len(ok))
+    k_fam, n_fam = int((per_family > 0.5).sum()), int(len(per_family))
+    a_lo, a_hi = wilson_interval(k_arch, n_arch, level)
+    f_lo, f_hi = wilson_interval(k_fam, n_fam, level)
+    return {"architectures": n_arch, "uneven_architectures": k_arch, "arch_share": k_arch / max(n_arch, 1),
+            "arch_low": a_lo, "arch_high": a_hi, "families": n_fam, "uneven_families": k_fam,
+            "family_share": k_fam / max(n_fam, 1), "family_low": f_lo, "family_high": f_hi,
+            "families_any_uneven": int((per_family > 0).sum()), "level": level,
+            "max_distance": zoo.attrs.get("max_distance")}
 
 
 SCHEMES = ("zero", "symmetric", "circular")
 SIZES = (48, 49)
 EDGE = 1  # positions within this many grid steps of a border count as "at the border"
-EFFECT_FLOOR = 0.02  # ours: a paired difference under 2 accuracy points is no effect, whatever its p-value
 
 
 def position_grid(size: int, digit_size: int, step: int) -> list[int]:
@@ -201,15 +321,19 @@ def matched_study(sizes=SIZES, schemes=SCHEMES, seeds=(0, 1, 2, 3, 4), n_train: 
                         pd.concat(energy, ignore_index=True), settings, seconds)
 
 
-def energy_effects(energy: pd.DataFrame, level: float = 0.95, floor: float = 0.02) -> pd.DataFrame:
-    """The compensation test on matched networks: per scheme, the mean top-minus-bottom (left-minus-right) energy
+def energy_effects(energy: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """The kernel test on matched networks: per scheme, the mean top-minus-bottom (left-minus-right) energy
     share of the stride-2 kernels (:func:`padlib.kernels.row_energy`) at the uneven size minus the even size,
-    paired by seed, with a t-interval and Holm's correction across the tests; ``resolved`` needs the floor too.
-    Uneven PyTorch padding reads the top/left padding, so a kernel that moves energy away from it gives < 0."""
+    paired by seed, with a t-interval and its unadjusted p (the chapter's readings pick the primary tests and
+    adjust them within their family). ``reads``: the side whose padding the stride-2 layers read more at the
+    uneven size (PyTorch zero padding: top/left), so a kernel that moves energy away from it gives < 0 there."""
     sizes = sorted(energy["size"].unique())
     uneven = next((s for s in sizes if s % 2 == 0), sizes[0])
     even = next((s for s in sizes if s != uneven), sizes[-1])
     per = energy.groupby(["size", "scheme", "seed"])[["energy_tb", "energy_lr"]].mean().sort_index()
+    at_uneven = energy.loc[(energy["size"] == uneven) & (energy["reads"] != "even"), "reads"] \
+        if "reads" in energy else pd.Series([], dtype=object)
+    reads = at_uneven.mode().iloc[0] if len(at_uneven) else ""
     rows = []
     for scheme in energy["scheme"].unique():
         for col in ("energy_tb", "energy_lr"):
@@ -220,22 +344,20 @@ def energy_effects(energy: pd.DataFrame, level: float = 0.95, floor: float = 0.0
                          "uneven_mean": float(per.loc[(uneven, scheme)][col].mean()),
                          "even_mean": float(per.loc[(even, scheme)][col].mean())})
     out = pd.DataFrame(rows)
-    out["p_holm"] = holm_adjust(out["p"].to_numpy())
-    out["resolved"] = (out["p_holm"] < 1 - level) & (out["mean"].abs() >= floor)
-    out.attrs.update(uneven=uneven, even=even, floor=floor)
+    out.attrs.update(uneven=uneven, even=even, level=level, reads=reads, seeds=int(per.groupby(level=2).ngroups))
     return out
 
 
 def paired_effects(summary: pd.DataFrame, even: int | None = None, uneven: int | None = None,
-                   baseline: str = "zero", level: float = 0.95, floor: float = EFFECT_FLOOR) -> pd.DataFrame:
-    """The effects the chapter tests, each a difference paired by seed with a t-interval, Holm-adjusted together:
+                   baseline: str = "zero", level: float = 0.95) -> pd.DataFrame:
+    """The effects the chapter measures, each a difference paired by seed with a t-interval and its unadjusted p
+    (the chapter's readings name the primary tests and adjust them within their own family):
 
     - size: (uneven size) - (even size), per scheme, on ``top_minus_bottom``, ``left_minus_right`` (the lean the
       uneven padding should leave) and ``border_deficit``;
     - padding: (scheme) - (``baseline``), per size, on ``border_deficit`` and ``worst_drop`` (what a mitigation
       should change).
-    ``half_width`` is the interval's half-width: the smallest difference this design resolves. An effect is
-    ``resolved`` when its Holm-adjusted p is below 1 - ``level`` and its size is at least ``floor``."""
+    ``half_width`` is the interval's half-width."""
     sizes = sorted(summary["size"].unique())
     uneven = uneven if uneven is not None else next((s for s in sizes if s % 2 == 0), sizes[0])
     even = even if even is not None else next((s for s in sizes if s != uneven), sizes[-1])
@@ -260,9 +382,8 @@ def paired_effects(summary: pd.DataFrame, even: int | None = None, uneven: int |
         mean, lo, hi, p, _ = t_test(t.pop("d"), level)
         rows.append({**t, "mean": mean, "ci_low": lo, "ci_high": hi, "half_width": (hi - lo) / 2, "p": p})
     out = pd.DataFrame(rows)
-    out["p_holm"] = holm_adjust(out["p"].to_numpy())
-    out["resolved"] = (out["p_holm"] < 1 - level) & (out["mean"].abs() >= floor)
-    out.attrs.update(even=even, uneven=uneven, level=level, n_tests=len(out), floor=floor)
+    out.attrs.update(even=even, uneven=uneven, level=level, n_tests=len(out),
+                     seeds=int(summary["seed"].nunique()))
     return out
 
 

@@ -7,29 +7,55 @@ import numpy as np
 from ..audit import padding_audit
 from ..spatial_bias import constant_inputs, depth_layers, mean_feature_maps
 from ..viz.common import _finish_panel_grid, _panel_grid
-from ..viz.style import _LEAN_BARS, scheme_colour
+from ..viz.style import PRETRAINED, RANDOM_INIT, colour_name, scheme_colour
+
+# This chapter's bar styles: the role colours (pretrained near-black, random init mid grey, as on every page), the
+# even input size hatched; the zoo's counts in dark grey (no role, model or scheme: none of their colours).
+LEAN_BARS = (("pre", "train", "pretrained, training size", PRETRAINED, ""),
+             ("pre", "even", "pretrained, even size", PRETRAINED, "////"),
+             ("init", "train", "random init, training size", RANDOM_INIT, ""),
+             ("init", "even", "random init, even size", RANDOM_INIT, "////"))
+ZOO_COLOUR = "#555555"
+COLOUR_WORDS = {ZOO_COLOUR: "dark grey"}
+
+
+def colour_word(colour: str) -> str:
+    """The word the prose uses for a colour of this chapter's figures (the book's :func:`colour_name`)."""
+    return COLOUR_WORDS.get(colour) or colour_name(colour)
 
 # ---------------------------------------------------------------------------------------------------------
 # Chapter 4 (spatial-bias blind spots): plots for padlib.audit and padlib.spatial_bias
 
 
 def zoo_family_plot(by_family, top: int = 30):
-    """Per family (most models first): share with uneven padding at the default size, and share that is even
-    at the nearest size found; bar labels give the number of models."""
-    import numpy as np
-
+    """Per family (most models first): share with uneven padding at the default size (solid dark grey), and share
+    that is even at the default or the nearest size found (hatched); the labels give the number of models."""
     df = by_family.head(top).iloc[::-1]
     y = np.arange(len(df))
     fig, ax = plt.subplots(figsize=(7.5, 0.24 * len(df) + 1.2))
-    ax.barh(y + 0.2, df["uneven_at_default"], 0.4, color="tab:red", label="uneven padding at default size")
-    ax.barh(y - 0.2, df["even_at_nearest"], 0.4, color="tab:green", label="even at the default or a nearby size")
+    ax.barh(y + 0.2, df["uneven_at_default"], 0.4, color=ZOO_COLOUR, label="uneven padding at default size")
+    ax.barh(y - 0.2, df["even_at_nearest"], 0.4, color="white", edgecolor=ZOO_COLOUR, hatch="////", lw=0.6,
+            label="even at the default or a nearby size")
     ax.set_yticks(y, [f"{f} ({n})" for f, n in zip(df["family"], df["models"])], fontsize=7)
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of the family's architectures")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def zoo_family_caption() -> str:
+    """The prose under :func:`zoo_family_plot`, its colour words taken from the figure's colours."""
+    return (f"Each pair of bars is one family (number of architectures in brackets): the solid "
+            f"{colour_word(ZOO_COLOUR)} bar is the share whose padding is uneven at the default input size, the "
+            "hatched bar the share that pads evenly at the default size or at a size within `max_distance` pixels "
+            "of it (architectures without uneven padding count as even, whatever their input shape). Families "
+            "without padded stride-2 layers (most plain vision transformers, whose patch embedding has no padding) "
+            "have no solid bar. Where the solid bar is long and the hatched one as long, the unevenness is the "
+            "224-vs-225 kind that a one-pixel change of input size removes; a shorter hatched bar marks "
+            "architectures with no even size nearby (fixed input sizes, explicit asymmetric pads, or resizing "
+            "inside the model).")
 
 
 def zoo_sides_plot(zoo):
@@ -38,40 +64,58 @@ def zoo_sides_plot(zoo):
     ok = zoo[(zoo["status"] == "ok") & (zoo["n_uneven"] > 0)]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 2.8))
     sides = ok["extra_sides"].replace("", "none").value_counts()
-    a.bar(range(len(sides)), sides.values, color="tab:purple")
+    a.bar(range(len(sides)), sides.values, color=ZOO_COLOUR)
     a.set_xticks(range(len(sides)), sides.index, rotation=30, ha="right", fontsize=7)
     a.set_ylabel("uneven architectures")
+    a.set_ylim(bottom=0)
     a.set_title("sides reading more padding", fontsize=9)
     dist = ok["even_distance"].dropna()
-    b.hist(dist, bins=range(0, int(dist.max() if len(dist) else 1) + 2), color="tab:green", align="left")
+    b.hist(dist, bins=range(0, int(dist.max() if len(dist) else 1) + 2), color=ZOO_COLOUR, align="left")
     b.set_xlabel("|nearest even size - default size| (px)")
+    b.set_ylabel("uneven architectures")
+    b.set_ylim(bottom=0)
     b.set_title(f"nearest even size ({len(dist)} found, {len(ok) - len(dist)} none)", fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def mean_map_grid(maps_by_row: dict, layers=None, ncols: int = 7, size: float = 1.25):
+def mean_map_grid(maps_by_row: dict, layers=None, ncols: int = 7, size: float = 1.45, colorbar: bool = True,
+                  transpose: bool = False):
     """Rows of mean feature maps (one row per entry of ``maps_by_row``: label -> FeatureMaps or {layer: map}),
-    ``ncols`` layers evenly spaced through depth, each map on its own colour scale (viridis)."""
-    import numpy as np
-
+    ``ncols`` layers evenly spaced through depth, each map on its own colour scale (viridis) with its own colour
+    bar (its minimum and maximum marked) when ``colorbar``. ``transpose``: one column per entry and one row per
+    depth instead (fewer, larger panels across the page)."""
     rows = list(maps_by_row.items())
     all_layers = list(rows[0][1].maps if hasattr(rows[0][1], "maps") else rows[0][1])
     idx = np.unique(np.linspace(0, len(all_layers) - 1, min(ncols, len(all_layers))).round().astype(int))
-    fig, axes = plt.subplots(len(rows), len(idx), figsize=(size * len(idx), size * len(rows) + 0.4), squeeze=False)
+    width = size * (1.3 if colorbar else 1.0)
+    shape = (len(idx), len(rows)) if transpose else (len(rows), len(idx))
+    fig, axes = plt.subplots(*shape, figsize=(width * shape[1], size * shape[0] + 0.4), squeeze=False)
     for r, (label, fm) in enumerate(rows):
         maps = fm.maps if hasattr(fm, "maps") else fm
         names = list(maps)
         for c, i in enumerate(idx):
-            ax = axes[r, c]
+            ax = axes[c, r] if transpose else axes[r, c]
             name = (layers or names)[i] if i < len(layers or names) else names[-1]
-            m = maps[name]
-            ax.imshow(m, cmap="viridis", interpolation="nearest")
+            m = np.asarray(maps[name], dtype=float)
+            im = ax.imshow(m, cmap="viridis", interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(f"{name}\n{m.shape[0]}x{m.shape[1]}" if r == 0 else f"{m.shape[0]}x{m.shape[1]}", fontsize=7)
-            if c == 0:
-                ax.set_ylabel(label, fontsize=8)
+            shape_text = f"{m.shape[0]}x{m.shape[1]}"
+            if transpose:
+                ax.set_title(f"{label}\n{shape_text}" if c == 0 else shape_text, fontsize=8)
+                if r == 0:
+                    ax.set_ylabel(name, fontsize=8)
+            else:
+                ax.set_title(f"{name}\n{shape_text}" if r == 0 else shape_text, fontsize=7)
+                if c == 0:
+                    ax.set_ylabel(label, fontsize=8)
+            if colorbar:
+                lo, hi = float(np.nanmin(m)), float(np.nanmax(m))
+                cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+                cb.set_ticks([lo, hi] if hi > lo else [lo])
+                cb.set_ticklabels([f"{v:.3g}" for v in ([lo, hi] if hi > lo else [lo])])
+                cb.ax.tick_params(labelsize=7 if transpose else 6, length=2)
     fig.tight_layout()
     return fig
 
@@ -107,12 +151,10 @@ def _ch4_map_caption(title: str, m) -> str:
 
 
 def _ch4_audit_html(audit, layer: str) -> str:
-    cols = ["layer", "op", "in_h", "kernel", "stride", "pad_top", "pad_bottom", "read_top", "read_bottom",
-            "pad_left", "pad_right", "read_left", "read_right", "uneven", "extra_sides"]
     rows = audit[(audit["layer"] == layer) | audit["layer"].str.startswith(layer + ".")] if len(audit) else audit
     if not len(rows):
         return f"<p style='font-size:11px'>no layer inside <code>{layer}</code> pads</p>"
-    return rows[cols].to_html(index=False, border=0).replace("<table", "<table style='font-size:10px'")
+    return audit_rows_table(rows).to_html(index=False, border=0).replace("<table", "<table style='font-size:10px'")
 
 
 def feature_map_explorer(maps: dict, audits: dict):
@@ -172,54 +214,80 @@ def live_feature_map_explorer(models: dict, sizes=(224, 225), level: float = 0.5
     return widgets.interactive(show, model=model_dd, layer=layer_dd, size=size_sl)
 
 
-def compensation_figure(verdicts):
-    """Per model (panel): the net lean toward the side that reads more padding (:func:`padlib.spatial_bias.
-    lean_score`) on each axis, for the pretrained model and its random-init copies at the training size and the
-    even size; the grey band is the floor below which a lean does not count."""
-    models = list(dict.fromkeys(verdicts["model"]))
+def lean_figure(leans):
+    """Per model (panel): each axis's lean toward the side that reads more padding at the training size (mean
+    spatial-bias index over depths, signed; :func:`padlib.experiments.ch4_blind_spots.lean_tests`), for the pretrained
+    model and its random-init copies at the training and the even size, with 95% intervals over image splits
+    (pretrained) or seeds (random init)."""
+    models = list(dict.fromkeys(leans["model"]))
     fig, axes = _panel_grid(len(models), row_height=2.9)
-    cols = {("pretrained", "trained size"): "pretrained_trained_size", ("pretrained", "even size"): "pretrained_even_size",
-            ("random init", "trained size"): "init_trained_size", ("random init", "even size"): "init_even_size"}
-    floor = verdicts.attrs.get("floor", 0.25)
     for ax, m in zip(axes, models):
-        d = verdicts[verdicts.model == m].reset_index(drop=True)
-        for k, (init, size, label, colour) in enumerate(_LEAN_BARS):
-            ax.bar(np.arange(len(d)) + (k - 1.5) * 0.2, d[cols[(init, size)]], 0.2, color=colour, label=label,
-                   edgecolor="0.3", lw=0.4)
-        ax.axhspan(-floor, floor, color="0.88", zorder=0)
+        d = leans[leans.model == m].reset_index(drop=True)
+        x = np.arange(len(d))
+        for k, (who, which, label, colour, hatch) in enumerate(LEAN_BARS):
+            v = d[f"{who}_{which}"].to_numpy(dtype=float)
+            lo, hi = d[f"{who}_{which}_low"].to_numpy(dtype=float), d[f"{who}_{which}_high"].to_numpy(dtype=float)
+            yerr = np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)])
+            ax.bar(x + (k - 1.5) * 0.2, v, 0.2, color="white" if hatch else colour, edgecolor=colour, hatch=hatch,
+                   lw=0.8, label=label, yerr=yerr, error_kw=dict(ecolor="0.35", lw=0.8, capsize=2))
         ax.axhline(0, color="0.3", lw=0.6)
-        ax.set_xticks(range(len(d)), [f"{r.axis}\n(reads more: {r.reads_more})\n{r.verdict}" for r in d.itertuples()],
-                      fontsize=8)
-        ax.set_ylim(-1.05, 1.05)
-        ax.set_ylabel("net lean toward the side\nreading more padding", fontsize=8)
+        ax.set_xticks(x, [f"{r.axis}\n(reads more: {r.toward})" for r in d.itertuples()], fontsize=8)
+        ax.set_ylabel("lean toward the side\nreading more padding", fontsize=8)
         ax.set_title(m, fontsize=10)
     return _finish_panel_grid(fig, axes, len(models), ncol=2, top=0.6)
 
 
+def lean_caption(leans) -> str:
+    """The prose under :func:`lean_figure`, its colour words from the figure's colours and its sizes from the table."""
+    ts, es = leans.attrs.get("trained_sizes", {}), leans.attrs.get("even_sizes", {})
+    sizes = ", ".join(f"{m} {ts.get(m, '?')} and {es.get(m, '?')} px" for m in dict.fromkeys(leans["model"]))
+    return (f"Bars: each axis's lean toward the side that reads more padding at the training size (the mean over "
+            f"depths of the spatial-bias index, signed), {colour_word(PRETRAINED)} for the pretrained model and "
+            f"{colour_word(RANDOM_INIT)} for its random-init copies; solid at the training size, hatched at the even "
+            f"size ({sizes}). Whiskers: 95% intervals over image splits (pretrained) or seeds (random init). Above 0: "
+            "the maps lean toward the side reading more padding; below 0: away from it.")
+
+
 def row_energy_figure(energy):
-    """Per model (panel): the top-minus-bottom and left-minus-right energy share of each stride-2 layer's kernels
-    (:func:`padlib.kernels.row_energy`), pretrained with its bootstrap interval, random-init copies as grey dots."""
+    """Per model (panel): the top-minus-bottom (circles) and left-minus-right (squares) energy share of each
+    stride-2 layer's kernels (:func:`padlib.kernels.row_energy`), pretrained with its bootstrap interval,
+    random-init copies as dots, in the book's role colours."""
     models = list(dict.fromkeys(energy["model"]))
     fig, axes = _panel_grid(len(models), row_height=2.7)
     for ax, m in zip(axes, models):
         d = energy[energy.model == m]
         pre = d[d.init == "pretrained"].reset_index(drop=True)
-        for j, (col, colour, dx) in enumerate((("energy_tb", "#0072B2", -0.12), ("energy_lr", "#D55E00", 0.12))):
+        for j, (col, marker, dx) in enumerate((("energy_tb", "o", -0.12), ("energy_lr", "s", 0.12))):
             x = np.arange(len(pre)) + dx
-            ax.errorbar(x, pre[col], yerr=[pre[col] - pre[f"{col}_lo"], pre[f"{col}_hi"] - pre[col]], fmt="o",
-                        ms=4, capsize=2, color=colour, label={"energy_tb": "top - bottom row (pretrained)",
-                                                              "energy_lr": "left - right column (pretrained)"}[col])
+            yerr = None
+            if f"{col}_lo" in pre:
+                yerr = np.clip([pre[col] - pre[f"{col}_lo"], pre[f"{col}_hi"] - pre[col]], 0, None)
+            ax.errorbar(x, pre[col], yerr=yerr, fmt=marker, ms=4, capsize=2, color=PRETRAINED,
+                        mfc=PRETRAINED if j == 0 else "white",
+                        label={"energy_tb": "top - bottom row (pretrained)",
+                               "energy_lr": "left - right column (pretrained)"}[col])
             init = d[d.init == "random init"]
-            for _, g in init.groupby("seed"):
-                ax.plot(x, g[col].to_numpy(), ".", color="0.6", ms=3,
-                        label="random init (each seed)" if j == 0 and _ == init.seed.min() else None)
+            for k, (_, g) in enumerate(init.groupby("seed")):
+                ax.plot(x, g[col].to_numpy(), marker, color=RANDOM_INIT, ms=3, mfc=RANDOM_INIT if j == 0 else "white",
+                        label=("random init, " + ("top - bottom" if j == 0 else "left - right") + " (each seed)")
+                        if k == 0 else None)
         ax.axhline(0, color="0.3", lw=0.6)
         ax.set_xticks(range(len(pre)), [f"{i + 1}\n{r}" for i, r in enumerate(pre["in_size"])], fontsize=8)
         ax.set_xlabel(f"stride-2 layer (input size); reads more: {pre['reads'].iloc[0] if len(pre) else ''}",
                       fontsize=8)
         ax.set_ylabel("energy share difference", fontsize=8)
         ax.set_title(m, fontsize=10)
-    return _finish_panel_grid(fig, axes, len(models), ncol=3, top=0.5)
+    return _finish_panel_grid(fig, axes, len(models), ncol=2, top=0.7)
+
+
+def row_energy_caption() -> str:
+    """The prose under :func:`row_energy_figure`, its colour words from the figure's colours."""
+    return (f"The weights, read directly (`padlib.kernels.row_energy`): for each stride-2 layer, the share of its "
+            f"kernels' squared weights on the top row minus the bottom row (filled circles) and on the left column "
+            f"minus the right column (open squares), {colour_word(PRETRAINED)} for the pretrained model with "
+            f"bootstrap intervals over kernels, {colour_word(RANDOM_INIT)} for its random-init copies (one mark per "
+            "seed). A kernel that leans away from the padding it reads puts less energy on the row or column facing "
+            "it: below 0 where the top/left padding is read more, above 0 where the bottom/right one is.")
 
 
 def accuracy_map_grid(maps: dict, size: float = 2.0, label: str = "accuracy (mean over seeds)"):
@@ -247,23 +315,85 @@ def accuracy_map_grid(maps: dict, size: float = 2.0, label: str = "accuracy (mea
     return fig
 
 
-def paired_effects_figure(effects):
-    """The matched study's paired effects (:func:`padlib.experiments.ch4_blind_spots.paired_effects`): mean difference with its
-    95% interval over seeds, one row per test, the floor as a grey band; filled markers are resolved after Holm."""
-    e = effects.reset_index(drop=True)
+def _interval_rows(ax, e, labels, colours, primary=None):
+    primary = set(primary or [])
+    ax.axvline(0, color="0.3", lw=0.6)
+    for i, r in e.iterrows():
+        excludes = r.ci_low > 0 or r.ci_high < 0
+        ax.errorbar(r["mean"], i, xerr=[[r["mean"] - r.ci_low], [r.ci_high - r["mean"]]], fmt="o", ms=5, capsize=2,
+                    color=colours[i], mfc=colours[i] if excludes else "white")
+    ax.set_yticks(range(len(e)), labels, fontsize=7.5)
+    for i, t in enumerate(ax.get_yticklabels()):
+        if i in primary:
+            t.set_fontweight("bold")
+    ax.invert_yaxis()
+
+
+def paired_effects_figure(effects, primary_rows=None, scale: float = 100.0):
+    """The matched study's paired effects (:func:`padlib.experiments.ch4_blind_spots.paired_effects`): mean
+    difference with its 95% interval over seeds (accuracy points), one row per comparison, coloured by padding
+    scheme; filled markers: the interval excludes 0 (unadjusted); bold labels: ``primary_rows`` (row positions of
+    the claims' primary tests)."""
+    e = effects.reset_index(drop=True).copy()
+    e[["mean", "ci_low", "ci_high"]] = e[["mean", "ci_low", "ci_high"]] * scale
     labels = [f"{r.comparison}, {r.scheme}: {r.metric.replace('_', ' ')}" if r.effect == "size" else
               f"{r.comparison} @{int(r.size)}: {r.metric.replace('_', ' ')}" for r in e.itertuples()]
     fig, ax = plt.subplots(figsize=(8, 0.28 * len(e) + 1.0))
-    floor = effects.attrs.get("floor", 0.02)
-    ax.axvspan(-floor, floor, color="0.88", zorder=0)
-    ax.axvline(0, color="0.3", lw=0.6)
-    for i, r in e.iterrows():
-        colour = scheme_colour(r.scheme)
-        ax.errorbar(r["mean"], i, xerr=[[r["mean"] - r.ci_low], [r.ci_high - r["mean"]]], fmt="o", ms=5, capsize=2,
-                    color=colour, mfc=colour if r.resolved else "white")
-    ax.set_yticks(range(len(e)), labels, fontsize=7.5)
-    ax.invert_yaxis()
-    ax.set_xlabel("paired difference in accuracy (mean over seeds, 95% interval)")
+    _interval_rows(ax, e, labels, [scheme_colour(s) for s in e["scheme"]], primary_rows)
+    ax.set_xlabel("paired difference in accuracy, points (mean over seeds, 95% interval)")
     fig.tight_layout()
     return fig
 
+
+def energy_effects_figure(energy_fx, primary_rows=None):
+    """The matched networks' kernel test (:func:`padlib.experiments.ch4_blind_spots.energy_effects`): per scheme and
+    axis, the stride-2 kernels' energy share difference at the uneven minus the even size, 95% interval over seeds;
+    filled markers: the interval excludes 0; bold labels: the primary tests."""
+    e = energy_fx.reset_index(drop=True)
+    names = {"energy_tb": "top - bottom row", "energy_lr": "left - right column"}
+    labels = [f"{r.scheme}: {names.get(r.metric, r.metric)}" for r in e.itertuples()]
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(e) + 1.0))
+    _interval_rows(ax, e, labels, [scheme_colour(s) for s in e["scheme"]], primary_rows)
+    ax.set_xlabel(f"energy share difference, {energy_fx.attrs.get('uneven', '?')} - "
+                  f"{energy_fx.attrs.get('even', '?')} px (mean over seeds, 95% interval)")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tables that fit the page: fewer, shorter columns
+
+
+def overview_table(overview):
+    """:func:`padlib.audit_overview` in five short columns: model, size (and which size it is), uneven layers of
+    the padding layers, padding never read, the side reading more."""
+    import pandas as pd
+
+    which = {"default": "default", "fixed": "fixed", "nearest even to default": "nearest even"}
+    return pd.DataFrame({"model": overview["model"],
+                         "size": [f"{r.size} ({which.get(r.which, r.which)})" for r in overview.itertuples()],
+                         "uneven layers": [f"{r.n_uneven} of {r.n_padding_layers}" for r in overview.itertuples()],
+                         "never read": overview["unread_sides"].replace("", "none"),
+                         "reads more": overview["extra_sides"].replace("", "none")})
+
+
+def audit_rows_table(rows):
+    """Rows of a :func:`padlib.padding_audit` in seven short columns, each side's padding as top/bottom/left/right
+    in one column: added, and read by the sliding windows."""
+    import pandas as pd
+
+    def sides(prefix):
+        return ["/".join(str(int(getattr(r, f"{prefix}_{s}"))) for s in ("top", "bottom", "left", "right"))
+                for r in rows.itertuples()]
+
+    return pd.DataFrame({"layer": rows["layer"].to_numpy(),
+                         "op": rows["op"].str.replace("depthwise_", "dw ").to_numpy(),
+                         "input": rows["in_h"].to_numpy(),
+                         "kernel/stride": [f"{k}/{s.split('x')[0]}" for k, s in zip(rows["kernel"], rows["stride"])],
+                         "pad t/b/l/r": sides("pad"), "read t/b/l/r": sides("read"),
+                         "reads more": rows["extra_sides"].replace("", "none").to_numpy()})
+
+
+def uneven_layers_table(audit):
+    """The uneven rows of a :func:`padlib.padding_audit` (:func:`audit_rows_table`)."""
+    return audit_rows_table(audit[audit["uneven"]])

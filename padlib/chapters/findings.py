@@ -185,7 +185,3 @@ def section_markdown(findings: list[Finding], section: str | None = None) -> str
         lines.append(f"**{f.verdict[:1].upper() + f.verdict[1:]}.** *{f.claim}.* {f.evidence()}")
     return "\n\n".join(lines)
 
-
-def verdict_of(share: float, all_: float = 1.0) -> str:  # TEMPORARY: removed once every chapter uses judge()
-    """Old share-of-units rule, kept only so that chapters not yet moved to :func:`judge` import."""
-    raise PadlibError("verdict_of is gone: use judge() / judge_all()")

@@ -10,6 +10,7 @@ from torch import nn
 
 import padlib
 from padlib import interventions
+from padlib import stats
 from padlib import padding
 from padlib.chapters import ch3_ablation as ch3_readings
 from padlib.experiments import ch3_ablation as ch3_design
@@ -537,10 +538,10 @@ def test_bootstrap_test_p_agrees_with_its_interval():
     rng = np.random.default_rng(0)
     for shift in (0.0, 0.3, 1.0, -1.0):
         v = rng.normal(shift, 1.0, 30)
-        est, lo, hi, p = ch3_design.bootstrap_test((v,), lambda x, axis=-1: x.mean(axis), 2000, 0)
+        est, lo, hi, p = stats.bootstrap_test((v,), lambda x, axis=-1: x.mean(axis), 2000, 0)
         assert est == pytest.approx(v.mean()) and lo < est < hi
         assert (p < 0.05) == (lo > 0 or hi < 0) or min(abs(lo), abs(hi)) < 0.02
-    assert np.isnan(ch3_design.bootstrap_test((np.ones(1),), lambda x, axis=-1: x.mean(axis))[3])
+    assert np.isnan(stats.bootstrap_test((np.ones(1),), lambda x, axis=-1: x.mean(axis))[3])
 
 
 def planted_comparison(rows):

@@ -12,7 +12,6 @@ from torch import nn
 from .._memory import check_run_memory
 from ..audit import audit_summary, padding_audit
 from ..data import labelled_images, probe_images
-from ..errors import PadlibError
 from ..interventions import (
     ABLATION_MODES,
     ABLATION_REGIONS,
@@ -39,7 +38,7 @@ from ..interventions import (
 )
 from ..models import channels_last_inference, load_model, preprocessing
 from ..pans import find_pans
-from ..stats import bootstrap_ci
+from ..stats import bootstrap_ci, bootstrap_test
 
 
 @dataclass
@@ -102,35 +101,6 @@ def _add_metric(ev: Evaluation, metric: str, values, n_boot: int, seed: int) -> 
     ev.summary = pd.concat([ev.summary, row], ignore_index=True)
 
 
-BOOTSTRAP_ELEMENTS = 2 ** 22  # values gathered at once by :func:`bootstrap_test` (32 MB of float64)
-
-
-def bootstrap_test(arrays, statistic, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple:
-    """Percentile bootstrap over the unit on the arrays' last axis (images), with a two-sided p that agrees with
-    the interval: ``(estimate, low, high, p)``.
-
-    ``statistic(*arrays, axis=-1)`` is vectorised over leading resample axes. The p is the smallest alpha whose
-    percentile interval excludes 0: 2 * min(share of resamples <= 0, share >= 0), with the +1 of a Monte-Carlo
-    p-value, so the 95% interval excludes 0 exactly when p < 0.05 (up to the resampling's grain, 2 / (n_boot + 1)).
-    Fewer than two units: NaN interval and p."""
-    arrays = tuple(np.asarray(a, dtype=float) for a in arrays)
-    n = arrays[0].shape[-1]
-    if any(a.shape[-1] != n for a in arrays):
-        raise PadlibError("bootstrap_test: the arrays must share their last axis (the resampled unit)")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        estimate = float(statistic(*arrays, axis=-1))
-        if n < 2:
-            return estimate, float("nan"), float("nan"), float("nan")
-        idx = np.random.default_rng(seed).integers(0, n, size=(int(n_boot), n))
-        batch = max(1, BOOTSTRAP_ELEMENTS // max(sum(a.size for a in arrays), 1))
-        dist = np.concatenate([np.asarray(statistic(*[a[..., idx[s:s + batch]] for a in arrays], axis=-1),
-                                          dtype=float).reshape(-1) for s in range(0, len(idx), batch)])
-    dist = dist[np.isfinite(dist)]
-    if not len(dist):
-        return estimate, float("nan"), float("nan"), float("nan")
-    low, high = (float(q) for q in np.quantile(dist, [(1 - level) / 2, (1 + level) / 2]))
-    p = min(1.0, 2 * (min((dist <= 0).sum(), (dist >= 0).sum()) + 1) / (len(dist) + 1))
-    return estimate, low, high, float(p)
 
 
 def _mean_difference(v, c, axis=-1):

@@ -71,21 +71,31 @@ def scheme_effects_figure(per_seed: dict, paired: dict, baseline: str = "zero", 
         for i, s in enumerate(order):
             d = (wide[s] - wide[baseline]).dropna()
             ax.scatter(i + np.linspace(-0.15, 0.15, len(d)), d, s=8, color=scheme_colour(s, i), alpha=0.35, lw=0,
-                       zorder=2, label="one seed" if i == 0 else None)
+                       zorder=2)
             r = table.loc[s]
             ax.errorbar([i], [r[col]], yerr=[[r[col] - r["ci_low"]], [r["ci_high"] - r[col]]]
                         if np.isfinite(r["ci_low"]) else None, fmt=SCHEME_MARKERS.get(s, "o"), ms=6,
-                        color=scheme_colour(s, i), capsize=4, zorder=3, label="mean, 95% interval" if i == 0 else None)
+                        color=scheme_colour(s, i), capsize=4, zorder=3)
             if "p_holm" in r and np.isfinite(r["p_holm"]) and r["p_holm"] < 0.05:
                 ax.annotate("*", (i, r["ci_high"]), ha="center", va="bottom", fontsize=12)
             if s in claimed.get(m, {}):
                 ax.scatter([i + 0.3], [claimed[m][s]], marker="_", s=140, linewidths=2.2, color=scheme_colour(s, i),
-                           zorder=3,
-                           label="the paper's gain" if not any(t in claimed[m] for t in order[:i]) else None)
+                           zorder=3)
         ax.set_xticks(range(len(order)), order, rotation=25, ha="right", fontsize=8)
         ax.set_ylabel(f"difference to {baseline} (same seed)")
         ax.set_title(_EFFECT_LABELS.get(m, m), fontsize=9)
-    return _finish_panel_grid(fig, axes, len(measures), ncol=3)
+    # the legend's keys in dark grey: every mark takes its scheme's colour (the axis names the scheme)
+    from matplotlib.lines import Line2D
+
+    keys = [Line2D([], [], ls="", marker="o", ms=3, color="0.3", alpha=0.5, label="one seed"),
+            Line2D([], [], ls="-", marker="o", ms=5, color="0.3", label="mean, 95% interval")]
+    if any(claimed.values()):
+        keys.append(Line2D([], [], ls="", marker="_", ms=11, mew=2.2, color="0.3", label="the paper's gain"))
+    for ax in axes[len(measures):]:
+        ax.set_visible(False)
+    fig.legend(handles=keys, loc="upper center", ncol=len(keys), frameon=False, fontsize=8.5)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
+    return fig
 
 
 def border_accuracy_figure(summary, group: str = "border_distance"):

@@ -473,9 +473,16 @@ def test_findings_box_quotes_the_longer_runs_and_one_seed_is_inconclusive():
                            "vs_baseline": [np.nan, 0.008, -0.002], "vs_baseline_per_seed": [[], [0.008, 0.008], [-0.002]]})
     longer.attrs["baseline"] = "zero"
     box = chapter_findings_box(scheme_tests(paired), longer=longer)
-    assert ("trained 2x as long (2 seeds) its accuracy changed by +0.0120 (per seed +0.0100, +0.0140) and its "
-            "difference to zero by +0.0080") in box[1].note
+    assert ("not converged at this budget: trained 2x as long (2 seeds) its accuracy changed by +0.0120 (per seed "
+            "+0.0100, +0.0140) and its difference to zero by +0.0080") in box[1].note
     assert "(1 seed) its accuracy changed by +0.0010" in box[0].note
+    mixed = longer.assign(per_seed=[[0.002, 0.006], [0.010, -0.014], [0.001]])
+    mixed.attrs["baseline"] = "zero"
+    assert "not converged" not in chapter_findings_box(scheme_tests(paired), longer=mixed)[1].note
+    # rows in the order asked for
+    assert list(scheme_tests(paired, order=["partial", "padding_module"]).scheme) == ["partial", "padding_module"]
+    assert list(scheme_tests(paired.iloc[::-1], order=["padding_module", "partial"]).scheme) == ["padding_module",
+                                                                                               "partial"]
     one = pd.DataFrame([_paired_row("padding_module", 0.008, np.nan, np.nan, np.nan, n=1)])
     box = chapter_findings_box(scheme_tests(one))
     assert box[0].verdict == "inconclusive" and "one seed" in box[0].detectable

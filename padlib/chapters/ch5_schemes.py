@@ -174,7 +174,7 @@ def ppp_table(ppp: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     """The PPP measures as a narrow table: one row per measure, one column per scheme, "init -> trained" (means
     over seeds, rounded), so that it fits the page."""
     mean = ppp.groupby(["measure", "scheme", "state"], sort=False)["value"].mean().unstack("state")
-    cells = [f"{a:.{digits}f} → {b:.{digits}f}" for a, b in zip(mean["init"], mean["trained"])]
+    cells = [f"{a:.{digits}f}→{b:.{digits}f}" for a, b in zip(mean["init"], mean["trained"])]
     t = pd.Series(cells, index=mean.index).unstack("scheme")
     t = t.reindex(index=list(dict.fromkeys(ppp["measure"])), columns=list(dict.fromkeys(ppp["scheme"])))
     t.index.name, t.columns.name = "init → trained", None
@@ -295,13 +295,17 @@ def evidence_scale(model, width: int, n_seeds: int, n_other: int | None, canvas:
     return text
 
 
-def scheme_tests(paired: pd.DataFrame, baseline: str = "zero", alpha: float = 0.05) -> pd.DataFrame:
+def scheme_tests(paired: pd.DataFrame, baseline: str = "zero", alpha: float = 0.05, order=None) -> pd.DataFrame:
     """The primary tests of the schemes against ``baseline`` (:func:`padlib.experiments.training.paired_comparison`
     over the primary family only, so ``p_holm`` is Holm over its rows): per scheme with a claimed gain
     (:data:`CLAIMED_GAIN`) its verdict (:func:`padlib.chapters.findings.judge` with the paper's number as the
-    claimed effect) and the smallest effect the design detects at 80% power at the first Holm step."""
+    claimed effect) and the smallest effect the design detects at 80% power at the first Holm step. Rows in
+    ``order`` (scheme names) when given."""
     col = f"mean_diff_vs_{baseline}"
     t = paired[paired.scheme.isin(list(CLAIMED_GAIN))].copy()
+    if order is not None:
+        rank = {s: i for i, s in enumerate(order)}
+        t = t.sort_values("scheme", key=lambda c: c.map(lambda s: rank.get(s, len(rank))), kind="stable")
     m = max(len(t), 1)
     verdicts, detect = [], []
     for r in t.itertuples():
@@ -320,7 +324,9 @@ def _longer_note(longer: pd.DataFrame | None, scheme: str) -> str:
         return ""
     lg = longer[longer.scheme == scheme].iloc[0]
     n = int(lg.n_seeds)
-    text = (f"trained {lg.factor:g}x as long ({n} seed{'s' if n != 1 else ''}) its accuracy changed by {lg.gain:+.4f} (per seed "
+    short = len(lg.per_seed) and all(v > 0 for v in lg.per_seed)
+    text = (("not converged at this budget: " if short else "")
+            + f"trained {lg.factor:g}x as long ({n} seed{'s' if n != 1 else ''}) its accuracy changed by {lg.gain:+.4f} (per seed "
             f"{', '.join(f'{v:+.4f}' for v in lg.per_seed)})")
     if "vs_baseline" in lg and np.isfinite(lg.get("vs_baseline", np.nan)):
         text += (f" and its difference to {longer.attrs.get('baseline', 'zero')} by {lg.vs_baseline:+.4f} (per seed "

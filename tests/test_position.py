@@ -208,7 +208,8 @@ def test_ppp_changes_pair_seeds_and_count_the_schemes():
     one = ppp_changes(ppp[ppp.seed == 0])
     assert (one.training.str.startswith("unknown")).all()
     table = ppp_table(ppp)
-    assert table.loc["pattern_strength", "zero"] == "0.05→0.04" and list(table.columns)[0] == "circular"
+    assert table.loc["pattern strength", "zero"] == "0.05→0.04" and list(table.columns)[0] == "circular"
+    assert table.loc["pattern strength", "circular"] == "0.00→0.00"  # no "-0.00"
     with pytest.raises(PadlibError, match="both states"):
         ppp_changes(ppp[ppp.state == "init"])
 

@@ -459,6 +459,10 @@ def test_scheme_tests_judge_each_primary_test_against_the_papers_number(pm, part
     assert "1.23" in box[0].claimed and "74.00" in box[1].claimed and "ImageNet" in box[1].claimed
     assert f"adjusted p {pm[3]:.2g}" in box[0].test and f"{pm[0]:+.4f} [{pm[1]:+.4f}, {pm[2]:+.4f}]" in box[0].observed
     assert "not a test of the paper's own number" in box[0].note and box[0].detectable
+    from padlib.chapters.ch5_schemes import scheme_tests_table
+    table = scheme_tests_table(tests.reset_index())
+    assert list(table.index) == ["padding module", "partial"] and table.loc["partial", "claimed"] == 0.0032
+    assert table.loc["padding module", "Holm p"] == f"{pm[3]:.2g}" and "verdict" not in table.columns
 
 
 def test_findings_box_quotes_the_longer_runs_and_one_seed_is_inconclusive():

@@ -170,14 +170,22 @@ def ppp_primary_lines(primary: pd.DataFrame, claimed: float = PPP_DEPTH_OF_INTER
     return out
 
 
-def ppp_table(ppp: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
-    """The PPP measures as a narrow table: one row per measure, one column per scheme, "init -> trained" (means
-    over seeds, rounded), so that it fits the page."""
+def ppp_table(ppp: pd.DataFrame, digits: int = 2, px_digits: int = 1) -> pd.DataFrame:
+    """The PPP measures as a narrow table that fits the page: one row per measure, one column per scheme,
+    "init→trained" (means over seeds; ``px_digits`` decimals for measures in pixels, ``digits`` for the others;
+    names with spaces so that headers can wrap)."""
     mean = ppp.groupby(["measure", "scheme", "state"], sort=False)["value"].mean().unstack("state")
-    cells = [f"{a:.{digits}f}→{b:.{digits}f}" for a, b in zip(mean["init"], mean["trained"])]
+
+    def fmt(v, measure):
+        d = px_digits if measure.endswith("_px") else digits
+        return f"{round(float(v), d) + 0.0:.{d}f}"  # + 0.0: no "-0.00"
+
+    cells = [f"{fmt(a, m)}→{fmt(b, m)}" for (m, _), a, b in zip(mean.index, mean["init"], mean["trained"])]
     t = pd.Series(cells, index=mean.index).unstack("scheme")
     t = t.reindex(index=list(dict.fromkeys(ppp["measure"])), columns=list(dict.fromkeys(ppp["scheme"])))
-    t.index.name, t.columns.name = "init → trained", None
+    t.index = [m.replace("_", " ") for m in t.index]
+    t.columns = [s.replace("_", " ") for s in t.columns]
+    t.index.name = "init→trained"
     return t
 
 
@@ -317,6 +325,17 @@ def scheme_tests(paired: pd.DataFrame, baseline: str = "zero", alpha: float = 0.
     t["verdict"], t["detectable"] = verdicts, detect
     t = t.rename(columns={col: "effect"})
     return t.reset_index(drop=True)
+
+
+def scheme_tests_table(tests: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """:func:`scheme_tests` as a narrow table for the page: effect, interval, Holm-adjusted p, the claimed effect
+    and the smallest detectable one, rounded; one row per primary scheme."""
+    t = tests.set_index("scheme")[["effect", "ci_low", "ci_high", "p_holm", "claimed", "detectable"]]
+    t = t.rename(columns={"ci_low": "95% low", "ci_high": "95% high", "p_holm": "Holm p"})
+    t.index = [s.replace("_", " ") for s in t.index]
+    out = t.round(digits)
+    out["Holm p"] = [f"{p:.2g}" for p in t["Holm p"]]
+    return out
 
 
 def _longer_note(longer: pd.DataFrame | None, scheme: str) -> str:

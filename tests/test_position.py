@@ -172,8 +172,8 @@ def _ppp_table(values):
     return pd.DataFrame(rows)
 
 
-def test_ppp_learning_verdict_pairs_seeds_and_uses_their_spread():
-    from padlib.chapters.ch5_schemes import ppp_findings, ppp_learning_verdict
+def test_ppp_changes_pair_seeds_and_count_the_schemes():
+    from padlib.chapters.ch5_schemes import ppp_changes, ppp_lines, ppp_table
 
     ppp = _ppp_table({
         ("pattern_strength", "circular"): ([0.000, 0.001, -0.001], [0.001, -0.001, 0.000]),
@@ -185,7 +185,7 @@ def test_ppp_learning_verdict_pairs_seeds_and_uses_their_spread():
         ("border_side_accuracy", "circular"): ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
         ("border_side_accuracy", "zero"): ([1.0, 1.0, 1.0], [1.0, 1.0, 1.0]),
     })
-    v = ppp_learning_verdict(ppp).set_index(["measure", "scheme"])
+    v = ppp_changes(ppp).set_index(["measure", "scheme"])
     assert v.loc[("pattern_strength", "zero"), "training"] == "falls"
     assert v.loc[("pattern_strength", "zero"), "at_init"] == "above control"
     assert v.loc[("pattern_strength", "reflect"), "training"] == "rises"
@@ -195,20 +195,68 @@ def test_ppp_learning_verdict_pairs_seeds_and_uses_their_spread():
     assert v.loc[("readout_r2", "zero"), "training"] == "no resolved change"
     assert v.loc[("border_side_accuracy", "zero"), "training"] == "no resolved change"
     assert v.loc[("border_side_accuracy", "zero"), "at_init"] == "above control"
-    text = "\n".join(ppp_findings(v.reset_index()))
-    assert "NOT supported: it rises for reflect of 3 bordered schemes, falls for zero" in text
+    # learned minus initial: zero's fall (-0.0173) minus its initial excess (+0.0523) per seed
+    assert v.loc[("pattern_strength", "zero"), "learned_minus_initial"] == pytest.approx(-0.0173 - 0.0523, abs=5e-4)
+    assert v.loc[("pattern_strength", "zero"), "lmi_ci_high"] < 0
+    text = "\n".join(ppp_lines(v.reset_index()))
+    # counted from the table: pattern_strength has 3 bordered schemes, 1 rises, 1 falls, 1 starts above control
+    assert ("of 3 schemes with a border: 1 rise with training (reflect), 1 fall (zero), 1 start above the circular "
+            "control (zero)") in text
+    assert "of 1 schemes with a border: 0 rise with training (none), 0 fall (none), 1 start above" in text
     assert "saturates" in text and ppp_at_ceiling(v.reset_index()) == ["border_side_accuracy"]
-    assert "largest rise beyond the control is +0.011 (reflect)" in text and "is +0.052 (zero)" in text
-    one = ppp_learning_verdict(ppp[ppp.seed == 0])
+    assert not any(w in text for w in ("supported", "SUPPORTED", "holds", "floor 0"))
+    one = ppp_changes(ppp[ppp.seed == 0])
     assert (one.training.str.startswith("unknown")).all()
-    assert "cannot be decided with one seed" in "\n".join(ppp_findings(one))
-    # an effect-size floor: reflect's resolved rise of about 0.011 is below a floor of 0.02, zero's fall is not
-    floored = ppp_learning_verdict(ppp, floors={"pattern_strength": 0.02}).set_index(["measure", "scheme"])
-    assert floored.loc[("pattern_strength", "reflect"), "training"] == "below the floor"
-    assert floored.loc[("pattern_strength", "zero"), "at_init"] == "above control"
-    assert floored.loc[("pattern_strength", "zero"), "floor"] == 0.02
-    assert "effect-size floor 0.02" in "\n".join(ppp_findings(floored.reset_index()))
-    assert floored.loc[("readout_r2", "zero"), "floor"] == 0.0
+    table = ppp_table(ppp)
+    assert table.loc["pattern strength", "zero"] == "0.05→0.04" and list(table.columns)[0] == "circular"
+    assert table.loc["pattern strength", "circular"] == "0.00→0.00"  # no "-0.00"
+    with pytest.raises(PadlibError, match="both states"):
+        ppp_changes(ppp[ppp.state == "init"])
+
+
+def _depth(schemes: dict):
+    """position_depth_px rows with a circular control at 0 and {scheme: (init, trained)} per seed (3 seeds)."""
+    values = {("position_depth_px", "circular"): ([0.1, -0.1, 0.0], [0.2, 0.0, -0.1])}
+    values.update({("position_depth_px", s): v for s, v in schemes.items()})
+    return _ppp_table(values)
+
+
+@pytest.mark.parametrize("schemes, expected, verdict", [
+    # learns: nothing at init, +5 px after training; padded: +8 px at init, nothing added by training
+    ({"learns": ([0.0, 0.2, -0.1], [5.0, 5.3, 4.8])}, {"learns": "supported"}, "supported"),
+    ({"learns": ([0.0, 0.2, -0.1], [5.0, 5.3, 4.8]), "padded": ([8.0, 8.2, 7.9], [8.1, 8.0, 7.8])},
+     {"learns": "supported", "padded": "contradicted"}, "contradicted"),
+    ({"learns": ([0.0, 0.2, -0.1], [5.0, 5.3, 4.8]), "noisy": ([0.0, 0.1, 0.0], [9.0, -6.0, 3.0])},
+     {"learns": "supported", "noisy": "inconclusive"}, "inconclusive"),
+    # an interval wholly short of the declared 1 px, though it straddles 0: contradicted by the equivalence test
+    ({"small": ([0.0, 0.1, 0.0], [0.1, 0.7, -0.2])}, {"small": "contradicted"}, "contradicted"),
+])
+def test_ppp_primary_test_and_its_box_line(schemes, expected, verdict):
+    from padlib.chapters.ch5_schemes import (PPP_DEPTH_OF_INTEREST, chapter_findings_box, ppp_changes, ppp_primary,
+                                             ppp_primary_lines)
+
+    changes = ppp_changes(_depth(schemes))
+    primary = ppp_primary(changes)
+    assert dict(zip(primary.scheme, primary.verdict)) == expected
+    assert "circular" not in set(primary.scheme) and (primary.p_holm >= primary.lmi_p).all()
+    box = chapter_findings_box(ppp=primary, changes=changes, ppp_scale="planted")
+    assert len(box) == 1 and box[0].verdict == verdict and box[0].scale == "planted"
+    assert f"at least {PPP_DEPTH_OF_INTEREST:g} px" in box[0].claimed and f"Holm over the {len(schemes)} schemes" in box[0].test
+    lines = "\n".join(ppp_primary_lines(primary))
+    if "padded" in schemes:
+        assert "padded" in box[0].observed and "the padding gives more at initialisation than training adds" in lines
+        assert "present at initialisation beyond the circular control: learns +0.0, padded +8.0" in box[0].observed
+        assert "(from +0.0 px with learns to +8.0 px with padded)" in box[0].observed
+    if "learns" in schemes:
+        assert "training adds more than the padding gives at initialisation" in lines
+
+
+def test_ppp_box_says_the_padding_modules_rise_is_confounded():
+    from padlib.chapters.ch5_schemes import chapter_findings_box, ppp_changes, ppp_primary
+
+    changes = ppp_changes(_depth({"padding_module": ([0.0, 0.2, -0.1], [5.0, 5.3, 4.8])}))
+    box = chapter_findings_box(ppp=ppp_primary(changes), changes=changes)
+    assert "confounded" in box[0].note and "learned padding" in box[0].note
 
 
 def test_receptive_field_of_the_small_networks():

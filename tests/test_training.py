@@ -11,7 +11,7 @@ from padlib.padding import padded_convs
 from padlib.experiments.digits import REGION_NAMES, ImageSet, describe_source_digits, source_digits, cifar10, digits_on_canvas, digits_train_test, image_folder, load_dataset
 from padlib.experiments.training import accuracy_by_seed, accuracy_summary, evaluate, learning_curves, paired_comparison, step_cost, train, default_workers, interleaved_step_cost, train_schemes, training_memory_format, training_step
 from padlib.experiments.ch5_schemes import border_concentration, border_split, border_table
-from padlib.chapters.ch5_schemes import pan_findings, paired_verdicts
+from padlib.chapters.ch5_schemes import pan_findings, paired_lines, paired_word
 from padlib.experiments.smallnets import resnet_small, small_model, vgg_small
 from tests.isolation import run_isolated
 
@@ -283,11 +283,17 @@ def test_source_digits_describes_the_data():
     assert "1797 handwritten digits of 8x8" in describe_source_digits(about)
 
 
-def test_paired_verdicts_follow_the_interval():
+def test_paired_word_and_lines_follow_the_interval():
     paired = pd.DataFrame({"scheme": ["a", "b", "c"], "mean_diff_vs_zero": [0.05, -0.04, 0.01],
-                           "ci_low": [0.01, -0.07, -0.02], "ci_high": [0.09, -0.01, 0.04]})
-    v = paired_verdicts(paired).set_index("scheme")["verdict"]
-    assert v["a"] == "better than zero" and v["b"] == "worse than zero" and v["c"].startswith("not distinguishable")
+                           "ci_low": [0.01, -0.07, -0.02], "ci_high": [0.09, -0.01, 0.04], "wins": [3, 0, 2],
+                           "n_seeds": [3, 3, 3], "p_holm": [0.02, 0.04, 0.6]})
+    assert paired_word(0.01, 0.09, 0.05) == "interval above 0" and paired_word(-0.07, -0.01, -0.04) == "interval below 0"
+    assert paired_word(-0.02, 0.04, 0.01) == "interval includes 0"
+    assert paired_word(float("nan"), float("nan"), 0.1) == "unknown (one seed)"
+    lines = paired_lines(paired)
+    assert lines[0].endswith("interval above 0") and lines[1].endswith("interval below 0")
+    assert lines[2].endswith("interval includes 0") and "wins 3/3, Holm p 0.02" in lines[0]
+    assert not any(w in " ".join(lines) for w in ("better", "worse", "supported", "holds"))
 
 
 def test_border_helpers():
@@ -394,29 +400,26 @@ def test_curve_stats_and_convergence_find_a_curve_that_still_rises():
     assert slowest_to_converge(curve_stats(curves), exclude=("rising",)) == "flat"
 
 
-def test_holm_paired_comparison_noise_band_and_resolvable_effect():
+def test_holm_paired_comparison_and_resolvable_effect():
     from padlib.stats import holm_adjust
-    from padlib.experiments.training import noise_band
     from padlib.stats import resolvable_effect
-    from padlib.chapters.ch5_schemes import scheme_verdict
 
     assert holm_adjust([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.06, 0.06])
     assert holm_adjust([0.5, float("nan")]).tolist() == [1.0, 1.0]
-    # "big" gains 0.02 at every seed (small spread), "none" nothing; the twins differ by rounding noise only
+    # "big" gains 0.02 at every seed (small spread), "none" nothing; "other" is left out of the family
     rows = []
     for seed, jitter in enumerate([0.001, -0.002, 0.0015, -0.001, 0.0005]):
         for scheme, acc in (("zero", 0.90), ("big", 0.92 + jitter), ("none", 0.90 - jitter),
-                            ("replicate", 0.91 + jitter), ("symmetric", 0.91 - jitter)):
+                            ("replicate", 0.91 + jitter), ("other", 0.91 - jitter)):
             rows.append({"scheme": scheme, "seed": seed, "accuracy": acc})
     per_seed = pd.DataFrame(rows)
-    paired = paired_comparison(per_seed, exclude=("symmetric",)).set_index("scheme")
-    assert "symmetric" not in paired.index and len(paired) == 3
+    paired = paired_comparison(per_seed, exclude=("other",)).set_index("scheme")
+    assert "other" not in paired.index and len(paired) == 3
     assert paired.loc["big", "p_holm"] < 0.05 and paired.loc["none", "p_holm"] > 0.05
     assert paired.loc["big", "p_holm"] >= paired.loc["big", "p_value"]
-    band = noise_band(per_seed)
-    assert band["mean"] == pytest.approx(0.0, abs=1e-12) and band["max_abs"] == pytest.approx(0.004)
-    assert band["floor"] == pytest.approx(max(abs(band["ci_low"]), abs(band["ci_high"])))
-    assert noise_band(per_seed, ("symmetric", "reflect")) is None
+    # Holm over a smaller family adjusts less
+    two = paired_comparison(per_seed, exclude=("other", "replicate")).set_index("scheme")
+    assert two.loc["big", "p_holm"] <= paired.loc["big", "p_holm"] and len(two) == 2
     res = resolvable_effect(paired.reset_index(), per_seed)
     d = np.array([0.001, -0.002, 0.0015, -0.001, 0.0005])
     assert res["sd"] == pytest.approx(np.sqrt(3 * (d ** 2).sum() / (15 - 3)))  # 'replicate' shares the jitter
@@ -424,51 +427,103 @@ def test_holm_paired_comparison_noise_band_and_resolvable_effect():
 
     assert res["half_width"] == pytest.approx(stats.t.ppf(0.975, 4) * res["sd"] / np.sqrt(5))
     assert res["mde"] > res["half_width"] and res["n_schemes"] == 3
-    assert scheme_verdict(paired.loc["big"], floor=0.0) == "better than zero"
-    assert scheme_verdict(paired.loc["big"], floor=0.05) == "below the noise floor"
-    assert scheme_verdict(paired.loc["none"]) == "not distinguishable from zero"
 
 
-def test_cost_benefit_and_the_findings_box():
-    from padlib.chapters.findings import findings_markdown
-    from padlib.chapters.ch5_schemes import chapter_findings_box, cost_benefit, cost_benefit_lines
+def _paired_row(scheme, mean, low, high, p_holm, n=20):
+    return {"scheme": scheme, "mean_diff_vs_zero": mean, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2,
+            "wins": n // 2, "losses": n // 2, "n_seeds": n, "p_value": p_holm / 2, "p_holm": p_holm}
 
-    paired = pd.DataFrame({"scheme": ["padding_module", "partial", "circular"], "mean_diff_vs_zero": [0.02, 0.001, -0.03],
-                           "ci_low": [0.01, -0.004, -0.05], "ci_high": [0.03, 0.006, -0.01], "half_width": [0.01] * 3,
-                           "wins": [5, 3, 0], "losses": [0, 2, 5], "n_seeds": [5] * 3, "p_value": [0.001, 0.6, 0.004],
-                           "p_holm": [0.003, 0.6, 0.008]})
-    cost = pd.DataFrame({"scheme": ["zero", "padding_module", "partial"], "seconds_per_step": [0.01, 0.02, 0.011],
-                         "ratio_to_zero": [1.0, 2.0, 1.1]})
+
+@pytest.mark.parametrize("pm, partial, expected", [
+    # the Padding Module (claimed +0.0123) and partial padding (claimed +0.0032): both sides of every boundary
+    ((0.008, 0.003, 0.013, 0.01), (0.004, 0.001, 0.007, 0.02), ("supported", "supported")),
+    ((0.008, 0.003, 0.013, 0.06), (0.004, 0.001, 0.007, 0.06), ("inconclusive", "inconclusive")),  # p above 0.05
+    ((-0.008, -0.013, -0.003, 0.01), (-0.009, -0.014, -0.004, 0.01), ("contradicted", "contradicted")),
+    ((0.002, -0.004, 0.012, 0.4), (0.000, -0.004, 0.003, 0.9), ("contradicted", "contradicted")),  # short of claim
+    ((0.004, -0.004, 0.0125, 0.4), (0.000, -0.004, 0.0033, 0.9), ("inconclusive", "inconclusive")),  # reaches it
+])
+def test_scheme_tests_judge_each_primary_test_against_the_papers_number(pm, partial, expected):
+    from padlib.chapters.ch5_schemes import CLAIMED_GAIN, chapter_findings_box, scheme_tests
+
+    paired = pd.DataFrame([_paired_row("padding_module", *pm), _paired_row("partial", *partial)])
+    tests = scheme_tests(paired).set_index("scheme")
+    assert tuple(tests.loc[["padding_module", "partial"], "verdict"]) == expected
+    assert tests.loc["partial", "claimed"] == CLAIMED_GAIN["partial"] == 0.0032
+    # the detectable effect: at the first Holm step of two tests (alpha 0.025), larger than the interval's half-width
+    from padlib.stats import detectable_effect
+    assert tests.loc["partial", "detectable"] == pytest.approx(
+        detectable_effect(partial[1], partial[2], n=20, alpha=0.025))
+    box = chapter_findings_box(tests.reset_index(), scale="planted")
+    assert [f.verdict for f in box] == list(expected)
+    assert "Holm over the 2 primary tests (padding_module, partial)" in box[0].test
+    assert "1.23" in box[0].claimed and "74.00" in box[1].claimed and "ImageNet" in box[1].claimed
+    assert f"adjusted p {pm[3]:.2g}" in box[0].test and f"{pm[0]:+.4f} [{pm[1]:+.4f}, {pm[2]:+.4f}]" in box[0].observed
+    assert "not a test of the paper's own number" in box[0].note and box[0].detectable
+    from padlib.chapters.ch5_schemes import scheme_tests_table
+    table = scheme_tests_table(tests.reset_index())
+    assert list(table.index) == ["padding module", "partial"] and table.loc["partial", "claimed"] == 0.0032
+    assert table.loc["padding module", "Holm p"] == f"{pm[3]:.2g}" and "verdict" not in table.columns
+
+
+def test_findings_box_quotes_the_longer_runs_and_one_seed_is_inconclusive():
+    from padlib.chapters.ch5_schemes import chapter_findings_box, scheme_tests
+
+    paired = pd.DataFrame([_paired_row("padding_module", 0.008, 0.003, 0.013, 0.01),
+                           _paired_row("partial", -0.01, -0.02, 0.0, 0.2)])
+    longer = pd.DataFrame({"scheme": ["zero", "partial", "padding_module"], "factor": [2.0] * 3,
+                           "gain": [0.004, 0.012, 0.001], "ci_low": [-0.01] * 3, "ci_high": [0.03] * 3,
+                           "n_seeds": [2, 2, 1], "p_value": [0.1] * 3,
+                           "per_seed": [[0.002, 0.006], [0.010, 0.014], [0.001]],
+                           "vs_baseline": [np.nan, 0.008, -0.002], "vs_baseline_per_seed": [[], [0.008, 0.008], [-0.002]]})
+    longer.attrs["baseline"] = "zero"
+    box = chapter_findings_box(scheme_tests(paired), longer=longer)
+    assert ("not converged at this budget: trained 2x as long (2 seeds) its accuracy changed by +0.0120 (per seed "
+            "+0.0100, +0.0140) and its difference to zero by +0.0080") in box[1].note
+    assert "(1 seed) its accuracy changed by +0.0010" in box[0].note
+    mixed = longer.assign(per_seed=[[0.002, 0.006], [0.010, -0.014], [0.001]])
+    mixed.attrs["baseline"] = "zero"
+    assert "not converged" not in chapter_findings_box(scheme_tests(paired), longer=mixed)[1].note
+    # rows in the order asked for
+    assert list(scheme_tests(paired, order=["partial", "padding_module"]).scheme) == ["partial", "padding_module"]
+    assert list(scheme_tests(paired.iloc[::-1], order=["padding_module", "partial"]).scheme) == ["padding_module",
+                                                                                               "partial"]
+    one = pd.DataFrame([_paired_row("padding_module", 0.008, np.nan, np.nan, np.nan, n=1)])
+    box = chapter_findings_box(scheme_tests(one))
+    assert box[0].verdict == "inconclusive" and "one seed" in box[0].detectable
+    assert chapter_findings_box() == []
+
+
+def test_cost_benefit_lines_say_where_the_interval_lies():
+    from padlib.chapters.ch5_schemes import cost_benefit, cost_benefit_lines
+
+    paired = pd.DataFrame([_paired_row("padding_module", 0.02, 0.01, 0.03, 0.003),
+                           _paired_row("partial", 0.001, -0.004, 0.006, 0.6),
+                           _paired_row("circular", -0.03, -0.05, -0.01, 0.008, n=5)])
+    cost = pd.DataFrame({"scheme": ["zero", "padding_module", "partial", "circular"],
+                         "seconds_per_step": [0.01, 0.02, 0.011, 0.012], "ratio_to_zero": [1.0, 2.0, 1.1, 1.2]})
     table = cost_benefit(cost, paired).set_index("scheme")
-    assert table.loc["padding_module", "step_ratio"] == 2.0 and table.loc["padding_module", "verdict"] == "better than zero"
-    assert "zero" not in table.index and "costs 2.00x" in cost_benefit_lines(table.reset_index())[0]
+    assert table.loc["padding_module", "step_ratio"] == 2.0 and "zero" not in table.index
+    assert table.loc["circular", "n_seeds"] == 5
+    lines = cost_benefit_lines(table.reset_index())
+    assert "costs 2.00x" in lines[0] and lines[0].endswith("interval above 0")
+    assert lines[1].endswith("interval includes 0") and lines[2].endswith("interval below 0")
     with pytest.raises(PadlibError, match="relative to zero"):
         cost_benefit(cost.drop(columns="ratio_to_zero"), paired)
-    verdict = pd.DataFrame({"measure": ["position_depth_px"] * 3 + ["border_side_accuracy"] * 3,
-                            "scheme": ["zero", "partial", "circular"] * 2, "training": ["rises", "no resolved change", "x"] * 2,
-                            "at_init": ["above control", "above control", "(control)"] * 2,
-                            "change": [3.0, 0.5, 0.0, 0.0, 0.0, 0.0], "change_ci_low": [1.0, -1.0, 0, 0, 0, 0],
-                            "change_ci_high": [5.0, 2.0, 0, 0, 0, 0],
-                            "init_minus_control": [6.0, 8.0, np.nan, 0.4, 0.4, np.nan]})
-    box = chapter_findings_box(paired, verdict, floor=0.005, resolvable={"mde": 0.012},
-                               ceiled=["border_side_accuracy"])
-    assert [f.verdict for f in box] == ["holds", "not here", "partly"]
-    assert "+0.020 [+0.010, +0.030]" in box[0].evidence and "Holm-adjusted p 0.003" in box[0].evidence
-    assert "1.23%" in box[0].evidence and "76.61" in box[1].evidence  # the papers' numbers, quoted as theirs
-    assert "in 1 of 2 measure-scheme pairs: zero position_depth_px +3 [+1, +5]" in box[2].evidence
-    assert "initialisation, from the padding alone, in 2 (largest: partial position_depth_px +8)" in box[2].evidence
-    assert box[2].evidence.endswith("at their ceiling for every scheme: border_side_accuracy")
-    longer = pd.DataFrame({"scheme": ["partial"], "factor": [2.0], "gain": [0.012], "ci_low": [-0.01], "ci_high": [0.03],
-                           "n_seeds": [2], "p_value": [0.1], "per_seed": [[0.010, 0.014]]})
-    late = chapter_findings_box(paired, None, longer=longer, cut=paired.assign(mean_diff_vs_zero=[0.04, 0.0, 0.0],
-                                                                           ci_low=[0.02, -0.01, -0.01],
-                                                                           ci_high=[0.06, 0.01, 0.01]))
-    assert "on the digits cut by the border +0.040 [+0.020, +0.060], Holm-adjusted p 0.003" in late[0].evidence
-    assert "NOT converged: trained 2x as long it gained +0.012 more (per seed +0.010, +0.014)" in late[1].evidence
-    assert "NOT converged" not in late[0].evidence
-    small = chapter_findings_box(paired, None, floor=0.05)
-    assert small[0].verdict == "not here" and "below the noise floor" in small[0].evidence
-    assert findings_markdown(box).count("\n- **") == 3
+
+
+def test_run_cost_lines_count_a_paired_seed_and_the_whole_design():
+    from padlib.chapters.ch5_schemes import run_cost_lines
+    from padlib.experiments.training import run_cost
+
+    runs = [_fake_run(s, seed) for s in ("zero", "padding_module") for seed in (0, 1, 2)] + [_fake_run("circular", 0)]
+    for r, cpu in zip(runs, [2, 3, 4, 8, 9, 10, 5]):
+        r.cpu_seconds, r.epochs = float(cpu), 12.0
+    cost = run_cost(runs).set_index("scheme")
+    assert cost.loc["zero", "median"] == 3 and cost.loc["padding_module", "total"] == 27 and cost.loc["circular", "runs"] == 1
+    lines = run_cost_lines(cost.reset_index(), {"zero": 3, "padding_module": 3, "circular": 1})
+    assert lines[0].startswith("zero") and "3.0 CPU s per run (median of 3)" in lines[0]
+    assert lines[-1] == ("one paired seed of zero, padding_module: 12 CPU s (about 6 s on 2 idle cores); all 7 runs: "
+                         "41 CPU s (about 20 s on 2 idle cores)")
 
 
 def test_border_concentration_counts_cut_digits_as_at_the_border():
@@ -498,6 +553,38 @@ def test_longer_training_check_pairs_by_seed():
     assert a.per_seed == [0.001, -0.001]
     b = longer_training_check(per_seed, rising).iloc[0]
     assert b.gain == pytest.approx(0.055) and b.ci_low > 0 and b.n_seeds == 3
-    assert "more training may still change it" in longer_training_lines(longer_training_check(per_seed, rising), 0.01)[0]
+    assert "gained, more training may still change it" in longer_training_lines(longer_training_check(per_seed, rising), 0.01)[0]
+    falling = rising.assign(accuracy=[0.85, 0.86, 0.875])
+    assert "lost, more training" in longer_training_lines(longer_training_check(per_seed, falling), 0.01)[0]
     three = pd.DataFrame({"scheme": ["zero"] * 3, "seed": [0, 1, 2], "accuracy": [0.9005, 0.9095, 0.9201]})
-    assert "converged" in longer_training_lines(longer_training_check(per_seed, three), 0.05)[0]
+    assert "within the resolvable effect" in longer_training_lines(longer_training_check(per_seed, three), 0.05)[0]
+    # against the baseline: circular gains 0.03 more than zero at seed 0 and 0.01 less at seed 1
+    both = pd.DataFrame({"scheme": ["zero", "zero", "circular", "circular"], "seed": [0, 1, 0, 1],
+                         "accuracy": [0.91, 0.92, 0.84, 0.81]})
+    c = longer_training_check(per_seed, both).set_index("scheme")
+    assert c.loc["circular", "vs_baseline_per_seed"] == [0.03, -0.01]
+    assert c.loc["circular", "vs_baseline"] == pytest.approx(0.01) and np.isnan(c.loc["zero", "vs_baseline"])
+    lines = longer_training_lines(longer_training_check(per_seed, both))
+    assert "minus zero's gain at the same seed +0.0100 (per seed +0.0300, -0.0100)" in lines[1]
+    assert "vs_baseline" not in longer_training_check(per_seed, both, baseline=None).columns
+
+
+def test_train_plan_trains_an_uneven_design_in_plan_order():
+    from padlib.experiments.ch5_schemes import seed_plan
+    from padlib.experiments.training import train_plan
+
+    plan = seed_plan(["zero", "circular", "padding_module"], [0, 1, 2], primary=["padding_module"], n_other=1,
+                     epochs=0.5, longer_seeds=1)
+    assert plan == [("zero", 0, 0.5), ("circular", 0, 0.5), ("padding_module", 0, 0.5), ("zero", 1, 0.5),
+                    ("padding_module", 1, 0.5), ("zero", 2, 0.5), ("padding_module", 2, 0.5),
+                    ("zero", 0, 1.0), ("circular", 0, 1.0), ("padding_module", 0, 1.0)]
+    data = digits_on_canvas(32, canvas_size=16, digit_size=8, seed=0)
+    small = [("zero", 0, 0.5), ("circular", 0, 1.0)]
+    runs = train_plan(small, data, model_kwargs={"width": 4, "depth": 2}, batch_size=16, progress=False)
+    assert [(r.scheme, r.seed, r.epochs) for r in runs] == small
+    assert len(runs[1].result.history) == 2 * len(runs[0].result.history) and runs[0].cpu_seconds > 0
+    assert torch.equal(runs[0].init_model[1].weight, runs[1].init_model[1].weight)  # same seed, same start
+    with pytest.raises(PadlibError, match="plan entry"):
+        train_plan([("zero", 0)], data)
+    with pytest.raises(PadlibError, match="at least one"):
+        seed_plan(["zero"], [])

@@ -41,6 +41,22 @@ def padding_views(model: nn.Module, image: torch.Tensor, schemes=ALL_SCHEMES, ma
     return views
 
 
+def seed_plan(schemes, seeds, primary=(), baseline: str = "zero", n_other: int | None = None, epochs: float = 20,
+              longer_seeds: int = 0, longer_factor: float = 2.0) -> list[tuple]:
+    """The chapter's training plan, (scheme, seed, epochs) per run: the ``baseline`` and the ``primary`` schemes at
+    every one of ``seeds`` (the primary tests' paired seeds), the other schemes at the first ``n_other`` of them
+    (all when None), then every scheme at the first ``longer_seeds`` seeds trained ``longer_factor`` times as
+    many epochs (the convergence check). Seeds are shared, so every scheme's seed s starts from the same weights."""
+    seeds = list(seeds)
+    if not seeds:
+        raise PadlibError("seed_plan needs at least one seed")
+    paired = {baseline, *primary}
+    plan = [(s, seed, epochs) for seed in seeds for s in schemes
+            if s in paired or n_other is None or seed in seeds[:n_other]]
+    plan += [(s, seed, epochs * longer_factor) for seed in seeds[:longer_seeds] for s in schemes]
+    return plan
+
+
 def ppp_over_runs(runs, probe, cell: int = 4, seed: int = 0, device="cpu", progress: bool = True
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`ppp_profile` for every run's network at initialisation and after training: (measures, bands),

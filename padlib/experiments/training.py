@@ -173,20 +173,24 @@ class SchemeRun:
     init_model: nn.Module
     model: nn.Module
     result: TrainResult
+    epochs: float | None = None       # the epochs it was trained for
+    cpu_seconds: float = float("nan")  # CPU time of the whole run (building, training, evaluating), in its process
 
 
 def _train_job(job: dict) -> SchemeRun:
-    """One (scheme, seed) run of :func:`train_schemes`; a top-level function so that worker processes can run it."""
+    """One (scheme, seed) run of :func:`train_plan`; a top-level function so that worker processes can run it."""
 
     if job["threads"]:
         torch.set_num_threads(job["threads"])
+    start = time.process_time()
     scheme, seed, data = job["scheme"], job["seed"], job["train_data"]
     base = small_model(job["model"], data, num_classes=job["num_classes"], seed=seed, **job["model_kwargs"])
     init = convert_padding(base, scheme)
     net = copy.deepcopy(init)
     result = train(net, data, job["target"], job["epochs"], job["batch_size"], job["lr"], seed, job["device"],
                    progress=False, eval_data=job["eval_data"], evals_per_epoch=job["evals_per_epoch"])
-    return SchemeRun(scheme, seed, init.to(job["device"]).eval(), net, result)
+    return SchemeRun(scheme, seed, init.to(job["device"]).eval(), net, result, float(job["epochs"]),
+                     time.process_time() - start)
 
 
 def default_workers(device="cpu", threads: int | None = None, most: int = 4) -> int:
@@ -212,24 +216,49 @@ def train_schemes(schemes, seeds, train_data: ImageSet, model: str = "vgg", mode
     at a time in separate processes, each on this process's number of torch threads: the runs are
     independent and seeded, so the networks are the same as with ``workers=1``; only their step times then
     include the sharing of the machine (measure cost with :func:`interleaved_step_cost` instead).
+    Uneven designs (more seeds for some schemes, longer runs) go through :func:`train_plan`.
     """
-    from tqdm.auto import tqdm
-
     schemes = [schemes] if isinstance(schemes, str) else schemes
     seeds = [seeds] if isinstance(seeds, int) else seeds
     check_type("schemes", schemes, (list, tuple), "a scheme name or a list of them")
     check_type("seeds", seeds, (list, tuple, range), "a seed or a list of seeds")
-    check_type("workers", workers, int)
     if not schemes or not len(seeds):
         raise PadlibError("train_schemes needs at least one scheme and one seed")
+    return train_plan([(s, seed, epochs) for seed in seeds for s in schemes], train_data, model, model_kwargs, target,
+                      batch_size, lr, device, progress, eval_data, evals_per_epoch, workers)
+
+
+def _job_cost(scheme: str, epochs: float) -> float:
+    """A rough relative cost of one run (the Padding Module's step costs about twice zero padding's): the pool
+    starts the longest runs first, so that no long run is left alone at the end while the other cores idle."""
+    return float(epochs) * (2.0 if scheme == "padding_module" else 1.0)
+
+
+def train_plan(plan, train_data: ImageSet, model: str = "vgg", model_kwargs: dict | None = None,
+               target: str = "label", batch_size: int = 64, lr: float = 3e-3, device="cpu", progress: bool = True,
+               eval_data: ImageSet | None = None, evals_per_epoch: int = 1, workers: int = 1) -> list[SchemeRun]:
+    """Train one network per ``(scheme, seed, epochs)`` of ``plan``, in plan order, as :func:`train_schemes` does
+    (same seed = same initial weights and batch order for every scheme, whatever the epochs), in one pool of
+    ``workers`` processes: a design with more seeds for some schemes, or with longer runs beside the main
+    ones, shares one pool, the longest runs started first."""
+    from tqdm.auto import tqdm
+
+    check_type("plan", plan, (list, tuple), "a list of (scheme, seed, epochs)")
+    check_type("workers", workers, int)
+    if not plan:
+        raise PadlibError("train_plan needs at least one (scheme, seed, epochs)")
     if workers < 1:
         raise PadlibError(f"workers must be >= 1, got {workers}")
     check_type("train_data", train_data, ImageSet)
+    for item in plan:
+        if not (isinstance(item, (list, tuple)) and len(item) == 3):
+            raise PadlibError(f"a plan entry is (scheme, seed, epochs), got {item!r}")
+        check_type("seed", item[1], int)
     num_classes = train_data.n_classes(target) if target != "label" else None
     common = dict(train_data=train_data, model=model, model_kwargs=dict(model_kwargs or {}), num_classes=num_classes,
-                  target=target, epochs=epochs, batch_size=batch_size, lr=lr, device=str(device), eval_data=eval_data,
+                  target=target, batch_size=batch_size, lr=lr, device=str(device), eval_data=eval_data,
                   evals_per_epoch=evals_per_epoch, threads=torch.get_num_threads())
-    jobs = [dict(common, scheme=s, seed=seed) for seed in seeds for s in schemes]
+    jobs = [dict(common, scheme=s, seed=seed, epochs=e) for s, seed, e in plan]
     desc = f"{target}: schemes x seeds"
     workers = min(workers, len(jobs))
     if workers == 1:
@@ -238,16 +267,26 @@ def train_schemes(schemes, seeds, train_data: ImageSet, model: str = "vgg", mode
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
+    order = sorted(range(len(jobs)), key=lambda i: -_job_cost(jobs[i]["scheme"], jobs[i]["epochs"]))
     # spawned, not forked: a fork of a process whose torch thread pools already ran can deadlock
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_train_job, j) for j in jobs]
-            for _ in tqdm(as_completed(futures), total=len(jobs), desc=f"{desc} ({workers} processes)",
+            futures = {i: pool.submit(_train_job, jobs[i]) for i in order}
+            for _ in tqdm(as_completed(futures.values()), total=len(jobs), desc=f"{desc} ({workers} processes)",
                           disable=not progress):
                 pass
-            return [f.result() for f in futures]  # in job order
+            return [futures[i].result() for i in range(len(jobs))]  # in plan order
     except BrokenProcessPool as e:
         raise PadlibError(f"a training worker process died ({e}); out of memory? retry with workers=1") from None
+
+
+def run_cost(runs: list[SchemeRun]) -> pd.DataFrame:
+    """CPU seconds per run, by scheme and epochs (median and total over its runs): what each run costs,
+    whoever else shared the machine."""
+    df = pd.DataFrame([{"scheme": r.scheme, "epochs": r.epochs, "seed": r.seed, "cpu_seconds": r.cpu_seconds}
+                       for r in runs])
+    return (df.groupby(["scheme", "epochs"], sort=False)["cpu_seconds"]
+            .agg(runs="count", median="median", total="sum").reset_index())
 
 
 def interleaved_step_cost(schemes, data: ImageSet, model: str = "vgg", model_kwargs: dict | None = None,
@@ -440,42 +479,36 @@ def run_clock() -> dict:
     return {"wall": time.perf_counter(), "cpu": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime}
 
 
-def longer_training_check(per_seed: pd.DataFrame, per_seed_longer: pd.DataFrame, factor: float = 2.0) -> pd.DataFrame:
+def longer_training_check(per_seed: pd.DataFrame, per_seed_longer: pd.DataFrame, factor: float = 2.0,
+                          baseline: str | None = "zero") -> pd.DataFrame:
     """Does training longer change the final accuracy? ``per_seed_longer`` holds runs trained ``factor`` times as
     many epochs (same schemes, seeds, data and schedule shape), ``per_seed`` the chapter's runs: per scheme the
     per-seed difference longer - chapter (paired by seed, :func:`paired_comparison` columns); an interval
-    around 0 within the resolvable effect means the chapter's budget is at convergence for that scheme."""
+    around 0 within the resolvable effect means the chapter's budget is at convergence for that scheme. With a
+    ``baseline`` trained longer too, ``vs_baseline``: the same gain minus the baseline's at the same seed (how
+    much longer training would move the scheme's difference to the baseline), with its per-seed values."""
     rows = []
+    gains = {}
     for scheme in dict.fromkeys(per_seed_longer["scheme"]):
         both = pd.concat([per_seed[per_seed.scheme == scheme].assign(scheme="budget"),
                           per_seed_longer[per_seed_longer.scheme == scheme].assign(scheme="longer")])
         pc = paired_comparison(both, baseline="budget")
         if len(pc):
             wide = both.pivot_table(index="seed", columns="scheme", values="accuracy")
+            gains[scheme] = (wide["longer"] - wide["budget"]).dropna()
             rows.append(pc.iloc[0].drop(["scheme", "p_holm"], errors="ignore").rename({"mean_diff_vs_budget": "gain"})
                         .to_dict() | {"scheme": scheme, "factor": factor,
-                                      "per_seed": [round(float(v), 4) for v in (wide["longer"] - wide["budget"]).dropna()]})
+                                      "per_seed": [round(float(v), 4) for v in gains[scheme]]})
     cols = ["scheme", "factor", "gain", "ci_low", "ci_high", "n_seeds", "p_value", "per_seed"]
-    return pd.DataFrame(rows)[cols] if rows else pd.DataFrame(columns=cols)
-
-
-def noise_band(per_seed: pd.DataFrame, twin=("symmetric", "replicate"), value: str = "accuracy") -> dict | None:
-    """How far apart two schemes that compute the same function end up: the per-seed difference ``twin[0]`` -
-    ``twin[1]`` (same initial weights, same batches; symmetric and replicate write the same single ring of
-    padding, so only floating-point rounding, amplified by training, separates them). Returns its mean,
-    95% t-interval, largest |difference| and ``floor``: the largest mean difference the twins' interval allows
-    (max(|low|, |high|)); a scheme's mean effect below it is within what identical networks show. None when
-    a twin was not trained."""
-    wide = per_seed.pivot_table(index="seed", columns="scheme", values=value)
-    a, b = twin
-    if a not in wide.columns or b not in wide.columns:
-        return None
-    d = (wide[a] - wide[b]).dropna().to_numpy()
-    lo, hi = t_interval(d)
-    floor = max(abs(lo), abs(hi)) if np.isfinite(lo) else float(np.abs(d).max())
-    return {"a": a, "b": b, "value": value, "mean": float(d.mean()), "ci_low": lo, "ci_high": hi,
-            "sd": float(d.std(ddof=1)) if len(d) > 1 else float("nan"), "max_abs": float(np.abs(d).max()),
-            "floor": float(floor), "n_seeds": len(d)}
+    out = pd.DataFrame(rows)[cols] if rows else pd.DataFrame(columns=cols)
+    if baseline is not None and baseline in gains and len(out):
+        rel = {s: (g - gains[baseline]).dropna() for s, g in gains.items()}
+        out["vs_baseline"] = [float(rel[s].mean()) if len(rel[s]) and s != baseline else float("nan")
+                              for s in out["scheme"]]
+        out["vs_baseline_per_seed"] = [[round(float(v), 4) for v in rel[s]] if s != baseline else []
+                                       for s in out["scheme"]]
+        out.attrs["baseline"] = baseline
+    return out
 
 
 def pan_counts(runs: list[SchemeRun], images: torch.Tensor, fpr: float = 0.01, states=("init", "trained"),

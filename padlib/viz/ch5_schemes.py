@@ -8,6 +8,19 @@ from ..position import PPP_CHANCE, PPP_UNITS
 from ..viz.common import _finish_panel_grid, _panel_grid, _plain_log_ticks
 from ..viz.style import _scheme_order, scheme_colour
 
+# Line style and marker per scheme: circular (orange) and the Padding Module (vermilion) are close in colour,
+# so every figure that draws schemes also tells them apart by line and marker.
+SCHEME_LINES = {"zero": "-", "reflect": (0, (5, 1)), "replicate": "--", "circular": ":", "symmetric": (0, (1, 1)),
+                "partial": "-.", "padding_module": "-"}
+SCHEME_MARKERS = {"zero": "o", "reflect": "P", "replicate": "v", "circular": "s", "symmetric": "X", "partial": "D",
+                  "padding_module": "^"}
+
+
+def scheme_line(name: str) -> dict:
+    """Matplotlib keywords for a scheme's line: its colour, line style and marker (:data:`SCHEME_LINES`,
+    :data:`SCHEME_MARKERS`)."""
+    return {"color": scheme_colour(name), "ls": SCHEME_LINES.get(name, "-"), "marker": SCHEME_MARKERS.get(name, "o")}
+
 
 def padding_examples_figure(examples: dict, pad: int, title: str = "", channel: int = 0, size: float = 1.9):
     """One panel per scheme: the padded map (one channel), the original extent outlined in red.
@@ -37,14 +50,14 @@ def padding_examples_figure(examples: dict, pad: int, title: str = "", channel: 
 _EFFECT_LABELS = {"final": "final test accuracy", "auc": "area under the learning curve", "accuracy": "test accuracy"}
 
 
-def scheme_effects_figure(per_seed: dict, paired: dict, floors: dict | None = None, baseline: str = "zero",
-                          twin=None):
+def scheme_effects_figure(per_seed: dict, paired: dict, baseline: str = "zero", claimed: dict | None = None):
     """One panel per measure (``per_seed`` and ``paired``: dicts measure -> table of
-    :func:`padlib.experiments.training.accuracy_by_seed` layout / :func:`padlib.experiments.training.paired_comparison`): every scheme's
-    per-seed difference to the baseline (grey dots) and the mean with its 95% interval (the scheme's colour;
-    a star when the Holm-adjusted p < 0.05); the grey band is the noise floor (``floors[measure]``), and
-    ``twin`` = (a, b) adds the two noise-twin schemes' own difference, which should sit inside it."""
-    floors = dict(floors or {})
+    :func:`padlib.experiments.training.accuracy_by_seed` layout / :func:`padlib.experiments.training.paired_comparison`,
+    one table or several concatenated): every scheme's per-seed difference to the baseline (small faint dots in the
+    scheme's colour) and the mean with its 95% interval (the scheme's colour and marker; a star when the
+    Holm-adjusted p < 0.05 within its family). ``claimed``: measure -> {scheme: the paper's gain}, drawn as a
+    short horizontal bar in the scheme's colour to the right of its interval."""
+    claimed = dict(claimed or {})
     measures = list(paired)
     fig, axes = _panel_grid(len(measures), width=8.0, row_height=3.2)
     col = f"mean_diff_vs_{baseline}"
@@ -54,32 +67,35 @@ def scheme_effects_figure(per_seed: dict, paired: dict, floors: dict | None = No
         wide = ps.pivot_table(index="seed", columns="scheme", values=value)
         table = paired[m].set_index("scheme")
         order = [s for s in _scheme_order(table.index)]
-        labels = list(order)
-        if twin and twin[0] in wide.columns and twin[1] in wide.columns:
-            labels.append(f"{twin[0]} - {twin[1]}")
-        floor = floors.get(m)
-        if floor:
-            ax.axhspan(-floor, floor, color="0.88", zorder=0, label="noise floor (identical twins)")
         ax.axhline(0, color="0.3", lw=0.8, zorder=1)
         for i, s in enumerate(order):
             d = (wide[s] - wide[baseline]).dropna()
-            ax.scatter(i + np.linspace(-0.12, 0.12, len(d)), d, s=10, color="0.55", zorder=2,
-                       label="one seed" if i == 0 else None)
+            ax.scatter(i + np.linspace(-0.15, 0.15, len(d)), d, s=8, color=scheme_colour(s, i), alpha=0.35, lw=0,
+                       zorder=2)
             r = table.loc[s]
             ax.errorbar([i], [r[col]], yerr=[[r[col] - r["ci_low"]], [r["ci_high"] - r[col]]]
-                        if np.isfinite(r["ci_low"]) else None, fmt="o", ms=6, color=scheme_colour(s, i), capsize=4,
-                        zorder=3, label="mean, 95% interval" if i == 0 else None)
+                        if np.isfinite(r["ci_low"]) else None, fmt=SCHEME_MARKERS.get(s, "o"), ms=6,
+                        color=scheme_colour(s, i), capsize=4, zorder=3)
             if "p_holm" in r and np.isfinite(r["p_holm"]) and r["p_holm"] < 0.05:
                 ax.annotate("*", (i, r["ci_high"]), ha="center", va="bottom", fontsize=12)
-        if len(labels) > len(order):
-            d = (wide[twin[0]] - wide[twin[1]]).dropna()
-            k = len(order)
-            ax.scatter(k + np.linspace(-0.12, 0.12, len(d)), d, s=10, color="0.55", zorder=2)
-            ax.errorbar([k], [d.mean()], yerr=None, fmt="D", ms=5, color="0.35", zorder=3)
-        ax.set_xticks(range(len(labels)), labels, rotation=25, ha="right", fontsize=8)
+            if s in claimed.get(m, {}):
+                ax.scatter([i + 0.3], [claimed[m][s]], marker="_", s=140, linewidths=2.2, color=scheme_colour(s, i),
+                           zorder=3)
+        ax.set_xticks(range(len(order)), order, rotation=25, ha="right", fontsize=8)
         ax.set_ylabel(f"difference to {baseline} (same seed)")
         ax.set_title(_EFFECT_LABELS.get(m, m), fontsize=9)
-    return _finish_panel_grid(fig, axes, len(measures), ncol=3)
+    # the legend's keys in dark grey: every mark takes its scheme's colour (the axis names the scheme)
+    from matplotlib.lines import Line2D
+
+    keys = [Line2D([], [], ls="", marker="o", ms=3, color="0.3", alpha=0.5, label="one seed"),
+            Line2D([], [], ls="-", marker="o", ms=5, color="0.3", label="mean, 95% interval")]
+    if any(claimed.values()):
+        keys.append(Line2D([], [], ls="", marker="_", ms=11, mew=2.2, color="0.3", label="the paper's gain"))
+    for ax in axes[len(measures):]:
+        ax.set_visible(False)
+    fig.legend(handles=keys, loc="upper center", ncol=len(keys), frameon=False, fontsize=8.5)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
+    return fig
 
 
 def border_accuracy_figure(summary, group: str = "border_distance"):
@@ -95,7 +111,7 @@ def border_accuracy_figure(summary, group: str = "border_distance"):
         d = d.sort_values("_x")
         x = d["_x"].to_numpy() + (k - (len(order) - 1) / 2) * 0.06
         err = d["std"].to_numpy() if "std" in d and np.isfinite(d["std"]).any() else None
-        ax.errorbar(x, d["mean"], yerr=err, marker="o", ms=4, capsize=2, label=s, color=scheme_colour(s, k),
+        ax.errorbar(x, d["mean"], yerr=err, ms=4, capsize=2, label=s, **scheme_line(s),
                     lw=2.2 if s in ("zero", "padding_module") else 1.2)
     ax.set_xticks(range(len(groups)), groups)
     ax.set_xlabel("ink distance to the nearest border (pixels; negative: cut by the border)")
@@ -119,7 +135,8 @@ def ppp_figure(ppp):
                 v = d[(d.scheme == s) & (d.state == state)]["value"]
                 x = i + (j - 0.5) * 0.3
                 colour = scheme_colour(s, i)
-                ax.scatter([x] * len(v), v, s=16, facecolors="none" if state == "init" else colour,
+                ax.scatter([x] * len(v), v, s=16, marker=SCHEME_MARKERS.get(s, "o"),
+                           facecolors="none" if state == "init" else colour,
                            edgecolors=colour, label=("at initialisation" if state == "init" else "trained")
                            if i == 0 else None)
         ax.axhline(PPP_CHANCE.get(meas, 0.0), color="0.5", lw=0.8, ls="--",
@@ -141,7 +158,7 @@ def ppp_distance_figure(band_summary, chance: float = 0.5):
         for k, s in enumerate(order):
             d = band_summary[(band_summary.scheme == s) & (band_summary.state == state)].sort_values("distance_px")
             c = scheme_colour(s, k)
-            ax.plot(d["distance_px"], d["mean"], color=c, lw=1.8, marker="o", ms=3, label=s)
+            ax.plot(d["distance_px"], d["mean"], lw=1.8, ms=3, label=s, **scheme_line(s))
             sd = d["std"].fillna(0)
             ax.fill_between(d["distance_px"], d["mean"] - sd, d["mean"] + sd, color=c, alpha=0.15, lw=0)
         ax.axhline(chance, color="0.4", ls="--", lw=0.8, label="chance (no position)")
@@ -152,17 +169,16 @@ def ppp_distance_figure(band_summary, chance: float = 0.5):
     return _finish_panel_grid(fig, axes, len(states), ncol=4)
 
 
-def cost_benefit_figure(table, baseline: str = "zero", floor: float | None = None):
+def cost_benefit_figure(table, baseline: str = "zero"):
     """What a scheme costs and what it buys (:func:`padlib.chapters.ch5_schemes.cost_benefit`): training-step time relative
     to the baseline (x) against the paired accuracy effect with its 95% interval (y)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
-    if floor:
-        ax.axhspan(-floor, floor, color="0.88", zorder=0, label="noise floor")
     ax.axhline(0, color="0.3", lw=0.8)
     ax.axvline(1, color="0.6", lw=0.8, ls=":")
     for k, r in enumerate(table.itertuples()):
         ax.errorbar([r.step_ratio], [r.accuracy_effect], yerr=[[r.accuracy_effect - r.ci_low], [r.ci_high - r.accuracy_effect]],
-                    fmt="o", ms=6, capsize=4, color=scheme_colour(r.scheme, k), label=r.scheme)
+                    fmt=SCHEME_MARKERS.get(r.scheme, "o"), ms=6, capsize=4, color=scheme_colour(r.scheme, k),
+                    label=f"{r.scheme} ({r.n_seeds} seeds)" if hasattr(r, "n_seeds") else r.scheme)
     ax.set_xlabel(f"training-step time / {baseline} padding's")
     ax.set_ylabel(f"accuracy - {baseline} (95% interval)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
@@ -183,10 +199,12 @@ def learning_curves_figure(curves, chance: float | None = None, ylabel: str = "h
         for k, s in enumerate(_scheme_order(curves["scheme"])):
             d = d_all[d_all.scheme == s]
             for _, g in d.groupby("seed"):
-                ax.plot(g["epoch"], g["accuracy"], color=scheme_colour(s, k), lw=0.5, alpha=0.5)
+                ax.plot(g["epoch"], g["accuracy"], color=scheme_colour(s, k), lw=0.4, alpha=0.3)
             m = d.groupby("epoch")["accuracy"].mean()
-            ax.plot(m.index, m.values, color=scheme_colour(s, k), lw=2, label=s, ls=("-", "--", ":")[k % 3],
-                    marker="o" if j else None, ms=3)
+            style = scheme_line(s)
+            if not j:
+                style.pop("marker")
+            ax.plot(m.index, m.values, lw=2, label=s, ms=3, **style)
         if chance is not None and j == 0:
             ax.axhline(chance, color="0.4", ls="--", lw=0.8, label="chance")
         if ylim is not None and j == 0:

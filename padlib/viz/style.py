@@ -71,16 +71,4 @@ def _scheme_order(schemes):
 # ---------------------------------------------------------------------------------------------------------
 # Chapter 1 (Padding Aware Neurons)
 
-_SIGN_COLORS = {1: "#c0392b", -1: "#2471a3"}  # fires at the border / silenced there
-_NETWORK_STYLE = {"trained": dict(color="#222222", lw=1.4), "random init": dict(color="#e08214", lw=1.4),
-                  "circular null": dict(color="0.65", lw=1.0)}
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Chapter 4 (the compensation test and the matched blind-spot experiment)
-
-_LEAN_BARS = (("pretrained", "trained size", "pretrained, training size", "#222222"),
-              ("pretrained", "even size", "pretrained, even size", "#0072B2"),
-              ("random init", "trained size", "random init, training size", "#E69F00"),
-              ("random init", "even size", "random init, even size", "#F0E442"))
-
+_SIGN_COLORS = {1: "#c0392b", -1: "#2471a3"}  # fires at the border (dark red) / silenced there (dark blue)

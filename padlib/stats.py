@@ -170,8 +170,14 @@ def cluster_ratio_bootstrap(numerator, denominator, null: float = 0.0, n_boot: i
     d = den[idx].sum(axis=1)
     boot = num[idx].sum(axis=1)[d != 0] / d[d != 0]
     lo, hi = np.quantile(boot, [(1 - ci) / 2, 1 - (1 - ci) / 2])
-    below, above = (np.sum(boot <= null) + 1) / (len(boot) + 1), (np.sum(boot >= null) + 1) / (len(boot) + 1)
-    return RatioTest(estimate, float(lo), float(hi), float(min(1.0, 2 * min(below, above))), n)
+    return RatioTest(estimate, float(lo), float(hi), _bootstrap_p(boot, null), n)
+
+
+def _bootstrap_p(dist: np.ndarray, null: float = 0.0) -> float:
+    """Two-sided bootstrap p of a resampled statistic against ``null``: twice the smaller share of resamples on
+    either side of it, each counted with the estimate itself (never below 2 / (len + 1)), at most 1."""
+    below, above = int(np.sum(dist <= null)), int(np.sum(dist >= null))
+    return float(min(1.0, 2 * (min(below, above) + 1) / (len(dist) + 1)))
 
 
 def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -304,5 +310,4 @@ def bootstrap_test(arrays, statistic, n_boot: int = 1000, seed: int = 0, level: 
     if not len(dist):
         return estimate, float("nan"), float("nan"), float("nan")
     low, high = (float(q) for q in np.quantile(dist, [(1 - level) / 2, (1 + level) / 2]))
-    p = min(1.0, 2 * (min((dist <= 0).sum(), (dist >= 0).sum()) + 1) / (len(dist) + 1))
-    return estimate, low, high, float(p)
+    return estimate, low, high, _bootstrap_p(dist)

@@ -41,11 +41,6 @@ CONSTANTS = {"ALPHA": (ALPHA, "family-wise error rate of each claim's primary fa
              "SMALL_OBJECT": (SMALL_OBJECT, "largest object side, as a share of the canvas side, called small")}
 
 
-def constants_table() -> pd.DataFrame:
-    """The readings declared above, for the chapter's method section."""
-    return pd.DataFrame([{"constant": k, "value": v, "meaning": m} for k, (v, m) in CONSTANTS.items()])
-
-
 def constants_markdown() -> str:
     """The readings declared above as a Markdown list (name, value, meaning), for the chapter's method section."""
     return "\n".join(f"- `{k}` = {v:g}: {m}" for k, (v, m) in CONSTANTS.items())

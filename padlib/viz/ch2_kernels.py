@@ -4,7 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..viz.common import _finish_panel_grid, _panel_grid
+from ..viz.common import _finish_panel_grid, _panel_grid, figure_png
 from ..viz.style import _SIDE_NAMES, PRETRAINED, RANDOM_INIT, colour_name
 
 # One colour per PAN type in this chapter (Okabe-Ito; no grey, which the book keeps for random init and controls)
@@ -329,38 +329,17 @@ def mean_kernel_grid(asym, init: str = "pretrained"):
     return fig
 
 
-def site_safe_png(fig, dpi: int = 80, tries: int = 20) -> bytes:
-    """``fig`` as PNG bytes (closed afterwards) whose base64 text nowhere reads "thebe", in any case.
-
-    The site build drops every script whose text mentions thebe (``book/_ext/offline_site.py`` strips the
-    thebe scripts that way), and a widget's state is such a script, with each image in base64: a page whose
-    images happen to spell it would lose its widgets. A PNG comment chunk changes the bytes, not the picture."""
-    import base64
-    import io
-
-    try:
-        for k in range(tries):
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Comment": "." * k or None})
-            png = buf.getvalue()
-            if b"thebe" not in base64.b64encode(png).lower():
-                return png
-        raise ValueError(f"no PNG encoding of this figure avoids 'thebe' in base64 after {tries} tries")
-    finally:
-        plt.close(fig)
-
-
 def kernel_browser(galleries: dict, description: str = "view"):
     """A static-site-safe browser: a Dropdown jslinked to a Stack of precomputed PNG galleries.
 
     ``galleries``: {label: entries for :func:`kernel_gallery`}. Every page is rendered now, so the widget
     stays fully interactive in the static book (no kernel needed). Pages are 80 dpi (600 pixels for the
-    gallery's 7.5 inches: narrower than the site's column) and :func:`site_safe_png`.
+    gallery's 7.5 inches: narrower than the site's column).
     """
     import ipywidgets as widgets
 
     labels = list(galleries)
-    images = [widgets.Image(value=site_safe_png(kernel_gallery(galleries[k], title=k)), format="png",
+    images = [widgets.Image(value=figure_png(kernel_gallery(galleries[k], title=k), dpi=80), format="png",
                             layout=widgets.Layout(max_width="100%")) for k in labels]
     stack = widgets.Stack(images, selected_index=0)
     dropdown = widgets.Dropdown(options=[(k, i) for i, k in enumerate(labels)], value=0, description=description,

@@ -83,6 +83,7 @@ from .position import (
     ppp_measures,
     stationary_images,
 )
+from .outputs import compare_outputs, describe_outputs, output_kind, select_output
 from .model_report import PaddingReport, report
 from . import experiments
 from .experiments.digits import ImageSet, digits_on_canvas, digits_train_test, load_dataset

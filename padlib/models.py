@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from ._hooks import model_device  # noqa: F401 - re-exported: padlib._hooks.model_device
-from .errors import CheckpointError, PadlibTypeError, UnknownModelError, WeightsUnavailableError, check_type, first_line
+from .errors import (CheckpointError, PadlibError, PadlibTypeError, UnknownModelError, WeightsUnavailableError,
+                     check_type, first_line)
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing  # noqa: F401 - re-exported
 
 
@@ -515,7 +516,10 @@ def channels_last_inference(model: nn.Module, enabled: bool = True):
 
 @torch.no_grad()
 def predict(model: nn.Module, images, k: int = 5):
-    """Top-k ImageNet predictions: PIL images / arrays (preprocessed here) or a normalised batch -> DataFrame."""
+    """Top-k ImageNet predictions: PIL images / arrays (preprocessed here) or a normalised batch -> DataFrame.
+
+    For classifiers (a forward that returns logits (N, K)); for any other model (a detector's tuple, a dense
+    map) one error line names :func:`padlib.describe_outputs`, which gives one row per image for every model."""
     import pandas as pd
 
     if isinstance(images, torch.Tensor):
@@ -524,7 +528,13 @@ def predict(model: nn.Module, images, k: int = 5):
         seq = images if isinstance(images, (list, tuple)) else [images]
         prep = preprocessing(model)
         batch = torch.stack([prep(im) for im in seq])
-    probs = model(batch.to(model_device(model))).softmax(-1).cpu()
+    out = model(batch.to(model_device(model)))
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        what = f"a tensor of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
+        raise PadlibError(f"{getattr(model, 'padlib_name', type(model).__name__)} returns {what}, not class logits "
+                          "(N, K): predict ranks classes; padlib.describe_outputs(model, images) says what any "
+                          "model outputs, one row per image")
+    probs = out.softmax(-1).cpu()
     top = probs.topk(k, dim=-1)
     names = imagenet_classes() if probs.shape[-1] == 1000 else [str(i) for i in range(probs.shape[-1])]
     rows = [

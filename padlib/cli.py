@@ -224,6 +224,10 @@ def _register_scan(subparsers) -> None:
                    help="random_init (default): a PAN must also be beyond what the same layer gives at random "
                         "initialisation (the padding_caused column keeps the circular-null verdict); none: the "
                         "older definition, padding-caused alone")
+    p.add_argument("--definition", choices=("specialist", "learned", "padding"), default=None,
+                   help="what is_pan means: specialist (default: learned, border-selective, FDR-controlled), "
+                        "learned (padding-caused and beyond random init) or padding (padding-caused alone); "
+                        "every reading is a column of the table")
     _run_options(p, 16, "write the table to FILE.csv or FILE.json (a new file unless --force)",
                  "overwrite an existing --out file")
     p.set_defaults(func=_cmd_scan)
@@ -241,8 +245,10 @@ def _cmd_scan(args) -> int:
     n = args.images
     images = probe_images(n, size=args.size, seed=args.seed, image_dir=args.image_dir, model=model)
     reference = None if args.reference == "none" else args.reference
+    if args.definition == "learned" and reference is None:
+        raise PadlibError("--definition learned needs the random-init reference: leave out --reference none")
     scan = scan_pans(model, images, fpr=args.fpr, batch_size=args.batch_size, device=args.device,
-                     reference=reference)
+                     reference=reference, definition=args.definition)
     t = scan.table
     s = pan_summary(t).iloc[0]
     print(f"{scan.model_name}: {len(images)} images at {scan.input_size}, {s.layers} padded layers, "
@@ -252,7 +258,11 @@ def _cmd_scan(args) -> int:
     if reference:
         print(f"padding-caused (circular null only): {int(t.padding_caused.sum())}; beyond random init "
               f"({len(scan.init_thresholds)} layers, seeds {', '.join(map(str, sorted(set(scan.reference.seed))))}): "
-              f"{int(t.is_pan.sum())}")
+              f"{int(t.learned.sum())}")
+    if "specialist" in t:
+        print(f"specialists (selectivity > {scan.selectivity_threshold:.3f}, Benjamini-Hochberg q <= {scan.fdr}): "
+              f"{int(t.specialist.sum())}, of which at most {scan.expected_false_discoveries():.1f} expected false "
+              f"discoveries; PANs below are the {scan.definition} reading")
     print(f"PANs: {s.pans} ({s.share_pct:.2f}% of filters); fire at border {s.fire} ({s.fire_pct:.2f}%), "
           f"silenced {s.silenced} ({s.silenced_pct:.2f}%)")
     print("per side (fire/silenced, counts and % of filters): " + ", ".join(

@@ -17,7 +17,7 @@ def learned_pan_summary(control: pd.DataFrame) -> pd.DataFrame:
         tr, ri = g[g.init == "trained"].iloc[0], g[g.init == "random init"]
         row = {"model": m, "filters": int(tr.filters), "seeds": len(ri), "tau trained": round(float(tr.tau), 2),
                "tau random init mean": round(float(ri.tau.mean()), 2)}
-        for col in ("padding_caused", "learned"):
+        for col in [c for c in ("padding_caused", "learned", "specialist") if c in g]:
             row[f"{col} trained"] = int(tr[col])
             row[f"{col} trained %"] = round(float(tr[f"{col}_pct"]), 1)
             row[f"{col} random init mean"] = round(float(ri[col].mean()), 1)
@@ -50,21 +50,22 @@ def learned_score_table(scans: dict) -> pd.DataFrame:
 
 def learned_depth_profile(scans: dict) -> pd.DataFrame:
     """Per model, padded layer and network (trained / random init, the copies averaged): the share of the
-    layer's filters that are padding-caused and that are learned PANs, along relative depth."""
+    layer's filters that are padding-caused, learned PANs and specialists, along relative depth."""
     rows = []
     for label, sc in scans.items():
         t = sc.table
         g = t.groupby("layer", sort=False).agg(rel_depth=("rel_depth", "first"), stride=("stride", "first"),
                                                filters=("channel", "size"), padding_caused=("padding_caused", "mean"),
-                                               learned=("is_pan", "mean"))
-        g[["padding_caused", "learned"]] *= 100.0
+                                               learned=("learned", "mean"), specialist=("specialist", "mean"))
+        g[["padding_caused", "learned", "specialist"]] *= 100.0
         g.insert(0, "network", "trained" if label == "trained" else "random init")
         g.insert(0, "model", sc.model_name)
         rows.append(g.reset_index())
     out = pd.concat(rows, ignore_index=True)
     out = out.groupby(["model", "network", "layer"], sort=False, as_index=False).agg(
         rel_depth=("rel_depth", "first"), stride=("stride", "first"), filters=("filters", "first"),
-        padding_caused_pct=("padding_caused", "mean"), learned_pct=("learned", "mean"))
+        padding_caused_pct=("padding_caused", "mean"), learned_pct=("learned", "mean"),
+        specialist_pct=("specialist", "mean"))
     return out
 
 

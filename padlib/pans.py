@@ -57,12 +57,18 @@ from ._memory import check_run_memory
 from ._pan_stream import STD_FLOOR, _batch_statistics, _batches, _scan_table
 from .data import probe_images
 from .errors import PadlibError, check_type
+from . import stats
 from .layers.base import convert_padding
 from .models import load_model, random_init_copy
 from .padding import CORNERS, LOCATIONS, SIDES
 
 MIN_EXPLAINED = 0.5            # share of a side's contrast the padding effect must explain (same sign)
-DEFAULT_FPR = 0.01             # false-positive rate on the circular null that sets tau
+DEFAULT_FPR = 0.01             # false-positive rate on the circular null that sets tau (and the selectivity bar)
+DEFAULT_FDR = 0.05             # Benjamini-Hochberg false discovery rate over channels for specialists
+DEFINITIONS = ("specialist", "learned", "padding")  # what ``is_pan`` means, strictest first
+# Our reading of "specialise": one fixed threshold on the channel tells a border position from an interior one
+# 9 times in 10 (AUROC 0.9). The selectivity bar is the larger of this and the circular null's 1 - fpr quantile.
+SPECIALIST_SELECTIVITY = 0.9
 REFERENCE_SEEDS = (0, 1)       # random-init copies that make the learned-PAN reference (reference="random_init")
 REFERENCE_IMAGES = 8           # of the probe images, the first this many scan the reference copies (one batch)
 
@@ -102,6 +108,45 @@ def calibrate_tau(null: pd.DataFrame, fpr: float = DEFAULT_FPR) -> tuple[float, 
     if null is None or len(null) == 0:
         raise PadlibError("the null table is empty: scan the circular-padding model first")
     return _upper_threshold(side_score(null), fpr), _upper_threshold(corner_score(null), fpr)
+
+
+def calibrate_selectivity(null: pd.DataFrame, fpr: float = DEFAULT_FPR,
+                          floor: float = SPECIALIST_SELECTIVITY) -> float:
+    """The selectivity bar of a specialist: the larger of ``floor`` (our reading of "specialise") and the
+    selectivity that at most a fraction ``fpr`` of the null's channels exceed, i.e. how well a channel's border
+    responses separate from its interior's where padding cannot create a border (circular padding)."""
+    if null is None or "selectivity" not in null or not len(null):
+        raise PadlibError("the null table has no selectivity column: scan the circular-padding model first")
+    return max(float(floor), _upper_threshold(null["selectivity"], fpr))
+
+
+def null_p_values(table: pd.DataFrame, null: pd.DataFrame) -> np.ndarray:
+    """Per channel, the p-value of its border contrast on the circular null (the upper tail of what tau cuts).
+
+    Sides and corners are combined as tau combines them: a channel's statistic is the larger of its side score's
+    and its corner score's null quantile, and its p is the share of null channels whose own statistic is at
+    least as large (:func:`padlib.stats.empirical_p`)."""
+    ns, nc = np.sort(side_score(null).to_numpy(float)), np.sort(corner_score(null).to_numpy(float))
+
+    def stat(side, corner):
+        return np.maximum(np.searchsorted(ns, side, side="right") / len(ns),
+                          np.searchsorted(nc, corner, side="right") / len(nc))
+
+    t_null = stat(side_score(null).to_numpy(float), corner_score(null).to_numpy(float))
+    t_obs = stat(side_score(table).to_numpy(float), corner_score(table).to_numpy(float))
+    return stats.empirical_p(t_obs, t_null)
+
+
+def batchnorm_state(model: nn.Module) -> str:
+    """"initialised" when every BatchNorm still holds the statistics it was built with (running mean 0, variance
+    1, no batch tracked), else "calibrated"; "none" without BatchNorm. The random-init reference is treated the
+    same way, so a network that learned nothing is compared with copies in its own state."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+           and m.running_mean is not None]
+    if not bns:
+        return "none"
+    fresh = all(bool((m.running_mean == 0).all()) and bool((m.running_var == 1).all()) for m in bns)
+    return "initialised" if fresh else "calibrated"
 
 
 def _join_sides(hit: dict[str, bool]) -> str:
@@ -212,7 +257,7 @@ def recalibrate_batchnorm(model: nn.Module, images, batch_size: int = 16, device
 
 
 def init_reference(model: nn.Module, images, seeds=REFERENCE_SEEDS, n_images: int = REFERENCE_IMAGES,
-                   bn: str = "recalibrated", device="cpu", progress: bool = True,
+                   bn: str = "auto", device="cpu", progress: bool = True,
                    std_floor: float = STD_FLOOR) -> pd.DataFrame:
     """The scan table of the same architecture at random initialisation (:func:`padlib.models.random_init_copy`),
     one copy per seed, on the first ``n_images`` of ``images``; column ``seed`` added.
@@ -221,7 +266,11 @@ def init_reference(model: nn.Module, images, seeds=REFERENCE_SEEDS, n_images: in
     initialised (mean 0, variance 1) an eval-mode BatchNorm is the identity, so the pre-activations' means and
     scales drift with depth in a way no trained network's do; recalibrated, each layer is normalised over the
     probe images as training's BatchNorm normalises it, and the reference measures what the random *weights*
-    do at the border. ``bn="initialised"`` keeps them as built.
+    do at the border. ``bn="initialised"`` keeps them as built. ``bn="auto"`` (the default) treats the copies as
+    the model is (:func:`batchnorm_state`): a model whose BatchNorm was never calibrated (a network built and
+    not trained, scanned as a user would) gets copies as initialised, any other recalibrated copies. Scanned
+    against a recalibrated reference, a random-init mobilenet_v2 left as initialised was called learned in a
+    fifth of its channels (our measurement): both sides must be treated alike.
 
     The ``n_images`` images make one batch, whatever the scan's batch size: recalibrated, each BatchNorm then
     normalises with the exact statistics of those images in the scan's own pass (one pass per copy, not two),
@@ -231,8 +280,10 @@ def init_reference(model: nn.Module, images, seeds=REFERENCE_SEEDS, n_images: in
     16 and 32 reference images give 1383, 1376, 1375 and 1367 learned PANs, and a random-init copy scanned the
     same way 1.1, 1.4, 1.5 and 1.9% (our measurement)."""
 
-    if bn not in ("recalibrated", "initialised"):
-        raise PadlibError(f"reference_bn must be 'recalibrated' or 'initialised', got {bn!r}")
+    if bn not in ("recalibrated", "initialised", "auto"):
+        raise PadlibError(f"reference_bn must be 'auto', 'recalibrated' or 'initialised', got {bn!r}")
+    if bn == "auto":
+        bn = "initialised" if batchnorm_state(model) == "initialised" else "recalibrated"
     check_type("reference_images", n_images, int)
     if n_images < 1 or not len(tuple(seeds)):
         raise PadlibError("the random-init reference needs reference_images >= 1 and at least one seed")
@@ -276,8 +327,70 @@ def learned_verdict(table: pd.DataFrame, thresholds: pd.DataFrame,
     out["init_corner_threshold"] = out["layer"].map(thr["init_corner_threshold"]).to_numpy(dtype=float)
     side, corner = caused_scores(out, min_explained)
     out["beyond_random_init"] = (side > out["init_side_threshold"]) | (corner > out["init_corner_threshold"])
-    out["is_pan"] = out["padding_caused"] & out["beyond_random_init"]  # sides and sign: the padding-caused ones
+    out["learned"] = out["padding_caused"] & out["beyond_random_init"]  # sides and sign: the padding-caused ones
+    out["is_pan"] = out["learned"]
     return out
+
+
+def specialist_verdict(table: pd.DataFrame, selectivity_threshold: float | None, fdr: float | None = DEFAULT_FDR,
+                       definition: str = "specialist") -> pd.DataFrame:
+    """Add ``specialist`` and set ``is_pan`` to the reading ``definition`` names (returns a copy).
+
+    A specialist is a learned PAN (a padding-caused one when the table has no random-init reference) whose
+    ``selectivity`` exceeds ``selectivity_threshold`` (calibrated on the circular null by
+    :func:`calibrate_selectivity`) and whose ``q_value`` (Benjamini-Hochberg over every channel of the scan) is at
+    most ``fdr``; without p-values (thresholds given, no null) the FDR step is skipped and said so in ``.attrs``.
+    ``definition``: "specialist", "learned" (padding-caused and beyond random init) or "padding" (padding-caused).
+    """
+    if definition not in DEFINITIONS:
+        raise PadlibError(f"definition must be one of {', '.join(map(repr, DEFINITIONS))}, got {definition!r}")
+    out = table.copy()
+    if "padding_caused" not in out:
+        out["padding_caused"] = out["is_pan"].astype(bool)
+    base = out["learned"] if "learned" in out else out["padding_caused"]
+    if definition == "learned" and "learned" not in out:
+        raise PadlibError("definition='learned' needs the random-init reference: leave reference='random_init'")
+    if selectivity_threshold is not None:
+        selective = out["selectivity"].to_numpy(float) > selectivity_threshold
+        if "q_value" in out and fdr is not None:
+            selective = selective & (out["q_value"].to_numpy(float) <= fdr)
+        out["specialist"] = base.to_numpy(bool) & selective
+    elif definition == "specialist":
+        raise PadlibError("definition='specialist' calibrates its selectivity bar on the circular null: with tau "
+                          "given, also give selectivity_threshold= (e.g. from an earlier scan's "
+                          ".selectivity_threshold), or choose definition='learned' or 'padding'")
+    out["is_pan"] = {"specialist": out.get("specialist"), "learned": base, "padding": out["padding_caused"]}[
+        definition].astype(bool)
+    out.attrs.update(table.attrs, definition=definition)
+    return out
+
+
+def reclassify(scan: "PanScan", fpr: float | None = None, min_explained: float | None = None,
+               tau: float | None = None, tau_corner: float | None = None,
+               selectivity_threshold: float | None = None, fdr: float | None = None,
+               definition: str | None = None) -> pd.DataFrame:
+    """``scan``'s table with every reading recomputed for other settings, without scanning again: tau (and the
+    selectivity bar) recalibrated on the scan's null for ``fpr`` unless given, the random-init thresholds on its
+    reference at the same ``fpr``, ``min_explained``, the FDR and the definition of ``is_pan``. What the
+    sensitivity tables and threshold curves of chapter 1 read."""
+    fpr = scan.fpr if fpr is None else float(fpr)
+    fpr = DEFAULT_FPR if fpr is None else fpr
+    me = scan.min_explained if min_explained is None else float(min_explained)
+    if tau is None:
+        if scan.null is None:
+            raise PadlibError("this scan has no null table (tau was given); rescan with null='circular'")
+        tau, tau_c = calibrate_tau(scan.null, fpr)
+        tau_corner = tau_c if tau_corner is None else tau_corner
+    tau_corner = tau if tau_corner is None else tau_corner
+    c = classify_pans(scan.table, float(tau), float(tau_corner), me)
+    c["padding_caused"] = c["is_pan"]
+    if scan.reference is not None:
+        c = learned_verdict(c, init_thresholds(scan.reference, fpr, me), me)
+    if selectivity_threshold is None:
+        selectivity_threshold = (calibrate_selectivity(scan.null, fpr) if scan.null is not None
+                                 else scan.selectivity_threshold)
+    return specialist_verdict(c, selectivity_threshold, scan.fdr if fdr is None else fdr,
+                              scan.definition if definition is None else definition)
 
 
 def random_init_scan(model: nn.Module, images, seed: int, batch_size: int = 16, device="cpu",
@@ -296,10 +409,12 @@ def random_init_scan(model: nn.Module, images, seed: int, batch_size: int = 16, 
 @keeps_model
 def learned_pan_control(model: nn.Module, images, seeds=(10, 11, 12), fpr: float = DEFAULT_FPR,
                         min_explained: float = MIN_EXPLAINED, batch_size: int = 16, device="cpu",
-                        progress: bool = True, scan: "PanScan | None" = None) -> tuple[pd.DataFrame, dict]:
+                        progress: bool = True, scan: "PanScan | None" = None,
+                        definition: str | None = None) -> tuple[pd.DataFrame, dict]:
     """The model and the same architecture at random initialisation (``seeds``, other than the reference's),
     each scanned with the random-init reference on the same ``images``: one row per network with its filters,
-    padding-caused channels (circular null only) and learned PANs (also beyond random init), and shares.
+    padding-caused channels (circular null only), learned PANs (also beyond random init) and specialists (also
+    selective, FDR-controlled), and shares.
 
     Each random-init copy's BatchNorm is recalibrated on ``images`` before its scan, as the reference's is: a
     trained network's statistics are calibrated on its data, and a copy left as initialised, scanned against a
@@ -308,23 +423,25 @@ def learned_pan_control(model: nn.Module, images, seeds=(10, 11, 12), fpr: float
     PanScan})."""
     if scan is None:
         scan = scan_pans(model, images, fpr=fpr, min_explained=min_explained, batch_size=batch_size, device=device,
-                         progress=progress)
+                         progress=progress, definition=definition)
     if "padding_caused" not in scan.table:
         scan = with_reference(scan, model, images, device=device, progress=progress)
     scans = {"trained": scan}
     for seed in seeds:
         scans[f"random init {seed}"] = random_init_scan(model, images, int(seed), fpr=fpr,
                                                         min_explained=min_explained, batch_size=batch_size,
-                                                        device=device, progress=progress)
+                                                        device=device, progress=progress,
+                                                        definition=definition or scan.definition)
     name = getattr(model, "padlib_name", type(model).__name__)
     rows = []
     for label, sc in scans.items():
         t = sc.table
         rows.append({"model": name, "init": "trained" if label == "trained" else "random init",
                      "seed": None if label == "trained" else int(label.rsplit(" ", 1)[1]), "filters": len(t),
-                     "padding_caused": int(t.padding_caused.sum()), "learned": int(t.is_pan.sum()),
-                     "padding_caused_pct": 100.0 * t.padding_caused.mean(), "learned_pct": 100.0 * t.is_pan.mean(),
-                     "tau": sc.tau})
+                     "padding_caused": int(t.padding_caused.sum()), "learned": int(t.learned.sum()),
+                     "specialist": int(t.specialist.sum()),
+                     "padding_caused_pct": 100.0 * t.padding_caused.mean(), "learned_pct": 100.0 * t.learned.mean(),
+                     "specialist_pct": 100.0 * t.specialist.mean(), "tau": sc.tau})
     return pd.DataFrame(rows), scans
 
 
@@ -357,6 +474,21 @@ class PanScan:
     seconds: dict = field(default_factory=dict)
     reference: pd.DataFrame | None = field(repr=False, default=None)  # random-init scan tables (column seed)
     init_thresholds: pd.DataFrame | None = field(repr=False, default=None)  # per layer, from ``reference``
+    selectivity_threshold: float | None = None  # the null's (1 - fpr) quantile of selectivity
+    fdr: float | None = None                    # Benjamini-Hochberg rate the specialists are counted at
+    definition: str = "padding"                 # what ``is_pan`` means (one of DEFINITIONS)
+    reference_bn: str | None = None             # BatchNorm state of the random-init reference copies
+
+    def readings(self) -> dict[str, int]:
+        """The counts of the three readings that exist in this scan: padding-caused, learned, specialist."""
+        t = self.table
+        return {k: int(t[k].sum()) for k in ("padding_caused", "learned", "specialist") if k in t}
+
+    def expected_false_discoveries(self) -> float:
+        """Benjamini-Hochberg's bound on the specialists that are null exceedances: fdr x their count."""
+        if self.fdr is None or "specialist" not in self.table:
+            return float("nan")
+        return float(self.fdr * self.table["specialist"].sum())
 
     @property
     def pans(self) -> pd.DataFrame:
@@ -392,7 +524,9 @@ def scan_pans(model, images=64, *, fpr: float = DEFAULT_FPR, tau: float | None =
               std_floor: float = STD_FLOOR, batch_size: int = 16,
               device=None, progress: bool = True, size: int | None = None, seed: int = 0,
               reference: str | None = "random_init", reference_seeds=REFERENCE_SEEDS,
-              reference_images: int = REFERENCE_IMAGES, reference_bn: str = "recalibrated") -> PanScan:
+              reference_images: int = REFERENCE_IMAGES, reference_bn: str = "auto",
+              definition: str | None = None, fdr: float = DEFAULT_FDR,
+              selectivity_threshold: float | None = None) -> PanScan:
     """Scan ``model`` for PANs on ``images`` and calibrate the threshold on the circular-padding null.
 
     ``model``: a module or a model name. ``images``: a number of probe images (made with
@@ -407,10 +541,27 @@ def scan_pans(model, images=64, *, fpr: float = DEFAULT_FPR, tau: float | None =
     above what the same layer of the same architecture at random initialisation gives on the first
     ``reference_images`` probe images (``reference_seeds`` copies, BatchNorm ``reference_bn``;
     :func:`init_reference`), at the same ``fpr`` per layer (:func:`init_thresholds`). Each copy costs about a
-    quarter of a pass at the defaults. ``reference=None`` is the older definition: ``is_pan`` is padding-caused
-    alone, which also flags a third to two thirds of a network at random initialisation (chapter 1).
+    quarter of a pass at the defaults. ``reference_bn="auto"`` treats the copies' BatchNorm as the model's is
+    (:func:`batchnorm_state`).
+
+    ``definition`` says what ``is_pan`` means (the three readings are all columns):
+    "specialist" (the default whenever the null is scanned): a learned PAN whose ``selectivity`` (per image, the
+    AUROC of one border location's pre-activations against the interior's, averaged over images, either direction,
+    the best of the 8 locations) exceeds the null's ``1 - fpr`` quantile (``selectivity_threshold``, or given), and
+    whose ``q_value`` (Benjamini-Hochberg over all channels of the empirical null p, ``p_null``) is at most ``fdr``;
+    "learned": padding-caused and beyond random init; "padding": padding-caused alone (the circular-null verdict,
+    which also flags a third to two thirds of a network at random initialisation, chapter 1). With ``tau`` given
+    and no null, the default is "learned" ("padding" with ``reference=None``) unless ``selectivity_threshold`` is
+    given too; ``.attrs["definition"]`` always says which reading ``is_pan`` is.
     """
     check_type("batch_size", batch_size, int)
+    if definition is not None and definition not in DEFINITIONS:
+        raise PadlibError(f"definition must be one of {', '.join(map(repr, DEFINITIONS))}, got {definition!r}")
+    if definition == "learned" and reference is None:
+        raise PadlibError("definition='learned' needs the random-init reference: leave reference='random_init'")
+    check_type("fdr", fdr, float)
+    if not 0 < fdr < 1:
+        raise PadlibError(f"fdr must be between 0 and 1 (e.g. 0.05), got {fdr}")
     if reference == "none":
         reference = None
     if reference not in (None, "random_init"):
@@ -456,33 +607,64 @@ def scan_pans(model, images=64, *, fpr: float = DEFAULT_FPR, tau: float | None =
         tau_corner = tau if tau_corner is None else float(tau_corner)
         fpr = None
     table = classify_pans(table, tau, tau_corner, min_explained)
+    table["padding_caused"] = table["is_pan"]
     if null_table is not None:
         null_table = classify_pans(null_table, tau, tau_corner, min_explained)
+        table["p_null"] = null_p_values(table, null_table)
+        table["q_value"] = stats.bh_adjust(table["p_null"].to_numpy())
+        if selectivity_threshold is None:
+            selectivity_threshold = calibrate_selectivity(null_table, fpr)
+    if selectivity_threshold is not None:
+        check_type("selectivity_threshold", selectivity_threshold, (int, float))
+        selectivity_threshold = float(selectivity_threshold)
+    if definition is None:
+        definition = ("specialist" if selectivity_threshold is not None
+                      else "learned" if reference == "random_init" else "padding")
     scan = PanScan(name, table, null_table, tau, tau_corner, fpr, float(min_explained), n,
-                   _input_size(images), maps, kernels, in_means, skipped, seconds)
+                   _input_size(images), maps, kernels, in_means, skipped, seconds,
+                   selectivity_threshold=selectivity_threshold, fdr=fdr if "q_value" in table else None,
+                   definition=definition)
     table.attrs.update(model=name, tau=tau, tau_corner=tau_corner, fpr=fpr if fpr is not None else float("nan"),
                        min_explained=float(min_explained), std_floor=float(std_floor), n_images=n,
                        input_size=str(scan.input_size), null_exceedance=scan.null_exceedance(),
-                       skipped_layers=",".join(skipped), definition="padding")
+                       skipped_layers=",".join(skipped))
     if reference == "random_init":
-        scan = with_reference(scan, model, images, reference_seeds, reference_images, reference_bn, device,
+        return with_reference(scan, model, images, reference_seeds, reference_images, reference_bn, device,
                               progress, std_floor)
+    return _with_definition(scan)
+
+
+def _with_definition(scan: PanScan) -> PanScan:
+    """``scan`` with ``specialist`` and ``is_pan`` set for its definition, and the scalars in ``.attrs``."""
+    table = specialist_verdict(scan.table, scan.selectivity_threshold, scan.fdr, scan.definition)
+    scan = dataclasses.replace(scan, table=table)
+    nan = float("nan")
+    table.attrs.update(
+        selectivity_threshold=scan.selectivity_threshold if scan.selectivity_threshold is not None else nan,
+        fdr=scan.fdr if scan.fdr is not None else nan, reference_bn=scan.reference_bn or "",
+        expected_false_discoveries=scan.expected_false_discoveries(), **{f"n_{k}": v for k, v in scan.readings().items()})
     return scan
 
 
 def with_reference(scan: PanScan, model: nn.Module, images, seeds=REFERENCE_SEEDS, n_images: int = REFERENCE_IMAGES,
-                   bn: str = "recalibrated", device="cpu", progress: bool = True,
+                   bn: str = "auto", device="cpu", progress: bool = True,
                    std_floor: float = STD_FLOOR) -> PanScan:
     """``scan`` (of ``model`` on ``images``) with the learned verdict added from a random-init reference
     (:func:`init_reference`, :func:`init_thresholds`, :func:`learned_verdict`): what
     ``scan_pans(..., reference="random_init")`` returns, without scanning the model again."""
     t0 = time.perf_counter()
+    if bn == "auto":
+        bn = "initialised" if batchnorm_state(model) == "initialised" else "recalibrated"
     ref_table = init_reference(model, images, seeds, n_images, bn, device, progress, std_floor)
     thresholds = init_thresholds(ref_table, scan.fpr if scan.fpr is not None else DEFAULT_FPR, scan.min_explained)
     table = learned_verdict(scan.table, thresholds, scan.min_explained)
-    table.attrs.update(scan.table.attrs, definition="random_init")
+    table.attrs.update(scan.table.attrs)
     seconds = dict(scan.seconds, reference=time.perf_counter() - t0)
-    return dataclasses.replace(scan, table=table, seconds=seconds, reference=ref_table, init_thresholds=thresholds)
+    definition = scan.definition if scan.definition != "padding" or scan.selectivity_threshold is not None \
+        else "learned"
+    scan = dataclasses.replace(scan, table=table, seconds=seconds, reference=ref_table, init_thresholds=thresholds,
+                               reference_bn=bn, definition=definition)
+    return _with_definition(scan)
 
 
 def _input_size(images):

@@ -23,7 +23,7 @@ from scipy import stats as _scipy
 from .errors import PadlibError, check_type
 
 __all__ = ["RatioTest", "TTest", "bootstrap_ci", "bootstrap_test", "cluster_ratio_bootstrap", "detectable_effect", "direction",
-           "equivalence_excludes", "holm_adjust", "interval_sign", "paired_t", "resolvable_effect", "spearman",
+           "equivalence_excludes", "holm_adjust", "bh_adjust", "empirical_p", "interval_sign", "paired_t", "resolvable_effect", "spearman",
            "t_critical", "t_interval", "t_test", "wilson_interval"]
 
 
@@ -207,6 +207,24 @@ def holm_adjust(p) -> np.ndarray:
         running = max(running, (len(p) - rank) * p[i])
         adj[i] = min(1.0, running)
     return adj
+
+
+def bh_adjust(p) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values) of a family (controls the false discovery rate; scipy's
+    ``false_discovery_control``); NaN counts as 1."""
+    p = np.nan_to_num(np.asarray(p, dtype=float), nan=1.0)
+    if not p.size:
+        return p
+    return _scipy.false_discovery_control(np.clip(p, 0.0, 1.0), method="bh")
+
+
+def empirical_p(observed, null) -> np.ndarray:
+    """Upper-tail p-value of each ``observed`` value against a sample of ``null`` values,
+    ``(1 + #null >= observed) / (1 + n_null)`` (never 0: a finite null cannot resolve smaller)."""
+    null = np.sort(np.asarray(null, dtype=float)[np.isfinite(null)])
+    obs = np.asarray(observed, dtype=float)
+    above = len(null) - np.searchsorted(null, obs, side="left")
+    return (1.0 + above) / (1.0 + len(null))
 
 
 def interval_sign(low, high, mean=None):

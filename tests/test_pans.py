@@ -1,4 +1,5 @@
 """PAN scanner: planted PANs are found with their sides and signs, controls are not, the null is clean."""
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -41,7 +42,9 @@ def test_planted_network_matches_the_expectations_written_here():
 
 @pytest.fixture(scope="module")
 def planted_scan():
-    return P.scan_pans(_planted_net(), _images(), fpr=0.05, batch_size=16, progress=False)
+    # the learned reading: 7 planted PANs among 48 channels are too few for BH at 0.05 on an empirical null of
+    # 48 (it needs about 1 / fdr discoveries); specialists have their own planted network below
+    return P.scan_pans(_planted_net(), _images(), fpr=0.05, batch_size=16, progress=False, definition="learned")
 
 
 def _first_layer(table):
@@ -229,16 +232,19 @@ def test_bad_input_raises_clear_errors_and_leaves_no_hooks():
 def test_scan_state_does_not_grow_with_the_number_of_images():
     net = _planted_net()
     states = {}
-    for n in (8, 64):  # same model, size and batch size; 8x the images
+    for n in (16, 128):  # same model, size and batch size; 8x the images (both past the selectivity reference)
         stats, _ = _pan_stream._stream(net, _images(n=n), 8, "cpu", False, "")
         assert all(st.n == n for st in stats.values())
         states[n] = _pan_stream.state_bytes(stats)
-    assert states[8] == states[64]  # every accumulated tensor and container, layer by layer, byte for byte
-    assert all(b > 0 for b, _ in states[8].values())
+    assert states[16] == states[128]  # every accumulated tensor and container, layer by layer, byte for byte
+    assert all(b > 0 for b, _ in states[16].values())
     # the check can fail: an accumulator that kept one batch's output would change the signature
-    stats, _ = _pan_stream._stream(net, _images(n=8), 8, "cpu", False, "")
+    stats, _ = _pan_stream._stream(net, _images(n=16), 8, "cpu", False, "")
     stats["0"].kept = [torch.zeros(8, 24, 24, 24)]
-    assert _pan_stream.state_bytes(stats)["0"][0] == states[8]["0"][0] + 8 * 24 * 24 * 24 * 4
+    assert _pan_stream.state_bytes(stats)["0"][0] == states[16]["0"][0] + 8 * 24 * 24 * 24 * 4
+    # before the selectivity reference is complete, at most SELECTIVITY_IMAGES images wait in its buffer
+    few, _ = _pan_stream._stream(net, _images(n=8), 8, "cpu", False, "")
+    assert few["0"].sel_ref is None and sum(p.shape[0] for p in few["0"].sel_pending) == 8
     # what the scan returns is per-layer too: the maps of 8 and 64 images are the same size
     a = P.scan_pans(net, _images(n=8), tau=2.0, progress=False, reference=None)
     b = P.scan_pans(net, iter(_images(n=64).split(8)), tau=2.0, progress=False,
@@ -419,21 +425,21 @@ def test_learned_verdict_keeps_strong_planted_pans_and_no_control():
     layer, with its sides and sign; no control channel is; ``padding_caused`` is the older verdict, which
     ``reference=None`` (or "none") still gives as ``is_pan``, without the reference columns."""
     net, x = _planted_net(), _images()
-    old = P.scan_pans(net, x, progress=False, reference=None).table
+    old = P.scan_pans(net, x, progress=False, reference=None, definition="padding").table
     assert old.attrs["definition"] == "padding" and "beyond_random_init" not in old
-    assert (P.find_pans(net, x, progress=False, reference="none").is_pan == old.is_pan).all()
-    scan = P.scan_pans(net, x, progress=False)
+    assert (P.find_pans(net, x, progress=False, reference="none", definition="padding").is_pan == old.is_pan).all()
+    scan = P.scan_pans(net, x, progress=False, definition="learned")
     t = scan.table
-    assert (t["padding_caused"] == old["is_pan"]).all()
+    assert (t["padding_caused"] == old["is_pan"]).all() and t.attrs["definition"] == "learned"
     assert (t["is_pan"] == (t["padding_caused"] & t["beyond_random_init"])).all()
+    assert (t["learned"] == t["is_pan"]).all() and (t["specialist"] <= t["learned"]).all()
     first = t[t.layer == "0"].set_index("channel")
     for ch, (sides, sign) in PLANTED.items():
         assert first.loc[ch, "is_pan"] and first.loc[ch, "sides"] == sides and first.loc[ch, "sign"] == sign, ch
     assert not first.loc[7:, "is_pan"].any()
     assert set(scan.reference["seed"]) == {0, 1} and len(scan.init_thresholds) == t.layer.nunique()
-    assert t.attrs["definition"] == "random_init"
     # the reference is one batch of its images: the verdict does not depend on the scan's batch size
-    assert (P.find_pans(net, x, progress=False, batch_size=5).is_pan == t.is_pan).all()
+    assert (P.find_pans(net, x, progress=False, batch_size=5, definition="learned").is_pan == t.is_pan).all()
 
 
 @pytest.mark.parametrize("seed", [10, 11])
@@ -502,18 +508,23 @@ def test_cli_scan_reference_option(tmp_path, capsys):
     assert "beyond random init" in capsys.readouterr().out
     t = pd.read_csv(out)
     assert {"padding_caused", "beyond_random_init", "init_side_threshold"} <= set(t.columns)
-    assert (t.is_pan == (t.padding_caused & t.beyond_random_init)).all()
+    assert (t.is_pan == t.specialist).all() and (t.specialist <= (t.padding_caused & t.beyond_random_init)).all()
     old = tmp_path / "old.csv"
     assert main(["scan", "mobilenet_v2", "--images", "4", "--size", "96", "--reference", "none",
                  "--out", str(old)]) == 0
     assert "beyond random init" not in capsys.readouterr().out
     o = pd.read_csv(old)
-    assert "beyond_random_init" not in o and (o.is_pan == t.padding_caused).all()
+    assert "beyond_random_init" not in o and (o.is_pan == o.specialist).all()
+    assert (o.padding_caused == t.padding_caused).all()
+    padding = tmp_path / "padding.csv"
+    assert main(["scan", "mobilenet_v2", "--images", "4", "--size", "96", "--definition", "padding",
+                 "--out", str(padding)]) == 0
+    assert (pd.read_csv(padding).is_pan == t.padding_caused).all()
 
 
 def test_learned_pan_control_puts_trained_next_to_random_init():
     net, x = _planted_net(), _images()
-    control, scans = P.learned_pan_control(net, x, seeds=(10, 11), progress=False)
+    control, scans = P.learned_pan_control(net, x, seeds=(10, 11), progress=False, definition="learned")
     assert list(control.init) == ["trained", "random init", "random init"] and list(control.seed)[1:] == [10, 11]
     trained = control.iloc[0]
     assert trained.learned >= 5 and trained.learned <= trained.padding_caused
@@ -531,7 +542,7 @@ def test_learned_pan_control_puts_trained_next_to_random_init():
 
 def test_learned_score_table_depth_profile_and_sensitivity_follow_the_scans():
     net, x = _planted_net(), _images()
-    control, scans = P.learned_pan_control(net, x, seeds=(10, 11), progress=False)
+    control, scans = P.learned_pan_control(net, x, seeds=(10, 11), progress=False, definition="learned")
     scores = pan_tables.learned_score_table(scans)
     n = len(scans["trained"].table)
     assert scores.groupby("network").size().to_dict() == {"trained": n, "circular null": n, "random init": 2 * n}
@@ -549,22 +560,23 @@ def test_learned_score_table_depth_profile_and_sensitivity_follow_the_scans():
     # the sensitivity table at the scan's own rate reproduces the scan's learned count
     sens = ch1_design.threshold_sensitivity(scans["trained"], (0.05, P.DEFAULT_FPR))
     assert sens.set_index("fpr").loc[P.DEFAULT_FPR, "pans"] == int(t.is_pan.sum())
-    old = ch1_design.threshold_sensitivity(P.scan_pans(net, x, progress=False, reference=None), (P.DEFAULT_FPR,))
+    old = ch1_design.threshold_sensitivity(P.scan_pans(net, x, progress=False, reference=None, definition="padding"),
+                                           (P.DEFAULT_FPR,))
     assert old.pans.iloc[0] == int(t.padding_caused.sum()) >= sens.set_index("fpr").loc[P.DEFAULT_FPR, "pans"]
 
 
 def test_random_init_scan_recalibrates_and_scans_a_copy():
     net, x = _planted_net(), _images()
-    scan, copy = P.random_init_scan(net, x, 10, reference=None, keep_model=True)
+    scan, copy = P.random_init_scan(net, x, 10, reference=None, keep_model=True, definition="padding")
     assert copy is not net and not torch.equal(copy[0].weight, net[0].weight)
     assert scan.table.attrs["definition"] == "padding" and copy[1].running_var.sum() != copy[1].num_features
-    again = P.random_init_scan(net, x, 10, reference=None)
+    again = P.random_init_scan(net, x, 10, reference=None, definition="padding")
     pd.testing.assert_frame_equal(again.table, scan.table)
 
 
 def test_chapter_findings_box_reads_the_tables():
     net, x = _planted_net(), _images()
-    control, scans = P.learned_pan_control(net, x, seeds=(10, 11), progress=False)
+    control, scans = P.learned_pan_control(net, x, seeds=(10, 11), progress=False, definition="learned")
     by_layer = ch1_design.learned_by_layer(scans)
     excess = ch1_design.learned_excess(by_layer, n_boot=500)
     scan = scans["trained"]
@@ -590,7 +602,7 @@ def test_chapter_findings_box_gives_each_section_its_own_lines():
     from padlib.chapters.findings import section_markdown
 
     net, x = _planted_net(), _images()
-    scan = P.scan_pans(net, x, progress=False)
+    scan = P.scan_pans(net, x, progress=False, definition="learned")
     summary = pan_tables.pan_summary([scan.table])
     sensitivity = ch1_design.threshold_sensitivity(scan, (0.05, P.DEFAULT_FPR))
     part = ch1_readings.chapter_findings_box(summary=summary, sensitivity=sensitivity)
@@ -601,3 +613,92 @@ def test_chapter_findings_box_gives_each_section_its_own_lines():
     text = section_markdown(part, "how-many-pans-against-the-paper-s-claim")
     assert text.count("**") == 4 and text.count("*") == 12 and "dozens to hundreds" in text and section_markdown(part, "elsewhere") == ""
     assert ch1_readings.chapter_findings_box() == []
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Specialists: selectivity, the bar calibrated on the null, and error control.
+
+@pytest.fixture(scope="module")
+def specialist_scan():
+    # fdr 0.5: 24 channels, 5 planted specialists; BH on an empirical null of 24 cannot resolve 0.05 with
+    # fewer than about 1 / 0.05 discoveries (checked below)
+    return P.scan_pans(planted.planted_specialist_network(), planted.planted_specialist_images(), fpr=0.05,
+                       fdr=0.5, progress=False, reference=None)
+
+
+def test_planted_specialists_are_found_and_smoothers_are_not(specialist_scan):
+    t = specialist_scan.table[specialist_scan.table.layer == "0"].set_index("channel")
+    roles = planted.SPECIALIST_ROLES
+    bar = specialist_scan.selectivity_threshold
+    assert bar == pytest.approx(max(P.SPECIALIST_SELECTIVITY, P.calibrate_selectivity(specialist_scan.null, 0.05,
+                                                                                        floor=0.0)))
+    specialists = [i for i, r in enumerate(roles) if r[1] == "specialist"]
+    smoothers = [i for i, r in enumerate(roles) if r[1] == "smoother"]
+    controls = [i for i, r in enumerate(roles) if r[1] == "control"]
+    assert t.loc[specialists, "specialist"].all() and t.loc[specialists, "is_pan"].all()
+    # smoothers: caused by the padding, yet their border response sits inside their interior's spread
+    assert t.loc[smoothers, "padding_caused"].all() and not t.loc[smoothers, "specialist"].any()
+    assert (t.loc[smoothers, "selectivity"] < bar).all() and (t.loc[smoothers, "selectivity"] > 0.6).all()
+    assert not t.loc[controls, "padding_caused"].any() and not t.loc[controls, "specialist"].any()
+    # near the bar: selectivity falls as content is mixed in, and the bar cuts the graded detectors in two
+    graded = t.loc[list(range(len(planted.SPECIALIST_NOISE))), "selectivity"].to_numpy()
+    assert (np.diff(graded) < 0).all()
+    assert t.loc[4, "specialist"] and t.loc[4, "selectivity"] < bar + 0.05  # just above
+    assert not t.loc[5, "specialist"] and t.loc[5, "padding_caused"]         # below: padding-caused only
+
+
+def test_selectivity_is_an_auroc_of_border_against_interior():
+    """A channel equal to its input: the top row is planted at a known rank against the interior."""
+    x = torch.rand(32, 1, 20, 20) + 1.0  # interior uniform on [1, 2]
+    x[:, :, 0, :] = 1.75                 # the top row sits at the 75th percentile of the interior
+    conv = nn.Conv2d(1, 1, 3, padding=1, bias=False, padding_mode="replicate")
+    conv.weight.data.zero_()
+    conv.weight.data[0, 0, 1, 1] = 1.0
+    t = P.find_pans(nn.Sequential(conv, nn.Conv2d(1, 1, 3, padding=1)), x, tau=1.0, reference=None,
+                    progress=False, definition="padding").set_index("layer")
+    assert t.loc["0", "auroc_top"] == pytest.approx(0.75, abs=0.04)
+    assert t.loc["0", "auroc_bottom"] == pytest.approx(0.5, abs=0.08)
+    assert t.loc["0", "selectivity"] == pytest.approx(0.75, abs=0.04)
+
+
+def test_selectivity_does_not_depend_on_the_batch_size():
+    net, x = planted.planted_specialist_network(), planted.planted_specialist_images(40)
+    a = P.find_pans(net, x, tau=1.0, batch_size=40, reference=None, progress=False, definition="padding")
+    b = P.find_pans(net, x, tau=1.0, batch_size=7, reference=None, progress=False, definition="padding")
+    assert np.allclose(a.selectivity, b.selectivity, atol=1e-9)
+
+
+def test_fdr_q_values_and_their_resolution(specialist_scan):
+    t = specialist_scan.table
+    assert ((t.p_null > 0) & (t.p_null <= 1)).all() and (t.q_value >= t.p_null - 1e-12).all()
+    assert (t.specialist <= (t.q_value <= 0.5)).all()
+    # at 0.05, 24 channels cannot resolve 5 discoveries: no p is below 1 / 25
+    strict = P.specialist_verdict(t, specialist_scan.selectivity_threshold, 0.05)
+    assert t.p_null.min() >= 1 / 25 - 1e-12 and not strict.specialist.any()
+    assert specialist_scan.expected_false_discoveries() == pytest.approx(0.5 * t.specialist.sum())
+    pv = P.null_p_values(specialist_scan.null, specialist_scan.null)
+    assert 0.4 < pv.mean() < 0.6  # the null against itself: p roughly uniform
+
+
+def test_definition_and_reclassify(specialist_scan):
+    t = specialist_scan.table
+    for d, col in (("padding", "padding_caused"), ("specialist", "specialist")):
+        again = P.reclassify(specialist_scan, definition=d)
+        assert (again.is_pan == t[col]).all() and again.attrs["definition"] == d
+    with pytest.raises(PadlibError, match="definition"):
+        P.reclassify(specialist_scan, definition="learned")  # no reference
+    with pytest.raises(PadlibError, match="one of"):
+        P.scan_pans(planted.planted_specialist_network(), planted.planted_specialist_images(8), definition="x")
+    with pytest.raises(PadlibError, match="selectivity_threshold"):
+        P.scan_pans(planted.planted_specialist_network(), planted.planted_specialist_images(8), tau=1.0,
+                    definition="specialist", reference=None, progress=False)
+
+
+def test_batchnorm_state_and_the_reference_follow_the_model():
+    net = planted.planted_specialist_network()
+    assert P.batchnorm_state(net) == "initialised" and P.batchnorm_state(nn.Sequential(nn.Conv2d(1, 1, 3))) == "none"
+    x = planted.planted_specialist_images(16)
+    assert P.scan_pans(net, x, fpr=0.05, progress=False).reference_bn == "initialised"
+    P.recalibrate_batchnorm(net, x)
+    assert P.batchnorm_state(net) == "calibrated"
+    assert P.scan_pans(net, x, fpr=0.05, progress=False).reference_bn == "recalibrated"

@@ -7,7 +7,7 @@ import pandas as pd
 from ..errors import PadlibError
 from ..padding import SIDES
 from ..pan_tables import _tables, side_counts
-from ..pans import PanScan, calibrate_tau, classify_pans, init_thresholds, learned_verdict, side_score
+from ..pans import PanScan, calibrate_tau, reclassify, side_score
 from ..stats import cluster_ratio_bootstrap, spearman
 
 
@@ -129,9 +129,7 @@ def threshold_curve(scan: PanScan, taus=None) -> pd.DataFrame:
     obs, null = scan.table, scan.null
     rows = []
     for tau in taus:
-        c = classify_pans(obs, float(tau), float("inf"), scan.min_explained)
-        if scan.init_thresholds is not None:  # learned PANs: the random-init thresholds stay the scan's own
-            c = learned_verdict(c, scan.init_thresholds, scan.min_explained)
+        c = reclassify(scan, tau=float(tau), tau_corner=float("inf"))
         rows.append({"model": scan.model_name, "tau": float(tau), "pans": int(c.is_pan.sum()),
                      "null_exceed": int((side_score(null) > tau).sum()) if null is not None else np.nan,
                      "calibrated_tau": scan.tau})
@@ -147,9 +145,7 @@ def threshold_sensitivity(scan: PanScan, fprs=(0.001, 0.01, 0.05), min_explained
     for fpr in fprs:
         tau, tau_c = calibrate_tau(scan.null, float(fpr))
         for me in min_explained:
-            c = classify_pans(scan.table, tau, tau_c, float(me))
-            if scan.reference is not None:
-                c = learned_verdict(c, init_thresholds(scan.reference, float(fpr), float(me)), float(me))
+            c = reclassify(scan, fpr=float(fpr), min_explained=float(me))
             rows.append({"model": scan.model_name, "fpr": fpr, "min_explained": me, "tau": tau,
                          "tau_corner": tau_c, "pans": int(c.is_pan.sum()),
                          "share_pct": 100.0 * c.is_pan.mean()})

@@ -65,6 +65,58 @@ def planted_pan_network(padding_mode: str = "zeros", seed: int = 0) -> nn.Module
     return net.eval()
 
 
+CONTENT_SPREAD = 0.5  # std of the planted content, against the positive channel's mean of 1
+SPECIALIST_NOISE = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # content mixed into the graded top detectors (channels 0-5)
+SPECIALIST_ROLES = (
+    [(f"top detector + {b:g} x content", "specialist" if b == 0 else "graded") for b in SPECIALIST_NOISE]
+    + [("3x3 box smoother", "smoother"), ("3x3 binomial smoother", "smoother"), ("5-tap row smoother", "smoother")]
+    + [("Sobel x (content)", "control"), ("Sobel y (content)", "control")]
+    + [(f"random content kernel {i}", "control") for i in range(13)]
+)
+
+
+def planted_specialist_images(n: int = 64, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """Channel 0: positive content whose spread within an image is large (1 + 0.5 x smooth noise, floored at
+    0.05), what a smoothing kernel loses a third of at the zero border; channels 1, 2: zero-mean content."""
+    g = torch.Generator().manual_seed(seed)
+    x = F.avg_pool2d(torch.randn(n, 3, size + 4, size + 4, generator=g), 5, stride=1)
+    x = x / x.std(dim=(0, 2, 3), keepdim=True) * CONTENT_SPREAD
+    x[:, 0] = (x[:, 0] + 1.0).clamp_min(0.05)
+    return x
+
+
+def planted_specialist_network(padding_mode: str = "zeros", seed: int = 0) -> nn.Module:
+    """conv(3 -> 24) -> BN -> ReLU -> pool -> linear, first conv planted (see :data:`SPECIALIST_ROLES`).
+
+    Channels 0-5: a zero-sum top detector on the positive channel (nothing on flat content, a step at the zero
+    border; a negative bias so that after the ReLU it fires at the border only), mixed with increasing amounts
+    of zero-mean content (:data:`SPECIALIST_NOISE`): selectivity falls from 1 towards chance, crossing the bar.
+    Channels 6-8: smoothers on the positive channel (all taps positive): padding-caused, a third weaker at the
+    border, but their border responses sit inside the spread of their interior's, so not specialists.
+    Channels 9-23: content controls (edges, random kernels on the zero-mean channels)."""
+    torch.manual_seed(seed)
+    c = len(SPECIALIST_ROLES)
+    conv = nn.Conv2d(3, c, 3, padding=1, padding_mode=padding_mode)
+    w = torch.zeros(c, 3, 3, 3)
+    mix = torch.randn(2, 3, 3)
+    mix = mix / mix.norm()
+    for i, b in enumerate(SPECIALIST_NOISE):
+        w[i, 0, 0, :], w[i, 0, 1, :] = -1.0, 1.0
+        w[i, 1:] = b * mix
+    w[6, 0] = 1.0 / 9
+    w[7, 0] = torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16
+    w[8, 0, 1] = 1.0 / 3
+    w[9, 1] = torch.tensor([[1.0, 0, -1], [2, 0, -2], [1, 0, -1]])
+    w[10, 2] = torch.tensor([[1.0, 2, 1], [0, 0, 0], [-1, -2, -1]])
+    w[11:, 1:] = torch.randn(c - 11, 2, 3, 3)
+    conv.weight.data = w
+    conv.bias.data = torch.zeros(c)
+    conv.bias.data[:6] = -0.5
+    net = nn.Sequential(conv, nn.BatchNorm2d(c).eval(), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(c, 5))
+    return net.eval()
+
+
 def planted_check(scan: PanScan) -> pd.DataFrame:
     """The planted network's first layer: expected vs found sides and sign, per channel."""
     t = scan.table[scan.table.layer == "0"].set_index("channel")

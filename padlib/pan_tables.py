@@ -1,6 +1,7 @@
 """Tables read off a PAN scan: summaries, per side and depth, the learned-PAN control, single channels to show."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from torch import nn
 
@@ -99,6 +100,61 @@ def pan_summary(tables) -> pd.DataFrame:
         row["tau"] = t.attrs.get("tau", float("nan"))
         row["fpr"] = t.attrs.get("fpr", float("nan"))
         row["n_images"] = t.attrs.get("n_images", 0)
+        for k in ("padding_caused", "learned", "specialist"):
+            if k in t:
+                row[k] = int(t[k].sum())
+        if "depthwise" in t:
+            row["depthwise_pct"] = 100.0 * float(t.depthwise.mean())
+            row["pans_depthwise_pct"] = 100.0 * float(p.depthwise.mean()) if len(p) else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+READINGS = ("padding_caused", "learned", "specialist")
+
+
+def _kind(sides: pd.Series) -> pd.Series:
+    """One side, two sides, three, the frame, or corners only, from the ``sides`` label."""
+    s = sides.fillna("")
+    n = s.str.count(r"\+") + 1
+    return pd.Series(np.select([s == "", s.str.contains("corner"), s == "frame", n == 1, n == 2],
+                               ["", "corner only", "frame", "one side", "two sides"], "three sides"), index=s.index)
+
+
+def readings_table(scans) -> pd.DataFrame:
+    """Per model, the three readings side by side (padding-caused, learned, specialist), each by sign (fires at
+    the border / silenced there) and kind (one side, two, three, frame, corner only), tidy: one row per (model,
+    reading, sign, kind) with its count and share of the padded filters; plus the depthwise share of each set."""
+    rows = []
+    for sc in scans:
+        t = sc.table
+        kind = _kind(t.sides)
+        for reading in [r for r in READINGS if r in t]:
+            sel = t[reading].to_numpy(bool)
+            for sign, word in ((1, "fires"), (-1, "silenced")):
+                for k in ("one side", "two sides", "three sides", "frame", "corner only"):
+                    m = sel & (t.sign.to_numpy() == sign) & (kind.to_numpy() == k)
+                    rows.append({"model": sc.model_name, "reading": reading, "sign": word, "kind": k,
+                                 "count": int(m.sum()), "pct": 100.0 * m.sum() / max(len(t), 1),
+                                 "depthwise": int((m & t.depthwise.to_numpy(bool)).sum())})
+    return pd.DataFrame(rows)
+
+
+def readings_summary(scans) -> pd.DataFrame:
+    """Per model: padded filters, the depthwise share of them, and each reading's count, share and depthwise share,
+    with the specialists' selectivity bar, FDR and Benjamini-Hochberg bound on their false discoveries."""
+    rows = []
+    for sc in scans:
+        t = sc.table
+        row = {"model": sc.model_name, "filters": len(t), "depthwise_pct": 100.0 * float(t.depthwise.mean()),
+               "n_images": sc.n_images}
+        for r in [r for r in READINGS if r in t]:
+            row[r] = int(t[r].sum())
+            row[f"{r}_pct"] = 100.0 * float(t[r].mean())
+            row[f"{r}_depthwise_pct"] = 100.0 * float(t.depthwise[t[r]].mean()) if t[r].any() else float("nan")
+        row["selectivity_bar"] = sc.selectivity_threshold
+        row["fdr"] = sc.fdr
+        row["expected_false_discoveries"] = sc.expected_false_discoveries()
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -209,3 +209,37 @@ def seed_replicates(scans: dict) -> pd.DataFrame:
                      "jaccard_vs_first": len(cur & ref) / max(len(cur | ref), 1)})
     return pd.DataFrame(rows)
 
+
+
+def count_convergence(model, image_counts=(16, 32, 64, 128), seed: int = 0, size=None, image_dir=None,
+                      fpr: float = 0.01, batch_size: int = 16, device="cpu") -> pd.DataFrame:
+    """The three readings' counts against the number of probe images (the same crops, nested: the first n of
+    the largest set), one default scan per count: where the counts settle says how many images a scan needs."""
+    from ..data import probe_images
+    from ..pans import scan_pans
+
+    rows = []
+    for n in sorted(image_counts):
+        images = probe_images(int(n), size=size, seed=seed, image_dir=image_dir, model=model)
+        sc = scan_pans(model, images, fpr=fpr, batch_size=batch_size, device=device, progress=False)
+        rows.append({"model": sc.model_name, "n_images": int(n), **sc.readings(),
+                     "filters": len(sc.table), "expected_false_discoveries": sc.expected_false_discoveries()})
+    return pd.DataFrame(rows)
+
+
+def settled_count(convergence: pd.DataFrame, reading: str = "specialist", tolerance: float = 0.05) -> pd.DataFrame:
+    """Per model, the smallest number of images from which every larger count of ``reading`` stays within
+    ``tolerance`` (relative) of the largest set's count; NaN when only the largest set is within it."""
+    rows = []
+    for model, g in convergence.groupby("model", sort=False):
+        g = g.sort_values("n_images")
+        final = float(g[reading].iloc[-1])
+        ok = (g[reading] - final).abs() <= tolerance * max(final, 1.0)
+        settled = float("nan")
+        for i in range(len(g) - 1):
+            if ok.iloc[i:].all():
+                settled = float(g.n_images.iloc[i])
+                break
+        rows.append({"model": model, "reading": reading, "final": int(final), "largest_n": int(g.n_images.iloc[-1]),
+                     "settled_from": settled, "tolerance": tolerance})
+    return pd.DataFrame(rows)

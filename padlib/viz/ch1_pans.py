@@ -391,3 +391,52 @@ def pan_explorer_live(scans, models: dict | None = None, dpi: int = 72):
     draw()
     return widgets.VBox([widgets.HBox([model_dd, layer_dd, channel]), image])
 
+
+
+READING_LABELS = {"padding_caused": "padding-caused", "learned": "learned", "specialist": "specialist"}
+
+
+def readings_figure(readings, title="Three readings of the same scan"):
+    """Per model, the three readings' shares of padded filters, split by sign (dark red: fires at the border,
+    dark blue: silenced there), the specialists' bars hatched by kind (solid: one side; hatched: more)."""
+    models = list(dict.fromkeys(readings.model))
+    order = [r for r in ("padding_caused", "learned", "specialist") if r in set(readings.reading)]
+    fig, axes = plt.subplots(1, len(models), figsize=(2.3 * len(models) + 0.6, 2.9), sharey=True, squeeze=False)
+    for ax, m in zip(axes[0], models):
+        g = readings[readings.model == m]
+        bottom = np.zeros(len(order))
+        for sign, word in ((1, "fires"), (-1, "silenced")):
+            vals = np.array([g[(g.reading == r) & (g.sign == word)].pct.sum() for r in order])
+            ax.bar(range(len(order)), vals, bottom=bottom, color=_SIGN_COLORS[sign], width=0.7,
+                   label=f"{'fires at' if sign > 0 else 'silenced at'} the border")
+            bottom += vals
+        for i, v in enumerate(bottom):
+            ax.text(i, v, f"{v:.1f}%", ha="center", va="bottom", fontsize=7.5)
+        ax.set_xticks(range(len(order)), [READING_LABELS[r] for r in order], rotation=30, ha="right", fontsize=8)
+        ax.set_title(m.replace("tf_efficientnet_", ""), fontsize=9)
+        ax.set_ylim(0, max(1.0, bottom.max()) * 1.2)
+    axes[0][0].set_ylabel("% of padded filters")
+    axes[0][-1].legend(fontsize=7, frameon=False, loc="upper right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def convergence_figure(convergence):
+    """The three readings' counts (lines: padding-caused dashed, learned dotted, specialist solid) against the
+    number of probe images, one colour per model."""
+    fig, ax = plt.subplots(figsize=(6.2, 3.2))
+    styles = {"padding_caused": "--", "learned": ":", "specialist": "-"}
+    for k, (m, g) in enumerate(convergence.groupby("model", sort=False)):
+        for r, ls in styles.items():
+            if r in g:
+                ax.plot(g.n_images, g[r], ls, marker="o", ms=3, color=model_colour(m, k),
+                        label=f"{m.replace('tf_efficientnet_', '')}, {READING_LABELS[r]}")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(set(convergence.n_images)), [str(v) for v in sorted(set(convergence.n_images))])
+    ax.set_xlabel("probe images")
+    ax.set_ylabel("channels")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    return fig

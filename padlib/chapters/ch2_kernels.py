@@ -585,8 +585,9 @@ def lean_finding(leans: pd.DataFrame, corollaries: pd.DataFrame | None = None,
         detectable=f"a lean of {_range(det, '.3f')} (at the first Holm step, alpha {ALPHA:g}/{m})",
         needed=("stride-2 layers reading only " + " and only ".join(missing) + " padding" if missing else ""),
         test=(f"{PRIMARY_MODE} index, per side read: paired t-test over the stride-2 layers, pretrained minus random "
-              f"init, and Welch's test of that against the stride-1 layers' difference; Holm over the "
-              f"{_count(m, 'side')} within each; all must show it: p " + ", ".join(
+              f"init" + (", and Welch's test of that against the stride-1 layers' difference" if c is not None else "")
+              + f"; Holm over the {_count(m, 'side')}" + (" within each" if c is not None else "")
+              + "; all must show it: p " + ", ".join(
                   f"{r.reads} {_p(r.p_holm)}" for r in g.itertuples())
               + ("; beyond stride 1 " + ", ".join(f"{r.reads} {_p(r.p_holm)}" for r in c.itertuples())
                  if c is not None else "")),

@@ -453,7 +453,8 @@ def chapter_findings_box(excess: pd.DataFrame | None = None, summary: pd.DataFra
         out.append(Finding(
             verdict, claim,
             f"the top/left share of the PAN-side flags of stride-2 layers that read padding on both a top/left and a "
-            f"bottom/right side equal to the share their read sides predict, within ±{sesoi:.0f} points (our "
+            f"bottom/right side equal to the top/left share of the padding they read (rows and columns), within "
+            f"±{sesoi:.0f} points (our "
             f"smallest effect of interest; in layers that read one pair of sides only it holds by construction)",
             "observed minus predicted top/left share, points: " + "; ".join(observed(r) for r in v.itertuples()),
             evidence_scale(v.model, int(v.n_images.iloc[0]))
@@ -465,8 +466,9 @@ def chapter_findings_box(excess: pd.DataFrame | None = None, summary: pd.DataFra
             test=(f"per model, the difference's 95% cluster-bootstrap interval over those layers (each layer's "
                   f"prediction weighted by its flags): supported when the whole interval lies within ±{sesoi:.0f} "
                   f"points (every model), contradicted when it lies beyond them with the departure's Holm-adjusted p "
-                  f"(over {len(tested)} model{'s' if len(tested) != 1 else ''}) at most 0.05" + (": adjusted p " + ", ".join(
-                      f"{_short(r.model)} {_p(r.p_adj)}" for r in tested.itertuples()) if len(tested) else "")),
+                  "at most 0.05" + (f" (over {len(tested)} model{'s' if len(tested) != 1 else ''}): adjusted p "
+                                    + ", ".join(f"{_short(r.model)} {_p(r.p_adj)}" for r in tested.itertuples())
+                                    if len(tested) else "")),
             note=(_per_model_note(v) + f"; {int(v.one_pair_sides.sum())} of {int(v.pan_sides.sum())} stride-2 flags "
                   "lie in layers that read one pair of sides only and match their arithmetic by construction, so "
                   "they are left out; context, not the test: the top/left share of all stride-2 flags, "

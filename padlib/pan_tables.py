@@ -217,19 +217,55 @@ def pans_by_depth(tables) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
+def flagged_sides(label: str) -> set:
+    """The sides a ``sides`` label names: its sides ("top+left", "frame"), or, for a corner-only PAN, both sides of
+    each flagged corner ("top-left+bottom-left corners" names top, bottom and left)."""
+    label = str(label)
+    if label == "frame" or label == "all corners":
+        return set(SIDES)
+    words = label.replace(" corners", "").replace(" corner", "").replace("-", "+").split("+")
+    return {w for w in words if w in SIDES}
+
+
+def _counted_sides(row) -> set:
+    """The sides a PAN counts for in :func:`side_counts`: every flagged side; for a corner-only PAN, the sides of its
+    corners whose padding the layer reads (``reads_*``, when the table has them). A corner output reads the padding
+    of both its sides only where the layer reads both: at a stride-2 layer that never reads its bottom padding, the
+    bottom-left corner is a PAN of the left padding alone, and counting it for the bottom would put a flag on a side
+    whose padding the layer never reads."""
+    sides = flagged_sides(row.sides)
+    if "corner" in str(row.sides):
+        sides = {s for s in sides if bool(getattr(row, f"reads_{s}", True))}
+    return sides
+
+
 def side_counts(tables) -> pd.DataFrame:
     """PAN counts per model, stride, side and sign (a PAN counts once for each flagged side; corner-only
-    PANs count for both sides of their corner)."""
+    PANs count for the sides of their corners whose padding the layer reads, :func:`_counted_sides`)."""
     rows = []
     for t in _tables(tables):
         p = t[t.is_pan]
         for stride, ps in p.groupby(p.stride.astype(str), sort=True):
+            counted = [_counted_sides(r) for r in ps.itertuples()]
             for s in SIDES:
-                has = ps.sides.map(lambda v, s=s: s in v.replace("-", "+").replace(" corners", "")
-                                   .replace(" corner", "").split("+") or v in ("frame", "all corners"))
+                has = np.array([s in c for c in counted], dtype=bool)
+                sign = ps.sign.to_numpy()
                 rows.append({"model": t.attrs.get("model", ""), "stride": stride, "side": s,
-                             "fire": int((has & (ps.sign > 0)).sum()), "silenced": int((has & (ps.sign < 0)).sum())})
+                             "fire": int((has & (sign > 0)).sum()), "silenced": int((has & (sign < 0)).sum())})
     return pd.DataFrame(rows)
+
+
+def corner_flags_on_unread_sides(tables, stride: str = "2") -> pd.DataFrame:
+    """Per model, the corner-only PANs of its stride-``stride`` layers whose corner touches a side whose padding the
+    layer never reads (``pans``), and the flags that counting both sides of every corner would have put on those
+    unread sides (``unread_flags``): what :func:`side_counts` no longer counts."""
+    rows = []
+    for t in _tables(tables):
+        p = t[t.is_pan & (t.stride.astype(str) == str(stride)) & t.sides.astype(str).str.contains("corner")]
+        lost = [len(flagged_sides(r.sides) - _counted_sides(r)) for r in p.itertuples()]
+        rows.append({"model": t.attrs.get("model", ""), "pans": int(sum(1 for x in lost if x)),
+                     "unread_flags": int(sum(lost))})
+    return pd.DataFrame(rows, columns=["model", "pans", "unread_flags"])
 
 
 def _tables(tables) -> list[pd.DataFrame]:

@@ -329,3 +329,17 @@ def bootstrap_test(arrays, statistic, n_boot: int = 1000, seed: int = 0, level: 
         return estimate, float("nan"), float("nan"), float("nan")
     low, high = (float(q) for q in np.quantile(dist, [(1 - level) / 2, (1 + level) / 2]))
     return estimate, low, high, _bootstrap_p(dist)
+
+
+def welch_t(a, b, level: float = 0.95) -> TTest:
+    """Welch's two-sample t-test of ``mean(a) - mean(b)`` (``scipy.stats.ttest_ind(equal_var=False)``) with its
+    ``level`` interval; NaNs dropped; ``n`` is the smaller sample. Fewer than two values in either: NaN interval
+    and p."""
+    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if len(a) < 2 or len(b) < 2:
+        mean = float(a.mean() - b.mean()) if len(a) and len(b) else float("nan")
+        return TTest(mean, float("nan"), float("nan"), float("nan"), int(min(len(a), len(b))))
+    res = _scipy.ttest_ind(a, b, equal_var=False)
+    ci = res.confidence_interval(level)
+    return TTest(float(a.mean() - b.mean()), float(ci.low), float(ci.high), float(res.pvalue), int(min(len(a), len(b))))

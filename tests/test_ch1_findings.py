@@ -145,19 +145,22 @@ def test_claim_check_says_where_each_count_lies_and_the_basis_sentence_counts_im
     assert "Verdict" not in text and "holds" not in text
 
 
-# --- sides: stride-2 top/left share against 1/2, toward the read padding ---------------------------------------
+# --- sides: observed against each layer's arithmetic, in the layers that read both sides --------------------
 
-def _side_table(model, padding, layers, reads, n_images=64):
-    """A scan table: stride-2 layers, each reading ``reads`` and with PANs on the given sides (one PAN per entry),
-    then one stride-1 layer reading every side with PANs spread evenly."""
+def _side_table(model, padding, layers, reads, n_images=64, pads=None):
+    """A scan table: stride-2 layers, each reading ``reads`` (padded rows ``pads`` per side, 1 by default) and
+    with PANs on the given sides (one PAN per entry), then one stride-1 layer reading every side with PANs spread
+    evenly."""
+    pads = pads or {s: 1 for s in SIDES}
     rows = []
     for k, sides in enumerate(layers):
         for ch, side in enumerate(sides + [""] * 5):
             rows.append({"layer": f"s2_{k}", "stride": 2, "channel": ch, "padding": padding, "is_pan": bool(side),
-                         "sides": side, "sign": 1 if side else 0, **{f"reads_{s}": s in reads for s in SIDES}})
+                         "sides": side, "sign": 1 if side else 0, **{f"reads_{s}": s in reads for s in SIDES},
+                         **{f"pad_{s}": pads[s] for s in SIDES}})
     for ch, side in enumerate(list(SIDES) * 5):
         rows.append({"layer": "s1", "stride": 1, "channel": ch, "padding": "1", "is_pan": True, "sides": side,
-                     "sign": -1, **{f"reads_{s}": True for s in SIDES}})
+                     "sign": -1, **{f"reads_{s}": True for s in SIDES}, **{f"pad_{s}": 1 for s in SIDES}})
     t = pd.DataFrame(rows)
     t.attrs.update(model=model, n_images=n_images)
     return t
@@ -165,75 +168,151 @@ def _side_table(model, padding, layers, reads, n_images=64):
 
 TL = ["top"] * 6 + ["left"] * 6 + ["bottom"]          # 12 of 13 on top/left
 BR = ["bottom"] * 6 + ["right"] * 6 + ["top"]         # 1 of 13
-EVEN = ["top", "bottom", "left", "right"] * 3
+EVEN = ["top", "bottom", "left", "right"] * 3         # 6 of 12
+BR_ONLY = ["bottom"] * 6 + ["right"] * 6
 
 
-def test_side_skew_resamples_layers_and_predicts_from_the_read_padding():
-    torch_pad = _side_table("torchnet", "1", [TL] * 4, ("top", "left"))
-    tf_same = _side_table("tfnet", "tf_same", [BR] * 4, ("bottom", "right"))
-    skew = D.side_skew([torch_pad, tf_same], n_boot=2000).set_index(["model", "stride"])
-    assert skew.loc[("torchnet", "2"), "read_top_left_share"] == 1.0 and skew.loc[("torchnet", "2"), "predicted"] == 1
-    assert skew.loc[("tfnet", "2"), "read_top_left_share"] == 0.0 and skew.loc[("tfnet", "2"), "predicted"] == -1
-    assert skew.loc[("torchnet", "2"), "top_left_share"] == pytest.approx(12 / 13)
-    assert skew.loc[("torchnet", "2"), "layers"] == 4 and skew.loc[("torchnet", "2"), "pan_sides"] == 52
-    assert skew.loc[("torchnet", "1"), "top_left_share"] == 0.5 and skew.loc[("torchnet", "1"), "predicted"] == 0
-    assert (skew.n_images == 64).all()
-    # layers that disagree widen the interval: it spans 1/2 although 26 of 52 flags lean one way
-    mixed = D.side_skew([_side_table("mixed", "1", [TL, BR, TL, BR, []], ("top", "left"))], n_boot=2000)
-    m2 = mixed[mixed.stride == "2"].iloc[0]
-    assert m2.ci_low < 0.5 < m2.ci_high and m2.layers == 4 and m2.pan_sides == 52  # a layer without PANs counts 0
+def test_side_test_compares_flags_with_each_layers_arithmetic_in_layers_that_read_both_sides():
+    # layers that read one pair only: their flags lie on the read sides by construction and are left out
+    torch_pad = _side_table("torchnet", "1", [["top"] * 6 + ["left"] * 6] * 4, ("top", "left"))
+    s = D.side_skew([torch_pad], n_boot=2000).set_index("stride")
+    assert s.loc["2", "both_layers"] == 0 and s.loc["2", "one_pair_sides"] == 48 and np.isnan(s.loc["2", "follow_low"])
+    assert s.loc["2", "top_left_share"] == 1.0  # the context share: arithmetic, not a finding
+    assert R.skew_verdicts(s.reset_index()).verdict.tolist() == [NOT_TESTABLE]
+    # layers reading every side alike, flags spread evenly: predicted 1/2, observed 1/2, difference 0
+    even = D.side_skew([_side_table("even", "tf_same", [EVEN] * 4, tuple(SIDES))], n_boot=2000).set_index("stride")
+    assert even.loc["2", "predicted_share"] == 0.5 and even.loc["2", "follow_diff"] == pytest.approx(0.0)
+    assert even.loc["2", "follow_low"] == pytest.approx(0.0) and even.loc["2", "both_layers"] == 4
+    # a 5x5 TF-SAME layer reads one row on the top/left and two on the bottom/right: predicted 1/3, not 1/2
+    pads = {"top": 1, "left": 1, "bottom": 2, "right": 2}
+    third = D.side_skew([_side_table("five", "tf_same", [["top", "left", "bottom", "right", "bottom", "right"]] * 3,
+                                     tuple(SIDES), pads=pads)], n_boot=2000).set_index("stride")
+    assert third.loc["2", "predicted_share"] == pytest.approx(1 / 3) and third.loc["2", "observed_share"] == pytest.approx(1 / 3)
+    # flags leaning top/left in layers that read every side: the difference is the lean, with a layer interval
+    lean = D.side_skew([_side_table("lean", "tf_same", [TL] * 4, tuple(SIDES))], n_boot=2000).set_index("stride")
+    assert lean.loc["2", "follow_diff"] == pytest.approx(12 / 13 - 0.5) and lean.loc["2", "p_follow"] < 0.01
+    # fewer than MIN_SIDE_LAYERS layers reading both sides: the estimate, no interval
+    two = D.side_skew([_side_table("two", "tf_same", [TL] * (D.MIN_SIDE_LAYERS - 1), tuple(SIDES))],
+                      n_boot=500).set_index("stride")
+    assert np.isfinite(two.loc["2", "follow_diff"]) and np.isnan(two.loc["2", "follow_low"])
 
 
-def _skew_rows(rows):
-    return pd.DataFrame([{"model": m, "stride": "2", "padding_kind": kind, "pan_sides": 60, "layers": 5,
-                          "top_left_share": (lo + hi) / 2, "ci_low": lo, "ci_high": hi, "p_half": p,
-                          "read_top_left_share": read, "predicted": int(np.sign(read - 0.5)), "n_images": 64}
-                         for m, kind, read, lo, hi, p in rows])
+def test_rows_read_come_from_the_padding_and_say_when_they_may_be_off():
+    t = _side_table("x", "1", [TL], tuple(SIDES), pads={"top": 2, "left": 2, "bottom": 2, "right": 2})
+    rows, exact = D._rows_read(t[t.stride == 2])
+    assert rows == {"top": 2, "bottom": 2, "left": 2, "right": 2} and not exact  # PyTorch, 2 rows, stride 2
+    tf = t.assign(padding="tf_same")
+    assert D._rows_read(tf[tf.stride == 2])[1]
+    one = _side_table("x", "1", [TL], ("top", "left"))
+    assert D._rows_read(one[one.stride == 2]) == ({"top": 1, "bottom": 0, "left": 1, "right": 0}, True)
 
 
-def test_side_claim_is_judged_toward_the_read_padding_on_both_sides():
-    toward = [("torch", "PyTorch", 1.0, 0.85, 0.98, 0.0002), ("tf", "TF SAME", 0.41, 0.12, 0.25, 0.0002)]
-    v = R.skew_verdicts(_skew_rows(toward))
-    assert list(v.verdict) == [SUPPORTED, SUPPORTED] and list(v.claimed) == [claims.SIDE_SKEW_SESOI,
-                                                                           -claims.SIDE_SKEW_SESOI]
-    f = R.chapter_findings_box(skew=_skew_rows(toward))[0]
-    assert f.verdict == SUPPORTED and "2 of 2 models resolve it" in f.note and "torch 92% [85, 98]" in f.observed
-    assert "5 stride-2 layers with PAN sides per model" in f.scale and "Holm over the 2 models" in f.test
-    # the TF-SAME model leaning to the top/left, against its read padding: contradicted
-    against = [toward[0], ("tf", "TF SAME", 0.41, 0.6, 0.8, 0.0002)]
-    assert list(R.skew_verdicts(_skew_rows(against)).verdict) == [SUPPORTED, CONTRADICTED]
-    assert R.chapter_findings_box(skew=_skew_rows(against))[0].verdict == CONTRADICTED
-    # an interval that spans 1/2 and reaches the claimed lean: inconclusive; short of it on both sides: contradicted
-    wide = [toward[0], ("tf", "TF SAME", 0.47, 0.3, 0.62, 0.4)]
-    f = R.chapter_findings_box(skew=_skew_rows(wide))[0]
-    assert f.verdict == INCONCLUSIVE and "not: tf (inconclusive)" in f.note and f.detectable.endswith("off 50%")
-    narrow = [toward[0], ("tf", "TF SAME", 0.47, 0.47, 0.63, 0.4)]
-    assert R.chapter_findings_box(skew=_skew_rows(narrow))[0].verdict == CONTRADICTED
-    # Holm: p 0.03 alone passes, as the second of two it does not
-    holm = [toward[0], ("tf", "TF SAME", 0.41, 0.2, 0.48, 0.03)]
-    v = R.skew_verdicts(_skew_rows(holm))
-    assert v.p_adj.iloc[1] == pytest.approx(0.03) and v.p_adj.iloc[0] == pytest.approx(0.0004)
-    holm_fail = [toward[0], ("tf", "TF SAME", 0.41, 0.2, 0.48, 0.03), ("tf2", "TF SAME", 0.41, 0.2, 0.48, 0.03)]
-    assert list(R.skew_verdicts(_skew_rows(holm_fail)).verdict) == [SUPPORTED, INCONCLUSIVE, INCONCLUSIVE]
-    # every side read alike: no predicted direction, not testable for that model
-    alike = [toward[0], ("sym", "TF SAME", 0.5, 0.4, 0.6, 0.5)]
-    v = R.skew_verdicts(_skew_rows(alike))
-    assert list(v.verdict) == [SUPPORTED, NOT_TESTABLE] and np.isnan(v.p_adj.iloc[1])
-    only = R.chapter_findings_box(skew=_skew_rows([alike[1]]))[0]
-    assert only.verdict == NOT_TESTABLE and "unevenly" in only.needed
+def _follow_rows(rows):
+    return pd.DataFrame([{"model": m, "stride": "2", "padding_kind": "TF SAME", "pan_sides": 80, "layers": 5,
+                          "top_left_share": 0.4, "ci_low": 0.3, "ci_high": 0.5, "p_half": 0.1,
+                          "read_top_left_share": 0.45, "predicted": -1, "n_images": 64, "both_layers": 4,
+                          "both_sides": 60, "observed_share": 0.5 + d, "predicted_share": 0.5, "follow_diff": d,
+                          "follow_low": lo, "follow_high": hi, "p_follow": p, "one_pair_sides": 20,
+                          "inexact_layers": 0} for m, d, lo, hi, p in rows])
 
 
-def test_skew_sentences_compute_where_each_interval_lies():
-    rows = _skew_rows([("torch", "PyTorch", 1.0, 0.85, 0.98, 0.0002), ("tf", "TF SAME", 0.41, 0.12, 0.25, 0.0002),
-                       ("tf2", "TF SAME", 0.47, 0.4, 0.6, 0.5)])
-    lines = R.skew_findings(rows)
-    assert "above 1/2" in lines[0] and "below 1/2" in lines[1] and "interval spans 1/2" in lines[2]
-    assert "share is above every TF-SAME model's" in lines[-1]
-    low = rows.assign(top_left_share=[0.1, 0.3, 0.5])
+def test_follows_verdict_boundaries_on_both_sides():
+    e = claims.SIDE_FOLLOW_SESOI
+    assert R.follows_verdict(-e + 0.01, e - 0.01, e, p=0.5) == SUPPORTED          # inside both bounds
+    assert R.follows_verdict(-e - 0.01, e - 0.01, e, p=0.5) == INCONCLUSIVE       # reaches past -e
+    assert R.follows_verdict(-e + 0.01, e + 0.01, e, p=0.01) == INCONCLUSIVE      # reaches past +e
+    assert R.follows_verdict(0.01, 0.05, e, p=0.001) == SUPPORTED                 # resolved, but a trivial departure
+    assert R.follows_verdict(e + 0.01, 0.3, e, p=0.001) == CONTRADICTED           # wholly beyond +e
+    assert R.follows_verdict(-0.3, -e - 0.01, e, p=0.001) == CONTRADICTED         # wholly beyond -e
+    assert R.follows_verdict(e + 0.01, 0.3, e, p=0.2) == INCONCLUSIVE             # beyond, but not after Holm
+    assert R.follows_verdict(float("nan"), float("nan"), e) == NOT_TESTABLE
+
+
+def test_side_claim_in_the_box_judges_every_model_and_says_what_is_left_out():
+    e = claims.SIDE_FOLLOW_SESOI
+    ok = [("a", 0.01, -0.05, 0.06, 0.6), ("b", -0.02, -0.08, 0.04, 0.5)]
+    v = R.skew_verdicts(_follow_rows(ok))
+    assert list(v.verdict) == [SUPPORTED, SUPPORTED]
+    f = R.chapter_findings_box(skew=_follow_rows(ok))[0]
+    assert f.verdict == SUPPORTED and "2 of 2 models resolve it" in f.note and "a +1 [-5, +6]" in f.observed
+    assert f"within ±{100 * e:.0f} points" in f.claimed and "40 of 160 stride-2 flags" in f.note
+    assert "context, not the test" in f.note and "over 2 models" in f.test
+    # one model beyond the bound: contradicted (one counterexample is enough), after Holm over both
+    bad = [ok[0], ("b", 0.25, 0.15, 0.35, 0.01)]
+    v = R.skew_verdicts(_follow_rows(bad))
+    assert v.p_adj.tolist() == pytest.approx([0.6, 0.02]) and list(v.verdict) == [SUPPORTED, CONTRADICTED]
+    assert R.chapter_findings_box(skew=_follow_rows(bad))[0].verdict == CONTRADICTED
+    # Holm: p 0.03 alone is enough, as the smaller of two at 0.03 it is not
+    holm = [("b", 0.25, 0.15, 0.35, 0.03), ("c", 0.25, 0.15, 0.35, 0.03)]
+    assert list(R.skew_verdicts(_follow_rows(holm)).verdict) == [INCONCLUSIVE, INCONCLUSIVE]
+    assert list(R.skew_verdicts(_follow_rows(holm[:1])).verdict) == [CONTRADICTED]
+    # a wide interval: inconclusive, with the smallest departure the design resolves
+    wide = [ok[0], ("b", 0.05, -0.05, 0.2, 0.3)]
+    f = R.chapter_findings_box(skew=_follow_rows(wide))[0]
+    assert f.verdict == INCONCLUSIVE and "not: b (inconclusive)" in f.note and f.detectable.startswith("a departure of")
+    # no model with layers that read both sides: not testable, and the line says what would be needed
+    none = _follow_rows([("a", np.nan, np.nan, np.nan, np.nan)]).assign(both_layers=0, both_sides=0)
+    f = R.chapter_findings_box(skew=none)[0]
+    assert f.verdict == NOT_TESTABLE and "read padding on both" in f.needed and "no layer that reads both" in f.observed
+    few = _follow_rows([("a", 0.02, np.nan, np.nan, np.nan)]).assign(both_layers=2)
+    assert f"2 layers, fewer than {D.MIN_SIDE_LAYERS}: no interval" in R.chapter_findings_box(skew=few)[0].observed
+
+
+def test_skew_sentences_give_the_test_then_the_context():
+    rows = _follow_rows([("tf", 0.02, -0.03, 0.06, 0.5)]).assign(
+        padding_kind=["TF SAME"], top_left_share=[0.3], ci_low=[0.2], ci_high=[0.4])
+    torch = _follow_rows([("torch", np.nan, np.nan, np.nan, np.nan)]).assign(
+        padding_kind="PyTorch", both_layers=0, both_sides=0, top_left_share=1.0, ci_low=0.9, ci_high=1.0)
+    lines = R.skew_findings(pd.concat([torch, rows], ignore_index=True))
+    assert "no layer that reads both sides has PAN sides" in lines[0] and "above 1/2" in lines[0]
+    assert "52% of 60 flags on top/left against 50% predicted, a difference of +2 points [-3, +6]" in lines[1]
+    assert "below 1/2" in lines[1] and "20 flags in layers that read one pair of sides only" in lines[1]
+    assert lines[-1].startswith("Context, not a test") and "share is above every TF-SAME model's" in lines[-1]
+    low = pd.concat([torch.assign(top_left_share=0.1), rows], ignore_index=True)
     assert "share is below every TF-SAME model's" in R.skew_findings(low)[-1]
-    mid = rows.assign(top_left_share=[0.4, 0.3, 0.5])
-    assert "share is within the range of the TF-SAME model's" in R.skew_findings(mid)[-1]
-    assert not any("toward the read padding" in x or "verdict" in x.lower() for x in lines)
+    mid = pd.concat([torch.assign(top_left_share=0.3), rows], ignore_index=True)
+    assert "within the range of the TF-SAME model's" in R.skew_findings(mid)[-1]
+    assert not any("verdict" in x.lower() for x in lines)
+
+
+def test_corner_pans_count_only_for_the_sides_their_layer_reads():
+    """The cause of PAN-side flags on sides a stride-2 layer never reads: corner-only PANs were counted for both
+    sides of their corner. A bottom-left corner of a layer that reads only top/left padding reads the left padding
+    alone, so it counts for the left only, and the count of flags that the old rule put on unread sides is shown."""
+    from padlib import pan_tables
+
+    t = _side_table("torchnet", "1", [["top", "bottom-left corner", "top-left+top-right corners", "all corners"]],
+                    ("top", "left"))
+    c = pan_tables.side_counts(t)
+    c2 = c[c.stride == "2"].set_index("side")
+    assert c2.fire.to_dict() == {"top": 3, "bottom": 0, "left": 3, "right": 0}
+    lost = pan_tables.corner_flags_on_unread_sides(t)
+    assert lost.pans.tolist() == [3] and lost.unread_flags.tolist() == [1 + 1 + 2]
+    text = R.corner_sentence(lost)
+    assert "torchnet has 3 corner-only stride-2 PANs" in text and "(4 flags that counting both sides" in text
+    # a layer that reads every side: corners count for both their sides, and nothing is lost
+    full = _side_table("even", "tf_same", [["bottom-left corner"]], tuple(SIDES))
+    f2 = pan_tables.side_counts(full)
+    assert f2[(f2.stride == "2") & f2.side.isin(["bottom", "left"])].fire.tolist() == [1, 1]
+    assert R.corner_sentence(pan_tables.corner_flags_on_unread_sides(full)).startswith("No corner-only PAN")
+
+
+def test_a_side_whose_padding_is_never_read_has_no_padding_effect_and_no_flag():
+    """Pins the other half of the explanation: the padding effect itself is exactly 0 on a side a stride-2 layer
+    never reads (PyTorch padding 1 on an even input), so no side flag can land there; only corner counting could."""
+    import torch
+    from torch import nn
+
+    from padlib.pans import find_pans
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8)).eval()
+    with torch.no_grad():
+        net[0].weight.abs_()  # positive kernels on a positive input: strong border responses
+    t = find_pans(net, torch.rand(16, 1, 24, 24) + 1.0, tau=0.5, tau_corner=0.5, reference=None, progress=False)
+    assert not t.reads_bottom.any() and not t.reads_right.any() and t.reads_top.all()
+    assert (t.effect_bottom == 0).all() and (t.effect_right == 0).all() and (t.effect_bottom_right == 0).all()
+    assert t.is_pan.any() and not t.sides.str.contains(r"^(?:bottom|right)|\+(?:bottom|right)\b").any()
 
 
 # --- the control's headline: every comparison word and count computed ------------------------------------------

@@ -191,20 +191,67 @@ def test_taxonomy_findings_counts_reach_and_chance():
 # Mean-kernel lean
 
 
-def _lean_table(tl, br, noise=0.005, n=5, seed=0, modes=("abs",)):
+def _lean_table(tl, br, noise=0.005, n=5, seed=0, modes=("abs",), s1=None):
     """Stride-2 layers reading top/left (model 'm') and bottom/right ('lite'): pretrained lean ``tl``/``br`` per
-    layer plus noise, random init 0 plus noise; stride-1 layers at 0."""
+    layer plus noise, random init 0 plus noise. ``s1``: (lean of model m, lean of lite) of 8 stride-1 layers each,
+    pretrained (random init 0), reading every side; None: no stride-1 layers."""
     rng = np.random.default_rng(seed)
     rows = []
     for mode in modes:
         for init in ("pretrained", "random init"):
-            for model, reads, lean in (("m", "top/left", tl), ("lite", "bottom/right", br)):
-                for k in range(n):
-                    v = (lean if init == "pretrained" else 0.0) + rng.normal(0, noise)
-                    rows.append({"model": model, "init": init, "mode": mode, "layer": f"s2.{k}", "stride": 2,
-                                 "reads": reads, "asym_lr": v, "asym_tb": v, "asym_lr_lo": v - 0.01,
-                                 "asym_lr_hi": v + 0.01, "asym_tb_lo": v - 0.01, "asym_tb_hi": v + 0.01})
+            for i, (model, reads, lean) in enumerate((("m", "top/left", tl), ("lite", "bottom/right", br))):
+                layers = [(f"s2.{k}", 2, reads, lean) for k in range(n)]
+                if s1 is not None:
+                    layers += [(f"s1.{k}", 1, "even", s1[i]) for k in range(8)]
+                for layer, stride, rd, lv in layers:
+                    v = (lv if init == "pretrained" else 0.0) + rng.normal(0, noise)
+                    rows.append({"model": model, "init": init, "mode": mode, "layer": layer, "stride": stride,
+                                 "reads": rd, "asym_lr": v, "asym_tb": v, "asym_lr_lo": v - 0.01,
+                                 "asym_lr_hi": v + 0.01, "asym_tb_lo": v - 0.01, "asym_tb_hi": v + 0.01,
+                                 "read_top": 1 if rd == "top/left" or stride == 1 else 0,
+                                 "read_left": 1 if rd == "top/left" or stride == 1 else 0,
+                                 "read_bottom": 1 if rd == "bottom/right" or stride == 1 else 0,
+                                 "read_right": 1 if rd == "bottom/right" or stride == 1 else 0})
     return pd.DataFrame(rows)
+
+
+def test_stride1_control_removes_a_lean_every_layer_has():
+    t = _lean_table(0.1, -0.1, s1=(0.0, 0.0))
+    c = D.stride1_control(t).set_index("reads")
+    assert (c.layers == 5).all() and (c.stride1_layers == 8).all()
+    assert c.loc["top/left", "excess"] == pytest.approx(c.loc["top/left", "stride2"] - c.loc["top/left", "stride1"])
+    assert c.loc["top/left", "low"] > 0 > c.loc["bottom/right", "high"] and (c.p_holm >= c.p).all()
+    f = R.lean_finding(D.lean_tests(t), controls=D.stride1_control(t))
+    assert f.verdict == SUPPORTED and "beyond the stride-1 layers +0.1" in f.observed and "beyond stride 1" in f.test
+    # every layer of each model leans as its stride-2 layers do: the lean does not survive the control
+    same = _lean_table(0.1, -0.1, s1=(0.1, -0.1), noise=0.002)
+    f = R.lean_finding(D.lean_tests(same), controls=D.stride1_control(same))
+    assert D.lean_tests(same).pipe(lambda d: (d.low > 0).iloc[0]) and f.verdict == CONTRADICTED
+    # most of it is shared, measured noisily: the excess's interval spans 0 and reaches the lean of interest
+    half = _lean_table(0.1, -0.1, s1=(0.095, -0.095), noise=0.05)
+    assert D.stride1_control(half).pipe(lambda d: ((d.low < 0) & (d.high > 0)).all())
+    f = R.lean_finding(D.lean_tests(half), controls=D.stride1_control(half))
+    assert f.verdict == INCONCLUSIVE
+
+
+def test_both_indices_are_in_the_line_and_the_grid_confound_is_counted():
+    both = pd.concat([_lean_table(0.1, -0.1, s1=(0.0, 0.0)),
+                      _lean_table(0.0, 0.0, noise=0.002, modes=("signed",), s1=(0.0, 0.0))])
+    leans, ctrl, grid = D.lean_tests(both), D.stride1_control(both), D.grid_offsets(both)
+    assert (grid.grid_rows.abs() == 0.5).all() and grid.toward_read.all() and len(grid) == 10
+    f = R.lean_finding(leans, controls=ctrl, grid=grid)
+    assert f.verdict == SUPPORTED and "abs index: top/left-reading" in f.observed
+    assert "signed index: top/left-reading" in f.observed
+    assert "the signed index (secondary, not voting) would be contradicted by the same rule" in f.note
+    assert "in 10 of 10 unevenly padded stride-2 layers the sampled grid is shifted toward the padding read" in f.note
+    # a layer that reads its padding evenly has a centred grid and is not counted among the uneven ones
+    even = both.assign(read_bottom=both.read_top, read_right=both.read_left, reads="even")
+    g = D.grid_offsets(even)
+    assert (g.grid_rows == 0).all() and not g.toward_read.any()
+    signed_ok = pd.concat([_lean_table(0.1, -0.1, s1=(0.0, 0.0)), _lean_table(0.1, -0.1, modes=("signed",),
+                                                                              s1=(0.0, 0.0))])
+    f = R.lean_finding(D.lean_tests(signed_ok), controls=D.stride1_control(signed_ok))
+    assert "the signed index (secondary, not voting) would be supported" in f.note
 
 
 def test_lean_tests_pair_each_layer_with_its_random_init():
@@ -230,7 +277,7 @@ def test_lean_finding_on_both_sides_of_each_boundary():
     f = R.lean_finding(one_side)
     assert f.verdict == NOT_TESTABLE and "bottom/right" in f.needed
     f = R.lean_finding(D.lean_tests(_lean_table(0.1, -0.1)))
-    assert "top/left-reading +0.1" in f.observed and "(5 layers)" in f.observed and "over 2 sides" in f.test
+    assert "top/left-reading +0.1" in f.observed and "(5 layers)" in f.observed and "over the 2 sides; all" in f.test
     assert "2 pretrained ImageNet models, 2 families; 10 stride-2 layers" in f.scale
     assert R.lean_finding(D.lean_tests(_lean_table(0.1, -0.1, modes=("signed",)))) is None  # abs is primary
 
@@ -332,7 +379,8 @@ def test_method_markdown_names_each_primary_test_and_level():
     assert text.startswith("```{dropdown}") and text.endswith("```")
     for level in (R.TV_OF_INTEREST, R.PREDICT_LEVEL, R.ARI_OF_INTEREST, R.LEAN_OF_INTEREST):
         assert f"{level:g}" in text
-    assert text.count("Primary test") == 3 and "Two primary tests" in text and "Holm over the 4 models" in text
+    assert text.count("Primary test") == 3 and "Four primary tests" in text and "Holm over the 4 models" in text
+    assert "ONE threshold" in text and "after earlier builds" in text and "sampled grid" in text
 
 
 def test_families_counted_from_model_names():
@@ -421,3 +469,48 @@ def test_site_build_drops_thebe_scripts_but_keeps_widget_states_that_spell_thebe
     context = {"script_files": [state, config, file, "_static/widgets.js"], "css_files": ["_static/thebe.css"]}
     ext._strip_thebe(None, "p", "t", context, None)
     assert context["script_files"] == [state, "_static/widgets.js"] and context["css_files"] == []
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One threshold for the type comparison
+
+
+def _raw_scan_table(zs, effect_share=1.0):
+    """A scan table of one layer, one channel per z on the top side (effect = ``effect_share`` of it)."""
+    from padlib.padding import LOCATIONS
+
+    rows = []
+    for ch, z in enumerate(zs):
+        row = {"layer": "l0", "channel": ch, "stride": 1}
+        for loc in LOCATIONS:
+            row[f"z_{loc}"] = z if loc == "top" else 0.0
+            row[f"effect_{loc}"] = effect_share * z if loc == "top" else 0.0
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_at_threshold_types_the_copy_at_the_given_tau():
+    from padlib.pans import classify_pans
+
+    t = classify_pans(_raw_scan_table([0.5, 1.0, 2.0, 3.0]), 0.4, 0.4).assign(padding_caused=True)
+    assert t.is_pan.sum() == 4  # cut at its own low tau
+    at = D.at_threshold(t, 1.6, 1.6)
+    assert at.is_pan.tolist() == [False, False, True, True] and at.attrs["tau"] == 1.6
+    assert not at.get("padding_caused", at.is_pan).iloc[0]  # the stale column of the old cut is gone
+    assert D.at_threshold(t, 0.1, 0.1).is_pan.all()
+
+
+def test_threshold_sentence_gives_both_thresholds_and_counts():
+    from types import SimpleNamespace
+
+    from padlib.pans import classify_pans
+
+    raw = _raw_scan_table([0.5, 1.0, 2.0, 3.0])
+    copy = SimpleNamespace(table=classify_pans(raw, 0.4, 0.4), tau=0.4, tau_corner=0.5)
+    scans = {"m": SimpleNamespace(tau=1.6, tau_corner=2.0)}
+    typed = {"m": D.at_threshold(copy.table, 1.6, 2.0)}
+    th = D.threshold_table(scans, {"m": (copy, None)}, typed)
+    assert th.iloc[0][["caused_at_copy_tau", "caused_at_trained_tau", "filters"]].tolist() == [4, 2, 4]
+    text = R.threshold_sentence(th)
+    assert "the trained model's: tau 1.60 (corners 2.00)" in text and "copies have 2 padding-caused channels (50.0%" in text
+    assert "would set tau at 0.40 and flag 4 (100.0%)" in text

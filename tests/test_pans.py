@@ -375,8 +375,11 @@ def test_side_skew_compares_pan_sides_with_the_padding_that_is_read():
     assert skew.loc[("tfnet", "2"), "read_top_left_share"] == 0.0 and skew.loc[("tfnet", "2"), "predicted"] == -1
     assert skew.loc[("tfnet", "2"), "top_left_share"] == pytest.approx(30 / 32)
     assert skew.loc[("torchnet", "1"), "top_left_share"] == 0.5 and skew.loc[("torchnet", "1"), "predicted"] == 0
-    # one stride-2 layer: nothing to resample, so no interval, and the side claim is not testable on it
+    # stride-1 layers read every side: predicted 1/2, and the flags spread evenly match it
+    assert skew.loc[("torchnet", "1"), "follow_diff"] == pytest.approx(0.0)
+    # one stride-2 layer, reading one pair of sides only: nothing to test, so the side claim is not testable
     assert skew.loc[("torchnet", "2"), "layers"] == 1 and pd.isna(skew.loc[("torchnet", "2"), "ci_low"])
+    assert skew.loc[("torchnet", "2"), "both_layers"] == 0 and skew.loc[("torchnet", "2"), "one_pair_sides"] == 40
     assert (ch1_readings.skew_verdicts(skew.reset_index()).verdict == "not testable here").all()
     assert ch1_readings.chapter_findings_box(skew=skew.reset_index())[0].verdict == "not testable here"
     lines = ch1_readings.skew_findings(skew.reset_index())

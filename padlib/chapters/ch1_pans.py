@@ -9,12 +9,12 @@ import pandas as pd
 
 from .._pan_stream import STD_FLOOR, VARIANCE_ROWS
 from ..chapters.claims import (ABOUT_FACTOR, CLAIM_COUNT_RANGE, CLAIM_SHARE_PCT, LEARNED_EXCESS_SESOI_PCT,
-                               SIDE_SKEW_SESOI)
-from ..chapters.findings import NOT_TESTABLE, SUPPORTED, Finding, judge, judge_all
+                               SIDE_FOLLOW_SESOI)
+from ..chapters.findings import CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, SUPPORTED, Finding, judge, judge_all
 from ..padding import MARGIN_FRACTION
-from ..experiments.ch1_pans import BOOTSTRAP_RESAMPLES
+from ..experiments.ch1_pans import BOOTSTRAP_RESAMPLES, MIN_SIDE_LAYERS
 from ..pans import DEFAULT_FPR, MIN_EXPLAINED, REFERENCE_IMAGES, REFERENCE_SEEDS
-from ..stats import detectable_effect, holm_adjust, interval_sign
+from ..stats import detectable_effect, equivalence_excludes, holm_adjust, interval_sign
 
 
 def _short(model: str) -> str:
@@ -60,23 +60,42 @@ def learned_excess_verdicts(excess: pd.DataFrame, sesoi_pct: float = LEARNED_EXC
     return out
 
 
-def skew_verdicts(skew: pd.DataFrame, sesoi: float = SIDE_SKEW_SESOI, alpha: float = 0.05,
+def follows_verdict(low: float, high: float, sesoi: float = SIDE_FOLLOW_SESOI, p: float | None = None,
+                    alpha: float = 0.05) -> str:
+    """The verdict on "PAN sides follow the padding each layer reads" from the interval of observed minus predicted
+    top/left share. The claim predicts *no* departure, so the roles of :func:`padlib.chapters.findings.judge` turn
+    round: supported when an equivalence test puts the departure inside our smallest effect of interest on both
+    sides (:func:`padlib.stats.equivalence_excludes` excludes +``sesoi`` and -``sesoi``: the whole 95% interval lies
+    within (-sesoi, +sesoi)); contradicted when the departure is resolved away from 0 (``p``, Holm-adjusted, at most
+    ``alpha``) and the whole interval lies beyond the smallest effect of interest on one side; inconclusive
+    otherwise (a departure neither excluded nor established)."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return NOT_TESTABLE
+    if equivalence_excludes(low, high, sesoi) and equivalence_excludes(low, high, -sesoi):
+        return SUPPORTED
+    if (p is None or p <= alpha) and (low > sesoi or high < -sesoi):
+        return CONTRADICTED
+    return INCONCLUSIVE
+
+
+def skew_verdicts(skew: pd.DataFrame, sesoi: float = SIDE_FOLLOW_SESOI, alpha: float = 0.05,
                   stride: str = "2") -> pd.DataFrame:
-    """Per model, the stride-``stride`` rows of :func:`padlib.experiments.ch1_pans.side_skew` judged against the
-    padding those layers read: the claimed effect is ``sesoi`` off 1/2 in the direction of the read padding
-    (``claimed``, signed); the top/left share's cluster-bootstrap interval minus 1/2 is judged with the
-    Holm-adjusted p over the models that have a predicted direction (``p_adj``). A model whose layers read every
-    side alike has no predicted direction: not testable here."""
+    """Per model, the stride-``stride`` rows of :func:`padlib.experiments.ch1_pans.side_skew` judged by
+    :func:`follows_verdict`: the observed-minus-predicted top/left share of the PAN-side flags of the layers that
+    read padding on both a top/left and a bottom/right side, its cluster-bootstrap interval against
+    ±``sesoi``. ``p_adj``: the departure's p against 0, Holm-adjusted over the testable models (it guards the
+    contradicted side, where one model is enough; the supported side needs every model, an intersection-union
+    test that needs no adjustment). ``detectable``: the smallest departure the design resolves at 80% power (Holm's
+    first step). A model without two such layers with PAN sides is not testable here: its flags match its layers'
+    arithmetic by construction."""
     s = skew[skew.stride.astype(str) == str(stride)].copy().reset_index(drop=True)
-    s["claimed"] = s["predicted"] * sesoi
-    # testable: a predicted direction, and PAN sides on at least two layers (else no interval)
-    has = ((s["predicted"] != 0) & np.isfinite(s["ci_low"]) & np.isfinite(s["ci_high"])).to_numpy()
+    has = (np.isfinite(s["follow_low"]) & np.isfinite(s["follow_high"])).to_numpy()
     s["p_adj"] = np.nan
     if has.any():
-        s.loc[has, "p_adj"] = holm_adjust(s.loc[has, "p_half"].to_numpy())
-    s["verdict"] = [judge(r.ci_low - 0.5, r.ci_high - 0.5, r.claimed, p=r.p_adj, alpha=alpha) if good
+        s.loc[has, "p_adj"] = holm_adjust(s.loc[has, "p_follow"].to_numpy())
+    s["verdict"] = [follows_verdict(r.follow_low, r.follow_high, sesoi, p=r.p_adj, alpha=alpha) if good
                     else NOT_TESTABLE for good, r in zip(has, s.itertuples())]
-    s["detectable"] = [detectable_effect(r.ci_low - 0.5, r.ci_high - 0.5, alpha=alpha / max(int(has.sum()), 1))
+    s["detectable"] = [detectable_effect(r.follow_low, r.follow_high, alpha=alpha / max(int(has.sum()), 1))
                        for r in s.itertuples()]
     return s
 
@@ -128,18 +147,34 @@ def _side_word(share_minus_half_low: float, share_minus_half_high: float) -> str
     return {1: "above 1/2", -1: "below 1/2", 0: "interval spans 1/2"}[sign]
 
 
+def _pts(v: float) -> str:
+    return f"{100 * v:+.0f}"
+
+
 def skew_findings(skew: pd.DataFrame) -> list[str]:
-    """Sentences on where PAN sides fall, computed from :func:`side_skew`: per model and stride the top/left share
-    of PAN-side flags with its cluster-bootstrap interval over layers and where that interval lies against 1/2,
-    next to the read padding's top/left share (descriptive: the verdict is the findings box's)."""
+    """Sentences on where PAN sides fall, computed from :func:`side_skew`: per model and stride, the test's quantity
+    (observed minus predicted top/left share in the layers that read both a top/left and a bottom/right side, with
+    its interval over layers), then, as context only, the top/left share of all flags with its interval against 1/2
+    and the read padding's top/left share (descriptive: the verdict is the findings box's)."""
     lines = []
     for model, g in skew.groupby("model", sort=False):
         parts = []
         for r in g.itertuples():
-            parts.append(f"stride {r.stride}: {r.top_left_share:.0%} of {int(r.pan_sides)} PAN-side flags on top/left "
-                         f"(95% interval over {int(r.layers)} layers {r.ci_low:.0%}-{r.ci_high:.0%}, "
-                         f"{_side_word(r.ci_low - 0.5, r.ci_high - 0.5)}; read padding {r.read_top_left_share:.0%} "
-                         f"top/left)")
+            if r.both_sides and np.isfinite(r.follow_low):
+                test = (f"in its {r.both_layers} layers that read both sides, {r.observed_share:.0%} of "
+                        f"{r.both_sides} flags on top/left against {r.predicted_share:.0%} predicted, a difference of "
+                        f"{_pts(r.follow_diff)} points [{_pts(r.follow_low)}, {_pts(r.follow_high)}]")
+            elif r.both_sides:
+                test = (f"in its {r.both_layers} layer{'s' if r.both_layers != 1 else ''} that read both sides, "
+                        f"{r.observed_share:.0%} of {r.both_sides} flags on top/left against {r.predicted_share:.0%} "
+                        f"predicted (fewer than {MIN_SIDE_LAYERS} layers: no interval)")
+            else:
+                test = "no layer that reads both sides has PAN sides"
+            parts.append(f"stride {r.stride}: {test}; {r.one_pair_sides} flags in layers that read one pair of sides "
+                         f"only (on their read sides by construction); context: {r.top_left_share:.0%} of all "
+                         f"{int(r.pan_sides)} flags on top/left (95% interval over {int(r.layers)} layers "
+                         f"{r.ci_low:.0%}-{r.ci_high:.0%}, {_side_word(r.ci_low - 0.5, r.ci_high - 0.5)}; read padding "
+                         f"{r.read_top_left_share:.0%} top/left)")
         lines.append(f"{model} ({g.padding_kind.iloc[0]} padding): " + "; ".join(parts) + ".")
     s2 = skew[skew.stride.astype(str) == "2"]
     torch_pad, tf_same = s2[s2.padding_kind == "PyTorch"], s2[s2.padding_kind == "TF SAME"]
@@ -148,11 +183,25 @@ def skew_findings(skew: pd.DataFrame) -> list[str]:
         tf_range = f"{lo:.0%}" if len(tf_same) == 1 else f"{lo:.0%}-{hi:.0%}"
         gap = "above every" if torch_pad.top_left_share.min() > hi else (
             "below every" if torch_pad.top_left_share.max() < lo else "within the range of the")
-        lines.append(f"Stride-2 top/left share, PyTorch padding ({', '.join(torch_pad.model)}): "
-                     f"{', '.join(f'{v:.0%}' for v in torch_pad.top_left_share)}; TF SAME "
-                     f"({', '.join(tf_same.model)}): {tf_range}. The PyTorch-padded models' share is {gap} "
-                     f"TF-SAME model's.")
+        lines.append(f"Context, not a test: stride-2 top/left share of all flags, PyTorch padding "
+                     f"({', '.join(torch_pad.model)}): {', '.join(f'{v:.0%}' for v in torch_pad.top_left_share)}; "
+                     f"TF SAME ({', '.join(tf_same.model)}): {tf_range}. The PyTorch-padded models' share is {gap} "
+                     f"TF-SAME model's, as the sides their layers read make it.")
     return lines
+
+
+def corner_sentence(corners: pd.DataFrame) -> str:
+    """What :func:`padlib.pan_tables.corner_flags_on_unread_sides` found, in one sentence (every count computed)."""
+    c = corners[corners.unread_flags > 0]
+    if not len(c):
+        return ("No corner-only PAN of a stride-2 layer touches a side whose padding that layer never reads, so "
+                "counting corners for both their sides would change no count.")
+    return ("Corner-only PANs count for the sides of their corner whose padding the layer reads: "
+            + ", ".join(f"{r.model} has {r.pans} corner-only stride-2 PAN{'s' if r.pans != 1 else ''} whose corner "
+                        f"touches a side its layer never reads ({r.unread_flags} flag{'s' if r.unread_flags != 1 else ''} that "
+                        f"counting both sides of every corner would put on that unread side)"
+                        for r in c.itertuples())
+            + ". A corner output of such a layer reads the padding of one side only, so its flag goes to that side.")
 
 
 def sides_by_read_sentence(by_read: pd.DataFrame) -> str:
@@ -326,8 +375,8 @@ def chapter_findings_box(excess: pd.DataFrame | None = None, summary: pd.DataFra
     :data:`LEARNED_EXCESS_SESOI_PCT`, every model); ``summary``: :func:`pan_summary` and ``sensitivity``:
     :func:`threshold_sensitivity` rows of every model (the paper's count and the summary's share: not testable
     here, with our counts at ``fpr`` and the rates at which they would fall in our readings); ``skew``:
-    :func:`side_skew` (stride-2 top/left share against 1/2 toward the read padding, Holm over the models, against
-    :data:`SIDE_SKEW_SESOI`, every model). A claim whose tables are not given is left out (a section shows its own)."""
+    :func:`side_skew` (stride-2 observed minus predicted top/left share of PAN sides in the layers that read both
+    sides, :func:`follows_verdict` against :data:`SIDE_FOLLOW_SESOI`, every model). A claim whose tables are not given is left out (a section shows its own)."""
     out = []
     if excess is not None and len(excess):
         v = learned_excess_verdicts(excess)
@@ -382,7 +431,7 @@ def chapter_findings_box(excess: pd.DataFrame | None = None, summary: pd.DataFra
             scale, needed=NEEDED_SHARE, section=COUNT_SECTION))
     if skew is not None:
         v = skew_verdicts(skew)
-        claim = "Stride-2 PAN sides follow the padding those layers read (PyTorch: top/left; TF SAME: mostly bottom/right)"
+        claim = "Stride-2 PAN sides follow the padding each layer reads"
         if not len(v):
             out.append(Finding(NOT_TESTABLE, claim, "", "", "no stride-2 padded layers scanned",
                                needed="models with stride-2 padded convolutions", section=SIDE_SECTION))
@@ -390,22 +439,42 @@ def chapter_findings_box(excess: pd.DataFrame | None = None, summary: pd.DataFra
         tested = v[v.verdict != NOT_TESTABLE]
         verdict = judge_all(v.verdict)
         det = (tested.detectable * 100).dropna()
+        sesoi = 100 * SIDE_FOLLOW_SESOI
+
+        def observed(r):
+            if np.isfinite(r.follow_low):
+                return (f"{_short(r.model)} {_pts(r.follow_diff)} [{_pts(r.follow_low)}, {_pts(r.follow_high)}] "
+                        f"({100 * r.observed_share:.0f}% on top/left against {100 * r.predicted_share:.0f}% "
+                        f"predicted; {r.both_layers} layers, {r.both_sides} flags)")
+            if r.both_sides:
+                return (f"{_short(r.model)} {_pts(r.follow_diff)} ({r.both_layers} layer{'s' if r.both_layers != 1 else ''}"
+                        f", fewer than {MIN_SIDE_LAYERS}: no interval)")
+            return f"{_short(r.model)}: no layer that reads both sides has PAN sides"
         out.append(Finding(
             verdict, claim,
-            f"the top/left share of stride-2 PAN sides at least {100 * SIDE_SKEW_SESOI:.0f} points off 50%, "
-            f"toward the side whose padding the layers read (our smallest effect of interest)",
-            "top/left share of PAN sides: " + ", ".join(
-                f"{_short(r.model)} {_share(r.top_left_share, r.ci_low, r.ci_high)} "
-                f"(read padding {100 * r.read_top_left_share:.0f}% top/left)" for r in v.itertuples()),
+            f"the top/left share of the PAN-side flags of stride-2 layers that read padding on both a top/left and a "
+            f"bottom/right side equal to the top/left share of the padding they read (rows and columns), within "
+            f"±{sesoi:.0f} points (our "
+            f"smallest effect of interest; in layers that read one pair of sides only it holds by construction)",
+            "observed minus predicted top/left share, points: " + "; ".join(observed(r) for r in v.itertuples()),
             evidence_scale(v.model, int(v.n_images.iloc[0]))
-            + f"; {_span(v.layers.min(), v.layers.max())} stride-2 layers with PAN sides per model",
-            detectable=(f"{det.min():.0f}-{det.max():.0f} points off 50%" if len(det) else ""),
-            needed="" if len(tested) else ("stride-2 layers that read their padding unevenly, with PAN sides on at "
-                                           "least two of them per model"),
-            test=("per model, the share's 95% cluster-bootstrap interval over its stride-2 layers, against 50% in "
-                  f"the direction of the read padding; Holm over the {len(tested)} models, every model must pass; "
-                  "adjusted p " + ", ".join(f"{_short(r.model)} {_p(r.p_adj)}" for r in tested.itertuples())),
-            note=_per_model_note(v) + "; a bootstrap over so few layers is rough",
+            + f"; {_span(v.both_layers.min(), v.both_layers.max())} stride-2 layers per model read both sides",
+            detectable=(f"a departure of {_span(round(det.min()), round(det.max()))} points" if len(det) else ""),
+            needed="" if len(tested) else ("stride-2 layers that read padding on both a top/left and a bottom/right "
+                                           f"side, with PAN sides on at least {MIN_SIDE_LAYERS} of them per model (an "
+                                           "odd input size, or TF SAME with a 5x5 kernel)"),
+            test=(f"per model, the difference's 95% cluster-bootstrap interval over those layers (each layer's "
+                  f"prediction weighted by its flags): supported when the whole interval lies within ±{sesoi:.0f} "
+                  f"points (every model), contradicted when it lies beyond them with the departure's Holm-adjusted p "
+                  "at most 0.05" + (f" (over {len(tested)} model{'s' if len(tested) != 1 else ''}): adjusted p "
+                                    + ", ".join(f"{_short(r.model)} {_p(r.p_adj)}" for r in tested.itertuples())
+                                    if len(tested) else "")),
+            note=(_per_model_note(v) + f"; {int(v.one_pair_sides.sum())} of {int(v.pan_sides.sum())} stride-2 flags "
+                  "lie in layers that read one pair of sides only and match their arithmetic by construction, so "
+                  "they are left out; context, not the test: the top/left share of all stride-2 flags, "
+                  + ", ".join(f"{_short(r.model)} {_share(r.top_left_share, r.ci_low, r.ci_high)} (read padding "
+                              f"{100 * r.read_top_left_share:.0f}% top/left)" for r in v.itertuples())
+                  + "; a bootstrap over so few layers is rough"),
             section=SIDE_SECTION))
     return out
 
@@ -480,7 +549,9 @@ def method_settings(std_floor: float = STD_FLOOR, min_explained: float = MIN_EXP
         ("LEARNED_EXCESS_SESOI_PCT", LEARNED_EXCESS_SESOI_PCT, "our smallest effect of interest: trained minus "
                                                                "random-init share of learned PANs, points"),
         ("BOOTSTRAP_RESAMPLES", BOOTSTRAP_RESAMPLES, "resamples of layers in the primary tests' cluster bootstrap"),
-        ("SIDE_SKEW_SESOI", SIDE_SKEW_SESOI, "our smallest effect of interest: stride-2 top/left share of PAN "
-                                             "sides off 1/2, toward the read padding"),
+        ("MIN_SIDE_LAYERS", MIN_SIDE_LAYERS, "layers reading both sides the side test needs per model (fewer: no "
+                                             "interval)"),
+        ("SIDE_FOLLOW_SESOI", SIDE_FOLLOW_SESOI, "our smallest effect of interest: stride-2 top/left share of PAN "
+                                                 "sides off the share the layers' read sides predict"),
     ], columns=["setting", "value", "meaning"])
 

@@ -11,6 +11,6 @@ ABOUT_FACTOR = 2.0             # "about": within this factor of CLAIM_SHARE_PCT
 # Chapter 1's smallest effects of interest, declared before the results (OUR choices; the paper gives no number):
 LEARNED_EXCESS_SESOI_PCT = 1.0  # "PANs beyond random init": trained share above random init's by >= 1 point of
                                 # padded filters, the size of the detector's own false-positive rate (fpr 0.01)
-SIDE_SKEW_SESOI = 0.10          # "PAN sides follow the read padding": the top/left share of stride-2 PAN sides
-                                # at least 10 points off 1/2, toward the side whose padding those layers read
+SIDE_FOLLOW_SESOI = 0.10        # "PAN sides follow the padding each layer reads": the top/left share of stride-2
+                                # PAN-side flags within 10 points of the share the layers' read sides predict
 

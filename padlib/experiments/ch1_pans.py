@@ -29,11 +29,21 @@ def _read_top_left_share(tables) -> pd.DataFrame:
 
 
 BOOTSTRAP_RESAMPLES = 10000  # resamples of layers in the chapter's primary tests (cluster bootstrap)
+MIN_SIDE_LAYERS = 3  # layers the side test needs: over two, a percentile bootstrap has three distinct resamples and
+                     # its "95%" interval is the two layers' range
 
 
 def _layer_side_flags(tables) -> pd.DataFrame:
     """Per model, stride and padded layer: PAN-side flags per side (:func:`padlib.pan_tables.side_counts`, fire and
-    silenced together, a PAN counting once per flagged side), the flags on top+left, and the layer's filters."""
+    silenced together, a PAN counting once per flagged side), the flags on top+left, and the layer's filters.
+
+    The layer's arithmetic: ``predicted_top_left`` is the share of the padding the layer reads (padded rows and
+    columns, :func:`_rows_read`; ``rows_*``, ``rows_exact``) that lies on the top or left: 1 when it reads only
+    top/left padding, 0 when only bottom/right, 1/2 when it reads one row on every side, 1/3 for a 5x5 TF-SAME layer
+    that reads one row on the top and two at the bottom.
+    ``both_read``: the layer reads padding on a top/left side *and* on a bottom/right side, so its flags are free to
+    depart from that share; in a layer that reads one pair only they cannot (a side whose padding is never read has
+    no padding effect, so it is never a PAN side), and its flags match its arithmetic by construction."""
     rows = []
     for t in _tables(tables):
         model = t.attrs.get("model", "")
@@ -43,12 +53,35 @@ def _layer_side_flags(tables) -> pd.DataFrame:
             c = side_counts(g)
             n = {s: int((c[c.side == s].fire + c[c.side == s].silenced).sum()) if len(c) else 0 for s in SIDES}
             reads = {f"reads_{s}": bool(g[f"reads_{s}"].iloc[0]) if f"reads_{s}" in g else True for s in SIDES}
+            read_rows, exact = _rows_read(g)
             rows.append({"model": model, "layer": layer, "stride": str(g.stride.iloc[0]), "filters": len(g), **n,
-                         **reads})
-    out = pd.DataFrame(rows, columns=["model", "layer", "stride", "filters", *SIDES, *(f"reads_{s}" for s in SIDES)])
+                         **reads, **{f"rows_{s}": v for s, v in read_rows.items()}, "rows_exact": exact})
+    out = pd.DataFrame(rows, columns=["model", "layer", "stride", "filters", *SIDES, *(f"reads_{s}" for s in SIDES),
+                                      *(f"rows_{s}" for s in SIDES), "rows_exact"])
     out["pan_sides"] = out[list(SIDES)].sum(axis=1)
     out["top_left"] = out["top"] + out["left"]
+    near = out[["rows_top", "rows_left"]].sum(axis=1)
+    read = out[[f"rows_{s}" for s in SIDES]].sum(axis=1)
+    out["predicted_top_left"] = (near / read.where(read > 0)).astype(float)
+    out["both_read"] = (out.reads_top | out.reads_left) & (out.reads_bottom | out.reads_right)
     return out
+
+
+def _rows_read(g: pd.DataFrame) -> tuple[dict, bool]:
+    """The padded rows (columns) a layer reads on each side, from its scan table: all of a side's padding where the
+    side is read (``reads_*``), none where it is not; and whether that is exact. The first output row starts on the
+    near padding, so the top/left padding is read whole; the far side loses the remainder r of the stride arithmetic
+    (Mind the Pad's m mod s), which is 0 for TF SAME (its padding is sized to fit) and leaves a read side of one
+    padded row whole, so the count is exact except for a PyTorch-padded strided layer with two or more padded rows
+    on a read far side, where it may count one row too many (``exact`` False)."""
+    r = g.iloc[0]
+    pads = {s: int(r.get(f"pad_{s}", 1)) for s in SIDES}
+    reads = {s: bool(r.get(f"reads_{s}", True)) for s in SIDES}
+    rows = {s: pads[s] if reads[s] else 0 for s in SIDES}
+    strided = str(r.get("stride", 1)) not in ("1", "(1, 1)")
+    exact = str(r.get("padding", "")) == "tf_same" or not strided or all(
+        rows[s] <= 1 for s in ("bottom", "right"))
+    return rows, exact
 
 
 def sides_by_read_padding(tables, stride: str = "2") -> pd.DataFrame:
@@ -68,21 +101,44 @@ def sides_by_read_padding(tables, stride: str = "2") -> pd.DataFrame:
 
 
 def side_skew(tables, n_boot: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> pd.DataFrame:
-    """Per model and stride: PAN-side flags per side, the share on top+left with a 95% cluster-bootstrap interval
-    over layers and its two-sided bootstrap p against 1/2 (``p_half``; :func:`padlib.stats.cluster_ratio_bootstrap`),
-    and the share of the *read* padding that is on top+left (:func:`_read_top_left_share`).
+    """Per model and stride: where PAN-side flags fall, against what each layer's padding arithmetic predicts.
 
-    The sides of one filter (a frame PAN flags four) and the filters of one layer (trained together, reading the
-    same padding) are not independent: resampling whole layers keeps each layer's flags together. ``layers``: how
-    many layers there are to resample (few at stride 2, so the interval is rough). ``predicted``: +1 when the
-    read padding leans to the top/left, -1 when to the bottom/right, 0 when every side is read alike."""
+    The primary quantity (``follow_diff``, with ``follow_low``/``follow_high`` and ``p_follow``): over the layers
+    that read padding on both a top/left and a bottom/right side (``both_read``, see :func:`_layer_side_flags`) and
+    have PAN sides, the observed top/left share of their flags minus the share their read sides predict, each
+    layer's predicted share weighted by that layer's flags (so the prediction is the expected observed share if
+    every flag fell on one of its layer's read sides, alike): ``sum(top_left - predicted * flags) / sum(flags)``,
+    a ratio of sums with a 95% cluster-bootstrap interval over those layers and its two-sided bootstrap p against 0
+    (:func:`padlib.stats.cluster_ratio_bootstrap`), given at least :data:`MIN_SIDE_LAYERS` such layers (else the
+    estimate alone). ``both_layers``: how many layers that is (few: the interval is rough); ``inexact_layers``: those
+    whose rows read may be overcounted by one (:func:`_rows_read`); ``both_sides``, ``observed_share``, ``predicted_share``: their flags and the two shares.
+    ``one_pair_sides``: the flags of layers that read one pair of sides only, which match their arithmetic by
+    construction and so are left out of the test.
+
+    Context, not the test: the share of all flags on top+left (``top_left_share``) with its interval over layers and
+    its p against 1/2 (``p_half``), and the filter-weighted share of the read sides on top+left
+    (:func:`_read_top_left_share`; ``predicted`` is its direction). The sides of one filter (a frame PAN flags four)
+    and the filters of one layer are not independent: every interval resamples whole layers."""
     flags = _layer_side_flags(tables)
     rows = []
     for (model, stride), g in flags.groupby(["model", "stride"], sort=False):
         test = cluster_ratio_bootstrap(g.top_left, g.pan_sides, null=0.5, n_boot=n_boot, seed=seed)
+        b = g[g.both_read & (g.pan_sides > 0)]
+        follow = cluster_ratio_bootstrap(b.top_left - b.predicted_top_left * b.pan_sides, b.pan_sides, null=0.0,
+                                         n_boot=n_boot, seed=seed)
+        if len(b) < MIN_SIDE_LAYERS:  # too few clusters for a percentile interval: the estimate only
+            follow = follow._replace(low=float("nan"), high=float("nan"), p=float("nan"))
+        n_b = int(b.pan_sides.sum())
         rows.append({"model": model, "stride": stride, **{s: int(g[s].sum()) for s in SIDES},
                      "pan_sides": int(g.pan_sides.sum()), "layers": int((g.pan_sides > 0).sum()),
-                     "top_left_share": test.estimate, "ci_low": test.low, "ci_high": test.high, "p_half": test.p})
+                     "top_left_share": test.estimate, "ci_low": test.low, "ci_high": test.high, "p_half": test.p,
+                     "both_layers": len(b), "both_sides": n_b,
+                     "observed_share": float(b.top_left.sum() / n_b) if n_b else np.nan,
+                     "predicted_share": float((b.predicted_top_left * b.pan_sides).sum() / n_b) if n_b else np.nan,
+                     "follow_diff": follow.estimate, "follow_low": follow.low, "follow_high": follow.high,
+                     "p_follow": follow.p,
+                     "one_pair_sides": int(g[~g.both_read].pan_sides.sum()),
+                     "inexact_layers": int((~b.rows_exact.astype(bool)).sum())})
     out = pd.DataFrame(rows).merge(_read_top_left_share(tables), on=["model", "stride"], how="left")
     out["n_images"] = out.model.map({t.attrs.get("model", ""): int(t.attrs.get("n_images", 0)) for t in _tables(tables)})
     read = out["read_top_left_share"] - 0.5

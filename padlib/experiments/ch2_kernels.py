@@ -310,3 +310,99 @@ def lean_tests(asym: pd.DataFrame, ci: float = 0.95) -> pd.DataFrame:
             rows += [dict(r, p_holm=float(q)) for r, q in zip(block, p)]
     return pd.DataFrame(rows, columns=["mode", "reads", "layers", "models", "pretrained", "random_init", "diff", "low",
                                        "high", "p", "p_holm"])
+
+
+def stride1_control(asym: pd.DataFrame, ci: float = 0.95) -> pd.DataFrame:
+    """The lean tests of :func:`lean_tests` against a control: per index mode and side read (:data:`LEAN_SIDES`),
+    the stride-2 layers' lean, pretrained minus random init (as in :func:`lean_tests`), minus the same quantity over
+    the stride-1 layers of the same models, which read every side alike and sample a centred grid. A lean that
+    training gives every layer of a model (whatever its cause) shows in both and cancels; what is left is the lean
+    specific to the stride-2 layers that read one side. Welch's interval and p (:func:`padlib.stats.welch_t`),
+    Holm-adjusted over the sides within each mode (``p_holm``). ``stride1``: the stride-1 layers' mean difference,
+    ``stride1_layers`` how many."""
+    from ..stats import welch_t
+
+    rows = []
+    modes = list(dict.fromkeys(asym["mode"])) if "mode" in asym else [None]
+    for mode in modes:
+        df = asym if mode is None else asym[asym["mode"] == mode]
+        df = df.assign(lean=(df["asym_lr"] + df["asym_tb"]) / 2)
+        wide = df.pivot_table(index=["model", "layer", "stride", "reads"], columns="init", values="lean",
+                              sort=False).reset_index()
+        if not {"pretrained", "random init"} <= set(wide.columns):
+            continue
+        wide = wide.dropna(subset=["pretrained", "random init"])
+        wide["diff"] = wide["pretrained"] - wide["random init"]
+        block = []
+        for reads in LEAN_SIDES:
+            two = wide[(wide["stride"] > 1) & (wide["reads"] == reads)]
+            one = wide[(wide["stride"] == 1) & wide["model"].isin(set(two["model"]))]
+            if not len(two):
+                continue
+            t = welch_t(two["diff"], one["diff"], ci)
+            block.append({"mode": mode, "reads": reads, "layers": len(two), "stride1_layers": len(one),
+                          "models": ", ".join(dict.fromkeys(two["model"])), "stride2": float(two["diff"].mean()),
+                          "stride1": float(one["diff"].mean()) if len(one) else np.nan,
+                          "excess": t.mean, "low": t.low, "high": t.high, "p": t.p})
+        if block:
+            p = holm_adjust([r["p"] for r in block])
+            rows += [dict(r, p_holm=float(q)) for r, q in zip(block, p)]
+    return pd.DataFrame(rows, columns=["mode", "reads", "layers", "stride1_layers", "models", "stride2", "stride1",
+                                       "excess", "low", "high", "p", "p_holm"])
+
+
+def grid_offsets(asym: pd.DataFrame) -> pd.DataFrame:
+    """The sampling-grid confound, per stride-2 layer of the pretrained models (one row per model and layer): the
+    centre of the grid a strided conv samples sits ``(read_bottom - read_top) / 2`` input rows below the centre of
+    its input (its windows span the rows from the first padded row read to the last, ``-top`` to
+    ``n - 1 + read_bottom``), and likewise across columns. So a layer that reads more padding on one side samples a
+    grid shifted toward that side by half the difference, by construction: ``grid_rows``/``grid_cols`` (> 0 toward
+    bottom/right), ``toward_read``: the shift points to the side whose padding the layer reads more (``reads``), on
+    every axis where the reads differ. A lean that re-centres the grid and one that answers the padding point the
+    same way on every such layer."""
+    g = asym[(asym["stride"] > 1)]
+    if "init" in g:
+        g = g[g["init"] == "pretrained"]
+    if "mode" in g:
+        g = g[g["mode"] == g["mode"].iloc[0]] if len(g) else g
+    g = g.drop_duplicates(["model", "layer"] if "model" in g else ["layer"])
+    out = g[[c for c in ("model", "layer", "reads", "read_top", "read_bottom", "read_left", "read_right")
+             if c in g]].copy()
+    out["grid_rows"] = (g["read_bottom"] - g["read_top"]) / 2
+    out["grid_cols"] = (g["read_right"] - g["read_left"]) / 2
+    far = np.sign(out["grid_rows"] + out["grid_cols"])
+    want = out["reads"].map({"top/left": -1, "bottom/right": 1, "even": 0})
+    out["toward_read"] = (far == want) & (want != 0)
+    return out.reset_index(drop=True)
+
+
+def at_threshold(table: pd.DataFrame, tau: float, tau_corner: float, min_explained: float = 0.5) -> pd.DataFrame:
+    """A scan table classified again at given thresholds (:func:`padlib.pans.classify_pans` on its raw columns),
+    with ``is_pan`` the padding-caused verdict at those thresholds (the ``padding_caused`` column where the
+    classifier gives one): how a random-init copy's table is cut at the trained model's tau and tau_corner, so that
+    both sets of the type comparison are typed at one threshold. Columns a reference verdict added are dropped
+    first (they belong to the old thresholds)."""
+    from ..pans import classify_pans
+
+    raw = table.drop(columns=[c for c in ("padding_caused", "beyond_random_init", "learned", "init_side_threshold",
+                                          "init_corner_threshold") if c in table])
+    out = classify_pans(raw, float(tau), float(tau_corner), float(min_explained))
+    if "padding_caused" in out:
+        out["is_pan"] = out["padding_caused"].astype(bool)
+    out.attrs.update(table.attrs, tau=float(tau), tau_corner=float(tau_corner))
+    return out
+
+
+def threshold_table(scans: dict, controls: dict, typed: dict) -> pd.DataFrame:
+    """Per model: the trained model's thresholds, the random-init copy's own (from its own circular null), and the
+    copy's padding-caused channels at each (``typed``: {model: the copy's table at the trained thresholds,
+    :func:`at_threshold`}; ``controls``: {model: (copy's PanScan, copy)} or {model: PanScan})."""
+    rows = []
+    for name, sc in scans.items():
+        ctrl = controls[name][0] if isinstance(controls[name], tuple) else controls[name]
+        own = ctrl.table
+        own_caused = own["padding_caused"] if "padding_caused" in own else own["is_pan"]
+        rows.append({"model": name, "tau_trained": float(sc.tau), "tau_corner_trained": float(sc.tau_corner),
+                     "tau_copy": float(ctrl.tau), "tau_corner_copy": float(ctrl.tau_corner), "filters": len(own),
+                     "caused_at_copy_tau": int(own_caused.sum()), "caused_at_trained_tau": int(typed[name].is_pan.sum())})
+    return pd.DataFrame(rows)

@@ -23,7 +23,7 @@ from scipy import stats as _scipy
 from .errors import PadlibError, check_type
 
 __all__ = ["RatioTest", "TTest", "bootstrap_ci", "bootstrap_test", "cluster_ratio_bootstrap", "detectable_effect", "direction",
-           "equivalence_excludes", "holm_adjust", "bh_adjust", "empirical_p", "interval_sign", "paired_t", "resolvable_effect", "spearman",
+           "equivalence_excludes", "holm_adjust", "bh_adjust", "empirical_p", "welch_t", "interval_sign", "paired_t", "resolvable_effect", "spearman",
            "t_critical", "t_interval", "t_test", "wilson_interval"]
 
 

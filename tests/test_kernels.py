@@ -523,8 +523,8 @@ def test_pan_sets_type_the_learned_the_padding_caused_and_the_random_init_sets()
     from padlib.pans import random_init_scan, scan_pans
 
     net, x = planted_pan_network(), planted_probe_images()
-    scan = scan_pans(net, x, progress=False)
-    control, copy = random_init_scan(net, x, 10, reference=None, keep_model=True)
+    scan = scan_pans(net, x, progress=False, definition="learned")  # 7 planted PANs: too few for BH at 0.05
+    control, copy = random_init_scan(net, x, 10, reference=None, keep_model=True, definition="padding")
     sets = pan_sets(scan.table, model_kernel_profiles(net), control.table, model_kernel_profiles(copy), "planted")
     n = sets.groupby("set").size()
     assert n[PAN_SETS[0]] == scan.table.is_pan.sum() and n[PAN_SETS[1]] == scan.table.padding_caused.sum()

@@ -272,6 +272,14 @@ def _per_model_note(v: pd.DataFrame) -> str:
     return text
 
 
+def _other_readings(summary: pd.DataFrame) -> str:
+    """'PANs are learned specialists; learned A-B, padding-caused C-D per model; ' when the summary has them."""
+    if not {"learned", "padding_caused", "specialist"} <= set(summary):
+        return ""
+    return (f"the count is of learned specialists (learned {int(summary.learned.min())}-{int(summary.learned.max())}, "
+            f"padding-caused {int(summary.padding_caused.min())}-{int(summary.padding_caused.max())} per model); ")
+
+
 def count_basis(summary: pd.DataFrame) -> str:
     """The sentence beside the counts: how many probe images and which false-positive rate they come from."""
     n = sorted({int(v) for v in summary["n_images"]})
@@ -419,7 +427,7 @@ def chapter_findings_box(excess: pd.DataFrame | None = None, summary: pd.DataFra
             f"{low}-{high} PANs per model (our reading of the paper's words)",
             f"{int(at.pans.min())}-{int(at.pans.max())} PANs per model at our pre-specified fpr {fpr:g} on {n_img} "
             f"probe images ({int(at.dozens_to_hundreds.sum())} of {len(at)} models in {low}-{high}); "
-            + where("count", f"{low}-{high}"),
+            + _other_readings(summary) + where("count", f"{low}-{high}"),
             scale, needed=NEEDED, section=COUNT_SECTION))
         lo_s, hi_s = CLAIM_SHARE_PCT / ABOUT_FACTOR, CLAIM_SHARE_PCT * ABOUT_FACTOR
         out.append(Finding(
@@ -555,3 +563,63 @@ def method_settings(std_floor: float = STD_FLOOR, min_explained: float = MIN_EXP
                                                  "sides off the share the layers' read sides predict"),
     ], columns=["setting", "value", "meaning"])
 
+
+
+def specialist_planted_findings(check: pd.DataFrame, bar: float, fdr: float) -> str:
+    """One computed line on the planted specialist network: specialists found, smoothers refused (yet
+    padding-caused), where the bar cuts the graded detectors, controls left alone."""
+    spec, smooth, ctrl = (check[check.kind == k] for k in ("specialist", "smoother", "control"))
+    graded = check[check.kind.isin(["specialist", "graded"])]
+    found = graded[graded.specialist]
+    weakest = f"{found.selectivity.min():.3f}" if len(found) else "none"
+    missed = graded[~graded.specialist]
+    strongest_missed = f"{missed.selectivity.max():.3f}" if len(missed) else "none"
+    return (f"Planted specialists: {int(spec.specialist.sum())} of {len(spec)} found; smoothers: "
+            f"{int(smooth.padding_caused.sum())} of {len(smooth)} padding-caused, {int(smooth.specialist.sum())} "
+            f"called specialists (selectivity {smooth.selectivity.min():.3f}-{smooth.selectivity.max():.3f} against "
+            f"the bar {bar:.3f}); graded detectors: {len(found)} of {len(graded)} above the bar (the weakest found at "
+            f"{weakest}, the strongest missed at {strongest_missed}); controls flagged: {int(ctrl.specialist.sum())} "
+            f"of {len(ctrl)} (Benjamini-Hochberg at {fdr:g} on this 24-channel network).")
+
+
+def readings_sentence(summary: pd.DataFrame) -> str:
+    """Per model, the three readings' counts and the depthwise shares, computed from
+    :func:`padlib.pan_tables.readings_summary`."""
+    parts = []
+    for r in summary.itertuples():
+        parts.append(f"{_short(r.model)}: {r.padding_caused} padding-caused, {r.learned} learned, "
+                     f"{r.specialist} specialists ({r.specialist_pct:.1f}% of {r.filters} padded filters; at most "
+                     f"{r.expected_false_discoveries:.0f} expected false discoveries)")
+    dw = summary.depthwise_pct
+    return ("; ".join(parts) + f". Depthwise filters are {dw.min():.1f}-{dw.max():.1f}% of the padded filters "
+            "per model" + (f" and {summary.specialist_depthwise_pct.min():.0f}-"
+                           f"{summary.specialist_depthwise_pct.max():.0f}% of the specialists" if
+                           summary.specialist_depthwise_pct.notna().any() else "") + ".")
+
+
+def described_outputs(described: pd.DataFrame) -> pd.DataFrame:
+    """The weights check's table: photo and top-1 class with its probability for a classifier, photo and peak
+    region score for a dense model (the columns that apply, rounded)."""
+    if (described.kind == "logits").all():
+        return described[["photo", "class_name", "probability"]].round(3)
+    return described[["photo", "output", "shape", "peak", "mean"]].round(3)
+
+
+def convergence_sentence(convergence: pd.DataFrame, n_images: int, tolerance: float = 0.05) -> str:
+    """Per model, the specialist count at each number of images and whether the count at the chapter's
+    ``n_images`` is within ``tolerance`` of the largest set's (computed, both ways)."""
+    out = []
+    for model, g in convergence.groupby("model", sort=False):
+        g = g.sort_values("n_images")
+        final = int(g.specialist.iloc[-1])
+        counts = ", ".join(f"{int(r.specialist)} at {int(r.n_images)}" for r in g.itertuples())
+        at = g[g.n_images == n_images]
+        if len(at):
+            diff = (int(at.specialist.iloc[0]) - final) / max(final, 1)
+            word = "within" if abs(diff) <= tolerance else "outside"
+            tail = (f"; at this chapter's {n_images} images the count is {word} {100 * tolerance:.0f}% of the "
+                    f"{int(g.n_images.iloc[-1])}-image count ({100 * diff:+.1f}%)")
+        else:
+            tail = f"; this chapter's {n_images} images were not among the counts tried"
+        out.append(f"{_short(model)} specialists: {counts}{tail}.")
+    return " ".join(out)

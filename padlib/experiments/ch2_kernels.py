@@ -85,13 +85,16 @@ PAN_SETS = ("learned (trained)", "padding-caused (trained)", "padding-caused (ra
 def pan_sets(trained: pd.DataFrame, trained_profiles: pd.DataFrame, control: pd.DataFrame,
              control_profiles: pd.DataFrame, model: str) -> pd.DataFrame:
     """The typed kernels (:func:`classify_pan_kernels`) of one model's three sets of :data:`PAN_SETS`: its
-    learned PANs (the default scan's ``is_pan``), its padding-caused channels (the older definition) and the
+    learned PANs (the scan's ``learned`` column, else its ``is_pan``), its padding-caused channels (the older definition) and the
     padding-caused channels of a random-init copy of its architecture (what any random network shows);
     column ``set``. ``trained``/``control``: ``find_pans`` tables of the model and of the copy."""
     def caused(t):
         return t.assign(is_pan=t["padding_caused"]) if "padding_caused" in t else t
 
-    parts = [(PAN_SETS[0], trained, trained_profiles), (PAN_SETS[1], caused(trained), trained_profiles),
+    def learned(t):
+        return t.assign(is_pan=t["learned"]) if "learned" in t else t
+
+    parts = [(PAN_SETS[0], learned(trained), trained_profiles), (PAN_SETS[1], caused(trained), trained_profiles),
              (PAN_SETS[2], caused(control), control_profiles)]
     return pd.concat([classify_pan_kernels(t, prof).assign(model=model, set=name) for name, t, prof in parts],
                      ignore_index=True)

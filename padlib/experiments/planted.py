@@ -212,3 +212,20 @@ def masked_band(model: nn.Module, side: str = "top", width: int = 8, fill: float
     """A planted blind spot: ``model`` blind to a ``width``-pixel band along ``side``."""
     return MaskedBand(model, side, width, fill)
 
+
+
+def specialist_check(scan: PanScan) -> pd.DataFrame:
+    """The planted specialist network's first layer: each channel's role, what the planted design expects
+    (a specialist, a smoother that is padding-caused but not a specialist, a graded detector, a control) and
+    what the scan found."""
+    t = scan.table[scan.table.layer == "0"].set_index("channel")
+    rows = []
+    for ch, (role, kind) in enumerate(SPECIALIST_ROLES):
+        r = t.loc[ch]
+        rows.append({"channel": ch, "role": role, "kind": kind, "padding_caused": bool(r.padding_caused),
+                     "selectivity": round(float(r.selectivity), 3), "specialist": bool(r.specialist)})
+    out = pd.DataFrame(rows)
+    expected = {"specialist": True, "smoother": False, "control": False}
+    out["correct"] = [expected[k] == f if k in expected else True for k, f in zip(out.kind, out.specialist)]
+    out.loc[out.kind == "smoother", "correct"] &= out.loc[out.kind == "smoother", "padding_caused"]
+    return out

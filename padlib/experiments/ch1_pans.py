@@ -299,3 +299,30 @@ def settled_count(convergence: pd.DataFrame, reading: str = "specialist", tolera
         rows.append({"model": model, "reading": reading, "final": int(final), "largest_n": int(g.n_images.iloc[-1]),
                      "settled_from": settled, "tolerance": tolerance})
     return pd.DataFrame(rows)
+
+
+def _reread(parts: dict, **settings) -> dict:
+    """A :func:`padlib.pans.learned_pan_control`'s scans with every reading recomputed for ``settings``
+    (:func:`padlib.pans.reclassify`; no scan is run again)."""
+    import dataclasses
+
+    return {label: dataclasses.replace(sc, table=reclassify(sc, **settings)) for label, sc in parts.items()}
+
+
+def excess_across_settings(control_parts: dict, fprs=(0.005, 0.01, 0.02), bars=(0.85, 0.9, 0.95),
+                           definitions=("specialist", "learned"), n_boot: int = BOOTSTRAP_RESAMPLES,
+                           seed: int = 0) -> pd.DataFrame:
+    """The primary "are PANs learned" test (:func:`learned_excess`) re-read at other reasonable settings, from
+    the same scans: the false-positive rate that sets tau and the random-init thresholds, the selectivity bar
+    (specialists) and the reading itself. One row per (setting, model); ``control_parts``: {model: the
+    ``{label: PanScan}`` of its learned_pan_control}."""
+    rows = []
+    for definition in definitions:
+        for fpr in fprs:
+            for bar in (bars if definition == "specialist" else (None,)):
+                by_layer = pd.concat([learned_by_layer(_reread(parts, fpr=fpr, selectivity_threshold=bar,
+                                                               definition=definition))
+                                      for parts in control_parts.values()])
+                ex = learned_excess(by_layer, n_boot=n_boot, seed=seed)
+                rows.append(ex.assign(definition=definition, fpr=fpr, bar=bar))
+    return pd.concat(rows, ignore_index=True)

@@ -21,12 +21,15 @@ def asymmetry_with_control(model: nn.Module, modes=("abs", "signed"), n_boot: in
     ``pretrained=False``, seeded), in each mode; columns ``model``, ``init``, ``mode`` added.
 
     The random-init control shows how large a lean sampling noise alone produces for the same number of
-    kernels: a lean is learned only where the pretrained interval leaves the control's range.
+    kernels: a lean is learned only where the pretrained interval leaves the control's range. A model without
+    a strided padded convolution gives an empty table (nothing can be uneven).
     """
 
     name = getattr(model, "padlib_name", None)
     if name is None:
         raise PadlibError("the random-init control needs a model loaded with padlib.load_model (it rebuilds it by name)")
+    if not has_strided_padding(model):  # the lean is a stride-2 question (e.g. VGG downsamples by max-pooling)
+        return pd.DataFrame()
     torch.manual_seed(seed)
     control = load_model(name, pretrained=False, device=model_device(model))
     sizes = conv_input_sizes(model, input_size)  # same architecture: same sizes for the control
@@ -36,6 +39,17 @@ def asymmetry_with_control(model: nn.Module, modes=("abs", "signed"), n_boot: in
             df = mean_kernel_asymmetry(m, mode=mode, n_boot=n_boot, seed=seed, in_sizes=sizes, ci=ci)
             frames.append(df.assign(model=name, init=init, mode=mode))
     return pd.concat(frames, ignore_index=True)
+
+
+def has_strided_padding(model: nn.Module) -> bool:
+    """Whether any padded convolution of ``model`` has a stride above 1 (where uneven padding can arise)."""
+    from ..padding import padded_convs
+
+    return any(max(_as_pair(m.stride)) > 1 for _, m in padded_convs(model))
+
+
+def _as_pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
 
 
 def gallery_pages(classified: dict, scans: dict, models: dict, per_type: int = 2, seed: int = 0) -> dict:

@@ -379,3 +379,51 @@ def test_tables_are_shown_narrow():
     assert R.rate_table(summary.iloc[1:], sens[sens.model == "tf_efficientnet_lite0"].iloc[1:]).iloc[0, 1]
     s = R.shown(summary, {"model": "model", "pans": "PANs"}, transpose=True)
     assert list(s.columns) == ["mobilenet_v2", "lite0"] and list(s.index) == ["PANs"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The three readings, the convergence and the settings: generated words against planted tables, both sides.
+
+def test_convergence_sentence_says_within_or_outside_from_the_counts():
+    import pandas as pd
+    from padlib.chapters import ch1_pans as r
+
+    conv = pd.DataFrame({"model": "m", "n_images": [16, 32, 64, 128], "specialist": [80, 90, 98, 100]})
+    text = r.convergence_sentence(conv, 64)
+    assert "80 at 16, 90 at 32, 98 at 64, 100 at 128" in text and "within 5%" in text and "(-2.0%)" in text
+    far = conv.assign(specialist=[80, 90, 90, 100])
+    assert "outside 5%" in r.convergence_sentence(far, 64) and "(-10.0%)" in r.convergence_sentence(far, 64)
+    assert "were not among" in r.convergence_sentence(conv, 48)
+
+
+def test_settings_note_says_when_the_verdict_depends_on_them():
+    import pandas as pd
+    from padlib.chapters import ch1_pans as r
+
+    same = pd.DataFrame({"definition": ["specialist"] * 2 + ["learned"], "fpr": [0.01, 0.02, 0.01],
+                         "bar": [0.9, 0.9, float("nan")], "verdict": ["supported"] * 3})
+    assert r.settings_note(same, "supported").startswith("the same verdict at all 3 settings tried")
+    mixed = same.assign(verdict=["supported", "inconclusive", "supported"])
+    note = r.settings_note(mixed, "supported")
+    assert note.startswith("the verdict depends on the settings") and "supported at 2" in note \
+        and "inconclusive at 1" in note and "of the 3 settings" in note
+
+
+def test_readings_sentence_and_planted_specialist_line_count_from_their_tables():
+    import pandas as pd
+    from padlib.chapters import ch1_pans as r
+
+    summary = pd.DataFrame({"model": ["a", "b"], "filters": [100, 200], "padding_caused": [30, 40],
+                            "learned": [20, 35], "specialist": [10, 0], "specialist_pct": [10.0, 0.0],
+                            "expected_false_discoveries": [0.5, 0.0], "depthwise_pct": [99.0, 0.0],
+                            "specialist_depthwise_pct": [100.0, float("nan")]})
+    text = r.readings_sentence(summary)
+    assert "a: 30 padding-caused, 20 learned, 10 specialists (10.0% of 100" in text
+    assert "b: 40 padding-caused, 35 learned, 0 specialists" in text and "0.0-99.0%" in text
+    check = pd.DataFrame({"kind": ["specialist", "graded", "graded", "smoother", "smoother", "control"],
+                          "padding_caused": [True, True, True, True, False, False],
+                          "selectivity": [0.97, 0.92, 0.8, 0.7, 0.75, 0.5],
+                          "specialist": [True, True, False, False, False, True]})
+    line = r.specialist_planted_findings(check, 0.9, 0.5)
+    assert "1 of 1 found" in line and "1 of 2 padding-caused, 0 called" in line and "2 of 3 above the bar" in line
+    assert "the weakest found at 0.920, the strongest missed at 0.800" in line and "controls flagged: 1 of 1" in line

@@ -34,8 +34,8 @@ from .padding import (
 
 VARIANCE_ROWS = 16             # the interior std uses every k-th interior row, at least this many rows
 SELECTIVITY_IMAGES = 16        # the interior reference of the selectivity pools the first this many images ...
-SELECTIVITY_SAMPLE = 32        # ... at this many evenly spaced interior positions each
-SELECTIVITY_BORDER = 32        # at most this many positions per side (evenly spaced) are ranked, per image
+SELECTIVITY_SAMPLE = 16        # ... at this many evenly spaced interior positions each
+SELECTIVITY_BORDER = 8         # at most this many positions per side (evenly spaced) are ranked, per image
 STD_FLOOR = 0.1                # interior std floor, as a fraction of the layer's median interior std
 
 
@@ -60,8 +60,9 @@ class _Workspace:
 class _LayerStats:
     """Running sums of one conv's raw output: mean map, pooled interior moments, border padding effects."""
 
-    def __init__(self, name: str, depth: int, module: nn.Conv2d):
+    def __init__(self, name: str, depth: int, module: nn.Conv2d, selectivity: bool = True):
         self.name, self.depth, self.module = name, depth, module
+        self.selectivity = selectivity
         self.n = 0
         self.ready = False
 
@@ -136,7 +137,8 @@ class _LayerStats:
         self.var_s1 += g1.double() - n_rows * self.int_ref.double()
         self.var_s2 += shifted.square_().sum((2, 3)).sum(0)
         self.var_count += n_rows
-        self._rank_border(y, rows)
+        if self.selectivity:
+            self._rank_border(y, rows)
         # the replicate recomputation is linear in x: gather the clamped strips from the batch sum of x and
         # convolve once per group of same-shaped strips (block-diagonal weight over sides)
         x_sum = x.sum(0)
@@ -302,14 +304,15 @@ def _batch_statistics(bns):
 
 
 @torch.no_grad()
-def _stream(model: nn.Module, images, batch_size: int, device, progress, desc: str, bn_batch_stats: bool = False):
+def _stream(model: nn.Module, images, batch_size: int, device, progress, desc: str, bn_batch_stats: bool = False,
+            selectivity: bool = True):
     """One pass over ``images``: per padded conv, the raw statistics and the BN that follows it.
 
     ``bn_batch_stats``: every BatchNorm normalises with the statistics of the batch and keeps them as its running
     statistics (one batch: the exact mean and variance over the images, what :func:`recalibrate_batchnorm` sets,
     in the same pass)."""
     convs = require_padded_convs(model)
-    stats = {name: _LayerStats(name, depth, m) for depth, (name, m) in enumerate(convs)}
+    stats = {name: _LayerStats(name, depth, m, selectivity) for depth, (name, m) in enumerate(convs)}
     bns = {n: m for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
     pending: dict[int, tuple[str, weakref.ref]] = {}  # weak: holding outputs would keep activations alive
     follows: dict[str, str] = {}
@@ -521,9 +524,10 @@ def _layer_frame(st: _LayerStats, aff: _Affine | None, n_layers: int, std_floor:
     # selectivity: how well one border location's pre-activations separate from the interior's (AUROC against
     # the pooled interior reference, either direction; a negative BatchNorm scale reverses the order)
     st._close_reference()
-    auc = st.auc_sum / max(n, 1)
+    auc = st.auc_sum / max(n, 1) if st.selectivity else torch.full_like(st.auc_sum, float("nan"))
     auc = torch.where((sgn < 0)[:, None], 1.0 - auc, auc)
-    auc = torch.where(constant[:, None], torch.full_like(auc, 0.5), auc)
+    if st.selectivity:
+        auc = torch.where(constant[:, None], torch.full_like(auc, 0.5), auc)
     for j, loc in enumerate(LOCATIONS):
         cols[f"auroc_{loc}"] = auc[:, j]
     cols["selectivity"] = torch.maximum(auc, 1.0 - auc)[:, :len(SIDES)].max(1).values  # sides: corners are 1 px
@@ -561,8 +565,8 @@ def _broadcast(n: int, columns: dict) -> dict:
 
 
 def _scan_table(model, images, batch_size, device, progress, desc, std_floor: float = STD_FLOOR,
-                bn_batch_stats: bool = False):
-    stats, affines = _stream(model, images, batch_size, device, progress, desc, bn_batch_stats)
+                bn_batch_stats: bool = False, selectivity: bool = True):
+    stats, affines = _stream(model, images, batch_size, device, progress, desc, bn_batch_stats, selectivity)
     frames, maps, kernels, in_means, skipped = [], {}, {}, {}, []
     for name, st in stats.items():
         if st.skip:

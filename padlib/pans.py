@@ -299,7 +299,7 @@ def init_reference(model: nn.Module, images, seeds=REFERENCE_SEEDS, n_images: in
     for seed in seeds:
         control = random_init_copy(model, int(seed))
         t = _scan_table(control, subset, n, device, progress, f"random-init reference (seed {seed})", std_floor,
-                        bn_batch_stats=bn == "recalibrated")[0]
+                        bn_batch_stats=bn == "recalibrated", selectivity=False)[0]  # thresholds need no selectivity
         frames.append(t.assign(seed=int(seed)))
         del control
     return pd.concat(frames, ignore_index=True)

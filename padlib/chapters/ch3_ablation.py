@@ -208,8 +208,10 @@ def ablation_display(comparison: pd.DataFrame, balance: pd.DataFrame | None = No
             rows.append({"ablation": "/".join(ablation) + (" (primary)" if ablation == PRIMARY_ABLATION else ""),
                          "model": r.model, "KL, PANs": round(r.pans, 3), "matched": round(r.random, 3),
                          "PANs vs matched [95%]": f"{_pct(r.excess)} {_pct_ci(r.excess_ci_low, r.excess_ci_high)}",
-                         "Holm p": _p(r.p_holm, r.p_floor), "PANs compared": f"{int(r.n_pans)}{total}",
-                         "size ratio": f"x{r.size_ratio:.2f}", "verdict": r.verdict})
+                         "Holm p": _p(r.p_holm, r.p_floor),
+                         "PANs compared": f"{int(r.n_pans)}{total}" if np.isfinite(r.n_pans) else "n/a",
+                         "size ratio": f"x{r.size_ratio:.2f}" if np.isfinite(r.size_ratio) else "n/a",
+                         "verdict": r.verdict})
     return pd.DataFrame(rows).set_index(["ablation", "model"]) if rows else pd.DataFrame()
 
 

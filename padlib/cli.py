@@ -296,7 +296,7 @@ def _cmd_kernels(args) -> int:
 
 
 def _register_ablate(subparsers) -> None:
-    p = subparsers.add_parser("ablate", help="PAN ablation vs random controls, padding swaps, border shifts (chapter 3)")
+    p = subparsers.add_parser("ablate", help="PAN ablation vs size-matched controls, padding swaps, border shifts (chapter 3)")
     p.add_argument("model", help="model name, e.g. mobilenet_v2 (NAME=PATH: your checkpoint of that architecture)")
     p.add_argument("--images", type=AT_LEAST_ONE, default=24, help="evaluation images (default 24)")
     p.add_argument("--scan-images", type=AT_LEAST_ONE, default=32, help="probe images for the PAN scan (default 32)")

@@ -393,7 +393,8 @@ def _mover_claimed() -> str:
 
 def size_comparison(reports, even: int = 225, control: int = 226, metric: str = "kl") -> pd.DataFrame:
     """Per model: does rendering at the even-padding size ``even`` move predictions more or less than the
-    ``control`` size (226: the same feature-map size as 225 at every layer, uneven padding kept)? The paired t-test over images of (metric at ``even`` - metric at ``control``), its
+    ``control`` size (226: the same feature-map size as 225 at every layer, uneven padding kept)? The paired
+    t-test over images of (metric at ``even`` - metric at ``control``), its
     interval and p, the Holm-adjusted p over models, the smallest difference detectable at 80% power (Holm's first
     step) and the verdict (:func:`judge` against :data:`SIZE_SESOI`, the claimed direction being "less")."""
     if metric not in _DISRUPTION:
@@ -564,7 +565,8 @@ def readout_finding(table: pd.DataFrame, test: str = "vs_matched") -> Finding:
                            f"{int(t['n_photographs'].min())} to {int(t['n_photographs'].max())} photographs"
                            + (f", {int(t['n_matched'].max())} matched channel sets" if test == "vs_matched" else ""))
     return Finding(verdict, claim, claimed, observed, scale,
-                   detectable=(f"{det.min():.3f} to {det.max():.3f} R² per model (Holm's first step)" if len(det) else ""),
+                   detectable=(f"{det.min():.3f} to {det.max():.3f} R² per model (Holm's first step)"
+                               if len(det) else ""),
                    test=(f"per model, bootstrap over photographs of the R² difference (ridge readout, folds by "
                          f"photograph); Holm-adjusted p over the models: "
                          + ", ".join(f"{m} {_p(p, f)}" for m, p, f in

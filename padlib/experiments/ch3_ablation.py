@@ -113,7 +113,8 @@ def pan_ablation(model: nn.Module, images, pans, controls: pd.DataFrame | None =
                                                    summary["region"])]
     comparison = _pan_vs_controls(evaluations, n_boot, seed)
     if len(comparison):
-        comparison["n_pans"] = [sizes.get(("PANs", -1, m, r), 0) for m, r in zip(comparison["mode"], comparison["region"])]
+        comparison["n_pans"] = [sizes.get(("PANs", -1, m, r), 0)
+                                for m, r in zip(comparison["mode"], comparison["region"])]
     return AblationStudy(summary, evaluations, comparison)
 
 

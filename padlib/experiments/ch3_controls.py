@@ -143,8 +143,8 @@ def border_readout(model: nn.Module, images, table: pd.DataFrame, probe=None, k:
                    init_seed: int = 0, batch_size: int = 8, device="cpu", x=None) -> pd.DataFrame:
     """The border-distance readout (:func:`padlib.position.border_distance_readout`) of the PANs, of ``k``
     layer-and-count-matched non-PAN channel sets, and of the PANs' channels in the same architecture at random
-    initialisation (``init_seed``; BatchNorm statistics recalibrated on the first ``REFERENCE_IMAGES`` of ``probe``, as for chapter 1's
-    reference).
+    initialisation (``init_seed``; BatchNorm statistics recalibrated on the first ``REFERENCE_IMAGES`` of
+    ``probe``, as for chapter 1's reference).
     Folds and the interval's unit are the photographs (:func:`photograph_groups`). ``x``: the images as a tensor
     when already rendered. Rows: set ('PANs', 'matched #k', 'random init'), layer, image, group, channels, sse, sst."""
     sets = readout_sets(table, k, seed)

@@ -561,8 +561,9 @@ def readout_finding(table: pd.DataFrame, test: str = "vs_matched") -> Finding:
                 + "; " + direction_counts(t[f"{test}_low"], t[f"{test}_high"], t[test], "higher for the PANs",
                                           "lower"))
     det = t[f"{test}_detectable"][np.isfinite(t[f"{test}_detectable"])]
+    lo_ph, hi_ph = int(t["n_photographs"].min()), int(t["n_photographs"].max())
     scale = evidence_scale(t.model, int(t["n_images"].max()),
-                           f"{int(t['n_photographs'].min())} to {int(t['n_photographs'].max())} photographs"
+                           (f"{lo_ph} photographs" if lo_ph == hi_ph else f"{lo_ph} to {hi_ph} photographs")
                            + (f", {int(t['n_matched'].max())} matched channel sets" if test == "vs_matched" else ""))
     return Finding(verdict, claim, claimed, observed, scale,
                    detectable=(f"{det.min():.3f} to {det.max():.3f} R² per model (Holm's first step)"

@@ -119,10 +119,10 @@ def pan_ablation(model: nn.Module, images, pans, controls: pd.DataFrame | None =
 
 
 def dose_response(model: nn.Module, images, table: pd.DataFrame, perturbations: Perturbations, means, reference,
-                  labels=None, mode: str = "mean", region: str = "border", steps=None, n_controls: int = 3,
+                  labels=None, mode: str = "mean", region: str = "border", steps=None, n_controls: int = 2,
                   batch_size: int = 8, n_boot: int = 1000, seed: int = 0, norms: dict | None = None) -> pd.DataFrame:
     """The top-k PANs by border score (:func:`padlib.experiments.ch3_controls.ranking`), k in ``steps`` (default
-    :func:`~padlib.experiments.ch3_controls.dose_steps`: 1, 4, 16, 64 and all), each ablated (``mode``/``region``)
+    :func:`~padlib.experiments.ch3_controls.dose_steps`: 1, 8, 64 and all), each ablated (``mode``/``region``)
     beside ``n_controls`` controls matched on size as closely as each layer's non-PAN channels allow (nearest in
     log size, no caliper, so the extreme PANs keep their place; the achieved size ratio is reported). One row per k
     and metric (kl, perturbation): the PAN value, the controls' mean, the paired bootstrap difference and relative
@@ -288,7 +288,7 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
                     base_size: int = 224, shifts=(32,), border_ablation=("mean", "border"), size: int | None = None,
                     batch_size: int = 8, n_boot: int = 1000, device="cpu", progress: bool = True,
                     scan_options: dict | None = None, channels_last: bool = True, caliper: float | None = 1.2,
-                    dose_steps=None, n_dose_controls: int = 3, readout: bool = True) -> ModelAblation:
+                    dose_steps=None, n_dose_controls: int = 2, readout: bool = True) -> ModelAblation:
     """Chapter 3 on one model: scan PANs once, then every intervention against the intact model.
 
     PANs come from :func:`padlib.pans.find_pans` on ``n_scan`` probe images (seed ``seed``), whose table also
@@ -319,7 +319,7 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
         model = load_model(model, device=device)
     name = getattr(model, "padlib_name", type(model).__name__)
     # every evaluation keeps its logits for all images: refused before any work when that would not fit
-    n_dose = len(dose_steps or (1, 4, 16, 64)) + 1
+    n_dose = len(dose_steps or (1, 8, 64)) + 1
     evaluations = (len(modes) * len(regions) * (1 + n_controls) + n_dose * (1 + n_dose_controls) + len(paddings)
                    + len(sizes or ()) + 3)
     check_run_memory(model, "ablation", n_images, size or preprocessing(model).input_size, batch_size, device,

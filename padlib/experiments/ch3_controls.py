@@ -14,7 +14,7 @@ from ..models import random_init_copy
 from ..position import border_distance_readout
 
 CALIPER = 1.2  # a matched control channel's ablation size lies within x1.2 (either way) of its PAN's
-DOSE_STEPS = (1, 4, 16, 64)  # top-k PANs by score, plus all of them
+DOSE_STEPS = (1, 8, 64)  # top-k PANs by score, plus all of them
 
 
 def channel_sizes(perturbations: Perturbations, mode: str, region: str) -> pd.DataFrame:

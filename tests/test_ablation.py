@@ -755,7 +755,7 @@ def test_readout_tests_on_both_sides_and_their_words_are_computed():
     assert t.vs_matched_holm.max() <= 2 * t.vs_matched_p.max() + 1e-12
     f = ch3_readings.readout_finding(t, "vs_matched")
     assert f.verdict == SUPPORTED and "higher for the PANs in 2 of 2 models, lower in 0, unresolved in 0" in f.observed
-    assert f"m1 {t.r2_pans[0]:.3f} vs {t.r2_matched[0]:.3f}" in f.observed and "10 to 10 photographs" in f.scale
+    assert f"m1 {t.r2_pans[0]:.3f} vs {t.r2_matched[0]:.3f}" in f.observed and "20 evaluation images, 10 photographs" in f.scale
     g = ch3_readings.readout_finding(t, "vs_init")
     assert g.verdict == SUPPORTED and g.claim == ch3_readings.LEARNED_CLAIM
     assert f"m2 {t.r2_pans[1]:.3f} vs {t.r2_init[1]:.3f}" in g.observed

@@ -306,14 +306,14 @@ def _cmd_kernels(args) -> int:
 
 
 def _register_ablate(subparsers) -> None:
-    p = subparsers.add_parser("ablate", help="PAN ablation vs random controls, padding swaps, border shifts (chapter 3)")
+    p = subparsers.add_parser("ablate", help="PAN ablation vs size-matched controls, padding swaps, border shifts (chapter 3)")
     p.add_argument("model", help="model name, e.g. mobilenet_v2 (NAME=PATH: your checkpoint of that architecture)")
     p.add_argument("--images", type=AT_LEAST_ONE, default=24, help="evaluation images (default 24)")
     p.add_argument("--scan-images", type=AT_LEAST_ONE, default=32, help="probe images for the PAN scan (default 32)")
     p.add_argument("--image-dir", help="unlabelled folder of images instead of the offline photographs")
     p.add_argument("--labelled-dir", help="folder arranged <class>/<image>: report accuracy too")
     p.add_argument("--class-index", help="class-index mapping file for --labelled-dir")
-    p.add_argument("--controls", type=AT_LEAST_ONE, default=5, help="random control sets (default 5)")
+    p.add_argument("--controls", type=AT_LEAST_ONE, default=5, help="control sets matched on ablation size (default 5)")
     _run_options(p, 8, "write the tidy tables to this folder (one CSV each; new or empty unless --force)",
                  "overwrite the CSVs in a non-empty --out folder")
     p.set_defaults(func=_cmd_ablate)
@@ -333,7 +333,7 @@ def _cmd_ablate(args) -> int:
     metric = "top1_accuracy" if report.labelled else "agreement"
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 3):
         print(tables["pans"].to_string(index=False))
-        print("\nPAN ablation vs random controls (KL from the intact model):")
+        print("\nPAN ablation vs size-matched controls (KL from the intact model):")
         print(pan_verdicts(tables["comparison"], "kl").drop(columns="model").to_string(index=False))
         t = tables["interventions"]
         print(f"\ninterventions ({metric}, kl):")

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._compat import moved_names
-from ._hooks import eval_mode, forward_hooks, keeps_model
+from ._hooks import eval_mode, forward_hooks, iter_batches, keeps_model, model_device, model_dtype
 from .errors import PadlibError, ProbeDataError, check_type
 from .padding import require_padded_convs
 from .stats import spearman
@@ -401,4 +401,105 @@ def ppp_measures(model: nn.Module, probe, layers=None, cell: int = 4, seed: int 
 
 
 # Names that lived here before padlib 0.2 keep working for one release (each old path warns once).
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Distance to the nearest border, decoded from chosen channels (chapter 3: do PANs carry it?)
+
+
+def border_distance(hw: tuple[int, int]) -> torch.Tensor:
+    """(H, W) distance of each position of a map to its nearest border, in positions (0 on the outermost ring),
+    divided by the largest distance on the map (1 at the centre)."""
+    h, w = int(hw[0]), int(hw[1])
+    i = torch.arange(h, dtype=torch.float64).view(-1, 1)
+    j = torch.arange(w, dtype=torch.float64).view(1, -1)
+    d = torch.minimum(torch.minimum(i, h - 1 - i), torch.minimum(j, w - 1 - j))
+    return d / d.max().clamp_min(1.0)
+
+
+def _group_folds(groups: np.ndarray, folds: int) -> list[np.ndarray]:
+    """Each image's fold: whole groups (photographs) assigned round-robin, largest first (deterministic)."""
+    names, counts = np.unique(groups, return_counts=True)
+    order = names[np.lexsort((names, -counts))]
+    fold_of = {g: k % folds for k, g in enumerate(order)}
+    return np.array([fold_of[g] for g in groups])
+
+
+@keeps_model
+@torch.no_grad()
+def border_distance_readout(model: nn.Module, images, sets: dict, groups=None, positions: int = 128,
+                            folds: int = 5, ridge: float = 1e-2, batch_size: int = 8, seed: int = 0,
+                            device=None) -> pd.DataFrame:
+    """How well chosen channels tell how close each position of their feature map is to the nearest border.
+
+    ``sets``: ``{name: channels}`` (``{layer: [channels]}`` or anything :func:`padlib.interventions.channel_selection`
+    accepts is normalised by the caller; here a dict ``{layer: [channel, ...]}``). Per layer, the layer's output
+    (for a ``find_pans`` layer: the conv output, an affine map away from the pre-activation, which the
+    standardised readout does not see) is read at up to ``positions`` fixed positions of its map (all when fewer;
+    otherwise a seeded uniform sample, the same for every image), and a ridge regression (features standardised,
+    penalty ``ridge`` per sample) maps a position's responses in the set's channels of that layer to its
+    distance to the nearest border (:func:`border_distance`, 0 at the border, 1 at the centre). Cross-validated
+    with ``folds`` folds that keep each group of images (``groups``: e.g. the source photograph of each crop;
+    default: each image its own group) on one side, so no photograph is both fitted and scored. Returns one row
+    per set, layer and image: the held-out squared error ``sse`` and the squared deviation of the target from the
+    training folds' mean ``sst`` (R^2 = 1 - sum(sse) / sum(sst) over any rows), with ``group`` and ``channels``.
+    """
+    check_type("sets", sets, dict)
+    layers = sorted({layer for sel in sets.values() for layer in sel})
+    if not layers:
+        raise PadlibError("border_distance_readout needs at least one channel in one set")
+    union = {layer: sorted({int(c) for sel in sets.values() for c in sel.get(layer, [])}) for layer in layers}
+    device = device if device is not None else model_device(model)
+    rng = np.random.default_rng(seed)
+    picks, feats = {}, {layer: [] for layer in layers}
+
+    def record(name, module, inputs, output):
+        h, w = output.shape[-2:]
+        if name not in picks:
+            flat = np.arange(h * w) if h * w <= positions else np.sort(rng.choice(h * w, positions, replace=False))
+            picks[name] = (torch.as_tensor(flat), (h, w))
+        flat, _ = picks[name]
+        chosen = output[:, union[name]].flatten(2)[..., flat.to(output.device)]
+        feats[name].append(chosen.float().cpu())  # (N, channels, positions)
+
+    with eval_mode(model), forward_hooks(model, layers, record):
+        for batch in iter_batches(images, batch_size, device, False, model_dtype(model)):
+            model(batch)
+    n = sum(len(f) for f in feats[layers[0]])
+    groups = np.arange(n) if groups is None else np.asarray(groups)
+    if len(groups) != n:
+        raise PadlibError(f"{len(groups)} groups for {n} images")
+    n_folds = min(int(folds), len(np.unique(groups)))
+    if n_folds < 2:
+        raise PadlibError("border_distance_readout needs images from at least two groups (photographs)")
+    fold = _group_folds(groups, n_folds)
+    frames = []
+    for layer in layers:
+        x_all = torch.cat(feats[layer]).permute(0, 2, 1)  # (N, P, U)
+        flat, hw = picks[layer]
+        target = border_distance(hw).flatten()[flat].float()  # (P,)
+        members = {name: [union[layer].index(int(c)) for c in sel.get(layer, [])] for name, sel in sets.items()}
+        members = {name: idx for name, idx in members.items() if idx}
+        for k in range(n_folds):
+            test, train = fold == k, fold != k
+            xtr = x_all[torch.as_tensor(train)].reshape(-1, x_all.shape[-1])
+            ytr = target.repeat(int(train.sum()))
+            # every set's readout from one standardised Gram matrix of the layer's channels (its sub-block)
+            mu, sd = xtr.mean(0), xtr.std(0).clamp_min(1e-8)
+            a = (xtr - mu) / sd
+            b = (x_all[torch.as_tensor(test)] - mu) / sd  # (n_test, P, U)
+            ym = ytr.mean()
+            gram, rhs = (a.T @ a).double(), (a.T @ (ytr - ym)).double()
+            sst = float((target - ym).square().sum())
+            images = np.flatnonzero(test)
+            for name, idx in members.items():
+                ix = torch.as_tensor(idx)
+                g = gram[ix][:, ix] + ridge * a.shape[0] * torch.eye(len(idx), dtype=gram.dtype)
+                pred = b[..., ix].double() @ torch.linalg.solve(g, rhs[ix]) + ym  # (n_test, P)
+                sse = (pred - target.double()).square().sum(1).numpy()
+                frames.append(pd.DataFrame({"set": name, "layer": layer, "image": images, "group": groups[images],
+                                            "channels": len(idx), "sse": sse, "sst": sst}))
+    return pd.concat(frames, ignore_index=True)
+
+
 __getattr__ = moved_names(__name__)

@@ -345,9 +345,14 @@ def test_ablation_report_runs_every_intervention_on_a_toy_and_tidies_the_tables(
     report = ch3_design.ablation_report(net, n_images=4, n_scan=4, n_controls=2, paddings=("circular",), sizes=(33,),
                                base_size=32, shifts=(4,), size=32, n_boot=50, batch_size=4, progress=False)
     tables = ch3_design.report_tables({"toy": report})
-    assert set(tables) >= {"pans", "ablation", "comparison", "interventions", "border", "seconds", "evenness"}
+    assert set(tables) >= {"pans", "ablation", "comparison", "interventions", "border", "seconds", "evenness",
+                           "balance", "dose", "readout"}
     assert tables["pans"].channels.iloc[0] == 6 + 6 + 8  # every channel of the three padded convs
-    assert set(tables["border"].channels) <= {"intact", "PANs ablated", "random ablated"}
+    assert set(tables["border"].channels) <= {"intact", "PANs ablated", "matched ablated"}
+    assert set(tables["ablation"].channels) <= {"PANs", "matched"}
+    if len(tables["balance"]):  # every compared PAN has one control channel per draw, within the caliper
+        matched = tables["balance"].dropna(subset=["size_ratio"])  # NaN where no PAN found a match
+        assert (matched.size_ratio_min >= 1 / 1.2 - 1e-9).all() and (matched.size_ratio_max <= 1.2 + 1e-9).all()
     assert {"circular padding", "size 33"} <= set(tables["interventions"].intervention)
     assert list(tables["evenness"]["size"]) == [32, 33]
     movers, consistency = ch3_design.movers_across_models([report])
@@ -361,17 +366,17 @@ def fake_size_report(model, even_noise, control_noise, n=20, seed=0):
     ref = torch.randn(n, 5, generator=torch.Generator().manual_seed(seed))
     g = torch.Generator().manual_seed(seed + 1)
     at = {225: interventions.compare_logits(ref + even_noise * torch.randn(n, 5, generator=g), ref),
-          223: interventions.compare_logits(ref + control_noise * torch.randn(n, 5, generator=g), ref)}
+          226: interventions.compare_logits(ref + control_noise * torch.randn(n, 5, generator=g), ref)}
     return ch3_design.ModelAblation(model, None, None, None, None, {}, at, None, n, False)
 
 
 def test_size_comparison_judges_the_claimed_direction_with_holm_across_models():
     from padlib.chapters.findings import CONTRADICTED, INCONCLUSIVE, SUPPORTED
     # the even size moves predictions more: the opposite of the claim, resolved
-    table = ch3_readings.size_comparison([fake_size_report("toy", 2.0, 0.01)], 225, 223, "kl")
+    table = ch3_readings.size_comparison([fake_size_report("toy", 2.0, 0.01)], 225, 226, "kl")
     assert table.verdict.tolist() == [CONTRADICTED] and table.diff_ci_low.iloc[0] > 0
     # less: the claimed direction, resolved
-    table = ch3_readings.size_comparison([fake_size_report("toy", 0.01, 2.0)], 225, 223, "kl")
+    table = ch3_readings.size_comparison([fake_size_report("toy", 0.01, 2.0)], 225, 226, "kl")
     assert table.verdict.tolist() == [SUPPORTED] and table.diff_ci_high.iloc[0] < 0
     assert table.p_holm.iloc[0] == pytest.approx(table.p.iloc[0])  # a family of one
     # Holm across models: the adjusted p of the smallest raw p is m times it
@@ -383,7 +388,7 @@ def test_size_comparison_judges_the_claimed_direction_with_holm_across_models():
 def planted_size_table(rows):
     """A size_comparison table planted row by row: (model, difference, low, high, p_holm)."""
     from padlib.chapters.findings import judge
-    return pd.DataFrame([{"model": m, "kl_225": 0.3, "kl_223": 0.3 - d, "difference": d, "diff_ci_low": lo,
+    return pd.DataFrame([{"model": m, "kl_225": 0.3, "kl_226": 0.3 - d, "difference": d, "diff_ci_low": lo,
                           "diff_ci_high": hi, "p": p, "p_holm": p, "n_images": 24, "detectable": 0.05,
                           "verdict": judge(lo, hi, ch3_readings.SIZE_SESOI, p=p)} for m, d, lo, hi, p in rows])
 
@@ -544,17 +549,21 @@ def test_bootstrap_test_p_agrees_with_its_interval():
     assert np.isnan(stats.bootstrap_test((np.ones(1),), lambda x, axis=-1: x.mean(axis))[3])
 
 
-def planted_comparison(rows):
-    """A comparison table with the primary rows (mean/border, KL per unit of perturbation) and raw KL, planted per
-    model: (model, excess, low, high, p)."""
+def planted_comparison(rows, size_ratio=1.0):
+    """A comparison table with the primary rows (mean/border, KL against size-matched controls), planted per model:
+    (model, excess, low, high, p); the per-unit rows are planted with the opposite sign (they must not vote), the
+    perturbation rows with the controls at ``size_ratio`` times the PANs' size, and a zero/all line resolved above."""
     out = []
     for m, e, lo, hi, p in rows:
-        for metric in ("kl_per_perturbation", "kl"):
-            out.append({"model": m, "mode": "mean", "region": "border", "metric": metric, "pans": 1 + e,
-                        "controls_mean": 1.0, "controls_min": 0.9, "controls_max": 1.1, "difference": e,
-                        "diff_ci_low": lo, "diff_ci_high": hi, "p": p, "excess": e, "excess_ci_low": lo,
-                        "excess_ci_high": hi, "controls_below_pans": 5 * (e > 0), "controls_above_pans": 5 * (e < 0),
-                        "n_controls": 5, "n_images": 24})
+        for metric, sign in (("kl_per_perturbation", -1), ("kl", 1)):
+            e_, lo_, hi_ = (sign * e, lo, hi) if sign > 0 else (-e, -hi, -lo)
+            out.append({"model": m, "mode": "mean", "region": "border", "metric": metric, "pans": 1 + e_,
+                        "controls_mean": 1.0, "controls_min": 0.9, "controls_max": 1.1, "difference": e_,
+                        "diff_ci_low": lo_, "diff_ci_high": hi_, "p": p, "excess": e_, "excess_ci_low": lo_,
+                        "excess_ci_high": hi_, "controls_below_pans": 5 * (e_ > 0), "controls_above_pans": 5 * (e_ < 0),
+                        "n_controls": 5, "n_images": 24, "n_pans": 40})
+        out.append({"model": m, "mode": "mean", "region": "border", "metric": "perturbation", "pans": 2.0,
+                    "controls_mean": 2.0 * size_ratio, "n_controls": 5, "n_images": 24, "n_pans": 40})
         out.append({"model": m, "mode": "zero", "region": "all", "metric": "kl", "pans": 2.0, "controls_mean": 1.0,
                     "controls_min": 0.9, "controls_max": 1.1, "difference": 1.0, "diff_ci_low": 0.5,
                     "diff_ci_high": 1.5, "p": 0.001, "excess": 1.0, "excess_ci_low": 0.5, "excess_ci_high": 1.5,
@@ -570,7 +579,7 @@ def test_primary_ablation_test_reads_only_the_pre_specified_row_and_applies_holm
     assert t.p_holm.tolist() == pytest.approx([0.008, 0.01, 0.006])
     assert t.verdict.tolist() == [SUPPORTED] * 3
     f = ch3_readings.ablation_finding(up)
-    assert f.verdict == SUPPORTED and "above random in 3 of 3 models, below in 0, unresolved in 0" in f.observed
+    assert f.verdict == SUPPORTED and "above the controls in 3 of 3 models, below in 0, unresolved in 0" in f.observed
     assert "m1 +50% [+20%, +80%]" in f.observed and "m1 0.008" in f.test and f.detectable
     # Holm turns a raw p of 0.03 into 0.09: the interval alone no longer counts
     holm = planted_comparison([("m1", 0.5, 0.2, 0.8, 0.03), ("m2", 0.4, 0.1, 0.7, 0.03), ("m3", 0.6, 0.3, 0.9, 0.03)])
@@ -578,7 +587,7 @@ def test_primary_ablation_test_reads_only_the_pre_specified_row_and_applies_holm
     # one model resolved below random: contradicted, and the sentence counts it
     down = planted_comparison([("m1", 0.5, 0.2, 0.8, 0.004), ("m2", -0.5, -0.7, -0.3, 0.002)])
     f = ch3_readings.ablation_finding(down)
-    assert f.verdict == CONTRADICTED and "above random in 1 of 2 models, below in 1, unresolved in 0" in f.observed
+    assert f.verdict == CONTRADICTED and "above the controls in 1 of 2 models, below in 1, unresolved in 0" in f.observed
     # an interval short of the declared smallest effect of interest: contradicted by the equivalence test
     short = planted_comparison([("m1", 0.05, -0.05, 0.2, 0.4)])
     assert ch3_readings.ablation_finding(short).verdict == CONTRADICTED
@@ -586,13 +595,12 @@ def test_primary_ablation_test_reads_only_the_pre_specified_row_and_applies_holm
     wide = planted_comparison([("m1", 0.1, -0.2, 0.4, 0.4)])
     f = ch3_readings.ablation_finding(wide)
     assert f.verdict == INCONCLUSIVE and "unresolved in 1" in f.observed and "%" in f.detectable
-    # the raw-KL and zero/all rows are secondary: they change no verdict
-    assert "secondary, not voting: raw KL" in f.note
-    sized = pd.concat([wide, wide[wide.metric == "kl"].assign(metric="perturbation", pans=3.0, controls_mean=1.0)])
-    assert "perturbation is larger than the controls' in 1 of 1 models, smaller in 0" in \
-        ch3_readings.ablation_finding(sized).note
-    sized = pd.concat([wide, wide[wide.metric == "kl"].assign(metric="perturbation", pans=0.5, controls_mean=1.0)])
-    assert "larger than the controls' in 0 of 1 models, smaller in 1" in ch3_readings.ablation_finding(sized).note
+    # the per-unit rows (planted the other way) and the zero/all line change no mean/border verdict
+    assert ch3_readings.primary_ablation_table(up).excess.tolist() == [0.5, 0.4, 0.6]
+    # the controls' size is read from the perturbation rows and said in the note
+    assert "the controls' ablation size is x1.00 to x1.00 the PANs'" in f.note
+    assert "x0.90 to x0.90" in ch3_readings.ablation_finding(planted_comparison([("m1", 0.1, -0.2, 0.4, 0.4)],
+                                                                                size_ratio=0.9)).note
     assert ch3_readings.ablation_finding(up.iloc[:0]).verdict == "not testable here"
     # a bootstrap p at its resolution (no resample on the other side) is an upper bound, and says so
     assert ch3_design.at_floor(2 / 1001, 1000) and not ch3_design.at_floor(4 / 1001, 1000)
@@ -662,11 +670,17 @@ def test_chapter_findings_box_gives_each_section_its_own_line():
     comparison = planted_comparison([("m1", 0.5, 0.2, 0.8, 0.004), ("m2", -0.5, -0.7, -0.3, 0.002)])
     movers = ch3_readings.mover_table(fake_mover_reports(True), n_boot=100)
     sizes = planted_size_table([("m1", 0.2, 0.1, 0.3, 0.001), ("m2", 0.2, 0.1, 0.3, 0.001)])
-    full = ch3_readings.chapter_findings_box(comparison, movers, sizes)
-    assert [f.section for f in full] == list(ch3_readings.SECTIONS.values())
-    assert ch3_readings.chapter_findings_box(comparison) == full[:1]
-    assert ch3_readings.chapter_findings_box(movers=movers) == full[1:2]
-    assert ch3_readings.chapter_findings_box(size_table=sizes) == full[2:]
+    readout = ch3_readings.readout_table(planted_readout({"m1": (0.3, 0.1, 0.1), "m2": (0.3, 0.1, 0.1)}))
+    full = ch3_readings.chapter_findings_box(comparison, movers, sizes, readout)
+    # one line per ablation run (mean/border first, then zero/all), then movers, the two readout lines, size
+    s = ch3_readings.SECTIONS
+    assert [f.section for f in full] == [s["ablation"]] * 2 + [s["movers"], s["readout"], s["readout"], s["size"]]
+    assert "(mean/border ablation)" in full[0].claim and "zero/all ablation, network breakdown" in full[1].claim
+    assert "breakdown" in full[1].note and "breakdown" not in full[0].note
+    assert ch3_readings.chapter_findings_box(comparison) == full[:2]
+    assert ch3_readings.chapter_findings_box(movers=movers) == full[2:3]
+    assert ch3_readings.chapter_findings_box(readout=readout) == full[3:5]
+    assert ch3_readings.chapter_findings_box(size_table=sizes) == full[5:]
     assert ch3_readings.chapter_findings_box() == []
 
 
@@ -707,10 +721,146 @@ def test_excess_plot_fills_the_primary_row_and_draws_the_smallest_effect_of_inte
     fig = figures.excess_plot(comparison, sesoi=0.25)
     raw, unit = fig.axes[:2]
     assert [t.get_text() for t in raw.get_yticklabels()][0] == "mean/\nborder\n(primary)"
-    assert any(abs(line.get_xdata()[0] - 1.25) < 1e-9 for line in unit.get_lines() if line.get_linestyle() == "--")
-    filled = [line for line in unit.get_lines() if line.get_marker() == "o" and line.get_markerfacecolor() != "white"]
+    assert any(abs(line.get_xdata()[0] - 1.25) < 1e-9 for line in raw.get_lines() if line.get_linestyle() == "--")
+    assert not [line for line in unit.get_lines() if line.get_marker() == "o" and line.get_markerfacecolor() != "white"]
+    filled = [line for line in raw.get_lines() if line.get_marker() == "o" and line.get_markerfacecolor() != "white"]
     assert {matplotlib.colors.to_hex(line.get_color()) for line in filled} == {
         MODEL_COLOURS["mobilenet_v2"].lower(), MODEL_COLOURS["tf_efficientnet_lite0"].lower()}
     plt.close(fig)
-    with pytest.raises(padlib.PadlibError, match="no PAN-vs-random excess"):
+    with pytest.raises(padlib.PadlibError, match="no PAN-vs-control excess"):
         figures.excess_plot(comparison.drop(columns="excess"))
+
+
+def planted_readout(models: dict, n_groups: int = 10, n_matched: int = 3, noise: float = 0.02, seed: int = 0):
+    """Readout rows planted per model: {model: (R^2 PANs, R^2 matched, R^2 random init)}; per photograph the sst is
+    1 and each set's sse is 1 - R^2 plus a little noise (two images per photograph, one layer)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for model, (pan, matched, init) in models.items():
+        sets = {"PANs": pan, **{f"matched #{c}": matched for c in range(n_matched)}, "random init": init}
+        for name, r2 in sets.items():
+            for g in range(n_groups):
+                for i in (2 * g, 2 * g + 1):
+                    rows.append({"model": model, "set": name, "layer": "conv", "image": i, "group": g, "channels": 4,
+                                 "sse": 0.5 * (1 - r2) + noise * rng.normal(), "sst": 0.5})
+    return pd.DataFrame(rows)
+
+
+def test_readout_tests_on_both_sides_and_their_words_are_computed():
+    from padlib.chapters.findings import CONTRADICTED, INCONCLUSIVE, SUPPORTED
+    t = ch3_readings.readout_table(planted_readout({"m1": (0.4, 0.1, 0.2), "m2": (0.35, 0.1, 0.1)}), n_boot=500)
+    assert t.r2_pans.tolist() == pytest.approx([0.4, 0.35], abs=0.02)
+    assert t.r2_matched.tolist() == pytest.approx([0.1, 0.1], abs=0.02)
+    assert (t.vs_matched_low > 0.05).all() and t.vs_matched_verdict.tolist() == [SUPPORTED] * 2
+    assert t.vs_matched_holm.max() <= 2 * t.vs_matched_p.max() + 1e-12
+    f = ch3_readings.readout_finding(t, "vs_matched")
+    assert f.verdict == SUPPORTED and "higher for the PANs in 2 of 2 models, lower in 0, unresolved in 0" in f.observed
+    assert f"m1 {t.r2_pans[0]:.3f} vs {t.r2_matched[0]:.3f}" in f.observed and "20 evaluation images, 10 photographs" in f.scale
+    g = ch3_readings.readout_finding(t, "vs_init")
+    assert g.verdict == SUPPORTED and g.claim == ch3_readings.LEARNED_CLAIM
+    assert f"m2 {t.r2_pans[1]:.3f} vs {t.r2_init[1]:.3f}" in g.observed
+    # PANs below the matched channels in one model: contradicted, and counted
+    down = ch3_readings.readout_table(planted_readout({"m1": (0.4, 0.1, 0.1), "m2": (0.1, 0.4, 0.1)}), n_boot=500)
+    f = ch3_readings.readout_finding(down)
+    assert f.verdict == CONTRADICTED and "higher for the PANs in 1 of 2 models, lower in 1, unresolved in 0" in f.observed
+    # equal in truth, resolved short of the declared smallest effect: contradicted by the equivalence test
+    same = planted_readout({"m1": (0.3, 0.3, 0.3)}, noise=0.0)
+    pan = same["set"] == "PANs"
+    same.loc[pan, "sse"] += 0.01 * (-1.0) ** same.loc[pan, "group"]  # PANs = matched on average, jittered
+    same = ch3_readings.readout_table(same, n_boot=500)
+    assert same.vs_matched_low.iloc[0] < 0 < same.vs_matched_high.iloc[0] < ch3_readings.READOUT_SESOI
+    assert ch3_readings.readout_finding(same).verdict == CONTRADICTED
+    # noisy and small: inconclusive, with the smallest detectable effect stated
+    noisy = ch3_readings.readout_table(planted_readout({"m1": (0.33, 0.3, 0.3)}, n_groups=3, noise=0.2), n_boot=500)
+    f = ch3_readings.readout_finding(noisy)
+    assert f.verdict == INCONCLUSIVE and "R²" in f.detectable and "unresolved in 1" in f.observed
+    assert ch3_readings.readout_finding(ch3_readings.readout_table(pd.DataFrame())).verdict == "not testable here"
+
+
+def test_border_distance_readout_finds_a_planted_code_and_keeps_photographs_whole():
+    from padlib.position import border_distance, border_distance_readout
+
+    d = border_distance((5, 7))
+    assert d[0].abs().sum() == 0 and d[:, 0].abs().sum() == 0 and d[2, 3] == 1 and d[1, 1] == 0.5
+
+    class Planted(nn.Module):
+        """'feat': channel 0 is the border distance (+ noise), channel 1 noise only."""
+        def __init__(self):
+            super().__init__()
+            self.feat = nn.Identity()
+
+        def forward(self, x):
+            dist = border_distance(x.shape[-2:]).float().expand(len(x), 1, -1, -1)
+            return self.feat(torch.cat([dist + 0.05 * x[:, :1], x[:, 1:2]], 1)).mean((2, 3))
+
+    x = torch.randn(12, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    rows = border_distance_readout(Planted(), x, {"code": {"feat": [0]}, "noise": {"feat": [1]}},
+                                   groups=np.repeat(np.arange(6), 2), positions=64)
+    r2 = 1 - rows.groupby("set").sse.sum() / rows.groupby("set").sst.sum()
+    assert r2["code"] > 0.9 and r2["noise"] < 0.1
+    assert set(rows.groupby("image").group.first()) == set(range(6))
+    with pytest.raises(padlib.PadlibError, match="two groups"):
+        border_distance_readout(Planted(), x, {"code": {"feat": [0]}}, groups=np.zeros(12))
+
+
+def test_matched_controls_lie_within_the_caliper_in_the_pans_layer_and_drop_the_unmatchable():
+    from padlib.experiments.ch3_controls import matched_control, matching_balance
+    rows, sizes = [], []
+    for layer, n in (("a", 12), ("b", 10)):
+        for c in range(n):
+            rows.append({"layer": layer, "channel": c, "is_pan": c < 3})
+            size = {0: 1.0, 1: 2.0, 2: 100.0}.get(c, 0.5 + 0.2 * c) if c < 3 else 0.5 + 0.2 * c
+            sizes.append({"layer": layer, "channel": c, "size": size})
+    table, sizes = pd.DataFrame(rows), pd.DataFrame(sizes)
+    size = sizes.set_index(["layer", "channel"])["size"]
+    matched, controls = matched_control(table, sizes, k=4, seed=1, caliper=1.2)
+    # the PAN of size 100 has no non-PAN channel within x1.2: left out; the others are matched in every draw
+    assert sorted(zip(matched.layer, matched.channel)) == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+    assert len(controls) == 4 * len(matched) and set(controls.control) == {0, 1, 2, 3}
+    for r in controls.itertuples():
+        assert r.channel >= 3  # a non-PAN channel, of the PAN's own layer
+        ratio = size[(r.layer, r.channel)] / size[(r.layer, r.pan_channel)]
+        assert 1 / 1.2 - 1e-9 <= ratio <= 1.2 + 1e-9
+    assert not controls.duplicated(["control", "layer", "channel"]).any()  # without replacement within a draw
+    balance = matching_balance(6, matched, controls)
+    assert balance["matched"] == 4 and balance["share"] == pytest.approx(4 / 6)
+    assert 1 / 1.2 <= balance["size_ratio_min"] <= balance["size_ratio_max"] <= 1.2
+    again = matched_control(table, sizes, k=4, seed=1, caliper=1.2)[1]
+    assert again.equals(controls)  # seeded
+    # no caliper: every PAN keeps a control, the nearest available (the extreme one gets the largest channel)
+    matched, controls = matched_control(table, sizes, k=2, seed=0, caliper=None)
+    assert len(matched) == 6
+    assert set(controls[(controls.layer == "a") & (controls.pan_channel == 2)].channel) == {11}
+
+
+def test_226_has_225s_feature_map_sizes_at_every_padded_layer_and_223_does_not():
+    from padlib.audit import padding_audit
+    from padlib.models import load_model
+    net = load_model("mobilenet_v2", pretrained=False)
+
+    def maps(size):
+        a = padding_audit(net, size)
+        return list(zip(a["layer"], a["out_h"], a["out_w"])), int(a["uneven"].sum())
+
+    (m225, u225), (m226, u226), (m224, _), (m223, _) = (maps(s) for s in (225, 226, 224, 223))
+    assert m225 == m226 and u225 == 0 < u226  # same maps, only the evenness of the padding differs
+    assert m224 != m225 and m223 != m225 and m223 == m224
+
+
+def test_dose_and_ablation_display_words_come_from_the_tables():
+    dose = pd.DataFrame([{"model": "m", "k": k, "metric": "kl", "pans": 0.1 * k, "controls_mean": 0.05 * k,
+                          "excess": e, "excess_ci_low": lo, "excess_ci_high": hi, "pans_ablated": k,
+                          "size_ratio": r} for k, e, lo, hi, r in ((1, 1.0, 0.5, 1.5, 0.9), (4, -0.5, -0.8, -0.2, 1.1),
+                                                                      (16, 0.1, -0.2, 0.4, 1.0))])
+    assert ch3_readings.dose_sentence(dose).startswith(
+        "Top-k PANs against their nearest-size controls: KL above the controls' in 1 of 3 model-and-k steps, below "
+        "in 1, unresolved in 1; the controls' ablation size is x0.90 to x1.10 the PANs'")
+    assert ch3_readings.dose_display(dose)["size ratio"].tolist() == ["x0.90", "x1.10", "x1.00"]
+    comparison = planted_comparison([("m1", 0.5, 0.2, 0.8, 0.004)], size_ratio=0.95)
+    balance = pd.DataFrame([{"model": "m1", "mode": "mean", "region": "border", "pans": 50, "matched": 40,
+                             "caliper": 1.2}])
+    shown = ch3_readings.ablation_display(comparison, balance)
+    assert shown.loc[("mean/border (primary)", "m1"), "PANs compared"] == "40 of 50"
+    assert shown.loc[("mean/border (primary)", "m1"), "size ratio"] == "x0.95"
+    f = ch3_readings.ablation_finding(comparison, balance=balance)
+    assert "40 of 50 (80%)" in f.note and "within x1.2 of its PAN's" in f.note

@@ -1,4 +1,5 @@
-"""Chapter 3's design: PAN ablation against random controls, padding and size interventions, per model."""
+"""Chapter 3's design: PAN ablation against controls matched on ablation size, the top-k dose-response, the
+border-distance readout, padding and size interventions, per model."""
 from __future__ import annotations
 
 import warnings
@@ -12,6 +13,7 @@ from torch import nn
 from .._memory import check_run_memory
 from ..audit import audit_summary, padding_audit
 from ..data import labelled_images, probe_images
+from ..errors import PadlibError
 from ..interventions import (
     ABLATION_MODES,
     ABLATION_REGIONS,
@@ -39,11 +41,15 @@ from ..interventions import (
 from ..models import channels_last_inference, load_model, preprocessing
 from ..pans import find_pans
 from ..stats import bootstrap_ci, bootstrap_test
+from .ch3_controls import (border_readout, channel_sizes, dose_steps, matched_control, matching_balance,
+                           ranking)
+
+CONTROL_KINDS = ("matched", "random")  # the kind of a control set: matched on ablation size, or on count alone
 
 
 @dataclass
 class AblationStudy:
-    """PAN ablation against random controls: ``summary`` (one row per run and metric), ``evaluations``
+    """PAN ablation against controls: ``summary`` (one row per run and metric), ``evaluations``
     keyed by (channels, control, mode, region), and the PAN-vs-control ``comparison``."""
 
     summary: pd.DataFrame
@@ -54,10 +60,13 @@ class AblationStudy:
 def pan_ablation(model: nn.Module, images, pans, controls: pd.DataFrame | None = None, modes=ABLATION_MODES,
                  regions=ABLATION_REGIONS, means=None, reference=None, labels=None, batch_size: int = 8,
                  n_boot: int = 1000, seed: int = 0, progress: bool = True, norms: dict | None = None,
-                 perturbations: Perturbations | None = None) -> AblationStudy:
-    """Ablate the PANs, and each random control of equal size, under every mode and region.
+                 perturbations: Perturbations | None = None, control_kind: str = "random") -> AblationStudy:
+    """Ablate the PANs, and each control set, under every mode and region.
 
-    ``pans``: the PAN rows (or pairs); ``controls``: a :func:`random_control` table. ``means`` (from
+    ``pans``: the PAN rows (or pairs); ``controls``: a :func:`random_control` table (columns control, layer,
+    channel). Either may instead be a dict ``{(mode, region): rows}``: a set per ablation, as
+    :func:`padlib.experiments.ch3_controls.matched_control` gives (controls matched on each ablation's size), then
+    ``control_kind='matched'`` names them. ``means`` (from
     :func:`channel_means` over every layer involved) and ``reference`` logits are reused when given. The
     comparison gives, per mode, region and metric, the PAN value, the controls' mean and range, the paired
     difference PAN - mean of controls with a bootstrap interval over images, and how many controls the
@@ -69,27 +78,75 @@ def pan_ablation(model: nn.Module, images, pans, controls: pd.DataFrame | None =
     from tqdm.auto import tqdm
 
     labels, reference = reference_logits(model, images, labels, reference, batch_size)
-    sets = [("PANs", -1, channel_selection(pans))]
-    if controls is not None and len(controls):
-        sets += [("random", int(c), channel_selection(g[["layer", "channel"]])) for c, g in controls.groupby("control")]
-    layers = sorted({layer for _, _, sel in sets for layer in sel})
+    if control_kind not in CONTROL_KINDS:
+        raise PadlibError(f"control_kind must be one of {CONTROL_KINDS}, got {control_kind!r}")
+    conditions = [(m, r) for m in modes for r in regions]
+    per_pans = pans if isinstance(pans, dict) else {c: pans for c in conditions}
+    per_controls = controls if isinstance(controls, dict) else {c: controls for c in conditions}
+    runs = []  # (kind, control, selection, mode, region)
+    for mode, region in conditions:
+        chosen = per_pans.get((mode, region))
+        if chosen is None:
+            continue
+        chosen = chosen[["layer", "channel"]] if isinstance(chosen, pd.DataFrame) else chosen
+        runs.append(("PANs", -1, channel_selection(chosen), mode, region))
+        ctrl = per_controls.get((mode, region))
+        if ctrl is not None and len(ctrl):
+            runs += [(control_kind, int(c), channel_selection(g[["layer", "channel"]]), mode, region)
+                     for c, g in ctrl.groupby("control")]
+    layers = sorted({layer for _, _, sel, _, _ in runs for layer in sel})
     if "mean" in modes and means is None:
         means = channel_means(model, images, layers, batch_size=batch_size) if layers else {}
     if norms is None or any(layer not in norms for layer in layers):
         norms = consuming_norms(model, layers) if "zero" in modes and layers else {}
-    runs = [(s, m, r) for s in sets for m in modes for r in regions]
-    evaluations = {}
-    for (kind, control, sel), mode, region in tqdm(runs, desc="ablations", disable=not progress, leave=False):
+    evaluations, sizes = {}, {}
+    for kind, control, sel, mode, region in tqdm(runs, desc="ablations", disable=not progress, leave=False):
         with ablate_channels(model, sel, mode, region, means=means, norms=norms):
             logits = model_logits(model, images, batch_size)
         ev = compare_logits(logits, reference, labels, n_boot, seed)
         if perturbations is not None:
             _add_metric(ev, "perturbation", perturbations.size(sel, mode, region), n_boot, seed)
         evaluations[(kind, control, mode, region)] = ev
+        sizes[(kind, control, mode, region)] = sum(map(len, sel.values()))
     summary = _tidy(evaluations, ("channels", "control", "mode", "region"))
-    sizes = {(kind, control): sum(map(len, sel.values())) for kind, control, sel in sets}
-    summary["n_channels"] = [sizes[k] for k in zip(summary["channels"], summary["control"])]
-    return AblationStudy(summary, evaluations, _pan_vs_controls(evaluations, n_boot, seed))
+    summary["n_channels"] = [sizes[k] for k in zip(summary["channels"], summary["control"], summary["mode"],
+                                                   summary["region"])]
+    comparison = _pan_vs_controls(evaluations, n_boot, seed)
+    if len(comparison):
+        comparison["n_pans"] = [sizes.get(("PANs", -1, m, r), 0)
+                                for m, r in zip(comparison["mode"], comparison["region"])]
+    return AblationStudy(summary, evaluations, comparison)
+
+
+def dose_response(model: nn.Module, images, table: pd.DataFrame, perturbations: Perturbations, means, reference,
+                  labels=None, mode: str = "mean", region: str = "border", steps=None, n_controls: int = 2,
+                  batch_size: int = 8, n_boot: int = 1000, seed: int = 0, norms: dict | None = None) -> pd.DataFrame:
+    """The top-k PANs by border score (:func:`padlib.experiments.ch3_controls.ranking`), k in ``steps`` (default
+    :func:`~padlib.experiments.ch3_controls.dose_steps`: 1, 8, 64 and all), each ablated (``mode``/``region``)
+    beside ``n_controls`` controls matched on size as closely as each layer's non-PAN channels allow (nearest in
+    log size, no caliper, so the extreme PANs keep their place; the achieved size ratio is reported). One row per k
+    and metric (kl, perturbation): the PAN value, the controls' mean, the paired bootstrap difference and relative
+    excess (PANs / controls - 1) over images, the PANs ablated (fewer than k only where a layer runs out of non-PAN
+    channels) and the size ratio controls / PANs."""
+    pans = ranking(table[table["is_pan"].astype(bool)])
+    steps = dose_steps(len(pans)) if steps is None else [int(k) for k in steps]
+    sizes = channel_sizes(perturbations, mode, region)
+    rows = []
+    for k in steps:
+        top = pans.head(k)
+        matched, controls = matched_control(table, sizes, pans=top, k=n_controls, seed=seed, caliper=None)
+        if matched.empty:
+            continue
+        study = pan_ablation(model, images, {(mode, region): matched}, {(mode, region): controls}, (mode,), (region,),
+                             means, reference, labels, batch_size, n_boot, seed, False, norms=norms,
+                             perturbations=perturbations, control_kind="matched")
+        balance = matching_balance(k, matched, controls)
+        for r in study.comparison.itertuples():
+            if r.metric in ("kl", "perturbation"):
+                rows.append({**r._asdict(), "k": k, "pans_ablated": len(matched),
+                             "size_ratio": balance["size_ratio"]})
+    out = pd.DataFrame(rows)
+    return out.drop(columns=["Index"]) if "Index" in out else out
 
 
 def _add_metric(ev: Evaluation, metric: str, values, n_boot: int, seed: int) -> None:
@@ -161,7 +218,7 @@ def _pan_vs_controls(evaluations: dict, n_boot: int, seed: int) -> pd.DataFrame:
     conditions = sorted({(m, r) for (_, _, m, r) in evaluations})
     for mode, region in conditions:
         pan = evaluations.get(("PANs", -1, mode, region))
-        ctrls = [ev for (kind, _, m, r), ev in evaluations.items() if kind == "random" and (m, r) == (mode, region)]
+        ctrls = [ev for (kind, _, m, r), ev in evaluations.items() if kind != "PANs" and (m, r) == (mode, region)]
         if pan is None:
             continue
         for metric in ("agreement", "kl", "confidence_change", "top1_accuracy", "perturbation"):
@@ -206,17 +263,20 @@ class ModelAblation:
     seconds: dict = field(default_factory=dict)
     n_scan: int = 0  # probe images the PAN scan read (the PAN count depends on it)
     evenness: pd.DataFrame = field(default_factory=pd.DataFrame)  # uneven padding layers per input size
+    balance: pd.DataFrame = field(default_factory=pd.DataFrame)  # per mode/region: PANs matched, size ratio
+    dose: pd.DataFrame = field(default_factory=pd.DataFrame)  # top-k PANs against matched controls
+    readout: pd.DataFrame = field(default_factory=pd.DataFrame)  # border-distance readout rows
 
     @property
     def pans(self) -> pd.DataFrame:
         return self.table[self.table.is_pan]
 
     def interventions(self) -> dict:
-        """``{label: Evaluation}`` for every intervention: 'PANs zero/all', 'random zero/all #0', ...,
+        """``{label: Evaluation}`` for every intervention: 'PANs zero/all', 'matched zero/all #0', ...,
         'reflect padding', 'size 225'."""
         out = {}
         for (kind, control, mode, region), ev in self.study.evaluations.items():
-            out[f"{kind} {mode}/{region}" + (f" #{control}" if kind == "random" else "")] = ev
+            out[f"{kind} {mode}/{region}" + (f" #{control}" if kind != "PANs" else "")] = ev
         out.update({f"{mode} padding": ev for mode, ev in self.padding.items()})
         out.update({f"size {size}": ev for size, ev in self.sizes.items() if size != "reference"})
         return out
@@ -224,28 +284,34 @@ class ModelAblation:
 
 def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, image_dir=None,
                     labelled_dir=None, class_index=None, n_controls: int = 5, modes=ABLATION_MODES,
-                    regions=ABLATION_REGIONS, paddings=("reflect", "replicate", "circular"), sizes=(225, 223),
+                    regions=ABLATION_REGIONS, paddings=("reflect", "replicate", "circular"), sizes=(225, 226),
                     base_size: int = 224, shifts=(32,), border_ablation=("mean", "border"), size: int | None = None,
                     batch_size: int = 8, n_boot: int = 1000, device="cpu", progress: bool = True,
-                    scan_options: dict | None = None, channels_last: bool = True) -> ModelAblation:
+                    scan_options: dict | None = None, channels_last: bool = True, caliper: float | None = 1.2,
+                    dose_steps=None, n_dose_controls: int = 2, readout: bool = True) -> ModelAblation:
     """Chapter 3 on one model: scan PANs once, then every intervention against the intact model.
 
     PANs come from :func:`padlib.pans.find_pans` on ``n_scan`` probe images (seed ``seed``), whose table also
     gives the probe-set means (:func:`means_from_scan`, no second pass). The intact model's forward on the
-    evaluation images is made once: it gives the reference logits and the size of every ablation
-    (:func:`ablation_perturbations`). The interventions are evaluated on ``n_images`` other images: held-out random crops
-    of the offline photos (seed ``seed + 1``), centre crops of ``image_dir``, or, with ``labelled_dir``, a
-    labelled folder (then accuracy is reported too). Border sensitivity is measured intact, with the PANs
-    ablated (``border_ablation``: mode and region; by default their border response is replaced by the
-    interior mean, so the network keeps working) and with random control #0 ablated the same way.
-    Each image set is rendered once and every
-    evaluation reuses the intact model's logits. ``size``: the image size (default: the model's own).
-    ``channels_last``: run the evaluations (after the scan, forward passes only) in channels-last memory
-    format, 10-35% faster on CPU for these depthwise-conv models (:func:`padlib.models.channels_last_inference`);
-    the weights' values are unchanged and the model is returned to the default format at the end.
+    evaluation images is made once: it gives the reference logits and the size of every ablation of every
+    channel of the PAN layers (:func:`ablation_perturbations`). The controls are matched on that size, per
+    ablation mode and region (:func:`padlib.experiments.ch3_controls.matched_control`, ``caliper``): each PAN
+    gets a non-PAN channel of its layer whose ablation is as large, ``n_controls`` times, and only the PANs
+    matched in every draw are compared (``balance`` says how many). ``border_ablation`` (mode, region) also
+    gets the top-k dose-response (:func:`dose_response`, ``dose_steps``, ``n_dose_controls``) and is the ablation
+    of the border-sensitivity runs. With ``readout``, the border-distance readout of the PANs against
+    layer-and-count-matched channels and against random initialisation
+    (:func:`padlib.experiments.ch3_controls.border_readout`). The interventions are evaluated on ``n_images``
+    other images: held-out random crops of the offline photos (seed ``seed + 1``), centre crops of
+    ``image_dir``, or, with ``labelled_dir``, a labelled folder (then accuracy is reported too). ``sizes``: the
+    even-padding size and its control (225 and 226 share every feature-map size; 223 would not). Each image set
+    is rendered once and every evaluation reuses the intact model's logits. ``size``: the image size (default:
+    the model's own). ``channels_last``: run the evaluations (after the scan, forward passes only) in
+    channels-last memory format, 10-35% faster on CPU for these depthwise-conv models
+    (:func:`padlib.models.channels_last_inference`); the weights' values are unchanged and the model is returned
+    to the default format at the end.
     """
     import time
-
 
     seconds = {}
     t0 = time.perf_counter()
@@ -253,7 +319,9 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
         model = load_model(model, device=device)
     name = getattr(model, "padlib_name", type(model).__name__)
     # every evaluation keeps its logits for all images: refused before any work when that would not fit
-    evaluations = len(modes) * len(regions) * (1 + n_controls) + len(paddings) + len(sizes or ()) + 3
+    n_dose = len(dose_steps or (1, 8, 64)) + 1
+    evaluations = (len(modes) * len(regions) * (1 + n_controls) + n_dose * (1 + n_dose_controls) + len(paddings)
+                   + len(sizes or ()) + 3)
     check_run_memory(model, "ablation", n_images, size or preprocessing(model).input_size, batch_size, device,
                      evaluations=evaluations, ablations=len(modes) * len(regions))
     if labelled_dir:  # built first (cheap, lazy) so that a bad folder fails before the scan
@@ -263,10 +331,7 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
     probe = probe_images(n_scan, size=size, seed=seed, image_dir=image_dir, model=model)
     table = find_pans(model, probe, batch_size=batch_size, progress=progress, device=device, **(scan_options or {}))
     pans = table[table.is_pan]
-    with warnings.catch_warnings():  # a short control is reported in report_tables' 'control_channels'
-        warnings.filterwarnings("ignore", message="layer .* PANs but only")
-        controls = random_control(table, k=n_controls, seed=seed)
-    layers = sorted(set(pans["layer"]) | set(controls["layer"]))
+    layers = sorted(set(pans["layer"]))
     means = means_from_scan(table, model, layers) if layers else {}  # the scan's interior means: no extra pass
     norms = _table_norms(table)
     seconds["scan"] = time.perf_counter() - t0
@@ -281,11 +346,25 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
         perturbations = ablation_perturbations(model, x, table, means, layers=layers, batch_size=batch_size,
                                                device=device)
         reference = compare_logits(perturbations.logits, None, labels, n_boot, seed)
+        matched, controls, balance = {}, {}, []
+        for mode in modes:
+            for region in regions:
+                if not layers:
+                    break
+                m, c = matched_control(table, channel_sizes(perturbations, mode, region), k=n_controls, seed=seed,
+                                       caliper=caliper)
+                matched[(mode, region)], controls[(mode, region)] = m, c
+                balance.append({"mode": mode, "region": region, "caliper": caliper,
+                                **matching_balance(len(pans), m, c)})
         seconds["reference"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        study = pan_ablation(model, x, pans, controls, modes, regions, means, reference.logits, labels, batch_size,
-                             n_boot, seed, progress, norms=norms, perturbations=perturbations)
+        study = pan_ablation(model, x, matched, controls, modes, regions, means, reference.logits, labels, batch_size,
+                             n_boot, seed, progress, norms=norms, perturbations=perturbations, control_kind="matched")
+        mode, region = border_ablation
+        dose = (dose_response(model, x, table, perturbations, means, reference.logits, labels, mode, region,
+                              dose_steps, n_dose_controls, batch_size, n_boot, seed, norms) if layers
+                else pd.DataFrame())
         seconds["ablation"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         padding = padding_interventions(model, x, paddings, reference.logits, labels, batch_size, n_boot, seed,
@@ -295,22 +374,33 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
         seconds["padding"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        mode, region = border_ablation
         border = [border_sensitivity(model, x, shifts, reference=reference, batch_size=batch_size, n_boot=n_boot,
                                      seed=seed).assign(channels="intact")]
-        choices = [("PANs ablated", pans, study.evaluations.get(("PANs", -1, mode, region)))]
-        if len(controls):
-            choices.append(("random ablated", controls[controls.control == 0],
-                            study.evaluations.get(("random", 0, mode, region))))
+        primary = controls.get((mode, region), pd.DataFrame(columns=["control", "layer", "channel"]))
+        choices = [("PANs ablated", matched.get((mode, region), pans.iloc[:0]),
+                    study.evaluations.get(("PANs", -1, mode, region)))]
+        if len(primary):
+            choices.append(("matched ablated", primary[primary.control == 0],
+                            study.evaluations.get(("matched", 0, mode, region))))
         for label, chosen, unshifted in choices:  # the study already has these ablations' unshifted logits
             if len(chosen):
-                with ablate_channels(model, chosen, mode, region, means=means, norms=norms):
+                with ablate_channels(model, chosen[["layer", "channel"]], mode, region, means=means, norms=norms):
                     border.append(border_sensitivity(model, x, shifts, reference=unshifted, batch_size=batch_size,
                                                      n_boot=n_boot, seed=seed).assign(channels=label))
         seconds["border"] = time.perf_counter() - t0
-    return ModelAblation(name, table, controls, reference, study, padding, size_results,
+        t0 = time.perf_counter()
+        readout_rows = (border_readout(model, evalset, table, probe, k=n_controls, seed=seed, batch_size=batch_size,
+                                       device=device, x=x) if readout and layers else pd.DataFrame())
+        seconds["readout"] = time.perf_counter() - t0
+    return ModelAblation(name, table, primary, reference, study, padding, size_results,
                          pd.concat(border, ignore_index=True), len(evalset), labels is not None, seconds,
-                         len(probe), padding_evenness(model, [evalset.size, base_size, *sizes]))
+                         len(probe), padding_evenness(model, [evalset.size, base_size, *sizes]),
+                         pd.DataFrame(balance), dose, readout_rows)
+
+
+def is_control(label: str) -> bool:
+    """Whether an intervention label names a control set ('matched mean/border #0', 'random zero/all #3')."""
+    return str(label).split(" ")[0] in CONTROL_KINDS
 
 
 def padding_evenness(model: nn.Module, sizes) -> pd.DataFrame:
@@ -327,11 +417,14 @@ def padding_evenness(model: nn.Module, sizes) -> pd.DataFrame:
 def report_tables(reports) -> dict[str, pd.DataFrame]:
     """Tidy tables over models from :func:`ablation_report` results (a dict or list).
 
-    Keys: 'pans' (PAN and channel counts), 'ablation' (every run and metric), 'comparison' (PANs vs random),
-    'interventions' (padding swaps, sizes and the PAN ablations, one row per metric), 'border', 'seconds'.
+    Keys: 'pans' (PAN and channel counts), 'ablation' (every run and metric), 'comparison' (matched PANs vs their
+    size-matched controls), 'interventions' (padding swaps, sizes and the PAN ablations, one row per metric),
+    'border', 'seconds', 'evenness', 'balance' (per ablation: PANs matched and the controls' size ratio), 'dose'
+    (top-k PANs vs matched controls) and 'readout' (the border-distance readout's rows).
     """
     reports = list(reports.values()) if isinstance(reports, dict) else list(reports)
     pans, ablation, comparison, interventions, border, seconds, evenness = [], [], [], [], [], [], []
+    balance, dose, readout = [], [], []
     for r in reports:
         t = r.table
         pans.append({"model": r.model, "padded_convs": t["layer"].nunique(), "channels": len(t),
@@ -344,11 +437,14 @@ def report_tables(reports) -> dict[str, pd.DataFrame]:
                      "share": float(t["is_pan"].mean()), "scan_images": r.n_scan, "eval_images": r.n_images})
         ablation.append(r.study.summary.assign(model=r.model))
         comparison.append(r.study.comparison.assign(model=r.model))
-        evs = {k: v for k, v in r.interventions().items() if not k.startswith("random")}
+        evs = {k: v for k, v in r.interventions().items() if not is_control(k)}
         interventions.append(intervention_table(evs).assign(model=r.model))
         border.append(r.border.assign(model=r.model))
         evenness.append(r.evenness.assign(model=r.model))
         seconds.append({"model": r.model, **{k: round(v, 1) for k, v in r.seconds.items()}})
+        balance.append(r.balance.assign(model=r.model))
+        dose.append(r.dose.assign(model=r.model))
+        readout.append(r.readout.assign(model=r.model))
     if reports and reports[0].labelled:
         interventions.append(pd.concat([_tidy({"intact": r.reference}, ("intervention",)).assign(model=r.model)
                                         for r in reports]))
@@ -356,7 +452,8 @@ def report_tables(reports) -> dict[str, pd.DataFrame]:
             "comparison": pd.concat(comparison, ignore_index=True),
             "interventions": pd.concat(interventions, ignore_index=True),
             "border": pd.concat(border, ignore_index=True), "seconds": pd.DataFrame(seconds),
-            "evenness": pd.concat(evenness, ignore_index=True)}
+            "evenness": pd.concat(evenness, ignore_index=True), "balance": pd.concat(balance, ignore_index=True),
+            "dose": pd.concat(dose, ignore_index=True), "readout": pd.concat(readout, ignore_index=True)}
 
 
 def pan_set_change(pans: pd.DataFrame) -> str:
@@ -376,12 +473,12 @@ def movers_across_models(reports, k: int = 5) -> tuple[pd.DataFrame, pd.DataFram
     """(top movers per model and intervention, cross-model consistency per intervention family).
 
     Consistency: the Pearson correlation of two models' per-class probability-mass changes, per model pair;
-    the random controls form a family of their own ('random zero/all' pooling #0..#k), the null for
+    the controls form a family of their own ('matched zero/all' pooling #0..#k), the null for
     'characteristic' biases.
     """
     reports = list(reports.values()) if isinstance(reports, dict) else list(reports)
     evs = {(r.model, label): ev for r in reports for label, ev in r.interventions().items()}
-    movers = top_movers({k_: v for k_, v in evs.items() if not k_[1].startswith("random")}, k=k)
+    movers = top_movers({k_: v for k_, v in evs.items() if not is_control(k_[1])}, k=k)
     consistency = mover_consistency(evs)
     consistency["family"] = consistency["intervention"].astype(str).str.replace(r" #\d+$", "", regex=True)
     return movers, consistency
@@ -415,15 +512,17 @@ def mover_excess(reports, mode: str = "mean", region: str = "border", n_boot: in
     out = {"ablation": f"{mode}/{region}", "n_models": len(reports), "n_pairs": len(reports) * (len(reports) - 1) // 2,
            "n_images": reports[0].n_images if reports else 0, "models": ", ".join(r.model for r in reports)}
     pan_key = ("PANs", -1, mode, region)
-    keys = sorted({k[1] for r in reports for k in r.study.evaluations if k[0] == "random" and k[2:] == (mode, region)})
-    keys = [c for c in keys if all(("random", c, mode, region) in r.study.evaluations for r in reports)]
+    kinds = {k[0] for r in reports for k in r.study.evaluations if k[0] != "PANs" and k[2:] == (mode, region)}
+    kind = next(iter(sorted(kinds)), "matched")
+    keys = sorted({k[1] for r in reports for k in r.study.evaluations if k[0] == kind and k[2:] == (mode, region)})
+    keys = [c for c in keys if all((kind, c, mode, region) in r.study.evaluations for r in reports)]
     usable = len(reports) >= 2 and keys and all(pan_key in r.study.evaluations for r in reports)
     if not usable:
         return {**out, "n_controls": len(keys), "pans": float("nan"), "null": float("nan"), "difference": float("nan"),
                 "ci_low": float("nan"), "ci_high": float("nan"), "p": float("nan"), "p_floor": False}
     # (interventions: PANs then each control, models, images, classes)
     changes = np.stack([np.stack([_probability_changes(r.study.evaluations[key], r.reference.logits) for r in reports])
-                        for key in [pan_key] + [("random", c, mode, region) for c in keys]])
+                        for key in [pan_key] + [(kind, c, mode, region) for c in keys]])
     pairs = [(i, j) for i in range(len(reports)) for j in range(i + 1, len(reports))]
 
     def statistic(x, axis=-1):
@@ -455,7 +554,7 @@ def consistent_movers(movers: pd.DataFrame, min_models: int = 2) -> pd.DataFrame
 
 
 def chapter_summary(tables: dict, metric: str = "kl", padding: str = "reflect", even: int = 225,
-                    control: int = 223) -> pd.DataFrame:
+                    control: int = 226) -> pd.DataFrame:
     """One row per model, one metric (from :func:`report_tables`): the PAN ablations next to the mean of
     their random controls, the padding swap and the two sizes, so their magnitudes can be compared."""
     comp = tables["comparison"][tables["comparison"]["metric"] == metric]
@@ -465,7 +564,7 @@ def chapter_summary(tables: dict, metric: str = "kl", padding: str = "reflect", 
         row = {"model": model}
         for r in comp[comp["model"] == model].itertuples():
             row[f"PANs {r.mode}/{r.region}"] = r.pans
-            row[f"random {r.mode}/{r.region}"] = getattr(r, "controls_mean", float("nan"))
+            row[f"matched {r.mode}/{r.region}"] = getattr(r, "controls_mean", float("nan"))
         values = inter[inter["model"] == model].set_index("intervention")["value"]
         for label in (f"{padding} padding", f"size {even}", f"size {control}"):
             if label in values:

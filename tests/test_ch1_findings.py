@@ -420,6 +420,12 @@ def test_readings_sentence_and_planted_specialist_line_count_from_their_tables()
     text = r.readings_sentence(summary)
     assert "a: 30 padding-caused, 20 learned, 10 specialists (10.0% of 100" in text
     assert "b: 40 padding-caused, 35 learned, 0 specialists" in text and "0.0-99.0%" in text
+    assert "(b: 0% of padded filters) is smaller than every depthwise model's (10%)" in text
+    larger = r.readings_sentence(summary.assign(specialist_pct=[1.0, 5.0]))
+    assert "is larger than every depthwise model's (1%)" in larger
+    same = r.readings_sentence(pd.concat([summary.assign(specialist_pct=[10.0, 5.0]),
+                                          summary.iloc[[0]].assign(model="c", specialist_pct=0.5)]))
+    assert "lies within the depthwise models' range (0.5-10%)" in same
     check = pd.DataFrame({"kind": ["specialist", "graded", "graded", "smoother", "smoother", "control"],
                           "padding_caused": [True, True, True, True, False, False],
                           "selectivity": [0.97, 0.92, 0.8, 0.7, 0.75, 0.5],

@@ -418,8 +418,8 @@ def chapter_findings_box(excess: pd.DataFrame | None = None, summary: pd.DataFra
         det = v.detectable_pct.dropna()
         out.append(Finding(
             judge_all(v.verdict), "Trained networks have PANs beyond what random initialisation gives",
-            f"the trained share of learned PANs above the random-init share by at least {LEARNED_EXCESS_SESOI_PCT:g} "
-            f"point of padded filters (our smallest effect of interest: the paper gives no number)",
+            f"the trained share of PANs (learned specialists) above the random-init share by at least "
+            f"{LEARNED_EXCESS_SESOI_PCT:g} point of padded filters (our smallest effect of interest: the paper gives no number)",
             "trained minus random-init share, points of padded filters: "
             + ", ".join(f"{_short(r.model)} {r.excess_pct:+.1f} [{r.low_pct:.1f}, {r.high_pct:.1f}]"
                         if np.isfinite(r.low_pct) else f"{_short(r.model)} {r.excess_pct:+.1f} (no interval)"
@@ -618,10 +618,24 @@ def readings_sentence(summary: pd.DataFrame) -> str:
                      f"{r.specialist} specialists ({r.specialist_pct:.1f}% of {r.filters} padded filters; at most "
                      f"{r.expected_false_discoveries:.0f} expected false discoveries)")
     dw = summary.depthwise_pct
-    return ("; ".join(parts) + f". Depthwise filters are {dw.min():.1f}-{dw.max():.1f}% of the padded filters "
+    text = ("; ".join(parts) + f". Depthwise filters are {dw.min():.1f}-{dw.max():.1f}% of the padded filters "
             "per model" + (f" and {summary.specialist_depthwise_pct.min():.0f}-"
                            f"{summary.specialist_depthwise_pct.max():.0f}% of the specialists" if
                            summary.specialist_depthwise_pct.notna().any() else "") + ".")
+    mobile, dense = summary[dw > 50], summary[dw <= 50]
+    if len(mobile) and len(dense):
+        lo, hi = round(mobile.specialist_pct.min(), 1), round(mobile.specialist_pct.max(), 1)
+        d_lo, d_hi = round(dense.specialist_pct.min(), 1), round(dense.specialist_pct.max(), 1)
+        names = ", ".join(map(_short, dense.model))
+        if d_hi < lo or d_lo > hi:
+            word = "smaller" if d_hi < lo else "larger"
+            text += (f" The dense network's specialist share ({names}: {_span(d_lo, d_hi)}% of padded filters) is "
+                     f"{word} than every depthwise model's ({_span(lo, hi)}%): the mobile models' counts do not "
+                     "carry over to dense convolutions.")
+        else:
+            text += (f" The dense network's specialist share ({names}: {_span(d_lo, d_hi)}%) lies within the "
+                     f"depthwise models' range ({_span(lo, hi)}%).")
+    return text
 
 
 def described_outputs(described: pd.DataFrame) -> pd.DataFrame:

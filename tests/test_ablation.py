@@ -342,9 +342,12 @@ def test_border_sensitivity_is_nil_for_a_translation_invariant_model_and_not_for
 @pytest.mark.filterwarnings("ignore:layer .* PANs but only")
 def test_ablation_report_runs_every_intervention_on_a_toy_and_tidies_the_tables():
     net = toy_net()
+    # the learned reading: four probe images are too few for the specialists' FDR control to flag any channel
     report = ch3_design.ablation_report(net, n_images=4, n_scan=4, n_controls=2, paddings=("circular",), sizes=(33,),
-                               base_size=32, shifts=(4,), size=32, n_boot=50, batch_size=4, progress=False)
+                               base_size=32, shifts=(4,), size=32, n_boot=50, batch_size=4, progress=False,
+                               scan_options={"definition": "learned"})
     tables = ch3_design.report_tables({"toy": report})
+    assert tables["pans"].pans.iloc[0] > 0 and "kl" in set(tables["comparison"]["metric"])
     assert set(tables) >= {"pans", "ablation", "comparison", "interventions", "border", "seconds", "evenness",
                            "balance", "dose", "readout"}
     assert tables["pans"].channels.iloc[0] == 6 + 6 + 8  # every channel of the three padded convs
@@ -360,6 +363,29 @@ def test_ablation_report_runs_every_intervention_on_a_toy_and_tidies_the_tables(
     assert tables["pans"].control_channels.iloc[0] <= tables["pans"].pans.iloc[0]
     summary = ch3_design.chapter_summary(tables, "kl", padding="circular", even=33, control=33)
     assert summary.loc[report.model, "circular padding"] == report.padding["circular"].value("kl")
+    assert any(c.startswith("PANs ") for c in summary.columns)
+
+
+def test_ablation_report_with_no_pans_still_tidies_plots_and_reads_as_not_testable():
+    from padlib.chapters.findings import NOT_TESTABLE
+    import matplotlib.pyplot as plt
+
+    from padlib.viz import ch3_ablation as ch3_figures
+
+    net = toy_net()
+    report = ch3_design.ablation_report(net, n_images=4, n_scan=4, n_controls=2, paddings=("circular",), sizes=(33,),
+                               base_size=32, shifts=(4,), size=32, n_boot=50, batch_size=4, progress=False,
+                               scan_options={"definition": "specialist"}, readout=False)
+    tables = ch3_design.report_tables({"toy": report})
+    assert tables["pans"].pans.iloc[0] == 0 and tables["comparison"].empty
+    assert "metric" in tables["comparison"]  # the columns survive an empty comparison
+    summary = ch3_design.chapter_summary(tables, "kl", padding="circular", even=33, control=33)
+    assert not any(c.startswith("PANs ") for c in summary.columns)
+    fig = ch3_figures.excess_plot(tables["comparison"])  # a figure that says why, not an exception
+    assert "No PAN ablation" in fig.axes[0].texts[0].get_text()
+    plt.close(fig)
+    lines = ch3_readings.chapter_findings_box(tables["comparison"], balance=tables["balance"])
+    assert lines and all(f.verdict == NOT_TESTABLE for f in lines)
 
 
 def fake_size_report(model, even_noise, control_noise, n=20, seed=0):
@@ -864,3 +890,14 @@ def test_dose_and_ablation_display_words_come_from_the_tables():
     assert shown.loc[("mean/border (primary)", "m1"), "size ratio"] == "x0.95"
     f = ch3_readings.ablation_finding(comparison, balance=balance)
     assert "40 of 50 (80%)" in f.note and "within x1.2 of its PAN's" in f.note
+
+
+def test_a_model_without_pans_leaves_the_other_models_comparison_numeric():
+    empty = ch3_design._pan_vs_controls({}, 10, 0)
+    other = pd.DataFrame([{"mode": "mean", "region": "border", "metric": "kl", "pans": 0.2, "n_controls": 2,
+                           "n_images": 4, "controls_mean": 0.1, "excess": 1.0, "excess_ci_low": 0.5,
+                           "excess_ci_high": 1.5, "p": 0.01}])
+    both = pd.concat([empty.assign(model="none"), other.assign(model="some")], ignore_index=True)
+    assert both["n_images"].dtype == float and both["pans"].dtype == float
+    line = ch3_readings.ablation_finding(both)
+    assert line.verdict != "not testable here" and "some" in line.observed and "none" not in line.observed

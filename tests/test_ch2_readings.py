@@ -130,6 +130,17 @@ def test_detector_finding_on_both_sides_of_the_level():
     assert R.detector_finding(None) is None
 
 
+def test_detector_finding_without_an_interval_is_not_testable_for_that_model():
+    nan = float("nan")
+    assert R.at_least(nan, nan, 0.5, p=nan) == NOT_TESTABLE
+    none = [("a", "precision", nan, nan, nan), ("a", "recall", nan, nan, nan)]
+    f = R.detector_finding(_detector(none))  # a model without PANs: nothing to predict
+    assert f.verdict == NOT_TESTABLE and "not defined" in f.observed
+    good = [("b", "precision", 0.6, 0.8, 0.01), ("b", "recall", 0.55, 0.7, 0.01)]
+    both = R.detector_finding(_detector(none + good))
+    assert both.verdict == SUPPORTED and not both.needed  # judged on the model that has some
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Rule types against kernel clusters
 

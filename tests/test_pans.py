@@ -568,6 +568,19 @@ def test_learned_score_table_depth_profile_and_sensitivity_follow_the_scans():
     assert old.pans.iloc[0] == int(t.padding_caused.sum()) >= sens.set_index("fpr").loc[P.DEFAULT_FPR, "pans"]
 
 
+def test_excess_across_settings_rereads_one_control_at_every_setting():
+    net, x = _planted_net(), _images()
+    returned = P.learned_pan_control(net, x, seeds=(10, 11), progress=False, definition="learned")
+    across = ch1_design.excess_across_settings({"toy": returned}, fprs=(0.01, 0.05), bars=(0.9,), n_boot=100)
+    assert len(across) == 2 * 1 + 2  # specialists at two rates and one bar, learned at two rates
+    same = ch1_design.excess_across_settings({"toy": returned[1]}, fprs=(0.01, 0.05), bars=(0.9,), n_boot=100)
+    pd.testing.assert_frame_equal(across, same)  # the control's (table, scans) or just its scans
+    at_scan = across[(across.definition == "learned") & (across.fpr == P.DEFAULT_FPR)]
+    assert len(at_scan) == 1  # at the scan's own rate the learned reading reproduces the scan's count
+    assert at_scan.trained_pct.iloc[0] == pytest.approx(100 * returned[1]["trained"].table.is_pan.mean())
+    assert (across[across.definition == "learned"].bar.isna()).all()
+
+
 def test_random_init_scan_recalibrates_and_scans_a_copy():
     net, x = _planted_net(), _images()
     scan, copy = P.random_init_scan(net, x, 10, reference=None, keep_model=True, definition="padding")

@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from ..chapters.findings import Finding, judge, judge_all
+from ..chapters.findings import NOT_TESTABLE, Finding, judge, judge_all
 from ..kernels import data_free_input_means
 from ..stats import detectable_effect, direction, interval_sign
 
@@ -35,7 +35,10 @@ def at_least(low: float, high: float, level: float, p: float | None = None) -> s
     """The verdict on "the effect is at least ``level``" from its interval: :func:`judge` on the excess over the
     level, where any positive excess is the claimed direction. Supported when the interval lies above the level
     (with the adjusted ``p`` at most alpha), contradicted when it lies below (the equivalence test and the
-    opposite direction coincide here), inconclusive when it straddles the level."""
+    opposite direction coincide here), inconclusive when it straddles the level. Not testable here when there is
+    no interval (a model with no PANs has no precision or recall to judge)."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return NOT_TESTABLE
     return judge(low - level, high - level, _ABOVE, p=p, alpha=ALPHA)
 
 
@@ -460,12 +463,14 @@ def detector_finding(detector: pd.DataFrame) -> Finding | None:
     if detector is None or not len(detector):
         return None
     verdicts = [at_least(r.low, r.high, PREDICT_LEVEL, r.p_holm) for r in detector.itertuples()]
+    verdict = judge_all(verdicts)
     m = len(detector)
     wide = {(r.model, r.measure): r for r in detector.itertuples()}
     models = list(dict.fromkeys(detector.model))
-    fmt = lambda r: f"{r.value:.2f} [{r.low:.2f}, {r.high:.2f}]"  # noqa: E731
+    fmt = lambda r: (f"{r.value:.2f} [{r.low:.2f}, {r.high:.2f}]" if np.isfinite(r.low) and np.isfinite(r.high)  # noqa: E731
+                     else "not defined (no interval: no PANs or none flagged)")
     return Finding(
-        judge_all(verdicts), "The weights alone predict which filters are PANs (our data-free formula)",
+        verdict, "The weights alone predict which filters are PANs (our data-free formula)",
         f"precision and recall both at least {PREDICT_LEVEL:g} in every model (our reading of 'predict': right at "
         "least half the times it flags a filter, and finds at least half the PANs)",
         "; ".join(f"{mo} precision {fmt(wide[mo, 'precision'])}, recall {fmt(wide[mo, 'recall'])}" for mo in models),
@@ -478,6 +483,8 @@ def detector_finding(detector: pd.DataFrame) -> Finding | None:
              + ", ".join(f"{mo} {_p(wide[mo, 'precision'].p_holm)} / {_p(wide[mo, 'recall'].p_holm)}" for mo in models),
         note=f"{int((detector.low > PREDICT_LEVEL).sum())} of {m} intervals lie wholly above {PREDICT_LEVEL:g}, "
              f"{int((detector.high < PREDICT_LEVEL).sum())} wholly below it",
+        needed=("PANs in at least one model (the scan flagged none, so there is nothing for the formula to predict)"
+                if verdict == NOT_TESTABLE else ""),
         section=SECTIONS["detector"])
 
 

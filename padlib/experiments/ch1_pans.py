@@ -314,15 +314,16 @@ def excess_across_settings(control_parts: dict, fprs=(0.005, 0.01, 0.02), bars=(
                            seed: int = 0) -> pd.DataFrame:
     """The primary "are PANs learned" test (:func:`learned_excess`) re-read at other reasonable settings, from
     the same scans: the false-positive rate that sets tau and the random-init thresholds, the selectivity bar
-    (specialists) and the reading itself. One row per (setting, model); ``control_parts``: {model: the
-    ``{label: PanScan}`` of its learned_pan_control}."""
+    (specialists) and the reading itself. One row per (setting, model); ``control_parts``: {model: what
+    :func:`padlib.pans.learned_pan_control` returned (its ``(table, {label: PanScan})``), or just the scans}."""
+    scans = [v[1] if isinstance(v, tuple) else v for v in control_parts.values()]
     rows = []
     for definition in definitions:
         for fpr in fprs:
             for bar in (bars if definition == "specialist" else (None,)):
                 by_layer = pd.concat([learned_by_layer(_reread(parts, fpr=fpr, selectivity_threshold=bar,
                                                                definition=definition))
-                                      for parts in control_parts.values()])
+                                      for parts in scans])
                 ex = learned_excess(by_layer, n_boot=n_boot, seed=seed)
-                rows.append(ex.assign(definition=definition, fpr=fpr, bar=bar))
+                rows.append(ex.assign(definition=definition, fpr=fpr, bar=np.nan if bar is None else bar))
     return pd.concat(rows, ignore_index=True)

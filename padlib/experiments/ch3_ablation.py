@@ -213,6 +213,9 @@ def _ratio_of_means_row(pan: Evaluation, ctrls: list, num: str, den: str, n_boot
     return row
 
 
+COMPARISON_COLUMNS = ["mode", "region", "metric", "pans", "n_controls", "n_images"]  # also when no PAN was ablated
+
+
 def _pan_vs_controls(evaluations: dict, n_boot: int, seed: int) -> pd.DataFrame:
     rows = []
     conditions = sorted({(m, r) for (_, _, m, r) in evaluations})
@@ -239,6 +242,9 @@ def _pan_vs_controls(evaluations: dict, n_boot: int, seed: int) -> pd.DataFrame:
         if "perturbation" in pan.per_image and all("perturbation" in ev.per_image for ev in ctrls):
             rows.append({"mode": mode, "region": region, "metric": "kl_per_perturbation",
                          **_ratio_of_means_row(pan, ctrls, "kl", "perturbation", n_boot, seed)})
+    if not rows:  # typed columns, so a model without PANs concatenates with the others without turning them to object
+        return pd.DataFrame({c: pd.Series(dtype=object if c in ("mode", "region", "metric") else float)
+                             for c in COMPARISON_COLUMNS})
     return pd.DataFrame(rows)
 
 

@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..errors import PadlibError
-from ..viz.common import _errorbar, _finish_panel_grid, _panel_grid, _plain_log_ticks
+from ..viz.common import _errorbar, _finish_panel_grid, _panel_grid, _plain_log_ticks, message_figure
 from ..viz.style import CONTROL, PAN_COLOUR, PRETRAINED, RANDOM_INIT, model_colour, scheme_colour
 
 _CONDITIONS = ("mean/all", "mean/border", "zero/all", "zero/border")
@@ -45,10 +45,11 @@ def kl_vs_perturbation_plot(table, floor: float = 1e-4):
     PANs, light grey: the size-matched controls. A PAN point above the grey cloud at the same size means more disruption
     per unit of intervention. KL below ``floor`` is drawn at the floor (log axes). Takes
     ``report_tables(...)['ablation']``."""
+    if table.empty or "metric" not in table:  # no PAN (and so no control) was ablated in any model
+        return message_figure("No ablation to plot: no model had PANs to ablate.")
     t = table.pivot_table(index=["model", "channels", "control", "mode", "region"], columns="metric",
                           values="value").reset_index()
     if "perturbation" not in t:
-
         raise PadlibError("the ablation table has no 'perturbation' metric (run ablation_report)")
     models = list(dict.fromkeys(t["model"]))
     markers = dict(zip(_CONDITIONS, "osD^"))
@@ -165,11 +166,12 @@ def excess_plot(comparison, primary=("mean", "border"), primary_metric: str = "k
     filled) and KL per unit of perturbation (right: secondary, hollow), on a log axis (1: as disruptive as the
     controls). The primary ablation is the top row, labelled. ``sesoi``: the declared smallest relative excess of
     interest, a dashed line on the left panel. Takes ``report_tables(...)['comparison']``."""
-    if "excess" not in comparison:
-        raise PadlibError("the comparison table has no PAN-vs-control excess (run ablation_report)")
-    t = comparison[comparison["metric"].isin([primary_metric, secondary_metric]) & comparison["excess"].notna()]
-    if t.empty:
-        raise PadlibError("the comparison table has no PAN-vs-control excess (run ablation_report)")
+    if "metric" not in comparison and len(comparison):
+        raise PadlibError("excess_plot takes report_tables(...)['comparison'] (it has no 'metric' column)")
+    t = (comparison[comparison["metric"].isin([primary_metric, secondary_metric]) & comparison["excess"].notna()]
+         if "excess" in comparison else comparison.iloc[:0])
+    if t.empty:  # no PAN had a size-matched control in any model (e.g. none was found): say so where the figure goes
+        return message_figure("No PAN ablation to compare: no model had PANs with size-matched controls.")
     models = list(dict.fromkeys(t["model"]))
     conds = [c for c in _CONDITIONS if c in set(t["mode"] + "/" + t["region"])]
     key = "/".join(primary)

@@ -94,3 +94,12 @@ def _finish_panel_grid(fig, axes, n: int, ncol: int = 3, top: float = 0.5, renam
     fig.tight_layout(rect=(0, 0, 1, 1 - top / fig.get_figheight()))
     return fig
 
+
+
+def message_figure(message: str, width: float = 6.6, height: float = 1.2):
+    """A small figure that says why there is nothing to plot (e.g. no PANs were found to ablate), so a chapter run
+    on a model without them shows the reason where the figure would be instead of stopping."""
+    fig, ax = plt.subplots(figsize=(width, height))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, transform=ax.transAxes)
+    return fig

@@ -138,8 +138,11 @@ class PaddingReport:
         lines.append(f"PANs: {int(tr.learned)} learned PANs on {self.n_images} probe images at a {_pct(self.fpr)} "
                      f"false-positive rate (circular-padding null), {tr.learned_pct:.1f}% of {int(tr.filters)} padded "
                      f"filters (the same architecture at random initialisation: {ri.learned_pct.max():.1f}%); "
-                     f"{int(tr.padding_caused)} padding-caused channels in all. The counts depend on the number of "
-                     f"probe images and the false-positive rate.")
+                     f"{int(tr.padding_caused)} padding-caused channels in all"
+                     + (f"; {_count_of(int(tr.specialist), int(tr.learned))} learned PANs are specialists (their "
+                        "border responses separate from the interior's, FDR-controlled)"
+                        if "specialist" in tr and tr.learned > 0 else "")
+                     + ". The counts depend on the number of probe images and the false-positive rate.")
         for inp in ("natural", "constant"):
             counts = lean_counts(self.bias_index, inp)
             if len(counts) and counts.depths.max() > 0:
@@ -179,6 +182,13 @@ def _decimals(rule, *values) -> int:
         if bool(rule(*(round(v, d) for v in values))) == truth:
             return d
     return 4
+
+
+def _count_of(part: int, whole: int) -> str:
+    """'all 5 of the 5', 'none of the 5', '3 of the 5': a part of a non-zero count in words that never contradict it."""
+    if part == whole:
+        return f"all {part} of the {whole}"
+    return f"none of the {whole}" if part == 0 else f"{part} of the {whole}"
 
 
 def _pan_rule(learned_pct: float, init_pct: float, fpr: float) -> bool:

@@ -35,7 +35,7 @@ def _bias(tb, lr=None, predicted_tb="top", predicted_lr="left", inp="natural", u
 
 
 def _planted(even_agree=0.80, control_agree=0.81, swap_agree=0.5, learned_pct=19.0, init_pct=1.0, bias=None,
-             swap_low=None, n_images=64, fpr=0.01, summary=None, even_sizes=(225,)):
+             swap_low=None, n_images=64, fpr=0.01, summary=None, even_sizes=(225,), specialist=None):
     """A PaddingReport holding chosen numbers (no model run): each rule's input planted."""
     def row(name, v, half=0.02, low=None):
         return {"intervention": name, "metric": "agreement", "value": v, "ci_low": v - half if low is None else low,
@@ -49,6 +49,8 @@ def _planted(even_agree=0.80, control_agree=0.81, swap_agree=0.5, learned_pct=19
                             {"init": "random init", "seed": 10, "filters": 1000, "padding_caused": 600,
                              "learned": round(10 * init_pct), "padding_caused_pct": 60.0, "learned_pct": init_pct,
                              "tau": 0.5}])
+    if specialist is not None:  # the learned PANs that are also specialists, as learned_pan_control counts them
+        control["specialist"] = [specialist, 0]
     bias = _bias([""] * 4) if bias is None else bias
     summary = summary or {"n_padding_layers": 18, "n_uneven": 5, "unread_sides": "bottom,right",
                           "extra_sides": "top,left"}
@@ -269,6 +271,18 @@ def test_pan_count_is_stated_with_its_images_and_false_positive_rate(n_images, f
     line = next(s for s in _planted(n_images=n_images, fpr=fpr).summary_lines() if s.startswith("PANs: "))
     assert line.startswith(f"PANs: 190 learned PANs {words} (circular-padding null), 19.0% of 1000 padded filters")
     assert "300 padding-caused channels in all" in line
+
+
+@pytest.mark.parametrize("specialist, learned_pct, words", [
+    (120, 19.0, "; 120 of the 190 learned PANs are specialists"), (190, 19.0, "; all 190 of the 190 learned PANs are"),
+    (0, 19.0, "; none of the 190 learned PANs are"), (0, 0.0, None), (None, 19.0, None)])
+def test_the_pan_line_says_how_many_learned_pans_are_specialists(specialist, learned_pct, words):
+    line = next(s for s in _planted(specialist=specialist, learned_pct=learned_pct).summary_lines()
+                if s.startswith("PANs: "))
+    if words is None:  # no learned PANs, or a table without the reading: no specialist clause
+        assert "specialist" not in line
+    else:
+        assert words in line and line.endswith("the false-positive rate.")
 
 
 @pytest.mark.parametrize("size, uneven", [(64, True), (65, False)])

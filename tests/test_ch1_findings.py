@@ -431,5 +431,12 @@ def test_readings_sentence_and_planted_specialist_line_count_from_their_tables()
                           "selectivity": [0.97, 0.92, 0.8, 0.7, 0.75, 0.5],
                           "specialist": [True, True, False, False, False, True]})
     line = r.specialist_planted_findings(check, 0.9, 0.5)
-    assert "1 of 1 found" in line and "1 of 2 padding-caused, 0 called" in line and "2 of 3 above the bar" in line
-    assert "the weakest found at 0.920, the strongest missed at 0.800" in line and "controls flagged: 1 of 1" in line
+    assert "1 of 1 found" in line and "1 of 2 padding-caused, 0 called" in line and "2 of 3 called specialists" in line
+    assert "(the lowest selectivity among them 0.920; the one missed at 0.800)" in line
+    assert "controls flagged: 1 of 1" in line
+    two = r.specialist_planted_findings(check.assign(specialist=[True, False, False, False, False, True]), 0.9, 0.5)
+    assert "1 of 3 called specialists (the lowest selectivity among them 0.970; the 2 missed at 0.800-0.920)" in two
+    every = r.specialist_planted_findings(check.assign(specialist=True), 0.9, 0.5)
+    assert "3 of 3 called specialists (the lowest selectivity among them 0.800; none missed)" in every
+    none = r.specialist_planted_findings(check.assign(specialist=False), 0.9, 0.5)
+    assert "0 of 3 called specialists (the 3 missed at 0.800-0.970)" in none

@@ -597,15 +597,19 @@ def specialist_planted_findings(check: pd.DataFrame, bar: float, fdr: float) -> 
     padding-caused), where the bar cuts the graded detectors, controls left alone."""
     spec, smooth, ctrl = (check[check.kind == k] for k in ("specialist", "smoother", "control"))
     graded = check[check.kind.isin(["specialist", "graded"])]
-    found = graded[graded.specialist]
-    weakest = f"{found.selectivity.min():.3f}" if len(found) else "none"
-    missed = graded[~graded.specialist]
-    strongest_missed = f"{missed.selectivity.max():.3f}" if len(missed) else "none"
+    found, missed = graded[graded.specialist], graded[~graded.specialist]
+    lowest = f"the lowest selectivity among them {found.selectivity.min():.3f}; " if len(found) else ""
+    if missed.empty:
+        misses = "none missed"
+    elif len(missed) == 1:
+        misses = f"the one missed at {missed.selectivity.iloc[0]:.3f}"
+    else:
+        misses = f"the {len(missed)} missed at {missed.selectivity.min():.3f}-{missed.selectivity.max():.3f}"
     return (f"Planted specialists: {int(spec.specialist.sum())} of {len(spec)} found; smoothers: "
             f"{int(smooth.padding_caused.sum())} of {len(smooth)} padding-caused, {int(smooth.specialist.sum())} "
             f"called specialists (selectivity {smooth.selectivity.min():.3f}-{smooth.selectivity.max():.3f} against "
-            f"the bar {bar:.3f}); graded detectors: {len(found)} of {len(graded)} above the bar (the weakest found at "
-            f"{weakest}, the strongest missed at {strongest_missed}); controls flagged: {int(ctrl.specialist.sum())} "
+            f"the bar {bar:.3f}); border detectors graded by noise: {len(found)} of {len(graded)} called specialists "
+            f"({lowest}{misses}); controls flagged: {int(ctrl.specialist.sum())} "
             f"of {len(ctrl)} (Benjamini-Hochberg at {fdr:g} on this 24-channel network).")
 
 

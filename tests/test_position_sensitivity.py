@@ -133,6 +133,7 @@ def test_planted_blind_band_is_found_on_its_side(planted):
     for s_name in {"top", "bottom", "left", "right"} - {planted}:
         assert abs(side(summary, s_name)["estimate"]) < 0.05, s_name
     assert summary["n_backgrounds"].eq(8).all()
+    assert np.allclose(summary["p_holm"], stats.holm_adjust(summary["p"]))  # Holm over the object's six rows
 
 
 def test_verdict_moves_across_the_sesoi():
@@ -178,6 +179,26 @@ def test_translation_invariant_model_has_no_blind_side():
         if r.side in ("top", "bottom", "left", "right"):
             assert stats.equivalence_excludes(r.ci_low, r.ci_high, 0.05)
             assert stats.equivalence_excludes(r.ci_low, r.ci_high, -0.05)
+
+
+def test_blind_sides_holds_the_four_sides_to_holm():
+    """An interval just below -sesoi on its own (one-sided p 0.02 < 0.025) is not blind once Holm counts four sides."""
+    v = np.array([-1.3, -0.9, -1.1, -0.7, -1.2, -0.8, -1.0, -1.05])
+    t = stats.t_test(v)
+    sesoi = -t.high - 0.004
+    p_alone = stats.interval_p(t.mean, t.low, t.high, t.n, null=-sesoi, alternative="less")
+    assert 0.0125 < p_alone < 0.025  # blind at the interval's level, not after multiplying by 4
+    flat = stats.t_test(v - v.mean())
+    rows = [{"object": "o", "side": "top", "estimate": t.mean, "ci_low": t.low, "ci_high": t.high, "n_backgrounds": 8}]
+    rows += [{"object": "o", "side": s, "estimate": flat.mean, "ci_low": flat.low, "ci_high": flat.high,
+              "n_backgrounds": 8} for s in ("bottom", "left", "right")]
+    summary = pd.DataFrame(rows)
+    summary.attrs["level"] = 0.95
+    verdict = padlib.blind_sides(summary, sesoi)
+    assert verdict.blind == [] and "top" in verdict.undecided
+    assert verdict.table.set_index("side").loc["top", "p_blind_holm"] == pytest.approx(4 * p_alone)
+    only_top = padlib.blind_sides(summary.iloc[:1], sesoi)  # a family of one: blind
+    assert only_top.blind == ["top"]
 
 
 def test_interval_p_reads_the_t_interval_back():
@@ -238,7 +259,8 @@ def test_dense_map_model_reads_the_target_channel_in_the_box():
     r = table.iloc[10]
     canvas = backgrounds(3)[r["background"]].clone()
     canvas[:, r["top"]:r["top"] + OBJ, r["left"]:r["left"] + OBJ] = 1.0
-    p = Segmenter()(padlib.preprocessing(Segmenter()).normalize(canvas[None])).double().softmax(1)[0, 1]
+    with torch.no_grad():
+        p = Segmenter()(padlib.preprocessing(Segmenter()).normalize(canvas[None])).double().softmax(1)[0, 1]
     box = p[r["top"]:r["top"] + OBJ, r["left"]:r["left"] + OBJ]
     assert r["response"] == pytest.approx(math.log(float(box.mean())), abs=1e-9)
     # and a blind band planted in front of it is found

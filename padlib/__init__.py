@@ -63,6 +63,7 @@ from .blind_spot_maps import (
     padding_variants,
     stimulus_crop,
 )
+from .position_sensitivity import blind_sides, position_sensitivity, position_summary
 from .pans import PanScan, calibrate_tau, classify_pans, find_pans, scan_pans
 from .pan_tables import pan_summary
 from .interventions import (

@@ -45,12 +45,15 @@ def stimulus_crop(photo, box: tuple[int, int, int, int], size: int = 64) -> torc
 
 
 def make_background(spec, size: int) -> torch.Tensor:
-    """A (3, S, S) canvas in [0, 1]: a grey level (float), an offline photo name, a PIL image or a tensor."""
+    """A (3, S, S) canvas in [0, 1]: a grey level (float), an offline photo name, a PIL image or a tensor (copied:
+    pasting into the canvas never writes the caller's tensor)."""
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         if not 0 <= spec <= 1:
             raise PadlibError(f"a grey background level must be in [0, 1], got {spec}")
         return torch.full((3, size, size), float(spec))
     x = _to01(spec, size)
+    if isinstance(spec, torch.Tensor):
+        x = x.clone()  # _to01 returns a float CPU tensor as is: paste_centre would write into it
     if tuple(x.shape[-2:]) != (size, size):
         x = torch.nn.functional.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False)[0]
     return x

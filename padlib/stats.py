@@ -23,7 +23,8 @@ from scipy import stats as _scipy
 from .errors import PadlibError, check_type
 
 __all__ = ["RatioTest", "TTest", "bootstrap_ci", "bootstrap_test", "cluster_ratio_bootstrap", "detectable_effect", "direction",
-           "equivalence_excludes", "holm_adjust", "bh_adjust", "empirical_p", "welch_t", "interval_sign", "paired_t", "resolvable_effect", "spearman",
+           "equivalence_excludes", "holm_adjust", "bh_adjust", "empirical_p", "welch_t", "interval_p",
+           "interval_sign", "paired_t", "resolvable_effect", "spearman",
            "t_critical", "t_interval", "t_test", "wilson_interval"]
 
 
@@ -302,6 +303,33 @@ def equivalence_excludes(low: float, high: float, claimed: float) -> bool:
     if not (np.isfinite(low) and np.isfinite(high)) or claimed == 0 or not np.isfinite(claimed):
         return False
     return bool(high < claimed) if claimed > 0 else bool(low > claimed)
+
+
+def interval_p(mean: float, low: float, high: float, n: int, null: float = 0.0, alternative: str = "two-sided",
+               level: float = 0.95) -> float:
+    """The p of a one-sample t-test of the mean against ``null``, read back from its two-sided ``level`` t-interval
+    of ``n`` values (:func:`t_test`'s): SE = (high - low) / (2 t_{(1+level)/2, n-1}), t = (mean - null) / SE.
+
+    ``alternative``: 'two-sided', 'less' (the effect is below ``null``) or 'greater'. With ``null`` = 0 and
+    'two-sided' this is :func:`t_test`'s p; with a non-zero ``null`` it tests a minimum effect (is the effect
+    beyond -sesoi?) or one side of an equivalence test. A one-sided p below (1 - level) / 2 is the interval lying
+    wholly past ``null`` on that side. Zero-width interval (the module's rule): the mean is known, so p = 0 when it
+    lies past ``null`` in the tested direction and 1 otherwise. NaN bounds or n < 2: NaN."""
+    if alternative not in ("two-sided", "less", "greater"):
+        raise PadlibError(f"alternative must be 'two-sided', 'less' or 'greater', got {alternative!r}")
+    if not (np.isfinite(low) and np.isfinite(high) and np.isfinite(mean)) or n is None or n < 2 or high < low:
+        return float("nan")
+    d = mean - null
+    if high == low:
+        past = {"two-sided": d != 0, "less": d < 0, "greater": d > 0}[alternative]
+        return 0.0 if past else 1.0
+    t = d / ((high - low) / (2 * t_critical(n, level)))
+    dist = _scipy.t(int(n) - 1)
+    if alternative == "less":
+        return float(dist.cdf(t))
+    if alternative == "greater":
+        return float(dist.sf(t))
+    return float(min(1.0, 2 * dist.sf(abs(t))))
 
 
 def bootstrap_test(arrays, statistic, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple:

@@ -120,6 +120,21 @@ def test_blind_spot_map_grid_reaches_every_border_and_target_defaults():
         padlib.blind_spot_map(model, stim, 0.5, target=0, response="softmax", progress=False)
 
 
+def test_default_target_does_not_paste_a_second_stimulus_into_the_map():
+    """Regression: centre_prediction pasted the stimulus into the background tensor it was given (make_background
+    returned the caller's tensor), so a map with target=None had a second copy of the stimulus at the centre of
+    every canvas, and the caller's background was written."""
+    model = padlib.toy_translation_model("zeros", input_size=32)
+    stim, bg = torch.rand(3, 8, 8), torch.rand(3, 32, 32)
+    original = bg.clone()
+    default = padlib.blind_spot_map(model, stim, bg, stride=8, progress=False)
+    assert torch.equal(bg, original)
+    given = padlib.blind_spot_map(model, stim, bg, target=default.attrs["target"], stride=8, progress=False)
+    assert np.array_equal(default.to_numpy(), given.to_numpy())
+    padlib.blind_spot_maps.paste_centre(stim, bg, 32)
+    assert torch.equal(bg, original)
+
+
 def test_blind_spot_summary_on_planted_map():
     import pandas as pd
 

@@ -440,3 +440,25 @@ def test_readings_sentence_and_planted_specialist_line_count_from_their_tables()
     assert "3 of 3 called specialists (the lowest selectivity among them 0.800; none missed)" in every
     none = r.specialist_planted_findings(check.assign(specialist=False), 0.9, 0.5)
     assert "0 of 3 called specialists (the 3 missed at 0.800-0.970)" in none
+
+
+def test_readings_figure_shows_every_panel_whole_on_one_scale():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from padlib.viz import ch1_pans as figures
+
+    rows = []
+    for model, scale in (("tall", 10.0), ("short", 2.0)):  # the tall panel first: a shared axis set last would clip it
+        for reading, share in (("padding_caused", 1.0), ("learned", 0.9), ("specialist", 0.5)):
+            for sign, part in (("fires", 0.6), ("silenced", 0.4)):
+                rows.append({"model": model, "reading": reading, "sign": sign, "kind": "one side",
+                             "pct": scale * share * part})
+    fig = figures.readings_figure(pd.DataFrame(rows))
+    for ax in fig.axes:
+        assert ax.get_ylim()[1] >= 10.0  # the tallest stack (10%) fits in every panel
+        tops = [t for t in ax.texts if t.get_text().endswith("%")]
+        assert all(t.get_position()[1] <= ax.get_ylim()[1] for t in tops)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["10.0%", "9.0%", "5.0%"]
+    plt.close(fig)

@@ -398,10 +398,11 @@ READING_LABELS = {"padding_caused": "padding-caused", "learned": "learned", "spe
 
 def readings_figure(readings, title="Three readings of the same scan"):
     """Per model, the three readings' shares of padded filters, split by sign (dark red: fires at the border,
-    dark blue: silenced there), the specialists' bars hatched by kind (solid: one side; hatched: more)."""
+    dark blue: silenced there), the total above each bar; one y scale for every panel."""
     models = list(dict.fromkeys(readings.model))
     order = [r for r in ("padding_caused", "learned", "specialist") if r in set(readings.reading)]
-    fig, axes = plt.subplots(1, len(models), figsize=(2.3 * len(models) + 0.6, 2.9), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(2.3 * len(models) + 0.6, 3.1), sharey=True, squeeze=False)
+    top = 1.0
     for ax, m in zip(axes[0], models):
         g = readings[readings.model == m]
         bottom = np.zeros(len(order))
@@ -414,11 +415,13 @@ def readings_figure(readings, title="Three readings of the same scan"):
             ax.text(i, v, f"{v:.1f}%", ha="center", va="bottom", fontsize=7.5)
         ax.set_xticks(range(len(order)), [READING_LABELS[r] for r in order], rotation=30, ha="right", fontsize=8)
         ax.set_title(m.replace("tf_efficientnet_", ""), fontsize=9)
-        ax.set_ylim(0, max(1.0, bottom.max()) * 1.2)
+        top = max(top, float(bottom.max()))
+    axes[0][0].set_ylim(0, top * 1.15)  # shared: set once, from the tallest bar of every panel
     axes[0][0].set_ylabel("% of padded filters")
-    axes[0][-1].legend(fontsize=7, frameon=False, loc="upper right")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7.5, frameon=False, loc="upper right", ncol=2)
+    fig.suptitle(title, fontsize=10, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     return fig
 
 

@@ -43,6 +43,10 @@ def test_type_difference_finds_a_planted_shift_and_not_a_null():
     assert d.loc["moved", "tv_low"] <= 0.2 <= d.loc["moved", "tv_high"]  # the planted distance is 0.2
     assert d.loc["moved", "tv_low"] <= d.loc["moved", "tv_distance"] <= d.loc["moved", "tv_high"]
     assert d.loc["alike", "tv_distance"] < 0.1 and d.loc["moved", "p_holm"] >= d.loc["moved", "p"]
+    assert d.loc["alike", "excess_low"] <= 0 <= d.loc["alike", "excess_high"]  # no difference: none beyond chance
+    assert d.loc["moved", "excess_low"] <= 0.2 <= d.loc["moved", "excess_high"] and d.loc["moved", "excess_low"] > 0
+    assert (d.excess_high == d.tv_high).all() and (d.excess_low == d.tv_low - d.tv_chance).all()
+    assert (d.tv_excess == d.tv_distance - d.tv_chance).all() and (d.tv_chance > 0).all()
     lines = R.type_difference_findings(d.reset_index())
     assert " differ from " in lines[0] and "do not differ detectably" in lines[1]
     with pytest.raises(PadlibError, match="layer"):
@@ -63,12 +67,16 @@ def test_type_difference_compares_layer_for_layer():
     assert d.p > 0.05 and d.tv_distance < d.tv_pooled and d.coverage == 1.0
 
 
-def _type_diff(tv_low, tv_high, p_holm):
+def _type_diff(tv_low, tv_high, p_holm, chance=0.0):
+    """Intervals given as judged (``tv_low``/``tv_high`` are excess_low/excess_high), the raw distance ``chance``
+    above the estimate."""
     n = len(tv_low)
+    excess = [(a + b) / 2 for a, b in zip(tv_low, tv_high)]
     return pd.DataFrame({"model": [f"m{i}" for i in range(n)], "set_b": D.PAN_SETS[2], "n_a": 100, "n_b": 300,
-                         "layers": 10, "tv_distance": [(a + b) / 2 for a, b in zip(tv_low, tv_high)],
-                         "tv_low": tv_low, "tv_high": tv_high, "p_holm": p_holm, "rises": "edge 3->23%",
-                         "falls": "side 37->15%"})
+                         "layers": 10, "tv_distance": [e + chance for e in excess],
+                         "tv_low": [a + chance for a in tv_low], "tv_high": [b + chance for b in tv_high],
+                         "tv_chance": chance, "tv_excess": excess, "excess_low": tv_low, "excess_high": tv_high,
+                         "p_holm": p_holm, "rises": "edge 3->23%", "falls": "side 37->15%"})
 
 
 def test_types_finding_on_both_sides_of_each_boundary():
@@ -77,8 +85,11 @@ def test_types_finding_on_both_sides_of_each_boundary():
     # one model's whole interval short of the distance of interest: a counterexample
     assert R.types_finding(_type_diff([0.15, 0.02], [0.3, 0.08], [0.001, 0.2])).verdict == CONTRADICTED
     f = R.types_finding(_type_diff([0.16, 0.02], [0.3, 0.3], [0.001, 0.2]).assign(coverage=[0.9, 0.97]))
-    assert "m0 0.23 [0.16, 0.30]" in f.observed and "hold 90-97% of the learned PANs" in f.note and "p 0.001, 0.2" in f.test and "over 2 models" in f.test
+    assert "m0 +0.23 [+0.16, +0.30] (0.23 observed, 0.00 by chance)" in f.observed and "hold 90-97% of the learned PANs" in f.note and "p 0.001, 0.2" in f.test and "over 2 models" in f.test
     assert "200 learned PANs against 600 random-init channels" in f.scale and f.detectable
+    # a raw interval above the level that chance explains: judged beyond chance, not on the raw distance
+    f = R.types_finding(_type_diff([-0.05], [0.15], [0.39], chance=0.25))
+    assert f.verdict == INCONCLUSIVE and "m0 +0.05 [-0.05, +0.15] (0.30 observed, 0.25 by chance)" in f.observed
     # the comparison with the trained padding-caused set is not the claim's table
     assert R.types_finding(_type_diff([0.1], [0.2], [0.01]).assign(set_b=D.PAN_SETS[1])) is None
 

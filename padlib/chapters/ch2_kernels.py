@@ -435,22 +435,25 @@ def types_finding(type_diff: pd.DataFrame) -> Finding | None:
     d = type_diff[type_diff.set_b == PAN_SETS[2]].dropna(subset=["tv_distance"])
     if not len(d):
         return None
-    verdicts = [judge(r.tv_low, r.tv_high, TV_OF_INTEREST, p=r.p_holm, alpha=ALPHA) for r in d.itertuples()]
+    verdicts = [judge(r.excess_low, r.excess_high, TV_OF_INTEREST, p=r.p_holm, alpha=ALPHA) for r in d.itertuples()]
     m = len(d)
     note = "largest moves: " + "; ".join(f"{r.model} {r.rises}, {r.falls}" for r in d.itertuples())
     if "coverage" in d:
         note = (f"the layers compared hold {_range(100 * d.coverage, '.0f')}% of the learned PANs; " + note)
     return Finding(
         judge_all(verdicts), "Learned PANs' kernel types differ from a random network's border responses",
-        f"a total-variation distance of at least {TV_OF_INTEREST:g} between the type shares, layer for layer, in "
-        "every model, both sets typed at the trained model's threshold (our reading of 'differ'; 0 same, 1 disjoint)",
-        "layer-matched total-variation distance " + "; ".join(
-            f"{r.model} {r.tv_distance:.2f} [{r.tv_low:.2f}, {r.tv_high:.2f}]" for r in d.itertuples()),
+        f"a total-variation distance at least {TV_OF_INTEREST:g} beyond chance between the type shares, layer for "
+        "layer, in every model, both sets typed at the trained model's threshold (our reading of 'differ'; 0 same, "
+        "1 disjoint; chance: the mean distance with the set labels shuffled within layers; the interval runs from "
+        "the chance-corrected lower bound to the uncorrected upper one)",
+        "layer-matched total-variation distance beyond chance " + "; ".join(
+            f"{r.model} {r.tv_excess:+.2f} [{r.excess_low:+.2f}, {r.excess_high:+.2f}] ({r.tv_distance:.2f} "
+            f"observed, {r.tv_chance:.2f} by chance)" for r in d.itertuples()),
         _scale(d.model, f"{int(d.n_a.sum())} learned PANs against {int(d.n_b.sum())} random-init channels at the "
                         "trained tau, "
                         f"{_range(d.layers, '.0f')} layers per model with both"),
         detectable="total-variation distance " + ", ".join(
-            f"{detectable_effect(r.tv_low, r.tv_high, alpha=ALPHA / m):.2f}" for r in d.itertuples())
+            f"{detectable_effect(r.excess_low, r.excess_high, alpha=ALPHA / m):.2f}" for r in d.itertuples())
         + f" (at the first Holm step, alpha {ALPHA:g}/{m})",
         test=f"permutation test stratified by layer ({type_diff.attrs.get('n_perm', 'n')} permutations of the set "
              f"labels within layers), Holm-adjusted over {_count(m, 'model')}: p " + ", ".join(_p(p) for p in d.p_holm),

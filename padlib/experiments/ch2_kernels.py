@@ -167,7 +167,12 @@ def type_difference(sets: pd.DataFrame, a: str = PAN_SETS[0], b: str = PAN_SETS[
     shares against ``b``'s shares in the same layers, weighted by ``a``'s layer sizes, over the layers where both
     sets have PANs (``coverage``: the share of ``a``'s PANs there), so that a random network holding its border
     responses in other layers does not count as a difference in type. Its interval is a percentile interval from
-    a cluster bootstrap over those layers (PANs of one layer are not independent). The test is a permutation test
+    a cluster bootstrap over those layers (PANs of one layer are not independent). A distance between sampled shares
+    is positive even when the sets do not differ, the more so the fewer PANs per layer: ``tv_chance`` is its mean
+    under the permutation null below, and ``tv_excess`` the distance beyond chance, which the claim is judged on.
+    Under a real difference the bias is smaller than the chance floor, so its interval runs from the corrected lower
+    bound (``excess_low``) to the uncorrected upper one (``excess_high``): each side errs toward inconclusive. The
+    test is a permutation test
     stratified by layer: within each layer the set labels are shuffled among its PANs (``n_perm`` times), which is
     exact under the null that within each layer the types do not depend on the set; p is the share of permuted
     distances at least the observed one, Holm-adjusted across the models (``p_holm``; ``differs``: ``p_holm <
@@ -189,7 +194,8 @@ def type_difference(sets: pd.DataFrame, a: str = PAN_SETS[0], b: str = PAN_SETS[
         both = (ca.sum(1) > 0) & (cb.sum(1) > 0)
         row = {"model": model, "set_a": a, "set_b": b, "n_a": na, "n_b": nb, "layers": int(both.sum()),
                "coverage": float(ca[both].sum() / na) if na else np.nan, "tv_distance": np.nan, "tv_low": np.nan,
-               "tv_high": np.nan, "p": np.nan, "tv_pooled": np.nan, "rises": "", "falls": ""}
+               "tv_high": np.nan, "tv_chance": np.nan, "tv_excess": np.nan, "excess_low": np.nan,
+               "excess_high": np.nan, "p": np.nan, "tv_pooled": np.nan, "rises": "", "falls": ""}
         ca, cb = ca[both], cb[both]
         if len(ca) and ((ca + cb).sum(0) > 0).sum() >= 2:
             tv = float(_matched_tv(ca, cb))
@@ -202,7 +208,9 @@ def type_difference(sets: pd.DataFrame, a: str = PAN_SETS[0], b: str = PAN_SETS[
             sa = pd.Series(ca.sum(0) / ca.sum(), index=types)
             sb = pd.Series((ca.sum(1, keepdims=True) * cb / cb.sum(1, keepdims=True)).sum(0) / ca.sum(), index=types)
             diff = sa - sb
-            row.update(tv_distance=tv, tv_low=low, tv_high=high,
+            chance = float(null.mean())  # what shuffled labels give with these layer sizes: the distance's floor
+            row.update(tv_distance=tv, tv_low=low, tv_high=high, tv_chance=chance, tv_excess=tv - chance,
+                       excess_low=low - chance, excess_high=high,
                        p=float((1 + (null >= tv - 1e-12).sum()) / (1 + n_perm)),
                        tv_pooled=float(0.5 * np.abs(grab(a).sum(0) / na - grab(b).sum(0) / nb).sum()),
                        rises=f"{diff.idxmax()} {100 * sb[diff.idxmax()]:.0f}->{100 * sa[diff.idxmax()]:.0f}%",

@@ -456,9 +456,15 @@ def test_readings_figure_shows_every_panel_whole_on_one_scale():
                 rows.append({"model": model, "reading": reading, "sign": sign, "kind": "one side",
                              "pct": scale * share * part})
     fig = figures.readings_figure(pd.DataFrame(rows))
-    for ax in fig.axes:
+    for ax in [a for a in fig.axes if a.get_visible()]:
         assert ax.get_ylim()[1] >= 10.0  # the tallest stack (10%) fits in every panel
         tops = [t for t in ax.texts if t.get_text().endswith("%")]
         assert all(t.get_position()[1] <= ax.get_ylim()[1] for t in tops)
     assert [t.get_text() for t in fig.axes[0].texts] == ["10.0%", "9.0%", "5.0%"]
+    plt.close(fig)
+    five = pd.concat([pd.DataFrame(rows).assign(model=lambda d, k=k: d.model + str(k)) for k in range(3)])
+    fig = figures.readings_figure(five[five.model.isin(["tall0", "short0", "tall1", "short1", "tall2"])])
+    shown = [a for a in fig.axes if a.get_visible()]
+    assert len(shown) == 5 and len(fig.axes) == 6  # two rows of three, the sixth panel hidden
+    assert all(a.get_ylim()[1] >= 10.0 for a in shown)
     plt.close(fig)

@@ -401,9 +401,13 @@ def readings_figure(readings, title="Three readings of the same scan"):
     dark blue: silenced there), the total above each bar; one y scale for every panel."""
     models = list(dict.fromkeys(readings.model))
     order = [r for r in ("padding_caused", "learned", "specialist") if r in set(readings.reading)]
-    fig, axes = plt.subplots(1, len(models), figsize=(2.3 * len(models) + 0.6, 3.1), sharey=True, squeeze=False)
+    ncol = min(len(models), 3)  # at most three panels a row: readable at the page's width
+    nrow = -(-len(models) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(2.2 * ncol + 0.6, 2.7 * nrow + 0.4), sharey=True, squeeze=False)
+    for ax in axes.flat[len(models):]:
+        ax.set_visible(False)
     top = 1.0
-    for ax, m in zip(axes[0], models):
+    for ax, m in zip(axes.flat, models):
         g = readings[readings.model == m]
         bottom = np.zeros(len(order))
         for sign, word in ((1, "fires"), (-1, "silenced")):
@@ -417,11 +421,12 @@ def readings_figure(readings, title="Three readings of the same scan"):
         ax.set_title(m.replace("tf_efficientnet_", ""), fontsize=9)
         top = max(top, float(bottom.max()))
     axes[0][0].set_ylim(0, top * 1.15)  # shared: set once, from the tallest bar of every panel
-    axes[0][0].set_ylabel("% of padded filters")
+    for row in axes:
+        row[0].set_ylabel("% of padded filters")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7.5, frameon=False, loc="upper right", ncol=2)
     fig.suptitle(title, fontsize=10, x=0.02, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (2.7 * nrow + 0.4)))
     return fig
 
 

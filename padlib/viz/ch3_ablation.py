@@ -166,10 +166,10 @@ def excess_plot(comparison, primary=("mean", "border"), primary_metric: str = "k
     filled) and KL per unit of perturbation (right: secondary, hollow), on a log axis (1: as disruptive as the
     controls). The primary ablation is the top row, labelled. ``sesoi``: the declared smallest relative excess of
     interest, a dashed line on the left panel. Takes ``report_tables(...)['comparison']``."""
-    if "metric" not in comparison and len(comparison):
-        raise PadlibError("excess_plot takes report_tables(...)['comparison'] (it has no 'metric' column)")
+    if len(comparison) and not {"metric", "excess"} <= set(comparison.columns):
+        raise PadlibError("the comparison table has no PAN-vs-control excess (run ablation_report)")
     t = (comparison[comparison["metric"].isin([primary_metric, secondary_metric]) & comparison["excess"].notna()]
-         if "excess" in comparison else comparison.iloc[:0])
+         if len(comparison) else comparison)
     if t.empty:  # no PAN had a size-matched control in any model (e.g. none was found): say so where the figure goes
         return message_figure("No PAN ablation to compare: no model had PANs with size-matched controls.")
     models = list(dict.fromkeys(t["model"]))

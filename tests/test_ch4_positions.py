@@ -82,7 +82,7 @@ def even():
 def test_the_study_finds_a_planted_weak_top_and_its_tables_are_tidy(weak_top):
     s = weak_top
     assert s.reads == {"planted": {"tb": "top", "lr": "left"}}  # the audit of the stride-2 conv at an even size
-    assert s.recognition["recognised"].all() and len(s.recognition) == 2 * 6
+    assert s.recognition["recognised"].all() and len(s.recognition) == 2 * 6 and s.recognition["rank"].eq(0).all()
     assert (s.recognition["target"] == 0).all() and s.recognition["object_size"].eq(OBJ).all()
     assert set(s.table["variant"]) == {"model", "control"}
     assert len(s.table) == 2 * 2 * 6 * N_POS * N_POS  # variants x objects x backgrounds x positions
@@ -166,7 +166,7 @@ def test_readings_on_the_planted_model(weak_top, even):
     assert ch4.padding_side_finding(weak_top).verdict == SUPPORTED
     f = ch4.border_position_finding(even)  # no weak side: the drop is excluded from reaching -POSITION_SOI
     assert f.verdict == CONTRADICTED and "planted" in f.observed
-    assert f"{OBJ} px ({OBJ / SIZE:.0%} of the canvas side" in f.scale and "not a detector" in f.scale
+    assert f"{OBJ} px ({OBJ / SIZE:.0%} of the canvas side" in f.scale and "not detectors" in f.scale
     assert "more than the 10% this chapter calls small" in f.note
     text = section_markdown([f], ch4.SECTION_POSITIONS)
     assert text.startswith("**Contradicted.**")
@@ -192,7 +192,8 @@ def _study(rows, models=("m1", "m2")):
                                   "n_objects", "n_pairs"])
     settings = {"models": list(models), "size": 224, "object_size": 56, "side_share": 0.25, "area_share": 0.0625,
                 "n_positions": 7, "min_prob": 0.1, "check_sizes": [22]}
-    rec = pd.DataFrame([{"model": m, "object": "cat", "object_size": z, "recognised": z == 56, "target_name": "cat"}
+    rec = pd.DataFrame([{"model": m, "object": "cat", "background": "b", "object_size": z, "recognised": z == 56,
+                         "target_name": "cat"}
                         for m in models for z in (56, 22)])
     return SimpleNamespace(tests=tests, settings=settings, recognition=rec, summary=pd.DataFrame(
         columns=["model", "variant", "side"]), controls={}, reads={m: {"tb": "top", "lr": "left"} for m in models})

@@ -478,6 +478,10 @@ def effect_lines(effects: pd.DataFrame) -> list[str]:
 # Section 4: objects at every position, the pretrained models at their own size
 
 
+def _holm_models(k: int) -> str:
+    return f"Holm over the {k} models" if k > 1 else "one model, no adjustment"
+
+
 def _position_scale(study) -> str:
     """The scale of the position lines' evidence: models, objects and backgrounds, the object's share of the canvas,
     and what the design is (a pooled classifier, not a detector)."""
@@ -487,8 +491,8 @@ def _position_scale(study) -> str:
                     f"backgrounds, {int(r.n_pairs)} pairs" for r in t.itertuples())
     return (f"{len(s['models'])} pretrained ImageNet classifiers at {s['size']} px ({per or 'no object recognised'}); "
             f"objects of {s['object_size']} px ({s['side_share']:.0%} of the canvas side, {s['area_share']:.0%} of its "
-            f"area) at {s['n_positions']}x{s['n_positions']} positions on crops of other photographs; a classifier "
-            "with global pooling, not a detector")
+            f"area) at {s['n_positions']}x{s['n_positions']} positions on crops of other photographs; classifiers "
+            "with global pooling, not detectors")
 
 
 def position_primary(study, test: str) -> tuple[pd.DataFrame, list]:
@@ -516,7 +520,7 @@ def _small_check(study) -> str:
 
 def _position_needed(untested: list, study) -> str:
     return (f"objects that {', '.join(untested)} recognise{'s' if len(untested) == 1 else ''} centred on at least "
-            f"two backgrounds (none at {study.settings['object_size']} px here with probability >= "
+            f"two backgrounds (fewer here at {study.settings['object_size']} px with probability >= "
             f"{study.settings['min_prob']:g})")
 
 
@@ -546,8 +550,8 @@ def border_position_finding(study) -> Finding:
                    observed, _position_scale(study),
                    detectable=_range(t["detectable"]) + " nats" if len(t) else "",
                    needed=_position_needed(untested, study) if verdict == NOT_TESTABLE else "",
-                   test=f"t-test over backgrounds per model (objects averaged within a background), Holm over the "
-                        f"{len(t)} models", note=note, section=SECTION_POSITIONS)
+                   test=f"t-test over backgrounds per model (objects averaged within a background), "
+                        f"{_holm_models(len(t))}", note=note, section=SECTION_POSITIONS)
 
 
 def padding_side_finding(study) -> Finding:
@@ -574,7 +578,7 @@ def padding_side_finding(study) -> Finding:
                    f"{-POSITION_SOI:+.2f} nats, ours)", observed, _position_scale(study),
                    detectable=_range(t["detectable"]) + " nats" if len(t) else "",
                    needed=_position_needed(untested, study) if verdict == NOT_TESTABLE else "",
-                   test=f"t-test over backgrounds per model, Holm over the {len(t)} models", note=note,
+                   test=f"t-test over backgrounds per model, {_holm_models(len(t))}", note=note,
                    section=SECTION_POSITIONS)
 
 
@@ -608,9 +612,11 @@ def position_lines(study) -> list[str]:
         for m, g in r.groupby("model", sort=False):
             ok = g[g["recognised"]]
             names = ", ".join(f"{o} as '{n}'" for o, n in ok.groupby("object", sort=False)["target_name"].first().items())
+            top = "top-1" if s.get("top_k", 1) == 1 else f"among the top {s['top_k']}"
             lines.append(f"{m} recognises {ok['object'].nunique()} of {g['object'].nunique()} candidate objects at "
                          f"{s['object_size']} px on at least one background ({names or 'none'}): {len(ok)} of "
-                         f"{len(g)} object-background pairs (top-1, probability >= {s['min_prob']:g}).")
+                         f"{len(g)} object-background pairs ({top}, probability >= {s['min_prob']:g}), on "
+                         f"{ok['background'].nunique()} backgrounds.")
     for c in position_control(study).itertuples():
         word = "exactly the planted side" if c.exact else "not exactly the planted side"
         lines.append(f"Positive control, {c.model} with the {c.planted} band ({study.controls[c.model]['width']} px) "

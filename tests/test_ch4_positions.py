@@ -175,6 +175,9 @@ def test_readings_on_the_planted_model(weak_top, even):
 def test_not_testable_when_no_object_is_recognised():
     s = study(Detector(), n_bg=3, min_prob=0.999)
     assert not s.recognition["recognised"].any() and s.tests.empty and s.table.empty
+    few = study(Detector(), n_bg=3, control_factor=0.97)  # a faint planted band on three backgrounds
+    c = ch4.position_control(few)
+    assert not c.loc[0, "exact"] and "too few backgrounds to show a weak side" in ch4.padding_side_finding(few).note
     for f in (ch4.border_position_finding(s), ch4.padding_side_finding(s)):
         assert f.verdict == NOT_TESTABLE and "planted" in f.needed and "recognise" in f.needed
     assert ch4.position_control(s).empty

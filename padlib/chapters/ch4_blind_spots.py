@@ -568,6 +568,9 @@ def padding_side_finding(study) -> Finding:
                          f"{fmt_p(r.p_adj)}" for r in t.itertuples())
     control = position_control(study)
     found = "; ".join(f"{r.model} with its {r.planted} band attenuated: found {r.found or 'no side'}"
+                      + ("" if r.exact else f" (the {r.planted} band {_iv(r.estimate, r.ci_low, r.ci_high)} nats over "
+                         f"{r.n} backgrounds, not resolved beyond {-POSITION_SOI:+.2f} after Holm over the four "
+                         "sides: too few backgrounds to show a weak side)")
                       for r in control.itertuples())
     note = f"positive control (the same pipeline on a planted weak side): {found}" if len(control) else ""
     if untested:

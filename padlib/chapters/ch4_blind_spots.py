@@ -218,7 +218,7 @@ def kernel_finding(kernels: pd.DataFrame) -> Finding:
 
 
 def _read_side(reads: str, axis: str) -> str:
-    """The side of ``axis`` ('top/bottom' or 'left/right') that reads more padding, from 'top/left' or 'bottom/right'."""
+    """The side of ``axis`` ('top/bottom' or 'left/right') that reads more padding ('top/left' or 'bottom/right')."""
     first, second = (reads.split("/") + ["", ""])[:2]
     return first if axis == "top/bottom" else second
 
@@ -614,7 +614,8 @@ def position_lines(study) -> list[str]:
         r = r[r["object_size"] == s["object_size"]]
         for m, g in r.groupby("model", sort=False):
             ok = g[g["recognised"]]
-            names = ", ".join(f"{o} as '{n}'" for o, n in ok.groupby("object", sort=False)["target_name"].first().items())
+            classes = ok.groupby("object", sort=False)["target_name"].first()
+            names = ", ".join(f"{o} as '{n}'" for o, n in classes.items())
             top = "top-1" if s.get("top_k", 1) == 1 else f"among the top {s['top_k']}"
             lines.append(f"{m} recognises {ok['object'].nunique()} of {g['object'].nunique()} candidate objects at "
                          f"{s['object_size']} px on at least one background ({names or 'none'}): {len(ok)} of "

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..chapters.findings import NOT_TESTABLE, Finding, judge, judge_all
+from ..position_sensitivity import blind_sides
 from ..stats import detectable_effect, holm_adjust
 
 # Our readings of the paper's words, declared before any result (the paper gives no numbers for these claims).
@@ -24,6 +25,8 @@ LEAN_SOI = 0.05       # smallest lean difference of interest, in spatial-bias in
 ENERGY_SOI = 0.02     # smallest shift of interest in a kernel's energy share (2% of its squared weight)
 BLIND_SOI = 0.02      # smallest accuracy difference of interest (2 points), for blind zones, sides and mitigations
 SMALL_OBJECT = 0.10   # an object is "small" when its side is at most this share of the canvas side
+POSITION_SOI = 0.10   # smallest drop of interest in the object's log-probability, in nats (about 10% less
+                      # probability), for the pretrained models' objects at every position (section 4)
 
 SECTION_ZOO = "the-whole-timm-zoo"
 SECTION_LEAN = "following-or-compensating"
@@ -31,6 +34,7 @@ SECTION_KERNELS = "the-stride-2-kernels"
 SECTION_MAPS = "accuracy-by-digit-position"
 SECTION_EFFECTS = "paired-effects"
 SECTION_MATCHED_KERNELS = "kernels-of-the-matched-networks"
+SECTION_POSITIONS = "small-objects-at-every-position-the-pretrained-models-at-224-px"
 
 CONSTANTS = {"ALPHA": (ALPHA, "family-wise error rate of each claim's primary family (Holm within the family)"),
              "COMMON_SHARE": (COMMON_SHARE, "'common': uneven padding in more than this share of the families"),
@@ -38,7 +42,9 @@ CONSTANTS = {"ALPHA": (ALPHA, "family-wise error rate of each claim's primary fa
              "LEAN_SOI": (LEAN_SOI, "smallest lean difference of interest (spatial-bias index units)"),
              "ENERGY_SOI": (ENERGY_SOI, "smallest shift of interest in a kernel's energy share"),
              "BLIND_SOI": (BLIND_SOI, "smallest accuracy difference of interest (blind zone, side, mitigation)"),
-             "SMALL_OBJECT": (SMALL_OBJECT, "largest object side, as a share of the canvas side, called small")}
+             "SMALL_OBJECT": (SMALL_OBJECT, "largest object side, as a share of the canvas side, called small"),
+             "POSITION_SOI": (POSITION_SOI, "smallest drop of interest in an object's log-probability (nats), "
+                                            "pretrained models, objects at every position")}
 
 
 def constants_markdown() -> str:
@@ -193,6 +199,8 @@ def kernel_finding(kernels: pd.DataFrame) -> Finding:
     verdict = judge_all(t["verdict"])
     observed = "; ".join(f"{r.model} {r.axis} {_iv(r.mean, r.ci_low, r.ci_high)}, Holm p {fmt_p(r.p_adj)}"
                          for r in t.itertuples())
+    if len(t):
+        observed = f"{kernel_sign_words(kernels)} ({observed})"
     models = list(dict.fromkeys(t["model"]))
     return Finding(verdict, "Pretrained stride-2 kernels put less energy on the side that reads more padding than "
                             "random-init kernels do",
@@ -206,7 +214,44 @@ def kernel_finding(kernels: pd.DataFrame) -> Finding:
                    test=f"per model axis, the pretrained value against the random-init copies' spread (a t-test "
                         f"of one new draw, {_dof(int(t['n'].max()) - 1 if len(t) else 0)}), Holm over the {len(t)} axes",
                    note="the pretrained models were trained at one size only, so this cannot say that the uneven "
-                        "padding caused the lean (section 4 tests that)", section=SECTION_KERNELS)
+                        "padding caused the lean (section 5 tests that)", section=SECTION_KERNELS)
+
+
+def _read_side(reads: str, axis: str) -> str:
+    """The side of ``axis`` ('top/bottom' or 'left/right') that reads more padding ('top/left' or 'bottom/right')."""
+    first, second = (reads.split("/") + ["", ""])[:2]
+    return first if axis == "top/bottom" else second
+
+
+def kernel_sign_words(kernels: pd.DataFrame) -> str:
+    """The sign flip with the padding convention, in words, from :func:`kernel_energy_tests`' table: per model, its
+    convention (which side reads more padding) and the sides on which its pretrained stride-2 kernels put less
+    energy than random init (each axis by the sign of its estimate; those whose interval spans 0 are named as not
+    resolved), then whether the side with less energy follows the convention in every model (the flip)."""
+    parts, follows, resolved, conventions = [], True, True, set()
+    for model, g in kernels.groupby("model", sort=False):
+        reads = str(g["reads"].iloc[0])
+        conventions.add(_convention(reads.split("/")[0]))
+        sides, unresolved = [], []
+        for r in g.itertuples():
+            read = _read_side(reads, r.axis)
+            other = r.axis.replace(read, "").strip("/")
+            less = read if r.mean < 0 else other
+            follows &= less == read
+            sides.append(f"{less} {'row' if r.axis == 'top/bottom' else 'column'}")
+            if not (r.ci_high < 0 or r.ci_low > 0):
+                unresolved.append(r.axis)
+                resolved = False
+        note = f" (not resolved on {', '.join(unresolved)})" if unresolved else ""
+        parts.append(f"{model} ({_convention(reads.split('/')[0])} padding, reads more {reads}) puts less energy "
+                     f"than random init on its {' and '.join(sides)}{note}")
+    text = "; ".join(parts)
+    if follows and len(conventions) > 1:
+        return text + (": the side with less energy flips with the padding convention" +
+                       ("" if resolved else " (by the estimates; not every interval excludes 0)"))
+    if follows:
+        return text + ": the side with less energy is the side that reads more padding"
+    return text + ": the side with less energy does not follow the padding convention in every model"
 
 
 def kernel_lines(kernels: pd.DataFrame) -> list[str]:
@@ -429,13 +474,177 @@ def effect_lines(effects: pd.DataFrame) -> list[str]:
     return lines
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Section 4: objects at every position, the pretrained models at their own size
+
+
+def _holm_models(k: int) -> str:
+    return f"Holm over the {k} models" if k > 1 else "one model, no adjustment"
+
+
+def _position_scale(study) -> str:
+    """The scale of the position lines' evidence: models, objects and backgrounds, the object's share of the canvas,
+    and what the design is (a pooled classifier, not a detector)."""
+    s = study.settings
+    t = study.tests[(study.tests["variant"] == "model") & (study.tests["test"] == "border")]
+    per = ", ".join(f"{r.model}: {int(r.n_objects)} object{'s' if r.n_objects != 1 else ''} on {int(r.n)} "
+                    f"backgrounds, {int(r.n_pairs)} pairs" for r in t.itertuples())
+    return (f"{len(s['models'])} pretrained ImageNet classifiers at {s['size']} px ({per or 'no object recognised'}); "
+            f"objects of {s['object_size']} px ({s['side_share']:.0%} of the canvas side, {s['area_share']:.0%} of its "
+            f"area) at {s['n_positions']}x{s['n_positions']} positions on crops of other photographs; classifiers "
+            "with global pooling, not detectors")
+
+
+def position_primary(study, test: str) -> tuple[pd.DataFrame, list]:
+    """One position claim's primary family: per model with an interval (objects recognised on at least two
+    backgrounds), the test ``test`` ('border' or 'padding side') against -:data:`POSITION_SOI`, Holm over those
+    models; the models without an interval, as not testable."""
+    t = study.tests[(study.tests["variant"] == "model") & (study.tests["test"] == test)]
+    ok = np.isfinite(t["ci_low"].to_numpy(dtype=float)) & np.isfinite(t["ci_high"].to_numpy(dtype=float))
+    tested = set(t.loc[ok, "model"])
+    return primary(t[ok], -POSITION_SOI), [m for m in study.settings["models"] if m not in tested]
+
+
+def _small_check(study) -> str:
+    """How many object-background pairs the models recognise at the chapter's small-object size, if measured."""
+    r = study.recognition
+    small = [z for z in study.settings.get("check_sizes", []) if z <= SMALL_OBJECT * study.settings["size"]]
+    if not small or not len(r):
+        return ""
+    z = max(small)
+    d = r[r["object_size"] == z]
+    per = ", ".join(f"{m} {int(g['recognised'].sum())} of {len(g)}" for m, g in d.groupby("model", sort=False))
+    return (f"at {z} px ({z / study.settings['size']:.0%} of the side, within what this chapter calls small, "
+            f"SMALL_OBJECT) the classifiers recognise {per} object-background pairs centred")
+
+
+def _position_needed(untested: list, study) -> str:
+    return (f"objects that {', '.join(untested)} recognise{'s' if len(untested) == 1 else ''} centred on at least "
+            f"two backgrounds (fewer here at {study.settings['object_size']} px with probability >= "
+            f"{study.settings['min_prob']:g})")
+
+
+def border_position_finding(study) -> Finding:
+    """A pretrained classifier recognises an object less near the border: per model, the mean over the four side
+    bands minus the interior of the change in the object's log-probability (objects averaged within each background,
+    t-test over backgrounds; :func:`padlib.experiments.ch4_blind_spots.position_tests`), Holm over the models, each
+    against -:data:`POSITION_SOI`; every model (``judge_all``). Not testable for a model that recognises no object
+    on two backgrounds."""
+    t, untested = position_primary(study, "border")
+    s = study.settings
+    verdict = judge_all(list(t["verdict"]) + [NOT_TESTABLE] * len(untested))
+    observed = "; ".join(f"{r.model} {_iv(r.mean, r.ci_low, r.ci_high)} nats, Holm p {fmt_p(r.p_adj)}"
+                         for r in t.itertuples())
+    if observed:
+        observed += " (border bands minus the interior, change in log-probability against the object centred)"
+    small = _small_check(study)
+    note = (f"the objects are {s['side_share']:.0%} of the canvas side, more than the {SMALL_OBJECT:.0%} this chapter "
+            "calls small" + (f"; {small}" if small else "") + "; Mind the Pad's case is a detector missing a small "
+            "object") if s["side_share"] > SMALL_OBJECT else ""
+    if untested:
+        note = (note + "; " if note else "") + f"not testable for {', '.join(untested)} (no object recognised)"
+    return Finding(verdict, "A pretrained classifier recognises an object less near the border (objects at every "
+                            "position, no intervention)",
+                   f"a lower log-probability of the object's class in the border bands than in the interior (our "
+                   f"reading of the blind spots; smallest effect of interest {-POSITION_SOI:+.2f} nats, ours)",
+                   observed, _position_scale(study),
+                   detectable=_range(t["detectable"]) + " nats" if len(t) else "",
+                   needed=_position_needed(untested, study) if verdict == NOT_TESTABLE else "",
+                   test=f"t-test over backgrounds per model (objects averaged within a background), "
+                        f"{_holm_models(len(t))}", note=note, section=SECTION_POSITIONS)
+
+
+def padding_side_finding(study) -> Finding:
+    """A pretrained classifier recognises an object less on the side that reads more padding: per model, the band on
+    each side that reads more padding (its padding audit at the model's size: top and left for PyTorch padding,
+    bottom and right for TF 'SAME') minus the opposite band, averaged over the two axes (t-test over backgrounds),
+    Holm over the models, each against -:data:`POSITION_SOI`; every model. The positive control's result is the
+    note (:func:`position_control`)."""
+    t, untested = position_primary(study, "padding side")
+    verdict = judge_all(list(t["verdict"]) + [NOT_TESTABLE] * len(untested))
+    conv = {m: f"{m}, {_convention(r['tb'] or r['lr'])} padding, reads more "
+               f"{'/'.join(x for x in (r['tb'], r['lr']) if x) or 'neither side'}" for m, r in study.reads.items()}
+    observed = "; ".join(f"{r.model} ({r.sides} minus the opposite) {_iv(r.mean, r.ci_low, r.ci_high)} nats, Holm p "
+                         f"{fmt_p(r.p_adj)}" for r in t.itertuples())
+    control = position_control(study)
+    found = "; ".join(f"{r.model} with its {r.planted} band attenuated: found {r.found or 'no side'}"
+                      + ("" if r.exact else f" (the {r.planted} band {_iv(r.estimate, r.ci_low, r.ci_high)} nats over "
+                         f"{r.n} backgrounds, not resolved beyond {-POSITION_SOI:+.2f} after Holm over the four "
+                         "sides: too few backgrounds to show a weak side)")
+                      for r in control.itertuples())
+    note = f"positive control (the same pipeline on a planted weak side): {found}" if len(control) else ""
+    if untested:
+        note = (note + "; " if note else "") + f"not testable for {', '.join(untested)} (no object recognised)"
+    return Finding(verdict, "A pretrained classifier recognises an object less on the side that reads more padding",
+                   "a lower log-probability of the object's class in the band on the side that reads more padding "
+                   f"than on the opposite side ({'; '.join(conv.values())}; our reading; smallest effect of interest "
+                   f"{-POSITION_SOI:+.2f} nats, ours)", observed, _position_scale(study),
+                   detectable=_range(t["detectable"]) + " nats" if len(t) else "",
+                   needed=_position_needed(untested, study) if verdict == NOT_TESTABLE else "",
+                   test=f"t-test over backgrounds per model, {_holm_models(len(t))}", note=note,
+                   section=SECTION_POSITIONS)
+
+
+def position_control(study, sesoi: float = POSITION_SOI) -> pd.DataFrame:
+    """The positive control, per model: the planted side (:attr:`controls`), and what :func:`padlib.blind_sides`
+    finds at ``sesoi`` in the control's side bands (Holm over the four sides): ``found`` (the blind sides, joined),
+    ``no_blind_band``, ``undecided``, ``exact`` (found exactly the planted side), and the planted side's estimate
+    with its interval."""
+    rows = []
+    summary = study.summary[study.summary["variant"] == "control"]
+    for model, g in summary.groupby("model", sort=False):
+        g = g.drop(columns=["model", "variant"]).reset_index(drop=True)
+        g.attrs.update(level=0.95)
+        b = blind_sides(g, sesoi)
+        planted = study.controls[model]["side"]
+        p = g[g["side"] == planted].iloc[0]
+        rows.append({"model": model, "planted": planted, "found": ", ".join(b.blind),
+                     "no_blind_band": ", ".join(b.no_blind_band), "undecided": ", ".join(b.undecided),
+                     "exact": b.blind == [planted], "estimate": p["estimate"], "ci_low": p["ci_low"],
+                     "ci_high": p["ci_high"], "n": int(p["n_backgrounds"])})
+    return pd.DataFrame(rows, columns=["model", "planted", "found", "no_blind_band", "undecided", "exact", "estimate",
+                                       "ci_low", "ci_high", "n"])
+
+
+def position_lines(study) -> list[str]:
+    """Plain sentences for the section: what was recognised, and the positive control per model."""
+    s, lines = study.settings, []
+    r = study.recognition
+    if len(r):
+        r = r[r["object_size"] == s["object_size"]]
+        for m, g in r.groupby("model", sort=False):
+            ok = g[g["recognised"]]
+            classes = ok.groupby("object", sort=False)["target_name"].first()
+            names = ", ".join(f"{o} as '{n}'" for o, n in classes.items())
+            top = "top-1" if s.get("top_k", 1) == 1 else f"among the top {s['top_k']}"
+            lines.append(f"{m} recognises {ok['object'].nunique()} of {g['object'].nunique()} candidate objects at "
+                         f"{s['object_size']} px on at least one background ({names or 'none'}): {len(ok)} of "
+                         f"{len(g)} object-background pairs ({top}, probability >= {s['min_prob']:g}), on "
+                         f"{ok['background'].nunique()} backgrounds.")
+    for c in position_control(study).itertuples():
+        word = "exactly the planted side" if c.exact else "not exactly the planted side"
+        lines.append(f"Positive control, {c.model} with the {c.planted} band ({study.controls[c.model]['width']} px) "
+                     f"multiplied by {study.controls[c.model]['factor']:g}: blind side found: {c.found or 'none'}; "
+                     f"no blind band: {c.no_blind_band or 'none'}; undecided: {c.undecided or 'none'} ({word}; "
+                     f"{c.planted} band minus interior {_iv(c.estimate, c.ci_low, c.ci_high)} nats over {c.n} "
+                     "backgrounds).")
+    small = _small_check(study)
+    if small:
+        lines.append(small[:1].upper() + small[1:] + ".")
+    return lines
+
+
 def chapter_findings_box(zoo_units_: dict | None, leans: pd.DataFrame, kernels: pd.DataFrame,
                          energy_fx: pd.DataFrame, cells: pd.DataFrame, effects: pd.DataFrame,
-                         zoo_numbers: dict | None = None, settings: dict | None = None) -> list:
+                         zoo_numbers: dict | None = None, settings: dict | None = None, positions=None) -> list:
     """Chapter 4's findings, one per claim of Mind the Pad, in the order of the chapter's sections; each comes
-    from the same ``*_finding`` function that the section under its figure shows."""
+    from the same ``*_finding`` function that the section under its figure shows. ``positions``: the pretrained
+    position study (:func:`padlib.experiments.ch4_blind_spots.pretrained_position_study`), when run."""
     out = [zoo_finding(zoo_units_, zoo_numbers)] if zoo_units_ else []
-    out += [lean_finding(leans), kernel_finding(kernels), matched_kernel_finding(energy_fx, settings),
+    out += [lean_finding(leans), kernel_finding(kernels)]
+    if positions is not None:
+        out += [border_position_finding(positions), padding_side_finding(positions)]
+    out += [matched_kernel_finding(energy_fx, settings),
             blind_zone_finding(cells, settings),
             blind_side_finding(effects, energy_fx.attrs.get("reads") or "top/left", settings),
             mitigation_finding(cells, effects, settings)]

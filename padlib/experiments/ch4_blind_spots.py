@@ -409,3 +409,290 @@ def mean_maps(maps: pd.DataFrame) -> dict:
     return {k: g.groupby(["y", "x"])["accuracy"].mean().unstack("x") for k, g in maps.groupby(["size", "scheme"],
                                                                                            sort=False)}
 
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Objects at every position: the pretrained models at their own size, no intervention
+
+# Candidate objects: one square crop (left, top, right, bottom) per photograph, each something an ImageNet classifier
+# names when it fills the canvas. A model keeps only the objects it still recognises centred at the object size.
+OBJECT_CROPS = {"cat": ("chelsea", (100, 0, 400, 300)), "espresso": ("coffee", (100, 0, 500, 400)),
+                "dahlia": ("flower", (200, 30, 480, 310)), "helmet": ("astronaut", (300, 300, 512, 512)),
+                "uniform": ("grace_hopper", (100, 0, 500, 400)), "palace": ("china", (0, 50, 320, 370)),
+                "rocket": ("rocket", (270, 50, 470, 250))}
+BAND_SIDES = ("top", "bottom", "left", "right")
+_OPPOSITE = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
+
+
+def position_objects(n_objects: int, object_size: int, size: int, crops: dict | None = None) -> dict:
+    """The first ``n_objects`` of ``crops`` (default :data:`OBJECT_CROPS`; a value is (photo, box) or a (3, h, w)
+    image in [0, 1]): name -> (photo, the crop at ``object_size`` px, the crop filling the ``size``-px canvas), all
+    (3, h, w) in [0, 1]."""
+    from torchvision.transforms import functional as F
+
+    from ..data import load_photo
+
+    crops = OBJECT_CROPS if crops is None else crops
+    if not 1 <= n_objects <= len(crops):
+        raise PadlibError(f"n_objects must be 1 to {len(crops)} (the candidate crops), got {n_objects}")
+    out = {}
+    for name, spec in list(crops.items())[:n_objects]:
+        if isinstance(spec, torch.Tensor):
+            x = spec.detach().float().cpu()[None]
+            resize = lambda s: torch.nn.functional.interpolate(  # noqa: E731
+                x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+            out[name] = (name, resize(object_size), resize(size))
+            continue
+        photo, box = spec
+        img = load_photo(photo).crop(box)
+        out[name] = (photo, F.to_tensor(img.resize((object_size, object_size))), F.to_tensor(img.resize((size, size))))
+    return out
+
+
+def position_backgrounds(exclude, size: int, seed: int = 0, fraction: float = 0.5) -> dict:
+    """One background per offline photograph not in ``exclude`` (the objects' photographs): a square crop of
+    ``fraction`` of its shorter side at a seeded random place, resized to ``size``; in a seeded order. One crop per
+    photograph, so that backgrounds are independent units."""
+    from torchvision.transforms import functional as F
+
+    from ..data import load_photo, offline_photo_names
+
+    rng = np.random.default_rng([seed, 4224])
+    names = [p for p in offline_photo_names() if p not in set(exclude)]
+    out = {}
+    for i in rng.permutation(len(names)):
+        img = load_photo(names[i])
+        w, h = img.size
+        s = max(8, int(min(w, h) * fraction))
+        left, top = int(rng.integers(0, w - s + 1)), int(rng.integers(0, h - s + 1))
+        out[names[i]] = F.to_tensor(img.crop((left, top, left + s, top + s)).resize((size, size)))
+    return out
+
+
+@torch.no_grad()
+def _probs(model, canvases01: torch.Tensor, batch_size: int, device) -> torch.Tensor:
+    from ..models import preprocessing
+
+    prep = preprocessing(model)
+    return torch.cat([model(prep.normalize(canvases01[s:s + batch_size]).to(device)).float().softmax(-1).cpu()
+                      for s in range(0, len(canvases01), batch_size)])
+
+
+def object_recognition(model: nn.Module, objects: dict, backgrounds: dict, size: int, min_prob: float = 0.1,
+                       object_size: int | None = None, top_k: int = 1, batch_size: int = 32,
+                       device="cpu") -> pd.DataFrame:
+    """Which objects ``model`` recognises centred on which backgrounds. An object's target is the class the model
+    gives the object filling the canvas (its class, to this model); on a background the object is recognised when,
+    pasted at the centre, that class is among the model's ``top_k`` most probable classes (``rank`` 0 is the top-1)
+    with probability at least ``min_prob``: the model sees the object there, not only the background.
+    ``object_size`` (default: the objects' own size) resizes the objects first (a recognition check at another
+    size)."""
+    from ..blind_spot_maps import paste_centre
+    from ..models import imagenet_classes
+
+    model.eval()
+    names = list(objects)
+    full = torch.stack([objects[o][2] for o in names])
+    targets = _probs(model, full, batch_size, device).argmax(1).tolist()
+    pasted = {}
+    for o in names:
+        x = objects[o][1]
+        if object_size is not None and x.shape[-1] != object_size:  # from the full-canvas crop, antialiased
+            x = torch.nn.functional.interpolate(objects[o][2][None], size=(object_size, object_size),
+                                                mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+        pasted[o] = x
+    jobs = [(o, b) for o in names for b in backgrounds]
+    p = _probs(model, torch.stack([paste_centre(pasted[o], backgrounds[b].clone(), size) for o, b in jobs]),
+               batch_size, device)
+    classes = imagenet_classes() if p.shape[1] == 1000 else [str(i) for i in range(p.shape[1])]
+    rows = []
+    for (o, b), q in zip(jobs, p):
+        t = targets[names.index(o)]
+        top1, rank = int(q.argmax()), int((q > q[t]).sum())
+        rows.append({"object": o, "photo": objects[o][0], "background": b, "object_size": int(pasted[o].shape[-1]),
+                     "target": t, "target_name": classes[t], "centre_prob": float(q[t]), "rank": rank,
+                     "top1": top1, "top1_name": classes[top1],
+                     "recognised": rank < top_k and float(q[t]) >= min_prob})
+    return pd.DataFrame(rows)
+
+
+def _band_masks(row: np.ndarray, col: np.ndarray, n: int, band: int) -> dict:
+    """:func:`padlib.position_summary`'s bands: each side's outer ``band`` grid rows (columns) without the corners,
+    and the interior (positions in no band)."""
+    inner_r, inner_c = (row >= band) & (row < n - band), (col >= band) & (col < n - band)
+    return {"top": (row < band) & inner_c, "bottom": (row >= n - band) & inner_c,
+            "left": (col < band) & inner_r, "right": (col >= n - band) & inner_r, "interior": inner_r & inner_c}
+
+
+def background_maps(table: pd.DataFrame) -> pd.DataFrame:
+    """Objects as a fixed factor inside each background: per (background, row, col), the mean ``change`` over the
+    objects recognised on that background (``n_objects``: how many)."""
+    return (table.groupby(["background", "row", "col"], sort=False)
+            .agg(change=("change", "mean"), n_objects=("object", "nunique")).reset_index())
+
+
+def position_bands(table: pd.DataFrame, n_positions: int, band: int = 1) -> pd.DataFrame:
+    """Per background: the mean change (objects averaged first, :func:`background_maps`) in each side's band and in
+    the interior (:func:`padlib.position_summary`'s bands: corners in no side)."""
+    m = background_maps(table)
+    masks = _band_masks(m["row"].to_numpy(), m["col"].to_numpy(), n_positions, band)
+    rows = []
+    for bg, idx in m.groupby("background", sort=False).groups.items():
+        row = {"background": bg, "n_objects": int(m.loc[idx, "n_objects"].max())}
+        for k, mask in masks.items():
+            sel = m.loc[idx][mask[idx]]
+            row[k] = float(sel["change"].mean()) if len(sel) else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def position_tests(bands: pd.DataFrame, reads: dict, level: float = 0.95) -> pd.DataFrame:
+    """The two tests of one model's bands (:func:`position_bands`), t-tests over backgrounds (unadjusted p; the
+    chapter's readings adjust within each claim's family):
+
+    - ``border``: per background, the mean of the four side bands minus the interior (< 0: the object is
+      recognised less near the border);
+    - ``padding side``: per background, the band on the side that reads more padding minus the opposite band,
+      averaged over the axes on which one side reads more (``reads``: {"tb": "top"/"bottom"/"", "lr": ...});
+      < 0: less on that side. NaN when no axis reads more on one side."""
+    border = bands[list(BAND_SIDES)].mean(axis=1) - bands["interior"]
+    sides = [s for s in (reads.get("tb"), reads.get("lr")) if s]
+    padding = (sum(bands[s] - bands[_OPPOSITE[s]] for s in sides) / len(sides)) if sides else \
+        pd.Series(np.nan, index=bands.index)
+    rows = []
+    for test, v in (("border", border), ("padding side", padding)):
+        r = t_test(v.to_numpy(dtype=float), level)
+        rows.append({"test": test, "sides": "four sides" if test == "border" else "/".join(sides),
+                     "mean": r.mean, "ci_low": r.low, "ci_high": r.high, "p": r.p, "n": r.n})
+    return pd.DataFrame(rows)
+
+
+def _object_averaged(table: pd.DataFrame, n_positions: int, size: int) -> pd.DataFrame:
+    """The table with objects averaged inside each background, as :func:`padlib.position_summary` reads it."""
+    m = background_maps(table).assign(object="mean over objects")
+    m.attrs.update(n_positions=n_positions, size=size, response="logprob")
+    return m
+
+
+@dataclass
+class PositionStudy:
+    """What :func:`pretrained_position_study` produced (tidy tables; ``variant`` is 'model' or 'control')."""
+
+    recognition: pd.DataFrame  # model, object, photo, background, object_size, target(_name), centre_prob, recognised
+    table: pd.DataFrame        # model, variant + padlib.position_sensitivity's rows (recognised pairs only)
+    bands: pd.DataFrame        # model, variant, background, top, bottom, left, right, interior, n_objects
+    summary: pd.DataFrame      # model, variant + padlib.position_summary of the object-averaged table
+    tests: pd.DataFrame        # model, variant, test ('border', 'padding side'), sides, mean, ci_low, ci_high, p, n
+    maps: pd.DataFrame         # model, variant, row, col, change (mean over backgrounds), n
+    controls: dict             # model -> {"side": planted side, "width": px, "factor": ...}
+    reads: dict                # model -> {"tb": side, "lr": side}: the sides that read more padding (audit)
+    settings: dict
+    seconds: dict
+
+
+def pretrained_position_study(models: dict, n_objects: int = 4, n_backgrounds: int = 8, object_size: int = 64,
+                              size: int = 224, n_positions: int = 7, seed: int = 0, min_prob: float = 0.05,
+                              top_k: int = 5,
+                              band: int = 1, background_fraction: float = 0.5, control_factor: float = 0.3,
+                              check_sizes=(), batch_size: int = 32, crops: dict | None = None,
+                              backgrounds: dict | None = None, device="cpu", progress: bool = True) -> PositionStudy:
+    """Mind the Pad's blind spots tested on pretrained classifiers as they are used (no intervention): objects
+    pasted at every position of an ``n_positions`` x ``n_positions`` grid (:func:`padlib.position_sensitivity`,
+    log-probability of the object's class against the same object centred on the same background).
+
+    **Objects**: the first ``n_objects`` crops of :data:`OBJECT_CROPS` (square crops of the offline photographs),
+    resized to ``object_size`` px (64 px is 29% of a 224-px canvas side, 8% of its area). **Backgrounds**: one crop
+    per other photograph (:func:`position_backgrounds`; ``backgrounds``: your own, name -> (3, size, size)).
+    **Recognition** (:func:`object_recognition`): an (object, background) pair enters when the model, with the
+    object centred on that background, ranks the object's own class (the class it gives the object filling the
+    canvas) among its ``top_k`` classes with probability >= ``min_prob``; that class is the target. (Top-1 alone
+    keeps almost no pair for EfficientNet-Lite0 on these photographs; top-5 is ImageNet's other recognition
+    criterion, and 0.05 is 50 times chance.) Per model the first
+    ``n_backgrounds`` backgrounds (in their seeded order) on which at least one object is recognised are kept.
+
+    **Units**: backgrounds are the independent units: the positions of one background share its pixels, and the
+    few objects (a handful of chosen crops, not a sample of objects) are a fixed factor, averaged inside each
+    background over the objects recognised on it (:func:`background_maps`). So every interval is a t-interval over
+    backgrounds, and a conclusion reaches other backgrounds for these objects, not other objects.
+
+    **Positive control**: the same model with the input band of one object height along the side that reads more
+    padding on the vertical axis (:func:`padlib.spatial_bias.predicted_lean` of its padding audit at ``size``:
+    top for PyTorch padding, bottom for TF 'SAME') multiplied by ``control_factor``
+    (:func:`padlib.experiments.planted.attenuated_band`), on the same pairs and targets; the pipeline must find
+    that side weak and no other (the readings apply :func:`padlib.blind_sides`).
+
+    ``check_sizes``: other object sizes at which recognition alone is measured (for example the chapter's small-
+    object size), in ``recognition``."""
+    import time
+
+    from ..audit import padding_audit
+    from ..position_sensitivity import position_sensitivity, position_summary
+    from ..spatial_bias import predicted_lean
+    from .planted import attenuated_band
+
+    check_type("models", models, dict)
+    if n_backgrounds < 2:
+        raise PadlibError("n_backgrounds must be at least 2 (the intervals are over backgrounds)")
+    objects = position_objects(n_objects, object_size, size, crops)
+    bgs = backgrounds if backgrounds is not None else position_backgrounds(
+        {photo for photo, _, _ in objects.values()}, size, seed, background_fraction)
+    rec, tables, bands, summaries, tests, controls, reads, seconds = [], [], [], [], [], {}, {}, {}
+    for name, model in models.items():
+        t0 = time.perf_counter()
+        r = object_recognition(model, objects, bgs, size, min_prob, None, top_k, batch_size, device)
+        for s in check_sizes:
+            r = pd.concat([r, object_recognition(model, objects, bgs, size, min_prob, int(s), top_k, batch_size,
+                                                 device)], ignore_index=True)
+        rec.append(r.assign(model=name))
+        ok = r[r["recognised"] & (r["object_size"] == object_size)]
+        kept = list(dict.fromkeys(ok["background"]))[:n_backgrounds]
+        ok = ok[ok["background"].isin(kept)]
+        lean = predicted_lean(padding_audit(model, size))
+        reads[name] = {"tb": lean["lean_tb"], "lr": lean["lean_lr"]}
+        side = reads[name]["tb"] or reads[name]["lr"] or "top"
+        controls[name] = {"side": side, "width": object_size, "factor": control_factor}
+        variants = {"model": model, "control": attenuated_band(model, side, object_size, control_factor)}
+        for variant, m in variants.items():
+            parts = []
+            for obj, g in ok.groupby("object", sort=False):
+                t = position_sensitivity(m, {obj: objects[obj][1]}, {b: bgs[b] for b in g["background"]},
+                                         target=int(g["target"].iloc[0]), size=size, n_positions=n_positions,
+                                         batch_size=batch_size, device=device,
+                                         progress=f"{name} {variant} {obj}" if progress else False)
+                parts.append(t)
+            if not parts:
+                continue
+            table = pd.concat(parts, ignore_index=True)
+            tables.append(table.assign(model=name, variant=variant))
+            b = position_bands(table, n_positions, band)
+            bands.append(b.assign(model=name, variant=variant))
+            s = position_summary(_object_averaged(table, n_positions, size), band=band)
+            summaries.append(s.assign(model=name, variant=variant))
+            tests.append(position_tests(b, reads[name]).assign(model=name, variant=variant,
+                                                               n_objects=int(ok["object"].nunique()),
+                                                               n_pairs=len(ok)))
+        seconds[name] = time.perf_counter() - t0
+    first = ["model", "variant"]
+
+    def cat(parts, columns=()):
+        if not parts:
+            return pd.DataFrame(columns=first + list(columns))
+        d = pd.concat(parts, ignore_index=True)
+        return d[first + [c for c in d.columns if c not in first]]
+
+    table = cat(tables, ["background", "row", "col", "change"])
+    maps = (table.groupby(first + ["background", "row", "col"], sort=False)["change"].mean().reset_index()
+            .groupby(first + ["row", "col"], sort=False)["change"].agg(["mean", "size"]).reset_index()
+            .rename(columns={"mean": "change", "size": "n"})) if len(table) else \
+        pd.DataFrame(columns=first + ["row", "col", "change", "n"])
+    recognition = pd.concat(rec, ignore_index=True) if rec else pd.DataFrame()
+    if len(recognition):
+        recognition = recognition[["model"] + [c for c in recognition.columns if c != "model"]]
+    settings = dict(n_objects=n_objects, objects=list(objects), n_backgrounds=n_backgrounds,
+                    background_candidates=list(bgs), object_size=object_size, size=size,
+                    side_share=object_size / size, area_share=(object_size / size) ** 2, n_positions=n_positions,
+                    seed=seed, min_prob=min_prob, top_k=top_k, band=band, control_factor=control_factor,
+                    check_sizes=[int(s) for s in check_sizes], models=list(models))
+    return PositionStudy(recognition, table, cat(bands, ["background"]), cat(summaries, ["side"]),
+                         cat(tests, ["test", "mean", "ci_low", "ci_high", "p", "n"]), maps, controls, reads,
+                         settings, seconds)

@@ -213,6 +213,36 @@ def masked_band(model: nn.Module, side: str = "top", width: int = 8, fill: float
     return MaskedBand(model, side, width, fill)
 
 
+class AttenuatedBand(nn.Module):
+    """``model`` whose input is multiplied by ``factor`` over a band of ``width`` pixels along one border: a planted
+    weak side for a pretrained model (the positive control of the chapter's position study). The model receives
+    normalised input, so the band fades toward the dataset's mean colour. The wrapper carries the model's
+    preprocessing, so padlib's methods prepare its input as they would the model's."""
+
+    def __init__(self, model: nn.Module, side: str, width: int, factor: float = 0.3):
+        super().__init__()
+        if side not in ("top", "bottom", "left", "right"):
+            raise PadlibError(f"side must be top, bottom, left or right, got {side!r}")
+        if int(width) < 1 or not 0.0 <= float(factor) < 1.0:
+            raise PadlibError(f"width must be >= 1 pixel and factor in [0, 1), got {width!r}, {factor!r}")
+        self.model, self.side, self.width, self.factor = model, side, int(width), float(factor)
+        if hasattr(model, "padlib_preprocessing"):
+            self.padlib_preprocessing = model.padlib_preprocessing
+
+    def forward(self, x):
+        w = self.width
+        where = {"top": (..., slice(0, w), slice(None)), "bottom": (..., slice(-w, None), slice(None)),
+                 "left": (..., slice(0, w)), "right": (..., slice(-w, None))}[self.side]
+        mask = torch.ones_like(x[:1, :1])
+        mask[where] = self.factor
+        return self.model(x * mask)
+
+
+def attenuated_band(model: nn.Module, side: str, width: int, factor: float = 0.3) -> AttenuatedBand:
+    """A planted weak side: ``model`` with a ``width``-pixel input band along ``side`` multiplied by ``factor``."""
+    return AttenuatedBand(model, side, width, factor)
+
+
 
 def specialist_check(scan: PanScan) -> pd.DataFrame:
     """The planted specialist network's first layer: each channel's role, what the planted design expects

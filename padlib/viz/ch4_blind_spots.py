@@ -6,8 +6,8 @@ import numpy as np
 
 from ..audit import padding_audit
 from ..spatial_bias import constant_inputs, depth_layers, mean_feature_maps
-from ..viz.common import _finish_panel_grid, _panel_grid
-from ..viz.style import PRETRAINED, RANDOM_INIT, colour_name, scheme_colour
+from ..viz.common import _finish_panel_grid, _panel_grid, message_figure
+from ..viz.style import PRETRAINED, RANDOM_INIT, colour_name, model_colour, scheme_colour
 
 # This chapter's bar styles: the role colours (pretrained near-black, random init mid grey, as on every page), the
 # even input size hatched; the zoo's counts in dark grey (no role, model or scheme: none of their colours).
@@ -358,6 +358,109 @@ def energy_effects_figure(energy_fx, primary_rows=None):
                   f"{energy_fx.attrs.get('even', '?')} px (mean over seeds, 95% interval)")
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Objects at every position: the pretrained models at their own size
+
+# Lower confidence blue, higher red (as chapter 1's silenced / firing border units); the sides that read more padding
+# marked in black, the colour of zero padding on every page.
+POSITION_CMAP = "RdBu_r"
+READS_MARK = scheme_colour("zero")
+POSITION_SIDES = ("top", "bottom", "left", "right")
+
+
+def position_map_figure(study, variant: str = "model"):
+    """Per model (panel): the mean change in the object's log-probability with the object at each grid position
+    against the same object centred (mean over backgrounds of the mean over the objects recognised on each;
+    :func:`padlib.experiments.ch4_blind_spots.pretrained_position_study`), on a diverging colour scale centred at 0
+    and shared by the panels; black bars outside the map mark the sides that read more padding."""
+    maps = study.maps[study.maps["variant"] == variant]
+    models = list(dict.fromkeys(maps["model"]))
+    if not models:
+        return message_figure("no object was recognised centred: nothing to map")
+    lim = float(np.nanmax(np.abs(maps["change"].to_numpy(dtype=float)))) or 1.0
+    n = int(study.settings["n_positions"])
+    fig, axes = plt.subplots(1, len(models), figsize=(3.3 * len(models) + 1.0, 3.4), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        grid = (maps[maps.model == m].pivot(index="row", columns="col", values="change")
+                .reindex(index=range(n), columns=range(n)).to_numpy(dtype=float))
+        im = ax.imshow(grid, cmap=POSITION_CMAP, vmin=-lim, vmax=lim, interpolation="nearest")
+        pad = 0.85
+        for side in (study.reads.get(m, {}).get("tb"), study.reads.get(m, {}).get("lr")):
+            if not side:
+                continue
+            lo, hi = -0.5, n - 0.5
+            xy = {"top": ([lo, hi], [-pad, -pad]), "bottom": ([lo, hi], [n - 1 + pad] * 2),
+                  "left": ([-pad, -pad], [lo, hi]), "right": ([n - 1 + pad] * 2, [lo, hi])}[side]
+            ax.plot(*xy, color=READS_MARK, lw=4, solid_capstyle="butt", clip_on=False)
+        ax.set_xlim(-1.1, n - 0.1)
+        ax.set_ylim(n - 0.1, -1.1)
+        ticks = [0, n // 2, n - 1]
+        ax.set_xticks(ticks, ["left", "centre", "right"], fontsize=7.5)
+        ax.set_yticks(ticks, ["top", "middle", "bottom"], fontsize=7.5)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_title(m, fontsize=10, color=model_colour(m))
+    fig.colorbar(im, ax=list(axes[0]), shrink=0.85, label="change in log-probability (nats)")
+    return fig
+
+
+def position_map_caption(study) -> str:
+    """The prose under :func:`position_map_figure`, its colour words from the figure's colours."""
+    s = study.settings
+    return (f"Each cell is one position of the object's box on the {s['size']}-px canvas ({s['n_positions']} x "
+            f"{s['n_positions']} positions from touching the top-left to touching the bottom-right corner): the "
+            f"change in the log-probability of the object's class against the same object centred on the same "
+            "background, averaged over the objects recognised on a background, then over backgrounds. Blue: the "
+            "model is less confident there than with the object centred; red: more; white: no change (one colour "
+            f"scale for both panels). The {colour_word(READS_MARK)} bars outside a map mark the sides whose padding "
+            "that model's stride-2 layers read more at this size.")
+
+
+def position_bands_figure(study, sesoi: float | None = None):
+    """Per model (panel): each side band minus the interior with its 95% interval over backgrounds
+    (:func:`padlib.position_summary` of the object-averaged table), for the model (filled, in its colour) and its
+    positive control (open), ``-sesoi`` dashed."""
+    summ = study.summary[study.summary["side"].isin(POSITION_SIDES)]
+    models = list(dict.fromkeys(summ["model"]))
+    if not models:
+        return message_figure("no object was recognised centred: no side bands")
+    fig, axes = _panel_grid(len(models), row_height=2.6)
+    for ax, m in zip(axes, models):
+        colour = model_colour(m)
+        for k, (variant, label, dx) in enumerate((("model", "pretrained model", -0.12),
+                                                  ("control", "positive control (a band attenuated)", 0.12))):
+            d = summ[(summ.model == m) & (summ.variant == variant)].set_index("side").reindex(POSITION_SIDES)
+            x = np.arange(len(POSITION_SIDES)) + dx
+            v = d["estimate"].to_numpy(dtype=float)
+            yerr = np.vstack([np.clip(v - d["ci_low"].to_numpy(dtype=float), 0, None),
+                              np.clip(d["ci_high"].to_numpy(dtype=float) - v, 0, None)])
+            ax.errorbar(x, v, yerr=yerr, fmt="o" if k == 0 else "s", ms=5, capsize=2, color=colour,
+                        mfc=colour if k == 0 else "white", label=label)
+        ax.axhline(0, color="0.3", lw=0.6)
+        if sesoi:
+            ax.axhline(-sesoi, color="0.3", lw=0.8, ls="--", label=f"smallest drop of interest (-{sesoi:g})")
+        reads = {x for x in study.reads.get(m, {}).values() if x}
+        ax.set_xticks(range(len(POSITION_SIDES)),
+                      [f"{sd}\n(reads more)" if sd in reads else sd for sd in POSITION_SIDES], fontsize=8)
+        ax.set_ylabel("side band minus interior\n(nats)", fontsize=8)
+        ax.set_title(m, fontsize=10, color=colour)
+    return _finish_panel_grid(fig, axes, len(models), ncol=3, top=0.55)
+
+
+def position_bands_caption(study, sesoi: float | None = None) -> str:
+    """The prose under :func:`position_bands_figure`, its colour words from the figure's colours."""
+    models = list(dict.fromkeys(study.summary["model"]))
+    colours = ", ".join(f"{colour_word(model_colour(m, k))} for {m}" for k, m in enumerate(models))
+    planted = ", ".join(f"{m}: {c['side']}" for m, c in study.controls.items())
+    return (f"Each side's band of positions (the outer row or column, corners left out) minus the interior, in the "
+            f"object's log-probability, with 95% intervals over backgrounds ({colours}). Filled circles: the "
+            f"pretrained model as it is; open squares: its positive control, the same model with the input band of "
+            f"one object height on the side that reads more padding multiplied by "
+            f"{next(iter(study.controls.values()))['factor'] if study.controls else '?'} (planted side, {planted}), "
+            "which the pipeline must find and no other"
+            + (f"; dashed: the smallest drop of interest, -{sesoi:g} nats" if sesoi else "") + ".")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -514,8 +514,8 @@ def _small_check(study) -> str:
     z = max(small)
     d = r[r["object_size"] == z]
     per = ", ".join(f"{m} {int(g['recognised'].sum())} of {len(g)}" for m, g in d.groupby("model", sort=False))
-    return (f"at {z} px ({z / study.settings['size']:.0%} of the side, within what this chapter calls small, "
-            f"SMALL_OBJECT) the classifiers recognise {per} object-background pairs centred")
+    return (f"at {z} px ({z / study.settings['size']:.0%} of the side, within what this chapter calls small) the "
+            f"classifiers recognise {per} object-background pairs centred")
 
 
 def _position_needed(untested: list, study) -> str:

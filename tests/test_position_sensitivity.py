@@ -119,6 +119,7 @@ def test_identical_tables_on_two_calls():
 def test_planted_blind_band_is_found_on_its_side(planted):
     summary = padlib.position_summary(run(Band(Template(), planted)))
     opposite = {"top": "bottom", "right": "left"}[planted]
+    assert abs(side(summary, opposite)["estimate"]) < 0.05  # the opposite side sees the object as the interior does
     s = side(summary, planted)
     assert s["ci_high"] < 0 and s["direction"] == "down" and s["p_holm"] < 0.05
     assert s["estimate"] < -0.5  # the probability falls to about a third of the centre's (log-ratio ~ -0.84)

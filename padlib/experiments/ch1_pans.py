@@ -182,7 +182,7 @@ def threshold_curve(scan: PanScan, taus=None) -> pd.DataFrame:
     """PANs (side PANs, same effect criterion; learned PANs when the scan has the random-init reference, its
     per-layer thresholds unchanged) and null exceedances as functions of the circular-null threshold tau."""
     taus = np.geomspace(0.5, 50, 41) if taus is None else np.asarray(taus, dtype=float)
-    obs, null = scan.table, scan.null
+    null = scan.null
     rows = []
     for tau in taus:
         c = reclassify(scan, tau=float(tau), tau_corner=float("inf"))

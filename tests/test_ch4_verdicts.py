@@ -260,16 +260,24 @@ def test_blind_zone_is_not_testable_with_large_objects_and_judged_with_small_one
 
 
 def test_blind_side_on_each_side_and_for_the_other_padding_convention():
-    both = ch4.blind_side_finding(design.paired_effects(_summary(tb=-0.1, lr=-0.1)))
-    assert both.verdict == SUPPORTED and "Holm p" in both.observed
-    assert ch4.blind_side_finding(design.paired_effects(_summary(tb=-0.1))).verdict == CONTRADICTED  # lr: none
-    assert ch4.blind_side_finding(design.paired_effects(_summary(tb=0.1, lr=0.1))).verdict == CONTRADICTED
+    side = lambda effects, reads="top/left": ch4.blind_side_finding(effects, reads, SMALL)  # noqa: E731
+    both = side(design.paired_effects(_summary(tb=-0.1, lr=-0.1)))
+    assert both.verdict == SUPPORTED and "Holm p" in both.observed and not both.needed and not both.note
+    assert side(design.paired_effects(_summary(tb=-0.1))).verdict == CONTRADICTED  # lr: none
+    assert side(design.paired_effects(_summary(tb=0.1, lr=0.1))).verdict == CONTRADICTED
     # TF 'SAME' reads the bottom/right padding: then a blinder top is the opposite of the claim
-    assert ch4.blind_side_finding(design.paired_effects(_summary(tb=-0.1, lr=-0.1)), "bottom/right").verdict \
-        == CONTRADICTED
-    assert ch4.blind_side_finding(design.paired_effects(_summary(tb=0.1, lr=0.1)), "bottom/right").verdict == SUPPORTED
-    wide = ch4.blind_side_finding(design.paired_effects(_summary(tb=-0.03, lr=-0.03, noise=0.05)))
+    assert side(design.paired_effects(_summary(tb=-0.1, lr=-0.1)), "bottom/right").verdict == CONTRADICTED
+    assert side(design.paired_effects(_summary(tb=0.1, lr=0.1)), "bottom/right").verdict == SUPPORTED
+    wide = side(design.paired_effects(_summary(tb=-0.03, lr=-0.03, noise=0.05)))
     assert wide.verdict == INCONCLUSIVE
+
+
+def test_blind_side_is_not_testable_with_objects_that_are_not_small():
+    effects = design.paired_effects(_summary(tb=-0.1, lr=-0.1))  # would be supported with small objects
+    big = ch4.blind_side_finding(effects, "top/left", {"sizes": [48, 49], "digit_size": 12})
+    assert big.verdict == NOT_TESTABLE and "25%" in big.needed and "per-location output" in big.needed
+    assert "Holm p" in big.observed and "not small objects" in big.note  # the numbers are still shown
+    assert ch4.blind_side_finding(effects).verdict == NOT_TESTABLE  # no settings: the object size is unknown
 
 
 def test_mitigation_needs_a_deficit_to_shrink():
@@ -304,8 +312,9 @@ def test_box_lines_and_section_lines_come_from_the_same_rows():
     leans = _leans(*[_lean_row(*ax, 0.2, 0.05, 0.001) for ax in AXES])
     kernels = design.kernel_energy_tests(_kernel_energy(-0.1, -0.1))
     box = ch4.chapter_findings_box(design.zoo_units(_zoo(16)), leans, kernels, fx, cells, effects, settings=LARGE)
-    # a deficit at both sizes that no mitigation shrinks: the mitigations are tested, and contradicted
-    assert [f.verdict for f in box] == [SUPPORTED, SUPPORTED, SUPPORTED, SUPPORTED, NOT_TESTABLE, SUPPORTED,
+    # a deficit at both sizes that no mitigation shrinks: the mitigations are tested, and contradicted; with
+    # objects that are not small the blind zone and the blind side are not testable here
+    assert [f.verdict for f in box] == [SUPPORTED, SUPPORTED, SUPPORTED, SUPPORTED, NOT_TESTABLE, NOT_TESTABLE,
                                         CONTRADICTED]
     sections = [ch4.SECTION_ZOO, ch4.SECTION_LEAN, ch4.SECTION_KERNELS, ch4.SECTION_MATCHED_KERNELS, ch4.SECTION_MAPS,
                 ch4.SECTION_EFFECTS, ch4.SECTION_EFFECTS]

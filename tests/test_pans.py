@@ -397,6 +397,11 @@ def test_planted_findings_and_method_settings(planted_scan):
     flagged = circ.copy()
     flagged["is_pan"] = True  # every channel of the null flagged: far more than a 5% rate allows
     assert "more than chance" in ch1_readings.planted_findings(check, flagged, 0.05)
+    none = circ.assign(is_pan=False)
+    assert "gives about 2.4: none, consistent with chance." in ch1_readings.planted_findings(check, none, 0.05)
+    one = circ.assign(is_pan=[i == 0 for i in range(len(circ))])  # one flag where about 2.4 are expected
+    text = ch1_readings.planted_findings(check, one, 0.05)
+    assert "and 1 or more arise by chance with probability 0.9" in text and text.endswith("consistent with chance.")
     settings = ch1_readings.method_settings().set_index("setting")
     assert settings.loc["MARGIN_FRACTION", "value"] == padding.MARGIN_FRACTION == 1 / 8
     assert settings.loc["CLAIM_COUNT_RANGE", "value"] == f"{claims.CLAIM_COUNT_RANGE[0]}-{claims.CLAIM_COUNT_RANGE[1]}"

@@ -530,8 +530,10 @@ def planted_findings(check: pd.DataFrame, circular: pd.DataFrame, fpr: float) ->
         f"{len(planted)} planted PANs found with their expected sides and sign, "
         f"{int((controls.found != 'not a PAN').sum())} of {len(controls)} controls flagged as PANs.",
         f"Circular-padding copy at the same thresholds: {k} PANs among {n} channels ({first} in the planted layer); "
-        f"chance alone at fpr {fpr:g} gives about {fpr * n:.1f}, and P(at least {k} by chance) = {p_tail:.2f} -> "
-        + ("consistent with chance." if p_tail >= 0.05 else "more than chance."),
+        f"chance alone at fpr {fpr:g} gives about {fpr * n:.1f}"
+        + (": none, consistent with chance." if k == 0 else
+           f", and {k} or more arise by chance with probability {p_tail:.2g}: "
+           + ("consistent with chance." if p_tail >= 0.05 else "more than chance.")),
     ]
     return "\n".join(lines)
 

@@ -209,10 +209,10 @@ def position_sensitivity(model: nn.Module, objects, backgrounds, target=None, si
             positions.append((grid_positions(size, h, n_positions), grid_positions(size, w, n_positions)))
         except PadlibError as e:
             raise PadlibError(f"n_positions: {e} (objects[{name!r}] is {h}x{w} px on a {size}-px canvas)") from e
-    canvases = _load(bgs, "backgrounds", lambda spec: make_background(spec, size).clone())
+    canvases = _load(bgs, "backgrounds", lambda spec: make_background(spec, size))  # each a fresh copy
 
     reader = _Reader(model, output, size, device)
-    centred = torch.stack([paste_centre(s, canvases[0].clone(), size) for s in stims[:batch_size]])
+    centred = torch.stack([paste_centre(s, canvases[0], size) for s in stims[:batch_size]])
     probe = reader.forward(centred)  # the output's kind and classes, before any other work
     if reader.kind == "dense" and reader.n_classes == 1 and response == "logprob":
         raise PadlibError("response='logprob' needs class probabilities, but the model's map has one channel: use "
@@ -221,7 +221,7 @@ def position_sensitivity(model: nn.Module, objects, backgrounds, target=None, si
     boxes = [((size - s.shape[-2]) // 2, (size - s.shape[-1]) // 2, *s.shape[-2:]) for s in stims]
     for s0 in range(0, len(stims), batch_size):
         t = probe if s0 == 0 else reader.forward(torch.stack(
-            [paste_centre(s, canvases[0].clone(), size) for s in stims[s0:s0 + batch_size]]))
+            [paste_centre(s, canvases[0], size) for s in stims[s0:s0 + batch_size]]))
         pred = reader.scores(t, boxes[s0:s0 + batch_size], "prob").argmax(1)
         for i in range(len(pred)):
             if targets[s0 + i] is None:
@@ -277,6 +277,15 @@ def _check_level(level) -> float:
     return float(level)
 
 
+def band_masks(row: np.ndarray, col: np.ndarray, n: int, band: int) -> dict:
+    """Boolean masks over grid positions (``row``, ``col`` of an ``n`` x ``n`` grid): each side's outer ``band``
+    rows or columns without the corners (they belong to two sides: a blind top leaves left and right alone), and
+    the ``interior`` (positions in no band)."""
+    inner_r, inner_c = (row >= band) & (row < n - band), (col >= band) & (col < n - band)
+    return {"top": (row < band) & inner_c, "bottom": (row >= n - band) & inner_c,
+            "left": (col < band) & inner_r, "right": (col >= n - band) & inner_r, "interior": inner_r & inner_c}
+
+
 def position_summary(table, band: int = 1, level: float = 0.95):
     """Per object and side: how much the object's confidence drops in the border band of that side, with an
     interval over backgrounds.
@@ -307,13 +316,10 @@ def position_summary(table, band: int = 1, level: float = 0.95):
         if n - 2 * band < 1:
             raise PadlibError(f"band={band} leaves no interior on a {n}x{n} grid: use band <= {(n - 1) // 2} "
                               "or more n_positions")
-        r, c, v = d["row"].to_numpy(), d["col"].to_numpy(), d["change"].to_numpy(dtype=float)
+        v = d["change"].to_numpy(dtype=float)
         bg, _ = pd.factorize(d["background"], sort=False)
-        inner_r, inner_c = (r >= band) & (r < n - band), (c >= band) & (c < n - band)
-        interior = inner_r & inner_c
-        # a side's band without the corners (they belong to two sides): a blind top leaves left and right alone
-        masks = {"top": (r < band) & inner_c, "bottom": (r >= n - band) & inner_c,
-                 "left": (c < band) & inner_r, "right": (c >= n - band) & inner_r}
+        masks = band_masks(d["row"].to_numpy(), d["col"].to_numpy(), n, band)
+        interior = masks.pop("interior")
 
         def per_bg(mask):
             with np.errstate(invalid="ignore", divide="ignore"):

@@ -273,3 +273,13 @@ def test_kernel_line_says_when_the_sides_do_not_follow_the_convention():
     assert words.endswith("does not follow the padding convention in every model") and "flips" not in words
     unresolved = ch4.kernel_sign_words(_kernels(-0.1, -0.01, -0.1, -0.1))
     assert "(not resolved on left/right)" in unresolved and "not every interval excludes 0" in unresolved
+
+
+def test_recognition_leaves_the_model_in_its_own_mode():
+    model = Detector().train()  # a model handed over in training mode stays in it
+    objects = design.position_objects(1, OBJ, SIZE, SQUARES)
+    bgs = textures(2)
+    before = {k: v.clone() for k, v in bgs.items()}
+    r = design.object_recognition(model, objects, bgs, SIZE)
+    assert model.training and len(r) == 2
+    assert all(torch.equal(bgs[k], before[k]) for k in bgs)  # the backgrounds are pasted on copies

@@ -487,13 +487,12 @@ def object_recognition(model: nn.Module, objects: dict, backgrounds: dict, size:
     with probability at least ``min_prob``: the model sees the object there, not only the background.
     ``object_size`` (default: the objects' own size) resizes the objects first (a recognition check at another
     size)."""
+    from .._hooks import eval_mode
     from ..blind_spot_maps import paste_centre
     from ..models import imagenet_classes
 
-    model.eval()
     names = list(objects)
     full = torch.stack([objects[o][2] for o in names])
-    targets = _probs(model, full, batch_size, device).argmax(1).tolist()
     pasted = {}
     for o in names:
         x = objects[o][1]
@@ -502,8 +501,10 @@ def object_recognition(model: nn.Module, objects: dict, backgrounds: dict, size:
                                                 mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
         pasted[o] = x
     jobs = [(o, b) for o in names for b in backgrounds]
-    p = _probs(model, torch.stack([paste_centre(pasted[o], backgrounds[b].clone(), size) for o, b in jobs]),
-               batch_size, device)
+    with eval_mode(model):  # the model's own mode afterwards, as padlib's methods leave it
+        targets = _probs(model, full, batch_size, device).argmax(1).tolist()
+        p = _probs(model, torch.stack([paste_centre(pasted[o], backgrounds[b], size) for o, b in jobs]),
+                   batch_size, device)
     classes = imagenet_classes() if p.shape[1] == 1000 else [str(i) for i in range(p.shape[1])]
     rows = []
     for (o, b), q in zip(jobs, p):
@@ -516,14 +517,6 @@ def object_recognition(model: nn.Module, objects: dict, backgrounds: dict, size:
     return pd.DataFrame(rows)
 
 
-def _band_masks(row: np.ndarray, col: np.ndarray, n: int, band: int) -> dict:
-    """:func:`padlib.position_summary`'s bands: each side's outer ``band`` grid rows (columns) without the corners,
-    and the interior (positions in no band)."""
-    inner_r, inner_c = (row >= band) & (row < n - band), (col >= band) & (col < n - band)
-    return {"top": (row < band) & inner_c, "bottom": (row >= n - band) & inner_c,
-            "left": (col < band) & inner_r, "right": (col >= n - band) & inner_r, "interior": inner_r & inner_c}
-
-
 def background_maps(table: pd.DataFrame) -> pd.DataFrame:
     """Objects as a fixed factor inside each background: per (background, row, col), the mean ``change`` over the
     objects recognised on that background (``n_objects``: how many)."""
@@ -534,8 +527,10 @@ def background_maps(table: pd.DataFrame) -> pd.DataFrame:
 def position_bands(table: pd.DataFrame, n_positions: int, band: int = 1) -> pd.DataFrame:
     """Per background: the mean change (objects averaged first, :func:`background_maps`) in each side's band and in
     the interior (:func:`padlib.position_summary`'s bands: corners in no side)."""
+    from ..position_sensitivity import band_masks
+
     m = background_maps(table)
-    masks = _band_masks(m["row"].to_numpy(), m["col"].to_numpy(), n_positions, band)
+    masks = band_masks(m["row"].to_numpy(), m["col"].to_numpy(), n_positions, band)
     rows = []
     for bg, idx in m.groupby("background", sort=False).groups.items():
         row = {"background": bg, "n_objects": int(m.loc[idx, "n_objects"].max())}

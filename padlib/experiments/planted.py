@@ -189,6 +189,12 @@ def template_classifier(digit_size: int = 12) -> TemplateClassifier:
     return TemplateClassifier(templates)
 
 
+def _band_index(side: str, width: int) -> tuple:
+    """The index of a ``width``-pixel band along one border of (..., H, W) images."""
+    return {"top": (..., slice(0, width), slice(None)), "bottom": (..., slice(-width, None), slice(None)),
+            "left": (..., slice(0, width)), "right": (..., slice(-width, None))}[side]
+
+
 class MaskedBand(nn.Module):
     """``model`` that cannot see a band of ``width`` pixels along one border (filled with ``fill``): a planted
     blind spot."""
@@ -201,10 +207,7 @@ class MaskedBand(nn.Module):
 
     def forward(self, x):
         x = x.clone()
-        w = self.width
-        sl = {"top": (slice(None), slice(None), slice(0, w)), "bottom": (slice(None), slice(None), slice(-w, None)),
-              "left": (Ellipsis, slice(0, w)), "right": (Ellipsis, slice(-w, None))}[self.side]
-        x[sl] = self.fill
+        x[_band_index(self.side, self.width)] = self.fill
         return self.model(x)
 
 
@@ -230,11 +233,8 @@ class AttenuatedBand(nn.Module):
             self.padlib_preprocessing = model.padlib_preprocessing
 
     def forward(self, x):
-        w = self.width
-        where = {"top": (..., slice(0, w), slice(None)), "bottom": (..., slice(-w, None), slice(None)),
-                 "left": (..., slice(0, w)), "right": (..., slice(-w, None))}[self.side]
         mask = torch.ones_like(x[:1, :1])
-        mask[where] = self.factor
+        mask[_band_index(self.side, self.width)] = self.factor
         return self.model(x * mask)
 
 

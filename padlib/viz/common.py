@@ -95,7 +95,6 @@ def _finish_panel_grid(fig, axes, n: int, ncol: int = 3, top: float = 0.5, renam
     return fig
 
 
-
 def message_figure(message: str, width: float = 6.6, height: float = 1.2):
     """A small figure that says why there is nothing to plot (e.g. no PANs were found to ablate), so a chapter run
     on a model without them shows the reason where the figure would be instead of stopping."""

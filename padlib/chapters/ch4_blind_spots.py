@@ -343,6 +343,14 @@ def blind_zone_tests(cells: pd.DataFrame) -> pd.DataFrame:
     return z.rename(columns={"seeds": "n"})
 
 
+def _digit_share(settings: dict) -> tuple[float, bool]:
+    """The matched design's digit side as a share of its smaller canvas side, and whether that is small
+    (:data:`SMALL_OBJECT`); unknown settings: NaN and not small."""
+    s = settings
+    share = s["digit_size"] / min(s["sizes"]) if s.get("digit_size") and s.get("sizes") else float("nan")
+    return share, bool(np.isfinite(share) and share <= SMALL_OBJECT)
+
+
 def blind_zone_finding(cells: pd.DataFrame, settings: dict | None = None) -> Finding:
     """A small object is recognised less near the border: the zero-padded networks' border deficit at each size
     (:func:`blind_zone_tests`), Holm over the sizes, each against -:data:`BLIND_SOI`. Not testable here when the
@@ -350,10 +358,9 @@ def blind_zone_finding(cells: pd.DataFrame, settings: dict | None = None) -> Fin
     nothing about small objects, and no positive control shows that this design can show a blind zone."""
     t = primary(blind_zone_tests(cells), -BLIND_SOI)
     s = settings or {}
-    share = s["digit_size"] / min(s["sizes"]) if s.get("digit_size") and s.get("sizes") else float("nan")
+    share, small = _digit_share(s)
     observed = "; ".join(f"{int(r.size)} px {_iv(r.mean, r.ci_low, r.ci_high, pct=True)}, Holm p {fmt_p(r.p_adj)}"
                          for r in t.itertuples()) + " (accuracy at the frame minus the interior)"
-    small = np.isfinite(share) and share <= SMALL_OBJECT
     needed = "" if small else (
         f"objects at most {SMALL_OBJECT:.0%} of the canvas side (here the digits are {s.get('digit_size')} px on a "
         f"{min(s.get('sizes', [0]) or [0])}-px canvas, {share:.0%}), so that the few border rows whose outputs read "
@@ -390,9 +397,7 @@ def blind_side_finding(effects: pd.DataFrame, reads: str = "top/left", settings:
     when the design's objects are not small (as :func:`blind_zone_finding`): a side difference in a pooled classifier
     whose every unit sees most of the canvas says nothing about small objects missed near a border."""
     t = primary(blind_side_tests(effects, reads), -_reads_sign(reads) * BLIND_SOI)
-    s = settings or {}
-    share = s["digit_size"] / min(s["sizes"]) if s.get("digit_size") and s.get("sizes") else float("nan")
-    small = np.isfinite(share) and share <= SMALL_OBJECT
+    share, small = _digit_share(settings or {})
     verdict = judge_all(t["verdict"]) if small else NOT_TESTABLE
     needed = "" if small else (
         f"objects at most {SMALL_OBJECT:.0%} of the canvas side (here {share:.0%}) and a per-location output, so "

@@ -229,14 +229,15 @@ def _where(i: float, j: float, h: float, w: float) -> str:
     return "centre" if (row, col) == ("middle", "centre") else f"{row}-{col}".replace("middle-", "")
 
 
-def map_summary(amap: pd.DataFrame, edge: int = EDGE) -> dict:
+def map_summary(amap: pd.DataFrame, edge: int = EDGE, value: str = "accuracy") -> dict:
     """One map's summary (our formulation), accuracies in [0, 1]:
 
     ``mean``; ``border_deficit`` = mean accuracy at positions within ``edge`` grid steps of any border minus the
     interior mean (< 0: the frame is a blind zone); ``top_minus_bottom`` and ``left_minus_right``: the mean over
     the outermost ``edge`` rows (columns) of positions at one border minus the opposite one; ``worst_region``:
-    where the 3x3 block of positions with the lowest mean lies, and ``worst_drop`` = mean - that block's mean."""
-    g = amap.pivot(index="y", columns="x", values="accuracy").to_numpy()
+    where the 3x3 block of positions with the lowest mean lies, and ``worst_drop`` = mean - that block's mean.
+    ``value``: the map's column (accuracy, or recall for a detector)."""
+    g = amap.pivot(index="y", columns="x", values=value).to_numpy()
     h, w = g.shape
     if h < 2 * edge + 1 or w < 2 * edge + 1:
         raise PadlibError(f"a {h}x{w} grid of positions has no interior beyond {edge} step(s) from the border; "

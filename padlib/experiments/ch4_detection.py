@@ -1,0 +1,437 @@
+"""Chapter 4's trained design that can see a blind spot: small objects, a per-location output, five stride-2 stages.
+
+Mind the Pad's case is a detector that misses a small object near the border. This design trains that case in
+miniature, matched on everything but the padding and the input size: a small detector (five stride-2 3x3 convs, as
+in ImageNet networks, and a top-down path to a heat map at stride 8) finds small rings (4 to 8 px) among filled
+squares and crosses of the same size on textured canvases of 96 px (every stride-2 conv then reads its top/left
+padding and never its bottom/right one: uneven) or 97 px (even at every stage). Each (size, scheme, seed) network is
+trained from the same initial weights and batches as the other schemes of its seed, then tested with one ring at
+every position of a fine grid: recall (the heat map at the ring's cell, or a neighbour, above 1/2) and confidence
+(the largest logit there) by position.
+
+Position effects that padding does not explain (the stride-8 sampling grid, the cells at the canvas edge) are
+shared by every scheme at a size; circular padding, which has no border, shows them alone. The positive control,
+:class:`NoisySidePadding`, pads one side with fresh noise at every conv: a padding that carries nothing and cannot
+be learned away, so it must leave a blind band on that side, and the same pipeline must find it.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import PadlibError, check_type
+from ..kernels import row_energy
+from ..layers.base import PadConv2d, PaddingScheme, convert_padding
+from .ch4_blind_spots import map_summary
+from .smallnets import Standardize
+from .training import default_workers
+
+SIZES = (96, 97)
+SCHEMES = ("zero", "symmetric", "circular")
+CONTROL = "noisy top"  # the positive control's scheme name
+STRIDE = 8             # the heat map's stride
+SHAPES = ("ring", "open ring", "square")  # the target first, then the distractors
+GAPS = ("top", "bottom", "left", "right")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the network
+
+
+class SmallDetector(nn.Module):
+    """Five stride-2 3x3 convs (widths ``width`` x 1, 2, 4, 4, 4), each followed by BatchNorm and ReLU, and a
+    top-down path (nearest upsampling plus 1x1 laterals, as a feature pyramid) from the stride-32 map back to
+    stride 8, where a 3x3 conv and a 1x1 conv give one logit per cell: "a ring is centred here"."""
+
+    def __init__(self, width: int = 8, depth: int = 5, mean: float = 0.0, std: float = 1.0):
+        super().__init__()
+        if depth < 4:
+            raise PadlibError(f"the detector needs at least 4 stride-2 stages, got depth={depth}")
+        self.norm = Standardize((mean,), (std,))
+        widths = [width * 2 ** min(i, 2) for i in range(depth)]
+        c_in, stages = 1, []
+        for c in widths:
+            stages.append(nn.Sequential(nn.Conv2d(c_in, c, 3, 2, 1, bias=False), nn.BatchNorm2d(c),
+                                        nn.ReLU(inplace=True)))
+            c_in = c
+        self.stages = nn.ModuleList(stages)
+        top = widths[-1]
+        self.laterals = nn.ModuleList([nn.Conv2d(c, top, 1) for c in widths[2:-1]])  # stride 8 .. 2**(depth-1)
+        self.head = nn.Sequential(nn.Conv2d(top, top, 3, 1, 1, bias=False), nn.BatchNorm2d(top),
+                                  nn.ReLU(inplace=True), nn.Conv2d(top, 1, 1))
+
+    def forward(self, x):
+        feats = []
+        x = self.norm(x)
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        y = feats[-1]
+        for lateral, f in zip(reversed(self.laterals), reversed(feats[2:-1])):
+            y = F.interpolate(y, size=f.shape[-2:], mode="nearest") + lateral(f)
+        return self.head(y)[:, 0]
+
+
+def heat_map_size(size: int, depth: int = 5) -> int:
+    """Cells per side of the stride-8 heat map: three stride-2 convs of kernel 3 and padding 1."""
+    for _ in range(3):
+        size = (size + 2 - 3) // 2 + 1
+    return size
+
+
+class NoisySidePadding(PaddingScheme):
+    """Zero padding, except that one side is filled with fresh Gaussian noise (``std``) at every call: padding
+    that carries no information and cannot be subtracted, so the outputs that read it are corrupted. The book's
+    positive control for a blind side; ``generator`` makes it reproducible."""
+
+    name = "noisy"
+
+    def __init__(self, side: str = "top", std: float = 3.0, generator: torch.Generator | None = None):
+        super().__init__()
+        if side not in ("top", "bottom", "left", "right"):
+            raise PadlibError(f"side must be top, bottom, left or right, got {side!r}")
+        self.side, self.std, self.generator = side, float(std), generator
+
+    def pad(self, x, pads):
+        out = F.pad(x, pads)
+        l, r, t, b = pads
+        h, w = out.shape[-2:]
+        region = {"top": (slice(0, t), slice(None)), "bottom": (slice(h - b, h), slice(None)),
+                  "left": (slice(None), slice(0, l)), "right": (slice(None), slice(w - r, w))}[self.side]
+        n = {"top": t, "bottom": b, "left": l, "right": r}[self.side]
+        if n:
+            patch = out[..., region[0], region[1]]
+            noise = torch.randn(patch.shape, generator=self.generator, dtype=x.dtype) * self.std
+            out = out.clone()
+            out[..., region[0], region[1]] = noise.to(x.device)
+        return out
+
+
+def with_noisy_side(model: nn.Module, side: str = "top", std: float = 3.0, seed: int = 0) -> nn.Module:
+    """A copy of ``model`` whose padded convs pad zeros except ``side``, filled with noise (one generator)."""
+    out = convert_padding(model, "circular")  # every padded conv becomes a PadConv2d, whose scheme is swapped
+    gen = torch.Generator().manual_seed(seed)
+    for m in out.modules():
+        if isinstance(m, PadConv2d):
+            m.scheme = NoisySidePadding(side, std, gen)
+    return out
+
+
+def _reseed_noise(model: nn.Module, seed: int) -> None:
+    for m in model.modules():
+        if isinstance(m, PadConv2d) and isinstance(m.scheme, NoisySidePadding) and m.scheme.generator is not None:
+            m.scheme.generator.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the canvases
+
+
+def shape_patch(shape: str, side: int, gap: str = "right") -> torch.Tensor:
+    """A ``side`` x ``side`` binary patch: a ring (one-pixel outline), an open ring (the ring with the middle of
+    one side, ``gap``, left out: the distractor that needs a close look), or a filled square."""
+    p = torch.zeros(side, side)
+    if shape in ("ring", "open ring"):
+        p[0], p[-1], p[:, 0], p[:, -1] = 1, 1, 1, 1
+        if shape == "open ring":
+            mid = slice(1, side - 1) if side <= 4 else slice(side // 2 - 1, side // 2 + 1)
+            {"top": lambda: p[0, mid].zero_(), "bottom": lambda: p[-1, mid].zero_(),
+             "left": lambda: p[mid, 0].zero_(), "right": lambda: p[mid, -1].zero_()}[gap]()
+    elif shape == "square":
+        p[:] = 1
+    else:
+        raise PadlibError(f"unknown shape {shape!r}; one of {', '.join(SHAPES)}")
+    return p
+
+
+def _textures(n: int, size: int, gen: torch.Generator, low: float, high: float) -> torch.Tensor:
+    """Smooth random textures in [low, high]: noise at 1/8 resolution, upsampled bilinearly, plus fine noise."""
+    coarse = torch.rand(n, 1, size // 8 + 2, size // 8 + 2, generator=gen)
+    t = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+    t = 0.75 * t + 0.25 * torch.rand(n, 1, size, size, generator=gen)
+    return low + (high - low) * t
+
+
+def _paste(canvas: torch.Tensor, patch: torch.Tensor, top: int, left: int, ink: float) -> None:
+    s = patch.shape[-1]
+    region = canvas[0, top:top + s, left:left + s]
+    canvas[0, top:top + s, left:left + s] = torch.where(patch > 0, torch.full_like(region, ink), region)
+
+
+def _free(boxes, top, left, s, gap) -> bool:
+    return all(top + s + gap <= t or t + u + gap <= top or left + s + gap <= l or l + u + gap <= left
+               for t, l, u in boxes)
+
+
+def detection_canvases(n: int, size: int, seed: int = 0, object_sizes=(4, 8), targets=(0, 2), distractors=(1, 3),
+                       texture=(0.0, 0.35), ink=(0.35, 0.7), noise: float = 0.15) -> tuple[torch.Tensor, list]:
+    """``n`` training canvases (N, 1, size, size) in [0, 1] with a random number of rings (``targets``, inclusive)
+    and of distractors (open rings and filled squares), each of a random side in ``object_sizes`` (inclusive) and
+    ink in ``ink``, placed uniformly anywhere on the canvas (touching the border too), never overlapping, then
+    pixel noise of standard deviation ``noise``; returns the images and, per image, the rings' centres
+    (y, x) in pixels."""
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    images = _textures(n, size, gen, *texture)
+    centres = []
+    for i in range(n):
+        boxes, mine = [], []
+        kinds = ["ring"] * int(rng.integers(targets[0], targets[1] + 1)) + \
+                [SHAPES[1 + int(rng.integers(2))] for _ in range(int(rng.integers(distractors[0], distractors[1] + 1)))]
+        for kind in kinds:
+            s = int(rng.integers(object_sizes[0], object_sizes[1] + 1))
+            for _ in range(20):
+                top, left = int(rng.integers(0, size - s + 1)), int(rng.integers(0, size - s + 1))
+                if _free(boxes, top, left, s, 2):
+                    break
+            else:
+                continue
+            boxes.append((top, left, s))
+            _paste(images[i], shape_patch(kind, s, GAPS[int(rng.integers(4))]), top, left, float(rng.uniform(*ink)))
+            if kind == "ring":
+                mine.append(((top + (s - 1) / 2), (left + (s - 1) / 2)))
+        centres.append(mine)
+    images += noise * torch.randn(images.shape, generator=gen)
+    return images.clamp_(0, 1), centres
+
+
+def _cell(c: float, cells: int) -> int:
+    """The heat-map cell whose receptive field is centred nearest to pixel ``c`` (cell i is centred on 8 i)."""
+    return int(min(max(round(c / STRIDE), 0), cells - 1))
+
+
+def heat_targets(centres: list, size: int) -> torch.Tensor:
+    """(N, cells, cells) targets: 1 at the cell of each ring's centre, else 0."""
+    k = heat_map_size(size)
+    y = torch.zeros(len(centres), k, k)
+    for i, cs in enumerate(centres):
+        for cy, cx in cs:
+            y[i, _cell(cy, k), _cell(cx, k)] = 1.0
+    return y
+
+
+def position_test_set(size: int, object_size: int = 6, step: int = 2, n_backgrounds: int = 2, seed: int = 1000,
+                      texture=(0.0, 0.35), ink: float = 0.5, distractors: int = 2,
+                      noise: float = 0.15) -> tuple[torch.Tensor, pd.DataFrame]:
+    """The test canvases: one ring of ``object_size`` px with its top-left corner at every ``step`` px from one
+    border to the other (the last position touches the far border), on ``n_backgrounds`` held-out textures per
+    position, each with ``distractors`` distractors away from the ring; returns the images and a table (top, left,
+    background, cy, cx) per image."""
+    check_type("object_size", object_size, int)
+    if not 2 <= object_size <= size // 4:
+        raise PadlibError(f"object_size must be 2 to {size // 4} px on a {size}-px canvas, got {object_size}")
+    last = size - object_size
+    grid = sorted(set(list(range(0, last + 1, step)) + [last]))
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    backgrounds = _textures(n_backgrounds, size, gen, *texture)
+    ring = shape_patch("ring", object_size)
+    images, rows = [], []
+    for top in grid:
+        for left in grid:
+            for b in range(n_backgrounds):
+                img = backgrounds[b].clone()
+                boxes = [(top, left, object_size)]
+                for _ in range(distractors):
+                    s = object_size
+                    for _ in range(50):
+                        t, l = int(rng.integers(0, size - s + 1)), int(rng.integers(0, size - s + 1))
+                        if _free(boxes, t, l, s, 2 * STRIDE):
+                            boxes.append((t, l, s))
+                            _paste(img, shape_patch(SHAPES[1 + len(boxes) % 2], s, GAPS[int(rng.integers(4))]),
+                                   t, l, ink)
+                            break
+                _paste(img, ring, top, left, ink)
+                img += noise * torch.randn(img.shape, generator=gen)
+                images.append(img.clamp_(0, 1))
+                rows.append({"top": top, "left": left, "background": b, "cy": top + (object_size - 1) / 2,
+                             "cx": left + (object_size - 1) / 2})
+    return torch.stack(images), pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def detection_by_position(model: nn.Module, images: torch.Tensor, placement: pd.DataFrame, size: int,
+                          batch_size: int = 512, threshold: float = 0.0) -> pd.DataFrame:
+    """Per test image: the logit at the ring's cell, the one it was trained to fire at (``confidence``), and
+    whether it passes ``threshold`` (logit 0 = probability 1/2: ``hit``); aggregated per position (top, left): ``recall``
+    and mean ``confidence`` over backgrounds. Runs in eval mode and restores the model's mode."""
+    was = model.training
+    model.eval()
+    try:
+        k = heat_map_size(size)
+        logits = torch.cat([model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+    finally:
+        model.train(was)
+    iy = torch.tensor([_cell(c, k) for c in placement["cy"]])
+    ix = torch.tensor([_cell(c, k) for c in placement["cx"]])
+    conf = logits[torch.arange(len(images)), iy, ix]
+    df = placement.assign(confidence=conf.numpy(), hit=(conf > threshold).numpy().astype(float))
+    return (df.groupby(["top", "left"], sort=True)
+            .agg(recall=("hit", "mean"), confidence=("confidence", "mean")).reset_index())
+
+
+@torch.no_grad()
+def false_alarms(model: nn.Module, size: int, n: int = 64, seed: int = 2000, batch_size: int = 256) -> float:
+    """The share of heat-map cells above 1/2 on canvases with distractors only: what a recall is bought with."""
+    images, _ = detection_canvases(n, size, seed=seed, targets=(0, 0), distractors=(2, 4))
+    was = model.training
+    model.eval()
+    try:
+        logits = torch.cat([model(images[i:i + batch_size]) for i in range(0, n, batch_size)])
+    finally:
+        model.train(was)
+    return float((logits > 0).float().mean())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# training
+
+
+def train_detector(model: nn.Module, size: int, seed: int, steps: int = 400, batch_size: int = 32, lr: float = 3e-3,
+                   pos_weight: float = 5.0, n_train: int = 2048, object_sizes=(4, 8)) -> list[float]:
+    """Adam with a one-cycle schedule on weighted binary cross-entropy over the heat map (rings are rare cells);
+    batches drawn from ``n_train`` canvases made from ``seed``, so every scheme of a seed sees the same batches."""
+    images, centres = detection_canvases(n_train, size, seed=seed, object_sizes=object_sizes)
+    targets = heat_targets(centres, size)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.2)
+    gen = torch.Generator().manual_seed(seed)
+    pw = torch.tensor(pos_weight)
+    losses = []
+    model.train()
+    for _ in range(steps):
+        i = torch.randint(0, n_train, (batch_size,), generator=gen)
+        loss = F.binary_cross_entropy_with_logits(model(images[i]), targets[i], pos_weight=pw)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    return losses
+
+
+def _job(job: dict) -> dict:
+    """One (size, scheme, seed) network: built, trained and tested; a top-level function for worker processes."""
+    torch.set_num_threads(1)
+    t0 = time.process_time()
+    size, scheme, seed = job["size"], job["scheme"], job["seed"]
+    torch.manual_seed(seed)
+    base = SmallDetector(job["width"], mean=0.3, std=0.25)
+    if scheme == CONTROL:
+        net = with_noisy_side(base, "top", job["noise_std"], seed)
+    else:
+        net = convert_padding(base, scheme)
+    losses = train_detector(net, size, seed, job["steps"], job["batch_size"], job["lr"],
+                            object_sizes=job["object_sizes"])
+    _reseed_noise(net, 10_000 + seed)
+    images, placement = position_test_set(size, job["object_size"], job["step"], job["n_backgrounds"])
+    pos = detection_by_position(net, images, placement, size)
+    energy = row_energy(net, size, n_boot=0) if scheme != CONTROL else pd.DataFrame()
+    return dict(size=size, scheme=scheme, seed=seed, positions=pos, losses=losses,
+                false_alarms=false_alarms(net, size), energy=energy, cpu_seconds=time.process_time() - t0)
+
+
+def _pool_map(jobs: list, workers: int, progress: bool, desc: str) -> list:
+    from tqdm.auto import tqdm
+
+    if workers <= 1:
+        return [_job(j) for j in tqdm(jobs, desc=desc, disable=not progress)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:  # spawned, not forked: a fork of a process whose torch thread pools already ran can deadlock
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_job, j) for j in jobs]
+            for _ in tqdm(as_completed(futures), total=len(jobs), desc=f"{desc} ({workers} processes)",
+                          disable=not progress):
+                pass
+            return [f.result() for f in futures]
+    except BrokenProcessPool as e:
+        raise PadlibError(f"a training worker process died ({e}); out of memory? retry with workers=1") from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the study
+
+
+def band_steps(step: int) -> int:
+    """Grid steps in a border band: one heat-map cell (8 px) of positions, so every band spans one full period
+    of the stride-8 sampling grid (a band narrower than that would mix padding with where objects fall on it)."""
+    return max(1, math.ceil(STRIDE / step))
+
+
+def side_deficits(amap: pd.DataFrame, edge: int, value: str = "recall") -> dict:
+    """Per side: the mean of ``value`` over the band of positions within ``edge`` grid steps of that side minus the
+    mean over the interior (positions outside every band); < 0: that side is blinder than the interior."""
+    g = amap.pivot(index="y", columns="x", values=value).to_numpy()
+    inner = np.ones_like(g, dtype=bool)
+    inner[:edge], inner[-edge:], inner[:, :edge], inner[:, -edge:] = False, False, False, False
+    interior = g[inner].mean()
+    return {f"{side}_deficit": float(band.mean() - interior)
+            for side, band in (("top", g[:edge]), ("bottom", g[-edge:]), ("left", g[:, :edge]),
+                               ("right", g[:, -edge:]))}
+
+
+@dataclass
+class DetectionStudy:
+    """Everything :func:`detection_study` produced (one row per network in ``summary``)."""
+
+    maps: pd.DataFrame     # size, scheme, seed, y, x (the ring's top-left corner), recall, confidence
+    summary: pd.DataFrame  # size, scheme, seed, the map metrics on recall, side deficits, false_alarms, cpu_seconds
+    curves: pd.DataFrame   # size, scheme, seed, step, loss (smoothed training loss)
+    energy: pd.DataFrame   # size, scheme, seed, one row per stride-2 layer (padlib.kernels.row_energy)
+    settings: dict
+    seconds: dict
+
+
+def detection_study(sizes=SIZES, schemes=SCHEMES, seeds=(0, 1, 2, 3), control_seeds=None, width: int = 8,
+                    steps: int = 300, batch_size: int = 32, lr: float = 3e-3, object_sizes=(4, 8),
+                    object_size: int = 6, step: int = 2, n_backgrounds: int = 2, noise_std: float = 3.0,
+                    workers: int | None = None, progress: bool = True) -> DetectionStudy:
+    """Train and test one :class:`SmallDetector` per (size, scheme, seed), plus the positive control (top side
+    padded with noise, :data:`CONTROL`) at the uneven size for ``control_seeds`` (default: ``seeds``). For a seed,
+    every scheme starts from the same weights and sees the same batches; the networks do not depend on
+    ``workers`` (processes of one torch thread each; default one per core, at most 4)."""
+    check_type("sizes", sizes, (list, tuple))
+    check_type("seeds", seeds, (list, tuple, range))
+    if len(seeds) < 2:
+        raise PadlibError("the detection study needs at least 2 seeds (its intervals are over seeds)")
+    control_seeds = list(seeds if control_seeds is None else control_seeds)
+    uneven = next((s for s in sizes if s % 2 == 0), None)
+    common = dict(width=width, steps=steps, batch_size=batch_size, lr=lr, object_sizes=tuple(object_sizes),
+                  object_size=object_size, step=step, n_backgrounds=n_backgrounds, noise_std=noise_std)
+    jobs = [dict(common, size=size, scheme=scheme, seed=seed) for size in sizes for scheme in schemes for seed in seeds]
+    if uneven is not None:
+        jobs += [dict(common, size=uneven, scheme=CONTROL, seed=seed) for seed in control_seeds]
+    workers = workers if workers is not None else default_workers("cpu", threads=1)
+    t0 = time.perf_counter()
+    results = _pool_map(jobs, min(workers, len(jobs)), progress, "detectors: sizes x schemes x seeds")
+    seconds = {"train and test": time.perf_counter() - t0}
+    edge = band_steps(step)
+    maps, rows, curves, energy = [], [], [], []
+    for r in results:
+        key = dict(size=r["size"], scheme=r["scheme"], seed=r["seed"])
+        amap = r["positions"].rename(columns={"top": "y", "left": "x"}).assign(**key)
+        maps.append(amap)
+        rows.append({**key, **map_summary(amap, edge, value="recall"), **side_deficits(amap, edge),
+                     "confidence": float(amap["confidence"].mean()), "false_alarms": r["false_alarms"],
+                     "cpu_seconds": r["cpu_seconds"]})
+        loss = pd.Series(r["losses"]).rolling(25, min_periods=1).mean()
+        curves.append(pd.DataFrame({"step": np.arange(1, len(loss) + 1), "loss": loss.to_numpy(), **key}))
+        if len(r["energy"]):
+            energy.append(r["energy"].assign(**key))
+    settings = dict(sizes=list(sizes), schemes=list(schemes), seeds=list(seeds), control_seeds=control_seeds,
+                    control=CONTROL, uneven=uneven, band_px=edge * step, **common, depth=5, stride=STRIDE,
+                    object_share=object_size / min(sizes), task="detection")
+    return DetectionStudy(pd.concat(maps, ignore_index=True), pd.DataFrame(rows),
+                          pd.concat(curves, ignore_index=True),
+                          pd.concat(energy, ignore_index=True) if energy else pd.DataFrame(), settings, seconds)

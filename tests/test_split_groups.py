@@ -1,13 +1,17 @@
-"""mean_feature_maps(groups=...): splits made of whole groups (crops of one photograph stay in one split)."""
+"""mean_feature_maps(groups=...): splits made of whole groups (crops of one photograph stay in one split), and the
+lean test's unit of the interval in its attrs and in chapter 4's readings."""
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 import padlib
+from padlib.chapters import ch4_blind_spots as ch4
 from padlib.errors import PadlibError
+from padlib.experiments import ch4_blind_spots as design
 from padlib.preprocess import Preprocessing
-from padlib.spatial_bias import deal_groups, mean_feature_maps
+from padlib.spatial_bias import FeatureMaps, deal_groups, mean_feature_maps
 
 
 def tiny(size=16):
@@ -132,3 +136,40 @@ def test_groups_source_keeps_each_photograph_in_one_split():
     for k, ix in enumerate(deal_groups(source, 4)):
         assert {source[i] for i in ix} == photos[k]
     assert all(fm.split_maps[l].shape[0] == 4 for l in fm.layers)
+
+
+def _maps(edge, seed, n=6, groups=None):
+    rng = np.random.default_rng(seed)
+    m = 1.0 + 0.01 * rng.standard_normal((n, 8, 8))
+    m[:, 0, 1:-1] += edge
+    split = {"l1": m}
+    fm = FeatureMaps({"l1": m.mean(0)}, split, n)
+    if groups is not None:
+        fm.split_groups, fm.group_kind = groups, "photographs"
+    return fm
+
+
+def _lean_maps(grouped):
+    g = [[3 * k, 3 * k + 1, 3 * k + 2] for k in range(6)] if grouped else None  # 18 photographs in 6 splits
+    return {("m", 10, "natural"): _maps(0.5, 0, groups=g), ("m", 10, "random init"): _maps(0.0, 1, 4),
+            ("m", 11, "natural"): _maps(0.0, 2, groups=g), ("m", 11, "random init"): _maps(0.0, 3, 4)}
+
+
+def test_lean_tests_name_the_unit_and_the_readings_say_it():
+    t = design.lean_tests(_lean_maps(True), {"m": {"tb": "top", "lr": ""}}, {"m": 10}, {"m": 11})
+    assert t.attrs["unit"] == "splits of whole photographs" and t.attrs["groups"] == {"m": 18}
+    scale = ch4.lean_finding(t).scale
+    assert "6 splits of whole photographs (18 photographs) per model" in scale and "image splits" not in scale
+    t = design.lean_tests(_lean_maps(False), {"m": {"tb": "top", "lr": ""}}, {"m": 10}, {"m": 11})
+    assert t.attrs["unit"] == "image splits" and t.attrs["groups"] == {"m": 0}
+    scale = ch4.lean_finding(t).scale
+    assert "6 image splits per model" in scale and "photograph" not in scale
+    # a table made before the attr existed reads as image splits
+    t.attrs.pop("unit")
+    assert "6 image splits per model" in ch4.lean_finding(t).scale
+
+
+def test_readings_give_a_range_of_photographs_when_models_differ():
+    t = pd.DataFrame([{"model": m, "pre_train_n": 8} for m in ("a", "b")])
+    t.attrs.update(unit="splits of whole photographs", groups={"a": 17, "b": 18})
+    assert ch4._lean_splits(t, t) == "8 splits of whole photographs (17 to 18 photographs)"

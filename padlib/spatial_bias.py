@@ -85,6 +85,14 @@ class FeatureMaps:
     split_maps: dict = field(default_factory=dict)  # layer -> (splits, H, W)
     n: int = 0
     reduce: str = "abs"
+    # with mean_feature_maps(groups=...): per split, the labels of the whole groups it holds (empty without)
+    split_groups: list = field(default_factory=list)
+    group_kind: str = ""  # what a group is: "photographs" (groups="source") or "groups"
+
+    @property
+    def n_groups(self) -> int:
+        """How many groups the splits were made of (0 without groups)."""
+        return sum(len(g) for g in self.split_groups)
 
     @property
     def layers(self) -> list[str]:
@@ -103,15 +111,99 @@ def flipped_batches(batches):
         yield torch.cat([b, b.flip(-1), b.flip(-2), b.flip(-2, -1)])
 
 
+def _group_labels(images, groups, n_images) -> tuple[list, str]:
+    """One hashable label per image from ``groups`` (a sequence, or "source": each probe crop's source photograph),
+    and what a group is ("photographs" or "groups"); bad input refused in one line."""
+    if isinstance(groups, str):
+        if groups != "source":
+            raise PadlibError(f"groups must be 'source' or one label per image, got the string {groups!r}")
+        if not hasattr(images, "crop_box"):
+            raise PadlibError(f"groups='source' needs a ProbeImages (padlib.probe_images), which knows each crop's "
+                              f"source photograph; got {type(images).__name__}: pass one label per image instead")
+        source = [images.crop_box(i)[0] for i in range(len(images))]
+        names = list(getattr(images, "source_names", []))
+        if len(names) == len(images.sources) and len(set(names)) == len(names):
+            return [names[j] for j in source], "photographs"  # labelled by name, for a reader of split_groups
+        return source, "photographs"
+    if n_images is None:
+        raise PadlibError("groups= needs images whose number is known (a ProbeImages, a tensor or a list of batches), "
+                          f"got a {type(images).__name__}")
+    if isinstance(groups, (torch.Tensor, np.ndarray)):
+        groups = groups.tolist()
+    if not hasattr(groups, "__len__") or not hasattr(groups, "__getitem__") or isinstance(groups, (bytes, dict)):
+        raise PadlibError("groups must be 'source' or a sequence of one label per image, got a "
+                          f"{type(groups).__name__}")
+    labels = list(groups)
+    if len(labels) != n_images:
+        raise PadlibError(f"groups has {len(labels)} label(s) for {n_images} image(s); pass one label per image")
+    for i, g in enumerate(labels):
+        try:
+            hash(g)
+        except TypeError:
+            raise PadlibError(f"groups[{i}] is a {type(g).__name__}, not a hashable label") from None
+    return labels, "groups"
+
+
+def deal_groups(labels, splits: int) -> list[list[int]]:
+    """Image indices per split, whole groups only: groups (in order of first appearance) taken largest first, each
+    into the split holding fewest images so far (ties: the lower split), which balances the splits' sizes
+    deterministically. Within a split, images keep their order. Needs at least ``splits`` groups."""
+    members: dict = {}
+    for i, g in enumerate(labels):
+        members.setdefault(g, []).append(i)
+    if not members:
+        raise PadlibError("no images: mean_feature_maps needs at least one image")
+    if len(members) < splits:
+        raise PadlibError(f"groups has {len(members)} distinct group(s), fewer than splits={splits}: every split must "
+                          f"hold whole groups; pass splits={len(members)} or more groups")
+    out: list[list[int]] = [[] for _ in range(splits)]
+    for ix in sorted(members.values(), key=len, reverse=True):  # stable: equal sizes keep first-appearance order
+        target = min(range(splits), key=lambda k: (len(out[k]), k))
+        out[target] += ix
+    return [sorted(ix) for ix in out]
+
+
+def _split_batches(images, index, batch_size, device, progress, dtype):
+    """(split, batch) pairs: the images of each split of ``index`` (image indices per split) in batches of at most
+    ``batch_size``, split after split, from a ProbeImages (each image made when its batch comes), a tensor or a list
+    of batches; each batch checked and cast as :func:`padlib._hooks.iter_batches` does."""
+    from tqdm.auto import tqdm
+
+    if isinstance(images, (list, tuple)):
+        rows = [(b, r) for b, t in enumerate(images) for r in range(t.shape[0])]
+    bar = tqdm(total=sum(map(len, index)), desc=progress if isinstance(progress, str) else "images", unit="img",
+               disable=not progress, leave=False)
+    try:
+        for k, ix in enumerate(index):
+            for s in range(0, len(ix), batch_size):
+                chunk = ix[s:s + batch_size]
+                if isinstance(images, torch.Tensor):
+                    batch = images[torch.as_tensor(chunk)]
+                elif isinstance(images, (list, tuple)):
+                    batch = torch.stack([images[rows[i][0]][rows[i][1]] for i in chunk])
+                else:
+                    batch = torch.stack([images[i] for i in chunk])
+                bar.update(len(chunk))
+                yield k, next(iter_batches([batch], len(chunk), device, False, dtype))
+    finally:
+        bar.close()
+
+
 @keeps_model
 def mean_feature_maps(model: nn.Module, images, layers=None, reduce: str = "abs", splits: int = 1,
                       flips: bool = False, batch_size: int = 16, device="cpu",
-                      progress: bool | str = True) -> FeatureMaps:
+                      progress: bool | str = True, groups=None) -> FeatureMaps:
     """Streaming mean over ``images`` of each layer's channel-averaged map (``reduce='abs'``: mean |activation|).
 
     ``images`` is a ProbeImages, a normalised (N, 3, H, W) tensor or an iterable of batches. With ``splits``
     > 1, batches go round-robin to ``splits`` disjoint subsets whose maps give standard errors to the index.
     ``flips=True`` adds the three mirror images of every image (:func:`flipped_batches`).
+
+    ``groups``: one hashable label per image, or ``"source"`` (a ProbeImages: each crop's source photograph, by
+    name).
+    Images of one group are not independent (crops of one photograph), so with groups the splits are made of
+    whole groups (:func:`deal_groups`: every image of a group in the same split, split sizes balanced) and
+    each split is run by itself; the labels per split are kept in ``split_groups``.
     """
     check_type("model", model, nn.Module)
     if reduce not in _REDUCERS:
@@ -130,6 +222,9 @@ def mean_feature_maps(model: nn.Module, images, layers=None, reduce: str = "abs"
             raise PadlibError(f"layer '{name}' outputs shape {tuple(y.shape)}, not a (N, C, H, W) map")
         return reducer(y)
 
+    if groups is not None:
+        return _grouped_maps(model, images, layers, reduce, splits, flips, batch_size, device, progress, groups,
+                             transform)
     if hasattr(images, "__len__") and not isinstance(images, torch.Tensor):
         n_images = len(images)
     elif isinstance(images, torch.Tensor):
@@ -156,6 +251,36 @@ def mean_feature_maps(model: nn.Module, images, layers=None, reduce: str = "abs"
     if splits > 1 and all(counts):
         split_maps = {l: np.stack([sums[k][l] / counts[k] for k in range(splits)]) for l in layers}
     return FeatureMaps(maps, split_maps, sum(counts), reduce)
+
+
+def _grouped_maps(model, images, layers, reduce, splits, flips, batch_size, device, progress, groups,
+                  transform) -> FeatureMaps:
+    """:func:`mean_feature_maps` with ``groups``: splits of whole groups (:func:`deal_groups`), run split by split."""
+    check_type("batch_size", batch_size, int)
+    if batch_size < 1:
+        raise PadlibError(f"batch_size must be >= 1, got {batch_size}")
+    if isinstance(images, torch.Tensor):
+        n_images = images.shape[0]
+    elif isinstance(images, (list, tuple)):
+        n_images = sum(b.shape[0] for b in images)
+    else:
+        n_images = len(images) if hasattr(images, "__len__") and hasattr(images, "__getitem__") else None
+    labels, kind = _group_labels(images, groups, n_images)
+    index = deal_groups(labels, splits)
+    sums = [dict() for _ in range(splits)]
+    counts = [0] * splits
+    for k, batch in _split_batches(images, index, batch_size, device, progress, model_dtype(model)):
+        if flips:
+            batch = next(flipped_batches([batch]))
+        stats = layer_map_stats(model, batch, layers, batch_size=batch.shape[0], device=device, progress=False,
+                                transform=transform)
+        for layer, st in stats.items():
+            sums[k][layer] = sums[k].get(layer, 0) + st.sum[0].numpy()
+        counts[k] += batch.shape[0]
+    maps = {l: sum(sums[k][l] for k in range(splits)) / sum(counts) for l in layers}
+    split_maps = {l: np.stack([sums[k][l] / counts[k] for k in range(splits)]) for l in layers} if splits > 1 else {}
+    split_groups = [list(dict.fromkeys(labels[i] for i in ix)) for ix in index]
+    return FeatureMaps(maps, split_maps, sum(counts), reduce, split_groups, kind)
 
 
 def random_init_maps(name: str, images_fn, seeds=(0, 1, 2, 3), layers=None, device="cpu",

@@ -151,13 +151,30 @@ def lean_finding(leans: pd.DataFrame) -> Finding:
                    f"{LEAN_SOI:+.2f} in index units)", observed or "no axis reads more padding on one side",
                    f"{len(models)} pretrained ImageNet models ("
                    + ", ".join(f"{m}, {conv[m]} padding" for m in models) + f"), {len(t)} model axes; "
-                   f"{int(t['pre_train_n'].max()) if len(t) else 0} image splits per model against "
+                   f"{_lean_splits(leans, t)} per model against "
                    f"{int(t['init_train_n'].max()) if len(t) else 0} random-init seeds",
                    detectable=_range(t["detectable"]) + " index units",
                    needed="" if len(t) else "a model that pads unevenly",
                    test=f"Welch t-test per model axis, Holm over the {len(t)} axes",
                    note=f"at the even size the pretrained maps lean away from that side on {away} of {len(t)} axes "
                         "(interval below 0; not a primary test)", section=SECTION_LEAN)
+
+
+def _lean_splits(leans: pd.DataFrame, t: pd.DataFrame) -> str:
+    """The pretrained models' unit of the lean interval, from :func:`padlib.experiments.ch4_blind_spots.lean_tests`'
+    ``attrs``: "8 image splits", or "8 splits of whole photographs (17 photographs)" when the splits were made of
+    whole photographs (the number of photographs per model from the data; a range when the models differ)."""
+    n = int(t["pre_train_n"].max()) if len(t) else 0
+    unit = leans.attrs.get("unit", "image splits")
+    prefix = "splits of whole "
+    if not unit.startswith(prefix):
+        return f"{n} {unit}"
+    kind = unit[len(prefix):]
+    counts = sorted({int(c) for m, c in leans.attrs.get("groups", {}).items() if m in set(t["model"]) and c})
+    if not counts:
+        return f"{n} {unit}"
+    many = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+    return f"{n} {unit} ({many} {kind})"
 
 
 def _dof(k: int) -> str:

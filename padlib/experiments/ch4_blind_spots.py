@@ -65,9 +65,10 @@ _AXES = {"tb": ("top/bottom", "top_bottom", "top", "bottom"), "lr": ("left/right
 
 
 def split_leans(maps, axis: str, toward: str) -> np.ndarray:
-    """Per split of a :class:`padlib.spatial_bias.FeatureMaps` (an image split of a pretrained model, or one
-    random-init seed): the mean over depths of its :func:`padlib.spatial_bias_index` on ``axis`` ("tb" or "lr"),
-    signed so that > 0 leans toward side ``toward`` (our formulation of the lean of a network's mean maps)."""
+    """Per split of a :class:`padlib.spatial_bias.FeatureMaps` (an image split of a pretrained model, a split of
+    whole photographs with ``mean_feature_maps(groups=...)``, or one random-init seed): the mean over depths of its
+    :func:`padlib.spatial_bias_index` on ``axis`` ("tb" or "lr"), signed so that > 0 leans toward side ``toward``
+    (our formulation of the lean of a network's mean maps)."""
     if axis not in _AXES or toward not in _AXES[axis][2:]:
         raise PadlibError(f"axis must be 'tb' or 'lr' and toward one of its sides, got {axis!r}, {toward!r}")
     col, sign = _AXES[axis][1], (1.0 if toward == _AXES[axis][2] else -1.0)
@@ -89,8 +90,22 @@ def lean_tests(maps: dict, predicted: dict, trained_sizes: dict, even_sizes: dic
     splits) or "random init" (one split per seed); ``predicted[model] = {"tb": side, "lr": side}``: the side that
     reads more padding at the training size. Per axis, the lean toward that side (:func:`split_leans`) of the
     pretrained model and of its random-init copies, at the training size and at the even size (t-intervals over
-    splits or seeds), and the primary difference: pretrained minus random init at the training size (Welch)."""
+    splits or seeds), and the primary difference: pretrained minus random init at the training size (Welch).
+
+    ``attrs["unit"]`` names the pretrained model's unit of the interval: "splits of whole photographs" when its
+    maps were split by photograph (``mean_feature_maps(groups="source")``, FeatureMaps with ``split_groups``),
+    else "image splits"; ``attrs["groups"]`` gives, per model, how many groups (photographs) its training-size
+    splits hold (0 without groups)."""
     rows = []
+    natural = [maps[key] for key in dict.fromkeys((m, s, "natural") for m in predicted
+                                                  for s in (trained_sizes[m], even_sizes[m])) if key in maps]
+    kinds = {getattr(fm, "group_kind", "") or "groups" for fm in natural if getattr(fm, "split_groups", None)}
+    grouped = bool(natural) and all(getattr(fm, "split_groups", None) for fm in natural) and len(kinds) == 1
+    unit = f"splits of whole {kinds.pop()}" if grouped else "image splits"
+    groups = {}
+    for model in predicted:
+        fm = maps.get((model, trained_sizes[model], "natural"))
+        groups[model] = int(getattr(fm, "n_groups", 0)) if fm is not None else 0
     for model, pred in predicted.items():
         for axis in ("tb", "lr"):
             side = pred.get(axis, "")
@@ -110,7 +125,8 @@ def lean_tests(maps: dict, predicted: dict, trained_sizes: dict, even_sizes: dic
             row.update({"mean": d.mean, "ci_low": d.low, "ci_high": d.high, "p": d.p, "n": d.n})
             rows.append(row)
     out = pd.DataFrame(rows)
-    out.attrs.update(level=level, trained_sizes=dict(trained_sizes), even_sizes=dict(even_sizes))
+    out.attrs.update(level=level, trained_sizes=dict(trained_sizes), even_sizes=dict(even_sizes), unit=unit,
+                     groups=groups)
     return out
 
 

@@ -244,7 +244,8 @@ def lean_caption(leans) -> str:
     return (f"Bars: each axis's lean toward the side that reads more padding at the training size (the mean over "
             f"depths of the spatial-bias index, signed), {colour_word(PRETRAINED)} for the pretrained model and "
             f"{colour_word(RANDOM_INIT)} for its random-init copies; solid at the training size, hatched at the even "
-            f"size ({sizes}). Whiskers: 95% intervals over image splits (pretrained) or seeds (random init). Above 0: "
+            f"size ({sizes}). Whiskers: 95% intervals over {leans.attrs.get('unit', 'image splits')} (pretrained) or "
+            "seeds (random init). Above 0: "
             "the maps lean toward the side reading more padding; below 0: away from it.")
 
 

@@ -226,79 +226,130 @@ def test_matched_kernel_finding_on_each_side():
     assert len(sec) == 2 and all("circular" in line and "unadjusted" in line for line in sec)
 
 
-def _summary(tb=0.0, lr=0.0, bd_zero=(-0.05, -0.05), bd_circ=0.0, seeds=6, noise=0.01):
-    """Per-network summaries: ``tb``/``lr``: the zero-padded networks' side differences at 48 px (0 at 49);
-    ``bd_zero``: their border deficit at 48 and 49 px; ``bd_circ``: circular padding's deficit minus zero's."""
+def _det(zone=(-0.05, -0.05), tb=0.0, lr=0.0, sym=0.0, control=("top", -0.2), seeds=6, noise=0.01):
+    """Per-network summaries of the trained detectors (:func:`padlib.experiments.ch4_detection.detection_tests`'s
+    input), planted: ``zone``: zero padding's border deficit beyond circular's at 96 and 97 px; ``tb``/``lr``: zero
+    padding's side differences at 96 px only; ``sym``: symmetric minus zero padding's deficit; ``control``: the side
+    and size of the noisy networks' band deficit beyond zero padding's. A sampling-grid effect shared by every
+    scheme at 96 px (bottom and right worse, border worse) is always there: the tests must take it out."""
+    from padlib.experiments.ch4_detection import CONTROL
+
     rng = np.random.default_rng(1)
+    grid = {96: {"border_deficit": -0.04, "top_minus_bottom": 0.06, "left_minus_right": 0.05},
+            97: {"border_deficit": 0.0, "top_minus_bottom": 0.0, "left_minus_right": 0.0}}
     rows = []
     for seed in range(seeds):
-        for size in (48, 49):
-            for scheme in ("zero", "circular"):
-                z = scheme == "zero"
-                rows.append({"size": size, "scheme": scheme, "seed": seed, "mean": 0.9,
-                             "border_deficit": bd_zero[size == 49] + (0 if z else bd_circ) + noise * rng.standard_normal(),
-                             "top_minus_bottom": (tb if z and size == 48 else 0) + noise * rng.standard_normal(),
-                             "left_minus_right": (lr if z and size == 48 else 0) + noise * rng.standard_normal(),
-                             "worst_drop": 0.05, "worst_region": "top"})
+        for size in (96, 97):
+            for scheme in ("zero", "symmetric", "circular") + ((CONTROL,) if size == 96 else ()):
+                padded = scheme != "circular"
+                r = {"size": size, "scheme": scheme, "seed": seed, "mean": 0.6, "worst_drop": 0.05,
+                     "worst_region": "bottom"}
+                for m, g in grid[size].items():
+                    r[m] = g + noise * rng.standard_normal()
+                if padded:
+                    r["border_deficit"] += zone[size == 97] + (sym if scheme == "symmetric" else 0.0)
+                    r["top_minus_bottom"] += tb if size == 96 else 0.0
+                    r["left_minus_right"] += lr if size == 96 else 0.0
+                for side in ("top", "bottom", "left", "right"):
+                    r[f"{side}_deficit"] = (control[1] if scheme == CONTROL and side == control[0] else 0.0) + \
+                        noise * rng.standard_normal()
+                rows.append(r)
     return pd.DataFrame(rows)
 
 
-SMALL = {"sizes": [48, 49], "digit_size": 4, "seeds": list(range(6))}
-LARGE = {"sizes": [48, 49], "digit_size": 12, "seeds": list(range(6))}
+def _tests(**kw):
+    from padlib.experiments.ch4_detection import detection_tests
+
+    return detection_tests(_det(**kw))
 
 
-def test_blind_zone_is_not_testable_with_large_objects_and_judged_with_small_ones():
-    cells = design.cell_table(_summary())
-    f = ch4.blind_zone_finding(cells, LARGE)
-    assert f.verdict == NOT_TESTABLE and "12 px" in f.needed and "positive control" in f.needed
-    assert "48 px" in f.observed and f.detectable  # the numbers are shown all the same
-    assert ch4.blind_zone_finding(cells, SMALL).verdict == SUPPORTED
-    assert ch4.blind_zone_finding(design.cell_table(_summary(bd_zero=(0.0, 0.0))), SMALL).verdict == CONTRADICTED
-    assert ch4.blind_zone_finding(design.cell_table(_summary(bd_zero=(0.03, 0.03))), SMALL).verdict == CONTRADICTED
-    f = ch4.blind_zone_finding(design.cell_table(_summary(bd_zero=(-0.02, -0.02), noise=0.03)), SMALL)
-    assert f.verdict == INCONCLUSIVE and "accuracy points" in f.detectable
+SMALL = {"sizes": [96, 97], "object_size": 6, "object_sizes": (4, 8), "seeds": list(range(6)), "task": "detection",
+         "depth": 5, "stride": 8, "uneven": 96}
+LARGE = dict(SMALL, object_size=24)
+
+
+def test_detection_tests_take_out_the_grid_and_find_what_was_planted():
+    t = _tests()  # a blind zone at both sizes, nothing else, over a grid effect shared by every scheme
+    fam = lambda f: t[t["family"] == f]  # noqa: E731
+    assert (fam("zone")["ci_high"] < 0).all() and (fam("zone")["ci_low"] < -0.05).any()
+    assert ((fam("side")["ci_low"] < 0) & (fam("side")["ci_high"] > 0)).all()  # the grid's lean is not padding's
+    c = fam("positive control").set_index("metric")
+    assert c.loc["top_deficit", "ci_high"] < -0.15 and (c.drop("top_deficit")["ci_low"] < 0).all()
+    assert t.attrs["uneven"] == 96 and t.attrs["even"] == 97 and t.attrs["seeds"] == 6
+    side = _tests(tb=-0.1)
+    row = side[(side["family"] == "side") & (side["metric"] == "top_minus_bottom")].iloc[0]
+    assert row.ci_low < -0.1 < row.ci_high
+
+
+def test_positive_control_is_found_with_its_side_or_not():
+    ctrl = ch4.detection_control(_tests())
+    assert ctrl["found"] == ["top"] and ctrl["exact"]
+    none = ch4.detection_control(_tests(control=("top", 0.0)))
+    assert none["found"] == [] and not none["exact"]
+    wrong = ch4.detection_control(_tests(control=("bottom", -0.2)))
+    assert wrong["found"] == ["bottom"] and not wrong["exact"]
+    near = ch4.detection_control(_tests(control=("top", -0.015), noise=0.02))  # near the bar: not resolved
+    assert near["found"] == []
+
+
+def test_blind_zone_on_each_side_of_its_boundaries_and_guarded_by_the_control():
+    f = ch4.blind_zone_finding(_tests(), SMALL)
+    assert f.verdict == SUPPORTED and "found top, exactly the planted side" in f.note and "96 px" in f.observed
+    assert "small detectors trained here" in f.scale and "6-px rings" in f.scale
+    assert ch4.blind_zone_finding(_tests(zone=(0.0, 0.0)), SMALL).verdict == CONTRADICTED
+    assert ch4.blind_zone_finding(_tests(zone=(0.03, 0.03)), SMALL).verdict == CONTRADICTED
+    wide = ch4.blind_zone_finding(_tests(zone=(-0.02, -0.02), noise=0.03), SMALL)
+    assert wide.verdict == INCONCLUSIVE and "recall points" in wide.detectable
+    # a null without a working positive control cannot contradict
+    blind = ch4.blind_zone_finding(_tests(zone=(0.0, 0.0), control=("top", 0.0)), SMALL)
+    assert blind.verdict == INCONCLUSIVE and "found no side" in blind.note
+    big = ch4.blind_zone_finding(_tests(), LARGE)
+    assert big.verdict == NOT_TESTABLE and "25%" in big.needed and "96 px" in big.observed
 
 
 def test_blind_side_on_each_side_and_for_the_other_padding_convention():
-    side = lambda effects, reads="top/left": ch4.blind_side_finding(effects, reads, SMALL)  # noqa: E731
-    both = side(design.paired_effects(_summary(tb=-0.1, lr=-0.1)))
-    assert both.verdict == SUPPORTED and "Holm p" in both.observed and not both.needed and not both.note
-    assert side(design.paired_effects(_summary(tb=-0.1))).verdict == CONTRADICTED  # lr: none
-    assert side(design.paired_effects(_summary(tb=0.1, lr=0.1))).verdict == CONTRADICTED
-    # TF 'SAME' reads the bottom/right padding: then a blinder top is the opposite of the claim
-    assert side(design.paired_effects(_summary(tb=-0.1, lr=-0.1)), "bottom/right").verdict == CONTRADICTED
-    assert side(design.paired_effects(_summary(tb=0.1, lr=0.1)), "bottom/right").verdict == SUPPORTED
-    wide = side(design.paired_effects(_summary(tb=-0.03, lr=-0.03, noise=0.05)))
-    assert wide.verdict == INCONCLUSIVE
-
-
-def test_blind_side_is_not_testable_with_objects_that_are_not_small():
-    effects = design.paired_effects(_summary(tb=-0.1, lr=-0.1))  # would be supported with small objects
-    big = ch4.blind_side_finding(effects, "top/left", {"sizes": [48, 49], "digit_size": 12})
-    assert big.verdict == NOT_TESTABLE and "25%" in big.needed and "per-location output" in big.needed
-    assert "Holm p" in big.observed and "not small objects" in big.note  # the numbers are still shown
-    assert ch4.blind_side_finding(effects).verdict == NOT_TESTABLE  # no settings: the object size is unknown
+    side = lambda reads="top/left", **kw: ch4.blind_side_finding(_tests(**kw), reads, SMALL)  # noqa: E731
+    both = side(tb=-0.1, lr=-0.1)
+    assert both.verdict == SUPPORTED and "Holm p" in both.observed and not both.needed
+    assert side(tb=-0.1).verdict == CONTRADICTED  # lr: none, tightly (the shared grid effect is taken out)
+    assert side(tb=0.1, lr=0.1).verdict == CONTRADICTED
+    assert side("bottom/right", tb=-0.1, lr=-0.1).verdict == CONTRADICTED
+    assert side("bottom/right", tb=0.1, lr=0.1).verdict == SUPPORTED
+    assert side(tb=-0.03, lr=-0.03, noise=0.05).verdict == INCONCLUSIVE
+    assert side(control=("top", 0.0)).verdict == INCONCLUSIVE  # a null without the control
+    big = ch4.blind_side_finding(_tests(tb=-0.1, lr=-0.1), "top/left", LARGE)
+    assert big.verdict == NOT_TESTABLE and "per-location output" in big.needed
+    assert ch4.blind_side_finding(_tests(tb=-0.1, lr=-0.1)).verdict == NOT_TESTABLE  # no settings: size unknown
 
 
 def test_mitigation_needs_a_deficit_to_shrink():
-    flat = _summary(bd_zero=(0.01, 0.01), bd_circ=0.05)
-    f = ch4.mitigation_finding(design.cell_table(flat), design.paired_effects(flat))
-    assert f.verdict == NOT_TESTABLE and "deficit" in f.needed and "48 px" in f.observed
-    shrinks = _summary(bd_zero=(-0.1, -0.02), bd_circ=0.08)  # circular shrinks it, and so does the even size
-    assert ch4.mitigation_finding(design.cell_table(shrinks), design.paired_effects(shrinks)).verdict == SUPPORTED
-    same = _summary(bd_zero=(-0.1, -0.1), bd_circ=0.08, noise=0.004)  # the even size does not shrink it (tightly)
-    assert ch4.mitigation_finding(design.cell_table(same), design.paired_effects(same)).verdict == CONTRADICTED
-    t = ch4.mitigation_tests(design.paired_effects(shrinks))
+    f = ch4.mitigation_finding(_tests(zone=(0.01, 0.01)), SMALL)
+    assert f.verdict == NOT_TESTABLE and "below 0" in f.needed and "96 px" in f.observed
+    shrinks = _tests(zone=(-0.1, -0.02), sym=0.08)  # symmetric shrinks it, and so does the even size
+    assert ch4.mitigation_finding(shrinks, SMALL).verdict == SUPPORTED
+    same = _tests(zone=(-0.1, -0.1), sym=0.08, noise=0.004)  # the even size does not shrink it (tightly)
+    assert ch4.mitigation_finding(same, SMALL).verdict == CONTRADICTED
+    t = ch4.mitigation_tests(shrinks)
     assert len(t) == 2 and list(t["claimed_sign"]) == [1.0, -1.0]
 
 
 def test_primary_rows_are_the_claims_tests():
-    eff = design.paired_effects(_summary())
-    rows = ch4.effects_primary_rows(eff)
-    got = {(eff.iloc[i].effect, eff.iloc[i].scheme, eff.iloc[i].metric) for i in rows}
-    assert got == {("size", "zero", "top_minus_bottom"), ("size", "zero", "left_minus_right"),
-                   ("size", "zero", "border_deficit"), ("padding", "circular", "border_deficit")}
-    assert len(rows) == 4  # the padding row at the uneven size only
+    t = _tests()
+    rows = ch4.detection_primary_rows(t)
+    got = {(t.iloc[i].family, t.iloc[i].metric, None if pd.isna(t.iloc[i]["size"]) else int(t.iloc[i]["size"]))
+           for i in rows}
+    assert got == {("zone", "border_deficit", 96), ("zone", "border_deficit", 97), ("side", "top_minus_bottom", None),
+                   ("side", "left_minus_right", None), ("even size", "border_deficit", None),
+                   ("symmetric", "border_deficit", 96)}
+
+
+def test_detection_lines_name_the_control_and_circulars_own_position_effects():
+    summary = _det(noise=0.0)
+    lines = ch4.detection_lines(_tests(), summary)
+    assert lines[0].startswith("Positive control") and "found top" in lines[0]
+    circ = [line for line in lines if line.startswith("Circular padding at 96")]
+    assert circ and "border deficit -4.0" in circ[0] and "top minus bottom +6.0" in circ[0]
+    assert lines[-1].startswith("Mean recall over all positions")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -306,18 +357,16 @@ def test_primary_rows_are_the_claims_tests():
 
 
 def test_box_lines_and_section_lines_come_from_the_same_rows():
-    summary = _summary(tb=-0.1, lr=-0.1)
-    cells, effects = design.cell_table(summary), design.paired_effects(summary)
+    tests = _tests(zone=(0.0, 0.0), tb=-0.1, lr=-0.1)
     fx = design.energy_effects(_energy(-0.05, -0.05))
     leans = _leans(*[_lean_row(*ax, 0.2, 0.05, 0.001) for ax in AXES])
     kernels = design.kernel_energy_tests(_kernel_energy(-0.1, -0.1))
-    box = ch4.chapter_findings_box(design.zoo_units(_zoo(16)), leans, kernels, fx, cells, effects, settings=LARGE)
-    # a deficit at both sizes that no mitigation shrinks: the mitigations are tested, and contradicted; with
-    # objects that are not small the blind zone and the blind side are not testable here
-    assert [f.verdict for f in box] == [SUPPORTED, SUPPORTED, SUPPORTED, SUPPORTED, NOT_TESTABLE, NOT_TESTABLE,
-                                        CONTRADICTED]
-    sections = [ch4.SECTION_ZOO, ch4.SECTION_LEAN, ch4.SECTION_KERNELS, ch4.SECTION_MATCHED_KERNELS, ch4.SECTION_MAPS,
-                ch4.SECTION_EFFECTS, ch4.SECTION_EFFECTS]
+    box = ch4.chapter_findings_box(design.zoo_units(_zoo(16)), leans, kernels, fx, tests, settings=SMALL)
+    # no blind zone (tightly), a blinder top/left side, so no deficit for a mitigation to shrink
+    assert [f.verdict for f in box] == [SUPPORTED, SUPPORTED, SUPPORTED, CONTRADICTED, SUPPORTED, NOT_TESTABLE,
+                                        SUPPORTED]
+    sections = [ch4.SECTION_ZOO, ch4.SECTION_LEAN, ch4.SECTION_KERNELS, ch4.SECTION_MAPS, ch4.SECTION_EFFECTS,
+                ch4.SECTION_EFFECTS, ch4.SECTION_MATCHED_KERNELS]
     assert [f.section for f in box] == sections
     for f in box:
         text = section_markdown(box, f.section)
@@ -363,8 +412,9 @@ def test_figures_use_the_role_colours_and_tables_stay_narrow():
     maps = {"a": {"l1": np.arange(16.0).reshape(4, 4), "l2": np.ones((2, 2))}}
     f = fig.mean_map_grid(maps, ncols=2)
     assert len(f.axes) == 4  # two maps, two colour bars
-    eff = design.paired_effects(_summary())
-    fig.paired_effects_figure(eff, primary_rows=ch4.effects_primary_rows(eff))
+    t = _tests()
+    fig.detection_tests_figure(t, primary_rows=ch4.detection_primary_rows(t))
+    fig.side_deficits_figure(_det())
     fig.energy_effects_figure(design.energy_effects(_energy(-0.05, -0.05)), primary_rows=[0, 1])
     import matplotlib.pyplot as plt
 

@@ -23,7 +23,7 @@ COMMON_MARGIN = 0.10  # the smallest excess over COMMON_SHARE we would call comm
 LEAN_SOI = 0.05       # smallest lean difference of interest, in spatial-bias index units (a border line's
                       # deviation from the interior, over the map's mean |activation|)
 ENERGY_SOI = 0.02     # smallest shift of interest in a kernel's energy share (2% of its squared weight)
-BLIND_SOI = 0.02      # smallest accuracy difference of interest (2 points), for blind zones, sides and mitigations
+BLIND_SOI = 0.02      # smallest recall difference of interest (2 points), for blind zones, sides and mitigations
 SMALL_OBJECT = 0.10   # an object is "small" when its side is at most this share of the canvas side
 POSITION_SOI = 0.10   # smallest drop of interest in the object's log-probability, in nats (about 10% less
                       # probability), for the pretrained models' objects at every position (section 4)
@@ -31,8 +31,8 @@ POSITION_SOI = 0.10   # smallest drop of interest in the object's log-probabilit
 SECTION_ZOO = "the-whole-timm-zoo"
 SECTION_LEAN = "following-or-compensating"
 SECTION_KERNELS = "the-stride-2-kernels"
-SECTION_MAPS = "accuracy-by-digit-position"
-SECTION_EFFECTS = "paired-effects"
+SECTION_MAPS = "recall-by-ring-position"
+SECTION_EFFECTS = "what-the-padding-adds"
 SECTION_MATCHED_KERNELS = "kernels-of-the-matched-networks"
 SECTION_POSITIONS = "small-objects-at-every-position-the-pretrained-models-at-224-px"
 
@@ -41,7 +41,7 @@ CONSTANTS = {"ALPHA": (ALPHA, "family-wise error rate of each claim's primary fa
              "COMMON_MARGIN": (COMMON_MARGIN, "the smallest excess over COMMON_SHARE we would call common"),
              "LEAN_SOI": (LEAN_SOI, "smallest lean difference of interest (spatial-bias index units)"),
              "ENERGY_SOI": (ENERGY_SOI, "smallest shift of interest in a kernel's energy share"),
-             "BLIND_SOI": (BLIND_SOI, "smallest accuracy difference of interest (blind zone, side, mitigation)"),
+             "BLIND_SOI": (BLIND_SOI, "smallest recall difference of interest (blind zone, side, mitigation)"),
              "SMALL_OBJECT": (SMALL_OBJECT, "largest object side, as a share of the canvas side, called small"),
              "POSITION_SOI": (POSITION_SOI, "smallest drop of interest in an object's log-probability (nats), "
                                             "pretrained models, objects at every position")}
@@ -287,7 +287,7 @@ def kernel_lines(kernels: pd.DataFrame) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Section 4: matched networks
+# Section 5: trained detectors (the matched networks)
 
 
 def _reads_sign(reads: str) -> float:
@@ -296,11 +296,26 @@ def _reads_sign(reads: str) -> float:
 
 
 def _matched_scale(attrs: dict, settings: dict | None, what: str) -> str:
+    """The scale of a trained-network line: seeds, schemes, canvases, objects and architecture, from the settings."""
     s = settings or {}
     seeds = attrs.get("seeds") or len(s.get("seeds", [])) or "?"
-    sizes = f"{attrs.get('uneven', '?')}- and {attrs.get('even', '?')}-px canvases"
+    sizes = f"{attrs.get('uneven', s.get('uneven', '?'))}- and {attrs.get('even', '?')}-px canvases"
+    if s.get("task") == "detection":
+        lo, hi = s.get("object_sizes", ("?", "?"))
+        return (f"small detectors trained here: {seeds} seeds per cell, {what}, {sizes}, {s.get('depth', '?')} "
+                f"stride-2 layers and a heat map at stride {s.get('stride', '?')}; {s.get('object_size', '?')}-px "
+                f"rings at every position ({_object_share(s)[0]:.0%} of the canvas side; trained on {lo} to {hi} px)")
     digits = f", {s['digit_size']}-px digits" if s.get("digit_size") else ""
     return f"small networks trained here: {seeds} seeds per cell, {what}, {sizes}{digits}"
+
+
+def _object_share(settings: dict) -> tuple[float, bool]:
+    """The trained design's object side as a share of its smaller canvas side, and whether that is small
+    (:data:`SMALL_OBJECT`); unknown settings: NaN and not small."""
+    s = settings
+    side = s.get("object_size") or s.get("digit_size")
+    share = side / min(s["sizes"]) if side and s.get("sizes") else float("nan")
+    return share, bool(np.isfinite(share) and share <= SMALL_OBJECT)
 
 
 def matched_kernel_tests(energy_fx: pd.DataFrame) -> pd.DataFrame:
@@ -331,7 +346,7 @@ def matched_kernel_finding(energy_fx: pd.DataFrame, settings: dict | None = None
                    f"less energy on the row and column facing the {reads} padding (our reading of the paper's "
                    f"Fig. 6b; smallest effect of interest {-ENERGY_SOI:+.2f} energy share)",
                    observed + " (energy share on the side facing the padding read)",
-                   _matched_scale(energy_fx.attrs, settings, "zero padding, 3 stride-2 layers"),
+                   _matched_scale(energy_fx.attrs, settings, "zero padding"),
                    detectable=_range(t["detectable"]) + " energy share",
                    test=f"paired t-test per axis over seeds, Holm over the {len(t)} axes", section=SECTION_MATCHED_KERNELS)
 
@@ -354,155 +369,196 @@ def matched_energy_lines(energy_fx: pd.DataFrame) -> list[str]:
     return lines
 
 
-def blind_zone_tests(cells: pd.DataFrame) -> pd.DataFrame:
-    """The primary family of the blind-zone claim: the zero-padded networks' border deficit at each size."""
-    z = cells[(cells["metric"] == "border_deficit") & (cells["scheme"] == "zero")].copy()
-    return z.rename(columns={"seeds": "n"})
+def _points(t: pd.DataFrame, col: str = "detectable") -> str:
+    """A range of recall differences in points, for a finding's detectable field."""
+    v = t[col].to_numpy(dtype=float) if len(t) else np.array([np.nan])
+    if not np.isfinite(v).any():
+        return "n/a"
+    lo, hi = 100 * np.nanmin(v), 100 * np.nanmax(v)
+    return f"{lo:.1f} recall points" if abs(hi - lo) < 0.05 else f"{lo:.1f} to {hi:.1f} recall points"
 
 
-def _digit_share(settings: dict) -> tuple[float, bool]:
-    """The matched design's digit side as a share of its smaller canvas side, and whether that is small
-    (:data:`SMALL_OBJECT`); unknown settings: NaN and not small."""
-    s = settings
-    share = s["digit_size"] / min(s["sizes"]) if s.get("digit_size") and s.get("sizes") else float("nan")
-    return share, bool(np.isfinite(share) and share <= SMALL_OBJECT)
+def _family(tests: pd.DataFrame, family: str, metrics=None) -> pd.DataFrame:
+    t = tests[tests["family"] == family]
+    if metrics is not None:
+        t = t[t["metric"].isin(metrics)]
+    out = t.reset_index(drop=True).copy()
+    out.attrs.update(tests.attrs)
+    return out
 
 
-def blind_zone_finding(cells: pd.DataFrame, settings: dict | None = None) -> Finding:
-    """A small object is recognised less near the border: the zero-padded networks' border deficit at each size
-    (:func:`blind_zone_tests`), Holm over the sizes, each against -:data:`BLIND_SOI`. Not testable here when the
-    design's objects are not small (digit side over :data:`SMALL_OBJECT` of the canvas side): a null there says
-    nothing about small objects, and no positive control shows that this design can show a blind zone."""
-    t = primary(blind_zone_tests(cells), -BLIND_SOI)
+def detection_control(tests: pd.DataFrame, sesoi: float = BLIND_SOI) -> dict:
+    """The positive control of the trained design: per side, the noisy-top networks' band deficit minus zero
+    padding's (:func:`padlib.experiments.ch4_detection.detection_tests`, family ``positive control``), Holm over
+    the four sides; a side is *found* when its interval lies below 0 and its Holm p passes :data:`ALPHA`, and
+    the control is found *exactly* when the top, and only the top, is. ``estimate``: the top side's row."""
+    t = _family(tests, "positive control")
+    if not len(t):
+        return {"ran": False, "found": [], "exact": False, "estimate": None, "tests": t}
+    t = primary(t, -sesoi)
+    t["side"] = t["metric"].str.replace("_deficit", "", regex=False)
+    found = [r.side for r in t.itertuples() if r.ci_high < 0 and r.p_adj <= ALPHA]
+    top = t[t["side"] == "top"]
+    return {"ran": True, "found": found, "exact": found == ["top"], "tests": t,
+            "estimate": top.iloc[0] if len(top) else None}
+
+
+def _control_words(ctrl: dict) -> str:
+    """One clause on the positive control, for the notes of the trained-design lines."""
+    if not ctrl["ran"]:
+        return "no positive control ran"
+    e = ctrl["estimate"]
+    found = ", ".join(ctrl["found"]) or "no side"
+    how = "exactly the planted side" if ctrl["exact"] else "not exactly the planted side"
+    est = f" (top band {_iv(e['mean'], e['ci_low'], e['ci_high'], pct=True)} against zero padding)" if e is not None \
+        else ""
+    return f"positive control (the top side padded with noise at every conv, trained the same way): found {found}, {how}{est}"
+
+
+def _guarded(verdict: str, ctrl: dict) -> str:
+    """A null without a working positive control cannot contradict: the design has not shown it can see the effect."""
+    from ..chapters.findings import CONTRADICTED, INCONCLUSIVE
+
+    return INCONCLUSIVE if verdict == CONTRADICTED and not ctrl["exact"] else verdict
+
+
+def blind_zone_tests(tests: pd.DataFrame) -> pd.DataFrame:
+    """The primary family of the blind-zone claim: per size, zero padding's border deficit minus circular padding's
+    (the same detector with no border: the stride-8 grid and the edge cells are shared, so what is left is what the
+    zero padding adds), paired by seed."""
+    return _family(tests, "zone")
+
+
+def blind_zone_finding(tests: pd.DataFrame, settings: dict | None = None) -> Finding:
+    """A small object is detected less near the border: :func:`blind_zone_tests`, Holm over the sizes, each against
+    -:data:`BLIND_SOI`; every size (``judge_all``). A null counts as contradicting only when the positive control
+    was found exactly (:func:`detection_control`). Not testable here when the objects are not small."""
     s = settings or {}
-    share, small = _digit_share(s)
+    t = primary(blind_zone_tests(tests), -BLIND_SOI)
+    ctrl = detection_control(tests)
+    share, small = _object_share(s)
     observed = "; ".join(f"{int(r.size)} px {_iv(r.mean, r.ci_low, r.ci_high, pct=True)}, Holm p {fmt_p(r.p_adj)}"
-                         for r in t.itertuples()) + " (accuracy at the frame minus the interior)"
-    needed = "" if small else (
-        f"objects at most {SMALL_OBJECT:.0%} of the canvas side (here the digits are {s.get('digit_size')} px on a "
-        f"{min(s.get('sizes', [0]) or [0])}-px canvas, {share:.0%}), so that the few border rows whose outputs read "
-        "padding can hold a whole object, and a positive control: a trained network in the same design that does "
-        "show a blind zone")
-    verdict = judge_all(t["verdict"]) if small else NOT_TESTABLE
-    return Finding(verdict, "A small object is recognised less near the border (blind zone; matched networks, "
-                            "zero padding)",
-                   f"lower accuracy at the border (our reading; smallest effect of interest "
-                   f"{-100 * BLIND_SOI:+.0f} accuracy points)", observed,
-                   _matched_scale({"seeds": int(t["n"].max()) if len(t) else None,
-                                   "uneven": (s.get("sizes") or ["?"])[0], "even": (s.get("sizes") or ["?", "?"])[-1]},
-                                  s, "zero padding"),
-                   detectable=f"{100 * np.nanmin(t['detectable']):.1f} to {100 * np.nanmax(t['detectable']):.1f} "
-                              "accuracy points" if len(t) else "",
-                   needed=needed, test=f"t-test of the border deficit per size over seeds, Holm over the {len(t)} sizes",
-                   section=SECTION_MAPS)
+                         for r in t.itertuples()) + \
+        " (border bands minus the interior, zero padding minus circular padding)"
+    verdict = _guarded(judge_all(t["verdict"]), ctrl) if small and len(t) else NOT_TESTABLE
+    needed = "" if verdict != NOT_TESTABLE else (
+        f"objects at most {SMALL_OBJECT:.0%} of the canvas side (here {share:.0%}) and a per-location output, with "
+        "zero and circular padding trained alike")
+    return Finding(verdict, "A small object is detected less near the border (blind zone; trained detectors, zero "
+                            "padding against circular)",
+                   f"lower recall in the border bands than in the interior, beyond circular padding's (our reading; "
+                   f"smallest effect of interest {-100 * BLIND_SOI:+.0f} recall points)", observed,
+                   _matched_scale({"seeds": tests.attrs.get("seeds"), "uneven": tests.attrs.get("uneven"),
+                                   "even": tests.attrs.get("even")}, s, "zero and circular padding"),
+                   detectable=_points(t), needed=needed,
+                   test=f"paired t-test over seeds per size, Holm over the {len(t)} sizes",
+                   note=_control_words(ctrl), section=SECTION_MAPS)
 
 
-def blind_side_tests(effects: pd.DataFrame, reads: str = "top/left") -> pd.DataFrame:
-    """The primary family of the blind-side claim: zero padding, uneven minus even size, on the top-minus-bottom and
-    left-minus-right accuracy differences (``reads``: the side whose padding the uneven size reads more)."""
-    t = effects[(effects["effect"] == "size") & (effects["scheme"] == "zero") &
-                effects["metric"].isin(["top_minus_bottom", "left_minus_right"])].copy()
-    t["n"] = effects.attrs.get("seeds")
-    t.attrs.update(effects.attrs, reads=reads)
-    return t
+def blind_side_tests(tests: pd.DataFrame) -> pd.DataFrame:
+    """The primary family of the blind-side claim: per axis, top minus bottom (left minus right) recall, the uneven
+    minus the even size for zero padding, minus the same for circular padding (which removes the sampling grid's
+    change between the sizes), paired by seed."""
+    return _family(tests, "side")
 
 
-def blind_side_finding(effects: pd.DataFrame, reads: str = "top/left", settings: dict | None = None) -> Finding:
-    """Uneven padding makes one side blinder: the side whose padding the uneven size reads more loses accuracy
-    against its opposite side, uneven minus even size, per axis (:func:`blind_side_tests`), Holm over the two
-    axes, each against the claimed direction at :data:`BLIND_SOI`; both axes (``judge_all``). Not testable here
-    when the design's objects are not small (as :func:`blind_zone_finding`): a side difference in a pooled classifier
-    whose every unit sees most of the canvas says nothing about small objects missed near a border."""
-    t = primary(blind_side_tests(effects, reads), -_reads_sign(reads) * BLIND_SOI)
-    share, small = _digit_share(settings or {})
-    verdict = judge_all(t["verdict"]) if small else NOT_TESTABLE
-    needed = "" if small else (
-        f"objects at most {SMALL_OBJECT:.0%} of the canvas side (here {share:.0%}) and a per-location output, so "
-        "that a weaker border response costs recall where it happens, with a positive control (a network trained "
-        "to have a blind side, found by the same test); the axis differences here are shown, not judged")
-    observed = "; ".join(f"{r.metric.replace('_', ' ')} {_iv(r.mean, r.ci_low, r.ci_high, pct=True)}, Holm p "
-                         f"{fmt_p(r.p_adj)}" for r in t.itertuples())
+def blind_side_finding(tests: pd.DataFrame, reads: str = "top/left", settings: dict | None = None) -> Finding:
+    """Uneven padding makes one side blinder: :func:`blind_side_tests`, Holm over the two axes, each against the
+    claimed direction (the side that reads more padding loses recall) at :data:`BLIND_SOI`; both axes
+    (``judge_all``), guarded by the positive control as :func:`blind_zone_finding`."""
+    s = settings or {}
+    t = primary(blind_side_tests(tests), -_reads_sign(reads) * BLIND_SOI)
+    ctrl = detection_control(tests)
+    share, small = _object_share(s)
+    verdict = _guarded(judge_all(t["verdict"]), ctrl) if small and len(t) else NOT_TESTABLE
     near = "top and left" if _reads_sign(reads) > 0 else "bottom and right"
-    return Finding(verdict, "Uneven padding makes one side blinder (uneven minus even size, zero padding)",
-                   f"lower accuracy on the {near} sides, whose padding the uneven size reads (our reading; smallest "
-                   f"effect of interest {100 * BLIND_SOI:.0f} accuracy points)", observed,
-                   _matched_scale(effects.attrs, settings, "zero padding"),
-                   detectable=(f"{100 * np.nanmin(t['detectable']):.1f} to {100 * np.nanmax(t['detectable']):.1f} "
-                               "accuracy points") if len(t) else "n/a",
-                   needed=needed, test=f"paired t-test per axis over seeds, Holm over the {len(t)} axes",
-                   note="" if small else "the digits are not small objects here (see the blind-zone line)",
-                   section=SECTION_EFFECTS)
+    observed = "; ".join(f"{r.metric.replace('_', ' ')} {_iv(r.mean, r.ci_low, r.ci_high, pct=True)}, Holm p "
+                         f"{fmt_p(r.p_adj)}" for r in t.itertuples()) + \
+        f" ({tests.attrs.get('uneven', '?')} minus {tests.attrs.get('even', '?')} px, zero minus circular padding)"
+    return Finding(verdict, "Uneven padding makes one side blinder (trained detectors, uneven minus even size, zero "
+                            "padding against circular)",
+                   f"lower recall on the {near} sides, whose padding the uneven size reads (our reading; smallest "
+                   f"effect of interest {100 * BLIND_SOI:.0f} recall points)", observed,
+                   _matched_scale(tests.attrs, s, "zero and circular padding"),
+                   detectable=_points(t),
+                   needed="" if verdict != NOT_TESTABLE else (
+                       f"objects at most {SMALL_OBJECT:.0%} of the canvas side (here {share:.0%}) and a per-location "
+                       "output"),
+                   test=f"paired t-test of the difference of differences per axis over seeds, Holm over the {len(t)} "
+                        "axes", note=_control_words(ctrl), section=SECTION_EFFECTS)
 
 
-def mitigation_tests(effects: pd.DataFrame) -> pd.DataFrame:
-    """The primary family of the mitigation claim: at the uneven size, each scheme minus zero padding on the border
-    deficit (> 0: a smaller deficit), and zero padding's uneven minus even size (< 0: the even size has less)."""
-    uneven = effects.attrs.get("uneven")
-    pad = effects[(effects["effect"] == "padding") & (effects["metric"] == "border_deficit") &
-                  (effects["size"] == uneven)]
-    size = effects[(effects["effect"] == "size") & (effects["scheme"] == "zero") &
-                   (effects["metric"] == "border_deficit")]
-    t = pd.concat([pad, size], ignore_index=True)
-    t["claimed_sign"] = np.where(t["effect"] == "padding", 1.0, -1.0)
-    t["n"] = effects.attrs.get("seeds")
-    t.attrs.update(effects.attrs)
+def mitigation_tests(tests: pd.DataFrame) -> pd.DataFrame:
+    """The primary family of the mitigation claim: symmetric minus zero padding on the border deficit at the uneven
+    size (> 0: a smaller deficit), and the even size (the uneven minus the even size's border deficit, zero minus
+    circular padding; < 0: the uneven size has the larger deficit). Circular padding is this design's control for
+    what the padding adds, so its own mitigation is the blind-zone test read the other way."""
+    uneven = tests.attrs.get("uneven")
+    sym = tests[(tests["family"] == "symmetric") & (tests["size"] == uneven)]
+    even = tests[tests["family"] == "even size"]
+    t = pd.concat([sym, even], ignore_index=True)
+    t["claimed_sign"] = np.where(t["family"] == "symmetric", 1.0, -1.0)
+    t.attrs.update(tests.attrs)
     return t
 
 
-def mitigation_finding(cells: pd.DataFrame, effects: pd.DataFrame, settings: dict | None = None) -> Finding:
-    """Symmetric or circular padding, or the even size, shrinks the border deficit (trained that way). Its premise
-    is a border deficit under zero padding: without one (no zero-padded cell whose interval lies below 0) there is
-    nothing to shrink and the claim is not testable here. With one: :func:`mitigation_tests`, Holm over the family,
-    each against :data:`BLIND_SOI` in its own direction; every mitigation (``judge_all``)."""
-    zero = blind_zone_tests(cells)
-    premise = bool((zero["ci_high"] < 0).any())
-    tests = mitigation_tests(effects)
-    t = primary(tests, tests["claimed_sign"].to_numpy() * BLIND_SOI)
-    deficit = "; ".join(f"{int(r.size)} px {_iv(r.mean, r.ci_low, r.ci_high, pct=True)}" for r in zero.itertuples())
-    observed = "; ".join(f"{r.comparison}" + (f" at {int(r.size)} px" if r.effect == "padding" else "") +
-                         f" {_iv(r.mean, r.ci_low, r.ci_high, pct=True)}, Holm p {fmt_p(r.p_adj)}"
-                         for r in t.itertuples())
-    verdict = judge_all(t["verdict"]) if premise else NOT_TESTABLE
-    return Finding(verdict, "Symmetric or circular padding, or the even size, shrinks the border deficit "
-                            "(trained that way)",
+def mitigation_finding(tests: pd.DataFrame, settings: dict | None = None) -> Finding:
+    """Symmetric padding or the even size shrinks the border deficit (trained that way). Its premise is a blind
+    zone that the padding adds (a blind-zone test whose interval lies below 0): without one there is nothing to
+    shrink and the claim is not testable here. With one: :func:`mitigation_tests`, Holm over the family, each
+    against :data:`BLIND_SOI` in its own direction; every mitigation (``judge_all``), guarded by the control."""
+    s = settings or {}
+    zone = blind_zone_tests(tests)
+    premise = bool((zone["ci_high"] < 0).any())
+    mt = mitigation_tests(tests)
+    t = primary(mt, mt["claimed_sign"].to_numpy() * BLIND_SOI)
+    ctrl = detection_control(tests)
+    deficit = "; ".join(f"{int(r.size)} px {_iv(r.mean, r.ci_low, r.ci_high, pct=True)}" for r in zone.itertuples())
+    observed = "; ".join(f"{r.comparison} {_iv(r.mean, r.ci_low, r.ci_high, pct=True)}, Holm p {fmt_p(r.p_adj)}"
+                         for r in t.itertuples()) + " (border deficit)"
+    verdict = _guarded(judge_all(t["verdict"]), ctrl) if premise and len(t) else NOT_TESTABLE
+    return Finding(verdict, "Symmetric padding or the even size shrinks the border deficit (trained detectors)",
                    f"a smaller border deficit with each mitigation (our reading; smallest effect of interest "
-                   f"{100 * BLIND_SOI:.0f} accuracy points)",
-                   observed if premise else f"zero padding's border deficit: {deficit} (frame minus interior)",
-                   _matched_scale(effects.attrs, settings, "zero, symmetric and circular padding"),
-                   detectable=(f"{100 * np.nanmin(t['detectable']):.1f} to {100 * np.nanmax(t['detectable']):.1f} "
-                               "accuracy points") if premise and len(t) else "",
+                   f"{100 * BLIND_SOI:.0f} recall points)",
+                   observed if premise else f"the border deficit that zero padding adds (against circular): {deficit}",
+                   _matched_scale(tests.attrs, s, "zero, symmetric and circular padding"),
+                   detectable=_points(t) if premise else "",
                    needed="" if premise else (
-                       "a border deficit under zero padding to shrink: here no zero-padded network's frame is "
-                       "resolved below its interior; a design with small objects at the border that shows one"),
+                       "a border deficit that zero padding adds, to shrink: here no size's blind-zone interval lies "
+                       "below 0"),
                    test=f"paired t-test per mitigation over seeds, Holm over the {len(t)} mitigations",
-                   section=SECTION_EFFECTS)
+                   note="circular padding is the control for what the padding adds, so its mitigation is the "
+                        "blind-zone line read the other way", section=SECTION_EFFECTS)
 
 
-def effects_primary_rows(effects: pd.DataFrame, reads: str = "top/left") -> list[int]:
-    """Positions, in ``effects``, of the rows that are some claim's primary test (for the figure's bold labels)."""
-    keys = lambda t: set(zip(t["effect"], t["scheme"], t["metric"], t["size"].fillna(-1)))  # noqa: E731
-    primary_keys = keys(blind_side_tests(effects, reads)) | keys(mitigation_tests(effects))
-    return [i for i, k in enumerate(zip(effects["effect"], effects["scheme"], effects["metric"],
-                                        effects["size"].fillna(-1))) if k in primary_keys]
+def detection_primary_rows(tests: pd.DataFrame) -> list[int]:
+    """Positions, in ``tests``, of the rows that are some claim's primary test (for the figure's bold labels)."""
+    keys = lambda t: set(zip(t["family"], t["metric"], t["size"].fillna(-1)))  # noqa: E731
+    primary_keys = keys(blind_zone_tests(tests)) | keys(blind_side_tests(tests)) | keys(mitigation_tests(tests))
+    return [i for i, k in enumerate(zip(tests["family"], tests["metric"], tests["size"].fillna(-1)))
+            if k in primary_keys]
 
 
-def effect_lines(effects: pd.DataFrame) -> list[str]:
-    """The paired effects that are no claim's primary test, as secondary comparisons: how many intervals exclude 0
-    (unadjusted, so a few are expected by chance) and which."""
+def detection_lines(tests: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    """Plain sentences under the tests figure: the positive control, the position effects circular padding shows
+    by itself (not padding's), and the secondary rows."""
     lines = []
-    n = len(effects)
-    out = effects[(effects["ci_low"] > 0) | (effects["ci_high"] < 0)]
-    lines.append(f"{len(out)} of {n} paired differences have a 95% interval that excludes 0 (unadjusted; at "
-                 f"{1 - effects.attrs.get('level', 0.95):.0%} each, about {n * (1 - effects.attrs.get('level', 0.95)):.1f} "
-                 "would by chance).")
-    for r in out.itertuples():
-        where = f"with {r.scheme} padding" if r.effect == "size" else f"at {int(r.size)} px"
-        lines.append(f"{r.comparison} on {r.metric.replace('_', ' ')} {where}: "
-                     f"{_iv(r.mean, r.ci_low, r.ci_high, pct=True)} (unadjusted p {fmt_p(r.p)})")
-    hw = effects["half_width"]
-    if len(hw):
-        lines.append(f"Interval half-widths: {100 * hw.min():.1f} to {100 * hw.max():.1f} accuracy points "
-                     f"(median {100 * hw.median():.1f}).")
+    ctrl = detection_control(tests)
+    if ctrl["ran"]:
+        lines.append(_control_words(ctrl)[0].upper() + _control_words(ctrl)[1:] + ".")
+        for r in ctrl["tests"].itertuples():
+            lines.append(f"  {r.side} band: {_iv(r.mean, r.ci_low, r.ci_high, pct=True)} (Holm p {fmt_p(r.p_adj)} "
+                         "over the 4 sides).")
+    circ = summary[summary["scheme"] == "circular"]
+    for size, g in circ.groupby("size"):
+        m = g[["border_deficit", "top_minus_bottom", "left_minus_right"]].mean()
+        lines.append(f"Circular padding at {int(size)} px, which has no border (position effects that padding does not "
+                     f"explain): border deficit {100 * m['border_deficit']:+.1f}, top minus bottom "
+                     f"{100 * m['top_minus_bottom']:+.1f}, left minus right {100 * m['left_minus_right']:+.1f} recall "
+                     f"points (means over {len(g)} seeds).")
+    means = summary.groupby(["size", "scheme"], sort=False)["mean"].mean()
+    lines.append("Mean recall over all positions: " + "; ".join(
+        f"{sc} {int(sz)} px {100 * v:.0f}%" for (sz, sc), v in means.items()) + ".")
     return lines
 
 
@@ -667,17 +723,18 @@ def position_lines(study) -> list[str]:
 
 
 def chapter_findings_box(zoo_units_: dict | None, leans: pd.DataFrame, kernels: pd.DataFrame,
-                         energy_fx: pd.DataFrame, cells: pd.DataFrame, effects: pd.DataFrame,
-                         zoo_numbers: dict | None = None, settings: dict | None = None, positions=None) -> list:
+                         energy_fx: pd.DataFrame, detection: pd.DataFrame, zoo_numbers: dict | None = None,
+                         settings: dict | None = None, positions=None) -> list:
     """Chapter 4's findings, one per claim of Mind the Pad, in the order of the chapter's sections; each comes
     from the same ``*_finding`` function that the section under its figure shows. ``positions``: the pretrained
-    position study (:func:`padlib.experiments.ch4_blind_spots.pretrained_position_study`), when run."""
+    position study (:func:`padlib.experiments.ch4_blind_spots.pretrained_position_study`), when run;
+    ``detection``: the trained detectors' tests (:func:`padlib.experiments.ch4_detection.detection_tests`)."""
     out = [zoo_finding(zoo_units_, zoo_numbers)] if zoo_units_ else []
     out += [lean_finding(leans), kernel_finding(kernels)]
     if positions is not None:
         out += [border_position_finding(positions), padding_side_finding(positions)]
-    out += [matched_kernel_finding(energy_fx, settings),
-            blind_zone_finding(cells, settings),
-            blind_side_finding(effects, energy_fx.attrs.get("reads") or "top/left", settings),
-            mitigation_finding(cells, effects, settings)]
+    out += [blind_zone_finding(detection, settings),
+            blind_side_finding(detection, energy_fx.attrs.get("reads") or "top/left", settings),
+            mitigation_finding(detection, settings),
+            matched_kernel_finding(energy_fx, settings)]
     return out

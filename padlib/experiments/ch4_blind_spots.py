@@ -1,6 +1,6 @@
-"""Chapter 4's design: matched small networks trained at an uneven and an even size per scheme, accuracy maps over
-digit positions, paired effects; the zoo's units, and the lean and kernel tests of pretrained models against their
-random-init copies."""
+"""Chapter 4's design: the zoo's units, the lean and kernel tests of pretrained models against their random-init
+copies, the pretrained models' objects at every position, and the map summaries and kernel tests shared with the
+trained detectors (:mod:`padlib.experiments.ch4_detection`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,9 +11,6 @@ import torch
 from torch import nn
 
 from ..errors import PadlibError, check_type
-from ..experiments.digits import _upscaled_digits, digits_train_test, texture_backgrounds
-from ..experiments.training import default_workers, learning_curves, train_schemes
-from ..kernels import row_energy
 from ..spatial_bias import spatial_bias_index
 from ..stats import TTest, t_test, wilson_interval
 
@@ -176,61 +173,7 @@ def zoo_units(zoo: pd.DataFrame, level: float = 0.95) -> dict:
             "max_distance": zoo.attrs.get("max_distance")}
 
 
-SCHEMES = ("zero", "symmetric", "circular")
-SIZES = (48, 49)
 EDGE = 1  # positions within this many grid steps of a border count as "at the border"
-
-
-def position_grid(size: int, digit_size: int, step: int) -> list[int]:
-    """Top-left offsets of the digit box along one axis: 0, step, ... and always the last offset (box touching the
-    far border), so both borders are in the map at every canvas size."""
-    check_type("step", step, int)
-    if step < 1:
-        raise PadlibError(f"step must be a positive number of pixels, got {step}")
-    last = size - digit_size
-    if last < 0:
-        raise PadlibError(f"a {digit_size}-pixel digit does not fit a {size}-pixel canvas")
-    grid = list(range(0, last + 1, step))
-    return grid if grid[-1] == last else grid + [last]
-
-
-def map_images(size: int, digit_size: int = 12, step: int = 3, n_digits: int = 24, seed: int = 0,
-               texture_range=(0.0, 0.35)) -> tuple[torch.Tensor, torch.Tensor, pd.DataFrame]:
-    """The accuracy map's test images: the same ``n_digits`` held-out digits, each on its own held-out texture,
-    pasted with the digit box at every grid position. Returns (images (P*n, 1, S, S), labels, one row per image
-    with its ``y``/``x`` grid offsets)."""
-
-    digits, targets, _ = _upscaled_digits(digit_size)
-    ids = np.arange(len(targets))
-    pool = ids[ids % 5 == 0]  # digits_on_canvas's test digits
-    rng = np.random.default_rng([seed, 11])
-    chosen = rng.choice(pool, n_digits, replace=n_digits > len(pool))
-    textures, _ = texture_backgrounds(n_digits, size, seed + 1000, "test", *texture_range)
-    grid = position_grid(size, digit_size, step)
-    ink = digits[chosen, 0]  # (n, d, d)
-    images, rows = [], []
-    for y in grid:
-        for x in grid:
-            canvas = textures.clone()
-            region = canvas[:, 0, y:y + digit_size, x:x + digit_size]
-            canvas[:, 0, y:y + digit_size, x:x + digit_size] = region * (1 - ink) + ink
-            images.append(canvas)
-            rows += [{"y": y, "x": x, "digit": int(j)} for j in chosen]
-    labels = torch.as_tensor(targets[chosen]).repeat(len(grid) ** 2)
-    return torch.cat(images), labels, pd.DataFrame(rows)
-
-
-@torch.no_grad()
-def accuracy_map(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, placement: pd.DataFrame,
-                 batch_size: int = 512, device="cpu") -> pd.DataFrame:
-    """Accuracy of ``model`` at each grid position (tidy: ``y``, ``x``, ``accuracy``, ``n``)."""
-    model.eval()
-    preds = []
-    for s in range(0, len(images), batch_size):
-        preds.append(model(images[s:s + batch_size].to(device)).argmax(1).cpu())
-    correct = (torch.cat(preds) == labels).float().numpy()
-    return (placement.assign(correct=correct).groupby(["y", "x"], as_index=False)
-            .agg(accuracy=("correct", "mean"), n=("correct", "size")))
 
 
 def _block_means(grid: np.ndarray, k: int = 3) -> np.ndarray:
@@ -271,73 +214,6 @@ def map_summary(amap: pd.DataFrame, edge: int = EDGE, value: str = "accuracy") -
 METRICS = ("mean", "border_deficit", "top_minus_bottom", "left_minus_right", "worst_drop")
 
 
-@dataclass
-class MatchedStudy:
-    """Everything :func:`matched_study` produced: per-network accuracy maps and summaries, learning curves."""
-
-    maps: pd.DataFrame  # size, scheme, seed, y, x, accuracy, n
-    summary: pd.DataFrame  # one row per network: size, scheme, seed, METRICS, worst_region
-    curves: pd.DataFrame  # size, scheme, seed, epoch, accuracy (held-out, uniform positions)
-    energy: pd.DataFrame  # size, scheme, seed, one row per stride-2 layer (padlib.kernels.row_energy)
-    settings: dict
-    seconds: dict
-
-
-def matched_study(sizes=SIZES, schemes=SCHEMES, seeds=(0, 1, 2, 3, 4), n_train: int = 4000, n_eval: int = 500,
-                  epochs: float = 8, width: int = 16, depth: int = 3, digit_size: int = 12, step: int = 3,
-                  n_digits: int = 24, texture_range=(0.0, 0.35), batch_size: int = 64, lr: float = 3e-3,
-                  workers: int | None = None, device="cpu", progress: bool = True) -> MatchedStudy:
-    """Train one :func:`padlib.experiments.smallnets.strided_small` network per (size, scheme, seed) on uniformly placed digits
-    at that size and map each one's accuracy over digit positions at the same size (see the module docstring).
-
-    For a seed, every scheme of a size starts from the same weights (converted with ``convert_padding``) and sees
-    the same batches; the two sizes share seeds and the source digits but not the pixels, so size effects are
-    paired by seed only. ``workers`` training processes (default: one per core on CPU) run one torch thread each
-    (these small networks gain little from a second thread, and more threads than cores stall every process);
-    the networks do not depend on ``workers``."""
-    import time
-
-
-    check_type("sizes", sizes, (list, tuple))
-    check_type("seeds", seeds, (list, tuple, range))
-    if len(seeds) < 2:
-        raise PadlibError("the matched study needs at least 2 seeds (its intervals are over seeds)")
-    maps, curves, energy, seconds = [], [], [], {}
-    workers = workers if workers is not None else default_workers(device, threads=1)
-    threads = torch.get_num_threads()
-    for size in sizes:
-        t0 = time.perf_counter()
-        train_set, eval_set = digits_train_test(n_train, n_eval, canvas_size=size, digit_size=digit_size, seed=0,
-                                                border_fraction=0.0, background="texture",
-                                                texture_range=texture_range)
-        if workers > 1:
-            torch.set_num_threads(1)  # the workers take this process's thread count
-        try:
-            runs = train_schemes(list(schemes), list(seeds), train_set, model="strided",
-                                 model_kwargs={"width": width, "depth": depth}, epochs=epochs, batch_size=batch_size,
-                                 lr=lr, device=device, progress=progress, eval_data=eval_set, workers=workers)
-        finally:
-            torch.set_num_threads(threads)
-        seconds[f"train {size}"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        images, labels, placement = map_images(size, digit_size, step, n_digits, seed=0, texture_range=texture_range)
-        for run in runs:
-            m = accuracy_map(run.model, images, labels, placement, device=device)
-            maps.append(m.assign(size=size, scheme=run.scheme, seed=run.seed))
-            energy.append(row_energy(run.model, size, n_boot=0).assign(size=size, scheme=run.scheme, seed=run.seed))
-        c = learning_curves(runs)
-        curves.append(c.assign(size=size))
-        seconds[f"maps {size}"] = time.perf_counter() - t0
-    maps = pd.concat(maps, ignore_index=True)
-    rows = [{"size": k[0], "scheme": k[1], "seed": k[2], **map_summary(g)}
-            for k, g in maps.groupby(["size", "scheme", "seed"], sort=False)]
-    settings = dict(sizes=list(sizes), schemes=list(schemes), seeds=list(seeds), n_train=n_train, epochs=epochs,
-                    width=width, depth=depth, digit_size=digit_size, step=step, n_digits=n_digits,
-                    texture_range=tuple(texture_range))
-    return MatchedStudy(maps, pd.DataFrame(rows), pd.concat(curves, ignore_index=True),
-                        pd.concat(energy, ignore_index=True), settings, seconds)
-
-
 def energy_effects(energy: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """The kernel test on matched networks: per scheme, the mean top-minus-bottom (left-minus-right) energy
     share of the stride-2 kernels (:func:`padlib.kernels.row_energy`) at the uneven size minus the even size,
@@ -365,45 +241,6 @@ def energy_effects(energy: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     return out
 
 
-def paired_effects(summary: pd.DataFrame, even: int | None = None, uneven: int | None = None,
-                   baseline: str = "zero", level: float = 0.95) -> pd.DataFrame:
-    """The effects the chapter measures, each a difference paired by seed with a t-interval and its unadjusted p
-    (the chapter's readings name the primary tests and adjust them within their own family):
-
-    - size: (uneven size) - (even size), per scheme, on ``top_minus_bottom``, ``left_minus_right`` (the lean the
-      uneven padding should leave) and ``border_deficit``;
-    - padding: (scheme) - (``baseline``), per size, on ``border_deficit`` and ``worst_drop`` (what a mitigation
-      should change).
-    ``half_width`` is the interval's half-width."""
-    sizes = sorted(summary["size"].unique())
-    uneven = uneven if uneven is not None else next((s for s in sizes if s % 2 == 0), sizes[0])
-    even = even if even is not None else next((s for s in sizes if s != uneven), sizes[-1])
-    tests = []
-    piv = summary.set_index(["size", "scheme", "seed"]).sort_index()
-    for scheme in summary["scheme"].unique():
-        for metric in ("top_minus_bottom", "left_minus_right", "border_deficit"):
-            a, b = piv.loc[(uneven, scheme)][metric], piv.loc[(even, scheme)][metric]
-            d = (a - b).dropna().to_numpy()
-            tests.append({"effect": "size", "comparison": f"{uneven} - {even} px", "scheme": scheme, "size": None,
-                          "metric": metric, "d": d})
-    if baseline in set(summary["scheme"]):
-        for size in sizes:
-            for scheme in [s for s in summary["scheme"].unique() if s != baseline]:
-                for metric in ("border_deficit", "worst_drop"):
-                    a, b = piv.loc[(size, scheme)][metric], piv.loc[(size, baseline)][metric]
-                    d = (a - b).dropna().to_numpy()
-                    tests.append({"effect": "padding", "comparison": f"{scheme} - {baseline}", "scheme": scheme,
-                                  "size": size, "metric": metric, "d": d})
-    rows = []
-    for t in tests:
-        mean, lo, hi, p, _ = t_test(t.pop("d"), level)
-        rows.append({**t, "mean": mean, "ci_low": lo, "ci_high": hi, "half_width": (hi - lo) / 2, "p": p})
-    out = pd.DataFrame(rows)
-    out.attrs.update(even=even, uneven=uneven, level=level, n_tests=len(out),
-                     seeds=int(summary["seed"].nunique()))
-    return out
-
-
 def cell_table(summary: pd.DataFrame, metrics=METRICS, level: float = 0.95) -> pd.DataFrame:
     """Per (size, scheme) and metric: the mean over seeds with its t-interval (is a border deficit there at all?)."""
     rows = []
@@ -421,10 +258,10 @@ def worst_regions(summary: pd.DataFrame) -> pd.DataFrame:
             .agg(lambda r: ", ".join(f"{k} {v}" for k, v in r.value_counts().items())).reset_index())
 
 
-def mean_maps(maps: pd.DataFrame) -> dict:
-    """Per (size, scheme): the accuracy map averaged over seeds, as a (y, x) DataFrame for plotting."""
-    return {k: g.groupby(["y", "x"])["accuracy"].mean().unstack("x") for k, g in maps.groupby(["size", "scheme"],
-                                                                                           sort=False)}
+def mean_maps(maps: pd.DataFrame, value: str = "accuracy") -> dict:
+    """Per (size, scheme): the map of ``value`` averaged over seeds, as a (y, x) DataFrame for plotting."""
+    return {k: g.groupby(["y", "x"])[value].mean().unstack("x") for k, g in maps.groupby(["size", "scheme"],
+                                                                                      sort=False)}
 
 
 

@@ -16,7 +16,6 @@ be learned away, so it must leave a blind band on that side, and the same pipeli
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass
@@ -329,7 +328,7 @@ def _job(job: dict) -> dict:
         net = with_noisy_side(base, "top", job["noise_std"], seed)
     else:
         net = convert_padding(base, scheme)
-    losses = train_detector(net, size, seed, job["steps"], job["batch_size"], job["lr"],
+    losses = train_detector(net, size, seed, job["steps"], job["batch_size"], job["lr"], n_train=job["n_train"],
                             object_sizes=job["object_sizes"])
     _reseed_noise(net, 10_000 + seed)
     images, placement = position_test_set(size, job["object_size"], job["step"], job["n_backgrounds"])
@@ -394,7 +393,7 @@ class DetectionStudy:
 
 
 def detection_study(sizes=SIZES, schemes=SCHEMES, seeds=(0, 1, 2, 3), control_seeds=None, width: int = 8,
-                    steps: int = 300, batch_size: int = 32, lr: float = 3e-3, object_sizes=(4, 8),
+                    steps: int = 300, batch_size: int = 32, lr: float = 3e-3, n_train: int = 2048, object_sizes=(4, 8),
                     object_size: int = 6, step: int = 2, n_backgrounds: int = 2, noise_std: float = 3.0,
                     workers: int | None = None, progress: bool = True) -> DetectionStudy:
     """Train and test one :class:`SmallDetector` per (size, scheme, seed), plus the positive control (top side
@@ -407,7 +406,8 @@ def detection_study(sizes=SIZES, schemes=SCHEMES, seeds=(0, 1, 2, 3), control_se
         raise PadlibError("the detection study needs at least 2 seeds (its intervals are over seeds)")
     control_seeds = list(seeds if control_seeds is None else control_seeds)
     uneven = next((s for s in sizes if s % 2 == 0), None)
-    common = dict(width=width, steps=steps, batch_size=batch_size, lr=lr, object_sizes=tuple(object_sizes),
+    common = dict(width=width, steps=steps, batch_size=batch_size, lr=lr, n_train=n_train,
+                  object_sizes=tuple(object_sizes),
                   object_size=object_size, step=step, n_backgrounds=n_backgrounds, noise_std=noise_std)
     jobs = [dict(common, size=size, scheme=scheme, seed=seed) for size in sizes for scheme in schemes for seed in seeds]
     if uneven is not None:
@@ -435,3 +435,62 @@ def detection_study(sizes=SIZES, schemes=SCHEMES, seeds=(0, 1, 2, 3), control_se
     return DetectionStudy(pd.concat(maps, ignore_index=True), pd.DataFrame(rows),
                           pd.concat(curves, ignore_index=True),
                           pd.concat(energy, ignore_index=True) if energy else pd.DataFrame(), settings, seconds)
+
+
+SIDES = ("top", "bottom", "left", "right")
+
+
+def detection_tests(summary: pd.DataFrame, control: str = "circular", level: float = 0.95) -> pd.DataFrame:
+    """The differences the chapter judges, each paired by seed with a t-interval over seeds and its unadjusted p
+    (the readings pick each claim's family and adjust within it). In recall (0 to 1):
+
+    - ``zone``: per size, zero padding's border deficit minus ``control``'s (circular: the same network and grid
+      with no border, so what is left is what the zero padding adds);
+    - ``side``: per axis (top minus bottom, left minus right), the uneven minus the even size for zero padding
+      minus the same for ``control`` (the stride-8 grid differs between the sizes; the control takes it out);
+    - ``even size``: the same difference of differences on the border deficit;
+    - ``symmetric``: per size, symmetric minus zero padding on the border deficit;
+    - ``positive control``: per side, the noisy-top networks minus zero padding at the uneven size on that side's
+      band deficit (:func:`side_deficits`).
+    ``a_mean``/``b_mean``: the two terms' means, for the page."""
+    from ..stats import t_test
+
+    piv = summary.set_index(["size", "scheme", "seed"]).sort_index()
+    sizes = sorted(summary["size"].unique())
+    uneven = next((s for s in sizes if s % 2 == 0), sizes[0])
+    even = next((s for s in sizes if s != uneven), sizes[-1])
+    schemes = set(summary["scheme"])
+
+    def col(size, scheme, metric):
+        return piv.loc[(size, scheme)][metric] if (size, scheme) in piv.index.droplevel(2) else pd.Series(dtype=float)
+
+    rows = []
+
+    def add(family, comparison, metric, a, b, size=None):
+        d = (a - b).dropna().to_numpy(dtype=float)
+        r = t_test(d, level)
+        rows.append({"family": family, "comparison": comparison, "size": size, "metric": metric, "mean": r.mean,
+                     "ci_low": r.low, "ci_high": r.high, "p": r.p, "n": r.n,
+                     "a_mean": float(a.mean()) if len(a) else float("nan"),
+                     "b_mean": float(b.mean()) if len(b) else float("nan")})
+
+    if {"zero", control} <= schemes:
+        for size in sizes:
+            add("zone", f"zero - {control} at {size} px", "border_deficit", col(size, "zero", "border_deficit"),
+                col(size, control, "border_deficit"), size)
+        for metric in ("top_minus_bottom", "left_minus_right", "border_deficit"):
+            z = col(uneven, "zero", metric) - col(even, "zero", metric)
+            c = col(uneven, control, metric) - col(even, control, metric)
+            add("side" if metric != "border_deficit" else "even size",
+                f"({uneven} - {even} px) zero - {control}", metric, z, c)
+    if {"zero", "symmetric"} <= schemes:
+        for size in sizes:
+            add("symmetric", f"symmetric - zero at {size} px", "border_deficit",
+                col(size, "symmetric", "border_deficit"), col(size, "zero", "border_deficit"), size)
+    if CONTROL in schemes and "zero" in schemes:
+        for side in SIDES:
+            add("positive control", f"{CONTROL} - zero at {uneven} px", f"{side}_deficit",
+                col(uneven, CONTROL, f"{side}_deficit"), col(uneven, "zero", f"{side}_deficit"), uneven)
+    out = pd.DataFrame(rows)
+    out.attrs.update(uneven=uneven, even=even, level=level, control=control, seeds=int(summary["seed"].nunique()))
+    return out

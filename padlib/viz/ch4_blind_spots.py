@@ -291,9 +291,9 @@ def row_energy_caption() -> str:
             "it: below 0 where the top/left padding is read more, above 0 where the bottom/right one is.")
 
 
-def accuracy_map_grid(maps: dict, size: float = 2.0, label: str = "accuracy (mean over seeds)"):
-    """Seed-averaged accuracy maps of the matched study (:func:`padlib.experiments.ch4_blind_spots.mean_maps`): rows are input
-    sizes, columns padding schemes, one shared colour scale; each pixel is the digit box's top-left offset."""
+def accuracy_map_grid(maps: dict, size: float = 2.0, label: str = "accuracy (mean over seeds)", what: str = "digit"):
+    """Seed-averaged maps (:func:`padlib.experiments.ch4_blind_spots.mean_maps`): rows are input sizes, columns
+    padding schemes, one shared colour scale; each pixel is the top-left offset of the ``what`` (the object's box)."""
     sizes = list(dict.fromkeys(k[0] for k in maps))
     schemes = list(dict.fromkeys(k[1] for k in maps))
     values = np.concatenate([m.to_numpy().ravel() for m in maps.values()])
@@ -309,9 +309,9 @@ def accuracy_map_grid(maps: dict, size: float = 2.0, label: str = "accuracy (mea
             ax.set_title(f"{sc}, {s} px", fontsize=9)
             ax.tick_params(labelsize=7)
             if j == 0:
-                ax.set_ylabel("digit top (px)", fontsize=8)
+                ax.set_ylabel(f"{what} top (px)", fontsize=8)
             if i == len(sizes) - 1:
-                ax.set_xlabel("digit left (px)", fontsize=8)
+                ax.set_xlabel(f"{what} left (px)", fontsize=8)
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label=label)
     return fig
 
@@ -330,18 +330,91 @@ def _interval_rows(ax, e, labels, colours, primary=None):
     ax.invert_yaxis()
 
 
-def paired_effects_figure(effects, primary_rows=None, scale: float = 100.0):
-    """The matched study's paired effects (:func:`padlib.experiments.ch4_blind_spots.paired_effects`): mean
-    difference with its 95% interval over seeds (accuracy points), one row per comparison, coloured by padding
-    scheme; filled markers: the interval excludes 0 (unadjusted); bold labels: ``primary_rows`` (row positions of
-    the claims' primary tests)."""
-    e = effects.reset_index(drop=True).copy()
+_FAMILY_SCHEME = {"zone": "zero", "side": "zero", "even size": "zero", "symmetric": "symmetric",
+                  "positive control": "noisy top"}
+
+
+def detection_tests_figure(tests, primary_rows=None, scale: float = 100.0):
+    """The trained detectors' tests (:func:`padlib.experiments.ch4_detection.detection_tests`): each difference in
+    recall points with its 95% interval over seeds, one row per test, coloured by the padding it is about (black
+    zero padding against circular, green symmetric, wine the noisy-top positive control); filled markers: the
+    interval excludes 0 (unadjusted); bold labels: the claims' primary tests."""
+    e = tests.reset_index(drop=True).copy()
     e[["mean", "ci_low", "ci_high"]] = e[["mean", "ci_low", "ci_high"]] * scale
-    labels = [f"{r.comparison}, {r.scheme}: {r.metric.replace('_', ' ')}" if r.effect == "size" else
-              f"{r.comparison} @{int(r.size)}: {r.metric.replace('_', ' ')}" for r in e.itertuples()]
-    fig, ax = plt.subplots(figsize=(8, 0.28 * len(e) + 1.0))
-    _interval_rows(ax, e, labels, [scheme_colour(s) for s in e["scheme"]], primary_rows)
-    ax.set_xlabel("paired difference in accuracy, points (mean over seeds, 95% interval)")
+    labels = [f"{r.family}: {r.comparison}, {r.metric.replace('_', ' ')}" for r in e.itertuples()]
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(e) + 1.1))
+    _interval_rows(ax, e, labels, [scheme_colour(_FAMILY_SCHEME.get(f, "zero")) for f in e["family"]], primary_rows)
+    ax.set_xlabel("difference in recall, points (mean over seeds, 95% interval)")
+    fig.tight_layout()
+    return fig
+
+
+def side_deficits_figure(summary, scale: float = 100.0, level: float = 0.95):
+    """Per input size (panel), side and padding scheme: the band of positions along that side minus the interior,
+    in recall points, mean over seeds with a 95% t-interval, coloured by scheme (circular shows the position effects
+    that padding does not explain; the noisy-top control must dip on the top)."""
+    from ..stats import t_test
+
+    sizes = sorted(summary["size"].unique())
+    schemes = list(dict.fromkeys(summary["scheme"]))
+    sides = ("top", "bottom", "left", "right")
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 2.9), sharey=True, squeeze=False)
+    width = 0.8 / max(len(schemes), 1)
+    for ax, size in zip(axes[0], sizes):
+        for k, sc in enumerate(schemes):
+            g = summary[(summary["size"] == size) & (summary["scheme"] == sc)]
+            if not len(g):
+                continue
+            for j, side in enumerate(sides):
+                r = t_test(scale * g[f"{side}_deficit"].to_numpy(dtype=float), level)
+                x = j - 0.4 + width * (k + 0.5)
+                ax.errorbar(x, r.mean, yerr=[[r.mean - r.low], [r.high - r.mean]], fmt="o", ms=4, capsize=2,
+                            color=scheme_colour(sc), label=sc if j == 0 else None)
+        ax.axhline(0, color="0.3", lw=0.6)
+        ax.set_xticks(range(len(sides)), [f"{s} band" for s in sides])
+        ax.set_title(f"{size} px", fontsize=9)
+    axes[0, 0].set_ylabel("band minus interior, recall points")
+    axes[0, -1].legend(fontsize=7, loc="lower right", frameon=True)
+    fig.tight_layout()
+    return fig
+
+
+def detection_examples_figure(images, placement, k: int = 4):
+    """A few test canvases of the trained design: one ring (the target; marked by a box) among open rings and
+    squares on a texture, at positions from the border inwards."""
+    import matplotlib.patches as mpatches
+
+    idx = np.linspace(0, len(images) - 1, k).astype(int)
+    fig, axes = plt.subplots(1, k, figsize=(1.9 * k, 2.1))
+    for ax, i in zip(np.atleast_1d(axes), idx):
+        ax.imshow(images[i, 0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        r = placement.iloc[i]
+        side = 2 * (r["cy"] - r["top"]) + 1
+        ax.add_patch(mpatches.Rectangle((r["left"] - 1.5, r["top"] - 1.5), side + 2, side + 2, fill=False,
+                                        ec=scheme_colour("symmetric"), lw=1.2))
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_title(f"ring at ({int(r['top'])}, {int(r['left'])})", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves_figure(curves):
+    """Training loss (a running mean over 25 steps) per padding scheme, one panel per input size: thick lines are
+    means over seeds, thin lines single seeds."""
+    sizes = sorted(curves["size"].unique())
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 2.6), sharey=True, squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        c = curves[curves["size"] == size]
+        for sc, g in c.groupby("scheme", sort=False):
+            for _, s in g.groupby("seed"):
+                ax.plot(s["step"], s["loss"], color=scheme_colour(sc), lw=0.5, alpha=0.4)
+            m = g.groupby("step")["loss"].mean()
+            ax.plot(m.index, m.to_numpy(), color=scheme_colour(sc), lw=1.8, label=sc)
+        ax.set_title(f"{size} px", fontsize=9)
+        ax.set_xlabel("training step")
+        ax.set_yscale("log")
+    axes[0, 0].set_ylabel("training loss")
+    axes[0, -1].legend(fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -11,7 +11,8 @@ MODEL_COLOURS = {"mobilenet_v2": "#0072B2", "tf_efficientnet_lite0": "#E69F00", 
 
 
 SCHEME_COLOURS = {"zero": "#000000", "reflect": "#0072B2", "replicate": "#56B4E9", "circular": "#E69F00",
-                  "symmetric": "#009E73", "partial": "#CC79A7", "padding_module": "#D55E00"}
+                  "symmetric": "#009E73", "partial": "#CC79A7", "padding_module": "#D55E00",
+                  "noisy top": "#882255"}  # chapter 4's positive control: noise padding on the top side (wine)
 
 
 # One colour per role, on every page: prose names these colours ("dark grey", "mid grey", ...).
@@ -23,7 +24,7 @@ ROLE_COLOURS = {"pretrained": PRETRAINED, "trained": PRETRAINED, "random init": 
                 "null": CONTROL, "PANs": PAN_COLOUR}
 COLOUR_NAMES = {PRETRAINED: "near-black", RANDOM_INIT: "mid grey", CONTROL: "light grey", PAN_COLOUR: "pink",
                 "#0072B2": "blue", "#E69F00": "orange", "#009E73": "green", "#D55E00": "vermilion",
-                "#56B4E9": "sky blue", "#F0E442": "yellow", "#000000": "black"}
+                "#56B4E9": "sky blue", "#F0E442": "yellow", "#000000": "black", "#882255": "wine"}
 
 
 def colour_name(colour: str) -> str:

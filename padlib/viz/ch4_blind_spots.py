@@ -303,6 +303,9 @@ def accuracy_map_grid(maps: dict, size: float = 2.0, label: str = "accuracy (mea
     for i, s in enumerate(sizes):
         for j, sc in enumerate(schemes):
             ax = axes[i, j]
+            if (s, sc) not in maps:  # a cell not trained (the positive control runs at the uneven size only)
+                ax.axis("off")
+                continue
             m = maps[(s, sc)]
             im = ax.imshow(m.to_numpy(), cmap="magma", vmin=vmin, vmax=vmax, interpolation="nearest",
                            extent=(m.columns[0], m.columns[-1], m.index[-1], m.index[0]))

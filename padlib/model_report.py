@@ -9,7 +9,10 @@ so the page opens from disk with no outside request. The methods are the book's 
   one random-init copy scanned the same way as the control, by depth, with the strongest examples;
 - mean feature maps and the spatial-bias index (chapter 4) on natural and constant inputs;
 - what a padding swap or the even input size does to the predictions at inference (chapter 3), against the
-  intact model, with an equally small resize to an uneven size as the control for the even size.
+  intact model, with an equally small resize to an uneven size as the control for the even size;
+- objects at every position (chapter 4, :func:`padlib.position_sensitivity`): small objects cut from the probe
+  photographs pasted over a grid on other probe photographs, the model's confidence in its own class for each
+  against the same object centred, per side with an interval over backgrounds (:func:`position_stage`).
 
 Recommendations are derived from those numbers by stated rules (:data:`RULES`); each names the figure or table it
 rests on and its level of evidence (:class:`EvidenceLevel`: measured on this model, shown in the book's trained
@@ -23,20 +26,25 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 
+import numpy as np
 import pandas as pd
+import torch
 from torch import nn
 
 from ._compat import moved_names
 from ._hooks import check_device, keeps_model
 from ._memory import check_run_memory, input_channels
 from .audit import audit_summary, even_padding_sizes, padding_audit
+from .blind_spot_maps import grid_positions, make_background
 from .data import probe_images
 from .errors import PadlibError, check_type
 from .interventions import intervention_table, model_logits, padding_interventions, size_interventions
 from .models import load_model, preprocessing, split_model_spec
+from .outputs import output_kind, select_output
 from .padding import require_padded_convs
 from .pan_tables import learned_depth_profile, strongest_pans
 from .pans import DEFAULT_FPR, first_images, learned_pan_control
+from .position_sensitivity import SIDES, blind_sides, position_sensitivity, position_summary
 from .spatial_bias import (
     bias_agreement,
     constant_inputs,
@@ -60,6 +68,14 @@ MAP_DEPTHS = 6  # mean maps shown at this many depths, evenly spaced
 IMAGE_CACHE_BYTES = 256 * 2 ** 20  # probe images up to this size are rendered once; more are rendered in each pass
 EVEN_SIZE_REACH = 16  # sizes within this many pixels of the input size are searched for even padding
 INIT_MAP_SEEDS = (0, 1, 2, 3)  # random-init copies whose mean maps on constant inputs are the maps' control
+# Objects at every position (position_stage): its cost is bounded by these: at most POSITION_OBJECTS x
+# POSITION_BACKGROUNDS (object, background) pairs, each positions ** 2 + 1 canvases (the + 1: the object centred)
+POSITIONS = 5  # positions per axis by default (the object touches every border); 0 or None: no position stage
+POSITIONS_MAX = 15  # more per axis than this is a study, not a report stage (226 canvases per pair)
+POSITION_OBJECTS = 3  # objects: the first probe photographs, one object each ...
+POSITION_BACKGROUNDS = 6  # ... backgrounds: the next ones (never an object's own photograph): <= 18 pairs
+POSITION_SESOI = 0.10  # nats: our smallest drop of interest in the log-probability (about a 10% lower probability)
+POSITION_LEVEL = 0.95
 LEAN_AXES = (("top/bottom", "lean_tb", "predicted_tb", ("top", "bottom")),
              ("left/right", "lean_lr", "predicted_lr", ("left", "right")))
 
@@ -98,6 +114,91 @@ class Recommendation:
         return {"text": self.statement, "level": self.level.value, "rests_on": self.evidence}
 
 
+POOLED = "mean over objects"  # the object name of the summary that averages the objects inside each background
+
+
+@dataclass
+class PositionStage:
+    """What the report's objects-at-every-position stage measured (:func:`position_stage`), or why it did not run
+    (``skipped``, one line; then the tables are None).
+
+    ``table``: :func:`padlib.position_sensitivity`'s rows (response 'logprob'); ``summary``:
+    :func:`padlib.position_summary` of the table with the objects averaged inside each background (object
+    :data:`POOLED`; the backgrounds are the independent units, the few objects a fixed factor); ``verdicts``:
+    :func:`padlib.blind_sides`' table at ``sesoi`` nats (per side: estimate, interval, Holm p, verdict)."""
+
+    n_positions: int
+    object_px: int
+    objects: dict = field(default_factory=dict)  # object (its photograph) -> target class index
+    target_names: dict = field(default_factory=dict)  # object -> ImageNet class name (1000-class models only)
+    centre_prob: dict = field(default_factory=dict)  # object -> median over backgrounds of its target's probability
+    #                                                  with the object centred (how well the small object is seen)
+    backgrounds: list = field(default_factory=list)  # the photographs the objects were pasted on
+    sesoi: float = POSITION_SESOI
+    level: float = POSITION_LEVEL
+    table: pd.DataFrame | None = field(default=None, repr=False)
+    summary: pd.DataFrame | None = field(default=None, repr=False)
+    verdicts: pd.DataFrame | None = field(default=None, repr=False)
+    skipped: str = ""
+
+    def sides(self, verdict: str) -> list:
+        """The sides with this :func:`padlib.blind_sides` verdict ('blind', 'no blind band', 'undecided')."""
+        if self.verdicts is None:
+            return []
+        return self.verdicts.loc[self.verdicts["verdict"] == verdict, "side"].tolist()
+
+    def summary_line(self) -> str:
+        """The summary's sentence; which of its wordings, and every side and number in it, come from ``verdicts``."""
+        if self.skipped:
+            return f"Objects at every position: not run ({self.skipped})."
+        v = self.verdicts.set_index("side")
+        n_bg = len(self.backgrounds)
+        head = (f"Objects at every position ({_n(len(self.objects), 'object')} of {self.object_px} px at "
+                f"{self.n_positions}x{self.n_positions} positions on {_n(n_bg, 'background')}; change in the "
+                f"log-probability of the class the model gives the object's photograph, side band minus interior, "
+                f"{100 * self.level:g}% interval over backgrounds)")
+
+        def est(side):
+            r = v.loc[side]
+            return f"{side} {_nats(r.estimate)} [{_nats(r.ci_low)}, {_nats(r.ci_high)}] nats"
+
+        blind, ruled_out, undecided = self.sides("blind"), self.sides("no blind band"), self.sides("undecided")
+        tail = []
+        if ruled_out:
+            tail.append(f"a blind band of {self.sesoi:.2f} nats ruled out on the {_and(ruled_out)}")
+        if blind:
+            words = (f"the {_and(blind)} {'side' if len(blind) == 1 else 'sides'} resolved blinder than the interior "
+                     f"by more than {self.sesoi:.2f} nats (Holm over the four sides): "
+                     + "; ".join(est(sd) for sd in blind))
+            if undecided:
+                tail.append(f"undecided on the {_and(undecided)}")
+        else:
+            lowest = min(SIDES, key=lambda sd: (v.loc[sd, "estimate"] if pd.notna(v.loc[sd, "estimate"]) else 0.0))
+            words = (f"no side resolved blinder than the interior by more than {self.sesoi:.2f} nats "
+                     f"({_n(n_bg, 'background')}; lowest: {est(lowest)})")
+            tail.append(f"undecided on the {_and(undecided)}" if undecided else "")
+        return f"{head}: {words}" + "".join(f"; {t}" for t in tail if t) + "."
+
+    def record(self) -> dict:
+        """The JSON-ready form: the settings, per side its change with interval and verdict, the two contrasts."""
+        if self.skipped:
+            return {"skipped": self.skipped}
+        num = lambda x: None if pd.isna(x) else float(x)  # noqa: E731
+        sides = [{"side": r.side, "estimate": num(r.estimate), "ci_low": num(r.ci_low), "ci_high": num(r.ci_high),
+                  "n_backgrounds": int(r.n_backgrounds), "p_blind_holm": num(r.p_blind_holm),
+                  "p_equivalent_holm": num(r.p_equivalent_holm), "verdict": r.verdict}
+                 for r in self.verdicts.itertuples(index=False)]
+        contrasts = [{"contrast": r.side, "estimate": num(r.estimate), "ci_low": num(r.ci_low),
+                      "ci_high": num(r.ci_high), "p": num(r.p)}
+                     for r in self.summary[~self.summary["side"].isin(SIDES)].itertuples(index=False)]
+        return {"n_positions": self.n_positions, "object_px": self.object_px, "response": "logprob",
+                "objects": {k: {"target": int(t), "target_name": self.target_names.get(k),
+                                "centre_prob_median": self.centre_prob.get(k)} for k, t in self.objects.items()},
+                "backgrounds": list(self.backgrounds), "level": self.level, "sesoi": self.sesoi, "sides": sides,
+                "contrasts": contrasts, "blind": self.sides("blind"), "no_blind_band": self.sides("no blind band"),
+                "undecided": self.sides("undecided")}
+
+
 @dataclass
 class PaddingReport:
     """Everything :func:`report` measured for one model; :func:`report_html` renders it."""
@@ -120,6 +221,7 @@ class PaddingReport:
     scan: object = field(default=None, repr=False)  # the trained model's PanScan (maps for the examples)
     maps: dict = field(default_factory=dict, repr=False)  # label -> FeatureMaps
     fpr: float = DEFAULT_FPR  # the PAN threshold's false-positive rate on the circular-padding null
+    positions: PositionStage | None = None  # objects at every position (None: the stage was turned off)
 
     def summary_lines(self) -> list[str]:
         """The report's answers in a few plain sentences (the top of the page and the command's output)."""
@@ -153,19 +255,34 @@ class PaddingReport:
         for _, r in self.predictions[self.predictions.metric == "agreement"].iterrows():
             lines.append(f"{r.intervention}: top-1 unchanged on {100 * r.value:.1f}% of images "
                          f"[{100 * r.ci_low:.1f}, {100 * r.ci_high:.1f}].")
+        if self.positions is not None:
+            lines.append(self.positions.summary_line())
         return lines
 
     def summary_record(self) -> dict:
         """The JSON summary: the sentences, the recommendations with their evidence levels, and the run's scale."""
-        return {"model": self.model, "input_size": self.input_size, "n_images": self.n_images, "fpr": self.fpr,
-                "summary": self.summary_lines(), "recommendations": [r.record() for r in self.recommendations],
-                "seconds": self.seconds.get("total")}
+        out = {"model": self.model, "input_size": self.input_size, "n_images": self.n_images, "fpr": self.fpr,
+               "summary": self.summary_lines(), "recommendations": [r.record() for r in self.recommendations],
+               "seconds": self.seconds.get("total")}
+        if self.positions is not None:  # the stage ran or said why not; turned off, the record is as before
+            out["positions"] = self.positions.record()
+        return out
 
 
 def _and(items) -> str:
     """['bottom', 'right'] or 'bottom,right' -> 'bottom and right'."""
     items = [i for i in (items.split(",") if isinstance(items, str) else items) if i]
     return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else (items[0] if items else "no")
+
+
+def _n(k: int, noun: str) -> str:
+    """(1, 'object') -> '1 object', (3, 'object') -> '3 objects'."""
+    return f"{k} {noun}{'' if k == 1 else 's'}"
+
+
+def _nats(x: float) -> str:
+    """A change in nats, signed, 2 decimals, '0.00' for what rounds to zero (never '-0.00')."""
+    return "0.00" if abs(x) < 0.005 else f"{x:+.2f}"
 
 
 def _pct(v: float) -> str:
@@ -244,15 +361,109 @@ def _size_pair(size: int, even_sizes: list) -> tuple[int | None, int | None]:
     return even, control
 
 
+def position_object_px(size: int) -> int:
+    """The side of the stage's objects: a quarter of the input side (56 px at 224), because Mind the Pad's claim is
+    about small objects (one that fills most of the image cannot sit near one border only), while a classifier
+    still gives an object of a quarter of its input a class (chapter 4's study uses 64 px at 224)."""
+    return max(1, size // 4)
+
+
+def check_positions(positions, size: int | None = None) -> int:
+    """``positions`` as the stage's grid (0: no stage), refused in one line before any work when it is not 0, None
+    or a whole number from 3 to :data:`POSITIONS_MAX`, or (``size`` given) when the grid does not fit."""
+    if positions is None:
+        return 0
+    if isinstance(positions, bool) or not isinstance(positions, int) or not (
+            positions == 0 or 3 <= positions <= POSITIONS_MAX):
+        raise PadlibError(f"positions must be 0 or None (no objects-at-every-position stage) or a whole number from 3 "
+                          f"to {POSITIONS_MAX} (positions per axis), got {positions!r}")
+    if positions and size is not None:
+        try:
+            grid_positions(size, position_object_px(size), positions)
+        except PadlibError as e:
+            raise PadlibError(f"positions={positions}: {e} (objects of {position_object_px(size)} px on "
+                              f"{size}-px images); use fewer positions") from None
+    return positions
+
+
+@torch.no_grad()
+def _outputs_of(model, images01: torch.Tensor, device) -> torch.Tensor:
+    """The tensor padlib reads from the model's output for a batch (:func:`padlib.select_output`), on the CPU."""
+    return select_output(model(preprocessing(model).normalize(images01).to(device))).detach().float().cpu()
+
+
+@keeps_model
+def position_stage(model, probe, size: int, n_positions: int = POSITIONS, batch_size: int = 16,
+                   device="cpu") -> PositionStage:
+    """Objects at every position, as the report runs it (:func:`padlib.position_sensitivity`, response
+    'logprob').
+
+    Objects: the centre square of each of the first :data:`POSITION_OBJECTS` photographs of ``probe`` (its
+    sources, not its random crops: one object per photograph), at :func:`position_object_px`. Backgrounds: the next
+    :data:`POSITION_BACKGROUNDS` photographs, centre squares at ``size`` (so never an object's own photograph, and
+    one background per photograph: independent units). Fewer photographs: fewer objects first, at least two
+    backgrounds. Target: the class the model gives the object's photograph alone, filling the input, so no label
+    is needed and any classifier works; not the class it gives the small object centred on a background, which
+    is mostly the background's (mobilenet_v2 calls all three default objects, centred on the rocket photograph,
+    'pole', 'crane' and 'traffic light'). The change is summarised per side (:func:`padlib.position_summary`,
+    band 1, objects averaged inside each background) and judged at :data:`POSITION_SESOI` nats
+    (:func:`padlib.blind_sides`).
+
+    Skipped, with the reason in ``skipped``, where the stage cannot read what it measures: fewer than three
+    photographs, a model that does not take RGB images, or an output that is not class logits (a dense map: run
+    :func:`padlib.position_sensitivity` yourself with a target channel)."""
+    obj_px = position_object_px(size)
+    stage = PositionStage(n_positions, obj_px)
+    channels = input_channels(model)
+    n_src = len(probe.sources)
+    if channels != 3:
+        stage.skipped = f"the model takes {channels}-channel images; the objects are RGB photographs"
+    elif n_src < 3:
+        stage.skipped = (f"the probe has {_n(n_src, 'photograph')}; the stage needs one for an object and two "
+                         "others as backgrounds")
+    if stage.skipped:
+        return stage
+    n_bg = min(POSITION_BACKGROUNDS, n_src - 1)
+    n_obj = min(POSITION_OBJECTS, n_src - n_bg)
+    names = [str(n) for n in probe.source_names]
+    photos = {names[j]: probe._open(j) for j in range(n_obj)}
+    backgrounds = {names[j]: make_background(probe._open(j), size) for j in range(n_obj, n_obj + n_bg)}
+    try:  # the objects' photographs alone: their classes, and what the model's output is
+        out = _outputs_of(model, torch.stack([make_background(im, size) for im in photos.values()]), device)
+        kind = output_kind(out)
+    except PadlibError as e:
+        stage.skipped = f"its output cannot be read as class logits: {e}"
+        return stage
+    if kind != "logits":
+        stage.skipped = (f"the model's output is a dense map of shape {tuple(out.shape[1:])}, not class logits; "
+                         "padlib.position_sensitivity reads a map's target channel at the object")
+        return stage
+    targets = out.argmax(1).tolist()
+    objects = {n: make_background(im, obj_px) for n, im in photos.items()}
+    table = position_sensitivity(model, objects, backgrounds, target=targets, size=size, n_positions=n_positions,
+                                 response="logprob", batch_size=batch_size, device=device, progress=False)
+    pooled = table.assign(object=POOLED)  # every object on every background: the plain mean is the mean of means
+    pooled.attrs.update(table.attrs)
+    summary = position_summary(pooled, band=1, level=POSITION_LEVEL)
+    stage.objects, stage.target_names = dict(table.attrs["targets"]), dict(table.attrs["target_names"])
+    centred = table.groupby(["object", "background"], sort=False)["centre_response"].first()
+    stage.centre_prob = {o: float(np.exp(centred[o].median())) for o in stage.objects}
+    stage.backgrounds, stage.table, stage.summary = list(backgrounds), table, summary
+    stage.verdicts = blind_sides(summary, POSITION_SESOI, object=POOLED).table
+    return stage
+
+
 @keeps_model
 def report(model, images: int = 128, *, image_dir=None, size: int | None = None, device="cpu", seed: int = 0,
-           random_init_seed: int = 10, progress: bool = True, batch_size: int = 16, n_boot: int = 1000
-           ) -> PaddingReport:
+           random_init_seed: int = 10, progress: bool = True, batch_size: int = 16, n_boot: int = 1000,
+           positions: int | None = POSITIONS) -> PaddingReport:
     """Answer the book's questions for one model (a loaded module or a name, ``NAME=PATH`` for your weights).
 
     ``images`` probe images (random crops of the offline photographs, or of ``image_dir``), at ``size`` (default:
-    the model's own). Mean maps use the first half of them with their mirror images. Returns a
-    :class:`PaddingReport`; :func:`save_report` writes its HTML page.
+    the model's own). Mean maps use the first half of them with their mirror images. ``positions``: the grid
+    (per axis) of the objects-at-every-position stage (:func:`position_stage`; at most :data:`POSITION_OBJECTS` x
+    :data:`POSITION_BACKGROUNDS` object-background pairs of ``positions ** 2 + 1`` canvases each); 0 or None
+    leaves the stage out. Returns a :class:`PaddingReport`; :func:`save_report` writes its HTML page.
 
     Memory is bounded by design: images stream through every pass in batches (kept rendered only up to
     :data:`IMAGE_CACHE_BYTES`), the scans and maps keep running sums, and of the logits only the intact model's
@@ -273,18 +484,20 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
         check_type("size", size, int, "the input size in pixels, e.g. 224")
         if size < 8:
             raise PadlibError(f"size must be at least 8 pixels, got {size}")
+    positions = check_positions(positions)
     device = check_device(device, allow_none=False)
     if isinstance(model, str):
         model = load_model(model, device=device)
     check_type("model", model, nn.Module, "a model name such as 'mobilenet_v2', 'resnet18=weights.pth' or a module")
     require_padded_convs(model)
     at = size or preprocessing(model).input_size
+    check_positions(positions, at)  # the grid fits the objects at this size
     cache = images * input_channels(model) * at * at * 4 <= IMAGE_CACHE_BYTES
     check_run_memory(model, "report", images, at, batch_size, device, cache_images=cache)  # before any work
     name = getattr(model, "padlib_name", type(model).__name__)
     seconds: dict = {}
     t_start = t = time.perf_counter()
-    bar = tqdm(total=5, desc=f"padding report {name}", disable=not progress, leave=False)
+    bar = tqdm(total=5 + bool(positions), desc=f"padding report {name}", disable=not progress, leave=False)
     try:
         probe = probe_images(images, size=size, seed=seed, image_dir=image_dir, model=model, min_images=8,
                              min_reason="the report needs (its PAN reference uses 8)")
@@ -336,12 +549,17 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
                     size_interventions(model, probe, [s], size, reference, batch_size, n_boot, seed, progress=False)[s]})
                 for s in sizes], ignore_index=True)
         t = _stage(bar, "sizes", seconds, t)
+
+        place = None  # objects at every position: last, so that it changes nothing the other stages measure
+        if positions:
+            place = position_stage(model, probe, size, positions, batch_size, device)
+            t = _stage(bar, "positions", seconds, t)
     finally:
         bar.close()
     seconds["total"] = round(time.perf_counter() - t_start, 2)
     rep = PaddingReport(name, int(size), len(probe), probe.describe(), audit, summary, even, control, depth,
                         strongest, bias, preds, size_test, [], seconds, scans["trained"], maps,
-                        scans["trained"].fpr if scans["trained"].fpr is not None else DEFAULT_FPR)
+                        scans["trained"].fpr if scans["trained"].fpr is not None else DEFAULT_FPR, place)
     rep.recommendations = recommendations(rep)
     return rep
 

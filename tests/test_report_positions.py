@@ -3,8 +3,11 @@
 A tiny classifier at 32 px (fast): the stage runs inside the report, its objects and backgrounds come from different
 photographs, its sentence, JSON record, figure and table agree with blind_sides' verdicts, and turning it off
 (positions=0 or None) leaves the report as it was. The sentence's two wordings on planted summaries (verdicts
-computed by blind_sides, not planted). Models the stage cannot read (a dense map, an output of another shape, grey
-input) are skipped with one reason, never a crash. The model is left as it was given."""
+computed by blind_sides, not planted). Only the pairs the model recognises centred are measured: a planted
+classifier on one-colour photographs recognises chosen pairs, and the counts, the pairs measured and the skip when
+too few backgrounds keep a pair are checked against them. Models the stage cannot read (a dense map, an output of
+another shape, grey input) are skipped with one reason, never a crash. The model is left as it was given."""
+import html
 import re
 
 import pandas as pd
@@ -16,7 +19,7 @@ import padlib
 from padlib import model_report
 from padlib.model_report import POOLED, PositionStage, position_stage
 from padlib.position_sensitivity import blind_sides
-from padlib.viz.report import _positions_section, position_rows, report_html
+from padlib.viz.report import _positions_section, position_figure, position_rows, report_html
 from tests.test_model_untouched import _assert_untouched, _net, _snapshot
 from tests.test_report_text import _planted
 
@@ -67,18 +70,28 @@ def test_stage_runs_in_the_report_on_a_tiny_classifier(reports):
     st = rep.positions
     assert isinstance(st, PositionStage) and not st.skipped
     assert st.object_px == SIZE // 4 and st.n_positions == 3
-    assert len(st.objects) == model_report.POSITION_OBJECTS and len(st.backgrounds) == model_report.POSITION_BACKGROUNDS
-    assert not set(st.objects) & set(st.backgrounds)  # never an object on its own photograph
-    assert len(st.table) == len(st.objects) * len(st.backgrounds) * 3 * 3
-    assert set(st.table["object"]) == set(st.objects) and set(st.table["background"]) == set(st.backgrounds)
+    rec = st.recognition  # every candidate on every background tried, centred
+    n_tried = model_report.POSITION_OBJECTS * model_report.POSITION_BACKGROUNDS
+    assert len(rec) == n_tried and rec["object"].nunique() == model_report.POSITION_OBJECTS
+    assert not set(rec["object"]) & set(rec["background"])  # never an object on its own photograph
+    kept = rec[rec["kept"]]
+    assert kept["recognised"].all() and len(kept) == min(int(rec["recognised"].sum()), model_report.POSITION_PAIRS)
+    assert set(st.objects) == set(kept["object"]) and st.backgrounds == list(dict.fromkeys(kept["background"]))
+    assert len(st.table) == len(kept) * 3 * 3
+    assert set(zip(st.table["object"], st.table["background"])) == set(zip(kept["object"], kept["background"]))
     assert list(st.verdicts["side"]) == ["top", "bottom", "left", "right"]
     assert (st.verdicts["n_backgrounds"] == len(st.backgrounds)).all() and set(st.summary["object"]) == {POOLED}
     assert "positions" in rep.seconds
     line = rep.summary_lines()[-1]
-    assert line.startswith("Objects at every position (3 objects of 8 px at 3x3 positions on 6 backgrounds;")
+    assert line.startswith(f"Objects at every position ({len(st.objects)} objects of 8 px at 3x3 positions on "
+                           f"{len(st.backgrounds)} backgrounds; {len(kept)} of {n_tried} object-background pairs kept")
     assert ("no side resolved blinder" in line) is (not st.sides("blind"))
     record = rep.summary_record()["positions"]
     assert record["n_positions"] == 3 and record["sesoi"] == model_report.POSITION_SESOI
+    assert record["recognition"]["pairs_tried"] == n_tried and record["recognition"]["pairs_kept"] == len(kept)
+    capped = len(kept) < int(rec["recognised"].sum())  # this random net recognises more pairs than the cap
+    assert capped and f"{int(rec['recognised'].sum())} on which the model recognises" in line
+    assert f"at most {model_report.POSITION_PAIRS} measured" in line
     assert [s["verdict"] for s in record["sides"]] == list(st.verdicts["verdict"])
     assert [c["contrast"] for c in record["contrasts"]] == ["top-bottom", "left-right"]
     assert record["blind"] + record["no_blind_band"] + record["undecided"] != []
@@ -111,6 +124,9 @@ def _planted_stage(rows: dict, n: int = 4) -> PositionStage:
     summary.attrs.update(level=0.95)
     st = PositionStage(5, 56, objects={"cat": 281}, target_names={"cat": "tabby"}, centre_prob={"cat": 0.2},
                        backgrounds=[f"bg{i}" for i in range(n)])
+    st.recognition = pd.DataFrame({"object": "cat", "background": st.backgrounds + ["dark"], "target": 281,
+                                   "centre_prob": 0.2, "rank": 0, "recognised": [True] * n + [False],
+                                   "kept": [True] * n + [False]})
     st.summary, st.verdicts = summary, blind_sides(summary, st.sesoi, object=POOLED).table
     return st
 
@@ -126,11 +142,16 @@ def test_summary_line_says_which_side_is_blinder():
     assert ": the top side resolved blinder than the interior by more than 0.10 nats (Holm over the four sides): " \
            "top -0.50 [-0.60, -0.40] nats; a blind band of 0.10 nats ruled out on the bottom and left; undecided " \
            "on the right." in line
-    assert line.startswith("Objects at every position (1 object of 56 px at 5x5 positions on 4 backgrounds;")
+    assert line.startswith("Objects at every position (1 object of 56 px at 5x5 positions on 4 backgrounds; 4 of 5 "
+                           "object-background pairs kept, those on which the model recognises the object centred (its "
+                           "class in the model's top 5 at probability >= 0.05); change in the log-probability")
     assert "no side" not in line
     record = st.record()
     assert record["blind"] == ["top"] and record["undecided"] == ["right"]
-    assert record["objects"] == {"cat": {"target": 281, "target_name": "tabby", "centre_prob_median": 0.2}}
+    assert record["objects"] == {"cat": {"target": 281, "target_name": "tabby", "centre_prob_median": 0.2,
+                                         "n_backgrounds": None}}  # planted: no table
+    assert record["recognition"] == {"pairs_tried": 5, "pairs_recognised": 4, "pairs_kept": 4, "backgrounds_tried": 5,
+                                     "backgrounds_recognised": 4, "top_k": 5, "min_prob": 0.05, "max_pairs": 18}
     two = _planted_stage({"top": (-0.5, -0.6, -0.4), "bottom": FLAT, "left": (-0.7, -0.8, -0.6), "right": FLAT})
     assert "the top and left sides resolved blinder" in two.summary_line()
     assert "top -0.50 [-0.60, -0.40] nats; left -0.70 [-0.80, -0.60] nats" in two.summary_line()
@@ -181,7 +202,17 @@ def test_grey_models_and_too_few_photographs_are_skipped(probe, tmp_path):
         Image.new("RGB", (40, 40), (40 * i, 90, 200)).save(tmp_path / f"p{i}.png")
     with pytest.warns(UserWarning, match="only 2 usable image"):
         two = padlib.probe_images(8, size=SIZE, image_dir=str(tmp_path))
-    assert position_stage(_classifier(), two, SIZE, 3).skipped.startswith("the probe has 2 photographs")
+    assert position_stage(_classifier(), two, SIZE, 3).skipped == ("the probe has 2 photographs; the stage needs "
+                                                                   "one for an object and 3 others as backgrounds")
+
+
+def test_the_stage_runs_a_training_model_in_eval_mode(probe):
+    """Dropout off, BatchNorm on its running statistics: two runs agree, and the model is left in train mode."""
+    model = _net()
+    one, two = position_stage(model, probe, SIZE, 3), position_stage(model, probe, SIZE, 3)
+    assert model.training and not one.skipped
+    pd.testing.assert_frame_equal(one.recognition, two.recognition)
+    pd.testing.assert_frame_equal(one.table, two.table)
 
 
 def test_report_with_the_stage_leaves_the_model_untouched():
@@ -208,9 +239,102 @@ def test_the_target_is_the_class_the_model_gives_the_objects_photograph(probe):
 
     model = _classifier()
     st = position_stage(model, probe, SIZE, 3)
-    full = torch.stack([make_background(probe._open(j), SIZE) for j in range(len(st.objects))])
+    full = torch.stack([make_background(probe._open(j), SIZE) for j in range(model_report.POSITION_OBJECTS)])
     with torch.no_grad():
         expected = model(preprocessing(model).normalize(full)).argmax(1).tolist()
-    assert list(st.objects.values()) == expected and list(st.objects) == probe.source_names[:len(st.objects)]
+    rec = st.recognition.drop_duplicates("object")
+    assert list(rec["target"]) == expected and list(rec["object"]) == probe.source_names[:len(expected)]
+    assert all(st.objects[o] == t for o, t in zip(rec["object"], expected) if o in st.objects)
     assert set(st.table["target"]) <= set(expected)
-    assert all(0 < p <= 1 for p in st.centre_prob.values()) and set(st.centre_prob) == set(st.objects)
+    assert all(0.05 <= p <= 1 for p in st.centre_prob.values()) and set(st.centre_prob) == set(st.objects)
+
+
+# The planted classifier: one-colour photographs. Objects (the first five files): four colours with no green, each
+# its own class (0-3), and a fifth, mid-green, whose class (4) reads the green of the top-left pixel: its photograph
+# alone earns it, but centred the pixel is the background's, so it is recognised nowhere. Backgrounds (the next
+# eight): quiet (green 0) or loud (green 1). Classes 0-3 read the colour at the canvas's centre (the object, centred);
+# 15 loud classes (5-19) read the top-left pixel's green: on a loud background they outrank the object's class.
+OBJECT_COLOURS = [(255, 0, 0), (0, 0, 255), (255, 0, 255), (128, 0, 0), (0, 77, 0)]
+
+
+class _ColourNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)  # RGB input for the stage's check; its output is not used
+        self.register_buffer("protos", torch.tensor(OBJECT_COLOURS[:4], dtype=torch.float32) / 255)
+        self.padlib_preprocessing = padlib.preprocessing(nn.Identity()).__class__(input_size=SIZE, mean=(0, 0, 0),
+                                                                                   std=(1, 1, 1))
+
+    def forward(self, x):
+        c = x.shape[-1] // 2
+        centre = x[:, :, c - 2:c + 2, c - 2:c + 2].mean((2, 3))
+        g = x[:, 1, 0, 0]
+        own = -50 * ((centre[:, None, :] - self.protos[None]) ** 2).sum(-1)  # classes 0-3: 0 when the colour matches
+        mid = (10 - 200 * (g - 77 / 255) ** 2)[:, None]  # class 4: 10 on the mid-green photograph, -8 on green 0
+        loud = (20 * g - 5)[:, None].expand(-1, 15)  # classes 5-19: -5 on green 0, +15 on green 1
+        return torch.cat([own, mid, loud], 1)
+
+
+def _colour_probe(tmp_path, loud):
+    from PIL import Image
+    colours = OBJECT_COLOURS + [(60, 255 if g else 0, 120) for g in loud]
+    for i, col in enumerate(colours):
+        Image.new("RGB", (40, 40), col).save(tmp_path / f"p{i:02d}.png")
+    return padlib.probe_images(len(colours), size=SIZE, image_dir=str(tmp_path))
+
+
+def test_only_pairs_recognised_centred_are_measured(tmp_path):
+    loud = [False, True, False, True, False, True, True, True]  # quiet backgrounds: p05, p07 and p09
+    model = _ColourNet()
+    before = _snapshot(model)
+    st = position_stage(model, _colour_probe(tmp_path, loud), SIZE, 3)
+    _assert_untouched(model, before)
+    assert not st.skipped
+    rec = st.recognition
+    assert len(rec) == 5 * 8 and list(rec["object"].unique()) == [f"p{i:02d}.png" for i in range(5)]
+    assert list(rec.drop_duplicates("object")["target"]) == [0, 1, 2, 3, 4]  # p04's photograph alone: class 4
+    quiet = ["p05.png", "p07.png", "p09.png"]
+    expected = {(f"p{i:02d}.png", b) for i in range(4) for b in quiet}
+    assert set(zip(rec.loc[rec["recognised"], "object"], rec.loc[rec["recognised"], "background"])) == expected
+    assert (rec["recognised"] == rec["kept"]).all()  # 12 pairs: under the cap
+    assert rec.loc[~rec["recognised"], "centre_prob"].max() < model_report.POSITION_MIN_PROB
+    assert set(zip(st.table["object"], st.table["background"])) == expected  # the rest never measured
+    assert len(st.table) == 12 * 9 and "p04.png" not in st.objects and st.backgrounds == quiet
+    assert list(st.objects) == ["p00.png", "p01.png", "p02.png", "p03.png"]
+    assert (st.verdicts["n_backgrounds"] == 3).all()
+    assert all(p > 0.5 for p in st.centre_prob.values())
+    record = st.record()
+    assert record["recognition"] == {"pairs_tried": 40, "pairs_recognised": 12, "pairs_kept": 12,
+                                     "backgrounds_tried": 8, "backgrounds_recognised": 3, "top_k": 5,
+                                     "min_prob": 0.05, "max_pairs": 18}
+    assert record["backgrounds"] == quiet and {o["n_backgrounds"] for o in record["objects"].values()} == {3}
+    line = st.summary_line()
+    assert line.startswith("Objects at every position (4 objects of 8 px at 3x3 positions on 3 backgrounds; 12 of "
+                           "40 object-background pairs kept, those on which the model recognises the object centred "
+                           "(its class in the model's top 5 at probability >= 0.05); change in")
+    page = _positions_section(st, position_figure(st))
+    assert "mean over 3 backgrounds of the objects recognised on each (4 objects, 12 pairs;" in page
+    assert "Only the pairs on which the model sees the object are measured: 12 of 40 object-background" in page
+
+
+def test_too_few_backgrounds_with_a_recognised_pair_skip_the_stage(tmp_path):
+    loud = [False, True, False, True, True, True, True, True]  # two quiet backgrounds
+    st = position_stage(_ColourNet(), _colour_probe(tmp_path, loud), SIZE, 3)
+    reason = ("objects recognised centred on 8 of 40 object-background pairs, on 2 of 8 backgrounds (at least 3 "
+              "backgrounds needed; recognised: the object's class in the model's top 5 at probability >= 0.05)")
+    assert st.skipped == reason and st.table is None and st.verdicts is None
+    assert st.summary_line() == f"Objects at every position: not run ({reason})."
+    assert "\n" not in st.summary_line()
+    assert st.record() == {"skipped": reason, "recognition": {
+        "pairs_tried": 40, "pairs_recognised": 8, "pairs_kept": 8, "backgrounds_tried": 8,
+        "backgrounds_recognised": 2, "top_k": 5, "min_prob": 0.05, "max_pairs": 18}}
+    section = _positions_section(st, None)
+    assert section == f"<h2>5. Objects at every position</h2><p>Not run: {html.escape(reason)}.</p>"
+
+
+def test_the_cap_keeps_every_background_before_a_second_object():
+    pairs = [(o, b) for o in "abc" for b in range(8)]
+    kept = model_report._kept_pairs(pairs, 18)
+    assert len(kept) == 18 and {b for _, b in kept} == set(range(8))
+    assert {o for o, _ in kept if o in "ab"} == {"a", "b"} and sum(o == "c" for o, _ in kept) == 2
+    assert model_report._kept_pairs(pairs[:5], 18) == set(pairs[:5])

@@ -126,11 +126,13 @@ def depth_figure(profile: pd.DataFrame):
 
 def position_figure(stage: PositionStage):
     """Objects at every position (:func:`padlib.model_report.position_stage`): left, the mean change in the
-    log-probability at each grid position against the object centred (over objects and backgrounds), on a diverging
+    log-probability at each grid position against the object centred (the objects recognised on a background
+    averaged inside it, then the mean over backgrounds, as the intervals weigh them), on a diverging
     scale centred at 0; right, each side's band minus the interior with its interval over backgrounds, filled where
     :func:`padlib.blind_sides` resolves the side blinder than ``-sesoi`` (dashed)."""
     n = stage.n_positions
-    grid = (stage.table.groupby(["row", "col"])["change"].mean().unstack("col")
+    grid = (stage.table.groupby(["background", "row", "col"])["change"].mean().groupby(["row", "col"]).mean()
+            .unstack("col")
             .reindex(index=range(n), columns=range(n)).to_numpy(dtype=float))
     lim = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 0.0
     lim = lim or 1.0
@@ -163,7 +165,8 @@ def position_caption(stage: PositionStage) -> str:
     return (f"Objects at every position. Left: the change in the log-probability of the class the model gives each "
             f"object's photograph, with the object at each of {n} x {n} positions (from touching the top-left to "
             f"touching the bottom-right corner) against the same object centred on the same background, mean over "
-            f"{len(stage.objects)} objects and {len(stage.backgrounds)} backgrounds (blue: less confident than "
+            f"{len(stage.backgrounds)} backgrounds of the objects recognised on each ({len(stage.objects)} objects, "
+            f"{len(stage.table.groupby(['object', 'background']))} pairs; blue: less confident than "
             f"centred; red: more). Right: each side's outer row or column (corners left out) minus the interior, "
             f"with {100 * stage.level:g}% intervals over backgrounds; dashed: -{stage.sesoi:g} nats, the smallest drop "
             f"of interest; filled: resolved blinder than that (Holm over the four sides).")
@@ -325,14 +328,17 @@ def _positions_section(stage: PositionStage, fig) -> str:
             f"pasted at every position of a {stage.n_positions} x {stage.n_positions} grid on each of "
             f"{len(stage.backgrounds)} other photographs ({esc(', '.join(stage.backgrounds))}); the response is the "
             f"log-probability of the class the model gives the object's photograph alone (objects, those classes "
-            f"and their probability with the small object centred, median over backgrounds: {esc(names)}), against "
-            f"the same object centred on the same background (<code>padlib.position_sensitivity</code>). A small "
-            f"object is often not the model's top class on a busy background; the change in its class's "
-            f"log-probability still measures how much of it the model reads at each position. Backgrounds are the "
-            f"independent units: the objects are averaged inside each background, and every interval is over "
-            f"backgrounds. A side is resolved blinder when its interval lies below -{stage.sesoi:g} nats (our "
-            f"smallest drop of interest) after Holm over the four sides, and a blind band of that size is ruled out "
-            f"when the interval lies within ±{stage.sesoi:g}.</p>")
+            f"and their probability with the small object centred, median over the backgrounds kept: "
+            f"{esc(names)}), against the same object centred on the same background "
+            f"(<code>padlib.position_sensitivity</code>). "
+            + (f"Only the pairs on which the model sees the object are measured: {esc(stage.kept_words())}. "
+               if stage.kept_words() else "") +
+            f"A small object the model does not recognise even centred has no "
+            f"confidence to lose at a border. Backgrounds are the independent units: the objects recognised on a "
+            f"background are averaged inside it, and every interval is over backgrounds. A side is resolved blinder "
+            f"when its interval lies below -{stage.sesoi:g} nats (our smallest drop of interest) after Holm over the "
+            f"four sides, and a blind band of that size is ruled out when the interval lies within "
+            f"±{stage.sesoi:g}.</p>")
     return (head + text + _figure(fig, 5, position_caption(stage))
             + _table(position_rows(stage), 6, "Per side: band minus interior (and the two side contrasts), with "
                                               f"{100 * stage.level:g}% intervals over backgrounds."))

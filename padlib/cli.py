@@ -23,7 +23,7 @@ from .errors import PadlibError, ProbeDataError, check_new_folder, check_new_out
 from .experiments.ch3_ablation import ablation_report, report_tables
 from .experiments.zoo import REPO, ZOO_CSV, build_meta_model, load_zoo_audit, zoo_audit, zoo_overview
 from .kernels import data_free_pans, mean_kernel_asymmetry
-from .model_report import default_report_path, report
+from .model_report import POSITIONS, POSITIONS_MAX, check_positions, default_report_path, report
 from .models import OFFLINE_MODELS, check_model_spec, load_model
 from .pan_tables import pan_summary, side_sign_counts
 from .pans import scan_pans
@@ -71,6 +71,18 @@ def _number(low: float, high: float | None = None, open_low: bool = False, open_
 
     parse.__name__ = "number"
     return parse
+
+
+def _positions(text: str) -> int:
+    """``--positions``: 0 (no stage) or a whole number from 3 to POSITIONS_MAX, else one line (as :func:`_whole`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not (value == 0 or 3 <= value <= POSITIONS_MAX):
+        raise argparse.ArgumentTypeError(f"must be 0 (no objects-at-every-position stage) or a whole number from 3 "
+                                         f"to {POSITIONS_MAX}, got {text}")
+    return value
 
 
 SIZE = _whole(8, unit="pixels")  # the probe images' own floor (padlib.data.probe_images)
@@ -356,6 +368,9 @@ def _register_report(subparsers) -> None:
     p.add_argument("--image-dir", help="a folder of your images (searched recursively) instead of the offline photos")
     p.add_argument("--size", type=SIZE, default=None, help="input size in pixels (default: the model's own)")
     p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--positions", type=_positions, default=POSITIONS,
+                   help=f"objects at every position: positions per axis, 3 to {POSITIONS_MAX} (default {POSITIONS}; "
+                        "0 leaves the stage out)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", help="HTML file to write, a new file unless --force "
                                  "(default padding-report-<model>.html here)")
@@ -371,9 +386,15 @@ def _cmd_report(args) -> int:
     check_new_output(out, args.force, "--out file" if args.out else "report file")  # before the work, not after
     _check_model(args.model)
     _check_input("--image-dir", args.image_dir)
+    if args.size is not None:  # the grid must fit the objects at that size (else the model's size: after loading)
+        try:
+            check_positions(args.positions, args.size)
+        except PadlibError as e:
+            raise PadlibError(f"--{e}") from None
     t0 = time.perf_counter()
     model = load_model(args.model, device=args.device)
-    rep = report(model, args.images, image_dir=args.image_dir, size=args.size, device=args.device, seed=args.seed)
+    rep = report(model, args.images, image_dir=args.image_dir, size=args.size, device=args.device, seed=args.seed,
+                 positions=args.positions)
     save_report(rep, out, force=args.force)
     for line in rep.summary_lines():
         print(line)

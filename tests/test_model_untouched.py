@@ -65,6 +65,7 @@ def _probe(model):
 
 METHODS = {
     "report": lambda m: model_report.report(m, N, size=SIZE, progress=False, n_boot=20),
+    "position_stage": lambda m: model_report.position_stage(m, _probe(m), SIZE, 3),
     "scan_pans": lambda m: pans.scan_pans(m, _images(), progress=False),
     "find_pans": lambda m: pans.find_pans(m, _images(), progress=False, reference=None),
     "evaluate": lambda m: interventions.evaluate(m, _images(), reference=m, n_boot=20),

@@ -33,8 +33,10 @@ def test_report_command_writes_a_self_contained_page(checkpoint, tmp_path):
     assert "recommendations:" in res.stdout and f"wrote {out}" in res.stdout
     page = out.read_text()
     for section in ("Summary", "Recommendations", "1. Padding audit", "2. Padding Aware Neurons",
-                    "3. Spatial bias of the feature maps", "4. Predictions under a padding swap"):
+                    "3. Spatial bias of the feature maps", "4. Predictions under a padding swap",
+                "5. Objects at every position"):  # the position stage runs by default (--positions 5)
         assert section in page
+    # 4 figures: the position stage says why it did not run (a random-init network recognises no object centred)
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', page)) == 4
     assert not re.search(r"(?:src|href)=[\"'](?!data:)", page)  # no file, page or script fetched from anywhere
     assert "http://" not in page and "https://" not in page and "<script" not in page and "<link" not in page
@@ -45,6 +47,8 @@ def test_report_command_writes_a_self_contained_page(checkpoint, tmp_path):
     assert "<span class='level level-arithmetic'>arithmetic only</span> At 65 px every padding layer pads evenly" in recs
     assert "level-measured'>measured on this model</span>" in recs and "Train and evaluate at" not in recs
     assert "learned PANs on 8 probe images at a 1% false-positive rate" in summary
+    assert ("Objects at every position: not run (objects recognised centred on 0 of 40 object-background pairs, on "
+            "0 of 8 backgrounds (at least 3 backgrounds needed;") in summary
 
 
 def test_report_command_never_overwrites_a_file(checkpoint, tmp_path):

@@ -5,14 +5,16 @@ import base64
 import html
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from .._files import atomic_write
 from ..errors import check_new_output
-from ..model_report import EVEN_SIZE_REACH, INIT_MAP_SEEDS, MAP_DEPTHS, PaddingReport, lean_counts
+from ..model_report import EVEN_SIZE_REACH, INIT_MAP_SEEDS, MAP_DEPTHS, PaddingReport, PositionStage, lean_counts
+from ..position_sensitivity import SIDES
 from .ch1_pans import pan_map_gallery
 from .ch3_ablation import intervention_plot
-from .ch4_blind_spots import mean_map_grid
+from .ch4_blind_spots import POSITION_CMAP, mean_map_grid
 from .common import figure_png
 from .style import PRETRAINED, RANDOM_INIT, colour_name
 
@@ -122,6 +124,68 @@ def depth_figure(profile: pd.DataFrame):
     return fig
 
 
+def position_figure(stage: PositionStage):
+    """Objects at every position (:func:`padlib.model_report.position_stage`): left, the mean change in the
+    log-probability at each grid position against the object centred (the objects recognised on a background
+    averaged inside it, then the mean over backgrounds, as the intervals weigh them), on a diverging
+    scale centred at 0; right, each side's band minus the interior with its interval over backgrounds, filled where
+    :func:`padlib.blind_sides` resolves the side blinder than ``-sesoi`` (dashed)."""
+    n = stage.n_positions
+    grid = (stage.table.groupby(["background", "row", "col"])["change"].mean().groupby(["row", "col"]).mean()
+            .unstack("col")
+            .reindex(index=range(n), columns=range(n)).to_numpy(dtype=float))
+    lim = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 0.0
+    lim = lim or 1.0
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(7.2, 2.9), gridspec_kw={"width_ratios": [1, 1.25]})
+    im = ax.imshow(grid, cmap=POSITION_CMAP, vmin=-lim, vmax=lim, interpolation="nearest")
+    ticks = [0, n // 2, n - 1]
+    ax.set_xticks(ticks, ["left", "centre", "right"], fontsize=7.5)
+    ax.set_yticks(ticks, ["top", "middle", "bottom"], fontsize=7.5)
+    fig.colorbar(im, ax=ax, shrink=0.85).set_label("change (nats)", fontsize=8)
+    v = stage.verdicts.set_index("side").reindex(list(SIDES))
+    est = v["estimate"].to_numpy(dtype=float)
+    yerr = np.vstack([np.clip(est - v["ci_low"].to_numpy(dtype=float), 0, None),
+                      np.clip(v["ci_high"].to_numpy(dtype=float) - est, 0, None)])
+    for i, side in enumerate(SIDES):
+        blind = v.loc[side, "verdict"] == "blind"
+        bx.errorbar(i, est[i], yerr=yerr[:, i:i + 1], fmt="o", ms=5, capsize=2, color=PRETRAINED,
+                    mfc=PRETRAINED if blind else "white")
+    bx.axhline(0, color="0.3", lw=0.6)
+    bx.axhline(-stage.sesoi, color="0.3", lw=0.8, ls="--")
+    bx.set_xticks(range(len(SIDES)), list(SIDES), fontsize=8)
+    bx.set_xlim(-0.5, len(SIDES) - 0.5)
+    bx.set_ylabel("side band minus interior (nats)", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def position_caption(stage: PositionStage) -> str:
+    """The prose under :func:`position_figure`, its counts from the stage."""
+    n = stage.n_positions
+    return (f"Objects at every position. Left: the change in the log-probability of the class the model gives each "
+            f"object's photograph, with the object at each of {n} x {n} positions (from touching the top-left to "
+            f"touching the bottom-right corner) against the same object centred on the same background, mean over "
+            f"{len(stage.backgrounds)} backgrounds of the objects recognised on each ({len(stage.objects)} objects, "
+            f"{len(stage.table.groupby(['object', 'background']))} pairs; blue: less confident than "
+            f"centred; red: more). Right: each side's outer row or column (corners left out) minus the interior, "
+            f"with {100 * stage.level:g}% intervals over backgrounds; dashed: -{stage.sesoi:g} nats, the smallest drop "
+            f"of interest; filled: resolved blinder than that (Holm over the four sides).")
+
+
+def position_rows(stage: PositionStage) -> pd.DataFrame:
+    """Per side and contrast: the change with its interval and, per side, the verdict at the stage's sesoi."""
+    v = stage.verdicts.set_index("side")
+    rows = []
+    for r in stage.summary.itertuples(index=False):
+        side = r.side in v.index
+        rows.append({"side": r.side if side else r.side.replace("-", " - "),
+                     "change (nats)": f"{r.estimate:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
+                     "backgrounds": int(r.n_backgrounds),
+                     "p blind (Holm)": f"{v.loc[r.side, 'p_blind_holm']:.3g}" if side else "",
+                     "verdict": v.loc[r.side, "verdict"] if side else "(contrast)"})
+    return pd.DataFrame(rows)
+
+
 def report_figures(rep: PaddingReport) -> dict:
     """The report's four figures (matplotlib), computed from its tables; captions live in :func:`report_html`."""
     figs = {"depth": depth_figure(rep.pan_depth)}
@@ -136,6 +200,8 @@ def report_figures(rep: PaddingReport) -> dict:
     ax.set_xlim(right=1.0)
     if ax.get_legend() is not None:
         ax.get_legend().remove()  # one model: its name is the page's title
+    if rep.positions is not None and not rep.positions.skipped:
+        figs["positions"] = position_figure(rep.positions)
     return figs
 
 
@@ -238,9 +304,44 @@ def report_html(rep: PaddingReport) -> str:
                                                  "intervention, with 95% bootstrap intervals."))
     parts.append(_table(prediction_rows(rep.predictions), 5, "Every metric per intervention, with 95% bootstrap "
                                                              "intervals over images."))
+    if rep.positions is not None:
+        parts.append(_positions_section(rep.positions, figs.get("positions")))
     parts.append(f"<p class='meta'>Seconds per stage: {esc(', '.join(f'{k} {v:.0f}' for k, v in rep.seconds.items()))}."
                  f"</p></body></html>")
     return "\n".join(parts)
+
+
+def _positions_section(stage: PositionStage, fig) -> str:
+    """Section 5: what the stage did and found, or why it did not run."""
+    esc = html.escape
+    head = "<h2>5. Objects at every position</h2>"
+    if stage.skipped:
+        return head + f"<p>Not run: {esc(stage.skipped)}.</p>"
+
+    def what(o, t):
+        cls = stage.target_names.get(o, f"class {t}")
+        p = stage.centre_prob.get(o)
+        return f"{o} ({cls}" + (f"; centred, median probability {p:.2f}" if p is not None else "") + ")"
+
+    names = "; ".join(what(o, t) for o, t in stage.objects.items())
+    text = (f"<p>The centre square of each of {len(stage.objects)} probe photographs, at {stage.object_px} px, "
+            f"pasted at every position of a {stage.n_positions} x {stage.n_positions} grid on each of "
+            f"{len(stage.backgrounds)} other photographs ({esc(', '.join(stage.backgrounds))}); the response is the "
+            f"log-probability of the class the model gives the object's photograph alone (objects, those classes "
+            f"and their probability with the small object centred, median over the backgrounds kept: "
+            f"{esc(names)}), against the same object centred on the same background "
+            f"(<code>padlib.position_sensitivity</code>). "
+            + (f"Only the pairs on which the model sees the object are measured: {esc(stage.kept_words())}. "
+               if stage.kept_words() else "") +
+            f"A small object the model does not recognise even centred has no "
+            f"confidence to lose at a border. Backgrounds are the independent units: the objects recognised on a "
+            f"background are averaged inside it, and every interval is over backgrounds. A side is resolved blinder "
+            f"when its interval lies below -{stage.sesoi:g} nats (our smallest drop of interest) after Holm over the "
+            f"four sides, and a blind band of that size is ruled out when the interval lies within "
+            f"±{stage.sesoi:g}.</p>")
+    return (head + text + _figure(fig, 5, position_caption(stage))
+            + _table(position_rows(stage), 6, "Per side: band minus interior (and the two side contrasts), with "
+                                              f"{100 * stage.level:g}% intervals over backgrounds."))
 
 
 def save_report(rep: PaddingReport, path, force: bool = False) -> str:

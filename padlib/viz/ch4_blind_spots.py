@@ -383,7 +383,7 @@ def side_deficits_figure(summary, scale: float = 100.0, level: float = 0.95):
 
 
 def detection_examples_figure(images, placement, k: int = 4):
-    """A few test canvases of the trained design: one ring (the target; marked by a box) among open rings and
+    """A few test canvases of the trained design: one ring (the target; marked by a white box) among open rings and
     squares on a texture, at positions from the border inwards."""
     import matplotlib.patches as mpatches
 
@@ -394,7 +394,7 @@ def detection_examples_figure(images, placement, k: int = 4):
         r = placement.iloc[i]
         side = 2 * (r["cy"] - r["top"]) + 1
         ax.add_patch(mpatches.Rectangle((r["left"] - 1.5, r["top"] - 1.5), side + 2, side + 2, fill=False,
-                                        ec=scheme_colour("symmetric"), lw=1.2))
+                                        ec="white", lw=1.2))  # white: a mark, no meaning
         ax.set_xticks([]), ax.set_yticks([])
         ax.set_title(f"ring at ({int(r['top'])}, {int(r['left'])})", fontsize=8)
     fig.tight_layout()

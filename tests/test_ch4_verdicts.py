@@ -431,3 +431,15 @@ def test_audit_tables_are_short():
     assert list(t.columns) == ["layer", "op", "input", "kernel/stride", "pad t/b/l/r", "read t/b/l/r", "reads more"]
     ov = fig.overview_table(padlib.audit_overview({"toy": model}, sizes=(16,)))
     assert len(ov.columns) == 5 and ov["uneven layers"].str.contains(" of ").all()
+
+
+def test_matched_energy_words_follow_the_holm_adjusted_test():
+    fx = pd.DataFrame([{"scheme": "zero", "metric": "energy_tb", "mean": -0.007, "ci_low": -0.013, "ci_high": -0.001,
+                        "p": 0.04},
+                       {"scheme": "zero", "metric": "energy_lr", "mean": 0.0, "ci_low": -0.01, "ci_high": 0.01,
+                        "p": 0.9}])
+    fx.attrs.update(reads="top/left", seeds=4)
+    lines = ch4.matched_energy_lines(fx)
+    assert "neither toward nor away from (after Holm; unadjusted, away from)" in lines[0]  # Holm p 0.08
+    fx.loc[0, "p"] = 0.01  # Holm p 0.02: resolved within the family
+    assert "moves energy away from the top/left" in ch4.matched_energy_lines(fx)[0]

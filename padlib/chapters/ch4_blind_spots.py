@@ -342,7 +342,7 @@ def matched_kernel_finding(energy_fx: pd.DataFrame, settings: dict | None = None
     observed = "; ".join(f"{r.axis} {_iv(r.mean, r.ci_low, r.ci_high)}, Holm p {fmt_p(r.p_adj)}"
                          for r in t.itertuples())
     return Finding(verdict, "Training at an uneven size moves kernel energy away from the padding it reads "
-                            "(matched networks, zero padding, uneven minus even size)",
+                            "(trained networks, zero padding, uneven minus even size)",
                    f"less energy on the row and column facing the {reads} padding (our reading of the paper's "
                    f"Fig. 6b; smallest effect of interest {-ENERGY_SOI:+.2f} energy share)",
                    observed + " (energy share on the side facing the padding read)",
@@ -359,6 +359,8 @@ def matched_energy_lines(energy_fx: pd.DataFrame) -> list[str]:
     lines = []
     for r in t.itertuples():
         word = direction_word(r.ci_low, r.ci_high, "toward", "away from", "neither toward nor away from")
+        if r.p_adj > ALPHA and word != "neither toward nor away from":  # resolved alone, not within its family
+            word = f"neither toward nor away from (after Holm; unadjusted, {word})"
         lines.append(f"Primary, zero padding, {r.axis}: the uneven size moves energy {word} the {reads} padding: "
                      f"{_iv(r.mean, r.ci_low, r.ci_high)} (Holm p {fmt_p(r.p_adj)} over {len(t)} tests).")
     sec = energy_fx[energy_fx["scheme"] != "zero"]

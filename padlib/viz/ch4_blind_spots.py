@@ -377,7 +377,11 @@ def side_deficits_figure(summary, scale: float = 100.0, level: float = 0.95):
         ax.set_xticks(range(len(sides)), [f"{s} band" for s in sides])
         ax.set_title(f"{size} px", fontsize=9)
     axes[0, 0].set_ylabel("band minus interior, recall points")
-    axes[0, -1].legend(fontsize=7, loc="lower right", frameon=True)
+    handles = {}
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    axes[0, -1].legend(handles.values(), handles.keys(), fontsize=7, loc="lower right", frameon=True)
     fig.tight_layout()
     return fig
 

@@ -243,7 +243,9 @@ def _det(zone=(-0.05, -0.05), tb=0.0, lr=0.0, sym=0.0, control=("top", -0.2), se
             for scheme in ("zero", "symmetric", "circular") + ((CONTROL,) if size == 96 else ()):
                 padded = scheme != "circular"
                 r = {"size": size, "scheme": scheme, "seed": seed, "mean": 0.6, "worst_drop": 0.05,
-                     "worst_region": "bottom"}
+                     "worst_region": "bottom", "false_alarms": 0.01 if padded else 0.02,
+                     "confidence_border_deficit": (10 * zone[size == 97] if padded else 0.0) +
+                     noise * rng.standard_normal()}
                 for m, g in grid[size].items():
                     r[m] = g + noise * rng.standard_normal()
                 if padded:
@@ -311,7 +313,7 @@ def test_blind_side_on_each_side_and_for_the_other_padding_convention():
     side = lambda reads="top/left", **kw: ch4.blind_side_finding(_tests(**kw), reads, SMALL)  # noqa: E731
     both = side(tb=-0.1, lr=-0.1)
     assert both.verdict == SUPPORTED and "Holm p" in both.observed and not both.needed
-    assert side(tb=-0.1).verdict == CONTRADICTED  # lr: none, tightly (the shared grid effect is taken out)
+    assert side(tb=-0.1, noise=0.004).verdict == CONTRADICTED  # lr: none, tightly (the grid effect taken out)
     assert side(tb=0.1, lr=0.1).verdict == CONTRADICTED
     assert side("bottom/right", tb=-0.1, lr=-0.1).verdict == CONTRADICTED
     assert side("bottom/right", tb=0.1, lr=0.1).verdict == SUPPORTED
@@ -345,11 +347,18 @@ def test_primary_rows_are_the_claims_tests():
 
 def test_detection_lines_name_the_control_and_circulars_own_position_effects():
     summary = _det(noise=0.0)
-    lines = ch4.detection_lines(_tests(), summary)
+    t = _tests()
+    lines = ch4.detection_lines(t, summary)
+    row = t[(t["family"] == "zone, logits") & (t["size"] == 96)].iloc[0]
     assert lines[0].startswith("Positive control") and "found top" in lines[0]
     circ = [line for line in lines if line.startswith("Circular padding at 96")]
     assert circ and "border deficit -4.0" in circ[0] and "top minus bottom +6.0" in circ[0]
-    assert lines[-1].startswith("Mean recall over all positions")
+    assert lines[-1].startswith("Mean recall over all positions") and "zero 96 px 60% (1.0%)" in lines[-1]
+    assert "circular 96 px 60% (2.0%)" in lines[-1]
+    logit = [line for line in lines if line.startswith("The blind-zone test on the ring cell's logit")]
+    assert logit and f"96 px {row['mean']:+.3f}" in logit[0] and row["mean"] < -0.45 and "border weaker" in logit[0]
+    flat = [line for line in ch4.detection_lines(_tests(zone=(0.0, 0.0)), summary) if "logit" in line]
+    assert "not resolved" in flat[0] and "border weaker" not in flat[0]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -413,7 +422,11 @@ def test_figures_use_the_role_colours_and_tables_stay_narrow():
     f = fig.mean_map_grid(maps, ncols=2)
     assert len(f.axes) == 4  # two maps, two colour bars
     t = _tests()
-    fig.detection_tests_figure(t, primary_rows=ch4.detection_primary_rows(t))
+    f = fig.detection_tests_figure(t, primary_rows=ch4.detection_primary_rows(t))
+    labels = f.axes[0].get_yticklabels()
+    assert len(labels) == int((~t["family"].str.contains("logits")).sum())  # recall rows only
+    bold = [lab.get_text() for lab in labels if lab.get_fontweight() == "bold"]
+    assert len(bold) == 6 and all(not b.startswith("positive control") for b in bold)
     fig.side_deficits_figure(_det())
     fig.energy_effects_figure(design.energy_effects(_energy(-0.05, -0.05)), primary_rows=[0, 1])
     import matplotlib.pyplot as plt

@@ -551,6 +551,13 @@ def detection_lines(tests: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
         for r in ctrl["tests"].itertuples():
             lines.append(f"  {r.side} band: {_iv(r.mean, r.ci_low, r.ci_high, pct=True)} (Holm p {fmt_p(r.p_adj)} "
                          "over the 4 sides).")
+    logits = _family(tests, "zone, logits")
+    if len(logits):
+        lines.append("The blind-zone test on the ring cell's logit instead of recall (free of the threshold, since "
+                     "the schemes' recall levels differ; secondary, unadjusted): " + "; ".join(
+                         f"{int(r.size)} px {_iv(r.mean, r.ci_low, r.ci_high)} logits "
+                         f"({direction_word(r.ci_low, r.ci_high, 'border stronger', 'border weaker', 'not resolved')})"
+                         for r in logits.itertuples()) + ", zero minus circular padding.")
     circ = summary[summary["scheme"] == "circular"]
     for size, g in circ.groupby("size"):
         m = g[["border_deficit", "top_minus_bottom", "left_minus_right"]].mean()
@@ -558,9 +565,10 @@ def detection_lines(tests: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
                      f"explain): border deficit {100 * m['border_deficit']:+.1f}, top minus bottom "
                      f"{100 * m['top_minus_bottom']:+.1f}, left minus right {100 * m['left_minus_right']:+.1f} recall "
                      f"points (means over {len(g)} seeds).")
-    means = summary.groupby(["size", "scheme"], sort=False)["mean"].mean()
-    lines.append("Mean recall over all positions: " + "; ".join(
-        f"{sc} {int(sz)} px {100 * v:.0f}%" for (sz, sc), v in means.items()) + ".")
+    means = summary.groupby(["size", "scheme"], sort=False)[["mean", "false_alarms"]].mean()
+    lines.append("Mean recall over all positions, and the share of cells above 1/2 on canvases without a ring: " +
+                 "; ".join(f"{sc} {int(sz)} px {100 * r['mean']:.0f}% ({100 * r['false_alarms']:.1f}%)"
+                           for (sz, sc), r in means.iterrows()) + ".")
     return lines
 
 

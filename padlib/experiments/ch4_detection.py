@@ -423,7 +423,9 @@ def detection_study(sizes=SIZES, schemes=SCHEMES, seeds=(0, 1, 2, 3), control_se
         amap = r["positions"].rename(columns={"top": "y", "left": "x"}).assign(**key)
         maps.append(amap)
         rows.append({**key, **map_summary(amap, edge, value="recall"), **side_deficits(amap, edge),
-                     "confidence": float(amap["confidence"].mean()), "false_alarms": r["false_alarms"],
+                     "confidence": float(amap["confidence"].mean()),
+                     "confidence_border_deficit": map_summary(amap, edge, value="confidence")["border_deficit"],
+                     "false_alarms": r["false_alarms"],
                      "cpu_seconds": r["cpu_seconds"]})
         loss = pd.Series(r["losses"]).rolling(25, min_periods=1).mean()
         curves.append(pd.DataFrame({"step": np.arange(1, len(loss) + 1), "loss": loss.to_numpy(), **key}))
@@ -445,7 +447,9 @@ def detection_tests(summary: pd.DataFrame, control: str = "circular", level: flo
     (the readings pick each claim's family and adjust within it). In recall (0 to 1):
 
     - ``zone``: per size, zero padding's border deficit minus ``control``'s (circular: the same network and grid
-      with no border, so what is left is what the zero padding adds);
+      with no border, so what is left is what the zero padding adds); ``zone, logits``: the same on the ring
+      cell's logit instead of recall (in logits, not recall: free of the threshold, which matters when the
+      schemes' recall levels differ);
     - ``side``: per axis (top minus bottom, left minus right), the uneven minus the even size for zero padding
       minus the same for ``control`` (the stride-8 grid differs between the sizes; the control takes it out);
     - ``even size``: the same difference of differences on the border deficit;
@@ -483,6 +487,11 @@ def detection_tests(summary: pd.DataFrame, control: str = "circular", level: flo
             c = col(uneven, control, metric) - col(even, control, metric)
             add("side" if metric != "border_deficit" else "even size",
                 f"({uneven} - {even} px) zero - {control}", metric, z, c)
+        if "confidence_border_deficit" in summary:
+            for size in sizes:
+                add("zone, logits", f"zero - {control} at {size} px", "confidence_border_deficit",
+                    col(size, "zero", "confidence_border_deficit"), col(size, control, "confidence_border_deficit"),
+                    size)
     if {"zero", "symmetric"} <= schemes:
         for size in sizes:
             add("symmetric", f"symmetric - zero at {size} px", "border_deficit",

@@ -342,7 +342,9 @@ def detection_tests_figure(tests, primary_rows=None, scale: float = 100.0):
     recall points with its 95% interval over seeds, one row per test, coloured by the padding it is about (black
     zero padding against circular, green symmetric, wine the noisy-top positive control); filled markers: the
     interval excludes 0 (unadjusted); bold labels: the claims' primary tests."""
-    e = tests.reset_index(drop=True).copy()
+    keep = [i for i, f in enumerate(tests["family"]) if "logits" not in f]  # recall rows only
+    primary_rows = [keep.index(i) for i in (primary_rows or []) if i in keep]
+    e = tests.iloc[keep].reset_index(drop=True).copy()
     e[["mean", "ci_low", "ci_high"]] = e[["mean", "ci_low", "ci_high"]] * scale
     labels = [f"{r.family}: {r.comparison}, {r.metric.replace('_', ' ')}" for r in e.itertuples()]
     fig, ax = plt.subplots(figsize=(8, 0.3 * len(e) + 1.1))

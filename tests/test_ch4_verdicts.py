@@ -297,6 +297,7 @@ def test_positive_control_is_found_with_its_side_or_not():
 def test_blind_zone_on_each_side_of_its_boundaries_and_guarded_by_the_control():
     f = ch4.blind_zone_finding(_tests(), SMALL)
     assert f.verdict == SUPPORTED and "found top, exactly the planted side" in f.note and "96 px" in f.observed
+    assert "zero 60%, circular 60%" in f.note and "on the ring cell's logit instead" in f.note
     assert "small detectors trained here" in f.scale and "6-px rings" in f.scale
     assert ch4.blind_zone_finding(_tests(zone=(0.0, 0.0)), SMALL).verdict == CONTRADICTED
     assert ch4.blind_zone_finding(_tests(zone=(0.03, 0.03)), SMALL).verdict == CONTRADICTED
@@ -331,6 +332,7 @@ def test_mitigation_needs_a_deficit_to_shrink():
     assert ch4.mitigation_finding(shrinks, SMALL).verdict == SUPPORTED
     same = _tests(zone=(-0.1, -0.1), sym=0.08, noise=0.004)  # the even size does not shrink it (tightly)
     assert ch4.mitigation_finding(same, SMALL).verdict == CONTRADICTED
+    assert "symmetric 60%, zero 60%" in ch4.mitigation_finding(shrinks, SMALL).note
     t = ch4.mitigation_tests(shrinks)
     assert len(t) == 2 and list(t["claimed_sign"]) == [1.0, -1.0]
 

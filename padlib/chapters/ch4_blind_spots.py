@@ -417,6 +417,25 @@ def _control_words(ctrl: dict) -> str:
     return f"positive control (the top side padded with noise at every conv, trained the same way): found {found}, {how}{est}"
 
 
+def _levels(tests: pd.DataFrame, a: str, b: str) -> str:
+    """The two schemes' mean recall over all positions at the uneven size: a border deficit in recall points is read
+    at the operating point each network ends at, so a line comparing two schemes says where they are."""
+    rec, size = tests.attrs.get("recall") or {}, tests.attrs.get("uneven")
+    if (size, a) not in rec or (size, b) not in rec:
+        return ""
+    return (f"mean recall over all positions at {size} px: {a} {rec[(size, a)]:.0%}, {b} {rec[(size, b)]:.0%} "
+            "(the deficits are read where each network ends)")
+
+
+def _logit_words(tests: pd.DataFrame) -> str:
+    """The blind-zone test repeated on the ring cell's logit, free of the threshold (secondary)."""
+    t = _family(tests, "zone, logits")
+    if not len(t):
+        return ""
+    return "on the ring cell's logit instead (secondary, unadjusted): " + "; ".join(
+        f"{int(r.size)} px {_iv(r.mean, r.ci_low, r.ci_high)} logits" for r in t.itertuples())
+
+
 def _guarded(verdict: str, ctrl: dict) -> str:
     """A null without a working positive control cannot contradict: the design has not shown it can see the effect."""
     from ..chapters.findings import CONTRADICTED, INCONCLUSIVE
@@ -454,7 +473,8 @@ def blind_zone_finding(tests: pd.DataFrame, settings: dict | None = None) -> Fin
                                    "even": tests.attrs.get("even")}, s, "zero and circular padding"),
                    detectable=_points(t), needed=needed,
                    test=f"paired t-test over seeds per size, Holm over the {len(t)} sizes",
-                   note=_control_words(ctrl), section=SECTION_MAPS)
+                   note="; ".join(w for w in (_control_words(ctrl), _levels(tests, "zero", "circular"),
+                                              _logit_words(tests)) if w), section=SECTION_MAPS)
 
 
 def blind_side_tests(tests: pd.DataFrame) -> pd.DataFrame:
@@ -529,8 +549,10 @@ def mitigation_finding(tests: pd.DataFrame, settings: dict | None = None) -> Fin
                        "a border deficit that zero padding adds, to shrink: here no size's blind-zone interval lies "
                        "below 0"),
                    test=f"paired t-test per mitigation over seeds, Holm over the {len(t)} mitigations",
-                   note="circular padding is the control for what the padding adds, so its mitigation is the "
-                        "blind-zone line read the other way", section=SECTION_EFFECTS)
+                   note="; ".join(w for w in (
+                       "circular padding is the control for what the padding adds, so its mitigation is the "
+                       "blind-zone line read the other way", _levels(tests, "symmetric", "zero")) if w),
+                   section=SECTION_EFFECTS)
 
 
 def detection_primary_rows(tests: pd.DataFrame) -> list[int]:

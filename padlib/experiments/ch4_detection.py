@@ -501,5 +501,7 @@ def detection_tests(summary: pd.DataFrame, control: str = "circular", level: flo
             add("positive control", f"{CONTROL} - zero at {uneven} px", f"{side}_deficit",
                 col(uneven, CONTROL, f"{side}_deficit"), col(uneven, "zero", f"{side}_deficit"), uneven)
     out = pd.DataFrame(rows)
-    out.attrs.update(uneven=uneven, even=even, level=level, control=control, seeds=int(summary["seed"].nunique()))
+    out.attrs.update(uneven=uneven, even=even, level=level, control=control, seeds=int(summary["seed"].nunique()),
+                     recall={(int(k[0]), k[1]): float(v) for k, v in
+                             summary.groupby(["size", "scheme"], sort=False)["mean"].mean().items()})
     return out

@@ -298,6 +298,8 @@ def test_blind_zone_on_each_side_of_its_boundaries_and_guarded_by_the_control():
     f = ch4.blind_zone_finding(_tests(), SMALL)
     assert f.verdict == SUPPORTED and "found top, exactly the planted side" in f.note and "96 px" in f.observed
     assert "zero 60%, circular 60%" in f.note and "on the ring cell's logit instead" in f.note
+    assert "(border weaker)" in f.note
+    assert "(not resolved)" in ch4.blind_zone_finding(_tests(zone=(0.0, 0.0)), SMALL).note
     assert "small detectors trained here" in f.scale and "6-px rings" in f.scale
     assert ch4.blind_zone_finding(_tests(zone=(0.0, 0.0)), SMALL).verdict == CONTRADICTED
     assert ch4.blind_zone_finding(_tests(zone=(0.03, 0.03)), SMALL).verdict == CONTRADICTED

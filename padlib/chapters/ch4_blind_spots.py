@@ -433,7 +433,9 @@ def _logit_words(tests: pd.DataFrame) -> str:
     if not len(t):
         return ""
     return "on the ring cell's logit instead (secondary, unadjusted): " + "; ".join(
-        f"{int(r.size)} px {_iv(r.mean, r.ci_low, r.ci_high)} logits" for r in t.itertuples())
+        f"{int(r.size)} px {_iv(r.mean, r.ci_low, r.ci_high)} logits "
+        f"({direction_word(r.ci_low, r.ci_high, 'border stronger', 'border weaker', 'not resolved')})"
+        for r in t.itertuples())
 
 
 def _guarded(verdict: str, ctrl: dict) -> str:

@@ -423,7 +423,11 @@ def loss_curves_figure(curves):
         ax.set_xlabel("training step")
         ax.set_yscale("log")
     axes[0, 0].set_ylabel("training loss")
-    axes[0, -1].legend(fontsize=7)
+    handles = {}
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    axes[0, -1].legend(handles.values(), handles.keys(), fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -22,7 +22,8 @@ from scipy import stats as _scipy
 
 from .errors import PadlibError, check_type
 
-__all__ = ["RatioTest", "TTest", "bootstrap_ci", "bootstrap_test", "cluster_ratio_bootstrap", "detectable_effect", "direction",
+__all__ = ["RatioTest", "TTest", "bootstrap_ci", "bootstrap_test", "bootstrap_totals", "cluster_ratio_bootstrap",
+           "detectable_effect", "direction",
            "equivalence_excludes", "holm_adjust", "bh_adjust", "empirical_p", "welch_t", "interval_p",
            "interval_sign", "paired_t", "resolvable_effect", "spearman",
            "t_critical", "t_interval", "t_test", "wilson_interval"]
@@ -357,6 +358,32 @@ def bootstrap_test(arrays, statistic, n_boot: int = 1000, seed: int = 0, level: 
         return estimate, float("nan"), float("nan"), float("nan")
     low, high = (float(q) for q in np.quantile(dist, [(1 - level) / 2, (1 + level) / 2]))
     return estimate, low, high, _bootstrap_p(dist)
+
+
+def bootstrap_totals(per_unit, statistic, n_boot: int = 1000, seed: int = 0, ci: float = 0.95,
+                     chunk: int = 256) -> tuple[float, float]:
+    """Percentile interval of ``statistic`` over resamples of units (rows of ``per_unit``), drawn with replacement.
+
+    ``per_unit`` (n, ...) holds additive per-unit totals (sums and counts side by side); each resample is the
+    weighted total ``w @ per_unit`` with multinomial counts ``w`` (n_boot rows, ``chunk`` at a time, so memory does
+    not grow with n_boot), and ``statistic`` maps totals (B, ...) to B values (infinite allowed: "not reached").
+    The bounds are resampled values themselves (the inverted-CDF quantile), so a statistic on a grid (a distance
+    in whole pixels) keeps its grid. Seeded numpy: the same numbers on every run. Fewer than two units: NaN."""
+    if not 0 < ci < 1:
+        raise PadlibError(f"ci is the coverage of the interval, between 0 and 1 (e.g. 0.95), got {ci}")
+    totals = np.asarray(per_unit, dtype=float)
+    n = totals.shape[0]
+    if n < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    flat = totals.reshape(n, -1)
+    draws = []
+    for s in range(0, int(n_boot), chunk):
+        w = rng.multinomial(n, np.full(n, 1.0 / n), size=min(chunk, int(n_boot) - s)).astype(float)
+        draws.append(np.asarray(statistic((w @ flat).reshape((len(w),) + totals.shape[1:])), dtype=float))
+    dist = np.concatenate(draws)
+    low, high = np.quantile(dist, [(1 - ci) / 2, (1 + ci) / 2], method="inverted_cdf")
+    return float(low), float(high)
 
 
 def welch_t(a, b, level: float = 0.95) -> TTest:

@@ -34,6 +34,8 @@ from .stats import bootstrap_totals
 SWAPS = ("reflect", "replicate", "circular")  # padding=True
 SWAPPABLE = ("zero", "reflect", "replicate", "circular", "symmetric", "partial")
 AS_GIVEN = "model"  # the padding column's label for the model's own padding
+# the modules whose maps set the lattice tiles must sit on (attention maps and adaptive pools do not)
+_STRIDED = (nn.Conv2d, nn.ConvTranspose2d, nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d, nn.PixelUnshuffle)
 
 
 @dataclass
@@ -182,10 +184,11 @@ def _whole_stride(tile: int, h: int) -> int:
 
 def _geometry(model, first: torch.Tensor, tile: int, output, channels_last) -> _Geometry:
     """One forward of one tile: the output used, that it is a dense map, its stride (tile / output size) and the
-    largest stride inside the model (every module's square 4-D output, adaptive pools aside): a U-Net's output
-    has stride 1 but its tiles must sit on its bottleneck's lattice for the whole-image cells to line up."""
+    largest stride inside the model (the maps of its convolutions and pools, :data:`_STRIDED`): a U-Net's output
+    has stride 1 but its tiles must sit on its bottleneck's lattice for the whole-image cells to line up. A
+    stride taken by a function (``F.max_pool2d`` in a forward) is not seen: the error is then large everywhere."""
     maps = {}
-    names = [n for n, m in model.named_modules() if n and not type(m).__name__.startswith("Adaptive")]
+    names = [n for n, m in model.named_modules() if n and isinstance(m, _STRIDED)]
 
     def record(name, module, inputs, out):
         if isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[-1] == out.shape[-2] >= 2:
@@ -214,7 +217,7 @@ def _geometry(model, first: torch.Tensor, tile: int, output, channels_last) -> _
             raise PadlibError(f"tile={tile} gives a {cells}x{cells} map at {name}, not a whole stride of the tile; "
                               f"pass a tile that is a multiple of the model's stride ({s}), e.g. "
                               f"{max(s, tile // s * s)} or {(tile // s + 1) * s}")
-        if cells > tile and ratio.denominator != 1:
+        if cells > tile and ratio.denominator != 1 and name.startswith("the output"):
             raise PadlibError(f"tile={tile} gives a {cells}x{cells} map at {name}: border_reach needs whole "
                               "upsampling factors")
         if cells <= tile:
@@ -336,8 +339,6 @@ def _tables(label, geom, tally, scale, tol, n_boot, seed, ci):
     """The rows of every table for one padding, and its margin with the bootstrap interval over tiles."""
     err, cnt = np.array(tally.err), np.array(tally.cnt, dtype=float)
     serr, scnt = np.array(tally.side_err), np.array(tally.side_cnt)
-    if not scale > 0:
-        scale = 1.0  # a constant whole-image output: errors are absolute
     u, bins = geom.unit, geom.bins
     dist = np.arange(bins) * u
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -433,7 +434,7 @@ def border_reach(model: nn.Module, images=8, tile: int = 256, *, tolerance: floa
 
     **Error.** At each distance, the mean |tile - whole| over all output values (channels and cells) at that
     distance, divided by the spread of the whole-image output (the pooled within-channel standard deviation over
-    every image and position). For outputs whose channels differ in scale by orders of magnitude (box offsets next
+    every image and position; of the model as given, also for the swaps, so that all errors share one unit). For outputs whose channels differ in scale by orders of magnitude (box offsets next
     to logits), pick the channels with ``output=`` (a function may also rescale them).
 
     **Recommendation.** The margin is the smallest distance from which the error stays at or under ``tolerance``
@@ -490,9 +491,14 @@ def border_reach(model: nn.Module, images=8, tile: int = 256, *, tolerance: floa
     geom, parts, counts = None, [], []
     for label in [AS_GIVEN] + swaps:
         net = model if label == AS_GIVEN else convert_padding(model, label).to(device)
-        geom, tally, scale, n_images = _measure(net, images, geom, tile, output, channels_last, tiles_per_image, seed,
-                                                batch_size, device, progress)
+        geom, tally, spread, n_images = _measure(net, images, geom, tile, output, channels_last, tiles_per_image,
+                                                 seed, batch_size, device, progress)
         del net
+        if label == AS_GIVEN:  # every padding's error in the same unit: the model's own whole-image spread
+            scale = spread
+            if not scale > 0:
+                raise PadlibError(f"the model's whole-image output {geom.where} is constant on these images (spread "
+                                  "0), so no error can be read against it; pass images on which its output varies")
         parts.append(_tables(label, geom, tally, scale, tolerance, n_boot, seed, ci))
         counts.append(n_images)
     if len(set(counts)) > 1:

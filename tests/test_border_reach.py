@@ -338,3 +338,46 @@ def test_the_figure():
     r = padlib.border_reach(stack(2), _images(), tile=16, tolerance=0.05, padding="reflect")
     fig = border_reach_figure(r)
     assert len(fig.axes[0].lines) >= 2
+
+
+def test_the_overlap_command_prints_the_summary_and_writes_a_new_csv(monkeypatch, tmp_path, capsys):
+    from padlib import cli
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 3, padding=1))
+    monkeypatch.setattr(cli, "_check_model", lambda spec: None)
+    monkeypatch.setattr(cli, "load_model", lambda spec, device="cpu": net)
+    out = tmp_path / "reach.csv"
+    argv = ["overlap", "planted", "--tile", "16", "--images", "2", "--tiles", "3", "--tolerance", "0.05",
+            "--padding", "--out", str(out)]
+    assert cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "planted: 6 tiles of 16 px from 2 images of 32 px; output tensor at stride 1"
+    assert lines[1].startswith("tiles of 16 px need") and "at 5% tolerance (95% interval" in lines[1]
+    assert [line.split(" padding")[0] for line in lines[2:5]] == ["with reflect", "with replicate", "with circular"]
+    table = pd.read_csv(out)
+    assert lines[5] == f"wrote {len(table)} rows to {out}"
+    assert list(table.columns) == ["padding", "distance", "error", "n", "n_tiles"]
+    assert cli.main(argv) == 2  # the CSV is there now: not overwritten without --force
+    assert "already exists; pass --force" in capsys.readouterr().err
+
+
+def test_the_overlap_command_names_its_flags_in_errors_from_the_method(monkeypatch, capsys):
+    from padlib import cli
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+    monkeypatch.setattr(cli, "_check_model", lambda spec: None)
+    monkeypatch.setattr(cli, "load_model", lambda spec, device="cpu": net)
+    assert cli.main(["overlap", "classifier", "--tile", "16", "--images", "1"]) == 2
+    err = capsys.readouterr().err.split("\r")[-1]  # after the progress bar, which clears its line
+    assert err.count("\n") == 1 and err.startswith("error: border_reach needs a spatial output")
+    assert err.endswith("class logits of shape (1, 10); pass --output a key or an index that picks a dense map "
+                        "(e.g. --output 'out')\n")
+
+
+def test_a_constant_output_is_refused_and_swaps_share_the_models_unit():
+    const = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1))
+    nn.init.zeros_(const[0].weight)
+    with pytest.raises(PadlibError, match=r"output tensor is constant on these images \(spread 0\)"):
+        padlib.border_reach(const, torch.randn(2, 3, 32, 32), tile=16)
+    r = padlib.border_reach(stack(2), _images(), tile=16, padding="circular")
+    assert r.schemes.scale.nunique() == 1

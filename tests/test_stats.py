@@ -123,3 +123,25 @@ def test_differences_that_are_zero_up_to_rounding_count_as_no_change():
     assert (r.mean, r.low, r.high, r.p) == (0.0, 0.0, 0.0, 1.0) and direction(r.low, r.high, r.mean) == "flat"
     tiny = t_test([1e-9, 1e-9 + 1e-22, 1e-9])  # equal up to rounding and not zero: a resolved, tiny effect
     assert tiny.p == 0.0 and direction(tiny.low, tiny.high, tiny.mean) == "up"
+
+
+def test_bootstrap_totals_resamples_units_deterministically_and_keeps_the_statistics_grid():
+    from padlib.stats import bootstrap_totals
+
+    rng = np.random.default_rng(3)
+    sums, counts = rng.integers(0, 5, (40, 6)).astype(float), np.full((40, 6), 2.0)
+    per_unit = np.stack([sums, counts], 1)
+
+    def first_above(tot):  # the first bin whose mean is above 1 (a grid statistic), infinite when none
+        with np.errstate(invalid="ignore"):
+            above = tot[:, 0] / tot[:, 1] > 1.0
+        return np.where(above.any(1), np.argmax(above, 1) * 8.0, np.inf)
+
+    a = bootstrap_totals(per_unit, first_above, n_boot=300, seed=1)
+    assert a == bootstrap_totals(per_unit, first_above, n_boot=300, seed=1)
+    assert all(v % 8 == 0 for v in a) and a[0] <= a[1]
+    assert bootstrap_totals(per_unit[:, :, :1] * 0, first_above, n_boot=50) == (np.inf, np.inf)
+    assert all(np.isnan(bootstrap_totals(per_unit[:1], first_above)))
+    # the mean of a plain column: close to the t interval of the same units
+    lo, hi = bootstrap_totals(np.stack([sums[:, 0], counts[:, 0] / 2], 1), lambda t: t[:, 0] / t[:, 1], n_boot=2000)
+    assert lo < sums[:, 0].mean() < hi and hi - lo < 1.5

@@ -421,7 +421,8 @@ def _register_overlap(subparsers) -> None:
     p.add_argument("--tile", type=_whole(2, unit="pixels"), default=256, help="tile size in pixels (default 256)")
     p.add_argument("--tolerance", type=_number(0, 1, True, True, "0.01"), default=0.01,
                    help="largest error kept, as a fraction of the whole-image output's spread (default 0.01)")
-    p.add_argument("--images", type=AT_LEAST_ONE, default=8, help="number of images (default 8)")
+    p.add_argument("--images", type=AT_LEAST_ONE, default=8,
+                   help="number of images (default 8); the interval resamples whole images, so it needs 2 or more")
     p.add_argument("--image-dir", help="a folder of your images (the first --images files, centre-cropped) instead "
                                        "of the offline photos")
     p.add_argument("--size", type=SIZE, default=None, help="image size in pixels (default: twice the tile)")

@@ -5,7 +5,10 @@ pixels, so near a tile's edge its prediction differs from the whole-image predic
 tiles from larger images, predicts each, compares it with the same region of the whole-image prediction and
 tabulates the error against the distance from the nearest inner tile edge (an edge inside the image: where a tile
 meets the image's own border both runs see the same padding). The **margin** is the distance beyond which the
-error stays under a tolerance; tiles stitched by keeping each one's centre need twice the margin of **overlap**.
+error stays under a tolerance. The margin is read per side too: neighbouring tiles meet bottom edge to top edge and
+right edge to left edge, so the **overlap** between tile rows is the top margin plus the bottom margin, and between
+tile columns the left plus the right (each rounded up to the lattice the tiles sit on): a one-sided reach (a
+stride-2 conv reads padding on its top and left only) needs that side's margin once, not twice the larger margin.
 
 The module is named ``tiling`` rather than ``border_reach`` so that ``padlib.border_reach`` (the function) does not
 shadow its own module (``import padlib.border_reach as m`` would return the function).
@@ -47,14 +50,22 @@ class BorderReach:
       channels, divided by ``scale``), ``n`` (output values averaged), ``n_tiles``.
     * ``sides``: the same per ``side`` (top, bottom, left, right) against the distance to that side, over the
       half of each tile nearer to it and the middle of the other axis (a third of the tile or more from the other
-      inner edges, so a reach shorter than that does not leak in from them): where the reach is lopsided.
+      inner edges, so a reach shorter than that does not leak in from them; on a map of few cells, its middle
+      cells): where the reach is lopsided, and what the per-axis overlaps are read from.
     * ``tiles``: one row per tile and distance (``tile``, ``image``, ``y``, ``x`` of its top-left pixel,
-      ``distance``, ``error``, ``n``): the unit the bootstrap resamples.
-    * ``schemes``: per padding, ``margin`` and ``overlap`` (= 2 x margin) with their bootstrap interval
-      (``*_low``, ``*_high``; NaN high: beyond the tile), ``max_error``, ``scale`` and ``margin_<side>`` (from
-      ``sides``, no interval; NaN where the side was never inner or never under the tolerance).
-    * ``margin``, ``overlap`` and their intervals (``margin_interval``, ``overlap_interval``) for the model as given:
-      ``None`` where the error never falls under the tolerance inside the tile.
+      ``distance``, ``error``, ``n``). The bootstrap resamples whole images (all tiles of an image together): tiles
+      of one image share its pixels, so they are not independent.
+    * ``schemes``: per padding, ``margin`` (at the nearest inner edge), ``margin_<side>`` (top, bottom, left, right:
+      from ``sides``, no interval), ``overlap_rows`` (between vertically neighbouring tiles: margin_top +
+      margin_bottom) and ``overlap_cols`` (margin_left + margin_right), each rounded up to a multiple of ``align``,
+      and ``overlap``, the larger of the two; ``*_low`` and ``*_high``: the percentile bootstrap interval over
+      images. Infinite: beyond the tile (the error stays above the tolerance up to the tile's centre); NaN: not
+      available (an interval from a single image; a side that was never an inner edge). Also ``max_error``,
+      ``scale``, ``align``, ``n_images`` and ``n_tiles``.
+    * ``margin``, ``margins`` (per side), ``overlap``, ``overlap_rows``, ``overlap_cols`` for the model as given
+      (``None`` where the error never falls under the tolerance inside the tile) and their intervals
+      (:meth:`interval`, ``margin_interval``, ``overlap_interval``: ``None`` with a single image, where no interval
+      over images is possible).
     """
 
     table: pd.DataFrame
@@ -69,6 +80,7 @@ class BorderReach:
     n_tiles: int
     output: str
     max_distance: int
+    align: int = 1  # tile positions (and so overlaps) step in multiples of it: the largest stride in the model
 
     def _row(self, padding: str | None = None) -> pd.Series:
         padding = AS_GIVEN if padding is None else padding
@@ -80,43 +92,97 @@ class BorderReach:
 
     @staticmethod
     def _px(v) -> int | None:
-        return None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
+        return None if v is None or not math.isfinite(v) else int(v)
 
     @property
     def margin(self) -> int | None:
-        """Pixels to drop at each inner tile edge (the model's own padding); ``None``: more than the tile allows."""
+        """Pixels to drop at each inner tile edge (the nearest edge, the model's own padding); ``None``: more than
+        the tile allows."""
         return self._px(self._row()["margin"])
 
     @property
-    def margin_interval(self) -> tuple[int | None, int | None]:
+    def margins(self) -> dict[str, int | None]:
+        """Per side (top, bottom, left, right): the pixels a tile drops at that inner edge; ``None``: more than the
+        tile allows, or the side was never an inner edge (``schemes`` tells which: infinite or NaN)."""
         r = self._row()
-        return self._px(r["margin_low"]), self._px(r["margin_high"])
+        return {side: self._px(r[f"margin_{side}"]) for side in SIDES}
 
     @property
     def overlap(self) -> int | None:
-        """Pixels by which neighbouring tiles must overlap: twice the margin (each keeps its centre)."""
+        """Pixels by which neighbouring tiles must overlap: the larger of :attr:`overlap_rows` and
+        :attr:`overlap_cols`, one number for a tiler that takes one."""
         return self._px(self._row()["overlap"])
 
     @property
-    def overlap_interval(self) -> tuple[int | None, int | None]:
-        r = self._row()
-        return self._px(r["overlap_low"]), self._px(r["overlap_high"])
+    def overlap_rows(self) -> int | None:
+        """Overlap between vertically neighbouring tiles: top margin + bottom margin, rounded up to ``align``."""
+        return self._px(self._row()["overlap_rows"])
+
+    @property
+    def overlap_cols(self) -> int | None:
+        """Overlap between horizontally neighbouring tiles: left margin + right margin, rounded up to ``align``."""
+        return self._px(self._row()["overlap_cols"])
+
+    def interval(self, name: str = "overlap", padding: str | None = None) -> tuple[int | None, int | None] | None:
+        """The bootstrap interval over images of ``name`` (margin, overlap, overlap_rows, overlap_cols): (low, high)
+        in px, ``None`` for a bound beyond the tile; ``None`` in place of the tuple where there is no interval
+        (a single image: no interval over images is possible)."""
+        if name not in ("margin", "overlap", "overlap_rows", "overlap_cols"):
+            raise PadlibError(f"name='{name}' has no interval; pass margin, overlap, overlap_rows or overlap_cols")
+        r = self._row(padding)
+        low, high = r[f"{name}_low"], r[f"{name}_high"]
+        if math.isnan(low) or math.isnan(high):
+            return None
+        return self._px(low), self._px(high)
+
+    @property
+    def margin_interval(self) -> tuple[int | None, int | None] | None:
+        return self.interval("margin")
+
+    @property
+    def overlap_interval(self) -> tuple[int | None, int | None] | None:
+        return self.interval("overlap")
 
     def summary(self, padding: str | None = None) -> str:
-        """One line: the overlap tiles need at the tolerance, with its interval (``padding``: a swapped scheme)."""
+        """One line: the overlap tiles need at the tolerance, per axis with the per-side margins, and the interval
+        over images of the larger (``padding``: a swapped scheme)."""
         r = self._row(padding)
         tol = f"{self.tolerance * 100:g}%"
         lead = "" if r["padding"] == AS_GIVEN else f"with {r['padding']} padding swapped in at inference, "
-        low, high = self._px(r["overlap_low"]), self._px(r["overlap_high"])
-        high_text = f"more than {2 * self.max_distance}" if high is None else str(high)
-        interval = f"{self.ci * 100:g}% interval {'?' if low is None else low} to {high_text} px"
-        if self._px(r["overlap"]) is None:
+        if self.n_images < 2:
+            interval = f"no interval: {self.n_images} image, and the interval resamples whole images"
+        elif math.isnan(r["overlap_low"]) or math.isnan(r["overlap_high"]):
+            interval = "no interval: a side was not an inner edge in every resample of the images"
+        else:
+            low, high = self._px(r["overlap_low"]), self._px(r["overlap_high"])
+            span = "beyond the tile" if low is None else f"{low} px to beyond the tile" if high is None else \
+                f"{low} to {high} px"
+            interval = f"{self.ci * 100:g}% interval over {self.n_images} images: {span}"
+
+        def px(v):
+            return "?" if math.isnan(v) else "beyond the tile" if math.isinf(v) else str(int(v))
+
+        m = {side: px(r[f"margin_{side}"]) for side in SIDES}
+        axes = (f"{px(r['overlap_rows'])} between tile rows ({m['top']} top + {m['bottom']} bottom) and "
+                f"{px(r['overlap_cols'])} between tile columns ({m['left']} left + {m['right']} right)")
+        overlap = self._px(r["overlap"])
+        if math.isnan(r["overlap"]):
+            return (f"{lead}tiles of {self.tile} px: no overlap could be read, since no tile had inner edges on both "
+                    "sides of an axis; pass images larger than the tile by more than the model's stride")
+        if overlap is None:
+            far = [side for side in SIDES if math.isinf(r[f"margin_{side}"])]
+            names = f"{', '.join(far[:-1])} and {far[-1]} edges" if len(far) > 1 else f"{far[0]} edge" if far else ""
+            at = f" at the {names}" if far else ""
             return (f"{lead}tiles of {self.tile} px are too small at {tol} tolerance: the error stays above it up to "
-                    f"the tile's centre ({self.max_distance} px from the edges); use larger tiles")
-        if int(r["overlap"]) == 0:
+                    f"the tile's centre ({self.max_distance} px from the edges){at}; use larger tiles")
+        if overlap >= self.tile:
+            return (f"{lead}tiles of {self.tile} px are too small at {tol} tolerance: they would need {overlap} px of "
+                    f"overlap, {axes}; use larger tiles ({interval})")
+        if overlap == 0:
             return f"{lead}tiles of {self.tile} px need no overlap at {tol} tolerance ({interval})"
-        return (f"{lead}tiles of {self.tile} px need at least {int(r['overlap'])} px of overlap ({int(r['margin'])} px "
-                f"dropped at each inner tile edge) at {tol} tolerance ({interval})")
+        stride = f", rounded up to the model's {self.align} px stride" if self.align > 1 else ""
+        return (f"{lead}tiles of {self.tile} px need at least {overlap} px of overlap: {axes}, the px dropped at each "
+                f"inner edge{stride}, at {tol} tolerance ({interval})")
 
 
 @dataclass(frozen=True)
@@ -153,7 +219,8 @@ def _distance_maps(tile: int, cells: int, unit: int, edges: tuple[bool, bool, bo
     cells: the distance bin to the nearest inner edge (-1 where no edge is inner) and, per inner side, the bin of
     the distance to that side and the mask of the cells read for it (the half of the tile nearer to that side and
     the middle of the other axis: at least a third of the tile from the other inner edges, so their reach does not
-    leak in). Cell r spans input pixels [r*tile/cells, (r+1)*tile/cells): ``r * stride`` pixels from the near
+    leak in; on a map too coarse for that, its middle cells, where a longer reach leaks in and can only make the
+    margin larger). Cell r spans input pixels [r*tile/cells, (r+1)*tile/cells): ``r * stride`` pixels from the near
     edge and ``(cells - 1 - r) * stride`` from the far one."""
     r = np.arange(cells)
     near, far = r * tile // cells, (cells - 1 - r) * tile // cells
@@ -168,7 +235,8 @@ def _distance_maps(tile: int, cells: int, unit: int, edges: tuple[bool, bool, bo
         if not inner:
             sides.append(None)
             continue
-        mask = (d[k] <= d[k ^ 1]) & (across[k] >= tile // 3)
+        half = d[k] <= d[k ^ 1]
+        mask = half & (across[k] >= min(tile // 3, across[k][half].max()))  # a coarse map: its middle cells
         sides.append(((d[k] // unit).ravel(), mask.ravel()))
     return bins, sides
 
@@ -336,7 +404,8 @@ def _margin_index(err: np.ndarray, cnt: np.ndarray, scale: float, tol: float) ->
 
 
 def _tables(label, geom, tally, scale, tol, n_boot, seed, ci):
-    """The rows of every table for one padding, and its margin with the bootstrap interval over tiles."""
+    """The rows of every table for one padding, and its margins and overlaps with bootstrap intervals that
+    resample whole images (all tiles of an image together)."""
     err, cnt = np.array(tally.err), np.array(tally.cnt, dtype=float)
     serr, scnt = np.array(tally.side_err), np.array(tally.side_cnt)
     u, bins = geom.unit, geom.bins
@@ -358,21 +427,34 @@ def _tables(label, geom, tally, scale, tol, n_boot, seed, ci):
                           "distance": dist[bi], "error": per_tile[ti, bi], "n": cnt[ti, bi].astype(int)})
 
     last = int(np.nonzero(cnt.sum(0))[0].max())  # the tile's centre: no distance beyond it holds values
+    side_last = [int(np.nonzero(c)[0].max()) if c.any() else -1 for c in scnt.sum(0)]
 
-    def px(index):
-        return np.where(index <= last, index * u, np.inf)
+    def px(index, top):
+        return np.where(index <= top, index * u, np.inf)
 
-    margin = float(px(_margin_index(err.sum(0), cnt.sum(0), scale, tol)))
-    low, high = bootstrap_totals(np.stack([err, cnt], 1),
-                                 lambda tot: px(_margin_index(tot[:, 0], tot[:, 1], scale, tol)), n_boot, seed, ci)
-    fin = [v if math.isfinite(v) else math.nan for v in (margin, low, high)]
-    scheme = {"padding": label, "swap": label != AS_GIVEN, "margin": fin[0], "margin_low": fin[1],
-              "margin_high": fin[2], "overlap": 2 * fin[0], "overlap_low": 2 * fin[1], "overlap_high": 2 * fin[2],
-              "max_error": float(np.nanmax(mean)), "scale": scale, "n_tiles": len(err), "max_distance": last * u}
-    for k, side in enumerate(SIDES):  # per side, without an interval: where the reach is lopsided
-        index = _margin_index(serr[:, k].sum(0), scnt[:, k].sum(0), scale, tol)
-        scheme[f"margin_{side}"] = float(index * u) if index <= last and scnt[:, k].sum() else math.nan
-    return table, sides, tiles, scheme
+    def up(v):  # to the lattice tile positions sit on (infinite and NaN stay so)
+        return np.ceil(v / geom.align) * geom.align
+
+    def reading(tot):
+        """Totals (B, 10, bins): error and count at the nearest edge, then per side 4 errors and 4 counts -> (B, 8):
+        margin, margin per side, overlap between tile rows, between tile columns, and the larger of the two."""
+        margin = px(_margin_index(tot[:, 0], tot[:, 1], scale, tol), last)
+        side = [np.where(tot[:, 6 + k].sum(-1) > 0, px(_margin_index(tot[:, 2 + k], tot[:, 6 + k], scale, tol),
+                                                        side_last[k]), np.nan) for k in range(4)]
+        rows, cols = up(side[0] + side[1]), up(side[2] + side[3])
+        return np.stack([margin, *side, rows, cols, np.fmax(rows, cols)], 1)
+
+    per_tile_totals = np.concatenate([err[:, None], cnt[:, None], serr, scnt], 1)  # (tiles, 10, bins)
+    point = reading(per_tile_totals.sum(0)[None])[0]
+    low, high = bootstrap_totals(per_tile_totals, reading, n_boot, seed, ci, clusters=meta[:, 0])
+    scheme = {"padding": label, "swap": label != AS_GIVEN, "margin": point[0], "margin_low": low[0],
+              "margin_high": high[0]}
+    scheme.update({f"margin_{side}": point[1 + k] for k, side in enumerate(SIDES)})  # no interval
+    for i, name in ((5, "overlap_rows"), (6, "overlap_cols"), (7, "overlap")):
+        scheme.update({name: point[i], f"{name}_low": low[i], f"{name}_high": high[i]})
+    scheme.update({"max_error": float(np.nanmax(mean)), "scale": scale, "align": geom.align,
+                   "n_images": len(np.unique(meta[:, 0])), "n_tiles": len(err), "max_distance": last * u})
+    return table, sides, tiles, {k: float(v) if isinstance(v, np.floating) else v for k, v in scheme.items()}
 
 
 def _check_padding(padding) -> list[str]:
@@ -438,9 +520,14 @@ def border_reach(model: nn.Module, images=8, tile: int = 256, *, tolerance: floa
     to logits), pick the channels with ``output=`` (a function may also rescale them).
 
     **Recommendation.** The margin is the smallest distance from which the error stays at or under ``tolerance``
-    (a fraction of that spread, 0.01 = 1%); tiles need ``overlap = 2 x margin`` when each keeps its centre and drops
-    the margin at every shared edge. Its interval is a percentile bootstrap over tiles (``n_boot`` resamples,
-    seeded: the same numbers on every run; tiles of one image are treated as independent).
+    (a fraction of that spread, 0.01 = 1%), read at the nearest inner edge and per side. Neighbouring tiles meet
+    bottom edge to top edge and right edge to left edge, and each drops its margin at the shared edge, so the
+    overlap between tile rows is margin_top + margin_bottom and between tile columns margin_left + margin_right,
+    each rounded up to a multiple of the largest stride inside the model (tile positions step on that lattice);
+    ``overlap`` is the larger of the two. The intervals are a percentile bootstrap over images (``n_boot``
+    resamples, seeded: the same numbers on every run): all tiles of an image are resampled together, since they
+    share its pixels. With a single image there is no interval over images: the intervals are NaN and
+    ``summary()`` says so.
 
     ``padding``: also measure with the model's padding swapped in at inference (``True``: reflect, replicate and
     circular; or names, see :data:`SWAPPABLE`): how much of the reach the padding causes. An inference swap of a
@@ -510,4 +597,4 @@ def border_reach(model: nn.Module, images=8, tile: int = 256, *, tolerance: floa
     return BorderReach(table=table, sides=sides, tiles=tiles, schemes=schemes, tile=tile,
                        stride=int(stride) if float(stride).is_integer() else stride, tolerance=float(tolerance),
                        ci=float(ci), n_images=counts[0], n_tiles=int(schemes["n_tiles"].iloc[0]), output=geom.where,
-                       max_distance=int(schemes["max_distance"].iloc[0]))
+                       max_distance=int(schemes["max_distance"].iloc[0]), align=geom.align)

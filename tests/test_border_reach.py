@@ -79,13 +79,17 @@ def _expected(layers, tile: int) -> dict:
     return {"top": top, "bottom": bottom, "margin": max(top, bottom), "stride": tile / cells}
 
 
-def _check_exact(r, margin: int):
+def _check_exact(r, margin: int, overlap: int | None = None):
+    """The error is > 0 exactly inside the margin and 0.0 beyond it; the overlap (per axis: the two sides' margins
+    summed) is ``overlap``, by default 2 x margin (a symmetric reach), and every image gives the same numbers."""
+    overlap = 2 * margin if overlap is None else overlap
     t = r.table[r.table.padding == "model"]
     inside, beyond = t[t.distance < margin], t[t.distance >= margin]
     assert len(inside) and (inside.error > 0).all(), t
     assert len(beyond) and (beyond.error == 0.0).all(), t  # exactly: integer arithmetic in float64
-    assert r.margin == margin and r.overlap == 2 * margin
-    assert r.margin_interval == (margin, margin) and r.overlap_interval == (2 * margin, 2 * margin)
+    assert r.margin == margin and r.overlap == r.overlap_rows == r.overlap_cols == overlap
+    assert r.margin_interval == (margin, margin) and r.overlap_interval == (overlap, overlap)
+    assert r.interval("overlap_rows") == r.interval("overlap_cols") == (overlap, overlap)
 
 
 @pytest.mark.parametrize("k, relu", [(1, False), (2, True), (3, False), (4, True)])
@@ -93,10 +97,12 @@ def test_k_stacked_3x3_convs_reach_exactly_k_px(k, relu):
     net = stack(k, relu)
     assert _expected([("conv", 3, 1, 1, 1)] * k, 16)["margin"] == k  # the arithmetic agrees with the claim
     r = padlib.border_reach(net, _images(), tile=16, tolerance=TOL)
-    _check_exact(r, k)
-    assert r.stride == 1 and r.tile == 16 and r.n_images == 3 and r.n_tiles == 24
-    assert r.summary() == (f"tiles of 16 px need at least {2 * k} px of overlap ({k} px dropped at each inner tile "
-                           f"edge) at 1e-07% tolerance (95% interval {2 * k} to {2 * k} px)")
+    _check_exact(r, k)  # symmetric: k px at every side, so 2k between tile rows and between tile columns
+    assert r.margins == {"top": k, "bottom": k, "left": k, "right": k}
+    assert r.stride == 1 and r.tile == 16 and r.n_images == 3 and r.n_tiles == 24 and r.align == 1
+    assert r.summary() == (f"tiles of 16 px need at least {2 * k} px of overlap: {2 * k} between tile rows ({k} top "
+                           f"+ {k} bottom) and {2 * k} between tile columns ({k} left + {k} right), the px dropped at "
+                           f"each inner edge, at 1e-07% tolerance (95% interval over 3 images: {2 * k} to {2 * k} px)")
 
 
 def test_dilated_convs_reach_two_px_per_layer():
@@ -122,12 +128,17 @@ def test_stride_2_stages_with_a_transposed_decoder_reach_the_top_and_left_only()
     expected = _expected(ENC_DEC, 32)
     assert expected == {"top": 4, "bottom": 0, "margin": 4, "stride": 1.0}
     r = padlib.border_reach(encoder_decoder(), _images(size=64), tile=32, tolerance=TOL)
-    _check_exact(r, 4)
+    # neighbours meet bottom edge to top edge: 4 + 0 px between tile rows (and columns), not twice the larger 4
+    _check_exact(r, 4, overlap=4)
     s = r.sides
     for side, reach in (("top", 4), ("left", 4), ("bottom", 0), ("right", 0)):
         rows = s[s.side == side]
         assert (rows[rows.distance < reach].error > 0).all() and (rows[rows.distance >= reach].error == 0).all()
         assert r.schemes[f"margin_{side}"].iloc[0] == reach
+    assert r.margins == {"top": 4, "bottom": 0, "left": 4, "right": 0} and r.align == 4
+    assert r.summary() == ("tiles of 32 px need at least 4 px of overlap: 4 between tile rows (4 top + 0 bottom) and "
+                           "4 between tile columns (4 left + 0 right), the px dropped at each inner edge, rounded up "
+                           "to the model's 4 px stride, at 1e-07% tolerance (95% interval over 3 images: 4 to 4 px)")
 
 
 def test_a_stride_8_output_maps_tiles_to_cells_on_the_stride_lattice():
@@ -140,7 +151,7 @@ def test_a_stride_8_output_maps_tiles_to_cells_on_the_stride_lattice():
     r = padlib.border_reach(net, _images(size=69), tile=32, tolerance=TOL)  # 69 px: cropped to 64
     assert r.stride == 8 and set(r.table.distance) <= set(range(0, 32, 8))
     assert (r.tiles.y % 8 == 0).all() and (r.tiles.x % 8 == 0).all() and r.tiles.y.max() <= 64 - 32
-    _check_exact(r, 8)
+    _check_exact(r, 8, overlap=8)  # 8 top + 0 bottom
 
 
 def test_a_tile_that_is_not_a_multiple_of_the_stride_is_refused():
@@ -265,6 +276,61 @@ def _frame(r):
     return pd.concat([r.table, r.sides, r.tiles, r.schemes], keys=["t", "s", "p", "m"])
 
 
+def test_the_overlap_rounds_each_axis_up_to_the_lattice_tiles_sit_on():
+    """The encoder-decoder (4 px top and left) then a full-resolution 3x3 conv (1 px each side): 5 top, 1 bottom,
+    so 6 px between tile rows, rounded up to 8 on the bottleneck's 4 px lattice (tile positions step by 4); twice
+    the larger margin would say 10."""
+    net = _integer(nn.Sequential(*encoder_decoder(), nn.Conv2d(2, 2, 3, padding=1, bias=False)))
+    expected = _expected(ENC_DEC + [("conv", 3, 1, 1, 1)], 32)
+    assert (expected["top"], expected["bottom"]) == (5, 1)
+    r = padlib.border_reach(net, _images(size=64), tile=32, tolerance=TOL)
+    assert r.margins == {"top": 5, "bottom": 1, "left": 5, "right": 1} and r.margin == 5
+    assert r.overlap_rows == r.overlap_cols == r.overlap == 8 and r.align == 4
+    assert "8 between tile rows (5 top + 1 bottom)" in r.summary()
+
+
+def test_the_interval_resamples_whole_images_and_a_single_image_gives_none():
+    """Tiles of one image go in and out of a resample together: with one image there is no interval over images
+    (NaN in ``schemes``, ``None`` from :meth:`interval`, and the summary says so); with several, the interval is
+    the one of per-image totals."""
+    from padlib.stats import bootstrap_totals
+
+    one = padlib.border_reach(stack(2), _images(1), tile=16, tolerance=TOL, tiles_per_image=8)
+    assert one.n_images == 1 and one.n_tiles == 8 and one.overlap == 4
+    assert one.interval() is None and one.margin_interval is None and one.overlap_interval is None
+    row = one.schemes.iloc[0]
+    assert all(np.isnan(row[f"{n}_{b}"]) for n in ("margin", "overlap", "overlap_rows", "overlap_cols")
+               for b in ("low", "high"))
+    assert one.summary().endswith("at 1e-07% tolerance (no interval: 1 image, and the interval resamples whole "
+                                  "images)")
+    # several images whose error differs (contrast from 0.2 to 2) at a tolerance the error crosses near 2 px
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+                        nn.Conv2d(4, 2, 3, padding=1)).double()
+    x = torch.randn(6, 3, 48, 48, dtype=torch.float64) * torch.linspace(0.2, 2, 6, dtype=torch.float64)[:, None,
+                                                                                                         None, None]
+    r = padlib.border_reach(net, x, tile=16, tolerance=0.25, n_boot=200)
+    assert r.n_images == 6 and r.n_tiles == 48 and r.margin == 2
+    assert r.interval("margin") == (1, 3) and r.interval() == (3, 5)  # wide: 6 images, not 48 tiles
+    assert r.summary().endswith("at 25% tolerance (95% interval over 6 images: 3 to 5 px)")
+    # the margin's interval is bootstrap_totals over image clusters of the tiles' nearest-edge totals
+    tiles = r.tiles.pivot_table(index=["tile", "image"], columns="distance", values=["error", "n"], fill_value=0)
+    scale = r.schemes.scale[0]
+    per_tile = np.stack([(tiles["error"] * tiles["n"]).to_numpy() * scale, tiles["n"].to_numpy()], 1)
+    last = per_tile.shape[-1] - 1
+
+    def margin(tot):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            above = tot[:, 0] / tot[:, 1] / scale > 0.25
+        index = np.where(above.any(-1), above.shape[-1] - np.argmax(above[:, ::-1], -1), 0)
+        return np.where(index <= last, index * 1.0, np.inf)
+
+    images = tiles.index.get_level_values("image").to_numpy()
+    clustered = bootstrap_totals(per_tile, margin, 200, 0, 0.95, clusters=images)
+    assert clustered == (r.schemes.margin_low[0], r.schemes.margin_high[0]) == (1, 3)
+    assert bootstrap_totals(per_tile, margin, 200, 0, 0.95) == (2, 2)  # tiles as if independent: false precision
+
+
 def test_deterministic_and_independent_of_the_batch_size():
     x = _images()
     a = padlib.border_reach(stack(3, True), x, tile=16, tolerance=0.05, batch_size=8)
@@ -294,6 +360,7 @@ def test_padding_swaps_are_measured_too_and_labelled():
     assert list(r.schemes.padding) == ["model", "reflect", "replicate", "circular"]
     assert list(r.schemes.swap) == [False, True, True, True]
     assert (r.schemes.margin == 2).all()  # no padding is the neighbouring pixels: a 3x3 stack's reach is the same
+    assert (r.schemes.overlap_rows == 4).all() and (r.schemes.overlap_cols == 4).all()
     assert r.summary("reflect").startswith("with reflect padding swapped in at inference, tiles of 16 px need")
     with pytest.raises(PadlibError, match="padding='partial' was not measured"):
         r.summary("partial")
@@ -303,7 +370,9 @@ def test_too_small_a_tile_and_no_reach_are_said_plainly():
     r = padlib.border_reach(stack(4), _images(), tile=6, tolerance=TOL)
     assert r.margin is None and r.overlap is None
     assert r.summary() == ("tiles of 6 px are too small at 1e-07% tolerance: the error stays above it up to the "
-                           "tile's centre (2 px from the edges); use larger tiles")
+                           "tile's centre (2 px from the edges) at the top, bottom, left and right edges; use larger "
+                           "tiles")
+    assert np.isinf(r.schemes.overlap[0]) and r.overlap_rows is None and r.margins["top"] is None
     one = _integer(nn.Sequential(nn.Conv2d(3, 2, 1)))  # a 1x1 conv reads no neighbour: no overlap needed
     r = padlib.border_reach(one, _images(), tile=16, tolerance=TOL)
     assert r.margin == 0 and r.summary().startswith("tiles of 16 px need no overlap at 1e-07% tolerance")
@@ -343,6 +412,7 @@ def test_the_figure():
 def test_the_overlap_command_prints_the_summary_and_writes_a_new_csv(monkeypatch, tmp_path, capsys):
     from padlib import cli
 
+    torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 3, padding=1))
     monkeypatch.setattr(cli, "_check_model", lambda spec: None)
     monkeypatch.setattr(cli, "load_model", lambda spec, device="cpu": net)
@@ -352,7 +422,8 @@ def test_the_overlap_command_prints_the_summary_and_writes_a_new_csv(monkeypatch
     assert cli.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "planted: 6 tiles of 16 px from 2 images of 32 px; output tensor at stride 1"
-    assert lines[1].startswith("tiles of 16 px need") and "at 5% tolerance (95% interval" in lines[1]
+    assert lines[1].startswith("tiles of 16 px need at least 4 px of overlap: 4 between tile rows (2 top + 2 bottom)")
+    assert lines[1].endswith("at 5% tolerance (95% interval over 2 images: 4 to 4 px)")
     assert [line.split(" padding")[0] for line in lines[2:5]] == ["with reflect", "with replicate", "with circular"]
     table = pd.read_csv(out)
     assert lines[5] == f"wrote {len(table)} rows to {out}"

@@ -1,6 +1,8 @@
 """The figure of :func:`padlib.border_reach`: tiled-prediction error against the distance from the tile's edge."""
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
 
 
@@ -16,7 +18,7 @@ def border_reach_figure(result, ax=None, width: float = 6.0, height: float = 3.2
         scheme = result.schemes[result.schemes.padding == padding].iloc[0]
         label = padding if padding != "model" else "the model's padding"
         line, = ax.plot(rows.distance, rows.error, "-" if not scheme.swap else "--", marker=".", label=label)
-        if scheme.margin == scheme.margin:  # not NaN
+        if math.isfinite(scheme.margin):  # infinite: beyond the tile
             ax.plot([scheme.margin], [result.tolerance], "o", color=line.get_color(), ms=6)
     ax.axhline(result.tolerance, color="0.5", lw=0.8)
     ax.text(ax.get_xlim()[1], result.tolerance, f" tolerance {result.tolerance * 100:g}%", va="bottom", ha="right",

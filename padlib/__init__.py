@@ -85,6 +85,7 @@ from .position import (
     stationary_images,
 )
 from .outputs import compare_outputs, describe_outputs, output_kind, select_output
+from .tiling import BorderReach, border_reach
 from .model_report import PaddingReport, report
 from . import experiments
 from .experiments.digits import ImageSet, digits_on_canvas, digits_train_test, load_dataset

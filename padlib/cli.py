@@ -27,6 +27,7 @@ from .model_report import POSITIONS, POSITIONS_MAX, check_positions, default_rep
 from .models import OFFLINE_MODELS, check_model_spec, load_model
 from .pan_tables import pan_summary, side_sign_counts
 from .pans import scan_pans
+from .tiling import SWAPPABLE, SWAPS, border_reach
 from .viz.report import save_report
 
 SEED_MAX = 2**32 - 1  # numpy's seeds stop here; torch's and Python's take it too
@@ -405,6 +406,75 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _output_spec(text: str):
+    """``--output``: a dict key (``out``) or a tuple index (``0``, ``-1``), as ``output=`` takes them."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must be a key (e.g. out) or an index (e.g. 0), got '{text}'")
+    return int(text) if re.fullmatch(r"-?\d+", text.strip()) else text
+
+
+def _register_overlap(subparsers) -> None:
+    p = subparsers.add_parser("overlap", help="how much overlap a dense model's tiles need (tiled vs whole-image "
+                                              "prediction)")
+    p.add_argument("model", help="a dense model (segmenter, detector, restoration), e.g. craft_vgg16_bn, a timm or "
+                                 "torchvision name, or NAME=PATH for your own weights")
+    p.add_argument("--tile", type=_whole(2, unit="pixels"), default=256, help="tile size in pixels (default 256)")
+    p.add_argument("--tolerance", type=_number(0, 1, True, True, "0.01"), default=0.01,
+                   help="largest error kept, as a fraction of the whole-image output's spread (default 0.01)")
+    p.add_argument("--images", type=AT_LEAST_ONE, default=8,
+                   help="number of images (default 8); the interval resamples whole images, so it needs 2 or more")
+    p.add_argument("--image-dir", help="a folder of your images (the first --images files, centre-cropped) instead "
+                                       "of the offline photos")
+    p.add_argument("--size", type=SIZE, default=None, help="image size in pixels (default: twice the tile)")
+    p.add_argument("--tiles", type=AT_LEAST_ONE, default=8, help="tiles per image (default 8)")
+    p.add_argument("--output", type=_output_spec, default=None,
+                   help="the part of the forward's result to compare: a dict key (e.g. out) or a tuple index (e.g. 0)")
+    p.add_argument("--padding", nargs="*", choices=SWAPPABLE, default=None, metavar="SCHEME",
+                   help="also measure with these paddings swapped in at inference (no names: "
+                        f"{' '.join(SWAPS)}); choices: {', '.join(SWAPPABLE)}")
+    _run_options(p, 8, "write the error-by-distance table to FILE.csv (a new file unless --force)",
+                 "overwrite an existing --out file")
+    p.set_defaults(func=_cmd_overlap)
+
+
+def _as_flags(e: PadlibError) -> PadlibError:
+    """border_reach's one line in the command's words: ``--tile 300`` where the API says ``tile=300``."""
+    text = str(e).replace("a key, an index or a function", "a key or an index")
+    e.command_line = re.sub(r"\b(output|tile|tolerance|size)= ?", r"--\1 ", text)
+    return e
+
+
+def _cmd_overlap(args) -> int:
+    if args.out and not args.out.endswith(".csv"):
+        raise PadlibError(f"--out must end in .csv, got '{args.out}'")
+    if args.out:
+        check_new_output(args.out, args.force, "--out file")  # before the work, not after it
+    size = args.size if args.size is not None else 2 * args.tile
+    if size <= args.tile:
+        raise PadlibError(f"--tile {args.tile} must be smaller than the images (--size {size}): tiles are cut from "
+                          "larger images")
+    _check_model(args.model)
+    _check_input("--image-dir", args.image_dir)
+    model = load_model(args.model, device=args.device)
+    images = probe_images(args.images, size=size, seed=args.seed, image_dir=args.image_dir, model=model)
+    padding = True if args.padding == [] else args.padding
+    try:
+        r = border_reach(model, images, tile=args.tile, tolerance=args.tolerance, tiles_per_image=args.tiles,
+                         padding=padding, output=args.output, batch_size=args.batch_size, device=args.device,
+                         seed=args.seed, progress="images")
+    except PadlibError as e:
+        raise _as_flags(e) from None
+    print(f"{args.model}: {r.n_tiles} tiles of {r.tile} px from {r.n_images} images of {size} px; output {r.output} "
+          f"at stride {r.stride:g}")
+    for scheme in r.schemes["padding"]:
+        print(r.summary(scheme))
+    if args.out:
+        with atomic_write(args.out, newline="") as f:  # all or nothing, even on Ctrl-C
+            r.table.to_csv(f, index=False)
+        print(f"wrote {len(r.table)} rows to {args.out}")
+    return 0
+
+
 def _cmd_models(args) -> int:
 
     for name, spec in OFFLINE_MODELS.items():
@@ -482,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _chapter_commands():
     """The chapters' commands, in book order."""
-    return [_register_audit, _register_scan, _register_ablate, _register_kernels, _register_report]
+    return [_register_audit, _register_scan, _register_ablate, _register_kernels, _register_report, _register_overlap]
 
 
 def main(argv=None) -> int:

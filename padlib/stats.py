@@ -22,7 +22,8 @@ from scipy import stats as _scipy
 
 from .errors import PadlibError, check_type
 
-__all__ = ["RatioTest", "TTest", "bootstrap_ci", "bootstrap_test", "cluster_ratio_bootstrap", "detectable_effect", "direction",
+__all__ = ["RatioTest", "TTest", "bootstrap_ci", "bootstrap_test", "bootstrap_totals", "cluster_ratio_bootstrap",
+           "detectable_effect", "direction",
            "equivalence_excludes", "holm_adjust", "bh_adjust", "empirical_p", "welch_t", "interval_p",
            "interval_sign", "paired_t", "resolvable_effect", "spearman",
            "t_critical", "t_interval", "t_test", "wilson_interval"]
@@ -357,6 +358,54 @@ def bootstrap_test(arrays, statistic, n_boot: int = 1000, seed: int = 0, level: 
         return estimate, float("nan"), float("nan"), float("nan")
     low, high = (float(q) for q in np.quantile(dist, [(1 - level) / 2, (1 + level) / 2]))
     return estimate, low, high, _bootstrap_p(dist)
+
+
+def bootstrap_totals(per_unit, statistic, n_boot: int = 1000, seed: int = 0, ci: float = 0.95,
+                     chunk: int = 256, clusters=None) -> tuple:
+    """Percentile interval of ``statistic`` over resamples of units (rows of ``per_unit``), drawn with replacement.
+
+    ``per_unit`` (n, ...) holds additive per-unit totals (sums and counts side by side); each resample is the
+    weighted total ``w @ per_unit`` with multinomial counts ``w`` (n_boot rows, ``chunk`` at a time, so memory does
+    not grow with n_boot), and ``statistic`` maps totals (B, ...) to B values (infinite allowed: "not reached"), or
+    to (B, k) values: k statistics read off the same resamples, returned as arrays of k lows and k highs.
+    The bounds are resampled values themselves (the inverted-CDF quantile), so a statistic on a grid (a distance
+    in whole pixels) keeps its grid; a statistic that is NaN in any resample has a NaN interval.
+
+    ``clusters``: one label per row; rows that share a label are summed (their totals are additive) and the
+    clusters are the resampled units, so rows that are not independent (tiles, crops of one photograph) go in or
+    out of a resample together. Seeded numpy: the same numbers on every run. Fewer than two units (rows, or
+    clusters when given): NaN, since no interval over the units is possible."""
+    if not 0 < ci < 1:
+        raise PadlibError(f"ci is the coverage of the interval, between 0 and 1 (e.g. 0.95), got {ci}")
+    totals = np.asarray(per_unit, dtype=float)
+    if clusters is not None:
+        labels = np.asarray(clusters)
+        if labels.shape != totals.shape[:1]:
+            raise PadlibError(f"bootstrap_totals: clusters needs one label per row of per_unit ({totals.shape[0]}), "
+                              f"got shape {labels.shape}")
+        _, which = np.unique(labels, return_inverse=True)
+        summed = np.zeros((int(which.max()) + 1 if len(which) else 0,) + totals.shape[1:])
+        np.add.at(summed, which.ravel(), totals)
+        totals = summed
+    n = totals.shape[0]
+    rng = np.random.default_rng(seed)
+    flat = totals.reshape(n, -1)
+    draws = []
+    for s in range(0, int(n_boot) if n >= 2 else 1, chunk):
+        if n < 2:  # one resample of the totals themselves: only the statistic's shape, no interval
+            w = np.ones((1, n))
+        else:
+            w = rng.multinomial(n, np.full(n, 1.0 / n), size=min(chunk, int(n_boot) - s)).astype(float)
+        draws.append(np.asarray(statistic((w @ flat).reshape((len(w),) + totals.shape[1:])), dtype=float))
+    dist = np.concatenate(draws)
+    flat_dist = dist.reshape(len(dist), -1)
+    gone = np.isnan(flat_dist).any(0) | (n < 2)
+    low, high = np.quantile(np.where(gone, 0.0, flat_dist), [(1 - ci) / 2, (1 + ci) / 2], method="inverted_cdf",
+                            axis=0)
+    low, high = np.where(gone, np.nan, low), np.where(gone, np.nan, high)
+    if dist.ndim == 1:
+        return float(low[0]), float(high[0])
+    return low.reshape(dist.shape[1:]), high.reshape(dist.shape[1:])
 
 
 def welch_t(a, b, level: float = 0.95) -> TTest:

@@ -18,7 +18,7 @@ from padlib._files import atomic_write
 from padlib.chapters import site
 
 WORK = ["load_model", "_load_for_audit", "build_meta_model", "zoo_audit", "ablation_report", "report", "scan_pans",
-        "probe_images", "data_free_pans", "mean_kernel_asymmetry"]
+        "probe_images", "data_free_pans", "mean_kernel_asymmetry", "border_reach"]
 
 
 @pytest.fixture(autouse=True)
@@ -107,6 +107,22 @@ BAD = [  # (command line, what the one line must say); {tmp} is a fresh folder h
     (["book", "--build-only", "--out", "{tmp}/notes.txt"], "--out folder '{tmp}/notes.txt' is a file"),
     (["book", "--only", "42", "--out", "{tmp}/site"], "no chapter matches '42'"),
     (["book", "-p", "n_images", "[1", "--out", "{tmp}/site"], "-p n_images '[1': the value is not valid YAML"),
+    (["overlap", "craft_vgg16_bn", "--tile", "1"], "--tile must be a whole number of pixels >= 2, got 1"),
+    (["overlap", "craft_vgg16_bn", "--tile", "big"], "--tile must be a whole number of pixels >= 2, got big"),
+    (["overlap", "craft_vgg16_bn", "--tolerance", "0"],
+     "--tolerance must be a number between 0 and 1 (exclusive), e.g. 0.01, got 0"),
+    (["overlap", "craft_vgg16_bn", "--tolerance", "1%"], "--tolerance must be a number between 0 and 1"),
+    (["overlap", "craft_vgg16_bn", "--tolerance", "1"], "--tolerance must be a number between 0 and 1"),
+    (["overlap", "craft_vgg16_bn", "--images", "0"], "--images must be a whole number >= 1, got 0"),
+    (["overlap", "craft_vgg16_bn", "--tiles", "0"], "--tiles must be a whole number >= 1, got 0"),
+    (["overlap", "craft_vgg16_bn", "--output", " "], "--output must be a key (e.g. out) or an index (e.g. 0), got ' '"),
+    (["overlap", "craft_vgg16_bn", "--padding", "zeros"], "--padding: invalid choice: 'zeros'"),
+    (["overlap", "craft_vgg16_bn", "--tile", "256", "--size", "256"],
+     "--tile 256 must be smaller than the images (--size 256)"),
+    (["overlap", "craft_vgg16_bn", "--out", "{tmp}/mine.csv"], "--out file '{tmp}/mine.csv' already exists; pass --force"),
+    (["overlap", "craft_vgg16_bn", "--out", "{tmp}/reach.json"], "--out must end in .csv, got '{tmp}/reach.json'"),
+    (["overlap", "craft_vgg16_bn", "--image-dir", "{tmp}/no_photos"], "--image-dir '{tmp}/no_photos' does not exist"),
+    (["overlap", "no_such_model_xyz"], "unknown model 'no_such_model_xyz'"),
     (["scan", "no_such_model_xyz"], "unknown model 'no_such_model_xyz'"),
     (["audit", "resnet18={tmp}/none.pth"], "checkpoint '{tmp}/none.pth' does not exist"),
     (["scan", "mobilenet_v2", "--reference", "nope"], "--reference: invalid choice: 'nope'"),
@@ -141,6 +157,7 @@ def test_an_unwritable_out_folder_is_refused_even_where_permissions_do_not_bind(
     monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if os.fspath(p) == locked else real(p, mode, **kw))
     for argv, says in [(["report", "mobilenet_v2", "--out", f"{locked}/r.html"], "--out file"),
                        (["scan", "mobilenet_v2", "--out", f"{locked}/p.csv"], "--out file"),
+                       (["overlap", "craft_vgg16_bn", "--out", f"{locked}/o.csv"], "--out file"),
                        (["ablate", "mobilenet_v2", "--out", f"{locked}/tables"], "--out folder"),
                        (["zoo-audit", "--limit", "1", "--out", f"{locked}/zoo.csv"], "--out file"),
                        (["book", "--out", f"{locked}/site"], "--out folder")]:

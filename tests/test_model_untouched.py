@@ -86,6 +86,8 @@ METHODS = {
     "mean_kernel_asymmetry": lambda m: kernels.mean_kernel_asymmetry(m, SIZE, n_boot=10),
     "row_energy": lambda m: kernels.row_energy(m, SIZE, n_boot=10),
     "padding_audit": lambda m: audit.padding_audit(m, SIZE),
+    # a dense model: the net's convolutional trunk (its own submodules, so their state, modes and hook are checked)
+    "border_reach": lambda m: padlib.border_reach(m[:9], _images(2, 64), tile=32, padding="reflect", n_boot=20),
     "position_sensitivity": lambda m: padlib.position_sensitivity(m, [torch.ones(3, 4, 4)], [0.5, 0.2], size=SIZE,
                                                                   n_positions=3, progress=False),
 }

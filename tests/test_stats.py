@@ -123,3 +123,67 @@ def test_differences_that_are_zero_up_to_rounding_count_as_no_change():
     assert (r.mean, r.low, r.high, r.p) == (0.0, 0.0, 0.0, 1.0) and direction(r.low, r.high, r.mean) == "flat"
     tiny = t_test([1e-9, 1e-9 + 1e-22, 1e-9])  # equal up to rounding and not zero: a resolved, tiny effect
     assert tiny.p == 0.0 and direction(tiny.low, tiny.high, tiny.mean) == "up"
+
+
+def test_bootstrap_totals_resamples_units_deterministically_and_keeps_the_statistics_grid():
+    from padlib.stats import bootstrap_totals
+
+    rng = np.random.default_rng(3)
+    sums, counts = rng.integers(0, 5, (40, 6)).astype(float), np.full((40, 6), 2.0)
+    per_unit = np.stack([sums, counts], 1)
+
+    def first_above(tot):  # the first bin whose mean is above 1 (a grid statistic), infinite when none
+        with np.errstate(invalid="ignore"):
+            above = tot[:, 0] / tot[:, 1] > 1.0
+        return np.where(above.any(1), np.argmax(above, 1) * 8.0, np.inf)
+
+    a = bootstrap_totals(per_unit, first_above, n_boot=300, seed=1)
+    assert a == bootstrap_totals(per_unit, first_above, n_boot=300, seed=1)
+    assert all(v % 8 == 0 for v in a) and a[0] <= a[1]
+    assert bootstrap_totals(per_unit[:, :, :1] * 0, first_above, n_boot=50) == (np.inf, np.inf)
+    assert all(np.isnan(bootstrap_totals(per_unit[:1], first_above)))
+    # the mean of a plain column: close to the t interval of the same units
+    lo, hi = bootstrap_totals(np.stack([sums[:, 0], counts[:, 0] / 2], 1), lambda t: t[:, 0] / t[:, 1], n_boot=2000)
+    assert lo < sums[:, 0].mean() < hi and hi - lo < 1.5
+
+
+def test_bootstrap_totals_resamples_whole_clusters_and_reads_several_statistics_off_the_same_resamples():
+    from padlib.stats import bootstrap_totals
+
+    rng = np.random.default_rng(4)
+    rows = rng.integers(0, 9, (30, 2, 5)).astype(float)  # 30 tiles: (sums, counts) per bin
+    rows[:, 1] += 1
+    image = np.repeat(np.arange(6), 5)  # 6 images of 5 tiles each
+
+    def mean_bin0(tot):
+        return tot[:, 0, 0] / tot[:, 1, 0]
+
+    # clusters: the same as summing each image's tiles first and resampling images
+    per_image = np.stack([rows[image == i].sum(0) for i in range(6)])
+    clustered = bootstrap_totals(rows, mean_bin0, n_boot=400, seed=2, clusters=image)
+    assert clustered == bootstrap_totals(per_image, mean_bin0, n_boot=400, seed=2)
+    # labels need not be sorted or numbers: only which rows go together counts
+    shuffled = rng.permutation(30)
+    names = np.array([f"img{i}" for i in image])
+    assert clustered == bootstrap_totals(rows[shuffled], mean_bin0, n_boot=400, seed=2, clusters=names[shuffled])
+    # resampling the tiles as if independent gives another interval: the error clustering fixes
+    tiles = bootstrap_totals(rows, mean_bin0, n_boot=400, seed=2)
+    assert tiles != clustered
+    # a single cluster: no interval over clusters is possible, however many rows it holds
+    assert all(np.isnan(bootstrap_totals(rows, mean_bin0, clusters=np.zeros(30))))
+    with pytest.raises(PadlibError, match=r"clusters needs one label per row of per_unit \(30\)"):
+        bootstrap_totals(rows, mean_bin0, clusters=image[:-1])
+
+    # k statistics at once: each column's interval as if read alone (the same seeded resamples), NaN columns apart
+    def three(tot):
+        with np.errstate(invalid="ignore"):
+            return np.stack([mean_bin0(tot), tot[:, 0, 1] / tot[:, 1, 1], np.full(len(tot), np.nan)], 1)
+
+    low, high = bootstrap_totals(rows, three, n_boot=400, seed=2, clusters=image)
+    assert low.shape == high.shape == (3,)
+    assert (low[0], high[0]) == clustered
+    assert (low[1], high[1]) == bootstrap_totals(rows, lambda t: t[:, 0, 1] / t[:, 1, 1], n_boot=400, seed=2,
+                                                 clusters=image)
+    assert np.isnan(low[2]) and np.isnan(high[2])
+    low, high = bootstrap_totals(rows[:5], three, clusters=image[:5])  # one image: every column NaN
+    assert np.isnan(low).all() and np.isnan(high).all() and low.shape == (3,)

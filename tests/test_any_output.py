@@ -5,6 +5,7 @@ before any work; the model left untouched. Small sizes, few images, 20 bootstrap
 import re
 import warnings
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -258,6 +259,19 @@ def test_logit_only_methods_refuse_dense_maps_in_one_line():
         padlib.evaluate(net, x, labels=[0, 1])
 
 
+def test_the_ablation_study_refuses_a_dense_model_before_its_scan(monkeypatch):
+    from padlib.experiments import ch3_ablation
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the study started its work")
+
+    monkeypatch.setattr(ch3_ablation, "find_pans", no_work)
+    with pytest.raises(padlib.PadlibError) as e:
+        ch3_ablation.ablation_report(_unet(), n_images=8, n_scan=8, size=SIZE, progress=False)
+    assert "the ablation study compares class logits; TinyUNet's output [0] (dense, 3 x 32 x 32) is a dense map" in str(
+        e.value) and "\n" not in str(e.value)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The command line
 
@@ -318,3 +332,58 @@ def test_methods_on_a_tuple_output_leave_a_training_model_untouched(method):
         METHODS[method](model)
     _assert_untouched(model, before)
     assert not [str(w.message) for w in caught if "put it back" in str(w.message)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The dense sentences on planted numbers (no model run), on both sides of each rule
+
+
+def _planted_dense(swap: dict, even: tuple, control: tuple, argmax: bool = True):
+    """A dense PaddingReport: per intervention (value, low, high) of the headline metric, border/interior beside."""
+    from .test_report_text import _planted
+
+    rep = _planted()
+    metric = "argmax_agreement" if argmax else "relative_change"
+    rows = []
+    named = {**{f"{m} padding": swap[m] for m in model_report.SWAP_MODES}, "225 px (even)": even,
+             "223 px (uneven control)": control}
+    for name, (v, lo, hi) in named.items():
+        for suffix, shift in (("", 0.0), ("_border", 0.01), ("_interior", -0.01)):
+            rows.append({"intervention": name, "metric": metric + suffix, "value": v + shift, "ci_low": lo,
+                         "ci_high": hi, "n": 64})
+        if argmax:
+            rows.append({"intervention": name, "metric": "relative_change", "value": 0.02, "ci_low": 0.01,
+                         "ci_high": 0.03, "n": 64})
+    rep.predictions = pd.DataFrame(rows)
+    rep.output_kind, rep.output = "dense", "[0] (dense, 2 x 112 x 112)" if argmax else "[0] (dense, 1 x 112 x 112)"
+    return rep
+
+
+def test_dense_swap_and_size_sentences_follow_the_rules():
+    ok, bad = (0.995, 0.991, 0.998), (0.95, 0.94, 0.96)
+    rep = _planted_dense({"reflect": bad, "replicate": ok, "circular": ok}, (0.90, 0.88, 0.92), (0.97, 0.96, 0.98))
+    text = " ".join(r.text for r in model_report.recommendations(rep))
+    assert ("with reflect padding the lower bound of the per-pixel agreement (the share of output positions whose "
+            "argmax class is unchanged) falls below 99% (lowest: reflect, unchanged on 95.0% [94.0, 96.0] "
+            "(border band 96.0%, interior 94.0%))") in text
+    assert ("Replicate and circular padding leave the argmax class unchanged on at least 99% of the output positions "
+            "(lower bound of the 95% interval): the map hardly depends on the values its own padding supplies.") in text
+    assert ("the model changes the argmax class of 10.0% [8.0, 12.0] of the output positions (per-pixel agreement, "
+            "its map resized back to 224 px), more than the equally small resize to 223 px changes (3.0%)") in text
+    assert "top-1" not in text
+    lines = " ".join(rep.summary_lines())
+    assert "reflect padding: per-pixel agreement 95.0% [94.0, 96.0] (border band 96.0%, interior 94.0%); relative " \
+           "change of the map 2.0% [1.0, 3.0]" in lines
+
+
+def test_one_channel_maps_are_judged_by_their_relative_change():
+    small, large = (0.004, 0.002, 0.008), (0.05, 0.03, 0.07)
+    rep = _planted_dense({"reflect": large, "replicate": small, "circular": small}, (0.02, 0.015, 0.025),
+                         (0.02, 0.018, 0.03), argmax=False)
+    text = " ".join(r.text for r in model_report.recommendations(rep))
+    assert ("with reflect padding the upper bound of the relative change of the map rises above 1% (largest: "
+            "reflect, 5.0% [3.0, 7.0] (border band 6.0%, interior 4.0%))") in text
+    assert "Replicate and circular padding change the map by at most 1% of its size" in text
+    assert ("changes its map by 2.0% [1.5, 2.5] of the map's size (relative change of the map, resized back to 224 "
+            "px), about as much as the equally small resize to 223 px changes (2.0%; the intervals overlap") in text
+    assert "argmax" not in text and "per-pixel" not in text

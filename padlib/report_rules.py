@@ -231,7 +231,15 @@ def _size_recommendation(rep, kind: str) -> list[Recommendation]:
             "relative_change": "changes its map by {} of the map's size (relative change of the map, resized back "
                                f"to {rep.input_size} px)"}[metric]
     number = f"{changed:.{d}f}% [{low:.{d}f}, {high:.{d}f}]"
-    return [Recommendation(f"Evaluated at {ev} px without retraining, the model {what.format(number)}, {verdict}.",
+    also = ""
+    if metric == "argmax_agreement":  # the map's values beside its argmax (scores can change where it does not)
+        pair = [(size, _metric(rep.predictions, name, "relative_change"))
+                for size, name in ((ev, f"{ev} px (even)"), (ctrl, f"{ctrl} px (uneven control)"))]
+        if all(r is not None for _, r in pair):
+            also = " Relative change of the map: " + ", ".join(
+                f"{100 * r.value:.{_dp(r.value)}f}% [{100 * r.ci_low:.{_dp(r.value)}f}, "
+                f"{100 * r.ci_high:.{_dp(r.value)}f}] at {size} px" for size, r in pair) + "."
+    return [Recommendation(f"Evaluated at {ev} px without retraining, the model {what.format(number)}, {verdict}.{also}",
                            "Figure 4 (predictions under interventions)", EvidenceLevel.MEASURED)]
 
 
@@ -264,7 +272,8 @@ def _swap_recommendations(rep, kind: str) -> list[Recommendation]:
             d = _decimals(lambda low: low < 100 * limit, 100 * w.ci_low)
             said = (f"with {modes} padding the lower bound of {where[0]} falls below {bound} (lowest: {mode}, "
                     f"unchanged on {100 * w.value:.{d}f}% [{100 * w.ci_low:.{d}f}, {100 * w.ci_high:.{d}f}]"
-                    + (_regions(rep.predictions, f"{mode} padding", metric) if kind != "logits" else "") + ")")
+                    + (_regions(rep.predictions, f"{mode} padding", metric) + "; relative change of the map: "
+                       + _map_change(rep.predictions, mode) if kind != "logits" else "") + ")")
         out.append(Recommendation(
             f"Do not swap the padding at inference: {said}. The weights depend on the padding they were trained "
             f"with; compare schemes by training with each.", "Figure 4 (predictions under interventions)",
@@ -277,10 +286,25 @@ def _swap_recommendations(rep, kind: str) -> list[Recommendation]:
         else:
             said = (f"{modes} padding {'leaves' if one else 'leave'} {where[1]} unchanged on at least {bound} of "
                     f"{where[2]} (lower bound of the 95% interval): "
-                    + ("predictions hardly depend" if kind == "logits" else "the map hardly depends"))
-        out.append(Recommendation(f"{said} on the values its own padding supplies.",
+                    + ("predictions hardly depend" if kind == "logits" else "the argmax read from the map hardly "
+                       "depends"))
+        tail = "" if kind == "logits" or change else (
+            "; relative change of the map (its values, which can change where the argmax does not): "
+            + "; ".join(_map_change(rep.predictions, m) for m, _ in harmless))
+        out.append(Recommendation(f"{said} on the values its own padding supplies{tail}.",
                                   "Figure 4 (predictions under interventions)", EvidenceLevel.MEASURED))
     return out
+
+
+def _map_change(preds: pd.DataFrame, mode: str) -> str:
+    """'reflect 0.27% [0.25, 0.30] (border band 0.42%, interior 0.00%)': the relative change of the map beside a
+    dense map's per-pixel agreement (a map of scores, not classes, can keep its argmax and still change a lot)."""
+    r = _metric(preds, f"{mode} padding", "relative_change")
+    if r is None:
+        return ""
+    d = _dp(r.value)
+    return (f"{mode} {100 * r.value:.{d}f}% [{100 * r.ci_low:.{d}f}, {100 * r.ci_high:.{d}f}]"
+            + _regions(preds, f"{mode} padding", "relative_change"))
 
 
 def recommendations(rep) -> list[Recommendation]:

@@ -365,11 +365,14 @@ def test_dense_swap_and_size_sentences_follow_the_rules():
     text = " ".join(r.text for r in model_report.recommendations(rep))
     assert ("with reflect padding the lower bound of the per-pixel agreement (the share of output positions whose "
             "argmax class is unchanged) falls below 99% (lowest: reflect, unchanged on 95.0% [94.0, 96.0] "
-            "(border band 96.0%, interior 94.0%))") in text
+            "(border band 96.0%, interior 94.0%); relative change of the map: reflect 2.0% [1.0, 3.0])") in text
     assert ("Replicate and circular padding leave the argmax class unchanged on at least 99% of the output positions "
-            "(lower bound of the 95% interval): the map hardly depends on the values its own padding supplies.") in text
+            "(lower bound of the 95% interval): the argmax read from the map hardly depends on the values its own "
+            "padding supplies; relative change of the map (its values, which can change where the argmax does not): "
+            "replicate 2.0% [1.0, 3.0]; circular 2.0% [1.0, 3.0].") in text
     assert ("the model changes the argmax class of 10.0% [8.0, 12.0] of the output positions (per-pixel agreement, "
             "its map resized back to 224 px), more than the equally small resize to 223 px changes (3.0%)") in text
+    assert "Relative change of the map: 2.0% [1.0, 3.0] at 225 px, 2.0% [1.0, 3.0] at 223 px." in text
     assert "top-1" not in text
     lines = " ".join(rep.summary_lines())
     assert "reflect padding: per-pixel agreement 95.0% [94.0, 96.0] (border band 96.0%, interior 94.0%); relative " \

@@ -326,16 +326,16 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
     if isinstance(model, str):
         model = load_model(model, device=device)
     name = getattr(model, "padlib_name", type(model).__name__)
-    where, kind, shape = output_info(model, size or preprocessing(model).input_size, device=device)
-    if kind != "logits":  # the study's measures are classes (top-1, KL, movers): refused before any work
-        raise PadlibError(f"the ablation study compares class logits; {name}'s output {output_words(where, kind, shape)} "
-                          "is a dense map: padlib report compares dense maps (per-pixel agreement, relative change)")
     # every evaluation keeps its logits for all images: refused before any work when that would not fit
     n_dose = len(dose_steps or (1, 8, 64)) + 1
     evaluations = (len(modes) * len(regions) * (1 + n_controls) + n_dose * (1 + n_dose_controls) + len(paddings)
                    + len(sizes or ()) + 3)
     check_run_memory(model, "ablation", n_images, size or preprocessing(model).input_size, batch_size, device,
                      evaluations=evaluations, ablations=len(modes) * len(regions))
+    where, kind, shape = output_info(model, size or preprocessing(model).input_size, device=device)
+    if kind != "logits":  # the study's measures are classes (top-1, KL, movers): refused before any work
+        raise PadlibError(f"the ablation study compares class logits; {name}'s output {output_words(where, kind, shape)} "
+                          "is a dense map: padlib report compares dense maps (per-pixel agreement, relative change)")
     if labelled_dir:  # built first (cheap, lazy) so that a bad folder fails before the scan
         evalset = labelled_images(labelled_dir, class_index, n=n_images, model=model, size=size, seed=seed)
     else:

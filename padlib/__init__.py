@@ -71,6 +71,7 @@ from .interventions import (
     border_sensitivity,
     channel_means,
     evaluate,
+    model_outputs,
     random_control,
     swap_padding,
 )

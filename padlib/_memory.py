@@ -34,16 +34,25 @@ def input_channels(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def output_shapes(model: nn.Module, size: int, real: bool = True) -> dict[str, tuple]:
+def output_shapes(model: nn.Module, size: int, real: bool = True, select=None) -> dict[str, tuple]:
     """Per module (the model itself under ``""``), the shape of its output for one image of ``size`` px.
 
     Meta copies of the parameters and buffers (``torch.func.functional_call``): shapes only, free at any size.
     A model keeping plain tensors that cannot mix with meta ones gets a real forward of zeros when ``real``,
-    else :class:`PadlibError`."""
+    else :class:`PadlibError`. ``select``: how the model's own output (a tuple, a dict) is read as one tensor
+    (the report passes :func:`padlib.outputs.read_output`'s; without it only a tensor output is recorded)."""
     shapes = {}
-    handles = [m.register_forward_hook(lambda mod, i, o, n=n: shapes.__setitem__(n, tuple(o.shape))
-                                       if isinstance(o, torch.Tensor) else None)
-               for n, m in model.named_modules()]
+
+    def record(mod, i, o, n):
+        if n == "" and select is not None and not isinstance(o, torch.Tensor):
+            try:
+                o = select(o)
+            except Exception:  # noqa: BLE001 - the method's own reading says what is wrong, with its words
+                return
+        if isinstance(o, torch.Tensor):
+            shapes[n] = tuple(o.shape)
+
+    handles = [m.register_forward_hook(lambda mod, i, o, n=n: record(mod, i, o, n)) for n, m in model.named_modules()]
     channels = input_channels(model)
     try:
         with eval_mode(model):
@@ -60,18 +69,20 @@ def output_shapes(model: nn.Module, size: int, real: bool = True) -> dict[str, t
     return shapes
 
 
-def _numels(model: nn.Module, size: int) -> dict[str, float] | None:
-    """Per module, elements of its output for one image at ``size``: from a meta forward, else from a real one
-    at a small size scaled by area; None when the model runs on neither (the method's own forward will say why)."""
+def _numels(model: nn.Module, size: int, select=None) -> tuple[dict[str, float], bool] | None:
+    """Per module, elements of its output for one image at ``size`` (from a meta forward, else from a real one
+    at a small size scaled by area), and whether the model's own output is a dense map (4-D); None when the model
+    runs on neither (the method's own forward will say why)."""
     try:
-        return {n: math.prod(s) for n, s in output_shapes(model, size, real=False).items()}
+        shapes = output_shapes(model, size, real=False, select=select)
+        return {n: math.prod(s) for n, s in shapes.items()}, len(shapes.get("", ())) == 4
     except PadlibError:
         small = min(size, SMALL_SIZE)
         try:
-            shapes = output_shapes(model, small)
+            shapes = output_shapes(model, small, select=select)
         except Exception:  # noqa: BLE001 - e.g. a model that only runs at its own size: no estimate
             return None
-        return {n: math.prod(s) * (size / small) ** 2 for n, s in shapes.items()}
+        return {n: math.prod(s) * (size / small) ** 2 for n, s in shapes.items()}, len(shapes.get("", ())) == 4
 
 
 def memory_limit(device="cpu") -> int:
@@ -160,7 +171,9 @@ def _estimate(facts: dict, what: str, n_images: int, size: int, batch_size: int)
     parts["activations"] = max(batch_size, maps_batch, REFERENCE_BATCH) * forward
     parts["per-layer statistics"] = padded * (8 + 4 * (2 if what == "report" else 1)) + facts["strips"]
     parts["model copies"] = 2 * facts["weights"]
-    if what == "report":
+    if what == "report" and facts.get("dense"):  # the intact maps held; each intervention's compared per batch
+        parts["outputs"] = n_images * (4 * facts["classes"] * area + 200) + 2 * batch_size * 4 * facts["classes"] * area
+    elif what == "report":
         parts["logits"] = n_images * (3 * 4 * facts["classes"] + 200)
         parts["probe images"] = n_images * image if facts["cached"] else 0
     return est
@@ -171,7 +184,7 @@ REFERENCE_BATCH = 8  # the PAN scan's random-init reference runs its images as o
 
 def estimate_run_bytes(model: nn.Module, what: str = "report", n_images: int = 128, size: int = 224,
                        batch_size: int = 16, cache_images: bool = False, evaluations: int = 0,
-                       ablations: int = 0) -> RunEstimate | None:
+                       ablations: int = 0, select=None) -> RunEstimate | None:
     """What a ``what`` run ('report', 'scan' or 'trace') of ``model`` holds at once, from its layers' shapes.
 
     Parts (bytes; float32 unless the parameters are wider), an estimate of the peak, not a measurement:
@@ -182,7 +195,8 @@ def estimate_run_bytes(model: nn.Module, what: str = "report", n_images: int = 1
     * per-layer statistics: the PAN scan sums every padded conv's output map in float64 (8 bytes an element)
       and keeps its mean pre-activation map (4); the report keeps two scans (the model, its random-init control);
     * logits (report): the intact model's, one intervention's and their concatenation (4 bytes a class each),
-      and about 200 bytes of per-image metrics; probe images when the report keeps them rendered
+      and about 200 bytes of per-image metrics; a dense output (read by ``select``, as the report reads it): the
+      intact model's maps for every image and two batches' worth (4 bytes an element); probe images when the report keeps them rendered
       (``cache_images``); copies of the model (random-init, padding swaps: two at a time);
     * trace: tracing the convolutions keeps every layer's output for one image alive;
     * ablation (chapter 3): ``evaluations`` interventions each keep their logits and per-image metrics for
@@ -190,9 +204,10 @@ def estimate_run_bytes(model: nn.Module, what: str = "report", n_images: int = 1
 
     None when the layers' shapes cannot be had without running the model at full size.
     """
-    numels = _numels(model, size)
-    if numels is None:
+    got = _numels(model, size, select)
+    if got is None:
         return None
+    numels, dense = got
     convs = padded_convs(model)
     p = next(model.parameters(), None)
     width = max(4, p.element_size()) if p is not None else 4
@@ -205,16 +220,18 @@ def estimate_run_bytes(model: nn.Module, what: str = "report", n_images: int = 1
              "every": sum(v for k, v in numels.items() if k) * width, "classes": numels.get("", 0),
              "weights": sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers())),
              "cached": bool(cache_images), "evaluations": int(evaluations), "ablations": int(ablations),
+             "dense": dense,
              "channels": sum(int(c.out_channels) for _, c in convs if hasattr(c, "out_channels"))}
     return _estimate(facts, what, n_images, size, batch_size)
 
 
 def check_run_memory(model: nn.Module, what: str = "report", n_images: int = 128, size: int = 224,
                      batch_size: int = 16, device="cpu", cache_images: bool = False,
-                     limit: int | None = None, evaluations: int = 0, ablations: int = 0) -> RunEstimate | None:
+                     limit: int | None = None, evaluations: int = 0, ablations: int = 0,
+                     select=None) -> RunEstimate | None:
     """:func:`estimate_run_bytes`, refused in one line (naming the images, size and batch size, and the values that
     would fit) when it exceeds :func:`memory_limit`. Returns the estimate (None: none could be made)."""
-    est = estimate_run_bytes(model, what, n_images, size, batch_size, cache_images, evaluations, ablations)
+    est = estimate_run_bytes(model, what, n_images, size, batch_size, cache_images, evaluations, ablations, select)
     limit = memory_limit(device) if limit is None else limit
     if est is not None and est.total > limit:
         args = {"report": f"{n_images} images at size {size} px with batch size {batch_size}",

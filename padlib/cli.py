@@ -19,12 +19,13 @@ from .chapters import site as book
 from .chapters.ch3_ablation import pan_verdicts
 from .chapters.claims import PAPER_CLAIM
 from .data import list_images, probe_images
+from .evaluation import output_info
 from .errors import PadlibError, ProbeDataError, check_new_folder, check_new_output
 from .experiments.ch3_ablation import ablation_report, report_tables
 from .experiments.zoo import REPO, ZOO_CSV, build_meta_model, load_zoo_audit, zoo_audit, zoo_overview
 from .kernels import data_free_pans, mean_kernel_asymmetry
 from .model_report import POSITIONS, POSITIONS_MAX, check_positions, default_report_path, report
-from .models import OFFLINE_MODELS, check_model_spec, load_model
+from .models import OFFLINE_MODELS, check_model_spec, load_model, preprocessing
 from .pan_tables import pan_summary, side_sign_counts
 from .pans import scan_pans
 from .tiling import SWAPPABLE, SWAPS, border_reach
@@ -84,6 +85,31 @@ def _positions(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be 0 (no objects-at-every-position stage) or a whole number from 3 "
                                          f"to {POSITIONS_MAX}, got {text}")
     return value
+
+
+def _output(text: str):
+    """``--output``: a key of the forward's dict (e.g. out) or, when it reads as a whole number, an index of its
+    tuple (e.g. 0, -1); an empty value is refused in one line (as :func:`_whole`)."""
+    text = text.strip()
+    if not text:
+        raise argparse.ArgumentTypeError("must be a key of the model's output (e.g. out) or an index (e.g. 0), got ''")
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+_OUTPUT_HOW = "pass --output KEY (e.g. --output out) or --output INDEX (e.g. --output 0)"
+
+
+def _check_output(model: nn.Module, output, size: int, device) -> None:
+    """Refuse, before any work, an ``--output`` the model's forward does not have, or an output padlib cannot read
+    (one line naming the flag): one forward of a zero image, on meta tensors where the model allows it."""
+    try:
+        output_info(model, size, output, device)
+    except PadlibError as e:
+        text = re.sub(r"pass output= .*$", _OUTPUT_HOW, str(e)).replace("output=", "--output ")
+        raise PadlibError(text if text.startswith("--output") else f"--output: {text}") from None
 
 
 SIZE = _whole(8, unit="pixels")  # the probe images' own floor (padlib.data.probe_images)
@@ -372,6 +398,9 @@ def _register_report(subparsers) -> None:
     p.add_argument("--positions", type=_positions, default=POSITIONS,
                    help=f"objects at every position: positions per axis, 3 to {POSITIONS_MAX} (default {POSITIONS}; "
                         "0 leaves the stage out)")
+    p.add_argument("--output", type=_output, default=None, metavar="KEY",
+                   help="which part of the model's output to compare when its forward returns a tuple or dict: a "
+                        "key (e.g. out) or an index (e.g. 0); default: a dict's 'out', else the first tensor")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", help="HTML file to write, a new file unless --force "
                                  "(default padding-report-<model>.html here)")
@@ -394,14 +423,17 @@ def _cmd_report(args) -> int:
             raise PadlibError(f"--{e}") from None
     t0 = time.perf_counter()
     model = load_model(args.model, device=args.device)
+    _check_output(model, args.output, args.size or preprocessing(model).input_size, args.device)
     rep = report(model, args.images, image_dir=args.image_dir, size=args.size, device=args.device, seed=args.seed,
-                 positions=args.positions)
+                 positions=args.positions, output=args.output)
     save_report(rep, out, force=args.force)
     for line in rep.summary_lines():
         print(line)
     print("recommendations:")
     for i, r in enumerate(rep.recommendations, 1):
         print(f"  {i}. {r.text} ({r.evidence})")
+    if rep.output:
+        print(f"output compared: {rep.output}")
     print(f"wrote {out} in {time.perf_counter() - t0:.0f} s")
     return 0
 

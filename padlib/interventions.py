@@ -1,9 +1,10 @@
 """Interventions on a model and what they do to its outputs: channel ablation against random controls, padding and
-size swaps, border shifts; evaluation by agreement and KL with intervals over images."""
+size swaps, border shifts. Each is evaluated by :mod:`padlib.evaluation` in the output's own terms (class logits:
+agreement and KL; dense maps: relative change and per-pixel agreement, border band and interior), with intervals
+over images; its names (``evaluate``, ``Evaluation``, ``model_logits``, ...) are re-exported here."""
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from dataclasses import dataclass
 
@@ -25,10 +26,23 @@ from ._hooks import (
     model_device,
     model_dtype,
 )
-from .data import ProbeImages, labelled_images
-from .errors import PadlibError, ProbeDataError, check_type
+from .data import ProbeImages
+from .errors import PadlibError, check_type
+from .evaluation import (  # noqa: F401 - re-exported: they lived here before, and chapter 3 imports them here
+    COMPARE_CHUNK,
+    PER_IMAGE_METRICS,
+    Evaluation,
+    compare_logits,
+    compare_maps,
+    evaluate,
+    evaluate_outputs,
+    model_logits,
+    model_outputs,
+    reference_logits,
+    reference_outputs,
+)
 from .layers.base import PADDING_SCHEMES, convert_padding
-from .models import imagenet_classes
+from .outputs import check_output, read_output
 from .padding import SIDES, _interior_mask, _ring_for, ring_mask
 from .stats import bootstrap_ci
 
@@ -450,148 +464,6 @@ def swap_padding(model: nn.Module, mode: str) -> nn.Module:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Evaluation
-
-
-@keeps_model
-@torch.no_grad()
-def model_logits(model: nn.Module, images, batch_size: int = 8, device=None, progress: bool | str = False) -> torch.Tensor:
-    """Logits (N, K) on the CPU, float32, for a ProbeImages set, a tensor (N, 3, H, W) or batches.
-
-    A fixed batch size keeps CPU kernels warm (the first call at a new batch shape is slow).
-    """
-    check_type("model", model, nn.Module)
-    images = check_images(images, number=False)
-    device = check_device(device) or model_device(model)
-    out = [model(b).float().cpu() for b in iter_batches(images, batch_size, device, progress, model_dtype(model))]
-    if not out:
-        raise ProbeDataError("no images to evaluate")
-    return torch.cat(out)
-
-
-@dataclass
-class Evaluation:
-    """What an intervention did: ``summary`` (metric, value, ci_low, ci_high, n), ``per_image`` values,
-    ``class_counts`` (per class: predictions and probability mass, with the reference's) and ``logits``."""
-
-    summary: pd.DataFrame
-    per_image: pd.DataFrame
-    class_counts: pd.DataFrame
-    logits: torch.Tensor
-
-    def value(self, metric: str) -> float:
-        row = self.summary[self.summary["metric"] == metric]
-        if row.empty:
-            raise PadlibError(f"no metric '{metric}'; available: {', '.join(self.summary['metric'])}")
-        return float(row["value"].iloc[0])
-
-
-PER_IMAGE_METRICS = ("confidence", "agreement", "kl", "confidence_change", "top1_accuracy", "top5_accuracy",
-                     "reference_top1_accuracy")
-
-
-COMPARE_CHUNK = 2 ** 22  # float64 elements (images x classes) per chunk of compare_logits: 32 MB per array
-
-
-def _chunk_metrics(logits, reference, lab, k) -> tuple[dict, torch.Tensor]:
-    """Per-image metrics of a chunk of images, and (2, K) its summed probabilities (model, reference)."""
-    logp = F.log_softmax(logits.double(), -1)
-    p = logp.exp()
-    conf, top1 = p.max(-1)
-    per = {"top1": top1.numpy(), "confidence": conf.numpy()}
-    ref_p = None
-    if reference is not None:
-        ref_logp = F.log_softmax(reference.double(), -1)
-        ref_p = ref_logp.exp()
-        ref_conf, ref_top1 = ref_p.max(-1)
-        per.update({
-            "reference_top1": ref_top1.numpy(),
-            "agreement": (top1 == ref_top1).double().numpy(),
-            "kl": (ref_p * (ref_logp - logp)).sum(-1).clamp_min(0).numpy(),
-            "confidence_change": (conf - ref_conf).numpy(),
-        })
-    if lab is not None:
-        top5 = p.topk(min(5, k), -1).indices
-        per.update({"label": lab.numpy(), "top1_accuracy": (top1 == lab).double().numpy(),
-                    "top5_accuracy": (top5 == lab[:, None]).any(-1).double().numpy()})
-        if ref_p is not None:
-            per["reference_top1_accuracy"] = (ref_p.argmax(-1) == lab).double().numpy()
-    mass = torch.stack([p.sum(0), ref_p.sum(0) if ref_p is not None else torch.zeros(k, dtype=torch.float64)])
-    return per, mass
-
-
-def compare_logits(logits: torch.Tensor, reference: torch.Tensor | None = None, labels=None, n_boot: int = 1000,
-                   seed: int = 0, ci: float = 0.95, class_names=None) -> Evaluation:
-    """The metrics of :func:`evaluate` from logits already computed (so one reference serves many runs).
-
-    Per-image values are computed on chunks of images: float64 probabilities of every image at once would take
-    40 bytes per image and class (4 GB for 100,000 ImageNet images)."""
-    n, k = logits.shape
-    names = class_names or (imagenet_classes() if k == 1000 else [str(i) for i in range(k)])
-    if reference is not None and tuple(reference.shape) != (n, k):
-        raise PadlibError(f"reference logits have shape {tuple(reference.shape)}, the model's {(n, k)}: "
-                          "evaluate both on the same images")
-    lab = None
-    if labels is not None:
-        lab = torch.as_tensor(np.asarray(labels, dtype=np.int64))
-        if lab.shape != (n,):
-            raise PadlibError(f"{lab.numel()} labels for {n} images")
-    rows = max(1, COMPARE_CHUNK // max(k, 1))
-    parts = [_chunk_metrics(logits[s:s + rows], None if reference is None else reference[s:s + rows],
-                            None if lab is None else lab[s:s + rows], k) for s in range(0, max(n, 1), rows)]
-    per = {key: np.concatenate([pt[0][key] for pt in parts]) for key in parts[0][0]}
-    mass = sum(pt[1] for pt in parts)
-    per = {"image": np.arange(n), "top1": per["top1"], "top1_name": [names[i] for i in per["top1"].tolist()],
-           **{key: v for key, v in per.items() if key != "top1"}}
-    per_image = pd.DataFrame(per)
-    rows = []
-    for i, metric in enumerate(m for m in PER_IMAGE_METRICS if m in per_image):
-        lo, hi = bootstrap_ci(per_image[metric], n_boot, seed, ci)
-        rows.append({"metric": metric, "value": float(per_image[metric].mean()), "ci_low": lo, "ci_high": hi, "n": n})
-    summary = pd.DataFrame(rows, columns=["metric", "value", "ci_low", "ci_high", "n"])
-    counts = np.bincount(per["top1"], minlength=k)
-    classes = pd.DataFrame({"class_index": np.arange(k), "class_name": names, "count": counts,
-                            "prob_mass": mass[0].numpy()})
-    if reference is not None:
-        classes["reference_count"] = np.bincount(per["reference_top1"], minlength=k)
-        classes["reference_prob_mass"] = mass[1].numpy()
-        classes["count_change"] = classes["count"] - classes["reference_count"]
-        classes["prob_mass_change"] = classes["prob_mass"] - classes["reference_prob_mass"]
-    return Evaluation(summary, per_image, classes, logits)
-
-
-@keeps_model
-def evaluate(model: nn.Module, images, reference=None, labels=None, batch_size: int = 8, device=None,
-             n_boot: int = 1000, seed: int = 0, ci: float = 0.95, progress: bool | str = False) -> Evaluation:
-    """How ``model`` predicts on ``images``, against a ``reference`` and/or labels.
-
-    ``images``: a ProbeImages / :func:`labelled_images` set, a normalised tensor, or the path of a folder
-    arranged by class (then ``labels`` may be its class-index mapping file or dict). ``reference``: a model
-    (run on the same images), an :class:`Evaluation` or logits (N, K) computed before (the intact model's,
-    reused across interventions). ``labels``: class indices, or taken from a labelled set. Metrics:
-    confidence (mean top-1 probability); with a reference, top-1 agreement, mean KL(reference || model) and
-    confidence change; with labels, top-1/top-5 accuracy. Each with a seeded percentile bootstrap interval
-    over images.
-    """
-    if isinstance(images, (str, os.PathLike)):
-        mapping = labels if isinstance(labels, (str, os.PathLike, dict)) else None
-        images = labelled_images(images, mapping, model=model)
-        labels = None if mapping is not None else labels
-    images = check_images(images, number=False)
-    device = check_device(device)
-    if labels is None:
-        labels = getattr(images, "labels", None) or None
-    logits = model_logits(model, images, batch_size, device, progress)
-    if isinstance(reference, nn.Module):
-        reference = model_logits(reference, images, batch_size, device, progress)
-    elif isinstance(reference, Evaluation):
-        reference = reference.logits
-    elif reference is not None:
-        check_type("reference", reference, (nn.Module, Evaluation, torch.Tensor))
-    return compare_logits(logits, reference, labels, n_boot, seed, ci)
-
-
-# ---------------------------------------------------------------------------------------------------------
 # Studies: many interventions, one tidy table
 
 
@@ -605,46 +477,48 @@ def _tidy(evaluations: dict, keys: tuple[str, ...]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[list(keys) + ["metric", "value", "ci_low", "ci_high", "n"]]
 
 
-def reference_logits(model: nn.Module, images, labels=None, reference=None, batch_size: int = 8):
-    """(labels, intact logits) that every intervention is compared with: the images' own labels unless given, and
-    ``reference`` as logits (an :class:`Evaluation`'s, or the model's on ``images`` when None)."""
-    if labels is None:
-        labels = getattr(images, "labels", None) or None
-    if reference is None:
-        reference = model_logits(model, images, batch_size)
-    elif isinstance(reference, Evaluation):
-        reference = reference.logits
-    return labels, reference
-
-
 @keeps_model
 def padding_interventions(model: nn.Module, images, modes=("reflect", "replicate", "circular"), reference=None,
                           labels=None, batch_size: int = 8, n_boot: int = 1000, seed: int = 0,
-                          progress: bool = True) -> dict:
-    """Each padding swap of :func:`swap_padding`, evaluated against the intact model: ``{mode: Evaluation}``."""
+                          progress: bool = True, output=None) -> dict:
+    """Each padding swap of :func:`swap_padding`, evaluated against the intact model: ``{mode: Evaluation}``.
+
+    ``output``: the part of the forward's result compared (:func:`padlib.select_output`); logits by top-1
+    agreement and KL, dense maps by relative change and per-pixel agreement (:func:`padlib.evaluate`). Dense maps
+    are compared batch by batch and not kept (``Evaluation.logits`` is None): the intact maps are held once."""
     from tqdm.auto import tqdm
 
-    labels, reference = reference_logits(model, images, labels, reference, batch_size)
+    check_output(output)
+    labels, reference = reference_outputs(model, images, labels, reference, batch_size, output)
     out = {}
     for mode in tqdm(list(modes), desc="padding swaps", disable=not progress, leave=False):
-        out[mode] = compare_logits(model_logits(swap_padding(model, mode), images, batch_size), reference,
-                                   labels, n_boot, seed)
+        out[mode] = evaluate_outputs(swap_padding(model, mode), images, reference, labels, batch_size,
+                                     n_boot=n_boot, seed=seed, output=output, keep=False)
     return out
 
 
 @keeps_model
 def size_interventions(model: nn.Module, images: ProbeImages, sizes=(225, 223), base_size: int = 224,
                        reference=None, batch_size: int = 8, n_boot: int = 1000, seed: int = 0,
-                       progress: bool = True) -> dict:
+                       progress: bool = True, output=None) -> dict:
     """The same images (same crops, same files) resized to other input sizes, against ``base_size``.
 
     At 225 (= 1 mod 32) every stride-2 stage of these models pads evenly (Mind the Pad); 223 is an equally
     small resize that keeps uneven padding, so it controls for the resize itself. Returns
     ``{size: Evaluation}`` plus ``"reference"`` (the model at ``base_size``, with accuracy when labelled).
-    ``reference`` (logits at ``base_size``) is reused when ``images`` are already at that size.
+    ``reference`` (outputs at ``base_size``) is reused when ``images`` are already at that size. ``output``: as
+    in :func:`padding_interventions`.
+
+    Dense maps: a map at another input size has another size, so each is resized (bilinear, align_corners=False)
+    to the reference's before the comparison, rather than the size being skipped: the test is the point of the
+    report's size stage, and a segmenter's or detector's map is a picture of the input, so resizing it back
+    compares the same places of the image. The resize adds its own small change (interpolation, and the shift of
+    up to half an input pixel between the two grids), the same for the even size and its uneven control at the
+    same distance, which is why the control is the comparison, not zero.
     """
     import dataclasses
 
+    check_output(output)
     if not isinstance(images, ProbeImages):
         raise PadlibError("size_interventions needs a ProbeImages / labelled_images set (it re-renders the images "
                           "at each size), not a tensor")
@@ -654,13 +528,16 @@ def size_interventions(model: nn.Module, images: ProbeImages, sizes=(225, 223), 
         return dataclasses.replace(images, size=int(size))
 
     if reference is None or images.size != base_size:
-        reference = model_logits(model, at(base_size), batch_size, progress=False)
-    elif isinstance(reference, Evaluation):
-        reference = reference.logits
-    out = {"reference": compare_logits(reference, None, labels, n_boot, seed)}
+        reference = model_outputs(model, at(base_size), batch_size, progress=False, output=output)
+    else:
+        reference = reference_outputs(model, images, labels, reference, batch_size, output)[1]
+    if reference.dim() == 2:
+        out = {"reference": compare_logits(reference, None, labels, n_boot, seed)}
+    else:
+        out = {"reference": compare_maps(reference, None, n_boot, seed)}
     for size in sizes:
-        out[size] = compare_logits(model_logits(model, at(size), batch_size, progress=progress and f"size {size}"),
-                                   reference, labels, n_boot, seed)
+        out[size] = evaluate_outputs(model, at(size), reference, labels, batch_size, n_boot=n_boot, seed=seed,
+                                     progress=progress and f"size {size}", output=output, keep=False, resize=True)
     return out
 
 
@@ -673,11 +550,21 @@ def intervention_table(evaluations: dict, key: str = "intervention") -> pd.DataF
 # Characteristic biases: which classes gain and lose predictions
 
 
+def _logit_evaluations(evaluations: dict, what: str) -> dict:
+    """The evaluations of class logits; the others (dense maps have no classes to move) left out with one warning."""
+    dense = [k for k, ev in evaluations.items() if getattr(ev, "kind", "logits") != "logits"]
+    if dense:
+        warnings.warn(f"{what}: {len(dense)} of {len(evaluations)} evaluations compare dense maps, not class logits; "
+                      f"they are skipped (movers are classes that gain or lose top-1 predictions)", stacklevel=3)
+    return {k: ev for k, ev in evaluations.items() if k not in dense}
+
+
 def top_movers(evaluations: dict, k: int = 5, keys: tuple[str, ...] = ("model", "intervention")) -> pd.DataFrame:
     """Per intervention, the ``k`` classes that gained and lost the most top-1 predictions (ties broken by
-    probability mass), with the counts before and after."""
+    probability mass), with the counts before and after. Class logits only: evaluations of dense maps are
+    skipped with a one-line warning."""
     rows = []
-    for key, ev in evaluations.items():
+    for key, ev in _logit_evaluations(evaluations, "top_movers").items():
         key = key if isinstance(key, tuple) else (key,)
         cc = ev.class_counts
         if "count_change" not in cc:
@@ -699,10 +586,11 @@ def mover_consistency(evaluations: dict) -> pd.DataFrame:
     correlation between two models' per-class probability-mass changes (over all classes), per model pair.
 
     ``evaluations`` is keyed by (model, intervention). Compare with the same figure for random controls:
-    a generic 'damaged network' drift also correlates across models.
+    a generic 'damaged network' drift also correlates across models. Class logits only: evaluations of dense
+    maps are skipped with a one-line warning.
     """
     by_int: dict = {}
-    for (model, intervention), ev in evaluations.items():
+    for (model, intervention), ev in _logit_evaluations(evaluations, "mover_consistency").items():
         if "prob_mass_change" in ev.class_counts:
             by_int.setdefault(intervention, {})[model] = ev.class_counts["prob_mass_change"].to_numpy()
     rows = []
@@ -744,7 +632,7 @@ def shift_toward(x: torch.Tensor, side: str, pixels: int, fill: str = "reflect")
 @torch.no_grad()
 def border_sensitivity(model: nn.Module, images, shifts=(16, 32), sides=SIDES, fill: str = "reflect",
                        reference=None, batch_size: int = 8, device=None, n_boot: int = 1000, seed: int = 0,
-                       progress: bool | str = False) -> pd.DataFrame:
+                       progress: bool | str = False, output=None) -> pd.DataFrame:
     """Prediction stability when the content moves toward each border, per side and shift.
 
     Translation only (:func:`shift_toward`): the strip the content vacates is filled from the image itself
@@ -755,9 +643,19 @@ def border_sensitivity(model: nn.Module, images, shifts=(16, 32), sides=SIDES, f
     accuracy; it can run inside :func:`ablate_channels` ("without PANs"). ``reference``: the same model's
     logits on the unshifted images when already computed (an :class:`Evaluation` or (N, K) tensor).
     Returns a tidy table: side, shift, metric (agreement, kl, confidence_change), value, ci_low, ci_high, n.
-    Streams over batches.
+    Streams over batches. Class logits only (``output=`` picks them from a tuple or dict, as
+    :func:`padlib.select_output`); a dense map is refused in one line.
     """
     check_type("model", model, nn.Module)
+    check_output(output)
+
+    def logits_of(x):
+        t, where, kind = read_output(model(x), output)
+        if kind != "logits":
+            raise PadlibError(f"border_sensitivity compares top-1 classes; the model's output {where} is a dense map "
+                              f"of shape {tuple(t.shape[1:])}: compare maps with padlib.evaluate")
+        return t.to(x.device)
+
     shifts = [int(s) for s in shifts]
     images = check_images(images, number=False)
     device = check_device(device) or model_device(model)
@@ -771,14 +669,14 @@ def border_sensitivity(model: nn.Module, images, shifts=(16, 32), sides=SIDES, f
                 raise PadlibError(f"reference has logits for {len(reference)} images, fewer than the images given")
             ref_logits = reference[start:start + len(batch)].to(batch.device)
         else:
-            ref_logits = model(batch)
+            ref_logits = logits_of(batch)
         start += len(batch)
         ref_logp = F.log_softmax(ref_logits.double(), -1)
         ref_p = ref_logp.exp()
         ref_conf, ref_top = ref_p.max(-1)
         for side in sides:
             for d in shifts:
-                logp = F.log_softmax(model(shift_toward(batch, side, d, fill)).double(), -1)
+                logp = F.log_softmax(logits_of(shift_toward(batch, side, d, fill)).double(), -1)
                 conf, top = logp.exp().max(-1)
                 acc = per[(side, d)]
                 acc["agreement"].append((top == ref_top).double().cpu())

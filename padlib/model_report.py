@@ -25,9 +25,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from enum import Enum
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -39,9 +37,10 @@ from .audit import audit_summary, even_padding_sizes, padding_audit
 from .blind_spot_maps import grid_positions, make_background, paste_centre
 from .data import probe_images
 from .errors import PadlibError, check_type
-from .interventions import intervention_table, model_logits, padding_interventions, size_interventions
+from .evaluation import evaluate, output_info
+from .interventions import intervention_table, padding_interventions, size_interventions
 from .models import load_model, preprocessing, split_model_spec
-from .outputs import output_kind, select_output
+from .outputs import check_output, read_output
 from .padding import require_padded_convs
 from .pan_tables import learned_depth_profile, strongest_pans
 from .pans import DEFAULT_FPR, first_images, learned_pan_control
@@ -54,20 +53,28 @@ from .spatial_bias import (
     random_init_maps,
     spatial_bias_index,
 )
+from .report_rules import (  # noqa: F401 - the rules and words, re-exported where they lived before
+    EVEN_SIZE_REACH,
+    LEAN_AXES,
+    RULES,
+    SWAP_MODES,
+    EvidenceLevel,
+    Recommendation,
+    _and,
+    _count_of,
+    _decimals,
+    _lean_count_words,
+    _n,
+    _nats,
+    _pan_rule,
+    _pct,
+    lean_counts,
+    prediction_lines,
+    recommendations,
+)
 
-# The rules behind the recommendations (ours). Agreement is the share of images whose top-1 class is unchanged.
-RULES = {
-    "swap_harmless_agreement": 0.99,  # a padding swap is harmless when the lower CI bound of agreement is above
-    "learned_pan_factor": 3.0,  # learned PANs count when the trained share is >= 3x the random-init copy's
-    "lean_share": 0.5,  # maps lean to a side when at least half the depths measured lean to THAT side (beyond
-    #                     their 5% t-test bound) and more depths lean to it than to the opposite side
-}
-
-
-SWAP_MODES = ("reflect", "replicate", "circular")
 MAP_DEPTHS = 6  # mean maps shown at this many depths, evenly spaced
 IMAGE_CACHE_BYTES = 256 * 2 ** 20  # probe images up to this size are rendered once; more are rendered in each pass
-EVEN_SIZE_REACH = 16  # sizes within this many pixels of the input size are searched for even padding
 INIT_MAP_SEEDS = (0, 1, 2, 3)  # random-init copies whose mean maps on constant inputs are the maps' control
 # Objects at every position (position_stage): its cost is bounded by these: POSITION_OBJECTS x POSITION_BACKGROUNDS
 # centred canvases to check recognition, then at most POSITION_PAIRS (object, background) pairs of positions ** 2 + 1
@@ -83,42 +90,6 @@ POSITION_MIN_PROB = 0.05  # ... at probability >= 0.05 (50x chance at 1000 class
 POSITION_MIN_BACKGROUNDS = 3  # no intervals from fewer backgrounds with a recognised pair (2 give a t on 1 df)
 POSITION_SESOI = 0.10  # nats: our smallest drop of interest in the log-probability (about a 10% lower probability)
 POSITION_LEVEL = 0.95
-LEAN_AXES = (("top/bottom", "lean_tb", "predicted_tb", ("top", "bottom")),
-             ("left/right", "lean_lr", "predicted_lr", ("left", "right")))
-
-
-class EvidenceLevel(str, Enum):
-    """How far a recommendation's evidence reaches (shown beside it on the page and in the JSON summary)."""
-
-    MEASURED = "measured on this model"
-    BOOK = "shown in the book's trained networks"
-    ARITHMETIC = "arithmetic only"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass
-class Recommendation:
-    """One plain recommendation, the figure or table it rests on, and how far its evidence reaches.
-
-    ``statement`` is the sentence; ``text`` is the sentence with its evidence level (what the command line, the
-    JSON summary and the book's introduction print)."""
-
-    statement: str
-    evidence: str
-    level: EvidenceLevel
-
-    def __post_init__(self):
-        self.level = EvidenceLevel(self.level)
-
-    @property
-    def text(self) -> str:
-        return f"{self.statement} [Evidence: {self.level.value}.]"
-
-    def record(self) -> dict:
-        """The JSON-ready form: statement, evidence level and the figure or table it rests on."""
-        return {"text": self.statement, "level": self.level.value, "rests_on": self.evidence}
 
 
 POOLED = "mean over objects"  # the object name of the summary that averages the objects inside each background
@@ -262,6 +233,8 @@ class PaddingReport:
     maps: dict = field(default_factory=dict, repr=False)  # label -> FeatureMaps
     fpr: float = DEFAULT_FPR  # the PAN threshold's false-positive rate on the circular-padding null
     positions: PositionStage | None = None  # objects at every position (None: the stage was turned off)
+    output: str = ""  # the output compared, as the page names it: "['out'] (dense, 21 x 64 x 64)" ('' for logits)
+    output_kind: str = "logits"  # 'logits' (top-1 agreement, KL) or 'dense' (per-pixel agreement, relative change)
 
     def summary_lines(self) -> list[str]:
         """The report's answers in a few plain sentences (the top of the page and the command's output)."""
@@ -292,9 +265,7 @@ class PaddingReport:
                        "by the sign of the index (no image splits, so no test)")
                 lines.append(f"Spatial bias ({inp} inputs), depths leaning {how}: "
                              + "; ".join(_lean_count_words(r) for r in counts.itertuples()) + ".")
-        for _, r in self.predictions[self.predictions.metric == "agreement"].iterrows():
-            lines.append(f"{r.intervention}: top-1 unchanged on {100 * r.value:.1f}% of images "
-                         f"[{100 * r.ci_low:.1f}, {100 * r.ci_high:.1f}].")
+        lines += prediction_lines(self.predictions, self.output_kind)
         if self.positions is not None:
             lines.append(self.positions.summary_line())
         return lines
@@ -303,82 +274,12 @@ class PaddingReport:
         """The JSON summary: the sentences, the recommendations with their evidence levels, and the run's scale."""
         out = {"model": self.model, "input_size": self.input_size, "n_images": self.n_images, "fpr": self.fpr,
                "summary": self.summary_lines(), "recommendations": [r.record() for r in self.recommendations],
-               "seconds": self.seconds.get("total")}
+               "seconds": self.seconds.get("total"), "output": self.output or None,
+               "output_kind": self.output_kind}
         if self.positions is not None:  # the stage ran or said why not; turned off, the record is as before
             out["positions"] = self.positions.record()
         return out
 
-
-def _and(items) -> str:
-    """['bottom', 'right'] or 'bottom,right' -> 'bottom and right'."""
-    items = [i for i in (items.split(",") if isinstance(items, str) else items) if i]
-    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else (items[0] if items else "no")
-
-
-def _n(k: int, noun: str) -> str:
-    """(1, 'object') -> '1 object', (3, 'object') -> '3 objects'."""
-    return f"{k} {noun}{'' if k == 1 else 's'}"
-
-
-def _nats(x: float) -> str:
-    """A change in nats, signed, 2 decimals, '0.00' for what rounds to zero (never '-0.00')."""
-    return "0.00" if abs(x) < 0.005 else f"{x:+.2f}"
-
-
-def _pct(v: float) -> str:
-    """0.01 -> '1%', 0.005 -> '0.5%'."""
-    return f"{100 * v:g}%"
-
-
-def _decimals(rule, *values) -> int:
-    """The fewest decimals (1 to 4) at which the rounded ``values`` give the same ``rule(*values)`` as the exact
-    ones: a number printed beside the bound a rule compares it with is never rounded across it (98.99 against
-    99 prints as 98.99, not 99.0). Mostly 1, as everywhere else on the page."""
-    truth = bool(rule(*values))
-    for d in (1, 2, 3):
-        if bool(rule(*(round(v, d) for v in values))) == truth:
-            return d
-    return 4
-
-
-def _count_of(part: int, whole: int) -> str:
-    """'all 5 of the 5', 'none of the 5', '3 of the 5': a part of a non-zero count in words that never contradict it."""
-    if part == whole:
-        return f"all {part} of the {whole}"
-    return f"none of the {whole}" if part == 0 else f"{part} of the {whole}"
-
-
-def _pan_rule(learned_pct: float, init_pct: float, fpr: float) -> bool:
-    """Learned PANs count when the trained share is at least ``learned_pan_factor`` times the random-init share
-    and no less than the false-positive rate (all in %)."""
-    return learned_pct >= max(RULES["learned_pan_factor"] * init_pct, fpr)
-
-
-def lean_counts(bias: pd.DataFrame, inp: str = "natural", network: str = "trained") -> pd.DataFrame:
-    """Per axis, how many depths lean to each side and to neither, among the depths measured (maps of at least 3x3),
-    with the side the maps lean to by :data:`RULES` ('' when none) and the side the padding audit predicts. The
-    one table behind every lean sentence and the page's lean table. ``tested``: every depth's lean passed a 5%
-    t-test over image splits (maps without splits, e.g. one constant input, lean by the index's sign alone)."""
-    b = bias[(bias.input == inp) & (bias.network == network)] if len(bias) else bias
-    rows = []
-    for axis, col, pred_col, (a, z) in LEAN_AXES:
-        index_col = "top_bottom" if col == "lean_tb" else "left_right"
-        measured = b[pd.to_numeric(b[index_col], errors="coerce").notna()] if index_col in b else b.iloc[0:0]
-        se = f"{index_col}_se"
-        tested = bool(len(measured)) and se in measured and bool(pd.to_numeric(measured[se], errors="coerce").notna().all())
-        n_a, n_z = int((measured[col] == a).sum()), int((measured[col] == z).sum())
-        depths = len(measured)
-        top = a if n_a > n_z else z if n_z > n_a else ""
-        n_top = max(n_a, n_z)
-        side = top if top and depths and n_top >= RULES["lean_share"] * depths else ""
-        predicted = str(b[pred_col].iloc[0]) if len(b) and pred_col in b else ""
-        rows.append({"input": inp, "axis": axis, "depths": depths, "side_a": a, "n_a": n_a, "side_z": z, "n_z": n_z,
-                     "n_neither": depths - n_a - n_z, "leans_to": side, "predicted": predicted, "tested": tested})
-    return pd.DataFrame(rows)
-
-
-def _lean_count_words(r) -> str:
-    return f"{r.axis}, {r.side_a} {r.n_a} / {r.side_z} {r.n_z} / neither {r.n_neither} of {r.depths}"
 
 
 def _stage(bar, label: str, seconds: dict, t0: float) -> float:
@@ -429,12 +330,14 @@ def check_positions(positions, size: int | None = None) -> int:
 
 
 @torch.no_grad()
-def _outputs_of(model, images01: torch.Tensor, device, batch_size: int | None = None) -> torch.Tensor:
-    """The tensor padlib reads from the model's output for images (:func:`padlib.select_output`), on the CPU, in
-    batches of ``batch_size`` (default: all at once)."""
+def _outputs_of(model, images01: torch.Tensor, device, batch_size: int | None = None,
+                output=None) -> tuple[torch.Tensor, str]:
+    """(the output padlib reads for images, its kind) (:func:`padlib.outputs.read_output`: ``output=`` picks it),
+    on the CPU, in batches of ``batch_size`` (default: all at once)."""
     step = batch_size or max(len(images01), 1)
-    return torch.cat([select_output(model(preprocessing(model).normalize(images01[i:i + step]).to(device)))
-                      .detach().float().cpu() for i in range(0, len(images01), step)])
+    parts = [read_output(model(preprocessing(model).normalize(images01[i:i + step]).to(device)), output)
+             for i in range(0, len(images01), step)]
+    return torch.cat([t for t, _, _ in parts]), parts[0][2]
 
 
 def _kept_pairs(recognised: list, cap: int) -> set:
@@ -453,7 +356,7 @@ def _kept_pairs(recognised: list, cap: int) -> set:
 
 @keeps_model
 def position_stage(model, probe, size: int, n_positions: int = POSITIONS, batch_size: int = 16,
-                   device="cpu") -> PositionStage:
+                   device="cpu", output=None) -> PositionStage:
     """Objects at every position, as the report runs it (:func:`padlib.position_sensitivity`, response
     'logprob'), in eval mode (:func:`padlib._hooks.keeps_model`).
 
@@ -496,9 +399,8 @@ def position_stage(model, probe, size: int, n_positions: int = POSITIONS, batch_
     photos = {names[j]: probe._open(j) for j in range(n_obj)}
     backgrounds = {names[j]: make_background(probe._open(j), size) for j in range(n_obj, n_obj + n_bg)}
     try:  # the objects' photographs alone: their classes, and what the model's output is
-        out = _outputs_of(model, torch.stack([make_background(im, size) for im in photos.values()]), device,
-                          batch_size)
-        kind = output_kind(out)
+        out, kind = _outputs_of(model, torch.stack([make_background(im, size) for im in photos.values()]), device,
+                                batch_size, output)
     except PadlibError as e:
         stage.skipped = f"its output cannot be read as class logits: {e}"
         return stage
@@ -510,7 +412,7 @@ def position_stage(model, probe, size: int, n_positions: int = POSITIONS, batch_
     objects = {n: make_background(im, obj_px) for n, im in photos.items()}
     pairs = [(o, b) for o in objects for b in backgrounds]
     probs = _outputs_of(model, torch.stack([paste_centre(objects[o], backgrounds[b], size) for o, b in pairs]),
-                        device, batch_size).softmax(1)
+                        device, batch_size, output)[0].softmax(1)
     rows = []
     for (o, b), q in zip(pairs, probs):
         t = targets[o]
@@ -534,7 +436,7 @@ def position_stage(model, probe, size: int, n_positions: int = POSITIONS, batch_
         parts.append(position_sensitivity(model, {o: objects[o]}, {b: backgrounds[b] for b in g["background"]},
                                           target=targets[o], size=size, n_positions=n_positions,
                                           response="logprob", batch_size=batch_size, device=device,
-                                          progress=False))
+                                          progress=False, output=output))
     table = pd.concat(parts, ignore_index=True)
     table.attrs.update(parts[0].attrs)
     table.attrs["targets"] = {k: v for t in parts for k, v in t.attrs["targets"].items()}
@@ -555,8 +457,14 @@ def position_stage(model, probe, size: int, n_positions: int = POSITIONS, batch_
 @keeps_model
 def report(model, images: int = 128, *, image_dir=None, size: int | None = None, device="cpu", seed: int = 0,
            random_init_seed: int = 10, progress: bool = True, batch_size: int = 16, n_boot: int = 1000,
-           positions: int | None = POSITIONS) -> PaddingReport:
+           positions: int | None = POSITIONS, output=None) -> PaddingReport:
     """Answer the book's questions for one model (a loaded module or a name, ``NAME=PATH`` for your weights).
+
+    Any model whose forward gives class logits or a dense map, alone or in a tuple or dict: ``output`` picks the
+    part the predictions stage compares (a key, an index or a function of the forward's result; default:
+    :func:`padlib.select_output`'s rules), checked on one forward before any work. Logits are compared by top-1
+    agreement and KL; dense maps (segmenters, detectors) by the per-pixel argmax agreement and the relative change
+    of the map, each in the border band and the interior (:func:`padlib.evaluate`); the position stage needs logits.
 
     ``images`` probe images (random crops of the offline photographs, or of ``image_dir``), at ``size`` (default:
     the model's own). Mean maps use the first half of them with their mirror images. ``positions``: the grid
@@ -566,8 +474,8 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
     stage out. Returns a :class:`PaddingReport`; :func:`save_report` writes its HTML page.
 
     Memory is bounded by design: images stream through every pass in batches (kept rendered only up to
-    :data:`IMAGE_CACHE_BYTES`), the scans and maps keep running sums, and of the logits only the intact model's
-    and one intervention's are held. What a run needs is estimated before any work
+    :data:`IMAGE_CACHE_BYTES`), the scans and maps keep running sums, and of the outputs only the intact model's
+    and one intervention's logits are held (of dense maps the intact model's and one batch). What a run needs is estimated before any work
     (:func:`padlib._memory.estimate_run_bytes`) and a run that would not fit is refused, naming what fits.
     """
     from tqdm.auto import tqdm
@@ -585,6 +493,7 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
         if size < 8:
             raise PadlibError(f"size must be at least 8 pixels, got {size}")
     positions = check_positions(positions)
+    check_output(output)
     device = check_device(device, allow_none=False)
     if isinstance(model, str):
         model = load_model(model, device=device)
@@ -593,7 +502,9 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
     at = size or preprocessing(model).input_size
     check_positions(positions, at)  # the grid fits the objects at this size
     cache = images * input_channels(model) * at * at * 4 <= IMAGE_CACHE_BYTES
-    check_run_memory(model, "report", images, at, batch_size, device, cache_images=cache)  # before any work
+    check_run_memory(model, "report", images, at, batch_size, device, cache_images=cache,  # before any work
+                     select=lambda out: read_output(out, output)[0])
+    output_info(model, at, output, device)  # an output= or an output padlib cannot read is refused now
     name = getattr(model, "padlib_name", type(model).__name__)
     seconds: dict = {}
     t_start = t = time.perf_counter()
@@ -634,10 +545,10 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
         bias = pd.concat(tables, ignore_index=True)
         t = _stage(bar, "feature maps", seconds, t)
 
-        reference = model_logits(model, x, batch_size)
+        reference = evaluate(model, x, batch_size=batch_size, n_boot=n_boot, seed=seed, output=output)
         preds = pd.concat([intervention_table({f"{m} padding": padding_interventions(
-            model, x, (m,), reference, batch_size=batch_size, n_boot=n_boot, seed=seed, progress=False)[m]})
-            for m in SWAP_MODES], ignore_index=True)  # one swap at a time: its logits go once summarised
+            model, x, (m,), reference, batch_size=batch_size, n_boot=n_boot, seed=seed, progress=False,
+            output=output)[m]}) for m in SWAP_MODES], ignore_index=True)  # one swap at a time, summarised
         t = _stage(bar, "padding swaps", seconds, t)
 
         even_size, control_size = _size_pair(size, even)
@@ -646,134 +557,25 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
             sizes = [s for s in (even_size, control_size) if s is not None]
             preds = pd.concat([preds] + [intervention_table({
                 f"{s} px ({'even' if s == even_size else 'uneven control'})":
-                    size_interventions(model, probe, [s], size, reference, batch_size, n_boot, seed, progress=False)[s]})
+                    size_interventions(model, probe, [s], size, reference, batch_size, n_boot, seed, progress=False,
+                                       output=output)[s]})
                 for s in sizes], ignore_index=True)
         t = _stage(bar, "sizes", seconds, t)
 
         place = None  # objects at every position: last, so that it changes nothing the other stages measure
         if positions:
-            place = position_stage(model, probe, size, positions, batch_size, device)
+            place = position_stage(model, probe, size, positions, batch_size, device, output)
             t = _stage(bar, "positions", seconds, t)
     finally:
         bar.close()
     seconds["total"] = round(time.perf_counter() - t_start, 2)
     rep = PaddingReport(name, int(size), len(probe), probe.describe(), audit, summary, even, control, depth,
                         strongest, bias, preds, size_test, [], seconds, scans["trained"], maps,
-                        scans["trained"].fpr if scans["trained"].fpr is not None else DEFAULT_FPR, place)
+                        scans["trained"].fpr if scans["trained"].fpr is not None else DEFAULT_FPR, place,
+                        reference.describe(), reference.kind)
     rep.recommendations = recommendations(rep)
     return rep
 
-
-def _metric(preds: pd.DataFrame, intervention: str, metric: str):
-    r = preds[(preds.intervention == intervention) & (preds.metric == metric)]
-    return r.iloc[0] if len(r) else None
-
-
-def recommendations(rep: PaddingReport) -> list[Recommendation]:
-    """Plain recommendations derived from the report's numbers by :data:`RULES` (ours), each with the figure or
-    table it rests on and its :class:`EvidenceLevel`."""
-    measured, arithmetic = EvidenceLevel.MEASURED, EvidenceLevel.ARITHMETIC
-    out = []
-    s, size = rep.audit_summary, rep.input_size
-    if s["n_uneven"] and rep.even_sizes:
-        # padding arithmetic, not a measured gain: the book's small networks trained at a size that pads evenly
-        # did not show that the even size helps, so the sentence states the fact and says so
-        out.append(Recommendation(
-            f"At {rep.even_sizes[0]} px every padding layer pads evenly; at {size} px, {s['n_uneven']} of "
-            f"{s['n_padding_layers']} padding layers pad unevenly and their padding on the {_and(s['unread_sides'])} "
-            f"is never read. This is padding arithmetic, not a measured gain: Mind the Pad ties uneven padding to "
-            f"asymmetric kernels and blind spots, but the book's small networks trained at a size that pads evenly "
-            f"did not show that the even size helps. A change of size has to be measured by training at both "
-            f"sizes; resizing at inference does not tell.", "Table 1 (padding audit)", arithmetic))
-    elif s["n_uneven"]:
-        out.append(Recommendation(
-            f"{s['n_uneven']} of {s['n_padding_layers']} padding layers pad unevenly at {size} px and no size within "
-            f"{EVEN_SIZE_REACH} px pads evenly: the padding arithmetic of this architecture (its strides and kernels) "
-            f"does not allow it near this size.", "Table 1 (padding audit)", arithmetic))
-    else:
-        out.append(Recommendation(f"All {s['n_padding_layers']} padding layers pad evenly at {size} px: the input "
-                                  f"size needs no change for the padding's sake.", "Table 1 (padding audit)",
-                                  arithmetic))
-
-    ev, ctrl = rep.size_test.get("even"), rep.size_test.get("control")
-    if ev is not None and ctrl is not None:
-        e = _metric(rep.predictions, f"{ev} px (even)", "agreement")
-        c = _metric(rep.predictions, f"{ctrl} px (uneven control)", "agreement")
-        if e is not None and c is not None:
-            # said as the share of images whose top-1 class CHANGES, so "more"/"fewer" compare the numbers printed
-            changed, changed_ctrl = 100 * (1 - e.value), 100 * (1 - c.value)
-            if e.ci_high < c.ci_low:
-                verdict = (f"more than the equally small resize to {ctrl} px changes ({changed_ctrl:.1f}%): the trained "
-                           f"weights are tuned to the uneven padding, so switch sizes only with retraining")
-            elif e.ci_low > c.ci_high:
-                verdict = (f"fewer than the equally small resize to {ctrl} px changes ({changed_ctrl:.1f}%): even "
-                           f"padding suits these weights better than the control size does")
-            else:
-                verdict = (f"about as many as the equally small resize to {ctrl} px changes ({changed_ctrl:.1f}%; the "
-                           f"intervals overlap, so {rep.n_images} images do not tell them apart): this test does "
-                           f"not show the even padding changing more than the resize alone does")
-            out.append(Recommendation(
-                f"Evaluated at {ev} px without retraining, the model changes its top-1 class on {changed:.1f}% "
-                f"[{100 * (1 - e.ci_high):.1f}, {100 * (1 - e.ci_low):.1f}] of the images, {verdict}.",
-                "Figure 4 (predictions under interventions)", measured))
-
-    harmless, harmful = [], []
-    for mode in SWAP_MODES:
-        r = _metric(rep.predictions, f"{mode} padding", "agreement")
-        if r is None:
-            continue
-        (harmless if r.ci_low >= RULES["swap_harmless_agreement"] else harmful).append((mode, r))
-    bound = f"{100 * RULES['swap_harmless_agreement']:g}%"
-    if harmful:
-        worst = min(harmful, key=lambda mr: mr[1].value)
-        w = worst[1]
-        d = _decimals(lambda low: low < 100 * RULES["swap_harmless_agreement"], 100 * w.ci_low)
-        out.append(Recommendation(
-            f"Do not swap the padding at inference: with {_and([m for m, _ in harmful])} padding the lower bound "
-            f"of the share of images whose top-1 class is unchanged falls below {bound} (lowest: {worst[0]}, "
-            f"unchanged on {100 * w.value:.{d}f}% [{100 * w.ci_low:.{d}f}, {100 * w.ci_high:.{d}f}]). "
-            f"The weights depend on the padding they were trained with; compare schemes by training with each.",
-            "Figure 4 (predictions under interventions)", measured))
-    if harmless:
-        out.append(Recommendation(
-            f"{_and([m for m, _ in harmless]).capitalize()} padding {'leaves' if len(harmless) == 1 else 'leave'} "
-            f"the top-1 class unchanged on at least {bound} of the images (lower bound of the 95% interval): "
-            f"predictions hardly depend on the values its own padding supplies.",
-            "Figure 4 (predictions under interventions)", measured))
-
-    tr = rep.pan_control[rep.pan_control.init == "trained"].iloc[0]
-    ri_max = float(rep.pan_control[rep.pan_control.init == "random init"].learned_pct.max())
-    fpr_pct = 100 * rep.fpr
-    rule = (f"the rule: at least {RULES['learned_pan_factor']:g} times the random-init share and no less than the "
-            f"{_pct(rep.fpr)} false-positive rate")
-    d = _decimals(lambda a, b: _pan_rule(a, b, fpr_pct), float(tr.learned_pct), ri_max)
-    ours, theirs = f"{tr.learned_pct:.{d}f}%", f"{ri_max:.{d}f}%"
-    if _pan_rule(float(tr.learned_pct), ri_max, fpr_pct):
-        out.append(Recommendation(
-            f"The model has learned to detect the border: {ours} of its padded filters are learned PANs against "
-            f"{theirs} at random initialisation ({rule}). Where the image border is not a real edge (crops "
-            f"of larger scenes, tiles), expect responses to depend on where an object sits relative to the frame; "
-            f"test with shifted crops, and consider a padding that does not mark the border when you retrain.",
-            "Table 2 and Figure 1 (learned PANs), Figure 2 (strongest PANs)", measured))
-    else:
-        out.append(Recommendation(
-            f"Learned PANs are few: {ours} of padded filters against {theirs} at random initialisation, short of "
-            f"{rule}: this model did not make the border a feature of its own.",
-            "Table 2 and Figure 1 (learned PANs)", measured))
-
-    for r in lean_counts(rep.bias_index, "natural").itertuples():
-        if not r.leans_to:
-            continue
-        other, n_side, n_other = ((r.side_z, r.n_a, r.n_z) if r.leans_to == r.side_a else (r.side_a, r.n_z, r.n_a))
-        why = (", the side the padding audit predicts" if r.leans_to == r.predicted else
-               f", not the side the padding audit predicts ({r.predicted})" if r.predicted else
-               ", with even padding on that axis (content or learned asymmetry, not padding arithmetic)")
-        out.append(Recommendation(
-            f"Feature maps on natural images lean to the {r.leans_to} ({r.axis}) at {n_side} of {r.depths} depths "
-            f"({n_other} to the {other}, {r.n_neither} to neither){why}: objects near that border are represented "
-            f"differently from the same objects elsewhere.",
-            "Figure 3 (mean feature maps) and Table 3 (leaning depths)", measured))
-    return out
 
 
 def default_report_path(model_spec: str) -> str:

@@ -6,9 +6,13 @@ dict (CRAFT: ``(scores (N, H, W, 2), features)``; torchvision's segmentation mod
 * :func:`select_output` turns a forward's result into one tensor (rules below; ``output=`` picks explicitly).
 * :func:`output_kind` says ``"logits"`` (N, K) or ``"dense"`` (N, C, H, W); :func:`to_nchw` puts a channels-last
   map (N, H, W, C) in (N, C, H, W) order, by the rule of :func:`is_channels_last` or by ``channels_last=``.
+* :func:`read_output` is what every padlib method that compares outputs reads: the selected tensor, detached,
+  float32 on the CPU, dense maps in (N, C, H, W) order, with where it came from and its kind;
+  :func:`check_output` refuses a bad ``output=`` before any work.
 * :func:`compare_outputs` measures how ``other`` differs from ``reference``: for logits top-1 agreement and mean
-  KL(reference || other), computed as :func:`padlib.interventions.compare_logits` does; for dense maps the
-  relative change and (C > 1) the per-pixel argmax agreement, each also in the border band and the interior.
+  KL(reference || other) (:func:`logit_metrics`, what :func:`padlib.evaluate` computes per image); for dense maps
+  the relative change and (C > 1) the per-pixel argmax agreement, each also in the border band and the interior
+  (:func:`dense_metrics`, per image).
 * :func:`describe_outputs` runs a model on photos and gives one row per photo: the output used, its shape, its
   kind and, for logits, the top-1 class, for dense maps the peak of the first channel.
 """
@@ -16,12 +20,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ._hooks import model_device
 from .errors import PadlibError, check_type
-from .interventions import _chunk_metrics  # the per-image agreement and KL of every intervention, reused
 from .models import imagenet_classes, preprocessing
 from .padding import interior_margin
 
@@ -82,6 +87,36 @@ def select_output(out, output=None) -> torch.Tensor:
     return _select(out, output)[0]
 
 
+def check_output(output, name: str = "output=") -> None:
+    """Refuse an ``output=`` that can never select anything (not None, a key, an index or a callable), in one
+    line naming ``name``, before any work; whether a key or index exists is known at the first forward."""
+    if output is None or callable(output) or (isinstance(output, (int, str)) and not isinstance(output, bool)):
+        if isinstance(output, str) and not output:
+            raise PadlibError(f"{name} is an empty key; {_HOW}")
+        return
+    raise PadlibError(f"{name} must be a key, an index or a function, got {type(output).__name__} ({output!r}); "
+                      f"{_HOW}")
+
+
+def output_words(where: str, kind: str, shape) -> str:
+    """How a page names the output used: "['out'] (dense, 21 x 64 x 64)", "tensor (logits, 1000 classes)"."""
+    shape = tuple(shape)
+    what = f"{shape[0]} classes" if kind == "logits" and len(shape) == 1 else " x ".join(map(str, shape))
+    return f"{where} ({kind}, {what})"
+
+
+def read_output(out, output=None, channels_last: bool | None = None) -> tuple[torch.Tensor, str, str]:
+    """(tensor, where, kind) of what a forward returned: :func:`select_output`'s tensor detached, float32, on the
+    CPU, a dense map in (N, C, H, W) order (:func:`to_nchw`); where it came from ('tensor', "['out']", '[0]', ...)
+    and :func:`output_kind`. The one reading every method that compares outputs uses."""
+    t, where = _select(out, output)
+    kind = output_kind(t, channels_last)
+    if kind == "dense":
+        t = to_nchw(t, channels_last)
+    t = t.detach().float()
+    return (t if t.device.type == "meta" else t.cpu()), where, kind  # meta: shapes only (padlib.output_info)
+
+
 def is_channels_last(t: torch.Tensor, channels_last: bool | None = None) -> bool:
     """Whether a 4-D output is (N, H, W, C). ``channels_last=`` forces the answer; otherwise the rule: the last
     dim is at most :data:`CHANNELS_LAST_MAX` (4) and the two middle dims are each at least :data:`SPATIAL_MIN`
@@ -127,32 +162,77 @@ def border_band(hw: tuple[int, int]) -> torch.Tensor:
     return band
 
 
-def _relative(diff: torch.Tensor, ref: torch.Tensor, where: torch.Tensor) -> float:
-    """Mean over images of ||diff|| / ||ref|| over the positions ``where`` (all channels); NaN if none."""
-    if not bool(where.any()):
-        return math.nan
-    d = diff[:, :, where].flatten(1).norm(dim=1)
-    r = ref[:, :, where].flatten(1).norm(dim=1)
-    return float((d / r).mean())
+def logit_metrics(logits: torch.Tensor, reference: torch.Tensor | None, lab: torch.Tensor | None,
+                  k: int) -> tuple[dict, torch.Tensor]:
+    """Per image of logits (N, K): top-1 and confidence; with a reference, its top-1, ``agreement`` (top-1
+    unchanged), ``kl`` (KL(reference || logits), nats) and ``confidence_change``; with labels, top-1/top-5
+    accuracy. Also (2, K): the summed probabilities (model, reference). :func:`padlib.compare_logits` runs it on
+    chunks of images."""
+    logp = F.log_softmax(logits.double(), -1)
+    p = logp.exp()
+    conf, top1 = p.max(-1)
+    per = {"top1": top1.numpy(), "confidence": conf.numpy()}
+    ref_p = None
+    if reference is not None:
+        ref_logp = F.log_softmax(reference.double(), -1)
+        ref_p = ref_logp.exp()
+        ref_conf, ref_top1 = ref_p.max(-1)
+        per.update({
+            "reference_top1": ref_top1.numpy(),
+            "agreement": (top1 == ref_top1).double().numpy(),
+            "kl": (ref_p * (ref_logp - logp)).sum(-1).clamp_min(0).numpy(),
+            "confidence_change": (conf - ref_conf).numpy(),
+        })
+    if lab is not None:
+        top5 = p.topk(min(5, k), -1).indices
+        per.update({"label": lab.numpy(), "top1_accuracy": (top1 == lab).double().numpy(),
+                    "top5_accuracy": (top5 == lab[:, None]).any(-1).double().numpy()})
+        if ref_p is not None:
+            per["reference_top1_accuracy"] = (ref_p.argmax(-1) == lab).double().numpy()
+    mass = torch.stack([p.sum(0), ref_p.sum(0) if ref_p is not None else torch.zeros(k, dtype=torch.float64)])
+    return per, mass
 
 
-def _agreement(a: torch.Tensor, b: torch.Tensor, where: torch.Tensor) -> float:
-    """Mean over images of the share of positions in ``where`` whose channel argmax agrees; NaN if none."""
-    if not bool(where.any()):
-        return math.nan
-    same = (a.argmax(1) == b.argmax(1))[:, where].double()
-    return float(same.mean(1).mean())
+DENSE_METRICS = ("relative_change", "relative_change_border", "relative_change_interior", "argmax_agreement",
+                 "argmax_agreement_border", "argmax_agreement_interior")
+
+
+def dense_metrics(reference: torch.Tensor, other: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per image of two (N, C, H, W) maps: ``relative_change`` (||other - reference|| / ||reference|| over all
+    channels and positions; infinite where the reference is all zero and other is not) and, when C > 1,
+    ``argmax_agreement`` (share of positions whose channel argmax agrees), each also as ``*_border`` (the band of
+    :func:`border_band`) and ``*_interior`` (the rest; NaN on maps under 3 px). Computed one image at a time, in
+    the maps' own precision over channels and in float64 over positions: a batch of large maps needs no float64
+    copy, and on 21 x 512 x 512 maps it costs about a fifth of a forward of LR-ASPP rather than most of one."""
+    if tuple(reference.shape) != tuple(other.shape) or reference.dim() != 4:
+        raise PadlibError(f"dense maps to compare must be (N, C, H, W) of one shape, got {tuple(reference.shape)} "
+                          f"and {tuple(other.shape)}")
+    band = border_band(tuple(reference.shape[-2:]))
+    regions = {"": torch.ones_like(band), "_border": band, "_interior": ~band}
+    keys = [k for k in DENSE_METRICS if reference.shape[1] > 1 or not k.startswith("argmax")]
+    out = {k: np.full(reference.shape[0], math.nan) for k in keys}
+    for i in range(reference.shape[0]):
+        r, o = reference[i].detach().cpu(), other[i].detach().cpu()
+        # (H, W): squared change and size per position, summed over channels in the maps' precision (a few dozen
+        # terms), then in float64 over positions; the argmax by max(0) (its indices: half argmax's time on CPU)
+        d2, r2 = (o - r).square_().sum(0).double(), r.square().sum(0).double()
+        same = (r.max(0).indices == o.max(0).indices) if r.shape[0] > 1 else None
+        for suffix, where in regions.items():
+            if not bool(where.any()):
+                continue
+            out["relative_change" + suffix][i] = float(d2[where].sum().sqrt() / r2[where].sum().sqrt())
+            if same is not None:
+                out["argmax_agreement" + suffix][i] = float(same[where].double().mean())
+    return out
 
 
 def compare_outputs(reference, other, output=None, channels_last: bool | None = None) -> dict:
     """How ``other`` differs from ``reference`` (forward outputs of the same images, read by :func:`select_output`).
 
     Logits (N, K): ``agreement`` (share of images whose top-1 class agrees) and ``kl`` (mean KL(reference ||
-    other), nats), as every intervention computes them. Dense maps (N, C, H, W) or channels-last: ``relative_change``
-    (mean over images of ||other - reference|| / ||reference||, all channels and positions; infinite for an image
-    whose reference is all zero where other is not) and, when C > 1, ``argmax_agreement`` (mean over images of
-    the share of positions whose channel argmax agrees); each also as ``*_border`` (the band of
-    :func:`border_band`) and ``*_interior`` (the rest; NaN on maps under 3 px). Also ``kind``, ``n`` (images),
+    other), nats), as every intervention computes them (:func:`logit_metrics`). Dense maps (N, C, H, W) or
+    channels-last: the means over images of :func:`dense_metrics`: ``relative_change`` and, when C > 1,
+    ``argmax_agreement``, each also as ``*_border`` and ``*_interior``. Also ``kind``, ``n`` (images),
     ``shape`` (per image: (K,), or (C, H, W) for dense maps) and for dense maps ``channels_last`` (how it was
     read) and ``margin`` (the band's width)."""
     ref, oth = select_output(reference, output), select_output(other, output)
@@ -163,21 +243,13 @@ def compare_outputs(reference, other, output=None, channels_last: bool | None = 
     ref, oth = ref.detach().cpu().double(), oth.detach().cpu().double()
     result = {"kind": kind, "n": int(ref.shape[0]), "shape": tuple(ref.shape[1:])}
     if kind == "logits":
-        per = _chunk_metrics(oth, ref, None, int(ref.shape[1]))[0]
+        per = logit_metrics(oth, ref, None, int(ref.shape[1]))[0]
         return {**result, "agreement": float(per["agreement"].mean()), "kl": float(per["kl"].mean())}
     result["channels_last"] = is_channels_last(ref, channels_last)
     ref, oth = to_nchw(ref, channels_last), to_nchw(oth, channels_last)
     result["shape"] = tuple(ref.shape[1:])
-    band = border_band(tuple(ref.shape[-2:]))
-    regions = {"": torch.ones_like(band), "_border": band, "_interior": ~band}
     result["margin"] = interior_margin(tuple(ref.shape[-2:]))
-    diff = oth - ref
-    for suffix, where in regions.items():
-        result["relative_change" + suffix] = _relative(diff, ref, where)
-    if ref.shape[1] > 1:
-        for suffix, where in regions.items():
-            result["argmax_agreement" + suffix] = _agreement(ref, oth, where)
-    return result
+    return {**result, **{k: float(v.mean()) for k, v in dense_metrics(ref, oth).items()}}
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import padlib
-from padlib import _memory, interventions, kernels, model_report, pans, stats
+from padlib import _memory, evaluation, interventions, kernels, model_report, pans, stats
 
 SIZE = 32
 
@@ -48,7 +48,7 @@ def test_report_memory_does_not_grow_with_the_images_beyond_their_logits():
 def test_report_streams_many_images_and_keeps_few_rendered(monkeypatch):
     seen = {}
 
-    def stop(model, what, n, size, batch_size, device, cache_images):
+    def stop(model, what, n, size, batch_size, device, cache_images, **kwargs):
         seen[n] = cache_images
         raise padlib.PadlibError("stop here")
 
@@ -119,7 +119,7 @@ def test_logits_compared_in_chunks_and_bootstrap_in_batches_give_the_same_number
     logits, reference = torch.randn(300, 7, generator=g), torch.randn(300, 7, generator=g)
     labels = torch.randint(0, 7, (300,), generator=g).tolist()
     whole = interventions.compare_logits(logits, reference, labels, n_boot=200)
-    monkeypatch.setattr(interventions, "COMPARE_CHUNK", 7 * 32)  # chunks of 32 images
+    monkeypatch.setattr(evaluation, "COMPARE_CHUNK", 7 * 32)  # chunks of 32 images
     monkeypatch.setattr(stats, "BOOTSTRAP_ELEMENTS", 1000)  # resamples in batches of 3
     chunked = interventions.compare_logits(logits, reference, labels, n_boot=200)
     pd.testing.assert_frame_equal(whole.summary, chunked.summary, check_exact=True)

@@ -14,6 +14,7 @@ from .._memory import check_run_memory
 from ..audit import audit_summary, padding_audit
 from ..data import labelled_images, probe_images
 from ..errors import PadlibError
+from ..evaluation import output_info
 from ..interventions import (
     ABLATION_MODES,
     ABLATION_REGIONS,
@@ -39,6 +40,7 @@ from ..interventions import (
     top_movers,
 )
 from ..models import channels_last_inference, load_model, preprocessing
+from ..outputs import output_words
 from ..pans import find_pans
 from ..stats import bootstrap_ci, bootstrap_test
 from .ch3_controls import (border_readout, channel_sizes, dose_steps, matched_control, matching_balance,
@@ -330,6 +332,10 @@ def ablation_report(model, n_images: int = 32, n_scan: int = 32, seed: int = 0, 
                    + len(sizes or ()) + 3)
     check_run_memory(model, "ablation", n_images, size or preprocessing(model).input_size, batch_size, device,
                      evaluations=evaluations, ablations=len(modes) * len(regions))
+    where, kind, shape = output_info(model, size or preprocessing(model).input_size, device=device)
+    if kind != "logits":  # the study's measures are classes (top-1, KL, movers): refused before any work
+        raise PadlibError(f"the ablation study compares class logits; {name}'s output {output_words(where, kind, shape)} "
+                          "is a dense map: padlib report compares dense maps (per-pixel agreement, relative change)")
     if labelled_dir:  # built first (cheap, lazy) so that a bad folder fails before the scan
         evalset = labelled_images(labelled_dir, class_index, n=n_images, model=model, size=size, seed=seed)
     else:

@@ -10,8 +10,10 @@ import pandas as pd
 
 from .._files import atomic_write
 from ..errors import check_new_output
-from ..model_report import EVEN_SIZE_REACH, INIT_MAP_SEEDS, MAP_DEPTHS, PaddingReport, PositionStage, lean_counts
+from ..evaluation import METRIC_WORDS
+from ..model_report import INIT_MAP_SEEDS, MAP_DEPTHS, PaddingReport, PositionStage
 from ..position_sensitivity import SIDES
+from ..report_rules import EVEN_SIZE_REACH, headline_metric, lean_counts
 from .ch1_pans import pan_map_gallery
 from .ch3_ablation import intervention_plot
 from .ch4_blind_spots import POSITION_CMAP, mean_map_grid
@@ -68,12 +70,39 @@ def audit_rows(audit: pd.DataFrame) -> pd.DataFrame:
 
 
 def prediction_rows(preds: pd.DataFrame) -> pd.DataFrame:
-    """One row per intervention, one column per metric, each 'value [low, high]'."""
+    """One row per intervention, one column per metric, each 'value [low, high]' (a dense map's metrics named as
+    the page says them: per-pixel agreement, relative change of the map, border band, interior)."""
     rows = {}
     for _, r in preds.iterrows():
-        rows.setdefault(r.intervention, {"intervention": r.intervention})[r.metric.replace("_", " ")] = (
-            f"{r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]")
+        rows.setdefault(r.intervention, {"intervention": r.intervention})[
+            METRIC_WORDS.get(r.metric, r.metric.replace("_", " "))] = f"{r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
     return pd.DataFrame(list(rows.values()))
+
+
+_PLOT_AXIS = {"agreement": "share of images whose top-1 class is unchanged (95% CI)",
+              "argmax_agreement": "per-pixel agreement: share of output positions whose argmax class is unchanged "
+                                  "(95% CI)",
+              "relative_change": "relative change of the map: ||changed - intact|| / ||intact|| (95% CI)"}
+
+
+def predictions_figure(rep: PaddingReport):
+    """Figure 4: the headline metric per intervention (:func:`padlib.report_rules.headline_metric`); a dense map's
+    over all its positions, in the border band and in the interior (three colours)."""
+    metric = headline_metric(rep.predictions, rep.output_kind)
+    if rep.output_kind == "logits":
+        t = rep.predictions.assign(model=rep.model)
+    else:
+        parts = {"": "all positions", "_border": "border band", "_interior": "interior"}
+        t = pd.concat([rep.predictions[rep.predictions.metric == metric + k].assign(model=v, metric=metric)
+                       for k, v in parts.items()], ignore_index=True)
+    fig = intervention_plot(t, metric, title="")
+    ax = fig.axes[0]
+    ax.set_xlabel(_PLOT_AXIS[metric], fontsize=8 if metric != "agreement" else None)
+    if metric != "relative_change":
+        ax.set_xlim(right=1.0)
+    if rep.output_kind == "logits" and ax.get_legend() is not None:
+        ax.get_legend().remove()  # one model: its name is the page's title
+    return fig
 
 
 def lean_rows(rep: PaddingReport) -> pd.DataFrame:
@@ -193,13 +222,7 @@ def report_figures(rep: PaddingReport) -> dict:
     if len(rows):
         figs["examples"] = pan_map_gallery(rep.scan, rows, ncols=min(4, len(rows)), size=1.9, title="")
     figs["maps"] = mean_map_grid(rep.maps, ncols=MAP_DEPTHS, size=1.5)
-    t = rep.predictions.assign(model=rep.model)
-    figs["predictions"] = intervention_plot(t, "agreement", title="")
-    ax = figs["predictions"].axes[0]
-    ax.set_xlabel("share of images whose top-1 class is unchanged (95% CI)")
-    ax.set_xlim(right=1.0)
-    if ax.get_legend() is not None:
-        ax.get_legend().remove()  # one model: its name is the page's title
+    figs["predictions"] = predictions_figure(rep)
     if rep.positions is not None and not rep.positions.skipped:
         figs["positions"] = position_figure(rep.positions)
     return figs
@@ -218,6 +241,29 @@ def size_test_words(rep: PaddingReport) -> str:
             f"{abs(ev - rep.input_size)} px away on the other side (the control)")
 
 
+def _measures_words(rep: PaddingReport) -> str:
+    """What section 4 measures, in the output's own terms."""
+    if rep.output_kind == "logits":
+        return "Agreement: top-1 class unchanged; KL: KL(intact || changed), mean over images"
+    argmax = (rep.predictions.metric == "argmax_agreement").any()
+    return (f"The output compared is a dense map, {rep.output}: "
+            + ("per-pixel agreement: the share of its positions whose argmax class is unchanged; " if argmax else "")
+            + "relative change of the map: ||changed - intact|| / ||intact|| over its channels and positions; each "
+              "mean over images, and also in the border band (the outer max(1, ceil(min(H, W) / 8)) rows and "
+              "columns of the map) and the interior. A map at another input size is resized (bilinear) to the "
+              "intact map's size before the comparison, for the even size and its control alike")
+
+
+def _predictions_caption(rep: PaddingReport) -> str:
+    if rep.output_kind == "logits":
+        return "Share of images whose top-1 class is unchanged by each intervention, with 95% bootstrap intervals."
+    metric = headline_metric(rep.predictions, rep.output_kind)
+    what = ("Per-pixel agreement (share of the map's positions whose argmax class is unchanged)"
+            if metric == "argmax_agreement" else "Relative change of the map")
+    return (f"{what} under each intervention, over all positions, in the border band and in the interior, with 95% "
+            f"bootstrap intervals over images.")
+
+
 def _level_badge(level) -> str:
     kind = {"measured on this model": "measured", "arithmetic only": "arithmetic"}.get(str(level), "book")
     return f"<span class='level level-{kind}'>{html.escape(str(level))}</span>"
@@ -232,6 +278,7 @@ def report_html(rep: PaddingReport) -> str:
              f"<h1>Padding report: {esc(rep.model)}</h1>",
              f"<p class='meta'>Input {rep.input_size} px; {esc(rep.images)}. Methods of the padding analysis book "
              f"(padlib); recommendations are derived from the numbers below by stated rules. "
+             + (f"Output compared: {esc(rep.output)}. " if rep.output else "") +
              f"Computed in {rep.seconds.get('total', 0):.0f} s.</p>",
              "<div class='summary'><b>Summary</b><ul>"
              + "".join(f"<li>{esc(s)}</li>" for s in rep.summary_lines()) + "</ul></div>",
@@ -297,11 +344,10 @@ def report_html(rep: PaddingReport) -> str:
                  "splits (click to open)</summary>" + _table(bias_rows(rep.bias_index)) + "</details>")
     parts.append("<h2>4. Predictions under a padding swap or another input size</h2>")
     parts.append(f"<p>The same images through the model with its padding replaced at inference (same weights)"
-                 f"{esc(size_test_words(rep))}. Agreement: top-1 class unchanged; KL: KL(intact || changed), mean over "
-                 f"images; 95% bootstrap intervals over images. These are sensitivities of trained weights, not the "
-                 f"effect of training with another padding or size.</p>")
-    parts.append(_figure(figs["predictions"], 4, "Share of images whose top-1 class is unchanged by each "
-                                                 "intervention, with 95% bootstrap intervals."))
+                 f"{esc(size_test_words(rep))}. {esc(_measures_words(rep))}; 95% bootstrap intervals over images. "
+                 f"These are sensitivities of trained weights, not the effect of training with another padding or "
+                 f"size.</p>")
+    parts.append(_figure(figs["predictions"], 4, _predictions_caption(rep)))
     parts.append(_table(prediction_rows(rep.predictions), 5, "Every metric per intervention, with 95% bootstrap "
                                                              "intervals over images."))
     if rep.positions is not None:

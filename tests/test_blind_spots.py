@@ -160,3 +160,12 @@ def test_tiny_study_end_to_end_is_deterministic():
 
 def test_holm_is_step_down_and_monotone():
     assert np.allclose(holm_adjust([0.01, 0.04, 0.03, 0.5, float("nan")]), [0.05, 0.12, 0.12, 1.0, 1.0])
+
+
+def test_recall_by_position_leaves_every_modules_mode_as_it_found_it():
+    net = det.SmallDetector(2, mean=0.3, std=0.25).train()
+    net.stages[0][1].eval()  # a user's frozen BatchNorm inside a training model
+    images, place = det.position_test_set(96, object_size=6, step=45, n_backgrounds=1)
+    det.detection_by_position(net, images, place, 96)
+    det.false_alarms(net, 96, n=2)
+    assert net.training and not net.stages[0][1].training and net.stages[1][1].training

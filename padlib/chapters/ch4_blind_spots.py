@@ -429,13 +429,15 @@ def _levels(tests: pd.DataFrame, a: str, b: str) -> str:
 
 def _logit_words(tests: pd.DataFrame) -> str:
     """The blind-zone test repeated on the ring cell's logit, free of the threshold (secondary)."""
-    t = _family(tests, "zone, logits")
-    if not len(t):
-        return ""
-    return "on the ring cell's logit instead (secondary, unadjusted): " + "; ".join(
-        f"{int(r.size)} px {_iv(r.mean, r.ci_low, r.ci_high)} logits "
-        f"({direction_word(r.ci_low, r.ci_high, 'border stronger', 'border weaker', 'not resolved')})"
-        for r in t.itertuples())
+    rows = _logit_rows(tests)
+    return f"on the ring cell's logit instead (secondary, unadjusted): {rows}" if rows else ""
+
+
+def _logit_rows(tests: pd.DataFrame) -> str:
+    """Each size's logit blind-zone test with its direction, for the finding's note and the section's sentence."""
+    return "; ".join(f"{int(r.size)} px {_iv(r.mean, r.ci_low, r.ci_high)} logits "
+                     f"({direction_word(r.ci_low, r.ci_high, 'border stronger', 'border weaker', 'not resolved')})"
+                     for r in _family(tests, "zone, logits").itertuples())
 
 
 def _guarded(verdict: str, ctrl: dict) -> str:
@@ -575,13 +577,11 @@ def detection_lines(tests: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
         for r in ctrl["tests"].itertuples():
             lines.append(f"  {r.side} band: {_iv(r.mean, r.ci_low, r.ci_high, pct=True)} (Holm p {fmt_p(r.p_adj)} "
                          "over the 4 sides).")
-    logits = _family(tests, "zone, logits")
-    if len(logits):
+    logits = _logit_rows(tests)
+    if logits:
         lines.append("The blind-zone test on the ring cell's logit instead of recall (free of the threshold, since "
-                     "the schemes' recall levels differ; secondary, unadjusted): " + "; ".join(
-                         f"{int(r.size)} px {_iv(r.mean, r.ci_low, r.ci_high)} logits "
-                         f"({direction_word(r.ci_low, r.ci_high, 'border stronger', 'border weaker', 'not resolved')})"
-                         for r in logits.itertuples()) + ", zero minus circular padding.")
+                     f"the schemes' recall levels differ; secondary, unadjusted): {logits}, zero minus circular "
+                     "padding.")
     circ = summary[summary["scheme"] == "circular"]
     for size, g in circ.groupby("size"):
         m = g[["border_deficit", "top_minus_bottom", "left_minus_right"]].mean()

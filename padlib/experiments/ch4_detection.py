@@ -26,12 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._hooks import eval_mode
 from ..errors import PadlibError, check_type
 from ..kernels import row_energy
 from ..layers.base import PadConv2d, PaddingScheme, convert_padding
+from ..stats import t_test
 from .ch4_blind_spots import map_summary
 from .smallnets import Standardize
-from .training import default_workers
+from .training import default_workers, process_map
 
 SIZES = (96, 97)
 SCHEMES = ("zero", "symmetric", "circular")
@@ -261,14 +263,10 @@ def detection_by_position(model: nn.Module, images: torch.Tensor, placement: pd.
                           batch_size: int = 512, threshold: float = 0.0) -> pd.DataFrame:
     """Per test image: the logit at the ring's cell, the one it was trained to fire at (``confidence``), and
     whether it passes ``threshold`` (logit 0 = probability 1/2: ``hit``); aggregated per position (top, left): ``recall``
-    and mean ``confidence`` over backgrounds. Runs in eval mode and restores the model's mode."""
-    was = model.training
-    model.eval()
-    try:
-        k = heat_map_size(size)
+    and mean ``confidence`` over backgrounds. Runs in eval mode and restores every module's own mode."""
+    k = heat_map_size(size)
+    with eval_mode(model):
         logits = torch.cat([model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
-    finally:
-        model.train(was)
     iy = torch.tensor([_cell(c, k) for c in placement["cy"]])
     ix = torch.tensor([_cell(c, k) for c in placement["cx"]])
     conf = logits[torch.arange(len(images)), iy, ix]
@@ -281,12 +279,8 @@ def detection_by_position(model: nn.Module, images: torch.Tensor, placement: pd.
 def false_alarms(model: nn.Module, size: int, n: int = 64, seed: int = 2000, batch_size: int = 256) -> float:
     """The share of heat-map cells above 1/2 on canvases with distractors only: what a recall is bought with."""
     images, _ = detection_canvases(n, size, seed=seed, targets=(0, 0), distractors=(2, 4))
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         logits = torch.cat([model(images[i:i + batch_size]) for i in range(0, n, batch_size)])
-    finally:
-        model.train(was)
     return float((logits > 0).float().mean())
 
 
@@ -336,26 +330,6 @@ def _job(job: dict) -> dict:
     energy = row_energy(net, size, n_boot=0) if scheme != CONTROL else pd.DataFrame()
     return dict(size=size, scheme=scheme, seed=seed, positions=pos, losses=losses,
                 false_alarms=false_alarms(net, size), energy=energy, cpu_seconds=time.process_time() - t0)
-
-
-def _pool_map(jobs: list, workers: int, progress: bool, desc: str) -> list:
-    from tqdm.auto import tqdm
-
-    if workers <= 1:
-        return [_job(j) for j in tqdm(jobs, desc=desc, disable=not progress)]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    try:  # spawned, not forked: a fork of a process whose torch thread pools already ran can deadlock
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_job, j) for j in jobs]
-            for _ in tqdm(as_completed(futures), total=len(jobs), desc=f"{desc} ({workers} processes)",
-                          disable=not progress):
-                pass
-            return [f.result() for f in futures]
-    except BrokenProcessPool as e:
-        raise PadlibError(f"a training worker process died ({e}); out of memory? retry with workers=1") from None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -414,7 +388,7 @@ def detection_study(sizes=SIZES, schemes=SCHEMES, seeds=(0, 1, 2, 3), control_se
         jobs += [dict(common, size=uneven, scheme=CONTROL, seed=seed) for seed in control_seeds]
     workers = workers if workers is not None else default_workers("cpu", threads=1)
     t0 = time.perf_counter()
-    results = _pool_map(jobs, min(workers, len(jobs)), progress, "detectors: sizes x schemes x seeds")
+    results = process_map(_job, jobs, workers, progress, "detectors: sizes x schemes x seeds")
     seconds = {"train and test": time.perf_counter() - t0}
     edge = band_steps(step)
     maps, rows, curves, energy = [], [], [], []
@@ -457,8 +431,6 @@ def detection_tests(summary: pd.DataFrame, control: str = "circular", level: flo
     - ``positive control``: per side, the noisy-top networks minus zero padding at the uneven size on that side's
       band deficit (:func:`side_deficits`).
     ``a_mean``/``b_mean``: the two terms' means, for the page."""
-    from ..stats import t_test
-
     piv = summary.set_index(["size", "scheme", "seed"]).sort_index()
     sizes = sorted(summary["size"].unique())
     uneven = next((s for s in sizes if s % 2 == 0), sizes[0])

@@ -241,7 +241,6 @@ def train_plan(plan, train_data: ImageSet, model: str = "vgg", model_kwargs: dic
     (same seed = same initial weights and batch order for every scheme, whatever the epochs), in one pool of
     ``workers`` processes: a design with more seeds for some schemes, or with longer runs beside the main
     ones, shares one pool, the longest runs started first."""
-    from tqdm.auto import tqdm
 
     check_type("plan", plan, (list, tuple), "a list of (scheme, seed, epochs)")
     check_type("workers", workers, int)
@@ -259,23 +258,32 @@ def train_plan(plan, train_data: ImageSet, model: str = "vgg", model_kwargs: dic
                   target=target, batch_size=batch_size, lr=lr, device=str(device), eval_data=eval_data,
                   evals_per_epoch=evals_per_epoch, threads=torch.get_num_threads())
     jobs = [dict(common, scheme=s, seed=seed, epochs=e) for s, seed, e in plan]
-    desc = f"{target}: schemes x seeds"
+    order = sorted(range(len(jobs)), key=lambda i: -_job_cost(jobs[i]["scheme"], jobs[i]["epochs"]))
+    return process_map(_train_job, jobs, workers, progress, f"{target}: schemes x seeds", order)
+
+
+def process_map(fn, jobs: list, workers: int, progress: bool = True, desc: str = "runs", order=None) -> list:
+    """``[fn(job) for job in jobs]``, in ``workers`` spawned processes when more than one (``fn`` a top-level
+    function); ``order``: the job indices in the order to start them (longest first keeps the cores busy to the
+    end). Results come back in job order; a dead worker gives one line instead of a pool traceback."""
+    from tqdm.auto import tqdm
+
     workers = min(workers, len(jobs))
-    if workers == 1:
-        return [_train_job(j) for j in tqdm(jobs, desc=desc, disable=not progress)]
+    if workers <= 1:
+        return [fn(j) for j in tqdm(jobs, desc=desc, disable=not progress)]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    order = sorted(range(len(jobs)), key=lambda i: -_job_cost(jobs[i]["scheme"], jobs[i]["epochs"]))
+    order = range(len(jobs)) if order is None else order
     # spawned, not forked: a fork of a process whose torch thread pools already ran can deadlock
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {i: pool.submit(_train_job, jobs[i]) for i in order}
+            futures = {i: pool.submit(fn, jobs[i]) for i in order}
             for _ in tqdm(as_completed(futures.values()), total=len(jobs), desc=f"{desc} ({workers} processes)",
                           disable=not progress):
                 pass
-            return [futures[i].result() for i in range(len(jobs))]  # in plan order
+            return [futures[i].result() for i in range(len(jobs))]  # in job order
     except BrokenProcessPool as e:
         raise PadlibError(f"a training worker process died ({e}); out of memory? retry with workers=1") from None
 

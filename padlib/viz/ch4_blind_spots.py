@@ -354,6 +354,16 @@ def detection_tests_figure(tests, primary_rows=None, scale: float = 100.0):
     return fig
 
 
+def _legend_of_all(axes, **kw):
+    """One legend, on the last panel, naming every label of every panel once (a scheme drawn only in some panels,
+    such as the control trained at one size, is named too)."""
+    handles = {}
+    for ax in axes:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    axes[-1].legend(handles.values(), handles.keys(), **kw)
+
+
 def side_deficits_figure(summary, scale: float = 100.0, level: float = 0.95):
     """Per input size (panel), side and padding scheme: the band of positions along that side minus the interior,
     in recall points, mean over seeds with a 95% t-interval, coloured by scheme (circular shows the position effects
@@ -379,11 +389,7 @@ def side_deficits_figure(summary, scale: float = 100.0, level: float = 0.95):
         ax.set_xticks(range(len(sides)), [f"{s} band" for s in sides])
         ax.set_title(f"{size} px", fontsize=9)
     axes[0, 0].set_ylabel("band minus interior, recall points")
-    handles = {}
-    for ax in axes[0]:
-        for h, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, h)
-    axes[0, -1].legend(handles.values(), handles.keys(), fontsize=7, loc="lower right", frameon=True)
+    _legend_of_all(axes[0], fontsize=7, loc="lower right", frameon=True)
     fig.tight_layout()
     return fig
 
@@ -423,11 +429,7 @@ def loss_curves_figure(curves):
         ax.set_xlabel("training step")
         ax.set_yscale("log")
     axes[0, 0].set_ylabel("training loss")
-    handles = {}
-    for ax in axes[0]:
-        for h, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, h)
-    axes[0, -1].legend(handles.values(), handles.keys(), fontsize=7)
+    _legend_of_all(axes[0], fontsize=7)
     fig.tight_layout()
     return fig
 

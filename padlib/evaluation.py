@@ -32,8 +32,9 @@ from ._memory import input_channels
 from .data import labelled_images
 from .errors import PadlibError, ProbeDataError, check_type
 from .models import imagenet_classes
-from .outputs import DENSE_METRICS, check_output, dense_metrics, logit_metrics, output_words, read_output
-from .stats import bootstrap_ci
+from .outputs import (DENSE_METRICS, check_output, dense_metrics, logit_metrics, output_words,
+                      pooled_relative_change, read_output)
+from .stats import bootstrap_ci, bootstrap_totals
 
 PER_IMAGE_METRICS = ("confidence", "agreement", "kl", "confidence_change", "top1_accuracy", "top5_accuracy",
                      "reference_top1_accuracy")
@@ -166,14 +167,23 @@ def compare_logits(logits: torch.Tensor, reference: torch.Tensor | None = None, 
 
 
 def _summary(per_image: pd.DataFrame, metrics, n_boot: int, seed: int, ci: float) -> pd.DataFrame:
-    """One row per metric: the mean over images with its seeded percentile bootstrap interval (NaN columns out)."""
+    """One row per metric: the mean over images with its seeded percentile bootstrap interval (NaN columns out);
+    a map's relative change pooled over images instead (:func:`padlib.outputs.pooled_relative_change`), its
+    interval resampling the images' totals."""
     rows = []
     for metric in metrics:
         v = per_image[metric].to_numpy(dtype=float)
         if np.isnan(v).all():  # e.g. the interior of a map under 3 px
             continue
-        lo, hi = bootstrap_ci(v, n_boot, seed, ci)
-        rows.append({"metric": metric, "value": float(v.mean()), "ci_low": lo, "ci_high": hi, "n": len(v)})
+        suffix = metric[len("relative_change"):]
+        if metric.startswith("relative_change") and f"sq_change{suffix}" in per_image:
+            totals = per_image[[f"sq_change{suffix}", f"sq_size{suffix}"]].to_numpy(dtype=float)
+            lo, hi = bootstrap_totals(totals, pooled_relative_change, n_boot, seed, ci)
+            value = float(pooled_relative_change(totals.sum(0)))
+        else:
+            lo, hi = bootstrap_ci(v, n_boot, seed, ci)
+            value = float(v.mean())
+        rows.append({"metric": metric, "value": value, "ci_low": float(lo), "ci_high": float(hi), "n": len(v)})
     return pd.DataFrame(rows, columns=["metric", "value", "ci_low", "ci_high", "n"])
 
 

@@ -74,9 +74,27 @@ def _offline_help() -> str:
 
 
 def _torchvision_names() -> list[str]:
+    """torchvision's image classifiers, segmenters and detectors (not its video, optical-flow or quantized ones)."""
+    import torchvision.models as tvm
+
+    return [n for module in (tvm, tvm.segmentation, tvm.detection) for n in tvm.list_models(module=module)]
+
+
+def _torchvision_dense(arch: str) -> bool:
+    """A torchvision segmenter or detector: built on a backbone with its own weights argument."""
+    import torchvision.models as tvm
+
+    return arch in tvm.list_models(module=tvm.segmentation) or arch in tvm.list_models(module=tvm.detection)
+
+
+def _torchvision_random(arch: str, **kw) -> nn.Module:
+    """torchvision's architecture at random initialisation: a segmenter's or detector's backbone too (its default
+    ``weights_backbone`` would download ImageNet weights)."""
     import torchvision
 
-    return list(torchvision.models.list_models(module=torchvision.models))
+    if _torchvision_dense(arch):
+        kw["weights_backbone"] = None
+    return torchvision.models.get_model(arch, weights=None, **kw)
 
 
 def _resolve(name: str) -> tuple[str, str]:
@@ -189,9 +207,9 @@ def _torchvision_preprocessing(arch: str) -> Preprocessing:
     try:
         weights = torchvision.models.get_model_weights(arch).DEFAULT
         t = weights.transforms()
-        return Preprocessing(
-            int(t.crop_size[0]), int(t.resize_size[0]), tuple(t.mean), tuple(t.std), t.interpolation.value
-        )
+        resize = int(t.resize_size[0])
+        crop = int(t.crop_size[0]) if hasattr(t, "crop_size") else resize  # a segmenter's: resized, not cropped
+        return Preprocessing(crop, resize, tuple(t.mean), tuple(t.std), t.interpolation.value)
     except Exception:  # models without registered weights: the ImageNet convention
         return Preprocessing()
 
@@ -380,9 +398,7 @@ def _build(library: str, arch: str, num_classes: int | None = None) -> nn.Module
             return CRAFT()
         raise UnknownModelError(f"padlib provides no architecture '{arch}'{' with num_classes' if kw else ''}")
     if library == "torchvision":
-        import torchvision
-
-        return torchvision.models.get_model(arch, weights=None, **kw)
+        return _torchvision_random(arch, **kw)
     import timm
 
     return timm.create_model(arch, pretrained=False, **kw)
@@ -446,7 +462,8 @@ def load_model(name: str, pretrained: bool = True, device: str | torch.device = 
         import torchvision
 
         try:
-            model = torchvision.models.get_model(arch, weights="DEFAULT" if pretrained else None)
+            model = (torchvision.models.get_model(arch, weights="DEFAULT") if pretrained else
+                     _torchvision_random(arch))
         except Exception as e:  # download failures surface as URLError, OSError, RuntimeError...
             raise _weights_unavailable(name, e) from None
         prep = _torchvision_preprocessing(arch)

@@ -197,9 +197,23 @@ DENSE_METRICS = ("relative_change", "relative_change_border", "relative_change_i
                  "argmax_agreement_border", "argmax_agreement_interior")
 
 
+CHANGE_TOTALS = ("sq_change", "sq_size")  # per image, the squared norms whose totals give the pooled relative change
+
+
+def pooled_relative_change(totals: np.ndarray) -> np.ndarray:
+    """The relative change of maps pooled over images, from per-image (or resampled) totals (..., 2) of
+    ||changed - intact||^2 and ||intact||^2: sqrt(sum of the first) / sqrt(sum of the second). Pooled, an image
+    whose intact map is near zero (a text detector on a photograph without text) adds its small change to the
+    numerator instead of a huge ratio to a mean of ratios."""
+    t = np.asarray(totals, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sqrt(t[..., 0]) / np.sqrt(t[..., 1])
+
+
 def dense_metrics(reference: torch.Tensor, other: torch.Tensor) -> dict[str, np.ndarray]:
     """Per image of two (N, C, H, W) maps: ``relative_change`` (||other - reference|| / ||reference|| over all
-    channels and positions; infinite where the reference is all zero and other is not) and, when C > 1,
+    channels and positions; infinite where the reference is all zero and other is not; ``sq_change`` and
+    ``sq_size`` hold the two squared norms, which :func:`pooled_relative_change` pools over images) and, when C > 1,
     ``argmax_agreement`` (share of positions whose channel argmax agrees), each also as ``*_border`` (the band of
     :func:`border_band`) and ``*_interior`` (the rest; NaN on maps under 3 px). Computed one image at a time, in
     the maps' own precision over channels and in float64 over positions: a batch of large maps needs no float64
@@ -210,6 +224,7 @@ def dense_metrics(reference: torch.Tensor, other: torch.Tensor) -> dict[str, np.
     band = border_band(tuple(reference.shape[-2:]))
     regions = {"": torch.ones_like(band), "_border": band, "_interior": ~band}
     keys = [k for k in DENSE_METRICS if reference.shape[1] > 1 or not k.startswith("argmax")]
+    keys += [f"{total}{suffix}" for total in CHANGE_TOTALS for suffix in regions]
     out = {k: np.full(reference.shape[0], math.nan) for k in keys}
     for i in range(reference.shape[0]):
         r, o = reference[i].detach().cpu(), other[i].detach().cpu()
@@ -220,7 +235,10 @@ def dense_metrics(reference: torch.Tensor, other: torch.Tensor) -> dict[str, np.
         for suffix, where in regions.items():
             if not bool(where.any()):
                 continue
-            out["relative_change" + suffix][i] = float(d2[where].sum().sqrt() / r2[where].sum().sqrt())
+            change, size = float(d2[where].sum()), float(r2[where].sum())
+            out["sq_change" + suffix][i], out["sq_size" + suffix][i] = change, size
+            out["relative_change" + suffix][i] = math.sqrt(change) / math.sqrt(size) if size > 0 else (
+                math.inf if change > 0 else 0.0)
             if same is not None:
                 out["argmax_agreement" + suffix][i] = float(same[where].double().mean())
     return out

@@ -390,3 +390,46 @@ def test_one_channel_maps_are_judged_by_their_relative_change():
     assert ("changes its map by 2.0% [1.5, 2.5] of the map's size (relative change of the map, resized back to 224 "
             "px), about as much as the equally small resize to 223 px changes (2.0%; the intervals overlap") in text
     assert "argmax" not in text and "per-pixel" not in text
+
+
+def test_relative_change_is_pooled_over_images_so_a_near_zero_map_cannot_dominate():
+    torch.manual_seed(0)
+    ref = torch.randn(4, 2, 8, 8)
+    ref[3] *= 1e-6  # a map that is almost zero (a text detector on a photograph without text)
+    other = ref + 0.1 * torch.randn(4, 2, 8, 8)
+    ev = padlib.evaluation.compare_maps(other, ref, n_boot=50)
+    got = ev.summary.set_index("metric").loc["relative_change"]
+    pooled = float((other - ref).double().norm() / ref.double().norm())
+    assert got.value == pytest.approx(pooled, rel=1e-6)
+    per = ev.per_image["relative_change"].to_numpy()
+    assert per[3] > 1e4 and per.mean() > 1e3  # the mean of per-image ratios the page used to show
+    assert got.ci_low <= got.value <= got.ci_high < 1  # the pooled interval stays on the maps' scale
+    # the border and interior are pooled in the same way, from their own totals
+    band = padlib.outputs.border_band((8, 8))
+    d, r = (other - ref).double(), ref.double()
+    border = float(d[..., band].norm() / r[..., band].norm())
+    assert ev.summary.set_index("metric").loc["relative_change_border", "value"] == pytest.approx(border, rel=1e-6)
+
+
+def test_torchvision_segmenters_load_by_name_without_downloading(monkeypatch):
+    import torch.hub
+
+    def no_download(*a, **k):
+        raise AssertionError("a random-init segmenter must not download its backbone's weights")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    model = padlib.load_model("lraspp_mobilenet_v3_large", pretrained=False)
+    assert model.padlib_name == "lraspp_mobilenet_v3_large"
+    assert padlib.preprocessing(model).input_size == 520  # torchvision's segmentation size (resized, not cropped)
+    assert padlib.preprocessing("fcn_resnet50").input_size == 520
+    copy = padlib.models.random_init_copy(model, 1)  # the PAN control rebuilds the architecture by name
+    assert type(copy) is type(model)
+
+
+def test_a_segmenter_with_the_users_weights_loads_from_name_equals_path(tmp_path):
+    torch.manual_seed(1)
+    net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None)
+    path = tmp_path / "seg.pth"
+    torch.save(net.state_dict(), path)
+    model = padlib.load_model(f"lraspp_mobilenet_v3_large={path}")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), net.state_dict().values()))

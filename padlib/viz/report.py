@@ -248,8 +248,9 @@ def _measures_words(rep: PaddingReport) -> str:
     argmax = (rep.predictions.metric == "argmax_agreement").any()
     return (f"The output compared is a dense map, {rep.output}: "
             + ("per-pixel agreement: the share of its positions whose argmax class is unchanged; " if argmax else "")
-            + "relative change of the map: ||changed - intact|| / ||intact|| over its channels and positions; each "
-              "mean over images, and also in the border band (the outer max(1, ceil(min(H, W) / 8)) rows and "
+            + "relative change of the map: ||changed - intact|| / ||intact|| over its channels, positions and "
+              "images (pooled, so that an image whose map is near zero cannot dominate); the agreement a mean over "
+              "images; each also in the border band (the outer max(1, ceil(min(H, W) / 8)) rows and "
               "columns of the map) and the interior. A map at another input size is resized (bilinear) to the "
               "intact map's size before the comparison, for the even size and its control alike")
 

@@ -25,6 +25,7 @@ from .experiments.ch3_ablation import ablation_report, report_tables
 from .experiments.zoo import REPO, ZOO_CSV, build_meta_model, load_zoo_audit, zoo_audit, zoo_overview
 from .kernels import data_free_pans, mean_kernel_asymmetry
 from .model_report import POSITIONS, POSITIONS_MAX, check_positions, default_report_path, report
+from .report_reach import REACH_IMAGES
 from .models import OFFLINE_MODELS, check_model_spec, load_model, preprocessing
 from .pan_tables import pan_summary, side_sign_counts
 from .pans import scan_pans
@@ -84,6 +85,18 @@ def _positions(text: str) -> int:
     if value is None or not (value == 0 or 3 <= value <= POSITIONS_MAX):
         raise argparse.ArgumentTypeError(f"must be 0 (no objects-at-every-position stage) or a whole number from 3 "
                                          f"to {POSITIONS_MAX}, got {text}")
+    return value
+
+
+def _reach(text: str) -> int:
+    """``--reach``: 0 (no stage) or a whole number of photographs from 2 to 64, else one line."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not (value == 0 or 2 <= value <= 64):
+        raise argparse.ArgumentTypeError(f"must be 0 (no border-reach stage) or a whole number of photographs from 2 "
+                                         f"to 64, got {text}")
     return value
 
 
@@ -390,8 +403,12 @@ def _cmd_ablate(args) -> int:
 def _register_report(subparsers) -> None:
     p = subparsers.add_parser("report", help="one self-contained HTML page answering the book's questions for a model")
     p.add_argument("model", help="model name (mobilenet_v2, timm/resnet50, ...) or NAME=PATH for your own weights")
-    p.add_argument("--images", type=_whole(8), default=128,  # the random-init PAN reference takes 8
-                   help="number of probe images, at least 8 (default 128)")
+    p.add_argument("--images", type=_whole(8), default=None,  # the random-init PAN reference takes 8
+                   help="number of probe images, at least 8 (default 128 up to 224 px; above, as many as hold the "
+                        "same pixels, at least 32: 32 at 512 px)")
+    p.add_argument("--reach", type=_reach, default=REACH_IMAGES,
+                   help=f"border reach (dense outputs): photographs at twice the input size whose tiles are compared "
+                        f"with the whole (default {REACH_IMAGES}; 0 leaves the stage out)")
     p.add_argument("--image-dir", help="a folder of your images (searched recursively) instead of the offline photos")
     p.add_argument("--size", type=SIZE, default=None, help="input size in pixels (default: the model's own)")
     p.add_argument("--seed", type=SEED, default=0)
@@ -425,7 +442,7 @@ def _cmd_report(args) -> int:
     model = load_model(args.model, device=args.device)
     _check_output(model, args.output, args.size or preprocessing(model).input_size, args.device)
     rep = report(model, args.images, image_dir=args.image_dir, size=args.size, device=args.device, seed=args.seed,
-                 positions=args.positions, output=args.output)
+                 positions=args.positions, output=args.output, reach=args.reach)
     save_report(rep, out, force=args.force)
     for line in rep.summary_lines():
         print(line)

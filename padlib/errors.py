@@ -26,6 +26,11 @@ class NoPaddedLayersError(PadlibError, ValueError):
     """The model has no layer that can read padding, so there is nothing to analyse."""
 
 
+class PaddingImpossibleError(PadlibError, ValueError):
+    """A padding scheme cannot pad a map this small (reflect padding as wide as the map): a swap that cannot run
+    at this input size, which the report leaves out with its reason."""
+
+
 def first_line(e: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message, at most ``limit`` characters ("" when it has none): what a
     one-line error quotes from a library's multi-line one."""

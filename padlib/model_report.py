@@ -36,7 +36,7 @@ from ._memory import check_run_memory, input_channels
 from .audit import audit_summary, even_padding_sizes, padding_audit
 from .blind_spot_maps import grid_positions, make_background, paste_centre
 from .data import probe_images
-from .errors import PadlibError, check_type
+from .errors import PaddingImpossibleError, PadlibError, check_type
 from .evaluation import evaluate, output_info
 from .interventions import intervention_table, padding_interventions, size_interventions
 from .models import load_model, preprocessing, split_model_spec
@@ -53,6 +53,8 @@ from .spatial_bias import (
     random_init_maps,
     spatial_bias_index,
 )
+from .report_reach import REACH_IMAGES, ReachStage, reach_stage
+from .tiling import swap_failure
 from .report_rules import (  # noqa: F401 - the rules and words, re-exported where they lived before
     EVEN_SIZE_REACH,
     LEAN_AXES,
@@ -235,6 +237,8 @@ class PaddingReport:
     positions: PositionStage | None = None  # objects at every position (None: the stage was turned off)
     output: str = ""  # the output compared, as the page names it: "['out'] (dense, 21 x 64 x 64)" ('' for logits)
     output_kind: str = "logits"  # 'logits' (top-1 agreement, KL) or 'dense' (per-pixel agreement, relative change)
+    reach: ReachStage | None = None  # border reach and tile overlap (dense outputs; None: the stage was turned off)
+    skipped: dict = field(default_factory=dict)  # intervention -> why it could not run (one line)
 
     def summary_lines(self) -> list[str]:
         """The report's answers in a few plain sentences (the top of the page and the command's output)."""
@@ -266,8 +270,11 @@ class PaddingReport:
                 lines.append(f"Spatial bias ({inp} inputs), depths leaning {how}: "
                              + "; ".join(_lean_count_words(r) for r in counts.itertuples()) + ".")
         lines += prediction_lines(self.predictions, self.output_kind)
+        lines += [f"{name}: not run ({why})." for name, why in self.skipped.items()]
         if self.positions is not None:
             lines.append(self.positions.summary_line())
+        if self.reach is not None and self.output_kind != "logits":  # a classifier's page says why, not its summary
+            lines.append(self.reach.summary_line())
         return lines
 
     def summary_record(self) -> dict:
@@ -278,6 +285,10 @@ class PaddingReport:
                "output_kind": self.output_kind}
         if self.positions is not None:  # the stage ran or said why not; turned off, the record is as before
             out["positions"] = self.positions.record()
+        if self.reach is not None:
+            out["border_reach"] = self.reach.record()
+        if self.skipped:
+            out["skipped"] = dict(self.skipped)
         return out
 
 
@@ -309,6 +320,31 @@ def position_object_px(size: int) -> int:
     recognised more often: on mobilenet_v2 with the report's probe, 10 of the 40 pairs :func:`position_stage`
     tries are recognised at a quarter and 9 at a third (74 px), on 6 of the 8 backgrounds both times."""
     return max(1, size // 4)
+
+
+DEFAULT_IMAGES = 128  # probe images at 224 px by default ...
+DEFAULT_IMAGES_MIN = 32  # ... and at larger sizes as many as hold the same number of pixels, at least this many
+
+
+def default_images(size: int) -> int:
+    """The report's default number of probe images at ``size`` px: :data:`DEFAULT_IMAGES` up to 224 px, and above
+    it the number holding as many pixels (in multiples of 8, at least :data:`DEFAULT_IMAGES_MIN`), so that a
+    segmenter at 512 px costs about what a classifier at 224 does (32 images; every stage's forwards scale with
+    the pixels). Fewer images give wider intervals, which the page states with its counts."""
+    if size <= 224:
+        return DEFAULT_IMAGES
+    return max(DEFAULT_IMAGES_MIN, min(DEFAULT_IMAGES, 8 * round(DEFAULT_IMAGES * (224 / size) ** 2 / 8)))
+
+
+def check_reach(reach) -> int:
+    """``reach`` as the border-reach stage's number of photographs (0: no stage), refused in one line before any
+    work unless 0, None or a whole number from 2 (an interval over photographs needs two) to 64."""
+    if reach is None:
+        return 0
+    if isinstance(reach, bool) or not isinstance(reach, int) or not (reach == 0 or 2 <= reach <= 64):
+        raise PadlibError(f"reach must be 0 or None (no border-reach stage) or a whole number of photographs from 2 "
+                          f"to 64, got {reach!r}")
+    return reach
 
 
 def check_positions(positions, size: int | None = None) -> int:
@@ -455,9 +491,9 @@ def position_stage(model, probe, size: int, n_positions: int = POSITIONS, batch_
 
 
 @keeps_model
-def report(model, images: int = 128, *, image_dir=None, size: int | None = None, device="cpu", seed: int = 0,
+def report(model, images: int | None = None, *, image_dir=None, size: int | None = None, device="cpu", seed: int = 0,
            random_init_seed: int = 10, progress: bool = True, batch_size: int = 16, n_boot: int = 1000,
-           positions: int | None = POSITIONS, output=None) -> PaddingReport:
+           positions: int | None = POSITIONS, output=None, reach: int | None = REACH_IMAGES) -> PaddingReport:
     """Answer the book's questions for one model (a loaded module or a name, ``NAME=PATH`` for your weights).
 
     Any model whose forward gives class logits or a dense map, alone or in a tuple or dict: ``output`` picks the
@@ -466,12 +502,16 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
     agreement and KL; dense maps (segmenters, detectors) by the per-pixel argmax agreement and the relative change
     of the map, each in the border band and the interior (:func:`padlib.evaluate`); the position stage needs logits.
 
-    ``images`` probe images (random crops of the offline photographs, or of ``image_dir``), at ``size`` (default:
-    the model's own). Mean maps use the first half of them with their mirror images. ``positions``: the grid
+    ``images`` probe images (random crops of the offline photographs, or of ``image_dir``; default
+    :func:`default_images`: 128 up to 224 px, fewer above, 32 at 512 px), at ``size`` (default: the model's own). Mean maps use the first half of them with their mirror images. ``positions``: the grid
     (per axis) of the objects-at-every-position stage (:func:`position_stage`; :data:`POSITION_OBJECTS` x
     :data:`POSITION_BACKGROUNDS` object-background pairs checked for recognition, one canvas each, and at most
     :data:`POSITION_PAIRS` recognised pairs measured, ``positions ** 2 + 1`` canvases each); 0 or None leaves the
-    stage out. Returns a :class:`PaddingReport`; :func:`save_report` writes its HTML page.
+    stage out. ``reach``: photographs (at twice the input size) of the border-reach stage, which tiles a dense
+    output and recommends the tile overlap (:func:`padlib.report_reach.reach_stage`); 0 or None leaves it out; for
+    class logits it says why it did not run. A padding swap that cannot run on this model at this size (reflect
+    padding wider than a deep map) is left out with its reason (``skipped``), not the whole report.
+    Returns a :class:`PaddingReport`; :func:`save_report` writes its HTML page.
 
     Memory is bounded by design: images stream through every pass in batches (kept rendered only up to
     :data:`IMAGE_CACHE_BYTES`), the scans and maps keep running sums, and of the outputs only the intact model's
@@ -481,8 +521,9 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
     from tqdm.auto import tqdm
 
 
-    check_type("images", images, int, "the number of probe images, e.g. 64")
-    if images < 8:
+    if images is not None:
+        check_type("images", images, int, "the number of probe images, e.g. 64")
+    if images is not None and images < 8:
         raise PadlibError(f"images must be at least 8 (the PAN reference uses 8), got {images}")
     check_type("seed", seed, int)
     check_type("batch_size", batch_size, int)
@@ -493,6 +534,7 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
         if size < 8:
             raise PadlibError(f"size must be at least 8 pixels, got {size}")
     positions = check_positions(positions)
+    reach = check_reach(reach)
     check_output(output)
     device = check_device(device, allow_none=False)
     if isinstance(model, str):
@@ -500,6 +542,7 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
     check_type("model", model, nn.Module, "a model name such as 'mobilenet_v2', 'resnet18=weights.pth' or a module")
     require_padded_convs(model)
     at = size or preprocessing(model).input_size
+    images = default_images(at) if images is None else images
     check_positions(positions, at)  # the grid fits the objects at this size
     cache = images * input_channels(model) * at * at * 4 <= IMAGE_CACHE_BYTES
     check_run_memory(model, "report", images, at, batch_size, device, cache_images=cache,  # before any work
@@ -508,7 +551,7 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
     name = getattr(model, "padlib_name", type(model).__name__)
     seconds: dict = {}
     t_start = t = time.perf_counter()
-    bar = tqdm(total=5 + bool(positions), desc=f"padding report {name}", disable=not progress, leave=False)
+    bar = tqdm(total=5 + bool(positions) + bool(reach), desc=f"padding report {name}", disable=not progress, leave=False)
     try:
         probe = probe_images(images, size=size, seed=seed, image_dir=image_dir, model=model, min_images=8,
                              min_reason="the report needs (its PAN reference uses 8)")
@@ -546,9 +589,16 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
         t = _stage(bar, "feature maps", seconds, t)
 
         reference = evaluate(model, x, batch_size=batch_size, n_boot=n_boot, seed=seed, output=output)
-        preds = pd.concat([intervention_table({f"{m} padding": padding_interventions(
-            model, x, (m,), reference, batch_size=batch_size, n_boot=n_boot, seed=seed, progress=False,
-            output=output)[m]}) for m in SWAP_MODES], ignore_index=True)  # one swap at a time, summarised
+        swapped, skipped = [], {}
+        for m in SWAP_MODES:  # one swap at a time, summarised; one that cannot run here is left out, with why
+            try:
+                swapped.append(intervention_table({f"{m} padding": padding_interventions(
+                    model, x, (m,), reference, batch_size=batch_size, n_boot=n_boot, seed=seed, progress=False,
+                    output=output)[m]}))
+            except (PaddingImpossibleError, RuntimeError) as e:
+                skipped[f"{m} padding"] = swap_failure(m, e)
+        preds = pd.concat(swapped, ignore_index=True) if swapped else pd.DataFrame(
+            columns=["intervention", "metric", "value", "ci_low", "ci_high", "n"])
         t = _stage(bar, "padding swaps", seconds, t)
 
         even_size, control_size = _size_pair(size, even)
@@ -566,13 +616,18 @@ def report(model, images: int = 128, *, image_dir=None, size: int | None = None,
         if positions:
             place = position_stage(model, probe, size, positions, batch_size, device, output)
             t = _stage(bar, "positions", seconds, t)
+        tiled = None
+        if reach:
+            tiled = reach_stage(model, size, reference.kind, reach, image_dir=image_dir, seed=seed,
+                                batch_size=min(batch_size, 8), device=device, output=output, n_boot=n_boot)
+            t = _stage(bar, "border reach", seconds, t)
     finally:
         bar.close()
     seconds["total"] = round(time.perf_counter() - t_start, 2)
     rep = PaddingReport(name, int(size), len(probe), probe.describe(), audit, summary, even, control, depth,
                         strongest, bias, preds, size_test, [], seconds, scans["trained"], maps,
                         scans["trained"].fpr if scans["trained"].fpr is not None else DEFAULT_FPR, place,
-                        reference.describe(), reference.kind)
+                        reference.describe(), reference.kind, tiled, skipped)
     rep.recommendations = recommendations(rep)
     return rep
 

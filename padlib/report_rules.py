@@ -307,6 +307,33 @@ def _map_change(preds: pd.DataFrame, mode: str) -> str:
             + _regions(preds, f"{mode} padding", "relative_change"))
 
 
+def reach_numbers(rep) -> tuple[int, int]:
+    """(section, figure) numbers of the border-reach section on the page: after the position stage's section (5)
+    and its figure (5) when that stage is on and ran."""
+    positions = getattr(rep, "positions", None)
+    return 5 + (positions is not None), 5 + (positions is not None and not positions.skipped)
+
+
+def _reach_recommendation(rep) -> list[Recommendation]:
+    """The tile overlap the border-reach stage measured, in its summary's words, with each swap beside it."""
+    stage = getattr(rep, "reach", None)
+    if stage is None or stage.skipped:
+        return []
+    r = stage.result
+    line = r.summary()
+    lead = f"Run tile by tile, this model's map differs from the whole-image map near each inner tile edge: {line}"
+    tail = ""
+    if r.overlap is not None and 0 < r.overlap < r.tile:
+        tail = (f". Overlap neighbouring tiles by that much and keep, of each tile, only what lies beyond its margin "
+                f"at each inner edge (top {r.margins['top']}, bottom {r.margins['bottom']}, left {r.margins['left']}, "
+                f"right {r.margins['right']} px)").replace("None", "?")
+    swaps = stage.swap_words(reasons=False)
+    swap_words = (f". With the padding swapped in at inference (the same weights, not retrained): "
+                  + "; ".join(swaps)) if swaps else ""
+    return [Recommendation(f"{lead}{tail}{swap_words}.", f"Figure {reach_numbers(rep)[1]} (border reach)",
+                           EvidenceLevel.MEASURED)]
+
+
 def recommendations(rep) -> list[Recommendation]:
     """Plain recommendations derived from the report's numbers by :data:`RULES` (ours), each with the figure or
     table it rests on and its :class:`EvidenceLevel`."""
@@ -334,7 +361,7 @@ def recommendations(rep) -> list[Recommendation]:
                                   arithmetic))
 
     kind = getattr(rep, "output_kind", "logits")
-    out += _size_recommendation(rep, kind) + _swap_recommendations(rep, kind)
+    out += _size_recommendation(rep, kind) + _swap_recommendations(rep, kind) + _reach_recommendation(rep)
 
     tr = rep.pan_control[rep.pan_control.init == "trained"].iloc[0]
     ri_max = float(rep.pan_control[rep.pan_control.init == "random init"].learned_pct.max())

@@ -16,7 +16,7 @@ shadow its own module (``import padlib.border_reach as m`` would return the func
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 
@@ -28,7 +28,7 @@ from torch import nn
 from ._hooks import (check_device, check_images, forward_hooks, iter_batches, keeps_model, model_device,
                      model_dtype)
 from .data import probe_images
-from .errors import PadlibError, check_type
+from .errors import PaddingImpossibleError, PadlibError, check_type
 from .layers import convert_padding
 from .outputs import _select, is_channels_last, output_kind, to_nchw
 from .padding import SIDES, require_padded_convs
@@ -81,10 +81,13 @@ class BorderReach:
     output: str
     max_distance: int
     align: int = 1  # tile positions (and so overlaps) step in multiples of it: the largest stride in the model
+    skipped: dict = field(default_factory=dict)  # padding -> why that swap could not run (one line)
 
     def _row(self, padding: str | None = None) -> pd.Series:
         padding = AS_GIVEN if padding is None else padding
         rows = self.schemes[self.schemes["padding"] == padding]
+        if not len(rows) and padding in self.skipped:
+            raise PadlibError(f"padding='{padding}' could not be measured: {self.skipped[padding]}")
         if not len(rows):
             raise PadlibError(f"padding='{padding}' was not measured; measured: "
                               f"{', '.join(self.schemes['padding'])}")
@@ -575,12 +578,19 @@ def border_reach(model: nn.Module, images=8, tile: int = 256, *, tolerance: floa
         if tile == h == w:
             raise PadlibError(f"tile={tile} covers the images ({h} x {w} px) whole, so it has no inner edge; pass a "
                               "tile smaller than the images")
-    geom, parts, counts = None, [], []
+    geom, parts, counts, skipped = None, [], [], {}
     for label in [AS_GIVEN] + swaps:
         net = model if label == AS_GIVEN else convert_padding(model, label).to(device)
-        geom, tally, spread, n_images = _measure(net, images, geom, tile, output, channels_last, tiles_per_image,
-                                                 seed, batch_size, device, progress)
-        del net
+        try:
+            geom, tally, spread, n_images = _measure(net, images, geom, tile, output, channels_last,
+                                                     tiles_per_image, seed, batch_size, device, progress)
+        except (PaddingImpossibleError, RuntimeError) as e:  # a swap that cannot run here (reflect, tiny maps)
+            if label == AS_GIVEN:
+                raise
+            skipped[label] = swap_failure(label, e)
+            continue
+        finally:
+            del net
         if label == AS_GIVEN:  # every padding's error in the same unit: the model's own whole-image spread
             scale = spread
             if not scale > 0:
@@ -597,4 +607,17 @@ def border_reach(model: nn.Module, images=8, tile: int = 256, *, tolerance: floa
     return BorderReach(table=table, sides=sides, tiles=tiles, schemes=schemes, tile=tile,
                        stride=int(stride) if float(stride).is_integer() else stride, tolerance=float(tolerance),
                        ci=float(ci), n_images=counts[0], n_tiles=int(schemes["n_tiles"].iloc[0]), output=geom.where,
-                       max_distance=int(schemes["max_distance"].iloc[0]), align=geom.align)
+                       max_distance=int(schemes["max_distance"].iloc[0]), align=geom.align, skipped=skipped)
+
+
+def swap_failure(mode: str, error: BaseException) -> str:
+    """One line on why a padding swap could not run: torch refuses reflect padding as wide as the map it pads
+    (a dilated conv deep in a segmenter at a small input), and circular padding that would wrap more than once."""
+    text = " ".join(str(error).split())
+    if isinstance(error, PaddingImpossibleError):
+        return f"{text}: a layer's padding is as wide as or wider than the map it pads at this input size"
+    if "Padding size should be less than" in text or "wrapping around more than once" in text or (
+            "padding" in text.lower() and "dimension" in text.lower()):
+        return (f"{mode} padding cannot be applied here: a layer's padding is as wide as or wider than the map it "
+                f"pads (torch: {text[:160]})")
+    return f"{mode} padding failed: {type(error).__name__}: {text[:160]}"

@@ -24,7 +24,7 @@ LAYERS = {
     "core": ["models", "_craft", "data", "layers"],
     "methods": ["_trace", "_pan_stream", "pans", "pan_tables", "kernels", "kernel_types", "interventions", "audit",
                 "spatial_bias", "blind_spot_maps", "position", "model_report", "outputs", "evaluation",
-                "report_rules", "position_sensitivity", "tiling"],
+                "report_rules", "report_reach", "position_sensitivity", "tiling"],
     "experiments": ["experiments"],
     "viz": ["viz"],
     "chapters": ["chapters"],

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import PadlibError, check_type
+from ..errors import PaddingImpossibleError, PadlibError, check_type
 from ..padding import is_dynamic_same, layer_pads, require_padded_convs
 
 # ---------------------------------------------------------------------------------------------------------
@@ -101,7 +101,7 @@ class TorchModePadding(PaddingScheme):
         l, r, t, b = pads
         limit = (w, h) if self.mode == "circular" else (w - 1, h - 1) if self.mode == "reflect" else (10**9,) * 2
         if max(l, r) > limit[0] or max(t, b) > limit[1]:
-            raise PadlibError(f"{self.mode} padding of {pads} is impossible on a {h}x{w} feature map")
+            raise PaddingImpossibleError(f"{self.mode} padding of {pads} is impossible on a {h}x{w} feature map")
         if self.mode == "circular" and x.dim() == 4:
             return copy_pad(x, pads, mirror=False)
         return F.pad(x, pads, mode=self.mode)

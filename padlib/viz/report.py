@@ -13,12 +13,13 @@ from ..errors import check_new_output
 from ..evaluation import METRIC_WORDS
 from ..model_report import INIT_MAP_SEEDS, MAP_DEPTHS, PaddingReport, PositionStage
 from ..position_sensitivity import SIDES
-from ..report_rules import EVEN_SIZE_REACH, headline_metric, lean_counts
+from ..report_rules import EVEN_SIZE_REACH, headline_metric, lean_counts, reach_numbers
 from .ch1_pans import pan_map_gallery
 from .ch3_ablation import intervention_plot
 from .ch4_blind_spots import POSITION_CMAP, mean_map_grid
 from .common import figure_png
 from .style import PRETRAINED, RANDOM_INIT, colour_name
+from .tiling import border_reach_colours, border_reach_figure
 
 AUDIT_ROWS_SHOWN = 12  # with no uneven layer, the audit table shows this many padding layers
 
@@ -225,6 +226,8 @@ def report_figures(rep: PaddingReport) -> dict:
     figs["predictions"] = predictions_figure(rep)
     if rep.positions is not None and not rep.positions.skipped:
         figs["positions"] = position_figure(rep.positions)
+    if rep.reach is not None and not rep.reach.skipped:
+        figs["reach"] = border_reach_figure(rep.reach.result, width=6.4, height=3.4)
     return figs
 
 
@@ -348,11 +351,15 @@ def report_html(rep: PaddingReport) -> str:
                  f"{esc(size_test_words(rep))}. {esc(_measures_words(rep))}; 95% bootstrap intervals over images. "
                  f"These are sensitivities of trained weights, not the effect of training with another padding or "
                  f"size.</p>")
+    if rep.skipped:
+        parts.append("<p>Left out: " + "; ".join(f"{esc(k)}: {esc(v)}" for k, v in rep.skipped.items()) + ".</p>")
     parts.append(_figure(figs["predictions"], 4, _predictions_caption(rep)))
     parts.append(_table(prediction_rows(rep.predictions), 5, "Every metric per intervention, with 95% bootstrap "
                                                              "intervals over images."))
     if rep.positions is not None:
         parts.append(_positions_section(rep.positions, figs.get("positions")))
+    if rep.reach is not None:
+        parts.append(_reach_section(rep, figs.get("reach")))
     parts.append(f"<p class='meta'>Seconds per stage: {esc(', '.join(f'{k} {v:.0f}' for k, v in rep.seconds.items()))}."
                  f"</p></body></html>")
     return "\n".join(parts)
@@ -389,6 +396,33 @@ def _positions_section(stage: PositionStage, fig) -> str:
     return (head + text + _figure(fig, 5, position_caption(stage))
             + _table(position_rows(stage), 6, "Per side: band minus interior (and the two side contrasts), with "
                                               f"{100 * stage.level:g}% intervals over backgrounds."))
+
+
+def _reach_section(rep: PaddingReport, fig) -> str:
+    """The border-reach section: what the stage did and found, or why it did not run."""
+    esc = html.escape
+    stage = rep.reach
+    section, figure = reach_numbers(rep)
+    head = f"<h2>{section}. Border reach: how much overlap tiles need</h2>"
+    if stage.skipped:
+        return head + f"<p>Not run: {esc(stage.skipped)}.</p>"
+    r = stage.result
+    text = (f"<p>A dense model run tile by tile sees padding at each tile's inner edges, where the whole image gave "
+            f"it the neighbouring pixels. {r.n_tiles} tiles of {r.tile} px were cut from {r.n_images} probe "
+            f"photographs at {2 * r.tile} px (positions on the model's {r.align}-px stride lattice) and each tile's "
+            f"map compared with the same region of the whole photograph's map "
+            f"(<code>padlib.border_reach</code>): the error is the mean absolute difference at each distance from "
+            f"the nearest inner tile edge, in units of the spread of the whole-image map (output "
+            f"{esc(r.output)}, stride {r.stride:g}). The margin is the distance from which the error stays under "
+            f"{100 * r.tolerance:g}%; neighbouring tiles meet bottom edge to top edge, so the overlap between tile "
+            f"rows is the top margin plus the bottom margin (columns: left plus right), rounded up to the stride "
+            f"lattice. Intervals: 95% bootstrap over photographs (the tiles of one photograph share its pixels). "
+            f"The swaps are inference swaps of the same weights: how much of the reach the padding causes, not "
+            f"what a model trained with that padding would need.</p>"
+            f"<p><b>{esc(stage.summary_line())}</b></p>")
+    return head + text + _figure(fig, figure, f"Tiled-prediction error against the distance from the nearest inner "
+                                              f"tile edge ({border_reach_colours(r)}; swaps dashed); grey "
+                                              f"line: the {100 * r.tolerance:g}% tolerance, dots: each margin.")
 
 
 def save_report(rep: PaddingReport, path, force: bool = False) -> str:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import padlib
-from padlib import cli, model_report
+from padlib import model_report
 from padlib.report_reach import ReachStage, reach_stage
 from padlib.tiling import AS_GIVEN, BorderReach
 from padlib.viz.report import report_html

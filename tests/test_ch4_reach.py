@@ -162,3 +162,4 @@ def test_the_reach_figure_draws(tiny):
     assert "black zero padding" in caption and "orange circular padding" in caption and "wine" in caption
     empty = det.DetectionStudy(*[pd.DataFrame()] * 4, {}, {})
     plt.close(figures.detection_reach_figure(empty))
+    assert figures.detection_reach_caption(empty).startswith("No border reach was measured")

@@ -498,13 +498,16 @@ def detection_reach_figure(study, width: float = 7.0, height: float = 2.9):
 def detection_reach_caption(study) -> str:
     """The prose under :func:`detection_reach_figure`, its colour words taken from the figure's colours."""
     schemes = _reach_order(study.reach["scheme"]) if study.reach is not None and len(study.reach) else []
-    words = [f"{colour_word(scheme_colour(s))} {s + ' padding' if s != 'noisy top' else 'the noisy-top control (dashed)'}"
-             for s in schemes]
+    if not schemes:
+        return "No border reach was measured (it needs networks whose size is a multiple of 32 px)."
+    tol = f"{100 * float(study.reach_summary['tolerance'].iloc[0]):g}%"
+    words = [f"{colour_word(scheme_colour(s))} {s} padding" if s != "noisy top" else
+             f"dashed {colour_word(scheme_colour(s))} the noisy-top control" for s in schemes]
     named = ", ".join(words[:-1]) + f" and {words[-1]}" if len(words) > 1 else "".join(words)
     return ("How far in from a tile's inner edge the tiled heat map differs from the heat map of the whole canvas, "
             "per tile size: the error at each distance is the mean difference over the heat-map cells at that "
             "distance, as a share of the whole-image heat map's spread; lines are means over seeds, bands the seeds' "
-            f"range ({named}); the grey line is the 1% tolerance. Where a line stays above it up to the tile's "
+            f"range ({named}); the grey line is the {tol} tolerance. Where a line stays above it up to the tile's "
             "centre, no overlap makes tiles of that size agree with the whole image.")
 
 

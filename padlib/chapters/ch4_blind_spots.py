@@ -638,7 +638,8 @@ def _reach_phrase(g: pd.DataFrame) -> str:
                 f"by more than the tolerance up to the tile's centre ({_n(g['max_distance'].iloc[0])} px in), so no "
                 "overlap leaves a part of the tile that agrees with the whole image")
     f = g[fits]
-    how = _seeds_phrase(k, n) if ov[fits].min() == ov[fits].max() else (f"over the {n} seeds" if k == n else f"over {k} of {n} seeds")
+    over = f"over the {n} seeds" if k == n else f"over {k} of {n} seeds"
+    how = _seeds_phrase(k, n) if ov[fits].min() == ov[fits].max() else over
     beyond = "" if k == n else f" and are too small in the other {n - k}"
     m = {side: _span(f[f"margin_{side}"]) for side in ("top", "bottom", "left", "right")}
     rows, cols = _span(f["overlap_rows"]), _span(f["overlap_cols"])

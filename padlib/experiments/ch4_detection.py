@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,8 @@ from .._hooks import eval_mode
 from ..errors import PadlibError, check_type
 from ..kernels import row_energy
 from ..layers.base import PadConv2d, PaddingScheme, convert_padding
-from ..stats import t_test
+from ..stats import holm_adjust, t_test
+from ..tiling import border_reach
 from .ch4_blind_spots import map_summary
 from .smallnets import Standardize
 from .training import default_workers, process_map
@@ -41,6 +42,12 @@ CONTROL = "noisy top"  # the positive control's scheme name
 STRIDE = 8             # the heat map's stride
 SHAPES = ("ring", "open ring", "square")  # the target first, then the distractors
 GAPS = ("top", "bottom", "left", "right")
+# Border reach (tile overlap) of the trained networks: tiles of ``tiles`` x the training size, cut from held-out
+# canvases twice the tile's side (seed ``seed``: the training canvases use the study's seeds at the training size,
+# the position test 1000, the false-alarm canvases 2000), ``images`` of them with ``tiles_per_image`` tiles each
+# (at most 4 fit a canvas twice the tile on the stride-32 lattice), ``n_boot`` bootstrap resamples over images.
+REACH = dict(tiles=(1, 2), images=4, tiles_per_image=8, n_boot=200, tolerance=0.01, seed=3000)
+REACH_STRIDE = 32  # the detector's largest stride (five stride-2 convs): tiles must be multiples of it
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -311,8 +318,54 @@ def train_detector(model: nn.Module, size: int, seed: int, steps: int = 400, bat
     return losses
 
 
+def _as_map(y: torch.Tensor) -> torch.Tensor:
+    """The heat map (N, H, W) as the dense map (N, 1, H, W) that :func:`padlib.border_reach` reads."""
+    return y[:, None]
+
+
+def reach_canvases(size: int, tile: int, n: int, seed: int = REACH["seed"]) -> torch.Tensor:
+    """``n`` held-out canvases of twice ``tile`` px for the border reach, with rings and distractors in proportion
+    to their area (a training canvas of ``size`` px has 0 to 2 rings and 1 to 3 distractors), so that the heat map
+    varies and its spread is not that of an empty canvas."""
+    side = 2 * tile
+    k = max(1, (side // size) ** 2)
+    images, _ = detection_canvases(n, side, seed=seed, targets=(k, 2 * k), distractors=(k, 3 * k))
+    return images
+
+
+def detector_reach(net: nn.Module, size: int, settings: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The border reach (:func:`padlib.border_reach`) of a detector trained at ``size`` px, in eval mode: for tiles
+    of each multiple ``settings["tiles"]`` of ``size``, the error by distance from the nearest inner tile edge
+    (``tile``, ``distance``, ``error``, ``n``) and one row per tile size with the margins per side, the overlaps
+    between tile rows and columns and the larger one, with their bootstrap intervals over images (NaN: none;
+    infinite: beyond the tile). ``size`` must be a multiple of :data:`REACH_STRIDE`."""
+    r_set = dict(REACH, **(settings or {}))
+    if size % REACH_STRIDE:
+        raise PadlibError(f"border reach needs a size that is a multiple of the detector's stride {REACH_STRIDE}, "
+                          f"got {size}")
+    tables, rows = [], []
+    with eval_mode(net):
+        for m in r_set["tiles"]:
+            tile = int(m * size)
+            images = reach_canvases(size, tile, r_set["images"], r_set["seed"])
+            r = border_reach(net, images, tile, tolerance=r_set["tolerance"], tiles_per_image=r_set["tiles_per_image"],
+                             output=_as_map, n_boot=r_set["n_boot"], seed=0)
+            tables.append(r.table[["distance", "error", "n"]].assign(tile=tile))
+            sc = r.schemes.iloc[0]
+            row = {"tile": tile, "tolerance": r.tolerance, "align": r.align, "max_distance": r.max_distance,
+                   "n_images": r.n_images, "n_tiles": r.n_tiles, "max_error": float(sc["max_error"])}
+            row.update({k: float(sc[k]) for k in ("margin", "margin_low", "margin_high")})
+            row.update({f"margin_{side}": float(sc[f"margin_{side}"]) for side in GAPS})
+            for name in ("overlap_rows", "overlap_cols", "overlap"):
+                row.update({k: float(sc[k]) for k in (name, f"{name}_low", f"{name}_high")})
+            rows.append(row)
+    return pd.concat(tables, ignore_index=True), pd.DataFrame(rows)
+
+
 def _job(job: dict) -> dict:
-    """One (size, scheme, seed) network: built, trained and tested; a top-level function for worker processes."""
+    """One (size, scheme, seed) network: built, trained and tested; a top-level function for worker processes.
+    At a size on the stride-32 lattice (``job["reach"]`` set), its border reach too, after everything else (it
+    draws from no generator the other measures use; the control's noise is reseeded for it)."""
     torch.set_num_threads(1)
     t0 = time.process_time()
     size, scheme, seed = job["size"], job["scheme"], job["seed"]
@@ -328,8 +381,15 @@ def _job(job: dict) -> dict:
     images, placement = position_test_set(size, job["object_size"], job["step"], job["n_backgrounds"])
     pos = detection_by_position(net, images, placement, size)
     energy = row_energy(net, size, n_boot=0) if scheme != CONTROL else pd.DataFrame()
-    return dict(size=size, scheme=scheme, seed=seed, positions=pos, losses=losses,
-                false_alarms=false_alarms(net, size), energy=energy, cpu_seconds=time.process_time() - t0)
+    out = dict(size=size, scheme=scheme, seed=seed, positions=pos, losses=losses,
+               false_alarms=false_alarms(net, size), energy=energy, cpu_seconds=time.process_time() - t0,
+               reach=None, reach_summary=None, reach_seconds=0.0)
+    if job.get("reach") is not None and size % REACH_STRIDE == 0:
+        t1 = time.process_time()
+        _reseed_noise(net, 20_000 + seed)
+        out["reach"], out["reach_summary"] = detector_reach(net, size, job["reach"])
+        out["reach_seconds"] = time.process_time() - t1
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -364,16 +424,21 @@ class DetectionStudy:
     energy: pd.DataFrame   # size, scheme, seed, one row per stride-2 layer (padlib.kernels.row_energy)
     settings: dict
     seconds: dict
+    # the border reach of the networks whose size is on the stride-32 lattice (:func:`detector_reach`):
+    reach: pd.DataFrame = field(default_factory=pd.DataFrame)          # size, scheme, seed, tile, distance, error, n
+    reach_summary: pd.DataFrame = field(default_factory=pd.DataFrame)  # size, scheme, seed, tile, margins, overlaps
 
 
 def detection_study(sizes=SIZES, schemes=SCHEMES, seeds=(0, 1, 2, 3), control_seeds=None, width: int = 8,
                     steps: int = 300, batch_size: int = 32, lr: float = 3e-3, n_train: int = 2048, object_sizes=(4, 8),
                     object_size: int = 6, step: int = 2, n_backgrounds: int = 2, noise_std: float = 3.0,
-                    workers: int | None = None, progress: bool = True) -> DetectionStudy:
+                    workers: int | None = None, progress: bool = True, reach: bool | dict = True) -> DetectionStudy:
     """Train and test one :class:`SmallDetector` per (size, scheme, seed), plus the positive control (top side
     padded with noise, :data:`CONTROL`) at the uneven size for ``control_seeds`` (default: ``seeds``). For a seed,
     every scheme starts from the same weights and sees the same batches; the networks do not depend on
-    ``workers`` (processes of one torch thread each; default one per core, at most 4)."""
+    ``workers`` (processes of one torch thread each; default one per core, at most 4). ``reach``: also measure the
+    border reach (:func:`detector_reach`) of the networks whose size is a multiple of :data:`REACH_STRIDE` (96 px,
+    not 97), after their training and tests (a dict overrides :data:`REACH`; False: skip it)."""
     check_type("sizes", sizes, (list, tuple))
     check_type("seeds", seeds, (list, tuple, range))
     if len(seeds) < 2:
@@ -383,15 +448,18 @@ def detection_study(sizes=SIZES, schemes=SCHEMES, seeds=(0, 1, 2, 3), control_se
     common = dict(width=width, steps=steps, batch_size=batch_size, lr=lr, n_train=n_train,
                   object_sizes=tuple(object_sizes),
                   object_size=object_size, step=step, n_backgrounds=n_backgrounds, noise_std=noise_std)
+    reach_set = None if reach is False else dict(REACH, **(reach if isinstance(reach, dict) else {}))
     jobs = [dict(common, size=size, scheme=scheme, seed=seed) for size in sizes for scheme in schemes for seed in seeds]
     if uneven is not None:
         jobs += [dict(common, size=uneven, scheme=CONTROL, seed=seed) for seed in control_seeds]
+    for j in jobs:
+        j["reach"] = reach_set
     workers = workers if workers is not None else default_workers("cpu", threads=1)
     t0 = time.perf_counter()
     results = process_map(_job, jobs, workers, progress, "detectors: sizes x schemes x seeds")
     seconds = {"train and test": time.perf_counter() - t0}
     edge = band_steps(step)
-    maps, rows, curves, energy = [], [], [], []
+    maps, rows, curves, energy, reach_rows, reach_summary = [], [], [], [], [], []
     for r in results:
         key = dict(size=r["size"], scheme=r["scheme"], seed=r["seed"])
         amap = r["positions"].rename(columns={"top": "y", "left": "x"}).assign(**key)
@@ -405,12 +473,24 @@ def detection_study(sizes=SIZES, schemes=SCHEMES, seeds=(0, 1, 2, 3), control_se
         curves.append(pd.DataFrame({"step": np.arange(1, len(loss) + 1), "loss": loss.to_numpy(), **key}))
         if len(r["energy"]):
             energy.append(r["energy"].assign(**key))
+        if r.get("reach") is not None:
+            reach_rows.append(r["reach"].assign(**key))
+            reach_summary.append(r["reach_summary"].assign(**key, cpu_seconds=r["reach_seconds"]))
     settings = dict(sizes=list(sizes), schemes=list(schemes), seeds=list(seeds), control_seeds=control_seeds,
                     control=CONTROL, uneven=uneven, band_px=edge * step, **common, depth=5, stride=STRIDE,
                     object_share=object_size / min(sizes), task="detection")
+    settings["reach"] = reach_set
+    seconds["border reach (cpu, all networks)"] = float(sum(r.get("reach_seconds", 0.0) for r in results))
+    first = ["size", "scheme", "seed", "tile"]
+    reach_df = pd.concat(reach_rows, ignore_index=True) if reach_rows else pd.DataFrame()
+    reach_sum = pd.concat(reach_summary, ignore_index=True) if reach_summary else pd.DataFrame()
+    if len(reach_df):
+        reach_df = reach_df[first + [c for c in reach_df.columns if c not in first]]
+        reach_sum = reach_sum[first + [c for c in reach_sum.columns if c not in first]]
     return DetectionStudy(pd.concat(maps, ignore_index=True), pd.DataFrame(rows),
                           pd.concat(curves, ignore_index=True),
-                          pd.concat(energy, ignore_index=True) if energy else pd.DataFrame(), settings, seconds)
+                          pd.concat(energy, ignore_index=True) if energy else pd.DataFrame(), settings, seconds,
+                          reach_df, reach_sum)
 
 
 SIDES = ("top", "bottom", "left", "right")
@@ -476,4 +556,54 @@ def detection_tests(summary: pd.DataFrame, control: str = "circular", level: flo
     out.attrs.update(uneven=uneven, even=even, level=level, control=control, seeds=int(summary["seed"].nunique()),
                      recall={(int(k[0]), k[1]): float(v) for k, v in
                              summary.groupby(["size", "scheme"], sort=False)["mean"].mean().items()})
+    return out
+
+
+def reach_total(reach_summary: pd.DataFrame) -> pd.Series:
+    """Per network and tile: the border reach as one number, the four per-side margins' total in px (top + bottom +
+    left + right: the overlap between tile rows plus that between tile columns, before rounding to the stride);
+    infinite where a side's error stays above the tolerance up to the tile's centre, NaN where a side was never an
+    inner edge."""
+    return sum(reach_summary[f"margin_{side}"].astype(float) for side in GAPS)
+
+
+def reach_tests(reach_summary: pd.DataFrame, schemes=None, level: float = 0.95) -> pd.DataFrame:
+    """Which padding's border reach is longer: per tile size and pair of schemes (``schemes``: default every scheme
+    but the positive control, in the table's order), :func:`reach_total` of the first minus the second, paired by
+    seed (same initial weights and batches), with a t-interval over seeds, its unadjusted p and ``p_adj``, Holm over
+    every row tested (one family). A pair with a reach beyond the tile in some seed is not tested (``beyond_a``,
+    ``beyond_b``: those seeds; mean and p NaN)."""
+    cols = ["tile", "a", "b", "mean", "ci_low", "ci_high", "p", "n", "a_mean", "b_mean", "beyond_a", "beyond_b",
+            "seeds", "p_adj"]
+    if not len(reach_summary):
+        return pd.DataFrame(columns=cols)
+    df = reach_summary.assign(reach=reach_total(reach_summary))
+    if schemes is None:
+        schemes = [s for s in dict.fromkeys(df["scheme"]) if s != CONTROL]
+    rows = []
+    for tile in sorted(df["tile"].unique()):
+        piv = df[df["tile"] == tile].pivot_table(index="seed", columns="scheme", values="reach", dropna=False)
+        for i, a in enumerate(schemes):
+            for b in schemes[i + 1:]:
+                if a not in piv or b not in piv:
+                    continue
+                pair = piv[[a, b]].dropna()
+                va, vb = pair[a].to_numpy(dtype=float), pair[b].to_numpy(dtype=float)
+                beyond_a, beyond_b = int(np.isinf(va).sum()), int(np.isinf(vb).sum())
+                if beyond_a or beyond_b or len(pair) < 2:
+                    r = (float("nan"),) * 4
+                    n = len(pair)
+                else:
+                    t = t_test(va - vb, level)
+                    r, n = (t.mean, t.low, t.high, t.p), t.n
+                rows.append({"tile": int(tile), "a": a, "b": b, "mean": r[0], "ci_low": r[1], "ci_high": r[2],
+                             "p": r[3], "n": n, "a_mean": float(va.mean()) if len(va) else float("nan"),
+                             "b_mean": float(vb.mean()) if len(vb) else float("nan"), "beyond_a": beyond_a,
+                             "beyond_b": beyond_b, "seeds": len(pair)})
+    out = pd.DataFrame(rows, columns=cols[:-1])
+    tested = out["p"].notna().to_numpy()
+    out["p_adj"] = np.nan
+    if tested.any():
+        out.loc[tested, "p_adj"] = holm_adjust(out.loc[tested, "p"].to_numpy(dtype=float))
+    out.attrs.update(level=level, family=int(tested.sum()))
     return out

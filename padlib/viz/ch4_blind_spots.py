@@ -449,6 +449,68 @@ def energy_effects_figure(energy_fx, primary_rows=None):
     return fig
 
 
+def _reach_order(schemes) -> list:
+    """The schemes in the chapter's order, the positive control last."""
+    present = list(dict.fromkeys(schemes))
+    return [s for s in present if s != "noisy top"] + [s for s in present if s == "noisy top"]
+
+
+def detection_reach_figure(study, width: float = 7.0, height: float = 2.9):
+    """The trained detectors' border reach (``study.reach``): per tile size (panel), the tiled heat map's error
+    against its distance from the nearest inner tile edge (mean |tile - whole| over the output cells at that
+    distance, divided by the spread of the whole-image heat map), one line per padding scheme in the book's colours
+    (mean over seeds, the seeds' range as a band; the noisy-top control dashed), the tolerance as a grey line. The
+    y axis is linear below a tenth of the tolerance, so an error of exactly 0 shows."""
+    reach = study.reach
+    if reach is None or not len(reach):
+        return message_figure("no border reach was measured (it needs networks whose size is a multiple of 32 px)")
+    tol = float(study.reach_summary["tolerance"].iloc[0])
+    tiles = sorted(reach["tile"].unique())
+    sizes = set(study.reach_summary["size"])
+    fig, axes = plt.subplots(1, len(tiles), figsize=(width, height), sharey=True, squeeze=False)
+    for ax, tile in zip(axes[0], tiles):
+        t = reach[reach["tile"] == tile]
+        for sc in _reach_order(t["scheme"]):
+            g = t[t["scheme"] == sc].groupby("distance")["error"].agg(["mean", "min", "max"])
+            colour = scheme_colour(sc)
+            ax.fill_between(g.index, g["min"], g["max"], color=colour, alpha=0.15, lw=0)
+            ax.plot(g.index, g["mean"], "--" if sc == "noisy top" else "-", color=colour, lw=1.6, marker="o", ms=3,
+                    label=sc if sc != "noisy top" else "noisy top (control)")
+        ax.axhline(tol, color="0.55", lw=0.9, zorder=0)
+        ax.set_yscale("symlog", linthresh=tol / 10, linscale=0.5)
+        ax.set_ylim(bottom=0, top=max(1.5, float(reach["error"].max()) * 1.3))
+        d = sorted(t["distance"].unique())
+        ax.set_xticks(d if len(d) <= 7 else d[::2])
+        ax.set_xlim(d[0] - 1, d[-1] + 1)
+        ax.set_xlabel("px in from the nearest inner tile edge")
+        trained = " (training size)" if sizes == {tile} else ""
+        ax.set_title(f"tiles of {int(tile)} px{trained}", fontsize=9)
+        ax.grid(axis="y", alpha=0.25, lw=0.5)
+    first = axes[0, 0]
+    first.set_ylabel("error / spread of the\nwhole-image heat map")
+    first.text(first.get_xlim()[0] + 0.5, tol * 1.15, f"tolerance {100 * tol:g}%", ha="left", va="bottom",
+               fontsize=7.5, color="0.4")  # at the edge, where every error is far above it
+    _legend_of_all(axes[0], fontsize=7.5, frameon=False, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def detection_reach_caption(study) -> str:
+    """The prose under :func:`detection_reach_figure`, its colour words taken from the figure's colours."""
+    schemes = _reach_order(study.reach["scheme"]) if study.reach is not None and len(study.reach) else []
+    if not schemes:
+        return "No border reach was measured (it needs networks whose size is a multiple of 32 px)."
+    tol = f"{100 * float(study.reach_summary['tolerance'].iloc[0]):g}%"
+    words = [f"{colour_word(scheme_colour(s))} {s} padding" if s != "noisy top" else
+             f"dashed {colour_word(scheme_colour(s))} the noisy-top control" for s in schemes]
+    named = ", ".join(words[:-1]) + f" and {words[-1]}" if len(words) > 1 else "".join(words)
+    return ("How far in from a tile's inner edge the tiled heat map differs from the heat map of the whole canvas, "
+            "per tile size: the error at each distance is the mean difference over the heat-map cells at that "
+            "distance, as a share of the whole-image heat map's spread; lines are means over seeds, bands the seeds' "
+            f"range ({named}); the grey line is the {tol} tolerance. Where a line stays above it up to the tile's "
+            "centre, no overlap makes tiles of that size agree with the whole image.")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Objects at every position: the pretrained models at their own size
 

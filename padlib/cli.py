@@ -24,6 +24,7 @@ from .errors import PadlibError, ProbeDataError, check_new_folder, check_new_out
 from .experiments.ch3_ablation import ablation_report, report_tables
 from .experiments.zoo import REPO, ZOO_CSV, build_meta_model, load_zoo_audit, zoo_audit, zoo_overview
 from .kernels import data_free_pans, mean_kernel_asymmetry
+from ._malloc import keep_freed_memory
 from .model_report import POSITIONS, POSITIONS_MAX, check_positions, default_report_path, report
 from .report_reach import REACH_IMAGES
 from .models import OFFLINE_MODELS, check_model_spec, load_model, preprocessing
@@ -552,8 +553,9 @@ def _cmd_book(args) -> int:
         records = book.execute_chapters(executed, smoke=args.smoke, only=args.only, parameters=params)
         for r in records:
             print(f"notebook_seconds[{r['notebook']}]={r['seconds']}")
-        if not args.only or not (executed / f"{book.SAMPLE_REPORT}.html").exists():
-            print(f"report_seconds[{book.SAMPLE_REPORT_MODEL}]={book.write_sample_report(executed, args.smoke):.1f}")
+        for model in book.SAMPLE_REPORTS:
+            if not args.only or not (executed / f"{book.sample_report_name(model)}.html").exists():
+                print(f"report_seconds[{model}]={book.write_sample_report(executed, args.smoke, model):.1f}")
     missing = book.missing_chapters(executed)
     if args.only and missing:  # the site needs every chapter: rebuild it once the others were executed too
         print(f"built no site: not executed yet under {executed}: {', '.join(missing)} "
@@ -611,6 +613,8 @@ def main(argv=None) -> int:
     bad argument, input or output path (checked before any work), ``interrupted`` and code 130 on Ctrl-C (the
     shell's convention; no half-written output file is left, see :func:`padlib._files.atomic_write`).
     """
+    if argv is None:  # the process is the command's own (the console script, python -m padlib), not a caller's
+        keep_freed_memory()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

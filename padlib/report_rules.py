@@ -328,7 +328,7 @@ def _reach_recommendation(rep) -> list[Recommendation]:
                 f"at each inner edge (top {r.margins['top']}, bottom {r.margins['bottom']}, left {r.margins['left']}, "
                 f"right {r.margins['right']} px)").replace("None", "?")
     swaps = stage.swap_words(reasons=False)
-    swap_words = (f". With the padding swapped in at inference (the same weights, not retrained): "
+    swap_words = (". With the padding swapped in at inference (the same weights, not retrained): "
                   + "; ".join(swaps)) if swaps else ""
     return [Recommendation(f"{lead}{tail}{swap_words}.", f"Figure {reach_numbers(rep)[1]} (border reach)",
                            EvidenceLevel.MEASURED)]

@@ -54,7 +54,7 @@ def site(smoke_dir):
     missing = [nb.name for nb in CHAPTERS if not (smoke_dir / "executed" / "notebooks" / nb.name).exists()]
     if missing:
         pytest.fail(f"chapters failed to execute: {missing}")
-    site_build.write_sample_report(smoke_dir / "executed", smoke=True)
+    site_build.write_sample_reports(smoke_dir / "executed", smoke=True)
     return site_build.build_site(smoke_dir / "executed", smoke_dir)
 
 
@@ -75,6 +75,13 @@ def test_introduction_links_the_example_report_and_shows_its_summary(site):
     assert "Padding: " in intro and "PANs: " in intro and "padlib:sample-report" not in intro
     page = (site / "_static" / f"{site_build.SAMPLE_REPORT}.html").read_text()
     assert page.count('src="data:image/png;base64,') == 4 and "https://" not in page
+    # the dense example: linked after the first, its page with the border-reach section and figure
+    dense = site_build.sample_report_name(site_build.DENSE_SAMPLE_MODEL)
+    assert intro.index(f"{site_build.SAMPLE_REPORT}.html") < intro.index(f"{dense}.html")
+    assert "A second example, <code" in intro and "Border reach (" in intro
+    page = (site / "_static" / f"{dense}.html").read_text()
+    assert "Border reach: how much overlap tiles need</h2>" in page and "https://" not in page
+    assert page.count('src="data:image/png;base64,') == 5  # depth, examples, maps, predictions, border reach
 
 
 @pytest.mark.site

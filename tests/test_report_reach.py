@@ -155,3 +155,23 @@ def test_the_default_image_count_reaches_the_probe(monkeypatch):
     with pytest.raises(padlib.PadlibError, match="stop here"):
         padlib.report(Stack(1), size=299, **CHEAP)
     assert seen["n"] == 72
+
+
+def test_keeping_freed_memory_is_the_commands_not_an_imports(tmp_path):
+    """``import padlib`` leaves malloc alone; the ``padlib`` command and the chapter kernels keep freed memory."""
+    import subprocess
+    import sys
+
+    from padlib._malloc import MALLOC_ENV
+    from padlib.chapters.site import _kernel_env
+
+    code = ("import sys, padlib._malloc as m; calls = []\n"
+            "m.keep_freed_memory = lambda *a: calls.append(1) or True\n"
+            "import padlib, padlib.cli as c; c.keep_freed_memory = m.keep_freed_memory\n"
+            "assert not calls, 'import changed malloc'\n"
+            "c.main([]); assert not calls, 'a caller passing argv keeps its own malloc'\n"
+            "sys.argv = ['padlib']; c.main(); assert calls == [1], calls\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    env = _kernel_env()
+    assert all(env[k] == v for k, v in MALLOC_ENV.items())

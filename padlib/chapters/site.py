@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..chapters.findings import MIME as FINDINGS_MIME
 from ..chapters.findings import legend_markdown
+from .._malloc import MALLOC_ENV
 from ..errors import PadlibError, check_new_folder
 from ..model_report import report
 from ..viz.report import save_report
@@ -58,6 +59,8 @@ def _kernel_env() -> dict:
                                                         env.get("JUPYTER_PATH", "")]))
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     env.pop("MPLBACKEND", None)  # a non-interactive backend set for the caller would swallow every figure
+    for k, v in MALLOC_ENV.items():  # the kernel keeps freed memory for reuse (padlib._malloc: faster forwards)
+        env.setdefault(k, v)
     return env
 
 
@@ -264,38 +267,72 @@ SUMMARY_MARKER = "<!-- padlib:findings-summary -->"
 REPORT_MARKER = "<!-- padlib:sample-report -->"
 SAMPLE_REPORT_MODEL = "mobilenet_v2"
 SAMPLE_REPORT = f"padding-report-{SAMPLE_REPORT_MODEL}"  # .html (the page) and .json (its summary) beside the notebooks
+# The introduction's examples of ``padlib report``: model -> (the report's arguments, smoke: the same at its size,
+# the words that introduce it). The classifier at the command's defaults; the text detector (a dense model, so
+# its page has the border-reach section) with fewer probe images, since VGG16-BN costs about 50 mobilenet_v2s
+DENSE_SAMPLE_MODEL = "craft_vgg16_bn"
+SAMPLE_REPORTS = {
+    SAMPLE_REPORT_MODEL: ({}, {"images": 8, "size": 96},
+                          "an ImageNet classifier, at the command's defaults"),
+    DENSE_SAMPLE_MODEL: ({"images": 32}, {"images": 8, "size": 64, "reach": 2},
+                         "EasyOCR's CRAFT text detector (VGG16-BN with a U-net decoder; its forward returns two "
+                         "score maps at half the input's resolution and its features), a dense model: its page "
+                         "compares maps and recommends the overlap of its tiles"),
+}
 
 
-def write_sample_report(executed_dir: Path, smoke: bool = False) -> float:
-    """The introduction's example of ``padlib report``: the page for mobilenet_v2 at the command's defaults (smoke:
-    8 images at 96 px) and its summary lines as JSON, written beside the executed notebooks. Returns seconds."""
+def sample_report_name(model: str) -> str:
+    """``padding-report-<model>``: the page (``.html``) and its summary (``.json``) beside the executed notebooks."""
+    return f"padding-report-{model}"
+
+
+def write_sample_report(executed_dir: Path, smoke: bool = False, model: str = SAMPLE_REPORT_MODEL) -> float:
+    """One of the introduction's examples of ``padlib report`` (:data:`SAMPLE_REPORTS`): the page and its summary
+    lines and recommendations as JSON, written beside the executed notebooks. Returns seconds."""
 
     t0 = time.perf_counter()
-    rep = report(SAMPLE_REPORT_MODEL, 8 if smoke else 128, size=96 if smoke else None, progress=False)
+    full, quick, _ = SAMPLE_REPORTS[model]
+    rep = report(model, **(quick if smoke else full), progress=False)
     executed_dir = Path(executed_dir)
     executed_dir.mkdir(parents=True, exist_ok=True)
-    save_report(rep, executed_dir / f"{SAMPLE_REPORT}.html", force=True)  # padlib's own build output
-    (executed_dir / f"{SAMPLE_REPORT}.json").write_text(json.dumps({
+    name = sample_report_name(model)
+    save_report(rep, executed_dir / f"{name}.html", force=True)  # padlib's own build output
+    (executed_dir / f"{name}.json").write_text(json.dumps({
         "model": rep.model, "input_size": rep.input_size, "n_images": rep.n_images, "summary": rep.summary_lines(),
-        "recommendations": [r.text for r in rep.recommendations], "seconds": rep.seconds.get("total")}, indent=1))
+        "recommendations": [r.text for r in rep.recommendations], "seconds": rep.seconds.get("total"),
+        "output": rep.output or None}, indent=1))
     return time.perf_counter() - t0
 
 
-def sample_report_markdown(executed_dir: Path, static_dir: Path) -> str:
-    """The introduction's section on the report: a link to the example page (copied into the site's static
-    folder) and its summary, or, when no example was built, the command alone."""
-    page, meta = Path(executed_dir) / f"{SAMPLE_REPORT}.html", Path(executed_dir) / f"{SAMPLE_REPORT}.json"
+def write_sample_reports(executed_dir: Path, smoke: bool = False) -> dict:
+    """Every example of :data:`SAMPLE_REPORTS`: model -> seconds."""
+    return {model: write_sample_report(executed_dir, smoke, model) for model in SAMPLE_REPORTS}
+
+
+def _sample_section(executed_dir: Path, static_dir: Path, model: str, first: bool) -> str:
+    page = Path(executed_dir) / f"{sample_report_name(model)}.html"
+    meta = Path(executed_dir) / f"{sample_report_name(model)}.json"
     if not (page.exists() and meta.exists()):
-        return "(No example report was built with this copy of the site; run `padlib report mobilenet_v2`.)"
+        return f"(No example report for `{model}` was built with this copy of the site; run `padlib report {model}`.)"
     shutil.copy(page, Path(static_dir) / page.name)
     data = json.loads(meta.read_text())
-    lines = [f'The example for `{data["model"]}` ({data["n_images"]} probe images at {data["input_size"]} px, built '
-             f'with this site in {data["seconds"]:.0f} s): <a href="../_static/{page.name}">open the report</a>. Its '
-             "summary:", ""]  # the introduction is book/intro.html: raw HTML links are not rewritten
+    what = SAMPLE_REPORTS[model][2]
+    output = f"; output compared: {data['output']}" if data.get("output") else ""
+    lines = [f'{"The example" if first else "A second example"}, `{data["model"]}`, {what} ({data["n_images"]} '
+             f'probe images at {data["input_size"]} px{output}; built with this site in {data["seconds"]:.0f} s): '
+             f'<a href="../_static/{page.name}">open the report</a>. Its summary:', ""]
+    # the introduction is book/intro.html: raw HTML links are not rewritten
     lines += [f"- {line}" for line in data["summary"]]
     lines += ["", "and its recommendations:", ""]
     lines += [f"{i}. {text}" for i, text in enumerate(data["recommendations"], 1)]
     return "\n".join(lines)
+
+
+def sample_report_markdown(executed_dir: Path, static_dir: Path) -> str:
+    """The introduction's section on the report: for each example (:data:`SAMPLE_REPORTS`) a link to its page
+    (copied into the site's static folder) and its summary, or, when it was not built, the command alone."""
+    return "\n\n".join(_sample_section(executed_dir, static_dir, model, k == 0)
+                        for k, model in enumerate(SAMPLE_REPORTS))
 
 
 FINDING_LINE = re.compile(r"^- \*\*(?P<verdict>[^*]+)\*\*: (?P<claim>.+?)\. (?P<evidence>.*)$")

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from padlib.chapters import ch4_blind_spots as ch4  # noqa: E402
+from padlib.chapters import ch4_reach as ch4  # noqa: E402
 from padlib.errors import PadlibError  # noqa: E402
 from padlib.experiments import ch4_detection as det  # noqa: E402
 from padlib.viz import ch4_blind_spots as figures  # noqa: E402

@@ -143,3 +143,10 @@ class CRAFT(nn.Module):
         feature = y
         y = self.conv_cls(feature)
         return y.permute(0, 2, 3, 1), feature
+
+
+def region_score(out) -> torch.Tensor:
+    """CRAFT's region score alone, ``(N, H/2, W/2, 1)`` channels-last, as ``output=`` for padlib's methods: its two
+    channels are scores (where characters are, where they link), not classes, so the argmax across them means
+    nothing; a one-channel map is compared by its relative change alone."""
+    return out[0][..., :1]

@@ -37,16 +37,25 @@ from .stats import t_critical
 def depth_layers(model: nn.Module, input_size: int | None = None) -> list[str]:
     """One layer per depth, in order: the model's direct children, with plain ``nn.Sequential``/``ModuleList``
     children expanded one level (torchvision ``features.i``, timm ``blocks.i``, ``layer1.0`` ...), keeping
-    those whose output is a spatial map (N, C, H, W) with H, W > 1."""
+    those whose output is a spatial map (N, C, H, W) with H, W > 1. A child whose output is no tensor (a dict or
+    tuple of maps: a detector's backbone with its FPN, CRAFT's VGG) is expanded into its own children, up to
+    three levels down."""
     check_type("model", model, nn.Module)
     size = input_size or getattr(getattr(model, "padlib_preprocessing", None), "input_size", 224)
     shapes = output_shapes(model, size)
     names = []
-    for name, child in model.named_children():
-        if type(child) in (nn.Sequential, nn.ModuleList):
-            names += [f"{name}.{sub}" for sub, _ in child.named_children()]
-        else:
-            names.append(name)
+
+    def walk(module, prefix, level):
+        for name, child in module.named_children():
+            full = f"{prefix}{name}"
+            if type(child) in (nn.Sequential, nn.ModuleList):
+                names.extend(f"{full}.{sub}" for sub, _ in child.named_children())
+            elif full not in shapes and level < 3 and any(True for _ in child.children()):
+                walk(child, f"{full}.", level + 1)  # its output is not a tensor: read the maps inside it
+            else:
+                names.append(full)
+
+    walk(model, "", 1)
     keep = [n for n in names if len(shapes.get(n, ())) == 4 and min(shapes[n][-2:]) > 1]
     if not keep:
         raise PadlibError(f"{type(model).__name__} has no child module producing a spatial map; pass layers=[...]")

@@ -433,3 +433,18 @@ def test_a_segmenter_with_the_users_weights_loads_from_name_equals_path(tmp_path
     torch.save(net.state_dict(), path)
     model = padlib.load_model(f"lraspp_mobilenet_v3_large={path}")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), net.state_dict().values()))
+
+
+def test_a_detectors_backbone_goes_through_the_report_by_its_maps_key():
+    """torchvision's detectors are analysed through their backbone: its dict of FPN maps, one picked by key; the
+    mean maps read the maps inside the backbone's body and FPN (children whose own output is a dict)."""
+    import torchvision
+
+    torch.manual_seed(0)
+    det = torchvision.models.get_model("fasterrcnn_mobilenet_v3_large_fpn", weights=None, weights_backbone=None)
+    backbone = det.backbone.eval()
+    layers = padlib.spatial_bias.depth_layers(backbone, 128)
+    assert layers[0] == "body.0" and "fpn.layer_blocks.0" in layers
+    rep = padlib.report(backbone, N, size=128, output="0", reach=0, positions=0, **CHEAP)
+    assert rep.output == "['0'] (dense, 256 x 4 x 4)" and rep.output_kind == "dense"
+    assert {"reflect padding", "replicate padding", "circular padding"} <= set(rep.predictions["intervention"])

@@ -274,7 +274,7 @@ DENSE_SAMPLE_MODEL = "craft_vgg16_bn"
 SAMPLE_REPORTS = {
     SAMPLE_REPORT_MODEL: ({}, {"images": 8, "size": 96},
                           "an ImageNet classifier, at the command's defaults"),
-    DENSE_SAMPLE_MODEL: ({"images": 32}, {"images": 8, "size": 64, "reach": 2},
+    DENSE_SAMPLE_MODEL: ({"images": 32}, {"images": 8, "size": 128, "reach": 2},  # its dilated conv needs 128 px
                          "EasyOCR's CRAFT text detector (VGG16-BN with a U-net decoder; its forward returns two "
                          "score maps at half the input's resolution and its features), a dense model: its page "
                          "compares maps and recommends the overlap of its tiles"),

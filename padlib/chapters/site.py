@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..chapters.findings import MIME as FINDINGS_MIME
 from ..chapters.findings import legend_markdown
+from .._craft import region_score
 from .._malloc import MALLOC_ENV
 from ..errors import PadlibError, check_new_folder
 from ..model_report import report
@@ -269,15 +270,19 @@ SAMPLE_REPORT_MODEL = "mobilenet_v2"
 SAMPLE_REPORT = f"padding-report-{SAMPLE_REPORT_MODEL}"  # .html (the page) and .json (its summary) beside the notebooks
 # The introduction's examples of ``padlib report``: model -> (the report's arguments, smoke: the same at its size,
 # the words that introduce it). The classifier at the command's defaults; the text detector (a dense model, so
-# its page has the border-reach section) with fewer probe images, since VGG16-BN costs about 50 mobilenet_v2s
+# its page has the border-reach section) with 16 probe images, since a VGG16-BN forward costs about 50 of
+# mobilenet_v2's (its report with 32 images took 188 s on 2 cores, the classifier's with 128 about 60)
 DENSE_SAMPLE_MODEL = "craft_vgg16_bn"
 SAMPLE_REPORTS = {
     SAMPLE_REPORT_MODEL: ({}, {"images": 8, "size": 96},
                           "an ImageNet classifier, at the command's defaults"),
-    DENSE_SAMPLE_MODEL: ({"images": 32}, {"images": 8, "size": 128, "reach": 2},  # its dilated conv needs 128 px
+    DENSE_SAMPLE_MODEL: ({"images": 16, "output": region_score},  # smoke: its dilated conv needs 128 px
+                         {"images": 8, "size": 128, "reach": 2, "output": region_score},
                          "EasyOCR's CRAFT text detector (VGG16-BN with a U-net decoder; its forward returns two "
-                         "score maps at half the input's resolution and its features), a dense model: its page "
-                         "compares maps and recommends the overlap of its tiles"),
+                         "score maps at half the input's resolution and its features), a dense model, compared by "
+                         "its region score map (`output=padlib._craft.region_score`: its two channels are scores, "
+                         "not classes, so no argmax is read across them); its page adds the border reach of its "
+                         "tiles"),
 }
 
 

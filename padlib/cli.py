@@ -518,6 +518,8 @@ def _cmd_overlap(args) -> int:
           f"at stride {r.stride:g}")
     for scheme in r.schemes["padding"]:
         print(r.summary(scheme))
+    for scheme, why in r.skipped.items():
+        print(f"with {scheme} padding swapped in: not run ({why})")
     if args.out:
         with atomic_write(args.out, newline="") as f:  # all or nothing, even on Ctrl-C
             r.table.to_csv(f, index=False)

@@ -452,3 +452,24 @@ def test_a_constant_output_is_refused_and_swaps_share_the_models_unit():
         padlib.border_reach(const, torch.randn(2, 3, 32, 32), tile=16)
     r = padlib.border_reach(stack(2), _images(), tile=16, padding="circular")
     assert r.schemes.scale.nunique() == 1
+
+
+def test_a_swap_that_cannot_pad_a_small_map_is_skipped_with_its_reason(monkeypatch, capsys):
+    """Reflect padding of 4 on a 4x4 map is impossible: that swap is left out with its reason (the model's own
+    padding and the other swaps are measured), in the result and in the command's output."""
+    from padlib import cli
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1), nn.ReLU(), nn.Conv2d(4, 4, 3, 2, 1), nn.ReLU(),
+                        nn.Conv2d(4, 2, 3, 1, padding=4, dilation=4), nn.Upsample(scale_factor=4))
+    r = padlib.border_reach(net, torch.rand(2, 3, 32, 32), tile=16, padding=True, n_boot=20)
+    assert set(r.schemes["padding"]) == {"model", "replicate", "circular"}
+    assert list(r.skipped) == ["reflect"] and "reflect padding of (4, 4, 4, 4) is impossible on a 4x4" in r.skipped[
+        "reflect"]
+    with pytest.raises(padlib.PadlibError, match="padding='reflect' could not be measured"):
+        r.summary("reflect")
+    monkeypatch.setattr(cli, "_check_model", lambda spec: None)
+    monkeypatch.setattr(cli, "load_model", lambda spec, device="cpu": net)
+    assert cli.main(["overlap", "planted", "--tile", "16", "--images", "2", "--size", "32", "--padding"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("with reflect padding swapped in: not run (reflect padding of (4, 4, 4, 4) is imposs")

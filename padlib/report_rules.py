@@ -323,10 +323,10 @@ def _reach_recommendation(rep) -> list[Recommendation]:
     line = r.summary()
     lead = f"Run tile by tile, this model's map differs from the whole-image map near each inner tile edge: {line}"
     tail = ""
-    if r.overlap is not None and 0 < r.overlap < r.tile:
+    m = r.margins  # None for a side never an inner edge: the overlap is then NaN and no tail is written
+    if r.overlap is not None and 0 < r.overlap < r.tile and None not in m.values():
         tail = (f". Overlap neighbouring tiles by that much and keep, of each tile, only what lies beyond its margin "
-                f"at each inner edge (top {r.margins['top']}, bottom {r.margins['bottom']}, left {r.margins['left']}, "
-                f"right {r.margins['right']} px)").replace("None", "?")
+                f"at each inner edge (top {m['top']}, bottom {m['bottom']}, left {m['left']}, right {m['right']} px)")
     swaps = stage.swap_words(reasons=False)
     swap_words = (". With the padding swapped in at inference (the same weights, not retrained): "
                   + "; ".join(swaps)) if swaps else ""

@@ -16,9 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._distributed import all_gather_objects, all_reduce_sum, shard_batches, world
-from ._hooks import bn_affine, eval_mode, forward_hooks, iter_batches
-from .data import ProbeImages
+from ._distributed import all_gather_objects, all_reduce_sum, world
+from ._hooks import bn_affine, eval_mode, forward_hooks, iter_batches, rank_batches
 from .errors import PadlibError
 from .layers.base import padding_scheme_of
 from .padding import (
@@ -473,34 +472,11 @@ def _merge(stats: dict, follows: dict) -> dict:
 
 
 def _rank_batches(images, batch_size, device, progress, desc):
-    """(index of its first image, batch) for each batch this process scans: of the batches one process would
-    make, batch ``b`` goes to rank ``b % world_size`` (:mod:`padlib._distributed`). A ProbeImages makes only this
-    process's images; tensors and lists of batches are sliced or walked through. Progress on rank 0 only."""
-    rank, size = world()
-    if isinstance(images, ProbeImages):
-        from tqdm.auto import tqdm
-
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise PadlibError(f"batch_size must be >= 1, got {batch_size}")
-        starts = range(0, images.n, batch_size)
-        mine = [starts[b] for b in shard_batches(len(starts))]
-        bar = tqdm(total=sum(min(s + batch_size, images.n) - s for s in mine), desc=desc, unit="img",
-                   disable=not progress or rank != 0, leave=False)
-        try:
-            for s in mine:
-                batch = torch.stack([images[i] for i in range(s, min(s + batch_size, images.n))])
-                bar.update(batch.shape[0])
-                yield s, batch.to(device)
-        finally:
-            bar.close()
-        return
-    start = 0
-    for b, batch in enumerate(_batches(images, batch_size, device, progress and rank == 0, desc)):
-        if batch.dim() != 4:
-            raise PadlibError(f"image batches must be (N, C, H, W), got shape {tuple(batch.shape)}")
-        if b % size == rank:
-            yield start, batch
-        start += batch.shape[0]
+    """(index of its first image, batch) for each batch this process scans (:func:`padlib._hooks.rank_batches`)."""
+    main = world()[0] == 0
+    for _, start, batch in rank_batches(images, batch_size, device, desc if progress and main else False,
+                                        batches=_batches(images, batch_size, device, progress and main, desc)):
+        yield start, batch
 
 
 def _batches(images, batch_size, device, progress, desc):

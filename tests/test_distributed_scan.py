@@ -2,7 +2,7 @@
 
 The acceptance of the mergeable statistics: a 2-process ``torchrun`` scan (CPU, gloo) equals the 1-process scan,
 same PANs and every numeric column within 1e-5 relative; so does ``padlib.find_pans`` inside a user's own
-distributed script. Without a process group nothing changes and no collective is called.
+distributed script, and the mean feature maps. Without a process group nothing changes and no collective is called.
 """
 import os
 import pickle
@@ -117,7 +117,8 @@ def test_variance_sums_recentred_on_one_reference_merge_exactly():
     merged = {k: a.sums()[k] + b.sums()[k] for k in a.sums()}
     a.load_sums(merged)
     for k, v in whole.sums().items():
-        torch.testing.assert_close(torch.as_tensor(merged[k]), torch.as_tensor(v), rtol=1e-6, atol=1e-9)  # float32 batch sums
+        # float32 batch sums: equal to their rounding
+        torch.testing.assert_close(torch.as_tensor(merged[k]), torch.as_tensor(v), rtol=1e-6, atol=1e-9)
     fa, fw = S._layer_frame(a, None, 1)[0], S._layer_frame(whole, None, 1)[0]
     for k in ("interior_std", "z_top", "effect_left", "zpred_bottom", "interior_mean"):
         np.testing.assert_allclose(fa[k], fw[k], rtol=1e-6, atol=1e-12, err_msg=k)
@@ -191,6 +192,13 @@ def work():
         "few": padlib.find_pans(model, x[:3], batch_size=4, progress=False, reference=None, tau=2.0,
                                 definition="padding"),
     }
+    # mean feature maps: batches dealt round-robin to 3 splits, with flips; and whole groups of 4 images per split
+    fm = padlib.mean_feature_maps(model, x, splits=3, flips=True, batch_size=6, progress=False)
+    grouped = padlib.mean_feature_maps(model, x, splits=2, groups=[i // 4 for i in range(40)], batch_size=3,
+                                       progress=False)
+    out["maps"] = {(kind, k): v for kind, f in (("flips", fm), ("grouped", grouped))
+                   for k, v in [*f.maps.items(), *((("split", l), m) for l, m in f.split_maps.items()),
+                                (("n",), f.n)]}
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     return out
 
@@ -207,13 +215,19 @@ if __name__ == "__main__":
 
 def test_find_pans_in_a_users_distributed_script(tmp_path):
     """A script that initialises gloo itself and calls ``padlib.find_pans`` (and the random-init control, whose
-    BatchNorm is recalibrated): every rank gets the same tables, equal to one process's."""
+    BatchNorm is recalibrated, and ``padlib.mean_feature_maps``): every rank gets the same tables and maps, equal to
+    one process's."""
     _need_gloo()
     script = tmp_path / "user_script.py"
     script.write_text(USER_SCRIPT)
     _torchrun([str(script), str(tmp_path)], tmp_path)
     ranks = [pickle.loads((tmp_path / f"rank{r}.pkl").read_bytes()) for r in range(2)]
     alone = runpy.run_path(str(script), run_name="padlib_test")["work"]()
+    maps = alone.pop("maps")
+    assert maps.keys() == ranks[0]["maps"].keys() == ranks[1]["maps"].keys()
+    for key, want in maps.items():  # float64 sums of float32 maps: equal to rounding of the last bit
+        np.testing.assert_array_equal(ranks[0]["maps"][key], ranks[1]["maps"][key])
+        np.testing.assert_allclose(ranks[0]["maps"][key], want, rtol=1e-12, atol=0, err_msg=str(key))
     for key, want in alone.items():
         pd.testing.assert_frame_equal(ranks[0][key], ranks[1][key], check_exact=True)
         assert (ranks[0][key].is_pan == want.is_pan).all(), key

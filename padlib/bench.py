@@ -259,7 +259,8 @@ def bench_distributed_scan(n_images: int = 32, size: int = 160, batch_size: int 
     way: the one process runs on all the machine's cores, each of the two on half of them (OMP_NUM_THREADS). The
     overhead of two processes on one machine: each imports torch and loads the model, the images are split by whole
     batches, the sums are all-reduced once per pass and the selectivity reference gathered once, and each process
-    scans one of the two random-init reference copies on all 8 reference images; on 2 cores expect about 1. ``scan_1proc_seconds`` and ``scan_2proc_seconds`` are the two times;
+    scans one of the two random-init reference copies on all 8 reference images; on 2 cores expect about 1.
+    ``scan_1proc_seconds`` and ``scan_2proc_seconds`` are the two times;
     ``scan_2proc_max_rel_diff``: per numeric column, the largest difference between the two tables over the column's
     largest magnitude, the largest of those (the verdicts must be equal). With the same threads per process this is
     the summation order alone (about 2e-7, tests/test_distributed_scan.py); here the one process's float32 kernels

@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from ._distributed import shard_batches, world
 from .errors import PadlibError, check_type
 from .padding import require_padded_convs
 
@@ -254,6 +255,45 @@ def iter_batches(images, batch_size: int = 16, device="cpu", progress: bool | st
         check_images(images, number=False)  # a list: every batch checked here, before any work
         for i, b in enumerate(images):
             yield _as_input(b, dtype, i, checked=isinstance(images, (list, tuple))).to(device)
+
+
+def rank_batches(images, batch_size: int = 16, device="cpu", progress: bool | str = True,
+                 dtype: torch.dtype | None = None, batches: Iterable[torch.Tensor] | None = None):
+    """(batch number, index of its first image, batch) for the batches this process handles: of the batches one
+    process makes (:func:`iter_batches`, or ``batches``), batch ``b`` goes to rank ``b % world_size``
+    (:mod:`padlib._distributed`; alone, every batch). A ProbeImages makes only this process's images; tensors and
+    iterables of batches are walked through. Progress on rank 0 only."""
+    rank, size = world()
+    if size > 1 and hasattr(images, "batches") and hasattr(images, "__getitem__") and isinstance(
+            getattr(images, "n", None), int):
+        from tqdm.auto import tqdm
+
+        check_type("batch_size", batch_size, int)
+        if batch_size < 1:
+            raise PadlibError(f"batch_size must be >= 1, got {batch_size}")
+        starts = range(0, images.n, batch_size)
+        mine = list(shard_batches(len(starts)))
+        bar = tqdm(total=sum(min(starts[b] + batch_size, images.n) - starts[b] for b in mine), unit="img",
+                   desc=progress if isinstance(progress, str) else "probe images", disable=not progress or rank != 0,
+                   leave=False)
+        try:
+            for b in mine:
+                s = starts[b]
+                batch = torch.stack([images[i] for i in range(s, min(s + batch_size, images.n))])
+                bar.update(batch.shape[0])
+                yield b, s, batch.to(device)
+        finally:
+            bar.close()
+        return
+    if batches is None:
+        batches = iter_batches(images, batch_size, device, progress if rank == 0 else False, dtype)
+    start = 0
+    for b, batch in enumerate(batches):
+        if not isinstance(batch, torch.Tensor) or batch.dim() != 4:
+            raise PadlibError(f"image batches must be (N, C, H, W) tensors, got {_shown(batch)}")
+        if b % size == rank:
+            yield b, start, batch
+        start += batch.shape[0]
 
 
 def model_dtype(model) -> torch.dtype:

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._hooks import bn_affine, eval_mode, forward_hooks, iter_batches
+from ._distributed import all_gather_objects, all_reduce_sum, world
+from ._hooks import bn_affine, eval_mode, forward_hooks, iter_batches, rank_batches
 from .errors import PadlibError
 from .layers.base import padding_scheme_of
 from .padding import (
@@ -65,12 +66,18 @@ class _LayerStats:
         self.selectivity = selectivity
         self.n = 0
         self.ready = False
+        # several processes (padlib._distributed): the global index of the current batch's first image, and the
+        # selectivity reference closed by _share_reference once every process has seen its share of it
+        self.start = None
+        self.deferred = False
+        self.early_ref = None  # the shared reference, when it came before this process's first batch
 
     def _init(self, x: torch.Tensor, y: torch.Tensor):
         m = self.module
         (kh, kw), (sh, sw), (dh, dw) = (_pair(getattr(m, a)) for a in ("kernel_size", "stride", "dilation"))
         hin, win = x.shape[-2:]
         hout, wout = y.shape[-2:]
+        self.shapes = (tuple(x.shape[1:]), tuple(y.shape[1:]))
         l, r, t, b = layer_pads(m, (hin, win))
         self.in_hw, self.out_hw, self.pads = (hin, win), (hout, wout), (l, r, t, b)
         self.kernel, self.stride, self.dilation = (kh, kw), (sh, sw), (dh, dw)
@@ -100,7 +107,7 @@ class _LayerStats:
         # raw conv units), summed over images: 8 locations (4 sides without their corner cuts, 4 corners)
         self.cut = _border_cuts(self)
         self.auc_sum = torch.zeros(c, len(LOCATIONS), dtype=torch.float64, device=dev)
-        self.sel_ref, self.sel_parts, self.sel_pending = None, [], []
+        self.sel_ref, self.sel_parts, self.sel_pending = self.early_ref, [], []
         self.ready = True
 
     def update(self, x: torch.Tensor, y: torch.Tensor, workspace: "_Workspace"):
@@ -182,23 +189,56 @@ class _LayerStats:
             self._rank(border)
             return
         have = sum(p.shape[0] for p in self.sel_parts)
-        take = min(bsz, SELECTIVITY_IMAGES - have)
-        inner = rows[:take].reshape(take, c, -1)
-        step = max(1, inner.shape[-1] // SELECTIVITY_SAMPLE)
-        self.sel_parts.append(inner[:, :, ::step][:, :, :SELECTIVITY_SAMPLE].clone())
+        take = max(0, min(bsz, SELECTIVITY_IMAGES - (have if self.start is None else self.start)))
+        if take:
+            inner = rows[:take].reshape(take, c, -1)
+            step = max(1, inner.shape[-1] // SELECTIVITY_SAMPLE)
+            self.sel_parts.append(inner[:, :, ::step][:, :, :SELECTIVITY_SAMPLE].clone())
         self.sel_pending.append(border.clone())
-        if have + take >= SELECTIVITY_IMAGES:
+        if not self.deferred and have + take >= SELECTIVITY_IMAGES:
             self._close_reference()
 
     def _close_reference(self):
         """Sort the pooled interior reference and rank the border responses that waited for it."""
         if self.sel_ref is not None or not self.sel_parts:
             return
-        ref = torch.cat(self.sel_parts).transpose(0, 1).reshape(self.sel_parts[0].shape[1], -1)
-        self.sel_ref = ref.contiguous().sort(dim=1).values
+        self.sel_ref = _sorted_reference(self.sel_parts)
         pending, self.sel_parts, self.sel_pending = self.sel_pending, [], []
         for border in pending:
             self._rank(border)
+
+    # -- merging the sums of several processes (padlib._distributed) ---------------------------------------
+    _SUMS = ("map_sum", "int_mean_sum", "var_s1", "var_s2", "in_sum", "auc_sum")
+    _COUNTS = ("n", "int_count", "var_count", "in_count")
+
+    def sums(self) -> dict:
+        """Every statistic that adds up over images: float64 sums (the padding effects per side) and counts."""
+        out = {k: getattr(self, k) for k in self._SUMS}
+        out.update({f"effect_{s}": self.effect_sum[s] for s in SIDES})
+        out.update({k: float(getattr(self, k)) for k in self._COUNTS})
+        return out
+
+    def load_sums(self, sums: dict):
+        """Set the sums and counts to ``sums`` (what :meth:`sums` gives, added up over the processes)."""
+        for k in self._SUMS:
+            setattr(self, k, sums[k].to(getattr(self, k).device))
+        for s in SIDES:
+            self.effect_sum[s] = sums[f"effect_{s}"].to(self.effect_sum[s].device)
+        for k in self._COUNTS:
+            setattr(self, k, int(round(sums[k])))
+
+    def recentre(self, ref: torch.Tensor | None):
+        """Express the interior variance sums about ``ref`` instead of this process's own first-batch reference
+        (the one statistic of the stream that is not a plain sum): with d = own - ref, sum(x - ref) = s1 + n d
+        and sum((x - ref)^2) = s2 + 2 d s1 + n d^2, in float64."""
+        if ref is None:
+            return
+        ref = ref.to(self.var_s1.device)
+        if self.int_ref is not None and self.var_count:
+            d = self.int_ref.double() - ref.double()
+            self.var_s2 = self.var_s2 + 2 * d * self.var_s1 + self.var_count * d * d
+            self.var_s1 = self.var_s1 + self.var_count * d
+        self.int_ref = ref.to(self.int_ref.dtype if self.int_ref is not None else ref.dtype)
 
     def _rank(self, border: torch.Tensor):
         bsz, c, npos = border.shape
@@ -207,6 +247,12 @@ class _LayerStats:
         below = below + torch.searchsorted(self.sel_ref, vals, side="right")
         share = below.to(torch.float64).div_(2 * self.sel_ref.shape[1]).view(c, bsz, npos)
         self.auc_sum += torch.stack([chunk.mean(2).sum(1) for chunk in share.split(self.sel_sizes, dim=2)], 1)
+
+
+def _sorted_reference(parts: list) -> torch.Tensor:
+    """The pooled interior reference from its parts (images, C, samples): per channel, every sample, sorted."""
+    ref = torch.cat(parts).transpose(0, 1).reshape(parts[0].shape[1], -1)
+    return ref.contiguous().sort(dim=1).values
 
 
 def state_bytes(stats: dict) -> dict[str, tuple[int, int]]:
@@ -313,6 +359,10 @@ def _stream(model: nn.Module, images, batch_size: int, device, progress, desc: s
     in the same pass)."""
     convs = require_padded_convs(model)
     stats = {name: _LayerStats(name, depth, m, selectivity) for depth, (name, m) in enumerate(convs)}
+    several = world()[1] > 1  # a process group: this process scans its batches, the sums are merged below
+    for st in stats.values():
+        st.deferred = several
+    shared = not (several and selectivity)  # the selectivity reference, shared once (several processes)
     bns = {n: m for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
     pending: dict[int, tuple[str, weakref.ref]] = {}  # weak: holding outputs would keep activations alive
     follows: dict[str, str] = {}
@@ -337,9 +387,16 @@ def _stream(model: nn.Module, images, batch_size: int, device, progress, desc: s
             bn_hooks = forward_hooks(model, list(bns), on_bn)
             bn_hooks.__enter__()
             try:
-                for batch in _batches(images, batch_size, device, progress, desc):
+                batches = _rank_batches(images, batch_size, device, progress, desc) if several else \
+                    ((None, b) for b in _batches(images, batch_size, device, progress, desc))
+                for start, batch in batches:
                     if batch.dim() != 4:
                         raise PadlibError(f"image batches must be (N, C, H, W), got shape {tuple(batch.shape)}")
+                    if several:
+                        if not shared and start >= SELECTIVITY_IMAGES:
+                            shared = _share_reference(stats)
+                        for st in stats.values():
+                            st.start = start
                     model(batch)
                     if first_batch[0]:
                         first_batch[0] = False
@@ -356,10 +413,70 @@ def _stream(model: nn.Module, images, batch_size: int, device, progress, desc: s
                 if first_batch[0]:
                     bn_hooks.__exit__(None, None, None)
                 pending.clear()
+    if several:
+        if not shared:
+            _share_reference(stats)
+        follows = _merge(stats, follows)
     if not any(s.n for s in stats.values()):
         raise PadlibError("no images were scanned: the image set is empty")
     affines = {c: _bn_affine(b, bns[b]) for c, b in follows.items()}
     return stats, affines
+
+
+def _share_reference(stats: dict) -> bool:
+    """Several processes: every process's interior samples of the first ``SELECTIVITY_IMAGES`` images (those it
+    scanned), gathered, make the one pooled selectivity reference on every process, which ranks the border
+    responses that waited for it. Each process calls this once, before its first batch that starts at or past
+    image ``SELECTIVITY_IMAGES`` (or after its last): what waits is at most its share of those images' batches.
+    The reference is sorted, so the order in which the samples arrive does not matter."""
+    mine = {name: torch.cat(st.sel_parts).cpu() for name, st in stats.items() if st.ready and st.sel_parts}
+    everyone = all_gather_objects(mine)
+    for name, st in stats.items():
+        parts = [d[name].to(st.module.weight.device) for d in everyone if name in d]
+        if parts and st.ready:
+            st.sel_parts = parts
+            st._close_reference()
+        elif parts:  # this process has not run the layer yet: its first batch finds the reference ready
+            st.early_ref = _sorted_reference(parts)
+    return True
+
+
+def _merge(stats: dict, follows: dict) -> dict:
+    """Several processes: add up every process's sums (one float64 all-reduce) so that each holds the statistics
+    of all the images; returns the conv -> BatchNorm pairs. A layer this process never ran (it had no batch) is
+    set up from another's shapes with zero sums; the variance sums are first re-centred on the first process's
+    reference (:meth:`_LayerStats.recentre`), which rank 0 took from image 0's batch as one process does."""
+    mine = {"follows": follows,
+            "layout": {name: st.shapes for name, st in stats.items() if st.ready},
+            "ref": {name: st.int_ref.cpu() for name, st in stats.items() if st.ready and st.int_ref is not None}}
+    everyone = all_gather_objects(mine)
+    layout, refs, merged_follows = {}, {}, {}
+    for d in everyone:
+        for k, v in d["layout"].items():
+            layout.setdefault(k, v)
+        for k, v in d["ref"].items():
+            refs.setdefault(k, v)
+        for k, v in d["follows"].items():
+            merged_follows.setdefault(k, v)
+    for name, st in stats.items():
+        if name not in layout:
+            continue
+        if not st.ready:
+            w = st.module.weight
+            st._init(*(torch.zeros((1, *shape), dtype=w.dtype, device=w.device) for shape in layout[name]))
+        st.recentre(refs.get(name))
+    total = all_reduce_sum({name: st.sums() for name, st in stats.items() if name in layout})
+    for name, sums in total.items():
+        stats[name].load_sums(sums)
+    return merged_follows
+
+
+def _rank_batches(images, batch_size, device, progress, desc):
+    """(index of its first image, batch) for each batch this process scans (:func:`padlib._hooks.rank_batches`)."""
+    main = world()[0] == 0
+    for _, start, batch in rank_batches(images, batch_size, device, desc if progress and main else False,
+                                        batches=_batches(images, batch_size, device, progress and main, desc)):
+        yield start, batch
 
 
 def _batches(images, batch_size, device, progress, desc):

@@ -248,8 +248,59 @@ def bench_border_reach() -> dict:
             "border_reach_margin_px_mobilenet_v2_stride8": r.margin if r.margin is not None else "beyond the tile"}
 
 
+def bench_distributed_scan(n_images: int = 32, size: int = 160, batch_size: int = 8) -> dict:
+    """The PAN scan command in two processes under ``torchrun`` (CPU, gloo) against one process, on the same images:
+    ``padlib scan mobilenet_v2 --images 32 --size 160 --batch-size 8`` (4 batches, 2 per process; observed pass,
+    circular null, random-init reference with one copy per process).
+
+    ``scan_2proc_vs_1proc_seconds``: wall time of ``torchrun --standalone --nproc_per_node 2 -m padlib scan ...``
+    over that of ``python -m padlib scan ...``, both from launch to exit, so the start-up is included in both (Python,
+    torch and the model per process, and for torchrun its agent and the gloo rendezvous). The same cores either
+    way: the one process runs on all the machine's cores, each of the two on half of them (OMP_NUM_THREADS). The
+    overhead of two processes on one machine: each imports torch and loads the model, the images are split by whole
+    batches, the sums are all-reduced once per pass and the selectivity reference gathered once, and each process
+    scans one of the two random-init reference copies on all 8 reference images; on 2 cores expect about 1.
+    ``scan_1proc_seconds`` and ``scan_2proc_seconds`` are the two times;
+    ``scan_2proc_max_rel_diff``: per numeric column, the largest difference between the two tables over the column's
+    largest magnitude, the largest of those (the verdicts must be equal). With the same threads per process this is
+    the summation order alone (about 2e-7, tests/test_distributed_scan.py); here the one process's float32 kernels
+    also run on another number of threads, which rounds differently by itself."""
+    import subprocess
+    import sys
+    import tempfile
+
+    import pandas as pd
+
+    cores = os.cpu_count() or 1
+    base = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    args = ["-m", "padlib", "scan", "mobilenet_v2", "--images", str(n_images), "--size", str(size),
+            "--batch-size", str(batch_size)]
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {
+            "1proc": ([sys.executable, *args, "--out", f"{tmp}/one.csv"], str(cores)),
+            "2proc": ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args,
+                       "--out", f"{tmp}/two.csv"], str(max(1, cores // 2))),
+        }
+        seconds = {}
+        for key, (cmd, threads) in runs.items():
+            t0 = time.perf_counter()
+            subprocess.run(cmd, env=dict(base, OMP_NUM_THREADS=threads), check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            seconds[key] = time.perf_counter() - t0
+        one, two = pd.read_csv(f"{tmp}/one.csv"), pd.read_csv(f"{tmp}/two.csv")
+    if not (one["is_pan"] == two["is_pan"]).all():
+        raise AssertionError("the 2-process scan's verdicts differ from the 1-process scan's")
+    num = [c for c in one.columns if one[c].dtype.kind == "f"]
+    a, b = one[num].to_numpy(), two[num].to_numpy()
+    scale = np.nanmax(np.abs(a), axis=0)
+    diff = np.nanmax(np.abs(a - b), axis=0) / np.where(scale > 0, scale, 1.0)
+    return {"scan_1proc_seconds": round(seconds["1proc"], 2), "scan_2proc_seconds": round(seconds["2proc"], 2),
+            "scan_2proc_vs_1proc_seconds": round(seconds["2proc"] / seconds["1proc"], 3),
+            "scan_2proc_max_rel_diff": float(f"{np.nanmax(diff):.2g}")}
+
+
 BENCHMARKS = [bench_forward, bench_zoo_audit, bench_pan_scan, bench_ablation, bench_data_free, bench_padding_schemes,
-              bench_border_reach]
+              bench_border_reach, bench_distributed_scan]
 
 
 def main(only=None) -> int:

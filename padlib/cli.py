@@ -13,6 +13,7 @@ import pandas as pd
 from torch import nn
 
 from . import bench
+from ._distributed import launched_by_torchrun, process_group, world
 from ._files import atomic_write
 from .audit import audit_summary, even_padding_sizes, input_channels_size, padding_audit
 from .chapters import site as book
@@ -294,41 +295,50 @@ def _cmd_scan(args) -> int:
         check_new_output(args.out, args.force, "--out file")  # before the scan, not after it
     _check_model(args.model)
     _check_input("--image-dir", args.image_dir)
-    model = load_model(args.model, device=args.device)
+    # under torchrun (WORLD_SIZE > 1): one process group for the scan, destroyed on leaving; every process scans its
+    # share of the batches, the sums are merged, and rank 0 alone prints and writes (padlib._distributed)
+    with process_group(args.device) as device:
+        return _scan(args, device)
+
+
+def _scan(args, device) -> int:
+    rank, processes = world()
+    say = print if rank == 0 else (lambda *a, **k: None)
+    model = load_model(args.model, device=device)
     n = args.images
     images = probe_images(n, size=args.size, seed=args.seed, image_dir=args.image_dir, model=model)
     reference = None if args.reference == "none" else args.reference
     if args.definition == "learned" and reference is None:
         raise PadlibError("--definition learned needs the random-init reference: leave out --reference none")
-    scan = scan_pans(model, images, fpr=args.fpr, batch_size=args.batch_size, device=args.device,
-                     reference=reference, definition=args.definition)
+    scan = scan_pans(model, images, fpr=args.fpr, batch_size=args.batch_size, device=device,
+                     reference=reference, progress=rank == 0, definition=args.definition)
     t = scan.table
     s = pan_summary(t).iloc[0]
-    print(f"{scan.model_name}: {len(images)} images at {scan.input_size}, {s.layers} padded layers, "
-          f"{s.filters} filters")
-    print(f"threshold tau={scan.tau:.3f} (corners {scan.tau_corner:.3f}) for fpr={args.fpr} on the circular null; "
-          f"null exceedance {scan.null_exceedance():.4f}")
+    say(f"{scan.model_name}: {len(images)} images at {scan.input_size}, {s.layers} padded layers, "
+        f"{s.filters} filters" + (f", scanned by {processes} processes (torchrun)" if processes > 1 else ""))
+    say(f"threshold tau={scan.tau:.3f} (corners {scan.tau_corner:.3f}) for fpr={args.fpr} on the circular null; "
+        f"null exceedance {scan.null_exceedance():.4f}")
     if reference:
-        print(f"padding-caused (circular null only): {int(t.padding_caused.sum())}; beyond random init "
-              f"({len(scan.init_thresholds)} layers, seeds {', '.join(map(str, sorted(set(scan.reference.seed))))}): "
-              f"{int(t.learned.sum())}")
+        say(f"padding-caused (circular null only): {int(t.padding_caused.sum())}; beyond random init "
+            f"({len(scan.init_thresholds)} layers, seeds {', '.join(map(str, sorted(set(scan.reference.seed))))}): "
+            f"{int(t.learned.sum())}")
     if "specialist" in t:
-        print(f"specialists (selectivity > {scan.selectivity_threshold:.3f}, Benjamini-Hochberg q <= {scan.fdr}): "
-              f"{int(t.specialist.sum())}, of which at most {scan.expected_false_discoveries():.1f} expected false "
-              f"discoveries; PANs below are the {scan.definition} reading")
-    print(f"PANs: {s.pans} ({s.share_pct:.2f}% of filters); fire at border {s.fire} ({s.fire_pct:.2f}%), "
-          f"silenced {s.silenced} ({s.silenced_pct:.2f}%)")
-    print("per side (fire/silenced, counts and % of filters): " + ", ".join(
+        say(f"specialists (selectivity > {scan.selectivity_threshold:.3f}, Benjamini-Hochberg q <= {scan.fdr}): "
+            f"{int(t.specialist.sum())}, of which at most {scan.expected_false_discoveries():.1f} expected false "
+            f"discoveries; PANs below are the {scan.definition} reading")
+    say(f"PANs: {s.pans} ({s.share_pct:.2f}% of filters); fire at border {s.fire} ({s.fire_pct:.2f}%), "
+        f"silenced {s.silenced} ({s.silenced_pct:.2f}%)")
+    say("per side (fire/silenced, counts and % of filters): " + ", ".join(
         f"{side} {r.fire}/{r.silenced} ({r.fire_pct:.2f}%/{r.silenced_pct:.2f}%)"
         for side, r in side_sign_counts(t).iterrows()))
-    print(f"paper: {PAPER_CLAIM}")
-    if args.out:
+    say(f"paper: {PAPER_CLAIM}")
+    if args.out and rank == 0:
         with atomic_write(args.out, newline="") as f:  # all or nothing, even on Ctrl-C
             if args.out.endswith(".csv"):
                 t.to_csv(f, index=False)
             else:
                 t.to_json(f, orient="records", indent=1)
-        print(f"wrote {len(t)} rows to {args.out}")
+        say(f"wrote {len(t)} rows to {args.out}")
     return 0
 
 
@@ -623,6 +633,9 @@ def main(argv=None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 0
+        if launched_by_torchrun() and args.command != "scan":
+            raise PadlibError(f"'padlib {args.command}' runs in one process; under torchrun only 'padlib scan' shares "
+                              "its images among the processes (run the other commands without torchrun)")
         return args.func(args)
     except PadlibError as e:  # the command-line wording where the API's names no option of the command
         print(f"error: {getattr(e, 'command_line', None) or e}", file=sys.stderr)

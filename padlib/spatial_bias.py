@@ -22,7 +22,9 @@ import torch
 from torch import nn
 
 from ._compat import moved_names
-from ._hooks import check_device, check_images, iter_batches, keeps_model, layer_map_stats, model_dtype
+from ._distributed import all_gather_objects, world
+from ._hooks import (check_device, check_images, iter_batches, keeps_model, layer_map_stats, model_dtype,
+                     rank_batches)
 from ._memory import output_shapes
 from .audit import audit_summary
 from .errors import PadlibError, check_type
@@ -175,27 +177,44 @@ def deal_groups(labels, splits: int) -> list[list[int]]:
 def _split_batches(images, index, batch_size, device, progress, dtype):
     """(split, batch) pairs: the images of each split of ``index`` (image indices per split) in batches of at most
     ``batch_size``, split after split, from a ProbeImages (each image made when its batch comes), a tensor or a list
-    of batches; each batch checked and cast as :func:`padlib._hooks.iter_batches` does."""
+    of batches; each batch checked and cast as :func:`padlib._hooks.iter_batches` does. In a process group, batch
+    ``j`` of that sequence is made by rank ``j % world_size`` only (:mod:`padlib._distributed`)."""
     from tqdm.auto import tqdm
 
     if isinstance(images, (list, tuple)):
         rows = [(b, r) for b, t in enumerate(images) for r in range(t.shape[0])]
-    bar = tqdm(total=sum(map(len, index)), desc=progress if isinstance(progress, str) else "images", unit="img",
-               disable=not progress, leave=False)
+    rank, size = world()
+    chunks = [(k, ix[s:s + batch_size]) for k, ix in enumerate(index) for s in range(0, len(ix), batch_size)]
+    chunks = chunks[rank::size]
+    bar = tqdm(total=sum(len(c) for _, c in chunks), desc=progress if isinstance(progress, str) else "images",
+               unit="img", disable=not progress or rank != 0, leave=False)
     try:
-        for k, ix in enumerate(index):
-            for s in range(0, len(ix), batch_size):
-                chunk = ix[s:s + batch_size]
-                if isinstance(images, torch.Tensor):
-                    batch = images[torch.as_tensor(chunk)]
-                elif isinstance(images, (list, tuple)):
-                    batch = torch.stack([images[rows[i][0]][rows[i][1]] for i in chunk])
-                else:
-                    batch = torch.stack([images[i] for i in chunk])
-                bar.update(len(chunk))
-                yield k, next(iter_batches([batch], len(chunk), device, False, dtype))
+        for k, chunk in chunks:
+            if isinstance(images, torch.Tensor):
+                batch = images[torch.as_tensor(chunk)]
+            elif isinstance(images, (list, tuple)):
+                batch = torch.stack([images[rows[i][0]][rows[i][1]] for i in chunk])
+            else:
+                batch = torch.stack([images[i] for i in chunk])
+            bar.update(len(chunk))
+            yield k, next(iter_batches([batch], len(chunk), device, False, dtype))
     finally:
         bar.close()
+
+
+def _merged(sums: list, counts: list) -> tuple[list, list]:
+    """Several processes (:mod:`padlib._distributed`): every process's per-split sums of maps and image counts added
+    up, so that each holds those of all the images (the maps are channel-reduced, one small array per layer, so
+    they are gathered whole). Alone: unchanged."""
+    if world()[1] == 1:
+        return sums, counts
+    total, n = [dict() for _ in sums], [0] * len(counts)
+    for part_sums, part_counts in all_gather_objects((sums, counts)):
+        for k, d in enumerate(part_sums):
+            for layer, v in d.items():
+                total[k][layer] = total[k].get(layer, 0) + v
+            n[k] += part_counts[k]
+    return total, n
 
 
 @keeps_model
@@ -244,8 +263,9 @@ def mean_feature_maps(model: nn.Module, images, layers=None, reduce: str = "abs"
         batch_size = max(1, min(batch_size, math.ceil(n_images / splits)))
     sums = [dict() for _ in range(splits)]
     counts = [0] * splits
-    batches = iter_batches(images, batch_size, device, progress, model_dtype(model))
-    for b, batch in enumerate(flipped_batches(batches) if flips else batches):
+    for b, _, batch in rank_batches(images, batch_size, device, progress, model_dtype(model)):
+        if flips:
+            batch = next(flipped_batches([batch]))
         k = b % splits
         stats = layer_map_stats(model, batch, layers, batch_size=batch.shape[0], device=device, progress=False,
                                 transform=transform)
@@ -253,6 +273,7 @@ def mean_feature_maps(model: nn.Module, images, layers=None, reduce: str = "abs"
             s = st.sum[0].numpy()
             sums[k][layer] = sums[k].get(layer, 0) + s
         counts[k] += batch.shape[0]
+    sums, counts = _merged(sums, counts)  # in a process group, each process streamed its share of the batches
     if sum(counts) == 0:
         raise PadlibError("no images: mean_feature_maps needs at least one image")
     maps = {l: sum(sums[k][l] for k in range(splits) if counts[k]) / sum(counts) for l in layers}
@@ -286,6 +307,7 @@ def _grouped_maps(model, images, layers, reduce, splits, flips, batch_size, devi
         for layer, st in stats.items():
             sums[k][layer] = sums[k].get(layer, 0) + st.sum[0].numpy()
         counts[k] += batch.shape[0]
+    sums, counts = _merged(sums, counts)
     maps = {l: sum(sums[k][l] for k in range(splits)) / sum(counts) for l in layers}
     split_maps = {l: np.stack([sums[k][l] / counts[k] for k in range(splits)]) for l in layers} if splits > 1 else {}
     split_groups = [list(dict.fromkeys(labels[i] for i in ix)) for ix in index]

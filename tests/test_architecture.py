@@ -20,7 +20,8 @@ PADLIB = Path(__file__).resolve().parents[1] / "padlib"
 
 # Lower layers may be imported by higher ones, never the other way round; within a layer, imports must not cycle.
 LAYERS = {
-    "base": ["errors", "_files", "_compat", "stats", "padding", "preprocess", "_hooks", "_memory", "_malloc"],
+    "base": ["errors", "_files", "_compat", "stats", "padding", "preprocess", "_hooks", "_memory", "_malloc",
+             "_distributed"],
     "core": ["models", "_craft", "data", "layers"],
     "methods": ["_trace", "_pan_stream", "pans", "pan_tables", "kernels", "kernel_types", "interventions", "audit",
                 "spatial_bias", "blind_spot_maps", "position", "model_report", "outputs", "evaluation",

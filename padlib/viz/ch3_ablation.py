@@ -75,9 +75,10 @@ def kl_vs_perturbation_plot(table, floor: float = 1e-4):
     return _finish_panel_grid(fig, axes, len(models), ncol=4, top=0.6)
 
 
-def intervention_plot(table, metric: str = "agreement", interventions=None, title: str = ""):
+def intervention_plot(table, metric: str = "agreement", interventions=None, title: str = "", styles=None):
     """One metric per intervention (rows) and model (colours), with bootstrap intervals.
-    Takes ``report_tables(...)['interventions']``."""
+    Takes ``report_tables(...)['interventions']``. ``styles``: per value of the ``model`` column, the (colour,
+    marker) to draw it with instead of the model's colour (rows that are not models, such as a map's regions)."""
     t = table[table["metric"] == metric]
     order = list(interventions) if interventions is not None else list(dict.fromkeys(t["intervention"]))
     t = t[t["intervention"].isin(order)]
@@ -87,8 +88,10 @@ def intervention_plot(table, metric: str = "agreement", interventions=None, titl
         tm = t[t["model"] == model].set_index("intervention").reindex(order).dropna(subset=["value"])
         y = np.array([order.index(i) for i in tm.index]) + (j - (len(models) - 1) / 2) * 0.16
         v, lo, hi = (tm[c].to_numpy(dtype=float) for c in ("value", "ci_low", "ci_high"))
-        ax.errorbar(v, y, xerr=np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)]), fmt="o",
-                    capsize=2, markersize=4, label=model, color=model_colour(model, j))
+        colour, marker = (styles or {}).get(model, (model_colour(model, j), "o"))
+        ax.errorbar(v, y, xerr=np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)]), fmt=marker,
+                    capsize=2, markersize=4, label=model, color=colour,
+                    markerfacecolor="white" if marker == "s" else colour)
     ax.set_yticks(range(len(order)), order, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(_METRIC_LABELS.get(metric, metric.replace("_", " ")))

@@ -86,9 +86,13 @@ _PLOT_AXIS = {"agreement": "share of images whose top-1 class is unchanged (95% 
               "relative_change": "relative change of the map: ||changed - intact|| / ||intact|| (95% CI)"}
 
 
+REGION_STYLES = {"all positions": (PRETRAINED, "o"), "border band": (PRETRAINED, "s"), "interior": (PRETRAINED, "^")}
+
+
 def predictions_figure(rep: PaddingReport):
     """Figure 4: the headline metric per intervention (:func:`padlib.report_rules.headline_metric`); a dense map's
-    over all its positions, in the border band and in the interior (three colours)."""
+    over all its positions, in the border band and in the interior (three markers in the near-black of trained
+    weights: the regions are not models or schemes, so they take none of the book's colours)."""
     metric = headline_metric(rep.predictions, rep.output_kind)
     if rep.output_kind == "logits":
         t = rep.predictions.assign(model=rep.model)
@@ -96,7 +100,7 @@ def predictions_figure(rep: PaddingReport):
         parts = {"": "all positions", "_border": "border band", "_interior": "interior"}
         t = pd.concat([rep.predictions[rep.predictions.metric == metric + k].assign(model=v, metric=metric)
                        for k, v in parts.items()], ignore_index=True)
-    fig = intervention_plot(t, metric, title="")
+    fig = intervention_plot(t, metric, title="", styles=REGION_STYLES)
     ax = fig.axes[0]
     ax.set_xlabel(_PLOT_AXIS[metric], fontsize=8 if metric != "agreement" else None)
     if metric != "relative_change":
@@ -264,8 +268,8 @@ def _predictions_caption(rep: PaddingReport) -> str:
     metric = headline_metric(rep.predictions, rep.output_kind)
     what = ("Per-pixel agreement (share of the map's positions whose argmax class is unchanged)"
             if metric == "argmax_agreement" else "Relative change of the map")
-    return (f"{what} under each intervention, over all positions, in the border band and in the interior, with 95% "
-            f"bootstrap intervals over images.")
+    return (f"{what} under each intervention, over all positions (dots), in the border band (open squares) and in "
+            f"the interior (triangles), with 95% bootstrap intervals over images.")
 
 
 def _level_badge(level) -> str:

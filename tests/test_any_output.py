@@ -467,3 +467,4 @@ def test_segmenters_and_the_unet_go_through_border_reach(lraspp):
             bn.running_var.uniform_(0.5, 2.0)
     d = padlib.border_reach(deeplab, images, tile=64, tiles_per_image=2, n_boot=20, padding="reflect")
     assert set(d.schemes["padding"]) == {"model"} and "is impossible on a" in d.skipped["reflect"]
+

@@ -352,3 +352,20 @@ def test_copy_pad_matches_index_padding_keeps_channels_last_and_its_gradient(pad
         assert torch.allclose(torch.autograd.grad(got, x, g)[0], torch.autograd.grad(ref(x), x, g)[0])
         cl = copy_pad(x.detach().to(memory_format=torch.channels_last), pads, is_mirror)
         assert cl.is_contiguous(memory_format=torch.channels_last) and torch.equal(cl, ref(x))
+
+
+def test_circular_padding_wider_than_the_map_wraps_as_often_as_it_takes():
+    """A dilated conv's padding can exceed a small map; circular padding is then the periodic extension (the
+    torus), still borderless, and equals F.pad's circular where that applies."""
+    import torch.nn.functional as F
+
+    from padlib.layers.base import TorchModePadding
+
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
+    circ = TorchModePadding("circular")
+    assert torch.equal(circ.pad(x, (2, 1, 3, 2)), F.pad(x, (2, 1, 3, 2), mode="circular"))
+    wide = circ.pad(x, (7, 6, 9, 5))
+    assert wide.shape == (2, 3, 4 + 9 + 5, 5 + 7 + 6)
+    rows, cols = torch.arange(-9, 4 + 5) % 4, torch.arange(-7, 5 + 6) % 5
+    assert torch.equal(wide, x[:, :, rows][:, :, :, cols])
+    assert torch.equal(wide[..., 9:13, 7:12], x)  # the map itself in the middle

@@ -99,7 +99,13 @@ class TorchModePadding(PaddingScheme):
     def pad(self, x, pads):
         h, w = x.shape[-2:]
         l, r, t, b = pads
-        limit = (w, h) if self.mode == "circular" else (w - 1, h - 1) if self.mode == "reflect" else (10**9,) * 2
+        if self.mode == "circular" and (max(l, r) > w or max(t, b) > h):
+            # wider than the map (a dilated ASPP on a small map): the periodic extension, wrapping as often as it
+            # takes, is still a map without a border (what the PAN scan's circular null needs at any size)
+            rows = torch.arange(-t, h + b, device=x.device) % h
+            cols = torch.arange(-l, w + r, device=x.device) % w
+            return x[..., rows, :][..., cols]
+        limit = (w - 1, h - 1) if self.mode == "reflect" else (10**9,) * 2
         if max(l, r) > limit[0] or max(t, b) > limit[1]:
             raise PaddingImpossibleError(f"{self.mode} padding of {pads} is impossible on a {h}x{w} feature map")
         if self.mode == "circular" and x.dim() == 4:

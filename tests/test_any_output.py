@@ -451,20 +451,11 @@ def test_a_detectors_backbone_goes_through_the_report_by_its_maps_key():
 
 
 def test_segmenters_and_the_unet_go_through_border_reach(lraspp):
-    """border_reach reads a dict's 'out' and a tuple's first map; a dilated ASPP whose padding is wider than its map
-    at this size keeps its own padding's reading and leaves the swaps out with the reason."""
+    """border_reach reads a dict's 'out' and a tuple's first map (a swap that cannot run is left out with its reason:
+    tests/test_border_reach.py's planted dilated net)."""
     images = _images(2, 128)
     r = padlib.border_reach(lraspp, images, tile=64, tiles_per_image=2, n_boot=20, padding="replicate")
     assert r.output.startswith("['out']") and r.stride == 1 and set(r.schemes["padding"]) == {"model", "replicate"}
     assert r.n_tiles == 4 and r.n_images == 2
     u = padlib.border_reach(_unet(), _images(2, 64), tile=32, tiles_per_image=2, n_boot=20)
     assert u.output.startswith("[0]") and u.margin is not None and u.margin <= 32
-    torch.manual_seed(0)
-    deeplab = deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None).eval()
-    for bn in deeplab.modules():  # at initialisation its map is constant (spread 0): statistics as if trained
-        if isinstance(bn, nn.BatchNorm2d):
-            bn.running_mean.normal_(0, 0.3)
-            bn.running_var.uniform_(0.5, 2.0)
-    d = padlib.border_reach(deeplab, images, tile=64, tiles_per_image=2, n_boot=20, padding="reflect")
-    assert set(d.schemes["padding"]) == {"model"} and "is impossible on a" in d.skipped["reflect"]
-

@@ -27,7 +27,7 @@ from .experiments.zoo import REPO, ZOO_CSV, build_meta_model, load_zoo_audit, zo
 from .kernels import data_free_pans, mean_kernel_asymmetry
 from ._malloc import keep_freed_memory
 from .model_report import POSITIONS, POSITIONS_MAX, check_positions, default_report_path, report
-from .report_reach import REACH_IMAGES
+from .report_reach import REACH_IMAGES, REACH_RANGE
 from .models import OFFLINE_MODELS, check_model_spec, load_model, preprocessing
 from .pan_tables import pan_summary, side_sign_counts
 from .pans import scan_pans
@@ -96,9 +96,10 @@ def _reach(text: str) -> int:
         value = int(text)
     except ValueError:
         value = None
-    if value is None or not (value == 0 or 2 <= value <= 64):
-        raise argparse.ArgumentTypeError(f"must be 0 (no border-reach stage) or a whole number of photographs from 2 "
-                                         f"to 64, got {text}")
+    low, high = REACH_RANGE
+    if value is None or not (value == 0 or low <= value <= high):
+        raise argparse.ArgumentTypeError(f"must be 0 (no border-reach stage) or a whole number of photographs from "
+                                         f"{low} to {high}, got {text}")
     return value
 
 

@@ -53,7 +53,7 @@ from .spatial_bias import (
     random_init_maps,
     spatial_bias_index,
 )
-from .report_reach import REACH_IMAGES, ReachStage, reach_stage
+from .report_reach import REACH_IMAGES, REACH_RANGE, ReachStage, reach_stage
 from .tiling import swap_failure
 from .report_rules import (  # noqa: F401 - the rules and words, re-exported where they lived before
     EVEN_SIZE_REACH,
@@ -341,9 +341,10 @@ def check_reach(reach) -> int:
     work unless 0, None or a whole number from 2 (an interval over photographs needs two) to 64."""
     if reach is None:
         return 0
-    if isinstance(reach, bool) or not isinstance(reach, int) or not (reach == 0 or 2 <= reach <= 64):
-        raise PadlibError(f"reach must be 0 or None (no border-reach stage) or a whole number of photographs from 2 "
-                          f"to 64, got {reach!r}")
+    low, high = REACH_RANGE
+    if isinstance(reach, bool) or not isinstance(reach, int) or not (reach == 0 or low <= reach <= high):
+        raise PadlibError(f"reach must be 0 or None (no border-reach stage) or a whole number of photographs from "
+                          f"{low} to {high}, got {reach!r}")
     return reach
 
 

@@ -267,7 +267,7 @@ def compare_outputs(reference, other, output=None, channels_last: bool | None = 
     ref, oth = to_nchw(ref, channels_last), to_nchw(oth, channels_last)
     result["shape"] = tuple(ref.shape[1:])
     result["margin"] = interior_margin(tuple(ref.shape[-2:]))
-    return {**result, **{k: float(v.mean()) for k, v in dense_metrics(ref, oth).items()}}
+    return {**result, **{k: float(v.mean()) for k, v in dense_metrics(ref, oth).items() if k in DENSE_METRICS}}
 
 
 @torch.no_grad()

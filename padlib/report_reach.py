@@ -19,6 +19,7 @@ REACH_IMAGES = 4  # photographs at twice the input size (the units of the interv
 REACH_TILES = 8  # ... and tiles cut from each: 4 x (8 tiles + one whole image of four tiles' area) per padding
 REACH_TOLERANCE = 0.01  # of the spread of the whole-image output: the margin where the tiled error stays under it
 REACH_N_BOOT = 1000
+REACH_RANGE = (2, 64)  # photographs: an interval over photographs needs two; more is a study, not a report stage
 
 
 @dataclass

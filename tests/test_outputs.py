@@ -212,3 +212,12 @@ def test_describe_and_predict_refuse_unreadable_outputs_in_one_line():
     with pytest.raises(padlib.PadlibError) as e:
         padlib.predict(_Detector().eval(), torch.zeros(1, 3, 8, 8))
     assert "returns a tuple, not class logits" in str(e.value) and "describe_outputs" in str(e.value)
+
+
+def test_compare_outputs_gives_the_comparisons_metrics_only():
+    """dense_metrics' per-image squared norms (what evaluate pools) are not compare_outputs' results."""
+    torch.manual_seed(0)
+    ref = torch.randn(2, 3, 8, 8)
+    r = padlib.compare_outputs(ref, ref + 0.1)
+    assert not [k for k in r if k.startswith("sq_")]
+    assert {"relative_change", "relative_change_border", "argmax_agreement"} <= set(r)

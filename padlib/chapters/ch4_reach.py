@@ -6,14 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..report_rules import _and
 from .ch4_blind_spots import ALPHA, fmt_p
 
 REACH_CONTROL = "noisy top"  # the positive control's scheme (padlib.experiments.ch4_detection.CONTROL)
-
-
-def _names(items: list[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _scheme_name(scheme: str) -> str:
@@ -69,7 +65,7 @@ def _reach_word(r, family: int, alpha: float = ALPHA) -> str:
     a, b = r.a, r.b
     if r.beyond_a or r.beyond_b:
         parts = [f"{x} in {k} of {r.seeds} seeds" for x, k in ((a, r.beyond_a), (b, r.beyond_b)) if k]
-        return f"{a} against {b}: not compared (beyond the tile for {_names(parts)})"
+        return f"{a} against {b}: not compared (beyond the tile for {_and(parts)})"
     if not np.isfinite(r.p):
         return f"{a} against {b}: not compared ({r.n} paired seed{'s' if r.n != 1 else ''})"
     if r.ci_low == r.ci_high == 0:
@@ -106,8 +102,8 @@ def reach_lines(reach_summary: pd.DataFrame, tests: pd.DataFrame | None = None) 
 
         def subject(names):
             trained = [x for x in names if x != REACH_CONTROL]
-            words = [f"{_names(trained)} padding"] if trained else []
-            return _names(words + ([_scheme_name(REACH_CONTROL)] if REACH_CONTROL in names else []))
+            words = [f"{_and(trained)} padding"] if trained else []
+            return _and(words + ([_scheme_name(REACH_CONTROL)] if REACH_CONTROL in names else []))
 
         if len(groups) == 1 and len(next(iter(groups.values()))) > 1:
             body = f"with every padding ({subject(next(iter(groups.values())))}) they {next(iter(groups))}"
@@ -130,7 +126,7 @@ def reach_lines(reach_summary: pd.DataFrame, tests: pd.DataFrame | None = None) 
                 per_tile.append(f"at {int(tile)} px not readable (every reach is beyond the tile)")
             elif same.all() and len(t) > 1:
                 schemes = list(dict.fromkeys(list(t["a"]) + list(t["b"])))
-                per_tile.append(f"at {int(tile)} px the same for {_names(schemes)} padding in every seed "
+                per_tile.append(f"at {int(tile)} px the same for {_and(schemes)} padding in every seed "
                                 f"({int(t['n'].min())})")
             else:
                 per_tile.append(f"at {int(tile)} px " + "; ".join(_reach_word(r, family) for _, r in t.iterrows()))

@@ -22,7 +22,7 @@ from ..chapters.findings import legend_markdown
 from .._craft import region_score
 from .._malloc import MALLOC_ENV
 from ..errors import PadlibError, check_new_folder
-from ..model_report import report
+from ..model_report import default_report_path, report
 from ..viz.report import save_report
 
 REPO = Path(__file__).resolve().parents[2]
@@ -266,8 +266,14 @@ def prepare_for_site(path: Path) -> dict:
 
 SUMMARY_MARKER = "<!-- padlib:findings-summary -->"
 REPORT_MARKER = "<!-- padlib:sample-report -->"
+def sample_report_name(model: str) -> str:
+    """``padding-report-<model>``: the page (``.html``) and its summary (``.json``) beside the executed notebooks
+    (the name ``padlib report`` gives a page by default, without its suffix)."""
+    return os.path.splitext(default_report_path(model))[0]
+
+
 SAMPLE_REPORT_MODEL = "mobilenet_v2"
-SAMPLE_REPORT = f"padding-report-{SAMPLE_REPORT_MODEL}"  # .html (the page) and .json (its summary) beside the notebooks
+SAMPLE_REPORT = sample_report_name(SAMPLE_REPORT_MODEL)
 # The introduction's examples of ``padlib report``: model -> (the report's arguments, smoke: the same at its size,
 # the words that introduce it). The classifier at the command's defaults; the text detector (a dense model, so
 # its page has the border-reach section) with 16 probe images, since a VGG16-BN forward costs about 50 of
@@ -285,11 +291,6 @@ SAMPLE_REPORTS = {
                          "not classes, so no argmax is read across them); its page adds the border reach of its "
                          "tiles"),
 }
-
-
-def sample_report_name(model: str) -> str:
-    """``padding-report-<model>``: the page (``.html``) and its summary (``.json``) beside the executed notebooks."""
-    return f"padding-report-{model}"
 
 
 def write_sample_report(executed_dir: Path, smoke: bool = False, model: str = SAMPLE_REPORT_MODEL) -> float:

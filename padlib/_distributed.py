@@ -177,3 +177,78 @@ def process_group(device="cpu", timeout_s: float = 1800):
         yield device
     finally:
         dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# BatchNorm over the global batch, on any device
+
+class _SummedOverRanks(torch.autograd.Function):
+    """A sum over the processes that gradients flow through: the backward pass sums the gradients too (each rank's
+    loss depends on every rank's part of the sum)."""
+
+    @staticmethod
+    def forward(ctx, tensor):
+        out = tensor.clone(memory_format=torch.contiguous_format)
+        _dist().all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        _dist().all_reduce(grad)
+        return grad
+
+
+def _synced_forward(self, x):
+    """BatchNorm in training mode normalised by the statistics of the whole global batch (every rank's part),
+    summed in float64 by a differentiable all-reduce, so the gradient is the one-process run's: what
+    ``torch.nn.SyncBatchNorm`` does on GPUs, also on the CPU (gloo). Eval mode and one process: the plain layer."""
+    base = type(self).__mro__[1]
+    if not self.training or world()[1] == 1:
+        return base.forward(self, x)
+    dims = [0, *range(2, x.dim())]
+    xd = x.double()
+    count = torch.full((1,), x.numel() / x.shape[1], dtype=torch.float64, device=x.device)
+    total = _SummedOverRanks.apply(torch.cat([xd.sum(dims), (xd * xd).sum(dims), count]))
+    c = x.shape[1]
+    n = total[-1]
+    mean = total[:c] / n
+    var = (total[c:2 * c] / n - mean * mean).clamp_min(0)
+    shape = (1, c) + (1,) * (x.dim() - 2)
+    y = ((xd - mean.view(shape)) * torch.rsqrt(var + self.eps).view(shape)).to(x.dtype)
+    if self.affine:
+        y = y * self.weight.view(shape) + self.bias.view(shape)
+    if self.track_running_stats:
+        with torch.no_grad():
+            self.num_batches_tracked.add_(1)
+            m = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum
+            self.running_mean.mul_(1 - m).add_(mean.to(self.running_mean.dtype), alpha=m)
+            unbiased = var * n / (n - 1).clamp_min(1)
+            self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype), alpha=m)
+    return y
+
+
+_SYNCED: dict = {}
+
+
+@contextlib.contextmanager
+def synced_batchnorm(model: torch.nn.Module):
+    """Inside the block, every BatchNorm of ``model`` normalises by the global batch's statistics when several
+    processes train (see :func:`_synced_forward`); its class is restored on leaving, also on error, so the
+    weights, buffers and state-dict keys are the plain layer's. Alone: nothing changes."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    swapped = []
+    if world()[1] > 1:
+        for m in model.modules():
+            if isinstance(m, _BatchNorm) and not isinstance(m, torch.nn.SyncBatchNorm):
+                cls = type(m)
+                if cls not in _SYNCED:
+                    _SYNCED[cls] = type(f"Synced{cls.__name__}", (cls,), {"forward": _synced_forward})
+                m.__class__ = _SYNCED[cls]
+                swapped.append((m, cls))
+    try:
+        yield model
+    finally:
+        for m, cls in swapped:
+            m.__class__ = cls

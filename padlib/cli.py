@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from torch import nn
 
-from . import bench
+from . import bench, cli_train
 from ._distributed import launched_by_torchrun, process_group, world
 from ._files import atomic_write
 from .audit import audit_summary, even_padding_sizes, input_channels_size, padding_audit
@@ -616,7 +616,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _chapter_commands():
     """The chapters' commands, in book order."""
-    return [_register_audit, _register_scan, _register_ablate, _register_kernels, _register_report, _register_overlap]
+    return [_register_audit, _register_scan, _register_ablate, _register_kernels, _register_report, _register_overlap,
+            lambda sub: cli_train.register(sub, _whole, _number, SEED)]
 
 
 def main(argv=None) -> int:
@@ -634,9 +635,10 @@ def main(argv=None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 0
-        if launched_by_torchrun() and args.command != "scan":
-            raise PadlibError(f"'padlib {args.command}' runs in one process; under torchrun only 'padlib scan' shares "
-                              "its images among the processes (run the other commands without torchrun)")
+        if launched_by_torchrun() and args.command not in ("scan", "train"):
+            raise PadlibError(f"'padlib {args.command}' runs in one process; under torchrun only 'padlib scan' (its "
+                              "images) and 'padlib train' (its batches) share their work among the processes (run the "
+                              "other commands without torchrun)")
         return args.func(args)
     except PadlibError as e:  # the command-line wording where the API's names no option of the command
         print(f"error: {getattr(e, 'command_line', None) or e}", file=sys.stderr)

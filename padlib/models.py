@@ -20,6 +20,7 @@ from ._hooks import model_device  # noqa: F401 - re-exported: padlib._hooks.mode
 from .errors import (CheckpointError, PadlibError, PadlibTypeError, UnknownModelError, WeightsUnavailableError,
                      check_type, first_line)
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing  # noqa: F401 - re-exported
+from .small_nets import SMALL_MODELS, build_from_header, small_net_header
 
 
 @dataclass(frozen=True)
@@ -292,9 +293,45 @@ def _unreadable_checkpoint(path: str, kind: str) -> str:
 def check_model_spec(spec: str) -> None:
     """An unknown architecture name or a missing checkpoint file (``NAME=PATH``) refused before anything loads."""
     name, path = split_model_spec(spec)
+    if name in SMALL_MODELS:
+        _small_net_header(name, path)
+        return
     _resolve(name)
     if path is not None:
         check_checkpoint_path(path)
+
+
+def _small_net_header(name: str, path: str | None) -> dict:
+    """The header of a ``padlib train`` checkpoint given as ``NAME=PATH`` for one of the book's small networks,
+    or one line saying what is wrong: no path, another file, another kind of network."""
+    if path is None:
+        raise UnknownModelError(f"'{name}' is one of the book's small networks, trained by 'padlib train': give its "
+                                f"checkpoint as {name}=PATH (e.g. {name}=runs/{name}-zero-seed0-e12/model.pt)")
+    path = check_checkpoint_path(path)
+    header = small_net_header(path)
+    if header is None:
+        raise CheckpointError(f"checkpoint '{path}' was not written by 'padlib train' (it has no padlib_small_net "
+                              f"header), so '{name}=PATH' cannot rebuild the network it belongs to")
+    if header["kind"] != name:
+        raise CheckpointError(f"checkpoint '{path}' holds a '{header['kind']}' network, not '{name}': pass "
+                              f"{header['kind']}={path}")
+    return header
+
+
+def _load_small_net(name: str, path: str | None, pretrained: bool) -> tuple[nn.Module, Preprocessing]:
+    """One of the book's small networks from its ``padlib train`` checkpoint, in the padding scheme it was trained
+    with; ``pretrained=False``: the same architecture at a random initialisation. Its images are [0, 1] canvases
+    of the training size (it standardises them itself)."""
+    header = _small_net_header(name, path)
+    model = build_from_header(header)
+    if pretrained:
+        state = load_checkpoint(path)
+        problem = _mismatch_message(model, state, name, path)
+        if problem:
+            raise CheckpointError(problem)
+        model.load_state_dict(state)
+    size, channels = header["input_size"], header["in_channels"]
+    return model, Preprocessing(input_size=size, resize_size=size, mean=(0.0,) * channels, std=(1.0,) * channels)
 
 
 def load_checkpoint(path) -> dict:
@@ -432,7 +469,9 @@ def load_model(name: str, pretrained: bool = True, device: str | torch.device = 
     Your own weights: ``weights=PATH`` (a state dict saved from this architecture: ``.pth``/``.pt`` or
     ``.safetensors``, see :func:`load_checkpoint`), or the spec ``"NAME=PATH"`` as the name, which every
     command and chapter accepts. With ``pretrained=False`` a spec's file is not read (the random-init control
-    of that architecture).
+    of that architecture). The book's small networks (``vgg``, ``resnet``, ``strided``) load from the checkpoint
+    ``padlib train`` writes, which says how to rebuild them (``vgg=runs/vgg-zero-seed0-e12/model.pt``; with
+    ``pretrained=False`` only that description is read).
     """
     check_type("pretrained", pretrained, bool)
     spec = name
@@ -448,9 +487,11 @@ def load_model(name: str, pretrained: bool = True, device: str | torch.device = 
                                   "pass one of them")
         spec_path = os.fspath(weights)
         spec = f"{name}={spec_path}"
-    library, arch = _resolve(name)
+    library, arch = (None, name) if name in SMALL_MODELS else _resolve(name)
     offline = arch in OFFLINE_MODELS and library == OFFLINE_MODELS[arch].library and "/" not in name
-    if spec_path is not None and pretrained:
+    if library is None:  # the book's small networks: a 'padlib train' checkpoint says how to rebuild them
+        model, prep = _load_small_net(name, spec_path, pretrained)
+    elif spec_path is not None and pretrained:
         model = _load_own_weights(name, library, arch, spec_path)
         prep = OFFLINE_MODELS[arch].preprocessing if offline else (
             _torchvision_preprocessing(arch) if library == "torchvision" else _timm_preprocessing(model))

@@ -22,7 +22,7 @@ PADLIB = Path(__file__).resolve().parents[1] / "padlib"
 LAYERS = {
     "base": ["errors", "_files", "_compat", "stats", "padding", "preprocess", "_hooks", "_memory", "_malloc",
              "_distributed"],
-    "core": ["models", "_craft", "data", "layers"],
+    "core": ["models", "_craft", "data", "layers", "small_nets"],
     "methods": ["_trace", "_pan_stream", "pans", "pan_tables", "kernels", "kernel_types", "interventions", "audit",
                 "spatial_bias", "blind_spot_maps", "position", "model_report", "outputs", "evaluation",
                 "report_rules", "report_reach", "position_sensitivity", "tiling"],
@@ -30,7 +30,7 @@ LAYERS = {
     "viz": ["viz"],
     "chapters": ["chapters"],
     # the command line, benchmarks, the package's re-exports and the old module paths (one release, they warn)
-    "top": ["cli", "bench", "__main__", "__init__", "activations", "ablation", "training", "blind_spots",
+    "top": ["cli", "cli_train", "bench", "__main__", "__init__", "activations", "ablation", "training", "blind_spots",
             "padding_layers", "plots", "book", "findings"],
 }
 ORDER = list(LAYERS)

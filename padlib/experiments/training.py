@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._distributed import all_reduce_sum, synced_batchnorm, world
 from .._hooks import eval_mode
 from ..errors import PadlibError, check_type
 from ..experiments.digits import ImageSet
@@ -112,6 +113,11 @@ def train(model: nn.Module, data: ImageSet, target: str = "label", epochs: float
 
     The sample order depends only on ``seed``. ``epochs`` may be fractional. With ``eval_data`` the model is
     evaluated (accuracy on ``target``) before training and ``evals_per_epoch`` times per epoch.
+
+    In a process group (``torchrun``), ``batch_size`` is the global batch: each of the N processes takes every
+    N-th sample of it (DistributedSampler's rule, applied to the one-process batch), the model runs under
+    DistributedDataParallel and its BatchNorms normalise by the global batch, so the run is the one-process run
+    up to floating-point rounding. Only rank 0 evaluates; the history's losses are the global batch's.
     """
     from tqdm.auto import tqdm
 
@@ -121,6 +127,10 @@ def train(model: nn.Module, data: ImageSet, target: str = "label", epochs: float
     check_type("batch_size", batch_size, int)
     if epochs <= 0 or batch_size < 1:
         raise PadlibError(f"epochs must be > 0 and batch_size >= 1, got {epochs} and {batch_size}")
+    rank, size = world()
+    if batch_size % size or min(batch_size, len(data)) % size:
+        raise PadlibError(f"batch_size {batch_size} is the global batch and must split evenly over the {size} "
+                          f"processes; use a multiple of {size}")
     y_all = data.targets(target)
     n = len(data)
     steps_per_epoch = max(math.ceil(n / batch_size), 1)
@@ -128,13 +138,20 @@ def train(model: nn.Module, data: ImageSet, target: str = "label", epochs: float
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model.to(device)
+    conv_weights_to(model, training_memory_format(device))  # before a DDP wrapper takes views of the weights
+    net = model
+    if size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        dev = torch.device(device)
+        net = DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / total_steps, 1))))
     eval_every = max(steps_per_epoch // max(evals_per_epoch, 1), 1)
     history, evals = [], []
 
     def run_eval(step):
-        if eval_data is not None:
+        if eval_data is not None and rank == 0:
             acc = float(evaluate(model, eval_data, target, device=device)["correct"].mean())
             evals.append({"step": step, "epoch": step / steps_per_epoch, "accuracy": acc})
 
@@ -142,20 +159,23 @@ def train(model: nn.Module, data: ImageSet, target: str = "label", epochs: float
     order = torch.randperm(n, generator=gen)
     pos = 0
     desc = progress if isinstance(progress, str) else "train"
-    for step in tqdm(range(1, total_steps + 1), desc=desc, disable=not progress, leave=False):
-        if pos + batch_size > n and pos > 0:
-            order, pos = torch.randperm(n, generator=gen), 0
-        idx = order[pos:pos + batch_size]
-        pos += batch_size
-        x, y = data.images[idx].to(device), y_all[idx].to(device)
-        t0 = time.perf_counter()
-        loss, module_loss = training_step(model, opt, x, y)
-        seconds = time.perf_counter() - t0
-        sched.step()
-        history.append({"step": step, "epoch": step / steps_per_epoch, "loss": loss, "module_loss": module_loss,
-                        "seconds": seconds})
-        if step % eval_every == 0 or step == total_steps:
-            run_eval(step)
+    with synced_batchnorm(model):
+        for step in tqdm(range(1, total_steps + 1), desc=desc, disable=not progress or rank > 0, leave=False):
+            if pos + batch_size > n and pos > 0:
+                order, pos = torch.randperm(n, generator=gen), 0
+            idx = order[pos:pos + batch_size][rank::size]
+            pos += batch_size
+            x, y = data.images[idx].to(device), y_all[idx].to(device)
+            t0 = time.perf_counter()
+            loss, module_loss = training_step(net, opt, x, y)
+            if size > 1:  # the global batch's losses (equal shares: the mean of the ranks' means)
+                loss, module_loss = (v / size for v in all_reduce_sum(torch.tensor([loss, module_loss])).tolist())
+            seconds = time.perf_counter() - t0
+            sched.step()
+            history.append({"step": step, "epoch": step / steps_per_epoch, "loss": loss, "module_loss": module_loss,
+                            "seconds": seconds})
+            if step % eval_every == 0 or step == total_steps:
+                run_eval(step)
     model.eval()
     return TrainResult(model, pd.DataFrame(history), pd.DataFrame(evals, columns=["step", "epoch", "accuracy"]))
 

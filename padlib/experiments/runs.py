@@ -1,0 +1,305 @@
+"""Training runs in folders: one (network, padding scheme, seed) per folder, written by ``padlib train`` and read by
+the chapters that train networks, so a grid can be trained anywhere (a loop, a SLURM array, several machines,
+each run under ``torchrun`` or not) and the chapter built from the folder.
+
+A run folder holds ``config.json`` (the :class:`RunSpec`), ``metrics.json`` (final test accuracy, cost, where it
+ran), ``curve.csv`` (held-out accuracy during training), ``history.csv`` (the loss per step), ``model.pt`` (the
+trained network: loads as ``vgg=PATH``) and ``init.pt`` (the same network before training, the chapters' control).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import secrets
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .._distributed import all_reduce_sum, broadcast_object, world
+from ..errors import PadlibError
+from ..layers.base import PADDING_SCHEMES, convert_padding
+from ..models import load_model
+from ..small_nets import SMALL_MODELS, small_net_checkpoint
+from .digits import load_dataset
+from .smallnets import small_model
+from .training import SchemeRun, TrainResult, evaluate, train
+
+RUN_FORMAT = "padlib-run/1"
+RUN_FILES = ("config.json", "metrics.json", "curve.csv", "history.csv", "model.pt", "init.pt")
+# chapter 5's canvases (its parameters' defaults): what `padlib train` trains on unless told otherwise
+DIGIT_CANVASES = {"canvas_size": 16, "digit_size": 8, "background": "texture", "border_fraction": 0.2,
+                  "cut_fraction": 0.3, "cut_range": [0.2, 0.5]}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: the network, its padding scheme and seed, the data and the optimisation. The defaults
+    are chapter 5's; runs that differ only in ``scheme``, ``seed`` and ``epochs`` form one grid."""
+
+    scheme: str = "zero"
+    seed: int = 0
+    epochs: float = 12
+    model: str = "vgg"
+    width: int = 8
+    depth: int = 3
+    dataset: str = "digits"
+    n_train: int = 2500
+    n_test: int = 2000
+    data_seed: int = 0
+    canvases: dict = field(default_factory=lambda: dict(DIGIT_CANVASES))  # the digits' settings (else unused)
+    batch_size: int = 64
+    lr: float = 6e-3
+    n_eval: int = 500
+    evals_per_epoch: int = 1
+
+    RUN_KEYS = ("scheme", "seed", "epochs")  # what varies inside a grid
+
+    def __post_init__(self):
+        if self.scheme not in PADDING_SCHEMES:
+            raise PadlibError(f"unknown padding scheme '{self.scheme}'; choose one of {', '.join(PADDING_SCHEMES)}")
+        if self.model not in SMALL_MODELS:
+            raise PadlibError(f"unknown small network '{self.model}'; choose one of {', '.join(SMALL_MODELS)}")
+        for name in ("width", "depth", "n_train", "n_test", "batch_size", "n_eval", "evals_per_epoch"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise PadlibError(f"{name} must be a whole number >= 1, got {value!r}")
+        for name in ("epochs", "lr"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                raise PadlibError(f"{name} must be a number > 0, got {value!r}")
+        if self.n_eval > self.n_test:
+            raise PadlibError(f"n_eval ({self.n_eval}) held-out images are taken from the test set: at most n_test "
+                              f"({self.n_test})")
+        if self.dataset not in ("digits", "cifar10") and not os.path.isdir(self.dataset):
+            raise PadlibError(f"dataset '{self.dataset}' is neither 'digits', 'cifar10' nor a folder of labelled "
+                              "images (one sub-folder per class)")
+
+    @property
+    def name(self) -> str:
+        """The run's folder name: ``vgg-zero-seed3-e12``."""
+        return f"{self.model}-{self.scheme}-seed{self.seed}-e{self.epochs:g}"
+
+    def grid_settings(self) -> dict:
+        """Everything but the scheme, the seed and the epochs: what every run of one grid shares."""
+        out = {k: v for k, v in asdict(self).items() if k not in self.RUN_KEYS}
+        if self.dataset != "digits":
+            out.pop("canvases")
+        return out
+
+    def data(self):
+        """(train, test) image sets, the same on every process and machine for the same spec."""
+        extra = {**self.canvases, "cut_range": tuple(self.canvases["cut_range"])} if self.dataset == "digits" else {}
+        return load_dataset(self.dataset, self.n_train, self.n_test, seed=self.data_seed, **extra)
+
+    def command(self) -> str:
+        """The ``padlib train`` command line that trains this run (the flags that differ from the defaults)."""
+        default = RunSpec()
+        flags = [f"--scheme {self.scheme}", f"--seed {self.seed}"]
+        for f in fields(self):
+            value, base = getattr(self, f.name), getattr(default, f.name)
+            if f.name in ("scheme", "seed") or value == base:
+                continue
+            if f.name == "canvases":
+                flags += [f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                          for k, v in value.items() if v != DIGIT_CANVASES.get(k)]
+            else:
+                flags.append(f"--{f.name.replace('_', '-')} {value:g}" if isinstance(value, float)
+                             else f"--{f.name.replace('_', '-')} {value}")
+        return "padlib train " + " ".join(flags)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise PadlibError(f"unknown run settings: {', '.join(unknown)}")
+        return cls(**d)
+
+
+def _check_runs_dir(runs_dir, spec: RunSpec) -> Path:
+    """The run's folder can be made: ``runs_dir`` is (or can become) a writable folder and holds no run of that
+    name yet (a run is never overwritten)."""
+    runs_dir = Path(runs_dir)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise PadlibError(f"runs folder '{runs_dir}' is a file; pass a folder")
+    existing = runs_dir.resolve()
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise PadlibError(f"cannot write runs folder '{runs_dir}': no permission to write in '{existing}'")
+    target = runs_dir / spec.name
+    if target.exists():
+        raise PadlibError(f"run '{target}' exists already; runs are never overwritten: remove it to train it again")
+    return target
+
+
+def train_run(spec: RunSpec, runs_dir, device="cpu", progress: bool = True) -> Path | None:
+    """Train the run ``spec`` describes and write its folder under ``runs_dir`` (rank 0 writes; returns its path,
+    None on the other ranks). Under ``torchrun`` the global batch is shared among the processes (see
+    :func:`padlib.experiments.training.train`): the same run as in one process, up to rounding.
+
+    The network at a seed is the one chapter 5 trains inline at that seed (same initial weights, same batches)."""
+    if not isinstance(spec, RunSpec):
+        raise PadlibError(f"spec must be a RunSpec, got {type(spec).__name__}")
+    rank, size = world()
+    problem = None
+    if rank == 0:
+        try:
+            target = _check_runs_dir(runs_dir, spec)
+        except PadlibError as e:
+            problem = str(e)
+    problem = broadcast_object(problem)  # every rank stops on rank 0's refusal, before any work
+    if problem:
+        raise PadlibError(problem)
+    wall, cpu = time.perf_counter(), time.process_time()
+    train_set, test_set = spec.data()
+    base = small_model(spec.model, train_set, seed=spec.seed, width=spec.width, depth=spec.depth)
+    init = convert_padding(base, spec.scheme)
+    net = copy.deepcopy(init)
+    result = train(net, train_set, "label", spec.epochs, spec.batch_size, spec.lr, spec.seed, device,
+                   progress=spec.name if progress else False, eval_data=test_set.head(spec.n_eval),
+                   evals_per_epoch=spec.evals_per_epoch)
+    cpu_seconds = float(all_reduce_sum(time.process_time() - cpu))  # every process's CPU time
+    if rank != 0:
+        return None
+    accuracy = float(evaluate(net, test_set, device=device)["correct"].mean())
+    metrics = {"test_accuracy": accuracy, "n_test": len(test_set), "steps": len(result.history),
+               "seconds_per_step": result.seconds_per_step, "wall_seconds": time.perf_counter() - wall,
+               "cpu_seconds": cpu_seconds, "processes": size, "device": str(device), "torch": torch.__version__}
+    header = {"kind": spec.model, "in_channels": train_set.images.shape[1], "num_classes": _classes(net),
+              "scheme": spec.scheme, "input_size": train_set.images.shape[-1],
+              "width": spec.width, "depth": spec.depth}
+    _write_run(target, spec, metrics, result, net, init, header)
+    return target
+
+
+def _classes(net) -> int:
+    return int([m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1].out_features)
+
+
+def _write_run(target: Path, spec: RunSpec, metrics: dict, result: TrainResult, net, init, header: dict) -> None:
+    """All of the run's files in a hidden folder beside ``target``, renamed to ``target`` at the end: a crash or
+    Ctrl-C leaves no half run that a chapter could read."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        arch = {k: header[k] for k in ("kind", "in_channels", "num_classes", "scheme", "input_size")}
+        kwargs = {"width": header["width"], "depth": header["depth"]}
+        (tmp / "config.json").write_text(json.dumps({"format": RUN_FORMAT, **asdict(spec)}, indent=1) + "\n")
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+        result.evaluations.to_csv(tmp / "curve.csv", index=False)
+        result.history.to_csv(tmp / "history.csv", index=False)
+        torch.save(small_net_checkpoint(net, **arch, **kwargs), tmp / "model.pt")
+        torch.save(small_net_checkpoint(init, **arch, **kwargs), tmp / "init.pt")
+        os.rename(tmp, target)  # fails if a run of that name appeared meanwhile: never overwritten
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------------------
+# reading a grid
+
+@dataclass
+class RunGrid:
+    """The runs of one folder, read back: their specs, :class:`SchemeRun` objects (as inline training returns
+    them) and metrics; every run shares :attr:`settings` (the spec less scheme, seed and epochs)."""
+
+    folder: Path
+    specs: list
+    runs: list
+    metrics: list
+    settings: dict
+
+    def select(self, plan) -> list:
+        """The runs of ``plan`` ((scheme, seed, epochs) triples, as :func:`padlib.experiments.ch5_schemes.seed_plan`
+        gives them), in plan order; a missing run is refused in one line that lists the missing ones and the
+        command that trains the first."""
+        index = {(s.scheme, s.seed, float(s.epochs)): r for s, r in zip(self.specs, self.runs)}
+        missing = [(s, seed, float(e)) for s, seed, e in plan if (s, seed, float(e)) not in index]
+        if missing:
+            shown = ", ".join(f"{s} seed {seed} ({e:g} epochs)" for s, seed, e in missing[:6])
+            more = f" and {len(missing) - 6} more" if len(missing) > 6 else ""
+            first = RunSpec.from_dict({**self.settings, "scheme": missing[0][0], "seed": missing[0][1],
+                                       "epochs": missing[0][2]})
+            raise PadlibError(f"runs folder '{self.folder}' lacks {len(missing)} of the {len(plan)} runs the chapter's "
+                              f"plan needs: {shown}{more}; train each with padlib train (the first: "
+                              f"'{first.command()} --out {self.folder}') or lower n_seeds / n_seeds_other / "
+                              "longer_seeds")
+        return [index[(s, seed, float(e))] for s, seed, e in plan]
+
+    def chapter_settings(self) -> dict:
+        """The chapter parameters the runs decide (data, network, optimisation), under the chapter's names."""
+        s = self.settings
+        out = {"dataset": s["dataset"], "n_train": s["n_train"], "n_test": s["n_test"], "seed": s["data_seed"],
+               "model": s["model"], "width": s["width"], "depth": s["depth"], "batch_size": s["batch_size"],
+               "lr": s["lr"], "n_eval": s["n_eval"]}
+        out.update({k: v for k, v in s.get("canvases", {}).items()})
+        return out
+
+    def describe(self, used: list | None = None) -> str:
+        """Where the runs came from, in one line: how many (of how many in the folder), the processes and
+        devices they trained on, and their CPU time."""
+        used = self.runs if used is None else used
+        chosen = [m for r, m in zip(self.runs, self.metrics) if any(r is u for u in used)]
+        procs = sorted({m["processes"] for m in chosen})
+        devices = sorted({m["device"] for m in chosen})
+        cpu = sum(m["cpu_seconds"] for m in chosen)
+        return (f"{len(chosen)} runs read from the runs folder (of {len(self.runs)} in it), trained by padlib train in "
+                f"{' or '.join(map(str, procs))} process{'es' if procs != [1] else ''} each on {', '.join(devices)}, "
+                f"{cpu:.0f} CPU s in all")
+
+
+def read_run(folder) -> tuple[RunSpec, SchemeRun, dict]:
+    """One run folder: (spec, run with its trained and initial networks, metrics). One line if it is incomplete
+    or not a run."""
+    folder = Path(folder)
+    absent = [f for f in RUN_FILES if not (folder / f).is_file()]
+    if absent:
+        raise PadlibError(f"'{folder}' is not a complete run folder (no {', '.join(absent)}); remove it or train it "
+                          "again with padlib train")
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        metrics = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError) as e:
+        raise PadlibError(f"cannot read run '{folder}': {e}") from None
+    if config.pop("format", None) != RUN_FORMAT:
+        raise PadlibError(f"'{folder / 'config.json'}' was not written by this padlib's train (format {RUN_FORMAT})")
+    spec = RunSpec.from_dict(config)
+    model = load_model(f"{spec.model}={folder / 'model.pt'}")
+    init = load_model(f"{spec.model}={folder / 'init.pt'}")
+    result = TrainResult(model, pd.read_csv(folder / "history.csv"), pd.read_csv(folder / "curve.csv"))
+    return spec, SchemeRun(spec.scheme, spec.seed, init, model, result, float(spec.epochs),
+                           float(metrics["cpu_seconds"])), metrics
+
+
+def read_grid(runs_dir) -> RunGrid:
+    """Every run folder under ``runs_dir`` (hidden folders, i.e. runs still being written, are skipped), checked to
+    form one grid: the same data, network and optimisation, differing only in scheme, seed and epochs."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise PadlibError(f"runs folder '{runs_dir}' does not exist or is not a folder")
+    folders = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise PadlibError(f"runs folder '{runs_dir}' holds no runs; train them with padlib train --out {runs_dir}")
+    specs, runs, metrics = [], [], []
+    for folder in folders:
+        spec, run, m = read_run(folder)
+        specs.append(spec)
+        runs.append(run)
+        metrics.append(m)
+    settings = specs[0].grid_settings()
+    for folder, spec in zip(folders, specs):
+        other = spec.grid_settings()
+        differ = [k for k in sorted(set(settings) | set(other)) if settings.get(k) != other.get(k)]
+        if differ:
+            k = differ[0]
+            raise PadlibError(f"runs in '{runs_dir}' are not one grid: '{folders[0].name}' has {k} "
+                              f"{settings.get(k)!r}, '{folder.name}' has {other.get(k)!r}")
+    return RunGrid(runs_dir, specs, runs, metrics, settings)

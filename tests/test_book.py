@@ -36,17 +36,42 @@ def test_committed_notebook_has_parameters_first_and_no_outputs(notebook):
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "commit without outputs"
 
 
+@pytest.fixture(scope="session")
+def ch5_runs(smoke_dir):
+    """Chapter 5's smoke plan trained by the ``padlib train`` command, one run per call, into a runs folder."""
+    from padlib import cli
+    from padlib.experiments.ch5_schemes import seed_plan
+
+    folder = smoke_dir / "ch5-runs"
+    plan = seed_plan(["zero", "replicate", "circular", "partial", "padding_module"], [0, 1],
+                     ["padding_module", "partial"], n_other=2, epochs=2, longer_seeds=1)  # the notebook's smoke plan
+    for scheme, seed, epochs in plan:
+        assert cli.main(["train", "--scheme", scheme, "--seed", str(seed), "--epochs", f"{epochs:g}", "--width", "4",
+                         "--n-train", "256", "--n-test", "200", "--n-eval", "100", "--out", str(folder)]) == 0
+    return folder
+
+
 @pytest.mark.site
 @pytest.mark.parametrize("notebook", CHAPTERS, ids=[nb.stem for nb in CHAPTERS])
-def test_chapter_executes_in_smoke_mode(notebook, smoke_dir):
+def test_chapter_executes_in_smoke_mode(notebook, smoke_dir, request):
+    """Every chapter in smoke mode; chapter 5 from a folder of runs that ``padlib train`` trained (its inline
+    training is what ``make book`` runs; the runs are its networks bit for bit, tests/test_train_runs.py)."""
     out = smoke_dir / "executed" / "notebooks" / notebook.name
-    seconds = site_build.execute_notebook(notebook, out, {"smoke": True})
+    params = {"smoke": True}
+    if notebook.stem.startswith("05"):
+        params["runs_dir"] = str(request.getfixturevalue("ch5_runs"))
+    seconds = site_build.execute_notebook(notebook, out, params)
     print(f"{notebook.stem}: {seconds:.1f} s")
     nb = json.loads(out.read_text())
     errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert injected and "remove-cell" in injected[0]["metadata"]["tags"]
+    if "runs_dir" in params:  # the page says where its networks came from, and the box states that scale
+        text = json.dumps([c.get("outputs", []) for c in nb["cells"]])
+        assert "15 runs read from the runs folder (of 15 in it), trained by padlib train in 1 process each" in text
+        assert "small networks trained from scratch by padlib train (read from a runs folder)" in text
+        assert "trained here" not in text
 
 
 @pytest.fixture(scope="session")

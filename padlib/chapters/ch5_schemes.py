@@ -288,15 +288,17 @@ CLAIMS = {"padding_module": "A learned Padding Module beats zero padding",
 
 
 def evidence_scale(model, width: int, n_seeds: int, n_other: int | None, canvas: int, n_train: int,
-                   probe: int | None = None) -> str:
+                   probe: int | None = None, trained_here: bool = True) -> str:
     """The scale of the evidence in words, from the design: the network (its padded convolutions and first-stage
     width), the seeds (``n_other``: the other schemes' seeds, None when every scheme has ``n_seeds``), the
-    canvases and, for PPP, the probe canvases' side."""
+    canvases and, for PPP, the probe canvases' side; ``trained_here=False``: the runs were read from a folder
+    that ``padlib train`` filled."""
     from ..padding import padded_convs
 
     seeds = (f"{n_seeds} paired seeds for zero padding and the primary schemes, {n_other} for the others"
              if n_other is not None else f"{n_seeds} paired seeds for every scheme")
-    text = (f"small networks trained here from scratch ({len(padded_convs(model))} padded 3x3 convolutions, first "
+    where = "trained here from scratch" if trained_here else "trained from scratch by padlib train (read from a runs folder)"
+    text = (f"small networks {where} ({len(padded_convs(model))} padded 3x3 convolutions, first "
             f"stage {width} channels): {seeds}; {n_train} training canvases of {canvas} px with handwritten digits")
     if probe:
         text += f"; measured on {probe}-px probe canvases"

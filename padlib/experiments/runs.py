@@ -9,6 +9,7 @@ trained network: loads as ``vgg=PATH``) and ``init.pt`` (the same network before
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import secrets
@@ -92,9 +93,10 @@ class RunSpec:
         return out
 
     def data(self):
-        """(train, test) image sets, the same on every process and machine for the same spec."""
-        extra = {**self.canvases, "cut_range": tuple(self.canvases["cut_range"])} if self.dataset == "digits" else {}
-        return load_dataset(self.dataset, self.n_train, self.n_test, seed=self.data_seed, **extra)
+        """(train, test) image sets, the same on every process and machine for the same spec (the last grid's are
+        kept, so a loop over one grid's runs in one process builds them once)."""
+        return _grid_data(json.dumps({k: self.grid_settings().get(k) for k in
+                                      ("dataset", "n_train", "n_test", "data_seed", "canvases")}, sort_keys=True))
 
     def command(self) -> str:
         """The ``padlib train`` command line that trains this run (the flags that differ from the defaults)."""
@@ -119,6 +121,13 @@ class RunSpec:
         if unknown:
             raise PadlibError(f"unknown run settings: {', '.join(unknown)}")
         return cls(**d)
+
+
+@functools.lru_cache(maxsize=1)
+def _grid_data(settings: str):
+    s = json.loads(settings)
+    extra = {**s["canvases"], "cut_range": tuple(s["canvases"]["cut_range"])} if s["dataset"] == "digits" else {}
+    return load_dataset(s["dataset"], s["n_train"], s["n_test"], seed=s["data_seed"], **extra)
 
 
 def _check_runs_dir(runs_dir, spec: RunSpec) -> Path:
@@ -235,11 +244,12 @@ class RunGrid:
         return [index[(s, seed, float(e))] for s, seed, e in plan]
 
     def chapter_settings(self) -> dict:
-        """The chapter parameters the runs decide (data, network, optimisation), under the chapter's names."""
+        """The chapter parameters the runs decide (data, network, optimisation), under the chapter's names; the
+        epochs are the shortest runs' (the plan's longer runs train a multiple of them)."""
         s = self.settings
         out = {"dataset": s["dataset"], "n_train": s["n_train"], "n_test": s["n_test"], "seed": s["data_seed"],
                "model": s["model"], "width": s["width"], "depth": s["depth"], "batch_size": s["batch_size"],
-               "lr": s["lr"], "n_eval": s["n_eval"]}
+               "lr": s["lr"], "n_eval": s["n_eval"], "epochs": min(float(spec.epochs) for spec in self.specs)}
         out.update({k: v for k, v in s.get("canvases", {}).items()})
         return out
 

@@ -617,7 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _chapter_commands():
     """The chapters' commands, in book order."""
     return [_register_audit, _register_scan, _register_ablate, _register_kernels, _register_report, _register_overlap,
-            lambda sub: cli_train.register(sub, _whole, _number, SEED)]
+            lambda sub: cli_train.register(sub, _whole, _number, SEED),
+            lambda sub: cli_train.register_detector(sub, _whole, _number, SEED)]
 
 
 def main(argv=None) -> int:
@@ -635,10 +636,10 @@ def main(argv=None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 0
-        if launched_by_torchrun() and args.command not in ("scan", "train"):
+        if launched_by_torchrun() and args.command not in ("scan", "train", "train-detector"):
             raise PadlibError(f"'padlib {args.command}' runs in one process; under torchrun only 'padlib scan' (its "
-                              "images) and 'padlib train' (its batches) share their work among the processes (run the "
-                              "other commands without torchrun)")
+                              "images) and 'padlib train' / 'train-detector' (their batches) share their work among "
+                              "the processes (run the other commands without torchrun)")
         return args.func(args)
     except PadlibError as e:  # the command-line wording where the API's names no option of the command
         print(f"error: {getattr(e, 'command_line', None) or e}", file=sys.stderr)

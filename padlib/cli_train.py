@@ -1,6 +1,6 @@
-"""``padlib train``: one (network, padding scheme, seed) training run into a run folder, in one process or under
-``torchrun`` (the global batch shared among the processes). A grid is one command per run; the training chapters
-read the folder (``-p runs_dir FOLDER``)."""
+"""``padlib train`` (chapter 5's classifiers) and ``padlib train-detector`` (chapter 4's detectors): one (network,
+padding scheme, seed) training run into a run folder, in one process or under ``torchrun`` (the global batch shared
+among the processes). A grid is one command per run; the training chapters read the folder (``-p runs_dir FOLDER``)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import re
 
 from ._distributed import process_group, world
 from .errors import PadlibError
-from .experiments.runs import DIGIT_CANVASES, RunSpec, train_run
+from .experiments.runs import DIGIT_CANVASES, DetectorRunSpec, RunSpec, train_detector_run, train_run
 from .layers.base import PADDING_SCHEMES
 from .small_nets import SMALL_MODELS
 
@@ -87,4 +87,52 @@ def _cmd_train(args) -> int:
                   f"steps of {spec.batch_size} ({processes} process{'es' if processes > 1 else ''}, "
                   f"{m['wall_seconds']:.0f} s)")
             print(f"wrote {folder} (load the network with {spec.model}={folder / 'model.pt'})")
+    return 0
+
+
+def register_detector(subparsers, whole, number, seed_type) -> None:
+    """The ``train-detector`` sub-command: one of chapter 4's detectors (or its noisy-top control)."""
+    from .experiments.ch4_detection import CONTROL
+
+    d = DetectorRunSpec()
+    control = CONTROL.replace(" ", "-")
+    p = subparsers.add_parser("train-detector", help="train one of chapter 4's small ring detectors (padding scheme "
+                                                     "x input size x seed) into a run folder")
+    p.add_argument("--scheme", required=True, choices=[*PADDING_SCHEMES, control], metavar="SCHEME",
+                   help=f"padding scheme: {', '.join(PADDING_SCHEMES)}, or {control} (the positive control)")
+    p.add_argument("--size", type=whole(32, unit="pixels"), default=d.size,
+                   help=f"canvas side in px (default {d.size}: uneven at every stride-2 stage; 97 is even)")
+    p.add_argument("--seed", type=seed_type, default=0, help="initial weights, training canvases and batches")
+    p.add_argument("--width", type=whole(1), default=d.width, help=f"first-stage channels (default {d.width})")
+    p.add_argument("--steps", type=whole(1), default=d.steps, help=f"training steps (default {d.steps})")
+    p.add_argument("--batch-size", type=whole(1), default=d.batch_size,
+                   help=f"the global batch (shared among torchrun's processes; default {d.batch_size})")
+    p.add_argument("--lr", type=number(0, open_low=True, hint="0.003"), default=d.lr,
+                   help=f"Adam's peak learning rate, one-cycle schedule (default {d.lr:g})")
+    p.add_argument("--n-train", type=whole(1), default=d.n_train, help=f"training canvases (default {d.n_train})")
+    p.add_argument("--object-sizes", type=whole(2, unit="pixels"), nargs=2, default=d.object_sizes,
+                   metavar=("LOW", "HIGH"), help="ring sides in px during training (default 4 8)")
+    p.add_argument("--noise-std", type=number(0, open_low=True), default=d.noise_std,
+                   help=f"the control's noise (default {d.noise_std:g})")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default="runs", help="the runs folder (default runs)")
+    p.set_defaults(func=_cmd_train_detector)
+
+
+def _cmd_train_detector(args) -> int:
+    spec = DetectorRunSpec(scheme=args.scheme.replace("-", " ") if args.scheme.startswith("noisy") else args.scheme,
+                           seed=args.seed, size=args.size, width=args.width, steps=args.steps,
+                           batch_size=args.batch_size, lr=args.lr, n_train=args.n_train,
+                           object_sizes=list(args.object_sizes), noise_std=args.noise_std)
+    with process_group(args.device) as device:
+        rank, processes = world()
+        if args.batch_size % processes:
+            raise PadlibError(f"--batch-size {args.batch_size} is the global batch: it must split evenly over the "
+                              f"{processes} processes")
+        folder = train_detector_run(spec, args.out, device=device, progress=True)
+        if rank == 0:
+            m = json.loads((folder / "metrics.json").read_text())
+            print(f"{spec.name}: final loss {m['final_loss']:.4f} after {m['steps']} steps of {spec.batch_size} "
+                  f"({processes} process{'es' if processes > 1 else ''}, {m['wall_seconds']:.0f} s)")
+            print(f"wrote {folder}")
     return 0

@@ -20,7 +20,7 @@ from ._hooks import model_device  # noqa: F401 - re-exported: padlib._hooks.mode
 from .errors import (CheckpointError, PadlibError, PadlibTypeError, UnknownModelError, WeightsUnavailableError,
                      check_type, first_line)
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing  # noqa: F401 - re-exported
-from .small_nets import SMALL_MODELS, build_from_header, small_net_header
+from .small_nets import SMALL_NET_NAMES, build_from_header, small_net_header
 
 
 @dataclass(frozen=True)
@@ -293,7 +293,7 @@ def _unreadable_checkpoint(path: str, kind: str) -> str:
 def check_model_spec(spec: str) -> None:
     """An unknown architecture name or a missing checkpoint file (``NAME=PATH``) refused before anything loads."""
     name, path = split_model_spec(spec)
-    if name in SMALL_MODELS:
+    if name in SMALL_NET_NAMES:
         _small_net_header(name, path)
         return
     _resolve(name)
@@ -306,7 +306,7 @@ def _small_net_header(name: str, path: str | None) -> dict:
     or one line saying what is wrong: no path, another file, another kind of network."""
     if path is None:
         raise UnknownModelError(f"'{name}' is one of the book's small networks, trained by 'padlib train': give its "
-                                f"checkpoint as {name}=PATH (e.g. {name}=runs/{name}-zero-seed0-e12/model.pt)")
+                                f"checkpoint as {name}=PATH (the model.pt of its run folder, e.g. {name}=runs/{name}-zero-seed0-e12/model.pt)")
     path = check_checkpoint_path(path)
     header = small_net_header(path)
     if header is None:
@@ -471,7 +471,7 @@ def load_model(name: str, pretrained: bool = True, device: str | torch.device = 
     command and chapter accepts. With ``pretrained=False`` a spec's file is not read (the random-init control
     of that architecture). The book's small networks (``vgg``, ``resnet``, ``strided``) load from the checkpoint
     ``padlib train`` writes, which says how to rebuild them (``vgg=runs/vgg-zero-seed0-e12/model.pt``; with
-    ``pretrained=False`` only that description is read).
+    ``pretrained=False`` only that description is read); so does chapter 4's ``detector`` (``padlib train-detector``).
     """
     check_type("pretrained", pretrained, bool)
     spec = name
@@ -487,7 +487,7 @@ def load_model(name: str, pretrained: bool = True, device: str | torch.device = 
                                   "pass one of them")
         spec_path = os.fspath(weights)
         spec = f"{name}={spec_path}"
-    library, arch = (None, name) if name in SMALL_MODELS else _resolve(name)
+    library, arch = (None, name) if name in SMALL_NET_NAMES else _resolve(name)
     offline = arch in OFFLINE_MODELS and library == OFFLINE_MODELS[arch].library and "/" not in name
     if library is None:  # the book's small networks: a 'padlib train' checkpoint says how to rebuild them
         model, prep = _load_small_net(name, spec_path, pretrained)

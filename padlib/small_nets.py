@@ -99,12 +99,55 @@ def strided_small(in_channels: int = 1, num_classes: int = 10, width: int = 16, 
     return nn.Sequential(*layers)
 
 
+class SmallDetector(nn.Module):
+    """Five stride-2 3x3 convs (widths ``width`` x 1, 2, 4, 4, 4), each followed by BatchNorm and ReLU, and a
+    top-down path (nearest upsampling plus 1x1 laterals, as a feature pyramid) from the stride-32 map back to
+    stride 8, where a 3x3 conv and a 1x1 conv give one logit per cell: "a ring is centred here"."""
+
+    def __init__(self, width: int = 8, depth: int = 5, mean: float = 0.0, std: float = 1.0):
+        super().__init__()
+        if depth < 4:
+            raise PadlibError(f"the detector needs at least 4 stride-2 stages, got depth={depth}")
+        self.norm = Standardize((mean,), (std,))
+        widths = [width * 2 ** min(i, 2) for i in range(depth)]
+        c_in, stages = 1, []
+        for c in widths:
+            stages.append(nn.Sequential(nn.Conv2d(c_in, c, 3, 2, 1, bias=False), nn.BatchNorm2d(c),
+                                        nn.ReLU(inplace=True)))
+            c_in = c
+        self.stages = nn.ModuleList(stages)
+        top = widths[-1]
+        self.laterals = nn.ModuleList([nn.Conv2d(c, top, 1) for c in widths[2:-1]])  # stride 8 .. 2**(depth-1)
+        self.head = nn.Sequential(nn.Conv2d(top, top, 3, 1, 1, bias=False), nn.BatchNorm2d(top),
+                                  nn.ReLU(inplace=True), nn.Conv2d(top, 1, 1))
+
+    def forward(self, x):
+        feats = []
+        x = self.norm(x)
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        y = feats[-1]
+        for lateral, f in zip(reversed(self.laterals), reversed(feats[2:-1])):
+            y = F.interpolate(y, size=f.shape[-2:], mode="nearest") + lateral(f)
+        return self.head(y)[:, 0]
+
+
 SMALL_MODELS = {"vgg": vgg_small, "resnet": resnet_small, "strided": strided_small}
+
+
+SMALL_NET_NAMES = (*SMALL_MODELS, "detector")  # the names load_model takes with a padlib train checkpoint
 
 
 def build_small_net(kind: str, in_channels: int, num_classes: int, mean=None, std=None, seed: int | None = None,
                     **kwargs) -> nn.Module:
-    """A freshly initialised small network of ``kind`` (one of :data:`SMALL_MODELS`), seeded when ``seed`` is given."""
+    """A freshly initialised small network of ``kind`` (one of :data:`SMALL_NET_NAMES`; the ``detector`` takes one
+    grey channel and gives one heat map), seeded when ``seed`` is given."""
+    if kind == "detector":
+        if seed is not None:
+            torch.manual_seed(seed)
+        return SmallDetector(mean=mean[0] if mean is not None else 0.0, std=std[0] if std is not None else 1.0,
+                             **kwargs)
     if kind not in SMALL_MODELS:
         raise PadlibError(f"unknown small model '{kind}'; choose one of {', '.join(SMALL_MODELS)}")
     if seed is not None:
@@ -145,7 +188,10 @@ def small_net_header(path: str) -> dict | None:
 def build_from_header(header: dict) -> nn.Module:
     """The architecture a :func:`small_net_header` describes, at a random initialisation, with its
     padding scheme in place (load the checkpoint's state dict into it)."""
-    from .layers.base import convert_padding
+    from .layers.base import PADDING_SCHEMES, convert_padding
 
     model = build_small_net(header["kind"], header["in_channels"], header["num_classes"], **header["kwargs"])
+    if header["scheme"] not in PADDING_SCHEMES:
+        raise PadlibError(f"the network's padding '{header['scheme']}' is not a padding scheme padlib can rebuild "
+                          "(chapter 4's noisy-top control is read by chapter 4 only)")
     return convert_padding(model, header["scheme"], inplace=True)

@@ -149,7 +149,7 @@ def test_other_commands_are_refused_under_torchrun(monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert cli.main(["models"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "only 'padlib scan' (its images) and 'padlib train'" in err
+    assert err.count("\n") == 0 and "only 'padlib scan' (its images) and 'padlib train' / 'train-detector'" in err
 
 
 # ---------------------------------------------------------------------------------------------------------

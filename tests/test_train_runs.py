@@ -9,7 +9,6 @@ import json
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -180,6 +179,47 @@ def test_the_global_batch_must_split_over_the_processes(monkeypatch):
     with pytest.raises(PadlibError, match="batch_size 32 is the global batch and must split evenly over the 3 "
                                           "processes; use a multiple of 3"):
         training.train(torch.nn.Linear(1, 1), train_set, batch_size=32)
+
+
+def test_chapter_4_tests_detectors_read_from_a_runs_folder_as_if_trained_inline(tmp_path, capsys):
+    """``padlib train-detector`` runs (zero and circular padding at two seeds, at two sizes, and the noisy-top control, which
+    load_model refuses but chapter 4 rebuilds): the detection study on them equals the study that trains inline,
+    table for table; a missing detector is named with its command."""
+    from padlib.experiments.ch4_detection import detection_study
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the study trains on one thread per network
+    try:
+        common = dict(sizes=[96, 97], schemes=["zero", "circular"], seeds=[0, 1], width=2, steps=4, step=48,
+                      n_train=64, n_backgrounds=1, workers=1, progress=False, reach=False)
+        inline = detection_study(**common)
+        runs = tmp_path / "runs"
+        for size in (96, 97):
+            for scheme in ("zero", "circular"):
+                for seed in (0, 1):
+                    argv = ["train-detector", "--scheme", scheme, "--size", str(size), "--seed", str(seed),
+                            "--width", "2", "--steps", "4", "--n-train", "64", "--out", str(runs)]
+                    assert cli.main(argv) == 0
+        with pytest.raises(PadlibError, match=r"lacks 2 of the 10 detectors .*: noisy top size 96 seed 0, noisy top "
+                                              r"size 96 seed 1; .*'padlib train-detector --scheme noisy-top --size 96 "
+                                              r"--seed 0 --width 2 --steps 4 --n-train 64 --out "):
+            detection_study(**common, trained=R.read_grid(runs, task="detection"))
+        for seed in (0, 1):
+            R.train_detector_run(R.DetectorRunSpec(scheme="noisy top", seed=seed, width=2, steps=4, n_train=64), runs,
+                                 progress=False)
+        read = detection_study(**{**common, "width": 8, "steps": 300, "n_train": 2048}, trained=R.read_grid(runs, task="detection"))
+    finally:
+        torch.set_num_threads(threads)
+    for name in ("summary", "maps", "curves", "energy"):
+        got, want = getattr(read, name), getattr(inline, name)
+        pd.testing.assert_frame_equal(got.drop(columns="cpu_seconds", errors="ignore"),
+                                      want.drop(columns="cpu_seconds", errors="ignore"), obj=name)
+    assert (read.settings["width"], read.settings["steps"]) == (2, 4)  # the runs' settings, not the arguments
+    assert read.settings["trained_by"].startswith("padlib train-detector") and inline.settings["trained_by"] == "here"
+    with pytest.raises(PadlibError, match="noisy top' is not a padding scheme padlib can rebuild"):
+        load_model(f"detector={runs / 'detector-noisy-top-size96-seed0' / 'model.pt'}")
+    det = load_model(f"detector={runs / 'detector-circular-size97-seed1' / 'model.pt'}")
+    assert det.padlib_preprocessing.input_size == 97 and det(torch.rand(1, 1, 97, 97)).shape == (1, 13, 13)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -302,7 +302,8 @@ def _matched_scale(attrs: dict, settings: dict | None, what: str) -> str:
     sizes = f"{attrs.get('uneven', s.get('uneven', '?'))}- and {attrs.get('even', '?')}-px canvases"
     if s.get("task") == "detection":
         lo, hi = s.get("object_sizes", ("?", "?"))
-        return (f"small detectors trained here: {seeds} seeds per cell, {what}, {sizes}, {s.get('depth', '?')} "
+        where = "trained here" if s.get("trained_by", "here") == "here" else f"trained by {s['trained_by']}"
+        return (f"small detectors {where}: {seeds} seeds per cell, {what}, {sizes}, {s.get('depth', '?')} "
                 f"stride-2 layers and a heat map at stride {s.get('stride', '?')}; {s.get('object_size', '?')}-px "
                 f"rings at every position ({_object_share(s)[0]:.0%} of the canvas side; trained on {lo} to {hi} px)")
     digits = f", {s['digit_size']}-px digits" if s.get("digit_size") else ""

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._distributed import all_reduce_sum, synced_batchnorm, world
 from .._hooks import eval_mode
 from ..errors import PadlibError, check_type
 from ..kernels import row_energy
@@ -33,7 +34,7 @@ from ..layers.base import PadConv2d, PaddingScheme, convert_padding
 from ..stats import holm_adjust, t_test
 from ..tiling import border_reach
 from .ch4_blind_spots import map_summary
-from .smallnets import Standardize
+from ..small_nets import SmallDetector  # noqa: F401 - re-exported: the chapter's network
 from .training import default_workers, process_map
 
 SIZES = (96, 97)
@@ -52,40 +53,6 @@ REACH_STRIDE = 32  # the detector's largest stride (five stride-2 convs): tiles 
 
 # ---------------------------------------------------------------------------------------------------------
 # the network
-
-
-class SmallDetector(nn.Module):
-    """Five stride-2 3x3 convs (widths ``width`` x 1, 2, 4, 4, 4), each followed by BatchNorm and ReLU, and a
-    top-down path (nearest upsampling plus 1x1 laterals, as a feature pyramid) from the stride-32 map back to
-    stride 8, where a 3x3 conv and a 1x1 conv give one logit per cell: "a ring is centred here"."""
-
-    def __init__(self, width: int = 8, depth: int = 5, mean: float = 0.0, std: float = 1.0):
-        super().__init__()
-        if depth < 4:
-            raise PadlibError(f"the detector needs at least 4 stride-2 stages, got depth={depth}")
-        self.norm = Standardize((mean,), (std,))
-        widths = [width * 2 ** min(i, 2) for i in range(depth)]
-        c_in, stages = 1, []
-        for c in widths:
-            stages.append(nn.Sequential(nn.Conv2d(c_in, c, 3, 2, 1, bias=False), nn.BatchNorm2d(c),
-                                        nn.ReLU(inplace=True)))
-            c_in = c
-        self.stages = nn.ModuleList(stages)
-        top = widths[-1]
-        self.laterals = nn.ModuleList([nn.Conv2d(c, top, 1) for c in widths[2:-1]])  # stride 8 .. 2**(depth-1)
-        self.head = nn.Sequential(nn.Conv2d(top, top, 3, 1, 1, bias=False), nn.BatchNorm2d(top),
-                                  nn.ReLU(inplace=True), nn.Conv2d(top, 1, 1))
-
-    def forward(self, x):
-        feats = []
-        x = self.norm(x)
-        for stage in self.stages:
-            x = stage(x)
-            feats.append(x)
-        y = feats[-1]
-        for lateral, f in zip(reversed(self.laterals), reversed(feats[2:-1])):
-            y = F.interpolate(y, size=f.shape[-2:], mode="nearest") + lateral(f)
-        return self.head(y)[:, 0]
 
 
 def heat_map_size(size: int, depth: int = 5) -> int:
@@ -296,26 +263,54 @@ def false_alarms(model: nn.Module, size: int, n: int = 64, seed: int = 2000, bat
 
 
 def train_detector(model: nn.Module, size: int, seed: int, steps: int = 400, batch_size: int = 32, lr: float = 3e-3,
-                   pos_weight: float = 5.0, n_train: int = 2048, object_sizes=(4, 8)) -> list[float]:
+                   pos_weight: float = 5.0, n_train: int = 2048, object_sizes=(4, 8), device="cpu",
+                   progress: bool | str = False) -> list[float]:
     """Adam with a one-cycle schedule on weighted binary cross-entropy over the heat map (rings are rare cells);
-    batches drawn from ``n_train`` canvases made from ``seed``, so every scheme of a seed sees the same batches."""
+    batches drawn from ``n_train`` canvases made from ``seed``, so every scheme of a seed sees the same batches.
+
+    In a process group (``torchrun``) ``batch_size`` is the global batch, each process takes every N-th canvas of it,
+    the model runs under DistributedDataParallel and its BatchNorms normalise by the whole batch: the one-process
+    run up to rounding (the noisy-top control's noise is drawn per process, so its noise differs)."""
+    from tqdm.auto import tqdm
+
+    rank, size_w = world()
+    if batch_size % size_w:
+        raise PadlibError(f"batch_size {batch_size} is the global batch and must split evenly over the {size_w} "
+                          f"processes; use a multiple of {size_w}")
     images, centres = detection_canvases(n_train, size, seed=seed, object_sizes=object_sizes)
     targets = heat_targets(centres, size)
+    model.to(device)
+    net = model
+    if size_w > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        dev = torch.device(device)
+        net = DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.2)
     gen = torch.Generator().manual_seed(seed)
-    pw = torch.tensor(pos_weight)
+    pw = torch.tensor(pos_weight, device=device)
     losses = []
     model.train()
-    for _ in range(steps):
-        i = torch.randint(0, n_train, (batch_size,), generator=gen)
-        loss = F.binary_cross_entropy_with_logits(model(images[i]), targets[i], pos_weight=pw)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
+    with synced_batchnorm(model):
+        for _ in tqdm(range(steps), desc=progress if isinstance(progress, str) else "train", leave=False,
+                      disable=not progress or rank > 0):
+            i = torch.randint(0, n_train, (batch_size,), generator=gen)[rank::size_w]
+            loss = F.binary_cross_entropy_with_logits(net(images[i].to(device)), targets[i].to(device), pos_weight=pw)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item() if size_w == 1 else float(all_reduce_sum(loss.detach())) / size_w)
     return losses
+
+
+def detector_network(scheme: str, seed: int, width: int = 8, noise_std: float = 3.0) -> nn.Module:
+    """The study's untrained network for (``scheme``, ``seed``): the seeded :class:`SmallDetector` (the same weights
+    for every scheme of a seed) with its padding converted, or with the noisy top side of the positive control."""
+    torch.manual_seed(seed)
+    base = SmallDetector(width, mean=0.3, std=0.25)
+    return with_noisy_side(base, "top", noise_std, seed) if scheme == CONTROL else convert_padding(base, scheme)
 
 
 def _as_map(y: torch.Tensor) -> torch.Tensor:
@@ -369,20 +364,19 @@ def _job(job: dict) -> dict:
     torch.set_num_threads(1)
     t0 = time.process_time()
     size, scheme, seed = job["size"], job["scheme"], job["seed"]
-    torch.manual_seed(seed)
-    base = SmallDetector(job["width"], mean=0.3, std=0.25)
-    if scheme == CONTROL:
-        net = with_noisy_side(base, "top", job["noise_std"], seed)
-    else:
-        net = convert_padding(base, scheme)
-    losses = train_detector(net, size, seed, job["steps"], job["batch_size"], job["lr"], n_train=job["n_train"],
-                            object_sizes=job["object_sizes"])
+    if job.get("trained") is None:
+        net = detector_network(scheme, seed, job["width"], job["noise_std"])
+        losses = train_detector(net, size, seed, job["steps"], job["batch_size"], job["lr"], n_train=job["n_train"],
+                                object_sizes=job["object_sizes"])
+        train_cpu = 0.0
+    else:  # trained elsewhere (padlib train-detector): read from its run folder
+        net, losses, train_cpu = job["trained"]
     _reseed_noise(net, 10_000 + seed)
     images, placement = position_test_set(size, job["object_size"], job["step"], job["n_backgrounds"])
     pos = detection_by_position(net, images, placement, size)
     energy = row_energy(net, size, n_boot=0) if scheme != CONTROL else pd.DataFrame()
     out = dict(size=size, scheme=scheme, seed=seed, positions=pos, losses=losses,
-               false_alarms=false_alarms(net, size), energy=energy, cpu_seconds=time.process_time() - t0,
+               false_alarms=false_alarms(net, size), energy=energy, cpu_seconds=time.process_time() - t0 + train_cpu,
                reach=None, reach_summary=None, reach_seconds=0.0)
     if job.get("reach") is not None and size % REACH_STRIDE == 0:
         t1 = time.process_time()
@@ -432,13 +426,19 @@ class DetectionStudy:
 def detection_study(sizes=SIZES, schemes=SCHEMES, seeds=(0, 1, 2, 3), control_seeds=None, width: int = 8,
                     steps: int = 300, batch_size: int = 32, lr: float = 3e-3, n_train: int = 2048, object_sizes=(4, 8),
                     object_size: int = 6, step: int = 2, n_backgrounds: int = 2, noise_std: float = 3.0,
-                    workers: int | None = None, progress: bool = True, reach: bool | dict = True) -> DetectionStudy:
+                    workers: int | None = None, progress: bool = True, reach: bool | dict = True,
+                    trained=None) -> DetectionStudy:
     """Train and test one :class:`SmallDetector` per (size, scheme, seed), plus the positive control (top side
     padded with noise, :data:`CONTROL`) at the uneven size for ``control_seeds`` (default: ``seeds``). For a seed,
     every scheme starts from the same weights and sees the same batches; the networks do not depend on
     ``workers`` (processes of one torch thread each; default one per core, at most 4). ``reach``: also measure the
     border reach (:func:`detector_reach`) of the networks whose size is a multiple of :data:`REACH_STRIDE` (96 px,
-    not 97), after their training and tests (a dict overrides :data:`REACH`; False: skip it)."""
+    not 97), after their training and tests (a dict overrides :data:`REACH`; False: skip it).
+
+    ``trained``: the networks trained elsewhere, a :class:`padlib.experiments.runs.DetectorGrid` (``padlib
+    train-detector`` runs, read with ``read_grid(folder, task="detection")``): they are tested instead of trained
+    here, every (size, scheme, seed) of the design must be among them, and their training settings replace
+    ``width``, ``steps``, ``batch_size``, ``lr``, ``n_train``, ``object_sizes`` and ``noise_std``."""
     check_type("sizes", sizes, (list, tuple))
     check_type("seeds", seeds, (list, tuple, range))
     if len(seeds) < 2:
@@ -448,12 +448,17 @@ def detection_study(sizes=SIZES, schemes=SCHEMES, seeds=(0, 1, 2, 3), control_se
     common = dict(width=width, steps=steps, batch_size=batch_size, lr=lr, n_train=n_train,
                   object_sizes=tuple(object_sizes),
                   object_size=object_size, step=step, n_backgrounds=n_backgrounds, noise_std=noise_std)
+    if trained is not None:  # the runs decide how the networks were trained
+        common.update({k: trained.settings[k] for k in ("width", "steps", "batch_size", "lr", "n_train", "noise_std")},
+                      object_sizes=tuple(trained.settings["object_sizes"]))
     reach_set = None if reach is False else dict(REACH, **(reach if isinstance(reach, dict) else {}))
     jobs = [dict(common, size=size, scheme=scheme, seed=seed) for size in sizes for scheme in schemes for seed in seeds]
     if uneven is not None:
         jobs += [dict(common, size=uneven, scheme=CONTROL, seed=seed) for seed in control_seeds]
+    networks = trained.select([(j["size"], j["scheme"], j["seed"]) for j in jobs]) if trained is not None else {}
     for j in jobs:
         j["reach"] = reach_set
+        j["trained"] = networks.get((j["size"], j["scheme"], j["seed"]))
     workers = workers if workers is not None else default_workers("cpu", threads=1)
     t0 = time.perf_counter()
     results = process_map(_job, jobs, workers, progress, "detectors: sizes x schemes x seeds")
@@ -480,6 +485,7 @@ def detection_study(sizes=SIZES, schemes=SCHEMES, seeds=(0, 1, 2, 3), control_se
                     control=CONTROL, uneven=uneven, band_px=edge * step, **common, depth=5, stride=STRIDE,
                     object_share=object_size / min(sizes), task="detection")
     settings["reach"] = reach_set
+    settings["trained_by"] = "here" if trained is None else "padlib train-detector (read from a runs folder)"
     seconds["border reach (cpu, all networks)"] = float(sum(r.get("reach_seconds", 0.0) for r in results))
     first = ["size", "scheme", "seed", "tile"]
     reach_df = pd.concat(reach_rows, ignore_index=True) if reach_rows else pd.DataFrame()

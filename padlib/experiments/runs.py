@@ -180,10 +180,11 @@ def train_run(spec: RunSpec, runs_dir, device="cpu", progress: bool = True) -> P
     metrics = {"test_accuracy": accuracy, "n_test": len(test_set), "steps": len(result.history),
                "seconds_per_step": result.seconds_per_step, "wall_seconds": time.perf_counter() - wall,
                "cpu_seconds": cpu_seconds, "processes": size, "device": str(device), "torch": torch.__version__}
-    header = {"kind": spec.model, "in_channels": train_set.images.shape[1], "num_classes": _classes(net),
-              "scheme": spec.scheme, "input_size": train_set.images.shape[-1],
-              "width": spec.width, "depth": spec.depth}
-    _write_run(target, spec, metrics, result, net, init, header)
+    arch = {"kind": spec.model, "in_channels": train_set.images.shape[1], "num_classes": _classes(net),
+            "scheme": spec.scheme, "input_size": train_set.images.shape[-1], "width": spec.width, "depth": spec.depth}
+    _write_folder(target, {"format": RUN_FORMAT, "task": "classification", **asdict(spec)}, metrics,
+                  {"curve.csv": result.evaluations, "history.csv": result.history},
+                  {"model.pt": small_net_checkpoint(net, **arch), "init.pt": small_net_checkpoint(init, **arch)})
     return target
 
 
@@ -191,21 +192,19 @@ def _classes(net) -> int:
     return int([m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1].out_features)
 
 
-def _write_run(target: Path, spec: RunSpec, metrics: dict, result: TrainResult, net, init, header: dict) -> None:
-    """All of the run's files in a hidden folder beside ``target``, renamed to ``target`` at the end: a crash or
-    Ctrl-C leaves no half run that a chapter could read."""
+def _write_folder(target: Path, config: dict, metrics: dict, tables: dict, checkpoints: dict) -> None:
+    """All of a run's files in a hidden folder beside ``target``, renamed to ``target`` at the end: a crash or
+    Ctrl-C leaves no half run that a chapter could read (readers skip hidden folders)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp{secrets.token_hex(4)}"
     tmp.mkdir()
     try:
-        arch = {k: header[k] for k in ("kind", "in_channels", "num_classes", "scheme", "input_size")}
-        kwargs = {"width": header["width"], "depth": header["depth"]}
-        (tmp / "config.json").write_text(json.dumps({"format": RUN_FORMAT, **asdict(spec)}, indent=1) + "\n")
+        (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n")
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-        result.evaluations.to_csv(tmp / "curve.csv", index=False)
-        result.history.to_csv(tmp / "history.csv", index=False)
-        torch.save(small_net_checkpoint(net, **arch, **kwargs), tmp / "model.pt")
-        torch.save(small_net_checkpoint(init, **arch, **kwargs), tmp / "init.pt")
+        for name, table in tables.items():
+            table.to_csv(tmp / name, index=False)
+        for name, checkpoint in checkpoints.items():
+            torch.save(checkpoint, tmp / name)
         os.rename(tmp, target)  # fails if a run of that name appeared meanwhile: never overwritten
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -266,14 +265,12 @@ class RunGrid:
                 f"{cpu:.0f} CPU s in all")
 
 
-def read_run(folder) -> tuple[RunSpec, SchemeRun, dict]:
-    """One run folder: (spec, run with its trained and initial networks, metrics). One line if it is incomplete
-    or not a run."""
-    folder = Path(folder)
-    absent = [f for f in RUN_FILES if not (folder / f).is_file()]
+def _read_config(folder: Path, files) -> tuple[dict, dict]:
+    """A run folder's (config, metrics), checked: every file of its task there, written by this format."""
+    absent = [f for f in files if not (folder / f).is_file()]
     if absent:
         raise PadlibError(f"'{folder}' is not a complete run folder (no {', '.join(absent)}); remove it or train it "
-                          "again with padlib train")
+                          "again")
     try:
         config = json.loads((folder / "config.json").read_text())
         metrics = json.loads((folder / "metrics.json").read_text())
@@ -281,6 +278,23 @@ def read_run(folder) -> tuple[RunSpec, SchemeRun, dict]:
         raise PadlibError(f"cannot read run '{folder}': {e}") from None
     if config.pop("format", None) != RUN_FORMAT:
         raise PadlibError(f"'{folder / 'config.json'}' was not written by this padlib's train (format {RUN_FORMAT})")
+    return config, metrics
+
+
+def _task(folder: Path) -> str | None:
+    """The task of a run folder ("classification" or "detection"), None when it has no readable config."""
+    try:
+        return json.loads((folder / "config.json").read_text()).get("task", "classification")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def read_run(folder) -> tuple[RunSpec, SchemeRun, dict]:
+    """One classification run folder: (spec, run with its trained and initial networks, metrics). One line if it is
+    incomplete or not a run."""
+    folder = Path(folder)
+    config, metrics = _read_config(folder, RUN_FILES)
+    config.pop("task", None)
     spec = RunSpec.from_dict(config)
     model = load_model(f"{spec.model}={folder / 'model.pt'}")
     init = load_model(f"{spec.model}={folder / 'init.pt'}")
@@ -289,20 +303,35 @@ def read_run(folder) -> tuple[RunSpec, SchemeRun, dict]:
                            float(metrics["cpu_seconds"])), metrics
 
 
-def read_grid(runs_dir) -> RunGrid:
-    """Every run folder under ``runs_dir`` (hidden folders, i.e. runs still being written, are skipped), checked to
-    form one grid: the same data, network and optimisation, differing only in scheme, seed and epochs."""
+TASKS = ("classification", "detection")
+
+
+def read_grid(runs_dir, task: str = "classification"):
+    """Every run folder of ``task`` under ``runs_dir`` (hidden folders, i.e. runs still being written, are skipped;
+    runs of the other task are left alone), checked to form one grid: the same settings, differing only in the
+    spec's run keys. Classification: a :class:`RunGrid`; detection (chapter 4): a :class:`DetectorGrid`."""
+    if task not in TASKS:
+        raise PadlibError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise PadlibError(f"runs folder '{runs_dir}' does not exist or is not a folder")
     folders = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = [f for f in folders if _task(f) in (task, None)]  # a folder without a config: refused below
+    command = "padlib train" if task == "classification" else "padlib train-detector"
     if not folders:
-        raise PadlibError(f"runs folder '{runs_dir}' holds no runs; train them with padlib train --out {runs_dir}")
+        raise PadlibError(f"runs folder '{runs_dir}' holds no {task} runs; train them with {command} --out {runs_dir}")
     specs, runs, metrics = [], [], []
     for folder in folders:
-        spec, run, m = read_run(folder)
+        if task == "classification":
+            spec, run, m = read_run(folder)
+            runs.append(run)
+        else:
+            config, m = _read_config(folder, DETECTOR_FILES)
+            config.pop("task", None)
+            spec = DetectorRunSpec.from_dict(config)
+            if spec.name != folder.name:
+                raise PadlibError(f"run folder '{folder}' holds the run '{spec.name}'; keep each run under its own name")
         specs.append(spec)
-        runs.append(run)
         metrics.append(m)
     settings = specs[0].grid_settings()
     for folder, spec in zip(folders, specs):
@@ -312,4 +341,158 @@ def read_grid(runs_dir) -> RunGrid:
             k = differ[0]
             raise PadlibError(f"runs in '{runs_dir}' are not one grid: '{folders[0].name}' has {k} "
                               f"{settings.get(k)!r}, '{folder.name}' has {other.get(k)!r}")
+    if task == "detection":
+        return DetectorGrid(runs_dir, specs, metrics, settings)
     return RunGrid(runs_dir, specs, runs, metrics, settings)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# chapter 4's detectors
+
+@dataclass(frozen=True)
+class DetectorRunSpec:
+    """One of chapter 4's detectors: (padding scheme or the noisy-top control, seed, input size) and its training.
+    The defaults are chapter 4's; runs that differ only in ``scheme``, ``seed`` and ``size`` form one grid."""
+
+    scheme: str = "zero"
+    seed: int = 0
+    size: int = 96
+    width: int = 8
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 3e-3
+    n_train: int = 2048
+    object_sizes: list = field(default_factory=lambda: [4, 8])
+    noise_std: float = 3.0
+
+    RUN_KEYS = ("scheme", "seed", "size")
+
+    def __post_init__(self):
+        from .ch4_detection import CONTROL
+
+        if self.scheme not in (*PADDING_SCHEMES, CONTROL):
+            raise PadlibError(f"unknown padding scheme '{self.scheme}'; choose one of {', '.join(PADDING_SCHEMES)} "
+                              f"or '{CONTROL}' (the positive control)")
+        for name in ("width", "steps", "batch_size", "n_train"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise PadlibError(f"{name} must be a whole number >= 1, got {value!r}")
+        if not isinstance(self.size, int) or self.size < 32:
+            raise PadlibError(f"size must be a whole number of pixels >= 32 (five stride-2 stages), got {self.size!r}")
+        for name in ("lr", "noise_std"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                raise PadlibError(f"{name} must be a number > 0, got {value!r}")
+
+    @property
+    def name(self) -> str:
+        """The run's folder name: ``detector-zero-size96-seed3``."""
+        return f"detector-{self.scheme.replace(' ', '-')}-size{self.size}-seed{self.seed}"
+
+    def grid_settings(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k not in self.RUN_KEYS}
+
+    def command(self) -> str:
+        """The ``padlib train-detector`` command line that trains this run."""
+        default = DetectorRunSpec()
+        flags = [f"--scheme {self.scheme.replace(' ', '-')}", f"--size {self.size}", f"--seed {self.seed}"]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in self.RUN_KEYS or value == getattr(default, f.name):
+                continue
+            text = " ".join(map(str, value)) if isinstance(value, list) else (
+                f"{value:g}" if isinstance(value, float) else str(value))
+            flags.append(f"--{f.name.replace('_', '-')} {text}")
+        return "padlib train-detector " + " ".join(flags)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DetectorRunSpec":
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise PadlibError(f"unknown detector run settings: {', '.join(unknown)}")
+        return cls(**d)
+
+
+def train_detector_run(spec: DetectorRunSpec, runs_dir, device="cpu", progress: bool = True) -> Path | None:
+    """Train the detector ``spec`` describes (:func:`padlib.experiments.ch4_detection.train_detector`: the network
+    chapter 4 trains inline for that size, scheme and seed) and write its run folder: ``config.json``,
+    ``metrics.json``, ``history.csv`` (loss per step) and ``model.pt`` (``detector=PATH`` loads it, except the
+    noisy-top control, which chapter 4 rebuilds). Rank 0 writes; under ``torchrun`` the batch is shared."""
+    from .ch4_detection import detector_network, train_detector
+
+    if not isinstance(spec, DetectorRunSpec):
+        raise PadlibError(f"spec must be a DetectorRunSpec, got {type(spec).__name__}")
+    rank, size = world()
+    target, problem = None, None
+    if rank == 0:
+        try:
+            target = _check_runs_dir(runs_dir, spec)
+        except PadlibError as e:
+            problem = str(e)
+    problem = broadcast_object(problem)
+    if problem:
+        raise PadlibError(problem)
+    wall, cpu = time.perf_counter(), time.process_time()
+    net = detector_network(spec.scheme, spec.seed, spec.width, spec.noise_std)
+    losses = train_detector(net, spec.size, spec.seed, spec.steps, spec.batch_size, spec.lr, n_train=spec.n_train,
+                            object_sizes=tuple(spec.object_sizes), device=device,
+                            progress=spec.name if progress else False)
+    cpu_seconds = float(all_reduce_sum(time.process_time() - cpu))
+    if rank != 0:
+        return None
+    metrics = {"final_loss": losses[-1], "steps": len(losses), "wall_seconds": time.perf_counter() - wall,
+               "cpu_seconds": cpu_seconds, "processes": size, "device": str(device), "torch": torch.__version__}
+    arch = {"kind": "detector", "in_channels": 1, "num_classes": 1, "input_size": spec.size, "width": spec.width,
+            "scheme": spec.scheme}  # the noisy-top control's padding is no scheme load_model rebuilds: it says so
+    history = pd.DataFrame({"step": range(1, len(losses) + 1), "loss": losses})
+    _write_folder(target, {"format": RUN_FORMAT, "task": "detection", **asdict(spec)}, metrics,
+                  {"history.csv": history}, {"model.pt": small_net_checkpoint(net.cpu(), **arch)})
+    return target
+
+
+DETECTOR_FILES = ("config.json", "metrics.json", "history.csv", "model.pt")
+
+
+@dataclass
+class DetectorGrid:
+    """Chapter 4's detector runs of one folder, read back; every run shares :attr:`settings`."""
+
+    folder: Path
+    specs: list
+    metrics: list
+    settings: dict
+
+    def select(self, keys) -> dict:
+        """(size, scheme, seed) -> (trained network, losses per step, CPU seconds) for every key, in the form
+        :func:`padlib.experiments.ch4_detection.detection_study` takes (``trained=``); a missing run is refused in
+        one line with the command that trains the first."""
+        index = {(s.size, s.scheme, s.seed): i for i, s in enumerate(self.specs)}
+        missing = [k for k in keys if tuple(k) not in index]
+        if missing:
+            shown = ", ".join(f"{sc} size {si} seed {se}" for si, sc, se in missing[:6])
+            more = f" and {len(missing) - 6} more" if len(missing) > 6 else ""
+            si, sc, se = missing[0]
+            first = DetectorRunSpec.from_dict({**self.settings, "size": si, "scheme": sc, "seed": se})
+            raise PadlibError(f"runs folder '{self.folder}' lacks {len(missing)} of the {len(keys)} detectors the "
+                              f"chapter's plan needs: {shown}{more}; train each with padlib train-detector (the first: "
+                              f"'{first.command()} --out {self.folder}') or lower detector_seeds")
+        return {tuple(k): self._load(index[tuple(k)]) for k in keys}
+
+    def _load(self, i: int):
+        from ..models import load_checkpoint
+        from .ch4_detection import detector_network
+
+        spec = self.specs[i]
+        folder = self.folder / spec.name
+        net = detector_network(spec.scheme, spec.seed, spec.width, spec.noise_std)
+        net.load_state_dict(load_checkpoint(str(folder / "model.pt")))
+        losses = pd.read_csv(folder / "history.csv")["loss"].tolist()
+        return net.eval(), losses, float(self.metrics[i]["cpu_seconds"])
+
+    def describe(self, keys) -> str:
+        chosen = [m for s, m in zip(self.specs, self.metrics) if (s.size, s.scheme, s.seed) in set(map(tuple, keys))]
+        procs = sorted({m["processes"] for m in chosen})
+        return (f"{len(chosen)} detectors read from the runs folder (of {len(self.specs)} in it), trained by padlib "
+                f"train-detector in {' or '.join(map(str, procs))} process{'es' if procs != [1] else ''} each on "
+                f"{', '.join(sorted({m['device'] for m in chosen}))}, {sum(m['cpu_seconds'] for m in chosen):.0f} "
+                "CPU s in all")

@@ -1,8 +1,10 @@
-"""The book's small networks (VGG-, ResNet-style and strided), with input standardisation inside the model.
+"""The book's small networks (VGG-, ResNet-style and strided classifiers, chapter 4's ring detector), with input
+standardisation inside the model.
 
-They sit beside :mod:`padlib.models` so that a checkpoint written by ``padlib train`` loads by name
-(``vgg=PATH``) like any torchvision or timm architecture; the book's experiments build them through
-:func:`padlib.experiments.smallnets.small_model`.
+They sit beside :mod:`padlib.models` so that a checkpoint written by ``padlib train`` or ``padlib train-detector``
+loads by name (``vgg=PATH``, ``detector=PATH``) like any torchvision or timm architecture; the book's experiments
+build them through :func:`padlib.experiments.smallnets.small_model` and
+:func:`padlib.experiments.ch4_detection.detector_network`.
 """
 from __future__ import annotations
 

@@ -65,6 +65,29 @@ def test_a_run_is_the_inline_run_and_its_checkpoint_loads_by_name(tiny_grid):
     assert m["processes"] == 1 and m["n_test"] == 40 and m["steps"] == 3 and 0 <= m["test_accuracy"] <= 1
 
 
+def test_a_run_on_a_folder_of_labelled_images(tmp_path):
+    """ImageNet's layout (one sub-folder per class): colour images resized to 32 px, the classes from the folders."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        (tmp_path / "images" / cls).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(tmp_path / "images" / cls / f"{i}.png")
+    spec = R.RunSpec(scheme="reflect", dataset=str(tmp_path / "images"), n_train=12, n_test=4, n_eval=4, batch_size=4,
+                     width=2, depth=2, epochs=1)
+    folder = R.train_run(spec, tmp_path / "runs", progress=False)
+    grid = R.read_grid(tmp_path / "runs")
+    assert grid.settings["dataset"] == str(tmp_path / "images") and "canvases" not in grid.settings
+    model = load_model(f"vgg={folder / 'model.pt'}")
+    assert model.padlib_preprocessing.input_size == 32 and model.padlib_preprocessing.mean == (0.0, 0.0, 0.0)
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 2)
+    from padlib.layers.base import PadConv2d
+
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(isinstance(m, PadConv2d) and m.scheme.name == "reflect" for m in convs)
+
+
 def test_small_net_names_need_a_padlib_train_checkpoint(tiny_grid, tmp_path):
     run = tiny_grid / "vgg-zero-seed0-e1" / "model.pt"
     with pytest.raises(PadlibError, match=r"^'vgg' is one of the book's small networks.*vgg=PATH"):

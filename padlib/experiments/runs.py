@@ -130,7 +130,7 @@ def _grid_data(settings: str):
     return load_dataset(s["dataset"], s["n_train"], s["n_test"], seed=s["data_seed"], **extra)
 
 
-def _check_runs_dir(runs_dir, spec: RunSpec) -> Path:
+def _check_runs_dir(runs_dir, spec) -> Path:
     """The run's folder can be made: ``runs_dir`` is (or can become) a writable folder and holds no run of that
     name yet (a run is never overwritten)."""
     runs_dir = Path(runs_dir)
@@ -205,7 +205,11 @@ def _write_folder(target: Path, config: dict, metrics: dict, tables: dict, check
             table.to_csv(tmp / name, index=False)
         for name, checkpoint in checkpoints.items():
             torch.save(checkpoint, tmp / name)
-        os.rename(tmp, target)  # fails if a run of that name appeared meanwhile: never overwritten
+        try:
+            os.rename(tmp, target)  # fails if a run of that name appeared meanwhile: never overwritten
+        except OSError:
+            raise PadlibError(f"run '{target}' was written by another process while this one trained; this run was "
+                              "not kept (runs are never overwritten)") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

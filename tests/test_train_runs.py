@@ -136,7 +136,7 @@ def test_a_grid_is_checked_and_its_missing_runs_named(tiny_grid, tmp_path):
     (other / "curve.csv").unlink()
     with pytest.raises(PadlibError, match=r"is not a complete run folder \(no curve.csv\)"):
         R.read_grid(mixed)
-    with pytest.raises(PadlibError, match="holds no runs"):
+    with pytest.raises(PadlibError, match="holds no classification runs; train them with padlib train --out"):
         R.read_grid(_empty(tmp_path))
     with pytest.raises(PadlibError, match="does not exist"):
         R.read_grid(tmp_path / "nowhere")
@@ -261,7 +261,12 @@ def test_torchrun_training_equals_the_one_process_run(tmp_path):
     r = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, f"torchrun failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
     assert r.stdout.count("wrote ") == 1 and "(2 processes," in r.stdout
-    one = R.train_run(spec, tmp_path / "one", progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each torchrun process (OMP_NUM_THREADS=1)
+    try:
+        one = R.train_run(spec, tmp_path / "one", progress=False)
+    finally:
+        torch.set_num_threads(threads)
     two = tmp_path / "two" / spec.name
     assert json.loads((two / "metrics.json").read_text())["processes"] == 2
     h1, h2 = pd.read_csv(one / "history.csv"), pd.read_csv(two / "history.csv")

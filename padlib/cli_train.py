@@ -72,6 +72,7 @@ def spec_from_args(args) -> RunSpec:
 def _cmd_train(args) -> int:
     try:
         spec = spec_from_args(args)
+        spec.check_memory()
     except PadlibError as e:  # the flags' spelling where the spec names its fields
         e.command_line = re.sub(r"\b(n_train|n_test|n_eval)\b", lambda m: "--" + m.group(1).replace("_", "-"), str(e))
         raise

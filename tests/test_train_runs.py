@@ -164,7 +164,14 @@ def test_runs_are_never_overwritten_and_bad_settings_refused_before_work(tiny_gr
                           ({"dataset": str(tmp_path / "none")}, "neither 'digits', 'cifar10' nor a folder")]:
         with pytest.raises(PadlibError, match=match):
             R.RunSpec(**{**TINY, **kwargs})
+    spec = R.RunSpec(**TINY)  # 96 + 40 canvases of 16 x 16 in float32: 139 264 bytes
+    assert spec.data_bytes() == 136 * 16 * 16 * 4
+    spec.check_memory(136 * 16 * 16 * 4)
+    with pytest.raises(PadlibError, match=r"would hold 0.0 GB in memory \(136 float32 images\), over the 0.0 GB allowed "
+                                          r".*: lower n_train to at most 60"):
+        spec.check_memory(100 * 16 * 16 * 4)
     for args, flag in [(["--n-eval", "50", "--n-test", "40"], "--n-eval (50)"), (["--epochs", "0"], "--epochs"),
+                       (["--n-train", "10000000000"], "--n-train to at most"),
                        (["--scheme", "bogus"], "--scheme"), (["--batch-size", "0"], "--batch-size")]:
         argv = ["train", "--scheme", "zero", *args, "--out", str(tmp_path / "cli")]
         assert cli.main(argv) == 2

@@ -98,6 +98,26 @@ class RunSpec:
         return _grid_data(json.dumps({k: self.grid_settings().get(k) for k in
                                       ("dataset", "n_train", "n_test", "data_seed", "canvases")}, sort_keys=True))
 
+    def data_bytes(self) -> int:
+        """What the data set holds in memory: every training and test image as float32 (digits: one channel at
+        the canvas side; CIFAR-10 and folders: three channels at 32 px)."""
+        channels, side = (1, self.canvases["canvas_size"]) if self.dataset == "digits" else (3, 32)
+        return (self.n_train + self.n_test) * channels * side * side * 4
+
+    def check_memory(self, limit: int | None = None) -> None:
+        """Refuse, in one line and before any work, a data set larger than ``limit`` bytes (default: half this
+        machine's memory, or ``PADLIB_MAX_MEMORY_GB``): the images are held in memory."""
+        from .._memory import GB, memory_limit
+
+        limit = memory_limit() if limit is None else limit
+        need = self.data_bytes()
+        if need > limit:
+            per_image = need // (self.n_train + self.n_test)
+            most = max(limit // per_image - self.n_test, 0)
+            raise PadlibError(f"the data set would hold {need / GB:.1f} GB in memory ({self.n_train + self.n_test} "
+                              f"float32 images), over the {limit / GB:.1f} GB allowed (half this machine's memory, or "
+                              f"PADLIB_MAX_MEMORY_GB): lower n_train to at most {most}")
+
     def command(self) -> str:
         """The ``padlib train`` command line that trains this run (the flags that differ from the defaults)."""
         default = RunSpec()
@@ -155,6 +175,7 @@ def train_run(spec: RunSpec, runs_dir, device="cpu", progress: bool = True) -> P
     The network at a seed is the one chapter 5 trains inline at that seed (same initial weights, same batches)."""
     if not isinstance(spec, RunSpec):
         raise PadlibError(f"spec must be a RunSpec, got {type(spec).__name__}")
+    spec.check_memory()
     rank, size = world()
     problem = None
     if rank == 0:

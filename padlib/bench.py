@@ -302,13 +302,17 @@ def bench_distributed_scan(n_images: int = 32, size: int = 160, batch_size: int 
 def bench_distributed_train(epochs: int = 2) -> dict:
     """``padlib train`` (chapter 5's network and canvases, zero padding, seed 0, ``epochs`` epochs of 2500 canvases
     in batches of 64) in two processes under ``torchrun`` against one process, launch to exit as in
-    :func:`bench_distributed_scan` (the same cores either way).
+    :func:`bench_distributed_scan` (the same cores either way), and one process on one thread as the yardstick of
+    rounding.
 
     ``train_2proc_vs_1proc_seconds``: the ratio of the two wall times. Each step of a small network on 32-image
     halves of the batch is short, so the per-step all-reduces of the gradients and of the BatchNorm statistics weigh
     more than in a scan: expect above 1 on 2 cores; processes pay off where a step is long (large networks and
     images, one GPU per process). ``train_2proc_max_rel_loss_diff``: the largest relative difference of the two
-    runs' per-step losses (floating-point order only)."""
+    runs' per-step losses; ``train_threads_max_rel_loss_diff``: the same between one process on all cores and one
+    on one thread. Training amplifies float32 rounding step after step, so both grow with the steps; the first
+    should be of the order of the second (``*_test_accuracy``: the three runs' final test accuracy)."""
+    import json
     import subprocess
     import sys
     import tempfile
@@ -318,23 +322,31 @@ def bench_distributed_train(epochs: int = 2) -> dict:
     cores = os.cpu_count() or 1
     base = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
     args = ["-m", "padlib", "train", "--scheme", "zero", "--seed", "0", "--epochs", str(epochs)]
+    name = f"vgg-zero-seed0-e{epochs}"
     with tempfile.TemporaryDirectory() as tmp:
         runs = {
-            "1proc": ([sys.executable, *args, "--out", f"{tmp}/one"], str(cores)),
+            "1proc": ([sys.executable, *args, "--out", f"{tmp}/1proc"], str(cores)),
             "2proc": ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args,
-                       "--out", f"{tmp}/two"], str(max(1, cores // 2))),
+                       "--out", f"{tmp}/2proc"], str(max(1, cores // 2))),
+            "1thread": ([sys.executable, *args, "--out", f"{tmp}/1thread"], "1"),
         }
-        seconds = {}
+        seconds, loss, accuracy = {}, {}, {}
         for key, (cmd, threads) in runs.items():
             t0 = time.perf_counter()
             subprocess.run(cmd, env=dict(base, OMP_NUM_THREADS=threads), check=True, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
             seconds[key] = time.perf_counter() - t0
-        name = f"vgg-zero-seed0-e{epochs}"
-        one, two = (pd.read_csv(f"{tmp}/{d}/{name}/history.csv")["loss"].to_numpy() for d in ("one", "two"))
+            loss[key] = pd.read_csv(f"{tmp}/{key}/{name}/history.csv")["loss"].to_numpy()
+            accuracy[key] = json.loads(open(f"{tmp}/{key}/{name}/metrics.json").read())["test_accuracy"]
+
+    def worst(a, b):
+        return float(f"{np.max(np.abs(a - b) / np.abs(a)):.2g}")
+
     return {"train_1proc_seconds": round(seconds["1proc"], 2), "train_2proc_seconds": round(seconds["2proc"], 2),
             "train_2proc_vs_1proc_seconds": round(seconds["2proc"] / seconds["1proc"], 3),
-            "train_2proc_max_rel_loss_diff": float(f"{np.max(np.abs(one - two) / np.abs(one)):.2g}")}
+            "train_2proc_max_rel_loss_diff": worst(loss["1proc"], loss["2proc"]),
+            "train_threads_max_rel_loss_diff": worst(loss["1proc"], loss["1thread"]),
+            **{f"train_{k}_test_accuracy": accuracy[k] for k in runs}}
 
 
 BENCHMARKS = [bench_forward, bench_zoo_audit, bench_pan_scan, bench_ablation, bench_data_free, bench_padding_schemes,

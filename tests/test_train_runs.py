@@ -252,6 +252,17 @@ def test_chapter_4_tests_detectors_read_from_a_runs_folder_as_if_trained_inline(
     assert det.padlib_preprocessing.input_size == 97 and det(torch.rand(1, 1, 97, 97)).shape == (1, 13, 13)
 
 
+def test_a_detector_with_a_padding_module_trains_the_modules_own_predictors():
+    from padlib.experiments.ch4_detection import detector_network, train_detector
+    from padlib.layers.padding_module import padding_modules
+
+    net = detector_network("padding_module", 0, width=2)
+    before = [p.detach().clone() for _, m in padding_modules(net) for p in m.parameters()]
+    train_detector(net, 96, 0, steps=3, n_train=32)
+    after = [p.detach() for _, m in padding_modules(net) for p in m.parameters()]
+    assert len(before) == len(after) > 0 and all(not torch.equal(a, b) for a, b in zip(before, after))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Two processes under torchrun.
 

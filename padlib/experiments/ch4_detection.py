@@ -31,6 +31,7 @@ from .._hooks import eval_mode
 from ..errors import PadlibError, check_type
 from ..kernels import row_energy
 from ..layers.base import PadConv2d, PaddingScheme, convert_padding
+from ..layers.padding_module import padding_module_loss
 from ..stats import holm_adjust, t_test
 from ..tiling import border_reach
 from .ch4_blind_spots import map_summary
@@ -297,8 +298,9 @@ def train_detector(model: nn.Module, size: int, seed: int, steps: int = 400, bat
                       disable=not progress or rank > 0):
             i = torch.randint(0, n_train, (batch_size,), generator=gen)[rank::size_w]
             loss = F.binary_cross_entropy_with_logits(net(images[i].to(device)), targets[i].to(device), pos_weight=pw)
+            module_loss = padding_module_loss(model)  # a Padding Module's own loss; None for the other schemes
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if module_loss is None else loss + module_loss).backward()
             opt.step()
             sched.step()
             losses.append(loss.item() if size_w == 1 else float(all_reduce_sum(loss.detach())) / size_w)

@@ -76,18 +76,34 @@ def _cmd_train(args) -> int:
     except PadlibError as e:  # the flags' spelling where the spec names its fields
         e.command_line = re.sub(r"\b(n_train|n_test|n_eval)\b", lambda m: "--" + m.group(1).replace("_", "-"), str(e))
         raise
+    def summary(m: dict, processes: int, folder) -> str:
+        return (f"{spec.name}: test accuracy {m['test_accuracy']:.4f} on {m['n_test']} images after "
+                f"{_count(m['steps'], 'step')} of {spec.batch_size} ({_processes(processes)}, {m['wall_seconds']:.0f} s)\n"
+                f"wrote {folder} (load the network with {spec.model}={folder / 'model.pt'})")
+
+    return _train_in_group(args, spec, train_run, summary)
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 step``, ``2 steps``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _processes(n: int) -> str:
+    return f"{n} process{'es' if n > 1 else ''}"
+
+
+def _train_in_group(args, spec, train, summary) -> int:
+    """``train(spec, --out)`` in torchrun's process group (when launched by it), the global batch checked to split
+    over the processes; rank 0 prints ``summary(metrics, processes, the run's folder)``."""
     with process_group(args.device) as device:
         rank, processes = world()
         if args.batch_size % processes:
             raise PadlibError(f"--batch-size {args.batch_size} is the global batch: it must split evenly over the "
                               f"{processes} processes")
-        folder = train_run(spec, args.out, device=device, progress=True)
+        folder = train(spec, args.out, device=device, progress=True)
         if rank == 0:
-            m = json.loads((folder / "metrics.json").read_text())
-            print(f"{spec.name}: test accuracy {m['test_accuracy']:.4f} on {m['n_test']} images after {m['steps']} "
-                  f"steps of {spec.batch_size} ({processes} process{'es' if processes > 1 else ''}, "
-                  f"{m['wall_seconds']:.0f} s)")
-            print(f"wrote {folder} (load the network with {spec.model}={folder / 'model.pt'})")
+            print(summary(json.loads((folder / "metrics.json").read_text()), processes, folder))
     return 0
 
 
@@ -125,15 +141,8 @@ def _cmd_train_detector(args) -> int:
                            seed=args.seed, size=args.size, width=args.width, steps=args.steps,
                            batch_size=args.batch_size, lr=args.lr, n_train=args.n_train,
                            object_sizes=list(args.object_sizes), noise_std=args.noise_std)
-    with process_group(args.device) as device:
-        rank, processes = world()
-        if args.batch_size % processes:
-            raise PadlibError(f"--batch-size {args.batch_size} is the global batch: it must split evenly over the "
-                              f"{processes} processes")
-        folder = train_detector_run(spec, args.out, device=device, progress=True)
-        if rank == 0:
-            m = json.loads((folder / "metrics.json").read_text())
-            print(f"{spec.name}: final loss {m['final_loss']:.4f} after {m['steps']} steps of {spec.batch_size} "
-                  f"({processes} process{'es' if processes > 1 else ''}, {m['wall_seconds']:.0f} s)")
-            print(f"wrote {folder}")
-    return 0
+    def summary(m: dict, processes: int, folder) -> str:
+        return (f"{spec.name}: final loss {m['final_loss']:.4f} after {_count(m['steps'], 'step')} of {spec.batch_size} "
+                f"({_processes(processes)}, {m['wall_seconds']:.0f} s)\nwrote {folder}")
+
+    return _train_in_group(args, spec, train_detector_run, summary)

@@ -306,7 +306,8 @@ def _small_net_header(name: str, path: str | None) -> dict:
     or one line saying what is wrong: no path, another file, another kind of network."""
     if path is None:
         raise UnknownModelError(f"'{name}' is one of the book's small networks, trained by 'padlib train': give its "
-                                f"checkpoint as {name}=PATH (the model.pt of its run folder, e.g. {name}=runs/{name}-zero-seed0-e12/model.pt)")
+                                f"checkpoint as {name}=PATH (the model.pt of its run folder, e.g. "
+                                f"{name}=runs/{name}-zero-seed0-e12/model.pt)")
     path = check_checkpoint_path(path)
     header = small_net_header(path)
     if header is None:

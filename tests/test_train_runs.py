@@ -180,6 +180,13 @@ def test_runs_are_never_overwritten_and_bad_settings_refused_before_work(tiny_gr
     assert not (tmp_path / "cli").exists()
 
 
+def test_the_commands_summary_counts_steps_and_processes():
+    from padlib.cli_train import _count, _processes
+
+    assert (_count(1, "step"), _count(2, "step"), _count(0, "step")) == ("1 step", "2 steps", "0 steps")
+    assert (_processes(1), _processes(2)) == ("1 process", "2 processes")
+
+
 def test_a_specs_command_trains_that_spec():
     spec = R.RunSpec(scheme="partial", seed=7, epochs=3.5, width=16, lr=0.001, data_seed=2,
                      canvases={**R.DIGIT_CANVASES, "cut_range": [0.1, 0.3], "background": "black"})
@@ -278,7 +285,7 @@ def test_torchrun_training_equals_the_one_process_run(tmp_path):
            "train", *flags, "--out", str(tmp_path / "two")]
     r = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, f"torchrun failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
-    assert r.stdout.count("wrote ") == 1 and "(2 processes," in r.stdout
+    assert r.stdout.count("wrote ") == 1 and "after 12 steps of 32 (2 processes," in r.stdout
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each torchrun process (OMP_NUM_THREADS=1)
     try:

@@ -437,13 +437,16 @@ def test_size_finding_counts_and_words_come_from_the_table():
     assert ch3_readings.size_finding(more.iloc[:0]).verdict == "not testable here"
 
 
-def test_ablate_command_turns_bad_input_into_one_line_errors(tmp_path):
-    import subprocess
-    import sys
+def test_ablate_command_turns_bad_input_into_one_line_errors(tmp_path, capsys):
+    """In this process (the console script's own path is tested in tests/test_package.py)."""
+    from types import SimpleNamespace
+
+    from padlib import cli
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "padlib", "ablate", *args], capture_output=True, text=True,
-                              timeout=300)
+        code = cli.main(["ablate", *args])
+        err = capsys.readouterr().err
+        return SimpleNamespace(returncode=code, stderr=err)
 
     out = run("no_such_model_xyz")
     assert out.returncode == 2 and out.stderr.startswith("error: unknown model")

@@ -1,16 +1,26 @@
-"""The command line lists its commands and turns bad input into one-line errors with exit code 2."""
-import subprocess
-import sys
+"""The command line lists its commands and turns bad input into one-line errors with exit code 2 (run in this
+process; the console script's own process is tested in tests/test_package.py)."""
+import contextlib
+import io
+from types import SimpleNamespace
+
+from padlib import cli
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "padlib", *args], capture_output=True, text=True, timeout=300)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(list(args))
+        except SystemExit as e:  # argparse's --help and usage errors
+            code = e.code
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def test_help_lists_commands():
     out = run("--help")
     assert out.returncode == 0
-    for command in ("models", "book", "bench"):
+    for command in ("models", "book", "bench", "train", "train-detector"):
         assert command in out.stdout
 
 

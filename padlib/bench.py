@@ -248,6 +248,22 @@ def bench_border_reach() -> dict:
             "border_reach_margin_px_mobilenet_v2_stride8": r.margin if r.margin is not None else "beyond the tile"}
 
 
+def _timed_launch(args: list, processes: int = 1, threads: int | None = None) -> float:
+    """Wall seconds from launch to exit of ``python <args>``, in one process or under ``torchrun --standalone
+    --nproc_per_node <processes>``, each process on ``threads`` OpenMP threads (default: the machine's cores shared
+    among the processes), outside any torchrun group this process may be in."""
+    import subprocess
+    import sys
+
+    threads = threads or max(1, (os.cpu_count() or 1) // processes)
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)] if processes > 1 else []
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, *launcher, *args], env=dict(env, OMP_NUM_THREADS=str(threads)), check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
 def bench_distributed_scan(n_images: int = 32, size: int = 160, batch_size: int = 8) -> dict:
     """The PAN scan command in two processes under ``torchrun`` (CPU, gloo) against one process, on the same images:
     ``padlib scan mobilenet_v2 --images 32 --size 160 --batch-size 8`` (4 batches, 2 per process; observed pass,
@@ -265,28 +281,15 @@ def bench_distributed_scan(n_images: int = 32, size: int = 160, batch_size: int 
     largest magnitude, the largest of those (the verdicts must be equal). With the same threads per process this is
     the summation order alone (about 2e-7, tests/test_distributed_scan.py); here the one process's float32 kernels
     also run on another number of threads, which rounds differently by itself."""
-    import subprocess
-    import sys
     import tempfile
 
     import pandas as pd
 
-    cores = os.cpu_count() or 1
-    base = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
     args = ["-m", "padlib", "scan", "mobilenet_v2", "--images", str(n_images), "--size", str(size),
             "--batch-size", str(batch_size)]
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {
-            "1proc": ([sys.executable, *args, "--out", f"{tmp}/one.csv"], str(cores)),
-            "2proc": ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args,
-                       "--out", f"{tmp}/two.csv"], str(max(1, cores // 2))),
-        }
-        seconds = {}
-        for key, (cmd, threads) in runs.items():
-            t0 = time.perf_counter()
-            subprocess.run(cmd, env=dict(base, OMP_NUM_THREADS=threads), check=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-            seconds[key] = time.perf_counter() - t0
+        seconds = {"1proc": _timed_launch([*args, "--out", f"{tmp}/one.csv"]),
+                   "2proc": _timed_launch([*args, "--out", f"{tmp}/two.csv"], processes=2)}
         one, two = pd.read_csv(f"{tmp}/one.csv"), pd.read_csv(f"{tmp}/two.csv")
     if not (one["is_pan"] == two["is_pan"]).all():
         raise AssertionError("the 2-process scan's verdicts differ from the 1-process scan's")
@@ -313,29 +316,17 @@ def bench_distributed_train(epochs: int = 2) -> dict:
     on one thread. Training amplifies float32 rounding step after step, so both grow with the steps; the first
     should be of the order of the second (``*_test_accuracy``: the three runs' final test accuracy)."""
     import json
-    import subprocess
-    import sys
     import tempfile
 
     import pandas as pd
 
-    cores = os.cpu_count() or 1
-    base = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
     args = ["-m", "padlib", "train", "--scheme", "zero", "--seed", "0", "--epochs", str(epochs)]
     name = f"vgg-zero-seed0-e{epochs}"
+    runs = {"1proc": {}, "2proc": {"processes": 2}, "1thread": {"threads": 1}}
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {
-            "1proc": ([sys.executable, *args, "--out", f"{tmp}/1proc"], str(cores)),
-            "2proc": ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args,
-                       "--out", f"{tmp}/2proc"], str(max(1, cores // 2))),
-            "1thread": ([sys.executable, *args, "--out", f"{tmp}/1thread"], "1"),
-        }
         seconds, loss, accuracy = {}, {}, {}
-        for key, (cmd, threads) in runs.items():
-            t0 = time.perf_counter()
-            subprocess.run(cmd, env=dict(base, OMP_NUM_THREADS=threads), check=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-            seconds[key] = time.perf_counter() - t0
+        for key, how in runs.items():
+            seconds[key] = _timed_launch([*args, "--out", f"{tmp}/{key}"], **how)
             loss[key] = pd.read_csv(f"{tmp}/{key}/{name}/history.csv")["loss"].to_numpy()
             accuracy[key] = json.loads(open(f"{tmp}/{key}/{name}/metrics.json").read())["test_accuracy"]
 

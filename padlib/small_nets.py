@@ -145,15 +145,13 @@ def build_small_net(kind: str, in_channels: int, num_classes: int, mean=None, st
                     **kwargs) -> nn.Module:
     """A freshly initialised small network of ``kind`` (one of :data:`SMALL_NET_NAMES`; the ``detector`` takes one
     grey channel and gives one heat map), seeded when ``seed`` is given."""
-    if kind == "detector":
-        if seed is not None:
-            torch.manual_seed(seed)
-        return SmallDetector(mean=mean[0] if mean is not None else 0.0, std=std[0] if std is not None else 1.0,
-                             **kwargs)
-    if kind not in SMALL_MODELS:
+    if kind not in SMALL_NET_NAMES:
         raise PadlibError(f"unknown small model '{kind}'; choose one of {', '.join(SMALL_MODELS)}")
     if seed is not None:
         torch.manual_seed(seed)
+    if kind == "detector":
+        return SmallDetector(mean=mean[0] if mean is not None else 0.0, std=std[0] if std is not None else 1.0,
+                             **kwargs)
     return SMALL_MODELS[kind](in_channels=in_channels, num_classes=num_classes, mean=mean, std=std, **kwargs)
 
 

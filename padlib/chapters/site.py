@@ -266,6 +266,8 @@ def prepare_for_site(path: Path) -> dict:
 
 SUMMARY_MARKER = "<!-- padlib:findings-summary -->"
 REPORT_MARKER = "<!-- padlib:sample-report -->"
+
+
 def sample_report_name(model: str) -> str:
     """``padding-report-<model>``: the page (``.html``) and its summary (``.json``) beside the executed notebooks
     (the name ``padlib report`` gives a page by default, without its suffix)."""

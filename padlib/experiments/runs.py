@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from .._distributed import all_reduce_sum, broadcast_object, world
-from ..errors import PadlibError
+from ..errors import PadlibError, check_new_folder
 from ..layers.base import PADDING_SCHEMES, convert_padding
 from ..models import load_model
 from ..small_nets import SMALL_MODELS, small_net_checkpoint
@@ -35,6 +35,33 @@ RUN_FILES = ("config.json", "metrics.json", "curve.csv", "history.csv", "model.p
 # chapter 5's canvases (its parameters' defaults): what `padlib train` trains on unless told otherwise
 DIGIT_CANVASES = {"canvas_size": 16, "digit_size": 8, "background": "texture", "border_fraction": 0.2,
                   "cut_fraction": 0.3, "cut_range": [0.2, 0.5]}
+
+
+def _check_numbers(spec, whole=(), positive=()) -> None:
+    """One line for the first field of ``spec`` that is not a whole number >= 1 (``whole``) or a number > 0
+    (``positive``)."""
+    for name in whole:
+        value = getattr(spec, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise PadlibError(f"{name} must be a whole number >= 1, got {value!r}")
+    for name in positive:
+        value = getattr(spec, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+            raise PadlibError(f"{name} must be a number > 0, got {value!r}")
+
+
+def _flag(name: str, value) -> str:
+    """``--name value`` as the command line takes it (a list as its items, a float in its shortest form)."""
+    text = " ".join(map(str, value)) if isinstance(value, list) else f"{value:g}" if isinstance(value, float) else value
+    return f"--{name.replace('_', '-')} {text}"
+
+
+def _from_dict(cls, d: dict, what: str):
+    """``cls(**d)`` for a run's config, an unknown setting refused in one line."""
+    unknown = sorted(set(d) - {f.name for f in fields(cls)})
+    if unknown:
+        raise PadlibError(f"unknown {what} settings: {', '.join(unknown)}")
+    return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -59,20 +86,15 @@ class RunSpec:
     evals_per_epoch: int = 1
 
     RUN_KEYS = ("scheme", "seed", "epochs")  # what varies inside a grid
+    COMMAND = "padlib train"
 
     def __post_init__(self):
         if self.scheme not in PADDING_SCHEMES:
             raise PadlibError(f"unknown padding scheme '{self.scheme}'; choose one of {', '.join(PADDING_SCHEMES)}")
         if self.model not in SMALL_MODELS:
             raise PadlibError(f"unknown small network '{self.model}'; choose one of {', '.join(SMALL_MODELS)}")
-        for name in ("width", "depth", "n_train", "n_test", "batch_size", "n_eval", "evals_per_epoch"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise PadlibError(f"{name} must be a whole number >= 1, got {value!r}")
-        for name in ("epochs", "lr"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-                raise PadlibError(f"{name} must be a number > 0, got {value!r}")
+        _check_numbers(self, whole=("width", "depth", "n_train", "n_test", "batch_size", "n_eval", "evals_per_epoch"),
+                       positive=("epochs", "lr"))
         if self.n_eval > self.n_test:
             raise PadlibError(f"n_eval ({self.n_eval}) held-out images are taken from the test set: at most n_test "
                               f"({self.n_test})")
@@ -127,20 +149,14 @@ class RunSpec:
             if f.name in ("scheme", "seed") or value == base:
                 continue
             if f.name == "canvases":
-                flags += [f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-                          for k, v in value.items() if v != DIGIT_CANVASES.get(k)]
+                flags += [_flag(k, v) for k, v in value.items() if v != DIGIT_CANVASES.get(k)]
             else:
-                flags.append(f"--{f.name.replace('_', '-')} {value:g}" if isinstance(value, float)
-                             else f"--{f.name.replace('_', '-')} {value}")
-        return "padlib train " + " ".join(flags)
+                flags.append(_flag(f.name, value))
+        return f"{self.COMMAND} " + " ".join(flags)
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunSpec":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise PadlibError(f"unknown run settings: {', '.join(unknown)}")
-        return cls(**d)
+        return _from_dict(cls, d, "run")
 
 
 @functools.lru_cache(maxsize=1)
@@ -150,20 +166,23 @@ def _grid_data(settings: str):
     return load_dataset(s["dataset"], s["n_train"], s["n_test"], seed=s["data_seed"], **extra)
 
 
-def _check_runs_dir(runs_dir, spec) -> Path:
-    """The run's folder can be made: ``runs_dir`` is (or can become) a writable folder and holds no run of that
-    name yet (a run is never overwritten)."""
-    runs_dir = Path(runs_dir)
-    if runs_dir.exists() and not runs_dir.is_dir():
-        raise PadlibError(f"runs folder '{runs_dir}' is a file; pass a folder")
-    existing = runs_dir.resolve()
-    while not existing.exists() and existing.parent != existing:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise PadlibError(f"cannot write runs folder '{runs_dir}': no permission to write in '{existing}'")
-    target = runs_dir / spec.name
-    if target.exists():
-        raise PadlibError(f"run '{target}' exists already; runs are never overwritten: remove it to train it again")
+def _claim_run_folder(runs_dir, spec) -> Path | None:
+    """The run's folder, checked by rank 0 before any work: ``runs_dir`` is (or can become) a writable folder that
+    may hold other runs, and holds no run of this name yet (a run is never overwritten). Every rank raises rank 0's
+    refusal; ranks other than 0 get None."""
+    target, problem = None, None
+    if world()[0] == 0:
+        try:
+            check_new_folder(runs_dir, force=True, what="runs folder", contents="runs")  # other runs stay
+            target = Path(runs_dir) / spec.name
+            if target.exists():
+                raise PadlibError(f"run '{target}' exists already; runs are never overwritten: remove it to train it "
+                                  "again")
+        except PadlibError as e:
+            problem = str(e)
+    problem = broadcast_object(problem)  # every rank stops on rank 0's refusal, before any work
+    if problem:
+        raise PadlibError(problem)
     return target
 
 
@@ -177,15 +196,7 @@ def train_run(spec: RunSpec, runs_dir, device="cpu", progress: bool = True) -> P
         raise PadlibError(f"spec must be a RunSpec, got {type(spec).__name__}")
     spec.check_memory()
     rank, size = world()
-    problem = None
-    if rank == 0:
-        try:
-            target = _check_runs_dir(runs_dir, spec)
-        except PadlibError as e:
-            problem = str(e)
-    problem = broadcast_object(problem)  # every rank stops on rank 0's refusal, before any work
-    if problem:
-        raise PadlibError(problem)
+    target = _claim_run_folder(runs_dir, spec)
     wall, cpu = time.perf_counter(), time.process_time()
     train_set, test_set = spec.data()
     base = small_model(spec.model, train_set, seed=spec.seed, width=spec.width, depth=spec.depth)
@@ -239,6 +250,24 @@ def _write_folder(target: Path, config: dict, metrics: dict, tables: dict, check
 # ---------------------------------------------------------------------------------------------------------
 # reading a grid
 
+def _missing_runs(folder: Path, labels: list, total: int, noun: str, first, advice: str) -> PadlibError:
+    """One line: how many of the plan's ``total`` runs ``folder`` lacks (``labels``, the first six shown), the
+    command that trains the ``first`` missing spec, and which chapter parameters would need fewer."""
+    more = f" and {len(labels) - 6} more" if len(labels) > 6 else ""
+    return PadlibError(f"runs folder '{folder}' lacks {len(labels)} of the {total} {noun} the chapter's plan needs: "
+                       f"{', '.join(labels[:6])}{more}; train each with {first.COMMAND} (the first: "
+                       f"'{first.command()} --out {folder}') or lower {advice}")
+
+
+def _origin(chosen: list, total: int, noun: str, command: str) -> str:
+    """Where the ``chosen`` runs (their metrics) came from, in one line: how many (of ``total`` in the folder), the
+    processes and devices they trained on, and their CPU time."""
+    procs = sorted({m["processes"] for m in chosen})
+    devices = sorted({m["device"] for m in chosen})
+    return (f"{len(chosen)} {noun} read from the runs folder (of {total} in it), trained by {command} in "
+            f"{' or '.join(map(str, procs))} process{'es' if procs != [1] else ''} each on {', '.join(devices)}, "
+            f"{sum(m['cpu_seconds'] for m in chosen):.0f} CPU s in all")
+
 @dataclass
 class RunGrid:
     """The runs of one folder, read back: their specs, :class:`SchemeRun` objects (as inline training returns
@@ -257,14 +286,10 @@ class RunGrid:
         index = {(s.scheme, s.seed, float(s.epochs)): r for s, r in zip(self.specs, self.runs)}
         missing = [(s, seed, float(e)) for s, seed, e in plan if (s, seed, float(e)) not in index]
         if missing:
-            shown = ", ".join(f"{s} seed {seed} ({e:g} epochs)" for s, seed, e in missing[:6])
-            more = f" and {len(missing) - 6} more" if len(missing) > 6 else ""
             first = RunSpec.from_dict({**self.settings, "scheme": missing[0][0], "seed": missing[0][1],
                                        "epochs": missing[0][2]})
-            raise PadlibError(f"runs folder '{self.folder}' lacks {len(missing)} of the {len(plan)} runs the chapter's "
-                              f"plan needs: {shown}{more}; train each with padlib train (the first: "
-                              f"'{first.command()} --out {self.folder}') or lower n_seeds / n_seeds_other / "
-                              "longer_seeds")
+            raise _missing_runs(self.folder, [f"{s} seed {seed} ({e:g} epochs)" for s, seed, e in missing], len(plan),
+                                "runs", first, "n_seeds / n_seeds_other / longer_seeds")
         return [index[(s, seed, float(e))] for s, seed, e in plan]
 
     def chapter_settings(self) -> dict:
@@ -280,14 +305,9 @@ class RunGrid:
     def describe(self, used: list | None = None) -> str:
         """Where the runs came from, in one line: how many (of how many in the folder), the processes and
         devices they trained on, and their CPU time."""
-        used = self.runs if used is None else used
-        chosen = [m for r, m in zip(self.runs, self.metrics) if any(r is u for u in used)]
-        procs = sorted({m["processes"] for m in chosen})
-        devices = sorted({m["device"] for m in chosen})
-        cpu = sum(m["cpu_seconds"] for m in chosen)
-        return (f"{len(chosen)} runs read from the runs folder (of {len(self.runs)} in it), trained by padlib train in "
-                f"{' or '.join(map(str, procs))} process{'es' if procs != [1] else ''} each on {', '.join(devices)}, "
-                f"{cpu:.0f} CPU s in all")
+        used = {id(u) for u in (self.runs if used is None else used)}
+        return _origin([m for r, m in zip(self.runs, self.metrics) if id(r) in used], len(self.runs), "runs",
+                       RunSpec.COMMAND)
 
 
 def _read_config(folder: Path, files) -> tuple[dict, dict]:
@@ -342,8 +362,8 @@ def read_grid(runs_dir, task: str = "classification"):
         raise PadlibError(f"runs folder '{runs_dir}' does not exist or is not a folder")
     folders = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     folders = [f for f in folders if _task(f) in (task, None)]  # a folder without a config: refused below
-    command = "padlib train" if task == "classification" else "padlib train-detector"
     if not folders:
+        command = (RunSpec if task == "classification" else DetectorRunSpec).COMMAND
         raise PadlibError(f"runs folder '{runs_dir}' holds no {task} runs; train them with {command} --out {runs_dir}")
     specs, runs, metrics = [], [], []
     for folder in folders:
@@ -391,6 +411,7 @@ class DetectorRunSpec:
     noise_std: float = 3.0
 
     RUN_KEYS = ("scheme", "seed", "size")
+    COMMAND = "padlib train-detector"
 
     def __post_init__(self):
         from .ch4_detection import CONTROL
@@ -398,16 +419,10 @@ class DetectorRunSpec:
         if self.scheme not in (*PADDING_SCHEMES, CONTROL):
             raise PadlibError(f"unknown padding scheme '{self.scheme}'; choose one of {', '.join(PADDING_SCHEMES)} "
                               f"or '{CONTROL}' (the positive control)")
-        for name in ("width", "steps", "batch_size", "n_train"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise PadlibError(f"{name} must be a whole number >= 1, got {value!r}")
+        _check_numbers(self, whole=("width", "steps", "batch_size", "n_train"))
         if not isinstance(self.size, int) or self.size < 32:
             raise PadlibError(f"size must be a whole number of pixels >= 32 (five stride-2 stages), got {self.size!r}")
-        for name in ("lr", "noise_std"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-                raise PadlibError(f"{name} must be a number > 0, got {value!r}")
+        _check_numbers(self, positive=("lr", "noise_std"))
 
     @property
     def name(self) -> str:
@@ -421,21 +436,13 @@ class DetectorRunSpec:
         """The ``padlib train-detector`` command line that trains this run."""
         default = DetectorRunSpec()
         flags = [f"--scheme {self.scheme.replace(' ', '-')}", f"--size {self.size}", f"--seed {self.seed}"]
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in self.RUN_KEYS or value == getattr(default, f.name):
-                continue
-            text = " ".join(map(str, value)) if isinstance(value, list) else (
-                f"{value:g}" if isinstance(value, float) else str(value))
-            flags.append(f"--{f.name.replace('_', '-')} {text}")
-        return "padlib train-detector " + " ".join(flags)
+        flags += [_flag(f.name, getattr(self, f.name)) for f in fields(self)
+                  if f.name not in self.RUN_KEYS and getattr(self, f.name) != getattr(default, f.name)]
+        return f"{self.COMMAND} " + " ".join(flags)
 
     @classmethod
     def from_dict(cls, d: dict) -> "DetectorRunSpec":
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise PadlibError(f"unknown detector run settings: {', '.join(unknown)}")
-        return cls(**d)
+        return _from_dict(cls, d, "detector run")
 
 
 def train_detector_run(spec: DetectorRunSpec, runs_dir, device="cpu", progress: bool = True) -> Path | None:
@@ -448,15 +455,7 @@ def train_detector_run(spec: DetectorRunSpec, runs_dir, device="cpu", progress: 
     if not isinstance(spec, DetectorRunSpec):
         raise PadlibError(f"spec must be a DetectorRunSpec, got {type(spec).__name__}")
     rank, size = world()
-    target, problem = None, None
-    if rank == 0:
-        try:
-            target = _check_runs_dir(runs_dir, spec)
-        except PadlibError as e:
-            problem = str(e)
-    problem = broadcast_object(problem)
-    if problem:
-        raise PadlibError(problem)
+    target = _claim_run_folder(runs_dir, spec)
     wall, cpu = time.perf_counter(), time.process_time()
     net = detector_network(spec.scheme, spec.seed, spec.width, spec.noise_std)
     losses = train_detector(net, spec.size, spec.seed, spec.steps, spec.batch_size, spec.lr, n_train=spec.n_train,
@@ -494,13 +493,10 @@ class DetectorGrid:
         index = {(s.size, s.scheme, s.seed): i for i, s in enumerate(self.specs)}
         missing = [k for k in keys if tuple(k) not in index]
         if missing:
-            shown = ", ".join(f"{sc} size {si} seed {se}" for si, sc, se in missing[:6])
-            more = f" and {len(missing) - 6} more" if len(missing) > 6 else ""
             si, sc, se = missing[0]
             first = DetectorRunSpec.from_dict({**self.settings, "size": si, "scheme": sc, "seed": se})
-            raise PadlibError(f"runs folder '{self.folder}' lacks {len(missing)} of the {len(keys)} detectors the "
-                              f"chapter's plan needs: {shown}{more}; train each with padlib train-detector (the first: "
-                              f"'{first.command()} --out {self.folder}') or lower detector_seeds")
+            raise _missing_runs(self.folder, [f"{sc} size {si} seed {se}" for si, sc, se in missing], len(keys),
+                                "detectors", first, "detector_seeds")
         return {tuple(k): self._load(index[tuple(k)]) for k in keys}
 
     def _load(self, i: int):
@@ -515,9 +511,7 @@ class DetectorGrid:
         return net.eval(), losses, float(self.metrics[i]["cpu_seconds"])
 
     def describe(self, keys) -> str:
-        chosen = [m for s, m in zip(self.specs, self.metrics) if (s.size, s.scheme, s.seed) in set(map(tuple, keys))]
-        procs = sorted({m["processes"] for m in chosen})
-        return (f"{len(chosen)} detectors read from the runs folder (of {len(self.specs)} in it), trained by padlib "
-                f"train-detector in {' or '.join(map(str, procs))} process{'es' if procs != [1] else ''} each on "
-                f"{', '.join(sorted({m['device'] for m in chosen}))}, {sum(m['cpu_seconds'] for m in chosen):.0f} "
-                "CPU s in all")
+        """Where the detectors of ``keys`` ((size, scheme, seed)) came from, in one line (as :meth:`RunGrid.describe`)."""
+        keys = set(map(tuple, keys))
+        return _origin([m for s, m in zip(self.specs, self.metrics) if (s.size, s.scheme, s.seed) in keys],
+                       len(self.specs), "detectors", DetectorRunSpec.COMMAND)
